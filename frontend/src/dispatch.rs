@@ -1,0 +1,314 @@
+//! Per-pool worker slots and the FIFO queue in front of them.
+//!
+//! Each pool holds a stack of idle slots (a prefork worker has one, a threaded worker several) and a
+//! fair semaphore counting them. A request takes a permit (waiting in FIFO order, bounded in length
+//! and time), then pops the most recently used slot, so the least recently used workers stay idle
+//! and can be retired. A dropped request future leaves the queue by itself: a client that goes away
+//! while queued never reaches a worker.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use protocol::control::{PoolDispatchSpec, WorkerId};
+use tokio::sync::Semaphore;
+
+use crate::fastcgi_client::FcgiConnection;
+
+/// One worker process as the front end sees it.
+#[derive(Debug)]
+pub struct WorkerHandle {
+    pub id: WorkerId,
+    pub pid: u32,
+    pub socket: PathBuf,
+    alive: AtomicBool,
+}
+
+impl WorkerHandle {
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
+    /// Stop handing out this worker's slots (it died, or is about to be killed).
+    pub fn mark_dead(&self) {
+        self.alive.store(false, Ordering::Release);
+    }
+}
+
+/// A place for one concurrent request on one worker, with its persistent connection.
+#[derive(Debug)]
+struct Slot {
+    worker: Arc<WorkerHandle>,
+    connection: Option<FcgiConnection>,
+}
+
+/// Why no slot was handed out.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AdmissionError {
+    #[error("the queue of pool `{0}` is full")]
+    QueueFull(String),
+    #[error("no worker of pool `{0}` became free in time")]
+    QueueTimeout(String),
+    #[error("pool `{pool}` cannot serve: {reason}")]
+    Failing { pool: String, reason: String },
+}
+
+#[derive(Debug)]
+pub struct PoolDispatch {
+    pub spec: PoolDispatchSpec,
+    idle: Mutex<Vec<Slot>>,
+    /// One permit per slot in `idle` (dead slots included until popped and discarded).
+    free: Semaphore,
+    waiting: AtomicUsize,
+    workers: Mutex<HashMap<WorkerId, Arc<WorkerHandle>>>,
+    failing: Mutex<Option<String>>,
+}
+
+/// Counts for the status page and readiness.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PoolSnapshot {
+    pub name: String,
+    pub workers: usize,
+    pub idle_slots: usize,
+    pub waiting: usize,
+    pub failing: Option<String>,
+}
+
+impl PoolDispatch {
+    pub fn new(spec: PoolDispatchSpec) -> Self {
+        Self {
+            spec,
+            idle: Mutex::new(Vec::new()),
+            free: Semaphore::new(0),
+            waiting: AtomicUsize::new(0),
+            workers: Mutex::new(HashMap::new()),
+            failing: Mutex::new(None),
+        }
+    }
+
+    pub fn worker_up(&self, id: WorkerId, pid: u32, socket: PathBuf, slots: u32) {
+        let worker = Arc::new(WorkerHandle {
+            id,
+            pid,
+            socket,
+            alive: AtomicBool::new(true),
+        });
+        self.workers.lock().unwrap().insert(id, worker.clone());
+        let mut idle = self.idle.lock().unwrap();
+        for _ in 0..slots {
+            idle.push(Slot {
+                worker: worker.clone(),
+                connection: None,
+            });
+        }
+        drop(idle);
+        self.free.add_permits(slots as usize);
+    }
+
+    pub fn worker_down(&self, id: WorkerId) {
+        if let Some(worker) = self.workers.lock().unwrap().remove(&id) {
+            worker.mark_dead();
+        }
+    }
+
+    pub fn set_failing(&self, reason: Option<String>) {
+        *self.failing.lock().unwrap() = reason;
+    }
+
+    pub fn snapshot(&self) -> PoolSnapshot {
+        let idle = self.idle.lock().unwrap();
+        PoolSnapshot {
+            name: self.spec.name.clone(),
+            workers: self.workers.lock().unwrap().len(),
+            idle_slots: idle.iter().filter(|s| s.worker.is_alive()).count(),
+            waiting: self.waiting.load(Ordering::Relaxed),
+            failing: self.failing.lock().unwrap().clone(),
+        }
+    }
+
+    /// Waits in the pool's queue for a free slot.
+    pub async fn acquire(self: &Arc<Self>) -> Result<Lease, AdmissionError> {
+        let name = &self.spec.name;
+        if let Some(reason) = self.failing.lock().unwrap().clone() {
+            if self.workers.lock().unwrap().is_empty() {
+                return Err(AdmissionError::Failing {
+                    pool: name.clone(),
+                    reason,
+                });
+            }
+        }
+        if self.waiting.load(Ordering::Relaxed) >= self.spec.queue_max {
+            return Err(AdmissionError::QueueFull(name.clone()));
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = WaitingGuard(&self.waiting);
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.spec.queue_timeout_ms);
+        loop {
+            let permit = tokio::time::timeout_at(deadline, self.free.acquire())
+                .await
+                .map_err(|_| AdmissionError::QueueTimeout(name.clone()))?
+                .expect("the semaphore is never closed");
+            permit.forget();
+            let slot = self.idle.lock().unwrap().pop();
+            match slot {
+                Some(slot) if slot.worker.is_alive() => {
+                    return Ok(Lease {
+                        pool: self.clone(),
+                        slot: Some(slot),
+                    })
+                }
+                // A dead worker's slot: its permit is spent, wait for a live one.
+                _ => continue,
+            }
+        }
+    }
+
+    fn release(&self, slot: Slot) {
+        if slot.worker.is_alive() {
+            self.idle.lock().unwrap().push(slot);
+            self.free.add_permits(1);
+        }
+    }
+}
+
+struct WaitingGuard<'a>(&'a AtomicUsize);
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A slot held for one request; it returns to the pool when dropped.
+#[derive(Debug)]
+pub struct Lease {
+    pool: Arc<PoolDispatch>,
+    slot: Option<Slot>,
+}
+
+impl Lease {
+    fn slot(&mut self) -> &mut Slot {
+        self.slot.as_mut().expect("present until drop")
+    }
+
+    pub fn worker(&self) -> &Arc<WorkerHandle> {
+        &self.slot.as_ref().expect("present until drop").worker
+    }
+
+    /// The slot's connection to its worker, opened (or reopened, if the worker closed it) as needed.
+    pub async fn connection(&mut self) -> std::io::Result<&mut FcgiConnection> {
+        let slot = self.slot();
+        if slot
+            .connection
+            .as_ref()
+            .is_some_and(FcgiConnection::is_stale)
+        {
+            slot.connection = None;
+        }
+        if slot.connection.is_none() {
+            slot.connection = Some(FcgiConnection::connect(&slot.worker.socket).await?);
+        }
+        Ok(slot.connection.as_mut().expect("just set"))
+    }
+
+    /// Drop the connection: its state is unknown after a failed or abandoned exchange.
+    pub fn discard_connection(&mut self) {
+        self.slot().connection = None;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            self.pool.release(slot);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(queue_max: usize, queue_timeout_ms: u64) -> Arc<PoolDispatch> {
+        Arc::new(PoolDispatch::new(PoolDispatchSpec {
+            name: "php".into(),
+            queue_timeout_ms,
+            queue_max,
+            request_timeout_ms: 1000,
+        }))
+    }
+
+    #[tokio::test]
+    async fn most_recently_used_worker_is_preferred() {
+        let pool = pool(10, 100);
+        pool.worker_up(1, 11, "/a".into(), 1);
+        pool.worker_up(2, 22, "/b".into(), 1);
+        let first = pool.acquire().await.unwrap();
+        assert_eq!(first.worker().id, 2);
+        drop(first);
+        assert_eq!(pool.acquire().await.unwrap().worker().id, 2);
+    }
+
+    #[tokio::test]
+    async fn queue_times_out_and_bounds_length() {
+        let pool = pool(1, 50);
+        pool.worker_up(1, 11, "/a".into(), 1);
+        let held = pool.acquire().await.unwrap();
+        let waiter = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.acquire().await.map(|_| ()) }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(
+            pool.acquire().await.unwrap_err(),
+            AdmissionError::QueueFull("php".into())
+        );
+        assert_eq!(
+            waiter.await.unwrap().unwrap_err(),
+            AdmissionError::QueueTimeout("php".into())
+        );
+        drop(held);
+        assert_eq!(pool.snapshot().waiting, 0);
+    }
+
+    #[tokio::test]
+    async fn dead_workers_slots_are_skipped() {
+        let pool = pool(10, 50);
+        pool.worker_up(1, 11, "/a".into(), 2);
+        pool.worker_up(2, 22, "/b".into(), 1);
+        pool.worker_down(2);
+        let lease = pool.acquire().await.unwrap();
+        assert_eq!(lease.worker().id, 1);
+        drop(lease);
+        pool.worker_down(1);
+        assert!(matches!(
+            pool.acquire().await,
+            Err(AdmissionError::QueueTimeout(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn failing_pool_without_workers_answers_at_once() {
+        let pool = pool(10, 10_000);
+        pool.set_failing(Some("command `php-cgi` was not found".into()));
+        let error = pool.acquire().await.unwrap_err();
+        assert!(matches!(error, AdmissionError::Failing { .. }));
+    }
+
+    #[tokio::test]
+    async fn a_waiter_gets_a_slot_released_later() {
+        let pool = pool(10, 1_000);
+        pool.worker_up(1, 11, "/a".into(), 1);
+        let held = pool.acquire().await.unwrap();
+        let waiter = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.acquire().await.map(|l| l.worker().id) }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(held);
+        assert_eq!(waiter.await.unwrap(), Ok(1));
+    }
+}

@@ -1,0 +1,106 @@
+//! paddock's front end: the process that holds every client connection.
+//!
+//! It terminates TLS, speaks HTTP/1.1 and HTTP/2, routes each request (static file, script in a
+//! pool, redirect), buffers complete request bodies, and sends scripts to worker slots over
+//! FastCGI, reading each reply as fast as the worker writes it. No client ever holds a worker.
+//!
+//! It is started by the master (`paddock serve`) as `paddock frontend`, with its listeners and the
+//! control channel as inherited descriptors, and learns everything else from control messages.
+//!
+//! # Layout
+//! - `server` — accept loops, TLS handshakes, hyper connections, graceful stop.
+//! - `service` — the public request path: route, buffer, dispatch, answer.
+//! - `router` — URL path → static file / script + PATH_INFO / redirect / 404.
+//! - `static_files` — files via tower-http.
+//! - `body` — request-body buffering (memory, then temp file; 413).
+//! - `dispatch` — per-pool slots and FIFO queue.
+//! - `fastcgi_client` — one FastCGI exchange on a persistent connection.
+//! - `proxy` — retries, timeouts, CGI reply → HTTP response.
+//! - `admin` — `/healthz`, `/readyz`, `/status`.
+//! - [`tls`] — certificates and the self-signed fallback.
+//! - `control`, `state`, `inherited` — the master link, shared state, descriptor hand-over.
+
+mod admin;
+mod body;
+mod control;
+mod dispatch;
+mod fastcgi_client;
+mod inherited;
+mod proxy;
+mod response;
+mod router;
+mod server;
+mod service;
+mod state;
+mod static_files;
+pub mod tls;
+
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use protocol::control::{ToFrontend, ToMaster, CONTROL_FD, FIRST_LISTENER_FD};
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+use tracing::info;
+
+use crate::control::Inbox;
+use crate::server::Listener;
+use crate::state::State;
+
+/// Entry point of the `paddock frontend` role: claims the inherited descriptors and serves until
+/// the master says stop.
+pub fn run_inherited() -> anyhow::Result<()> {
+    let control = UnixStream::from(inherited::claim(CONTROL_FD)?);
+    control.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("paddock-frontend")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(control))
+}
+
+async fn run(control: UnixStream) -> anyhow::Result<()> {
+    let (reader, writer) = tokio::net::UnixStream::from_std(control)?.into_split();
+    let mut inbox = Inbox::new(reader);
+    let spec = match inbox.next().await? {
+        Some(ToFrontend::Configure(spec)) => *spec,
+        other => bail!("expected the configuration from the master, got {other:?}"),
+    };
+    let mut listeners = Vec::new();
+    for (i, listener_spec) in spec.listeners.iter().enumerate() {
+        let fd = inherited::claim(FIRST_LISTENER_FD + i as i32)?;
+        let std_listener = std::net::TcpListener::from(fd);
+        std_listener.set_nonblocking(true)?;
+        let tls = match listener_spec.kind {
+            protocol::control::ListenerKind::Https => Some(TlsAcceptor::from(
+                tls::server_config(listener_spec.tls.as_ref())
+                    .with_context(|| format!("listener `{}`", listener_spec.name))?,
+            )),
+            _ => None,
+        };
+        listeners.push(Listener {
+            spec: listener_spec.clone(),
+            tcp: tokio::net::TcpListener::from_std(std_listener)?,
+            tls,
+        });
+    }
+    let (to_master, outbox) = mpsc::unbounded_channel();
+    let state = Arc::new(State::new(spec, to_master));
+    let (stop_tx, stop_rx) = watch::channel(None);
+    tokio::spawn(control::run_outbox(writer, outbox));
+    tokio::spawn(control::run_inbox(inbox, state.clone(), stop_tx));
+
+    let tasks: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| tokio::spawn(server::serve(listener, state.clone(), stop_rx.clone())))
+        .collect();
+    state.tell_master(ToMaster::Ready);
+    info!(pid = std::process::id(), "front end serving");
+    for task in tasks {
+        let _ = task.await;
+    }
+    info!("front end stopped");
+    Ok(())
+}

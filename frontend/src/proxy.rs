@@ -1,0 +1,243 @@
+//! Running a script on a pool: admission, the FastCGI exchange, retries, timeouts, and turning the
+//! CGI reply into an HTTP response.
+//!
+//! Failure rules (DESIGN.md, "Request path" step 7):
+//! - the worker could not be reached: nothing was sent, so any request goes to another worker;
+//! - the worker failed before any response byte: GET, HEAD and OPTIONS are retried once on another
+//!   worker, everything else gets 502 (a POST never runs twice);
+//! - the per-pool deadline expired: 504, and the master kills that worker (pid known exactly).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderValue, Method, Response, StatusCode};
+use protocol::cgi::{self, CgiRequest, ResponseKind};
+use protocol::control::{KillReason, SiteSpec, ToMaster};
+use tracing::{debug, warn};
+
+use crate::body::BufferedBody;
+use crate::dispatch::AdmissionError;
+use crate::response::{self, Body};
+use crate::router::ScriptTarget;
+use crate::state::State;
+
+/// The largest CGI header block accepted from a worker.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Attempts when the worker could not even be reached (nothing was sent).
+const MAX_CONNECT_ATTEMPTS: usize = 3;
+
+/// The connection a request arrived on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
+    pub https: bool,
+}
+
+/// Everything about one script request that does not change between attempts.
+#[derive(Debug)]
+pub struct ScriptRequest<'a> {
+    pub parts: &'a Parts,
+    pub conn: &'a ConnInfo,
+    pub site: &'a SiteSpec,
+    pub target: ScriptTarget,
+    pub body: BufferedBody,
+    pub request_id: &'a str,
+}
+
+/// What the caller should do with the worker's answer.
+#[derive(Debug)]
+pub enum ScriptOutcome {
+    Response(Response<Body>),
+    /// RFC 3875 local redirect: serve this path (and query) as a new GET instead.
+    LocalRedirect(String),
+}
+
+pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) -> ScriptOutcome {
+    let Some(pool) = state.pools.get(pool_name).map(|p| p.clone()) else {
+        return ScriptOutcome::Response(response::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the site names a pool that does not exist",
+        ));
+    };
+    let params = build_params(request);
+    let idempotent = matches!(
+        request.parts.method,
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let timeout = Duration::from_millis(pool.spec.request_timeout_ms);
+    let max_response = state.spec.limits.max_response_bytes;
+    let mut connect_failures = 0;
+    let mut retried = false;
+    loop {
+        let mut lease = match pool.acquire().await {
+            Ok(lease) => lease,
+            Err(e) => return ScriptOutcome::Response(admission_response(&e)),
+        };
+        let worker = lease.worker().clone();
+        let connection = match lease.connection().await {
+            Ok(connection) => connection,
+            Err(e) => {
+                // The worker is gone (its socket refuses): nothing was sent, any method may move on.
+                warn!(pool = pool_name, pid = worker.pid, error = %e, "worker unreachable");
+                worker.mark_dead();
+                connect_failures += 1;
+                if connect_failures < MAX_CONNECT_ATTEMPTS {
+                    continue;
+                }
+                return ScriptOutcome::Response(response::error(
+                    StatusCode::BAD_GATEWAY,
+                    "no worker could be reached",
+                ));
+            }
+        };
+        let stderr = |line: &[u8]| {
+            warn!(target: "paddock::worker", pool = pool_name, pid = worker.pid, request_id = request.request_id,
+                "{}", String::from_utf8_lossy(line).trim_end());
+        };
+        let exchange = connection.exchange(&params, &request.body, max_response, stderr);
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(reply)) => {
+                if !reply.reusable {
+                    lease.discard_connection();
+                }
+                drop(lease);
+                return build_response(reply.stdout, &request.parts.method);
+            }
+            Ok(Err(e)) => {
+                lease.discard_connection();
+                let retry = idempotent && !retried && !e.response_started();
+                warn!(pool = pool_name, pid = worker.pid, error = %e, retry, "worker failed");
+                if retry {
+                    retried = true;
+                    continue;
+                }
+                return ScriptOutcome::Response(response::error(
+                    StatusCode::BAD_GATEWAY,
+                    "the application failed to answer",
+                ));
+            }
+            Err(_elapsed) => {
+                lease.discard_connection();
+                worker.mark_dead();
+                state.tell_master(ToMaster::KillWorker {
+                    pool: pool_name.to_string(),
+                    worker: worker.id,
+                    reason: KillReason::RequestTimeout,
+                });
+                warn!(
+                    pool = pool_name,
+                    pid = worker.pid,
+                    ?timeout,
+                    "request timed out; worker will be killed"
+                );
+                return ScriptOutcome::Response(response::error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "the application did not answer in time",
+                ));
+            }
+        }
+    }
+}
+
+fn admission_response(error: &AdmissionError) -> Response<Body> {
+    match error {
+        AdmissionError::Failing { reason, .. } => response::unavailable(reason, 5),
+        AdmissionError::QueueFull(_) | AdmissionError::QueueTimeout(_) => {
+            response::unavailable("the server is busy; please retry shortly", 1)
+        }
+    }
+}
+
+fn build_params(request: &ScriptRequest<'_>) -> Vec<u8> {
+    let parts = request.parts;
+    let uri = &parts.uri;
+    let request_uri = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let mut headers = parts.headers.clone();
+    if !headers.contains_key(http::header::HOST) {
+        // HTTP/2 carries the host in :authority; CGI applications expect HTTP_HOST.
+        if let Some(value) = uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            headers.insert(http::header::HOST, value);
+        }
+    }
+    let server_name = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| {
+            h.rsplit_once(':')
+                .map_or(h, |(name, _)| name)
+                .trim_matches(['[', ']'])
+        })
+        .unwrap_or(&request.site.name)
+        .to_string();
+    let version = match parts.version {
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    };
+    let root = request.site.root.to_string_lossy();
+    let filename = request.target.filename.to_string_lossy();
+    let extra = [("PADDOCK_REQUEST_ID", request.request_id)];
+    let cgi_request = CgiRequest {
+        method: parts.method.as_str(),
+        request_uri,
+        query_string: uri.query().unwrap_or(""),
+        document_root: &root,
+        script_name: &request.target.name,
+        script_filename: &filename,
+        path_info: &request.target.path_info,
+        server_name: &server_name,
+        server_addr: request.conn.local,
+        remote_addr: request.conn.peer,
+        https: request.conn.https,
+        server_protocol: version,
+        content_length: request.body.len(),
+        headers: &headers,
+        extra: &extra,
+    };
+    let mut params = Vec::with_capacity(2048);
+    cgi::encode_params(&cgi_request, &mut params);
+    params
+}
+
+fn build_response(stdout: Bytes, method: &Method) -> ScriptOutcome {
+    let (head, head_len) = match cgi::parse_response_head(&stdout, MAX_RESPONSE_HEAD) {
+        Ok(Some(parsed)) => parsed,
+        Ok(None) => {
+            debug!("worker ended the request without a complete CGI header block");
+            return ScriptOutcome::Response(response::error(
+                StatusCode::BAD_GATEWAY,
+                "the application sent an incomplete response",
+            ));
+        }
+        Err(e) => {
+            warn!(error = %e, "worker sent an invalid CGI response head");
+            return ScriptOutcome::Response(response::error(
+                StatusCode::BAD_GATEWAY,
+                "the application sent an invalid response",
+            ));
+        }
+    };
+    if let ResponseKind::LocalRedirect(location) = head.kind {
+        return ScriptOutcome::LocalRedirect(location);
+    }
+    let body = if method == Method::HEAD {
+        Bytes::new()
+    } else {
+        stdout.slice(head_len..)
+    };
+    let mut response = Response::new(response::full(body));
+    *response.status_mut() = head.status;
+    *response.headers_mut() = head.headers;
+    if let Some(reason) = head.reason {
+        if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(reason.into_bytes()) {
+            response.extensions_mut().insert(reason);
+        }
+    }
+    ScriptOutcome::Response(response)
+}

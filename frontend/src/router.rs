@@ -1,0 +1,180 @@
+//! Maps a request to what serves it: a static file, a script in a pool, a redirect, or an error.
+//!
+//! The front end resolves scripts itself, so a worker only ever runs a file that exists under the
+//! document root with an allowed extension. The walk goes segment by segment from the root: the
+//! first segment that is a regular file ends the walk. If that file is a script, the rest of the
+//! path is PATH_INFO; if it is anything else and path segments remain, the request is a 404. That is
+//! what keeps `/upload/x.jpg/foo.php` from ever executing `x.jpg` (the classic `cgi.fix_pathinfo`
+//! hole), and PATH_INFO is found without regexes (the php-fpm CVE-2019-11043 came from one).
+//!
+//! Paths that match nothing go to the front controller when the site has one, as nginx's
+//! `try_files $uri $uri/ /index.php` does; a missing path that names a script is a plain 404.
+
+use std::path::{Path, PathBuf};
+
+use percent_encoding::percent_decode_str;
+use protocol::control::{ScriptRouteSpec, SiteSpec};
+
+/// What a request resolves to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    Static(PathBuf),
+    Script(ScriptTarget),
+    /// Permanent redirect to the same path with a trailing slash (a directory was named).
+    AddSlash(String),
+    NotFound,
+    BadRequest(&'static str),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct ScriptTarget {
+    /// Absolute filesystem path of the script.
+    pub filename: PathBuf,
+    /// URL path of the script (decoded), e.g. `/index.php`.
+    pub name: String,
+    /// Decoded path after the script, e.g. `/extra` for `/index.php/extra`; empty when none.
+    pub path_info: String,
+}
+
+/// Resolves the URL path `raw_path` (still percent-encoded, no query) against `site`.
+pub fn route(site: &SiteSpec, raw_path: &str) -> Route {
+    let segments = match decode_segments(raw_path) {
+        Ok(segments) => segments,
+        Err(reason) => return Route::BadRequest(reason),
+    };
+    if segments.iter().any(|s| is_hidden(s)) {
+        return Route::NotFound;
+    }
+    let script = site.script.as_ref();
+    let mut dir = site.root.clone();
+    for (i, segment) in segments.iter().enumerate() {
+        let candidate = dir.join(segment);
+        let Some(meta) = metadata_under_root(&site.root, &candidate) else {
+            return fallback(site, script, segment);
+        };
+        if meta.is_dir() {
+            dir = candidate;
+            continue;
+        }
+        if !meta.is_file() {
+            return Route::NotFound;
+        }
+        let url_path = format!("/{}", segments[..=i].join("/"));
+        if script.is_some_and(|s| is_script(s, segment)) {
+            let rest = &segments[i + 1..];
+            let mut path_info = rest.iter().fold(String::new(), |acc, s| acc + "/" + s);
+            if raw_path.ends_with('/') && !rest.is_empty() {
+                path_info.push('/');
+            }
+            return Route::Script(ScriptTarget {
+                filename: candidate,
+                name: url_path,
+                path_info,
+            });
+        }
+        // A non-script file followed by more path: never serve or execute anything.
+        return if i + 1 == segments.len() {
+            Route::Static(candidate)
+        } else {
+            Route::NotFound
+        };
+    }
+    // The whole path is a directory.
+    if !raw_path.ends_with('/') {
+        return Route::AddSlash(format!("{raw_path}/"));
+    }
+    let dir_url = segments.iter().fold(String::new(), |acc, s| acc + "/" + s) + "/";
+    for index in &site.index {
+        let candidate = dir.join(index);
+        if metadata_under_root(&site.root, &candidate).is_some_and(|m| m.is_file()) {
+            if script.is_some_and(|s| is_script(s, index)) {
+                return Route::Script(ScriptTarget {
+                    filename: candidate,
+                    name: format!("{dir_url}{index}"),
+                    path_info: String::new(),
+                });
+            }
+            return Route::Static(candidate);
+        }
+    }
+    fallback(site, script, "")
+}
+
+/// Nothing on disk matched: the front controller takes it, unless the path named a script.
+fn fallback(site: &SiteSpec, script: Option<&ScriptRouteSpec>, segment: &str) -> Route {
+    let Some(script) = script else {
+        return Route::NotFound;
+    };
+    if is_script(script, segment) {
+        return Route::NotFound;
+    }
+    let Some(front) = &script.front_controller else {
+        return Route::NotFound;
+    };
+    let filename = site.root.join(front.trim_start_matches('/'));
+    match metadata_under_root(&site.root, &filename) {
+        Some(meta) if meta.is_file() => Route::Script(ScriptTarget {
+            filename,
+            name: front.clone(),
+            path_info: String::new(),
+        }),
+        _ => Route::NotFound,
+    }
+}
+
+fn is_script(script: &ScriptRouteSpec, file_name: &str) -> bool {
+    file_name
+        .rsplit_once('.')
+        .is_some_and(|(stem, ext)| !stem.is_empty() && script.extensions.iter().any(|e| e == ext))
+}
+
+/// Dotfiles (`.git`, `.env`, `.htaccess`) are never served; `.well-known` is the one exception.
+fn is_hidden(segment: &str) -> bool {
+    segment.starts_with('.') && segment != ".well-known"
+}
+
+/// Metadata of `path` if it exists and, with symlinks resolved, stays inside `root`.
+fn metadata_under_root(root: &Path, path: &Path) -> Option<std::fs::Metadata> {
+    let meta = std::fs::metadata(path).ok()?;
+    let is_link = std::fs::symlink_metadata(path)
+        .ok()?
+        .file_type()
+        .is_symlink();
+    if is_link {
+        let target = path.canonicalize().ok()?;
+        if !target.starts_with(root) {
+            return None;
+        }
+    }
+    Some(meta)
+}
+
+/// Splits a percent-encoded path into decoded segments, dropping empty and `.` segments and
+/// applying `..` (a `..` that would climb above the root is a bad request, as in nginx).
+fn decode_segments(raw_path: &str) -> Result<Vec<String>, &'static str> {
+    if !raw_path.starts_with('/') {
+        return Err("the request path must start with /");
+    }
+    let decoded = percent_decode_str(raw_path)
+        .decode_utf8()
+        .map_err(|_| "the request path is not valid UTF-8")?;
+    if decoded.contains(['\0', '\\']) {
+        return Err("the request path contains a forbidden character");
+    }
+    let mut segments: Vec<String> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                if segments.pop().is_none() {
+                    return Err("the request path climbs above the document root");
+                }
+            }
+            other => segments.push(other.to_string()),
+        }
+    }
+    Ok(segments)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,137 @@
+use std::fs;
+
+use super::*;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    site: SiteSpec,
+}
+
+fn fixture(front_controller: Option<&str>) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    fs::create_dir_all(root.join("upload")).unwrap();
+    fs::create_dir_all(root.join("docs")).unwrap();
+    fs::create_dir_all(root.join("app")).unwrap();
+    fs::write(root.join("index.php"), "<?php").unwrap();
+    fs::write(root.join("info.php"), "<?php").unwrap();
+    fs::write(root.join("style.css"), "body{}").unwrap();
+    fs::write(root.join("upload/x.jpg"), "GIF89a<?php").unwrap();
+    fs::write(root.join("docs/index.html"), "<p>").unwrap();
+    fs::write(root.join("app/index.php"), "<?php").unwrap();
+    fs::write(root.join(".env"), "SECRET=1").unwrap();
+    let site = SiteSpec {
+        name: "t".into(),
+        hosts: vec!["*".into()],
+        root,
+        index: vec!["index.php".into(), "index.html".into()],
+        script: Some(ScriptRouteSpec {
+            pool: "php".into(),
+            extensions: vec!["php".into()],
+            front_controller: front_controller.map(String::from),
+        }),
+    };
+    Fixture { _dir: dir, site }
+}
+
+fn script(name: &str, path_info: &str, f: &Fixture) -> Route {
+    Route::Script(ScriptTarget {
+        filename: f.site.root.join(name.trim_start_matches('/')),
+        name: name.into(),
+        path_info: path_info.into(),
+    })
+}
+
+#[test]
+fn static_files_and_scripts() {
+    let f = fixture(Some("/index.php"));
+    assert_eq!(
+        route(&f.site, "/style.css"),
+        Route::Static(f.site.root.join("style.css"))
+    );
+    assert_eq!(route(&f.site, "/info.php"), script("/info.php", "", &f));
+    assert_eq!(
+        route(&f.site, "/info.php/a/b"),
+        script("/info.php", "/a/b", &f)
+    );
+    assert_eq!(route(&f.site, "/info%2Ephp"), script("/info.php", "", &f));
+}
+
+#[test]
+fn non_script_file_with_trailing_path_never_executes() {
+    let f = fixture(Some("/index.php"));
+    assert_eq!(route(&f.site, "/upload/x.jpg/foo.php"), Route::NotFound);
+    assert_eq!(route(&f.site, "/upload/x.jpg/"), Route::NotFound);
+    assert_eq!(route(&f.site, "/upload/x.jpg%2Ffoo.php"), Route::NotFound);
+}
+
+#[test]
+fn directories_redirect_then_use_index() {
+    let f = fixture(None);
+    assert_eq!(route(&f.site, "/docs"), Route::AddSlash("/docs/".into()));
+    assert_eq!(
+        route(&f.site, "/docs/"),
+        Route::Static(f.site.root.join("docs/index.html"))
+    );
+    assert_eq!(route(&f.site, "/app/"), script("/app/index.php", "", &f));
+    assert_eq!(route(&f.site, "/"), script("/index.php", "", &f));
+}
+
+#[test]
+fn front_controller_takes_unknown_paths_but_not_missing_scripts() {
+    let f = fixture(Some("/index.php"));
+    assert_eq!(
+        route(&f.site, "/blog/2024/hello"),
+        script("/index.php", "", &f)
+    );
+    assert_eq!(route(&f.site, "/missing.php"), Route::NotFound);
+    let without = fixture(None);
+    assert_eq!(route(&without.site, "/blog/2024/hello"), Route::NotFound);
+    assert_eq!(route(&without.site, "/missing.css"), Route::NotFound);
+}
+
+#[test]
+fn traversal_and_hidden_files() {
+    let f = fixture(Some("/index.php"));
+    assert!(matches!(
+        route(&f.site, "/../etc/passwd"),
+        Route::BadRequest(_)
+    ));
+    assert!(matches!(
+        route(&f.site, "/%2e%2e/etc/passwd"),
+        Route::BadRequest(_)
+    ));
+    assert!(matches!(
+        route(&f.site, "/a/..%2f..%2fetc"),
+        Route::BadRequest(_)
+    ));
+    assert_eq!(
+        route(&f.site, "/docs/../style.css"),
+        Route::Static(f.site.root.join("style.css"))
+    );
+    assert_eq!(route(&f.site, "/.env"), Route::NotFound);
+    assert!(matches!(route(&f.site, "/a%00.php"), Route::BadRequest(_)));
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinks_out_of_the_root_are_not_followed() {
+    let f = fixture(None);
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("secret.txt"), "secret").unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        f.site.root.join("link.txt"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        f.site.root.join("style.css"),
+        f.site.root.join("inside.css"),
+    )
+    .unwrap();
+    assert_eq!(route(&f.site, "/link.txt"), Route::NotFound);
+    assert_eq!(
+        route(&f.site, "/inside.css"),
+        Route::Static(f.site.root.join("inside.css"))
+    );
+}

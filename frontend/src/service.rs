@@ -1,0 +1,145 @@
+//! The HTTP service of the public listeners: route, buffer, dispatch, answer.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{HeaderValue, CONTENT_LENGTH, HOST, LOCATION};
+use http::{Method, Request, Response, StatusCode, Uri};
+use hyper::body::Incoming;
+use tracing::{debug, info};
+
+use crate::body::{self, BodyError, BufferedBody};
+use crate::proxy::{self, ConnInfo, ScriptOutcome, ScriptRequest};
+use crate::response::{self, Body};
+use crate::router::{self, Route};
+use crate::state::State;
+use crate::static_files;
+
+/// Local redirects (RFC 3875 §6.2.2) followed for one request before giving up.
+const MAX_LOCAL_REDIRECTS: usize = 3;
+
+pub async fn handle(
+    state: Arc<State>,
+    conn: Arc<ConnInfo>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let request_id = state.next_request_id();
+    let (parts, incoming) = request.into_parts();
+    let mut response = respond(&state, &conn, parts.clone(), incoming, &request_id).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    debug!(
+        request_id,
+        method = %parts.method,
+        uri = %parts.uri,
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    Ok(response)
+}
+
+async fn respond(
+    state: &State,
+    conn: &ConnInfo,
+    mut parts: http::request::Parts,
+    incoming: Incoming,
+    request_id: &str,
+) -> Response<Body> {
+    let host = parts
+        .headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .map(str::to_owned);
+    let site = state.site_for(host.as_deref());
+    let mut body: Option<Incoming> = Some(incoming);
+    let mut buffered: Option<BufferedBody> = None;
+    for _ in 0..=MAX_LOCAL_REDIRECTS {
+        let target = match router::route(site, parts.uri.path()) {
+            Route::Static(file) => return static_files::serve(&parts, &file).await,
+            Route::AddSlash(location) => return redirect(&parts.uri, &location),
+            Route::NotFound => {
+                return response::error(StatusCode::NOT_FOUND, "nothing here by that name")
+            }
+            Route::BadRequest(reason) => return response::error(StatusCode::BAD_REQUEST, reason),
+            Route::Script(target) => target,
+        };
+        let pool = &site
+            .script
+            .as_ref()
+            .expect("scripts route only with a pool")
+            .pool;
+        if buffered.is_none() {
+            let declared = parts
+                .headers
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok());
+            let incoming = body.take().expect("buffered once");
+            match body::buffer(incoming, declared, &state.spec.limits).await {
+                Ok(b) => buffered = Some(b),
+                Err(e) => return body_error(&e),
+            }
+        }
+        let request = ScriptRequest {
+            parts: &parts,
+            conn,
+            site,
+            target,
+            body: buffered.take().expect("just buffered"),
+            request_id,
+        };
+        match proxy::run(state, &request, pool).await {
+            ScriptOutcome::Response(response) => return response,
+            ScriptOutcome::LocalRedirect(location) => {
+                // Serve the new location as a GET without a body, as RFC 3875 describes.
+                let Ok(uri) = location.parse::<Uri>() else {
+                    return response::error(
+                        StatusCode::BAD_GATEWAY,
+                        "the application redirected to an invalid path",
+                    );
+                };
+                parts.uri = uri;
+                parts.method = Method::GET;
+                parts.headers.remove(CONTENT_LENGTH);
+                buffered = Some(BufferedBody::Memory(Default::default()));
+            }
+        }
+    }
+    response::error(StatusCode::BAD_GATEWAY, "too many local redirects")
+}
+
+fn body_error(error: &BodyError) -> Response<Body> {
+    match error {
+        BodyError::TooLarge { limit } => response::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the request body is larger than the {limit}-byte limit"),
+        ),
+        BodyError::Client(_) => {
+            response::error(StatusCode::BAD_REQUEST, "the request body was incomplete")
+        }
+        BodyError::Spool(e) => {
+            info!(error = %e, "cannot spool a request body");
+            response::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the request body could not be stored",
+            )
+        }
+    }
+}
+
+fn redirect(uri: &Uri, location: &str) -> Response<Body> {
+    let target = match uri.query() {
+        Some(query) => format!("{location}?{query}"),
+        None => location.to_string(),
+    };
+    let mut response = response::error(StatusCode::MOVED_PERMANENTLY, "moved");
+    if let Ok(value) = HeaderValue::from_str(&target) {
+        response.headers_mut().insert(LOCATION, value);
+    }
+    response
+}

@@ -1,0 +1,101 @@
+//! State shared by every connection of the front end.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use protocol::control::{FrontendSpec, SiteSpec, ToFrontend, ToMaster};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::dispatch::PoolDispatch;
+
+#[derive(Debug)]
+pub struct State {
+    pub spec: FrontendSpec,
+    pub pools: DashMap<String, Arc<PoolDispatch>>,
+    to_master: UnboundedSender<ToMaster>,
+    /// Distinguishes request ids across front-end restarts.
+    boot: u32,
+    requests: AtomicU64,
+}
+
+impl State {
+    pub fn new(spec: FrontendSpec, to_master: UnboundedSender<ToMaster>) -> Self {
+        let pools = spec
+            .pools
+            .iter()
+            .map(|p| (p.name.clone(), Arc::new(PoolDispatch::new(p.clone()))))
+            .collect();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        Self {
+            spec,
+            pools,
+            to_master,
+            boot: nanos ^ std::process::id().rotate_left(16),
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    /// A short id, unique per front-end run, for logs, the worker and the `X-Request-Id` header.
+    pub fn next_request_id(&self) -> String {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}-{n:x}", self.boot)
+    }
+
+    pub fn tell_master(&self, message: ToMaster) {
+        // The master going away ends this process through the control task; nothing to do here.
+        let _ = self.to_master.send(message);
+    }
+
+    /// The site for a `Host` value (port ignored): the first exact match, else the first `*` site,
+    /// else the first site.
+    pub fn site_for(&self, host: Option<&str>) -> &SiteSpec {
+        let sites = &self.spec.sites;
+        let name = host.map(strip_port).map(str::to_ascii_lowercase);
+        name.and_then(|name| {
+            sites
+                .iter()
+                .find(|s| s.hosts.iter().any(|h| h.eq_ignore_ascii_case(&name)))
+        })
+        .or_else(|| sites.iter().find(|s| s.hosts.iter().any(|h| h == "*")))
+        .unwrap_or(&sites[0])
+    }
+
+    /// Applies a worker event from the master.
+    pub fn apply(&self, message: &ToFrontend) {
+        match message {
+            ToFrontend::WorkerUp {
+                pool,
+                worker,
+                pid,
+                socket,
+                slots,
+            } => {
+                if let Some(p) = self.pools.get(pool) {
+                    p.worker_up(*worker, *pid, socket.clone(), *slots);
+                }
+            }
+            ToFrontend::WorkerDown { pool, worker } => {
+                if let Some(p) = self.pools.get(pool) {
+                    p.worker_down(*worker);
+                }
+            }
+            ToFrontend::PoolStatus { pool, failing } => {
+                if let Some(p) = self.pools.get(pool) {
+                    p.set_failing(failing.clone());
+                }
+            }
+            ToFrontend::Configure(_) | ToFrontend::Shutdown { .. } => {}
+        }
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        // [::1]:8443
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
+}

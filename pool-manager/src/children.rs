@@ -1,0 +1,125 @@
+//! Building and starting the master's children: the front end and pool workers.
+
+use std::io;
+use std::net::TcpListener;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use nix::unistd::Pid;
+use protocol::control::{WorkerId, CONTROL_FD, FIRST_LISTENER_FD};
+
+use crate::config::PoolConfig;
+use crate::sockets::RuntimeDir;
+use crate::spawn::{spawn, Inherit};
+use crate::worker_output::WorkerOutput;
+
+/// Starts `paddock frontend` (this same binary) with the control channel at [`CONTROL_FD`] and the
+/// listeners from [`FIRST_LISTENER_FD`] on.
+pub fn spawn_frontend(
+    exe: &Path,
+    log_level: &str,
+    control: &UnixStream,
+    listeners: &[TcpListener],
+) -> io::Result<Pid> {
+    let mut inherit = vec![Inherit::new(control, CONTROL_FD)?];
+    for (i, listener) in listeners.iter().enumerate() {
+        inherit.push(Inherit::new(listener, FIRST_LISTENER_FD + i as i32)?);
+    }
+    let mut command = Command::new(exe);
+    command
+        .arg("frontend")
+        .arg("--log-level")
+        .arg(log_level)
+        .stdin(Stdio::null())
+        // Its own process group: a Ctrl-C on the terminal reaches only the master, which then
+        // stops the front end in order instead of every process dying at once.
+        .process_group(0);
+    let child = spawn(&mut command, inherit, libc::SIGTERM)?;
+    Ok(Pid::from_raw(child.id() as i32))
+}
+
+/// A started worker process.
+#[derive(Debug)]
+pub struct SpawnedWorker {
+    pub pid: Pid,
+    pub socket: PathBuf,
+    pub output: WorkerOutput,
+}
+
+/// Why a worker could not be started, worded for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("cannot create the worker socket {path}: {source}")]
+    Socket { path: PathBuf, source: io::Error },
+    #[error("command `{program}` was not found{hint}")]
+    CommandNotFound { program: String, hint: String },
+    #[error("cannot start `{program}`: {source}")]
+    Exec { program: String, source: io::Error },
+}
+
+/// Starts one worker of `pool` with its own listening socket as descriptor 0, the FastCGI
+/// convention (`FCGI_LISTENSOCK_FILENO`) that php-cgi and every libfcgi program follow.
+pub fn spawn_worker(
+    pool: &PoolConfig,
+    id: WorkerId,
+    runtime: &RuntimeDir,
+) -> Result<SpawnedWorker, SpawnError> {
+    let (listener, socket) = runtime
+        .bind_worker_socket(&pool.name, id)
+        .map_err(|source| SpawnError::Socket {
+            path: runtime.path().to_path_buf(),
+            source,
+        })?;
+    let program = &pool.command[0];
+    let exec_error = |source: io::Error| SpawnError::Exec {
+        program: program.clone(),
+        source,
+    };
+    let (read_end, write_end) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| exec_error(e.into()))?;
+    let write_end_copy = write_end.try_clone().map_err(exec_error)?;
+    let mut command = Command::new(program);
+    command
+        .args(&pool.command[1..])
+        .env_clear()
+        .envs(&pool.env)
+        .stdin(Stdio::from(OwnedFd::from(listener)))
+        .stdout(Stdio::from(write_end))
+        .stderr(Stdio::from(write_end_copy))
+        // Own process group, so retiring a worker also ends whatever it started (CGI scripts).
+        .process_group(0);
+    if let Some(dir) = &pool.working_directory {
+        command.current_dir(dir);
+    }
+    let child = spawn(&mut command, Vec::new(), libc::SIGTERM).map_err(|source| {
+        let _ = std::fs::remove_file(&socket);
+        if source.kind() == io::ErrorKind::NotFound {
+            SpawnError::CommandNotFound {
+                program: program.clone(),
+                hint: install_hint(program),
+            }
+        } else {
+            exec_error(source)
+        }
+    })?;
+    // Drop our copies of the worker's descriptors (they moved into `command`).
+    drop(command);
+    Ok(SpawnedWorker {
+        pid: Pid::from_raw(child.id() as i32),
+        socket,
+        output: WorkerOutput::new(read_end).map_err(exec_error)?,
+    })
+}
+
+fn install_hint(program: &str) -> String {
+    match Path::new(program).file_name().and_then(|f| f.to_str()) {
+        Some(name) if name.starts_with("php-cgi") => {
+            "; install it with `apt-get install php-cgi` (Debian/Ubuntu) or set pools.<name>.command"
+                .into()
+        }
+        _ => " in PATH".into(),
+    }
+}

@@ -1,0 +1,137 @@
+//! Loading and validating the configuration.
+//!
+//! Two steps, as in sozu and pingora: serde parses the TOML into the raw schema of [`raw`] (unknown
+//! keys are errors), then [`validate`] checks what serde cannot (references between sections, files
+//! that must exist, ranges) and produces the [`Config`] the rest of paddock uses. Every error names
+//! the file, the line and the dotted key, so `paddock check` output can be acted on directly.
+
+mod locate;
+mod raw;
+pub mod units;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use protocol::control::FrontendSpec;
+
+/// The configuration used when `paddock serve` is given no `--config`.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
+
+/// Where relative paths in the embedded default are resolved: the repository root, so that
+/// `cargo run --release` serves `deploy/demo/` from any working directory.
+pub const EMBEDDED_BASE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+/// A fully validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the config came from, for log messages.
+    pub origin: String,
+    pub runtime_dir: Option<PathBuf>,
+    pub log_level: String,
+    pub shutdown_timeout: Duration,
+    /// The part the front end needs; listeners are in bind order.
+    pub frontend: FrontendSpec,
+    pub pools: Vec<PoolConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolMode {
+    /// One request at a time per process, for handlers that are not thread-safe.
+    Prefork,
+    /// Several concurrent requests (threads) per process.
+    Threaded,
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub name: String,
+    pub mode: PoolMode,
+    /// Program and arguments; the program is looked up in PATH when it has no slash.
+    pub command: Vec<String>,
+    pub workers: u32,
+    /// Concurrent requests per worker: 1 for prefork.
+    pub slots_per_worker: u32,
+    pub working_directory: Option<PathBuf>,
+    /// The worker's complete environment (paddock starts workers from a cleared environment).
+    pub env: BTreeMap<String, String>,
+}
+
+/// A config file (or the embedded default) is not valid.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: String,
+    /// 1-based line of the offending key, when it could be located.
+    pub line: Option<usize>,
+    /// Dotted path of the offending key, e.g. `pools.php.workers`.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: ", self.file, line)?,
+            None => write!(f, "{}: ", self.file)?,
+        }
+        if !self.key.is_empty() {
+            write!(f, "key `{}`: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Loads and validates a config file.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        line: None,
+        key: String::new(),
+        message: format!("cannot read the config file: {e}"),
+    })?;
+    let base = path
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    load_str(&text, &file, &base)
+}
+
+/// Loads and validates the embedded default configuration.
+pub fn load_embedded_default() -> Result<Config, ConfigError> {
+    load_str(
+        EMBEDDED_DEFAULT,
+        "<embedded default>",
+        Path::new(EMBEDDED_BASE_DIR),
+    )
+}
+
+/// Parses and validates config text; `file` names it in errors, `base` anchors relative paths.
+pub fn load_str(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError> {
+    let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
+        let (line, key) = locate::locate_span(text, e.span());
+        ConfigError {
+            file: file.to_string(),
+            line,
+            key,
+            message: e.message().trim().to_string(),
+        }
+    })?;
+    validate::validate(raw, base, file).map_err(|e| {
+        let (line, key) = locate::locate_key(text, &e.path);
+        ConfigError {
+            file: file.to_string(),
+            line,
+            key,
+            message: e.message,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;

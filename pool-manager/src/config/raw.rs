@@ -1,0 +1,99 @@
+//! The config file as written: serde structs that mirror the TOML one to one.
+//!
+//! Every struct denies unknown fields so that a typo is an error at start-up, not a silently ignored
+//! setting. Defaults live in `validate.rs`, next to the checks, so this file stays a plain schema.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::units::{Duration, Size};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub listeners: BTreeMap<String, RawListener>,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub sites: BTreeMap<String, RawSite>,
+    #[serde(default)]
+    pub pools: BTreeMap<String, RawPool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub runtime_dir: Option<PathBuf>,
+    pub temp_dir: Option<PathBuf>,
+    pub log_level: Option<String>,
+    pub shutdown_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawListenerKind {
+    Http,
+    Https,
+    Admin,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    pub kind: RawListenerKind,
+    pub address: String,
+    pub certificate: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_body: Option<Size>,
+    pub body_memory: Option<Size>,
+    pub max_response: Option<Size>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSite {
+    pub hosts: Option<Vec<String>>,
+    pub root: PathBuf,
+    pub index: Option<Vec<String>>,
+    pub scripts: Option<RawScripts>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScripts {
+    pub pool: String,
+    pub extensions: Option<Vec<String>>,
+    pub front_controller: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawPoolMode {
+    Prefork,
+    Threaded,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    pub mode: RawPoolMode,
+    pub command: Vec<String>,
+    pub workers: Option<u32>,
+    pub threads: Option<u32>,
+    pub working_directory: Option<PathBuf>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub request_timeout: Option<Duration>,
+    pub queue_timeout: Option<Duration>,
+    pub queue_max: Option<usize>,
+}

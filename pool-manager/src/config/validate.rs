@@ -1,0 +1,380 @@
+//! Checks that serde cannot express, and the defaults, turning a [`RawConfig`] into a [`Config`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use protocol::control::{
+    FrontendSpec, LimitsSpec, ListenerKind, ListenerSpec, PoolDispatchSpec, ScriptRouteSpec,
+    SiteSpec, TlsFiles,
+};
+
+use super::raw::{RawConfig, RawListener, RawListenerKind, RawPool, RawPoolMode, RawSite};
+use super::{Config, PoolConfig, PoolMode};
+
+pub const DEFAULT_MAX_BODY: u64 = 16 << 20;
+pub const DEFAULT_BODY_MEMORY: u64 = 64 << 10;
+pub const DEFAULT_MAX_RESPONSE: u64 = 1 << 30;
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_QUEUE_MAX: usize = 1024;
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_WORKERS: u32 = 4096;
+const MAX_THREADS: u32 = 1024;
+
+/// A validation failure at a key path; the caller adds file and line.
+#[derive(Debug)]
+pub struct Invalid {
+    pub path: Vec<String>,
+    pub message: String,
+}
+
+fn invalid(path: &[&str], message: impl Into<String>) -> Invalid {
+    Invalid {
+        path: path.iter().map(|p| p.to_string()).collect(),
+        message: message.into(),
+    }
+}
+
+pub fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config, Invalid> {
+    let pools = raw
+        .pools
+        .iter()
+        .map(|(name, pool)| validate_pool(name, pool, base))
+        .collect::<Result<Vec<_>, _>>()?;
+    let listeners = validate_listeners(&raw.listeners, base)?;
+    let sites = raw
+        .sites
+        .iter()
+        .map(|(name, site)| validate_site(name, site, base, &raw.pools))
+        .collect::<Result<Vec<_>, _>>()?;
+    if sites.is_empty() {
+        return Err(invalid(&["sites"], "at least one site is required"));
+    }
+
+    let limits = &raw.limits;
+    let max_body = limits.max_body.map_or(DEFAULT_MAX_BODY, |s| s.0);
+    let body_memory = limits.body_memory.map_or(DEFAULT_BODY_MEMORY, |s| s.0);
+    if body_memory > max_body {
+        return Err(invalid(
+            &["limits", "body_memory"],
+            format!("must not exceed limits.max_body ({max_body} bytes)"),
+        ));
+    }
+    let temp_dir = match &raw.server.temp_dir {
+        Some(dir) => existing_dir(&["server", "temp_dir"], &base.join(dir))?,
+        None => std::env::temp_dir(),
+    };
+
+    let log_level = raw
+        .server
+        .log_level
+        .clone()
+        .unwrap_or_else(|| "info".into());
+    if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
+        return Err(invalid(
+            &["server", "log_level"],
+            "must be one of error, warn, info, debug, trace",
+        ));
+    }
+
+    Ok(Config {
+        origin: file.to_string(),
+        runtime_dir: raw.server.runtime_dir.as_ref().map(|d| base.join(d)),
+        log_level,
+        shutdown_timeout: raw
+            .server
+            .shutdown_timeout
+            .map_or(DEFAULT_SHUTDOWN_TIMEOUT, |d| d.0),
+        frontend: FrontendSpec {
+            listeners,
+            sites,
+            pools: raw.pools.iter().map(dispatch_spec).collect(),
+            limits: LimitsSpec {
+                max_body_bytes: max_body,
+                body_memory_bytes: body_memory,
+                max_response_bytes: limits.max_response.map_or(DEFAULT_MAX_RESPONSE, |s| s.0),
+                temp_dir,
+            },
+        },
+        pools,
+    })
+}
+
+fn validate_listeners(
+    raw: &BTreeMap<String, RawListener>,
+    base: &Path,
+) -> Result<Vec<ListenerSpec>, Invalid> {
+    let mut seen = HashSet::new();
+    let mut listeners = Vec::new();
+    for (name, listener) in raw {
+        let address: SocketAddr = listener.address.parse().map_err(|_| {
+            invalid(
+                &["listeners", name, "address"],
+                format!(
+                    "{:?} is not an IP address and port such as 127.0.0.1:8080 or [::1]:8443",
+                    listener.address
+                ),
+            )
+        })?;
+        if !seen.insert(address) {
+            return Err(invalid(
+                &["listeners", name, "address"],
+                format!("{address} is used by another listener"),
+            ));
+        }
+        let kind = match listener.kind {
+            RawListenerKind::Http => ListenerKind::Http,
+            RawListenerKind::Https => ListenerKind::Https,
+            RawListenerKind::Admin => ListenerKind::Admin,
+        };
+        let tls = match (&listener.certificate, &listener.key) {
+            (None, None) => None,
+            (Some(certificate), Some(key)) => Some(TlsFiles {
+                certificate: readable_file(
+                    &["listeners", name, "certificate"],
+                    &base.join(certificate),
+                )?,
+                key: readable_file(&["listeners", name, "key"], &base.join(key))?,
+            }),
+            (Some(_), None) => {
+                return Err(invalid(
+                    &["listeners", name, "key"],
+                    "a certificate needs a key",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    &["listeners", name, "certificate"],
+                    "a key needs a certificate",
+                ))
+            }
+        };
+        if tls.is_some() && kind != ListenerKind::Https {
+            return Err(invalid(
+                &["listeners", name, "certificate"],
+                "only listeners of kind \"https\" take a certificate",
+            ));
+        }
+        listeners.push(ListenerSpec {
+            name: name.clone(),
+            kind,
+            address,
+            tls,
+        });
+    }
+    if !listeners.iter().any(|l| l.kind != ListenerKind::Admin) {
+        return Err(invalid(
+            &["listeners"],
+            "at least one listener of kind \"http\" or \"https\" is required",
+        ));
+    }
+    Ok(listeners)
+}
+
+fn validate_site(
+    name: &str,
+    site: &RawSite,
+    base: &Path,
+    pools: &BTreeMap<String, RawPool>,
+) -> Result<SiteSpec, Invalid> {
+    let root = existing_dir(&["sites", name, "root"], &base.join(&site.root))?;
+    let hosts = site.hosts.clone().unwrap_or_else(|| vec!["*".into()]);
+    if hosts.is_empty() {
+        return Err(invalid(
+            &["sites", name, "hosts"],
+            "list at least one host, or \"*\"",
+        ));
+    }
+    let index = site
+        .index
+        .clone()
+        .unwrap_or_else(|| vec!["index.html".into()]);
+    for file in &index {
+        if file.is_empty() || file.contains('/') {
+            return Err(invalid(
+                &["sites", name, "index"],
+                format!("{file:?} must be a plain file name"),
+            ));
+        }
+    }
+    let script = match &site.scripts {
+        None => None,
+        Some(scripts) => {
+            if !pools.contains_key(&scripts.pool) {
+                return Err(invalid(
+                    &["sites", name, "scripts", "pool"],
+                    format!("no pool named {:?} is defined under [pools]", scripts.pool),
+                ));
+            }
+            let extensions = scripts
+                .extensions
+                .clone()
+                .unwrap_or_else(|| vec!["php".into()]);
+            if extensions.is_empty()
+                || extensions
+                    .iter()
+                    .any(|e| e.is_empty() || e.contains(['.', '/']))
+            {
+                return Err(invalid(
+                    &["sites", name, "scripts", "extensions"],
+                    "list extensions without dots, e.g. [\"php\"]",
+                ));
+            }
+            if let Some(front) = &scripts.front_controller {
+                let has_extension = extensions.iter().any(|e| front.ends_with(&format!(".{e}")));
+                if !front.starts_with('/') || !has_extension {
+                    return Err(invalid(
+                        &["sites", name, "scripts", "front_controller"],
+                        "must be a URL path starting with / that ends in a script extension, e.g. \"/index.php\"",
+                    ));
+                }
+            }
+            Some(ScriptRouteSpec {
+                pool: scripts.pool.clone(),
+                extensions,
+                front_controller: scripts.front_controller.clone(),
+            })
+        }
+    };
+    Ok(SiteSpec {
+        name: name.to_string(),
+        hosts,
+        root,
+        index,
+        script,
+    })
+}
+
+fn validate_pool(name: &str, pool: &RawPool, base: &Path) -> Result<PoolConfig, Invalid> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(invalid(
+            &["pools", name],
+            "pool names use letters, digits, - and _ only",
+        ));
+    }
+    if pool
+        .command
+        .first()
+        .is_none_or(|program| program.is_empty())
+    {
+        return Err(invalid(
+            &["pools", name, "command"],
+            "name the program to run, e.g. [\"php-cgi\"]",
+        ));
+    }
+    let workers = pool.workers.unwrap_or(4);
+    if !(1..=MAX_WORKERS).contains(&workers) {
+        return Err(invalid(
+            &["pools", name, "workers"],
+            format!("must be between 1 and {MAX_WORKERS}"),
+        ));
+    }
+    let (mode, slots_per_worker) = match pool.mode {
+        RawPoolMode::Prefork => {
+            if pool.threads.is_some() {
+                return Err(invalid(
+                    &["pools", name, "threads"],
+                    "prefork workers take one request at a time; use mode = \"threaded\" for threads",
+                ));
+            }
+            (PoolMode::Prefork, 1)
+        }
+        RawPoolMode::Threaded => {
+            let threads = pool.threads.unwrap_or(8);
+            if !(1..=MAX_THREADS).contains(&threads) {
+                return Err(invalid(
+                    &["pools", name, "threads"],
+                    format!("must be between 1 and {MAX_THREADS}"),
+                ));
+            }
+            (PoolMode::Threaded, threads)
+        }
+    };
+    let working_directory = match &pool.working_directory {
+        Some(dir) => Some(existing_dir(
+            &["pools", name, "working_directory"],
+            &base.join(dir),
+        )?),
+        None => None,
+    };
+    for key in pool.env.keys() {
+        if key.is_empty() || key.contains(['=', '\0']) {
+            return Err(invalid(
+                &["pools", name, "env", key],
+                "not a valid environment variable name",
+            ));
+        }
+    }
+    Ok(PoolConfig {
+        name: name.to_string(),
+        mode,
+        command: pool.command.clone(),
+        workers,
+        slots_per_worker,
+        working_directory,
+        env: worker_environment(&pool.command[0], &pool.env),
+    })
+}
+
+/// Workers start from a cleared environment (as php-fpm's `clear_env`), plus PATH so that scripts
+/// can run ordinary tools, plus what the pool sets explicitly.
+fn worker_environment(
+    program: &str,
+    explicit: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    env.insert(
+        "PATH".to_string(),
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+    );
+    if Path::new(program)
+        .file_name()
+        .is_some_and(|f| f.to_string_lossy().starts_with("php-cgi"))
+    {
+        // paddock manages the processes: php-cgi must not fork children of its own, and must not
+        // exit after 500 requests on its own (paddock recycles workers itself).
+        env.insert("PHP_FCGI_CHILDREN".into(), "0".into());
+        env.insert("PHP_FCGI_MAX_REQUESTS".into(), "0".into());
+    }
+    env.extend(explicit.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+fn dispatch_spec((name, pool): (&String, &RawPool)) -> PoolDispatchSpec {
+    PoolDispatchSpec {
+        name: name.clone(),
+        queue_timeout_ms: pool
+            .queue_timeout
+            .map_or(DEFAULT_QUEUE_TIMEOUT, |d| d.0)
+            .as_millis() as u64,
+        queue_max: pool.queue_max.unwrap_or(DEFAULT_QUEUE_MAX),
+        request_timeout_ms: pool
+            .request_timeout
+            .map_or(DEFAULT_REQUEST_TIMEOUT, |d| d.0)
+            .as_millis() as u64,
+    }
+}
+
+fn existing_dir(path: &[&str], dir: &Path) -> Result<PathBuf, Invalid> {
+    match dir.canonicalize() {
+        Ok(canonical) if canonical.is_dir() => Ok(canonical),
+        Ok(_) => Err(invalid(
+            path,
+            format!("{} is not a directory", dir.display()),
+        )),
+        Err(e) => Err(invalid(path, format!("{}: {e}", dir.display()))),
+    }
+}
+
+fn readable_file(path: &[&str], file: &Path) -> Result<PathBuf, Invalid> {
+    match std::fs::File::open(file) {
+        Ok(_) => Ok(file.to_path_buf()),
+        Err(e) => Err(invalid(path, format!("{}: {e}", file.display()))),
+    }
+}

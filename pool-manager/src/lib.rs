@@ -1,0 +1,38 @@
+//! The paddock master (pool manager) and the command-line entry points.
+//!
+//! The master parses the config, binds the public listeners, execs the front end (this same binary
+//! with the `frontend` subcommand) and keeps the worker pools, all from one thread with no async
+//! runtime, so that fork+exec is always safe.
+//!
+//! # Layout
+//! - [`config`] — TOML schema, validation, file/line/key errors, the embedded default.
+//! - [`master`] — the event loop: signals, control channel, reaping, timers.
+//! - `pool` — per-pool supervision state and crash-loop backoff.
+//! - `children` — building the front-end and worker commands.
+//! - `spawn` — fork+exec with descriptor placement (the only `unsafe` module).
+//! - `sockets` — listeners, the private runtime directory and worker sockets.
+//! - `control` — the master's end of the control channel.
+//! - `worker_output` — worker stdout/stderr into the log.
+
+pub mod config;
+pub mod master;
+
+mod children;
+mod control;
+mod pool;
+mod sockets;
+mod spawn;
+mod worker_output;
+
+pub use master::serve;
+
+/// Sets up logging to standard error at `level` (overridden by `RUST_LOG` when set).
+pub fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}

@@ -1,0 +1,85 @@
+//! The sockets the master owns: public listeners, the private runtime directory, worker sockets.
+
+use std::fs::{self, DirBuilder};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+use nix::sys::socket::{listen, Backlog};
+
+/// Pending connections the kernel queues per listener before paddock accepts them. The front end
+/// accepts quickly, so this only matters for bursts; the kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// Binds a public TCP listener (done by the master so it can run as root for ports below 1024).
+pub fn bind_tcp(address: SocketAddr) -> io::Result<TcpListener> {
+    let listener = TcpListener::bind(address)?;
+    listen(
+        &listener,
+        Backlog::new(LISTEN_BACKLOG).unwrap_or(Backlog::MAXCONN),
+    )?;
+    Ok(listener)
+}
+
+/// The directory that holds the worker sockets: only paddock's user may enter it, so no other local
+/// user can talk FastCGI to a worker (which would let them run any script as the pool's user).
+#[derive(Debug)]
+pub struct RuntimeDir {
+    path: PathBuf,
+    /// Remove the directory on drop: true when paddock created it.
+    owned: bool,
+}
+
+impl RuntimeDir {
+    /// Uses `configured` (created if missing) or a fresh private directory under the temp dir.
+    pub fn create(configured: Option<&Path>) -> io::Result<Self> {
+        match configured {
+            Some(path) => {
+                let existed = path.exists();
+                DirBuilder::new().recursive(true).mode(0o700).create(path)?;
+                fs::set_permissions(path, fs::Permissions::from_mode(0o700))?;
+                Ok(Self {
+                    path: path.to_path_buf(),
+                    owned: !existed,
+                })
+            }
+            None => {
+                let dir = tempfile::Builder::new()
+                    .prefix("paddock-")
+                    .permissions(fs::Permissions::from_mode(0o700))
+                    .tempdir()?;
+                Ok(Self {
+                    path: dir.keep(),
+                    owned: true,
+                })
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Binds a fresh listening socket for one worker. The name carries the worker id, which is
+    /// never reused, so a socket left by a dead worker never collides with a new one.
+    pub fn bind_worker_socket(
+        &self,
+        pool: &str,
+        worker: u64,
+    ) -> io::Result<(UnixListener, PathBuf)> {
+        let path = self.path.join(format!("{pool}.{worker}.sock"));
+        let _ = fs::remove_file(&path);
+        let listener = UnixListener::bind(&path)?;
+        Ok((listener, path))
+    }
+}
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        if self.owned {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}

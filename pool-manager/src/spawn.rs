@@ -1,0 +1,68 @@
+//! Starting child processes: the only place in the master with `unsafe` code.
+//!
+//! Children are started by fork+exec only (`std::process::Command`); the `pre_exec` hook below runs
+//! between the two and therefore does nothing but async-signal-safe system calls:
+//! - place inherited descriptors at the numbers the child expects (`dup2` also clears CLOEXEC on the
+//!   copy, so exactly these descriptors survive the exec: everything else paddock opens is CLOEXEC);
+//! - ask the kernel to signal the child when the master dies, so no worker outlives its master.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
+
+/// Descriptors are parked at or above this number before the fork, so that placing them at their
+/// (small) target numbers can never overwrite another source descriptor.
+const PARK_FLOOR: RawFd = 64;
+
+/// A descriptor to place at `target` in the child.
+#[derive(Debug)]
+pub struct Inherit {
+    parked: OwnedFd,
+    target: RawFd,
+}
+
+impl Inherit {
+    pub fn new(fd: impl AsFd, target: RawFd) -> io::Result<Self> {
+        let parked = nix::fcntl::fcntl(
+            fd.as_fd(),
+            nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(PARK_FLOOR),
+        )?;
+        // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+        let parked = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(parked) };
+        Ok(Self { parked, target })
+    }
+}
+
+/// Spawns `command` with `inherit` placed at their target numbers; `death_signal` is delivered to
+/// the child if the master exits first.
+pub fn spawn(command: &mut Command, inherit: Vec<Inherit>, death_signal: i32) -> io::Result<Child> {
+    let master_pid = std::process::id() as libc::pid_t;
+    let places: Vec<(RawFd, RawFd)> = inherit
+        .iter()
+        .map(|i| (i.parked.as_raw_fd(), i.target))
+        .collect();
+    // SAFETY: the closure only calls async-signal-safe functions (dup2, prctl, getppid, _exit) and
+    // touches no memory besides the `places` vector, which was allocated before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            for &(parked, target) in &places {
+                if libc::dup2(parked, target) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, death_signal as libc::c_ulong) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The master may have died between fork and prctl; then nobody would signal us.
+            if libc::getppid() != master_pid {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn();
+    drop(inherit);
+    child
+}

@@ -1,0 +1,235 @@
+//! Messages between the master (pool manager) and the front end.
+//!
+//! The two processes share one Unix socketpair. Each message is a 4-byte big-endian length followed
+//! by that many bytes of JSON. JSON keeps the channel debuggable with `strace`; the traffic is small
+//! (worker up/down events, coalesced counters), never one round trip per request.
+//!
+//! The framing is sans-IO like the rest of this crate: [`encode_frame`] appends a frame to a buffer
+//! and [`decode_frame`] takes one from the front of a buffer or reports that more bytes are needed.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The largest frame either side accepts. A config with many sites stays far below this.
+pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
+
+/// The descriptor number at which the front end inherits its end of the control channel.
+pub const CONTROL_FD: i32 = 3;
+/// The front end inherits its listeners at `FIRST_LISTENER_FD..`, in the order of
+/// [`FrontendSpec::listeners`].
+pub const FIRST_LISTENER_FD: i32 = 4;
+
+/// Identifies one worker process for the lifetime of the master (never reused).
+pub type WorkerId = u64;
+
+/// Master → front end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToFrontend {
+    /// The complete front-end configuration. Always the first message.
+    Configure(Box<FrontendSpec>),
+    /// A worker is listening on `socket` and can take `slots` concurrent requests.
+    WorkerUp {
+        pool: String,
+        worker: WorkerId,
+        pid: u32,
+        socket: PathBuf,
+        slots: u32,
+    },
+    /// A worker is gone (exited, killed or retired); its slots must not be used again.
+    WorkerDown { pool: String, worker: WorkerId },
+    /// Whether the pool can start workers. While `failing` is set and no worker is up, requests
+    /// for the pool get a fast 503 carrying the reason instead of waiting in the queue.
+    PoolStatus {
+        pool: String,
+        failing: Option<String>,
+    },
+    /// Stop accepting, finish in-flight requests within `deadline_ms` (0 = drop everything now).
+    Shutdown { deadline_ms: u64 },
+}
+
+/// Front end → master.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToMaster {
+    /// The front end has taken its listeners and is serving.
+    Ready,
+    /// Kill this worker (it overran its request deadline or broke the protocol) and replace it.
+    KillWorker {
+        pool: String,
+        worker: WorkerId,
+        reason: KillReason,
+    },
+}
+
+/// Why the front end asks for a worker to be killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KillReason {
+    RequestTimeout,
+    ProtocolError,
+}
+
+/// Everything the front end needs to serve: listeners, sites and the per-pool dispatch limits.
+/// The listeners themselves arrive as inherited file descriptors, in the order of `listeners`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrontendSpec {
+    pub listeners: Vec<ListenerSpec>,
+    pub sites: Vec<SiteSpec>,
+    pub pools: Vec<PoolDispatchSpec>,
+    pub limits: LimitsSpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ListenerKind {
+    Http,
+    Https,
+    Admin,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListenerSpec {
+    pub name: String,
+    pub kind: ListenerKind,
+    pub address: SocketAddr,
+    /// PEM certificate chain and key for HTTPS listeners; `None` means generate a self-signed one.
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsFiles {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteSpec {
+    pub name: String,
+    /// Host names this site answers for (without port); `*` matches any host.
+    pub hosts: Vec<String>,
+    /// Canonical, absolute document root.
+    pub root: PathBuf,
+    /// Index file names tried for a directory, in order.
+    pub index: Vec<String>,
+    pub script: Option<ScriptRouteSpec>,
+}
+
+/// How a site sends scripts to a pool (the `try_files $uri $uri/ /index.php` pattern).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScriptRouteSpec {
+    pub pool: String,
+    /// File extensions (without dot) that are scripts, e.g. `php`.
+    pub extensions: Vec<String>,
+    /// URL path of the front controller for paths that match no file, e.g. `/index.php`.
+    pub front_controller: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolDispatchSpec {
+    pub name: String,
+    /// Longest a request may wait for a free worker before a 503.
+    pub queue_timeout_ms: u64,
+    /// Most requests that may wait at once; more get an immediate 503.
+    pub queue_max: usize,
+    /// Longest a worker may take for one request before a 504 and a kill.
+    pub request_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LimitsSpec {
+    /// Request bodies above this size are refused with 413 before any byte reaches a worker.
+    pub max_body_bytes: u64,
+    /// Request bodies up to this size stay in memory; larger ones go to a temporary file.
+    pub body_memory_bytes: u64,
+    /// Worker responses larger than this are cut off and answered with 502.
+    pub max_response_bytes: u64,
+    /// Directory for request-body temporary files.
+    pub temp_dir: PathBuf,
+}
+
+/// A control-channel frame could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("control frame of {0} bytes exceeds the {MAX_FRAME_LEN}-byte limit")]
+    TooLarge(usize),
+    #[error("control frame is not a valid message: {0}")]
+    Malformed(#[from] serde_json::Error),
+}
+
+/// Appends one length-prefixed message to `out`.
+pub fn encode_frame<T: Serialize>(message: &T, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    serde_json::to_writer(&mut *out, message)?;
+    let len = out.len() - start - 4;
+    if len > MAX_FRAME_LEN {
+        out.truncate(start);
+        return Err(FrameError::TooLarge(len));
+    }
+    out[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(())
+}
+
+/// Takes one message from the front of `input`: `Ok(None)` when the frame is not complete yet,
+/// otherwise the message and the number of bytes it used.
+pub fn decode_frame<T: for<'de> Deserialize<'de>>(
+    input: &[u8],
+) -> Result<Option<(T, usize)>, FrameError> {
+    let Some(prefix) = input.get(..4) else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes(prefix.try_into().expect("four bytes")) as usize;
+    if len > MAX_FRAME_LEN {
+        return Err(FrameError::TooLarge(len));
+    }
+    let Some(body) = input.get(4..4 + len) else {
+        return Ok(None);
+    };
+    Ok(Some((serde_json::from_slice(body)?, 4 + len)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_when_split_anywhere() {
+        let message = ToFrontend::WorkerUp {
+            pool: "php".into(),
+            worker: 7,
+            pid: 4242,
+            socket: "/run/paddock/php-7.sock".into(),
+            slots: 1,
+        };
+        let mut wire = Vec::new();
+        encode_frame(&message, &mut wire).unwrap();
+        encode_frame(&ToFrontend::Shutdown { deadline_ms: 5 }, &mut wire).unwrap();
+        for cut in 0..wire.len() {
+            let first = decode_frame::<ToFrontend>(&wire[..cut]).unwrap();
+            let frame_len = 4 + u32::from_be_bytes(wire[..4].try_into().unwrap()) as usize;
+            assert_eq!(first.is_some(), cut >= frame_len, "cut at {cut}");
+        }
+        let (first, used) = decode_frame::<ToFrontend>(&wire).unwrap().unwrap();
+        assert_eq!(first, message);
+        let (second, _) = decode_frame::<ToFrontend>(&wire[used..]).unwrap().unwrap();
+        assert_eq!(second, ToFrontend::Shutdown { deadline_ms: 5 });
+    }
+
+    #[test]
+    fn oversized_length_prefix_is_rejected_before_buffering() {
+        let wire = u32::MAX.to_be_bytes();
+        assert!(matches!(
+            decode_frame::<ToMaster>(&wire),
+            Err(FrameError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn garbage_body_is_malformed() {
+        let mut wire = 3u32.to_be_bytes().to_vec();
+        wire.extend_from_slice(b"{{{");
+        assert!(matches!(
+            decode_frame::<ToMaster>(&wire),
+            Err(FrameError::Malformed(_))
+        ));
+    }
+}

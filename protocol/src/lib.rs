@@ -1,0 +1,17 @@
+//! Sans-IO protocol code shared by every paddock process.
+//!
+//! Nothing in this crate touches a socket or a runtime: callers hand in bytes and get bytes or typed
+//! values back, which keeps it testable, fuzzable and usable from both the async front end and the
+//! single-threaded master.
+//!
+//! # Layout
+//! - [`fcgi`] — the FastCGI 1.0 record codec: headers, every record type, name-value pairs.
+//! - [`cgi`] — CGI/1.1 (RFC 3875) meta-variables built from an HTTP request, and CGI response-head
+//!   parsing.
+//! - [`control`] — the typed messages the master and the front end exchange over their socketpair,
+//!   and their length-prefixed framing.
+#![forbid(unsafe_code)]
+
+pub mod cgi;
+pub mod control;
+pub mod fcgi;
