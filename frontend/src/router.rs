@@ -72,8 +72,8 @@ pub fn route(site: &SiteSpec, raw_path: &str) -> Route {
                 path_info,
             });
         }
-        // A non-script file followed by more path: never serve or execute anything.
-        return if i + 1 == segments.len() {
+        // A non-script file followed by more path (even a bare `/`): never serve or execute it.
+        return if i + 1 == segments.len() && !raw_path.ends_with('/') {
             Route::Static(candidate)
         } else {
             Route::NotFound

@@ -1,1 +1,274 @@
-//! Test harness (filled in below).
+//! Harness for the end-to-end tests: starts the real `paddock` binary with a temporary config on
+//! ephemeral loopback ports, and stops it by pid when the test ends.
+//!
+//! Listeners are configured on port 0; the harness learns the real ports from the master's
+//! `listening` log lines and waits until the admin `/readyz` says every pool has workers.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a paddock instance may take to become ready.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The `paddock` binary under test: `$PADDOCK_BIN`, or the one next to the test executable's
+/// `deps/` directory (`cargo build` puts it there).
+pub fn paddock_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("PADDOCK_BIN") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("paddock");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (`cargo build --workspace`; the README's test command does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The document root with the test scripts (`tests/site`).
+pub fn test_site() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("site")
+}
+
+/// The demo site shipped in `deploy/demo`.
+pub fn demo_site() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/demo")
+}
+
+/// Fails the test with a clear message when php-cgi is missing (CI installs it; a skipped test
+/// would hide that).
+pub fn require_php_cgi() {
+    let found = Command::new("sh")
+        .args(["-c", "command -v php-cgi"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "php-cgi is required: apt-get install php-cgi (scripts/test.sh does it)"
+    );
+}
+
+/// Standard listeners (HTTP, HTTPS with a generated certificate, admin) on ephemeral ports.
+pub const LISTENERS: &str = r#"
+[listeners.http]
+kind = "http"
+address = "127.0.0.1:0"
+
+[listeners.https]
+kind = "https"
+address = "127.0.0.1:0"
+
+[listeners.admin]
+kind = "admin"
+address = "127.0.0.1:0"
+"#;
+
+/// A site over `root` whose `.php` files go to a prefork pool of `workers` php-cgi processes.
+pub fn php_site(root: &Path, workers: u32, extra_pool: &str) -> String {
+    format!(
+        r#"
+[sites.test]
+root = "{root}"
+index = ["index.php", "index.html"]
+
+[sites.test.scripts]
+pool = "php"
+front_controller = "/index.php"
+
+[pools.php]
+mode = "prefork"
+command = ["php-cgi"]
+workers = {workers}
+{extra_pool}
+"#,
+        root = root.display()
+    )
+}
+
+/// A running paddock.
+#[derive(Debug)]
+pub struct Paddock {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub http: SocketAddr,
+    pub https: SocketAddr,
+    pub admin: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Paddock {
+    /// Starts paddock with [`LISTENERS`] plus `config`, and waits until it is ready.
+    pub fn start(config: &str) -> Paddock {
+        Self::start_with(&format!("{LISTENERS}\n{config}"), true)
+    }
+
+    /// Starts paddock with exactly `config`; `wait_ready` waits for `/readyz` to answer 200.
+    pub fn start_with(config: &str, wait_ready: bool) -> Paddock {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config_path = dir.path().join("paddock.toml");
+        let config = format!(
+            "[server]\nruntime_dir = \"{}\"\nlog_level = \"debug\"\n{config}",
+            dir.path().join("run").display()
+        );
+        std::fs::write(&config_path, config).expect("write config");
+        let mut child = Command::new(paddock_bin())
+            .args(["serve", "--config"])
+            .arg(&config_path)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start paddock");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if std::env::var_os("PADDOCK_TEST_LOG").is_some() {
+                    eprintln!("[paddock] {line}");
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let mut paddock = Paddock {
+            child,
+            dir,
+            http: unspecified(),
+            https: unspecified(),
+            admin: unspecified(),
+            log,
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = paddock.child.try_wait().expect("try_wait") {
+                panic!("paddock exited early ({status}):\n{}", paddock.log());
+            }
+            paddock.http = paddock.listener("http").unwrap_or_else(unspecified);
+            paddock.https = paddock.listener("https").unwrap_or_else(unspecified);
+            paddock.admin = paddock.listener("admin").unwrap_or_else(unspecified);
+            let started = paddock.log().contains("front end ready");
+            if started && (!wait_ready || paddock.is_ready()) {
+                return paddock;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "paddock did not become ready:\n{}",
+                paddock.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything paddock has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn listener(&self, name: &str) -> Option<SocketAddr> {
+        let needle = format!("listening listener={name} address=");
+        let log = self.log();
+        let start = log.find(&needle)? + needle.len();
+        log[start..].split_whitespace().next()?.parse().ok()
+    }
+
+    fn is_ready(&self) -> bool {
+        self.admin.port() != 0
+            && http_get(self.admin, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.https.port())
+    }
+
+    /// Runs curl with `args`, resolving `localhost` to this instance for HTTPS, insecure (the
+    /// certificate is the generated self-signed one).
+    pub fn curl(&self, args: &[&str]) -> Output {
+        Command::new("curl")
+            .args(["-sS", "-k", "--max-time", "30"])
+            .arg("--resolve")
+            .arg(format!("localhost:{}:127.0.0.1", self.https.port()))
+            .args(args)
+            .output()
+            .expect("run curl (apt-get install curl)")
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        signal(self.child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return self.child.wait().expect("wait");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Paddock {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.stop();
+        }
+    }
+}
+
+fn unspecified() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 0))
+}
+
+/// Sends a signal to one pid with kill(1): by pid, never by name.
+pub fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+/// A minimal HTTP/1.1 GET over a fresh connection; the raw response text, or None on failure.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+/// Splits curl `-i` output (or a raw response) into status code, head and body.
+pub fn split_response(raw: &str) -> (u16, String, String) {
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}

@@ -118,7 +118,8 @@ fn validate_listeners(
                 ),
             )
         })?;
-        if !seen.insert(address) {
+        // Port 0 asks the kernel for a free port: several such listeners never collide.
+        if address.port() != 0 && !seen.insert(address) {
             return Err(invalid(
                 &["listeners", name, "address"],
                 format!("{address} is used by another listener"),

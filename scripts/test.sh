@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test command: installs what the test suite needs when it is missing (Debian packages), builds
+# the paddock binary that the end-to-end tests start, and runs every test in the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the suite uses: php-cgi (the real worker), curl (the real HTTP/1.1 and HTTP/2
+# client), procps (ps, for process checks).
+packages=()
+command -v php-cgi >/dev/null 2>&1 || packages+=(php-cgi)
+command -v curl >/dev/null 2>&1 || packages+=(curl)
+command -v ps >/dev/null 2>&1 || packages+=(procps)
+if ((${#packages[@]})); then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing: ${packages[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}"
+fi
+
+cargo build --workspace --all-targets
+cargo test --workspace "$@"
