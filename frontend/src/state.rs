@@ -77,7 +77,7 @@ impl State {
                     p.worker_up(*worker, *pid, socket.clone(), *slots);
                 }
             }
-            ToFrontend::WorkerDown { pool, worker } => {
+            ToFrontend::WorkerDown { pool, worker, .. } => {
                 if let Some(p) = self.pools.get(pool) {
                     p.worker_down(*worker);
                 }
@@ -87,7 +87,9 @@ impl State {
                     p.set_failing(failing.clone());
                 }
             }
-            ToFrontend::Configure(_) | ToFrontend::Shutdown { .. } => {}
+            ToFrontend::WorkerStats { .. }
+            | ToFrontend::Configure(_)
+            | ToFrontend::Shutdown { .. } => {}
         }
     }
 }

@@ -16,7 +16,7 @@ use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use protocol::control::{ToFrontend, ToMaster, WorkerId};
+use protocol::control::{ExitReason, KillReason, ToFrontend, ToMaster, WorkerId};
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 use tracing::{debug, error, info, warn};
@@ -66,8 +66,8 @@ struct Worker {
     started: Instant,
     /// Health already credited to the pool (see [`HEALTHY_AFTER`]).
     healthy: bool,
-    /// paddock asked it to stop: its exit is not a crash.
-    stopping: bool,
+    /// paddock asked it to stop, and why: its exit is not a crash.
+    stopping: Option<ExitReason>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,7 +264,7 @@ impl Master {
             self.config.frontend.clone(),
         )))?;
         for (&worker, w) in &self.workers {
-            if !w.stopping {
+            if w.stopping.is_none() {
                 let pool = &self.pools[w.pool].config;
                 channel.send(&ToFrontend::WorkerUp {
                     pool: pool.name.clone(),
@@ -325,7 +325,11 @@ impl Master {
                 } => {
                     if let Some(w) = self.workers.get(&worker) {
                         warn!(pool = %pool, pid = w.pid.as_raw(), ?reason, "killing worker at the front end's request");
-                        self.stop_worker(worker, Signal::SIGKILL);
+                        let why = match reason {
+                            KillReason::RequestTimeout => ExitReason::TimeoutKill,
+                            KillReason::ProtocolError => ExitReason::Crash,
+                        };
+                        self.stop_worker(worker, Signal::SIGKILL, why);
                     }
                 }
             }
@@ -370,7 +374,7 @@ impl Master {
                         output: Some(spawned.output),
                         started: now,
                         healthy: false,
-                        stopping: false,
+                        stopping: None,
                     },
                 );
                 true
@@ -403,11 +407,11 @@ impl Master {
         self.tell_frontend(ToFrontend::PoolStatus { pool, failing });
     }
 
-    fn stop_worker(&mut self, id: WorkerId, signal: Signal) {
+    fn stop_worker(&mut self, id: WorkerId, signal: Signal, reason: ExitReason) {
         let Some(worker) = self.workers.get_mut(&id) else {
             return;
         };
-        worker.stopping = true;
+        worker.stopping.get_or_insert(reason);
         let _ = killpg(worker.pid, signal);
         if signal != Signal::SIGKILL {
             self.kills.push((Instant::now() + KILL_GRACE, worker.pid));
@@ -451,23 +455,29 @@ impl Master {
         pool.live -= 1;
         let name = pool.config.name.clone();
         let lived = now - worker.started;
-        if worker.stopping || self.shutdown.is_some() {
-            debug!(pool = %name, pid = worker.pid.as_raw(), status, "worker stopped");
+        let reason = match (worker.stopping, self.shutdown) {
+            (Some(reason), _) => reason,
+            (None, Some(_)) => ExitReason::Shutdown,
+            (None, None) => ExitReason::Crash,
+        };
+        if reason != ExitReason::Crash || worker.stopping.is_some() {
+            debug!(pool = %name, pid = worker.pid.as_raw(), status, reason = reason.as_str(), "worker stopped");
         } else {
             let delay = pool.record_exit(lived, now);
             warn!(pool = %name, pid = worker.pid.as_raw(), status, lived = ?lived, "worker exited unexpectedly");
             if let Some(delay) = delay {
                 if pool.failures >= 3 {
-                    let reason = format!(
+                    let failing = format!(
                         "workers exit right after starting ({status}); next attempt in {delay:?}"
                     );
-                    self.set_pool_failing(worker.pool, Some(reason));
+                    self.set_pool_failing(worker.pool, Some(failing));
                 }
             }
         }
         self.tell_frontend(ToFrontend::WorkerDown {
             pool: name,
             worker: id,
+            reason,
         });
     }
 
@@ -557,7 +567,7 @@ impl Master {
     fn stop_all_workers(&mut self, signal: Signal) {
         self.shutdown = Some(Shutdown::StoppingWorkers);
         for id in self.workers.keys().copied().collect::<Vec<_>>() {
-            self.stop_worker(id, signal);
+            self.stop_worker(id, signal, ExitReason::Shutdown);
         }
     }
 }

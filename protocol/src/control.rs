@@ -38,7 +38,17 @@ pub enum ToFrontend {
         slots: u32,
     },
     /// A worker is gone (exited, killed or retired); its slots must not be used again.
-    WorkerDown { pool: String, worker: WorkerId },
+    WorkerDown {
+        pool: String,
+        worker: WorkerId,
+        reason: ExitReason,
+    },
+    /// Periodic per-worker figures only the master can measure.
+    WorkerStats {
+        pool: String,
+        worker: WorkerId,
+        rss_bytes: u64,
+    },
     /// Whether the pool can start workers. While `failing` is set and no worker is up, requests
     /// for the pool get a fast 503 carrying the reason instead of waiting in the queue.
     PoolStatus {
@@ -47,6 +57,56 @@ pub enum ToFrontend {
     },
     /// Stop accepting, finish in-flight requests within `deadline_ms` (0 = drop everything now).
     Shutdown { deadline_ms: u64 },
+}
+
+/// Why a worker process ended: a bounded label set for metrics and the status page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitReason {
+    /// Died on its own without being asked (signal, non-zero exit, unexpected exit).
+    Crash,
+    /// Exited on its own after its request limit (php-cgi's PHP_FCGI_MAX_REQUESTS), or was
+    /// recycled by paddock after `max_requests`.
+    MaxRequests,
+    /// Retired after sitting idle.
+    Idle,
+    /// Recycled for using too much memory.
+    Memory,
+    /// Recycled after its maximum lifetime.
+    Lifetime,
+    /// Killed because a request overran its deadline.
+    TimeoutKill,
+    /// Replaced by a config reload.
+    Reload,
+    /// Stopped because paddock is stopping.
+    Shutdown,
+}
+
+impl ExitReason {
+    pub const ALL: [ExitReason; 8] = [
+        ExitReason::Crash,
+        ExitReason::MaxRequests,
+        ExitReason::Idle,
+        ExitReason::Memory,
+        ExitReason::Lifetime,
+        ExitReason::TimeoutKill,
+        ExitReason::Reload,
+        ExitReason::Shutdown,
+    ];
+
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitReason::Crash => "crash",
+            ExitReason::MaxRequests => "max_requests",
+            ExitReason::Idle => "idle",
+            ExitReason::Memory => "memory",
+            ExitReason::Lifetime => "lifetime",
+            ExitReason::TimeoutKill => "timeout_kill",
+            ExitReason::Reload => "reload",
+            ExitReason::Shutdown => "shutdown",
+        }
+    }
 }
 
 /// Front end → master.
