@@ -82,7 +82,9 @@ pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) ->
             Err(e) => {
                 // The worker is gone (its socket refuses): nothing was sent, any method may move on.
                 warn!(pool = pool_name, pid = worker.pid, error = %e, "worker unreachable");
-                worker.mark_dead();
+                if !pool.spec.external {
+                    worker.mark_dead();
+                }
                 connect_failures += 1;
                 if connect_failures < MAX_CONNECT_ATTEMPTS {
                     continue;
