@@ -219,7 +219,7 @@ impl PoolDispatch {
                 }
             }
         }
-        idle_workers.sort_by(|a, b| b.1.cmp(&a.1));
+        idle_workers.sort_by_key(|&(_, idle_ms)| std::cmp::Reverse(idle_ms));
         PoolLoad {
             pool: self.spec.name.clone(),
             workers_known,
