@@ -29,9 +29,11 @@ fn snap(active: u32, idle_slots: u32, waiting: u32, idle: &[(WorkerId, u64)]) ->
 }
 
 /// (name, sizing, slots, snapshot, tick, expected actions)
+type Case = (&'static str, Sizing, u32, Snapshot, bool, Vec<Action>);
+
 #[test]
 fn table() {
-    let cases: Vec<(&str, Sizing, u32, Snapshot, bool, Vec<Action>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "static fills up",
             Sizing::Static { workers: 4 },
