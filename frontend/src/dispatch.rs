@@ -230,6 +230,12 @@ impl PoolDispatch {
         }
     }
 
+    /// Able to serve: not failing, and with workers unless it starts them on demand.
+    pub fn is_ready(&self) -> bool {
+        self.failing.lock().unwrap().is_none()
+            && (self.spec.starts_empty || !self.workers.lock().unwrap().is_empty())
+    }
+
     pub fn set_failing(&self, reason: Option<String>) {
         *self.failing.lock().unwrap() = reason;
     }
@@ -383,6 +389,7 @@ mod tests {
             max_requests,
             max_requests_jitter: 0,
             external: false,
+            starts_empty: false,
         };
         (
             Arc::new(PoolDispatch::new(spec, tx, Arc::new(Notify::new()))),

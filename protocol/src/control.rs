@@ -233,6 +233,8 @@ pub struct PoolDispatchSpec {
     /// The pool is a FastCGI server paddock does not manage: a failed connection does not mean
     /// its "worker" is gone.
     pub external: bool,
+    /// The pool runs no worker while idle (ondemand): having none is not a reason to be unready.
+    pub starts_empty: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -366,5 +366,6 @@ pub fn dispatch_spec(name: &str, pool: &RawPool, config: &PoolConfig) -> PoolDis
             config.recycle.jitter
         },
         external: config.mode == PoolMode::External,
+        starts_empty: matches!(config.sizing, Sizing::OnDemand { .. }),
     }
 }

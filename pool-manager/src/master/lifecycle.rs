@@ -8,7 +8,7 @@ use protocol::control::{ExitReason, ToFrontend};
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 use tracing::{info, warn};
 
-use super::{Master, Shutdown};
+use super::{ExitKind, Master, Shutdown};
 
 impl Master {
     pub(super) fn on_signals(&mut self) {
@@ -28,12 +28,12 @@ impl Master {
     fn reap(&mut self) {
         let now = Instant::now();
         loop {
-            let (pid, status, clean) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            let (pid, status, how) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) => {
-                    (pid, format!("exit status {code}"), code == 0)
+                    (pid, format!("exit status {code}"), ExitKind::Status(code))
                 }
                 Ok(WaitStatus::Signaled(pid, signal, _)) => {
-                    (pid, format!("killed by {signal}"), false)
+                    (pid, format!("killed by {signal}"), ExitKind::Signal(signal))
                 }
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(_) => continue,
@@ -47,7 +47,7 @@ impl Master {
                 .find(|(_, w)| w.pid == pid)
                 .map(|(id, _)| *id)
             {
-                self.on_worker_exit(id, &status, clean, now);
+                self.on_worker_exit(id, &status, how, now);
             }
         }
     }

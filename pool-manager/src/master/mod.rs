@@ -88,6 +88,13 @@ impl Worker {
     }
 }
 
+/// How a child ended, as far as the crash-loop logic cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExitKind {
+    Status(i32),
+    Signal(Signal),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shutdown {
     /// Waiting for the front end to finish in-flight requests.

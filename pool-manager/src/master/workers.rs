@@ -8,7 +8,7 @@ use nix::sys::signal::{killpg, Signal};
 use protocol::control::{ExitReason, ToFrontend, WorkerId};
 use tracing::{debug, error, info, warn};
 
-use super::{Master, Worker, FIRST_WORKER_TOKEN};
+use super::{ExitKind, Master, Worker, FIRST_WORKER_TOKEN};
 use crate::children::{spawn_worker, SpawnError};
 use crate::policy::{self, Action};
 
@@ -251,8 +251,14 @@ impl Master {
         }
     }
 
-    /// `status` describes how it ended; `clean` is an exit status of 0.
-    pub(super) fn on_worker_exit(&mut self, id: WorkerId, status: &str, clean: bool, now: Instant) {
+    /// `status` describes how it ended, for the log.
+    pub(super) fn on_worker_exit(
+        &mut self,
+        id: WorkerId,
+        status: &str,
+        how: ExitKind,
+        now: Instant,
+    ) {
         // Log what it wrote last (often the reason it died) before forgetting it.
         self.on_worker_output(id);
         let Some(worker) = self.workers.remove(&id) else {
@@ -273,7 +279,7 @@ impl Master {
             (None, Some(_)) => ExitReason::Shutdown,
             // A clean exit nobody asked for is a handler recycling itself (php-cgi after
             // PHP_FCGI_MAX_REQUESTS requests).
-            (None, None) if clean => ExitReason::MaxRequests,
+            (None, None) if how == ExitKind::Status(0) => ExitReason::MaxRequests,
             (None, None) => ExitReason::Crash,
         };
         if asked.is_some() || self.shutdown.is_some() {
@@ -284,6 +290,13 @@ impl Master {
             } else {
                 debug!(pool = %name, pid = worker.pid.as_raw(), status, "worker recycled itself");
             }
+            // SIGKILL from outside (the OOM killer, an operator) says nothing about whether the
+            // handler can start: only other quick deaths count towards the crash-loop backoff.
+            let lived = if how == ExitKind::Signal(Signal::SIGKILL) {
+                crate::pool::HEALTHY_AFTER
+            } else {
+                lived
+            };
             let delay = pool.record_exit(lived, now);
             if let Some(delay) = delay.filter(|_| pool.failures >= 3) {
                 let failing = format!(
