@@ -95,6 +95,7 @@ where
                 settings,
                 to_handler,
                 incoming: None,
+                handed_over: 0,
                 reply: Vec::new(),
             };
             let result = reader.run(read_half);
@@ -193,6 +194,8 @@ struct Reader<'s> {
     settings: &'s Settings,
     to_handler: Sender<Request>,
     incoming: Option<Incoming>,
+    /// Requests handed to the handler so far on this connection.
+    handed_over: u32,
     /// Reused for every reply the reader writes itself.
     reply: Vec<u8>,
 }
@@ -361,8 +364,10 @@ impl Reader<'_> {
             let (name, value) = pair?;
             params.insert(name.to_vec(), value.to_vec());
         }
+        self.handed_over += 1;
         let request = Request {
             id: incoming.id,
+            nth_on_connection: self.handed_over,
             role: incoming.role,
             keep_conn: incoming.keep_conn,
             params,

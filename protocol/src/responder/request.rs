@@ -15,6 +15,7 @@ pub struct Request {
     pub(super) id: u16,
     pub(super) role: Role,
     pub(super) keep_conn: bool,
+    pub(super) nth_on_connection: u32,
     pub(super) params: BTreeMap<Vec<u8>, Vec<u8>>,
     pub(super) stdin: Vec<u8>,
     pub(super) data: Vec<u8>,
@@ -34,6 +35,12 @@ impl Request {
     /// Whether the web server asked to keep the connection open after this request.
     pub fn keep_conn(&self) -> bool {
         self.keep_conn
+    }
+
+    /// 1 for the first request served on its connection, 2 for the next (FCGI_KEEP_CONN), and
+    /// so on: shows whether a web server reuses its connections.
+    pub fn nth_on_connection(&self) -> u32 {
+        self.nth_on_connection
     }
 
     /// A parameter as text; `None` when absent or not valid UTF-8.
