@@ -23,7 +23,7 @@ pub async fn handle(
             let not_ready: Vec<String> = state
                 .pools
                 .iter()
-                .filter(|p| p.snapshot().workers == 0)
+                .filter(|p| !p.is_ready())
                 .map(|p| p.spec.name.clone())
                 .collect();
             if not_ready.is_empty() {
@@ -31,7 +31,7 @@ pub async fn handle(
             } else {
                 text(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    &format!("pools without workers: {}\n", not_ready.join(", ")),
+                    &format!("pools not ready: {}\n", not_ready.join(", ")),
                 )
             }
         }

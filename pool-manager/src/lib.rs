@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`config`] — TOML schema, validation, file/line/key errors, the embedded default.
 //! - [`master`] — the event loop: signals, control channel, reaping, timers.
+//! - `policy` — the sizing policy: a pure function from a pool snapshot to actions.
 //! - `pool` — per-pool supervision state and crash-loop backoff.
 //! - `children` — building the front-end and worker commands.
 //! - `spawn` — fork+exec with descriptor placement (the only `unsafe` module).
@@ -19,6 +20,7 @@ pub mod master;
 
 mod children;
 mod control;
+mod policy;
 mod pool;
 mod sockets;
 mod spawn;

@@ -4,6 +4,7 @@
 //! between the two and therefore does nothing but async-signal-safe system calls:
 //! - place inherited descriptors at the numbers the child expects (`dup2` also clears CLOEXEC on the
 //!   copy, so exactly these descriptors survive the exec: everything else paddock opens is CLOEXEC);
+//! - apply resource limits (`setrlimit`);
 //! - ask the kernel to signal the child when the master dies, so no worker outlives its master.
 #![allow(unsafe_code)]
 
@@ -35,20 +36,41 @@ impl Inherit {
     }
 }
 
-/// Spawns `command` with `inherit` placed at their target numbers; `death_signal` is delivered to
-/// the child if the master exits first.
-pub fn spawn(command: &mut Command, inherit: Vec<Inherit>, death_signal: i32) -> io::Result<Child> {
+/// A resource limit to set in the child (soft and hard).
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub resource: libc::__rlimit_resource_t,
+    pub value: u64,
+}
+
+/// Spawns `command` with `inherit` placed at their target numbers and `limits` applied;
+/// `death_signal` is delivered to the child if the master exits first.
+pub fn spawn(
+    command: &mut Command,
+    inherit: Vec<Inherit>,
+    limits: Vec<Limit>,
+    death_signal: i32,
+) -> io::Result<Child> {
     let master_pid = std::process::id() as libc::pid_t;
     let places: Vec<(RawFd, RawFd)> = inherit
         .iter()
         .map(|i| (i.parked.as_raw_fd(), i.target))
         .collect();
-    // SAFETY: the closure only calls async-signal-safe functions (dup2, prctl, getppid, _exit) and
-    // touches no memory besides the `places` vector, which was allocated before the fork.
+    // SAFETY: the closure only calls async-signal-safe functions (dup2, setrlimit, prctl, getppid,
+    // _exit) and reads only the `places` and `limits` vectors, allocated before the fork.
     unsafe {
         command.pre_exec(move || {
             for &(parked, target) in &places {
                 if libc::dup2(parked, target) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            for limit in &limits {
+                let value = libc::rlimit {
+                    rlim_cur: limit.value as libc::rlim_t,
+                    rlim_max: limit.value as libc::rlim_t,
+                };
+                if libc::setrlimit(limit.resource, &value) < 0 {
                     return Err(io::Error::last_os_error());
                 }
             }

@@ -81,18 +81,50 @@ pub struct RawScripts {
 pub enum RawPoolMode {
     Prefork,
     Threaded,
+    External,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawSizing {
+    Static,
+    Dynamic,
+    Ondemand,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPool {
     pub mode: RawPoolMode,
-    pub command: Vec<String>,
-    pub workers: Option<u32>,
+    pub command: Option<Vec<String>>,
     pub threads: Option<u32>,
+    pub socket: Option<PathBuf>,
+    pub connections: Option<u32>,
+
+    pub sizing: Option<RawSizing>,
+    pub workers: Option<u32>,
+    pub max_workers: Option<u32>,
+    pub start_workers: Option<u32>,
+    pub min_spare: Option<u32>,
+    pub max_spare: Option<u32>,
+    pub idle_timeout: Option<Duration>,
+    pub spawn_rate: Option<u32>,
+
+    pub max_requests: Option<u64>,
+    pub max_requests_jitter: Option<u64>,
+    pub max_rss: Option<Size>,
+    pub max_lifetime: Option<Duration>,
+
     pub working_directory: Option<PathBuf>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    pub env_allow: Option<Vec<String>>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub rlimit_nofile: Option<u64>,
+    pub rlimit_nproc: Option<u64>,
+    pub rlimit_core: Option<Size>,
+
     pub request_timeout: Option<Duration>,
     pub queue_timeout: Option<Duration>,
     pub queue_max: Option<usize>,
