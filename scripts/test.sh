@@ -5,9 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the suite uses: php-cgi (the real worker), curl (the real HTTP/1.1 and HTTP/2
-# client), procps (ps, for process checks).
+# client), procps (ps, for process checks), and the real FastCGI peers: libfcgi-bin (cgi-fcgi),
+# nginx, php-fpm.
 packages=()
 command -v php-cgi >/dev/null 2>&1 || packages+=(php-cgi)
+command -v cgi-fcgi >/dev/null 2>&1 || packages+=(libfcgi-bin)
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || packages+=(nginx)
+compgen -G '/usr/sbin/php-fpm*' >/dev/null || packages+=(php-fpm)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
 command -v ps >/dev/null 2>&1 || packages+=(procps)
 if ((${#packages[@]})); then

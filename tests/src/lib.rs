@@ -5,6 +5,7 @@
 //! `listening` log lines and waits until the admin `/readyz` says every pool has workers.
 
 pub mod client;
+pub mod peers;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
