@@ -5,6 +5,7 @@
 //! runtime, so that fork+exec is always safe.
 //!
 //! # Layout
+//! - [`cgi_runner`] — the built-in CGI/1.1 handler (an fcgiwrap equivalent) for threaded pools.
 //! - [`config`] — TOML schema, validation, file/line/key errors, the embedded default.
 //! - [`master`] — the event loop: signals, control channel, reaping, timers.
 //! - `policy` — the sizing policy: a pure function from a pool snapshot to actions.
@@ -15,6 +16,7 @@
 //! - `control` — the master's end of the control channel.
 //! - `worker_output` — worker stdout/stderr into the log.
 
+pub mod cgi_runner;
 pub mod config;
 pub mod master;
 

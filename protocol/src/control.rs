@@ -204,12 +204,18 @@ pub struct SiteSpec {
     pub root: PathBuf,
     /// Index file names tried for a directory, in order.
     pub index: Vec<String>,
+    /// The site's default script route (no prefix), e.g. `*.php` to the php pool.
     pub script: Option<ScriptRouteSpec>,
+    /// Script routes for URL prefixes, longest prefix first; they take precedence over `script`.
+    pub routes: Vec<ScriptRouteSpec>,
 }
 
 /// How a site sends scripts to a pool (the `try_files $uri $uri/ /index.php` pattern).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScriptRouteSpec {
+    /// Decoded URL path prefix this route applies to, ending in `/` (e.g. `/cgi-bin/`); `None`
+    /// for a site's default route.
+    pub prefix: Option<String>,
     pub pool: String,
     /// File extensions (without dot) that are scripts, e.g. `php`.
     pub extensions: Vec<String>,

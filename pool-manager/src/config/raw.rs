@@ -66,6 +66,17 @@ pub struct RawSite {
     pub root: PathBuf,
     pub index: Option<Vec<String>>,
     pub scripts: Option<RawScripts>,
+    /// Extra script routes by URL prefix (e.g. `/cgi-bin/` to a CGI pool), keyed by a name.
+    #[serde(default)]
+    pub routes: BTreeMap<String, RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub prefix: String,
+    pub pool: String,
+    pub extensions: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +97,12 @@ pub enum RawPoolMode {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
+pub enum RawBuiltin {
+    Cgi,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RawSizing {
     Static,
     Dynamic,
@@ -97,6 +114,8 @@ pub enum RawSizing {
 pub struct RawPool {
     pub mode: RawPoolMode,
     pub command: Option<Vec<String>>,
+    pub builtin: Option<RawBuiltin>,
+    pub script_timeout: Option<Duration>,
     pub threads: Option<u32>,
     pub socket: Option<PathBuf>,
     pub connections: Option<u32>,

@@ -204,26 +204,8 @@ fn validate_site(
     let script = match &site.scripts {
         None => None,
         Some(scripts) => {
-            if !pools.contains_key(&scripts.pool) {
-                return Err(invalid(
-                    &["sites", name, "scripts", "pool"],
-                    format!("no pool named {:?} is defined under [pools]", scripts.pool),
-                ));
-            }
-            let extensions = scripts
-                .extensions
-                .clone()
-                .unwrap_or_else(|| vec!["php".into()]);
-            if extensions.is_empty()
-                || extensions
-                    .iter()
-                    .any(|e| e.is_empty() || e.contains(['.', '/']))
-            {
-                return Err(invalid(
-                    &["sites", name, "scripts", "extensions"],
-                    "list extensions without dots, e.g. [\"php\"]",
-                ));
-            }
+            let at = ["sites", name, "scripts"];
+            let extensions = route_extensions(&at, scripts.extensions.as_ref(), &["php"])?;
             if let Some(front) = &scripts.front_controller {
                 let has_extension = extensions.iter().any(|e| front.ends_with(&format!(".{e}")));
                 if !front.starts_with('/') || !has_extension {
@@ -234,19 +216,78 @@ fn validate_site(
                 }
             }
             Some(ScriptRouteSpec {
-                pool: scripts.pool.clone(),
+                prefix: None,
+                pool: route_pool(&at, &scripts.pool, pools)?,
                 extensions,
                 front_controller: scripts.front_controller.clone(),
             })
         }
     };
+    let mut routes = Vec::new();
+    for (route, raw) in &site.routes {
+        let at = ["sites", name, "routes", route.as_str()];
+        if !raw.prefix.starts_with('/') || !raw.prefix.ends_with('/') || raw.prefix.contains("..") {
+            let key = ["sites", name, "routes", route.as_str(), "prefix"];
+            return Err(invalid(
+                &key,
+                "must be a URL path that starts and ends with /, e.g. \"/cgi-bin/\"",
+            ));
+        }
+        routes.push(ScriptRouteSpec {
+            prefix: Some(raw.prefix.clone()),
+            pool: route_pool(&at, &raw.pool, pools)?,
+            extensions: route_extensions(&at, raw.extensions.as_ref(), &["cgi", "pl", "py", "sh"])?,
+            front_controller: None,
+        });
+    }
+    routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.as_ref().map_or(0, String::len)));
     Ok(SiteSpec {
         name: name.to_string(),
         hosts,
         root,
         index,
         script,
+        routes,
     })
+}
+
+fn route_pool(
+    at: &[&str],
+    pool: &str,
+    pools: &BTreeMap<String, RawPool>,
+) -> Result<String, Invalid> {
+    if pools.contains_key(pool) {
+        return Ok(pool.to_string());
+    }
+    let mut key = at.to_vec();
+    key.push("pool");
+    Err(invalid(
+        &key,
+        format!("no pool named {pool:?} is defined under [pools]"),
+    ))
+}
+
+fn route_extensions(
+    at: &[&str],
+    given: Option<&Vec<String>>,
+    default: &[&str],
+) -> Result<Vec<String>, Invalid> {
+    let extensions = given
+        .cloned()
+        .unwrap_or_else(|| default.iter().map(|e| e.to_string()).collect());
+    if extensions.is_empty()
+        || extensions
+            .iter()
+            .any(|e| e.is_empty() || e.contains(['.', '/']))
+    {
+        let mut key = at.to_vec();
+        key.push("extensions");
+        return Err(invalid(
+            &key,
+            "list extensions without dots, e.g. [\"php\"]",
+        ));
+    }
+    Ok(extensions)
 }
 
 pub(super) fn existing_dir(path: &[&str], dir: &Path) -> Result<PathBuf, Invalid> {
