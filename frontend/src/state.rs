@@ -118,6 +118,9 @@ impl State {
                     p.retire(*worker, *reason);
                 }
             }
+            ToFrontend::ReloadOutcome { success } => {
+                tracing::debug!(success, "configuration reload");
+            }
             ToFrontend::MaxWorkersReached { pool } => {
                 tracing::debug!(pool = %pool, "pool at its maximum size while requests wait");
             }

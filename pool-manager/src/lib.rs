@@ -12,6 +12,7 @@
 //! - `pool` — per-pool supervision state and crash-loop backoff.
 //! - `children` — building the front-end and worker commands.
 //! - `spawn` — fork+exec with descriptor placement (the only `unsafe` module).
+//! - `sd_notify` — systemd readiness notification.
 //! - `sockets` — listeners, the private runtime directory and worker sockets.
 //! - `control` — the master's end of the control channel.
 //! - `worker_output` — worker stdout/stderr into the log.
@@ -24,6 +25,7 @@ mod children;
 mod control;
 mod policy;
 mod pool;
+mod sd_notify;
 mod sockets;
 mod spawn;
 mod worker_output;

@@ -62,6 +62,9 @@ pub enum ToFrontend {
         worker: WorkerId,
         reason: ExitReason,
     },
+    /// A configuration reload was attempted (for the reload counters); a successful one is
+    /// preceded by a new [`ToFrontend::Configure`].
+    ReloadOutcome { success: bool },
     /// The pool wanted more workers than its maximum while requests waited (once per episode).
     MaxWorkersReached { pool: String },
     /// Stop accepting, finish in-flight requests within `deadline_ms` (0 = drop everything now).

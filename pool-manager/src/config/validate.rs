@@ -82,6 +82,7 @@ pub fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config, Inval
 
     Ok(Config {
         origin: file.to_string(),
+        path: None,
         runtime_dir: raw.server.runtime_dir.as_ref().map(|d| base.join(d)),
         log_level,
         shutdown_timeout: raw

@@ -9,10 +9,12 @@
 //! - this file — state, start-up, the event loop and timers;
 //! - `frontend_link` — starting the front end and talking to it;
 //! - `workers` — starting, retiring, stopping and reaping workers; executing the sizing policy;
-//! - `lifecycle` — signals, reaping, graceful and fast stop.
+//! - `lifecycle` — signals, reaping, graceful and fast stop;
+//! - `reload` — applying a new configuration without closing anything.
 
 mod frontend_link;
 mod lifecycle;
+mod reload;
 mod workers;
 
 use std::collections::BTreeMap;
@@ -108,6 +110,7 @@ enum Shutdown {
 pub fn serve(mut config: Config) -> Result<(), MasterError> {
     let runtime =
         RuntimeDir::create(config.runtime_dir.as_deref()).map_err(MasterError::RuntimeDir)?;
+    let configured_listeners = config.frontend.listeners.clone();
     let mut listeners = Vec::new();
     for spec in &mut config.frontend.listeners {
         let listener = bind_tcp(spec.address).map_err(|source| MasterError::Bind {
@@ -144,6 +147,7 @@ pub fn serve(mut config: Config) -> Result<(), MasterError> {
         })
         .collect();
     let mut master = Master {
+        configured_listeners,
         pools,
         config,
         exe,
@@ -167,6 +171,8 @@ pub fn serve(mut config: Config) -> Result<(), MasterError> {
 
 struct Master {
     config: Config,
+    /// The listeners as configured (before port 0 was resolved), to compare on reload.
+    configured_listeners: Vec<protocol::control::ListenerSpec>,
     exe: PathBuf,
     runtime: RuntimeDir,
     listeners: Vec<TcpListener>,
