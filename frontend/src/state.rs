@@ -8,6 +8,7 @@ use protocol::control::{FrontendSpec, SiteSpec, ToFrontend, ToMaster};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::dispatch::PoolDispatch;
+use crate::tls::CertificateStore;
 
 #[derive(Debug)]
 pub struct State {
@@ -17,10 +18,16 @@ pub struct State {
     /// Distinguishes request ids across front-end restarts.
     boot: u32,
     requests: AtomicU64,
+    /// One per HTTPS listener, reloaded on request from the master.
+    certificates: Vec<Arc<CertificateStore>>,
 }
 
 impl State {
-    pub fn new(spec: FrontendSpec, to_master: UnboundedSender<ToMaster>) -> Self {
+    pub fn new(
+        spec: FrontendSpec,
+        to_master: UnboundedSender<ToMaster>,
+        certificates: Vec<Arc<CertificateStore>>,
+    ) -> Self {
         let pools = spec
             .pools
             .iter()
@@ -35,6 +42,7 @@ impl State {
             to_master,
             boot: nanos ^ std::process::id().rotate_left(16),
             requests: AtomicU64::new(0),
+            certificates,
         }
     }
 
@@ -85,6 +93,13 @@ impl State {
             ToFrontend::PoolStatus { pool, failing } => {
                 if let Some(p) = self.pools.get(pool) {
                     p.set_failing(failing.clone());
+                }
+            }
+            ToFrontend::ReloadCertificates => {
+                for store in &self.certificates {
+                    if let Err(e) = store.reload() {
+                        tracing::error!(error = %e, "certificate reload failed; the previous certificates stay in use");
+                    }
                 }
             }
             ToFrontend::WorkerStats { .. }

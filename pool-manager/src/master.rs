@@ -490,7 +490,10 @@ impl Master {
                 SIGCHLD => self.reap(),
                 SIGTERM | SIGQUIT => self.begin_shutdown(false),
                 SIGINT => self.begin_shutdown(true),
-                SIGHUP => warn!("SIGHUP: configuration reload is not implemented yet; restart paddock to apply a new config"),
+                SIGHUP => {
+                    warn!("SIGHUP: reloading certificates only; a full configuration reload is not implemented yet");
+                    self.tell_frontend(ToFrontend::ReloadCertificates);
+                }
                 SIGUSR1 => info!("SIGUSR1: logs go to standard error; nothing to reopen"),
                 _ => {}
             }
