@@ -5,11 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the suite uses: php-cgi (the real worker), curl (the real HTTP/1.1 and HTTP/2
-# client), procps (ps, for process checks).
+# client), procps (ps, for process checks), nghttp2-client (h2load and nghttp, HTTP/2 tests), openssl
+# (s_client and certificate generation for the TLS tests).
 packages=()
 command -v php-cgi >/dev/null 2>&1 || packages+=(php-cgi)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
 command -v ps >/dev/null 2>&1 || packages+=(procps)
+command -v h2load >/dev/null 2>&1 || packages+=(nghttp2-client)
+command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 if ((${#packages[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
