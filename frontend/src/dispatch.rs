@@ -16,6 +16,7 @@ use protocol::control::{PoolDispatchSpec, WorkerId};
 use tokio::sync::Semaphore;
 
 use crate::fastcgi_client::FcgiConnection;
+use crate::metrics::activity::WorkerActivity;
 
 /// One worker process as the front end sees it.
 #[derive(Debug)]
@@ -24,6 +25,8 @@ pub struct WorkerHandle {
     pub pid: u32,
     pub socket: PathBuf,
     alive: AtomicBool,
+    /// Requests running and served, RSS, age: for the status page and metrics.
+    pub activity: WorkerActivity,
 }
 
 impl WorkerHandle {
@@ -34,6 +37,16 @@ impl WorkerHandle {
     /// Stop handing out this worker's slots (it died, or is about to be killed).
     pub fn mark_dead(&self) {
         self.alive.store(false, Ordering::Release);
+    }
+
+    /// Records the request now running on a leased slot (status page); the returned token goes
+    /// back to [`WorkerHandle::end_request`] when the slot is released.
+    pub fn begin_request(&self, request_id: &str, method: &http::Method, path: &str) -> u64 {
+        self.activity.begin(request_id, method, path)
+    }
+
+    pub fn end_request(&self, token: u64) {
+        self.activity.finish(token);
     }
 }
 
@@ -94,6 +107,7 @@ impl PoolDispatch {
             pid,
             socket,
             alive: AtomicBool::new(true),
+            activity: WorkerActivity::new(slots),
         });
         self.workers.lock().unwrap().insert(id, worker.clone());
         let mut idle = self.idle.lock().unwrap();
@@ -111,6 +125,15 @@ impl PoolDispatch {
         if let Some(worker) = self.workers.lock().unwrap().remove(&id) {
             worker.mark_dead();
         }
+    }
+
+    /// Every worker known to the pool (retiring ones included until the master reports them gone).
+    pub fn workers(&self) -> Vec<Arc<WorkerHandle>> {
+        self.workers.lock().unwrap().values().cloned().collect()
+    }
+
+    pub fn worker(&self, id: WorkerId) -> Option<Arc<WorkerHandle>> {
+        self.workers.lock().unwrap().get(&id).cloned()
     }
 
     pub fn set_failing(&self, reason: Option<String>) {

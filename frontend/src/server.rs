@@ -82,18 +82,22 @@ pub async fn serve(listener: Listener, state: Arc<State>, mut stop: StopSignal) 
             _ = stop.changed() => break,
         };
         let _ = stream.set_nodelay(true);
+        let tracker = state.metrics.connection(&listener.spec.name);
         let conn = Arc::new(ConnInfo {
             local: stream.local_addr().unwrap_or(listener.spec.address),
             peer,
             https,
+            tracker: tracker.clone(),
         });
+        let stream = state.metrics.count_bytes(stream, &listener.spec.name);
         let state = state.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let tls = listener.tls.clone();
         tokio::spawn(async move {
             if admin {
-                let service = service_fn(move |request| admin::handle(state.clone(), request));
+                let service =
+                    service_fn(move |request| admin::handle(state.clone(), conn.clone(), request));
                 let connection = builder.serve_connection(TokioIo::new(stream), service);
                 let _ = watcher.watch(connection.into_owned()).await;
                 return;
@@ -110,12 +114,17 @@ pub async fn serve(listener: Listener, state: Arc<State>, mut stop: StopSignal) 
                         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
                             .await
                         {
-                            Ok(Ok(stream)) => stream,
+                            Ok(Ok(stream)) => {
+                                tracker.tls_established(stream.get_ref().1);
+                                stream
+                            }
                             Ok(Err(e)) => {
+                                tracker.tls_failed("error");
                                 debug!(%peer, error = %e, "TLS handshake failed");
                                 return;
                             }
                             Err(_) => {
+                                tracker.tls_failed("timeout");
                                 debug!(%peer, "TLS handshake timed out");
                                 return;
                             }

@@ -27,10 +27,14 @@ pub async fn handle(
     let started = Instant::now();
     let request_id = state.next_request_id();
     let (parts, incoming) = request.into_parts();
+    let _active = conn.tracker.request_started(parts.version);
     let mut response = respond(&state, &conn, parts.clone(), incoming, &request_id).await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
+    state
+        .metrics
+        .request_done(&response, &parts.method, started);
     debug!(
         request_id,
         method = %parts.method,
@@ -94,7 +98,7 @@ async fn respond(
             request_id,
         };
         match proxy::run(state, &request, pool).await {
-            ScriptOutcome::Response(response) => return response,
+            ScriptOutcome::Response(response) => return crate::metrics::served_by(response, pool),
             ScriptOutcome::LocalRedirect(location) => {
                 // Serve the new location as a GET without a body, as RFC 3875 describes.
                 let Ok(uri) = location.parse::<Uri>() else {

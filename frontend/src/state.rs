@@ -8,11 +8,13 @@ use protocol::control::{FrontendSpec, SiteSpec, ToFrontend, ToMaster};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::dispatch::PoolDispatch;
+use crate::metrics::Metrics;
 
 #[derive(Debug)]
 pub struct State {
     pub spec: FrontendSpec,
     pub pools: DashMap<String, Arc<PoolDispatch>>,
+    pub metrics: Metrics,
     to_master: UnboundedSender<ToMaster>,
     /// Distinguishes request ids across front-end restarts.
     boot: u32,
@@ -20,7 +22,7 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(spec: FrontendSpec, to_master: UnboundedSender<ToMaster>) -> Self {
+    pub fn new(spec: FrontendSpec, to_master: UnboundedSender<ToMaster>, metrics: Metrics) -> Self {
         let pools = spec
             .pools
             .iter()
@@ -32,6 +34,7 @@ impl State {
         Self {
             spec,
             pools,
+            metrics,
             to_master,
             boot: nanos ^ std::process::id().rotate_left(16),
             requests: AtomicU64::new(0),
@@ -65,6 +68,7 @@ impl State {
 
     /// Applies a worker event from the master.
     pub fn apply(&self, message: &ToFrontend) {
+        self.metrics.observe_control(self, message);
         match message {
             ToFrontend::WorkerUp {
                 pool,

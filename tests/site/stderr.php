@@ -1,0 +1,5 @@
+<?php
+// Writes a line to the FastCGI error stream (error_log), so tests can check how worker output is logged.
+error_log("marker " . ($_GET["tag"] ?? ""));
+header('Content-Type: text/plain');
+echo "logged\n";
