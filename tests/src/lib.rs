@@ -4,6 +4,8 @@
 //! Listeners are configured on port 0; the harness learns the real ports from the master's
 //! `listening` log lines and waits until the admin `/readyz` says every pool has workers.
 
+pub mod observe;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
