@@ -39,6 +39,7 @@ use protocol::control::{ExitReason, FrontendSpec, ListenerKind};
 use self::activity::WorkerState;
 use self::connections::{ConnectionFamilies, ConnectionTracker, CountingStream};
 use self::exits::ExitLog;
+use self::labels::{PROTOCOL_HTTP1, PROTOCOL_HTTP2, PROTOCOL_PENDING};
 use self::names::label;
 use self::report::StatusReport;
 use crate::dispatch::{AdmissionError, WorkerHandle};
@@ -194,6 +195,7 @@ impl Metrics {
         for result in ["success", "failure"] {
             self.reloads.with_label_values(&[result]);
         }
+        self.request_duration.with_label_values(&[names::NO_POOL]);
         for pool in &spec.pools {
             self.add_pool(&pool.name);
         }
@@ -202,7 +204,16 @@ impl Metrics {
             self.accepted.with_label_values(&[name]);
             self.received_bytes.with_label_values(&[name]);
             self.sent_bytes.with_label_values(&[name]);
+            for protocol in [PROTOCOL_PENDING, PROTOCOL_HTTP1, PROTOCOL_HTTP2] {
+                self.connections.open.with_label_values(&[name, protocol]);
+                self.connections.idle.with_label_values(&[name, protocol]);
+            }
             if listener.kind == ListenerKind::Https {
+                for version in ["tls1.2", "tls1.3"] {
+                    self.connections
+                        .tls_handshakes
+                        .with_label_values(&[name, version]);
+                }
                 for reason in ["error", "timeout"] {
                     self.connections
                         .tls_failures
@@ -224,6 +235,9 @@ impl Metrics {
             self.retries.with_label_values(&[pool, reason]);
         }
         self.timeouts.with_label_values(&[pool]);
+        self.request_duration.with_label_values(&[pool]);
+        self.queue_wait.with_label_values(&[pool]);
+        self.worker_duration.with_label_values(&[pool]);
         self.spawns.with_label_values(&[pool]);
         self.crash_loops.with_label_values(&[pool]);
         self.max_workers_reached.with_label_values(&[pool]);
