@@ -5,11 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the suite uses: php-cgi (the real worker), curl (the real HTTP/1.1 and HTTP/2
-# client), procps (ps, for process checks).
+# client), procps (ps, for process checks), prometheus (promtool and the server, for the metrics
+# tests), chromium (renders the status page headless).
 packages=()
 command -v php-cgi >/dev/null 2>&1 || packages+=(php-cgi)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
 command -v ps >/dev/null 2>&1 || packages+=(procps)
+command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 if ((${#packages[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -25,6 +25,8 @@ pub mod exits;
 pub mod labels;
 pub mod names;
 pub mod report;
+#[cfg(test)]
+mod tests;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
