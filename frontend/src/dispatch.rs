@@ -17,6 +17,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::fastcgi_client::FcgiConnection;
+use crate::metrics::activity::WorkerActivity;
 
 /// One worker process as the front end sees it.
 #[derive(Debug)]
@@ -36,6 +37,8 @@ pub struct WorkerHandle {
     drained_reported: AtomicBool,
     /// When it last finished a request (or came up).
     last_used: Mutex<Instant>,
+    /// Requests running and served, RSS, age: for the status page and metrics.
+    pub activity: WorkerActivity,
 }
 
 impl WorkerHandle {
@@ -52,13 +55,23 @@ impl WorkerHandle {
         self.retiring.lock().unwrap().is_some()
     }
 
-    /// Can take a new request.
-    fn is_usable(&self) -> bool {
+    /// Can take a new request (alive and not retiring).
+    pub fn is_usable(&self) -> bool {
         self.is_alive() && !self.is_retiring()
     }
 
     fn retire(&self, reason: ExitReason) {
         self.retiring.lock().unwrap().get_or_insert(reason);
+    }
+
+    /// Records the request now running on a leased slot (status page); the returned token goes
+    /// back to [`WorkerHandle::end_request`] when the slot is released.
+    pub fn begin_request(&self, request_id: &str, method: &http::Method, path: &str) -> u64 {
+        self.activity.begin(request_id, method, path)
+    }
+
+    pub fn end_request(&self, token: u64) {
+        self.activity.finish(token);
     }
 }
 
@@ -150,6 +163,7 @@ impl PoolDispatch {
             retiring: Mutex::new(None),
             drained_reported: AtomicBool::new(false),
             last_used: Mutex::new(Instant::now()),
+            activity: WorkerActivity::new(slots),
         });
         self.workers.lock().unwrap().insert(id, worker.clone());
         let mut idle = self.idle.lock().unwrap();
@@ -233,7 +247,17 @@ impl PoolDispatch {
     /// Able to serve: not failing, and with workers unless it starts them on demand.
     pub fn is_ready(&self) -> bool {
         self.failing.lock().unwrap().is_none()
-            && (self.spec.starts_empty || !self.workers.lock().unwrap().is_empty())
+            && (self.spec.starts_empty
+                || self.workers.lock().unwrap().values().any(|w| w.is_usable()))
+    }
+
+    /// Every worker known to the pool (retiring ones included until the master reports them gone).
+    pub fn workers(&self) -> Vec<Arc<WorkerHandle>> {
+        self.workers.lock().unwrap().values().cloned().collect()
+    }
+
+    pub fn worker(&self, id: WorkerId) -> Option<Arc<WorkerHandle>> {
+        self.workers.lock().unwrap().get(&id).cloned()
     }
 
     pub fn set_failing(&self, reason: Option<String>) {

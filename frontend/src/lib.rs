@@ -18,7 +18,8 @@
 //! - `dispatch` — per-pool slots and FIFO queue.
 //! - `fastcgi_client` — one FastCGI exchange on a persistent connection.
 //! - `proxy` — retries, timeouts, CGI reply → HTTP response.
-//! - `admin` — `/healthz`, `/readyz`, `/status`.
+//! - `admin` — `/healthz`, `/readyz`, `/status` (HTML and JSON), `/metrics`.
+//! - `metrics` — Prometheus metrics and the live worker figures behind `/status`.
 //! - [`tls`] — certificates by SNI, reload, and the self-signed fallback.
 //! - `control`, `state`, `inherited` — the master link, shared state, descriptor hand-over.
 
@@ -30,6 +31,7 @@ mod control;
 mod dispatch;
 mod fastcgi_client;
 mod inherited;
+mod metrics;
 mod proxy;
 mod response;
 mod router;
@@ -100,7 +102,9 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
         spec.limits.max_connections,
         spec.limits.max_connections_per_ip,
     );
-    let state = Arc::new(State::new(spec, to_master, certificates));
+    let registry = prometheus::Registry::new();
+    let metrics = metrics::Metrics::new(&registry, &spec);
+    let state = Arc::new(State::new(spec, to_master, certificates, metrics));
     let (stop_tx, stop_rx) = watch::channel(None);
     tokio::spawn(control::run_outbox(writer, outbox));
     tokio::spawn(control::run_inbox(inbox, state.clone(), stop_tx));

@@ -134,6 +134,7 @@ pub async fn serve(
             local: stream.local_addr().unwrap_or(listener.spec.address),
             peer,
             https: context.https,
+            tracker: state.metrics.connection(&listener.spec.name),
         };
         connections.spawn(serve_connection(
             stream,
@@ -175,15 +176,23 @@ async fn serve_connection(
 ) {
     let peer = conn.peer;
     let activity = Activity::new();
-    let io = WatchedIo::new(stream, activity.clone());
+    let counted = state.metrics.count_bytes(stream, &context.name);
+    let io = WatchedIo::new(counted, activity.clone());
     match &context.tls {
         None => serve_http(io, conn, &context, state, activity, stop).await,
         Some(acceptor) => {
             let limit = Duration::from_millis(state.spec.timeouts.tls_handshake_ms);
             match tokio::time::timeout(limit, acceptor.accept(io)).await {
-                Ok(Ok(tls)) => serve_http(tls, conn, &context, state, activity, stop).await,
-                Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+                Ok(Ok(tls)) => {
+                    conn.tracker.tls_established(tls.get_ref().1);
+                    serve_http(tls, conn, &context, state, activity, stop).await
+                }
+                Ok(Err(e)) => {
+                    conn.tracker.tls_failed("error");
+                    debug!(%peer, error = %e, "TLS handshake failed")
+                }
                 Err(_) => {
+                    conn.tracker.tls_failed("timeout");
                     debug!(%peer, listener = %context.name, "TLS handshake timed out; closing")
                 }
             }
@@ -205,7 +214,9 @@ async fn serve_http<I>(
     let io = TokioIo::new(io);
     let timeouts = state.spec.timeouts.clone();
     if context.admin {
-        let service = service_fn(move |request| admin::handle(state.clone(), request));
+        let conn = Arc::new(conn);
+        let service =
+            service_fn(move |request| admin::handle(state.clone(), conn.clone(), request));
         let connection = context.builder.serve_connection(io, service).into_owned();
         drive(connection, peer, &activity, &timeouts, stop).await;
         return;

@@ -31,6 +31,7 @@ pub async fn handle(
     let (number, in_flight) = activity.begin_request();
     let request_id = state.next_request_id();
     let (parts, incoming) = request.into_parts();
+    let _active = conn.tracker.request_started(parts.version);
     let mut response = match check_head(&parts, &state.spec.limits) {
         Some(refused) => refused,
         None => respond(&state, &conn, parts.clone(), incoming, &request_id).await,
@@ -41,6 +42,9 @@ pub async fn handle(
     if must_close(&parts, &response) || number >= state.spec.limits.max_requests_per_connection {
         close_after(&mut response, &parts, &activity);
     }
+    state
+        .metrics
+        .request_done(&response, &parts.method, started);
     debug!(
         request_id,
         method = %parts.method,
@@ -142,7 +146,7 @@ async fn respond(
         };
         let pool = request.target.pool.clone();
         match proxy::run(state, &request, &pool).await {
-            ScriptOutcome::Response(response) => return response,
+            ScriptOutcome::Response(response) => return crate::metrics::served_by(response, &pool),
             ScriptOutcome::LocalRedirect(location) => {
                 // Serve the new location as a GET without a body, as RFC 3875 describes.
                 let Ok(uri) = location.parse::<Uri>() else {

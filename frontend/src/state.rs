@@ -9,12 +9,14 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Notify;
 
 use crate::dispatch::PoolDispatch;
+use crate::metrics::Metrics;
 use crate::tls::CertificateStore;
 
 #[derive(Debug)]
 pub struct State {
     pub spec: FrontendSpec,
     pub pools: DashMap<String, Arc<PoolDispatch>>,
+    pub metrics: Metrics,
     to_master: UnboundedSender<ToMaster>,
     /// Wakes the load reporter when some pool's queue grows.
     pub pressure: Arc<Notify>,
@@ -30,6 +32,7 @@ impl State {
         spec: FrontendSpec,
         to_master: UnboundedSender<ToMaster>,
         certificates: Vec<Arc<CertificateStore>>,
+        metrics: Metrics,
     ) -> Self {
         let pressure = Arc::new(Notify::new());
         let pools = spec
@@ -46,6 +49,7 @@ impl State {
         Self {
             spec,
             pools,
+            metrics,
             to_master,
             pressure,
             boot: nanos ^ std::process::id().rotate_left(16),
@@ -95,6 +99,7 @@ impl State {
 
     /// Applies a worker event from the master.
     pub fn apply(&self, message: &ToFrontend) {
+        self.metrics.observe_control(self, message);
         match message {
             ToFrontend::WorkerUp {
                 pool,

@@ -5,6 +5,7 @@
 //! `listening` log lines and waits until the admin `/readyz` says every pool has workers.
 
 pub mod client;
+pub mod observe;
 pub mod peers;
 pub mod raw;
 
@@ -215,7 +216,7 @@ impl Paddock {
 
     /// The admin `/status` JSON.
     pub fn status(&self) -> serde_json::Value {
-        let raw = http_get(self.admin, "/status").expect("admin /status");
+        let raw = http_get(self.admin, "/status?json").expect("admin /status");
         let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
         serde_json::from_str(body).unwrap_or_else(|e| panic!("status JSON ({e}): {raw}"))
     }
