@@ -97,7 +97,7 @@ pub async fn serve(
         limits
     };
     let context = Arc::new(ListenerContext {
-        builder: http_builder(&state.spec, &listener.spec),
+        builder: http_builder(&state.spec(), &listener.spec),
         https: listener.spec.kind == ListenerKind::Https,
         admin,
         tls: listener.tls.clone(),
@@ -181,7 +181,7 @@ async fn serve_connection(
     match &context.tls {
         None => serve_http(io, conn, &context, state, activity, stop).await,
         Some(acceptor) => {
-            let limit = Duration::from_millis(state.spec.timeouts.tls_handshake_ms);
+            let limit = Duration::from_millis(state.spec().timeouts.tls_handshake_ms);
             match tokio::time::timeout(limit, acceptor.accept(io)).await {
                 Ok(Ok(tls)) => {
                     conn.tracker.tls_established(tls.get_ref().1);
@@ -212,7 +212,7 @@ async fn serve_http<I>(
 {
     let peer = conn.peer;
     let io = TokioIo::new(io);
-    let timeouts = state.spec.timeouts.clone();
+    let timeouts = state.spec().timeouts.clone();
     if context.admin {
         let conn = Arc::new(conn);
         let service =

@@ -76,6 +76,7 @@ impl StatusReport {
         let mut pools: Vec<PoolReport> = state
             .pools
             .iter()
+            .filter(|entry| !entry.value().is_removed())
             .map(|entry| {
                 let pool = entry.value();
                 let snapshot = pool.snapshot();
@@ -118,9 +119,9 @@ impl StatusReport {
                     busy_slots: live().map(|w| u64::from(w.busy_slots)).sum(),
                     idle_slots: snapshot.idle_slots,
                     waiting: snapshot.waiting,
-                    queue_max: pool.spec.queue_max,
-                    queue_timeout_ms: pool.spec.queue_timeout_ms,
-                    request_timeout_ms: pool.spec.request_timeout_ms,
+                    queue_max: pool.spec().queue_max,
+                    queue_timeout_ms: pool.spec().queue_timeout_ms,
+                    request_timeout_ms: pool.spec().request_timeout_ms,
                     ready: pool.is_ready(),
                     failing: snapshot.failing,
                     requests_served: processes.iter().map(|w| w.requests_served).sum(),
