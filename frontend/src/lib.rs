@@ -21,6 +21,7 @@
 //! - `admin` — `/healthz`, `/readyz`, `/status` (HTML and JSON), `/metrics`.
 //! - `metrics` — Prometheus metrics and the live worker figures behind `/status`.
 //! - [`tls`] — certificates by SNI, reload, and the self-signed fallback.
+//! - `privileges` — switching from root to the configured user after start-up.
 //! - `control`, `state`, `inherited` — the master link, shared state, descriptor hand-over.
 
 mod activity;
@@ -32,6 +33,7 @@ mod dispatch;
 mod fastcgi_client;
 mod inherited;
 mod metrics;
+mod privileges;
 mod proxy;
 mod response;
 mod router;
@@ -96,6 +98,10 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
             tcp: tokio::net::TcpListener::from_std(std_listener)?,
             tls,
         });
+    }
+    // Listeners and certificates are in hand: nothing below needs root.
+    if let Some(run_as) = &spec.run_as {
+        privileges::drop_to(run_as)?;
     }
     let (to_master, outbox) = mpsc::unbounded_channel();
     let limits = ConnectionLimits::new(

@@ -30,11 +30,23 @@ pub struct RuntimeDir {
     path: PathBuf,
     /// Remove the directory on drop: true when paddock created it.
     owned: bool,
+    /// The unprivileged user the front end runs as, who must reach the worker sockets.
+    owner: Option<(u32, u32)>,
 }
 
 impl RuntimeDir {
-    /// Uses `configured` (created if missing) or a fresh private directory under the temp dir.
-    pub fn create(configured: Option<&Path>) -> io::Result<Self> {
+    /// Uses `configured` (created if missing) or a fresh private directory under the temp dir,
+    /// owned by `owner` (uid, gid) when given, so that an unprivileged front end can enter it.
+    pub fn create(configured: Option<&Path>, owner: Option<(u32, u32)>) -> io::Result<Self> {
+        let mut dir = Self::create_dir(configured)?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&dir.path, Some(uid), Some(gid))?;
+        }
+        dir.owner = owner;
+        Ok(dir)
+    }
+
+    fn create_dir(configured: Option<&Path>) -> io::Result<Self> {
         match configured {
             Some(path) => {
                 let existed = path.exists();
@@ -43,6 +55,7 @@ impl RuntimeDir {
                 Ok(Self {
                     path: path.to_path_buf(),
                     owned: !existed,
+                    owner: None,
                 })
             }
             None => {
@@ -53,6 +66,7 @@ impl RuntimeDir {
                 Ok(Self {
                     path: dir.keep(),
                     owned: true,
+                    owner: None,
                 })
             }
         }
@@ -72,6 +86,9 @@ impl RuntimeDir {
         let path = self.path.join(format!("{pool}.{worker}.sock"));
         let _ = fs::remove_file(&path);
         let listener = UnixListener::bind(&path)?;
+        if let Some((uid, gid)) = self.owner {
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;
+        }
         Ok((listener, path))
     }
 }

@@ -179,6 +179,17 @@ pub struct FrontendSpec {
     pub limits: LimitsSpec,
     pub timeouts: TimeoutsSpec,
     pub http2: Http2Spec,
+    /// The unprivileged user the front end switches to once it holds its listeners and
+    /// certificates (when paddock starts as root).
+    pub run_as: Option<RunAs>,
+}
+
+/// A user and group to run as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunAs {
+    pub user: String,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

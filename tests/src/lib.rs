@@ -115,7 +115,12 @@ impl Paddock {
 
     /// Starts paddock with exactly `config`; `wait_ready` waits for `/readyz` to answer 200.
     pub fn start_with(config: &str, wait_ready: bool) -> Paddock {
-        let dir = tempfile::tempdir().expect("temp dir");
+        // World-traversable (not the default 0700), so that a front end or workers running as
+        // another user (privilege tests) can reach the runtime directory inside it.
+        let dir = tempfile::Builder::new()
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .tempdir()
+            .expect("temp dir");
         let config_path = write_config(dir.path(), config);
         let mut child = Command::new(paddock_bin())
             .args(["serve", "--config"])

@@ -50,6 +50,7 @@ fn state() -> State {
             max_pending_accept_reset_streams: 10,
             max_local_error_reset_streams: 10,
         },
+        run_as: None,
     };
     let metrics = Metrics::new(&prometheus::Registry::new(), &spec);
     let (to_master, _) = tokio::sync::mpsc::unbounded_channel();

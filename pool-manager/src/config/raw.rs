@@ -34,6 +34,8 @@ pub struct RawConfig {
 pub struct RawServer {
     pub runtime_dir: Option<PathBuf>,
     pub control_socket: Option<PathBuf>,
+    pub user: Option<String>,
+    pub group: Option<String>,
     pub temp_dir: Option<PathBuf>,
     pub log_level: Option<String>,
     pub shutdown_timeout: Option<Duration>,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use protocol::control::{
-    FrontendSpec, ListenerKind, ListenerSpec, ScriptRouteSpec, SiteSpec, TlsFiles,
+    FrontendSpec, ListenerKind, ListenerSpec, RunAs, ScriptRouteSpec, SiteSpec, TlsFiles,
 };
 
 use super::pool::{dispatch_spec, validate_pool};
@@ -89,6 +89,7 @@ pub fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config, Inval
             limits: limits::limits(&raw.limits, temp_dir)?,
             timeouts: limits::timeouts(&raw.timeouts)?,
             http2: limits::http2(&raw.http2)?,
+            run_as: run_as(raw.server.user.as_deref(), raw.server.group.as_deref())?,
         },
         pools,
     })
@@ -311,6 +312,39 @@ fn route_extensions(
         ));
     }
     Ok(extensions)
+}
+
+/// `server.user` (and optionally `server.group`, else the user's own group) resolved to ids.
+fn run_as(user: Option<&str>, group: Option<&str>) -> Result<Option<RunAs>, Invalid> {
+    let Some(user) = user else {
+        if group.is_some() {
+            return Err(invalid(&["server", "group"], "needs server.user"));
+        }
+        return Ok(None);
+    };
+    let Ok(Some(found)) = nix::unistd::User::from_name(user) else {
+        return Err(invalid(
+            &["server", "user"],
+            format!("no user named {user:?} on this system"),
+        ));
+    };
+    let gid = match group {
+        None => found.gid.as_raw(),
+        Some(group) => match nix::unistd::Group::from_name(group) {
+            Ok(Some(g)) => g.gid.as_raw(),
+            _ => {
+                return Err(invalid(
+                    &["server", "group"],
+                    format!("no group named {group:?} on this system"),
+                ))
+            }
+        },
+    };
+    Ok(Some(RunAs {
+        user: user.to_string(),
+        uid: found.uid.as_raw(),
+        gid,
+    }))
 }
 
 pub(super) fn existing_dir(path: &[&str], dir: &Path) -> Result<PathBuf, Invalid> {

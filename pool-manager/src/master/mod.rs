@@ -61,6 +61,8 @@ pub enum MasterError {
     EventLoop(io::Error),
     #[error("cannot start the front end: {0}")]
     Frontend(io::Error),
+    #[error("server.user = {0:?} needs paddock to be started as root (or as that user)")]
+    Privileges(String),
     #[error("cannot open the command socket {path}: {source}")]
     CommandSocket { path: PathBuf, source: io::Error },
 }
@@ -113,8 +115,14 @@ enum Shutdown {
 /// Binds the listeners, starts the front end and the pools, and supervises them until a stop
 /// signal has been handled.
 pub fn serve(mut config: Config) -> Result<(), MasterError> {
-    let runtime =
-        RuntimeDir::create(config.runtime_dir.as_deref()).map_err(MasterError::RuntimeDir)?;
+    let run_as = config.frontend.run_as.as_ref();
+    let root = nix::unistd::geteuid().is_root();
+    if let Some(user) = run_as.filter(|u| !root && u.uid != nix::unistd::geteuid().as_raw()) {
+        return Err(MasterError::Privileges(user.user.clone()));
+    }
+    let owner = run_as.filter(|_| root).map(|u| (u.uid, u.gid));
+    let runtime = RuntimeDir::create(config.runtime_dir.as_deref(), owner)
+        .map_err(MasterError::RuntimeDir)?;
     let configured_listeners = config.frontend.listeners.clone();
     let mut listeners = Vec::new();
     for spec in &mut config.frontend.listeners {
