@@ -5,10 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the suite uses: php-cgi (the real worker), curl (the real HTTP/1.1 and HTTP/2
-# client), procps (ps, for process checks), prometheus (promtool and the server, for the metrics
-# tests), chromium (renders the status page headless).
+# client), procps (ps, for process checks), the real FastCGI peers: libfcgi-bin (cgi-fcgi),
+# nginx, php-fpm; prometheus (promtool and the server, for the metrics tests) and chromium
+# (renders the status page headless).
 packages=()
 command -v php-cgi >/dev/null 2>&1 || packages+=(php-cgi)
+command -v cgi-fcgi >/dev/null 2>&1 || packages+=(libfcgi-bin)
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || packages+=(nginx)
+compgen -G '/usr/sbin/php-fpm*' >/dev/null || packages+=(php-fpm)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
 command -v ps >/dev/null 2>&1 || packages+=(procps)
 command -v promtool >/dev/null 2>&1 || packages+=(prometheus)

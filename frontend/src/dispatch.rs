@@ -8,12 +8,13 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use protocol::control::{PoolDispatchSpec, WorkerId};
-use tokio::sync::Semaphore;
+use protocol::control::{ExitReason, PoolDispatchSpec, PoolLoad, ToMaster, WorkerId};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::fastcgi_client::FcgiConnection;
 use crate::metrics::activity::WorkerActivity;
@@ -22,11 +23,22 @@ use crate::metrics::activity::WorkerActivity;
 #[derive(Debug)]
 pub struct WorkerHandle {
     pub id: WorkerId,
+    /// 0 for the socket of an external pool (no process of ours).
     pub pid: u32,
     pub socket: PathBuf,
     alive: AtomicBool,
     /// Requests running and served, RSS, age: for the status page and metrics.
     pub activity: WorkerActivity,
+    /// Requests in flight on this worker.
+    leased: AtomicU32,
+    /// Requests handed to this worker so far, and the count at which it retires.
+    served: AtomicU64,
+    request_limit: u64,
+    /// Set once the worker is to take no new request; the master stops it when drained.
+    retiring: Mutex<Option<ExitReason>>,
+    drained_reported: AtomicBool,
+    /// When it last finished a request (or came up).
+    last_used: Mutex<Instant>,
 }
 
 impl WorkerHandle {
@@ -47,6 +59,19 @@ impl WorkerHandle {
 
     pub fn end_request(&self, token: u64) {
         self.activity.finish(token);
+    }
+
+    fn is_retiring(&self) -> bool {
+        self.retiring.lock().unwrap().is_some()
+    }
+
+    /// Can take a new request.
+    pub fn is_usable(&self) -> bool {
+        self.is_alive() && !self.is_retiring()
+    }
+
+    fn retire(&self, reason: ExitReason) {
+        self.retiring.lock().unwrap().get_or_insert(reason);
     }
 }
 
@@ -72,11 +97,15 @@ pub enum AdmissionError {
 pub struct PoolDispatch {
     pub spec: PoolDispatchSpec,
     idle: Mutex<Vec<Slot>>,
-    /// One permit per slot in `idle` (dead slots included until popped and discarded).
+    /// One permit per slot in `idle` (unusable slots included until popped and discarded).
     free: Semaphore,
     waiting: AtomicUsize,
     workers: Mutex<HashMap<WorkerId, Arc<WorkerHandle>>>,
     failing: Mutex<Option<String>>,
+    /// Messages to the master (drained workers).
+    to_master: UnboundedSender<ToMaster>,
+    /// Wakes the load reporter when a request has to wait: queue pressure.
+    pressure: Arc<Notify>,
 }
 
 /// Counts for the status page and readiness.
@@ -90,7 +119,11 @@ pub struct PoolSnapshot {
 }
 
 impl PoolDispatch {
-    pub fn new(spec: PoolDispatchSpec) -> Self {
+    pub fn new(
+        spec: PoolDispatchSpec,
+        to_master: UnboundedSender<ToMaster>,
+        pressure: Arc<Notify>,
+    ) -> Self {
         Self {
             spec,
             idle: Mutex::new(Vec::new()),
@@ -98,6 +131,23 @@ impl PoolDispatch {
             waiting: AtomicUsize::new(0),
             workers: Mutex::new(HashMap::new()),
             failing: Mutex::new(None),
+            to_master,
+            pressure,
+        }
+    }
+
+    /// The request count at which a new worker retires: `max_requests` plus a per-worker share of
+    /// the jitter, so that workers started together do not all restart together.
+    fn request_limit(&self, id: WorkerId) -> u64 {
+        match self.spec.max_requests {
+            0 => u64::MAX,
+            max => {
+                let spread = self.spec.max_requests_jitter + 1;
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos() as u64);
+                max + (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ nanos) % spread
+            }
         }
     }
 
@@ -108,6 +158,12 @@ impl PoolDispatch {
             socket,
             alive: AtomicBool::new(true),
             activity: WorkerActivity::new(slots),
+            leased: AtomicU32::new(0),
+            served: AtomicU64::new(0),
+            request_limit: self.request_limit(id),
+            retiring: Mutex::new(None),
+            drained_reported: AtomicBool::new(false),
+            last_used: Mutex::new(Instant::now()),
         });
         self.workers.lock().unwrap().insert(id, worker.clone());
         let mut idle = self.idle.lock().unwrap();
@@ -134,6 +190,73 @@ impl PoolDispatch {
 
     pub fn worker(&self, id: WorkerId) -> Option<Arc<WorkerHandle>> {
         self.workers.lock().unwrap().get(&id).cloned()
+    }
+
+    /// Stops handing requests to a worker; the master hears back once it has none in flight.
+    pub fn retire(&self, id: WorkerId, reason: ExitReason) {
+        let worker = self.workers.lock().unwrap().get(&id).cloned();
+        if let Some(worker) = worker {
+            worker.retire(reason);
+            self.report_if_drained(&worker);
+        }
+    }
+
+    fn report_if_drained(&self, worker: &WorkerHandle) {
+        let reason = *worker.retiring.lock().unwrap();
+        let Some(reason) = reason else {
+            return;
+        };
+        if worker.leased.load(Ordering::Acquire) == 0
+            && !worker.drained_reported.swap(true, Ordering::AcqRel)
+        {
+            let _ = self.to_master.send(ToMaster::Drained {
+                pool: self.spec.name.clone(),
+                worker: worker.id,
+                reason,
+            });
+        }
+    }
+
+    /// The pool's demand, for the master's sizing policy.
+    pub fn load(&self) -> PoolLoad {
+        let now = Instant::now();
+        let idle_slots = self
+            .idle
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.worker.is_usable())
+            .count() as u32;
+        let workers = self.workers.lock().unwrap();
+        let mut busy_slots = 0;
+        let mut workers_known = 0;
+        let mut idle_workers = Vec::new();
+        for worker in workers.values() {
+            let leased = worker.leased.load(Ordering::Acquire);
+            busy_slots += leased;
+            if worker.is_usable() {
+                workers_known += 1;
+                if leased == 0 {
+                    let idle = now.duration_since(*worker.last_used.lock().unwrap());
+                    idle_workers.push((worker.id, idle.as_millis() as u64));
+                }
+            }
+        }
+        idle_workers.sort_by_key(|&(_, idle_ms)| std::cmp::Reverse(idle_ms));
+        PoolLoad {
+            pool: self.spec.name.clone(),
+            workers_known,
+            idle_slots,
+            busy_slots,
+            waiting: self.waiting.load(Ordering::Relaxed) as u32,
+            idle_workers,
+        }
+    }
+
+    /// Able to serve: not failing, and with workers unless it starts them on demand.
+    pub fn is_ready(&self) -> bool {
+        self.failing.lock().unwrap().is_none()
+            && (self.spec.starts_empty || !self.workers.lock().unwrap().is_empty())
     }
 
     pub fn set_failing(&self, reason: Option<String>) {
@@ -167,6 +290,11 @@ impl PoolDispatch {
         }
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let _waiting = WaitingGuard(&self.waiting);
+        if self.free.available_permits() == 0 {
+            // No free slot right now: tell the master at once, so it can start workers without
+            // waiting for its next tick.
+            self.pressure.notify_one();
+        }
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(self.spec.queue_timeout_ms);
         loop {
@@ -177,23 +305,35 @@ impl PoolDispatch {
             permit.forget();
             let slot = self.idle.lock().unwrap().pop();
             match slot {
-                Some(slot) if slot.worker.is_alive() => {
+                Some(slot) if slot.worker.is_usable() => {
+                    let worker = &slot.worker;
+                    worker.leased.fetch_add(1, Ordering::AcqRel);
+                    let served = worker.served.fetch_add(1, Ordering::Relaxed) + 1;
+                    if served >= worker.request_limit {
+                        worker.retire(ExitReason::MaxRequests);
+                    }
                     return Ok(Lease {
                         pool: self.clone(),
                         slot: Some(slot),
-                    })
+                    });
                 }
-                // A dead worker's slot: its permit is spent, wait for a live one.
+                // A dead or retiring worker's slot: its permit is spent, wait for a usable one.
                 _ => continue,
             }
         }
     }
 
     fn release(&self, slot: Slot) {
-        if slot.worker.is_alive() {
+        let worker = slot.worker.clone();
+        *worker.last_used.lock().unwrap() = Instant::now();
+        if worker.is_usable() {
             self.idle.lock().unwrap().push(slot);
             self.free.add_permits(1);
+        } else {
+            drop(slot);
         }
+        worker.leased.fetch_sub(1, Ordering::AcqRel);
+        self.report_if_drained(&worker);
     }
 }
 
@@ -255,13 +395,101 @@ impl Drop for Lease {
 mod tests {
     use super::*;
 
-    fn pool(queue_max: usize, queue_timeout_ms: u64) -> Arc<PoolDispatch> {
-        Arc::new(PoolDispatch::new(PoolDispatchSpec {
+    fn pool_with(
+        queue_max: usize,
+        queue_timeout_ms: u64,
+        max_requests: u64,
+    ) -> (
+        Arc<PoolDispatch>,
+        tokio::sync::mpsc::UnboundedReceiver<ToMaster>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let spec = PoolDispatchSpec {
             name: "php".into(),
             queue_timeout_ms,
             queue_max,
             request_timeout_ms: 1000,
-        }))
+            max_requests,
+            max_requests_jitter: 0,
+            external: false,
+            starts_empty: false,
+        };
+        (
+            Arc::new(PoolDispatch::new(spec, tx, Arc::new(Notify::new()))),
+            rx,
+        )
+    }
+
+    fn pool(queue_max: usize, queue_timeout_ms: u64) -> Arc<PoolDispatch> {
+        pool_with(queue_max, queue_timeout_ms, 0).0
+    }
+
+    #[tokio::test]
+    async fn retiring_worker_finishes_its_request_then_reports_drained() {
+        let (pool, mut to_master) = pool_with(10, 50, 0);
+        pool.worker_up(1, 11, "/a".into(), 1);
+        pool.worker_up(2, 22, "/b".into(), 1);
+        let lease = pool.acquire().await.unwrap();
+        assert_eq!(lease.worker().id, 2);
+        pool.retire(2, ExitReason::Idle);
+        assert!(to_master.try_recv().is_err(), "still busy: not drained yet");
+        assert_eq!(
+            pool.acquire().await.unwrap().worker().id,
+            1,
+            "no new request for a retiring worker"
+        );
+        drop(lease);
+        assert_eq!(
+            to_master.try_recv().unwrap(),
+            ToMaster::Drained {
+                pool: "php".into(),
+                worker: 2,
+                reason: ExitReason::Idle
+            }
+        );
+        assert_eq!(pool.load().workers_known, 1);
+    }
+
+    #[tokio::test]
+    async fn worker_retires_after_max_requests() {
+        let (pool, mut to_master) = pool_with(10, 50, 2);
+        pool.worker_up(1, 11, "/a".into(), 1);
+        drop(pool.acquire().await.unwrap());
+        assert!(to_master.try_recv().is_err());
+        drop(pool.acquire().await.unwrap());
+        assert!(matches!(
+            to_master.try_recv().unwrap(),
+            ToMaster::Drained {
+                worker: 1,
+                reason: ExitReason::MaxRequests,
+                ..
+            }
+        ));
+        assert!(matches!(
+            pool.acquire().await,
+            Err(AdmissionError::QueueTimeout(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn load_reports_idle_and_waiting() {
+        let pool = pool(10, 1_000);
+        pool.worker_up(1, 11, "/a".into(), 2);
+        let held = pool.acquire().await.unwrap();
+        let load = pool.load();
+        assert_eq!(
+            (
+                load.workers_known,
+                load.idle_slots,
+                load.busy_slots,
+                load.waiting
+            ),
+            (1, 1, 1, 0)
+        );
+        assert!(load.idle_workers.is_empty());
+        drop(held);
+        let load = pool.load();
+        assert_eq!(load.idle_workers.len(), 1);
     }
 
     #[tokio::test]

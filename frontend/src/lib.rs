@@ -95,6 +95,7 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(None);
     tokio::spawn(control::run_outbox(writer, outbox));
     tokio::spawn(control::run_inbox(inbox, state.clone(), stop_tx));
+    tokio::spawn(state.clone().report_load());
 
     let tasks: Vec<_> = listeners
         .into_iter()

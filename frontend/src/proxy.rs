@@ -3,8 +3,9 @@
 //!
 //! Failure rules (DESIGN.md, "Request path" step 7):
 //! - the worker could not be reached: nothing was sent, so any request goes to another worker;
-//! - the worker failed before any response byte: GET, HEAD and OPTIONS are retried once on another
-//!   worker, everything else gets 502 (a POST never runs twice);
+//! - the worker failed before any response byte: GET, HEAD and OPTIONS are retried on another
+//!   worker (at most [`MAX_IDEMPOTENT_RETRIES`] times, so a request is not lost when workers die in
+//!   quick succession), everything else gets 502 (a POST never runs twice);
 //! - the per-pool deadline expired: 504, and the master kills that worker (pid known exactly).
 
 use std::net::SocketAddr;
@@ -27,6 +28,8 @@ use crate::state::State;
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// Attempts when the worker could not even be reached (nothing was sent).
 const MAX_CONNECT_ATTEMPTS: usize = 3;
+/// Retries of an idempotent request whose worker failed before answering.
+const MAX_IDEMPOTENT_RETRIES: usize = 2;
 
 /// The connection a request arrived on.
 #[derive(Debug, Clone)]
@@ -72,7 +75,7 @@ pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) ->
     let timeout = Duration::from_millis(pool.spec.request_timeout_ms);
     let max_response = state.spec.limits.max_response_bytes;
     let mut connect_failures = 0;
-    let mut retried = false;
+    let mut retries = 0;
     loop {
         let queued = state.metrics.queue_entered(pool_name);
         let mut lease = match queued.wait(pool.acquire()).await {
@@ -85,7 +88,9 @@ pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) ->
             Err(e) => {
                 // The worker is gone (its socket refuses): nothing was sent, any method may move on.
                 warn!(pool = pool_name, pid = worker.pid, error = %e, "worker unreachable");
-                worker.mark_dead();
+                if !pool.spec.external {
+                    worker.mark_dead();
+                }
                 connect_failures += 1;
                 if connect_failures < MAX_CONNECT_ATTEMPTS {
                     state.metrics.retried(pool_name, "unreachable");
@@ -113,10 +118,10 @@ pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) ->
             }
             Ok(Err(e)) => {
                 lease.discard_connection();
-                let retry = idempotent && !retried && !e.response_started();
+                let retry = idempotent && retries < MAX_IDEMPOTENT_RETRIES && !e.response_started();
                 warn!(pool = pool_name, pid = worker.pid, error = %e, retry, "worker failed");
                 if retry {
-                    retried = true;
+                    retries += 1;
                     state.metrics.retried(pool_name, "failed");
                     continue;
                 }

@@ -72,11 +72,6 @@ async fn respond(
             Route::BadRequest(reason) => return response::error(StatusCode::BAD_REQUEST, reason),
             Route::Script(target) => target,
         };
-        let pool = &site
-            .script
-            .as_ref()
-            .expect("scripts route only with a pool")
-            .pool;
         if buffered.is_none() {
             let declared = parts
                 .headers
@@ -97,8 +92,9 @@ async fn respond(
             body: buffered.take().expect("just buffered"),
             request_id,
         };
-        match proxy::run(state, &request, pool).await {
-            ScriptOutcome::Response(response) => return crate::metrics::served_by(response, pool),
+        let pool = request.target.pool.clone();
+        match proxy::run(state, &request, &pool).await {
+            ScriptOutcome::Response(response) => return crate::metrics::served_by(response, &pool),
             ScriptOutcome::LocalRedirect(location) => {
                 // Serve the new location as a GET without a body, as RFC 3875 describes.
                 let Ok(uri) = location.parse::<Uri>() else {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use protocol::control::{FrontendSpec, SiteSpec, ToFrontend, ToMaster};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::Notify;
 
 use crate::dispatch::PoolDispatch;
 use crate::metrics::Metrics;
@@ -16,6 +17,8 @@ pub struct State {
     pub pools: DashMap<String, Arc<PoolDispatch>>,
     pub metrics: Metrics,
     to_master: UnboundedSender<ToMaster>,
+    /// Wakes the load reporter when some pool's queue grows.
+    pub pressure: Arc<Notify>,
     /// Distinguishes request ids across front-end restarts.
     boot: u32,
     requests: AtomicU64,
@@ -23,10 +26,14 @@ pub struct State {
 
 impl State {
     pub fn new(spec: FrontendSpec, to_master: UnboundedSender<ToMaster>, metrics: Metrics) -> Self {
+        let pressure = Arc::new(Notify::new());
         let pools = spec
             .pools
             .iter()
-            .map(|p| (p.name.clone(), Arc::new(PoolDispatch::new(p.clone()))))
+            .map(|p| {
+                let pool = PoolDispatch::new(p.clone(), to_master.clone(), pressure.clone());
+                (p.name.clone(), Arc::new(pool))
+            })
             .collect();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -36,6 +43,7 @@ impl State {
             pools,
             metrics,
             to_master,
+            pressure,
             boot: nanos ^ std::process::id().rotate_left(16),
             requests: AtomicU64::new(0),
         }
@@ -66,6 +74,20 @@ impl State {
         .unwrap_or(&sites[0])
     }
 
+    /// Sends every pool's load to the master twice a second, and at once when a queue grows.
+    pub async fn report_load(self: Arc<Self>) {
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = self.pressure.notified() => {}
+            }
+            for pool in self.pools.iter() {
+                self.tell_master(ToMaster::PoolLoad(pool.load()));
+            }
+        }
+    }
+
     /// Applies a worker event from the master.
     pub fn apply(&self, message: &ToFrontend) {
         self.metrics.observe_control(self, message);
@@ -90,6 +112,21 @@ impl State {
                 if let Some(p) = self.pools.get(pool) {
                     p.set_failing(failing.clone());
                 }
+            }
+            ToFrontend::Retire {
+                pool,
+                worker,
+                reason,
+            } => {
+                if let Some(p) = self.pools.get(pool) {
+                    p.retire(*worker, *reason);
+                }
+            }
+            ToFrontend::ReloadOutcome { success } => {
+                tracing::debug!(success, "configuration reload");
+            }
+            ToFrontend::MaxWorkersReached { pool } => {
+                tracing::debug!(pool = %pool, "pool at its maximum size while requests wait");
             }
             ToFrontend::WorkerStats { .. }
             | ToFrontend::Configure(_)

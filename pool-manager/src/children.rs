@@ -13,7 +13,7 @@ use protocol::control::{WorkerId, CONTROL_FD, FIRST_LISTENER_FD};
 
 use crate::config::PoolConfig;
 use crate::sockets::RuntimeDir;
-use crate::spawn::{spawn, Inherit};
+use crate::spawn::{spawn, Inherit, Limit};
 use crate::worker_output::WorkerOutput;
 
 /// Starts `paddock frontend` (this same binary) with the control channel at [`CONTROL_FD`] and the
@@ -33,11 +33,12 @@ pub fn spawn_frontend(
         .arg("frontend")
         .arg("--log-level")
         .arg(log_level)
+        .env_remove(crate::sd_notify::NOTIFY_SOCKET)
         .stdin(Stdio::null())
         // Its own process group: a Ctrl-C on the terminal reaches only the master, which then
         // stops the front end in order instead of every process dying at once.
         .process_group(0);
-    let child = spawn(&mut command, inherit, libc::SIGTERM)?;
+    let child = spawn(&mut command, inherit, Vec::new(), libc::SIGTERM)?;
     Ok(Pid::from_raw(child.id() as i32))
 }
 
@@ -58,6 +59,8 @@ pub enum SpawnError {
     CommandNotFound { program: String, hint: String },
     #[error("cannot start `{program}`: {source}")]
     Exec { program: String, source: io::Error },
+    #[error("pool `{pool}` sets a user or group, which needs paddock to be started as root")]
+    NotRoot { pool: String },
 }
 
 /// Starts one worker of `pool` with its own listening socket as descriptor 0, the FastCGI
@@ -94,7 +97,21 @@ pub fn spawn_worker(
     if let Some(dir) = &pool.working_directory {
         command.current_dir(dir);
     }
-    let child = spawn(&mut command, Vec::new(), libc::SIGTERM).map_err(|source| {
+    if pool.user.is_some() || pool.group.is_some() {
+        if !nix::unistd::geteuid().is_root() {
+            let _ = std::fs::remove_file(&socket);
+            return Err(SpawnError::NotRoot {
+                pool: pool.name.clone(),
+            });
+        }
+        if let Some(gid) = pool.group {
+            command.gid(gid);
+        }
+        if let Some(uid) = pool.user {
+            command.uid(uid);
+        }
+    }
+    let child = spawn(&mut command, Vec::new(), limits(pool), libc::SIGTERM).map_err(|source| {
         let _ = std::fs::remove_file(&socket);
         if source.kind() == io::ErrorKind::NotFound {
             SpawnError::CommandNotFound {
@@ -112,6 +129,18 @@ pub fn spawn_worker(
         socket,
         output: WorkerOutput::new(read_end).map_err(exec_error)?,
     })
+}
+
+fn limits(pool: &PoolConfig) -> Vec<Limit> {
+    let r = &pool.rlimits;
+    [
+        (libc::RLIMIT_NOFILE, r.nofile),
+        (libc::RLIMIT_NPROC, r.nproc),
+        (libc::RLIMIT_CORE, r.core),
+    ]
+    .into_iter()
+    .filter_map(|(resource, value)| value.map(|value| Limit { resource, value }))
+    .collect()
 }
 
 fn install_hint(program: &str) -> String {

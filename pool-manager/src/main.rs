@@ -29,6 +29,14 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Internal: the built-in CGI runner, started by the master as a threaded worker.
+    #[command(hide = true)]
+    CgiRunner {
+        #[arg(long, default_value_t = 8)]
+        threads: usize,
+        #[arg(long, default_value_t = 30_000)]
+        timeout_ms: u64,
+    },
     /// Internal: the front-end process, started by the master with inherited descriptors.
     #[command(hide = true)]
     Frontend {
@@ -61,6 +69,19 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(code) => code,
+        },
+        Command::CgiRunner {
+            threads,
+            timeout_ms,
+        } => match pool_manager::cgi_runner::run(
+            threads,
+            std::time::Duration::from_millis(timeout_ms),
+        ) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("paddock cgi-runner: {e:#}");
+                ExitCode::FAILURE
+            }
         },
         Command::Frontend { log_level } => {
             pool_manager::init_logging(&log_level);

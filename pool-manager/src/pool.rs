@@ -1,4 +1,4 @@
-//! Per-pool supervision state: how many workers run, and the crash-loop backoff.
+//! Per-pool supervision state: crash-loop backoff, the sizing ramp, the last demand report.
 //!
 //! A handler that dies right after starting (a missing extension, a broken ini file) must not turn
 //! the master into a fork bomb. Each quick death doubles the respawn delay up to a cap; a worker that
@@ -7,7 +7,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::config::PoolConfig;
+use protocol::control::{PoolLoad, WorkerId};
+
+use crate::config::{PoolConfig, PoolMode, Sizing};
+use crate::policy::{Ramp, Snapshot};
 
 /// A worker that lived this long was healthy: its exit does not count as a crash-loop step.
 pub const HEALTHY_AFTER: Duration = Duration::from_secs(1);
@@ -17,33 +20,67 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct Pool {
     pub config: PoolConfig,
-    /// Workers started and not yet reaped.
-    pub live: u32,
     /// Consecutive quick deaths or failed spawns.
     pub failures: u32,
     /// No spawn before this instant (crash-loop backoff).
     pub hold_until: Option<Instant>,
     /// Why the pool cannot start workers, as shown to clients and operators.
     pub failing: Option<String>,
+    pub ramp: Ramp,
+    /// The front end's latest demand report.
+    pub load: PoolLoad,
+    /// The fixed worker id under which an external pool's socket is announced.
+    pub external_id: Option<WorkerId>,
+    /// Dropped by a reload: its workers retire and none are started.
+    pub removed: bool,
 }
 
 impl Pool {
-    pub fn new(config: PoolConfig) -> Self {
+    pub fn new(config: PoolConfig, external_id: Option<WorkerId>) -> Self {
         Self {
             config,
-            live: 0,
             failures: 0,
             hold_until: None,
             failing: None,
+            ramp: Ramp::default(),
+            load: PoolLoad::default(),
+            external_id,
+            removed: false,
         }
     }
 
-    /// How many workers to start now.
-    pub fn spawns_due(&self, now: Instant) -> u32 {
-        if self.hold_until.is_some_and(|t| now < t) {
-            return 0;
+    pub fn is_managed(&self) -> bool {
+        self.config.mode != PoolMode::External && !self.removed
+    }
+
+    /// Workers to start when paddock starts (Apache's StartServers, php-fpm's start_servers).
+    pub fn initial_workers(&self) -> u32 {
+        match self.config.sizing {
+            _ if !self.is_managed() => 0,
+            Sizing::Static { workers } => workers,
+            Sizing::Dynamic { start, .. } => start,
+            Sizing::OnDemand { .. } => 0,
         }
-        self.config.workers.saturating_sub(self.live)
+    }
+
+    pub fn is_held(&self, now: Instant) -> bool {
+        self.hold_until.is_some_and(|t| now < t)
+    }
+
+    /// The policy's view of the pool, given how many of its workers are active (not retiring).
+    pub fn snapshot(&self, active: u32) -> Snapshot {
+        let load = &self.load;
+        Snapshot {
+            active,
+            unreported: active.saturating_sub(load.workers_known),
+            idle_slots: load.idle_slots,
+            waiting: load.waiting,
+            idle_workers: load
+                .idle_workers
+                .iter()
+                .map(|&(worker, ms)| (worker, Duration::from_millis(ms)))
+                .collect(),
+        }
     }
 
     /// Records a worker exit (or a failed spawn, with `lived` zero) and returns the backoff applied.
@@ -75,19 +112,6 @@ pub fn backoff(failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PoolMode;
-
-    fn pool(workers: u32) -> Pool {
-        Pool::new(PoolConfig {
-            name: "php".into(),
-            mode: PoolMode::Prefork,
-            command: vec!["php-cgi".into()],
-            workers,
-            slots_per_worker: 1,
-            working_directory: None,
-            env: Default::default(),
-        })
-    }
 
     #[test]
     fn backoff_doubles_and_caps() {
@@ -95,27 +119,5 @@ mod tests {
         assert_eq!(backoff(2), Duration::from_millis(200));
         assert_eq!(backoff(5), Duration::from_millis(1600));
         assert_eq!(backoff(40), MAX_BACKOFF);
-    }
-
-    #[test]
-    fn quick_deaths_hold_spawning_and_healthy_exit_resets() {
-        let now = Instant::now();
-        let mut pool = pool(2);
-        assert_eq!(pool.spawns_due(now), 2);
-        pool.live = 1;
-        assert_eq!(
-            pool.record_exit(Duration::ZERO, now),
-            Some(Duration::from_millis(100))
-        );
-        pool.live = 0;
-        assert_eq!(pool.spawns_due(now), 0);
-        assert_eq!(pool.spawns_due(now + Duration::from_millis(100)), 2);
-        assert_eq!(
-            pool.record_exit(Duration::from_millis(5), now),
-            Some(Duration::from_millis(200))
-        );
-        assert_eq!(pool.record_exit(Duration::from_secs(10), now), None);
-        assert_eq!(pool.failures, 0);
-        assert_eq!(pool.spawns_due(now), 2);
     }
 }

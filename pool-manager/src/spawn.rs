@@ -3,7 +3,10 @@
 //! Children are started by fork+exec only (`std::process::Command`); the `pre_exec` hook below runs
 //! between the two and therefore does nothing but async-signal-safe system calls:
 //! - place inherited descriptors at the numbers the child expects (`dup2` also clears CLOEXEC on the
-//!   copy, so exactly these descriptors survive the exec: everything else paddock opens is CLOEXEC);
+//!   copy), then close every descriptor above them: paddock's own are CLOEXEC anyway, but whatever
+//!   paddock itself inherited without CLOEXEC (a shell's or a build tool's pipes) must not reach a
+//!   worker;
+//! - apply resource limits (`setrlimit`);
 //! - ask the kernel to signal the child when the master dies, so no worker outlives its master.
 #![allow(unsafe_code)]
 
@@ -35,20 +38,44 @@ impl Inherit {
     }
 }
 
-/// Spawns `command` with `inherit` placed at their target numbers; `death_signal` is delivered to
-/// the child if the master exits first.
-pub fn spawn(command: &mut Command, inherit: Vec<Inherit>, death_signal: i32) -> io::Result<Child> {
+/// A resource limit to set in the child (soft and hard).
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub resource: libc::__rlimit_resource_t,
+    pub value: u64,
+}
+
+/// Spawns `command` with `inherit` placed at their target numbers and `limits` applied;
+/// `death_signal` is delivered to the child if the master exits first.
+pub fn spawn(
+    command: &mut Command,
+    inherit: Vec<Inherit>,
+    limits: Vec<Limit>,
+    death_signal: i32,
+) -> io::Result<Child> {
     let master_pid = std::process::id() as libc::pid_t;
     let places: Vec<(RawFd, RawFd)> = inherit
         .iter()
         .map(|i| (i.parked.as_raw_fd(), i.target))
         .collect();
-    // SAFETY: the closure only calls async-signal-safe functions (dup2, prctl, getppid, _exit) and
-    // touches no memory besides the `places` vector, which was allocated before the fork.
+    // SAFETY: the closure only calls async-signal-safe functions (dup2, close_range/close,
+    // setrlimit, prctl, getppid, _exit) and reads only the `places` and `limits` vectors, allocated
+    // before the fork.
     unsafe {
         command.pre_exec(move || {
             for &(parked, target) in &places {
                 if libc::dup2(parked, target) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            let first_unused = places.iter().map(|&(_, t)| t + 1).max().unwrap_or(3).max(3);
+            close_from(first_unused);
+            for limit in &limits {
+                let value = libc::rlimit {
+                    rlim_cur: limit.value as libc::rlim_t,
+                    rlim_max: limit.value as libc::rlim_t,
+                };
+                if libc::setrlimit(limit.resource, &value) < 0 {
                     return Err(io::Error::last_os_error());
                 }
             }
@@ -65,4 +92,24 @@ pub fn spawn(command: &mut Command, inherit: Vec<Inherit>, death_signal: i32) ->
     let child = command.spawn();
     drop(inherit);
     child
+}
+
+/// Closes every descriptor from `first` up. Runs between fork and exec: system calls only.
+fn close_from(first: RawFd) {
+    // SAFETY: close_range only closes descriptors; the child owns no Rust object using them.
+    let closed = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        )
+    };
+    if closed != 0 {
+        // Kernels before 5.9 have no close_range: close the usual range one by one.
+        for fd in first..4096 {
+            // SAFETY: as above.
+            unsafe { libc::close(fd) };
+        }
+    }
 }

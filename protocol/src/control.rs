@@ -55,6 +55,18 @@ pub enum ToFrontend {
         pool: String,
         failing: Option<String>,
     },
+    /// Retire this worker gracefully: hand it no new request, and answer with
+    /// [`ToMaster::Drained`] once it has none in flight.
+    Retire {
+        pool: String,
+        worker: WorkerId,
+        reason: ExitReason,
+    },
+    /// A configuration reload was attempted (for the reload counters); a successful one is
+    /// preceded by a new [`ToFrontend::Configure`].
+    ReloadOutcome { success: bool },
+    /// The pool wanted more workers than its maximum while requests waited (once per episode).
+    MaxWorkersReached { pool: String },
     /// Stop accepting, finish in-flight requests within `deadline_ms` (0 = drop everything now).
     Shutdown { deadline_ms: u64 },
 }
@@ -114,12 +126,37 @@ impl ExitReason {
 pub enum ToMaster {
     /// The front end has taken its listeners and is serving.
     Ready,
+    /// The demand a pool sees, sent when it changes (coalesced) and at once when a request has
+    /// to wait for a slot, so the master can size the pool.
+    PoolLoad(PoolLoad),
+    /// This retiring worker has no request in flight any more: stop it.
+    Drained {
+        pool: String,
+        worker: WorkerId,
+        reason: ExitReason,
+    },
     /// Kill this worker (it overran its request deadline or broke the protocol) and replace it.
     KillWorker {
         pool: String,
         worker: WorkerId,
         reason: KillReason,
     },
+}
+
+/// One pool's demand as the front end sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolLoad {
+    pub pool: String,
+    /// Workers the front end knows of (to tell which spawned workers it has not seen yet).
+    pub workers_known: u32,
+    /// Free slots on workers that are not retiring.
+    pub idle_slots: u32,
+    pub busy_slots: u32,
+    /// Requests waiting in the queue.
+    pub waiting: u32,
+    /// Fully idle, non-retiring workers and milliseconds since each last finished a request,
+    /// longest idle first.
+    pub idle_workers: Vec<(WorkerId, u64)>,
 }
 
 /// Why the front end asks for a worker to be killed.
@@ -170,12 +207,18 @@ pub struct SiteSpec {
     pub root: PathBuf,
     /// Index file names tried for a directory, in order.
     pub index: Vec<String>,
+    /// The site's default script route (no prefix), e.g. `*.php` to the php pool.
     pub script: Option<ScriptRouteSpec>,
+    /// Script routes for URL prefixes, longest prefix first; they take precedence over `script`.
+    pub routes: Vec<ScriptRouteSpec>,
 }
 
 /// How a site sends scripts to a pool (the `try_files $uri $uri/ /index.php` pattern).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScriptRouteSpec {
+    /// Decoded URL path prefix this route applies to, ending in `/` (e.g. `/cgi-bin/`); `None`
+    /// for a site's default route.
+    pub prefix: Option<String>,
     pub pool: String,
     /// File extensions (without dot) that are scripts, e.g. `php`.
     pub extensions: Vec<String>,
@@ -192,6 +235,15 @@ pub struct PoolDispatchSpec {
     pub queue_max: usize,
     /// Longest a worker may take for one request before a 504 and a kill.
     pub request_timeout_ms: u64,
+    /// Requests after which a worker is retired (0 = never), plus a per-worker random extra of
+    /// up to `max_requests_jitter`. The front end counts, since it knows when a worker is idle.
+    pub max_requests: u64,
+    pub max_requests_jitter: u64,
+    /// The pool is a FastCGI server paddock does not manage: a failed connection does not mean
+    /// its "worker" is gone.
+    pub external: bool,
+    /// The pool runs no worker while idle (ondemand): having none is not a reason to be unready.
+    pub starts_empty: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -10,8 +10,13 @@
 //!   parsing.
 //! - [`control`] — the typed messages the master and the front end exchange over their socketpair,
 //!   and their length-prefixed framing.
+//! - `responder` (cargo feature `responder`, off by default) — the one exception to "no I/O": a
+//!   blocking, threaded FastCGI application server built on [`fcgi`], for paddock's own workers and
+//!   the test applications.
 #![forbid(unsafe_code)]
 
 pub mod cgi;
 pub mod control;
 pub mod fcgi;
+#[cfg(feature = "responder")]
+pub mod responder;

@@ -4,7 +4,9 @@
 //! Listeners are configured on port 0; the harness learns the real ports from the master's
 //! `listening` log lines and waits until the admin `/readyz` says every pool has workers.
 
+pub mod client;
 pub mod observe;
+pub mod peers;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -211,6 +213,50 @@ impl Paddock {
             .expect("run curl (apt-get install curl)")
     }
 
+    /// The admin `/status` JSON.
+    pub fn status(&self) -> serde_json::Value {
+        let raw = http_get(self.admin, "/status?json").expect("admin /status");
+        let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("status JSON ({e}): {raw}"))
+    }
+
+    /// The number of workers the front end knows in pool `pool`.
+    pub fn pool_workers(&self, pool: &str) -> u64 {
+        let status = self.status();
+        status["pools"]
+            .as_array()
+            .and_then(|pools| pools.iter().find(|p| p["name"] == pool))
+            .and_then(|p| p["workers"].as_u64())
+            .unwrap_or_else(|| panic!("no pool {pool} in {status}"))
+    }
+
+    /// Child processes of the master (pid, command name): the front end and the workers.
+    pub fn children(&self) -> Vec<(u32, String)> {
+        children_of(self.child.id())
+    }
+
+    /// Pids of the master's children running `command` (e.g. "php-cgi").
+    pub fn worker_pids(&self, command: &str) -> Vec<u32> {
+        self.children()
+            .into_iter()
+            .filter(|(_, name)| name == command)
+            .map(|(pid, _)| pid)
+            .collect()
+    }
+
+    /// Waits (polling, up to `limit`) until `condition` holds; panics with `what` and the log if not.
+    pub fn wait_until(&self, what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + limit;
+        while !condition() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit; returns the exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         signal(self.child.id(), "TERM");
@@ -234,6 +280,34 @@ impl Drop for Paddock {
             self.stop();
         }
     }
+}
+
+/// Child processes of `parent` (pid, command name), read with ps.
+pub fn children_of(parent: u32) -> Vec<(u32, String)> {
+    let output = Command::new("ps")
+        .args(["-o", "pid=,comm=", "--ppid"])
+        .arg(parent.to_string())
+        .output()
+        .expect("ps (apt-get install procps)");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            Some((parts.next()?.parse().ok()?, parts.next()?.to_string()))
+        })
+        .collect()
+}
+
+/// Whether a process exists (and is not a zombie).
+pub fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
 }
 
 fn unspecified() -> SocketAddr {

@@ -1,4 +1,5 @@
-//! Counters driven by the master's worker events: spawns, exits by reason, crash loops, RSS.
+//! Counters driven by the master's events: spawns, exits by reason, crash loops, RSS, reloads,
+//! "max workers reached".
 //!
 //! Called by [`State::apply`] *before* it applies the event, so that a worker going down can
 //! still be found (for its pid and request count) and a pool's previous failing state compared.
@@ -53,7 +54,9 @@ impl Metrics {
                     self.add_pool(&pool.name);
                 }
             }
-            ToFrontend::Shutdown { .. } => {}
+            ToFrontend::ReloadOutcome { success } => self.config_reloaded(*success),
+            ToFrontend::MaxWorkersReached { pool } => self.max_workers_reached(pool),
+            ToFrontend::Retire { .. } | ToFrontend::Shutdown { .. } => {}
         }
     }
 }

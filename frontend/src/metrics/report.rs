@@ -39,7 +39,8 @@ pub struct PoolReport {
     pub request_timeout_ms: u64,
     /// Why the pool cannot serve (crash loop, missing command), if it cannot.
     pub failing: Option<String>,
-    /// The pool has a live worker and can take requests.
+    /// The pool can take requests: not failing, and with a worker (unless it starts them on
+    /// demand).
     pub ready: bool,
     /// Requests completed by the workers listed below.
     pub requests_served: u64,
@@ -87,7 +88,7 @@ impl StatusReport {
                         WorkerReport {
                             worker: w.id,
                             pid: w.pid,
-                            state: a.state(w.is_alive()),
+                            state: a.state(w.is_usable()),
                             requests_served: a.served(),
                             slots: a.slots,
                             busy_slots: a.busy_slots(),
@@ -121,7 +122,7 @@ impl StatusReport {
                     queue_max: pool.spec.queue_max,
                     queue_timeout_ms: pool.spec.queue_timeout_ms,
                     request_timeout_ms: pool.spec.request_timeout_ms,
-                    ready: live().next().is_some(),
+                    ready: pool.is_ready(),
                     failing: snapshot.failing,
                     requests_served: processes.iter().map(|w| w.requests_served).sum(),
                     last_exit_reason: recent_exits.first().map(|e| e.reason),

@@ -18,6 +18,10 @@ fn state() -> State {
             queue_timeout_ms: 1000,
             queue_max: 8,
             request_timeout_ms: 1000,
+            max_requests: 0,
+            max_requests_jitter: 0,
+            external: false,
+            starts_empty: false,
         }],
         limits: LimitsSpec {
             max_body_bytes: 1 << 20,
@@ -117,36 +121,40 @@ fn worker_events_drive_spawns_exits_rss_and_the_crash_loop_state() {
 }
 
 #[test]
-fn a_worker_marked_dead_is_retiring_and_its_slots_leave_the_total() {
+fn retired_and_dead_workers_are_retiring_and_their_slots_leave_the_total() {
     let state = state();
-    state.apply(&up(1, 101));
-    state.apply(&up(2, 102));
-    state
-        .pools
-        .get("php")
-        .unwrap()
-        .worker(1)
-        .unwrap()
-        .mark_dead();
+    for (worker, pid) in [(1, 101), (2, 102), (3, 103)] {
+        state.apply(&up(worker, pid));
+    }
+    state.apply(&ToFrontend::Retire {
+        pool: "php".into(),
+        worker: 3,
+        reason: ExitReason::MaxRequests,
+    });
+    let pool = state.pools.get("php").unwrap().clone();
+    pool.worker(1).unwrap().mark_dead();
     let report = StatusReport::collect(&state);
-    let pool = &report.pools[0];
-    assert_eq!(pool.states["retiring"], 1);
-    assert_eq!(pool.total_slots, 1);
-    assert!(pool.ready);
-    state
-        .pools
-        .get("php")
-        .unwrap()
-        .worker(2)
-        .unwrap()
-        .mark_dead();
-    assert_eq!(StatusReport::collect(&state).not_ready().len(), 1);
+    let summary = &report.pools[0];
+    assert_eq!(summary.states["retiring"], 2);
+    assert_eq!(summary.states["starting"], 1);
+    assert_eq!(summary.total_slots, 1);
+    assert!(summary.ready);
+    assert!(report.not_ready().is_empty());
+    for worker in 1..=3 {
+        state.apply(&ToFrontend::WorkerDown {
+            pool: "php".into(),
+            worker,
+            reason: ExitReason::Shutdown,
+        });
+    }
+    let not_ready = StatusReport::collect(&state).not_ready();
+    assert_eq!(not_ready, vec!["php: no live worker".to_string()]);
 }
 
 #[test]
-fn reloads_are_counted_and_the_last_result_kept() {
+fn reloads_and_max_workers_reached_are_counted_from_the_masters_events() {
     let state = state();
-    state.metrics.config_reloaded(false);
+    state.apply(&ToFrontend::ReloadOutcome { success: false });
     let text = state.metrics.render(&StatusReport::collect(&state));
     assert_eq!(
         sample(&text, "paddock_config_last_reload_successful"),
@@ -156,8 +164,8 @@ fn reloads_are_counted_and_the_last_result_kept() {
         sample(&text, r#"paddock_config_reloads_total{result="failure"}"#),
         Some(1.0)
     );
-    state.metrics.config_reloaded(true);
-    state.metrics.max_workers_reached("php");
+    state.apply(&ToFrontend::ReloadOutcome { success: true });
+    state.apply(&ToFrontend::MaxWorkersReached { pool: "php".into() });
     let text = state.metrics.render(&StatusReport::collect(&state));
     assert_eq!(
         sample(&text, "paddock_config_last_reload_successful"),

@@ -6,6 +6,7 @@
 //! the file, the line and the dotted key, so `paddock check` output can be acted on directly.
 
 mod locate;
+mod pool;
 mod raw;
 pub mod units;
 mod validate;
@@ -29,6 +30,8 @@ pub const EMBEDDED_BASE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 pub struct Config {
     /// Where the config came from, for log messages.
     pub origin: String,
+    /// The file to read again on reload; `None` for the embedded default.
+    pub path: Option<PathBuf>,
     pub runtime_dir: Option<PathBuf>,
     pub log_level: String,
     pub shutdown_timeout: Duration,
@@ -43,20 +46,80 @@ pub enum PoolMode {
     Prefork,
     /// Several concurrent requests (threads) per process.
     Threaded,
+    /// A FastCGI server paddock does not start (e.g. an existing php-fpm): only its socket.
+    External,
 }
 
-#[derive(Debug, Clone)]
+/// How many workers a pool keeps. Spare counts are in slots (requests that could start now), so
+/// a threaded pool with 8 threads per worker and `min_spare = 8` keeps one idle worker's worth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sizing {
+    /// Exactly `workers` processes (php-fpm `pm = static`).
+    Static { workers: u32 },
+    /// Between the spare bounds, up to `max` processes (php-fpm `pm = dynamic`, Apache's MPMs).
+    Dynamic {
+        start: u32,
+        min_spare: u32,
+        max_spare: u32,
+        max: u32,
+    },
+    /// None until requests arrive; idle workers retire after `idle_timeout` (php-fpm `ondemand`).
+    OnDemand { max: u32, idle_timeout: Duration },
+}
+
+impl Sizing {
+    /// The most workers the pool may run.
+    pub fn max_workers(&self) -> u32 {
+        match *self {
+            Sizing::Static { workers } => workers,
+            Sizing::Dynamic { max, .. } | Sizing::OnDemand { max, .. } => max,
+        }
+    }
+}
+
+/// When a worker is replaced although it works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Recycle {
+    /// Requests after which a worker retires (0 = never), plus up to `jitter` more, chosen per
+    /// worker so that a pool started at once does not restart at once.
+    pub max_requests: u64,
+    pub jitter: u64,
+    /// Resident memory above which a worker retires.
+    pub max_rss: Option<u64>,
+    /// Age after which a worker retires.
+    pub max_lifetime: Option<Duration>,
+}
+
+/// Resource limits applied to each worker process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rlimits {
+    pub nofile: Option<u64>,
+    pub nproc: Option<u64>,
+    pub core: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolConfig {
     pub name: String,
     pub mode: PoolMode,
-    /// Program and arguments; the program is looked up in PATH when it has no slash.
+    /// Program and arguments; the program is looked up in PATH when it has no slash. Empty for
+    /// external pools.
     pub command: Vec<String>,
-    pub workers: u32,
+    /// The socket of an external pool.
+    pub external_socket: Option<PathBuf>,
     /// Concurrent requests per worker: 1 for prefork.
     pub slots_per_worker: u32,
+    pub sizing: Sizing,
+    /// Most workers started per one-second tick by the ramp (queue pressure may start more).
+    pub spawn_rate: u32,
+    pub recycle: Recycle,
     pub working_directory: Option<PathBuf>,
     /// The worker's complete environment (paddock starts workers from a cleared environment).
     pub env: BTreeMap<String, String>,
+    /// Numeric user and group to run workers as (only when paddock runs as root).
+    pub user: Option<u32>,
+    pub group: Option<u32>,
+    pub rlimits: Rlimits,
 }
 
 /// A config file (or the embedded default) is not valid.
@@ -99,7 +162,17 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("."));
-    load_str(&text, &file, &base)
+    let mut config = load_str(&text, &file, &base)?;
+    config.path = Some(path.to_path_buf());
+    Ok(config)
+}
+
+/// Loads the configuration again from where `current` came from (for a reload).
+pub fn reload(current: &Config) -> Result<Config, ConfigError> {
+    match &current.path {
+        Some(path) => load_file(path),
+        None => load_embedded_default(),
+    }
 }
 
 /// Loads and validates the embedded default configuration.

@@ -66,6 +66,17 @@ pub struct RawSite {
     pub root: PathBuf,
     pub index: Option<Vec<String>>,
     pub scripts: Option<RawScripts>,
+    /// Extra script routes by URL prefix (e.g. `/cgi-bin/` to a CGI pool), keyed by a name.
+    #[serde(default)]
+    pub routes: BTreeMap<String, RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub prefix: String,
+    pub pool: String,
+    pub extensions: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,18 +92,58 @@ pub struct RawScripts {
 pub enum RawPoolMode {
     Prefork,
     Threaded,
+    External,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawBuiltin {
+    Cgi,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawSizing {
+    Static,
+    Dynamic,
+    Ondemand,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPool {
     pub mode: RawPoolMode,
-    pub command: Vec<String>,
-    pub workers: Option<u32>,
+    pub command: Option<Vec<String>>,
+    pub builtin: Option<RawBuiltin>,
+    pub script_timeout: Option<Duration>,
     pub threads: Option<u32>,
+    pub socket: Option<PathBuf>,
+    pub connections: Option<u32>,
+
+    pub sizing: Option<RawSizing>,
+    pub workers: Option<u32>,
+    pub max_workers: Option<u32>,
+    pub start_workers: Option<u32>,
+    pub min_spare: Option<u32>,
+    pub max_spare: Option<u32>,
+    pub idle_timeout: Option<Duration>,
+    pub spawn_rate: Option<u32>,
+
+    pub max_requests: Option<u64>,
+    pub max_requests_jitter: Option<u64>,
+    pub max_rss: Option<Size>,
+    pub max_lifetime: Option<Duration>,
+
     pub working_directory: Option<PathBuf>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    pub env_allow: Option<Vec<String>>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub rlimit_nofile: Option<u64>,
+    pub rlimit_nproc: Option<u64>,
+    pub rlimit_core: Option<Size>,
+
     pub request_timeout: Option<Duration>,
     pub queue_timeout: Option<Duration>,
     pub queue_max: Option<usize>,

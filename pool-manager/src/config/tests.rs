@@ -109,3 +109,76 @@ fn zero_workers_rejected() {
     let error = load(&text).unwrap_err();
     assert_eq!(error.key, "pools.php.workers");
 }
+
+/// Every config shipped in deploy/ must load (sozu and pingora do the same).
+#[test]
+fn every_shipped_example_config_is_valid() {
+    let dir = Path::new(EMBEDDED_BASE_DIR).join("deploy/examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("deploy/examples") {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "found only {checked} example configs");
+}
+
+#[test]
+fn sizing_keys_belong_to_their_sizing() {
+    let pool = |body: &str| {
+        format!("{MINIMAL}\n[pools.php]\nmode = \"prefork\"\ncommand = [\"php-cgi\"]\n{body}\n")
+    };
+    let error = load(&pool("sizing = \"dynamic\"\nworkers = 3")).unwrap_err();
+    assert_eq!(error.key, "pools.php.workers", "{error}");
+    let error = load(&pool("min_spare = 3")).unwrap_err();
+    assert_eq!(error.key, "pools.php.min_spare", "{error}");
+    let error = load(&pool("sizing = \"dynamic\"\nmin_spare = 5\nmax_spare = 2")).unwrap_err();
+    assert_eq!(error.key, "pools.php.max_spare", "{error}");
+    let config = load(&pool(
+        "sizing = \"ondemand\"\nmax_workers = 7\nidle_timeout = \"3s\"",
+    ))
+    .unwrap();
+    assert_eq!(
+        config.pools[0].sizing,
+        Sizing::OnDemand {
+            max: 7,
+            idle_timeout: std::time::Duration::from_secs(3)
+        }
+    );
+    let config = load(&pool(
+        "sizing = \"dynamic\"\nmax_workers = 10\nmin_spare = 2\nmax_spare = 6",
+    ))
+    .unwrap();
+    assert_eq!(
+        config.pools[0].sizing,
+        Sizing::Dynamic {
+            start: 4,
+            min_spare: 2,
+            max_spare: 6,
+            max: 10
+        }
+    );
+}
+
+#[test]
+fn external_pools_take_a_socket_not_a_command() {
+    let external = |body: &str| format!("{MINIMAL}\n[pools.fpm]\nmode = \"external\"\n{body}\n");
+    let config = load(&external("socket = \"/run/fpm.sock\"\nconnections = 3")).unwrap();
+    assert_eq!(config.pools[0].slots_per_worker, 3);
+    assert!(config.frontend.pools[0].external);
+    assert_eq!(load(&external("")).unwrap_err().key, "pools.fpm.socket");
+    let error = load(&external("socket = \"/s\"\ncommand = [\"x\"]")).unwrap_err();
+    assert_eq!(error.key, "pools.fpm.command");
+}
+
+#[test]
+fn php_cgi_self_exit_limit_becomes_the_front_ends_retirement_count() {
+    let text = format!(
+        "{MINIMAL}\n[pools.php]\nmode = \"prefork\"\ncommand = [\"php-cgi\"]\nmax_requests = 500\nenv = {{ PHP_FCGI_MAX_REQUESTS = \"50\" }}\n"
+    );
+    let config = load(&text).unwrap();
+    assert_eq!(config.frontend.pools[0].max_requests, 50);
+    assert_eq!(config.frontend.pools[0].max_requests_jitter, 0);
+}

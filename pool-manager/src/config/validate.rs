@@ -6,22 +6,17 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use protocol::control::{
-    FrontendSpec, LimitsSpec, ListenerKind, ListenerSpec, PoolDispatchSpec, ScriptRouteSpec,
-    SiteSpec, TlsFiles,
+    FrontendSpec, LimitsSpec, ListenerKind, ListenerSpec, ScriptRouteSpec, SiteSpec, TlsFiles,
 };
 
-use super::raw::{RawConfig, RawListener, RawListenerKind, RawPool, RawPoolMode, RawSite};
-use super::{Config, PoolConfig, PoolMode};
+use super::pool::{dispatch_spec, validate_pool};
+use super::raw::{RawConfig, RawListener, RawListenerKind, RawPool, RawSite};
+use super::Config;
 
 pub const DEFAULT_MAX_BODY: u64 = 16 << 20;
 pub const DEFAULT_BODY_MEMORY: u64 = 64 << 10;
 pub const DEFAULT_MAX_RESPONSE: u64 = 1 << 30;
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
-pub const DEFAULT_QUEUE_MAX: usize = 1024;
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
-const MAX_WORKERS: u32 = 4096;
-const MAX_THREADS: u32 = 1024;
 
 /// A validation failure at a key path; the caller adds file and line.
 #[derive(Debug)]
@@ -30,7 +25,7 @@ pub struct Invalid {
     pub message: String,
 }
 
-fn invalid(path: &[&str], message: impl Into<String>) -> Invalid {
+pub(super) fn invalid(path: &[&str], message: impl Into<String>) -> Invalid {
     Invalid {
         path: path.iter().map(|p| p.to_string()).collect(),
         message: message.into(),
@@ -43,6 +38,12 @@ pub fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config, Inval
         .iter()
         .map(|(name, pool)| validate_pool(name, pool, base))
         .collect::<Result<Vec<_>, _>>()?;
+    let dispatch = raw
+        .pools
+        .iter()
+        .zip(&pools)
+        .map(|((name, raw_pool), pool)| dispatch_spec(name, raw_pool, pool))
+        .collect();
     let listeners = validate_listeners(&raw.listeners, base)?;
     let sites = raw
         .sites
@@ -81,6 +82,7 @@ pub fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config, Inval
 
     Ok(Config {
         origin: file.to_string(),
+        path: None,
         runtime_dir: raw.server.runtime_dir.as_ref().map(|d| base.join(d)),
         log_level,
         shutdown_timeout: raw
@@ -90,7 +92,7 @@ pub fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config, Inval
         frontend: FrontendSpec {
             listeners,
             sites,
-            pools: raw.pools.iter().map(dispatch_spec).collect(),
+            pools: dispatch,
             limits: LimitsSpec {
                 max_body_bytes: max_body,
                 body_memory_bytes: body_memory,
@@ -203,26 +205,8 @@ fn validate_site(
     let script = match &site.scripts {
         None => None,
         Some(scripts) => {
-            if !pools.contains_key(&scripts.pool) {
-                return Err(invalid(
-                    &["sites", name, "scripts", "pool"],
-                    format!("no pool named {:?} is defined under [pools]", scripts.pool),
-                ));
-            }
-            let extensions = scripts
-                .extensions
-                .clone()
-                .unwrap_or_else(|| vec!["php".into()]);
-            if extensions.is_empty()
-                || extensions
-                    .iter()
-                    .any(|e| e.is_empty() || e.contains(['.', '/']))
-            {
-                return Err(invalid(
-                    &["sites", name, "scripts", "extensions"],
-                    "list extensions without dots, e.g. [\"php\"]",
-                ));
-            }
+            let at = ["sites", name, "scripts"];
+            let extensions = route_extensions(&at, scripts.extensions.as_ref(), &["php"])?;
             if let Some(front) = &scripts.front_controller {
                 let has_extension = extensions.iter().any(|e| front.ends_with(&format!(".{e}")));
                 if !front.starts_with('/') || !has_extension {
@@ -233,136 +217,81 @@ fn validate_site(
                 }
             }
             Some(ScriptRouteSpec {
-                pool: scripts.pool.clone(),
+                prefix: None,
+                pool: route_pool(&at, &scripts.pool, pools)?,
                 extensions,
                 front_controller: scripts.front_controller.clone(),
             })
         }
     };
+    let mut routes = Vec::new();
+    for (route, raw) in &site.routes {
+        let at = ["sites", name, "routes", route.as_str()];
+        if !raw.prefix.starts_with('/') || !raw.prefix.ends_with('/') || raw.prefix.contains("..") {
+            let key = ["sites", name, "routes", route.as_str(), "prefix"];
+            return Err(invalid(
+                &key,
+                "must be a URL path that starts and ends with /, e.g. \"/cgi-bin/\"",
+            ));
+        }
+        routes.push(ScriptRouteSpec {
+            prefix: Some(raw.prefix.clone()),
+            pool: route_pool(&at, &raw.pool, pools)?,
+            extensions: route_extensions(&at, raw.extensions.as_ref(), &["cgi", "pl", "py", "sh"])?,
+            front_controller: None,
+        });
+    }
+    routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.as_ref().map_or(0, String::len)));
     Ok(SiteSpec {
         name: name.to_string(),
         hosts,
         root,
         index,
         script,
+        routes,
     })
 }
 
-fn validate_pool(name: &str, pool: &RawPool, base: &Path) -> Result<PoolConfig, Invalid> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(invalid(
-            &["pools", name],
-            "pool names use letters, digits, - and _ only",
-        ));
+fn route_pool(
+    at: &[&str],
+    pool: &str,
+    pools: &BTreeMap<String, RawPool>,
+) -> Result<String, Invalid> {
+    if pools.contains_key(pool) {
+        return Ok(pool.to_string());
     }
-    if pool
-        .command
-        .first()
-        .is_none_or(|program| program.is_empty())
-    {
-        return Err(invalid(
-            &["pools", name, "command"],
-            "name the program to run, e.g. [\"php-cgi\"]",
-        ));
-    }
-    let workers = pool.workers.unwrap_or(4);
-    if !(1..=MAX_WORKERS).contains(&workers) {
-        return Err(invalid(
-            &["pools", name, "workers"],
-            format!("must be between 1 and {MAX_WORKERS}"),
-        ));
-    }
-    let (mode, slots_per_worker) = match pool.mode {
-        RawPoolMode::Prefork => {
-            if pool.threads.is_some() {
-                return Err(invalid(
-                    &["pools", name, "threads"],
-                    "prefork workers take one request at a time; use mode = \"threaded\" for threads",
-                ));
-            }
-            (PoolMode::Prefork, 1)
-        }
-        RawPoolMode::Threaded => {
-            let threads = pool.threads.unwrap_or(8);
-            if !(1..=MAX_THREADS).contains(&threads) {
-                return Err(invalid(
-                    &["pools", name, "threads"],
-                    format!("must be between 1 and {MAX_THREADS}"),
-                ));
-            }
-            (PoolMode::Threaded, threads)
-        }
-    };
-    let working_directory = match &pool.working_directory {
-        Some(dir) => Some(existing_dir(
-            &["pools", name, "working_directory"],
-            &base.join(dir),
-        )?),
-        None => None,
-    };
-    for key in pool.env.keys() {
-        if key.is_empty() || key.contains(['=', '\0']) {
-            return Err(invalid(
-                &["pools", name, "env", key],
-                "not a valid environment variable name",
-            ));
-        }
-    }
-    Ok(PoolConfig {
-        name: name.to_string(),
-        mode,
-        command: pool.command.clone(),
-        workers,
-        slots_per_worker,
-        working_directory,
-        env: worker_environment(&pool.command[0], &pool.env),
-    })
+    let mut key = at.to_vec();
+    key.push("pool");
+    Err(invalid(
+        &key,
+        format!("no pool named {pool:?} is defined under [pools]"),
+    ))
 }
 
-/// Workers start from a cleared environment (as php-fpm's `clear_env`), plus PATH so that scripts
-/// can run ordinary tools, plus what the pool sets explicitly.
-fn worker_environment(
-    program: &str,
-    explicit: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
-    let mut env = BTreeMap::new();
-    env.insert(
-        "PATH".to_string(),
-        std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
-    );
-    if Path::new(program)
-        .file_name()
-        .is_some_and(|f| f.to_string_lossy().starts_with("php-cgi"))
+fn route_extensions(
+    at: &[&str],
+    given: Option<&Vec<String>>,
+    default: &[&str],
+) -> Result<Vec<String>, Invalid> {
+    let extensions = given
+        .cloned()
+        .unwrap_or_else(|| default.iter().map(|e| e.to_string()).collect());
+    if extensions.is_empty()
+        || extensions
+            .iter()
+            .any(|e| e.is_empty() || e.contains(['.', '/']))
     {
-        // paddock manages the processes: php-cgi must not fork children of its own, and must not
-        // exit after 500 requests on its own (paddock recycles workers itself).
-        env.insert("PHP_FCGI_CHILDREN".into(), "0".into());
-        env.insert("PHP_FCGI_MAX_REQUESTS".into(), "0".into());
+        let mut key = at.to_vec();
+        key.push("extensions");
+        return Err(invalid(
+            &key,
+            "list extensions without dots, e.g. [\"php\"]",
+        ));
     }
-    env.extend(explicit.iter().map(|(k, v)| (k.clone(), v.clone())));
-    env
+    Ok(extensions)
 }
 
-fn dispatch_spec((name, pool): (&String, &RawPool)) -> PoolDispatchSpec {
-    PoolDispatchSpec {
-        name: name.clone(),
-        queue_timeout_ms: pool
-            .queue_timeout
-            .map_or(DEFAULT_QUEUE_TIMEOUT, |d| d.0)
-            .as_millis() as u64,
-        queue_max: pool.queue_max.unwrap_or(DEFAULT_QUEUE_MAX),
-        request_timeout_ms: pool
-            .request_timeout
-            .map_or(DEFAULT_REQUEST_TIMEOUT, |d| d.0)
-            .as_millis() as u64,
-    }
-}
-
-fn existing_dir(path: &[&str], dir: &Path) -> Result<PathBuf, Invalid> {
+pub(super) fn existing_dir(path: &[&str], dir: &Path) -> Result<PathBuf, Invalid> {
     match dir.canonicalize() {
         Ok(canonical) if canonical.is_dir() => Ok(canonical),
         Ok(_) => Err(invalid(

@@ -1,0 +1,407 @@
+//! Validation of `[pools.NAME]`: mode, sizing, recycling, isolation.
+//!
+//! Option names follow php-fpm and Apache where they mean the same thing; docs/configuration.md
+//! lists each next to its php-fpm and Apache equivalent.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use protocol::control::PoolDispatchSpec;
+
+use super::raw::{RawBuiltin, RawPool, RawPoolMode, RawSizing};
+use super::validate::{existing_dir, invalid, Invalid};
+use super::{PoolConfig, PoolMode, Recycle, Rlimits, Sizing};
+
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_QUEUE_MAX: usize = 1024;
+const DEFAULT_WORKERS: u32 = 4;
+/// The built-in CGI runner's per-script deadline (fcgiwrap has none; Apache's `Timeout` is 60 s).
+const DEFAULT_SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_WORKERS: u32 = 16;
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Apache's and php-fpm's cap on spawns per second.
+const DEFAULT_SPAWN_RATE: u32 = 32;
+const MAX_WORKERS: u32 = 4096;
+const MAX_THREADS: u32 = 1024;
+
+pub fn validate_pool(name: &str, pool: &RawPool, base: &Path) -> Result<PoolConfig, Invalid> {
+    let fail_at = |key: &str, message: String| invalid(&["pools", name, key], message);
+    let fail = |key: &str, message: String| Err(fail_at(key, message));
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(invalid(
+            &["pools", name],
+            "pool names use letters, digits, - and _ only",
+        ));
+    }
+
+    let (mode, slots_per_worker) = match pool.mode {
+        RawPoolMode::Prefork => {
+            if pool.threads.is_some() {
+                return fail("threads", "prefork workers take one request at a time; use mode = \"threaded\" for threads".into());
+            }
+            (PoolMode::Prefork, 1)
+        }
+        RawPoolMode::Threaded => {
+            let threads = pool.threads.unwrap_or(8);
+            if !(1..=MAX_THREADS).contains(&threads) {
+                return fail("threads", format!("must be between 1 and {MAX_THREADS}"));
+            }
+            (PoolMode::Threaded, threads)
+        }
+        RawPoolMode::External => {
+            let connections = pool.connections.unwrap_or(DEFAULT_WORKERS);
+            if !(1..=MAX_THREADS).contains(&connections) {
+                return fail(
+                    "connections",
+                    format!("must be between 1 and {MAX_THREADS}"),
+                );
+            }
+            (PoolMode::External, connections)
+        }
+    };
+    if pool.script_timeout.is_some() && pool.builtin.is_none() {
+        return fail(
+            "script_timeout",
+            "applies to builtin = \"cgi\" pools; use request_timeout for others".into(),
+        );
+    }
+    let command = match (mode, &pool.command, pool.builtin) {
+        (_, Some(_), Some(_)) => {
+            return fail(
+                "builtin",
+                "give either `command` or `builtin`, not both".into(),
+            )
+        }
+        (PoolMode::External, None, Some(_)) => {
+            return fail(
+                "builtin",
+                "external pools are not started by paddock".into(),
+            )
+        }
+        (_, None, Some(RawBuiltin::Cgi)) => {
+            let exe = std::env::current_exe().map_err(|e| {
+                fail_at("builtin", format!("cannot locate the paddock binary: {e}"))
+            })?;
+            let timeout = pool.script_timeout.map_or(DEFAULT_SCRIPT_TIMEOUT, |d| d.0);
+            vec![
+                exe.to_string_lossy().into_owned(),
+                "cgi-runner".into(),
+                "--threads".into(),
+                slots_per_worker.to_string(),
+                "--timeout-ms".into(),
+                timeout.as_millis().to_string(),
+            ]
+        }
+        (PoolMode::External, Some(_), None) => {
+            return fail(
+                "command",
+                "external pools are not started by paddock: give `socket` instead".into(),
+            )
+        }
+        (PoolMode::External, None, None) => Vec::new(),
+        (_, Some(command), None) if command.first().is_some_and(|p| !p.is_empty()) => {
+            command.clone()
+        }
+        _ => {
+            return fail(
+                "command",
+                "name the program to run, e.g. [\"php-cgi\"], or set builtin = \"cgi\"".into(),
+            )
+        }
+    };
+    let external_socket = match (mode, &pool.socket) {
+        (PoolMode::External, Some(socket)) => Some(base.join(socket)),
+        (PoolMode::External, None) => {
+            return fail(
+                "socket",
+                "external pools need the FastCGI server's Unix socket path".into(),
+            )
+        }
+        (_, Some(_)) => {
+            return fail(
+                "socket",
+                "only external pools take a socket; paddock creates its workers' sockets".into(),
+            )
+        }
+        (_, None) => None,
+    };
+    if mode != PoolMode::External && pool.connections.is_some() {
+        return fail(
+            "connections",
+            "only external pools take `connections`; use `threads` for threaded pools".into(),
+        );
+    }
+
+    let sizing = validate_sizing(name, pool, mode, slots_per_worker)?;
+    let spawn_rate = pool.spawn_rate.unwrap_or(DEFAULT_SPAWN_RATE);
+    if spawn_rate == 0 {
+        return fail("spawn_rate", "must be at least 1".into());
+    }
+    let recycle = Recycle {
+        max_requests: pool.max_requests.unwrap_or(0),
+        jitter: pool.max_requests_jitter.unwrap_or(0),
+        max_rss: pool.max_rss.map(|s| s.0),
+        max_lifetime: pool.max_lifetime.map(|d| d.0),
+    };
+    if recycle.jitter > 0 && recycle.max_requests == 0 {
+        return fail("max_requests_jitter", "needs max_requests to be set".into());
+    }
+
+    let working_directory = match &pool.working_directory {
+        Some(dir) => Some(existing_dir(
+            &["pools", name, "working_directory"],
+            &base.join(dir),
+        )?),
+        None => None,
+    };
+    for key in pool.env.keys() {
+        if key.is_empty() || key.contains(['=', '\0']) {
+            return Err(invalid(
+                &["pools", name, "env", key],
+                "not a valid environment variable name",
+            ));
+        }
+    }
+    let user = match &pool.user {
+        None => None,
+        Some(user) => match nix::unistd::User::from_name(user) {
+            Ok(Some(found)) => Some(found.uid.as_raw()),
+            _ => return fail("user", format!("no user named {user:?} on this system")),
+        },
+    };
+    let group = match &pool.group {
+        None => None,
+        Some(group) => match nix::unistd::Group::from_name(group) {
+            Ok(Some(found)) => Some(found.gid.as_raw()),
+            _ => return fail("group", format!("no group named {group:?} on this system")),
+        },
+    };
+    if mode == PoolMode::External
+        && (user.is_some()
+            || group.is_some()
+            || working_directory.is_some()
+            || !pool.env.is_empty())
+    {
+        return Err(invalid(
+            &["pools", name],
+            "user, group, working_directory and env apply to workers paddock starts, not to external pools",
+        ));
+    }
+
+    Ok(PoolConfig {
+        name: name.to_string(),
+        mode,
+        env: worker_environment(
+            command.first().map_or("", String::as_str),
+            &pool.env,
+            pool.env_allow.as_deref().unwrap_or(&[]),
+        ),
+        command,
+        external_socket,
+        slots_per_worker,
+        sizing,
+        spawn_rate,
+        recycle,
+        working_directory,
+        user,
+        group,
+        rlimits: Rlimits {
+            nofile: pool.rlimit_nofile,
+            nproc: pool.rlimit_nproc,
+            core: pool.rlimit_core.map(|s| s.0),
+        },
+    })
+}
+
+fn validate_sizing(
+    name: &str,
+    pool: &RawPool,
+    mode: PoolMode,
+    slots: u32,
+) -> Result<Sizing, Invalid> {
+    let at = |key: &str, message: &str| invalid(&["pools", name, key], message);
+    let sizing = pool.sizing.unwrap_or(RawSizing::Static);
+    let forbid = |key: &str, present: bool, why: &str| -> Result<(), Invalid> {
+        if present {
+            Err(at(key, why))
+        } else {
+            Ok(())
+        }
+    };
+    if mode == PoolMode::External {
+        forbid(
+            "sizing",
+            pool.sizing.is_some(),
+            "external pools are not sized by paddock",
+        )?;
+        forbid(
+            "workers",
+            pool.workers.is_some(),
+            "external pools have no workers; use `connections`",
+        )?;
+        return Ok(Sizing::Static { workers: 0 });
+    }
+    let in_range = |key: &str, value: u32| -> Result<u32, Invalid> {
+        if (1..=MAX_WORKERS).contains(&value) {
+            Ok(value)
+        } else {
+            Err(at(key, &format!("must be between 1 and {MAX_WORKERS}")))
+        }
+    };
+    match sizing {
+        RawSizing::Static => {
+            let why = "applies to sizing = \"dynamic\" or \"ondemand\"; static pools use `workers`";
+            forbid("max_workers", pool.max_workers.is_some(), why)?;
+            forbid("start_workers", pool.start_workers.is_some(), why)?;
+            forbid("min_spare", pool.min_spare.is_some(), why)?;
+            forbid("max_spare", pool.max_spare.is_some(), why)?;
+            forbid("idle_timeout", pool.idle_timeout.is_some(), why)?;
+            Ok(Sizing::Static {
+                workers: in_range("workers", pool.workers.unwrap_or(DEFAULT_WORKERS))?,
+            })
+        }
+        RawSizing::Dynamic => {
+            forbid(
+                "workers",
+                pool.workers.is_some(),
+                "dynamic pools use max_workers (and start_workers, min_spare, max_spare)",
+            )?;
+            forbid(
+                "idle_timeout",
+                pool.idle_timeout.is_some(),
+                "dynamic pools retire idle workers above max_spare; idle_timeout is for ondemand",
+            )?;
+            let max = in_range(
+                "max_workers",
+                pool.max_workers.unwrap_or(DEFAULT_MAX_WORKERS),
+            )?;
+            let min_spare = pool.min_spare.unwrap_or(slots);
+            let max_spare = pool.max_spare.unwrap_or(3 * slots).max(min_spare);
+            if pool.max_spare.is_some_and(|m| m < min_spare) {
+                return Err(at(
+                    "max_spare",
+                    &format!("must be at least min_spare ({min_spare})"),
+                ));
+            }
+            if min_spare > max * slots {
+                return Err(at(
+                    "min_spare",
+                    &format!("cannot exceed max_workers × slots ({})", max * slots),
+                ));
+            }
+            let default_start = (min_spare + (max_spare - min_spare) / 2)
+                .div_ceil(slots)
+                .max(1);
+            let start = pool.start_workers.unwrap_or(default_start.min(max));
+            if start > max {
+                return Err(at(
+                    "start_workers",
+                    &format!("cannot exceed max_workers ({max})"),
+                ));
+            }
+            Ok(Sizing::Dynamic {
+                start,
+                min_spare,
+                max_spare,
+                max,
+            })
+        }
+        RawSizing::Ondemand => {
+            forbid(
+                "workers",
+                pool.workers.is_some(),
+                "ondemand pools use max_workers",
+            )?;
+            let why = "applies to sizing = \"dynamic\"";
+            forbid("start_workers", pool.start_workers.is_some(), why)?;
+            forbid("min_spare", pool.min_spare.is_some(), why)?;
+            forbid("max_spare", pool.max_spare.is_some(), why)?;
+            Ok(Sizing::OnDemand {
+                max: in_range(
+                    "max_workers",
+                    pool.max_workers.unwrap_or(DEFAULT_MAX_WORKERS),
+                )?,
+                idle_timeout: pool.idle_timeout.map_or(DEFAULT_IDLE_TIMEOUT, |d| d.0),
+            })
+        }
+    }
+}
+
+/// Workers start from a cleared environment (as php-fpm's `clear_env`), plus PATH so that scripts
+/// can run ordinary tools, plus the variables named in `env_allow` copied from paddock's own
+/// environment, plus what the pool sets explicitly.
+fn worker_environment(
+    program: &str,
+    explicit: &BTreeMap<String, String>,
+    allow: &[String],
+) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    env.insert(
+        "PATH".to_string(),
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+    );
+    for name in allow {
+        if let Ok(value) = std::env::var(name) {
+            env.insert(name.clone(), value);
+        }
+    }
+    if Path::new(program)
+        .file_name()
+        .is_some_and(|f| f.to_string_lossy().starts_with("php-cgi"))
+    {
+        // paddock manages the processes: php-cgi must not fork children of its own, and must not
+        // exit after 500 requests on its own (paddock recycles workers itself).
+        env.insert("PHP_FCGI_CHILDREN".into(), "0".into());
+        env.insert("PHP_FCGI_MAX_REQUESTS".into(), "0".into());
+    }
+    env.extend(explicit.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+/// What the front end needs to know about a pool to dispatch to it.
+pub fn dispatch_spec(name: &str, pool: &RawPool, config: &PoolConfig) -> PoolDispatchSpec {
+    // A php-cgi told to exit after N requests must never be sent an (N+1)th: the front end retires
+    // it after N itself, so its exit is recycling and no request ever meets the closing socket.
+    let self_exit_after = config
+        .env
+        .get("PHP_FCGI_MAX_REQUESTS")
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&n| {
+            n > 0
+                && config
+                    .command
+                    .first()
+                    .is_some_and(|p| p.contains("php-cgi"))
+        });
+    PoolDispatchSpec {
+        name: name.to_string(),
+        queue_timeout_ms: pool
+            .queue_timeout
+            .map_or(DEFAULT_QUEUE_TIMEOUT, |d| d.0)
+            .as_millis() as u64,
+        queue_max: pool.queue_max.unwrap_or(DEFAULT_QUEUE_MAX),
+        request_timeout_ms: pool
+            .request_timeout
+            .map_or(DEFAULT_REQUEST_TIMEOUT, |d| d.0)
+            .as_millis() as u64,
+        max_requests: match (config.recycle.max_requests, self_exit_after) {
+            (0, None) => 0,
+            (0, Some(n)) => n,
+            (m, None) => m,
+            (m, Some(n)) => m.min(n),
+        },
+        max_requests_jitter: if self_exit_after.is_some() {
+            0
+        } else {
+            config.recycle.jitter
+        },
+        external: config.mode == PoolMode::External,
+        starts_empty: matches!(config.sizing, Sizing::OnDemand { .. }),
+    }
+}

@@ -1,0 +1,85 @@
+//! paddock as a FastCGI client of a server it does not start: php-fpm (Debian package) configured
+//! as an `external` pool.
+
+use harness::peers::PhpFpm;
+use harness::{children_of, test_site, Paddock};
+use serde_json::Value;
+
+fn paddock_in_front_of(fpm: &PhpFpm) -> Paddock {
+    Paddock::start(&format!(
+        r#"
+[sites.test]
+root = "{root}"
+index = ["index.php"]
+
+[sites.test.scripts]
+pool = "fpm"
+front_controller = "/index.php"
+
+[pools.fpm]
+mode = "external"
+socket = "{socket}"
+connections = 4
+"#,
+        root = test_site().display(),
+        socket = fpm.socket.display(),
+    ))
+}
+
+fn json(paddock: &Paddock, args: &[&str]) -> Value {
+    let output = paddock.curl(args);
+    assert!(output.status.success(), "curl: {output:?}");
+    let body = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(&body).unwrap_or_else(|e| {
+        panic!("not JSON ({e}): {body}\n{}", paddock.log());
+    })
+}
+
+#[test]
+fn php_pages_are_served_by_an_external_php_fpm() {
+    let dir = tempfile::tempdir().unwrap();
+    let fpm = PhpFpm::start(dir.path(), 2, "");
+    let paddock = paddock_in_front_of(&fpm);
+    let fpm_children: Vec<u32> = children_of(fpm.pid())
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect();
+    assert_eq!(fpm_children.len(), 2, "pm static 2: {fpm_children:?}");
+
+    let seen = json(&paddock, &[&paddock.url("/echo.php/extra?x=1&y=%C3%A9")]);
+    assert_eq!(seen["get"]["x"], "1");
+    assert_eq!(seen["get"]["y"], "é");
+    assert_eq!(seen["server"]["PATH_INFO"], "/extra");
+    assert_eq!(seen["server"]["SCRIPT_NAME"], "/echo.php");
+    assert_eq!(
+        seen["server"]["REQUEST_URI"],
+        "/echo.php/extra?x=1&y=%C3%A9"
+    );
+    assert!(
+        fpm_children.contains(&(seen["pid"].as_u64().unwrap() as u32)),
+        "answered by a php-fpm child: {} not in {fpm_children:?}",
+        seen["pid"]
+    );
+    // Not one of paddock's own children: paddock starts no worker for an external pool.
+    assert!(paddock.worker_pids("php-cgi").is_empty());
+
+    let seen = json(
+        &paddock,
+        &[
+            "-d",
+            "name=paddock&list[]=a&list[]=b",
+            &paddock.https_url("/echo.php"),
+        ],
+    );
+    assert_eq!(seen["post"]["name"], "paddock");
+    assert_eq!(seen["post"]["list"], serde_json::json!(["a", "b"]));
+    assert_eq!(seen["server"]["HTTPS"], "on");
+    assert_eq!(seen["server"]["REQUEST_METHOD"], "POST");
+
+    // The front controller route works through the external pool too.
+    let output = paddock.curl(&["-i", &paddock.url("/no/such/page")]);
+    let raw = String::from_utf8_lossy(&output.stdout);
+    let (status, _, body) = harness::split_response(&raw);
+    assert_eq!(status, 200, "{raw}");
+    assert_eq!(body, "front controller: /no/such/page\n");
+}
