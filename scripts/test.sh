@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the suite uses: php-cgi (the real worker), curl (the real HTTP/1.1 and HTTP/2
 # client), procps (ps, for process checks), the real FastCGI peers: libfcgi-bin (cgi-fcgi),
-# nginx, php-fpm; prometheus (promtool and the server, for the metrics tests) and chromium
-# (renders the status page headless).
+# nginx, php-fpm; nghttp2-client (h2load and nghttp, HTTP/2 tests), openssl (s_client and
+# certificate generation for the TLS tests); prometheus (promtool and the server, for the metrics
+# tests) and chromium (renders the status page headless).
 packages=()
 command -v php-cgi >/dev/null 2>&1 || packages+=(php-cgi)
 command -v cgi-fcgi >/dev/null 2>&1 || packages+=(libfcgi-bin)
@@ -15,6 +16,8 @@ command -v cgi-fcgi >/dev/null 2>&1 || packages+=(libfcgi-bin)
 compgen -G '/usr/sbin/php-fpm*' >/dev/null || packages+=(php-fpm)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
 command -v ps >/dev/null 2>&1 || packages+=(procps)
+command -v h2load >/dev/null 2>&1 || packages+=(nghttp2-client)
+command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 if ((${#packages[@]})); then

@@ -86,9 +86,14 @@ pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) ->
         let connection = match lease.connection().await {
             Ok(connection) => connection,
             Err(e) => {
-                // The worker is gone (its socket refuses): nothing was sent, any method may move on.
+                // Nothing was sent, so any method may move on to another worker. A refused or
+                // missing socket means the worker is gone; other errors (EMFILE) are ours.
                 warn!(pool = pool_name, pid = worker.pid, error = %e, "worker unreachable");
-                if !pool.spec.external {
+                let gone = matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+                );
+                if gone && !pool.spec.external {
                     worker.mark_dead();
                 }
                 connect_failures += 1;

@@ -4,11 +4,13 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{HeaderValue, CONTENT_LENGTH, HOST, LOCATION};
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, LOCATION, TRANSFER_ENCODING};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
+use protocol::control::LimitsSpec;
 use tracing::{debug, info};
 
+use crate::activity::{self, Activity};
 use crate::body::{self, BodyError, BufferedBody};
 use crate::proxy::{self, ConnInfo, ScriptOutcome, ScriptRequest};
 use crate::response::{self, Body};
@@ -22,15 +24,23 @@ const MAX_LOCAL_REDIRECTS: usize = 3;
 pub async fn handle(
     state: Arc<State>,
     conn: Arc<ConnInfo>,
+    activity: Arc<Activity>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
+    let (number, in_flight) = activity.begin_request();
     let request_id = state.next_request_id();
     let (parts, incoming) = request.into_parts();
     let _active = conn.tracker.request_started(parts.version);
-    let mut response = respond(&state, &conn, parts.clone(), incoming, &request_id).await;
+    let mut response = match check_head(&parts, &state.spec.limits) {
+        Some(refused) => refused,
+        None => respond(&state, &conn, parts.clone(), incoming, &request_id).await,
+    };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
+    }
+    if must_close(&parts, &response) || number >= state.spec.limits.max_requests_per_connection {
+        close_after(&mut response, &parts, &activity);
     }
     state
         .metrics
@@ -43,7 +53,48 @@ pub async fn handle(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "request"
     );
-    Ok(response)
+    Ok(response.map(|body| activity::guard_body(body, in_flight)))
+}
+
+/// Refusals decided from the request head alone.
+fn check_head(parts: &http::request::Parts, limits: &LimitsSpec) -> Option<Response<Body>> {
+    let target_len = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target_len > limits.max_uri_bytes {
+        return Some(response::error(
+            StatusCode::URI_TOO_LONG,
+            "the request target is too long",
+        ));
+    }
+    if parts.version == Version::HTTP_11 && !parts.headers.contains_key(HOST) {
+        return Some(response::error(
+            StatusCode::BAD_REQUEST,
+            "HTTP/1.1 requests need a Host header",
+        ));
+    }
+    None
+}
+
+/// Whether the connection must not carry another request after this one.
+///
+/// - A request with Transfer-Encoding: hyper lets chunked win over any Content-Length (RFC 9112
+///   §6.3) and drops the Content-Length; closing afterwards means that bytes a sender meant as
+///   part of the body can never be read as a next request (RFC 9112 §6.1).
+/// - 408 and 413: the rest of the body was not read, so the stream is not at a request boundary.
+fn must_close(parts: &http::request::Parts, response: &Response<Body>) -> bool {
+    parts.headers.contains_key(TRANSFER_ENCODING)
+        || matches!(
+            response.status(),
+            StatusCode::REQUEST_TIMEOUT | StatusCode::PAYLOAD_TOO_LARGE
+        )
+}
+
+fn close_after(response: &mut Response<Body>, parts: &http::request::Parts, activity: &Activity) {
+    if parts.version < Version::HTTP_2 {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    activity.request_close();
 }
 
 async fn respond(
@@ -79,7 +130,8 @@ async fn respond(
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok());
             let incoming = body.take().expect("buffered once");
-            match body::buffer(incoming, declared, &state.spec.limits).await {
+            let limits = &state.spec.limits;
+            match body::buffer(incoming, declared, limits, &state.spec.timeouts).await {
                 Ok(b) => buffered = Some(b),
                 Err(e) => return body_error(&e),
             }
@@ -118,6 +170,10 @@ fn body_error(error: &BodyError) -> Response<Body> {
         BodyError::TooLarge { limit } => response::error(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("the request body is larger than the {limit}-byte limit"),
+        ),
+        BodyError::TimedOut => response::error(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time",
         ),
         BodyError::Client(_) => {
             response::error(StatusCode::BAD_REQUEST, "the request body was incomplete")

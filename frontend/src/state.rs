@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 
 use crate::dispatch::PoolDispatch;
 use crate::metrics::Metrics;
+use crate::tls::CertificateStore;
 
 #[derive(Debug)]
 pub struct State {
@@ -22,10 +23,17 @@ pub struct State {
     /// Distinguishes request ids across front-end restarts.
     boot: u32,
     requests: AtomicU64,
+    /// One per HTTPS listener, reloaded on request from the master.
+    certificates: Vec<Arc<CertificateStore>>,
 }
 
 impl State {
-    pub fn new(spec: FrontendSpec, to_master: UnboundedSender<ToMaster>, metrics: Metrics) -> Self {
+    pub fn new(
+        spec: FrontendSpec,
+        to_master: UnboundedSender<ToMaster>,
+        certificates: Vec<Arc<CertificateStore>>,
+        metrics: Metrics,
+    ) -> Self {
         let pressure = Arc::new(Notify::new());
         let pools = spec
             .pools
@@ -46,6 +54,7 @@ impl State {
             pressure,
             boot: nanos ^ std::process::id().rotate_left(16),
             requests: AtomicU64::new(0),
+            certificates,
         }
     }
 
@@ -127,6 +136,13 @@ impl State {
             }
             ToFrontend::MaxWorkersReached { pool } => {
                 tracing::debug!(pool = %pool, "pool at its maximum size while requests wait");
+            }
+            ToFrontend::ReloadCertificates => {
+                for store in &self.certificates {
+                    if let Err(e) = store.reload() {
+                        tracing::error!(error = %e, "certificate reload failed; the previous certificates stay in use");
+                    }
+                }
             }
             ToFrontend::WorkerStats { .. }
             | ToFrontend::Configure(_)

@@ -3,9 +3,9 @@
 //! Children are started by fork+exec only (`std::process::Command`); the `pre_exec` hook below runs
 //! between the two and therefore does nothing but async-signal-safe system calls:
 //! - place inherited descriptors at the numbers the child expects (`dup2` also clears CLOEXEC on the
-//!   copy), then close every descriptor above them: paddock's own are CLOEXEC anyway, but whatever
-//!   paddock itself inherited without CLOEXEC (a shell's or a build tool's pipes) must not reach a
-//!   worker;
+//!   copy), then mark every descriptor above them close-on-exec: paddock's own are CLOEXEC anyway,
+//!   but whatever paddock itself inherited without CLOEXEC (a shell's or a build tool's pipes) must
+//!   not reach a worker;
 //! - apply resource limits (`setrlimit`);
 //! - ask the kernel to signal the child when the master dies, so no worker outlives its master.
 #![allow(unsafe_code)]
@@ -58,7 +58,7 @@ pub fn spawn(
         .iter()
         .map(|i| (i.parked.as_raw_fd(), i.target))
         .collect();
-    // SAFETY: the closure only calls async-signal-safe functions (dup2, close_range/close,
+    // SAFETY: the closure only calls async-signal-safe functions (dup2, close_range/fcntl,
     // setrlimit, prctl, getppid, _exit) and reads only the `places` and `limits` vectors, allocated
     // before the fork.
     unsafe {
@@ -94,22 +94,25 @@ pub fn spawn(
     child
 }
 
-/// Closes every descriptor from `first` up. Runs between fork and exec: system calls only.
+/// Marks every descriptor from `first` up close-on-exec, so none survives the exec. (Closing them
+/// outright would also close the pipe through which std reports a failed exec to the parent.)
+/// Runs between fork and exec: system calls only.
 fn close_from(first: RawFd) {
-    // SAFETY: close_range only closes descriptors; the child owns no Rust object using them.
-    let closed = unsafe {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets descriptor flags.
+    let marked = unsafe {
         libc::syscall(
             libc::SYS_close_range,
             first as libc::c_uint,
             libc::c_uint::MAX,
-            0,
+            CLOSE_RANGE_CLOEXEC,
         )
     };
-    if closed != 0 {
-        // Kernels before 5.9 have no close_range: close the usual range one by one.
+    if marked != 0 {
+        // Kernels before 5.11 lack the flag: mark the usual range one by one.
         for fd in first..4096 {
-            // SAFETY: as above.
-            unsafe { libc::close(fd) };
+            // SAFETY: F_SETFD only sets the flags of a descriptor (or fails on a closed one).
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
         }
     }
 }

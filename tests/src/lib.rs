@@ -7,6 +7,7 @@
 pub mod client;
 pub mod observe;
 pub mod peers;
+pub mod raw;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -56,7 +56,9 @@ impl Metrics {
             }
             ToFrontend::ReloadOutcome { success } => self.config_reloaded(*success),
             ToFrontend::MaxWorkersReached { pool } => self.max_workers_reached(pool),
-            ToFrontend::Retire { .. } | ToFrontend::Shutdown { .. } => {}
+            ToFrontend::Retire { .. }
+            | ToFrontend::ReloadCertificates
+            | ToFrontend::Shutdown { .. } => {}
         }
     }
 }

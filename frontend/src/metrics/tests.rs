@@ -2,7 +2,8 @@
 //! them (no processes needed: the events are what the master would send).
 
 use protocol::control::{
-    ExitReason, FrontendSpec, LimitsSpec, PoolDispatchSpec, ToFrontend, WorkerId,
+    ExitReason, FrontendSpec, Http2Spec, LimitsSpec, PoolDispatchSpec, TimeoutsSpec, ToFrontend,
+    WorkerId,
 };
 
 use super::report::StatusReport;
@@ -27,12 +28,32 @@ fn state() -> State {
             max_body_bytes: 1 << 20,
             body_memory_bytes: 1 << 16,
             max_response_bytes: 1 << 20,
+            response_memory_bytes: 1 << 16,
             temp_dir: std::env::temp_dir(),
+            max_connections: 100,
+            max_connections_per_ip: 100,
+            max_requests_per_connection: 100,
+            max_header_bytes: 1 << 16,
+            max_headers: 100,
+            max_uri_bytes: 1 << 13,
+            request_body_min_rate: 0,
+        },
+        timeouts: TimeoutsSpec {
+            tls_handshake_ms: 1000,
+            request_header_ms: 1000,
+            request_body_ms: 1000,
+            keepalive_ms: 1000,
+            send_ms: 1000,
+        },
+        http2: Http2Spec {
+            max_concurrent_streams: 100,
+            max_pending_accept_reset_streams: 20,
+            max_local_error_reset_streams: 100,
         },
     };
     let metrics = Metrics::new(&prometheus::Registry::new(), &spec);
     let (to_master, _) = tokio::sync::mpsc::unbounded_channel();
-    State::new(spec, to_master, metrics)
+    State::new(spec, to_master, Vec::new(), metrics)
 }
 
 fn up(worker: WorkerId, pid: u32) -> ToFrontend {

@@ -5,6 +5,7 @@
 //! that must exist, ranges) and produces the [`Config`] the rest of paddock uses. Every error names
 //! the file, the line and the dotted key, so `paddock check` output can be acted on directly.
 
+mod limits;
 mod locate;
 mod pool;
 mod raw;

@@ -20,6 +20,10 @@ pub struct RawConfig {
     #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]
+    pub timeouts: RawTimeouts,
+    #[serde(default)]
+    pub http2: RawHttp2,
+    #[serde(default)]
     pub sites: BTreeMap<String, RawSite>,
     #[serde(default)]
     pub pools: BTreeMap<String, RawPool>,
@@ -49,6 +53,17 @@ pub struct RawListener {
     pub address: String,
     pub certificate: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// More certificates for HTTPS listeners, chosen by SNI.
+    #[serde(default)]
+    pub sni_certificates: Vec<RawCertificate>,
+    pub http2_prior_knowledge: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCertificate {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -57,6 +72,32 @@ pub struct RawLimits {
     pub max_body: Option<Size>,
     pub body_memory: Option<Size>,
     pub max_response: Option<Size>,
+    pub response_memory: Option<Size>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+    pub max_requests_per_connection: Option<u64>,
+    pub max_header_size: Option<Size>,
+    pub max_headers: Option<usize>,
+    pub max_uri: Option<Size>,
+    pub request_body_min_rate: Option<Size>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub tls_handshake: Option<Duration>,
+    pub request_header: Option<Duration>,
+    pub request_body: Option<Duration>,
+    pub keepalive: Option<Duration>,
+    pub send: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp2 {
+    pub max_concurrent_streams: Option<u32>,
+    pub max_pending_accept_reset_streams: Option<usize>,
+    pub max_local_error_reset_streams: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,16 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use protocol::control::{
-    FrontendSpec, LimitsSpec, ListenerKind, ListenerSpec, ScriptRouteSpec, SiteSpec, TlsFiles,
+    FrontendSpec, ListenerKind, ListenerSpec, ScriptRouteSpec, SiteSpec, TlsFiles,
 };
 
 use super::pool::{dispatch_spec, validate_pool};
-use super::raw::{RawConfig, RawListener, RawListenerKind, RawPool, RawSite};
-use super::Config;
+use super::raw::{RawCertificate, RawConfig, RawListener, RawListenerKind, RawPool, RawSite};
+use super::{limits, Config};
 
-pub const DEFAULT_MAX_BODY: u64 = 16 << 20;
-pub const DEFAULT_BODY_MEMORY: u64 = 64 << 10;
-pub const DEFAULT_MAX_RESPONSE: u64 = 1 << 30;
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A validation failure at a key path; the caller adds file and line.
@@ -54,15 +51,6 @@ pub fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config, Inval
         return Err(invalid(&["sites"], "at least one site is required"));
     }
 
-    let limits = &raw.limits;
-    let max_body = limits.max_body.map_or(DEFAULT_MAX_BODY, |s| s.0);
-    let body_memory = limits.body_memory.map_or(DEFAULT_BODY_MEMORY, |s| s.0);
-    if body_memory > max_body {
-        return Err(invalid(
-            &["limits", "body_memory"],
-            format!("must not exceed limits.max_body ({max_body} bytes)"),
-        ));
-    }
     let temp_dir = match &raw.server.temp_dir {
         Some(dir) => existing_dir(&["server", "temp_dir"], &base.join(dir))?,
         None => std::env::temp_dir(),
@@ -93,12 +81,9 @@ pub fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config, Inval
             listeners,
             sites,
             pools: dispatch,
-            limits: LimitsSpec {
-                max_body_bytes: max_body,
-                body_memory_bytes: body_memory,
-                max_response_bytes: limits.max_response.map_or(DEFAULT_MAX_RESPONSE, |s| s.0),
-                temp_dir,
-            },
+            limits: limits::limits(&raw.limits, temp_dir)?,
+            timeouts: limits::timeouts(&raw.timeouts)?,
+            http2: limits::http2(&raw.http2)?,
         },
         pools,
     })
@@ -132,6 +117,11 @@ fn validate_listeners(
             RawListenerKind::Https => ListenerKind::Https,
             RawListenerKind::Admin => ListenerKind::Admin,
         };
+        let sni_certificates = listener
+            .sni_certificates
+            .iter()
+            .map(|c| certificate_files(name, c, base))
+            .collect::<Result<Vec<_>, _>>()?;
         let tls = match (&listener.certificate, &listener.key) {
             (None, None) => None,
             (Some(certificate), Some(key)) => Some(TlsFiles {
@@ -154,10 +144,23 @@ fn validate_listeners(
                 ))
             }
         };
-        if tls.is_some() && kind != ListenerKind::Https {
+        if (tls.is_some() || !sni_certificates.is_empty()) && kind != ListenerKind::Https {
             return Err(invalid(
                 &["listeners", name, "certificate"],
                 "only listeners of kind \"https\" take a certificate",
+            ));
+        }
+        if tls.is_none() && !sni_certificates.is_empty() {
+            return Err(invalid(
+                &["listeners", name, "certificate"],
+                "sni_certificates need a default certificate and key on the listener",
+            ));
+        }
+        let http2_prior_knowledge = listener.http2_prior_knowledge.unwrap_or(false);
+        if http2_prior_knowledge && kind != ListenerKind::Http {
+            return Err(invalid(
+                &["listeners", name, "http2_prior_knowledge"],
+                "only for kind \"http\" (HTTPS listeners offer h2 by ALPN)",
             ));
         }
         listeners.push(ListenerSpec {
@@ -165,6 +168,8 @@ fn validate_listeners(
             kind,
             address,
             tls,
+            sni_certificates,
+            http2_prior_knowledge,
         });
     }
     if !listeners.iter().any(|l| l.kind != ListenerKind::Admin) {
@@ -174,6 +179,18 @@ fn validate_listeners(
         ));
     }
     Ok(listeners)
+}
+
+fn certificate_files(
+    listener: &str,
+    raw: &RawCertificate,
+    base: &Path,
+) -> Result<TlsFiles, Invalid> {
+    let key_path = ["listeners", listener, "sni_certificates"];
+    Ok(TlsFiles {
+        certificate: readable_file(&key_path, &base.join(&raw.certificate))?,
+        key: readable_file(&key_path, &base.join(&raw.key))?,
+    })
 }
 
 fn validate_site(

@@ -33,6 +33,9 @@ impl Master {
             }
             Ok(new) => {
                 self.apply(new);
+                // Certificates are re-read even when their paths did not change (renewed files);
+                // a bad new certificate keeps the old one in use (the front end says why).
+                self.tell_frontend(ToFrontend::ReloadCertificates);
                 info!(config = %self.config.origin, "configuration reloaded");
                 self.tell_frontend(ToFrontend::ReloadOutcome { success: true });
             }
