@@ -39,6 +39,7 @@ use prometheus::{
 use protocol::control::{ExitReason, FrontendSpec, ListenerKind};
 
 use self::activity::WorkerState;
+pub use self::connections::hold_until_sent;
 use self::connections::{ConnectionFamilies, ConnectionTracker, CountingStream};
 use self::exits::ExitLog;
 use self::labels::{PROTOCOL_HTTP1, PROTOCOL_HTTP2, PROTOCOL_PENDING};
