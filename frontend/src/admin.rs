@@ -19,8 +19,8 @@ use http::header::{HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::metrics::connections::ConnectionTracker;
 use crate::metrics::report::StatusReport;
+use crate::proxy::ConnInfo;
 use crate::response::{self, Body};
 use crate::state::State;
 
@@ -29,10 +29,10 @@ const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 pub async fn handle(
     state: Arc<State>,
-    connection: ConnectionTracker,
+    conn: Arc<ConnInfo>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let _active = connection.request_started(request.version());
+    let _active = conn.tracker.request_started(request.version());
     let query = request.uri().query().unwrap_or("");
     let mut response = match request.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
@@ -50,7 +50,7 @@ pub async fn handle(
         "/status" => {
             let report = StatusReport::collect(&state);
             if wants_json(&request, query) {
-                let json = serde_json::to_string(&report).expect("serialisable");
+                let json = serde_json::to_string_pretty(&report).expect("serialisable");
                 with_type(Response::new(response::full(json)), "application/json")
             } else {
                 let page = status_page::render(&report, refresh_seconds(query));

@@ -72,8 +72,8 @@ pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) ->
         request.parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS
     );
-    let timeout = Duration::from_millis(pool.spec.request_timeout_ms);
-    let max_response = state.spec.limits.max_response_bytes;
+    let timeout = Duration::from_millis(pool.spec().request_timeout_ms);
+    let max_response = state.spec().limits.max_response_bytes;
     let mut connect_failures = 0;
     let mut retries = 0;
     loop {
@@ -93,7 +93,7 @@ pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) ->
                     e.kind(),
                     std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
                 );
-                if gone && !pool.spec.external {
+                if gone && !pool.spec().external {
                     worker.mark_dead();
                 }
                 connect_failures += 1;

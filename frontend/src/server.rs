@@ -97,7 +97,7 @@ pub async fn serve(
         limits
     };
     let context = Arc::new(ListenerContext {
-        builder: http_builder(&state.spec, &listener.spec),
+        builder: http_builder(&state.spec(), &listener.spec),
         https: listener.spec.kind == ListenerKind::Https,
         admin,
         tls: listener.tls.clone(),
@@ -176,14 +176,12 @@ async fn serve_connection(
 ) {
     let peer = conn.peer;
     let activity = Activity::new();
-    let io = WatchedIo::new(
-        state.metrics.count_bytes(stream, &context.name),
-        activity.clone(),
-    );
+    let counted = state.metrics.count_bytes(stream, &context.name);
+    let io = WatchedIo::new(counted, activity.clone());
     match &context.tls {
         None => serve_http(io, conn, &context, state, activity, stop).await,
         Some(acceptor) => {
-            let limit = Duration::from_millis(state.spec.timeouts.tls_handshake_ms);
+            let limit = Duration::from_millis(state.spec().timeouts.tls_handshake_ms);
             match tokio::time::timeout(limit, acceptor.accept(io)).await {
                 Ok(Ok(tls)) => {
                     conn.tracker.tls_established(tls.get_ref().1);
@@ -214,10 +212,11 @@ async fn serve_http<I>(
 {
     let peer = conn.peer;
     let io = TokioIo::new(io);
-    let timeouts = state.spec.timeouts.clone();
+    let timeouts = state.spec().timeouts.clone();
     if context.admin {
+        let conn = Arc::new(conn);
         let service =
-            service_fn(move |request| admin::handle(state.clone(), conn.tracker.clone(), request));
+            service_fn(move |request| admin::handle(state.clone(), conn.clone(), request));
         let connection = context.builder.serve_connection(io, service).into_owned();
         drive(connection, peer, &activity, &timeouts, stop).await;
         return;

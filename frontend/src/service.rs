@@ -7,6 +7,7 @@ use std::time::Instant;
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, LOCATION, TRANSFER_ENCODING};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
+use protocol::control::FrontendSpec;
 use protocol::control::LimitsSpec;
 use tracing::{debug, info};
 
@@ -32,14 +33,15 @@ pub async fn handle(
     let request_id = state.next_request_id();
     let (parts, incoming) = request.into_parts();
     let active = conn.tracker.request_started(parts.version);
-    let mut response = match check_head(&parts, &state.spec.limits) {
+    let spec = state.spec();
+    let mut response = match check_head(&parts, &spec.limits) {
         Some(refused) => refused,
-        None => respond(&state, &conn, parts.clone(), incoming, &request_id).await,
+        None => respond(&state, &spec, &conn, parts.clone(), incoming, &request_id).await,
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
-    if must_close(&parts, &response) || number >= state.spec.limits.max_requests_per_connection {
+    if must_close(&parts, &response) || number >= spec.limits.max_requests_per_connection {
         close_after(&mut response, &parts, &activity);
     }
     state
@@ -100,6 +102,7 @@ fn close_after(response: &mut Response<Body>, parts: &http::request::Parts, acti
 
 async fn respond(
     state: &State,
+    spec: &FrontendSpec,
     conn: &ConnInfo,
     mut parts: http::request::Parts,
     incoming: Incoming,
@@ -111,7 +114,7 @@ async fn respond(
         .and_then(|h| h.to_str().ok())
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .map(str::to_owned);
-    let site = state.site_for(host.as_deref());
+    let site = State::site_for(spec, host.as_deref());
     let mut body: Option<Incoming> = Some(incoming);
     let mut buffered: Option<BufferedBody> = None;
     for _ in 0..=MAX_LOCAL_REDIRECTS {
@@ -131,8 +134,7 @@ async fn respond(
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok());
             let incoming = body.take().expect("buffered once");
-            let limits = &state.spec.limits;
-            match body::buffer(incoming, declared, limits, &state.spec.timeouts).await {
+            match body::buffer(incoming, declared, &spec.limits, &spec.timeouts).await {
                 Ok(b) => buffered = Some(b),
                 Err(e) => return body_error(&e),
             }

@@ -1,5 +1,4 @@
-//! Counters driven by the master's events: spawns, exits by reason, crash loops, RSS, reloads,
-//! "max workers reached".
+//! Counters driven by the master's worker events: spawns, exits by reason, crash loops, RSS.
 //!
 //! Called by [`State::apply`] *before* it applies the event, so that a worker going down can
 //! still be found (for its pid and request count) and a pool's previous failing state compared.

@@ -39,8 +39,7 @@ pub struct PoolReport {
     pub request_timeout_ms: u64,
     /// Why the pool cannot serve (crash loop, missing command), if it cannot.
     pub failing: Option<String>,
-    /// The pool can take requests: not failing, and with a worker (unless it starts them on
-    /// demand).
+    /// The pool has a live worker and can take requests.
     pub ready: bool,
     /// Requests completed by the workers listed below.
     pub requests_served: u64,
@@ -77,6 +76,7 @@ impl StatusReport {
         let mut pools: Vec<PoolReport> = state
             .pools
             .iter()
+            .filter(|entry| !entry.value().is_removed())
             .map(|entry| {
                 let pool = entry.value();
                 let snapshot = pool.snapshot();
@@ -119,9 +119,9 @@ impl StatusReport {
                     busy_slots: live().map(|w| u64::from(w.busy_slots)).sum(),
                     idle_slots: snapshot.idle_slots,
                     waiting: snapshot.waiting,
-                    queue_max: pool.spec.queue_max,
-                    queue_timeout_ms: pool.spec.queue_timeout_ms,
-                    request_timeout_ms: pool.spec.request_timeout_ms,
+                    queue_max: pool.spec().queue_max,
+                    queue_timeout_ms: pool.spec().queue_timeout_ms,
+                    request_timeout_ms: pool.spec().request_timeout_ms,
                     ready: pool.is_ready(),
                     failing: snapshot.failing,
                     requests_served: processes.iter().map(|w| w.requests_served).sum(),

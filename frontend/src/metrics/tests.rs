@@ -31,11 +31,11 @@ fn state() -> State {
             response_memory_bytes: 1 << 16,
             temp_dir: std::env::temp_dir(),
             max_connections: 100,
-            max_connections_per_ip: 100,
+            max_connections_per_ip: 0,
             max_requests_per_connection: 100,
             max_header_bytes: 1 << 16,
             max_headers: 100,
-            max_uri_bytes: 1 << 13,
+            max_uri_bytes: 8192,
             request_body_min_rate: 0,
         },
         timeouts: TimeoutsSpec {
@@ -46,9 +46,9 @@ fn state() -> State {
             send_ms: 1000,
         },
         http2: Http2Spec {
-            max_concurrent_streams: 100,
-            max_pending_accept_reset_streams: 20,
-            max_local_error_reset_streams: 100,
+            max_concurrent_streams: 10,
+            max_pending_accept_reset_streams: 10,
+            max_local_error_reset_streams: 10,
         },
     };
     let metrics = Metrics::new(&prometheus::Registry::new(), &spec);
@@ -142,40 +142,36 @@ fn worker_events_drive_spawns_exits_rss_and_the_crash_loop_state() {
 }
 
 #[test]
-fn retired_and_dead_workers_are_retiring_and_their_slots_leave_the_total() {
+fn a_worker_marked_dead_is_retiring_and_its_slots_leave_the_total() {
     let state = state();
-    for (worker, pid) in [(1, 101), (2, 102), (3, 103)] {
-        state.apply(&up(worker, pid));
-    }
-    state.apply(&ToFrontend::Retire {
-        pool: "php".into(),
-        worker: 3,
-        reason: ExitReason::MaxRequests,
-    });
-    let pool = state.pools.get("php").unwrap().clone();
-    pool.worker(1).unwrap().mark_dead();
+    state.apply(&up(1, 101));
+    state.apply(&up(2, 102));
+    state
+        .pools
+        .get("php")
+        .unwrap()
+        .worker(1)
+        .unwrap()
+        .mark_dead();
     let report = StatusReport::collect(&state);
-    let summary = &report.pools[0];
-    assert_eq!(summary.states["retiring"], 2);
-    assert_eq!(summary.states["starting"], 1);
-    assert_eq!(summary.total_slots, 1);
-    assert!(summary.ready);
-    assert!(report.not_ready().is_empty());
-    for worker in 1..=3 {
-        state.apply(&ToFrontend::WorkerDown {
-            pool: "php".into(),
-            worker,
-            reason: ExitReason::Shutdown,
-        });
-    }
-    let not_ready = StatusReport::collect(&state).not_ready();
-    assert_eq!(not_ready, vec!["php: no live worker".to_string()]);
+    let pool = &report.pools[0];
+    assert_eq!(pool.states["retiring"], 1);
+    assert_eq!(pool.total_slots, 1);
+    assert!(pool.ready);
+    state
+        .pools
+        .get("php")
+        .unwrap()
+        .worker(2)
+        .unwrap()
+        .mark_dead();
+    assert_eq!(StatusReport::collect(&state).not_ready().len(), 1);
 }
 
 #[test]
-fn reloads_and_max_workers_reached_are_counted_from_the_masters_events() {
+fn reloads_are_counted_and_the_last_result_kept() {
     let state = state();
-    state.apply(&ToFrontend::ReloadOutcome { success: false });
+    state.metrics.config_reloaded(false);
     let text = state.metrics.render(&StatusReport::collect(&state));
     assert_eq!(
         sample(&text, "paddock_config_last_reload_successful"),
@@ -185,8 +181,8 @@ fn reloads_and_max_workers_reached_are_counted_from_the_masters_events() {
         sample(&text, r#"paddock_config_reloads_total{result="failure"}"#),
         Some(1.0)
     );
-    state.apply(&ToFrontend::ReloadOutcome { success: true });
-    state.apply(&ToFrontend::MaxWorkersReached { pool: "php".into() });
+    state.metrics.config_reloaded(true);
+    state.metrics.max_workers_reached("php");
     let text = state.metrics.render(&StatusReport::collect(&state));
     assert_eq!(
         sample(&text, "paddock_config_last_reload_successful"),

@@ -44,15 +44,21 @@ impl Master {
     }
 
     fn check_listeners(&self, new: &Config) -> Result<(), String> {
-        let key = |l: &protocol::control::ListenerSpec| (l.name.clone(), l.kind, l.address);
-        let old: Vec<_> = self.configured_listeners.iter().map(key).collect();
-        let wanted: Vec<_> = new.frontend.listeners.iter().map(key).collect();
-        if old != wanted {
+        if self.configured_listeners != new.frontend.listeners {
             return Err(format!(
-                "{}: listeners cannot change on reload (they are bound once by the master); \
-                 restart paddock or do a binary upgrade to change them",
+                "{}: listeners (names, kinds, addresses, options, certificate paths) cannot change \
+                 on reload: they are bound once by the master. Restart paddock to change them; to \
+                 renew certificates, replace the files in place and reload",
                 new.origin
             ));
+        }
+        // Certificates are re-read by a reload: a file that no longer loads fails the reload
+        // here, with its path, instead of only inside the front end.
+        for listener in &new.frontend.listeners {
+            for files in listener.tls.iter().chain(&listener.sni_certificates) {
+                frontend::tls::check_files(files)
+                    .map_err(|e| format!("{}: listener `{}`: {e}", new.origin, listener.name))?;
+            }
         }
         if new.runtime_dir != self.config.runtime_dir {
             warn!("server.runtime_dir changed: it takes effect at the next restart");
