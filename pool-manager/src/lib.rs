@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`cgi_runner`] — the built-in CGI/1.1 handler (an fcgiwrap equivalent) for threaded pools.
+//! - [`command_client`] — `paddock status|reload|stop` on the command line.
 //! - [`config`] — TOML schema, validation, file/line/key errors, the embedded default.
 //! - [`master`] — the event loop: signals, control channel, reaping, timers.
 //! - `policy` — the sizing policy: a pure function from a pool snapshot to actions.
@@ -18,6 +19,7 @@
 //! - `worker_output` — worker stdout/stderr into the log.
 
 pub mod cgi_runner;
+pub mod command_client;
 pub mod config;
 pub mod master;
 

@@ -34,6 +34,9 @@ pub struct Config {
     /// The file to read again on reload; `None` for the embedded default.
     pub path: Option<PathBuf>,
     pub runtime_dir: Option<PathBuf>,
+    /// Where `paddock status|reload|stop` reach the running master: the configured path, else
+    /// `<runtime_dir>/control.sock` when a runtime directory is configured.
+    pub control_socket: Option<PathBuf>,
     pub log_level: String,
     pub shutdown_timeout: Duration,
     /// The part the front end needs; listeners are in bind order.

@@ -33,6 +33,7 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub runtime_dir: Option<PathBuf>,
+    pub control_socket: Option<PathBuf>,
     pub temp_dir: Option<PathBuf>,
     pub log_level: Option<String>,
     pub shutdown_timeout: Option<Duration>,

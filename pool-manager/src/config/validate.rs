@@ -72,6 +72,11 @@ pub fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config, Inval
         origin: file.to_string(),
         path: None,
         runtime_dir: raw.server.runtime_dir.as_ref().map(|d| base.join(d)),
+        control_socket: match (&raw.server.control_socket, &raw.server.runtime_dir) {
+            (Some(path), _) => Some(base.join(path)),
+            (None, Some(dir)) => Some(base.join(dir).join("control.sock")),
+            (None, None) => None,
+        },
         log_level,
         shutdown_timeout: raw
             .server

@@ -18,7 +18,9 @@ impl Master {
                 SIGCHLD => self.reap(),
                 SIGTERM | SIGQUIT => self.begin_shutdown(false),
                 SIGINT => self.begin_shutdown(true),
-                SIGHUP => self.reload(),
+                SIGHUP => {
+                    let _ = self.reload();
+                }
                 SIGUSR1 => info!("SIGUSR1: logs go to standard error; nothing to reopen"),
                 _ => {}
             }
@@ -55,7 +57,7 @@ impl Master {
     /// Graceful: the front end stops accepting and finishes in-flight requests (up to
     /// `shutdown_timeout`), then workers are stopped. Fast (SIGINT, or a second signal): everything
     /// stops now.
-    fn begin_shutdown(&mut self, fast: bool) {
+    pub(super) fn begin_shutdown(&mut self, fast: bool) {
         let already = self.shutdown.is_some();
         let fast = fast || already;
         info!(fast, "stopping");

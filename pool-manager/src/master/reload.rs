@@ -21,15 +21,17 @@ use crate::config::{self, Config, PoolConfig, Sizing};
 use crate::pool::Pool;
 
 impl Master {
-    pub(super) fn reload(&mut self) {
+    /// Reloads the configuration; the error says why the running one stays.
+    pub(super) fn reload(&mut self) -> Result<(), String> {
         crate::sd_notify::notify("RELOADING=1");
         let outcome = config::reload(&self.config)
             .map_err(|e| e.to_string())
             .and_then(|new| self.check_listeners(&new).map(|()| new));
-        match outcome {
+        let result = match outcome {
             Err(reason) => {
                 error!("configuration reload failed, the running configuration stays: {reason}");
                 self.tell_frontend(ToFrontend::ReloadOutcome { success: false });
+                Err(reason)
             }
             Ok(new) => {
                 self.apply(new);
@@ -38,9 +40,11 @@ impl Master {
                 self.tell_frontend(ToFrontend::ReloadCertificates);
                 info!(config = %self.config.origin, "configuration reloaded");
                 self.tell_frontend(ToFrontend::ReloadOutcome { success: true });
+                Ok(())
             }
-        }
+        };
         crate::sd_notify::notify("READY=1\nSTATUS=serving");
+        result
     }
 
     fn check_listeners(&self, new: &Config) -> Result<(), String> {
