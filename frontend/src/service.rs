@@ -32,7 +32,7 @@ pub async fn handle(
     let (number, in_flight) = activity.begin_request();
     let request_id = state.next_request_id();
     let (parts, incoming) = request.into_parts();
-    let _active = conn.tracker.request_started(parts.version);
+    let active = conn.tracker.request_started(parts.version);
     let spec = state.spec();
     let mut response = match check_head(&parts, &spec.limits) {
         Some(refused) => refused,
@@ -55,6 +55,7 @@ pub async fn handle(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "request"
     );
+    let response = response.map(|body| crate::metrics::hold_until_sent(body, active));
     Ok(response.map(|body| activity::guard_body(body, in_flight)))
 }
 

@@ -359,6 +359,10 @@ fn a_real_prometheus_scrapes_paddock_under_load_and_sees_the_series_move() {
         (0.1..5.0).contains(&worker_time),
         "sleep.php?ms=100 holds a worker at least 100 ms (mean {worker_time} s)"
     );
+    eprintln!(
+        "prometheus saw: {sent} requests, busiest {busiest} slots, deepest queue {deepest}, \
+         mean queue wait {mean_wait:.3} s, mean worker time {worker_time:.3} s"
+    );
     // After the load the gauges fall back.
     wait_for(
         Duration::from_secs(20),

@@ -139,6 +139,11 @@ fn render_pool(page: &mut String, pool: &PoolReport) {
 fn render_worker(page: &mut String, worker: &WorkerReport) {
     let state = worker.state.as_str();
     let rss = worker.rss_bytes.map_or("&ndash;".to_string(), mebibytes);
+    // An external pool's "worker" is a socket of a server paddock does not run.
+    let pid = match worker.pid {
+        0 => "external".to_string(),
+        pid => pid.to_string(),
+    };
     let rows = worker.current.len().max(1);
     for i in 0..rows {
         let (request, age, id) = match worker.current.get(i) {
@@ -156,7 +161,7 @@ fn render_worker(page: &mut String, worker: &WorkerReport) {
                  <td class=\"n\">{}</td><td class=\"n\">{} / {}</td><td class=\"n\">{rss}</td>\
                  <td class=\"n\">{}</td><td>{request}</td><td class=\"n\">{age}</td><td>{id}</td></tr>",
                 worker.worker,
-                worker.pid,
+                pid,
                 worker.requests_served,
                 worker.busy_slots,
                 worker.slots,

@@ -3,18 +3,23 @@
 //!
 //! A connection's protocol is known only once TLS has negotiated ALPN or, in cleartext, once the
 //! first request arrived; until then it counts under `protocol="pending"`, then moves. A connection
-//! is idle while no request on it is being handled (a keep-alive connection between requests).
+//! is idle while no request on it is being handled or answered (a keep-alive connection between
+//! requests).
 
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http::Version;
+use http_body_util::BodyExt;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use prometheus::{IntCounter, IntCounterVec, IntGaugeVec};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::labels::{self, PROTOCOL_HTTP1, PROTOCOL_HTTP2, PROTOCOL_PENDING};
+use crate::response::Body;
 
 /// The metric families a tracker moves (shared by every connection).
 #[derive(Debug, Clone)]
@@ -158,6 +163,41 @@ impl Drop for ActiveRequest {
     }
 }
 
+/// Keeps a request counted as in progress until its response body has been sent (or dropped),
+/// so a connection streaming a long response is not idle.
+pub fn hold_until_sent(body: Body, active: ActiveRequest) -> Body {
+    HeldBody {
+        inner: body,
+        _active: active,
+    }
+    .boxed_unsync()
+}
+
+struct HeldBody {
+    inner: Body,
+    _active: ActiveRequest,
+}
+
+impl HttpBody for HeldBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// A socket that counts the bytes read from and written to it (TLS records included when it sits
 /// under the TLS layer).
 #[derive(Debug)]
@@ -282,6 +322,18 @@ mod tests {
         drop(clone);
         assert_eq!(value(&families.open, PROTOCOL_HTTP2), 0);
         assert_eq!(value(&families.idle, PROTOCOL_HTTP2), 0);
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_busy_until_the_response_body_is_sent() {
+        let families = families();
+        let tracker = ConnectionTracker::new(families.clone(), "http".into());
+        let active = tracker.request_started(Version::HTTP_11);
+        let body = hold_until_sent(crate::response::full("hello"), active);
+        assert_eq!(value(&families.idle, PROTOCOL_HTTP1), 0);
+        let sent = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&sent[..], b"hello");
+        assert_eq!(value(&families.idle, PROTOCOL_HTTP1), 1);
     }
 
     #[test]

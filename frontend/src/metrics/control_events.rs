@@ -53,14 +53,8 @@ impl Metrics {
                     self.add_pool(&pool.name);
                 }
             }
-            ToFrontend::MaxWorkersReached { pool } => {
-                self.max_workers_reached.with_label_values(&[pool]).inc();
-            }
-            ToFrontend::ReloadOutcome { success } => {
-                let result = if *success { "success" } else { "failure" };
-                self.reloads.with_label_values(&[result]).inc();
-                self.last_reload_successful.set(i64::from(*success));
-            }
+            ToFrontend::ReloadOutcome { success } => self.config_reloaded(*success),
+            ToFrontend::MaxWorkersReached { pool } => self.max_workers_reached(pool),
             ToFrontend::Retire { .. }
             | ToFrontend::ReloadCertificates
             | ToFrontend::Shutdown { .. } => {}

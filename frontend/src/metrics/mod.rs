@@ -39,6 +39,7 @@ use prometheus::{
 use protocol::control::{ExitReason, FrontendSpec, ListenerKind};
 
 use self::activity::WorkerState;
+pub use self::connections::hold_until_sent;
 use self::connections::{ConnectionFamilies, ConnectionTracker, CountingStream};
 use self::exits::ExitLog;
 use self::labels::{PROTOCOL_HTTP1, PROTOCOL_HTTP2, PROTOCOL_PENDING};
@@ -335,13 +336,11 @@ impl Metrics {
     // ----- pool events reported by the master ----------------------------------------------------
 
     /// The sizing policy wanted to start a worker but the pool was at its maximum.
-    #[allow(dead_code)] // Reported by the master's dynamic sizing once it sends the event.
     pub fn max_workers_reached(&self, pool: &str) {
         self.max_workers_reached.with_label_values(&[pool]).inc();
     }
 
     /// A configuration reload was applied (`true`) or refused (`false`).
-    #[allow(dead_code)] // Called by configuration reload (issue 8); until then the counters stay 0.
     pub fn config_reloaded(&self, success: bool) {
         let result = if success { "success" } else { "failure" };
         self.reloads.with_label_values(&[result]).inc();
