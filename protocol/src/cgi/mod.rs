@@ -8,10 +8,12 @@
 
 mod params;
 mod response;
+mod server_name;
 mod text;
 
 pub use params::{encode_params, CgiRequest};
 pub use response::{parse_response_head, CgiResponseHead, ResponseError, ResponseKind};
+pub use server_name::server_name_from_host;
 
 #[cfg(test)]
 mod params_tests;
