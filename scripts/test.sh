@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the suite uses: php-cgi (the real worker), curl (the real HTTP/1.1 and HTTP/2
-# client), procps (ps, for process checks), and the real FastCGI peers: libfcgi-bin (cgi-fcgi),
-# nginx, php-fpm.
+# client), procps (ps, for process checks), the real FastCGI peers: libfcgi-bin (cgi-fcgi),
+# nginx, php-fpm; nghttp2-client (h2load and nghttp, HTTP/2 tests), openssl (s_client and
+# certificate generation for the TLS tests), prometheus (promtool and the server, for the metrics
+# tests), chromium (renders the status page headless).
 packages=()
 command -v php-cgi >/dev/null 2>&1 || packages+=(php-cgi)
 command -v cgi-fcgi >/dev/null 2>&1 || packages+=(libfcgi-bin)
@@ -14,12 +16,23 @@ command -v cgi-fcgi >/dev/null 2>&1 || packages+=(libfcgi-bin)
 compgen -G '/usr/sbin/php-fpm*' >/dev/null || packages+=(php-fpm)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
 command -v ps >/dev/null 2>&1 || packages+=(procps)
+command -v h2load >/dev/null 2>&1 || packages+=(nghttp2-client)
+command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
+command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 if ((${#packages[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "installing: ${packages[*]}"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}"
+fi
+
+# Validators for the deployment assets (tests/tests/deploy_assets.rs).
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+    python3 -m pip install --quiet kubernetes-validate \
+        || python3 -m pip install --quiet --break-system-packages kubernetes-validate
 fi
 
 cargo build --workspace --all-targets

@@ -1,63 +1,117 @@
-//! The admin listener: health and readiness probes and a JSON pool status.
+//! The admin listener: health and readiness probes, the status page and Prometheus metrics.
 //!
 //! It lives on its own listener so that probes and operators reach it even when the public
 //! listeners are saturated, and so that it is never exposed by accident with the site.
+//!
+//! - `/healthz` — 200 while the front end runs (liveness).
+//! - `/readyz` — 200 when every pool has a live worker, else 503 naming the pools that cannot
+//!   serve (readiness: take this instance out of a load balancer meanwhile).
+//! - `/status` — per-pool and per-worker scoreboard: HTML for people, JSON with `?json` or
+//!   `Accept: application/json`. `?refresh=N` reloads the HTML page every N seconds.
+//! - `/metrics` — the Prometheus text format.
+
+mod status_page;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use http::header::{HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use crate::metrics::report::StatusReport;
+use crate::proxy::ConnInfo;
 use crate::response::{self, Body};
 use crate::state::State;
 
+/// The content type of the Prometheus text exposition format.
+const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 pub async fn handle(
     state: Arc<State>,
+    conn: Arc<ConnInfo>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    Ok(match request.uri().path() {
+    let _active = conn.tracker.request_started(request.version());
+    let query = request.uri().query().unwrap_or("");
+    let mut response = match request.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => {
-            let not_ready: Vec<String> = state
-                .pools
-                .iter()
-                .filter(|p| !p.is_ready())
-                .map(|p| p.spec.name.clone())
-                .collect();
+            let not_ready = StatusReport::collect(&state).not_ready();
             if not_ready.is_empty() {
                 text(StatusCode::OK, "ready\n")
             } else {
                 text(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    &format!("pools not ready: {}\n", not_ready.join(", ")),
+                    &format!("not ready: {}\n", not_ready.join("; ")),
                 )
             }
         }
         "/status" => {
-            let mut pools: Vec<_> = state.pools.iter().map(|p| p.snapshot()).collect();
-            pools.sort_by(|a, b| a.name.cmp(&b.name));
-            let json = serde_json::json!({ "pools": pools });
-            let mut response = Response::new(response::full(json.to_string()));
-            response
-                .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            response
+            let report = StatusReport::collect(&state);
+            if wants_json(&request, query) {
+                let json = serde_json::to_string_pretty(&report).expect("serialisable");
+                with_type(Response::new(response::full(json)), "application/json")
+            } else {
+                let page = status_page::render(&report, refresh_seconds(query));
+                with_type(
+                    Response::new(response::full(page)),
+                    "text/html; charset=utf-8",
+                )
+            }
+        }
+        "/metrics" => {
+            let report = StatusReport::collect(&state);
+            let body = state.metrics.render(&report);
+            with_type(Response::new(response::full(body)), METRICS_CONTENT_TYPE)
         }
         _ => response::error(
             StatusCode::NOT_FOUND,
-            "admin endpoints: /healthz, /readyz, /status",
+            "admin endpoints: /healthz, /readyz, /status, /status?json, /metrics",
         ),
-    })
+    };
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `?json` (or `?json=1`, `?format=json`) or an `Accept` header that names JSON.
+fn wants_json(request: &Request<Incoming>, query: &str) -> bool {
+    let in_query = query.split('&').any(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        key == "json" || (key == "format" && value == "json")
+    });
+    let accepts = request
+        .headers()
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/json"));
+    in_query || accepts
+}
+
+/// `?refresh=N`, bounded to 1..=3600 seconds.
+fn refresh_seconds(query: &str) -> Option<u32> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("refresh="))
+        .and_then(|n| n.parse::<u32>().ok())
+        .map(|n| n.clamp(1, 3600))
+}
+
+fn with_type(mut response: Response<Body>, content_type: &'static str) -> Response<Body> {
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Body> {
-    let mut response = Response::new(response::full(body.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
+    let mut response = with_type(
+        Response::new(response::full(body.to_string())),
+        "text/plain; charset=utf-8",
     );
+    *response.status_mut() = status;
     response
 }

@@ -10,8 +10,11 @@ use std::io::{Seek, SeekFrom};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use protocol::control::LimitsSpec;
+use std::time::Duration;
+
+use protocol::control::{LimitsSpec, TimeoutsSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 
 /// A request body held by the front end.
 #[derive(Debug)]
@@ -25,6 +28,8 @@ pub enum BufferedBody {
 pub enum BodyError {
     #[error("request body exceeds the {limit}-byte limit")]
     TooLarge { limit: u64 },
+    #[error("the body did not arrive before its deadline")]
+    TimedOut,
     #[error("client failed while sending the body: {0}")]
     Client(#[from] hyper::Error),
     #[error("cannot spool the body to a temporary file: {0}")]
@@ -79,19 +84,35 @@ impl BodyChunks {
     }
 }
 
-/// Reads the whole body of a request, enforcing the limits.
+/// Reads the whole body of a request, enforcing the size limit and the deadline.
+///
+/// The deadline is `request_body` after the first read, plus one second for every
+/// `request_body_min_rate` bytes received (as Apache's `RequestReadTimeout body=…,MinRate=…`): a
+/// slow but steady upload finishes, a trickle that would hold the connection for hours does not.
 pub async fn buffer(
     mut body: Incoming,
     declared: Option<u64>,
     limits: &LimitsSpec,
+    timeouts: &TimeoutsSpec,
 ) -> Result<BufferedBody, BodyError> {
     let limit = limits.max_body_bytes;
     if declared.is_some_and(|len| len > limit) {
         return Err(BodyError::TooLarge { limit });
     }
+    let started = Instant::now();
+    let base = Duration::from_millis(timeouts.request_body_ms);
+    let deadline = |received: u64| match limits.request_body_min_rate {
+        0 => started + base,
+        rate => started + base + Duration::from_secs(received / rate),
+    };
     let mut memory = BytesMut::new();
     let mut spool: Option<(tokio::fs::File, u64)> = None;
-    while let Some(frame) = body.frame().await {
+    loop {
+        let received = memory.len() as u64 + spool.as_ref().map_or(0, |s| s.1);
+        let Ok(frame) = tokio::time::timeout_at(deadline(received), body.frame()).await else {
+            return Err(BodyError::TimedOut);
+        };
+        let Some(frame) = frame else { break };
         let Ok(data) = frame?.into_data() else {
             continue; // trailers carry nothing a CGI handler can see
         };

@@ -17,6 +17,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::fastcgi_client::FcgiConnection;
+use crate::metrics::activity::WorkerActivity;
 
 /// One worker process as the front end sees it.
 #[derive(Debug)]
@@ -36,6 +37,8 @@ pub struct WorkerHandle {
     drained_reported: AtomicBool,
     /// When it last finished a request (or came up).
     last_used: Mutex<Instant>,
+    /// Requests running and served, RSS, age: for the status page and metrics.
+    pub activity: WorkerActivity,
 }
 
 impl WorkerHandle {
@@ -52,13 +55,23 @@ impl WorkerHandle {
         self.retiring.lock().unwrap().is_some()
     }
 
-    /// Can take a new request.
-    fn is_usable(&self) -> bool {
+    /// Can take a new request (alive and not retiring).
+    pub fn is_usable(&self) -> bool {
         self.is_alive() && !self.is_retiring()
     }
 
     fn retire(&self, reason: ExitReason) {
         self.retiring.lock().unwrap().get_or_insert(reason);
+    }
+
+    /// Records the request now running on a leased slot (status page); the returned token goes
+    /// back to [`WorkerHandle::end_request`] when the slot is released.
+    pub fn begin_request(&self, request_id: &str, method: &http::Method, path: &str) -> u64 {
+        self.activity.begin(request_id, method, path)
+    }
+
+    pub fn end_request(&self, token: u64) {
+        self.activity.finish(token);
     }
 }
 
@@ -82,7 +95,9 @@ pub enum AdmissionError {
 
 #[derive(Debug)]
 pub struct PoolDispatch {
-    pub spec: PoolDispatchSpec,
+    pub name: String,
+    /// Replaced by a reload; each use reads the current settings.
+    spec: arc_swap::ArcSwap<PoolDispatchSpec>,
     idle: Mutex<Vec<Slot>>,
     /// One permit per slot in `idle` (unusable slots included until popped and discarded).
     free: Semaphore,
@@ -93,6 +108,8 @@ pub struct PoolDispatch {
     to_master: UnboundedSender<ToMaster>,
     /// Wakes the load reporter when a request has to wait: queue pressure.
     pressure: Arc<Notify>,
+    /// Dropped by a reload: no route leads here any more; kept until its workers are gone.
+    removed: AtomicBool,
 }
 
 /// Counts for the status page and readiness.
@@ -112,7 +129,8 @@ impl PoolDispatch {
         pressure: Arc<Notify>,
     ) -> Self {
         Self {
-            spec,
+            name: spec.name.clone(),
+            spec: arc_swap::ArcSwap::from_pointee(spec),
             idle: Mutex::new(Vec::new()),
             free: Semaphore::new(0),
             waiting: AtomicUsize::new(0),
@@ -120,16 +138,37 @@ impl PoolDispatch {
             failing: Mutex::new(None),
             to_master,
             pressure,
+            removed: AtomicBool::new(false),
         }
+    }
+
+    pub fn mark_removed(&self) {
+        self.removed.store(true, Ordering::Release);
+    }
+
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
+    }
+
+    /// The current dispatch settings.
+    pub fn spec(&self) -> Arc<PoolDispatchSpec> {
+        self.spec.load_full()
+    }
+
+    /// New settings from a reload (queue bounds, deadlines, recycling) for requests from now on.
+    pub fn set_spec(&self, spec: PoolDispatchSpec) {
+        self.removed.store(false, Ordering::Release);
+        self.spec.store(Arc::new(spec));
     }
 
     /// The request count at which a new worker retires: `max_requests` plus a per-worker share of
     /// the jitter, so that workers started together do not all restart together.
     fn request_limit(&self, id: WorkerId) -> u64 {
-        match self.spec.max_requests {
+        let spec = self.spec();
+        match spec.max_requests {
             0 => u64::MAX,
             max => {
-                let spread = self.spec.max_requests_jitter + 1;
+                let spread = spec.max_requests_jitter + 1;
                 let nanos = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.subsec_nanos() as u64);
@@ -150,6 +189,7 @@ impl PoolDispatch {
             retiring: Mutex::new(None),
             drained_reported: AtomicBool::new(false),
             last_used: Mutex::new(Instant::now()),
+            activity: WorkerActivity::new(slots),
         });
         self.workers.lock().unwrap().insert(id, worker.clone());
         let mut idle = self.idle.lock().unwrap();
@@ -187,7 +227,7 @@ impl PoolDispatch {
             && !worker.drained_reported.swap(true, Ordering::AcqRel)
         {
             let _ = self.to_master.send(ToMaster::Drained {
-                pool: self.spec.name.clone(),
+                pool: self.name.clone(),
                 worker: worker.id,
                 reason,
             });
@@ -221,7 +261,7 @@ impl PoolDispatch {
         }
         idle_workers.sort_by_key(|&(_, idle_ms)| std::cmp::Reverse(idle_ms));
         PoolLoad {
-            pool: self.spec.name.clone(),
+            pool: self.name.clone(),
             workers_known,
             idle_slots,
             busy_slots,
@@ -233,7 +273,17 @@ impl PoolDispatch {
     /// Able to serve: not failing, and with workers unless it starts them on demand.
     pub fn is_ready(&self) -> bool {
         self.failing.lock().unwrap().is_none()
-            && (self.spec.starts_empty || !self.workers.lock().unwrap().is_empty())
+            && (self.spec().starts_empty
+                || self.workers.lock().unwrap().values().any(|w| w.is_usable()))
+    }
+
+    /// Every worker known to the pool (retiring ones included until the master reports them gone).
+    pub fn workers(&self) -> Vec<Arc<WorkerHandle>> {
+        self.workers.lock().unwrap().values().cloned().collect()
+    }
+
+    pub fn worker(&self, id: WorkerId) -> Option<Arc<WorkerHandle>> {
+        self.workers.lock().unwrap().get(&id).cloned()
     }
 
     pub fn set_failing(&self, reason: Option<String>) {
@@ -243,7 +293,7 @@ impl PoolDispatch {
     pub fn snapshot(&self) -> PoolSnapshot {
         let idle = self.idle.lock().unwrap();
         PoolSnapshot {
-            name: self.spec.name.clone(),
+            name: self.name.clone(),
             workers: self.workers.lock().unwrap().len(),
             idle_slots: idle.iter().filter(|s| s.worker.is_alive()).count(),
             waiting: self.waiting.load(Ordering::Relaxed),
@@ -253,7 +303,8 @@ impl PoolDispatch {
 
     /// Waits in the pool's queue for a free slot.
     pub async fn acquire(self: &Arc<Self>) -> Result<Lease, AdmissionError> {
-        let name = &self.spec.name;
+        let name = &self.name;
+        let spec = self.spec();
         if let Some(reason) = self.failing.lock().unwrap().clone() {
             if self.workers.lock().unwrap().is_empty() {
                 return Err(AdmissionError::Failing {
@@ -262,7 +313,7 @@ impl PoolDispatch {
                 });
             }
         }
-        if self.waiting.load(Ordering::Relaxed) >= self.spec.queue_max {
+        if self.waiting.load(Ordering::Relaxed) >= spec.queue_max {
             return Err(AdmissionError::QueueFull(name.clone()));
         }
         self.waiting.fetch_add(1, Ordering::Relaxed);
@@ -272,8 +323,7 @@ impl PoolDispatch {
             // waiting for its next tick.
             self.pressure.notify_one();
         }
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_millis(self.spec.queue_timeout_ms);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(spec.queue_timeout_ms);
         loop {
             let permit = tokio::time::timeout_at(deadline, self.free.acquire())
                 .await

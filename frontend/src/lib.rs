@@ -9,6 +9,8 @@
 //!
 //! # Layout
 //! - `server` — accept loops, TLS handshakes, hyper connections, graceful stop.
+//! - `activity` — per-connection deadlines (request head, keep-alive, send) and the socket wrapper.
+//! - `conn_limits` — overall and per-address connection counts.
 //! - `service` — the public request path: route, buffer, dispatch, answer.
 //! - `router` — URL path → static file / script + PATH_INFO / redirect / 404.
 //! - `static_files` — files via tower-http.
@@ -16,16 +18,20 @@
 //! - `dispatch` — per-pool slots and FIFO queue.
 //! - `fastcgi_client` — one FastCGI exchange on a persistent connection.
 //! - `proxy` — retries, timeouts, CGI reply → HTTP response.
-//! - `admin` — `/healthz`, `/readyz`, `/status`.
-//! - [`tls`] — certificates and the self-signed fallback.
+//! - `admin` — `/healthz`, `/readyz`, `/status` (HTML and JSON), `/metrics`.
+//! - `metrics` — Prometheus metrics and the live worker figures behind `/status`.
+//! - [`tls`] — certificates by SNI, reload, and the self-signed fallback.
 //! - `control`, `state`, `inherited` — the master link, shared state, descriptor hand-over.
 
+mod activity;
 mod admin;
 mod body;
+mod conn_limits;
 mod control;
 mod dispatch;
 mod fastcgi_client;
 mod inherited;
+mod metrics;
 mod proxy;
 mod response;
 mod router;
@@ -44,6 +50,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::info;
 
+use crate::conn_limits::ConnectionLimits;
 use crate::control::Inbox;
 use crate::server::Listener;
 use crate::state::State;
@@ -69,15 +76,19 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
         other => bail!("expected the configuration from the master, got {other:?}"),
     };
     let mut listeners = Vec::new();
+    let mut certificates = Vec::new();
     for (i, listener_spec) in spec.listeners.iter().enumerate() {
         let fd = inherited::claim(FIRST_LISTENER_FD + i as i32)?;
         let std_listener = std::net::TcpListener::from(fd);
         std_listener.set_nonblocking(true)?;
         let tls = match listener_spec.kind {
-            protocol::control::ListenerKind::Https => Some(TlsAcceptor::from(
-                tls::server_config(listener_spec.tls.as_ref())
-                    .with_context(|| format!("listener `{}`", listener_spec.name))?,
-            )),
+            protocol::control::ListenerKind::Https => {
+                let store = tls::CertificateStore::load(listener_spec)
+                    .and_then(|store| Ok((store.server_config()?, store)))
+                    .with_context(|| format!("listener `{}`", listener_spec.name))?;
+                certificates.push(store.1);
+                Some(TlsAcceptor::from(store.0))
+            }
             _ => None,
         };
         listeners.push(Listener {
@@ -87,7 +98,13 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
         });
     }
     let (to_master, outbox) = mpsc::unbounded_channel();
-    let state = Arc::new(State::new(spec, to_master));
+    let limits = ConnectionLimits::new(
+        spec.limits.max_connections,
+        spec.limits.max_connections_per_ip,
+    );
+    let registry = prometheus::Registry::new();
+    let metrics = metrics::Metrics::new(&registry, &spec);
+    let state = Arc::new(State::new(spec, to_master, certificates, metrics));
     let (stop_tx, stop_rx) = watch::channel(None);
     tokio::spawn(control::run_outbox(writer, outbox));
     tokio::spawn(control::run_inbox(inbox, state.clone(), stop_tx));
@@ -95,7 +112,14 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
 
     let tasks: Vec<_> = listeners
         .into_iter()
-        .map(|listener| tokio::spawn(server::serve(listener, state.clone(), stop_rx.clone())))
+        .map(|listener| {
+            tokio::spawn(server::serve(
+                listener,
+                state.clone(),
+                limits.clone(),
+                stop_rx.clone(),
+            ))
+        })
         .collect();
     state.tell_master(ToMaster::Ready);
     info!(pid = std::process::id(), "front end serving");

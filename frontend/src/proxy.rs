@@ -37,6 +37,8 @@ pub struct ConnInfo {
     pub local: SocketAddr,
     pub peer: SocketAddr,
     pub https: bool,
+    /// Open/idle accounting for metrics.
+    pub tracker: crate::metrics::connections::ConnectionTracker,
 }
 
 /// Everything about one script request that does not change between attempts.
@@ -70,12 +72,13 @@ pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) ->
         request.parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS
     );
-    let timeout = Duration::from_millis(pool.spec.request_timeout_ms);
-    let max_response = state.spec.limits.max_response_bytes;
+    let timeout = Duration::from_millis(pool.spec().request_timeout_ms);
+    let max_response = state.spec().limits.max_response_bytes;
     let mut connect_failures = 0;
     let mut retries = 0;
     loop {
-        let mut lease = match pool.acquire().await {
+        let queued = state.metrics.queue_entered(pool_name);
+        let mut lease = match queued.wait(pool.acquire()).await {
             Ok(lease) => lease,
             Err(e) => return ScriptOutcome::Response(admission_response(&e)),
         };
@@ -83,13 +86,19 @@ pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) ->
         let connection = match lease.connection().await {
             Ok(connection) => connection,
             Err(e) => {
-                // The worker is gone (its socket refuses): nothing was sent, any method may move on.
+                // Nothing was sent, so any method may move on to another worker. A refused or
+                // missing socket means the worker is gone; other errors (EMFILE) are ours.
                 warn!(pool = pool_name, pid = worker.pid, error = %e, "worker unreachable");
-                if !pool.spec.external {
+                let gone = matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+                );
+                if gone && !pool.spec().external {
                     worker.mark_dead();
                 }
                 connect_failures += 1;
                 if connect_failures < MAX_CONNECT_ATTEMPTS {
+                    state.metrics.retried(pool_name, "unreachable");
                     continue;
                 }
                 return ScriptOutcome::Response(response::error(
@@ -98,6 +107,7 @@ pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) ->
                 ));
             }
         };
+        let _on_worker = state.metrics.worker_request(pool_name, &worker, request);
         let stderr = |line: &[u8]| {
             warn!(target: "paddock::worker", pool = pool_name, pid = worker.pid, request_id = request.request_id,
                 "{}", String::from_utf8_lossy(line).trim_end());
@@ -117,6 +127,7 @@ pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) ->
                 warn!(pool = pool_name, pid = worker.pid, error = %e, retry, "worker failed");
                 if retry {
                     retries += 1;
+                    state.metrics.retried(pool_name, "failed");
                     continue;
                 }
                 return ScriptOutcome::Response(response::error(
@@ -127,6 +138,7 @@ pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) ->
             Err(_elapsed) => {
                 lease.discard_connection();
                 worker.mark_dead();
+                state.metrics.request_timed_out(pool_name);
                 state.tell_master(ToMaster::KillWorker {
                     pool: pool_name.to_string(),
                     worker: worker.id,

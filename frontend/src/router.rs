@@ -30,6 +30,8 @@ pub enum Route {
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct ScriptTarget {
+    /// The pool that runs it.
+    pub pool: String,
     /// Absolute filesystem path of the script.
     pub filename: PathBuf,
     /// URL path of the script (decoded), e.g. `/index.php`.
@@ -48,7 +50,7 @@ pub fn route(site: &SiteSpec, raw_path: &str) -> Route {
     if segments.iter().any(|s| is_hidden(s)) {
         return Route::NotFound;
     }
-    let script = site.script.as_ref();
+    let script = script_route(site, &segments);
     let mut dir = site.root.clone();
     for (i, segment) in segments.iter().enumerate() {
         let candidate = dir.join(segment);
@@ -65,6 +67,7 @@ pub fn route(site: &SiteSpec, raw_path: &str) -> Route {
         if script.is_some_and(|s| is_script(s, segment)) {
             let (name, path_info) = path.split_at_script(i);
             return Route::Script(ScriptTarget {
+                pool: script.map(|s| s.pool.clone()).unwrap_or_default(),
                 filename: candidate,
                 name,
                 path_info,
@@ -87,6 +90,7 @@ pub fn route(site: &SiteSpec, raw_path: &str) -> Route {
         if metadata_under_root(&site.root, &candidate).is_some_and(|m| m.is_file()) {
             if script.is_some_and(|s| is_script(s, index)) {
                 return Route::Script(ScriptTarget {
+                    pool: script.map(|s| s.pool.clone()).unwrap_or_default(),
                     filename: candidate,
                     name: format!("{dir_url}{index}"),
                     path_info: String::new(),
@@ -112,12 +116,26 @@ fn fallback(site: &SiteSpec, script: Option<&ScriptRouteSpec>, segment: &str) ->
     let filename = site.root.join(front.trim_start_matches('/'));
     match metadata_under_root(&site.root, &filename) {
         Some(meta) if meta.is_file() => Route::Script(ScriptTarget {
+            pool: script.pool.clone(),
             filename,
             name: front.clone(),
             path_info: String::new(),
         }),
         _ => Route::NotFound,
     }
+}
+
+/// The script route for a path: the longest matching prefix route, else the site's default.
+fn script_route<'a>(site: &'a SiteSpec, segments: &[String]) -> Option<&'a ScriptRouteSpec> {
+    let path = segments.iter().fold(String::new(), |acc, s| acc + "/" + s) + "/";
+    site.routes
+        .iter()
+        .find(|r| {
+            r.prefix
+                .as_ref()
+                .is_some_and(|p| path.starts_with(p.as_str()))
+        })
+        .or(site.script.as_ref())
 }
 
 fn is_script(script: &ScriptRouteSpec, file_name: &str) -> bool {

@@ -1,32 +1,40 @@
 //! Accept loops and connection serving for every listener.
 //!
 //! hyper-util's automatic builder speaks HTTP/1.1 and HTTP/2 (chosen by ALPN over TLS, by the
-//! connection preface in cleartext). Every connection is watched by a graceful-shutdown handle so
-//! that a stop lets in-flight requests finish.
+//! connection preface in cleartext when the listener allows h2 with prior knowledge). Each
+//! connection runs in its own task that also enforces the client-facing deadlines of
+//! [`crate::activity`], and reacts to a stop by closing gracefully (HTTP/1.1 after the current
+//! response, HTTP/2 with GOAWAY).
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use protocol::control::{ListenerKind, ListenerSpec};
+use protocol::control::{FrontendSpec, ListenerKind, ListenerSpec};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
+use crate::activity::{Activity, Expiry, WatchedIo};
+use crate::conn_limits::{ConnectionLimits, ConnectionSlot};
 use crate::proxy::ConnInfo;
 use crate::state::State;
 use crate::{admin, service};
 
-/// Longest a client may take to complete the TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest a client may take to send a complete request head (slowloris defence).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed accept (EMFILE and friends), so the loop backs off instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// After a keep-alive timeout, how long an HTTP/2 client gets to take its GOAWAY.
+const GOAWAY_GRACE: Duration = Duration::from_secs(1);
+/// Connections the admin listener holds at once (probes and scrapers, never the public).
+const ADMIN_MAX_CONNECTIONS: usize = 64;
 
 /// One bound listener, ready to serve.
 pub struct Listener {
@@ -47,94 +55,262 @@ impl std::fmt::Debug for Listener {
 /// `None` while serving; `Some(deadline)` once a stop was requested.
 pub type StopSignal = watch::Receiver<Option<Duration>>;
 
-fn http_builder() -> auto::Builder<TokioExecutor> {
+/// The hyper builder for one listener, with every limit set explicitly.
+fn http_builder(spec: &FrontendSpec, listener: &ListenerSpec) -> auto::Builder<TokioExecutor> {
+    let limits = &spec.limits;
+    let h2 = &spec.http2;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(true);
+        // paddock enforces the header deadline itself (see `activity`): hyper's timer would also
+        // cut idle keep-alive connections at the same value.
+        .header_read_timeout(None)
+        .keep_alive(true)
+        .max_buf_size(limits.max_header_bytes as usize)
+        .max_headers(limits.max_headers);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(128)
-        .max_header_list_size(64 * 1024);
+        .max_concurrent_streams(h2.max_concurrent_streams)
+        .max_header_list_size(limits.max_header_bytes)
+        .max_pending_accept_reset_streams(h2.max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(h2.max_local_error_reset_streams);
+    if listener.kind == ListenerKind::Http && !listener.http2_prior_knowledge {
+        builder = builder.http1_only();
+    }
     builder
 }
 
 /// Accepts and serves connections until `stop` fires, then waits (up to its deadline) for open
 /// connections to finish.
-pub async fn serve(listener: Listener, state: Arc<State>, mut stop: StopSignal) {
-    let builder = http_builder();
-    let graceful = GracefulShutdown::new();
-    let https = listener.spec.kind == ListenerKind::Https;
+pub async fn serve(
+    listener: Listener,
+    state: Arc<State>,
+    limits: Arc<ConnectionLimits>,
+    mut stop: StopSignal,
+) {
     let admin = listener.spec.kind == ListenerKind::Admin;
+    let limits = if admin {
+        ConnectionLimits::new(ADMIN_MAX_CONNECTIONS, 0)
+    } else {
+        limits
+    };
+    let context = Arc::new(ListenerContext {
+        builder: http_builder(&state.spec(), &listener.spec),
+        https: listener.spec.kind == ListenerKind::Https,
+        admin,
+        tls: listener.tls.clone(),
+        name: listener.spec.name.clone(),
+    });
+    let mut connections = JoinSet::new();
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.tcp.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    warn!(listener = %listener.spec.name, error = %e, "accept failed; backing off");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            },
+        let accepted = tokio::select! {
+            accepted = listener.tcp.accept() => accepted,
+            _ = stop.changed() => break,
+            Some(_) = connections.join_next() => continue,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                warn!(listener = %listener.spec.name, error = %e, "accept failed; backing off");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        // At the overall limit this listener stops accepting until a connection ends: the one
+        // just accepted waits unread, the rest wait in the kernel's backlog. (Taking the permit
+        // before accept would let an idle listener sit on a free permit.)
+        let permit = tokio::select! {
+            permit = limits.wait_for_room() => permit,
             _ = stop.changed() => break,
         };
+        let Some(slot) = limits.admit(permit, peer.ip()) else {
+            debug!(listener = %listener.spec.name, %peer, "too many connections from this address; closing");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let conn = Arc::new(ConnInfo {
+        let conn = ConnInfo {
             local: stream.local_addr().unwrap_or(listener.spec.address),
             peer,
-            https,
-        });
-        let state = state.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let tls = listener.tls.clone();
-        tokio::spawn(async move {
-            if admin {
-                let service = service_fn(move |request| admin::handle(state.clone(), request));
-                let connection = builder.serve_connection(TokioIo::new(stream), service);
-                let _ = watcher.watch(connection.into_owned()).await;
-                return;
-            }
-            let service =
-                service_fn(move |request| service::handle(state.clone(), conn.clone(), request));
-            let result = match tls {
-                None => {
-                    let connection = builder.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(connection.into_owned()).await
-                }
-                Some(acceptor) => {
-                    let stream =
-                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                            .await
-                        {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(e)) => {
-                                debug!(%peer, error = %e, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                debug!(%peer, "TLS handshake timed out");
-                                return;
-                            }
-                        };
-                    let connection = builder.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(connection.into_owned()).await
-                }
-            };
-            if let Err(e) = result {
-                debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
+            https: context.https,
+            tracker: state.metrics.connection(&listener.spec.name),
+        };
+        connections.spawn(serve_connection(
+            stream,
+            conn,
+            context.clone(),
+            state.clone(),
+            stop.clone(),
+            slot,
+        ));
+        while connections.try_join_next().is_some() {}
     }
     let deadline = stop.borrow().unwrap_or_default();
     drop(listener);
-    if tokio::time::timeout(deadline, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let drained = tokio::time::timeout(deadline, async {
+        while connections.join_next().await.is_some() {}
+    });
+    if drained.await.is_err() {
         warn!("shutdown deadline reached with connections still open; closing them");
+        connections.abort_all();
+    }
+}
+
+/// What every connection of one listener shares.
+struct ListenerContext {
+    builder: auto::Builder<TokioExecutor>,
+    https: bool,
+    admin: bool,
+    tls: Option<TlsAcceptor>,
+    name: String,
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    conn: ConnInfo,
+    context: Arc<ListenerContext>,
+    state: Arc<State>,
+    stop: StopSignal,
+    _slot: ConnectionSlot,
+) {
+    let peer = conn.peer;
+    let activity = Activity::new();
+    let counted = state.metrics.count_bytes(stream, &context.name);
+    let io = WatchedIo::new(counted, activity.clone());
+    match &context.tls {
+        None => serve_http(io, conn, &context, state, activity, stop).await,
+        Some(acceptor) => {
+            let limit = Duration::from_millis(state.spec().timeouts.tls_handshake_ms);
+            match tokio::time::timeout(limit, acceptor.accept(io)).await {
+                Ok(Ok(tls)) => {
+                    conn.tracker.tls_established(tls.get_ref().1);
+                    serve_http(tls, conn, &context, state, activity, stop).await
+                }
+                Ok(Err(e)) => {
+                    conn.tracker.tls_failed("error");
+                    debug!(%peer, error = %e, "TLS handshake failed")
+                }
+                Err(_) => {
+                    conn.tracker.tls_failed("timeout");
+                    debug!(%peer, listener = %context.name, "TLS handshake timed out; closing")
+                }
+            }
+        }
+    }
+}
+
+async fn serve_http<I>(
+    io: I,
+    conn: ConnInfo,
+    context: &ListenerContext,
+    state: Arc<State>,
+    activity: Arc<Activity>,
+    stop: StopSignal,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = conn.peer;
+    let io = TokioIo::new(io);
+    let timeouts = state.spec().timeouts.clone();
+    if context.admin {
+        let conn = Arc::new(conn);
+        let service =
+            service_fn(move |request| admin::handle(state.clone(), conn.clone(), request));
+        let connection = context.builder.serve_connection(io, service).into_owned();
+        drive(connection, peer, &activity, &timeouts, stop).await;
+        return;
+    }
+    let conn = Arc::new(conn);
+    let service_activity = activity.clone();
+    let service = service_fn(move |request: hyper::Request<Incoming>| {
+        service::handle(
+            state.clone(),
+            conn.clone(),
+            service_activity.clone(),
+            request,
+        )
+    });
+    let connection = context.builder.serve_connection(io, service).into_owned();
+    drive(connection, peer, &activity, &timeouts, stop).await;
+}
+
+/// The part of a hyper connection that the connection task needs.
+trait GracefulConnection:
+    Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>
+{
+    fn start_graceful_shutdown(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S, B> GracefulConnection for auto::Connection<'static, I, S, TokioExecutor>
+where
+    S: hyper::service::Service<hyper::Request<Incoming>, Response = hyper::Response<B>>,
+    S::Future: 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    TokioExecutor: auto::HttpServerConnExec<S::Future, B>,
+{
+    fn start_graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Runs a connection to its end while enforcing the deadlines, a requested close, and a stop.
+async fn drive<C: GracefulConnection>(
+    connection: C,
+    peer: SocketAddr,
+    activity: &Activity,
+    timeouts: &protocol::control::TimeoutsSpec,
+    mut stop: StopSignal,
+) {
+    tokio::pin!(connection);
+    let mut closing = stop.borrow().is_some();
+    if closing {
+        connection.as_mut().start_graceful_shutdown();
+    }
+    loop {
+        let next = activity.next_deadline(timeouts);
+        let sleep_until = next.map(|(at, _)| at);
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = sleep(sleep_until) => {
+                let Some((at, expiry)) = activity.next_deadline(timeouts) else { continue };
+                if at > tokio::time::Instant::now() {
+                    continue;
+                }
+                debug!(%peer, reason = expiry.describe(), "closing connection");
+                if expiry == Expiry::KeepAlive {
+                    // An idle connection: HTTP/1.1 closes at once, HTTP/2 sends GOAWAY first.
+                    connection.as_mut().start_graceful_shutdown();
+                    let _ = tokio::time::timeout(GOAWAY_GRACE, connection.as_mut()).await;
+                }
+                return;
+            }
+            () = activity.changed.notified() => {
+                if !closing && activity.close_requested() {
+                    closing = true;
+                    connection.as_mut().start_graceful_shutdown();
+                }
+            }
+            changed = stop.changed(), if !closing => {
+                let _ = changed;
+                closing = true;
+                connection.as_mut().start_graceful_shutdown();
+            }
+        }
+    }
+}
+
+async fn sleep(until: Option<tokio::time::Instant>) {
+    match until {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

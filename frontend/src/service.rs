@@ -4,11 +4,14 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{HeaderValue, CONTENT_LENGTH, HOST, LOCATION};
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, LOCATION, TRANSFER_ENCODING};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
+use protocol::control::FrontendSpec;
+use protocol::control::LimitsSpec;
 use tracing::{debug, info};
 
+use crate::activity::{self, Activity};
 use crate::body::{self, BodyError, BufferedBody};
 use crate::proxy::{self, ConnInfo, ScriptOutcome, ScriptRequest};
 use crate::response::{self, Body};
@@ -22,15 +25,28 @@ const MAX_LOCAL_REDIRECTS: usize = 3;
 pub async fn handle(
     state: Arc<State>,
     conn: Arc<ConnInfo>,
+    activity: Arc<Activity>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
+    let (number, in_flight) = activity.begin_request();
     let request_id = state.next_request_id();
     let (parts, incoming) = request.into_parts();
-    let mut response = respond(&state, &conn, parts.clone(), incoming, &request_id).await;
+    let _active = conn.tracker.request_started(parts.version);
+    let spec = state.spec();
+    let mut response = match check_head(&parts, &spec.limits) {
+        Some(refused) => refused,
+        None => respond(&state, &spec, &conn, parts.clone(), incoming, &request_id).await,
+    };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
+    if must_close(&parts, &response) || number >= spec.limits.max_requests_per_connection {
+        close_after(&mut response, &parts, &activity);
+    }
+    state
+        .metrics
+        .request_done(&response, &parts.method, started);
     debug!(
         request_id,
         method = %parts.method,
@@ -39,11 +55,53 @@ pub async fn handle(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "request"
     );
-    Ok(response)
+    Ok(response.map(|body| activity::guard_body(body, in_flight)))
+}
+
+/// Refusals decided from the request head alone.
+fn check_head(parts: &http::request::Parts, limits: &LimitsSpec) -> Option<Response<Body>> {
+    let target_len = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target_len > limits.max_uri_bytes {
+        return Some(response::error(
+            StatusCode::URI_TOO_LONG,
+            "the request target is too long",
+        ));
+    }
+    if parts.version == Version::HTTP_11 && !parts.headers.contains_key(HOST) {
+        return Some(response::error(
+            StatusCode::BAD_REQUEST,
+            "HTTP/1.1 requests need a Host header",
+        ));
+    }
+    None
+}
+
+/// Whether the connection must not carry another request after this one.
+///
+/// - A request with Transfer-Encoding: hyper lets chunked win over any Content-Length (RFC 9112
+///   §6.3) and drops the Content-Length; closing afterwards means that bytes a sender meant as
+///   part of the body can never be read as a next request (RFC 9112 §6.1).
+/// - 408 and 413: the rest of the body was not read, so the stream is not at a request boundary.
+fn must_close(parts: &http::request::Parts, response: &Response<Body>) -> bool {
+    parts.headers.contains_key(TRANSFER_ENCODING)
+        || matches!(
+            response.status(),
+            StatusCode::REQUEST_TIMEOUT | StatusCode::PAYLOAD_TOO_LARGE
+        )
+}
+
+fn close_after(response: &mut Response<Body>, parts: &http::request::Parts, activity: &Activity) {
+    if parts.version < Version::HTTP_2 {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    activity.request_close();
 }
 
 async fn respond(
     state: &State,
+    spec: &FrontendSpec,
     conn: &ConnInfo,
     mut parts: http::request::Parts,
     incoming: Incoming,
@@ -55,7 +113,7 @@ async fn respond(
         .and_then(|h| h.to_str().ok())
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .map(str::to_owned);
-    let site = state.site_for(host.as_deref());
+    let site = State::site_for(spec, host.as_deref());
     let mut body: Option<Incoming> = Some(incoming);
     let mut buffered: Option<BufferedBody> = None;
     for _ in 0..=MAX_LOCAL_REDIRECTS {
@@ -68,11 +126,6 @@ async fn respond(
             Route::BadRequest(reason) => return response::error(StatusCode::BAD_REQUEST, reason),
             Route::Script(target) => target,
         };
-        let pool = &site
-            .script
-            .as_ref()
-            .expect("scripts route only with a pool")
-            .pool;
         if buffered.is_none() {
             let declared = parts
                 .headers
@@ -80,7 +133,7 @@ async fn respond(
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok());
             let incoming = body.take().expect("buffered once");
-            match body::buffer(incoming, declared, &state.spec.limits).await {
+            match body::buffer(incoming, declared, &spec.limits, &spec.timeouts).await {
                 Ok(b) => buffered = Some(b),
                 Err(e) => return body_error(&e),
             }
@@ -93,8 +146,9 @@ async fn respond(
             body: buffered.take().expect("just buffered"),
             request_id,
         };
-        match proxy::run(state, &request, pool).await {
-            ScriptOutcome::Response(response) => return response,
+        let pool = request.target.pool.clone();
+        match proxy::run(state, &request, &pool).await {
+            ScriptOutcome::Response(response) => return crate::metrics::served_by(response, &pool),
             ScriptOutcome::LocalRedirect(location) => {
                 // Serve the new location as a GET without a body, as RFC 3875 describes.
                 let Ok(uri) = location.parse::<Uri>() else {
@@ -118,6 +172,10 @@ fn body_error(error: &BodyError) -> Response<Body> {
         BodyError::TooLarge { limit } => response::error(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("the request body is larger than the {limit}-byte limit"),
+        ),
+        BodyError::TimedOut => response::error(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time",
         ),
         BodyError::Client(_) => {
             response::error(StatusCode::BAD_REQUEST, "the request body was incomplete")

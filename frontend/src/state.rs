@@ -3,27 +3,40 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use protocol::control::{FrontendSpec, SiteSpec, ToFrontend, ToMaster};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Notify;
 
 use crate::dispatch::PoolDispatch;
+use crate::metrics::Metrics;
+use crate::tls::CertificateStore;
 
 #[derive(Debug)]
 pub struct State {
-    pub spec: FrontendSpec,
+    /// The configuration; replaced as a whole by a reload, so each request reads one consistent
+    /// snapshot (requests in flight keep theirs).
+    spec: ArcSwap<FrontendSpec>,
     pub pools: DashMap<String, Arc<PoolDispatch>>,
+    pub metrics: Metrics,
     to_master: UnboundedSender<ToMaster>,
     /// Wakes the load reporter when some pool's queue grows.
     pub pressure: Arc<Notify>,
     /// Distinguishes request ids across front-end restarts.
     boot: u32,
     requests: AtomicU64,
+    /// One per HTTPS listener, reloaded on request from the master.
+    certificates: Vec<Arc<CertificateStore>>,
 }
 
 impl State {
-    pub fn new(spec: FrontendSpec, to_master: UnboundedSender<ToMaster>) -> Self {
+    pub fn new(
+        spec: FrontendSpec,
+        to_master: UnboundedSender<ToMaster>,
+        certificates: Vec<Arc<CertificateStore>>,
+        metrics: Metrics,
+    ) -> Self {
         let pressure = Arc::new(Notify::new());
         let pools = spec
             .pools
@@ -37,12 +50,14 @@ impl State {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         Self {
-            spec,
+            spec: ArcSwap::from_pointee(spec),
             pools,
+            metrics,
             to_master,
             pressure,
             boot: nanos ^ std::process::id().rotate_left(16),
             requests: AtomicU64::new(0),
+            certificates,
         }
     }
 
@@ -57,10 +72,41 @@ impl State {
         let _ = self.to_master.send(message);
     }
 
-    /// The site for a `Host` value (port ignored): the first exact match, else the first `*` site,
-    /// else the first site.
-    pub fn site_for(&self, host: Option<&str>) -> &SiteSpec {
-        let sites = &self.spec.sites;
+    /// The current configuration.
+    pub fn spec(&self) -> Arc<FrontendSpec> {
+        self.spec.load_full()
+    }
+
+    /// Applies a reloaded configuration: new requests see it at once; pools keep their workers
+    /// and take the new dispatch settings; new pools appear. A removed pool stays known until its
+    /// last worker is gone, so its retiring workers can still be drained and reported.
+    pub fn reconfigure(&self, spec: FrontendSpec) {
+        for pool in &spec.pools {
+            match self.pools.get(&pool.name) {
+                Some(existing) => existing.set_spec(pool.clone()),
+                None => {
+                    let dispatch = PoolDispatch::new(
+                        pool.clone(),
+                        self.to_master.clone(),
+                        self.pressure.clone(),
+                    );
+                    self.pools.insert(pool.name.clone(), Arc::new(dispatch));
+                }
+            }
+        }
+        for pool in self.pools.iter() {
+            if !spec.pools.iter().any(|p| p.name == pool.name) {
+                pool.mark_removed();
+            }
+        }
+        self.spec.store(Arc::new(spec));
+        tracing::info!("configuration applied");
+    }
+
+    /// The site of `spec` for a `Host` value (port ignored): the first exact match, else the
+    /// first `*` site, else the first site.
+    pub fn site_for<'a>(spec: &'a FrontendSpec, host: Option<&str>) -> &'a SiteSpec {
+        let sites = &spec.sites;
         let name = host.map(strip_port).map(str::to_ascii_lowercase);
         name.and_then(|name| {
             sites
@@ -87,6 +133,7 @@ impl State {
 
     /// Applies a worker event from the master.
     pub fn apply(&self, message: &ToFrontend) {
+        self.metrics.observe_control(self, message);
         match message {
             ToFrontend::WorkerUp {
                 pool,
@@ -100,8 +147,12 @@ impl State {
                 }
             }
             ToFrontend::WorkerDown { pool, worker, .. } => {
-                if let Some(p) = self.pools.get(pool) {
+                let gone = self.pools.get(pool).is_some_and(|p| {
                     p.worker_down(*worker);
+                    p.is_removed() && p.workers().is_empty()
+                });
+                if gone {
+                    self.pools.remove(pool);
                 }
             }
             ToFrontend::PoolStatus { pool, failing } => {
@@ -118,12 +169,21 @@ impl State {
                     p.retire(*worker, *reason);
                 }
             }
+            ToFrontend::ReloadOutcome { success } => {
+                tracing::debug!(success, "configuration reload");
+            }
             ToFrontend::MaxWorkersReached { pool } => {
                 tracing::debug!(pool = %pool, "pool at its maximum size while requests wait");
             }
-            ToFrontend::WorkerStats { .. }
-            | ToFrontend::Configure(_)
-            | ToFrontend::Shutdown { .. } => {}
+            ToFrontend::ReloadCertificates => {
+                for store in &self.certificates {
+                    if let Err(e) = store.reload() {
+                        tracing::error!(error = %e, "certificate reload failed; the previous certificates stay in use");
+                    }
+                }
+            }
+            ToFrontend::Configure(spec) => self.reconfigure((**spec).clone()),
+            ToFrontend::WorkerStats { .. } | ToFrontend::Shutdown { .. } => {}
         }
     }
 }

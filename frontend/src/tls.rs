@@ -1,12 +1,27 @@
-//! TLS configuration: PEM files from the config, or a self-signed certificate for localhost.
+//! TLS configuration: certificates chosen by SNI, a default certificate, reload without dropping
+//! connections, and a self-signed fallback for localhost.
+//!
+//! Each HTTPS listener has one [`CertificateStore`]: a default certificate plus any number of SNI
+//! certificates. The rustls `ServerConfig` never changes; its certificate resolver reads the
+//! store's current contents at each handshake. A reload builds a complete new set first and swaps
+//! it in only when every file loaded, so a bad file leaves the old certificates in use; connections
+//! already open are not touched (their session keys do not depend on the files).
+//!
+//! Which SNI certificate answers is decided by the certificate itself: the first one whose subject
+//! alternative names cover the requested name (wildcards included, checked by webpki, as a client
+//! would). That keeps the names in one place, the certificate.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use protocol::control::TlsFiles;
+use protocol::control::{ListenerSpec, TlsFiles};
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::{CertificateDer, DnsName, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use tracing::{info, warn};
 
 /// ALPN protocols offered, in order of preference.
 const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
@@ -20,30 +35,140 @@ pub enum TlsError {
     NoCertificate { path: PathBuf },
     #[error("cannot read a private key from {path}: {reason}")]
     ReadKey { path: PathBuf, reason: String },
-    #[error("the certificate and key do not form a usable pair: {0}")]
+    #[error("{path}: the certificate cannot be parsed: {reason}")]
+    ParseCertificate { path: PathBuf, reason: String },
+    #[error("{path}: the certificate and key do not form a usable pair: {source}")]
+    Pair {
+        path: PathBuf,
+        source: rustls::Error,
+    },
+    #[error("cannot build the TLS configuration: {0}")]
     BuildConfig(#[from] rustls::Error),
     #[error("cannot generate a self-signed certificate: {0}")]
     SelfSigned(#[from] rcgen::Error),
 }
 
-/// The rustls configuration for an HTTPS listener: TLS 1.2 and 1.3 only, ALPN h2 and http/1.1.
-pub fn server_config(files: Option<&TlsFiles>) -> Result<Arc<ServerConfig>, TlsError> {
-    let (chain, key) = match files {
-        Some(files) => (load_chain(&files.certificate)?, load_key(&files.key)?),
-        None => self_signed()?,
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)?;
-    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
-    Ok(Arc::new(config))
+/// One loaded certificate with its chain and signing key.
+#[derive(Debug)]
+struct Loaded {
+    key: Arc<CertifiedKey>,
 }
 
-/// Checks that PEM files load into a working configuration (used by `paddock check`).
+/// The certificates of one listener at one moment.
+#[derive(Debug)]
+struct CertificateSet {
+    default: Loaded,
+    by_sni: Vec<Loaded>,
+}
+
+/// The certificates of one HTTPS listener, swappable at run time.
+#[derive(Debug)]
+pub struct CertificateStore {
+    listener: String,
+    default_files: Option<TlsFiles>,
+    sni_files: Vec<TlsFiles>,
+    provider: Arc<CryptoProvider>,
+    current: RwLock<Arc<CertificateSet>>,
+}
+
+impl CertificateStore {
+    /// Loads the listener's certificates; any failure is an error (paddock does not start).
+    pub fn load(spec: &ListenerSpec) -> Result<Arc<Self>, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let set = load_set(spec.tls.as_ref(), &spec.sni_certificates, &provider)?;
+        Ok(Arc::new(Self {
+            listener: spec.name.clone(),
+            default_files: spec.tls.clone(),
+            sni_files: spec.sni_certificates.clone(),
+            provider,
+            current: RwLock::new(Arc::new(set)),
+        }))
+    }
+
+    /// Reads the certificate files again. On success the new certificates answer every later
+    /// handshake; on failure the old ones stay and the error says why.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        if self.default_files.is_none() {
+            // The generated certificate is kept: a new one would change for no reason.
+            return Ok(());
+        }
+        let set = load_set(self.default_files.as_ref(), &self.sni_files, &self.provider)?;
+        *self.current.write().expect("not poisoned") = Arc::new(set);
+        info!(listener = %self.listener, "certificates reloaded");
+        Ok(())
+    }
+
+    /// The rustls configuration for the listener: TLS 1.2 and 1.3 only, ALPN h2 and http/1.1,
+    /// certificates from this store.
+    pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, TlsError> {
+        let mut config = ServerConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+        Ok(Arc::new(config))
+    }
+
+    fn current(&self) -> Arc<CertificateSet> {
+        self.current.read().expect("not poisoned").clone()
+    }
+}
+
+impl ResolvesServerCert for CertificateStore {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let set = self.current();
+        let matching = hello.server_name().and_then(|name| {
+            let name = ServerName::DnsName(DnsName::try_from(name).ok()?.to_owned());
+            set.by_sni.iter().find(|loaded| covers(&loaded.key, &name))
+        });
+        Some(matching.unwrap_or(&set.default).key.clone())
+    }
+}
+
+/// Whether the leaf certificate is valid for `name` (exact or wildcard SAN).
+fn covers(key: &CertifiedKey, name: &ServerName<'_>) -> bool {
+    key.end_entity_cert()
+        .ok()
+        .and_then(|der| webpki::EndEntityCert::try_from(der).ok())
+        .is_some_and(|cert| cert.verify_is_valid_for_subject_name(name).is_ok())
+}
+
+fn load_set(
+    default: Option<&TlsFiles>,
+    sni: &[TlsFiles],
+    provider: &CryptoProvider,
+) -> Result<CertificateSet, TlsError> {
+    let default = match default {
+        Some(files) => load_pair(files, provider)?,
+        None => self_signed(provider)?,
+    };
+    let by_sni = sni
+        .iter()
+        .map(|files| load_pair(files, provider))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(CertificateSet { default, by_sni })
+}
+
+fn load_pair(files: &TlsFiles, provider: &CryptoProvider) -> Result<Loaded, TlsError> {
+    let chain = load_chain(&files.certificate)?;
+    webpki::EndEntityCert::try_from(&chain[0]).map_err(|e| TlsError::ParseCertificate {
+        path: files.certificate.clone(),
+        reason: e.to_string(),
+    })?;
+    let key = load_key(&files.key)?;
+    let certified =
+        CertifiedKey::from_der(chain, key, provider).map_err(|source| TlsError::Pair {
+            path: files.certificate.clone(),
+            source,
+        })?;
+    Ok(Loaded {
+        key: Arc::new(certified),
+    })
+}
+
+/// Checks that PEM files load into a working certificate (used by `paddock check`).
 pub fn check_files(files: &TlsFiles) -> Result<(), TlsError> {
-    server_config(Some(files)).map(drop)
+    load_pair(files, &rustls::crypto::ring::default_provider()).map(drop)
 }
 
 fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -70,16 +195,18 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 
 /// A fresh self-signed certificate for localhost, 127.0.0.1 and ::1, so that HTTPS works out of
 /// the box. Browsers will warn about it; configure a real certificate for anything public.
-fn self_signed() -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+fn self_signed(provider: &CryptoProvider) -> Result<Loaded, TlsError> {
     let names = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
     let generated = rcgen::generate_simple_self_signed(names)?;
-    tracing::warn!(
+    warn!(
         "no certificate configured for an HTTPS listener: generated a self-signed certificate for \
          localhost, 127.0.0.1 and ::1 (clients will warn about it)"
     );
-    let key = PrivatePkcs8KeyDer::from(generated.signing_key.serialize_der());
-    Ok((
-        vec![generated.cert.der().clone()],
-        PrivateKeyDer::Pkcs8(key),
-    ))
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        generated.signing_key.serialize_der(),
+    ));
+    let certified = CertifiedKey::from_der(vec![generated.cert.der().clone()], key, provider)?;
+    Ok(Loaded {
+        key: Arc::new(certified),
+    })
 }

@@ -33,6 +33,7 @@ pub fn spawn_frontend(
         .arg("frontend")
         .arg("--log-level")
         .arg(log_level)
+        .env_remove(crate::sd_notify::NOTIFY_SOCKET)
         .stdin(Stdio::null())
         // Its own process group: a Ctrl-C on the terminal reaches only the master, which then
         // stops the front end in order instead of every process dying at once.

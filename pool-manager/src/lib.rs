@@ -5,16 +5,21 @@
 //! runtime, so that fork+exec is always safe.
 //!
 //! # Layout
+//! - [`cgi_runner`] — the built-in CGI/1.1 handler (an fcgiwrap equivalent) for threaded pools.
+//! - [`command_client`] — `paddock status|reload|stop` on the command line.
 //! - [`config`] — TOML schema, validation, file/line/key errors, the embedded default.
 //! - [`master`] — the event loop: signals, control channel, reaping, timers.
 //! - `policy` — the sizing policy: a pure function from a pool snapshot to actions.
 //! - `pool` — per-pool supervision state and crash-loop backoff.
 //! - `children` — building the front-end and worker commands.
 //! - `spawn` — fork+exec with descriptor placement (the only `unsafe` module).
+//! - `sd_notify` — systemd readiness notification.
 //! - `sockets` — listeners, the private runtime directory and worker sockets.
 //! - `control` — the master's end of the control channel.
 //! - `worker_output` — worker stdout/stderr into the log.
 
+pub mod cgi_runner;
+pub mod command_client;
 pub mod config;
 pub mod master;
 
@@ -22,6 +27,7 @@ mod children;
 mod control;
 mod policy;
 mod pool;
+mod sd_notify;
 mod sockets;
 mod spawn;
 mod worker_output;

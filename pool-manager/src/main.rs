@@ -29,6 +29,26 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Show the running paddock's pools and workers (JSON).
+    Status(Target),
+    /// Reload the running paddock's configuration; an invalid file keeps the running one.
+    Reload(Target),
+    /// Stop the running paddock gracefully (in-flight requests finish first).
+    Stop {
+        #[command(flatten)]
+        target: Target,
+        /// Do not wait for in-flight requests.
+        #[arg(long)]
+        fast: bool,
+    },
+    /// Internal: the built-in CGI runner, started by the master as a threaded worker.
+    #[command(hide = true)]
+    CgiRunner {
+        #[arg(long, default_value_t = 8)]
+        threads: usize,
+        #[arg(long, default_value_t = 30_000)]
+        timeout_ms: u64,
+    },
     /// Internal: the front-end process, started by the master with inherited descriptors.
     #[command(hide = true)]
     Frontend {
@@ -62,6 +82,22 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Status(target) => command(target, "status"),
+        Command::Reload(target) => command(target, "reload"),
+        Command::Stop { target, fast } => command(target, if fast { "stop-fast" } else { "stop" }),
+        Command::CgiRunner {
+            threads,
+            timeout_ms,
+        } => match pool_manager::cgi_runner::run(
+            threads,
+            std::time::Duration::from_millis(timeout_ms),
+        ) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("paddock cgi-runner: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Frontend { log_level } => {
             pool_manager::init_logging(&log_level);
             match frontend::run_inherited() {
@@ -71,6 +107,46 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Which running paddock a command talks to.
+#[derive(Debug, clap::Args)]
+struct Target {
+    /// Its config file (the command socket is found from it).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Its command socket, directly.
+    #[arg(long, conflicts_with = "config")]
+    socket: Option<PathBuf>,
+}
+
+fn command(target: Target, command: &str) -> ExitCode {
+    let socket = match target.socket {
+        Some(socket) => socket,
+        None => {
+            let config = match load(target.config.as_deref()) {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
+            match pool_manager::command_client::socket_of(&config) {
+                Ok(socket) => socket,
+                Err(e) => {
+                    eprintln!("paddock: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    match pool_manager::command_client::send(&socket, command) {
+        Ok(answer) => {
+            println!("{answer}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("paddock: {e}");
+            ExitCode::FAILURE
         }
     }
 }

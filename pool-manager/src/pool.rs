@@ -20,8 +20,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct Pool {
     pub config: PoolConfig,
-    /// Workers started and not yet reaped.
-    pub live: u32,
     /// Consecutive quick deaths or failed spawns.
     pub failures: u32,
     /// No spawn before this instant (crash-loop backoff).
@@ -33,24 +31,26 @@ pub struct Pool {
     pub load: PoolLoad,
     /// The fixed worker id under which an external pool's socket is announced.
     pub external_id: Option<WorkerId>,
+    /// Dropped by a reload: its workers retire and none are started.
+    pub removed: bool,
 }
 
 impl Pool {
     pub fn new(config: PoolConfig, external_id: Option<WorkerId>) -> Self {
         Self {
             config,
-            live: 0,
             failures: 0,
             hold_until: None,
             failing: None,
             ramp: Ramp::default(),
             load: PoolLoad::default(),
             external_id,
+            removed: false,
         }
     }
 
     pub fn is_managed(&self) -> bool {
-        self.config.mode != PoolMode::External
+        self.config.mode != PoolMode::External && !self.removed
     }
 
     /// Workers to start when paddock starts (Apache's StartServers, php-fpm's start_servers).

@@ -3,7 +3,9 @@
 //! Children are started by fork+exec only (`std::process::Command`); the `pre_exec` hook below runs
 //! between the two and therefore does nothing but async-signal-safe system calls:
 //! - place inherited descriptors at the numbers the child expects (`dup2` also clears CLOEXEC on the
-//!   copy, so exactly these descriptors survive the exec: everything else paddock opens is CLOEXEC);
+//!   copy), then mark every descriptor above them close-on-exec: paddock's own are CLOEXEC anyway,
+//!   but whatever paddock itself inherited without CLOEXEC (a shell's or a build tool's pipes) must
+//!   not reach a worker;
 //! - apply resource limits (`setrlimit`);
 //! - ask the kernel to signal the child when the master dies, so no worker outlives its master.
 #![allow(unsafe_code)]
@@ -56,8 +58,9 @@ pub fn spawn(
         .iter()
         .map(|i| (i.parked.as_raw_fd(), i.target))
         .collect();
-    // SAFETY: the closure only calls async-signal-safe functions (dup2, setrlimit, prctl, getppid,
-    // _exit) and reads only the `places` and `limits` vectors, allocated before the fork.
+    // SAFETY: the closure only calls async-signal-safe functions (dup2, close_range/fcntl,
+    // setrlimit, prctl, getppid, _exit) and reads only the `places` and `limits` vectors, allocated
+    // before the fork.
     unsafe {
         command.pre_exec(move || {
             for &(parked, target) in &places {
@@ -65,6 +68,8 @@ pub fn spawn(
                     return Err(io::Error::last_os_error());
                 }
             }
+            let first_unused = places.iter().map(|&(_, t)| t + 1).max().unwrap_or(3).max(3);
+            close_from(first_unused);
             for limit in &limits {
                 let value = libc::rlimit {
                     rlim_cur: limit.value as libc::rlim_t,
@@ -87,4 +92,27 @@ pub fn spawn(
     let child = command.spawn();
     drop(inherit);
     child
+}
+
+/// Marks every descriptor from `first` up close-on-exec, so none survives the exec. (Closing them
+/// outright would also close the pipe through which std reports a failed exec to the parent.)
+/// Runs between fork and exec: system calls only.
+fn close_from(first: RawFd) {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets descriptor flags.
+    let marked = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if marked != 0 {
+        // Kernels before 5.11 lack the flag: mark the usual range one by one.
+        for fd in first..4096 {
+            // SAFETY: F_SETFD only sets the flags of a descriptor (or fails on a closed one).
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
 }

@@ -62,10 +62,16 @@ pub enum ToFrontend {
         worker: WorkerId,
         reason: ExitReason,
     },
+    /// A configuration reload was attempted (for the reload counters); a successful one is
+    /// preceded by a new [`ToFrontend::Configure`].
+    ReloadOutcome { success: bool },
     /// The pool wanted more workers than its maximum while requests waited (once per episode).
     MaxWorkersReached { pool: String },
     /// Stop accepting, finish in-flight requests within `deadline_ms` (0 = drop everything now).
     Shutdown { deadline_ms: u64 },
+    /// Load every listener's certificate files again (SIGHUP). Open connections keep the
+    /// certificate they were handshaken with; a file that does not load leaves the old one in use.
+    ReloadCertificates,
 }
 
 /// Why a worker process ended: a bounded label set for metrics and the status page.
@@ -171,6 +177,8 @@ pub struct FrontendSpec {
     pub sites: Vec<SiteSpec>,
     pub pools: Vec<PoolDispatchSpec>,
     pub limits: LimitsSpec,
+    pub timeouts: TimeoutsSpec,
+    pub http2: Http2Spec,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,7 +194,13 @@ pub struct ListenerSpec {
     pub kind: ListenerKind,
     pub address: SocketAddr,
     /// PEM certificate chain and key for HTTPS listeners; `None` means generate a self-signed one.
+    /// This is the default certificate, used when no entry of `sni_certificates` matches.
     pub tls: Option<TlsFiles>,
+    /// More certificates, each chosen when the client's SNI name is one its certificate covers.
+    pub sni_certificates: Vec<TlsFiles>,
+    /// Cleartext listeners: also accept HTTP/2 with prior knowledge (h2c). HTTPS listeners
+    /// always offer h2 by ALPN.
+    pub http2_prior_knowledge: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,12 +218,18 @@ pub struct SiteSpec {
     pub root: PathBuf,
     /// Index file names tried for a directory, in order.
     pub index: Vec<String>,
+    /// The site's default script route (no prefix), e.g. `*.php` to the php pool.
     pub script: Option<ScriptRouteSpec>,
+    /// Script routes for URL prefixes, longest prefix first; they take precedence over `script`.
+    pub routes: Vec<ScriptRouteSpec>,
 }
 
 /// How a site sends scripts to a pool (the `try_files $uri $uri/ /index.php` pattern).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScriptRouteSpec {
+    /// Decoded URL path prefix this route applies to, ending in `/` (e.g. `/cgi-bin/`); `None`
+    /// for a site's default route.
+    pub prefix: Option<String>,
     pub pool: String,
     /// File extensions (without dot) that are scripts, e.g. `php`.
     pub extensions: Vec<String>,
@@ -245,8 +265,56 @@ pub struct LimitsSpec {
     pub body_memory_bytes: u64,
     /// Worker responses larger than this are cut off and answered with 502.
     pub max_response_bytes: u64,
-    /// Directory for request-body temporary files.
+    /// Worker responses up to this size stay in memory; larger ones go to a temporary file.
+    pub response_memory_bytes: u64,
+    /// Directory for request-body and response temporary files.
     pub temp_dir: PathBuf,
+    /// Open client connections on the public listeners; at the limit, paddock stops accepting.
+    pub max_connections: usize,
+    /// Open connections from one client address; more are closed right after accept.
+    pub max_connections_per_ip: usize,
+    /// Requests served on one connection before paddock closes it (HTTP/1.1 `Connection: close`,
+    /// HTTP/2 GOAWAY).
+    pub max_requests_per_connection: u64,
+    /// HTTP/1.1: largest request head (request line and headers) buffered, above it 431.
+    /// HTTP/2: the advertised SETTINGS_MAX_HEADER_LIST_SIZE.
+    pub max_header_bytes: u32,
+    /// HTTP/1.1: most header lines in one request, above it 431.
+    pub max_headers: usize,
+    /// Longest request target (path and query), above it 414.
+    pub max_uri_bytes: usize,
+    /// A request body gets one more second for every this many bytes received, on top of
+    /// `TimeoutsSpec::request_body_ms` (0: the body deadline is absolute).
+    pub request_body_min_rate: u64,
+}
+
+/// Client-facing deadlines, in milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeoutsSpec {
+    /// From accept to a finished TLS handshake.
+    pub tls_handshake_ms: u64,
+    /// From the first byte of a request (or from accept, for the first request) to its complete
+    /// head: an absolute deadline, so a client trickling header bytes cannot extend it.
+    pub request_header_ms: u64,
+    /// Base deadline for receiving a request body (see `LimitsSpec::request_body_min_rate`).
+    pub request_body_ms: u64,
+    /// Longest an idle keep-alive connection stays open between requests.
+    pub keepalive_ms: u64,
+    /// Longest a write to the client may stay blocked (a client that stopped reading).
+    pub send_ms: u64,
+}
+
+/// HTTP/2 protection limits, set explicitly instead of relying on library defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Http2Spec {
+    /// SETTINGS_MAX_CONCURRENT_STREAMS.
+    pub max_concurrent_streams: u32,
+    /// Streams reset by the client before paddock accepted them, allowed at once (rapid reset,
+    /// CVE-2023-44487); above it the connection gets GOAWAY.
+    pub max_pending_accept_reset_streams: usize,
+    /// Streams paddock may reset for client protocol errors on one connection before GOAWAY
+    /// (CVE-2024-27316-style floods).
+    pub max_local_error_reset_streams: usize,
 }
 
 /// A control-channel frame could not be encoded or decoded.

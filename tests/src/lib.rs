@@ -5,7 +5,9 @@
 //! `listening` log lines and waits until the admin `/readyz` says every pool has workers.
 
 pub mod client;
+pub mod observe;
 pub mod peers;
+pub mod raw;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -114,12 +116,7 @@ impl Paddock {
     /// Starts paddock with exactly `config`; `wait_ready` waits for `/readyz` to answer 200.
     pub fn start_with(config: &str, wait_ready: bool) -> Paddock {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config_path = dir.path().join("paddock.toml");
-        let config = format!(
-            "[server]\nruntime_dir = \"{}\"\nlog_level = \"debug\"\n{config}",
-            dir.path().join("run").display()
-        );
-        std::fs::write(&config_path, config).expect("write config");
+        let config_path = write_config(dir.path(), config);
         let mut child = Command::new(paddock_bin())
             .args(["serve", "--config"])
             .arg(&config_path)
@@ -171,6 +168,13 @@ impl Paddock {
         }
     }
 
+    /// Replaces the config file with [`LISTENERS`] plus `config` (as [`Paddock::start`] wrote it)
+    /// and sends SIGHUP: a reload.
+    pub fn reload(&self, config: &str) {
+        write_config(self.dir.path(), &format!("{LISTENERS}\n{config}"));
+        signal(self.child.id(), "HUP");
+    }
+
     /// Everything paddock has logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
@@ -215,7 +219,7 @@ impl Paddock {
 
     /// The admin `/status` JSON.
     pub fn status(&self) -> serde_json::Value {
-        let raw = http_get(self.admin, "/status").expect("admin /status");
+        let raw = http_get(self.admin, "/status?json").expect("admin /status");
         let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
         serde_json::from_str(body).unwrap_or_else(|e| panic!("status JSON ({e}): {raw}"))
     }
@@ -280,6 +284,18 @@ impl Drop for Paddock {
             self.stop();
         }
     }
+}
+
+/// Writes the config file the harness uses into `dir`: a private runtime directory, debug
+/// logging, then `config`.
+fn write_config(dir: &Path, config: &str) -> PathBuf {
+    let path = dir.join("paddock.toml");
+    let text = format!(
+        "[server]\nruntime_dir = \"{}\"\nlog_level = \"debug\"\n{config}",
+        dir.join("run").display()
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
 }
 
 /// Child processes of `parent` (pid, command name), read with ps.

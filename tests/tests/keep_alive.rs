@@ -96,7 +96,7 @@ fn idle_and_stalled_clients_do_not_delay_php_with_one_worker() {
         assert!(body.starts_with("slept 0 ms"));
     }
     let status: serde_json::Value = serde_json::from_str(
-        harness::http_get(paddock.admin, "/status")
+        harness::http_get(paddock.admin, "/status?json")
             .unwrap()
             .split("\r\n\r\n")
             .nth(1)

@@ -53,7 +53,8 @@ fn killing_a_worker_every_100ms_loses_no_idempotent_request_and_runs_no_post_twi
         |r| r.status == 200 || r.status == 502,
     );
     let kills = killer.join().unwrap();
-    assert!(kills >= 150, "only {kills} kills");
+    // Nominally 200 (one per 100 ms); fewer when the machine is busy, since listing workers takes time.
+    assert!(kills >= 100, "only {kills} kills");
     assert!(
         report.failures.is_empty(),
         "{} failures, e.g. {:?}",

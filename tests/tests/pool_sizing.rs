@@ -42,7 +42,7 @@ fn ondemand_pool_starts_empty_grows_under_burst_and_retires_idle_workers() {
         std::thread::spawn(move || {
             let mut peak = 0;
             for _ in 0..40 {
-                if let Some(raw) = harness::http_get(admin, "/status") {
+                if let Some(raw) = harness::http_get(admin, "/status?json") {
                     let body = raw
                         .split_once("\r\n\r\n")
                         .map_or("", |(_, b)| b)

@@ -25,7 +25,9 @@ fn fixture(front_controller: Option<&str>) -> Fixture {
         hosts: vec!["*".into()],
         root,
         index: vec!["index.php".into(), "index.html".into()],
+        routes: Vec::new(),
         script: Some(ScriptRouteSpec {
+            prefix: None,
             pool: "php".into(),
             extensions: vec!["php".into()],
             front_controller: front_controller.map(String::from),
@@ -36,6 +38,7 @@ fn fixture(front_controller: Option<&str>) -> Fixture {
 
 fn script(name: &str, path_info: &str, f: &Fixture) -> Route {
     Route::Script(ScriptTarget {
+        pool: "php".into(),
         filename: f.site.root.join(name.trim_start_matches('/')),
         name: name.into(),
         path_info: path_info.into(),
@@ -134,4 +137,32 @@ fn symlinks_out_of_the_root_are_not_followed() {
         route(&f.site, "/inside.css"),
         Route::Static(f.site.root.join("inside.css"))
     );
+}
+
+#[test]
+fn prefix_routes_send_their_scripts_to_their_pool() {
+    let mut f = fixture(Some("/index.php"));
+    fs::create_dir_all(f.site.root.join("cgi-bin")).unwrap();
+    fs::write(f.site.root.join("cgi-bin/env.sh"), "#!/bin/sh").unwrap();
+    fs::write(f.site.root.join("cgi-bin/page.php"), "<?php").unwrap();
+    f.site.routes.push(ScriptRouteSpec {
+        prefix: Some("/cgi-bin/".into()),
+        pool: "cgi".into(),
+        extensions: vec!["sh".into()],
+        front_controller: None,
+    });
+    let Route::Script(target) = route(&f.site, "/cgi-bin/env.sh/extra") else {
+        panic!()
+    };
+    assert_eq!(
+        (target.pool.as_str(), target.path_info.as_str()),
+        ("cgi", "/extra")
+    );
+    // Under the prefix only the route's extensions run; a .php file there is just a file.
+    assert_eq!(
+        route(&f.site, "/cgi-bin/page.php"),
+        Route::Static(f.site.root.join("cgi-bin/page.php"))
+    );
+    assert_eq!(route(&f.site, "/cgi-bin/missing.sh"), Route::NotFound);
+    assert_eq!(route(&f.site, "/info.php"), script("/info.php", "", &f));
 }

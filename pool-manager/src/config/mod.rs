@@ -5,6 +5,7 @@
 //! that must exist, ranges) and produces the [`Config`] the rest of paddock uses. Every error names
 //! the file, the line and the dotted key, so `paddock check` output can be acted on directly.
 
+mod limits;
 mod locate;
 mod pool;
 mod raw;
@@ -30,7 +31,12 @@ pub const EMBEDDED_BASE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 pub struct Config {
     /// Where the config came from, for log messages.
     pub origin: String,
+    /// The file to read again on reload; `None` for the embedded default.
+    pub path: Option<PathBuf>,
     pub runtime_dir: Option<PathBuf>,
+    /// Where `paddock status|reload|stop` reach the running master: the configured path, else
+    /// `<runtime_dir>/control.sock` when a runtime directory is configured.
+    pub control_socket: Option<PathBuf>,
     pub log_level: String,
     pub shutdown_timeout: Duration,
     /// The part the front end needs; listeners are in bind order.
@@ -96,7 +102,7 @@ pub struct Rlimits {
     pub core: Option<u64>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolConfig {
     pub name: String,
     pub mode: PoolMode,
@@ -160,7 +166,17 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("."));
-    load_str(&text, &file, &base)
+    let mut config = load_str(&text, &file, &base)?;
+    config.path = Some(path.to_path_buf());
+    Ok(config)
+}
+
+/// Loads the configuration again from where `current` came from (for a reload).
+pub fn reload(current: &Config) -> Result<Config, ConfigError> {
+    match &current.path {
+        Some(path) => load_file(path),
+        None => load_embedded_default(),
+    }
 }
 
 /// Loads and validates the embedded default configuration.

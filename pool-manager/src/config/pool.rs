@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use protocol::control::PoolDispatchSpec;
 
-use super::raw::{RawPool, RawPoolMode, RawSizing};
+use super::raw::{RawBuiltin, RawPool, RawPoolMode, RawSizing};
 use super::validate::{existing_dir, invalid, Invalid};
 use super::{PoolConfig, PoolMode, Recycle, Rlimits, Sizing};
 
@@ -17,6 +17,8 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_QUEUE_MAX: usize = 1024;
 const DEFAULT_WORKERS: u32 = 4;
+/// The built-in CGI runner's per-script deadline (fcgiwrap has none; Apache's `Timeout` is 60 s).
+const DEFAULT_SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_WORKERS: u32 = 16;
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Apache's and php-fpm's cap on spawns per second.
@@ -63,19 +65,53 @@ pub fn validate_pool(name: &str, pool: &RawPool, base: &Path) -> Result<PoolConf
             (PoolMode::External, connections)
         }
     };
-    let command = match (mode, &pool.command) {
-        (PoolMode::External, Some(_)) => {
+    if pool.script_timeout.is_some() && pool.builtin.is_none() {
+        return fail(
+            "script_timeout",
+            "applies to builtin = \"cgi\" pools; use request_timeout for others".into(),
+        );
+    }
+    let command = match (mode, &pool.command, pool.builtin) {
+        (_, Some(_), Some(_)) => {
+            return fail(
+                "builtin",
+                "give either `command` or `builtin`, not both".into(),
+            )
+        }
+        (PoolMode::External, None, Some(_)) => {
+            return fail(
+                "builtin",
+                "external pools are not started by paddock".into(),
+            )
+        }
+        (_, None, Some(RawBuiltin::Cgi)) => {
+            let exe = std::env::current_exe().map_err(|e| {
+                fail_at("builtin", format!("cannot locate the paddock binary: {e}"))
+            })?;
+            let timeout = pool.script_timeout.map_or(DEFAULT_SCRIPT_TIMEOUT, |d| d.0);
+            vec![
+                exe.to_string_lossy().into_owned(),
+                "cgi-runner".into(),
+                "--threads".into(),
+                slots_per_worker.to_string(),
+                "--timeout-ms".into(),
+                timeout.as_millis().to_string(),
+            ]
+        }
+        (PoolMode::External, Some(_), None) => {
             return fail(
                 "command",
                 "external pools are not started by paddock: give `socket` instead".into(),
             )
         }
-        (PoolMode::External, None) => Vec::new(),
-        (_, Some(command)) if command.first().is_some_and(|p| !p.is_empty()) => command.clone(),
+        (PoolMode::External, None, None) => Vec::new(),
+        (_, Some(command), None) if command.first().is_some_and(|p| !p.is_empty()) => {
+            command.clone()
+        }
         _ => {
             return fail(
                 "command",
-                "name the program to run, e.g. [\"php-cgi\"]".into(),
+                "name the program to run, e.g. [\"php-cgi\"], or set builtin = \"cgi\"".into(),
             )
         }
     };

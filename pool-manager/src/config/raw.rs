@@ -20,6 +20,10 @@ pub struct RawConfig {
     #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]
+    pub timeouts: RawTimeouts,
+    #[serde(default)]
+    pub http2: RawHttp2,
+    #[serde(default)]
     pub sites: BTreeMap<String, RawSite>,
     #[serde(default)]
     pub pools: BTreeMap<String, RawPool>,
@@ -29,6 +33,7 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub runtime_dir: Option<PathBuf>,
+    pub control_socket: Option<PathBuf>,
     pub temp_dir: Option<PathBuf>,
     pub log_level: Option<String>,
     pub shutdown_timeout: Option<Duration>,
@@ -49,6 +54,17 @@ pub struct RawListener {
     pub address: String,
     pub certificate: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// More certificates for HTTPS listeners, chosen by SNI.
+    #[serde(default)]
+    pub sni_certificates: Vec<RawCertificate>,
+    pub http2_prior_knowledge: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCertificate {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -57,6 +73,32 @@ pub struct RawLimits {
     pub max_body: Option<Size>,
     pub body_memory: Option<Size>,
     pub max_response: Option<Size>,
+    pub response_memory: Option<Size>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+    pub max_requests_per_connection: Option<u64>,
+    pub max_header_size: Option<Size>,
+    pub max_headers: Option<usize>,
+    pub max_uri: Option<Size>,
+    pub request_body_min_rate: Option<Size>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub tls_handshake: Option<Duration>,
+    pub request_header: Option<Duration>,
+    pub request_body: Option<Duration>,
+    pub keepalive: Option<Duration>,
+    pub send: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp2 {
+    pub max_concurrent_streams: Option<u32>,
+    pub max_pending_accept_reset_streams: Option<usize>,
+    pub max_local_error_reset_streams: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +108,17 @@ pub struct RawSite {
     pub root: PathBuf,
     pub index: Option<Vec<String>>,
     pub scripts: Option<RawScripts>,
+    /// Extra script routes by URL prefix (e.g. `/cgi-bin/` to a CGI pool), keyed by a name.
+    #[serde(default)]
+    pub routes: BTreeMap<String, RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub prefix: String,
+    pub pool: String,
+    pub extensions: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +139,12 @@ pub enum RawPoolMode {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
+pub enum RawBuiltin {
+    Cgi,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RawSizing {
     Static,
     Dynamic,
@@ -97,6 +156,8 @@ pub enum RawSizing {
 pub struct RawPool {
     pub mode: RawPoolMode,
     pub command: Option<Vec<String>>,
+    pub builtin: Option<RawBuiltin>,
+    pub script_timeout: Option<Duration>,
     pub threads: Option<u32>,
     pub socket: Option<PathBuf>,
     pub connections: Option<u32>,

@@ -28,7 +28,7 @@ fn minimal_config_gets_defaults() {
     let config = load(MINIMAL).expect("valid");
     assert_eq!(
         config.frontend.limits.max_body_bytes,
-        validate::DEFAULT_MAX_BODY
+        limits::DEFAULT_MAX_BODY
     );
     assert_eq!(config.frontend.sites[0].hosts, vec!["*"]);
 }

@@ -6,16 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use protocol::control::{
-    FrontendSpec, LimitsSpec, ListenerKind, ListenerSpec, ScriptRouteSpec, SiteSpec, TlsFiles,
+    FrontendSpec, ListenerKind, ListenerSpec, ScriptRouteSpec, SiteSpec, TlsFiles,
 };
 
 use super::pool::{dispatch_spec, validate_pool};
-use super::raw::{RawConfig, RawListener, RawListenerKind, RawPool, RawSite};
-use super::Config;
+use super::raw::{RawCertificate, RawConfig, RawListener, RawListenerKind, RawPool, RawSite};
+use super::{limits, Config};
 
-pub const DEFAULT_MAX_BODY: u64 = 16 << 20;
-pub const DEFAULT_BODY_MEMORY: u64 = 64 << 10;
-pub const DEFAULT_MAX_RESPONSE: u64 = 1 << 30;
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A validation failure at a key path; the caller adds file and line.
@@ -54,15 +51,6 @@ pub fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config, Inval
         return Err(invalid(&["sites"], "at least one site is required"));
     }
 
-    let limits = &raw.limits;
-    let max_body = limits.max_body.map_or(DEFAULT_MAX_BODY, |s| s.0);
-    let body_memory = limits.body_memory.map_or(DEFAULT_BODY_MEMORY, |s| s.0);
-    if body_memory > max_body {
-        return Err(invalid(
-            &["limits", "body_memory"],
-            format!("must not exceed limits.max_body ({max_body} bytes)"),
-        ));
-    }
     let temp_dir = match &raw.server.temp_dir {
         Some(dir) => existing_dir(&["server", "temp_dir"], &base.join(dir))?,
         None => std::env::temp_dir(),
@@ -82,7 +70,13 @@ pub fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config, Inval
 
     Ok(Config {
         origin: file.to_string(),
+        path: None,
         runtime_dir: raw.server.runtime_dir.as_ref().map(|d| base.join(d)),
+        control_socket: match (&raw.server.control_socket, &raw.server.runtime_dir) {
+            (Some(path), _) => Some(base.join(path)),
+            (None, Some(dir)) => Some(base.join(dir).join("control.sock")),
+            (None, None) => None,
+        },
         log_level,
         shutdown_timeout: raw
             .server
@@ -92,12 +86,9 @@ pub fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config, Inval
             listeners,
             sites,
             pools: dispatch,
-            limits: LimitsSpec {
-                max_body_bytes: max_body,
-                body_memory_bytes: body_memory,
-                max_response_bytes: limits.max_response.map_or(DEFAULT_MAX_RESPONSE, |s| s.0),
-                temp_dir,
-            },
+            limits: limits::limits(&raw.limits, temp_dir)?,
+            timeouts: limits::timeouts(&raw.timeouts)?,
+            http2: limits::http2(&raw.http2)?,
         },
         pools,
     })
@@ -131,6 +122,11 @@ fn validate_listeners(
             RawListenerKind::Https => ListenerKind::Https,
             RawListenerKind::Admin => ListenerKind::Admin,
         };
+        let sni_certificates = listener
+            .sni_certificates
+            .iter()
+            .map(|c| certificate_files(name, c, base))
+            .collect::<Result<Vec<_>, _>>()?;
         let tls = match (&listener.certificate, &listener.key) {
             (None, None) => None,
             (Some(certificate), Some(key)) => Some(TlsFiles {
@@ -153,10 +149,23 @@ fn validate_listeners(
                 ))
             }
         };
-        if tls.is_some() && kind != ListenerKind::Https {
+        if (tls.is_some() || !sni_certificates.is_empty()) && kind != ListenerKind::Https {
             return Err(invalid(
                 &["listeners", name, "certificate"],
                 "only listeners of kind \"https\" take a certificate",
+            ));
+        }
+        if tls.is_none() && !sni_certificates.is_empty() {
+            return Err(invalid(
+                &["listeners", name, "certificate"],
+                "sni_certificates need a default certificate and key on the listener",
+            ));
+        }
+        let http2_prior_knowledge = listener.http2_prior_knowledge.unwrap_or(false);
+        if http2_prior_knowledge && kind != ListenerKind::Http {
+            return Err(invalid(
+                &["listeners", name, "http2_prior_knowledge"],
+                "only for kind \"http\" (HTTPS listeners offer h2 by ALPN)",
             ));
         }
         listeners.push(ListenerSpec {
@@ -164,6 +173,8 @@ fn validate_listeners(
             kind,
             address,
             tls,
+            sni_certificates,
+            http2_prior_knowledge,
         });
     }
     if !listeners.iter().any(|l| l.kind != ListenerKind::Admin) {
@@ -173,6 +184,18 @@ fn validate_listeners(
         ));
     }
     Ok(listeners)
+}
+
+fn certificate_files(
+    listener: &str,
+    raw: &RawCertificate,
+    base: &Path,
+) -> Result<TlsFiles, Invalid> {
+    let key_path = ["listeners", listener, "sni_certificates"];
+    Ok(TlsFiles {
+        certificate: readable_file(&key_path, &base.join(&raw.certificate))?,
+        key: readable_file(&key_path, &base.join(&raw.key))?,
+    })
 }
 
 fn validate_site(
@@ -204,26 +227,8 @@ fn validate_site(
     let script = match &site.scripts {
         None => None,
         Some(scripts) => {
-            if !pools.contains_key(&scripts.pool) {
-                return Err(invalid(
-                    &["sites", name, "scripts", "pool"],
-                    format!("no pool named {:?} is defined under [pools]", scripts.pool),
-                ));
-            }
-            let extensions = scripts
-                .extensions
-                .clone()
-                .unwrap_or_else(|| vec!["php".into()]);
-            if extensions.is_empty()
-                || extensions
-                    .iter()
-                    .any(|e| e.is_empty() || e.contains(['.', '/']))
-            {
-                return Err(invalid(
-                    &["sites", name, "scripts", "extensions"],
-                    "list extensions without dots, e.g. [\"php\"]",
-                ));
-            }
+            let at = ["sites", name, "scripts"];
+            let extensions = route_extensions(&at, scripts.extensions.as_ref(), &["php"])?;
             if let Some(front) = &scripts.front_controller {
                 let has_extension = extensions.iter().any(|e| front.ends_with(&format!(".{e}")));
                 if !front.starts_with('/') || !has_extension {
@@ -234,19 +239,78 @@ fn validate_site(
                 }
             }
             Some(ScriptRouteSpec {
-                pool: scripts.pool.clone(),
+                prefix: None,
+                pool: route_pool(&at, &scripts.pool, pools)?,
                 extensions,
                 front_controller: scripts.front_controller.clone(),
             })
         }
     };
+    let mut routes = Vec::new();
+    for (route, raw) in &site.routes {
+        let at = ["sites", name, "routes", route.as_str()];
+        if !raw.prefix.starts_with('/') || !raw.prefix.ends_with('/') || raw.prefix.contains("..") {
+            let key = ["sites", name, "routes", route.as_str(), "prefix"];
+            return Err(invalid(
+                &key,
+                "must be a URL path that starts and ends with /, e.g. \"/cgi-bin/\"",
+            ));
+        }
+        routes.push(ScriptRouteSpec {
+            prefix: Some(raw.prefix.clone()),
+            pool: route_pool(&at, &raw.pool, pools)?,
+            extensions: route_extensions(&at, raw.extensions.as_ref(), &["cgi", "pl", "py", "sh"])?,
+            front_controller: None,
+        });
+    }
+    routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.as_ref().map_or(0, String::len)));
     Ok(SiteSpec {
         name: name.to_string(),
         hosts,
         root,
         index,
         script,
+        routes,
     })
+}
+
+fn route_pool(
+    at: &[&str],
+    pool: &str,
+    pools: &BTreeMap<String, RawPool>,
+) -> Result<String, Invalid> {
+    if pools.contains_key(pool) {
+        return Ok(pool.to_string());
+    }
+    let mut key = at.to_vec();
+    key.push("pool");
+    Err(invalid(
+        &key,
+        format!("no pool named {pool:?} is defined under [pools]"),
+    ))
+}
+
+fn route_extensions(
+    at: &[&str],
+    given: Option<&Vec<String>>,
+    default: &[&str],
+) -> Result<Vec<String>, Invalid> {
+    let extensions = given
+        .cloned()
+        .unwrap_or_else(|| default.iter().map(|e| e.to_string()).collect());
+    if extensions.is_empty()
+        || extensions
+            .iter()
+            .any(|e| e.is_empty() || e.contains(['.', '/']))
+    {
+        let mut key = at.to_vec();
+        key.push("extensions");
+        return Err(invalid(
+            &key,
+            "list extensions without dots, e.g. [\"php\"]",
+        ));
+    }
+    Ok(extensions)
 }
 
 pub(super) fn existing_dir(path: &[&str], dir: &Path) -> Result<PathBuf, Invalid> {

@@ -99,6 +99,7 @@ impl Master {
                 ToMaster::Ready => {
                     self.frontend_failures = 0;
                     info!("front end ready");
+                    crate::sd_notify::notify("READY=1\nSTATUS=serving");
                 }
                 ToMaster::PoolLoad(load) => {
                     if let Some(pool) = self.pools.iter().position(|p| p.config.name == load.pool) {

@@ -6,7 +6,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use protocol::control::{ExitReason, ToFrontend};
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
-use tracing::{info, warn};
+use tracing::info;
 
 use super::{ExitKind, Master, Shutdown};
 
@@ -18,7 +18,9 @@ impl Master {
                 SIGCHLD => self.reap(),
                 SIGTERM | SIGQUIT => self.begin_shutdown(false),
                 SIGINT => self.begin_shutdown(true),
-                SIGHUP => warn!("SIGHUP: configuration reload is not implemented yet; restart paddock to apply a new config"),
+                SIGHUP => {
+                    let _ = self.reload();
+                }
                 SIGUSR1 => info!("SIGUSR1: logs go to standard error; nothing to reopen"),
                 _ => {}
             }
@@ -55,10 +57,11 @@ impl Master {
     /// Graceful: the front end stops accepting and finishes in-flight requests (up to
     /// `shutdown_timeout`), then workers are stopped. Fast (SIGINT, or a second signal): everything
     /// stops now.
-    fn begin_shutdown(&mut self, fast: bool) {
+    pub(super) fn begin_shutdown(&mut self, fast: bool) {
         let already = self.shutdown.is_some();
         let fast = fast || already;
         info!(fast, "stopping");
+        crate::sd_notify::notify("STOPPING=1");
         let deadline_ms = if fast {
             0
         } else {

@@ -7,12 +7,16 @@
 //!
 //! # Layout
 //! - this file — state, start-up, the event loop and timers;
+//! - `command_socket` — `paddock status|reload|stop` from the command line;
 //! - `frontend_link` — starting the front end and talking to it;
 //! - `workers` — starting, retiring, stopping and reaping workers; executing the sizing policy;
-//! - `lifecycle` — signals, reaping, graceful and fast stop.
+//! - `lifecycle` — signals, reaping, graceful and fast stop;
+//! - `reload` — applying a new configuration without closing anything.
 
+mod command_socket;
 mod frontend_link;
 mod lifecycle;
+mod reload;
 mod workers;
 
 use std::collections::BTreeMap;
@@ -37,7 +41,8 @@ use crate::worker_output::WorkerOutput;
 
 const SIGNALS: Token = Token(0);
 const CONTROL: Token = Token(1);
-const FIRST_WORKER_TOKEN: usize = 2;
+const COMMANDS: Token = Token(2);
+const FIRST_WORKER_TOKEN: usize = 3;
 /// The sizing policy's maintenance pass, as in Apache and php-fpm.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -56,6 +61,8 @@ pub enum MasterError {
     EventLoop(io::Error),
     #[error("cannot start the front end: {0}")]
     Frontend(io::Error),
+    #[error("cannot open the command socket {path}: {source}")]
+    CommandSocket { path: PathBuf, source: io::Error },
 }
 
 #[derive(Debug)]
@@ -108,6 +115,7 @@ enum Shutdown {
 pub fn serve(mut config: Config) -> Result<(), MasterError> {
     let runtime =
         RuntimeDir::create(config.runtime_dir.as_deref()).map_err(MasterError::RuntimeDir)?;
+    let configured_listeners = config.frontend.listeners.clone();
     let mut listeners = Vec::new();
     for spec in &mut config.frontend.listeners {
         let listener = bind_tcp(spec.address).map_err(|source| MasterError::Bind {
@@ -128,6 +136,20 @@ pub fn serve(mut config: Config) -> Result<(), MasterError> {
         .register(&mut signals, SIGNALS, Interest::READABLE)
         .map_err(MasterError::EventLoop)?;
     let exe = std::env::current_exe().map_err(MasterError::Frontend)?;
+    let commands = match &config.control_socket {
+        None => None,
+        Some(path) => {
+            let mut listener =
+                command_socket::bind(path).map_err(|source| MasterError::CommandSocket {
+                    path: path.clone(),
+                    source,
+                })?;
+            poll.registry()
+                .register(&mut listener, COMMANDS, Interest::READABLE)
+                .map_err(MasterError::EventLoop)?;
+            Some(listener)
+        }
+    };
     info!(runtime_dir = %runtime.path().display(), config = %config.origin, "paddock master starting");
 
     let mut next_worker = 1;
@@ -144,6 +166,7 @@ pub fn serve(mut config: Config) -> Result<(), MasterError> {
         })
         .collect();
     let mut master = Master {
+        configured_listeners,
         pools,
         config,
         exe,
@@ -151,6 +174,7 @@ pub fn serve(mut config: Config) -> Result<(), MasterError> {
         listeners,
         poll,
         signals,
+        commands,
         frontend: None,
         frontend_failures: 0,
         frontend_hold_until: None,
@@ -162,16 +186,24 @@ pub fn serve(mut config: Config) -> Result<(), MasterError> {
     };
     master.start_frontend().map_err(MasterError::Frontend)?;
     master.start_initial_workers(Instant::now());
-    master.run().map_err(MasterError::EventLoop)
+    let result = master.run();
+    if let Some(path) = &master.config.control_socket {
+        let _ = std::fs::remove_file(path);
+    }
+    result.map_err(MasterError::EventLoop)
 }
 
 struct Master {
     config: Config,
+    /// The listeners as configured (before port 0 was resolved), to compare on reload.
+    configured_listeners: Vec<protocol::control::ListenerSpec>,
     exe: PathBuf,
     runtime: RuntimeDir,
     listeners: Vec<TcpListener>,
     poll: Poll,
     signals: Signals,
+    /// The command socket for `paddock status|reload|stop`, when configured.
+    commands: Option<mio::net::UnixListener>,
     frontend: Option<Frontend>,
     frontend_failures: u32,
     frontend_hold_until: Option<Instant>,
@@ -206,6 +238,7 @@ impl Master {
                 match event.token() {
                     SIGNALS => self.on_signals(),
                     CONTROL => self.on_control(event.is_writable()),
+                    COMMANDS => self.on_command_connections(),
                     Token(n) => {
                         self.on_worker_output(n as WorkerId - FIRST_WORKER_TOKEN as WorkerId)
                     }

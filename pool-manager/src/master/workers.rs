@@ -96,7 +96,6 @@ impl Master {
                     warn!(error = %e, "cannot watch worker output");
                 }
                 debug!(pool = %name, pid = spawned.pid.as_raw(), worker = id, "worker started");
-                self.pools[pool].live += 1;
                 self.tell_frontend(ToFrontend::WorkerUp {
                     pool: name,
                     worker: id,
@@ -270,7 +269,6 @@ impl Master {
         }
         let _ = std::fs::remove_file(&worker.socket);
         let pool = &mut self.pools[worker.pool];
-        pool.live -= 1;
         let name = pool.config.name.clone();
         let lived = now - worker.started;
         let asked = worker.stopping.or(worker.retiring);

@@ -1,0 +1,326 @@
+//! What one client connection is doing, for the client-facing deadlines.
+//!
+//! hyper has one timer for HTTP/1.1 (the header read timeout, which also bounds keep-alive idle
+//! time because it starts as soon as a connection waits for a request) and none for slow readers.
+//! paddock keeps its own per-connection record instead: the socket wrapper [`WatchedIo`] notes
+//! reads and blocked writes, the service notes requests starting and their responses ending (an
+//! [`InFlight`] guard travels inside the response body), and the connection task asks
+//! [`Activity::next_deadline`] what to enforce:
+//!
+//! - no request in flight, nothing read since the last response: the keep-alive idle timeout
+//!   (for a fresh connection, the request-header timeout: a client that connects and says
+//!   nothing gets as long as one that starts a request);
+//! - no request in flight, bytes of a new request read: the request-header deadline, counted
+//!   from the first of those bytes, absolute (trickling bytes does not extend it);
+//! - a write to the client blocked: the send timeout, counted from when it blocked;
+//! - a request in flight: nothing here (the body deadline lives in `body`, worker deadlines in
+//!   `proxy`).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use protocol::control::TimeoutsSpec;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::response::Body;
+
+/// Which deadline passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// A request head did not arrive in time (slowloris, or a silent connection).
+    RequestHeader,
+    /// The connection sat idle between requests for the keep-alive timeout.
+    KeepAlive,
+    /// A write to the client stayed blocked for the send timeout (the client stopped reading).
+    Send,
+}
+
+impl Expiry {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Expiry::RequestHeader => "request head not received in time",
+            Expiry::KeepAlive => "keep-alive idle timeout",
+            Expiry::Send => "client stopped reading (send timeout)",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ActivityState {
+    in_flight: usize,
+    requests: u64,
+    /// When the connection last had no request in flight (accept, or the end of a response).
+    idle_since: Instant,
+    /// The first read since `idle_since`, while idle.
+    read_while_idle: Option<Instant>,
+    write_blocked_since: Option<Instant>,
+    close_requested: bool,
+}
+
+/// Shared between a connection's socket wrapper, its service and its task.
+#[derive(Debug)]
+pub struct Activity {
+    state: Mutex<ActivityState>,
+    /// Wakes the connection task when the state changes in a way that moves a deadline.
+    pub changed: Notify,
+}
+
+impl Activity {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(ActivityState {
+                in_flight: 0,
+                requests: 0,
+                idle_since: Instant::now(),
+                read_while_idle: None,
+                write_blocked_since: None,
+                close_requested: false,
+            }),
+            changed: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ActivityState> {
+        self.state.lock().expect("not poisoned")
+    }
+
+    /// A request reached the service; returns its number on this connection (1-based) and the
+    /// guard that marks it finished when dropped.
+    pub fn begin_request(self: &Arc<Self>) -> (u64, InFlight) {
+        let mut state = self.lock();
+        state.in_flight += 1;
+        state.requests += 1;
+        let n = state.requests;
+        drop(state);
+        self.changed.notify_one();
+        (
+            n,
+            InFlight {
+                activity: self.clone(),
+            },
+        )
+    }
+
+    /// Ask the connection task to close the connection gracefully once in-flight requests end.
+    pub fn request_close(&self) {
+        self.lock().close_requested = true;
+        self.changed.notify_one();
+    }
+
+    pub fn close_requested(&self) -> bool {
+        self.lock().close_requested
+    }
+
+    /// The next deadline to enforce and what it is, or `None` when nothing is due.
+    pub fn next_deadline(&self, timeouts: &TimeoutsSpec) -> Option<(Instant, Expiry)> {
+        let ms = Duration::from_millis;
+        let state = self.lock();
+        let send = state
+            .write_blocked_since
+            .map(|since| (since + ms(timeouts.send_ms), Expiry::Send));
+        let idle = (state.in_flight == 0).then(|| match state.read_while_idle {
+            Some(first) => (
+                first + ms(timeouts.request_header_ms),
+                Expiry::RequestHeader,
+            ),
+            None if state.requests == 0 => (
+                state.idle_since + ms(timeouts.request_header_ms),
+                Expiry::RequestHeader,
+            ),
+            None => (
+                state.idle_since + ms(timeouts.keepalive_ms),
+                Expiry::KeepAlive,
+            ),
+        });
+        [send, idle].into_iter().flatten().min_by_key(|(at, _)| *at)
+    }
+
+    fn on_read(&self) {
+        let mut state = self.lock();
+        if state.in_flight == 0 && state.read_while_idle.is_none() {
+            state.read_while_idle = Some(Instant::now());
+            drop(state);
+            self.changed.notify_one();
+        }
+    }
+
+    fn on_write(&self, blocked: bool) {
+        let mut state = self.lock();
+        match (blocked, state.write_blocked_since.is_some()) {
+            (true, false) => {
+                state.write_blocked_since = Some(Instant::now());
+                drop(state);
+                self.changed.notify_one();
+            }
+            (false, true) => state.write_blocked_since = None,
+            _ => {}
+        }
+    }
+}
+
+/// Marks one request as in flight until dropped (it rides inside the response body, so the
+/// request ends when the last byte was handed to the connection, or when hyper drops it).
+#[derive(Debug)]
+pub struct InFlight {
+    activity: Arc<Activity>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut state = self.activity.lock();
+        state.in_flight -= 1;
+        if state.in_flight == 0 {
+            state.idle_since = Instant::now();
+            state.read_while_idle = None;
+        }
+        drop(state);
+        self.activity.changed.notify_one();
+    }
+}
+
+/// A response body that holds an [`InFlight`] guard.
+#[derive(Debug)]
+struct GuardedBody {
+    inner: Body,
+    _guard: InFlight,
+}
+
+impl HttpBody for GuardedBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Attaches `guard` to `body`.
+pub fn guard_body(body: Body, guard: InFlight) -> Body {
+    GuardedBody {
+        inner: body,
+        _guard: guard,
+    }
+    .boxed_unsync()
+}
+
+/// A client socket that reports reads and blocked writes to its [`Activity`].
+#[derive(Debug)]
+pub struct WatchedIo<T> {
+    inner: T,
+    activity: Arc<Activity>,
+}
+
+impl<T> WatchedIo<T> {
+    pub fn new(inner: T, activity: Arc<Activity>) -> Self {
+        Self { inner, activity }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for WatchedIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.on_read();
+        }
+        result
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.activity.on_write(result.is_pending());
+        result
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.activity.on_write(result.is_pending());
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeouts() -> TimeoutsSpec {
+        TimeoutsSpec {
+            tls_handshake_ms: 1000,
+            request_header_ms: 100,
+            request_body_ms: 1000,
+            keepalive_ms: 500,
+            send_ms: 300,
+        }
+    }
+
+    #[tokio::test]
+    async fn deadlines_follow_the_connection_state() {
+        let activity = Activity::new();
+        let t = timeouts();
+        assert_eq!(
+            activity.next_deadline(&t).unwrap().1,
+            Expiry::RequestHeader,
+            "a fresh connection must send a request head in time"
+        );
+        let (n, guard) = activity.begin_request();
+        assert_eq!(n, 1);
+        assert_eq!(activity.next_deadline(&t), None);
+        activity.on_write(true);
+        assert_eq!(activity.next_deadline(&t).unwrap().1, Expiry::Send);
+        activity.on_write(false);
+        drop(guard);
+        assert_eq!(activity.next_deadline(&t).unwrap().1, Expiry::KeepAlive);
+        activity.on_read();
+        let (at, expiry) = activity.next_deadline(&t).unwrap();
+        assert_eq!(expiry, Expiry::RequestHeader);
+        // Later reads do not move the head deadline.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        activity.on_read();
+        assert_eq!(activity.next_deadline(&t).unwrap().0, at);
+    }
+}

@@ -1,0 +1,199 @@
+//! What each worker is doing, for the status page and the per-state worker gauges: the requests
+//! running on its slots (method, path, since when), how many it has served, its RSS as last
+//! reported by the master, and its age.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::Method;
+
+/// A worker counts as starting during its first second unless it has already served: the front
+/// end cannot see inside the process, and the master announces it as soon as it is spawned
+/// (its socket is bound before the program runs, so early requests simply wait in the backlog).
+/// The same second is the master's "healthy after" mark for crash-loop detection.
+pub const STARTING_FOR: Duration = Duration::from_secs(1);
+
+/// The state of one worker as shown by `/status` and `paddock_pool_workers{state}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerState {
+    Starting,
+    Idle,
+    Busy,
+    /// No longer handed requests (killed after a timeout, unreachable, or being retired) but not
+    /// yet reported gone by the master.
+    Retiring,
+}
+
+impl WorkerState {
+    pub const ALL: [WorkerState; 4] = [
+        WorkerState::Starting,
+        WorkerState::Idle,
+        WorkerState::Busy,
+        WorkerState::Retiring,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Starting => "starting",
+            WorkerState::Idle => "idle",
+            WorkerState::Busy => "busy",
+            WorkerState::Retiring => "retiring",
+        }
+    }
+
+    /// One character per worker in the scoreboard line (in the spirit of Apache's mod_status).
+    pub fn symbol(self) -> char {
+        match self {
+            WorkerState::Starting => 'S',
+            WorkerState::Idle => '_',
+            WorkerState::Busy => 'W',
+            WorkerState::Retiring => 'R',
+        }
+    }
+}
+
+/// Live figures of one worker.
+#[derive(Debug)]
+pub struct WorkerActivity {
+    pub slots: u32,
+    started: Instant,
+    started_at: SystemTime,
+    served: AtomicU64,
+    /// 0 until the master reports it.
+    rss_bytes: AtomicU64,
+    next_token: AtomicU64,
+    running: Mutex<Vec<RunningRequest>>,
+}
+
+#[derive(Debug, Clone)]
+struct RunningRequest {
+    token: u64,
+    request_id: String,
+    method: Method,
+    path: String,
+    since: Instant,
+}
+
+/// A request running on a worker, as the status page shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunningView {
+    pub request_id: String,
+    pub method: String,
+    /// The URL path without the query string (which may carry secrets).
+    pub path: String,
+    pub age_seconds: f64,
+}
+
+impl WorkerActivity {
+    pub fn new(slots: u32) -> Self {
+        Self {
+            slots,
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            served: AtomicU64::new(0),
+            rss_bytes: AtomicU64::new(0),
+            next_token: AtomicU64::new(0),
+            running: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Records a request on one of the worker's slots; `finish` takes the token back.
+    pub fn begin(&self, request_id: &str, method: &Method, path: &str) -> u64 {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        self.running.lock().unwrap().push(RunningRequest {
+            token,
+            request_id: request_id.to_string(),
+            method: method.clone(),
+            path: path.to_string(),
+            since: Instant::now(),
+        });
+        token
+    }
+
+    pub fn finish(&self, token: u64) {
+        self.running.lock().unwrap().retain(|r| r.token != token);
+        self.served.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn set_rss(&self, bytes: u64) {
+        self.rss_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    pub fn rss_bytes(&self) -> Option<u64> {
+        Some(self.rss_bytes.load(Ordering::Relaxed)).filter(|&b| b > 0)
+    }
+
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+
+    pub fn age(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+
+    pub fn busy_slots(&self) -> u32 {
+        self.running.lock().unwrap().len() as u32
+    }
+
+    pub fn running(&self) -> Vec<RunningView> {
+        let now = Instant::now();
+        self.running
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| RunningView {
+                request_id: r.request_id.clone(),
+                method: r.method.to_string(),
+                path: r.path.clone(),
+                age_seconds: now.saturating_duration_since(r.since).as_secs_f64(),
+            })
+            .collect()
+    }
+
+    pub fn state(&self, alive: bool) -> WorkerState {
+        if !alive {
+            WorkerState::Retiring
+        } else if self.busy_slots() > 0 {
+            WorkerState::Busy
+        } else if self.served() == 0 && self.age() < STARTING_FOR {
+            WorkerState::Starting
+        } else {
+            WorkerState::Idle
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_makes_the_worker_busy_then_counts_as_served() {
+        let activity = WorkerActivity::new(1);
+        assert_eq!(activity.state(true), WorkerState::Starting);
+        let token = activity.begin("abc-1", &Method::POST, "/form.php");
+        assert_eq!(activity.state(true), WorkerState::Busy);
+        let running = activity.running();
+        assert_eq!(running.len(), 1);
+        assert_eq!(running[0].method, "POST");
+        assert_eq!(running[0].path, "/form.php");
+        activity.finish(token);
+        assert_eq!(activity.served(), 1);
+        assert_eq!(activity.state(true), WorkerState::Idle);
+        assert_eq!(activity.state(false), WorkerState::Retiring);
+    }
+
+    #[test]
+    fn rss_is_unknown_until_reported() {
+        let activity = WorkerActivity::new(1);
+        assert_eq!(activity.rss_bytes(), None);
+        activity.set_rss(12 << 20);
+        assert_eq!(activity.rss_bytes(), Some(12 << 20));
+    }
+}

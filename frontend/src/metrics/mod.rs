@@ -1,0 +1,488 @@
+//! Prometheus metrics of the front end, and the live figures behind `/status`.
+//!
+//! The registry is created by the front end's entry point and handed to [`Metrics::new`]; every
+//! metric name lives in [`names`], and docs/metrics.md explains each one. The code on the request
+//! path calls the small hooks below (one line each) so that it stays readable.
+//!
+//! Counters are kept for the life of the front-end process: a configuration reload keeps them
+//! (new pools simply add label values), while a front-end restart starts them again from zero,
+//! which Prometheus treats as an ordinary counter reset. Gauges about pools and workers are
+//! sampled from the dispatcher when `/metrics` is scraped, so they can never drift.
+//!
+//! # Layout
+//! - [`names`] — metric and label names.
+//! - [`labels`] — bounded label values (method, status class, protocol).
+//! - [`connections`] — per-connection tracker (open/idle, TLS) and byte counting.
+//! - [`activity`] — per-worker running requests, served count, RSS, state.
+//! - [`exits`] — the last worker exits of each pool.
+//! - [`report`] — the pool/worker snapshot that `/status` shows and the gauges are set from.
+//! - `control_events` — counters driven by the master's worker events.
+
+pub mod activity;
+pub mod connections;
+mod control_events;
+pub mod exits;
+pub mod labels;
+pub mod names;
+pub mod report;
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use http::{Method, Response};
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramTimer, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use protocol::control::{ExitReason, FrontendSpec, ListenerKind};
+
+use self::activity::WorkerState;
+use self::connections::{ConnectionFamilies, ConnectionTracker, CountingStream};
+use self::exits::ExitLog;
+use self::labels::{PROTOCOL_HTTP1, PROTOCOL_HTTP2, PROTOCOL_PENDING};
+use self::names::label;
+use self::report::StatusReport;
+use crate::dispatch::{AdmissionError, WorkerHandle};
+use crate::proxy::ScriptRequest;
+use crate::response::Body;
+
+/// Bucket bounds (seconds) for the whole request and the worker's part of it: PHP pages take
+/// milliseconds to tens of seconds.
+const REQUEST_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// Bucket bounds (seconds) for the queue wait: zero most of the time, so finer at the bottom.
+const QUEUE_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Why a request waiting in a pool's queue never got a slot (the `reason` label).
+pub const REJECTION_REASONS: [&str; 4] = ["full", "timeout", "client_gone", "failing"];
+/// Why a request was sent to a second worker (the `reason` label).
+pub const RETRY_REASONS: [&str; 2] = ["unreachable", "failed"];
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    queue_wait: HistogramVec,
+    worker_duration: HistogramVec,
+    timeouts: IntCounterVec,
+    retries: IntCounterVec,
+    accepted: IntCounterVec,
+    connections: ConnectionFamilies,
+    received_bytes: IntCounterVec,
+    sent_bytes: IntCounterVec,
+    pool_workers: IntGaugeVec,
+    pool_slots: IntGaugeVec,
+    pool_busy_slots: IntGaugeVec,
+    queue_depth: IntGaugeVec,
+    queue_limit: IntGaugeVec,
+    rejections: IntCounterVec,
+    pool_failing: IntGaugeVec,
+    crash_loops: IntCounterVec,
+    max_workers_reached: IntCounterVec,
+    pool_rss: IntGaugeVec,
+    worker_rss_max: IntGaugeVec,
+    spawns: IntCounterVec,
+    exits: IntCounterVec,
+    reloads: IntCounterVec,
+    last_reload_successful: IntGauge,
+    /// The last worker exits of each pool, for the status page.
+    pub exit_log: ExitLog,
+    started: Instant,
+    started_at: SystemTime,
+    /// Serialises scrapes: each one resets and refills the sampled gauges.
+    scrape: Mutex<()>,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let vec = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry.register(Box::new(vec.clone())).expect("unique");
+    vec
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let vec = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry.register(Box::new(vec.clone())).expect("unique");
+    vec
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, buckets: &[f64]) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    let vec = HistogramVec::new(opts, &[label::POOL]).expect("valid metric");
+    registry.register(Box::new(vec.clone())).expect("unique");
+    vec
+}
+
+impl Metrics {
+    /// Registers every metric in `registry` and creates the label values known from the start
+    /// (every pool × reason), so that counters exist at zero before their first event and
+    /// `increase()` sees the first one.
+    pub fn new(registry: &Registry, spec: &FrontendSpec) -> Self {
+        use names::*;
+        let r = registry;
+        let pool = &[label::POOL][..];
+        let listener = &[label::LISTENER][..];
+        let metrics = Metrics {
+            registry: registry.clone(),
+            requests: counter(r, REQUESTS_TOTAL, "HTTP requests answered, by pool (\"-\" for none), status class and method.", &[label::POOL, label::STATUS_CLASS, label::METHOD]),
+            request_duration: histogram(r, REQUEST_DURATION_SECONDS, "Time from a request's arrival to its response head, by pool.", REQUEST_BUCKETS),
+            queue_wait: histogram(r, QUEUE_WAIT_SECONDS, "Time a script request waited for a free worker slot (rejected requests included).", QUEUE_BUCKETS),
+            worker_duration: histogram(r, WORKER_DURATION_SECONDS, "Time a worker slot was held for one request: FastCGI exchange including reading the reply.", REQUEST_BUCKETS),
+            timeouts: counter(r, REQUEST_TIMEOUTS_TOTAL, "Requests that overran the pool's request_timeout (answered 504; the worker is killed).", pool),
+            retries: counter(r, WORKER_RETRIES_TOTAL, "Requests sent to another worker after a worker failure, by reason.", &[label::POOL, label::REASON]),
+            accepted: counter(r, CONNECTIONS_ACCEPTED_TOTAL, "TCP connections accepted, by listener.", listener),
+            connections: ConnectionFamilies {
+                open: gauge(r, CONNECTIONS_OPEN, "Client connections open, by listener and protocol.", &[label::LISTENER, label::PROTOCOL]),
+                idle: gauge(r, CONNECTIONS_IDLE, "Open client connections with no request in progress, by listener and protocol.", &[label::LISTENER, label::PROTOCOL]),
+                tls_handshakes: counter(r, TLS_HANDSHAKES_TOTAL, "Completed TLS handshakes, by listener and TLS version.", &[label::LISTENER, label::VERSION]),
+                tls_failures: counter(r, TLS_HANDSHAKE_FAILURES_TOTAL, "TLS handshakes that failed or timed out, by listener and reason.", &[label::LISTENER, label::REASON]),
+            },
+            received_bytes: counter(r, RECEIVED_BYTES_TOTAL, "Bytes read from client connections (TLS records included), by listener.", listener),
+            sent_bytes: counter(r, SENT_BYTES_TOTAL, "Bytes written to client connections (TLS records included), by listener.", listener),
+            pool_workers: gauge(r, POOL_WORKERS, "Worker processes by pool and state (starting, idle, busy, retiring).", &[label::POOL, label::STATE]),
+            pool_slots: gauge(r, POOL_SLOTS, "Request slots of the pool's live workers (one per prefork worker, threads per threaded worker).", pool),
+            pool_busy_slots: gauge(r, POOL_BUSY_SLOTS, "Slots running a request right now.", pool),
+            queue_depth: gauge(r, QUEUE_DEPTH, "Requests waiting for a free slot right now.", pool),
+            queue_limit: gauge(r, QUEUE_LIMIT, "The pool's queue_max: more waiting requests are rejected.", pool),
+            rejections: counter(r, QUEUE_REJECTIONS_TOTAL, "Requests that never got a slot, by reason (full, timeout, client_gone, failing).", &[label::POOL, label::REASON]),
+            pool_failing: gauge(r, POOL_FAILING, "1 while the pool is crash-looping or cannot start workers (fast 503s), else 0.", pool),
+            crash_loops: counter(r, POOL_CRASH_LOOPS_TOTAL, "Times the pool entered the failing (crash-loop) state.", pool),
+            max_workers_reached: counter(r, POOL_MAX_WORKERS_REACHED_TOTAL, "Times the sizing policy wanted another worker but the pool was at its maximum.", pool),
+            pool_rss: gauge(r, POOL_RSS_BYTES, "Resident memory of all the pool's workers together, as last measured by the master.", pool),
+            worker_rss_max: gauge(r, WORKER_RSS_MAX_BYTES, "Resident memory of the pool's largest worker.", pool),
+            spawns: counter(r, WORKER_SPAWNS_TOTAL, "Worker processes started.", pool),
+            exits: counter(r, WORKER_EXITS_TOTAL, "Worker processes gone, by reason.", &[label::POOL, label::REASON]),
+            reloads: counter(r, CONFIG_RELOADS_TOTAL, "Configuration reloads, by result (success, failure).", &[label::RESULT]),
+            last_reload_successful: IntGauge::new(CONFIG_LAST_RELOAD_SUCCESSFUL, "0 if the last configuration reload failed, else 1.").expect("valid metric"),
+            exit_log: ExitLog::default(),
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            scrape: Mutex::new(()),
+        };
+        registry
+            .register(Box::new(metrics.last_reload_successful.clone()))
+            .expect("unique");
+        metrics.last_reload_successful.set(1);
+        metrics.register_constants(spec);
+        metrics
+    }
+
+    fn register_constants(&self, spec: &FrontendSpec) {
+        let build = IntGaugeVec::new(
+            Opts::new(
+                names::BUILD_INFO,
+                "Always 1; the labels name the running build.",
+            ),
+            &[label::VERSION],
+        )
+        .expect("valid metric");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        self.registry.register(Box::new(build)).expect("unique");
+        let start = Gauge::new(
+            names::START_TIME_SECONDS,
+            "When the front-end process started, in seconds since the Unix epoch.",
+        )
+        .expect("valid metric");
+        start.set(
+            self.started_at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        );
+        self.registry.register(Box::new(start)).expect("unique");
+        for result in ["success", "failure"] {
+            self.reloads.with_label_values(&[result]);
+        }
+        self.request_duration.with_label_values(&[names::NO_POOL]);
+        for pool in &spec.pools {
+            self.add_pool(&pool.name);
+        }
+        for listener in &spec.listeners {
+            let name = listener.name.as_str();
+            self.accepted.with_label_values(&[name]);
+            self.received_bytes.with_label_values(&[name]);
+            self.sent_bytes.with_label_values(&[name]);
+            for protocol in [PROTOCOL_PENDING, PROTOCOL_HTTP1, PROTOCOL_HTTP2] {
+                self.connections.open.with_label_values(&[name, protocol]);
+                self.connections.idle.with_label_values(&[name, protocol]);
+            }
+            if listener.kind == ListenerKind::Https {
+                for version in ["tls1.2", "tls1.3"] {
+                    self.connections
+                        .tls_handshakes
+                        .with_label_values(&[name, version]);
+                }
+                for reason in ["error", "timeout"] {
+                    self.connections
+                        .tls_failures
+                        .with_label_values(&[name, reason]);
+                }
+            }
+        }
+    }
+
+    /// Creates a pool's counters at zero.
+    pub fn add_pool(&self, pool: &str) {
+        for reason in ExitReason::ALL {
+            self.exits.with_label_values(&[pool, reason.as_str()]);
+        }
+        for reason in REJECTION_REASONS {
+            self.rejections.with_label_values(&[pool, reason]);
+        }
+        for reason in RETRY_REASONS {
+            self.retries.with_label_values(&[pool, reason]);
+        }
+        self.timeouts.with_label_values(&[pool]);
+        self.request_duration.with_label_values(&[pool]);
+        self.queue_wait.with_label_values(&[pool]);
+        self.worker_duration.with_label_values(&[pool]);
+        self.spawns.with_label_values(&[pool]);
+        self.crash_loops.with_label_values(&[pool]);
+        self.max_workers_reached.with_label_values(&[pool]);
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+
+    // ----- connections ---------------------------------------------------------------------------
+
+    /// A newly accepted connection on `listener`; it counts as open until every clone is dropped.
+    pub fn connection(&self, listener: &str) -> ConnectionTracker {
+        self.accepted.with_label_values(&[listener]).inc();
+        ConnectionTracker::new(self.connections.clone(), listener.into())
+    }
+
+    /// Wraps a socket so that the bytes crossing it are counted for `listener`.
+    pub fn count_bytes<S>(&self, stream: S, listener: &str) -> CountingStream<S> {
+        CountingStream::new(
+            stream,
+            self.received_bytes.with_label_values(&[listener]),
+            self.sent_bytes.with_label_values(&[listener]),
+        )
+    }
+
+    // ----- requests ------------------------------------------------------------------------------
+
+    /// Counts an answered request; the pool comes from [`served_by`] (none for static files).
+    pub fn request_done(&self, response: &Response<Body>, method: &Method, started: Instant) {
+        let pool = response
+            .extensions()
+            .get::<ServedBy>()
+            .map_or(names::NO_POOL, |s| s.0.as_str());
+        self.requests
+            .with_label_values(&[
+                pool,
+                labels::status_class(response.status()),
+                labels::method(method),
+            ])
+            .inc();
+        self.request_duration
+            .with_label_values(&[pool])
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Starts timing a request's wait in `pool`'s queue; report how it ended on the guard.
+    /// Dropping the guard without a report means the client went away while queued.
+    pub fn queue_entered(&self, pool: &str) -> QueueWait<'_> {
+        QueueWait {
+            metrics: self,
+            pool: pool.to_string(),
+            since: Instant::now(),
+            reported: false,
+        }
+    }
+
+    /// Records a request running on `worker` for the status page and times the worker's part;
+    /// both end when the guard is dropped.
+    pub fn worker_request(
+        &self,
+        pool: &str,
+        worker: &Arc<WorkerHandle>,
+        request: &ScriptRequest<'_>,
+    ) -> WorkerRequest {
+        let parts = request.parts;
+        let token = worker.begin_request(request.request_id, &parts.method, parts.uri.path());
+        WorkerRequest {
+            worker: worker.clone(),
+            token,
+            _timer: self
+                .worker_duration
+                .with_label_values(&[pool])
+                .start_timer(),
+        }
+    }
+
+    /// A request overran the pool's request timeout.
+    pub fn request_timed_out(&self, pool: &str) {
+        self.timeouts.with_label_values(&[pool]).inc();
+    }
+
+    /// A request goes to another worker: `unreachable` (nothing was sent) or `failed` (the worker
+    /// failed before answering).
+    pub fn retried(&self, pool: &str, reason: &'static str) {
+        self.retries.with_label_values(&[pool, reason]).inc();
+    }
+
+    // ----- pool events reported by the master ----------------------------------------------------
+
+    /// The sizing policy wanted to start a worker but the pool was at its maximum.
+    #[allow(dead_code)] // Reported by the master's dynamic sizing once it sends the event.
+    pub fn max_workers_reached(&self, pool: &str) {
+        self.max_workers_reached.with_label_values(&[pool]).inc();
+    }
+
+    /// A configuration reload was applied (`true`) or refused (`false`).
+    #[allow(dead_code)] // Called by configuration reload (issue 8); until then the counters stay 0.
+    pub fn config_reloaded(&self, success: bool) {
+        let result = if success { "success" } else { "failure" };
+        self.reloads.with_label_values(&[result]).inc();
+        self.last_reload_successful.set(i64::from(success));
+    }
+
+    // ----- scraping ------------------------------------------------------------------------------
+
+    /// The text exposition of every metric, with the pool gauges sampled from `report`.
+    pub fn render(&self, report: &StatusReport) -> String {
+        let _one_at_a_time = self.scrape.lock().unwrap();
+        self.sample(report);
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding of valid metrics");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+
+    fn sample(&self, report: &StatusReport) {
+        for vec in [
+            &self.pool_workers,
+            &self.pool_slots,
+            &self.pool_busy_slots,
+            &self.queue_depth,
+            &self.queue_limit,
+            &self.pool_failing,
+            &self.pool_rss,
+            &self.worker_rss_max,
+        ] {
+            vec.reset();
+        }
+        for pool in &report.pools {
+            let name = pool.name.as_str();
+            for state in WorkerState::ALL {
+                let count = pool.states.get(state.as_str()).copied().unwrap_or(0);
+                self.pool_workers
+                    .with_label_values(&[name, state.as_str()])
+                    .set(count as i64);
+            }
+            let set = |vec: &IntGaugeVec, value: u64| {
+                vec.with_label_values(&[name]).set(value as i64);
+            };
+            set(&self.pool_slots, pool.total_slots);
+            set(&self.pool_busy_slots, pool.busy_slots);
+            set(&self.queue_depth, pool.waiting as u64);
+            set(&self.queue_limit, pool.queue_max as u64);
+            set(&self.pool_failing, u64::from(pool.failing.is_some()));
+            let rss = pool.processes.iter().filter_map(|w| w.rss_bytes);
+            set(&self.pool_rss, rss.clone().sum());
+            set(&self.worker_rss_max, rss.max().unwrap_or(0));
+        }
+    }
+}
+
+/// Marks a response as produced by a pool, for the `pool` label of [`Metrics::request_done`].
+pub fn served_by(mut response: Response<Body>, pool: &str) -> Response<Body> {
+    response.extensions_mut().insert(ServedBy(pool.to_string()));
+    response
+}
+
+#[derive(Debug, Clone)]
+struct ServedBy(String);
+
+/// A request's stay in a pool's queue.
+#[derive(Debug)]
+pub struct QueueWait<'a> {
+    metrics: &'a Metrics,
+    pool: String,
+    since: Instant,
+    reported: bool,
+}
+
+impl QueueWait<'_> {
+    /// Awaits the admission and records how it ended; if the caller is dropped while waiting
+    /// (the client went away), the guard records `client_gone`.
+    pub async fn wait<T>(
+        self,
+        admission: impl std::future::Future<Output = Result<T, AdmissionError>>,
+    ) -> Result<T, AdmissionError> {
+        let result = admission.await;
+        match &result {
+            Ok(_) => self.admitted(),
+            Err(e) => self.rejected(e),
+        }
+        result
+    }
+
+    /// The request got a slot.
+    pub fn admitted(mut self) {
+        self.reported = true;
+        self.observe();
+    }
+
+    /// The request was turned away.
+    pub fn rejected(mut self, error: &AdmissionError) {
+        self.reported = true;
+        let reason = match error {
+            AdmissionError::QueueFull(_) => "full",
+            AdmissionError::QueueTimeout(_) => "timeout",
+            AdmissionError::Failing { .. } => "failing",
+        };
+        self.reject(reason);
+    }
+
+    fn reject(&self, reason: &str) {
+        self.metrics
+            .rejections
+            .with_label_values(&[&self.pool, reason])
+            .inc();
+        self.observe();
+    }
+
+    fn observe(&self) {
+        self.metrics
+            .queue_wait
+            .with_label_values(&[&self.pool])
+            .observe(self.since.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for QueueWait<'_> {
+    fn drop(&mut self) {
+        if !self.reported {
+            // The request future was dropped while waiting: the client went away.
+            self.reject("client_gone");
+        }
+    }
+}
+
+/// A request running on a worker slot: visible on the status page, timed for
+/// `paddock_worker_duration_seconds`, and counted as served when dropped.
+#[derive(Debug)]
+pub struct WorkerRequest {
+    worker: Arc<WorkerHandle>,
+    token: u64,
+    _timer: HistogramTimer,
+}
+
+impl Drop for WorkerRequest {
+    fn drop(&mut self) {
+        self.worker.end_request(self.token);
+    }
+}

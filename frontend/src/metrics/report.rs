@@ -1,0 +1,156 @@
+//! A snapshot of every pool and worker: what `/status` shows (HTML and JSON) and what the pool
+//! gauges of `/metrics` are set from, so that both always agree.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use super::activity::{RunningView, WorkerState};
+use super::exits::ExitRecord;
+use crate::state::State;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StatusReport {
+    pub version: &'static str,
+    /// The front end's pid (the process that serves this page).
+    pub pid: u32,
+    pub uptime_seconds: f64,
+    /// Seconds since the Unix epoch.
+    pub started_at: f64,
+    pub pools: Vec<PoolReport>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PoolReport {
+    pub name: String,
+    /// Worker processes known to the front end, retiring ones included.
+    pub workers: usize,
+    /// Workers by state: `starting`, `idle`, `busy`, `retiring`.
+    pub states: BTreeMap<&'static str, usize>,
+    /// One character per worker: `S` starting, `_` idle, `W` busy, `R` retiring.
+    pub scoreboard: String,
+    /// Slots of live workers.
+    pub total_slots: u64,
+    pub busy_slots: u64,
+    pub idle_slots: usize,
+    /// Requests waiting in the queue now.
+    pub waiting: usize,
+    pub queue_max: usize,
+    pub queue_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    /// Why the pool cannot serve (crash loop, missing command), if it cannot.
+    pub failing: Option<String>,
+    /// The pool has a live worker and can take requests.
+    pub ready: bool,
+    /// Requests completed by the workers listed below.
+    pub requests_served: u64,
+    pub last_exit_reason: Option<&'static str>,
+    pub processes: Vec<WorkerReport>,
+    /// The last worker exits, newest first.
+    pub recent_exits: Vec<ExitRecord>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WorkerReport {
+    pub worker: u64,
+    pub pid: u32,
+    pub state: WorkerState,
+    pub requests_served: u64,
+    pub slots: u32,
+    pub busy_slots: u32,
+    /// Resident memory as last measured by the master; `None` until it reports.
+    pub rss_bytes: Option<u64>,
+    pub age_seconds: f64,
+    /// Seconds since the Unix epoch.
+    pub started_at: f64,
+    /// The requests running on its slots (at most one for a prefork worker).
+    pub current: Vec<RunningView>,
+}
+
+fn epoch_seconds(at: SystemTime) -> f64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl StatusReport {
+    pub fn collect(state: &State) -> StatusReport {
+        let mut pools: Vec<PoolReport> = state
+            .pools
+            .iter()
+            .filter(|entry| !entry.value().is_removed())
+            .map(|entry| {
+                let pool = entry.value();
+                let snapshot = pool.snapshot();
+                let mut processes: Vec<WorkerReport> = pool
+                    .workers()
+                    .iter()
+                    .map(|w| {
+                        let a = &w.activity;
+                        WorkerReport {
+                            worker: w.id,
+                            pid: w.pid,
+                            state: a.state(w.is_usable()),
+                            requests_served: a.served(),
+                            slots: a.slots,
+                            busy_slots: a.busy_slots(),
+                            rss_bytes: a.rss_bytes(),
+                            age_seconds: a.age().as_secs_f64(),
+                            started_at: epoch_seconds(a.started_at()),
+                            current: a.running(),
+                        }
+                    })
+                    .collect();
+                processes.sort_by_key(|w| w.worker);
+                let mut states: BTreeMap<&'static str, usize> =
+                    WorkerState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+                for w in &processes {
+                    *states.entry(w.state.as_str()).or_default() += 1;
+                }
+                let live = || {
+                    processes
+                        .iter()
+                        .filter(|w| w.state != WorkerState::Retiring)
+                };
+                let recent_exits = state.metrics.exit_log.recent(&snapshot.name);
+                PoolReport {
+                    name: snapshot.name.clone(),
+                    workers: processes.len(),
+                    scoreboard: processes.iter().map(|w| w.state.symbol()).collect(),
+                    total_slots: live().map(|w| u64::from(w.slots)).sum(),
+                    busy_slots: live().map(|w| u64::from(w.busy_slots)).sum(),
+                    idle_slots: snapshot.idle_slots,
+                    waiting: snapshot.waiting,
+                    queue_max: pool.spec().queue_max,
+                    queue_timeout_ms: pool.spec().queue_timeout_ms,
+                    request_timeout_ms: pool.spec().request_timeout_ms,
+                    ready: pool.is_ready(),
+                    failing: snapshot.failing,
+                    requests_served: processes.iter().map(|w| w.requests_served).sum(),
+                    last_exit_reason: recent_exits.first().map(|e| e.reason),
+                    states,
+                    processes,
+                    recent_exits,
+                }
+            })
+            .collect();
+        pools.sort_by(|a, b| a.name.cmp(&b.name));
+        StatusReport {
+            version: env!("CARGO_PKG_VERSION"),
+            pid: std::process::id(),
+            uptime_seconds: state.metrics.uptime().as_secs_f64(),
+            started_at: epoch_seconds(state.metrics.started_at()),
+            pools,
+        }
+    }
+
+    /// Pools that cannot take requests now, with the reason.
+    pub fn not_ready(&self) -> Vec<String> {
+        self.pools
+            .iter()
+            .filter(|p| !p.ready)
+            .map(|p| match &p.failing {
+                Some(reason) => format!("{}: {reason}", p.name),
+                None => format!("{}: no live worker", p.name),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,50 @@
+//! systemd readiness notification (`Type=notify`): a datagram to `$NOTIFY_SOCKET`.
+//!
+//! The protocol is one line of `KEY=VALUE` pairs on a Unix datagram socket whose path (or abstract
+//! name, written with a leading `@`) systemd puts in the environment. Without `NOTIFY_SOCKET`
+//! (not under systemd) every call does nothing.
+
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+
+/// The variable systemd sets; children must not inherit it (only the main process notifies).
+pub const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
+
+/// Sends `state` (e.g. `READY=1`) to systemd, if paddock runs under it. Failures are logged and
+/// otherwise ignored: readiness reporting must never stop the server.
+pub fn notify(state: &str) {
+    let Some(target) = std::env::var_os(NOTIFY_SOCKET) else {
+        return;
+    };
+    let target = target.to_string_lossy().into_owned();
+    let address = match target.strip_prefix('@') {
+        Some(name) => SocketAddr::from_abstract_name(name.as_bytes()),
+        None => SocketAddr::from_pathname(&target),
+    };
+    let sent = address.and_then(|address| {
+        let socket = UnixDatagram::unbound()?;
+        socket.send_to_addr(state.as_bytes(), &address)
+    });
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, socket = %target, "cannot notify systemd");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sends_the_state_to_the_notify_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let listener = UnixDatagram::bind(&path).unwrap();
+        // The test process has no systemd: set the variable for this test only.
+        std::env::set_var(NOTIFY_SOCKET, &path);
+        notify("READY=1\nSTATUS=serving");
+        std::env::remove_var(NOTIFY_SOCKET);
+        let mut buf = [0u8; 64];
+        let n = listener.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"READY=1\nSTATUS=serving");
+    }
+}

@@ -1,0 +1,2 @@
+#!/bin/sh
+echo not really a cgi script
