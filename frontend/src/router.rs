@@ -50,7 +50,7 @@ pub fn route(site: &SiteSpec, raw_path: &str) -> Route {
     if segments.iter().any(|s| is_hidden(s)) {
         return Route::NotFound;
     }
-    let script = script_route(site, &segments);
+    let script = script_route(site, segments);
     let mut dir = site.root.clone();
     for (i, segment) in segments.iter().enumerate() {
         let candidate = dir.join(segment);
