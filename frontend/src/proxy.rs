@@ -185,11 +185,7 @@ fn build_params(request: &ScriptRequest<'_>) -> Vec<u8> {
     let server_name = headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(|h| {
-            h.rsplit_once(':')
-                .map_or(h, |(name, _)| name)
-                .trim_matches(['[', ']'])
-        })
+        .and_then(cgi::server_name_from_host)
         .unwrap_or(&request.site.name)
         .to_string();
     let version = match parts.version {

@@ -5,14 +5,16 @@
 //! first segment that is a regular file ends the walk. If that file is a script, the rest of the
 //! path is PATH_INFO; if it is anything else and path segments remain, the request is a 404. That is
 //! what keeps `/upload/x.jpg/foo.php` from ever executing `x.jpg` (the classic `cgi.fix_pathinfo`
-//! hole), and PATH_INFO is found without regexes (the php-fpm CVE-2019-11043 came from one).
+//! hole), and PATH_INFO is found without regexes (the php-fpm CVE-2019-11043 came from one): the
+//! path decoding and the SCRIPT_NAME / PATH_INFO split are `protocol::cgi::decode_url_path` and
+//! `UrlPath::split_at_script`, fuzzed there.
 //!
 //! Paths that match nothing go to the front controller when the site has one, as nginx's
 //! `try_files $uri $uri/ /index.php` does; a missing path that names a script is a plain 404.
 
 use std::path::{Path, PathBuf};
 
-use percent_encoding::percent_decode_str;
+use protocol::cgi;
 use protocol::control::{ScriptRouteSpec, SiteSpec};
 
 /// What a request resolves to.
@@ -40,14 +42,15 @@ pub struct ScriptTarget {
 
 /// Resolves the URL path `raw_path` (still percent-encoded, no query) against `site`.
 pub fn route(site: &SiteSpec, raw_path: &str) -> Route {
-    let segments = match decode_segments(raw_path) {
-        Ok(segments) => segments,
-        Err(reason) => return Route::BadRequest(reason),
+    let path = match cgi::decode_url_path(raw_path) {
+        Ok(path) => path,
+        Err(e) => return Route::BadRequest(e.reason()),
     };
+    let segments = path.segments();
     if segments.iter().any(|s| is_hidden(s)) {
         return Route::NotFound;
     }
-    let script = script_route(site, &segments);
+    let script = script_route(site, segments);
     let mut dir = site.root.clone();
     for (i, segment) in segments.iter().enumerate() {
         let candidate = dir.join(segment);
@@ -61,17 +64,12 @@ pub fn route(site: &SiteSpec, raw_path: &str) -> Route {
         if !meta.is_file() {
             return Route::NotFound;
         }
-        let url_path = format!("/{}", segments[..=i].join("/"));
         if script.is_some_and(|s| is_script(s, segment)) {
-            let rest = &segments[i + 1..];
-            let mut path_info = rest.iter().fold(String::new(), |acc, s| acc + "/" + s);
-            if raw_path.ends_with('/') && !rest.is_empty() {
-                path_info.push('/');
-            }
+            let (name, path_info) = path.split_at_script(i);
             return Route::Script(ScriptTarget {
                 pool: script.map(|s| s.pool.clone()).unwrap_or_default(),
                 filename: candidate,
-                name: url_path,
+                name,
                 path_info,
             });
         }
@@ -165,33 +163,6 @@ fn metadata_under_root(root: &Path, path: &Path) -> Option<std::fs::Metadata> {
         }
     }
     Some(meta)
-}
-
-/// Splits a percent-encoded path into decoded segments, dropping empty and `.` segments and
-/// applying `..` (a `..` that would climb above the root is a bad request, as in nginx).
-fn decode_segments(raw_path: &str) -> Result<Vec<String>, &'static str> {
-    if !raw_path.starts_with('/') {
-        return Err("the request path must start with /");
-    }
-    let decoded = percent_decode_str(raw_path)
-        .decode_utf8()
-        .map_err(|_| "the request path is not valid UTF-8")?;
-    if decoded.contains(['\0', '\\']) {
-        return Err("the request path contains a forbidden character");
-    }
-    let mut segments: Vec<String> = Vec::new();
-    for segment in decoded.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => {
-                if segments.pop().is_none() {
-                    return Err("the request path climbs above the document root");
-                }
-            }
-            other => segments.push(other.to_string()),
-        }
-    }
-    Ok(segments)
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@
 //!   parsing.
 //! - [`control`] — the typed messages the master and the front end exchange over their socketpair,
 //!   and their length-prefixed framing.
+//! - `fuzzing` (cargo feature `fuzzing`, and in tests) — the properties the fuzz targets in
+//!   `protocol/fuzz` check, replayed over the checked-in corpus by `cargo test`.
 //! - `responder` (cargo feature `responder`, off by default) — the one exception to "no I/O": a
 //!   blocking, threaded FastCGI application server built on [`fcgi`], for paddock's own workers and
 //!   the test applications.
@@ -18,5 +20,7 @@
 pub mod cgi;
 pub mod control;
 pub mod fcgi;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 #[cfg(feature = "responder")]
 pub mod responder;

@@ -189,7 +189,8 @@ impl Paddock {
         self.child.id()
     }
 
-    fn listener(&self, name: &str) -> Option<SocketAddr> {
+    /// The address of listener `name`, once the master has logged it.
+    pub fn listener(&self, name: &str) -> Option<SocketAddr> {
         let needle = format!("listening listener={name} address=");
         let log = self.log();
         let start = log.find(&needle)? + needle.len();

@@ -213,6 +213,7 @@ impl Nginx {
         );
         let config_path = dir.join("nginx.conf");
         std::fs::write(&config_path, config).expect("write nginx.conf");
+        link_stock_nginx_files(dir);
         let stderr = std::fs::File::create(dir.join("nginx.stderr")).expect("nginx.stderr");
         let mut process = Process::spawn(
             "nginx",
@@ -253,6 +254,18 @@ impl Nginx {
 
     pub fn pid(&self) -> u32 {
         self.process.pid()
+    }
+}
+
+/// nginx resolves relative `include`s against the directory of its config file, and Debian's
+/// snippets include `fastcgi.conf` relatively; link the stock files next to our config so they
+/// can be used unchanged.
+fn link_stock_nginx_files(dir: &Path) {
+    for name in ["snippets", "fastcgi.conf", "fastcgi_params", "mime.types"] {
+        let stock = Path::new("/etc/nginx").join(name);
+        if stock.exists() {
+            std::os::unix::fs::symlink(&stock, dir.join(name)).expect("link stock nginx file");
+        }
     }
 }
 
