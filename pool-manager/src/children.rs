@@ -38,7 +38,7 @@ pub fn spawn_frontend(
         // Its own process group: a Ctrl-C on the terminal reaches only the master, which then
         // stops the front end in order instead of every process dying at once.
         .process_group(0);
-    let child = spawn(&mut command, inherit, Vec::new(), libc::SIGTERM)?;
+    let child = spawn(&mut command, inherit, Vec::new(), Some(libc::SIGTERM))?;
     Ok(Pid::from_raw(child.id() as i32))
 }
 
@@ -111,17 +111,18 @@ pub fn spawn_worker(
             command.uid(uid);
         }
     }
-    let child = spawn(&mut command, Vec::new(), limits(pool), libc::SIGTERM).map_err(|source| {
-        let _ = std::fs::remove_file(&socket);
-        if source.kind() == io::ErrorKind::NotFound {
-            SpawnError::CommandNotFound {
-                program: program.clone(),
-                hint: install_hint(program),
+    let child =
+        spawn(&mut command, Vec::new(), limits(pool), Some(libc::SIGTERM)).map_err(|source| {
+            let _ = std::fs::remove_file(&socket);
+            if source.kind() == io::ErrorKind::NotFound {
+                SpawnError::CommandNotFound {
+                    program: program.clone(),
+                    hint: install_hint(program),
+                }
+            } else {
+                exec_error(source)
             }
-        } else {
-            exec_error(source)
-        }
-    })?;
+        })?;
     // Drop our copies of the worker's descriptors (they moved into `command`).
     drop(command);
     Ok(SpawnedWorker {

@@ -72,6 +72,11 @@ impl RuntimeDir {
         }
     }
 
+    /// Leave the directory in place on drop (a successor uses it).
+    pub fn keep(&mut self) {
+        self.owned = false;
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -83,7 +88,10 @@ impl RuntimeDir {
         pool: &str,
         worker: u64,
     ) -> io::Result<(UnixListener, PathBuf)> {
-        let path = self.path.join(format!("{pool}.{worker}.sock"));
+        // The master's pid keeps two masters (during a binary upgrade) from ever colliding.
+        let path = self
+            .path
+            .join(format!("{pool}.{}.{worker}.sock", std::process::id()));
         let _ = fs::remove_file(&path);
         let listener = UnixListener::bind(&path)?;
         if let Some((uid, gid)) = self.owner {

@@ -46,12 +46,13 @@ pub struct Limit {
 }
 
 /// Spawns `command` with `inherit` placed at their target numbers and `limits` applied;
-/// `death_signal` is delivered to the child if the master exits first.
+/// `death_signal`, if any, is delivered to the child if the master exits first (a new master
+/// started for a binary upgrade has none: it must outlive the old one).
 pub fn spawn(
     command: &mut Command,
     inherit: Vec<Inherit>,
     limits: Vec<Limit>,
-    death_signal: i32,
+    death_signal: Option<i32>,
 ) -> io::Result<Child> {
     let master_pid = std::process::id() as libc::pid_t;
     let places: Vec<(RawFd, RawFd)> = inherit
@@ -79,12 +80,14 @@ pub fn spawn(
                     return Err(io::Error::last_os_error());
                 }
             }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, death_signal as libc::c_ulong) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The master may have died between fork and prctl; then nobody would signal us.
-            if libc::getppid() != master_pid {
-                libc::_exit(1);
+            if let Some(signal) = death_signal {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // The master may have died between fork and prctl; then nobody would signal us.
+                if libc::getppid() != master_pid {
+                    libc::_exit(1);
+                }
             }
             Ok(())
         });
@@ -115,4 +118,21 @@ fn close_from(first: RawFd) {
             unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
         }
     }
+}
+
+/// Takes ownership of a listening socket inherited from the previous master (binary upgrade).
+pub fn claim_inherited(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD only reads the descriptor's flags; it is harmless on any number.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor is open (checked above), was placed by the previous master for this
+    // process, and is claimed once, at start-up, before anything else could own its number.
+    let owned = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // Mark it close-on-exec like everything else paddock owns.
+    nix::fcntl::fcntl(
+        &owned,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )?;
+    Ok(owned)
 }

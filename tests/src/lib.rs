@@ -115,6 +115,11 @@ impl Paddock {
 
     /// Starts paddock with exactly `config`; `wait_ready` waits for `/readyz` to answer 200.
     pub fn start_with(config: &str, wait_ready: bool) -> Paddock {
+        Self::start_binary(&paddock_bin(), config, wait_ready)
+    }
+
+    /// Like [`Paddock::start_with`], running the binary at `binary`.
+    pub fn start_binary(binary: &Path, config: &str, wait_ready: bool) -> Paddock {
         // World-traversable (not the default 0700), so that a front end or workers running as
         // another user (privilege tests) can reach the runtime directory inside it.
         let dir = tempfile::Builder::new()
@@ -122,7 +127,7 @@ impl Paddock {
             .tempdir()
             .expect("temp dir");
         let config_path = write_config(dir.path(), config);
-        let mut child = Command::new(paddock_bin())
+        let mut child = Command::new(binary)
             .args(["serve", "--config"])
             .arg(&config_path)
             .env("RUST_LOG", "debug")

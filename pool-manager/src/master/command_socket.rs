@@ -18,9 +18,10 @@ use super::Master;
 /// How long a command client may take to send its line: the master waits for nobody longer.
 const COMMAND_READ_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Binds the command socket, refusing to take over one that a running paddock answers on.
-pub(super) fn bind(path: &Path) -> std::io::Result<mio::net::UnixListener> {
-    if UnixStream::connect(path).is_ok() {
+/// Binds the command socket, refusing to take over one that a running paddock answers on
+/// (unless this master is that paddock's successor in a binary upgrade).
+pub(super) fn bind(path: &Path, takeover: bool) -> std::io::Result<mio::net::UnixListener> {
+    if !takeover && UnixStream::connect(path).is_ok() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::AddrInUse,
             format!("another paddock is running: {} answers", path.display()),

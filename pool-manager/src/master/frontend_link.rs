@@ -100,6 +100,7 @@ impl Master {
                     self.frontend_failures = 0;
                     info!("front end ready");
                     crate::sd_notify::notify("READY=1\nSTATUS=serving");
+                    self.complete_takeover();
                 }
                 ToMaster::PoolLoad(load) => {
                     if let Some(pool) = self.pools.iter().position(|p| p.config.name == load.pool) {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use protocol::control::{ExitReason, ToFrontend};
-use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use tracing::info;
 
 use super::{ExitKind, Master, Shutdown};
@@ -22,6 +22,7 @@ impl Master {
                     let _ = self.reload();
                 }
                 SIGUSR1 => info!("SIGUSR1: logs go to standard error; nothing to reopen"),
+                SIGUSR2 => self.begin_upgrade(),
                 _ => {}
             }
         }
@@ -41,7 +42,9 @@ impl Master {
                 Ok(_) => continue,
             };
             self.kills.retain(|&(_, p)| p != pid);
-            if self.frontend.as_ref().is_some_and(|f| f.pid == pid) {
+            if self.upgrade_child == Some(pid) {
+                self.on_upgrade_child_exit(&status);
+            } else if self.frontend.as_ref().is_some_and(|f| f.pid == pid) {
                 self.on_frontend_exit(&status, now);
             } else if let Some(id) = self
                 .workers

@@ -11,12 +11,14 @@
 //! - `frontend_link` — starting the front end and talking to it;
 //! - `workers` — starting, retiring, stopping and reaping workers; executing the sizing policy;
 //! - `lifecycle` — signals, reaping, graceful and fast stop;
-//! - `reload` — applying a new configuration without closing anything.
+//! - `reload` — applying a new configuration without closing anything;
+//! - `upgrade` — handing the listeners to a new binary (SIGUSR2).
 
 mod command_socket;
 mod frontend_link;
 mod lifecycle;
 mod reload;
+mod upgrade;
 mod workers;
 
 use std::collections::BTreeMap;
@@ -29,7 +31,7 @@ use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use protocol::control::{ExitReason, WorkerId};
-use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook_mio::v1_0::Signals;
 use tracing::{info, warn};
 
@@ -124,9 +126,18 @@ pub fn serve(mut config: Config) -> Result<(), MasterError> {
     let runtime = RuntimeDir::create(config.runtime_dir.as_deref(), owner)
         .map_err(MasterError::RuntimeDir)?;
     let configured_listeners = config.frontend.listeners.clone();
+    let inheritance = upgrade::inheritance_from_env();
     let mut listeners = Vec::new();
     for spec in &mut config.frontend.listeners {
-        let listener = bind_tcp(spec.address).map_err(|source| MasterError::Bind {
+        let inherited = inheritance
+            .as_ref()
+            .and_then(|i| i.listeners.get(&spec.name))
+            .map(|&fd| crate::spawn::claim_inherited(fd).map(TcpListener::from));
+        let listener = match inherited {
+            Some(listener) => listener,
+            None => bind_tcp(spec.address),
+        }
+        .map_err(|source| MasterError::Bind {
             name: spec.name.clone(),
             address: spec.address,
             source,
@@ -138,7 +149,7 @@ pub fn serve(mut config: Config) -> Result<(), MasterError> {
         listeners.push(listener);
     }
     let poll = Poll::new().map_err(MasterError::EventLoop)?;
-    let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1])
+    let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2])
         .map_err(MasterError::EventLoop)?;
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)
@@ -147,11 +158,13 @@ pub fn serve(mut config: Config) -> Result<(), MasterError> {
     let commands = match &config.control_socket {
         None => None,
         Some(path) => {
-            let mut listener =
-                command_socket::bind(path).map_err(|source| MasterError::CommandSocket {
+            let takeover = inheritance.is_some();
+            let mut listener = command_socket::bind(path, takeover).map_err(|source| {
+                MasterError::CommandSocket {
                     path: path.clone(),
                     source,
-                })?;
+                }
+            })?;
             poll.registry()
                 .register(&mut listener, COMMANDS, Interest::READABLE)
                 .map_err(MasterError::EventLoop)?;
@@ -191,11 +204,16 @@ pub fn serve(mut config: Config) -> Result<(), MasterError> {
         kills: Vec::new(),
         shutdown: None,
         next_tick: Instant::now() + TICK,
+        upgrade_child: None,
+        upgrade_from: inheritance.map(|i| i.from),
     };
     master.start_frontend().map_err(MasterError::Frontend)?;
     master.start_initial_workers(Instant::now());
     let result = master.run();
-    if let Some(path) = &master.config.control_socket {
+    if master.superseded() {
+        // The new master serves from the same runtime directory and command socket.
+        master.runtime.keep();
+    } else if let Some(path) = &master.config.control_socket {
         let _ = std::fs::remove_file(path);
     }
     result.map_err(MasterError::EventLoop)
@@ -222,6 +240,10 @@ struct Master {
     kills: Vec<(Instant, Pid)>,
     shutdown: Option<Shutdown>,
     next_tick: Instant,
+    /// The new master started by a binary upgrade, until it exits (or this one does).
+    upgrade_child: Option<Pid>,
+    /// In a master started by an upgrade: the old master, stopped once this one serves.
+    upgrade_from: Option<Pid>,
 }
 
 impl Master {
