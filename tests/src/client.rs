@@ -155,6 +155,20 @@ pub fn load(
     request: impl Fn(usize, u64) -> (String, String, Vec<u8>) + Send + Sync + Clone + 'static,
     accept: impl Fn(&Response) -> bool + Send + Sync + Clone + 'static,
 ) -> LoadReport {
+    load_bounded(addr, clients, duration, u64::MAX, request, accept)
+}
+
+/// Like [`load`], but each client stops after `per_client` requests (or at `duration`, whichever
+/// comes first): for tests that need a number of requests rather than a time of load, so that a
+/// busy machine makes them slower, not different.
+pub fn load_bounded(
+    addr: SocketAddr,
+    clients: usize,
+    duration: Duration,
+    per_client: u64,
+    request: impl Fn(usize, u64) -> (String, String, Vec<u8>) + Send + Sync + Clone + 'static,
+    accept: impl Fn(&Response) -> bool + Send + Sync + Clone + 'static,
+) -> LoadReport {
     let deadline = std::time::Instant::now() + duration;
     let threads: Vec<_> = (0..clients)
         .map(|client| {
@@ -164,7 +178,7 @@ pub fn load(
                 let mut report = LoadReport::default();
                 let mut connection: Option<Connection> = None;
                 let mut n = 0;
-                while std::time::Instant::now() < deadline {
+                while n < per_client && std::time::Instant::now() < deadline {
                     let conn = match &mut connection {
                         Some(conn) => conn,
                         None => match Connection::open(addr) {

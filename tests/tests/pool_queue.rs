@@ -26,11 +26,11 @@ fn queue_timeout_and_full_queue_answer_503_with_retry_after() {
     let paddock = Paddock::start(&php_site(
         &test_site(),
         1,
-        "queue_timeout = \"500ms\"\nqueue_max = 1",
+        "queue_timeout = \"2s\"\nqueue_max = 1",
     ));
-    let busy = occupy(&paddock, 2000);
+    let busy = occupy(&paddock, 5000);
 
-    // One request may wait: it times out after 500 ms.
+    // One request may wait: it times out after 2 s.
     let addr = paddock.http;
     let waiter = std::thread::spawn(move || {
         let started = Instant::now();
@@ -40,8 +40,8 @@ fn queue_timeout_and_full_queue_answer_503_with_retry_after() {
             .unwrap();
         (response, started.elapsed())
     });
-    std::thread::sleep(Duration::from_millis(100));
-    // A second one finds the queue full and is refused at once.
+    std::thread::sleep(Duration::from_millis(300));
+    // A second one finds the queue full and is refused at once (well before the 2 s wait).
     let started = Instant::now();
     let full = Connection::open(paddock.http)
         .unwrap()
@@ -49,7 +49,7 @@ fn queue_timeout_and_full_queue_answer_503_with_retry_after() {
         .unwrap();
     assert_eq!(full.status, 503);
     assert!(
-        started.elapsed() < Duration::from_millis(400),
+        started.elapsed() < Duration::from_millis(1500),
         "refused without waiting"
     );
     assert!(full.header("retry-after").is_some());
@@ -57,7 +57,7 @@ fn queue_timeout_and_full_queue_answer_503_with_retry_after() {
     let (timed_out, waited) = waiter.join().unwrap();
     assert_eq!(timed_out.status, 503);
     assert!(timed_out.header("retry-after").is_some());
-    assert!(waited >= Duration::from_millis(450), "waited {waited:?}");
+    assert!(waited >= Duration::from_millis(1900), "waited {waited:?}");
     assert_eq!(busy.join().unwrap(), 200);
 }
 

@@ -89,7 +89,7 @@ fn sigusr2_hands_the_listeners_to_the_new_binary_without_dropping_requests() {
         "{:?}",
         &report.failures[..report.failures.len().min(5)]
     );
-    assert!(report.ok > 100, "served {}", report.ok);
+    assert!(report.ok > 20, "served {}", report.ok);
     assert_eq!(
         long.status, 200,
         "the request in flight at the upgrade finished"
