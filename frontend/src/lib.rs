@@ -17,7 +17,10 @@
 //! - `body` — request-body buffering (memory, then temp file; 413).
 //! - `dispatch` — per-pool slots and FIFO queue.
 //! - `fastcgi_client` — one FastCGI exchange on a persistent connection.
-//! - `proxy` — retries, timeouts, CGI reply → HTTP response.
+//! - `proxy` — retries, timeouts of a buffered script request.
+//! - `response_buffer` — worker responses in memory, then a temp file; the client body from them.
+//! - `streaming` — unbuffered script responses for the routes that opt in.
+//! - `worker_response` — CGI reply → HTTP response.
 //! - `admin` — `/healthz`, `/readyz`, `/status`.
 //! - [`tls`] — certificates by SNI, reload, and the self-signed fallback.
 //! - `control`, `state`, `inherited` — the master link, shared state, descriptor hand-over.
@@ -32,12 +35,15 @@ mod fastcgi_client;
 mod inherited;
 mod proxy;
 mod response;
+mod response_buffer;
 mod router;
 mod server;
 mod service;
 mod state;
 mod static_files;
+mod streaming;
 pub mod tls;
+mod worker_response;
 
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;

@@ -16,7 +16,7 @@ use crate::proxy::{self, ConnInfo, ScriptOutcome, ScriptRequest};
 use crate::response::{self, Body};
 use crate::router::{self, Route};
 use crate::state::State;
-use crate::static_files;
+use crate::{static_files, streaming};
 
 /// Local redirects (RFC 3875 §6.2.2) followed for one request before giving up.
 const MAX_LOCAL_REDIRECTS: usize = 3;
@@ -94,7 +94,7 @@ fn close_after(response: &mut Response<Body>, parts: &http::request::Parts, acti
 }
 
 async fn respond(
-    state: &State,
+    state: &Arc<State>,
     conn: &ConnInfo,
     mut parts: http::request::Parts,
     incoming: Incoming,
@@ -119,11 +119,11 @@ async fn respond(
             Route::BadRequest(reason) => return response::error(StatusCode::BAD_REQUEST, reason),
             Route::Script(target) => target,
         };
-        let pool = &site
+        let script = site
             .script
             .as_ref()
-            .expect("scripts route only with a pool")
-            .pool;
+            .expect("scripts route only with a pool");
+        let pool = &script.pool;
         if buffered.is_none() {
             let declared = parts
                 .headers
@@ -145,7 +145,17 @@ async fn respond(
             body: buffered.take().expect("just buffered"),
             request_id,
         };
-        match proxy::run(state, &request, pool).await {
+        let unbuffered = request.parts.method != Method::HEAD
+            && script
+                .unbuffered
+                .iter()
+                .any(|prefix| request.target.name.starts_with(prefix.as_str()));
+        let outcome = if unbuffered {
+            streaming::run(state, request, pool).await
+        } else {
+            proxy::run(state, &request, pool).await
+        };
+        match outcome {
             ScriptOutcome::Response(response) => return response,
             ScriptOutcome::LocalRedirect(location) => {
                 // Serve the new location as a GET without a body, as RFC 3875 describes.

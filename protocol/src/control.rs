@@ -192,6 +192,9 @@ pub struct ScriptRouteSpec {
     pub extensions: Vec<String>,
     /// URL path of the front controller for paths that match no file, e.g. `/index.php`.
     pub front_controller: Option<String>,
+    /// URL path prefixes (matched against SCRIPT_NAME) whose responses stream to the client
+    /// unbuffered; `/` for every script of the site.
+    pub unbuffered: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -29,6 +29,7 @@ fn fixture(front_controller: Option<&str>) -> Fixture {
             pool: "php".into(),
             extensions: vec!["php".into()],
             front_controller: front_controller.map(String::from),
+            unbuffered: Vec::new(),
         }),
     };
     Fixture { _dir: dir, site }

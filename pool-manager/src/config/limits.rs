@@ -32,6 +32,8 @@ pub const DEFAULT_H2_MAX_CONCURRENT_STREAMS: u32 = 128;
 pub const DEFAULT_H2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
 pub const DEFAULT_H2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 256;
 
+/// The largest CGI head a worker may send; it always stays in memory.
+const MIN_RESPONSE_MEMORY: u64 = 64 << 10;
 /// hyper refuses a read buffer smaller than this for HTTP/1.1.
 const MIN_HEADER_SIZE: u64 = 8 << 10;
 const MAX_HEADER_SIZE: u64 = 1 << 20;
@@ -47,6 +49,12 @@ pub fn limits(raw: &RawLimits, temp_dir: PathBuf) -> Result<LimitsSpec, Invalid>
     }
     let max_response = raw.max_response.map_or(DEFAULT_MAX_RESPONSE, |s| s.0);
     let response_memory = raw.response_memory.map_or(DEFAULT_RESPONSE_MEMORY, |s| s.0);
+    if response_memory < MIN_RESPONSE_MEMORY {
+        return Err(invalid(
+            &["limits", "response_memory"],
+            "must be at least 64KiB (the largest CGI header block is kept in memory)",
+        ));
+    }
     if response_memory > max_response {
         return Err(invalid(
             &["limits", "response_memory"],

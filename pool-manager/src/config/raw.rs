@@ -115,6 +115,7 @@ pub struct RawScripts {
     pub pool: String,
     pub extensions: Option<Vec<String>>,
     pub front_controller: Option<String>,
+    pub unbuffered: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

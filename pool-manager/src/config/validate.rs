@@ -250,10 +250,18 @@ fn validate_site(
                     ));
                 }
             }
+            let unbuffered = scripts.unbuffered.clone().unwrap_or_default();
+            if unbuffered.iter().any(|prefix| !prefix.starts_with('/')) {
+                return Err(invalid(
+                    &["sites", name, "scripts", "unbuffered"],
+                    "list URL path prefixes starting with /, e.g. [\"/events/\"]",
+                ));
+            }
             Some(ScriptRouteSpec {
                 pool: scripts.pool.clone(),
                 extensions,
                 front_controller: scripts.front_controller.clone(),
+                unbuffered,
             })
         }
     };
