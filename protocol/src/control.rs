@@ -182,6 +182,33 @@ pub struct SiteSpec {
     /// Index file names tried for a directory, in order.
     pub index: Vec<String>,
     pub script: Option<ScriptRouteSpec>,
+    /// Which symbolic links under the root may be followed.
+    pub symlinks: SymlinkPolicy,
+    /// Serve `file.br` / `file.gz` siblings to clients that accept them.
+    pub precompressed: bool,
+    /// `Cache-Control` for static files: the first rule whose prefix starts the URL path wins.
+    pub cache_control: Vec<CacheRule>,
+}
+
+/// Which symbolic links the front end follows when it resolves a path under a document root
+/// (as nginx's `disable_symlinks` and Apache's `SymLinksIfOwnerMatch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SymlinkPolicy {
+    /// Only links whose target stays inside the document root.
+    InsideRoot,
+    /// Links whose target has the same owner as the link, wherever it is.
+    OwnerMatch,
+    /// Every link.
+    Always,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheRule {
+    /// URL path prefix, e.g. `/assets/`.
+    pub prefix: String,
+    /// The `Cache-Control` value, e.g. `public, max-age=31536000, immutable`.
+    pub value: String,
 }
 
 /// How a site sends scripts to a pool (the `try_files $uri $uri/ /index.php` pattern).

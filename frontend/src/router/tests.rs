@@ -31,6 +31,9 @@ fn fixture(front_controller: Option<&str>) -> Fixture {
             front_controller: front_controller.map(String::from),
             unbuffered: Vec::new(),
         }),
+        symlinks: SymlinkPolicy::InsideRoot,
+        precompressed: true,
+        cache_control: Vec::new(),
     };
     Fixture { _dir: dir, site }
 }

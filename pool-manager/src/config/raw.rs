@@ -107,6 +107,25 @@ pub struct RawSite {
     pub root: PathBuf,
     pub index: Option<Vec<String>>,
     pub scripts: Option<RawScripts>,
+    pub symlinks: Option<RawSymlinks>,
+    pub precompressed: Option<bool>,
+    #[serde(default)]
+    pub cache_control: Vec<RawCacheRule>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawSymlinks {
+    InsideRoot,
+    OwnerMatch,
+    Always,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCacheRule {
+    pub prefix: String,
+    pub value: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,11 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use protocol::control::{
-    FrontendSpec, ListenerKind, ListenerSpec, PoolDispatchSpec, ScriptRouteSpec, SiteSpec, TlsFiles,
+    CacheRule, FrontendSpec, ListenerKind, ListenerSpec, PoolDispatchSpec, ScriptRouteSpec,
+    SiteSpec, SymlinkPolicy, TlsFiles,
 };
 
 use super::raw::{
     RawCertificate, RawConfig, RawListener, RawListenerKind, RawPool, RawPoolMode, RawSite,
+    RawSymlinks,
 };
 use super::{limits, Config, PoolConfig, PoolMode};
 
@@ -265,12 +267,40 @@ fn validate_site(
             })
         }
     };
+    let symlinks = match site.symlinks {
+        None | Some(RawSymlinks::InsideRoot) => SymlinkPolicy::InsideRoot,
+        Some(RawSymlinks::OwnerMatch) => SymlinkPolicy::OwnerMatch,
+        Some(RawSymlinks::Always) => SymlinkPolicy::Always,
+    };
+    let mut cache_control = Vec::new();
+    for rule in &site.cache_control {
+        if !rule.prefix.starts_with('/') {
+            return Err(invalid(
+                &["sites", name, "cache_control"],
+                format!("prefix {:?} must start with /", rule.prefix),
+            ));
+        }
+        let printable = |b: u8| b == b'\t' || (0x20..0x7f).contains(&b);
+        if rule.value.is_empty() || !rule.value.bytes().all(printable) {
+            return Err(invalid(
+                &["sites", name, "cache_control"],
+                format!("{:?} is not a valid header value", rule.value),
+            ));
+        }
+        cache_control.push(CacheRule {
+            prefix: rule.prefix.clone(),
+            value: rule.value.clone(),
+        });
+    }
     Ok(SiteSpec {
         name: name.to_string(),
         hosts,
         root,
         index,
         script,
+        symlinks,
+        precompressed: site.precompressed.unwrap_or(true),
+        cache_control,
     })
 }
 
