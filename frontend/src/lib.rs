@@ -14,7 +14,8 @@
 //! - `service` — the public request path: route, buffer, dispatch, answer.
 //! - `router` — URL path → static file / script + PATH_INFO / redirect / 404.
 //! - `static_files` — files via tower-http.
-//! - `body` — request-body buffering (memory, then temp file; 413).
+//! - `body` — request-body buffering (memory, then temp file; 413, 408).
+//! - `compression` — gzip/brotli for dynamic text responses.
 //! - `dispatch` — per-pool slots and FIFO queue.
 //! - `fastcgi_client` — one FastCGI exchange on a persistent connection.
 //! - `proxy` — retries, timeouts of a buffered script request.
@@ -28,6 +29,7 @@
 mod activity;
 mod admin;
 mod body;
+mod compression;
 mod conn_limits;
 mod control;
 mod dispatch;

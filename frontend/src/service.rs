@@ -16,7 +16,7 @@ use crate::proxy::{self, ConnInfo, ScriptOutcome, ScriptRequest};
 use crate::response::{self, Body};
 use crate::router::{self, Route};
 use crate::state::State;
-use crate::{static_files, streaming};
+use crate::{compression, static_files, streaming};
 
 /// Local redirects (RFC 3875 §6.2.2) followed for one request before giving up.
 const MAX_LOCAL_REDIRECTS: usize = 3;
@@ -156,6 +156,9 @@ async fn respond(
             proxy::run(state, &request, pool).await
         };
         match outcome {
+            ScriptOutcome::Response(response) if script.compress && !unbuffered => {
+                return compression::compress(&parts.headers, response).await;
+            }
             ScriptOutcome::Response(response) => return response,
             ScriptOutcome::LocalRedirect(location) => {
                 // Serve the new location as a GET without a body, as RFC 3875 describes.

@@ -222,6 +222,8 @@ pub struct ScriptRouteSpec {
     /// URL path prefixes (matched against SCRIPT_NAME) whose responses stream to the client
     /// unbuffered; `/` for every script of the site.
     pub unbuffered: Vec<String>,
+    /// Compress text responses with gzip or brotli when the client accepts it.
+    pub compress: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -30,6 +30,7 @@ fn fixture(front_controller: Option<&str>) -> Fixture {
             extensions: vec!["php".into()],
             front_controller: front_controller.map(String::from),
             unbuffered: Vec::new(),
+            compress: true,
         }),
         symlinks: SymlinkPolicy::InsideRoot,
         precompressed: true,

@@ -135,6 +135,7 @@ pub struct RawScripts {
     pub extensions: Option<Vec<String>>,
     pub front_controller: Option<String>,
     pub unbuffered: Option<Vec<String>>,
+    pub compress: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

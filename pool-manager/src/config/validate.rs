@@ -264,6 +264,7 @@ fn validate_site(
                 extensions,
                 front_controller: scripts.front_controller.clone(),
                 unbuffered,
+                compress: scripts.compress.unwrap_or(true),
             })
         }
     };
