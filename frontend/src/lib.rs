@@ -12,6 +12,8 @@
 //! - `activity` — per-connection deadlines (request head, keep-alive, send) and the socket wrapper.
 //! - `conn_limits` — overall and per-address connection counts.
 //! - `service` — the public request path: route, buffer, dispatch, answer.
+//! - `vhost` — which site answers a host name.
+//! - `site_policy` — HTTPS redirect, HSTS, custom error pages.
 //! - `router` — URL path → static file / script + PATH_INFO / redirect / 404.
 //! - `static_files` — files via tower-http.
 //! - `body` — request-body buffering (memory, then temp file; 413, 408).
@@ -41,10 +43,12 @@ mod response_buffer;
 mod router;
 mod server;
 mod service;
+mod site_policy;
 mod state;
 mod static_files;
 mod streaming;
 pub mod tls;
+mod vhost;
 mod worker_response;
 
 use std::os::unix::net::UnixStream;
@@ -77,16 +81,21 @@ pub fn run_inherited() -> anyhow::Result<()> {
 async fn run(control: UnixStream) -> anyhow::Result<()> {
     let (reader, writer) = tokio::net::UnixStream::from_std(control)?.into_split();
     let mut inbox = Inbox::new(reader);
-    let spec = match inbox.next().await? {
+    let mut spec = match inbox.next().await? {
         Some(ToFrontend::Configure(spec)) => *spec,
         other => bail!("expected the configuration from the master, got {other:?}"),
     };
     let mut listeners = Vec::new();
     let mut certificates = Vec::new();
-    for (i, listener_spec) in spec.listeners.iter().enumerate() {
+    for (i, listener_spec) in spec.listeners.iter_mut().enumerate() {
         let fd = inherited::claim(FIRST_LISTENER_FD + i as i32)?;
         let std_listener = std::net::TcpListener::from(fd);
         std_listener.set_nonblocking(true)?;
+        // The bound address (a configured port 0 became a real one): redirects to the HTTPS
+        // listener need it.
+        if let Ok(bound) = std_listener.local_addr() {
+            listener_spec.address = bound;
+        }
         let tls = match listener_spec.kind {
             protocol::control::ListenerKind::Https => {
                 let store = tls::CertificateStore::load(listener_spec)

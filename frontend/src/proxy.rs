@@ -33,6 +33,8 @@ pub struct ConnInfo {
     pub local: SocketAddr,
     pub peer: SocketAddr,
     pub https: bool,
+    /// The TLS SNI name the client sent, if any.
+    pub sni: Option<String>,
 }
 
 /// Everything about one script request that does not change between attempts.

@@ -134,6 +134,7 @@ pub async fn serve(
             local: stream.local_addr().unwrap_or(listener.spec.address),
             peer,
             https: context.https,
+            sni: None,
         };
         connections.spawn(serve_connection(
             stream,
@@ -181,7 +182,11 @@ async fn serve_connection(
         Some(acceptor) => {
             let limit = Duration::from_millis(state.spec.timeouts.tls_handshake_ms);
             match tokio::time::timeout(limit, acceptor.accept(io)).await {
-                Ok(Ok(tls)) => serve_http(tls, conn, &context, state, activity, stop).await,
+                Ok(Ok(tls)) => {
+                    let sni = tls.get_ref().1.server_name().map(str::to_owned);
+                    let conn = ConnInfo { sni, ..conn };
+                    serve_http(tls, conn, &context, state, activity, stop).await
+                }
                 Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => {
                     debug!(%peer, listener = %context.name, "TLS handshake timed out; closing")

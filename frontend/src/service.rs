@@ -7,7 +7,7 @@ use std::time::Instant;
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, LOCATION, TRANSFER_ENCODING};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
-use protocol::control::LimitsSpec;
+use protocol::control::{LimitsSpec, SiteSpec};
 use tracing::{debug, info};
 
 use crate::activity::{self, Activity};
@@ -16,7 +16,7 @@ use crate::proxy::{self, ConnInfo, ScriptOutcome, ScriptRequest};
 use crate::response::{self, Body};
 use crate::router::{self, Route};
 use crate::state::State;
-use crate::{compression, static_files, streaming};
+use crate::{compression, site_policy, static_files, streaming};
 
 /// Local redirects (RFC 3875 §6.2.2) followed for one request before giving up.
 const MAX_LOCAL_REDIRECTS: usize = 3;
@@ -31,10 +31,19 @@ pub async fn handle(
     let (number, in_flight) = activity.begin_request();
     let request_id = state.next_request_id();
     let (parts, incoming) = request.into_parts();
+    let host = request_host(&parts, &conn);
+    let site = state.site_for(host.as_deref());
     let mut response = match check_head(&parts, &state.spec.limits) {
         Some(refused) => refused,
-        None => respond(&state, &conn, parts.clone(), incoming, &request_id).await,
+        None => {
+            match site_policy::https_redirect(&state, site, &parts, host.as_deref(), conn.https) {
+                Some(redirect) => redirect,
+                None => respond(&state, &conn, site, parts.clone(), incoming, &request_id).await,
+            }
+        }
     };
+    response = site_policy::custom_error_page(site, response).await;
+    site_policy::add_hsts(site, conn.https, &mut response);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
@@ -93,20 +102,25 @@ fn close_after(response: &mut Response<Body>, parts: &http::request::Parts, acti
     activity.request_close();
 }
 
-async fn respond(
-    state: &Arc<State>,
-    conn: &ConnInfo,
-    mut parts: http::request::Parts,
-    incoming: Incoming,
-    request_id: &str,
-) -> Response<Body> {
-    let host = parts
+/// The host the request is for: the Host header, HTTP/2's `:authority`, or the TLS SNI name.
+fn request_host(parts: &http::request::Parts, conn: &ConnInfo) -> Option<String> {
+    parts
         .headers
         .get(HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-        .map(str::to_owned);
-    let site = state.site_for(host.as_deref());
+        .or(conn.sni.as_deref())
+        .map(str::to_owned)
+}
+
+async fn respond(
+    state: &Arc<State>,
+    conn: &ConnInfo,
+    site: &SiteSpec,
+    mut parts: http::request::Parts,
+    incoming: Incoming,
+    request_id: &str,
+) -> Response<Body> {
     let mut body: Option<Incoming> = Some(incoming);
     let mut buffered: Option<BufferedBody> = None;
     for _ in 0..=MAX_LOCAL_REDIRECTS {

@@ -57,18 +57,9 @@ impl State {
         let _ = self.to_master.send(message);
     }
 
-    /// The site for a `Host` value (port ignored): the first exact match, else the first `*` site,
-    /// else the first site.
+    /// The site for a `Host` value (see [`crate::vhost`]).
     pub fn site_for(&self, host: Option<&str>) -> &SiteSpec {
-        let sites = &self.spec.sites;
-        let name = host.map(strip_port).map(str::to_ascii_lowercase);
-        name.and_then(|name| {
-            sites
-                .iter()
-                .find(|s| s.hosts.iter().any(|h| h.eq_ignore_ascii_case(&name)))
-        })
-        .or_else(|| sites.iter().find(|s| s.hosts.iter().any(|h| h == "*")))
-        .unwrap_or(&sites[0])
+        crate::vhost::select(&self.spec.sites, host)
     }
 
     /// Applies a worker event from the master.
@@ -107,12 +98,4 @@ impl State {
             | ToFrontend::Shutdown { .. } => {}
         }
     }
-}
-
-fn strip_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        // [::1]:8443
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    host.rsplit_once(':').map_or(host, |(name, _)| name)
 }

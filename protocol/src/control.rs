@@ -188,6 +188,14 @@ pub struct SiteSpec {
     pub precompressed: bool,
     /// `Cache-Control` for static files: the first rule whose prefix starts the URL path wins.
     pub cache_control: Vec<CacheRule>,
+    /// Answers requests whose host matches no site.
+    pub default: bool,
+    /// Pages (URL paths under the root) shown instead of paddock's own error pages, by status.
+    pub error_pages: Vec<(u16, String)>,
+    /// Requests that arrive on a cleartext listener get a permanent redirect to HTTPS.
+    pub https_redirect: bool,
+    /// `Strict-Transport-Security` value sent on HTTPS responses.
+    pub hsts: Option<String>,
 }
 
 /// Which symbolic links the front end follows when it resolves a path under a document root

@@ -35,6 +35,10 @@ fn fixture(front_controller: Option<&str>) -> Fixture {
         symlinks: SymlinkPolicy::InsideRoot,
         precompressed: true,
         cache_control: Vec::new(),
+        default: false,
+        error_pages: Vec::new(),
+        https_redirect: false,
+        hsts: None,
     };
     Fixture { _dir: dir, site }
 }

@@ -111,6 +111,14 @@ pub struct RawSite {
     pub precompressed: Option<bool>,
     #[serde(default)]
     pub cache_control: Vec<RawCacheRule>,
+    #[serde(default)]
+    pub default: bool,
+    /// Status code (as a string key, e.g. "404") → URL path of the page.
+    #[serde(default)]
+    pub error_pages: BTreeMap<String, String>,
+    #[serde(default)]
+    pub https_redirect: bool,
+    pub hsts: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -52,6 +52,9 @@ pub fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config, Inval
     if sites.is_empty() {
         return Err(invalid(&["sites"], "at least one site is required"));
     }
+    if sites.iter().filter(|s| s.default).count() > 1 {
+        return Err(invalid(&["sites"], "only one site may have default = true"));
+    }
 
     let temp_dir = match &raw.server.temp_dir {
         Some(dir) => existing_dir(&["server", "temp_dir"], &base.join(dir))?,
@@ -293,6 +296,38 @@ fn validate_site(
             value: rule.value.clone(),
         });
     }
+    let mut error_pages = Vec::new();
+    for (code, page) in &site.error_pages {
+        let status = code
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (400..=599).contains(c))
+            .ok_or_else(|| {
+                invalid(
+                    &["sites", name, "error_pages", code],
+                    "keys are status codes from 400 to 599, e.g. \"404\"",
+                )
+            })?;
+        if !page.starts_with('/') {
+            return Err(invalid(
+                &["sites", name, "error_pages", code],
+                "the page is a URL path under the document root, starting with /",
+            ));
+        }
+        readable_file(
+            &["sites", name, "error_pages", code],
+            &root.join(page.trim_start_matches('/')),
+        )?;
+        error_pages.push((status, page.clone()));
+    }
+    if let Some(hsts) = &site.hsts {
+        if !hsts.starts_with("max-age=") {
+            return Err(invalid(
+                &["sites", name, "hsts"],
+                "a Strict-Transport-Security value, e.g. \"max-age=31536000; includeSubDomains\"",
+            ));
+        }
+    }
     Ok(SiteSpec {
         name: name.to_string(),
         hosts,
@@ -302,6 +337,10 @@ fn validate_site(
         symlinks,
         precompressed: site.precompressed.unwrap_or(true),
         cache_control,
+        default: site.default,
+        error_pages,
+        https_redirect: site.https_redirect,
+        hsts: site.hsts.clone(),
     })
 }
 
