@@ -16,6 +16,8 @@
 //! - `site_policy` — HTTPS redirect, HSTS, custom error pages.
 //! - `router` — URL path → static file / script + PATH_INFO / redirect / 404.
 //! - `static_files` — files via tower-http.
+//! - `access_log` — combined or JSON lines, written by a thread, reopened on SIGUSR1.
+//! - `client_addr` — the client behind trusted proxies (Forwarded, X-Forwarded-For).
 //! - `body` — request-body buffering (memory, then temp file; 413, 408).
 //! - `compression` — gzip/brotli for dynamic text responses.
 //! - `dispatch` — per-pool slots and FIFO queue.
@@ -24,13 +26,16 @@
 //! - `response_buffer` — worker responses in memory, then a temp file; the client body from them.
 //! - `streaming` — unbuffered script responses for the routes that opt in.
 //! - `worker_response` — CGI reply → HTTP response.
+//! - `proxy_protocol` — PROXY v1/v2 headers on listeners that opt in.
 //! - `admin` — `/healthz`, `/readyz`, `/status`.
 //! - [`tls`] — certificates by SNI, reload, and the self-signed fallback.
 //! - `control`, `state`, `inherited` — the master link, shared state, descriptor hand-over.
 
+mod access_log;
 mod activity;
 mod admin;
 mod body;
+mod client_addr;
 mod compression;
 mod conn_limits;
 mod control;
@@ -38,6 +43,7 @@ mod dispatch;
 mod fastcgi_client;
 mod inherited;
 mod proxy;
+mod proxy_protocol;
 mod response;
 mod response_buffer;
 mod router;
@@ -117,7 +123,14 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
         spec.limits.max_connections,
         spec.limits.max_connections_per_ip,
     );
-    let state = Arc::new(State::new(spec, to_master, certificates));
+    let access_log = match &spec.access_log {
+        Some(log) => Some(
+            access_log::AccessLog::open(log)
+                .with_context(|| format!("cannot open the access log {:?}", log.path))?,
+        ),
+        None => None,
+    };
+    let state = Arc::new(State::new(spec, to_master, certificates, access_log));
     let (stop_tx, stop_rx) = watch::channel(None);
     tokio::spawn(control::run_outbox(writer, outbox));
     tokio::spawn(control::run_inbox(inbox, state.clone(), stop_tx));

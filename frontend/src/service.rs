@@ -16,6 +16,7 @@ use crate::proxy::{self, ConnInfo, ScriptOutcome, ScriptRequest};
 use crate::response::{self, Body};
 use crate::router::{self, Route};
 use crate::state::State;
+use crate::{access_log, client_addr};
 use crate::{compression, site_policy, static_files, streaming};
 
 /// Local redirects (RFC 3875 §6.2.2) followed for one request before giving up.
@@ -28,9 +29,11 @@ pub async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
+    let received = std::time::SystemTime::now();
     let (number, in_flight) = activity.begin_request();
     let request_id = state.next_request_id();
     let (parts, incoming) = request.into_parts();
+    let conn = client_addr::effective(&state.spec.trusted_proxies, &conn, &parts.headers);
     let host = request_host(&parts, &conn);
     let site = state.site_for(host.as_deref());
     let mut response = match check_head(&parts, &state.spec.limits) {
@@ -58,7 +61,57 @@ pub async fn handle(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "request"
     );
-    Ok(response.map(|body| activity::guard_body(body, in_flight)))
+    let log_entry = state.access_log.as_ref().map(|log| {
+        let mut entry = log_entry(&parts, &conn, &response, site, host, request_id);
+        (entry.time, entry.started) = (received, started);
+        (log.clone(), entry)
+    });
+    Ok(response.map(|body| {
+        let body = activity::guard_body(body, in_flight);
+        match log_entry {
+            Some((log, entry)) => access_log::log_body(body, log, entry),
+            None => body,
+        }
+    }))
+}
+
+fn log_entry(
+    parts: &http::request::Parts,
+    conn: &ConnInfo,
+    response: &Response<Body>,
+    site: &SiteSpec,
+    host: Option<String>,
+    request_id: String,
+) -> access_log::Entry {
+    let header = |name| {
+        parts
+            .headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    access_log::Entry {
+        time: std::time::SystemTime::now(),
+        client: conn.peer.ip(),
+        method: parts.method.to_string(),
+        target: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.to_string(), |pq| pq.to_string()),
+        version: match parts.version {
+            Version::HTTP_10 => "HTTP/1.0",
+            Version::HTTP_2 => "HTTP/2.0",
+            _ => "HTTP/1.1",
+        },
+        status: response.status().as_u16(),
+        bytes: 0,
+        referer: header(http::header::REFERER),
+        user_agent: header(http::header::USER_AGENT),
+        host,
+        site: site.name.clone(),
+        request_id,
+        started: Instant::now(),
+        complete: false,
+    }
 }
 
 /// Refusals decided from the request head alone.

@@ -7,6 +7,7 @@ use dashmap::DashMap;
 use protocol::control::{FrontendSpec, SiteSpec, ToFrontend, ToMaster};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::access_log::AccessLog;
 use crate::dispatch::PoolDispatch;
 use crate::tls::CertificateStore;
 
@@ -20,6 +21,7 @@ pub struct State {
     requests: AtomicU64,
     /// One per HTTPS listener, reloaded on request from the master.
     certificates: Vec<Arc<CertificateStore>>,
+    pub access_log: Option<Arc<AccessLog>>,
 }
 
 impl State {
@@ -27,6 +29,7 @@ impl State {
         spec: FrontendSpec,
         to_master: UnboundedSender<ToMaster>,
         certificates: Vec<Arc<CertificateStore>>,
+        access_log: Option<Arc<AccessLog>>,
     ) -> Self {
         let pools = spec
             .pools
@@ -43,6 +46,7 @@ impl State {
             boot: nanos ^ std::process::id().rotate_left(16),
             requests: AtomicU64::new(0),
             certificates,
+            access_log,
         }
     }
 
@@ -91,6 +95,11 @@ impl State {
                     if let Err(e) = store.reload() {
                         tracing::error!(error = %e, "certificate reload failed; the previous certificates stay in use");
                     }
+                }
+            }
+            ToFrontend::ReopenLogs => {
+                if let Some(log) = &self.access_log {
+                    log.reopen();
                 }
             }
             ToFrontend::WorkerStats { .. }

@@ -494,7 +494,7 @@ impl Master {
                     warn!("SIGHUP: reloading certificates only; a full configuration reload is not implemented yet");
                     self.tell_frontend(ToFrontend::ReloadCertificates);
                 }
-                SIGUSR1 => info!("SIGUSR1: logs go to standard error; nothing to reopen"),
+                SIGUSR1 => self.tell_frontend(ToFrontend::ReopenLogs),
                 _ => {}
             }
         }

@@ -57,6 +57,8 @@ pub enum ToFrontend {
     },
     /// Stop accepting, finish in-flight requests within `deadline_ms` (0 = drop everything now).
     Shutdown { deadline_ms: u64 },
+    /// Close and reopen the access log file (SIGUSR1, after logrotate moved it).
+    ReopenLogs,
     /// Load every listener's certificate files again (SIGHUP). Open connections keep the
     /// certificate they were handshaken with; a file that does not load leaves the old one in use.
     ReloadCertificates,
@@ -142,6 +144,72 @@ pub struct FrontendSpec {
     pub limits: LimitsSpec,
     pub timeouts: TimeoutsSpec,
     pub http2: Http2Spec,
+    /// Where and how requests are logged; `None` = no access log.
+    pub access_log: Option<AccessLogSpec>,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` / `X-Forwarded-Proto` headers are believed.
+    pub trusted_proxies: Vec<IpNetwork>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessLogSpec {
+    /// The file, opened for appending; `None` = standard output.
+    pub path: Option<PathBuf>,
+    pub format: AccessLogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessLogFormat {
+    /// The NCSA combined format that Apache and nginx write and log tools read.
+    Combined,
+    /// One JSON object per line.
+    Json,
+}
+
+/// An address range, `10.0.0.0/8` or `::1/128`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpNetwork {
+    pub address: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNetwork {
+    /// Parses `a.b.c.d`, `a.b.c.d/n`, `::1`, `2001:db8::/32`.
+    pub fn parse(text: &str) -> Option<IpNetwork> {
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address.parse().ok()?, Some(prefix.parse().ok()?)),
+            None => (text.parse().ok()?, None),
+        };
+        let max = if matches!(address, std::net::IpAddr::V4(_)) {
+            32
+        } else {
+            128
+        };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(IpNetwork { address, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.address, ip) {
+            (std::net::IpAddr::V4(net), std::net::IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (std::net::IpAddr::V6(net), std::net::IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +232,8 @@ pub struct ListenerSpec {
     /// Cleartext listeners: also accept HTTP/2 with prior knowledge (h2c). HTTPS listeners
     /// always offer h2 by ALPN.
     pub http2_prior_knowledge: bool,
+    /// Every connection starts with a PROXY protocol (v1 or v2) header naming the real client.
+    pub proxy_protocol: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -371,6 +441,22 @@ mod tests {
         assert_eq!(first, message);
         let (second, _) = decode_frame::<ToFrontend>(&wire[used..]).unwrap().unwrap();
         assert_eq!(second, ToFrontend::Shutdown { deadline_ms: 5 });
+    }
+
+    #[test]
+    fn networks_parse_and_match() {
+        let net = IpNetwork::parse("10.0.0.0/8").unwrap();
+        assert!(net.contains("10.1.2.3".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!net.contains("11.0.0.1".parse().unwrap()));
+        let one = IpNetwork::parse("::1").unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!(!one.contains("::2".parse().unwrap()));
+        assert!(IpNetwork::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("1.2.3.4".parse().unwrap()));
+        assert!(IpNetwork::parse("10.0.0.0/33").is_none());
+        assert!(IpNetwork::parse("example.com").is_none());
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct RawConfig {
     pub timeouts: RawTimeouts,
     #[serde(default)]
     pub http2: RawHttp2,
+    pub access_log: Option<RawAccessLog>,
+    #[serde(default)]
+    pub client_address: RawClientAddress,
     #[serde(default)]
     pub sites: BTreeMap<String, RawSite>,
     #[serde(default)]
@@ -57,6 +60,30 @@ pub struct RawListener {
     #[serde(default)]
     pub sni_certificates: Vec<RawCertificate>,
     pub http2_prior_knowledge: Option<bool>,
+    #[serde(default)]
+    pub proxy_protocol: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessLog {
+    /// A file path, or "-" for standard output.
+    pub path: PathBuf,
+    pub format: Option<RawAccessLogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawAccessLogFormat {
+    Combined,
+    Json,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientAddress {
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -88,6 +88,8 @@ pub fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config, Inval
             limits: limits::limits(&raw.limits, temp_dir)?,
             timeouts: limits::timeouts(&raw.timeouts)?,
             http2: limits::http2(&raw.http2)?,
+            access_log: limits::access_log(raw.access_log.as_ref(), base)?,
+            trusted_proxies: limits::trusted_proxies(&raw.client_address)?,
         },
         pools,
     })
@@ -174,6 +176,7 @@ fn validate_listeners(
             tls,
             sni_certificates,
             http2_prior_knowledge,
+            proxy_protocol: listener.proxy_protocol,
         });
     }
     if !listeners.iter().any(|l| l.kind != ListenerKind::Admin) {
