@@ -1,0 +1,118 @@
+//! HTTP/2 connection lifetime with the h2 crate as a client: the keep-alive idle timeout and
+//! `max_requests_per_connection` end a connection with GOAWAY, and a connection that opens but
+//! never sends a request is closed after the request-head deadline.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use harness::Paddock;
+
+fn start(extra: &str) -> (tempfile::TempDir, Paddock, SocketAddr) {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("hello.txt"), "hello\n").unwrap();
+    let config = format!(
+        r#"
+[listeners.h2c]
+kind = "http"
+address = "127.0.0.1:0"
+http2_prior_knowledge = true
+
+[listeners.admin]
+kind = "admin"
+address = "127.0.0.1:0"
+
+[sites.files]
+root = "{}"
+{extra}
+"#,
+        root.path().display()
+    );
+    let paddock = Paddock::start_with(&config, true);
+    let needle = "listening listener=h2c address=";
+    let log = paddock.log();
+    let at = log.find(needle).unwrap() + needle.len();
+    let address = log[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (root, paddock, address)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+type Client = h2::client::SendRequest<bytes::Bytes>;
+
+async fn connect(address: SocketAddr) -> (Client, tokio::task::JoinHandle<Result<(), h2::Error>>) {
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    (client, tokio::spawn(connection))
+}
+
+async fn get(client: &mut Client, address: SocketAddr) -> Result<u16, h2::Error> {
+    let request = http::Request::get(format!("http://{address}/hello.txt"))
+        .body(())
+        .unwrap();
+    let mut ready = client.clone().ready().await?;
+    let (response, _) = ready.send_request(request, true)?;
+    let response = response.await?;
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+    }
+    *client = ready;
+    Ok(status)
+}
+
+#[test]
+fn idle_connection_gets_goaway_after_the_keepalive_timeout() {
+    let (_root, paddock, address) =
+        start("[timeouts]\nkeepalive = \"1s\"\nrequest_header = \"10s\"\n");
+    runtime().block_on(async {
+        let (mut client, driver) = connect(address).await;
+        assert_eq!(get(&mut client, address).await.unwrap(), 200);
+        let started = Instant::now();
+        // The server ends the connection; the client's driver returns.
+        let ended = tokio::time::timeout(Duration::from_secs(10), driver).await;
+        assert!(ended.is_ok(), "connection still open after 10 s");
+        assert!(started.elapsed() >= Duration::from_millis(800));
+    });
+    assert!(paddock.log().contains("keep-alive idle timeout"));
+}
+
+#[test]
+fn connection_ends_after_max_requests_with_goaway() {
+    let (_root, _paddock, address) = start("[limits]\nmax_requests_per_connection = 3\n");
+    runtime().block_on(async {
+        let (mut client, driver) = connect(address).await;
+        for _ in 0..3 {
+            assert_eq!(get(&mut client, address).await.unwrap(), 200);
+        }
+        // After the third stream the server sent GOAWAY: a fourth request fails on this
+        // connection (a real client would open a new one).
+        let fourth = get(&mut client, address).await;
+        assert!(fourth.is_err(), "{fourth:?}");
+        let ended = tokio::time::timeout(Duration::from_secs(5), driver).await;
+        assert!(ended.is_ok());
+    });
+}
+
+#[test]
+fn connection_without_a_request_is_closed_after_the_head_deadline() {
+    let (_root, _paddock, address) =
+        start("[timeouts]\nrequest_header = \"1s\"\nkeepalive = \"30s\"\n");
+    runtime().block_on(async {
+        // Preface and SETTINGS, then nothing.
+        let (_client, driver) = connect(address).await;
+        let ended = tokio::time::timeout(Duration::from_secs(10), driver).await;
+        assert!(ended.is_ok(), "connection still open after 10 s");
+    });
+}
