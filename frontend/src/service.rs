@@ -138,7 +138,12 @@ fn check_head(parts: &http::request::Parts, limits: &LimitsSpec) -> Option<Respo
 ///   §6.3) and drops the Content-Length; closing afterwards means that bytes a sender meant as
 ///   part of the body can never be read as a next request (RFC 9112 §6.1).
 /// - 408 and 413: the rest of the body was not read, so the stream is not at a request boundary.
+///
+/// HTTP/2 frames every request on its own stream, so none of this applies there.
 fn must_close(parts: &http::request::Parts, response: &Response<Body>) -> bool {
+    if parts.version >= Version::HTTP_2 {
+        return false;
+    }
     parts.headers.contains_key(TRANSFER_ENCODING)
         || matches!(
             response.status(),

@@ -96,10 +96,8 @@ fn connection_ends_after_max_requests_with_goaway() {
         for _ in 0..3 {
             assert_eq!(get(&mut client, address).await.unwrap(), 200);
         }
-        // After the third stream the server sent GOAWAY: a fourth request fails on this
-        // connection (a real client would open a new one).
-        let fourth = get(&mut client, address).await;
-        assert!(fourth.is_err(), "{fourth:?}");
+        // After the third stream the server says GOAWAY (gracefully: a stream already on its
+        // way is still served) and closes the connection without being asked.
         let ended = tokio::time::timeout(Duration::from_secs(5), driver).await;
         assert!(ended.is_ok());
     });
@@ -114,5 +112,43 @@ fn connection_without_a_request_is_closed_after_the_head_deadline() {
         let (_client, driver) = connect(address).await;
         let ended = tokio::time::timeout(Duration::from_secs(10), driver).await;
         assert!(ended.is_ok(), "connection still open after 10 s");
+    });
+}
+
+#[test]
+fn refused_body_resets_only_its_stream() {
+    harness::require_php_cgi();
+    let config = format!(
+        "[listeners.h2c]\nkind = \"http\"\naddress = \"127.0.0.1:0\"\nhttp2_prior_knowledge = true\n\
+         [listeners.admin]\nkind = \"admin\"\naddress = \"127.0.0.1:0\"\n\
+         [limits]\nmax_body = \"1KiB\"\nbody_memory = \"1KiB\"\n{}",
+        harness::php_site(&harness::test_site(), 1, "")
+    );
+    let paddock = Paddock::start_with(&config, true);
+    let needle = "listening listener=h2c address=";
+    let log = paddock.log();
+    let at = log.find(needle).unwrap() + needle.len();
+    let address: SocketAddr = log[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    runtime().block_on(async {
+        let (client, _driver) = connect(address).await;
+        let request = http::Request::post(format!("http://{address}/echo.php"))
+            .header("content-length", "100000")
+            .body(())
+            .unwrap();
+        let mut ready = client.clone().ready().await.unwrap();
+        let (response, _body_stream) = ready.send_request(request, false).unwrap();
+        assert_eq!(response.await.unwrap().status(), 413);
+        // The connection carries on (HTTP/2 frames each request on its own stream).
+        let request = http::Request::get(format!("http://{address}/sleep.php?ms=0"))
+            .body(())
+            .unwrap();
+        let mut ready = ready.ready().await.unwrap();
+        let (response, _) = ready.send_request(request, true).unwrap();
+        assert_eq!(response.await.unwrap().status(), 200);
     });
 }
