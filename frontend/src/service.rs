@@ -39,7 +39,10 @@ pub async fn handle(
     let mut response = match check_head(&parts, &state.spec.limits) {
         Some(refused) => refused,
         None => {
-            match site_policy::https_redirect(&state, site, &parts, host.as_deref(), conn.https) {
+            let redirect =
+                site_policy::https_redirect(&state, site, &parts, host.as_deref(), conn.https)
+                    .or_else(|| site_policy::redirect_rule(site, &parts));
+            match redirect {
                 Some(redirect) => redirect,
                 None => respond(&state, &conn, site, parts.clone(), incoming, &request_id).await,
             }

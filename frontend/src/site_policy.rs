@@ -1,5 +1,5 @@
-//! Per-site answers around the request path: the HTTP → HTTPS redirect, HSTS, and custom error
-//! pages in place of paddock's own.
+//! Per-site answers around the request path: the HTTP → HTTPS redirect, redirect rules, HSTS,
+//! and custom error pages in place of paddock's own.
 
 use http::header::{HeaderValue, LOCATION, STRICT_TRANSPORT_SECURITY};
 use http::request::Parts;
@@ -47,6 +47,24 @@ pub fn https_redirect(
     let mut response = response::error(status, "this site is served over HTTPS");
     let location = HeaderValue::from_str(&format!("https://{authority}{target}")).ok()?;
     response.headers_mut().insert(LOCATION, location);
+    Some(response)
+}
+
+/// The first of the site's redirect rules whose `from` prefix starts the path: `to` plus the
+/// rest of the path plus the query.
+pub fn redirect_rule(site: &SiteSpec, parts: &Parts) -> Option<Response<Body>> {
+    let path = parts.uri.path();
+    let rule = site.redirects.iter().find(|r| path.starts_with(&r.from))?;
+    let mut target = format!("{}{}", rule.to, &path[rule.from.len()..]);
+    if let Some(query) = parts.uri.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    let status = StatusCode::from_u16(rule.status).ok()?;
+    let mut response = response::error(status, "moved");
+    response
+        .headers_mut()
+        .insert(LOCATION, HeaderValue::from_str(&target).ok()?);
     Some(response)
 }
 

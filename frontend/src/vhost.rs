@@ -66,6 +66,7 @@ mod tests {
             error_pages: vec![],
             https_redirect: false,
             hsts: None,
+            redirects: vec![],
         }
     }
 

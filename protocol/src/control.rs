@@ -266,6 +266,18 @@ pub struct SiteSpec {
     pub https_redirect: bool,
     /// `Strict-Transport-Security` value sent on HTTPS responses.
     pub hsts: Option<String>,
+    /// Redirect rules, tried in order before routing.
+    pub redirects: Vec<RedirectRule>,
+}
+
+/// `from` is a URL path prefix; a matching request is redirected to `to` followed by the rest of
+/// its path and its query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedirectRule {
+    pub from: String,
+    pub to: String,
+    /// 301, 302, 303, 307 or 308.
+    pub status: u16,
 }
 
 /// Which symbolic links the front end follows when it resolves a path under a document root

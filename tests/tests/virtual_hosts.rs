@@ -43,6 +43,14 @@ hosts = ["r.test"]
 root = "{r}"
 https_redirect = true
 hsts = "max-age=600"
+
+[sites.old]
+hosts = ["old.test"]
+root = "{a}"
+redirects = [
+    {{ from = "/blog/", to = "https://blog.example.org/", status = 308 }},
+    {{ from = "/", to = "http://a.test/" }},
+]
 "#,
         a = site_dir(base, "a").display(),
         b = site_dir(base, "b").display(),
@@ -157,4 +165,21 @@ fn https_redirect_and_hsts() {
     );
     // Other sites get no redirect.
     assert_eq!(get(&paddock, "a.test", "/", &[]).0, 200);
+}
+
+#[test]
+fn redirect_rules_keep_the_rest_of_the_path_and_the_query() {
+    let (_dir, paddock) = start();
+    let (status, head, _) = get(&paddock, "old.test", "/blog/2024/post?x=1", &[]);
+    assert_eq!(status, 308);
+    assert_eq!(
+        header(&head, "location").as_deref(),
+        Some("https://blog.example.org/2024/post?x=1")
+    );
+    let (status, head, _) = get(&paddock, "old.test", "/about", &[]);
+    assert_eq!(status, 301);
+    assert_eq!(
+        header(&head, "location").as_deref(),
+        Some("http://a.test/about")
+    );
 }

@@ -39,6 +39,7 @@ fn fixture(front_controller: Option<&str>) -> Fixture {
         error_pages: Vec::new(),
         https_redirect: false,
         hsts: None,
+        redirects: Vec::new(),
     };
     Fixture { _dir: dir, site }
 }

@@ -146,6 +146,16 @@ pub struct RawSite {
     #[serde(default)]
     pub https_redirect: bool,
     pub hsts: Option<String>,
+    #[serde(default)]
+    pub redirects: Vec<RawRedirect>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedirect {
+    pub from: String,
+    pub to: String,
+    pub status: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use protocol::control::{
-    CacheRule, FrontendSpec, ListenerKind, ListenerSpec, PoolDispatchSpec, ScriptRouteSpec,
-    SiteSpec, SymlinkPolicy, TlsFiles,
+    CacheRule, FrontendSpec, ListenerKind, ListenerSpec, PoolDispatchSpec, RedirectRule,
+    ScriptRouteSpec, SiteSpec, SymlinkPolicy, TlsFiles,
 };
 
 use super::raw::{
@@ -331,6 +331,31 @@ fn validate_site(
             ));
         }
     }
+    let mut redirects = Vec::new();
+    for rule in &site.redirects {
+        let status = rule.status.unwrap_or(301);
+        if ![301, 302, 303, 307, 308].contains(&status) {
+            return Err(invalid(
+                &["sites", name, "redirects"],
+                format!("status {status} is not a redirect (301, 302, 303, 307, 308)"),
+            ));
+        }
+        let printable = |s: &str| !s.is_empty() && s.bytes().all(|b| (0x21..0x7f).contains(&b));
+        if !rule.from.starts_with('/') || !printable(&rule.from) || !printable(&rule.to) {
+            return Err(invalid(
+                &["sites", name, "redirects"],
+                format!(
+                    "from {:?} must be a URL path starting with /, to {:?} a URL or path, without spaces",
+                    rule.from, rule.to
+                ),
+            ));
+        }
+        redirects.push(RedirectRule {
+            from: rule.from.clone(),
+            to: rule.to.clone(),
+            status,
+        });
+    }
     Ok(SiteSpec {
         name: name.to_string(),
         hosts,
@@ -344,6 +369,7 @@ fn validate_site(
         error_pages,
         https_redirect: site.https_redirect,
         hsts: site.hsts.clone(),
+        redirects,
     })
 }
 
