@@ -152,3 +152,53 @@ fn refused_body_resets_only_its_stream() {
         assert_eq!(response.await.unwrap().status(), 200);
     });
 }
+
+/// Opens and at once resets 1000 streams; how the connection ended, if it did within 2 s.
+fn reset_flood(http2_settings: &str) -> Option<Option<h2::Reason>> {
+    // Room for every stream otherwise, so that only the setting under test can end it.
+    let (_root, _paddock, address) = start(&format!(
+        "[limits]\nmax_requests_per_connection = 5000\n\
+         [http2]\nmax_local_error_reset_streams = 5000\nmax_concurrent_streams = 2000\n\
+         {http2_settings}\n"
+    ));
+    // Bound to a local so that the client runtime (and its connection) is gone before paddock
+    // is stopped at the end of this function.
+    let ended = runtime().block_on(async {
+        let (client, driver) = connect(address).await;
+        let mut ready = client.ready().await.unwrap();
+        for _ in 0..1000 {
+            let request = http::Request::get(format!("http://{address}/hello.txt"))
+                .body(())
+                .unwrap();
+            let Ok((_, mut stream)) = ready.send_request(request, false) else {
+                break;
+            };
+            stream.send_reset(h2::Reason::CANCEL);
+            match ready.ready().await {
+                Ok(next) => ready = next,
+                Err(_) => break,
+            }
+        }
+        let ended = tokio::time::timeout(Duration::from_secs(2), driver)
+            .await
+            .ok()?;
+        Some(ended.unwrap().err().and_then(|e| e.reason()))
+    });
+    ended
+}
+
+#[test]
+fn rapid_reset_flood_gets_goaway_at_the_configured_limit() {
+    // CVE-2023-44487: streams opened and reset before the server accepted them.
+    assert_eq!(
+        reset_flood("max_pending_accept_reset_streams = 5"),
+        Some(Some(h2::Reason::ENHANCE_YOUR_CALM)),
+        "a low limit ends the connection"
+    );
+    // The setting is really applied: with room for all of them the connection survives.
+    assert_eq!(
+        reset_flood("max_pending_accept_reset_streams = 5000"),
+        None,
+        "a high limit tolerates the same flood"
+    );
+}
