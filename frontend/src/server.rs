@@ -126,7 +126,10 @@ pub async fn serve(
             permit = limits.wait_for_room() => permit,
             _ = stop.changed() => break,
         };
-        let Some(slot) = limits.admit(permit, peer.ip()) else {
+        // Behind a PROXY-protocol balancer every socket comes from the balancer: counting per
+        // address would throttle the balancer, not a client.
+        let per_address = (!context.proxy_protocol).then(|| peer.ip());
+        let Some(slot) = limits.admit(permit, per_address) else {
             debug!(listener = %listener.spec.name, %peer, "too many connections from this address; closing");
             continue;
         };
