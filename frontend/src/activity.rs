@@ -12,14 +12,18 @@
 //!   nothing gets as long as one that starts a request);
 //! - no request in flight, bytes of a new request read: the request-header deadline, counted
 //!   from the first of those bytes, absolute (trickling bytes does not extend it);
-//! - a write to the client blocked: the send timeout, counted from when it blocked;
+//! - a write to the client blocked, or a response body that hyper has not come back to since it
+//!   last took a piece of it: the send timeout. The socket test catches an HTTP/1.1 client that
+//!   stopped reading; the body test also catches an HTTP/2 client that keeps reading frames but
+//!   grants no flow-control window (then hyper never even tries to write);
 //! - a request in flight: nothing here (the body deadline lives in `body`, worker deadlines in
 //!   `proxy`).
 
+use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -63,6 +67,10 @@ struct ActivityState {
     read_while_idle: Option<Instant>,
     write_blocked_since: Option<Instant>,
     close_requested: bool,
+    /// Every unfinished response body, by id: since when it has been waiting for hyper to take
+    /// its next piece (`None` while it waits for its own data).
+    bodies: HashMap<u64, Option<Instant>>,
+    next_body: u64,
 }
 
 /// Shared between a connection's socket wrapper, its service and its task.
@@ -83,6 +91,8 @@ impl Activity {
                 read_while_idle: None,
                 write_blocked_since: None,
                 close_requested: false,
+                bodies: HashMap::new(),
+                next_body: 0,
             }),
             changed: Notify::new(),
         })
@@ -125,6 +135,9 @@ impl Activity {
         let state = self.lock();
         let send = state
             .write_blocked_since
+            .into_iter()
+            .chain(state.bodies.values().flatten().copied())
+            .min()
             .map(|since| (since + ms(timeouts.send_ms), Expiry::Send));
         let idle = (state.in_flight == 0).then(|| match state.read_while_idle {
             Some(first) => (
@@ -186,11 +199,54 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that holds an [`InFlight`] guard.
+/// A response body that holds an [`InFlight`] guard and reports whether hyper keeps taking it.
+///
+/// The body is "waiting on hyper" from the moment it has something to give (the response is
+/// ready, a piece was just handed over, or the inner body woke up after a `Pending`) until hyper
+/// polls it again. A body that answered `Pending` (still waiting for the worker) is on paddock's
+/// side and never times out here. The wake-up is seen through a waker wrapper, because hyper
+/// may be woken and still not poll the body (HTTP/2 with no window left).
 #[derive(Debug)]
 struct GuardedBody {
     inner: Body,
-    _guard: InFlight,
+    guard: InFlight,
+    id: u64,
+}
+
+impl Activity {
+    /// Body `id` now waits on hyper (`Some`) or on itself (`None`). Unknown ids (dropped bodies)
+    /// are ignored, so a late wake-up cannot resurrect a finished response.
+    fn set_body_waiting(&self, id: u64, since: Option<Instant>) {
+        let mut state = self.lock();
+        let Some(slot) = state.bodies.get_mut(&id) else {
+            return;
+        };
+        let newly = slot.is_none() && since.is_some();
+        *slot = since;
+        drop(state);
+        if newly {
+            self.changed.notify_one();
+        }
+    }
+}
+
+/// Wakes hyper, after noting that the body has something to give.
+struct BodyWaker {
+    activity: Arc<Activity>,
+    id: u64,
+    inner: Waker,
+}
+
+impl Wake for BodyWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.activity
+            .set_body_waiting(self.id, Some(Instant::now()));
+        self.inner.wake_by_ref();
+    }
 }
 
 impl HttpBody for GuardedBody {
@@ -201,7 +257,19 @@ impl HttpBody for GuardedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let this = &mut *self;
+        let waker = Waker::from(Arc::new(BodyWaker {
+            activity: this.guard.activity.clone(),
+            id: this.id,
+            inner: cx.waker().clone(),
+        }));
+        let polled = Pin::new(&mut this.inner).poll_frame(&mut Context::from_waker(&waker));
+        let next = match &polled {
+            Poll::Ready(Some(Ok(_))) => Some(Instant::now()),
+            _ => None,
+        };
+        this.guard.activity.set_body_waiting(this.id, next);
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -213,11 +281,28 @@ impl HttpBody for GuardedBody {
     }
 }
 
-/// Attaches `guard` to `body`.
+impl Drop for GuardedBody {
+    fn drop(&mut self) {
+        self.guard.activity.lock().bodies.remove(&self.id);
+    }
+}
+
+/// Attaches `guard` to `body`; from now until hyper first takes a piece, the response waits on
+/// the client side.
 pub fn guard_body(body: Body, guard: InFlight) -> Body {
+    let activity = guard.activity.clone();
+    let id = {
+        let mut state = activity.lock();
+        state.next_body += 1;
+        let id = state.next_body;
+        state.bodies.insert(id, Some(Instant::now()));
+        id
+    };
+    activity.changed.notify_one();
     GuardedBody {
         inner: body,
-        _guard: guard,
+        guard,
+        id,
     }
     .boxed_unsync()
 }

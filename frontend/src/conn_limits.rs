@@ -4,7 +4,8 @@
 //! holds at most the one connection it just accepted, unread, and the others wait in the
 //! kernel's listen backlog (as with nginx's `worker_connections`), so the connections already
 //! open keep being served. Over the per-address limit a connection is accepted and closed at once: one
-//! client cannot take all the slots.
+//! client cannot take all the slots. (Not on PROXY-protocol listeners, whose sockets all come
+//! from the balancer.)
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -45,18 +46,19 @@ impl ConnectionLimits {
             .expect("the semaphore is never closed")
     }
 
-    /// Counts the connection against its address; `None` when that address is at its limit.
+    /// Counts the connection against its address (if given); `None` when that address is at
+    /// its limit.
     pub fn admit(
         self: &Arc<Self>,
         permit: OwnedSemaphorePermit,
-        ip: IpAddr,
+        ip: Option<IpAddr>,
     ) -> Option<ConnectionSlot> {
-        if self.per_ip_max == 0 {
+        let Some(ip) = ip.filter(|_| self.per_ip_max > 0) else {
             return Some(ConnectionSlot {
                 _total: permit,
                 ip: None,
             });
-        }
+        };
         let mut per_ip = self.per_ip.lock().expect("not poisoned");
         let count = per_ip.entry(ip).or_insert(0);
         if *count >= self.per_ip_max {
@@ -93,19 +95,27 @@ mod tests {
         let limits = ConnectionLimits::new(10, 2);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
-        let first = limits.admit(limits.wait_for_room().await, a).unwrap();
-        let _second = limits.admit(limits.wait_for_room().await, a).unwrap();
-        assert!(limits.admit(limits.wait_for_room().await, a).is_none());
-        assert!(limits.admit(limits.wait_for_room().await, b).is_some());
+        let first = limits.admit(limits.wait_for_room().await, Some(a)).unwrap();
+        let _second = limits.admit(limits.wait_for_room().await, Some(a)).unwrap();
+        assert!(limits
+            .admit(limits.wait_for_room().await, Some(a))
+            .is_none());
+        assert!(limits
+            .admit(limits.wait_for_room().await, Some(b))
+            .is_some());
         drop(first);
-        assert!(limits.admit(limits.wait_for_room().await, a).is_some());
+        assert!(limits
+            .admit(limits.wait_for_room().await, Some(a))
+            .is_some());
     }
 
     #[tokio::test]
     async fn overall_limit_waits() {
         let limits = ConnectionLimits::new(1, 0);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        let held = limits.admit(limits.wait_for_room().await, ip).unwrap();
+        let held = limits
+            .admit(limits.wait_for_room().await, Some(ip))
+            .unwrap();
         let waiting =
             tokio::time::timeout(std::time::Duration::from_millis(20), limits.wait_for_room());
         assert!(waiting.await.is_err());

@@ -2,13 +2,15 @@
 //!
 //! The request (BEGIN_REQUEST with FCGI_KEEP_CONN, PARAMS, STDIN) is written while the response is
 //! read, so a worker that starts answering before it has read all of its input can never deadlock
-//! against us. The response is read as fast as the worker writes it; the worker is free again as soon
-//! as END_REQUEST arrives, whatever the client's pace.
+//! against us. The response goes to a [`StdoutSink`] as it arrives: normally a
+//! [`ResponseBuffer`](crate::response_buffer::ResponseBuffer) that takes it as fast as the worker
+//! writes it, so the worker is free again as soon as END_REQUEST arrives, whatever the client's
+//! pace; for unbuffered routes, a channel to the client.
 
 use std::io;
 use std::path::Path;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use protocol::fcgi::{self, DecodeError, Decoded, ProtocolStatus, Record, RecordType, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -25,13 +27,22 @@ pub struct FcgiConnection {
     stream: UnixStream,
 }
 
-/// What the worker answered.
+/// How an exchange ended.
 #[derive(Debug)]
 pub struct WorkerReply {
-    /// The complete FCGI_STDOUT stream: CGI headers, blank line, body.
-    pub stdout: Bytes,
     /// Whether the connection can carry another request.
     pub reusable: bool,
+}
+
+/// Where the FCGI_STDOUT stream (CGI headers, blank line, body) goes as it arrives.
+pub trait StdoutSink {
+    /// Takes the next piece; an error ends the exchange.
+    fn write(
+        &mut self,
+        data: &[u8],
+    ) -> impl std::future::Future<Output = Result<(), ExchangeError>>;
+    /// Whether any byte has been taken (decides whether a failed request may be retried).
+    fn started(&self) -> bool;
 }
 
 /// An exchange failed. `response_started` tells whether any response byte had arrived, which
@@ -51,6 +62,10 @@ pub enum ExchangeError {
     TooLarge { limit: u64 },
     #[error("worker refused the request ({0:?})")]
     Refused(ProtocolStatus),
+    #[error("cannot store the worker response: {0}")]
+    Spool(io::Error),
+    #[error("the client went away while the response streamed")]
+    ClientGone,
 }
 
 impl ExchangeError {
@@ -61,7 +76,10 @@ impl ExchangeError {
                 response_started, ..
             } => *response_started,
             ExchangeError::Refused(_) => false,
-            ExchangeError::Protocol(_) | ExchangeError::TooLarge { .. } => true,
+            ExchangeError::Protocol(_)
+            | ExchangeError::TooLarge { .. }
+            | ExchangeError::Spool(_)
+            | ExchangeError::ClientGone => true,
         }
     }
 }
@@ -86,12 +104,12 @@ impl FcgiConnection {
         !matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
-    /// Sends one request and reads the whole reply.
+    /// Sends one request and passes the whole reply to `stdout`.
     pub async fn exchange(
         &mut self,
         params: &[u8],
         body: &BufferedBody,
-        max_response: u64,
+        stdout: &mut impl StdoutSink,
         mut on_stderr: impl FnMut(&[u8]),
     ) -> Result<WorkerReply, ExchangeError> {
         let (mut reader, mut writer) = self.stream.split();
@@ -114,7 +132,6 @@ impl FcgiConnection {
         };
         let read = async {
             let mut input = BytesMut::with_capacity(READ_CHUNK);
-            let mut stdout = BytesMut::new();
             loop {
                 // Decode every complete record in the buffer.
                 loop {
@@ -126,12 +143,7 @@ impl FcgiConnection {
                                 content,
                             } => {
                                 check_id(request_id)?;
-                                if stdout.len() as u64 + content.len() as u64 > max_response {
-                                    return Err(ExchangeError::TooLarge {
-                                        limit: max_response,
-                                    });
-                                }
-                                stdout.extend_from_slice(content);
+                                stdout.write(content).await?;
                                 (None, consumed)
                             }
                             Record::Stderr {
@@ -164,11 +176,11 @@ impl FcgiConnection {
                         if status != ProtocolStatus::RequestComplete {
                             return Err(ExchangeError::Refused(status));
                         }
-                        return Ok((stdout.freeze(), input.is_empty()));
+                        return Ok(input.is_empty());
                     }
                 }
                 input.reserve(READ_CHUNK);
-                let started = !stdout.is_empty();
+                let started = stdout.started();
                 match reader.read_buf(&mut input).await {
                     Ok(0) => {
                         return Err(ExchangeError::Closed {
@@ -188,7 +200,7 @@ impl FcgiConnection {
         tokio::pin!(write);
         tokio::pin!(read);
         let mut write_result = None;
-        let (stdout, clean_end) = loop {
+        let clean_end = loop {
             tokio::select! {
                 result = &mut write, if write_result.is_none() => write_result = Some(result),
                 result = &mut read => break result?,
@@ -197,7 +209,7 @@ impl FcgiConnection {
         // A worker may answer without reading all of its input (then the write fails or is still
         // pending): the reply stands, but the connection is no longer in a known state.
         let reusable = clean_end && matches!(write_result, Some(Ok(())));
-        Ok(WorkerReply { stdout, reusable })
+        Ok(WorkerReply { reusable })
     }
 }
 

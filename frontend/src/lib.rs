@@ -12,21 +12,33 @@
 //! - `activity` — per-connection deadlines (request head, keep-alive, send) and the socket wrapper.
 //! - `conn_limits` — overall and per-address connection counts.
 //! - `service` — the public request path: route, buffer, dispatch, answer.
+//! - `vhost` — which site answers a host name.
+//! - `site_policy` — HTTPS redirect, HSTS, custom error pages.
 //! - `router` — URL path → static file / script + PATH_INFO / redirect / 404.
 //! - `static_files` — files via tower-http.
-//! - `body` — request-body buffering (memory, then temp file; 413).
+//! - `access_log` — combined or JSON lines, written by a thread, reopened on SIGUSR1.
+//! - `client_addr` — the client behind trusted proxies (Forwarded, X-Forwarded-For).
+//! - `body` — request-body buffering (memory, then temp file; 413, 408).
+//! - `compression` — gzip/brotli for dynamic text responses.
 //! - `dispatch` — per-pool slots and FIFO queue.
 //! - `fastcgi_client` — one FastCGI exchange on a persistent connection.
-//! - `proxy` — retries, timeouts, CGI reply → HTTP response.
+//! - `proxy` — retries, timeouts of a buffered script request.
+//! - `response_buffer` — worker responses in memory, then a temp file; the client body from them.
+//! - `streaming` — unbuffered script responses for the routes that opt in.
+//! - `worker_response` — CGI reply → HTTP response.
+//! - `proxy_protocol` — PROXY v1/v2 headers on listeners that opt in.
 //! - `admin` — `/healthz`, `/readyz`, `/status` (HTML and JSON), `/metrics`.
 //! - `metrics` — Prometheus metrics and the live worker figures behind `/status`.
 //! - [`tls`] — certificates by SNI, reload, and the self-signed fallback.
 //! - `privileges` — switching from root to the configured user after start-up.
 //! - `control`, `state`, `inherited` — the master link, shared state, descriptor hand-over.
 
+mod access_log;
 mod activity;
 mod admin;
 mod body;
+mod client_addr;
+mod compression;
 mod conn_limits;
 mod control;
 mod dispatch;
@@ -35,13 +47,19 @@ mod inherited;
 mod metrics;
 mod privileges;
 mod proxy;
+mod proxy_protocol;
 mod response;
+mod response_buffer;
 mod router;
 mod server;
 mod service;
+mod site_policy;
 mod state;
 mod static_files;
+mod streaming;
 pub mod tls;
+mod vhost;
+mod worker_response;
 
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -73,16 +91,21 @@ pub fn run_inherited() -> anyhow::Result<()> {
 async fn run(control: UnixStream) -> anyhow::Result<()> {
     let (reader, writer) = tokio::net::UnixStream::from_std(control)?.into_split();
     let mut inbox = Inbox::new(reader);
-    let spec = match inbox.next().await? {
+    let mut spec = match inbox.next().await? {
         Some(ToFrontend::Configure(spec)) => *spec,
         other => bail!("expected the configuration from the master, got {other:?}"),
     };
     let mut listeners = Vec::new();
     let mut certificates = Vec::new();
-    for (i, listener_spec) in spec.listeners.iter().enumerate() {
+    for (i, listener_spec) in spec.listeners.iter_mut().enumerate() {
         let fd = inherited::claim(FIRST_LISTENER_FD + i as i32)?;
         let std_listener = std::net::TcpListener::from(fd);
         std_listener.set_nonblocking(true)?;
+        // The bound address (a configured port 0 became a real one): redirects to the HTTPS
+        // listener need it.
+        if let Ok(bound) = std_listener.local_addr() {
+            listener_spec.address = bound;
+        }
         let tls = match listener_spec.kind {
             protocol::control::ListenerKind::Https => {
                 let store = tls::CertificateStore::load(listener_spec)
@@ -108,9 +131,22 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
         spec.limits.max_connections,
         spec.limits.max_connections_per_ip,
     );
+    let access_log = match &spec.access_log {
+        Some(log) => Some(
+            access_log::AccessLog::open(log)
+                .with_context(|| format!("cannot open the access log {:?}", log.path))?,
+        ),
+        None => None,
+    };
     let registry = prometheus::Registry::new();
     let metrics = metrics::Metrics::new(&registry, &spec);
-    let state = Arc::new(State::new(spec, to_master, certificates, metrics));
+    let state = Arc::new(State::new(
+        spec,
+        to_master,
+        certificates,
+        access_log,
+        metrics,
+    ));
     let (stop_tx, stop_rx) = watch::channel(None);
     tokio::spawn(control::run_outbox(writer, outbox));
     tokio::spawn(control::run_inbox(inbox, state.clone(), stop_tx));

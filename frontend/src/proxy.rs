@@ -11,21 +11,20 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Method, Response, StatusCode};
-use protocol::cgi::{self, CgiRequest, ResponseKind};
+use protocol::cgi::{self, CgiRequest};
 use protocol::control::{KillReason, SiteSpec, ToMaster};
-use tracing::{debug, warn};
+use tracing::warn;
 
 use crate::body::BufferedBody;
 use crate::dispatch::AdmissionError;
 use crate::response::{self, Body};
+use crate::response_buffer::ResponseBuffer;
 use crate::router::ScriptTarget;
 use crate::state::State;
+use crate::worker_response;
 
-/// The largest CGI header block accepted from a worker.
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// Attempts when the worker could not even be reached (nothing was sent).
 const MAX_CONNECT_ATTEMPTS: usize = 3;
 /// Retries of an idempotent request whose worker failed before answering.
@@ -39,6 +38,8 @@ pub struct ConnInfo {
     pub https: bool,
     /// Open/idle accounting for metrics.
     pub tracker: crate::metrics::connections::ConnectionTracker,
+    /// The TLS SNI name the client sent, if any.
+    pub sni: Option<String>,
 }
 
 /// Everything about one script request that does not change between attempts.
@@ -73,7 +74,6 @@ pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) ->
         Method::GET | Method::HEAD | Method::OPTIONS
     );
     let timeout = Duration::from_millis(pool.spec().request_timeout_ms);
-    let max_response = state.spec().limits.max_response_bytes;
     let mut connect_failures = 0;
     let mut retries = 0;
     loop {
@@ -112,14 +112,25 @@ pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) ->
             warn!(target: "paddock::worker", pool = pool_name, pid = worker.pid, request_id = request.request_id,
                 "{}", String::from_utf8_lossy(line).trim_end());
         };
-        let exchange = connection.exchange(&params, &request.body, max_response, stderr);
+        let spec = state.spec();
+        let mut buffer = ResponseBuffer::new(&spec.limits);
+        let exchange = connection.exchange(&params, &request.body, &mut buffer, stderr);
         match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(reply)) => {
                 if !reply.reusable {
                     lease.discard_connection();
                 }
                 drop(lease);
-                return build_response(reply.stdout, &request.parts.method);
+                return match buffer.finish().await {
+                    Ok(reply) => worker_response::from_buffer(reply, &request.parts.method),
+                    Err(e) => {
+                        warn!(error = %e, "cannot read back a spooled response");
+                        ScriptOutcome::Response(response::error(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "the response could not be stored",
+                        ))
+                    }
+                };
             }
             Ok(Err(e)) => {
                 lease.discard_connection();
@@ -159,7 +170,7 @@ pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) ->
     }
 }
 
-fn admission_response(error: &AdmissionError) -> Response<Body> {
+pub(crate) fn admission_response(error: &AdmissionError) -> Response<Body> {
     match error {
         AdmissionError::Failing { reason, .. } => response::unavailable(reason, 5),
         AdmissionError::QueueFull(_) | AdmissionError::QueueTimeout(_) => {
@@ -168,7 +179,7 @@ fn admission_response(error: &AdmissionError) -> Response<Body> {
     }
 }
 
-fn build_params(request: &ScriptRequest<'_>) -> Vec<u8> {
+pub(crate) fn build_params(request: &ScriptRequest<'_>) -> Vec<u8> {
     let parts = request.parts;
     let uri = &parts.uri;
     let request_uri = uri.path_and_query().map_or("/", |pq| pq.as_str());
@@ -216,41 +227,4 @@ fn build_params(request: &ScriptRequest<'_>) -> Vec<u8> {
     let mut params = Vec::with_capacity(2048);
     cgi::encode_params(&cgi_request, &mut params);
     params
-}
-
-fn build_response(stdout: Bytes, method: &Method) -> ScriptOutcome {
-    let (head, head_len) = match cgi::parse_response_head(&stdout, MAX_RESPONSE_HEAD) {
-        Ok(Some(parsed)) => parsed,
-        Ok(None) => {
-            debug!("worker ended the request without a complete CGI header block");
-            return ScriptOutcome::Response(response::error(
-                StatusCode::BAD_GATEWAY,
-                "the application sent an incomplete response",
-            ));
-        }
-        Err(e) => {
-            warn!(error = %e, "worker sent an invalid CGI response head");
-            return ScriptOutcome::Response(response::error(
-                StatusCode::BAD_GATEWAY,
-                "the application sent an invalid response",
-            ));
-        }
-    };
-    if let ResponseKind::LocalRedirect(location) = head.kind {
-        return ScriptOutcome::LocalRedirect(location);
-    }
-    let body = if method == Method::HEAD {
-        Bytes::new()
-    } else {
-        stdout.slice(head_len..)
-    };
-    let mut response = Response::new(response::full(body));
-    *response.status_mut() = head.status;
-    *response.headers_mut() = head.headers;
-    if let Some(reason) = head.reason {
-        if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(reason.into_bytes()) {
-            response.extensions_mut().insert(reason);
-        }
-    }
-    ScriptOutcome::Response(response)
 }

@@ -15,6 +15,10 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
         .boxed_unsync()
 }
 
+/// Marks a response as one of paddock's own error pages (a site may replace its body).
+#[derive(Debug, Clone, Copy)]
+pub struct OwnError;
+
 /// A small HTML error page; `detail` is shown to the client, so it never holds internals that a
 /// visitor should not see (paths, worker output).
 pub fn error(status: StatusCode, detail: &str) -> Response<Body> {
@@ -26,6 +30,7 @@ pub fn error(status: StatusCode, detail: &str) -> Response<Body> {
     );
     let mut response = Response::new(full(page));
     *response.status_mut() = status;
+    response.extensions_mut().insert(OwnError);
     response.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),

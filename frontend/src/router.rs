@@ -14,8 +14,10 @@
 
 use std::path::{Path, PathBuf};
 
+use std::os::unix::fs::MetadataExt;
+
 use protocol::cgi;
-use protocol::control::{ScriptRouteSpec, SiteSpec};
+use protocol::control::{ScriptRouteSpec, SiteSpec, SymlinkPolicy};
 
 /// What a request resolves to.
 #[derive(Debug, PartialEq, Eq)]
@@ -54,7 +56,7 @@ pub fn route(site: &SiteSpec, raw_path: &str) -> Route {
     let mut dir = site.root.clone();
     for (i, segment) in segments.iter().enumerate() {
         let candidate = dir.join(segment);
-        let Some(meta) = metadata_under_root(&site.root, &candidate) else {
+        let Some(meta) = allowed_metadata(site, &candidate) else {
             return fallback(site, script, segment);
         };
         if meta.is_dir() {
@@ -87,7 +89,7 @@ pub fn route(site: &SiteSpec, raw_path: &str) -> Route {
     let dir_url = segments.iter().fold(String::new(), |acc, s| acc + "/" + s) + "/";
     for index in &site.index {
         let candidate = dir.join(index);
-        if metadata_under_root(&site.root, &candidate).is_some_and(|m| m.is_file()) {
+        if allowed_metadata(site, &candidate).is_some_and(|m| m.is_file()) {
             if script.is_some_and(|s| is_script(s, index)) {
                 return Route::Script(ScriptTarget {
                     pool: script.map(|s| s.pool.clone()).unwrap_or_default(),
@@ -114,7 +116,7 @@ fn fallback(site: &SiteSpec, script: Option<&ScriptRouteSpec>, segment: &str) ->
         return Route::NotFound;
     };
     let filename = site.root.join(front.trim_start_matches('/'));
-    match metadata_under_root(&site.root, &filename) {
+    match allowed_metadata(site, &filename) {
         Some(meta) if meta.is_file() => Route::Script(ScriptTarget {
             pool: script.pool.clone(),
             filename,
@@ -149,20 +151,25 @@ fn is_hidden(segment: &str) -> bool {
     segment.starts_with('.') && segment != ".well-known"
 }
 
-/// Metadata of `path` if it exists and, with symlinks resolved, stays inside `root`.
-fn metadata_under_root(root: &Path, path: &Path) -> Option<std::fs::Metadata> {
-    let meta = std::fs::metadata(path).ok()?;
-    let is_link = std::fs::symlink_metadata(path)
-        .ok()?
-        .file_type()
-        .is_symlink();
-    if is_link {
-        let target = path.canonicalize().ok()?;
-        if !target.starts_with(root) {
-            return None;
-        }
+/// Metadata of `path` (its target's, for a symlink) if it exists and the site's symlink policy
+/// lets the front end follow it. The walk in [`route`] calls this for every segment, so a
+/// symlinked directory on the way is checked as well as the final file.
+pub fn allowed_metadata(site: &SiteSpec, path: &Path) -> Option<std::fs::Metadata> {
+    let link = std::fs::symlink_metadata(path).ok()?;
+    if !link.file_type().is_symlink() {
+        return Some(link);
     }
-    Some(meta)
+    let target = std::fs::metadata(path).ok()?;
+    let allowed = match site.symlinks {
+        SymlinkPolicy::Always => true,
+        // Apache's SymLinksIfOwnerMatch, nginx's `disable_symlinks if_not_owner`: whoever owns
+        // the link also owns what it points to, so the link grants no access its owner lacked.
+        SymlinkPolicy::OwnerMatch => link.uid() == target.uid(),
+        SymlinkPolicy::InsideRoot => path
+            .canonicalize()
+            .is_ok_and(|real| real.starts_with(&site.root)),
+    };
+    allowed.then_some(target)
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use crate::activity::{Activity, Expiry, WatchedIo};
 use crate::conn_limits::{ConnectionLimits, ConnectionSlot};
 use crate::proxy::ConnInfo;
 use crate::state::State;
-use crate::{admin, service};
+use crate::{admin, proxy_protocol, service};
 
 /// Pause after a failed accept (EMFILE and friends), so the loop backs off instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -102,6 +102,7 @@ pub async fn serve(
         admin,
         tls: listener.tls.clone(),
         name: listener.spec.name.clone(),
+        proxy_protocol: listener.spec.proxy_protocol,
     });
     let mut connections = JoinSet::new();
     loop {
@@ -125,7 +126,10 @@ pub async fn serve(
             permit = limits.wait_for_room() => permit,
             _ = stop.changed() => break,
         };
-        let Some(slot) = limits.admit(permit, peer.ip()) else {
+        // Behind a PROXY-protocol balancer every socket comes from the balancer: counting per
+        // address would throttle the balancer, not a client.
+        let per_address = (!context.proxy_protocol).then(|| peer.ip());
+        let Some(slot) = limits.admit(permit, per_address) else {
             debug!(listener = %listener.spec.name, %peer, "too many connections from this address; closing");
             continue;
         };
@@ -135,6 +139,7 @@ pub async fn serve(
             peer,
             https: context.https,
             tracker: state.metrics.connection(&listener.spec.name),
+            sni: None,
         };
         connections.spawn(serve_connection(
             stream,
@@ -164,16 +169,32 @@ struct ListenerContext {
     admin: bool,
     tls: Option<TlsAcceptor>,
     name: String,
+    proxy_protocol: bool,
 }
 
 async fn serve_connection(
-    stream: tokio::net::TcpStream,
-    conn: ConnInfo,
+    mut stream: tokio::net::TcpStream,
+    mut conn: ConnInfo,
     context: Arc<ListenerContext>,
     state: Arc<State>,
     stop: StopSignal,
     _slot: ConnectionSlot,
 ) {
+    if context.proxy_protocol {
+        let limit = Duration::from_millis(state.spec().timeouts.request_header_ms);
+        match tokio::time::timeout(limit, proxy_protocol::read_header(&mut stream)).await {
+            Ok(Ok(Some(client))) => conn.peer = client,
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                debug!(peer = %conn.peer, error = %e, "closing connection");
+                return;
+            }
+            Err(_) => {
+                debug!(peer = %conn.peer, "no PROXY header in time; closing connection");
+                return;
+            }
+        }
+    }
     let peer = conn.peer;
     let activity = Activity::new();
     let counted = state.metrics.count_bytes(stream, &context.name);
@@ -185,6 +206,8 @@ async fn serve_connection(
             match tokio::time::timeout(limit, acceptor.accept(io)).await {
                 Ok(Ok(tls)) => {
                     conn.tracker.tls_established(tls.get_ref().1);
+                    let sni = tls.get_ref().1.server_name().map(str::to_owned);
+                    let conn = ConnInfo { sni, ..conn };
                     serve_http(tls, conn, &context, state, activity, stop).await
                 }
                 Ok(Err(e)) => {

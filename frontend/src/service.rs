@@ -7,8 +7,7 @@ use std::time::Instant;
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, LOCATION, TRANSFER_ENCODING};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
-use protocol::control::FrontendSpec;
-use protocol::control::LimitsSpec;
+use protocol::control::{FrontendSpec, LimitsSpec, SiteSpec};
 use tracing::{debug, info};
 
 use crate::activity::{self, Activity};
@@ -17,7 +16,8 @@ use crate::proxy::{self, ConnInfo, ScriptOutcome, ScriptRequest};
 use crate::response::{self, Body};
 use crate::router::{self, Route};
 use crate::state::State;
-use crate::static_files;
+use crate::{access_log, client_addr};
+use crate::{compression, site_policy, static_files, streaming};
 
 /// Local redirects (RFC 3875 §6.2.2) followed for one request before giving up.
 const MAX_LOCAL_REDIRECTS: usize = 3;
@@ -29,15 +29,40 @@ pub async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
+    let received = std::time::SystemTime::now();
     let (number, in_flight) = activity.begin_request();
     let request_id = state.next_request_id();
     let (parts, incoming) = request.into_parts();
     let active = conn.tracker.request_started(parts.version);
     let spec = state.spec();
+    let conn = client_addr::effective(&spec.trusted_proxies, &conn, &parts.headers);
+    let host = request_host(&parts, &conn);
+    let site = State::site_for(&spec, host.as_deref());
     let mut response = match check_head(&parts, &spec.limits) {
         Some(refused) => refused,
-        None => respond(&state, &spec, &conn, parts.clone(), incoming, &request_id).await,
+        None => {
+            let redirect =
+                site_policy::https_redirect(&state, site, &parts, host.as_deref(), conn.https)
+                    .or_else(|| site_policy::redirect_rule(site, &parts));
+            match redirect {
+                Some(redirect) => redirect,
+                None => {
+                    respond(
+                        &state,
+                        &spec,
+                        &conn,
+                        site,
+                        parts.clone(),
+                        incoming,
+                        &request_id,
+                    )
+                    .await
+                }
+            }
+        }
     };
+    response = site_policy::custom_error_page(site, response).await;
+    site_policy::add_hsts(site, conn.https, &mut response);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
@@ -55,8 +80,58 @@ pub async fn handle(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "request"
     );
+    let log_entry = state.access_log.as_ref().map(|log| {
+        let mut entry = log_entry(&parts, &conn, &response, site, host, request_id);
+        (entry.time, entry.started) = (received, started);
+        (log.clone(), entry)
+    });
     let response = response.map(|body| crate::metrics::hold_until_sent(body, active));
-    Ok(response.map(|body| activity::guard_body(body, in_flight)))
+    Ok(response.map(|body| {
+        let body = activity::guard_body(body, in_flight);
+        match log_entry {
+            Some((log, entry)) => access_log::log_body(body, log, entry),
+            None => body,
+        }
+    }))
+}
+
+fn log_entry(
+    parts: &http::request::Parts,
+    conn: &ConnInfo,
+    response: &Response<Body>,
+    site: &SiteSpec,
+    host: Option<String>,
+    request_id: String,
+) -> access_log::Entry {
+    let header = |name| {
+        parts
+            .headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    access_log::Entry {
+        time: std::time::SystemTime::now(),
+        client: conn.peer.ip(),
+        method: parts.method.to_string(),
+        target: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.to_string(), |pq| pq.to_string()),
+        version: match parts.version {
+            Version::HTTP_10 => "HTTP/1.0",
+            Version::HTTP_2 => "HTTP/2.0",
+            _ => "HTTP/1.1",
+        },
+        status: response.status().as_u16(),
+        bytes: 0,
+        referer: header(http::header::REFERER),
+        user_agent: header(http::header::USER_AGENT),
+        host,
+        site: site.name.clone(),
+        request_id,
+        started: Instant::now(),
+        complete: false,
+    }
 }
 
 /// Refusals decided from the request head alone.
@@ -83,7 +158,12 @@ fn check_head(parts: &http::request::Parts, limits: &LimitsSpec) -> Option<Respo
 ///   §6.3) and drops the Content-Length; closing afterwards means that bytes a sender meant as
 ///   part of the body can never be read as a next request (RFC 9112 §6.1).
 /// - 408 and 413: the rest of the body was not read, so the stream is not at a request boundary.
+///
+/// HTTP/2 frames every request on its own stream, so none of this applies there.
 fn must_close(parts: &http::request::Parts, response: &Response<Body>) -> bool {
+    if parts.version >= Version::HTTP_2 {
+        return false;
+    }
     parts.headers.contains_key(TRANSFER_ENCODING)
         || matches!(
             response.status(),
@@ -100,26 +180,31 @@ fn close_after(response: &mut Response<Body>, parts: &http::request::Parts, acti
     activity.request_close();
 }
 
-async fn respond(
-    state: &State,
-    spec: &FrontendSpec,
-    conn: &ConnInfo,
-    mut parts: http::request::Parts,
-    incoming: Incoming,
-    request_id: &str,
-) -> Response<Body> {
-    let host = parts
+/// The host the request is for: the Host header, HTTP/2's `:authority`, or the TLS SNI name.
+fn request_host(parts: &http::request::Parts, conn: &ConnInfo) -> Option<String> {
+    parts
         .headers
         .get(HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-        .map(str::to_owned);
-    let site = State::site_for(spec, host.as_deref());
+        .or(conn.sni.as_deref())
+        .map(str::to_owned)
+}
+
+async fn respond(
+    state: &Arc<State>,
+    spec: &FrontendSpec,
+    conn: &ConnInfo,
+    site: &SiteSpec,
+    mut parts: http::request::Parts,
+    incoming: Incoming,
+    request_id: &str,
+) -> Response<Body> {
     let mut body: Option<Incoming> = Some(incoming);
     let mut buffered: Option<BufferedBody> = None;
     for _ in 0..=MAX_LOCAL_REDIRECTS {
         let target = match router::route(site, parts.uri.path()) {
-            Route::Static(file) => return static_files::serve(&parts, &file).await,
+            Route::Static(file) => return static_files::serve(&parts, site, &file).await,
             Route::AddSlash(location) => return redirect(&parts.uri, &location),
             Route::NotFound => {
                 return response::error(StatusCode::NOT_FOUND, "nothing here by that name")
@@ -127,6 +212,14 @@ async fn respond(
             Route::BadRequest(reason) => return response::error(StatusCode::BAD_REQUEST, reason),
             Route::Script(target) => target,
         };
+        // The route that chose this pool: its streaming and compression settings apply.
+        let script = site
+            .routes
+            .iter()
+            .chain(site.script.iter())
+            .find(|route| route.pool == target.pool)
+            .expect("a script target comes from one of the site's routes");
+        let pool = &script.pool;
         if buffered.is_none() {
             let declared = parts
                 .headers
@@ -147,9 +240,22 @@ async fn respond(
             body: buffered.take().expect("just buffered"),
             request_id,
         };
-        let pool = request.target.pool.clone();
-        match proxy::run(state, &request, &pool).await {
-            ScriptOutcome::Response(response) => return crate::metrics::served_by(response, &pool),
+        let unbuffered = request.parts.method != Method::HEAD
+            && script
+                .unbuffered
+                .iter()
+                .any(|prefix| request.target.name.starts_with(prefix.as_str()));
+        let outcome = if unbuffered {
+            streaming::run(state, request, pool).await
+        } else {
+            proxy::run(state, &request, pool).await
+        };
+        match outcome {
+            ScriptOutcome::Response(response) if script.compress && !unbuffered => {
+                let response = compression::compress(&parts.headers, response).await;
+                return crate::metrics::served_by(response, pool);
+            }
+            ScriptOutcome::Response(response) => return crate::metrics::served_by(response, pool),
             ScriptOutcome::LocalRedirect(location) => {
                 // Serve the new location as a GET without a body, as RFC 3875 describes.
                 let Ok(uri) = location.parse::<Uri>() else {

@@ -9,6 +9,7 @@ use protocol::control::{FrontendSpec, SiteSpec, ToFrontend, ToMaster};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Notify;
 
+use crate::access_log::AccessLog;
 use crate::dispatch::PoolDispatch;
 use crate::metrics::Metrics;
 use crate::tls::CertificateStore;
@@ -28,6 +29,7 @@ pub struct State {
     requests: AtomicU64,
     /// One per HTTPS listener, reloaded on request from the master.
     certificates: Vec<Arc<CertificateStore>>,
+    pub access_log: Option<Arc<AccessLog>>,
 }
 
 impl State {
@@ -35,6 +37,7 @@ impl State {
         spec: FrontendSpec,
         to_master: UnboundedSender<ToMaster>,
         certificates: Vec<Arc<CertificateStore>>,
+        access_log: Option<Arc<AccessLog>>,
         metrics: Metrics,
     ) -> Self {
         let pressure = Arc::new(Notify::new());
@@ -58,6 +61,7 @@ impl State {
             boot: nanos ^ std::process::id().rotate_left(16),
             requests: AtomicU64::new(0),
             certificates,
+            access_log,
         }
     }
 
@@ -103,18 +107,9 @@ impl State {
         tracing::info!("configuration applied");
     }
 
-    /// The site of `spec` for a `Host` value (port ignored): the first exact match, else the
-    /// first `*` site, else the first site.
+    /// The site of `spec` for a `Host` value (see [`crate::vhost`]).
     pub fn site_for<'a>(spec: &'a FrontendSpec, host: Option<&str>) -> &'a SiteSpec {
-        let sites = &spec.sites;
-        let name = host.map(strip_port).map(str::to_ascii_lowercase);
-        name.and_then(|name| {
-            sites
-                .iter()
-                .find(|s| s.hosts.iter().any(|h| h.eq_ignore_ascii_case(&name)))
-        })
-        .or_else(|| sites.iter().find(|s| s.hosts.iter().any(|h| h == "*")))
-        .unwrap_or(&sites[0])
+        crate::vhost::select(&spec.sites, host)
     }
 
     /// Sends every pool's load to the master twice a second, and at once when a queue grows.
@@ -182,16 +177,13 @@ impl State {
                     }
                 }
             }
+            ToFrontend::ReopenLogs => {
+                if let Some(log) = &self.access_log {
+                    log.reopen();
+                }
+            }
             ToFrontend::Configure(spec) => self.reconfigure((**spec).clone()),
             ToFrontend::WorkerStats { .. } | ToFrontend::Shutdown { .. } => {}
         }
     }
-}
-
-fn strip_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        // [::1]:8443
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    host.rsplit_once(':').map_or(host, |(name, _)| name)
 }

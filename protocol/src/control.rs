@@ -69,6 +69,8 @@ pub enum ToFrontend {
     MaxWorkersReached { pool: String },
     /// Stop accepting, finish in-flight requests within `deadline_ms` (0 = drop everything now).
     Shutdown { deadline_ms: u64 },
+    /// Close and reopen the access log file (SIGUSR1, after logrotate moved it).
+    ReopenLogs,
     /// Load every listener's certificate files again (SIGHUP). Open connections keep the
     /// certificate they were handshaken with; a file that does not load leaves the old one in use.
     ReloadCertificates,
@@ -182,6 +184,10 @@ pub struct FrontendSpec {
     /// The unprivileged user the front end switches to once it holds its listeners and
     /// certificates (when paddock starts as root).
     pub run_as: Option<RunAs>,
+    /// Where and how requests are logged; `None` = no access log.
+    pub access_log: Option<AccessLogSpec>,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` / `X-Forwarded-Proto` headers are believed.
+    pub trusted_proxies: Vec<IpNetwork>,
 }
 
 /// A user and group to run as.
@@ -190,6 +196,68 @@ pub struct RunAs {
     pub user: String,
     pub uid: u32,
     pub gid: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessLogSpec {
+    /// The file, opened for appending; `None` = standard output.
+    pub path: Option<PathBuf>,
+    pub format: AccessLogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessLogFormat {
+    /// The NCSA combined format that Apache and nginx write and log tools read.
+    Combined,
+    /// One JSON object per line.
+    Json,
+}
+
+/// An address range, `10.0.0.0/8` or `::1/128`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpNetwork {
+    pub address: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNetwork {
+    /// Parses `a.b.c.d`, `a.b.c.d/n`, `::1`, `2001:db8::/32`.
+    pub fn parse(text: &str) -> Option<IpNetwork> {
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address.parse().ok()?, Some(prefix.parse().ok()?)),
+            None => (text.parse().ok()?, None),
+        };
+        let max = if matches!(address, std::net::IpAddr::V4(_)) {
+            32
+        } else {
+            128
+        };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(IpNetwork { address, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.address, ip) {
+            (std::net::IpAddr::V4(net), std::net::IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (std::net::IpAddr::V6(net), std::net::IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,6 +280,8 @@ pub struct ListenerSpec {
     /// Cleartext listeners: also accept HTTP/2 with prior knowledge (h2c). HTTPS listeners
     /// always offer h2 by ALPN.
     pub http2_prior_knowledge: bool,
+    /// Every connection starts with a PROXY protocol (v1 or v2) header naming the real client.
+    pub proxy_protocol: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,6 +303,53 @@ pub struct SiteSpec {
     pub script: Option<ScriptRouteSpec>,
     /// Script routes for URL prefixes, longest prefix first; they take precedence over `script`.
     pub routes: Vec<ScriptRouteSpec>,
+    /// Which symbolic links under the root may be followed.
+    pub symlinks: SymlinkPolicy,
+    /// Serve `file.br` / `file.gz` siblings to clients that accept them.
+    pub precompressed: bool,
+    /// `Cache-Control` for static files: the first rule whose prefix starts the URL path wins.
+    pub cache_control: Vec<CacheRule>,
+    /// Answers requests whose host matches no site.
+    pub default: bool,
+    /// Pages (URL paths under the root) shown instead of paddock's own error pages, by status.
+    pub error_pages: Vec<(u16, String)>,
+    /// Requests that arrive on a cleartext listener get a permanent redirect to HTTPS.
+    pub https_redirect: bool,
+    /// `Strict-Transport-Security` value sent on HTTPS responses.
+    pub hsts: Option<String>,
+    /// Redirect rules, tried in order before routing.
+    pub redirects: Vec<RedirectRule>,
+}
+
+/// `from` is a URL path prefix; a matching request is redirected to `to` followed by the rest of
+/// its path and its query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedirectRule {
+    pub from: String,
+    pub to: String,
+    /// 301, 302, 303, 307 or 308.
+    pub status: u16,
+}
+
+/// Which symbolic links the front end follows when it resolves a path under a document root
+/// (as nginx's `disable_symlinks` and Apache's `SymLinksIfOwnerMatch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SymlinkPolicy {
+    /// Only links whose target stays inside the document root.
+    InsideRoot,
+    /// Links whose target has the same owner as the link, wherever it is.
+    OwnerMatch,
+    /// Every link.
+    Always,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheRule {
+    /// URL path prefix, e.g. `/assets/`.
+    pub prefix: String,
+    /// The `Cache-Control` value, e.g. `public, max-age=31536000, immutable`.
+    pub value: String,
 }
 
 /// How a site sends scripts to a pool (the `try_files $uri $uri/ /index.php` pattern).
@@ -246,6 +363,11 @@ pub struct ScriptRouteSpec {
     pub extensions: Vec<String>,
     /// URL path of the front controller for paths that match no file, e.g. `/index.php`.
     pub front_controller: Option<String>,
+    /// URL path prefixes (matched against SCRIPT_NAME) whose responses stream to the client
+    /// unbuffered; `/` for every script of the site.
+    pub unbuffered: Vec<String>,
+    /// Compress text responses with gzip or brotli when the client accepts it.
+    pub compress: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -394,6 +516,22 @@ mod tests {
         assert_eq!(first, message);
         let (second, _) = decode_frame::<ToFrontend>(&wire[used..]).unwrap().unwrap();
         assert_eq!(second, ToFrontend::Shutdown { deadline_ms: 5 });
+    }
+
+    #[test]
+    fn networks_parse_and_match() {
+        let net = IpNetwork::parse("10.0.0.0/8").unwrap();
+        assert!(net.contains("10.1.2.3".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!net.contains("11.0.0.1".parse().unwrap()));
+        let one = IpNetwork::parse("::1").unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!(!one.contains("::2".parse().unwrap()));
+        assert!(IpNetwork::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("1.2.3.4".parse().unwrap()));
+        assert!(IpNetwork::parse("10.0.0.0/33").is_none());
+        assert!(IpNetwork::parse("example.com").is_none());
     }
 
     #[test]

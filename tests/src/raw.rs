@@ -60,6 +60,15 @@ impl RawConn {
     /// Reads one response (Content-Length, chunked, or to the close); `None` if the connection
     /// closed (or failed) before a status line arrived.
     pub fn read_response(&mut self) -> Option<RawResponse> {
+        self.read(true)
+    }
+
+    /// Reads the status line and headers of a response that has no body (HEAD).
+    pub fn read_head_response(&mut self) -> Option<RawResponse> {
+        self.read(false)
+    }
+
+    fn read(&mut self, with_body: bool) -> Option<RawResponse> {
         let mut line = String::new();
         if self.reader.read_line(&mut line).ok()? == 0 {
             return None;
@@ -81,6 +90,9 @@ impl RawConn {
             headers,
             body: Vec::new(),
         };
+        if !with_body {
+            return Some(response);
+        }
         if let Some(len) = response.header("content-length") {
             let mut body = vec![0; len.parse().ok()?];
             self.reader.read_exact(&mut body).ok()?;

@@ -224,6 +224,26 @@ fn slow_reader_is_cut_off_by_the_send_timeout() {
 }
 
 #[test]
+fn send_timeout_leaves_finished_responses_alone() {
+    // Bodiless answers (HEAD, 304) and finished ones must not count as "the client stopped
+    // reading" while the connection idles between requests.
+    let paddock = start("[timeouts]\nsend = \"1s\"\nkeepalive = \"10s\"\n");
+    let mut conn = RawConn::connect(paddock.http);
+    conn.send(b"HEAD /static/hello.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let head = conn.read_head_response();
+    assert_eq!(head.map(|r| r.status), Some(200));
+    conn.send(b"GET /static/hello.txt HTTP/1.1\r\nHost: localhost\r\nIf-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT\r\n\r\n")
+        .unwrap();
+    assert_eq!(conn.read_response().unwrap().status, 304);
+    conn.get("/sleep.php?ms=0").unwrap();
+    assert_eq!(conn.read_response().unwrap().status, 200);
+    assert!(!conn.closed_within(Duration::from_secs(3)));
+    conn.get("/static/hello.txt").unwrap();
+    assert_eq!(conn.read_response().unwrap().status, 200);
+}
+
+#[test]
 fn accept_errors_back_off_and_open_connections_keep_working() {
     require_php_cgi();
     let paddock = start("");
@@ -235,12 +255,13 @@ fn accept_errors_back_off_and_open_connections_keep_working() {
     let open_fds = std::fs::read_dir(format!("/proc/{frontend}/fd"))
         .unwrap()
         .count();
-    let limit = (open_fds + 4).to_string();
+    let original = soft_nofile(frontend);
+    // Lower only the soft limit (raising a hard limit back needs CAP_SYS_RESOURCE).
     let status = Command::new("prlimit")
         .args([
             "--pid",
             &frontend.to_string(),
-            &format!("--nofile={limit}:{limit}"),
+            &format!("--nofile={}:", open_fds + 4),
         ])
         .status()
         .expect("prlimit (util-linux)");
@@ -266,15 +287,15 @@ fn accept_errors_back_off_and_open_connections_keep_working() {
     );
     assert!(flooded_at.elapsed() >= Duration::from_secs(1));
     drop(extra);
-    let unlimited = "65536";
-    Command::new("prlimit")
+    let status = Command::new("prlimit")
         .args([
             "--pid",
             &frontend.to_string(),
-            &format!("--nofile={unlimited}:{unlimited}"),
+            &format!("--nofile={original}:"),
         ])
         .status()
         .unwrap();
+    assert!(status.success());
     let mut later = RawConn::connect(paddock.http);
     later.get("/static/hello.txt").unwrap();
     assert_eq!(later.read_response().unwrap().status, 200);
@@ -291,6 +312,16 @@ fn wait_for_log(paddock: &Paddock, needle: &str) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The soft RLIMIT_NOFILE of a process.
+fn soft_nofile(pid: u32) -> String {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    line.split_whitespace().nth(3).unwrap().to_string()
 }
 
 /// The pid of the `paddock frontend` child of the master.

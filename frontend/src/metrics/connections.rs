@@ -271,12 +271,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountingStream<S> {
     }
 }
 
+/// A tracker counting into unregistered metric families, for unit tests of other modules.
+#[cfg(test)]
+pub fn detached_tracker() -> ConnectionTracker {
+    ConnectionTracker::new(tests::families(), "test".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use prometheus::Opts;
 
-    fn families() -> ConnectionFamilies {
+    pub(super) fn families() -> ConnectionFamilies {
         let gauge = |name: &str| {
             IntGaugeVec::new(Opts::new(name, "test"), &["listener", "protocol"]).unwrap()
         };

@@ -57,6 +57,7 @@ impl Metrics {
             ToFrontend::MaxWorkersReached { pool } => self.max_workers_reached(pool),
             ToFrontend::Retire { .. }
             | ToFrontend::ReloadCertificates
+            | ToFrontend::ReopenLogs
             | ToFrontend::Shutdown { .. } => {}
         }
     }

@@ -51,10 +51,12 @@ fn state() -> State {
             max_local_error_reset_streams: 10,
         },
         run_as: None,
+        access_log: None,
+        trusted_proxies: Vec::new(),
     };
     let metrics = Metrics::new(&prometheus::Registry::new(), &spec);
     let (to_master, _) = tokio::sync::mpsc::unbounded_channel();
-    State::new(spec, to_master, Vec::new(), metrics)
+    State::new(spec, to_master, Vec::new(), None, metrics)
 }
 
 fn up(worker: WorkerId, pid: u32) -> ToFrontend {

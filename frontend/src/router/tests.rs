@@ -31,7 +31,17 @@ fn fixture(front_controller: Option<&str>) -> Fixture {
             pool: "php".into(),
             extensions: vec!["php".into()],
             front_controller: front_controller.map(String::from),
+            unbuffered: Vec::new(),
+            compress: true,
         }),
+        symlinks: SymlinkPolicy::InsideRoot,
+        precompressed: true,
+        cache_control: Vec::new(),
+        default: false,
+        error_pages: Vec::new(),
+        https_redirect: false,
+        hsts: None,
+        redirects: Vec::new(),
     };
     Fixture { _dir: dir, site }
 }
@@ -150,6 +160,8 @@ fn prefix_routes_send_their_scripts_to_their_pool() {
         pool: "cgi".into(),
         extensions: vec!["sh".into()],
         front_controller: None,
+        compress: false,
+        unbuffered: Vec::new(),
     });
     let Route::Script(target) = route(&f.site, "/cgi-bin/env.sh/extra") else {
         panic!()

@@ -62,7 +62,7 @@ pub fn run_script(
     if let Some(dir) = script.parent() {
         command.current_dir(dir);
     }
-    let mut child = command.spawn().map_err(ScriptError::Spawn)?;
+    let mut child = spawn_when_not_busy(&mut command).map_err(ScriptError::Spawn)?;
     let pid = child.id() as i32;
 
     let mut child_stdin = child.stdin.take().expect("piped");
@@ -133,6 +133,22 @@ pub fn run_script(
             .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
         wrote_output,
     })
+}
+
+/// Spawns, retrying briefly on ETXTBSY: a script file that was just written can still be open for
+/// writing in a process forked meanwhile (a deploy tool, or a sibling thread), which makes the
+/// kernel refuse to execute it for that instant.
+fn spawn_when_not_busy(command: &mut Command) -> io::Result<std::process::Child> {
+    let mut attempts = 0;
+    loop {
+        match command.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempts < 20 => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => return result,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,9 +4,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use protocol::control::{Http2Spec, LimitsSpec, TimeoutsSpec};
+use std::path::Path;
 
-use super::raw::{RawHttp2, RawLimits, RawTimeouts};
+use protocol::control::{
+    AccessLogFormat, AccessLogSpec, Http2Spec, IpNetwork, LimitsSpec, TimeoutsSpec,
+};
+
+use super::raw::{
+    RawAccessLog, RawAccessLogFormat, RawClientAddress, RawHttp2, RawLimits, RawTimeouts,
+};
 use super::validate::{invalid, Invalid};
 
 pub const DEFAULT_MAX_BODY: u64 = 16 << 20;
@@ -32,6 +38,8 @@ pub const DEFAULT_H2_MAX_CONCURRENT_STREAMS: u32 = 128;
 pub const DEFAULT_H2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
 pub const DEFAULT_H2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 256;
 
+/// The largest CGI head a worker may send; it always stays in memory.
+const MIN_RESPONSE_MEMORY: u64 = 64 << 10;
 /// hyper refuses a read buffer smaller than this for HTTP/1.1.
 const MIN_HEADER_SIZE: u64 = 8 << 10;
 const MAX_HEADER_SIZE: u64 = 1 << 20;
@@ -47,6 +55,12 @@ pub fn limits(raw: &RawLimits, temp_dir: PathBuf) -> Result<LimitsSpec, Invalid>
     }
     let max_response = raw.max_response.map_or(DEFAULT_MAX_RESPONSE, |s| s.0);
     let response_memory = raw.response_memory.map_or(DEFAULT_RESPONSE_MEMORY, |s| s.0);
+    if response_memory < MIN_RESPONSE_MEMORY {
+        return Err(invalid(
+            &["limits", "response_memory"],
+            "must be at least 64KiB (the largest CGI header block is kept in memory)",
+        ));
+    }
     if response_memory > max_response {
         return Err(invalid(
             &["limits", "response_memory"],
@@ -146,4 +160,42 @@ pub fn http2(raw: &RawHttp2) -> Result<Http2Spec, Invalid> {
             .max_local_error_reset_streams
             .unwrap_or(DEFAULT_H2_MAX_LOCAL_ERROR_RESET_STREAMS),
     })
+}
+
+pub fn access_log(
+    raw: Option<&RawAccessLog>,
+    base: &Path,
+) -> Result<Option<AccessLogSpec>, Invalid> {
+    let Some(raw) = raw else { return Ok(None) };
+    let format = match raw.format {
+        None | Some(RawAccessLogFormat::Combined) => AccessLogFormat::Combined,
+        Some(RawAccessLogFormat::Json) => AccessLogFormat::Json,
+    };
+    let path = if raw.path.as_os_str() == "-" {
+        None
+    } else {
+        let path = base.join(&raw.path);
+        if !path.parent().is_some_and(Path::is_dir) {
+            return Err(invalid(
+                &["access_log", "path"],
+                format!("the directory of {} does not exist", path.display()),
+            ));
+        }
+        Some(path)
+    };
+    Ok(Some(AccessLogSpec { path, format }))
+}
+
+pub fn trusted_proxies(raw: &RawClientAddress) -> Result<Vec<IpNetwork>, Invalid> {
+    raw.trusted_proxies
+        .iter()
+        .map(|text| {
+            IpNetwork::parse(text).ok_or_else(|| {
+                invalid(
+                    &["client_address", "trusted_proxies"],
+                    format!("{text:?} is not an address or network such as 10.0.0.0/8 or ::1"),
+                )
+            })
+        })
+        .collect()
 }

@@ -211,4 +211,6 @@ pub fn load_str(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErr
 }
 
 #[cfg(test)]
+mod frontend_tests;
+#[cfg(test)]
 mod tests;

@@ -23,6 +23,9 @@ pub struct RawConfig {
     pub timeouts: RawTimeouts,
     #[serde(default)]
     pub http2: RawHttp2,
+    pub access_log: Option<RawAccessLog>,
+    #[serde(default)]
+    pub client_address: RawClientAddress,
     #[serde(default)]
     pub sites: BTreeMap<String, RawSite>,
     #[serde(default)]
@@ -60,6 +63,30 @@ pub struct RawListener {
     #[serde(default)]
     pub sni_certificates: Vec<RawCertificate>,
     pub http2_prior_knowledge: Option<bool>,
+    #[serde(default)]
+    pub proxy_protocol: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessLog {
+    /// A file path, or "-" for standard output.
+    pub path: PathBuf,
+    pub format: Option<RawAccessLogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawAccessLogFormat {
+    Combined,
+    Json,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientAddress {
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +140,20 @@ pub struct RawSite {
     /// Extra script routes by URL prefix (e.g. `/cgi-bin/` to a CGI pool), keyed by a name.
     #[serde(default)]
     pub routes: BTreeMap<String, RawRoute>,
+    pub symlinks: Option<RawSymlinks>,
+    pub precompressed: Option<bool>,
+    #[serde(default)]
+    pub cache_control: Vec<RawCacheRule>,
+    #[serde(default)]
+    pub default: bool,
+    /// Status code (as a string key, e.g. "404") → URL path of the page.
+    #[serde(default)]
+    pub error_pages: BTreeMap<String, String>,
+    #[serde(default)]
+    pub https_redirect: bool,
+    pub hsts: Option<String>,
+    #[serde(default)]
+    pub redirects: Vec<RawRedirect>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,10 +166,35 @@ pub struct RawRoute {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawRedirect {
+    pub from: String,
+    pub to: String,
+    pub status: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawSymlinks {
+    InsideRoot,
+    OwnerMatch,
+    Always,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCacheRule {
+    pub prefix: String,
+    pub value: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawScripts {
     pub pool: String,
     pub extensions: Option<Vec<String>>,
     pub front_controller: Option<String>,
+    pub unbuffered: Option<Vec<String>>,
+    pub compress: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

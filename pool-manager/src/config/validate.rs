@@ -6,11 +6,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use protocol::control::{
-    FrontendSpec, ListenerKind, ListenerSpec, RunAs, ScriptRouteSpec, SiteSpec, TlsFiles,
+    CacheRule, FrontendSpec, ListenerKind, ListenerSpec, RedirectRule, RunAs, ScriptRouteSpec,
+    SiteSpec, SymlinkPolicy, TlsFiles,
 };
 
 use super::pool::{dispatch_spec, validate_pool};
-use super::raw::{RawCertificate, RawConfig, RawListener, RawListenerKind, RawPool, RawSite};
+use super::raw::{
+    RawCertificate, RawConfig, RawListener, RawListenerKind, RawPool, RawSite, RawSymlinks,
+};
 use super::{limits, Config};
 
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -49,6 +52,9 @@ pub fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config, Inval
         .collect::<Result<Vec<_>, _>>()?;
     if sites.is_empty() {
         return Err(invalid(&["sites"], "at least one site is required"));
+    }
+    if sites.iter().filter(|s| s.default).count() > 1 {
+        return Err(invalid(&["sites"], "only one site may have default = true"));
     }
 
     let temp_dir = match &raw.server.temp_dir {
@@ -90,6 +96,8 @@ pub fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config, Inval
             timeouts: limits::timeouts(&raw.timeouts)?,
             http2: limits::http2(&raw.http2)?,
             run_as: run_as(raw.server.user.as_deref(), raw.server.group.as_deref())?,
+            access_log: limits::access_log(raw.access_log.as_ref(), base)?,
+            trusted_proxies: limits::trusted_proxies(&raw.client_address)?,
         },
         pools,
     })
@@ -176,6 +184,7 @@ fn validate_listeners(
             tls,
             sni_certificates,
             http2_prior_knowledge,
+            proxy_protocol: listener.proxy_protocol,
         });
     }
     if !listeners.iter().any(|l| l.kind != ListenerKind::Admin) {
@@ -239,11 +248,20 @@ fn validate_site(
                     ));
                 }
             }
+            let unbuffered = scripts.unbuffered.clone().unwrap_or_default();
+            if unbuffered.iter().any(|prefix| !prefix.starts_with('/')) {
+                return Err(invalid(
+                    &["sites", name, "scripts", "unbuffered"],
+                    "list URL path prefixes starting with /, e.g. [\"/events/\"]",
+                ));
+            }
             Some(ScriptRouteSpec {
                 prefix: None,
                 pool: route_pool(&at, &scripts.pool, pools)?,
                 extensions,
                 front_controller: scripts.front_controller.clone(),
+                unbuffered,
+                compress: scripts.compress.unwrap_or(true),
             })
         }
     };
@@ -262,9 +280,94 @@ fn validate_site(
             pool: route_pool(&at, &raw.pool, pools)?,
             extensions: route_extensions(&at, raw.extensions.as_ref(), &["cgi", "pl", "py", "sh"])?,
             front_controller: None,
+            // Prefix routes keep CGI output as the script wrote it: no compression, buffered.
+            compress: false,
+            unbuffered: Vec::new(),
         });
     }
     routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.as_ref().map_or(0, String::len)));
+    let symlinks = match site.symlinks {
+        None | Some(RawSymlinks::InsideRoot) => SymlinkPolicy::InsideRoot,
+        Some(RawSymlinks::OwnerMatch) => SymlinkPolicy::OwnerMatch,
+        Some(RawSymlinks::Always) => SymlinkPolicy::Always,
+    };
+    let mut cache_control = Vec::new();
+    for rule in &site.cache_control {
+        if !rule.prefix.starts_with('/') {
+            return Err(invalid(
+                &["sites", name, "cache_control"],
+                format!("prefix {:?} must start with /", rule.prefix),
+            ));
+        }
+        let printable = |b: u8| b == b'\t' || (0x20..0x7f).contains(&b);
+        if rule.value.is_empty() || !rule.value.bytes().all(printable) {
+            return Err(invalid(
+                &["sites", name, "cache_control"],
+                format!("{:?} is not a valid header value", rule.value),
+            ));
+        }
+        cache_control.push(CacheRule {
+            prefix: rule.prefix.clone(),
+            value: rule.value.clone(),
+        });
+    }
+    let mut error_pages = Vec::new();
+    for (code, page) in &site.error_pages {
+        let status = code
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (400..=599).contains(c))
+            .ok_or_else(|| {
+                invalid(
+                    &["sites", name, "error_pages", code],
+                    "keys are status codes from 400 to 599, e.g. \"404\"",
+                )
+            })?;
+        if !page.starts_with('/') {
+            return Err(invalid(
+                &["sites", name, "error_pages", code],
+                "the page is a URL path under the document root, starting with /",
+            ));
+        }
+        readable_file(
+            &["sites", name, "error_pages", code],
+            &root.join(page.trim_start_matches('/')),
+        )?;
+        error_pages.push((status, page.clone()));
+    }
+    if let Some(hsts) = &site.hsts {
+        if !hsts.starts_with("max-age=") {
+            return Err(invalid(
+                &["sites", name, "hsts"],
+                "a Strict-Transport-Security value, e.g. \"max-age=31536000; includeSubDomains\"",
+            ));
+        }
+    }
+    let mut redirects = Vec::new();
+    for rule in &site.redirects {
+        let status = rule.status.unwrap_or(301);
+        if ![301, 302, 303, 307, 308].contains(&status) {
+            return Err(invalid(
+                &["sites", name, "redirects"],
+                format!("status {status} is not a redirect (301, 302, 303, 307, 308)"),
+            ));
+        }
+        let printable = |s: &str| !s.is_empty() && s.bytes().all(|b| (0x21..0x7f).contains(&b));
+        if !rule.from.starts_with('/') || !printable(&rule.from) || !printable(&rule.to) {
+            return Err(invalid(
+                &["sites", name, "redirects"],
+                format!(
+                    "from {:?} must be a URL path starting with /, to {:?} a URL or path, without spaces",
+                    rule.from, rule.to
+                ),
+            ));
+        }
+        redirects.push(RedirectRule {
+            from: rule.from.clone(),
+            to: rule.to.clone(),
+            status,
+        });
+    }
     Ok(SiteSpec {
         name: name.to_string(),
         hosts,
@@ -272,6 +375,14 @@ fn validate_site(
         index,
         script,
         routes,
+        symlinks,
+        precompressed: site.precompressed.unwrap_or(true),
+        cache_control,
+        default: site.default,
+        error_pages,
+        https_redirect: site.https_redirect,
+        hsts: site.hsts.clone(),
+        redirects,
     })
 }
 

@@ -21,7 +21,10 @@ impl Master {
                 SIGHUP => {
                     let _ = self.reload();
                 }
-                SIGUSR1 => info!("SIGUSR1: logs go to standard error; nothing to reopen"),
+                SIGUSR1 => {
+                    info!("SIGUSR1: reopening the access log");
+                    self.tell_frontend(ToFrontend::ReopenLogs);
+                }
                 SIGUSR2 => self.begin_upgrade(),
                 _ => {}
             }

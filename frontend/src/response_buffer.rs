@@ -1,0 +1,226 @@
+//! Worker responses held by the front end, so that the worker is free at FCGI_END_REQUEST and the
+//! client is served at its own pace.
+//!
+//! The first `response_memory` bytes stay in memory (the CGI head is always among them: it may not
+//! exceed 64 KiB, and `response_memory` is at least that); the rest goes to an unnamed temporary
+//! file (gone when dropped, even after a crash). A response over `max_response` ends the exchange
+//! with an error, which the caller answers with 502. The client's body then streams from memory
+//! and then from the file, 64 KiB at a time.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use protocol::control::LimitsSpec;
+use tokio::io::{AsyncRead, AsyncSeekExt, AsyncWriteExt, ReadBuf};
+
+use crate::fastcgi_client::{ExchangeError, StdoutSink};
+
+const FILE_CHUNK: usize = 64 * 1024;
+
+/// Collects one worker response.
+#[derive(Debug)]
+pub struct ResponseBuffer<'a> {
+    limits: &'a LimitsSpec,
+    memory: BytesMut,
+    spill: Option<(tokio::fs::File, u64)>,
+}
+
+/// A complete worker response: the in-memory start, then the spilled rest if any.
+#[derive(Debug)]
+pub struct BufferedResponse {
+    pub memory: Bytes,
+    pub spill: Option<(tokio::fs::File, u64)>,
+}
+
+impl<'a> ResponseBuffer<'a> {
+    pub fn new(limits: &'a LimitsSpec) -> Self {
+        Self {
+            limits,
+            memory: BytesMut::new(),
+            spill: None,
+        }
+    }
+
+    fn len(&self) -> u64 {
+        self.memory.len() as u64 + self.spill.as_ref().map_or(0, |s| s.1)
+    }
+
+    /// Ends collection; the file (if any) is rewound for reading.
+    pub async fn finish(self) -> io::Result<BufferedResponse> {
+        let spill = match self.spill {
+            None => None,
+            Some((mut file, len)) => {
+                file.flush().await?;
+                file.rewind().await?;
+                Some((file, len))
+            }
+        };
+        Ok(BufferedResponse {
+            memory: self.memory.freeze(),
+            spill,
+        })
+    }
+}
+
+impl StdoutSink for ResponseBuffer<'_> {
+    async fn write(&mut self, data: &[u8]) -> Result<(), ExchangeError> {
+        let limit = self.limits.max_response_bytes;
+        if self.len() + data.len() as u64 > limit {
+            return Err(ExchangeError::TooLarge { limit });
+        }
+        let room = (self.limits.response_memory_bytes as usize).saturating_sub(self.memory.len());
+        let (to_memory, rest) = if self.spill.is_some() {
+            (&[][..], data)
+        } else {
+            data.split_at(room.min(data.len()))
+        };
+        self.memory.extend_from_slice(to_memory);
+        if rest.is_empty() {
+            return Ok(());
+        }
+        if self.spill.is_none() {
+            let file =
+                tempfile::tempfile_in(&self.limits.temp_dir).map_err(ExchangeError::Spool)?;
+            self.spill = Some((tokio::fs::File::from_std(file), 0));
+        }
+        let (file, len) = self.spill.as_mut().expect("just created");
+        file.write_all(rest).await.map_err(ExchangeError::Spool)?;
+        *len += rest.len() as u64;
+        Ok(())
+    }
+
+    fn started(&self) -> bool {
+        !self.memory.is_empty()
+    }
+}
+
+/// The client-facing body of a buffered response: bytes from memory, then from the file.
+#[derive(Debug)]
+pub struct SpooledBody {
+    memory: Option<Bytes>,
+    file: Option<tokio::fs::File>,
+    /// File bytes not yet sent.
+    remaining: u64,
+    buf: Vec<u8>,
+}
+
+impl SpooledBody {
+    /// The body after the first `skip` bytes (the CGI head) of `response`.
+    pub fn new(response: BufferedResponse, skip: usize) -> Self {
+        let (file, remaining) = match response.spill {
+            Some((file, len)) => (Some(file), len),
+            None => (None, 0),
+        };
+        Self {
+            memory: Some(response.memory.slice(skip..)).filter(|b| !b.is_empty()),
+            file,
+            remaining,
+            buf: Vec::new(),
+        }
+    }
+}
+
+impl HttpBody for SpooledBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = &mut *self;
+        if let Some(bytes) = this.memory.take() {
+            return Poll::Ready(Some(Ok(Frame::data(bytes))));
+        }
+        let Some(file) = this.file.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if this.remaining == 0 {
+            this.file = None;
+            return Poll::Ready(None);
+        }
+        let want = FILE_CHUNK.min(this.remaining as usize);
+        this.buf.resize(want, 0);
+        let mut read = ReadBuf::new(&mut this.buf);
+        match Pin::new(file).poll_read(cx, &mut read) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Ok(())) => {
+                let n = read.filled().len();
+                if n == 0 {
+                    // The file is shorter than what was written: never end the body quietly.
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the spooled response ended early",
+                    ))));
+                }
+                this.remaining -= n as u64;
+                Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(
+                    &this.buf[..n],
+                )))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.memory.is_none() && self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.memory.as_ref().map_or(0, |b| b.len() as u64) + self.remaining)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn limits(memory: u64, max: u64) -> LimitsSpec {
+        LimitsSpec {
+            max_body_bytes: 0,
+            body_memory_bytes: 0,
+            max_response_bytes: max,
+            response_memory_bytes: memory,
+            temp_dir: std::env::temp_dir(),
+            max_connections: 1,
+            max_connections_per_ip: 0,
+            max_requests_per_connection: 1,
+            max_header_bytes: 8192,
+            max_headers: 10,
+            max_uri_bytes: 256,
+            request_body_min_rate: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn spills_past_the_memory_threshold_and_streams_back_in_order() {
+        let limits = limits(10, 1 << 20);
+        let mut buffer = ResponseBuffer::new(&limits);
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        for piece in data.chunks(7000) {
+            buffer.write(piece).await.unwrap();
+        }
+        let response = buffer.finish().await.unwrap();
+        assert_eq!(response.memory.len(), 10);
+        assert_eq!(response.spill.as_ref().unwrap().1, 200_000 - 10);
+        let body = SpooledBody::new(response, 4);
+        assert_eq!(body.size_hint().exact(), Some(200_000 - 4));
+        let collected = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&collected[..], &data[4..]);
+    }
+
+    #[tokio::test]
+    async fn over_the_maximum_is_an_error() {
+        let limits = limits(10, 100);
+        let mut buffer = ResponseBuffer::new(&limits);
+        buffer.write(&[0; 60]).await.unwrap();
+        assert!(matches!(
+            buffer.write(&[0; 60]).await,
+            Err(ExchangeError::TooLarge { limit: 100 })
+        ));
+    }
+}

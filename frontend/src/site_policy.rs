@@ -1,0 +1,111 @@
+//! Per-site answers around the request path: the HTTP → HTTPS redirect, redirect rules, HSTS,
+//! and custom error pages in place of paddock's own.
+
+use http::header::{HeaderValue, LOCATION, STRICT_TRANSPORT_SECURITY};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use protocol::control::{ListenerKind, SiteSpec};
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
+
+use crate::response::{self, Body, OwnError};
+use crate::state::State;
+use crate::vhost;
+
+/// The redirect for a site that wants HTTPS, when the request came in cleartext.
+pub fn https_redirect(
+    state: &State,
+    site: &SiteSpec,
+    parts: &Parts,
+    host: Option<&str>,
+    https: bool,
+) -> Option<Response<Body>> {
+    if https || !site.https_redirect {
+        return None;
+    }
+    let name = host.map(vhost::normalize)?;
+    let port = state
+        .spec()
+        .listeners
+        .iter()
+        .find(|l| l.kind == ListenerKind::Https)
+        .map_or(443, |l| l.address.port());
+    let authority = match (name.contains(':'), port) {
+        (true, 443) => format!("[{name}]"),
+        (true, port) => format!("[{name}]:{port}"),
+        (false, 443) => name,
+        (false, port) => format!("{name}:{port}"),
+    };
+    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    // 301 for GET/HEAD as browsers expect; 308 keeps the method and body of anything else.
+    let status = if matches!(parts.method, Method::GET | Method::HEAD) {
+        StatusCode::MOVED_PERMANENTLY
+    } else {
+        StatusCode::PERMANENT_REDIRECT
+    };
+    let mut response = response::error(status, "this site is served over HTTPS");
+    let location = HeaderValue::from_str(&format!("https://{authority}{target}")).ok()?;
+    response.headers_mut().insert(LOCATION, location);
+    Some(response)
+}
+
+/// The first of the site's redirect rules whose `from` prefix starts the path: `to` plus the
+/// rest of the path plus the query.
+pub fn redirect_rule(site: &SiteSpec, parts: &Parts) -> Option<Response<Body>> {
+    let path = parts.uri.path();
+    let rule = site.redirects.iter().find(|r| path.starts_with(&r.from))?;
+    let mut target = format!("{}{}", rule.to, &path[rule.from.len()..]);
+    if let Some(query) = parts.uri.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    let status = StatusCode::from_u16(rule.status).ok()?;
+    let mut response = response::error(status, "moved");
+    response
+        .headers_mut()
+        .insert(LOCATION, HeaderValue::from_str(&target).ok()?);
+    Some(response)
+}
+
+/// Adds the site's HSTS header to a response sent over HTTPS.
+pub fn add_hsts(site: &SiteSpec, https: bool, response: &mut Response<Body>) {
+    if let (true, Some(value)) = (https, &site.hsts) {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            response
+                .headers_mut()
+                .insert(STRICT_TRANSPORT_SECURITY, value);
+        }
+    }
+}
+
+/// Replaces the body of one of paddock's own error responses with the site's page for that
+/// status, if it has one. Status and headers (Retry-After, Allow, Connection) stay.
+pub async fn custom_error_page(site: &SiteSpec, response: Response<Body>) -> Response<Body> {
+    if response.extensions().get::<OwnError>().is_none() {
+        return response;
+    }
+    let status = response.status().as_u16();
+    let Some((_, page)) = site.error_pages.iter().find(|(code, _)| *code == status) else {
+        return response;
+    };
+    let file = site.root.join(page.trim_start_matches('/'));
+    let Ok(page) = ServeFile::new(file)
+        .oneshot(Request::new(http_body_util::Empty::<bytes::Bytes>::new()))
+        .await;
+    if page.status() != StatusCode::OK {
+        return response;
+    }
+    let (page_parts, page_body) = page.into_parts();
+    let (mut parts, _) = response.into_parts();
+    for name in [http::header::CONTENT_TYPE, http::header::CONTENT_LENGTH] {
+        parts.headers.remove(&name);
+        if let Some(value) = page_parts.headers.get(&name) {
+            parts.headers.insert(name, value.clone());
+        }
+    }
+    Response::from_parts(
+        parts,
+        page_body.map_err(std::io::Error::other).boxed_unsync(),
+    )
+}

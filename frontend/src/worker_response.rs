@@ -1,0 +1,71 @@
+//! Turning a worker's CGI reply into the client's HTTP response.
+
+use http::{Method, Response, StatusCode};
+use http_body_util::BodyExt;
+use protocol::cgi::{self, CgiResponseHead, ResponseKind};
+use tracing::{debug, warn};
+
+use crate::proxy::ScriptOutcome;
+use crate::response::{self, Body};
+use crate::response_buffer::{BufferedResponse, SpooledBody};
+
+/// The largest CGI header block accepted from a worker.
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// The worker's CGI head is invalid or too large (already logged).
+#[derive(Debug)]
+pub struct InvalidHead;
+
+/// Parses the head at the start of `stdout`: `Ok(None)` while incomplete.
+pub fn parse_head(stdout: &[u8]) -> Result<Option<(CgiResponseHead, usize)>, InvalidHead> {
+    cgi::parse_response_head(stdout, MAX_RESPONSE_HEAD).map_err(|e| {
+        warn!(error = %e, "worker sent an invalid CGI response head");
+        InvalidHead
+    })
+}
+
+pub fn invalid_head() -> Response<Body> {
+    response::error(
+        StatusCode::BAD_GATEWAY,
+        "the application sent an invalid response",
+    )
+}
+
+pub fn incomplete_head() -> Response<Body> {
+    debug!("worker ended the request without a complete CGI header block");
+    response::error(
+        StatusCode::BAD_GATEWAY,
+        "the application sent an incomplete response",
+    )
+}
+
+/// The response for a complete, buffered reply.
+pub fn from_buffer(reply: BufferedResponse, method: &Method) -> ScriptOutcome {
+    let (head, head_len) = match parse_head(&reply.memory) {
+        Ok(Some(parsed)) => parsed,
+        Ok(None) => return ScriptOutcome::Response(incomplete_head()),
+        Err(InvalidHead) => return ScriptOutcome::Response(invalid_head()),
+    };
+    let body = if method == Method::HEAD {
+        response::full(bytes::Bytes::new())
+    } else {
+        SpooledBody::new(reply, head_len).boxed_unsync()
+    };
+    with_head(head, body)
+}
+
+/// The response (or local redirect) for a parsed head and its body.
+pub fn with_head(head: CgiResponseHead, body: Body) -> ScriptOutcome {
+    if let ResponseKind::LocalRedirect(location) = head.kind {
+        return ScriptOutcome::LocalRedirect(location);
+    }
+    let mut response = Response::new(body);
+    *response.status_mut() = head.status;
+    *response.headers_mut() = head.headers;
+    if let Some(reason) = head.reason {
+        if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(reason.into_bytes()) {
+            response.extensions_mut().insert(reason);
+        }
+    }
+    ScriptOutcome::Response(response)
+}

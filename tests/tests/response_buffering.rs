@@ -1,0 +1,157 @@
+//! Worker responses are buffered (memory, then a temp file) so that a slow reader never holds a
+//! worker; routes can opt out and stream; a failure mid-stream leaves the response visibly
+//! incomplete on HTTP/1.1 and HTTP/2.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use harness::raw::RawConn;
+use harness::{php_site, require_php_cgi, test_site, Paddock};
+
+fn idle_slots(paddock: &Paddock) -> u64 {
+    paddock.status()["pools"][0]["idle_slots"].as_u64().unwrap()
+}
+
+fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what}: not in time");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Reads the head of a response on `conn` without reading the body; returns Content-Length.
+fn read_head(conn: &mut RawConn) -> (u16, Option<u64>, Vec<u8>) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    let stream = conn.stream();
+    let mut stream = stream;
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "closed in the head");
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let length = text
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().unwrap());
+    (status, length, head)
+}
+
+#[test]
+fn slow_reader_of_a_large_php_response_does_not_hold_the_worker() {
+    require_php_cgi();
+    // 32 MiB from PHP, 1 MiB kept in memory: the rest goes through a temporary file.
+    let paddock = Paddock::start(&php_site(&test_site(), 1, ""));
+    let mut conn = RawConn::connect(paddock.http);
+    conn.get("/big.php?kb=32768").unwrap();
+    let (status, length, _) = read_head(&mut conn);
+    assert_eq!(status, 200);
+    assert_eq!(
+        length,
+        Some(32 << 20),
+        "a buffered response has a known length"
+    );
+    // The client has read nothing of the body, yet the only worker is idle again...
+    wait_for("worker idle while the client reads", || {
+        idle_slots(&paddock) == 1
+    });
+    // ...and serves someone else meanwhile.
+    let other = paddock.curl(&[&paddock.url("/sleep.php?ms=0")]);
+    assert!(String::from_utf8_lossy(&other.stdout).starts_with("slept 0 ms"));
+    // The slow client then gets every byte, at its own pace.
+    let mut body = Vec::new();
+    let mut piece = vec![0u8; 256 * 1024];
+    let stream = conn.stream();
+    let mut stream = stream;
+    while body.len() < 32 << 20 {
+        let n = stream.read(&mut piece).unwrap();
+        assert!(n > 0, "closed after {} bytes", body.len());
+        body.extend_from_slice(&piece[..n]);
+        if body.len() < 1 << 20 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    assert_eq!(body.len(), 32 << 20);
+    assert_eq!(&body[..16], b"0123456789abcdef");
+    assert!(
+        body.chunks(1024).all(|c| c == &body[..1024]),
+        "content intact"
+    );
+}
+
+#[test]
+fn response_over_the_maximum_is_a_502() {
+    require_php_cgi();
+    let paddock = Paddock::start(&php_site(
+        &test_site(),
+        1,
+        "[limits]\nmax_response = \"2MiB\"\nresponse_memory = \"64KiB\"\n",
+    ));
+    let output = paddock.curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &paddock.url("/big.php?kb=4096"),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "502");
+    // Just under the limit is fine.
+    let output = paddock.curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{size_download}",
+        &paddock.url("/big.php?kb=1024"),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "200 1048576");
+}
+
+fn streaming_site(extra: &str) -> Paddock {
+    require_php_cgi();
+    let scripts = format!("{}\n", php_site(&test_site(), 1, extra)).replace(
+        "front_controller = \"/index.php\"",
+        "front_controller = \"/index.php\"\nunbuffered = [\"/stream.php\"]",
+    );
+    Paddock::start(&scripts)
+}
+
+#[test]
+fn unbuffered_route_streams_as_the_worker_writes() {
+    let paddock = streaming_site("");
+    let mut conn = RawConn::connect(paddock.http);
+    conn.get("/stream.php?chunks=3&ms=300").unwrap();
+    let (status, length, head) = read_head(&mut conn);
+    assert_eq!(status, 200);
+    assert_eq!(length, None, "{}", String::from_utf8_lossy(&head));
+    // The first chunk arrives while the worker is still busy with the rest.
+    let mut first = [0u8; 64];
+    let n = conn.stream().read(&mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).contains("chunk 1"));
+    assert_eq!(idle_slots(&paddock), 0, "streaming holds the worker");
+    let response = paddock.curl(&[&paddock.url("/stream.php?chunks=2")]);
+    assert_eq!(
+        String::from_utf8_lossy(&response.stdout),
+        "chunk 1\nchunk 2\ndone\n"
+    );
+}
+
+#[test]
+fn failure_mid_stream_leaves_the_response_visibly_incomplete() {
+    // The worker sends two chunks, then overruns its 1 s deadline and is killed.
+    let paddock = streaming_site("request_timeout = \"1s\"\n");
+    let url_path = "/stream.php?chunks=2&tail_ms=5000";
+    let http1 = paddock.curl(&["--http1.1", &paddock.url(url_path)]);
+    assert_eq!(
+        http1.status.code(),
+        Some(18),
+        "curl: partial file; {http1:?}"
+    );
+    assert!(String::from_utf8_lossy(&http1.stdout).starts_with("chunk 1\nchunk 2\n"));
+    wait_for("a replacement worker", || idle_slots(&paddock) == 1);
+    let http2 = paddock.curl(&["--http2", &paddock.https_url(url_path)]);
+    // curl 7.88: 92 = HTTP/2 stream not closed cleanly (RST_STREAM).
+    assert_eq!(http2.status.code(), Some(92), "{http2:?}");
+    assert!(String::from_utf8_lossy(&http2.stdout).starts_with("chunk 1\nchunk 2\n"));
+}
