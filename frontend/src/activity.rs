@@ -129,6 +129,12 @@ impl Activity {
         self.lock().close_requested
     }
 
+    /// No request in flight and none partly received: closing now loses nothing.
+    pub fn is_idle(&self) -> bool {
+        let state = self.lock();
+        state.in_flight == 0 && state.read_while_idle.is_none()
+    }
+
     /// The next deadline to enforce and what it is, or `None` when nothing is due.
     pub fn next_deadline(&self, timeouts: &TimeoutsSpec) -> Option<(Instant, Expiry)> {
         let ms = Duration::from_millis;

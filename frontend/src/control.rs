@@ -66,6 +66,7 @@ pub async fn run_inbox(
                     deadline_ms,
                     "stopping: no new connections, finishing in-flight requests"
                 );
+                state.begin_stopping();
                 let _ = stop.send(Some(std::time::Duration::from_millis(deadline_ms)));
             }
             Ok(Some(message)) => state.apply(&message),

@@ -30,6 +30,10 @@ use crate::state::State;
 use crate::{admin, proxy_protocol, service};
 
 /// Pause after a failed accept (EMFILE and friends), so the loop backs off instead of spinning.
+/// How long an idle connection stays open after a stop began, for a request already on its way.
+const DRAIN_LINGER: Duration = Duration::from_millis(1000);
+/// How often a lingering connection with a request under way is checked again.
+const DRAIN_RECHECK: Duration = Duration::from_millis(100);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// After a keep-alive timeout, how long an HTTP/2 client gets to take its GOAWAY.
 const GOAWAY_GRACE: Duration = Duration::from_secs(1);
@@ -293,6 +297,10 @@ async fn drive<C: GracefulConnection>(
     if closing {
         connection.as_mut().start_graceful_shutdown();
     }
+    // While stopping, an idle keep-alive connection is not closed at once: a client may be
+    // sending its next request right now, and would see the close instead of an answer. It gets
+    // a short linger; a request that arrives in it is answered with `Connection: close`.
+    let mut linger: Option<tokio::time::Instant> = None;
     loop {
         let next = activity.next_deadline(timeouts);
         let sleep_until = next.map(|(at, _)| at);
@@ -319,13 +327,23 @@ async fn drive<C: GracefulConnection>(
             () = activity.changed.notified() => {
                 if !closing && activity.close_requested() {
                     closing = true;
+                    linger = None;
                     connection.as_mut().start_graceful_shutdown();
                 }
             }
-            changed = stop.changed(), if !closing => {
+            () = sleep(linger), if linger.is_some() => {
+                if activity.is_idle() {
+                    closing = true;
+                    linger = None;
+                    connection.as_mut().start_graceful_shutdown();
+                } else {
+                    // A request is under way: its answer will carry `Connection: close`.
+                    linger = Some(tokio::time::Instant::now() + DRAIN_RECHECK);
+                }
+            }
+            changed = stop.changed(), if !closing && linger.is_none() => {
                 let _ = changed;
-                closing = true;
-                connection.as_mut().start_graceful_shutdown();
+                linger = Some(tokio::time::Instant::now() + DRAIN_LINGER);
             }
         }
     }

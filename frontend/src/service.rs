@@ -66,7 +66,10 @@ pub async fn handle(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
-    if must_close(&parts, &response) || number >= spec.limits.max_requests_per_connection {
+    if must_close(&parts, &response)
+        || number >= spec.limits.max_requests_per_connection
+        || state.is_stopping()
+    {
         close_after(&mut response, &parts, &activity);
     }
     state

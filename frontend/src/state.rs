@@ -27,6 +27,8 @@ pub struct State {
     /// Distinguishes request ids across front-end restarts.
     boot: u32,
     requests: AtomicU64,
+    /// A stop began: every response asks its client to close the connection.
+    stopping: std::sync::atomic::AtomicBool,
     /// One per HTTPS listener, reloaded on request from the master.
     certificates: Vec<Arc<CertificateStore>>,
     pub access_log: Option<Arc<AccessLog>>,
@@ -60,9 +62,18 @@ impl State {
             pressure,
             boot: nanos ^ std::process::id().rotate_left(16),
             requests: AtomicU64::new(0),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             certificates,
             access_log,
         }
+    }
+
+    pub fn begin_stopping(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
     }
 
     /// A short id, unique per front-end run, for logs, the worker and the `X-Request-Id` header.
