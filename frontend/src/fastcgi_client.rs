@@ -15,6 +15,10 @@ use tokio::net::UnixStream;
 
 use crate::body::BufferedBody;
 
+/// The largest CGI header block accepted from a worker. The reply is refused as soon as this
+/// much stdout holds no blank line, instead of buffering a header block that never ends.
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
 /// Every exchange uses this id: a connection carries one request at a time.
 const REQUEST_ID: u16 = 1;
 const READ_CHUNK: usize = 64 * 1024;
@@ -51,6 +55,8 @@ pub enum ExchangeError {
     TooLarge { limit: u64 },
     #[error("worker refused the request ({0:?})")]
     Refused(ProtocolStatus),
+    #[error("worker sent no end of its CGI header block within {limit} bytes")]
+    HeadTooLarge { limit: usize },
 }
 
 impl ExchangeError {
@@ -61,7 +67,26 @@ impl ExchangeError {
                 response_started, ..
             } => *response_started,
             ExchangeError::Refused(_) => false,
-            ExchangeError::Protocol(_) | ExchangeError::TooLarge { .. } => true,
+            ExchangeError::Protocol(_)
+            | ExchangeError::TooLarge { .. }
+            | ExchangeError::HeadTooLarge { .. } => true,
+        }
+    }
+
+    /// Whether the worker itself misbehaved (broke the protocol, sent a reply without end, or
+    /// abandoned a reply it had started), so that the process must be replaced rather than
+    /// merely its connection. A worker that closes before answering is not counted: php-cgi does
+    /// that at its request limit, and the request is retried.
+    pub fn worker_is_broken(&self) -> bool {
+        match self {
+            ExchangeError::Protocol(_)
+            | ExchangeError::TooLarge { .. }
+            | ExchangeError::HeadTooLarge { .. } => true,
+            ExchangeError::Closed { response_started }
+            | ExchangeError::Read {
+                response_started, ..
+            } => *response_started,
+            ExchangeError::Refused(_) => false,
         }
     }
 }
@@ -115,6 +140,7 @@ impl FcgiConnection {
         let read = async {
             let mut input = BytesMut::with_capacity(READ_CHUNK);
             let mut stdout = BytesMut::new();
+            let mut head_complete = false;
             loop {
                 // Decode every complete record in the buffer.
                 loop {
@@ -132,6 +158,14 @@ impl FcgiConnection {
                                     });
                                 }
                                 stdout.extend_from_slice(content);
+                                if !head_complete {
+                                    head_complete = has_blank_line(&stdout);
+                                    if !head_complete && stdout.len() >= MAX_RESPONSE_HEAD {
+                                        return Err(ExchangeError::HeadTooLarge {
+                                            limit: MAX_RESPONSE_HEAD,
+                                        });
+                                    }
+                                }
                                 (None, consumed)
                             }
                             Record::Stderr {
@@ -199,6 +233,15 @@ impl FcgiConnection {
         let reusable = clean_end && matches!(write_result, Some(Ok(())));
         Ok(WorkerReply { stdout, reusable })
     }
+}
+
+/// Whether a CGI header block has ended (an empty line, CRLF or bare LF) in `stdout`.
+fn has_blank_line(stdout: &[u8]) -> bool {
+    let window = &stdout[..stdout.len().min(MAX_RESPONSE_HEAD)];
+    window.starts_with(b"\n")
+        || window.starts_with(b"\r\n")
+        || window.windows(2).any(|w| w == b"\n\n")
+        || window.windows(3).any(|w| w == b"\n\r\n")
 }
 
 fn check_id(request_id: u16) -> Result<(), ExchangeError> {

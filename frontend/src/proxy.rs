@@ -20,12 +20,11 @@ use tracing::{debug, warn};
 
 use crate::body::BufferedBody;
 use crate::dispatch::AdmissionError;
+use crate::fastcgi_client::MAX_RESPONSE_HEAD;
 use crate::response::{self, Body};
 use crate::router::ScriptTarget;
 use crate::state::State;
 
-/// The largest CGI header block accepted from a worker.
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// Attempts when the worker could not even be reached (nothing was sent).
 const MAX_CONNECT_ATTEMPTS: usize = 3;
 /// Retries of an idempotent request whose worker failed before answering.
@@ -123,6 +122,15 @@ pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) ->
             }
             Ok(Err(e)) => {
                 lease.discard_connection();
+                if e.worker_is_broken() && !pool.spec().external {
+                    // Whatever it does next cannot be trusted: replace it.
+                    worker.mark_dead();
+                    state.tell_master(ToMaster::KillWorker {
+                        pool: pool_name.to_string(),
+                        worker: worker.id,
+                        reason: KillReason::ProtocolError,
+                    });
+                }
                 let retry = idempotent && retries < MAX_IDEMPOTENT_RETRIES && !e.response_started();
                 warn!(pool = pool_name, pid = worker.pid, error = %e, retry, "worker failed");
                 if retry {
