@@ -251,11 +251,35 @@ fn build_response(stdout: Bytes, method: &Method) -> ScriptOutcome {
     if let ResponseKind::LocalRedirect(location) = head.kind {
         return ScriptOutcome::LocalRedirect(location);
     }
+    if head.status.is_informational() {
+        // A 1xx is never a final answer: passed on, the client would wait for another response
+        // on a connection that has none (or treat it as switched protocols).
+        warn!(
+            status = head.status.as_u16(),
+            "worker answered with an informational status"
+        );
+        return ScriptOutcome::Response(response::error(
+            StatusCode::BAD_GATEWAY,
+            "the application sent an invalid response",
+        ));
+    }
     let body = if method == Method::HEAD {
         Bytes::new()
     } else {
         stdout.slice(head_len..)
     };
+    if method != Method::HEAD && !content_length_matches(&head.headers, body.len()) {
+        // Passing it on would truncate the response silently or, if shorter than the body, turn
+        // the rest of the body into a second response on a keep-alive connection.
+        warn!(
+            body_len = body.len(),
+            "worker's Content-Length does not match its body"
+        );
+        return ScriptOutcome::Response(response::error(
+            StatusCode::BAD_GATEWAY,
+            "the application sent an invalid response",
+        ));
+    }
     let mut response = Response::new(response::full(body));
     *response.status_mut() = head.status;
     *response.headers_mut() = head.headers;
@@ -265,4 +289,18 @@ fn build_response(stdout: Bytes, method: &Method) -> ScriptOutcome {
         }
     }
     ScriptOutcome::Response(response)
+}
+
+/// True unless the worker declared a Content-Length other than `body_len`.
+fn content_length_matches(headers: &http::HeaderMap, body_len: usize) -> bool {
+    let mut declared = headers.get_all(http::header::CONTENT_LENGTH).iter();
+    match (declared.next(), declared.next()) {
+        (None, _) => true,
+        (Some(value), None) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n == body_len as u64),
+        (Some(_), Some(_)) => false,
+    }
 }
