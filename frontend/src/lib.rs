@@ -18,6 +18,7 @@
 //! - `dispatch` — per-pool slots and FIFO queue.
 //! - `fastcgi_client` — one FastCGI exchange on a persistent connection.
 //! - `proxy` — retries, timeouts, CGI reply → HTTP response.
+//! - `worker_stderr` — FCGI_STDERR into the log, rate-limited per pool.
 //! - `admin` — `/healthz`, `/readyz`, `/status` (HTML and JSON), `/metrics`.
 //! - `metrics` — Prometheus metrics and the live worker figures behind `/status`.
 //! - [`tls`] — certificates by SNI, reload, and the self-signed fallback.
@@ -40,6 +41,7 @@ mod service;
 mod state;
 mod static_files;
 pub mod tls;
+mod worker_stderr;
 
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;

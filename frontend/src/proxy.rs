@@ -24,6 +24,7 @@ use crate::fastcgi_client::MAX_RESPONSE_HEAD;
 use crate::response::{self, Body};
 use crate::router::ScriptTarget;
 use crate::state::State;
+use crate::worker_stderr::WorkerStderr;
 
 /// Attempts when the worker could not even be reached (nothing was sent).
 const MAX_CONNECT_ATTEMPTS: usize = 3;
@@ -107,11 +108,9 @@ pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) ->
             }
         };
         let _on_worker = state.metrics.worker_request(pool_name, &worker, request);
-        let stderr = |line: &[u8]| {
-            warn!(target: "paddock::worker", pool = pool_name, pid = worker.pid, request_id = request.request_id,
-                "{}", String::from_utf8_lossy(line).trim_end());
-        };
-        let exchange = connection.exchange(&params, &request.body, max_response, stderr);
+        let mut stderr = WorkerStderr::new(pool_name, worker.pid, request.request_id);
+        let exchange =
+            connection.exchange(&params, &request.body, max_response, |b| stderr.write(b));
         match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(reply)) => {
                 if !reply.reusable {

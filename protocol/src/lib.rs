@@ -10,6 +10,7 @@
 //!   parsing.
 //! - [`control`] — the typed messages the master and the front end exchange over their socketpair,
 //!   and their length-prefixed framing.
+//! - [`log_budget`] — a token bucket that rate-limits how much worker output reaches the log.
 //! - `responder` (cargo feature `responder`, off by default) — the one exception to "no I/O": a
 //!   blocking, threaded FastCGI application server built on [`fcgi`], for paddock's own workers and
 //!   the test applications.
@@ -18,5 +19,6 @@
 pub mod cgi;
 pub mod control;
 pub mod fcgi;
+pub mod log_budget;
 #[cfg(feature = "responder")]
 pub mod responder;
