@@ -35,7 +35,7 @@ mod inherited;
 mod metrics;
 mod proxy;
 mod response;
-mod router;
+pub mod router;
 mod server;
 mod service;
 mod state;
