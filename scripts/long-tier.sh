@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# The long test tier, outside CI: everything `#[ignore]`d in the workspace (today the stable
-# mutation fuzzers over the router and config corpora, PADDOCK_FUZZ_SECONDS each, default 600
-# here), then libFuzzer on each cargo-fuzz target for FUZZ_SECONDS (default 600) when a nightly
-# toolchain and cargo-fuzz are installed. See docs/security.md.
+# The long test tier, outside CI: everything `#[ignore]`d in the workspace (the soak run,
+# PADDOCK_SOAK_SECONDS, and the stable mutation fuzzers over the router and config corpora,
+# PADDOCK_FUZZ_SECONDS each; 600 by default), then libFuzzer on each cargo-fuzz target for
+# FUZZ_SECONDS (default 600) when a nightly toolchain and cargo-fuzz are installed. See
+# docs/security.md.
 #
-#   scripts/long-tier.sh                         # about 45 minutes
-#   PADDOCK_FUZZ_SECONDS=60 FUZZ_SECONDS=60 scripts/long-tier.sh   # a quick pass
+#   scripts/long-tier.sh                         # about 1.5 hours
+#   PADDOCK_SOAK_SECONDS=60 PADDOCK_FUZZ_SECONDS=60 FUZZ_SECONDS=60 scripts/long-tier.sh  # quick
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export PADDOCK_FUZZ_SECONDS="${PADDOCK_FUZZ_SECONDS:-600}"
+export PADDOCK_SOAK_SECONDS="${PADDOCK_SOAK_SECONDS:-600}"
 fuzz_seconds="${FUZZ_SECONDS:-600}"
 
 cargo build --workspace --all-targets
