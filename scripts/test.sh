@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 # client), procps (ps, for process checks), the real FastCGI peers: libfcgi-bin (cgi-fcgi),
 # nginx, php-fpm; nghttp2-client (h2load and nghttp, HTTP/2 tests), openssl (s_client and
 # certificate generation for the TLS tests), prometheus (promtool and the server, for the metrics
-# tests), chromium (renders the status page headless).
+# tests), chromium (renders the status page headless), python3-h2 (hpack and hyperframe for the
+# frame-level HTTP/2 client of the hostile-client tests), slowhttptest (slow-client attacks).
 packages=()
 command -v php-cgi >/dev/null 2>&1 || packages+=(php-cgi)
 command -v cgi-fcgi >/dev/null 2>&1 || packages+=(libfcgi-bin)
@@ -21,6 +22,8 @@ command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
 command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+/usr/bin/python3 -c 'import h2, hpack, hyperframe' >/dev/null 2>&1 || packages+=(python3-h2 python3-hyperframe)
+command -v slowhttptest >/dev/null 2>&1 || packages+=(slowhttptest)
 if ((${#packages[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -66,6 +66,8 @@ pub enum ExchangeError {
     Spool(io::Error),
     #[error("the client went away while the response streamed")]
     ClientGone,
+    #[error("worker sent no end of its CGI header block within {limit} bytes")]
+    HeadTooLarge { limit: usize },
 }
 
 impl ExchangeError {
@@ -79,7 +81,27 @@ impl ExchangeError {
             ExchangeError::Protocol(_)
             | ExchangeError::TooLarge { .. }
             | ExchangeError::Spool(_)
-            | ExchangeError::ClientGone => true,
+            | ExchangeError::ClientGone
+            | ExchangeError::HeadTooLarge { .. } => true,
+        }
+    }
+
+    /// Whether the worker itself misbehaved (broke the protocol, sent a reply without end, or
+    /// abandoned a reply it had started), so that the process must be replaced rather than
+    /// merely its connection. A worker that closes before answering is not counted: php-cgi does
+    /// that at its request limit, and the request is retried.
+    pub fn worker_is_broken(&self) -> bool {
+        match self {
+            ExchangeError::Protocol(_)
+            | ExchangeError::TooLarge { .. }
+            | ExchangeError::HeadTooLarge { .. } => true,
+            ExchangeError::Closed { response_started }
+            | ExchangeError::Read {
+                response_started, ..
+            } => *response_started,
+            ExchangeError::Refused(_) | ExchangeError::Spool(_) | ExchangeError::ClientGone => {
+                false
+            }
         }
     }
 }

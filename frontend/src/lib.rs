@@ -27,6 +27,7 @@
 //! - `streaming` — unbuffered script responses for the routes that opt in.
 //! - `worker_response` — CGI reply → HTTP response.
 //! - `proxy_protocol` — PROXY v1/v2 headers on listeners that opt in.
+//! - `worker_stderr` — FCGI_STDERR into the log, rate-limited per pool.
 //! - `admin` — `/healthz`, `/readyz`, `/status` (HTML and JSON), `/metrics`.
 //! - `metrics` — Prometheus metrics and the live worker figures behind `/status`.
 //! - [`tls`] — certificates by SNI, reload, and the self-signed fallback.
@@ -50,7 +51,7 @@ mod proxy;
 mod proxy_protocol;
 mod response;
 mod response_buffer;
-mod router;
+pub mod router;
 mod server;
 mod service;
 mod site_policy;
@@ -60,6 +61,7 @@ mod streaming;
 pub mod tls;
 mod vhost;
 mod worker_response;
+mod worker_stderr;
 
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;

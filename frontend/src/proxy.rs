@@ -24,6 +24,7 @@ use crate::response_buffer::ResponseBuffer;
 use crate::router::ScriptTarget;
 use crate::state::State;
 use crate::worker_response;
+use crate::worker_stderr::WorkerStderr;
 
 /// Attempts when the worker could not even be reached (nothing was sent).
 const MAX_CONNECT_ATTEMPTS: usize = 3;
@@ -108,13 +109,11 @@ pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) ->
             }
         };
         let _on_worker = state.metrics.worker_request(pool_name, &worker, request);
-        let stderr = |line: &[u8]| {
-            warn!(target: "paddock::worker", pool = pool_name, pid = worker.pid, request_id = request.request_id,
-                "{}", String::from_utf8_lossy(line).trim_end());
-        };
+        let mut stderr = WorkerStderr::new(pool_name, worker.pid, request.request_id);
         let spec = state.spec();
         let mut buffer = ResponseBuffer::new(&spec.limits);
-        let exchange = connection.exchange(&params, &request.body, &mut buffer, stderr);
+        let exchange =
+            connection.exchange(&params, &request.body, &mut buffer, |b| stderr.write(b));
         match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(reply)) => {
                 if !reply.reusable {
@@ -134,6 +133,15 @@ pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) ->
             }
             Ok(Err(e)) => {
                 lease.discard_connection();
+                if e.worker_is_broken() && !pool.spec().external {
+                    // Whatever it does next cannot be trusted: replace it.
+                    worker.mark_dead();
+                    state.tell_master(ToMaster::KillWorker {
+                        pool: pool_name.to_string(),
+                        worker: worker.id,
+                        reason: KillReason::ProtocolError,
+                    });
+                }
                 let retry = idempotent && retries < MAX_IDEMPOTENT_RETRIES && !e.response_started();
                 warn!(pool = pool_name, pid = worker.pid, error = %e, retry, "worker failed");
                 if retry {

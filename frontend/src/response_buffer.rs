@@ -17,6 +17,7 @@ use protocol::control::LimitsSpec;
 use tokio::io::{AsyncRead, AsyncSeekExt, AsyncWriteExt, ReadBuf};
 
 use crate::fastcgi_client::{ExchangeError, StdoutSink};
+use crate::worker_response::MAX_RESPONSE_HEAD;
 
 const FILE_CHUNK: usize = 64 * 1024;
 
@@ -26,6 +27,8 @@ pub struct ResponseBuffer<'a> {
     limits: &'a LimitsSpec,
     memory: BytesMut,
     spill: Option<(tokio::fs::File, u64)>,
+    /// The blank line ending the CGI head has arrived.
+    head_complete: bool,
 }
 
 /// A complete worker response: the in-memory start, then the spilled rest if any.
@@ -41,6 +44,7 @@ impl<'a> ResponseBuffer<'a> {
             limits,
             memory: BytesMut::new(),
             spill: None,
+            head_complete: false,
         }
     }
 
@@ -78,6 +82,16 @@ impl StdoutSink for ResponseBuffer<'_> {
             data.split_at(room.min(data.len()))
         };
         self.memory.extend_from_slice(to_memory);
+        if !self.head_complete {
+            // A worker that never ends its head (endless headers) is cut off at the head limit,
+            // not after max_response bytes.
+            self.head_complete = has_blank_line(&self.memory);
+            if !self.head_complete && self.memory.len() >= MAX_RESPONSE_HEAD {
+                return Err(ExchangeError::HeadTooLarge {
+                    limit: MAX_RESPONSE_HEAD,
+                });
+            }
+        }
         if rest.is_empty() {
             return Ok(());
         }
@@ -172,6 +186,15 @@ impl HttpBody for SpooledBody {
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.memory.as_ref().map_or(0, |b| b.len() as u64) + self.remaining)
     }
+}
+
+/// Whether the CGI head (within its size limit) has ended: a blank line, CRLF or bare LF.
+fn has_blank_line(stdout: &[u8]) -> bool {
+    let window = &stdout[..stdout.len().min(MAX_RESPONSE_HEAD)];
+    window.starts_with(b"\n")
+        || window.starts_with(b"\r\n")
+        || window.windows(2).any(|w| w == b"\n\n")
+        || window.windows(4).any(|w| w == b"\r\n\r\n")
 }
 
 #[cfg(test)]

@@ -82,9 +82,10 @@ pub fn route(site: &SiteSpec, raw_path: &str) -> Route {
             Route::NotFound
         };
     }
-    // The whole path is a directory.
+    // The whole path is a directory. Leading slashes are collapsed: `//dir/` in a Location
+    // header would be a protocol-relative URL, a redirect to the host `dir` (found by fuzzing).
     if !raw_path.ends_with('/') {
-        return Route::AddSlash(format!("{raw_path}/"));
+        return Route::AddSlash(format!("/{}/", raw_path.trim_start_matches('/')));
     }
     let dir_url = segments.iter().fold(String::new(), |acc, s| acc + "/" + s) + "/";
     for index in &site.index {

@@ -32,7 +32,8 @@ pub async fn handle(
     let received = std::time::SystemTime::now();
     let (number, in_flight) = activity.begin_request();
     let request_id = state.next_request_id();
-    let (parts, incoming) = request.into_parts();
+    let (mut parts, incoming) = request.into_parts();
+    authority_wins_over_host(&mut parts);
     let active = conn.tracker.request_started(parts.version);
     let spec = state.spec();
     let conn = client_addr::effective(&spec.trusted_proxies, &conn, &parts.headers);
@@ -152,7 +153,62 @@ fn check_head(parts: &http::request::Parts, limits: &LimitsSpec) -> Option<Respo
             "HTTP/1.1 requests need a Host header",
         ));
     }
-    None
+    // RFC 9112 §3.2: more than one Host, or one that is not a host[:port], is answered 400, so
+    // that paddock and a proxy in front can never route one request to two different sites.
+    let mut hosts = parts.headers.get_all(HOST).iter();
+    if hosts.next().is_some_and(|h| !valid_host(h.as_bytes())) || hosts.next().is_some() {
+        return Some(response::error(
+            StatusCode::BAD_REQUEST,
+            "the request needs exactly one valid Host header",
+        ));
+    }
+    transfer_coding_refusal(parts)
+}
+
+/// A Host value: empty, or an authority without user information.
+fn valid_host(value: &[u8]) -> bool {
+    value.is_empty() || (!value.contains(&b'@') && http::uri::Authority::try_from(value).is_ok())
+}
+
+/// hyper only lets requests through whose last transfer coding is `chunked`. paddock accepts
+/// exactly `chunked`: another coding before it would reach the worker still encoded (RFC 9112
+/// §6.1: 501 for a coding the server does not implement), and chunked applied twice is malformed.
+fn transfer_coding_refusal(parts: &http::request::Parts) -> Option<Response<Body>> {
+    let mut chunked = 0;
+    for value in parts.headers.get_all(TRANSFER_ENCODING) {
+        let value = String::from_utf8_lossy(value.as_bytes()).to_ascii_lowercase();
+        for coding in value.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            if coding != "chunked" {
+                return Some(response::error(
+                    StatusCode::NOT_IMPLEMENTED,
+                    "only the chunked transfer coding is supported",
+                ));
+            }
+            chunked += 1;
+        }
+    }
+    (chunked > 1).then(|| {
+        response::error(
+            StatusCode::BAD_REQUEST,
+            "the chunked transfer coding was applied more than once",
+        )
+    })
+}
+
+/// RFC 9112 §3.2.2: for a request in absolute form the target's authority is the host and any
+/// Host header is ignored; paddock replaces it, so that routing and HTTP_HOST follow the target as
+/// a proxy in front would.
+fn authority_wins_over_host(parts: &mut http::request::Parts) {
+    if parts.version >= Version::HTTP_2 {
+        return;
+    }
+    if let Some(value) = parts
+        .uri
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        parts.headers.insert(HOST, value);
+    }
 }
 
 /// Whether the connection must not carry another request after this one.

@@ -46,12 +46,43 @@ pub fn from_buffer(reply: BufferedResponse, method: &Method) -> ScriptOutcome {
         Ok(None) => return ScriptOutcome::Response(incomplete_head()),
         Err(InvalidHead) => return ScriptOutcome::Response(invalid_head()),
     };
+    if head.status.is_informational() {
+        // A 1xx is never a final answer: passed on, the client would wait for another response
+        // on a connection that has none (or treat it as switched protocols).
+        warn!(
+            status = head.status.as_u16(),
+            "worker answered with an informational status"
+        );
+        return ScriptOutcome::Response(invalid_head());
+    }
+    let body_len =
+        reply.memory.len() as u64 - head_len as u64 + reply.spill.as_ref().map_or(0, |s| s.1);
+    if method != Method::HEAD && !content_length_matches(&head.headers, body_len) {
+        // Passing it on would truncate the response silently or, if shorter than the body, turn
+        // the rest of the body into a second response on a keep-alive connection.
+        warn!(body_len, "worker's Content-Length does not match its body");
+        return ScriptOutcome::Response(invalid_head());
+    }
     let body = if method == Method::HEAD {
         response::full(bytes::Bytes::new())
     } else {
         SpooledBody::new(reply, head_len).boxed_unsync()
     };
     with_head(head, body)
+}
+
+/// True unless the worker declared a Content-Length (one, or several) that is not the body's.
+fn content_length_matches(headers: &http::HeaderMap, body_len: u64) -> bool {
+    let mut declared = headers.get_all(http::header::CONTENT_LENGTH).iter();
+    match (declared.next(), declared.next()) {
+        (None, _) => true,
+        (Some(value), None) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n == body_len),
+        (Some(_), Some(_)) => false,
+    }
 }
 
 /// The response (or local redirect) for a parsed head and its body.

@@ -5,6 +5,7 @@
 //! `listening` log lines and waits until the admin `/readyz` says every pool has workers.
 
 pub mod client;
+pub mod hostile;
 pub mod observe;
 pub mod peers;
 pub mod raw;

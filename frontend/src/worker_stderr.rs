@@ -1,0 +1,82 @@
+//! FCGI_STDERR from workers into the log, rate-limited per pool.
+//!
+//! A worker may write any amount to its FastCGI stderr stream (a runaway debug loop, or a hostile
+//! application writing 100 MiB). Each line is cut at [`MAX_LINE`] bytes, and each pool may log
+//! [`BURST`] bytes at once and then [`PER_SECOND`] bytes a second; what is left out is counted and
+//! reported in one line when the request ends. Reading the stream goes on at full speed either
+//! way: the worker is never slowed down by the log.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+use protocol::log_budget::LogBudget;
+use tracing::warn;
+
+/// Longest line logged; the rest of a longer line is dropped.
+const MAX_LINE: usize = 4096;
+/// Bytes a pool may log at once.
+const BURST: u64 = 256 * 1024;
+/// Bytes a pool may log per second after the burst.
+const PER_SECOND: u64 = 64 * 1024;
+
+/// One budget per pool, shared by all of the pool's requests.
+fn budgets() -> &'static Mutex<HashMap<String, LogBudget>> {
+    static BUDGETS: OnceLock<Mutex<HashMap<String, LogBudget>>> = OnceLock::new();
+    BUDGETS.get_or_init(Default::default)
+}
+
+/// The stderr of one request; reports what the rate limit left out when dropped.
+#[derive(Debug)]
+pub struct WorkerStderr<'a> {
+    pool: &'a str,
+    pid: u32,
+    request_id: &'a str,
+    dropped: u64,
+}
+
+impl<'a> WorkerStderr<'a> {
+    pub fn new(pool: &'a str, pid: u32, request_id: &'a str) -> Self {
+        Self {
+            pool,
+            pid,
+            request_id,
+            dropped: 0,
+        }
+    }
+
+    /// Logs the lines of one FCGI_STDERR record (within the pool's budget).
+    pub fn write(&mut self, content: &[u8]) {
+        let now = Instant::now();
+        for line in content.split(|&b| b == b'\n') {
+            let line = &line[..line.len().min(MAX_LINE)];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                continue;
+            }
+            let allowed = {
+                let mut budgets = budgets().lock().unwrap_or_else(|e| e.into_inner());
+                budgets
+                    .entry(self.pool.to_string())
+                    .or_insert_with(|| LogBudget::new(BURST, PER_SECOND))
+                    .allow(line.len() as u64, now)
+            };
+            if allowed {
+                warn!(target: "paddock::worker", pool = self.pool, pid = self.pid,
+                    request_id = self.request_id, "{}", String::from_utf8_lossy(line));
+            } else {
+                self.dropped += line.len() as u64;
+            }
+        }
+    }
+}
+
+impl Drop for WorkerStderr<'_> {
+    fn drop(&mut self) {
+        if self.dropped > 0 {
+            warn!(target: "paddock::worker", pool = self.pool, pid = self.pid,
+                request_id = self.request_id, dropped_bytes = self.dropped,
+                "worker stderr rate-limited: {} bytes not logged", self.dropped);
+        }
+    }
+}
