@@ -317,6 +317,4 @@ fn a_zero_window_reader_holds_no_worker() {
     assert_eq!(report["data_bytes"], 0, "no window, no data");
     assert!(probe.failures.is_empty(), "{:?}", probe.failures);
     assert!(peak_rss_kib(frontend) < rss_before + 64 * 1024);
-    // Each request ran once.
-    assert_eq!(marks.marks().len(), 0, "bigtext.php does not mark");
 }
