@@ -22,6 +22,8 @@ use tokio_rustls::TlsConnector;
 const SETUP_CONCURRENCY: usize = 200;
 /// Longest a connection set-up (connect, TLS, first request) may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long [`Holder::wait_established`] waits when no further connection opens.
+const NO_PROGRESS: Duration = Duration::from_secs(8);
 /// Pause before reopening a connection that the server closed or that failed.
 const REOPEN_DELAY: Duration = Duration::from_secs(1);
 
@@ -130,14 +132,21 @@ impl Holder {
         }
     }
 
-    /// Waits until every connection is open, or `limit` passed; returns the state then.
+    /// Waits until every connection is open, or no more opened for [`NO_PROGRESS`] (a server
+    /// that cannot take them all), or `limit` passed; returns the state then.
     pub fn wait_established(&self, limit: Duration) -> HoldState {
         let deadline = Instant::now() + limit;
+        let (mut last_open, mut last_progress) = (0, Instant::now());
         loop {
             let state = self.state();
+            let open = state.idle_open + state.stalled_open;
+            if open > last_open {
+                (last_open, last_progress) = (open, Instant::now());
+            }
             let complete =
                 state.idle_open >= self.spec.idle && state.stalled_open >= self.spec.stalled;
-            if complete || Instant::now() > deadline {
+            let stuck = last_progress.elapsed() > NO_PROGRESS;
+            if complete || stuck || Instant::now() > deadline {
                 return state;
             }
             std::thread::sleep(Duration::from_millis(100));

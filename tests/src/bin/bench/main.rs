@@ -68,8 +68,14 @@ impl Bench {
         }
     }
 
-    /// A short unmeasured run, so caches, opcache and connection pools are warm.
+    /// A short unmeasured run, so caches, opcache and connection pools are warm; before it, one
+    /// request checks that the server answers 200 with the page's real output (not, say, the PHP
+    /// source), so a misconfigured peer cannot post a flattering number.
     pub fn warm_up(&self, scenario: &str, label: &str, load: &Load) {
+        check_answer(
+            &load.url,
+            &self.report.raw_path(scenario, &format!("{label}-check")),
+        );
         let warm = Load {
             duration: self.warmup,
             ..load.clone()
@@ -83,6 +89,23 @@ impl Bench {
             panic!("interrupted");
         }
     }
+}
+
+/// Fetches `url` once with curl and panics unless it is a 200 with a plausible body.
+fn check_answer(url: &str, raw: &Path) {
+    let output = load::run_bounded(
+        std::process::Command::new("curl")
+            .args(["-sS", "-k", "-i", "--max-time", "10"])
+            .arg(url),
+        Duration::from_secs(15),
+    );
+    let _ = std::fs::write(raw, &output);
+    let status_ok = output.starts_with("HTTP/1.1 200") || output.starts_with("HTTP/2 200");
+    let body = output.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    assert!(
+        status_ok && !body.contains("<?php") && !body.is_empty(),
+        "{url} did not answer as expected:\n{output}"
+    );
 }
 
 #[derive(Debug)]

@@ -94,6 +94,15 @@ pub fn kill_pid(pid: u32) -> bool {
 /// Kills (by pid) whatever is left of the processes in `pids`: the last guard after a server was
 /// stopped, so that a peer that leaves children behind does not outlive the benchmark.
 pub fn kill_leftovers(pids: &[u32]) -> usize {
+    // Children of a stopped parent may still be on their way out: give them a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        let alive = table();
+        if !pids.iter().any(|pid| alive.contains_key(pid)) {
+            return 0;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let alive = table();
     pids.iter()
         .filter(|pid| alive.contains_key(pid))

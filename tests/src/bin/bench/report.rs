@@ -48,7 +48,11 @@ impl Report {
 
     /// Prints `table`, appends it to results.md and saves.
     pub fn table(&mut self, table: &Table) {
-        let text = table.render();
+        let mut text = table.render();
+        text += &format!(
+            "\nLoad average (1, 5, 15 min) when this table was done: {}.\n",
+            crate::machine::load_average()
+        );
         println!("\n{text}");
         self.markdown.push('\n');
         self.markdown.push_str(&text);

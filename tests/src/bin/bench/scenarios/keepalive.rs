@@ -14,8 +14,9 @@ use super::php::{self, APACHE_EVENT, APACHE_PREFORK, CONNECTIONS, NGINX_FPM, PAD
 const STALLED: usize = 1000;
 
 pub fn run(bench: &mut Bench) {
-    let phases: [(&str, usize, usize); 3] = [
+    let phases: [(&str, usize, usize); 4] = [
         ("undisturbed", 0, 0),
+        ("200 idle", 200, 0),
         ("200 idle + 1,000 stalled", 200, STALLED),
         ("10,000 idle + 1,000 stalled", 10_000, STALLED),
     ];
@@ -71,7 +72,7 @@ pub fn run(bench: &mut Bench) {
             }
             let held = match (held_before, held_after) {
                 (Some(before), Some(after)) => format!(
-                    "at start {} idle / {} stalled; at end {} / {}; closed by server {} / {}",
+                    "start {}/{}, end {}/{}, closed by server {}/{}",
                     before.idle_open,
                     before.stalled_open,
                     after.idle_open,
@@ -117,11 +118,12 @@ pub fn run(bench: &mut Bench) {
         drop(server);
     }
     table.note(
-        "Idle clients: one GET of the static file, then silence, reopened (after 1 s) when the \
-         server closes them. Stalled clients: half a request head for /hello.php, then silence, \
-         reopened when the server drops them. The load's p99 counts only answered requests (wrk); \
-         timeouts (5 s) are in the errors. Keep-alive timeouts: nginx 75 s, Apache 5 s \
-         (mod_reqtimeout on, as Debian ships it), paddock's defaults.",
+        "Idle clients: one GET of the static file, then silence. Stalled clients: half a request \
+         head for /hello.php, then silence. Either kind is reopened 1 s after the server closes \
+         it. Last column: idle/stalled connections open when the load started and when it ended, \
+         and how many the server closed meanwhile. The load's p50/p99 cover answered requests \
+         only (wrk); a request unanswered for 5 s counts as an error. Keep-alive timeouts: nginx \
+         75 s, Apache 5 s with mod_reqtimeout on (as Debian ships it), paddock's defaults.",
     );
     bench.report.table(&table);
     bench.report.record("keepalive", json.into());

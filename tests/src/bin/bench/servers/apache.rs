@@ -2,6 +2,7 @@
 //! php-fpm through mod_proxy_fcgi (Debian's own `SetHandler "proxy:unix:…"` wiring). Modules as
 //! Debian enables them for this job, mod_reqtimeout included; access log off.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -111,6 +112,9 @@ DirectoryIndex index.php index.html
             .arg("-f")
             .arg(&config_path)
             .arg("-DFOREGROUND")
+            // Apache prefork signals its whole process group when it stops: give it its own,
+            // or the benchmark would receive that SIGTERM too.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr),
