@@ -33,7 +33,8 @@ pub struct HoldSpec {
     pub addr: SocketAddr,
     /// TLS client configuration, for an HTTPS server.
     pub tls: Option<Arc<ClientConfig>>,
-    /// Idle keep-alive connections: each requests `idle_path` once, then stays silent.
+    /// Idle keep-alive connections: each requests `idle_path` once (none if it is empty: connect
+    /// and TLS handshake only), then stays silent.
     pub idle: usize,
     pub idle_path: String,
     /// Clients that send half of a request head for `stall_path` and stop.
@@ -204,6 +205,9 @@ async fn connect(spec: &HoldSpec) -> std::io::Result<Box<dyn Io>> {
 /// Connects, sends one request and reads its whole (Content-Length framed) response.
 async fn open_idle(spec: &HoldSpec) -> std::io::Result<Box<dyn Io>> {
     let mut stream = connect(spec).await?;
+    if spec.idle_path.is_empty() {
+        return Ok(stream);
+    }
     let request = format!("GET {} HTTP/1.1\r\nHost: localhost\r\n\r\n", spec.idle_path);
     stream.write_all(request.as_bytes()).await?;
     let mut received = Vec::with_capacity(2048);

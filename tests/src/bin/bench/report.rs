@@ -175,14 +175,38 @@ impl Summary {
         })
     }
 
+    /// Runs in which not a single request was answered (wrk then reports no timeouts either).
+    pub fn silent_runs(&self) -> usize {
+        self.runs.iter().filter(|r| r.requests == 0).count()
+    }
+
     /// Cells: req/s, spread, p50, p99, errors.
     pub fn cells(&self) -> Vec<String> {
+        let silent = self.silent_runs();
+        let errors = if silent > 0 {
+            format!(
+                "{}; nothing answered in {silent} of {} runs",
+                self.errors(),
+                self.runs.len()
+            )
+        } else {
+            self.errors().to_string()
+        };
+        let rates = self.values(|r| r.rps);
+        let spread = if self.spread() > 100.0 {
+            // A run that collapsed: a percentage of the median says nothing, show the range.
+            let max = rates.iter().copied().fold(0.0, f64::max);
+            let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
+            format!("{}–{}", rps(min), rps(max))
+        } else {
+            format!("±{:.0} %", self.spread() / 2.0)
+        };
         vec![
             rps(self.rps()),
-            format!("±{:.0} %", self.spread() / 2.0),
+            spread,
             ms(self.p50()),
             ms(self.p99()),
-            self.errors().to_string(),
+            errors,
         ]
     }
 }
