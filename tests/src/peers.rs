@@ -83,7 +83,8 @@ pub struct Process {
 }
 
 impl Process {
-    fn spawn(name: &'static str, command: &mut Command) -> Process {
+    /// Starts `command`; `name` labels it in messages.
+    pub fn spawn(name: &'static str, command: &mut Command) -> Process {
         let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
@@ -95,7 +96,7 @@ impl Process {
     }
 
     /// Panics with `context` if the process has already exited.
-    fn assert_running(&mut self, context: &dyn Fn() -> String) {
+    pub fn assert_running(&mut self, context: &dyn Fn() -> String) {
         if let Some(status) = self.child.try_wait().expect("try_wait") {
             panic!("{} exited early ({status}):\n{}", self.name, context());
         }
@@ -126,7 +127,7 @@ impl Drop for Process {
 }
 
 /// Waits until `ready` holds, checking that `process` is still alive.
-fn wait_until(process: &mut Process, ready: impl Fn() -> bool, context: impl Fn() -> String) {
+pub fn wait_until(process: &mut Process, ready: impl Fn() -> bool, context: impl Fn() -> String) {
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         process.assert_running(&context);
@@ -178,6 +179,28 @@ impl FcgiApp {
     }
 }
 
+/// The main-context settings of an [`Nginx`]; the default suits the tests (one worker, few
+/// connections), the benchmark raises them.
+#[derive(Debug, Clone)]
+pub struct NginxSettings {
+    /// `worker_processes` value: a number or `auto`.
+    pub worker_processes: String,
+    /// `worker_connections` per worker.
+    pub worker_connections: u32,
+    /// Extra main-context directives (e.g. `worker_rlimit_nofile 30000;`).
+    pub main_extra: String,
+}
+
+impl Default for NginxSettings {
+    fn default() -> Self {
+        NginxSettings {
+            worker_processes: "1".to_string(),
+            worker_connections: 128,
+            main_extra: String::new(),
+        }
+    }
+}
+
 /// nginx with a config of our own, listening on `addr`.
 #[derive(Debug)]
 pub struct Nginx {
@@ -191,6 +214,16 @@ impl Nginx {
     /// logs and temp paths are under `dir`. `{listen}` in `http_body` is replaced by the chosen
     /// address; `listen_ip` picks its family. Waits until the port accepts connections.
     pub fn start(dir: &Path, listen_ip: IpAddr, http_body: &str) -> Nginx {
+        Self::start_with(dir, listen_ip, &NginxSettings::default(), http_body)
+    }
+
+    /// Like [`Nginx::start`], with the main-context `settings`.
+    pub fn start_with(
+        dir: &Path,
+        listen_ip: IpAddr,
+        settings: &NginxSettings,
+        http_body: &str,
+    ) -> Nginx {
         let nginx = require_program("nginx", "nginx");
         let port = free_port(listen_ip);
         let addr = SocketAddr::new(listen_ip, port);
@@ -203,13 +236,17 @@ impl Nginx {
         // temp dir; the tests' sockets are ours, so keep the workers as root.
         let user = if running_as_root() { "user root;" } else { "" };
         let config = format!(
-            "worker_processes 1;\n{user}\nerror_log {d}/nginx-error.log info;\npid {d}/nginx.pid;\n\
-             events {{ worker_connections 128; }}\n\
+            "worker_processes {processes};\n{user}\n{main_extra}\n\
+             error_log {d}/nginx-error.log info;\npid {d}/nginx.pid;\n\
+             events {{ worker_connections {connections}; }}\n\
              http {{\n  access_log {d}/nginx-access.log;\n  client_body_temp_path {d}/client_body;\n  \
              fastcgi_temp_path {d}/fastcgi_temp;\n  proxy_temp_path {d}/proxy_temp;\n  \
              uwsgi_temp_path {d}/uwsgi_temp;\n  scgi_temp_path {d}/scgi_temp;\n\
              {body}\n}}\n",
             body = http_body.replace("{listen}", &listen),
+            processes = settings.worker_processes,
+            main_extra = settings.main_extra,
+            connections = settings.worker_connections,
         );
         let config_path = dir.join("nginx.conf");
         std::fs::write(&config_path, config).expect("write nginx.conf");
@@ -281,12 +318,19 @@ impl PhpFpm {
     /// Starts php-fpm with a `pm = static` pool of `children` on `dir/php-fpm.sock`, its pid file
     /// and log in `dir`. `pool_extra` is appended to the pool section (php_admin_value, env, …).
     pub fn start(dir: &Path, children: u32, pool_extra: &str) -> PhpFpm {
+        let pool = format!("pm = static\npm.max_children = {children}\n{pool_extra}");
+        Self::start_pool(dir, &pool)
+    }
+
+    /// Starts php-fpm with one pool on `dir/php-fpm.sock` whose process-manager settings (`pm`,
+    /// `pm.max_children`, …) and any other pool directives are `pool_settings`.
+    pub fn start_pool(dir: &Path, pool_settings: &str) -> PhpFpm {
         let socket = dir.join("php-fpm.sock");
         let d = dir.display();
         let config = format!(
             "[global]\npid = {d}/php-fpm.pid\nerror_log = {d}/php-fpm.log\ndaemonize = no\n\n\
-             [paddock-test]\nlisten = {socket}\nlisten.mode = 0666\npm = static\n\
-             pm.max_children = {children}\ncatch_workers_output = yes\n{pool_extra}\n",
+             [paddock-test]\nlisten = {socket}\nlisten.mode = 0666\n\
+             catch_workers_output = yes\n{pool_settings}\n",
             socket = socket.display(),
         );
         let config_path = dir.join("php-fpm.conf");

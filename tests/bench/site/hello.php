@@ -1,0 +1,3 @@
+<?php
+// The smallest dynamic page: measures the cost of the request path, not of PHP.
+echo "Hello, world!\n";

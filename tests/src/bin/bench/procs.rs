@@ -1,0 +1,111 @@
+//! Processes seen through /proc: trees, command names, resident memory, and signals by pid.
+
+use std::collections::HashMap;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// Every process on the machine as pid → (parent pid, command name).
+fn table() -> HashMap<u32, (u32, String)> {
+    let mut table = HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return table;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid …": comm may hold spaces and parentheses, so split at the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_string();
+        let mut rest = stat[close + 1..].split_whitespace();
+        let state = rest.next().unwrap_or("");
+        if state == "Z" {
+            continue;
+        }
+        let ppid = rest.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        table.insert(pid, (ppid, comm));
+    }
+    table
+}
+
+/// `root` and all its living descendants.
+pub fn tree(root: u32) -> Vec<u32> {
+    let table = table();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            table
+                .iter()
+                .filter(|(_, (ppid, _))| *ppid == parent)
+                .map(|(pid, _)| *pid),
+        );
+        i += 1;
+    }
+    found.retain(|pid| table.contains_key(pid));
+    found
+}
+
+/// Living children of `parent` whose command name is `comm`.
+pub fn children_named(parent: u32, comm: &str) -> Vec<u32> {
+    let mut pids: Vec<u32> = table()
+        .into_iter()
+        .filter(|(_, (ppid, name))| *ppid == parent && name == comm)
+        .map(|(pid, _)| pid)
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// Resident set size of one process in KiB (0 if it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Summed resident memory of the trees under `roots`, in KiB.
+pub fn trees_rss_kib(roots: &[u32]) -> u64 {
+    roots.iter().flat_map(|root| tree(*root)).map(rss_kib).sum()
+}
+
+/// Sends SIGKILL to one pid.
+pub fn kill_pid(pid: u32) -> bool {
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok()
+}
+
+/// Kills (by pid) whatever is left of the processes in `pids`: the last guard after a server was
+/// stopped, so that a peer that leaves children behind does not outlive the benchmark.
+pub fn kill_leftovers(pids: &[u32]) -> usize {
+    // Children of a stopped parent may still be on their way out: give them a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        let alive = table();
+        if !pids.iter().any(|pid| alive.contains_key(pid)) {
+            return 0;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let alive = table();
+    pids.iter()
+        .filter(|pid| alive.contains_key(pid))
+        .filter(|pid| kill_pid(**pid))
+        .count()
+}

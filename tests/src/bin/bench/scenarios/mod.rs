@@ -1,0 +1,52 @@
+//! One module per scenario of issue 7 (and the benchmarks of issues 4 and 5).
+
+pub mod burst;
+pub mod idle_memory;
+pub mod keepalive;
+pub mod kills;
+pub mod php;
+pub mod slow;
+pub mod static_files;
+pub mod step;
+
+use crate::load::Load;
+use crate::report::Summary;
+use crate::Bench;
+
+/// Warms every load up, then runs each `bench.runs` times, interleaved (the order rotates every
+/// round, so a burst of noise from the shared machine does not hit one server only).
+pub fn interleaved(bench: &Bench, scenario: &str, loads: &[(String, Load)]) -> Vec<Summary> {
+    for (label, load) in loads {
+        bench.warm_up(scenario, label, load);
+    }
+    let mut summaries = vec![Summary::default(); loads.len()];
+    for run in 0..bench.runs {
+        for k in 0..loads.len() {
+            let i = (k + run) % loads.len();
+            let (label, load) = &loads[i];
+            let result = bench.run_load(scenario, &format!("{label}-run{}", run + 1), load);
+            summaries[i].push(result);
+        }
+    }
+    summaries
+}
+
+/// A tiny xorshift generator: enough to pick a victim, no dependency.
+#[derive(Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn seeded() -> Rng {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.subsec_nanos() as u64);
+        Rng(nanos | 1)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n.max(1) as u64) as usize
+    }
+}

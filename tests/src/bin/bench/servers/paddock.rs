@@ -1,0 +1,130 @@
+//! paddock with a prefork php-cgi pool, plain and TLS listeners (the shared certificate) and an
+//! admin listener; info-level log (no per-request lines) into its temp dir.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use harness::peers::Process;
+
+use super::{loopback_port, server_dir, wait_for, Server, Shared, Workers};
+
+/// The pool's sizing.
+#[derive(Debug, Clone, Copy)]
+pub enum Sizing {
+    Static(u32),
+    Ondemand {
+        max: u32,
+    },
+    Dynamic {
+        max: u32,
+        start: u32,
+        min_spare: u32,
+        max_spare: u32,
+    },
+}
+
+impl Sizing {
+    fn toml(self) -> String {
+        match self {
+            Sizing::Static(n) => format!("sizing = \"static\"\nworkers = {n}\n"),
+            Sizing::Ondemand { max } => format!("sizing = \"ondemand\"\nmax_workers = {max}\n"),
+            Sizing::Dynamic {
+                max,
+                start,
+                min_spare,
+                max_spare,
+            } => format!(
+                "sizing = \"dynamic\"\nmax_workers = {max}\nstart_workers = {start}\n\
+                 min_spare = {min_spare}\nmax_spare = {max_spare}\n"
+            ),
+        }
+    }
+
+    /// Workers expected right after start.
+    fn initial(self) -> u32 {
+        match self {
+            Sizing::Static(n) => n,
+            Sizing::Ondemand { .. } => 0,
+            Sizing::Dynamic { start, .. } => start,
+        }
+    }
+}
+
+pub fn start(shared: &Shared, name: &str, sizing: Sizing) -> Server {
+    let dir = server_dir("paddock");
+    let d = dir.path();
+    let (http, https, admin) = (loopback_port(), loopback_port(), loopback_port());
+    let config = format!(
+        r#"[server]
+runtime_dir = "{run}"
+log_level = "info"
+shutdown_timeout = "2s"
+
+[listeners.http]
+kind = "http"
+address = "{http}"
+
+[listeners.https]
+kind = "https"
+address = "{https}"
+certificate = "{cert}"
+key = "{key}"
+
+[listeners.admin]
+kind = "admin"
+address = "{admin}"
+
+[sites.bench]
+root = "{site}"
+index = ["index.php", "index.html"]
+
+[sites.bench.scripts]
+pool = "php"
+
+[pools.php]
+mode = "prefork"
+command = ["php-cgi"]
+{sizing}"#,
+        run = d.join("run").display(),
+        cert = shared.certs.certificate.display(),
+        key = shared.certs.key.display(),
+        site = shared.site.display(),
+        sizing = sizing.toml(),
+    );
+    let config_path = d.join("paddock.toml");
+    std::fs::write(&config_path, config).expect("write paddock.toml");
+    let log = d.join("paddock.log");
+    let stderr = std::fs::File::create(&log).expect("paddock.log");
+    let process = Process::spawn(
+        "paddock",
+        Command::new(&shared.paddock_bin)
+            .args(["serve", "--config"])
+            .arg(&config_path)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr),
+    );
+    let pid = process.pid();
+    let limit = Duration::from_secs(20);
+    wait_for("paddock ready", limit, &log, || {
+        harness::http_get(admin, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+    });
+    let workers = Workers {
+        parent: pid,
+        comm: "php-cgi".into(),
+    };
+    let expected = sizing.initial() as usize;
+    wait_for("paddock's workers", limit, &log, || {
+        workers.pids().len() >= expected
+    });
+    Server {
+        name: name.to_string(),
+        http,
+        https: Some(https),
+        roots: vec![pid],
+        workers: Some(workers),
+        guards: vec![Box::new(process)],
+        dir: Some(dir),
+    }
+}
