@@ -247,7 +247,9 @@ fn main() {
         signal_hook::flag::register(signal, interrupted.clone()).expect("signal handler");
     }
     let fd_limit = raise_fd_limit();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate is inside the repository");
     let out = options
         .out
         .clone()
