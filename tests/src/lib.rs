@@ -297,6 +297,31 @@ impl Drop for Paddock {
     }
 }
 
+/// Generates a self-signed certificate for localhost with openssl: `<dir>/<name>.crt` and
+/// `<dir>/<name>.key`.
+pub fn self_signed_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (apt-get install openssl)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    (cert, key)
+}
+
 /// Writes the config file the harness uses into `dir`: a private runtime directory, debug
 /// logging, then `config`.
 fn write_config(dir: &Path, config: &str) -> PathBuf {

@@ -157,26 +157,7 @@ fn fifteen_reloads_under_https_load_drop_nothing() {
 fn bad_reloads_keep_the_running_configuration() {
     require_php_cgi();
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("site.crt"), dir.path().join("site.key"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(made.status.success());
+    let (cert, key) = harness::self_signed_certificate(dir.path(), "site");
     let listeners = format!(
         "[listeners.http]\nkind = \"http\"\naddress = \"127.0.0.1:0\"\n[listeners.https]\nkind = \"https\"\naddress = \"127.0.0.1:0\"\ncertificate = \"{}\"\nkey = \"{}\"\n[listeners.admin]\nkind = \"admin\"\naddress = \"127.0.0.1:0\"\n",
         cert.display(),
