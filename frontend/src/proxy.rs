@@ -191,16 +191,20 @@ pub(crate) fn build_params(request: &ScriptRequest<'_>) -> Vec<u8> {
     let parts = request.parts;
     let uri = &parts.uri;
     let request_uri = uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let mut headers = parts.headers.clone();
-    if !headers.contains_key(http::header::HOST) {
-        // HTTP/2 carries the host in :authority; CGI applications expect HTTP_HOST.
-        if let Some(value) = uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
+    // HTTP/2 carries the host in :authority; CGI applications expect HTTP_HOST. Only that case
+    // needs a copy of the headers.
+    let authority = uri
+        .authority()
+        .filter(|_| !parts.headers.contains_key(http::header::HOST))
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    let headers = match authority {
+        None => std::borrow::Cow::Borrowed(&parts.headers),
+        Some(value) => {
+            let mut headers = parts.headers.clone();
             headers.insert(http::header::HOST, value);
+            std::borrow::Cow::Owned(headers)
         }
-    }
+    };
     let server_name = headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())

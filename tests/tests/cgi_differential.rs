@@ -163,19 +163,7 @@ env = {{ CAPTURE_DIR = "{capture}" }}
 /// with the stock `snippets/fastcgi-php.conf` (the location regex is the one nginx's own wiki
 /// gives for PATH_INFO support).
 fn start_nginx(dir: &Path, fpm_socket: &Path, ipv6: bool) -> (Nginx, Endpoints) {
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    let openssl = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=localhost", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl (apt-get install openssl)");
-    assert!(openssl.status.success(), "{openssl:?}");
+    let (cert, key) = harness::self_signed_certificate(dir, "cert");
     let https_port = free_port(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let http6_port = ipv6.then(|| free_port(IpAddr::V6(Ipv6Addr::LOCALHOST)));
     let listen6 = http6_port.map_or(String::new(), |p| format!("listen [::1]:{p};"));
