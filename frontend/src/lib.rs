@@ -15,7 +15,7 @@
 //! - `vhost` — which site answers a host name.
 //! - `site_policy` — HTTPS redirect, HSTS, custom error pages.
 //! - `router` — URL path → static file / script + PATH_INFO / redirect / 404.
-//! - `static_files` — files via tower-http.
+//! - `static_files` — files: small ones from `file_cache` (in memory), the rest via tower-http.
 //! - `access_log` — combined or JSON lines, written by a thread, reopened on SIGUSR1.
 //! - `client_addr` — the client behind trusted proxies (Forwarded, X-Forwarded-For).
 //! - `body` — request-body buffering (memory, then temp file; 413, 408).
@@ -44,6 +44,7 @@ mod conn_limits;
 mod control;
 mod dispatch;
 mod fastcgi_client;
+mod file_cache;
 mod inherited;
 mod metrics;
 mod privileges;

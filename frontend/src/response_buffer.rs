@@ -216,6 +216,8 @@ mod tests {
             max_headers: 10,
             max_uri_bytes: 256,
             request_body_min_rate: 0,
+            static_cache_bytes: 0,
+            static_cache_max_file_bytes: 0,
         }
     }
 

@@ -263,7 +263,10 @@ async fn respond(
     let mut buffered: Option<BufferedBody> = None;
     for _ in 0..=MAX_LOCAL_REDIRECTS {
         let target = match router::route(site, parts.uri.path()) {
-            Route::Static(file) => return static_files::serve(&parts, site, &file).await,
+            Route::Static(file) => {
+                let cache = state.file_cache();
+                return static_files::serve(&parts, site, &file, &cache).await;
+            }
             Route::AddSlash(location) => return redirect(&parts.uri, &location),
             Route::NotFound => {
                 return response::error(StatusCode::NOT_FOUND, "nothing here by that name")

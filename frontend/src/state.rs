@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 use crate::access_log::AccessLog;
 use crate::dispatch::PoolDispatch;
+use crate::file_cache::FileCache;
 use crate::metrics::Metrics;
 use crate::tls::CertificateStore;
 
@@ -32,6 +33,8 @@ pub struct State {
     /// One per HTTPS listener, reloaded on request from the master.
     certificates: Vec<Arc<CertificateStore>>,
     pub access_log: Option<Arc<AccessLog>>,
+    /// Small static files in memory; replaced when a reload changes its size limits.
+    file_cache: ArcSwap<FileCache>,
 }
 
 impl State {
@@ -54,7 +57,9 @@ impl State {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
+        let file_cache = ArcSwap::from_pointee(file_cache_for(&spec));
         Self {
+            file_cache,
             spec: ArcSwap::from_pointee(spec),
             pools,
             metrics,
@@ -87,6 +92,10 @@ impl State {
         let _ = self.to_master.send(message);
     }
 
+    pub fn file_cache(&self) -> Arc<FileCache> {
+        self.file_cache.load_full()
+    }
+
     /// The current configuration.
     pub fn spec(&self) -> Arc<FrontendSpec> {
         self.spec.load_full()
@@ -113,6 +122,15 @@ impl State {
             if !spec.pools.iter().any(|p| p.name == pool.name) {
                 pool.mark_removed();
             }
+        }
+        let old = &self.spec.load().limits;
+        if (old.static_cache_bytes, old.static_cache_max_file_bytes)
+            != (
+                spec.limits.static_cache_bytes,
+                spec.limits.static_cache_max_file_bytes,
+            )
+        {
+            self.file_cache.store(Arc::new(file_cache_for(&spec)));
         }
         self.spec.store(Arc::new(spec));
         tracing::info!("configuration applied");
@@ -197,4 +215,11 @@ impl State {
             ToFrontend::WorkerStats { .. } | ToFrontend::Shutdown { .. } => {}
         }
     }
+}
+
+fn file_cache_for(spec: &FrontendSpec) -> FileCache {
+    FileCache::new(
+        spec.limits.static_cache_bytes,
+        spec.limits.static_cache_max_file_bytes,
+    )
 }

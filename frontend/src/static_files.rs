@@ -1,4 +1,9 @@
-//! Static files, served by tower-http's `ServeFile` once the router has resolved a path.
+//! Static files, once the router has resolved a path.
+//!
+//! Small files are answered from the in-memory [`FileCache`] on the event loop: full GET and HEAD
+//! responses, `If-None-Match` / `If-Modified-Since` (304) and the precompressed siblings. Anything
+//! else (ranges, `If-Match` / `If-Unmodified-Since`, large files, a full cache) goes to
+//! tower-http's `ServeFile`, and both paths give the same headers and validators.
 //!
 //! The router decides *which* file (root containment, dotfiles, the symlink policy, script
 //! detection); tower-http does the HTTP part it is good at and is well tested for: content types
@@ -10,7 +15,11 @@
 
 use std::path::{Path, PathBuf};
 
-use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, VARY};
+use http::header::{
+    HeaderMap, HeaderValue, ACCEPT_ENCODING, ACCEPT_RANGES, ALLOW, CACHE_CONTROL, CONTENT_ENCODING,
+    CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    IF_UNMODIFIED_SINCE, LAST_MODIFIED, RANGE, VARY,
+};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -18,10 +27,19 @@ use protocol::control::SiteSpec;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
+use crate::file_cache::{self, CachedFile, FileCache};
 use crate::response::{self, Body};
 use crate::router;
 
-pub async fn serve(parts: &Parts, site: &SiteSpec, file: &Path) -> Response<Body> {
+/// The precompressed siblings paddock looks for, in the order it prefers them.
+const ENCODINGS: [(&str, &str); 2] = [("br", "br"), ("gzip", "gz")];
+
+pub async fn serve(
+    parts: &Parts,
+    site: &SiteSpec,
+    file: &Path,
+    cache: &FileCache,
+) -> Response<Body> {
     if parts.method != Method::GET && parts.method != Method::HEAD {
         let mut response = response::error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -32,6 +50,138 @@ pub async fn serve(parts: &Parts, site: &SiteSpec, file: &Path) -> Response<Body
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
+    let mut response = match from_cache(parts, site, file, cache).await {
+        Some(response) => response,
+        None => from_disk(parts, site, file).await,
+    };
+    if let Some(rule) = site
+        .cache_control
+        .iter()
+        .find(|r| parts.uri.path().starts_with(&r.prefix))
+    {
+        if let Ok(value) = HeaderValue::from_str(&rule.value) {
+            response.headers_mut().insert(CACHE_CONTROL, value);
+        }
+    }
+    response
+}
+
+/// The cached answer, or `None` when the request or the file needs `ServeFile`.
+async fn from_cache(
+    parts: &Parts,
+    site: &SiteSpec,
+    file: &Path,
+    cache: &FileCache,
+) -> Option<Response<Body>> {
+    let headers = &parts.headers;
+    if [RANGE, IF_MATCH, IF_UNMODIFIED_SINCE]
+        .iter()
+        .any(|h| headers.contains_key(h))
+    {
+        return None;
+    }
+    let mut chosen = None;
+    let mut has_sibling = false;
+    if site.precompressed {
+        for (coding, ext) in ENCODINGS {
+            let path = sibling(file, ext);
+            let Some(meta) = router::allowed_metadata(site, &path).filter(|m| m.is_file()) else {
+                continue;
+            };
+            has_sibling = true;
+            if chosen.is_none() && accepts(headers, coding) {
+                chosen = Some((coding, path, meta));
+            }
+        }
+    }
+    let (encoding, path, meta) = match chosen {
+        Some((coding, path, meta)) => (Some(coding), path, meta),
+        None => (None, file.to_path_buf(), std::fs::metadata(file).ok()?),
+    };
+    if !cache.accepts(&meta) {
+        return None;
+    }
+    let cached = match cache.get(&path, &meta) {
+        Some(cached) => cached,
+        None => cache.load(&path).await?,
+    };
+    let mut response = if not_modified(headers, &cached) {
+        let mut response = Response::new(response::full(bytes::Bytes::new()));
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response
+    } else {
+        let body = if parts.method == Method::HEAD {
+            bytes::Bytes::new()
+        } else {
+            cached.bytes.clone()
+        };
+        let mut response = Response::new(response::full(body));
+        let out = response.headers_mut();
+        out.insert(CONTENT_TYPE, content_type(file));
+        out.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        if let Some(coding) = encoding {
+            out.insert(CONTENT_ENCODING, HeaderValue::from_static(coding));
+        }
+        out.insert(CONTENT_LENGTH, HeaderValue::from(cached.bytes.len()));
+        response
+    };
+    let out = response.headers_mut();
+    out.insert(LAST_MODIFIED, cached.last_modified.clone());
+    out.insert(ETAG, cached.etag.clone());
+    if has_sibling {
+        out.append(VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    Some(response)
+}
+
+/// RFC 9110 §13.2.2 for GET and HEAD: `If-None-Match` (weak comparison) decides when present,
+/// else `If-Modified-Since`.
+fn not_modified(headers: &HeaderMap, file: &CachedFile) -> bool {
+    if let Some(tags) = headers.get(IF_NONE_MATCH) {
+        let tags = tags.as_bytes();
+        let ours = file.etag.as_bytes();
+        return tags == b"*"
+            || tags
+                .split(|&b| b == b',')
+                .map(|tag| tag.trim_ascii())
+                .any(|tag| tag.strip_prefix(b"W/").unwrap_or(tag) == ours);
+    }
+    headers
+        .get(IF_MODIFIED_SINCE)
+        .and_then(file_cache::http_date_secs)
+        .is_some_and(|since| file.modified_secs <= since)
+}
+
+/// Whether `Accept-Encoding` allows `coding` (listed, or `*`, with a q-value above zero).
+fn accepts(headers: &HeaderMap, coding: &str) -> bool {
+    headers
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut params = item.split(';');
+            let name = params.next().unwrap_or("").trim();
+            let zero_q = params.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case(coding) || name == "*") && !zero_q
+        })
+}
+
+/// The `Content-Type` of the file's own name (a sibling is served with its original's type).
+fn content_type(file: &Path) -> HeaderValue {
+    mime_guess::from_path(file).first_raw().map_or_else(
+        || HeaderValue::from_static("application/octet-stream"),
+        HeaderValue::from_static,
+    )
+}
+
+/// Through tower-http's `ServeFile`, for what the cache does not answer.
+async fn from_disk(parts: &Parts, site: &SiteSpec, file: &Path) -> Response<Body> {
     let mut request = Request::new(http_body_util::Empty::<bytes::Bytes>::new());
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = parts.uri.clone();
@@ -52,28 +202,22 @@ pub async fn serve(parts: &Parts, site: &SiteSpec, file: &Path) -> Response<Body
         Ok(response) => response.map(|body| body.map_err(std::io::Error::other).boxed_unsync()),
         Err(never) => match never {},
     };
-    let headers = response.headers_mut();
     if has_sibling {
-        headers.append(VARY, HeaderValue::from_static("accept-encoding"));
-    }
-    let path = parts.uri.path();
-    if let Some(rule) = site
-        .cache_control
-        .iter()
-        .find(|r| path.starts_with(&r.prefix))
-    {
-        if let Ok(value) = HeaderValue::from_str(&rule.value) {
-            headers.insert(CACHE_CONTROL, value);
-        }
+        response
+            .headers_mut()
+            .append(VARY, HeaderValue::from_static("accept-encoding"));
     }
     response
 }
 
 /// Whether `file.EXT` exists as a regular file the site's symlink policy allows.
 fn usable_sibling(site: &SiteSpec, file: &Path, ext: &str) -> bool {
+    router::allowed_metadata(site, &sibling(file, ext)).is_some_and(|m| m.is_file())
+}
+
+fn sibling(file: &Path, ext: &str) -> PathBuf {
     let mut name = file.as_os_str().to_owned();
     name.push(".");
     name.push(ext);
-    let sibling = PathBuf::from(name);
-    router::allowed_metadata(site, &sibling).is_some_and(|m| m.is_file())
+    PathBuf::from(name)
 }

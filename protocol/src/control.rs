@@ -419,6 +419,10 @@ pub struct LimitsSpec {
     /// A request body gets one more second for every this many bytes received, on top of
     /// `TimeoutsSpec::request_body_ms` (0: the body deadline is absolute).
     pub request_body_min_rate: u64,
+    /// Total bytes of small static files kept in memory (0: no cache).
+    pub static_cache_bytes: u64,
+    /// Largest static file the cache keeps; larger ones are read from disk on every request.
+    pub static_cache_max_file_bytes: u64,
 }
 
 /// Client-facing deadlines, in milliseconds.

@@ -249,3 +249,69 @@ fn symlink_policy_owner_match_and_always() {
     assert_eq!(raw_get(&paddock, "/foreign_link.txt").0, 200);
     assert_eq!(raw_get(&paddock, "/.env").0, 404, "dotfiles stay hidden");
 }
+
+/// `start` with a `[limits]` section before the site.
+fn start_with_limits(root: &Path, limits: &str) -> Paddock {
+    Paddock::start(&format!(
+        "[limits]\n{limits}\n[sites.files]\nroot = \"{}\"\n",
+        root.display()
+    ))
+}
+
+#[test]
+fn the_memory_cache_serves_edits_at_once() {
+    let (_dir, root) = tree();
+    let paddock = start(&root, "");
+    assert_eq!(get(&paddock, "/app.js", &[]).2, "console.log(1);\n");
+    // Same size: only the identity the cache checks (mtime, ctime) tells the versions apart.
+    std::fs::write(root.join("app.js"), "console.log(2);\n").unwrap();
+    assert_eq!(get(&paddock, "/app.js", &[]).2, "console.log(2);\n");
+    // Replaced by a rename, as deploy tools do.
+    std::fs::write(root.join("app.js.new"), "console.log('new');\n").unwrap();
+    std::fs::rename(root.join("app.js.new"), root.join("app.js")).unwrap();
+    assert_eq!(get(&paddock, "/app.js", &[]).2, "console.log('new');\n");
+    std::fs::remove_file(root.join("app.js")).unwrap();
+    assert_eq!(get(&paddock, "/app.js", &[]).0, 404);
+    // HEAD: the length of the body it would get, and no body.
+    let output = paddock.curl(&["-sI", &paddock.url("/style.css")]);
+    let head = String::from_utf8_lossy(&output.stdout).to_string();
+    assert_eq!(header(&head, "content-length").as_deref(), Some("950"));
+}
+
+#[test]
+fn cached_and_uncached_answers_carry_the_same_validators() {
+    let (_dir, root) = tree();
+    let cached = start(&root, "");
+    let uncached = start_with_limits(&root, "static_cache_size = 0");
+    let too_big = start_with_limits(&root, "static_cache_max_file = \"100B\"");
+    let answers: Vec<(u16, String, String)> = [&cached, &uncached, &too_big]
+        .iter()
+        .map(|p| get(p, "/style.css", &["Accept-Encoding: identity"]))
+        .collect();
+    for (status, head, body) in &answers {
+        assert_eq!(*status, 200);
+        assert_eq!(body.len(), 950);
+        for name in ["etag", "last-modified", "content-type", "content-length"] {
+            assert_eq!(
+                header(head, name),
+                header(&answers[0].1, name),
+                "{name}: {head}"
+            );
+        }
+    }
+    // A validator from one path gives a 304 on the other.
+    let etag = header(&answers[1].1, "etag").unwrap();
+    let (status, _, _) = get(
+        &cached,
+        "/style.css",
+        &[&format!("If-None-Match: W/{etag}")],
+    );
+    assert_eq!(status, 304);
+    let modified = header(&answers[0].1, "last-modified").unwrap();
+    let (status, _, _) = get(
+        &uncached,
+        "/style.css",
+        &[&format!("If-Modified-Since: {modified}")],
+    );
+    assert_eq!(status, 304);
+}

@@ -37,6 +37,8 @@ fn state() -> State {
             max_headers: 100,
             max_uri_bytes: 8192,
             request_body_min_rate: 0,
+            static_cache_bytes: 0,
+            static_cache_max_file_bytes: 0,
         },
         timeouts: TimeoutsSpec {
             tls_handshake_ms: 1000,

@@ -27,6 +27,8 @@ pub const DEFAULT_MAX_HEADER_SIZE: u64 = 64 << 10;
 pub const DEFAULT_MAX_HEADERS: usize = 100;
 pub const DEFAULT_MAX_URI: u64 = 8 << 10;
 pub const DEFAULT_REQUEST_BODY_MIN_RATE: u64 = 1 << 10;
+pub const DEFAULT_STATIC_CACHE_SIZE: u64 = 64 << 20;
+pub const DEFAULT_STATIC_CACHE_MAX_FILE: u64 = 256 << 10;
 
 pub const DEFAULT_TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 pub const DEFAULT_REQUEST_HEADER: Duration = Duration::from_secs(30);
@@ -121,6 +123,12 @@ pub fn limits(raw: &RawLimits, temp_dir: PathBuf) -> Result<LimitsSpec, Invalid>
         request_body_min_rate: raw
             .request_body_min_rate
             .map_or(DEFAULT_REQUEST_BODY_MIN_RATE, |s| s.0),
+        static_cache_bytes: raw
+            .static_cache_size
+            .map_or(DEFAULT_STATIC_CACHE_SIZE, |s| s.0),
+        static_cache_max_file_bytes: raw
+            .static_cache_max_file
+            .map_or(DEFAULT_STATIC_CACHE_MAX_FILE, |s| s.0),
     })
 }
 

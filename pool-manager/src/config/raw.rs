@@ -110,6 +110,8 @@ pub struct RawLimits {
     pub max_headers: Option<usize>,
     pub max_uri: Option<Size>,
     pub request_body_min_rate: Option<Size>,
+    pub static_cache_size: Option<Size>,
+    pub static_cache_max_file: Option<Size>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -74,6 +74,10 @@ key = "{key}"
 kind = "admin"
 address = "{admin}"
 
+# As nginx's keepalive_requests in this benchmark: h2load does not reconnect after a GOAWAY.
+[limits]
+max_requests_per_connection = 1000000
+
 [sites.bench]
 root = "{site}"
 index = ["index.php", "index.html"]

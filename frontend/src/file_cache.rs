@@ -1,0 +1,173 @@
+//! Small static files kept in memory: their bytes and validators, shared by every connection.
+//!
+//! Why: tower-http's `ServeFile` works through `tokio::fs`, which hands the open, the stat and
+//! every read to tokio's blocking thread pool and back. For a 1 KiB file that hand-off was about
+//! half of the front end's CPU in the static benchmark (docs/benchmarks.md). A cached file is
+//! served from the event loop with no file-system call beyond the stat the router already makes.
+//!
+//! Never stale: an entry is used only while the file's identity (device, inode, size, mtime and
+//! ctime, to the nanosecond) equals what a fresh stat of the path says, so an edited, replaced or
+//! renamed-over file is read again on its next request. Bounded: files above `max_file` bytes are
+//! never cached, and when the total would pass `capacity` the cache is emptied and refills with
+//! what is asked for next (a crude generation scheme; the capacity is meant to hold the working
+//! set, and refilling costs one read per file).
+
+use std::fs::Metadata;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use http::header::HeaderValue;
+
+#[derive(Debug)]
+pub struct FileCache {
+    entries: DashMap<PathBuf, Arc<CachedFile>>,
+    /// Sum of the cached files' sizes.
+    bytes: AtomicU64,
+    capacity: u64,
+    max_file: u64,
+}
+
+/// What identifies one version of a file's contents without reading them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Identity {
+    pub fn of(meta: &Metadata) -> Self {
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// One file's contents with the headers that describe them.
+#[derive(Debug)]
+pub struct CachedFile {
+    identity: Identity,
+    pub bytes: Bytes,
+    /// Strong validator from size and mtime, in the format tower-http's `ServeFile` uses, so a
+    /// client's cached copy validates whichever of the two paths answers.
+    pub etag: HeaderValue,
+    pub last_modified: HeaderValue,
+    /// Modification time in whole seconds, as `Last-Modified` and `If-Modified-Since` carry it.
+    pub modified_secs: u64,
+}
+
+impl FileCache {
+    /// `capacity` 0 turns the cache off.
+    pub fn new(capacity: u64, max_file: u64) -> Self {
+        Self {
+            entries: DashMap::new(),
+            bytes: AtomicU64::new(0),
+            capacity,
+            max_file: max_file.min(capacity),
+        }
+    }
+
+    /// Whether a file of this size may be cached.
+    pub fn accepts(&self, meta: &Metadata) -> bool {
+        meta.is_file() && meta.len() <= self.max_file
+    }
+
+    /// The cached contents of `path`, if they are still the file `meta` describes.
+    pub fn get(&self, path: &Path, meta: &Metadata) -> Option<Arc<CachedFile>> {
+        let entry = self.entries.get(path)?;
+        (entry.identity == Identity::of(meta)).then(|| entry.clone())
+    }
+
+    /// Reads `path` on the blocking pool and caches it. `None` when it cannot be read, is too
+    /// large, or changed while it was read (the caller then serves it the slow way).
+    pub async fn load(&self, path: &Path) -> Option<Arc<CachedFile>> {
+        let owned = path.to_path_buf();
+        let max_file = self.max_file;
+        let file = tokio::task::spawn_blocking(move || read_stable(&owned, max_file))
+            .await
+            .ok()??;
+        let file = Arc::new(file);
+        self.insert(path.to_path_buf(), file.clone());
+        Some(file)
+    }
+
+    fn insert(&self, path: PathBuf, file: Arc<CachedFile>) {
+        let size = file.bytes.len() as u64;
+        if self.bytes.load(Ordering::Relaxed) + size > self.capacity {
+            self.entries.retain(|_, old| {
+                self.bytes
+                    .fetch_sub(old.bytes.len() as u64, Ordering::Relaxed);
+                false
+            });
+        }
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        if let Some(old) = self.entries.insert(path, file) {
+            self.bytes
+                .fetch_sub(old.bytes.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    #[cfg(test)]
+    fn cached_bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// Reads a regular file of at most `max_file` bytes whose identity is the same before and after
+/// the read, so the bytes belong to the validators computed from it.
+fn read_stable(path: &Path, max_file: u64) -> Option<CachedFile> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let before = file.metadata().ok()?;
+    if !before.is_file() || before.len() > max_file {
+        return None;
+    }
+    let mut contents = Vec::with_capacity(before.len() as usize);
+    file.by_ref()
+        .take(max_file + 1)
+        .read_to_end(&mut contents)
+        .ok()?;
+    let identity = Identity::of(&before);
+    let after = file.metadata().ok()?;
+    if Identity::of(&after) != identity || contents.len() as u64 != before.len() {
+        return None;
+    }
+    let modified = before.modified().ok()?;
+    let since_epoch = modified.duration_since(UNIX_EPOCH).ok()?;
+    let etag = format!(
+        "\"{:x}.{:08x}-{:x}\"",
+        since_epoch.as_secs(),
+        since_epoch.subsec_nanos(),
+        before.len()
+    );
+    let whole_seconds = UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs());
+    Some(CachedFile {
+        identity,
+        bytes: Bytes::from(contents),
+        etag: HeaderValue::from_str(&etag).ok()?,
+        last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(whole_seconds)).ok()?,
+        modified_secs: since_epoch.as_secs(),
+    })
+}
+
+/// Seconds since the epoch of an HTTP date, for `If-Modified-Since`.
+pub fn http_date_secs(value: &HeaderValue) -> Option<u64> {
+    let time = httpdate::parse_http_date(value.to_str().ok()?).ok()?;
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests;
