@@ -19,7 +19,6 @@
 //! - a request in flight: nothing here (the body deadline lives in `body`, worker deadlines in
 //!   `proxy`).
 
-use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -69,7 +68,9 @@ struct ActivityState {
     close_requested: bool,
     /// Every unfinished response body, by id: since when it has been waiting for hyper to take
     /// its next piece (`None` while it waits for its own data).
-    bodies: HashMap<u64, Option<Instant>>,
+    /// A list, not a map: HTTP/1.1 has one body at a time and HTTP/2 a few, and an empty list
+    /// holds no memory while the connection is idle.
+    bodies: Vec<(u64, Option<Instant>)>,
     next_body: u64,
 }
 
@@ -91,7 +92,7 @@ impl Activity {
                 read_while_idle: None,
                 write_blocked_since: None,
                 close_requested: false,
-                bodies: HashMap::new(),
+                bodies: Vec::new(),
                 next_body: 0,
             }),
             changed: Notify::new(),
@@ -129,6 +130,11 @@ impl Activity {
         self.lock().close_requested
     }
 
+    /// Requests begun on this connection so far.
+    pub fn requests(&self) -> u64 {
+        self.lock().requests
+    }
+
     /// No request in flight and none partly received: closing now loses nothing.
     pub fn is_idle(&self) -> bool {
         let state = self.lock();
@@ -142,7 +148,7 @@ impl Activity {
         let send = state
             .write_blocked_since
             .into_iter()
-            .chain(state.bodies.values().flatten().copied())
+            .chain(state.bodies.iter().filter_map(|&(_, since)| since))
             .min()
             .map(|since| (since + ms(timeouts.send_ms), Expiry::Send));
         let idle = (state.in_flight == 0).then(|| match state.read_while_idle {
@@ -224,7 +230,7 @@ impl Activity {
     /// are ignored, so a late wake-up cannot resurrect a finished response.
     fn set_body_waiting(&self, id: u64, since: Option<Instant>) {
         let mut state = self.lock();
-        let Some(slot) = state.bodies.get_mut(&id) else {
+        let Some((_, slot)) = state.bodies.iter_mut().find(|(body, _)| *body == id) else {
             return;
         };
         let newly = slot.is_none() && since.is_some();
@@ -289,7 +295,11 @@ impl HttpBody for GuardedBody {
 
 impl Drop for GuardedBody {
     fn drop(&mut self) {
-        self.guard.activity.lock().bodies.remove(&self.id);
+        let mut state = self.guard.activity.lock();
+        state.bodies.retain(|&(body, _)| body != self.id);
+        if state.bodies.is_empty() {
+            state.bodies = Vec::new();
+        }
     }
 }
 
@@ -301,7 +311,7 @@ pub fn guard_body(body: Body, guard: InFlight) -> Body {
         let mut state = activity.lock();
         state.next_body += 1;
         let id = state.next_body;
-        state.bodies.insert(id, Some(Instant::now()));
+        state.bodies.push((id, Some(Instant::now())));
         id
     };
     activity.changed.notify_one();
@@ -323,6 +333,10 @@ pub struct WatchedIo<T> {
 impl<T> WatchedIo<T> {
     pub fn new(inner: T, activity: Arc<Activity>) -> Self {
         Self { inner, activity }
+    }
+
+    pub fn get_ref(&self) -> &T {
+        &self.inner
     }
 }
 

@@ -11,6 +11,11 @@
 //! never cached, and when the total would pass `capacity` the cache is emptied and refills with
 //! what is asked for next (a crude generation scheme; the capacity is meant to hold the working
 //! set, and refilling costs one read per file).
+//!
+//! Precompressed siblings (`file.br`, `file.gz`) are looked up once per [`SIBLING_RECHECK`] and
+//! file version instead of on every request, as nginx's `open_file_cache_valid` does for its
+//! lookups: a sibling added or removed is seen within that time, a change of the file itself at
+//! once (deploy tools write both together).
 
 use std::fs::Metadata;
 use std::io::Read;
@@ -18,15 +23,22 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use dashmap::DashMap;
 use http::header::HeaderValue;
+use protocol::control::SymlinkPolicy;
+
+/// How long a lookup of precompressed siblings is trusted.
+pub const SIBLING_RECHECK: Duration = Duration::from_secs(1);
+/// Sibling lookups remembered at most; past it the memo starts over.
+const SIBLING_MEMO_ENTRIES: usize = 16_384;
 
 #[derive(Debug)]
 pub struct FileCache {
     entries: DashMap<PathBuf, Arc<CachedFile>>,
+    siblings: DashMap<PathBuf, Arc<Siblings>>,
     /// Sum of the cached files' sizes.
     bytes: AtomicU64,
     capacity: u64,
@@ -55,6 +67,27 @@ impl Identity {
     }
 }
 
+/// The precompressed siblings paddock looks for, in the order it prefers them: the
+/// `Content-Encoding` and the file name extension.
+pub const SIBLING_ENCODINGS: [(&str, &str); 2] = [("br", "br"), ("gzip", "gz")];
+
+/// The usable siblings of one version of a file.
+#[derive(Debug)]
+pub struct Siblings {
+    of: Identity,
+    /// The site rule the lookup applied (two sites may share files but not rules).
+    policy: SymlinkPolicy,
+    checked: Instant,
+    pub variants: Vec<Sibling>,
+}
+
+#[derive(Debug)]
+pub struct Sibling {
+    pub coding: &'static str,
+    pub path: PathBuf,
+    pub meta: Metadata,
+}
+
 /// One file's contents with the headers that describe them.
 #[derive(Debug)]
 pub struct CachedFile {
@@ -73,6 +106,7 @@ impl FileCache {
     pub fn new(capacity: u64, max_file: u64) -> Self {
         Self {
             entries: DashMap::new(),
+            siblings: DashMap::new(),
             bytes: AtomicU64::new(0),
             capacity,
             max_file: max_file.min(capacity),
@@ -101,6 +135,49 @@ impl FileCache {
         let file = Arc::new(file);
         self.insert(path.to_path_buf(), file.clone());
         Some(file)
+    }
+
+    /// The usable precompressed siblings of `path` (whose metadata is `meta`), from the memo
+    /// while it is fresh, else from `lookup` (which applies the site's rules).
+    pub fn siblings(
+        &self,
+        path: &Path,
+        meta: &Metadata,
+        policy: SymlinkPolicy,
+        lookup: impl Fn(&Path) -> Option<Metadata>,
+    ) -> Arc<Siblings> {
+        let of = Identity::of(meta);
+        if let Some(memo) = self.siblings.get(path) {
+            if memo.of == of && memo.policy == policy && memo.checked.elapsed() < SIBLING_RECHECK {
+                return memo.clone();
+            }
+        }
+        let variants = SIBLING_ENCODINGS
+            .iter()
+            .filter_map(|&(coding, ext)| {
+                let mut name = path.as_os_str().to_owned();
+                name.push(".");
+                name.push(ext);
+                let sibling = PathBuf::from(name);
+                let meta = lookup(&sibling).filter(|m| m.is_file())?;
+                Some(Sibling {
+                    coding,
+                    path: sibling,
+                    meta,
+                })
+            })
+            .collect();
+        let memo = Arc::new(Siblings {
+            of,
+            policy,
+            checked: Instant::now(),
+            variants,
+        });
+        if self.siblings.len() >= SIBLING_MEMO_ENTRIES {
+            self.siblings.clear();
+        }
+        self.siblings.insert(path.to_path_buf(), memo.clone());
+        memo
     }
 
     fn insert(&self, path: PathBuf, file: Arc<CachedFile>) {

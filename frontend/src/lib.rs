@@ -9,6 +9,7 @@
 //!
 //! # Layout
 //! - `server` — accept loops, TLS handshakes, hyper connections, graceful stop.
+//! - `parking` — idle HTTP/1.1 connections held outside hyper, with nothing but the socket.
 //! - `activity` — per-connection deadlines (request head, keep-alive, send) and the socket wrapper.
 //! - `conn_limits` — overall and per-address connection counts.
 //! - `service` — the public request path: route, buffer, dispatch, answer.
@@ -47,6 +48,7 @@ mod fastcgi_client;
 mod file_cache;
 mod inherited;
 mod metrics;
+mod parking;
 mod privileges;
 mod proxy;
 mod proxy_protocol;

@@ -22,13 +22,38 @@ use protocol::control::{ScriptRouteSpec, SiteSpec, SymlinkPolicy};
 /// What a request resolves to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
-    Static(PathBuf),
+    Static(StaticFile),
     Script(ScriptTarget),
     /// Permanent redirect to the same path with a trailing slash (a directory was named).
     AddSlash(String),
     NotFound,
     BadRequest(&'static str),
 }
+
+/// A file to serve as it is, with the metadata the walk found (of the symlink's target, for a
+/// link), so that serving it needs no second stat.
+#[derive(Debug)]
+pub struct StaticFile {
+    pub path: PathBuf,
+    pub meta: std::fs::Metadata,
+}
+
+impl StaticFile {
+    /// The file at `path` as it is now (for tests and tools; the router has the metadata).
+    pub fn at(path: PathBuf) -> std::io::Result<Self> {
+        let meta = std::fs::metadata(&path)?;
+        Ok(Self { path, meta })
+    }
+}
+
+/// Two routes to the same file are the same route, whenever their metadata was read.
+impl PartialEq for StaticFile {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+    }
+}
+
+impl Eq for StaticFile {}
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct ScriptTarget {
@@ -77,7 +102,10 @@ pub fn route(site: &SiteSpec, raw_path: &str) -> Route {
         }
         // A non-script file followed by more path (even a bare `/`): never serve or execute it.
         return if i + 1 == segments.len() && !raw_path.ends_with('/') {
-            Route::Static(candidate)
+            Route::Static(StaticFile {
+                path: candidate,
+                meta,
+            })
         } else {
             Route::NotFound
         };
@@ -90,7 +118,7 @@ pub fn route(site: &SiteSpec, raw_path: &str) -> Route {
     let dir_url = segments.iter().fold(String::new(), |acc, s| acc + "/" + s) + "/";
     for index in &site.index {
         let candidate = dir.join(index);
-        if allowed_metadata(site, &candidate).is_some_and(|m| m.is_file()) {
+        if let Some(meta) = allowed_metadata(site, &candidate).filter(|m| m.is_file()) {
             if script.is_some_and(|s| is_script(s, index)) {
                 return Route::Script(ScriptTarget {
                     pool: script.map(|s| s.pool.clone()).unwrap_or_default(),
@@ -99,7 +127,10 @@ pub fn route(site: &SiteSpec, raw_path: &str) -> Route {
                     path_info: String::new(),
                 });
             }
-            return Route::Static(candidate);
+            return Route::Static(StaticFile {
+                path: candidate,
+                meta,
+            });
         }
     }
     fallback(site, script, "")

@@ -4,14 +4,18 @@
 //! connection preface in cleartext when the listener allows h2 with prior knowledge). Each
 //! connection runs in its own task that also enforces the client-facing deadlines of
 //! [`crate::activity`], and reacts to a stop by closing gracefully (HTTP/1.1 after the current
-//! response, HTTP/2 with GOAWAY).
+//! response, HTTP/2 with GOAWAY). Public HTTP/1.1 connections are served by hyper's HTTP/1
+//! builder directly, so that they can be parked outside hyper while idle ([`crate::parking`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -25,6 +29,7 @@ use tracing::{debug, warn};
 
 use crate::activity::{Activity, Expiry, WatchedIo};
 use crate::conn_limits::{ConnectionLimits, ConnectionSlot};
+use crate::parking::{Parkable, ParkingIo};
 use crate::proxy::ConnInfo;
 use crate::state::State;
 use crate::{admin, proxy_protocol, service};
@@ -58,6 +63,18 @@ impl std::fmt::Debug for Listener {
 
 /// `None` while serving; `Some(deadline)` once a stop was requested.
 pub type StopSignal = watch::Receiver<Option<Duration>>;
+
+/// hyper's HTTP/1 builder for the public listeners, with the same settings as [`http_builder`].
+fn http1_builder(spec: &FrontendSpec) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .keep_alive(true)
+        .max_buf_size(spec.limits.max_header_bytes as usize)
+        .max_headers(spec.limits.max_headers);
+    builder
+}
 
 /// The hyper builder for one listener, with every limit set explicitly.
 fn http_builder(spec: &FrontendSpec, listener: &ListenerSpec) -> auto::Builder<TokioExecutor> {
@@ -102,6 +119,8 @@ pub async fn serve(
     };
     let context = Arc::new(ListenerContext {
         builder: http_builder(&state.spec(), &listener.spec),
+        http1: http1_builder(&state.spec()),
+        h2c: listener.spec.http2_prior_knowledge,
         https: listener.spec.kind == ListenerKind::Https,
         admin,
         tls: listener.tls.clone(),
@@ -169,6 +188,9 @@ pub async fn serve(
 /// What every connection of one listener shares.
 struct ListenerContext {
     builder: auto::Builder<TokioExecutor>,
+    http1: http1::Builder,
+    /// Cleartext HTTP/2 with prior knowledge is accepted (the automatic builder then decides).
+    h2c: bool,
     https: bool,
     admin: bool,
     tls: Option<TlsAcceptor>,
@@ -184,9 +206,12 @@ async fn serve_connection(
     stop: StopSignal,
     _slot: ConnectionSlot,
 ) {
+    // Every step that is not the idle wait is boxed below: a task's future is as large as its
+    // largest state, and a parked connection should hold no more than what it waits with.
     if context.proxy_protocol {
         let limit = Duration::from_millis(state.spec().timeouts.request_header_ms);
-        match tokio::time::timeout(limit, proxy_protocol::read_header(&mut stream)).await {
+        let header = Box::pin(proxy_protocol::read_header(&mut stream));
+        match tokio::time::timeout(limit, header).await {
             Ok(Ok(Some(client))) => conn.peer = client,
             Ok(Ok(None)) => {}
             Ok(Err(e)) => {
@@ -199,30 +224,54 @@ async fn serve_connection(
             }
         }
     }
-    let peer = conn.peer;
-    let activity = Activity::new();
-    let counted = state.metrics.count_bytes(stream, &context.name);
-    let io = WatchedIo::new(counted, activity.clone());
-    match &context.tls {
-        None => serve_http(io, conn, &context, state, activity, stop).await,
-        Some(acceptor) => {
-            let limit = Duration::from_millis(state.spec().timeouts.tls_handshake_ms);
-            match tokio::time::timeout(limit, acceptor.accept(io)).await {
-                Ok(Ok(tls)) => {
-                    conn.tracker.tls_established(tls.get_ref().1);
-                    let sni = tls.get_ref().1.server_name().map(str::to_owned);
-                    let conn = ConnInfo { sni, ..conn };
-                    serve_http(tls, conn, &context, state, activity, stop).await
-                }
-                Ok(Err(e)) => {
-                    conn.tracker.tls_failed("error");
-                    debug!(%peer, error = %e, "TLS handshake failed")
-                }
-                Err(_) => {
-                    conn.tracker.tls_failed("timeout");
-                    debug!(%peer, listener = %context.name, "TLS handshake timed out; closing")
-                }
+    // Built in a block, so that none of its locals keeps a slot in this function's future.
+    let session: Pin<Box<dyn Future<Output = ()> + Send>> = {
+        let activity = Activity::new();
+        let counted = state.metrics.count_bytes(stream, &context.name);
+        let io = WatchedIo::new(counted, activity.clone());
+        match context.tls.clone() {
+            None if context.admin || context.h2c => {
+                Box::pin(serve_http(io, conn, context, state, activity, stop))
             }
+            None => Box::pin(serve_http1(io, conn, context, state, activity, stop)),
+            Some(acceptor) => Box::pin(serve_tls(
+                io, acceptor, conn, context, state, activity, stop,
+            )),
+        }
+    };
+    session.await
+}
+
+async fn serve_tls(
+    io: WatchedIo<crate::metrics::connections::CountingStream<tokio::net::TcpStream>>,
+    acceptor: TlsAcceptor,
+    conn: ConnInfo,
+    context: Arc<ListenerContext>,
+    state: Arc<State>,
+    activity: Arc<Activity>,
+    stop: StopSignal,
+) {
+    let peer = conn.peer;
+    let limit = Duration::from_millis(state.spec().timeouts.tls_handshake_ms);
+    match tokio::time::timeout(limit, Box::pin(acceptor.accept(io))).await {
+        Ok(Ok(tls)) => {
+            conn.tracker.tls_established(tls.get_ref().1);
+            let sni = tls.get_ref().1.server_name().map(str::to_owned);
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+            let conn = ConnInfo { sni, ..conn };
+            if context.admin || h2 {
+                Box::pin(serve_http(tls, conn, context, state, activity, stop)).await
+            } else {
+                serve_http1(tls, conn, context, state, activity, stop).await
+            }
+        }
+        Ok(Err(e)) => {
+            conn.tracker.tls_failed("error");
+            debug!(%peer, error = %e, "TLS handshake failed")
+        }
+        Err(_) => {
+            conn.tracker.tls_failed("timeout");
+            debug!(%peer, listener = %context.name, "TLS handshake timed out; closing")
         }
     }
 }
@@ -230,7 +279,7 @@ async fn serve_connection(
 async fn serve_http<I>(
     io: I,
     conn: ConnInfo,
-    context: &ListenerContext,
+    context: Arc<ListenerContext>,
     state: Arc<State>,
     activity: Arc<Activity>,
     stop: StopSignal,
@@ -245,6 +294,7 @@ async fn serve_http<I>(
         let service =
             service_fn(move |request| admin::handle(state.clone(), conn.clone(), request));
         let connection = context.builder.serve_connection(io, service).into_owned();
+        tokio::pin!(connection);
         drive(connection, peer, &activity, &timeouts, stop).await;
         return;
     }
@@ -259,7 +309,152 @@ async fn serve_http<I>(
         )
     });
     let connection = context.builder.serve_connection(io, service).into_owned();
+    tokio::pin!(connection);
     drive(connection, peer, &activity, &timeouts, stop).await;
+}
+
+/// A public HTTP/1.1 connection: served by a hyper connection while requests come, parked
+/// outside hyper while idle ([`crate::parking`]), until the client leaves or a deadline passes.
+async fn serve_http1<I: Parkable>(
+    mut io: I,
+    conn: ConnInfo,
+    context: Arc<ListenerContext>,
+    state: Arc<State>,
+    activity: Arc<Activity>,
+    mut stop: StopSignal,
+) {
+    let conn = Arc::new(conn);
+    let mut unread = Bytes::new();
+    loop {
+        if unread.is_empty() && !io.has_buffered_input() {
+            let timeouts = &state.spec().timeouts;
+            if let Err(reason) = wait_for_request(io.socket(), &activity, timeouts, &mut stop).await
+            {
+                debug!(peer = %conn.peer, reason, "closing idle connection");
+                return;
+            }
+        }
+        let active = serve_until_idle(io, unread, &conn, &context, &state, &activity, &stop);
+        match Box::pin(active).await {
+            Some((parked_io, left)) => (io, unread) = (parked_io, left),
+            None => return,
+        }
+    }
+}
+
+/// Serves requests on one hyper connection until it parks (then the socket and any bytes
+/// hyper did not use come back) or ends (`None`).
+async fn serve_until_idle<I: Parkable>(
+    io: I,
+    unread: Bytes,
+    conn: &Arc<ConnInfo>,
+    context: &ListenerContext,
+    state: &Arc<State>,
+    activity: &Arc<Activity>,
+    stop: &StopSignal,
+) -> Option<(I, Bytes)> {
+    let (state, conn, service_activity) = (state.clone(), conn.clone(), activity.clone());
+    let timeouts = state.spec().timeouts.clone();
+    let peer = conn.peer;
+    let service = service_fn(move |request: hyper::Request<Incoming>| {
+        // Boxed so that the connection can be taken apart when it parks (hyper asks for an
+        // `Unpin` future there).
+        Box::pin(service::handle(
+            state.clone(),
+            conn.clone(),
+            service_activity.clone(),
+            request,
+        ))
+    });
+    let parking = ParkingIo::new(io, activity.clone(), unread);
+    let mut connection = Box::pin(Http1Connection(
+        context
+            .http1
+            .serve_connection(TokioIo::new(parking), service),
+    ));
+    if !drive(connection.as_mut(), peer, activity, &timeouts, stop.clone()).await {
+        return None;
+    }
+    let parts = Pin::into_inner(connection).0.into_parts();
+    let parking = parts.io.into_inner();
+    // Copied: even empty, hyper's buffer still owns its whole allocation.
+    let unread = Bytes::copy_from_slice(&parts.read_buf);
+    parking.parked().then(|| (parking.into_inner(), unread))
+}
+
+/// Waits, holding nothing but the socket, until the next request starts to arrive. `Err` says
+/// why the connection should close instead: a deadline passed, a stop, or a socket error.
+async fn wait_for_request(
+    socket: &tokio::net::TcpStream,
+    activity: &Activity,
+    timeouts: &protocol::control::TimeoutsSpec,
+    stop: &mut StopSignal,
+) -> Result<(), &'static str> {
+    // While stopping, an idle connection still gets the drain linger (see `drive`).
+    let mut linger = stop
+        .borrow()
+        .is_some()
+        .then(|| tokio::time::Instant::now() + DRAIN_LINGER);
+    loop {
+        let deadline = activity.next_deadline(timeouts).map(|(at, _)| at);
+        // One timer for both: the sooner of the connection's deadline and the linger.
+        let wake = deadline.into_iter().chain(linger).min();
+        tokio::select! {
+            ready = socket.readable() => return ready.map_err(|_| "socket error"),
+            () = sleep(wake) => {
+                if linger.is_some_and(|at| at <= tokio::time::Instant::now()) {
+                    return Err("stopping");
+                }
+                if let Some((at, expiry)) = activity.next_deadline(timeouts) {
+                    if at <= tokio::time::Instant::now() {
+                        return Err(expiry.describe());
+                    }
+                }
+            }
+            changed = stop.changed(), if linger.is_none() => {
+                let _ = changed;
+                linger = Some(tokio::time::Instant::now() + DRAIN_LINGER);
+            }
+        }
+    }
+}
+
+/// A hyper HTTP/1 connection that is not shut down when it ends, so its socket can be reused.
+struct Http1Connection<I, S>(http1::Connection<I, S>)
+where
+    S: hyper::service::HttpService<Incoming>;
+
+impl<I, S, B> Future for Http1Connection<I, S>
+where
+    S: hyper::service::Service<hyper::Request<Incoming>, Response = hyper::Response<B>> + Unpin,
+    S::Future: Unpin,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+{
+    type Output = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.0.poll_without_shutdown(cx).map_err(Into::into)
+    }
+}
+
+impl<I, S, B> GracefulConnection for Http1Connection<I, S>
+where
+    S: hyper::service::Service<hyper::Request<Incoming>, Response = hyper::Response<B>> + Unpin,
+    S::Future: Unpin,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+{
+    fn start_graceful_shutdown(mut self: Pin<&mut Self>) {
+        Pin::new(&mut self.0).graceful_shutdown();
+    }
 }
 
 /// The part of a hyper connection that the connection task needs.
@@ -285,14 +480,14 @@ where
 }
 
 /// Runs a connection to its end while enforcing the deadlines, a requested close, and a stop.
-async fn drive<C: GracefulConnection>(
-    connection: C,
+/// `true` when the connection itself ended without an error (an HTTP/1.1 one may have parked).
+async fn drive<C: GracefulConnection + ?Sized>(
+    mut connection: Pin<&mut C>,
     peer: SocketAddr,
     activity: &Activity,
     timeouts: &protocol::control::TimeoutsSpec,
     mut stop: StopSignal,
-) {
-    tokio::pin!(connection);
+) -> bool {
     let mut closing = stop.borrow().is_some();
     if closing {
         connection.as_mut().start_graceful_shutdown();
@@ -306,10 +501,10 @@ async fn drive<C: GracefulConnection>(
         let sleep_until = next.map(|(at, _)| at);
         tokio::select! {
             result = connection.as_mut() => {
-                if let Err(e) = result {
+                if let Err(e) = &result {
                     debug!(%peer, error = %e, "connection ended with an error");
                 }
-                return;
+                return result.is_ok();
             }
             () = sleep(sleep_until) => {
                 let Some((at, expiry)) = activity.next_deadline(timeouts) else { continue };
@@ -322,7 +517,7 @@ async fn drive<C: GracefulConnection>(
                     connection.as_mut().start_graceful_shutdown();
                     let _ = tokio::time::timeout(GOAWAY_GRACE, connection.as_mut()).await;
                 }
-                return;
+                return false;
             }
             () = activity.changed.notified() => {
                 if !closing && activity.close_requested() {

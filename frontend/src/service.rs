@@ -22,15 +22,27 @@ use crate::{compression, site_policy, static_files, streaming};
 /// Local redirects (RFC 3875 §6.2.2) followed for one request before giving up.
 const MAX_LOCAL_REDIRECTS: usize = 3;
 
-pub async fn handle(
+/// Answers one request. Call it when hyper hands the request over: the request counts as in
+/// flight on its connection from then on (see `crate::parking`).
+pub fn handle(
     state: Arc<State>,
     conn: Arc<ConnInfo>,
     activity: Arc<Activity>,
     request: Request<Incoming>,
+) -> impl std::future::Future<Output = Result<Response<Body>, Infallible>> + Send {
+    let begun = activity.begin_request();
+    answer(state, conn, activity, begun, request)
+}
+
+async fn answer(
+    state: Arc<State>,
+    conn: Arc<ConnInfo>,
+    activity: Arc<Activity>,
+    (number, in_flight): (u64, activity::InFlight),
+    request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let received = std::time::SystemTime::now();
-    let (number, in_flight) = activity.begin_request();
     let request_id = state.next_request_id();
     let (mut parts, incoming) = request.into_parts();
     authority_wins_over_host(&mut parts);
@@ -265,7 +277,7 @@ async fn respond(
         let target = match router::route(site, parts.uri.path()) {
             Route::Static(file) => {
                 let cache = state.file_cache();
-                return static_files::serve(&parts, site, &file, &cache).await;
+                return static_files::serve(&parts, site, file, &cache).await;
             }
             Route::AddSlash(location) => return redirect(&parts.uri, &location),
             Route::NotFound => {

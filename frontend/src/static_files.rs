@@ -29,15 +29,12 @@ use tower_http::services::ServeFile;
 
 use crate::file_cache::{self, CachedFile, FileCache};
 use crate::response::{self, Body};
-use crate::router;
-
-/// The precompressed siblings paddock looks for, in the order it prefers them.
-const ENCODINGS: [(&str, &str); 2] = [("br", "br"), ("gzip", "gz")];
+use crate::router::{self, StaticFile};
 
 pub async fn serve(
     parts: &Parts,
     site: &SiteSpec,
-    file: &Path,
+    file: StaticFile,
     cache: &FileCache,
 ) -> Response<Body> {
     if parts.method != Method::GET && parts.method != Method::HEAD {
@@ -50,9 +47,9 @@ pub async fn serve(
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
-    let mut response = match from_cache(parts, site, file, cache).await {
+    let mut response = match from_cache(parts, site, &file, cache).await {
         Some(response) => response,
-        None => from_disk(parts, site, file).await,
+        None => from_disk(parts, site, &file.path).await,
     };
     if let Some(rule) = site
         .cache_control
@@ -70,7 +67,7 @@ pub async fn serve(
 async fn from_cache(
     parts: &Parts,
     site: &SiteSpec,
-    file: &Path,
+    file: &StaticFile,
     cache: &FileCache,
 ) -> Option<Response<Body>> {
     let headers = &parts.headers;
@@ -80,30 +77,23 @@ async fn from_cache(
     {
         return None;
     }
-    let mut chosen = None;
-    let mut has_sibling = false;
-    if site.precompressed {
-        for (coding, ext) in ENCODINGS {
-            let path = sibling(file, ext);
-            let Some(meta) = router::allowed_metadata(site, &path).filter(|m| m.is_file()) else {
-                continue;
-            };
-            has_sibling = true;
-            if chosen.is_none() && accepts(headers, coding) {
-                chosen = Some((coding, path, meta));
-            }
-        }
-    }
+    let siblings = site.precompressed.then(|| {
+        cache.siblings(&file.path, &file.meta, site.symlinks, |path| {
+            router::allowed_metadata(site, path)
+        })
+    });
+    let variants = siblings.as_ref().map_or(&[][..], |s| &s.variants[..]);
+    let chosen = variants.iter().find(|v| accepts(headers, v.coding));
     let (encoding, path, meta) = match chosen {
-        Some((coding, path, meta)) => (Some(coding), path, meta),
-        None => (None, file.to_path_buf(), std::fs::metadata(file).ok()?),
+        Some(v) => (Some(v.coding), &v.path, &v.meta),
+        None => (None, &file.path, &file.meta),
     };
-    if !cache.accepts(&meta) {
+    if !cache.accepts(meta) {
         return None;
     }
-    let cached = match cache.get(&path, &meta) {
+    let cached = match cache.get(path, meta) {
         Some(cached) => cached,
-        None => cache.load(&path).await?,
+        None => cache.load(path).await?,
     };
     let mut response = if not_modified(headers, &cached) {
         let mut response = Response::new(response::full(bytes::Bytes::new()));
@@ -117,7 +107,7 @@ async fn from_cache(
         };
         let mut response = Response::new(response::full(body));
         let out = response.headers_mut();
-        out.insert(CONTENT_TYPE, content_type(file));
+        out.insert(CONTENT_TYPE, content_type(&file.path));
         out.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         if let Some(coding) = encoding {
             out.insert(CONTENT_ENCODING, HeaderValue::from_static(coding));
@@ -128,7 +118,7 @@ async fn from_cache(
     let out = response.headers_mut();
     out.insert(LAST_MODIFIED, cached.last_modified.clone());
     out.insert(ETAG, cached.etag.clone());
-    if has_sibling {
+    if !variants.is_empty() {
         out.append(VARY, HeaderValue::from_static("accept-encoding"));
     }
     Some(response)

@@ -101,7 +101,7 @@ pub fn check(data: &[u8]) {
     };
     let site = &fixture().site;
     match route(site, path) {
-        Route::Static(file) => assert_served_file(site, &file, path),
+        Route::Static(file) => assert_served_file(site, &file.path, path),
         Route::Script(target) => {
             assert_served_file(site, &target.filename, path);
             let extension = target

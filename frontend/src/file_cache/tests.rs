@@ -93,3 +93,32 @@ fn http_dates_parse_to_seconds() {
     assert_eq!(http_date_secs(&value), Some(1_700_000_000));
     assert_eq!(http_date_secs(&HeaderValue::from_static("yesterday")), None);
 }
+
+#[test]
+fn sibling_lookups_are_remembered_per_file_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.js");
+    write(&path, b"let a;", 1_700_000_000);
+    write(&dir.path().join("app.js.gz"), b"gz", 1_700_000_000);
+    let cache = FileCache::new(1 << 20, 1 << 10);
+    let lookups = std::cell::Cell::new(0);
+    let lookup = |p: &Path| {
+        lookups.set(lookups.get() + 1);
+        std::fs::metadata(p).ok()
+    };
+    let policy = SymlinkPolicy::InsideRoot;
+    let found = cache.siblings(&path, &meta(&path), policy, lookup);
+    let codings: Vec<_> = found.variants.iter().map(|v| v.coding).collect();
+    assert_eq!(codings, ["gzip"]);
+    assert_eq!(lookups.get(), 2, "br and gz looked up");
+    cache.siblings(&path, &meta(&path), policy, lookup);
+    assert_eq!(lookups.get(), 2, "remembered");
+    cache.siblings(&path, &meta(&path), SymlinkPolicy::Always, lookup);
+    assert_eq!(lookups.get(), 4, "another site's rules look again");
+    // A new version of the file looks again at once.
+    write(&dir.path().join("app.js.br"), b"br", 1_700_000_000);
+    write(&path, b"let b;", 1_700_000_001);
+    let found = cache.siblings(&path, &meta(&path), SymlinkPolicy::Always, lookup);
+    let codings: Vec<_> = found.variants.iter().map(|v| v.coding).collect();
+    assert_eq!(codings, ["br", "gzip"]);
+}

@@ -208,6 +208,10 @@ pub struct CountingStream<S> {
 }
 
 impl<S> CountingStream<S> {
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
     pub(super) fn new(inner: S, received: IntCounter, sent: IntCounter) -> Self {
         Self {
             inner,

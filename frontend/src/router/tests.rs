@@ -60,7 +60,7 @@ fn static_files_and_scripts() {
     let f = fixture(Some("/index.php"));
     assert_eq!(
         route(&f.site, "/style.css"),
-        Route::Static(f.site.root.join("style.css"))
+        Route::Static(StaticFile::at(f.site.root.join("style.css")).unwrap())
     );
     assert_eq!(route(&f.site, "/info.php"), script("/info.php", "", &f));
     assert_eq!(
@@ -84,7 +84,7 @@ fn directories_redirect_then_use_index() {
     assert_eq!(route(&f.site, "/docs"), Route::AddSlash("/docs/".into()));
     assert_eq!(
         route(&f.site, "/docs/"),
-        Route::Static(f.site.root.join("docs/index.html"))
+        Route::Static(StaticFile::at(f.site.root.join("docs/index.html")).unwrap())
     );
     assert_eq!(route(&f.site, "/app/"), script("/app/index.php", "", &f));
     assert_eq!(route(&f.site, "/"), script("/index.php", "", &f));
@@ -120,7 +120,7 @@ fn traversal_and_hidden_files() {
     ));
     assert_eq!(
         route(&f.site, "/docs/../style.css"),
-        Route::Static(f.site.root.join("style.css"))
+        Route::Static(StaticFile::at(f.site.root.join("style.css")).unwrap())
     );
     assert_eq!(route(&f.site, "/.env"), Route::NotFound);
     assert!(matches!(route(&f.site, "/a%00.php"), Route::BadRequest(_)));
@@ -145,7 +145,7 @@ fn symlinks_out_of_the_root_are_not_followed() {
     assert_eq!(route(&f.site, "/link.txt"), Route::NotFound);
     assert_eq!(
         route(&f.site, "/inside.css"),
-        Route::Static(f.site.root.join("inside.css"))
+        Route::Static(StaticFile::at(f.site.root.join("inside.css")).unwrap())
     );
 }
 
@@ -173,7 +173,7 @@ fn prefix_routes_send_their_scripts_to_their_pool() {
     // Under the prefix only the route's extensions run; a .php file there is just a file.
     assert_eq!(
         route(&f.site, "/cgi-bin/page.php"),
-        Route::Static(f.site.root.join("cgi-bin/page.php"))
+        Route::Static(StaticFile::at(f.site.root.join("cgi-bin/page.php")).unwrap())
     );
     assert_eq!(route(&f.site, "/cgi-bin/missing.sh"), Route::NotFound);
     assert_eq!(route(&f.site, "/info.php"), script("/info.php", "", &f));

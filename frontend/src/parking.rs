@@ -1,0 +1,196 @@
+//! Idle HTTP/1.1 connections parked outside hyper, so they cost almost nothing.
+//!
+//! Why: a hyper HTTP/1 connection keeps its read buffer (8 KiB, allocated at the first read) and
+//! its write buffer for as long as the connection lives. With 10,000 idle keep-alive clients that
+//! was about 17 KiB each (docs/benchmarks.md, scenario 4), where nginx frees its buffers between
+//! requests and holds an idle connection in half a kilobyte. paddock does the same: when a
+//! connection falls idle, hyper's connection object is dropped, the task waits for the socket to
+//! become readable with nothing allocated but the socket itself, and a fresh hyper connection
+//! serves the next request.
+//!
+//! hyper has no "park" call, so [`ParkingIo`] (the socket as hyper sees it) ends hyper's
+//! connection by answering a read with end-of-file, which hyper treats as the client closing an
+//! idle connection and completes cleanly; `Connection::into_parts` then returns the socket. That
+//! answer is only given when closing hyper's side loses nothing:
+//! - the socket has nothing to read right now (hyper's read would block);
+//! - no request is in flight and no byte of a new one was read since the last response ended
+//!   ([`Activity::is_idle`]), and at least one request was served on this hyper connection. A
+//!   request counts as in flight from the moment hyper hands it to the service, not from the
+//!   first poll of the service's future: in between, hyper may already read again;
+//! - the last bytes hyper was given end a request head (`\r\n\r\n`): hyper parses every complete
+//!   head before it reads again, so it holds no partial request. A connection whose last request
+//!   had a body stays in hyper until its next bodiless request (conservative, never wrong);
+//! - the last write to the client completed, so hyper holds no unsent response bytes.
+//!
+//! Any bytes hyper still reports as unread are handed back through [`ParkingIo::unread`].
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::activity::{Activity, WatchedIo};
+use crate::metrics::connections::CountingStream;
+
+/// The end of a request head; a buffer that ends with it holds no partial head.
+const HEAD_END: [u8; 4] = *b"\r\n\r\n";
+
+/// The client connection as one hyper HTTP/1 connection sees it (see the module docs).
+#[derive(Debug)]
+pub struct ParkingIo<I> {
+    inner: I,
+    activity: Arc<Activity>,
+    /// Bytes read before this hyper connection existed, given to it first.
+    unread: Bytes,
+    /// The last four bytes given to hyper.
+    tail: [u8; 4],
+    /// Requests answered when this hyper connection started.
+    requests_at_start: u64,
+    write_blocked: bool,
+    parked: bool,
+}
+
+impl<I> ParkingIo<I> {
+    pub fn new(inner: I, activity: Arc<Activity>, unread: Bytes) -> Self {
+        let requests_at_start = activity.requests();
+        Self {
+            inner,
+            activity,
+            unread,
+            tail: [0; 4],
+            requests_at_start,
+            write_blocked: false,
+            parked: false,
+        }
+    }
+
+    /// Whether this hyper connection ended because it was parked (not because the client left).
+    pub fn parked(&self) -> bool {
+        self.parked
+    }
+
+    pub fn into_inner(self) -> I {
+        self.inner
+    }
+
+    fn remember(&mut self, bytes: &[u8]) {
+        let n = bytes.len().min(4);
+        self.tail.rotate_left(n);
+        self.tail[4 - n..].copy_from_slice(&bytes[bytes.len() - n..]);
+    }
+
+    fn may_park(&self) -> bool {
+        self.tail == HEAD_END
+            && !self.write_blocked
+            && self.activity.requests() > self.requests_at_start
+            && self.activity.is_idle()
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for ParkingIo<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.parked {
+            return Poll::Ready(Ok(()));
+        }
+        if !this.unread.is_empty() {
+            let n = this.unread.len().min(buf.remaining());
+            let chunk = this.unread.split_to(n);
+            buf.put_slice(&chunk);
+            this.remember(&chunk);
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Pending if this.may_park() => {
+                this.parked = true;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Ok(())) => {
+                this.remember(&buf.filled()[before..]);
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for ParkingIo<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.write_blocked = result.is_pending();
+        result
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.write_blocked = result.is_pending();
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let result = Pin::new(&mut self.inner).poll_flush(cx);
+        self.write_blocked = result.is_pending();
+        result
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A client stream a parked connection can wait on without reading from it.
+pub trait Parkable: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The TCP socket underneath, whose readiness says a next request is arriving.
+    fn socket(&self) -> &TcpStream;
+
+    /// Whether bytes were already read from the socket and wait above it (decrypted TLS data):
+    /// then there is no point in waiting for the socket.
+    fn has_buffered_input(&self) -> bool;
+}
+
+type PlainStream = WatchedIo<CountingStream<TcpStream>>;
+
+impl Parkable for PlainStream {
+    fn socket(&self) -> &TcpStream {
+        self.get_ref().get_ref()
+    }
+
+    fn has_buffered_input(&self) -> bool {
+        false
+    }
+}
+
+impl Parkable for tokio_rustls::server::TlsStream<PlainStream> {
+    fn socket(&self) -> &TcpStream {
+        self.get_ref().0.socket()
+    }
+
+    fn has_buffered_input(&self) -> bool {
+        // rustls wants more TLS data exactly when it has no plaintext left to give.
+        !self.get_ref().1.wants_read()
+    }
+}
+
+#[cfg(test)]
+mod tests;
