@@ -59,18 +59,7 @@ async fn answer(
                     .or_else(|| site_policy::redirect_rule(site, &parts));
             match redirect {
                 Some(redirect) => redirect,
-                None => {
-                    respond(
-                        &state,
-                        &spec,
-                        &conn,
-                        site,
-                        parts.clone(),
-                        incoming,
-                        &request_id,
-                    )
-                    .await
-                }
+                None => respond(&state, &spec, &conn, site, &parts, incoming, &request_id).await,
             }
         }
     };
@@ -267,13 +256,16 @@ async fn respond(
     spec: &FrontendSpec,
     conn: &ConnInfo,
     site: &SiteSpec,
-    mut parts: http::request::Parts,
+    original: &http::request::Parts,
     incoming: Incoming,
     request_id: &str,
 ) -> Response<Body> {
     let mut body: Option<Incoming> = Some(incoming);
     let mut buffered: Option<BufferedBody> = None;
+    // The request as a local redirect rewrote it; copied only when one happens.
+    let mut redirected: Option<http::request::Parts> = None;
     for _ in 0..=MAX_LOCAL_REDIRECTS {
+        let parts = redirected.as_ref().unwrap_or(original);
         let target = match router::route(site, parts.uri.path()) {
             Route::Static(file) => {
                 let cache = state.file_cache();
@@ -338,9 +330,11 @@ async fn respond(
                         "the application redirected to an invalid path",
                     );
                 };
-                parts.uri = uri;
-                parts.method = Method::GET;
-                parts.headers.remove(CONTENT_LENGTH);
+                let mut next = parts.clone();
+                next.uri = uri;
+                next.method = Method::GET;
+                next.headers.remove(CONTENT_LENGTH);
+                redirected = Some(next);
                 buffered = Some(BufferedBody::Memory(Default::default()));
             }
         }

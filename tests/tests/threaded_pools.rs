@@ -194,3 +194,18 @@ fn cgi_runner_kills_a_script_past_its_timeout() {
         .unwrap();
     assert_eq!(response.status, 200);
 }
+
+#[test]
+fn a_cgi_local_redirect_is_served_internally_as_a_get() {
+    require_php_cgi();
+    let paddock = Paddock::start(&cgi_and_php_site("10s"));
+    let mut conn = Connection::open(paddock.http).unwrap();
+    let response = conn
+        .request("POST", "/cgi-bin/moved.sh", &[], b"dropped-body")
+        .unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(
+        response.text(),
+        "method=GET query=from=moved script=/cgi-bin/env.sh path_info=/redirected length=\nbody="
+    );
+}
