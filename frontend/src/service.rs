@@ -269,7 +269,7 @@ async fn respond(
         let target = match router::route(site, parts.uri.path()) {
             Route::Static(file) => {
                 let cache = state.file_cache();
-                return static_files::serve(&parts, site, file, &cache).await;
+                return static_files::serve(parts, site, file, &cache).await;
             }
             Route::AddSlash(location) => return redirect(&parts.uri, &location),
             Route::NotFound => {
@@ -299,7 +299,7 @@ async fn respond(
             }
         }
         let request = ScriptRequest {
-            parts: &parts,
+            parts,
             conn,
             site,
             target,
