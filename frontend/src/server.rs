@@ -210,8 +210,8 @@ async fn serve_connection(
     // largest state, and a parked connection should hold no more than what it waits with.
     if context.proxy_protocol {
         let limit = Duration::from_millis(state.spec().timeouts.request_header_ms);
-        let header = Box::pin(proxy_protocol::read_header(&mut stream));
-        match tokio::time::timeout(limit, header).await {
+        let header = tokio::time::timeout(limit, proxy_protocol::read_header(&mut stream));
+        match Box::pin(header).await {
             Ok(Ok(Some(client))) => conn.peer = client,
             Ok(Ok(None)) => {}
             Ok(Err(e)) => {
@@ -399,8 +399,18 @@ async fn wait_for_request(
         let deadline = activity.next_deadline(timeouts).map(|(at, _)| at);
         // One timer for both: the sooner of the connection's deadline and the linger.
         let wake = deadline.into_iter().chain(linger).min();
+        // A peek, not `readable()`: readiness can be reported for a socket with nothing to
+        // read (tokio documents such false positives, and a fresh socket showed them), and a
+        // hyper connection started for nothing would hold its buffers until the next request.
+        let mut first = [0u8; 1];
         tokio::select! {
-            ready = socket.readable() => return ready.map_err(|_| "socket error"),
+            peeked = socket.peek(&mut first) => {
+                return match peeked {
+                    Ok(0) => Err("client closed the connection"),
+                    Ok(_) => Ok(()),
+                    Err(_) => Err("socket error"),
+                };
+            }
             () = sleep(wake) => {
                 if linger.is_some_and(|at| at <= tokio::time::Instant::now()) {
                     return Err("stopping");
