@@ -50,8 +50,11 @@ const SERVER_SOFTWARE: &str = concat!("paddock/", env!("CARGO_PKG_VERSION"));
 /// confused with another variable: `Proxy` (httpoxy), and names with anything but letters, digits
 /// and '-' (so `X_Auth` cannot pose as `X-Auth`).
 pub fn encode_params(req: &CgiRequest<'_>, out: &mut Vec<u8>) {
-    let put =
-        |out: &mut Vec<u8>, name: &str, value: &[&[u8]]| put_var(out, &[name.as_bytes()], value);
+    // The names below are constants without a forbidden byte: only their values are checked.
+    let put = |out: &mut Vec<u8>, name: &'static str, value: &[&[u8]]| {
+        debug_assert!(!contains_forbidden(name.as_bytes()));
+        put_value(out, name.as_bytes(), value)
+    };
 
     put(out, "GATEWAY_INTERFACE", &[b"CGI/1.1"]);
     put(out, "SERVER_SOFTWARE", &[SERVER_SOFTWARE.as_bytes()]);
@@ -112,7 +115,7 @@ pub fn encode_params(req: &CgiRequest<'_>, out: &mut Vec<u8>) {
     }
 
     for (name, value) in req.extra {
-        put(out, name, &[value.as_bytes()]);
+        put_var(out, &[name.as_bytes()], &[value.as_bytes()]);
     }
 }
 
@@ -123,6 +126,22 @@ fn path_translated_root<'a>(document_root: &'a str, path_info: &str) -> &'a str 
         document_root.strip_suffix('/').unwrap_or(document_root)
     } else {
         document_root
+    }
+}
+
+/// Appends one variable named `name` (known to need no escaping) whose value is the
+/// concatenation of some pieces. Each piece is scanned once; only a value that holds a forbidden
+/// byte takes the escaping path.
+fn put_value(out: &mut Vec<u8>, name: &[u8], value: &[&[u8]]) {
+    if value.iter().any(|part| contains_forbidden(part)) {
+        return put_var(out, &[name], value);
+    }
+    let value_len = value.iter().map(|part| part.len()).sum();
+    out.reserve(8 + name.len() + value_len);
+    encode_name_value_lengths(out, name.len(), value_len);
+    out.extend_from_slice(name);
+    for part in value {
+        out.extend_from_slice(part);
     }
 }
 
