@@ -209,8 +209,7 @@ pub(crate) fn build_params(request: &ScriptRequest<'_>) -> Vec<u8> {
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .and_then(cgi::server_name_from_host)
-        .unwrap_or(&request.site.name)
-        .to_string();
+        .unwrap_or(&request.site.name);
     let version = match parts.version {
         http::Version::HTTP_2 => "HTTP/2.0",
         http::Version::HTTP_10 => "HTTP/1.0",
@@ -227,7 +226,7 @@ pub(crate) fn build_params(request: &ScriptRequest<'_>) -> Vec<u8> {
         script_name: &request.target.name,
         script_filename: &filename,
         path_info: &request.target.path_info,
-        server_name: &server_name,
+        server_name,
         server_addr: request.conn.local,
         remote_addr: request.conn.peer,
         https: request.conn.https,

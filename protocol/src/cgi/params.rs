@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use http::header::{self, HeaderName};
 use http::HeaderMap;
 
-use super::text::{contains_forbidden, escaped_len, push_escaped, StackText};
+use super::text::{self, contains_forbidden, escaped_len, StackText};
 use crate::fcgi::encode_name_value_lengths;
 
 /// What the front end knows about one request, borrowed for the duration of [`encode_params`].
@@ -134,7 +134,7 @@ fn path_translated_root<'a>(document_root: &'a str, path_info: &str) -> &'a str 
 /// byte takes the escaping path.
 fn put_value(out: &mut Vec<u8>, name: &[u8], value: &[&[u8]]) {
     if value.iter().any(|part| contains_forbidden(part)) {
-        return put_var(out, &[name], value);
+        return put_escaped(out, &[name], value);
     }
     let value_len = value.iter().map(|part| part.len()).sum();
     out.reserve(8 + name.len() + value_len);
@@ -148,12 +148,20 @@ fn put_value(out: &mut Vec<u8>, name: &[u8], value: &[&[u8]]) {
 /// Appends one variable whose name and value are each the concatenation of some pieces, with
 /// forbidden bytes escaped, without assembling either in a temporary buffer.
 fn put_var(out: &mut Vec<u8>, name: &[&[u8]], value: &[&[u8]]) {
+    match name {
+        [name] if !contains_forbidden(name) => put_value(out, name, value),
+        _ => put_escaped(out, name, value),
+    }
+}
+
+/// [`put_var`] for a name or value that holds a forbidden byte.
+fn put_escaped(out: &mut Vec<u8>, name: &[&[u8]], value: &[&[u8]]) {
     let name_len = name.iter().map(|part| escaped_len(part)).sum();
     let value_len = value.iter().map(|part| escaped_len(part)).sum();
     out.reserve(8 + name_len + value_len);
     encode_name_value_lengths(out, name_len, value_len);
     for part in name.iter().chain(value) {
-        push_escaped(out, part);
+        text::push_escaped(out, part);
     }
 }
 

@@ -6,11 +6,29 @@ use std::net::IpAddr;
 /// Bytes that must never reach a worker inside a variable: CR and LF could forge lines in
 /// anything that logs or re-emits the value, and NUL truncates C strings (`/a.php\0.jpg`).
 pub(crate) fn contains_forbidden(bytes: &[u8]) -> bool {
-    // Most values are a few dozen bytes, where a plain loop beats memchr's set-up.
-    if bytes.len() < 64 {
-        return bytes.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0);
+    if bytes.len() >= 64 {
+        return memchr::memchr3(b'\r', b'\n', 0, bytes).is_some();
     }
-    memchr::memchr3(b'\r', b'\n', 0, bytes).is_some()
+    // Most values are a few dozen bytes, where memchr's set-up costs more than the search: look
+    // at 8 bytes at a time instead, with the classic test for a zero byte in a word (exact: no
+    // false positives), applied to the word itself and to it XORed with CR and LF.
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero_byte = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS != 0;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        if has_zero_byte(word)
+            | has_zero_byte(word ^ (ONES * u64::from(b'\r')))
+            | has_zero_byte(word ^ (ONES * u64::from(b'\n')))
+        {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&b| b == b'\r' || b == b'\n' || b == 0)
 }
 
 /// Length of `bytes` once every forbidden byte is replaced by its three-byte `%XX` escape.
@@ -136,14 +154,14 @@ mod tests {
 
     #[test]
     fn forbidden_bytes_are_found_in_short_and_long_values() {
-        for len in [0, 1, 63, 64, 200] {
-            let clean = vec![b'a'; len];
-            assert!(!contains_forbidden(&clean));
+        for len in (0..=70).chain([200]) {
+            // Every byte value but the three, including the neighbours of each and 0x80+.
+            let clean: Vec<u8> = (0..len)
+                .map(|i| [1, 9, 11, 12, 14, 0x0e, 0x7f, 0x80, 0x8a, 0x8d, 0xff, b'a'][i % 12])
+                .collect();
+            assert!(!contains_forbidden(&clean), "len {len}");
             for bad in [b'\r', b'\n', 0] {
-                for at in [0, len / 2, len.saturating_sub(1)] {
-                    if len == 0 {
-                        continue;
-                    }
+                for at in 0..len {
                     let mut value = clean.clone();
                     value[at] = bad;
                     assert!(contains_forbidden(&value), "len {len} at {at}");
