@@ -139,10 +139,12 @@ impl FcgiConnection {
         !matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
-    /// Sends one request and passes the whole reply to `stdout`.
+    /// Sends one request and passes the whole reply to `stdout`. `params` appends the request's
+    /// PARAMS content (name-value pairs) to the buffer it is given: it is encoded straight into
+    /// the connection's write buffer.
     pub async fn exchange(
         &mut self,
-        params: &[u8],
+        params: impl FnOnce(&mut Vec<u8>),
         body: &BufferedBody,
         stdout: &mut impl StdoutSink,
         on_stderr: impl FnMut(&[u8]),
@@ -159,7 +161,7 @@ impl FcgiConnection {
 
     async fn send_and_receive(
         &mut self,
-        params: &[u8],
+        params: impl FnOnce(&mut Vec<u8>),
         body: &BufferedBody,
         stdout: &mut impl StdoutSink,
         mut on_stderr: impl FnMut(&[u8]),
@@ -169,10 +171,10 @@ impl FcgiConnection {
         let input = &mut self.input;
         out.clear();
         input.clear();
+        fcgi::encode_begin_request(out, REQUEST_ID, Role::Responder, true);
+        fcgi::encode_stream_with(out, RecordType::Params, REQUEST_ID, params);
+        fcgi::encode_stream_end(out, RecordType::Params, REQUEST_ID);
         let write = async {
-            fcgi::encode_begin_request(out, REQUEST_ID, Role::Responder, true);
-            fcgi::encode_stream(out, RecordType::Params, REQUEST_ID, params);
-            fcgi::encode_stream_end(out, RecordType::Params, REQUEST_ID);
             match body {
                 // The usual case (no body, or a small form): the whole request in one write.
                 BufferedBody::Memory(bytes) if bytes.len() <= INLINE_BODY => {
