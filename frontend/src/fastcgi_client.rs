@@ -36,6 +36,9 @@ pub struct FcgiConnection {
     out: Vec<u8>,
     /// Records received from the worker and not yet decoded.
     input: BytesMut,
+    /// An exchange started and has not returned: its future was dropped midway (the client went
+    /// away), so the worker may still be answering that request on this connection.
+    interrupted: bool,
 }
 
 /// How an exchange ended.
@@ -129,12 +132,18 @@ impl FcgiConnection {
             stream: UnixStream::connect(socket).await?,
             out: Vec::new(),
             input: BytesMut::new(),
+            interrupted: false,
         })
     }
 
     /// True when the worker has closed its end since the last exchange (php-cgi exiting after its
-    /// request limit, a crash): such a connection must not carry a request.
+    /// request limit, a crash), or when the last exchange was abandoned midway: such a connection
+    /// must not carry a request. (On an abandoned one, the worker's late answer to the old request
+    /// would be read as the answer to the new one, and go to the wrong client.)
     pub fn is_stale(&self) -> bool {
+        if self.interrupted {
+            return true;
+        }
         let mut probe = [0u8; 1];
         !matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
@@ -149,7 +158,10 @@ impl FcgiConnection {
         stdout: &mut impl StdoutSink,
         on_stderr: impl FnMut(&[u8]),
     ) -> Result<WorkerReply, ExchangeError> {
+        // Stays set if this future is dropped before the exchange ends.
+        self.interrupted = true;
         let result = self.send_and_receive(params, body, stdout, on_stderr).await;
+        self.interrupted = false;
         if self.out.capacity() > KEEP_BUFFER {
             self.out = Vec::new();
         }
