@@ -102,6 +102,10 @@ pub struct PoolDispatch {
     /// One permit per slot in `idle` (unusable slots included until popped and discarded).
     free: Semaphore,
     waiting: AtomicUsize,
+    /// `waiting` as of the last load report (0 again once the queue empties): only a queue grown
+    /// past it is news for the master, so a pool kept saturated by steady traffic does not send a
+    /// report (and wake the master) for every request that waits.
+    reported_waiting: AtomicUsize,
     workers: Mutex<HashMap<WorkerId, Arc<WorkerHandle>>>,
     failing: Mutex<Option<String>>,
     /// Messages to the master (drained workers).
@@ -134,6 +138,7 @@ impl PoolDispatch {
             idle: Mutex::new(Vec::new()),
             free: Semaphore::new(0),
             waiting: AtomicUsize::new(0),
+            reported_waiting: AtomicUsize::new(0),
             workers: Mutex::new(HashMap::new()),
             failing: Mutex::new(None),
             to_master,
@@ -234,9 +239,12 @@ impl PoolDispatch {
         }
     }
 
-    /// The pool's demand, for the master's sizing policy.
+    /// The pool's demand, for the master's sizing policy (to be sent: the queue length it reports
+    /// is remembered, see [`PoolDispatch::acquire`]).
     pub fn load(&self) -> PoolLoad {
         let now = Instant::now();
+        let waiting = self.waiting.load(Ordering::Relaxed);
+        self.reported_waiting.store(waiting, Ordering::Relaxed);
         let idle_slots = self
             .idle
             .lock()
@@ -265,7 +273,7 @@ impl PoolDispatch {
             workers_known,
             idle_slots,
             busy_slots,
-            waiting: self.waiting.load(Ordering::Relaxed) as u32,
+            waiting: waiting as u32,
             idle_workers,
         }
     }
@@ -316,11 +324,17 @@ impl PoolDispatch {
         if self.waiting.load(Ordering::Relaxed) >= spec.queue_max {
             return Err(AdmissionError::QueueFull(name.clone()));
         }
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        let _waiting = WaitingGuard(&self.waiting);
-        if self.free.available_permits() == 0 {
-            // No free slot right now: tell the master at once, so it can start workers without
-            // waiting for its next tick.
+        let waiting = self.waiting.fetch_add(1, Ordering::Relaxed) + 1;
+        let _waiting = WaitingGuard {
+            waiting: &self.waiting,
+            reported: &self.reported_waiting,
+        };
+        if self.free.available_permits() == 0
+            && waiting > self.reported_waiting.load(Ordering::Relaxed)
+        {
+            // No free slot right now and a longer queue than the master last heard of: tell it at
+            // once, so it can start workers without waiting for its next tick. (A queue that
+            // stays as long as it was is reported by the tick.)
             self.pressure.notify_one();
         }
         let deadline = tokio::time::Instant::now() + Duration::from_millis(spec.queue_timeout_ms);
@@ -364,11 +378,18 @@ impl PoolDispatch {
     }
 }
 
-struct WaitingGuard<'a>(&'a AtomicUsize);
+struct WaitingGuard<'a> {
+    waiting: &'a AtomicUsize,
+    reported: &'a AtomicUsize,
+}
 
 impl Drop for WaitingGuard<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        if self.waiting.fetch_sub(1, Ordering::Relaxed) == 1 {
+            // The queue is empty: the next request that has to wait starts a new burst, which
+            // the master must hear about at once.
+            self.reported.store(0, Ordering::Relaxed);
+        }
     }
 }
 
@@ -588,5 +609,58 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         drop(held);
         assert_eq!(waiter.await.unwrap(), Ok(1));
+    }
+
+    #[tokio::test]
+    async fn the_master_hears_of_a_queue_only_when_it_grows() {
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let spec = PoolDispatchSpec {
+            name: "php".into(),
+            queue_timeout_ms: 5_000,
+            queue_max: 10,
+            request_timeout_ms: 1000,
+            max_requests: 0,
+            max_requests_jitter: 0,
+            external: false,
+            starts_empty: false,
+        };
+        let pressure = Arc::new(Notify::new());
+        let pool = Arc::new(PoolDispatch::new(spec, tx, pressure.clone()));
+        let signalled = || async {
+            tokio::time::timeout(Duration::from_millis(20), pressure.notified())
+                .await
+                .is_ok()
+        };
+        let wait_for_slot = |pool: &Arc<PoolDispatch>| {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.acquire().await.map(|_| ()) })
+        };
+        pool.worker_up(1, 11, "/a".into(), 1);
+        let held = pool.acquire().await.unwrap();
+        assert!(!signalled().await, "a free slot was taken: no pressure");
+        let first = wait_for_slot(&pool);
+        assert!(signalled().await, "the first request to wait is news");
+        pool.load();
+        let second = wait_for_slot(&pool);
+        assert!(signalled().await, "a longer queue than reported is news");
+        assert_eq!(pool.load().waiting, 2);
+        drop(held);
+        first.await.unwrap().unwrap();
+        let third = wait_for_slot(&pool);
+        assert!(
+            !signalled().await,
+            "back to the reported length: the tick tells the master"
+        );
+        second.await.unwrap().unwrap();
+        third.await.unwrap().unwrap();
+        assert_eq!(pool.snapshot().waiting, 0);
+        let after_empty = pool.acquire().await.unwrap();
+        let next = wait_for_slot(&pool);
+        assert!(
+            signalled().await,
+            "after the queue emptied, a new wait is news"
+        );
+        drop(after_empty);
+        next.await.unwrap().unwrap();
     }
 }

@@ -10,7 +10,7 @@
 use std::io;
 use std::path::Path;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use protocol::fcgi::{self, DecodeError, Decoded, ProtocolStatus, Record, RecordType, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -19,12 +19,26 @@ use crate::body::BufferedBody;
 
 /// Every exchange uses this id: a connection carries one request at a time.
 const REQUEST_ID: u16 = 1;
+/// Room made in the read buffer before each read.
 const READ_CHUNK: usize = 64 * 1024;
+/// A request body held in memory up to this size goes out in the same write as the request head
+/// (one syscall and one wakeup of the worker for the whole request); a larger one follows in
+/// records of its own, so the write buffer kept per connection stays small.
+const INLINE_BODY: usize = 16 * 1024;
+/// Buffers that grew past this for one exchange (a large body or reply) are not kept.
+const KEEP_BUFFER: usize = 256 * 1024;
 
-/// A connection to one worker slot.
+/// A connection to one worker slot, with the buffers its exchanges reuse.
 #[derive(Debug)]
 pub struct FcgiConnection {
     stream: UnixStream,
+    /// The records of the request being sent.
+    out: Vec<u8>,
+    /// Records received from the worker and not yet decoded.
+    input: BytesMut,
+    /// An exchange started and has not returned: its future was dropped midway (the client went
+    /// away), so the worker may still be answering that request on this connection.
+    interrupted: bool,
 }
 
 /// How an exchange ended.
@@ -116,48 +130,87 @@ impl FcgiConnection {
     pub async fn connect(socket: &Path) -> io::Result<Self> {
         Ok(Self {
             stream: UnixStream::connect(socket).await?,
+            out: Vec::new(),
+            input: BytesMut::new(),
+            interrupted: false,
         })
     }
 
     /// True when the worker has closed its end since the last exchange (php-cgi exiting after its
-    /// request limit, a crash): such a connection must not carry a request.
+    /// request limit, a crash), or when the last exchange was abandoned midway: such a connection
+    /// must not carry a request. (On an abandoned one, the worker's late answer to the old request
+    /// would be read as the answer to the new one, and go to the wrong client.)
     pub fn is_stale(&self) -> bool {
+        if self.interrupted {
+            return true;
+        }
         let mut probe = [0u8; 1];
         !matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
-    /// Sends one request and passes the whole reply to `stdout`.
+    /// Sends one request and passes the whole reply to `stdout`. `params` appends the request's
+    /// PARAMS content (name-value pairs) to the buffer it is given: it is encoded straight into
+    /// the connection's write buffer.
     pub async fn exchange(
         &mut self,
-        params: &[u8],
+        params: impl FnOnce(&mut Vec<u8>),
+        body: &BufferedBody,
+        stdout: &mut impl StdoutSink,
+        on_stderr: impl FnMut(&[u8]),
+    ) -> Result<WorkerReply, ExchangeError> {
+        // Stays set if this future is dropped before the exchange ends.
+        self.interrupted = true;
+        let result = self.send_and_receive(params, body, stdout, on_stderr).await;
+        self.interrupted = false;
+        if self.out.capacity() > KEEP_BUFFER {
+            self.out = Vec::new();
+        }
+        if self.input.capacity() > KEEP_BUFFER {
+            self.input = BytesMut::new();
+        }
+        result
+    }
+
+    async fn send_and_receive(
+        &mut self,
+        params: impl FnOnce(&mut Vec<u8>),
         body: &BufferedBody,
         stdout: &mut impl StdoutSink,
         mut on_stderr: impl FnMut(&[u8]),
     ) -> Result<WorkerReply, ExchangeError> {
         let (mut reader, mut writer) = self.stream.split();
+        let out = &mut self.out;
+        let input = &mut self.input;
+        out.clear();
+        input.clear();
+        fcgi::encode_begin_request(out, REQUEST_ID, Role::Responder, true);
+        fcgi::encode_stream_with(out, RecordType::Params, REQUEST_ID, params);
+        fcgi::encode_stream_end(out, RecordType::Params, REQUEST_ID);
         let write = async {
-            let mut head = Vec::with_capacity(params.len() + 64);
-            fcgi::encode_begin_request(&mut head, REQUEST_ID, Role::Responder, true);
-            fcgi::encode_stream(&mut head, RecordType::Params, REQUEST_ID, params);
-            fcgi::encode_stream_end(&mut head, RecordType::Params, REQUEST_ID);
-            writer.write_all(&head).await?;
-            let mut record = Vec::with_capacity(fcgi::MAX_CONTENT_LEN + 16);
-            let mut chunks = body.chunks()?;
-            while let Some(chunk) = chunks.next(fcgi::MAX_CONTENT_LEN).await? {
-                record.clear();
-                fcgi::encode_stream(&mut record, RecordType::Stdin, REQUEST_ID, &chunk);
-                writer.write_all(&record).await?;
+            match body {
+                // The usual case (no body, or a small form): the whole request in one write.
+                BufferedBody::Memory(bytes) if bytes.len() <= INLINE_BODY => {
+                    fcgi::encode_stream(out, RecordType::Stdin, REQUEST_ID, bytes);
+                }
+                _ => {
+                    writer.write_all(out).await?;
+                    let mut chunks = body.chunks()?;
+                    while let Some(chunk) = chunks.next(fcgi::MAX_CONTENT_LEN).await? {
+                        out.clear();
+                        fcgi::encode_stream(out, RecordType::Stdin, REQUEST_ID, &chunk);
+                        writer.write_all(out).await?;
+                    }
+                    out.clear();
+                }
             }
-            record.clear();
-            fcgi::encode_stream_end(&mut record, RecordType::Stdin, REQUEST_ID);
-            writer.write_all(&record).await
+            fcgi::encode_stream_end(out, RecordType::Stdin, REQUEST_ID);
+            writer.write_all(out).await
         };
         let read = async {
-            let mut input = BytesMut::with_capacity(READ_CHUNK);
             loop {
                 // Decode every complete record in the buffer.
                 loop {
-                    let (end, consumed) = match fcgi::decode_record(&input)? {
+                    let (end, consumed) = match fcgi::decode_record(input)? {
                         Decoded::NeedMore { .. } => break,
                         Decoded::Record { record, consumed } => match record {
                             Record::Stdout {
@@ -193,7 +246,8 @@ impl FcgiConnection {
                             }
                         },
                     };
-                    let _ = input.split_to(consumed);
+                    // Moves the start only: the buffer stays one allocation, reused.
+                    input.advance(consumed);
                     if let Some(status) = end {
                         if status != ProtocolStatus::RequestComplete {
                             return Err(ExchangeError::Refused(status));
@@ -203,7 +257,7 @@ impl FcgiConnection {
                 }
                 input.reserve(READ_CHUNK);
                 let started = stdout.started();
-                match reader.read_buf(&mut input).await {
+                match reader.read_buf(input).await {
                     Ok(0) => {
                         return Err(ExchangeError::Closed {
                             response_started: started,

@@ -69,7 +69,6 @@ pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) ->
             "the site names a pool that does not exist",
         ));
     };
-    let params = build_params(request);
     let idempotent = matches!(
         request.parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS
@@ -112,8 +111,12 @@ pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) ->
         let mut stderr = WorkerStderr::new(pool_name, worker.pid, request.request_id);
         let spec = state.spec();
         let mut buffer = ResponseBuffer::new(&spec.limits);
-        let exchange =
-            connection.exchange(&params, &request.body, &mut buffer, |b| stderr.write(b));
+        let exchange = connection.exchange(
+            |out| encode_params(request, out),
+            &request.body,
+            &mut buffer,
+            |b| stderr.write(b),
+        );
         match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(reply)) => {
                 if !reply.reusable {
@@ -187,7 +190,8 @@ pub(crate) fn admission_response(error: &AdmissionError) -> Response<Body> {
     }
 }
 
-pub(crate) fn build_params(request: &ScriptRequest<'_>) -> Vec<u8> {
+/// Appends the request's CGI meta-variables (FastCGI PARAMS content) to `out`.
+pub(crate) fn encode_params(request: &ScriptRequest<'_>, out: &mut Vec<u8>) {
     let parts = request.parts;
     let uri = &parts.uri;
     let request_uri = uri.path_and_query().map_or("/", |pq| pq.as_str());
@@ -209,8 +213,7 @@ pub(crate) fn build_params(request: &ScriptRequest<'_>) -> Vec<u8> {
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .and_then(cgi::server_name_from_host)
-        .unwrap_or(&request.site.name)
-        .to_string();
+        .unwrap_or(&request.site.name);
     let version = match parts.version {
         http::Version::HTTP_2 => "HTTP/2.0",
         http::Version::HTTP_10 => "HTTP/1.0",
@@ -227,7 +230,7 @@ pub(crate) fn build_params(request: &ScriptRequest<'_>) -> Vec<u8> {
         script_name: &request.target.name,
         script_filename: &filename,
         path_info: &request.target.path_info,
-        server_name: &server_name,
+        server_name,
         server_addr: request.conn.local,
         remote_addr: request.conn.peer,
         https: request.conn.https,
@@ -236,7 +239,5 @@ pub(crate) fn build_params(request: &ScriptRequest<'_>) -> Vec<u8> {
         headers: &headers,
         extra: &extra,
     };
-    let mut params = Vec::with_capacity(2048);
-    cgi::encode_params(&cgi_request, &mut params);
-    params
+    cgi::encode_params(&cgi_request, out);
 }

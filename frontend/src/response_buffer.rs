@@ -11,7 +11,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use protocol::control::LimitsSpec;
 use tokio::io::{AsyncRead, AsyncSeekExt, AsyncWriteExt, ReadBuf};
@@ -34,7 +34,9 @@ pub struct ResponseBuffer<'a> {
 /// A complete worker response: the in-memory start, then the spilled rest if any.
 #[derive(Debug)]
 pub struct BufferedResponse {
-    pub memory: Bytes,
+    /// Still a `BytesMut`: [`SpooledBody::new`] drops the head from it before freezing, which
+    /// costs nothing, where slicing a frozen `Bytes` would allocate its shared header.
+    pub memory: BytesMut,
     pub spill: Option<(tokio::fs::File, u64)>,
 }
 
@@ -63,7 +65,7 @@ impl<'a> ResponseBuffer<'a> {
             }
         };
         Ok(BufferedResponse {
-            memory: self.memory.freeze(),
+            memory: self.memory,
             spill,
         })
     }
@@ -128,8 +130,10 @@ impl SpooledBody {
             Some((file, len)) => (Some(file), len),
             None => (None, 0),
         };
+        let mut memory = response.memory;
+        memory.advance(skip);
         Self {
-            memory: Some(response.memory.slice(skip..)).filter(|b| !b.is_empty()),
+            memory: Some(memory.freeze()).filter(|b| !b.is_empty()),
             file,
             remaining,
             buf: Vec::new(),

@@ -52,7 +52,9 @@ pub async fn run(state: &Arc<State>, request: ScriptRequest<'_>, pool_name: &str
             "the site names a pool that does not exist",
         ));
     };
-    let params = proxy::build_params(&request);
+    // Encoded once here: the exchange runs in a task of its own, which cannot borrow the request.
+    let mut params = Vec::new();
+    proxy::encode_params(&request, &mut params);
     let mut attempts = 0;
     let mut lease = loop {
         let mut lease = match pool.acquire().await {
@@ -96,7 +98,12 @@ pub async fn run(state: &Arc<State>, request: ScriptRequest<'_>, pool_name: &str
         };
         let result = match lease.connection().await {
             Ok(connection) => {
-                let exchange = connection.exchange(&params, &body, &mut sink, stderr);
+                let exchange = connection.exchange(
+                    |out| out.extend_from_slice(&params),
+                    &body,
+                    &mut sink,
+                    stderr,
+                );
                 tokio::time::timeout(timeout, exchange).await
             }
             Err(e) => Ok(Err(ExchangeError::Read {

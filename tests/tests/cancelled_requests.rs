@@ -1,5 +1,6 @@
 //! A request whose client goes away while it waits in the pool's queue never reaches a worker,
-//! over HTTP/1.1 and HTTP/2.
+//! and one whose client goes away while its worker runs it leaves nothing behind for the next
+//! request, over HTTP/1.1 and HTTP/2.
 
 use std::thread;
 use std::time::Duration;
@@ -40,6 +41,29 @@ fn queued_request_abandoned_by_its_client_never_runs() {
         let ran = paddock.curl(&[version, &url]);
         assert_eq!(String::from_utf8_lossy(&ran.stdout), "marked\n");
         assert!(mark.exists());
+    }
+}
+
+#[test]
+fn answer_to_an_abandoned_request_never_reaches_the_next_client() {
+    require_php_cgi();
+    let paddock = Paddock::start(&php_site(&test_site(), 1, ""));
+    for (name, version) in [("h1", "--http1.1"), ("h2", "--http2")] {
+        // The client gives up while the only worker runs its script: the worker still answers
+        // it, later, on the connection the front end had sent it on.
+        let gave_up = paddock.curl(&[
+            version,
+            "--max-time",
+            "0.5",
+            &paddock.https_url("/sleep.php?ms=1500"),
+        ]);
+        assert_eq!(gave_up.status.code(), Some(28), "{name}: {gave_up:?}");
+        // The next request (on the same worker) must get its own answer, not that one.
+        let next = paddock.curl(&[version, &paddock.https_url(&format!("/echo.php?{name}"))]);
+        let body = String::from_utf8_lossy(&next.stdout);
+        let seen: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{name}: not echo.php's answer ({e}): {body}"));
+        assert_eq!(seen["server"]["QUERY_STRING"], name);
     }
 }
 

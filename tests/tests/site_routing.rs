@@ -129,6 +129,41 @@ fn multipart_upload_reaches_files_even_when_spooled_to_disk() {
     assert_eq!(file["sha1"], sha1);
 }
 
+#[test]
+fn bodies_of_every_size_reach_the_script_intact_on_a_reused_connection() {
+    // One worker, so every request travels over the same kept FastCGI connection: empty, small
+    // (sent with the request head in one write), 40 KiB (in memory, in records of its own) and
+    // 300 KiB (spooled to a file), in turns, each followed by a GET.
+    let paddock = start(1);
+    for (i, len) in [0usize, 700, 40 * 1024, 300 * 1024, 700]
+        .into_iter()
+        .enumerate()
+    {
+        let path = paddock.dir.path().join(format!("body-{i}.bin"));
+        let data: Vec<u8> = (0..len).map(|n| (n * 13 % 256) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let seen = json(
+            &paddock,
+            &[
+                "-H",
+                "Content-Type: application/octet-stream",
+                "--data-binary",
+                &format!("@{}", path.display()),
+                &paddock.url("/echo.php"),
+            ],
+        );
+        assert_eq!(
+            seen["input_sha1"],
+            Command_sha1(&path),
+            "body of {len} bytes"
+        );
+        assert_eq!(seen["server"]["CONTENT_LENGTH"], len.to_string());
+        let after = json(&paddock, &[&paddock.url("/echo.php?after")]);
+        assert_eq!(after["server"]["QUERY_STRING"], "after");
+        assert_eq!(after["pid"], seen["pid"], "one worker served both");
+    }
+}
+
 #[allow(non_snake_case)]
 fn Command_sha1(path: &std::path::Path) -> String {
     let out = std::process::Command::new("sha1sum")

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use http::header::{self, HeaderName};
 use http::HeaderMap;
 
-use super::text::{contains_forbidden, escaped_len, push_escaped, StackText};
+use super::text::{self, contains_forbidden, escaped_len, StackText};
 use crate::fcgi::encode_name_value_lengths;
 
 /// What the front end knows about one request, borrowed for the duration of [`encode_params`].
@@ -50,8 +50,11 @@ const SERVER_SOFTWARE: &str = concat!("paddock/", env!("CARGO_PKG_VERSION"));
 /// confused with another variable: `Proxy` (httpoxy), and names with anything but letters, digits
 /// and '-' (so `X_Auth` cannot pose as `X-Auth`).
 pub fn encode_params(req: &CgiRequest<'_>, out: &mut Vec<u8>) {
-    let put =
-        |out: &mut Vec<u8>, name: &str, value: &[&[u8]]| put_var(out, &[name.as_bytes()], value);
+    // The names below are constants without a forbidden byte: only their values are checked.
+    let put = |out: &mut Vec<u8>, name: &'static str, value: &[&[u8]]| {
+        debug_assert!(!contains_forbidden(name.as_bytes()));
+        put_value(out, name.as_bytes(), value)
+    };
 
     put(out, "GATEWAY_INTERFACE", &[b"CGI/1.1"]);
     put(out, "SERVER_SOFTWARE", &[SERVER_SOFTWARE.as_bytes()]);
@@ -112,7 +115,7 @@ pub fn encode_params(req: &CgiRequest<'_>, out: &mut Vec<u8>) {
     }
 
     for (name, value) in req.extra {
-        put(out, name, &[value.as_bytes()]);
+        put_var(out, &[name.as_bytes()], &[value.as_bytes()]);
     }
 }
 
@@ -126,15 +129,39 @@ fn path_translated_root<'a>(document_root: &'a str, path_info: &str) -> &'a str 
     }
 }
 
+/// Appends one variable named `name` (known to need no escaping) whose value is the
+/// concatenation of some pieces. Each piece is scanned once; only a value that holds a forbidden
+/// byte takes the escaping path.
+fn put_value(out: &mut Vec<u8>, name: &[u8], value: &[&[u8]]) {
+    if value.iter().any(|part| contains_forbidden(part)) {
+        return put_escaped(out, &[name], value);
+    }
+    let value_len = value.iter().map(|part| part.len()).sum();
+    out.reserve(8 + name.len() + value_len);
+    encode_name_value_lengths(out, name.len(), value_len);
+    out.extend_from_slice(name);
+    for part in value {
+        out.extend_from_slice(part);
+    }
+}
+
 /// Appends one variable whose name and value are each the concatenation of some pieces, with
 /// forbidden bytes escaped, without assembling either in a temporary buffer.
 fn put_var(out: &mut Vec<u8>, name: &[&[u8]], value: &[&[u8]]) {
+    match name {
+        [name] if !contains_forbidden(name) => put_value(out, name, value),
+        _ => put_escaped(out, name, value),
+    }
+}
+
+/// [`put_var`] for a name or value that holds a forbidden byte.
+fn put_escaped(out: &mut Vec<u8>, name: &[&[u8]], value: &[&[u8]]) {
     let name_len = name.iter().map(|part| escaped_len(part)).sum();
     let value_len = value.iter().map(|part| escaped_len(part)).sum();
     out.reserve(8 + name_len + value_len);
     encode_name_value_lengths(out, name_len, value_len);
     for part in name.iter().chain(value) {
-        push_escaped(out, part);
+        text::push_escaped(out, part);
     }
 }
 

@@ -13,18 +13,17 @@ const fn padding_for(content_len: usize) -> usize {
     (8 - content_len % 8) % 8
 }
 
-/// Appends a header. `content_len` must already be within [`MAX_CONTENT_LEN`].
-fn push_header(
-    out: &mut Vec<u8>,
+/// A header. `content_len` must already be within [`MAX_CONTENT_LEN`].
+fn header(
     record_type: RecordType,
     request_id: u16,
     content_len: usize,
     padding_len: usize,
-) {
+) -> [u8; HEADER_LEN] {
     debug_assert!(content_len <= MAX_CONTENT_LEN && padding_len < 256);
     let [id_hi, id_lo] = request_id.to_be_bytes();
     let [len_hi, len_lo] = (content_len as u16).to_be_bytes();
-    out.extend_from_slice(&[
+    [
         VERSION_1,
         record_type.as_u8(),
         id_hi,
@@ -33,7 +32,18 @@ fn push_header(
         len_lo,
         padding_len as u8,
         0,
-    ]);
+    ]
+}
+
+/// Appends a header. `content_len` must already be within [`MAX_CONTENT_LEN`].
+fn push_header(
+    out: &mut Vec<u8>,
+    record_type: RecordType,
+    request_id: u16,
+    content_len: usize,
+    padding_len: usize,
+) {
+    out.extend_from_slice(&header(record_type, request_id, content_len, padding_len));
 }
 
 /// Appends `padding_len` zero bytes.
@@ -92,6 +102,39 @@ pub fn encode_stream(out: &mut Vec<u8>, record_type: RecordType, request_id: u16
     out.reserve(data.len() + records * (HEADER_LEN + 7));
     for chunk in data.chunks(MAX_CONTENT_LEN) {
         push_record(out, record_type, request_id, chunk);
+    }
+}
+
+/// Like [`encode_stream`] for content that `fill` appends to the buffer it is given, so that it
+/// needs no buffer of its own: written in place after a header reserved for it when it fits one
+/// record (PARAMS nearly always do), moved into several records otherwise. Writes nothing when
+/// `fill` appends nothing.
+pub fn encode_stream_with(
+    out: &mut Vec<u8>,
+    record_type: RecordType,
+    request_id: u16,
+    fill: impl FnOnce(&mut Vec<u8>),
+) {
+    let header_at = out.len();
+    let content_at = header_at + HEADER_LEN;
+    out.resize(content_at, 0);
+    fill(out);
+    let content_len = out.len() - content_at;
+    if content_len == 0 {
+        out.truncate(header_at);
+    } else if content_len <= MAX_CONTENT_LEN {
+        let padding = padding_for(content_len);
+        out[header_at..content_at].copy_from_slice(&header(
+            record_type,
+            request_id,
+            content_len,
+            padding,
+        ));
+        push_padding(out, padding);
+    } else {
+        let content = out.split_off(content_at);
+        out.truncate(header_at);
+        encode_stream(out, record_type, request_id, &content);
     }
 }
 

@@ -584,3 +584,27 @@ fn begin_request_ignores_reserved_flag_bits() {
         }
     );
 }
+
+#[test]
+fn stream_filled_in_place_matches_stream_from_a_slice() {
+    for len in [
+        0,
+        1,
+        7,
+        8,
+        9,
+        1000,
+        MAX_CONTENT_LEN,
+        MAX_CONTENT_LEN + 1,
+        200_000,
+    ] {
+        let content: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+        let mut expected = b"before".to_vec();
+        encode_stream(&mut expected, RecordType::Params, 3, &content);
+        let mut filled = b"before".to_vec();
+        encode_stream_with(&mut filled, RecordType::Params, 3, |out| {
+            out.extend_from_slice(&content)
+        });
+        assert_eq!(filled, expected, "{len} bytes");
+    }
+}
