@@ -36,8 +36,29 @@ fn text_responses_follow_accept_encoding() {
     assert!(encoding.is_some());
     let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(seen["get"]["x"], "1");
-    // No Accept-Encoding: plain.
+    // No Accept-Encoding: plain, and marked as varying by it (so that a cache never hands this
+    // copy to a client that asked for gzip), as when the encoder runs and picks identity.
     assert_eq!(encoding_and_body(&paddock, "/echo.php", &[]).0, None);
+    for (args, vary) in [
+        (&[][..], true),
+        (&["-H", "Accept-Encoding: identity"][..], true),
+        (&["-H", "Accept-Encoding: gzip"][..], true),
+    ] {
+        let mut all = vec!["-sI", "-X", "GET"];
+        all.extend_from_slice(args);
+        let url = paddock.url("/echo.php");
+        all.push(&url);
+        let head = String::from_utf8_lossy(&paddock.curl(&all).stdout).to_ascii_lowercase();
+        assert_eq!(
+            head.contains("vary: accept-encoding"),
+            vary,
+            "{args:?}: {head}"
+        );
+    }
+    let url = paddock.url("/sleep.php?ms=0");
+    let tiny_head = String::from_utf8_lossy(&paddock.curl(&["-sI", "-X", "GET", &url]).stdout)
+        .to_ascii_lowercase();
+    assert!(!tiny_head.contains("vary:"), "{tiny_head}");
     // Binary content types are left alone, and so are tiny bodies.
     let binary = encoding_and_body(&paddock, "/big.php?kb=8", &["-H", "Accept-Encoding: gzip"]);
     assert_eq!(binary.0, None);
