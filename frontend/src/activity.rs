@@ -223,6 +223,9 @@ struct GuardedBody {
     inner: Body,
     guard: InFlight,
     id: u64,
+    /// hyper's waker and the wrapper made for it, reused while hyper polls with the same one (a
+    /// new wrapper per poll was an allocation per frame).
+    waker: Option<(Waker, Waker)>,
 }
 
 impl Activity {
@@ -270,12 +273,17 @@ impl HttpBody for GuardedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = &mut *self;
-        let waker = Waker::from(Arc::new(BodyWaker {
-            activity: this.guard.activity.clone(),
-            id: this.id,
-            inner: cx.waker().clone(),
-        }));
-        let polled = Pin::new(&mut this.inner).poll_frame(&mut Context::from_waker(&waker));
+        let reusable = matches!(&this.waker, Some((inner, _)) if inner.will_wake(cx.waker()));
+        if !reusable {
+            let wrapped = Waker::from(Arc::new(BodyWaker {
+                activity: this.guard.activity.clone(),
+                id: this.id,
+                inner: cx.waker().clone(),
+            }));
+            this.waker = Some((cx.waker().clone(), wrapped));
+        }
+        let waker = &this.waker.as_ref().expect("set above").1;
+        let polled = Pin::new(&mut this.inner).poll_frame(&mut Context::from_waker(waker));
         let next = match &polled {
             Poll::Ready(Some(Ok(_))) => Some(Instant::now()),
             _ => None,
@@ -319,6 +327,7 @@ pub fn guard_body(body: Body, guard: InFlight) -> Body {
         inner: body,
         guard,
         id,
+        waker: None,
     }
     .boxed_unsync()
 }

@@ -377,9 +377,16 @@ async fn serve_until_idle<I: Parkable>(
     }
     let parts = Pin::into_inner(connection).0.into_parts();
     let parking = parts.io.into_inner();
+    if !parking.parked() {
+        // hyper ended the connection itself (`Connection: close`, a stop): close it the way
+        // hyper would have without `without_shutdown`, with a flush and a FIN (TLS: close_notify).
+        let mut io = parking.into_inner();
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
+        return None;
+    }
     // Copied: even empty, hyper's buffer still owns its whole allocation.
     let unread = Bytes::copy_from_slice(&parts.read_buf);
-    parking.parked().then(|| (parking.into_inner(), unread))
+    Some((parking.into_inner(), unread))
 }
 
 /// Waits, holding nothing but the socket, until the next request starts to arrive. `Err` says
@@ -404,6 +411,8 @@ async fn wait_for_request(
         // hyper connection started for nothing would hold its buffers until the next request.
         let mut first = [0u8; 1];
         tokio::select! {
+            // A request that arrived is served even when a deadline passed at the same time.
+            biased;
             peeked = socket.peek(&mut first) => {
                 return match peeked {
                     Ok(0) => Err("client closed the connection"),
@@ -498,14 +507,17 @@ async fn drive<C: GracefulConnection + ?Sized>(
     timeouts: &protocol::control::TimeoutsSpec,
     mut stop: StopSignal,
 ) -> bool {
-    let mut closing = stop.borrow().is_some();
-    if closing {
-        connection.as_mut().start_graceful_shutdown();
-    }
+    let mut closing = false;
     // While stopping, an idle keep-alive connection is not closed at once: a client may be
     // sending its next request right now, and would see the close instead of an answer. It gets
-    // a short linger; a request that arrives in it is answered with `Connection: close`.
-    let mut linger: Option<tokio::time::Instant> = None;
+    // a short linger; a request that arrives in it is answered with `Connection: close`. A
+    // connection that starts while a stop is under way (an HTTP/1.1 one back from parking,
+    // because a request arrived) is in its linger from the start: shutting it down at once
+    // would drop the request that woke it.
+    let mut linger = stop
+        .borrow()
+        .is_some()
+        .then(|| tokio::time::Instant::now() + DRAIN_LINGER);
     loop {
         let next = activity.next_deadline(timeouts);
         let sleep_until = next.map(|(at, _)| at);

@@ -168,3 +168,23 @@ fn a_graceful_stop_closes_parked_connections_promptly() {
         assert!(conn.closed_within(Duration::from_secs(2)));
     }
 }
+
+/// A stop began while the connection was parked; the client's next request, sent inside the drain
+/// linger, wakes it: it must be answered (with `Connection: close`), not dropped unread.
+#[test]
+fn a_request_waking_a_parked_connection_during_a_stop_is_answered() {
+    let mut paddock = start("");
+    let mut conn = RawConn::connect(paddock.http);
+    conn.get("/static/hello.txt").unwrap();
+    answered(&mut conn, "before the stop");
+    std::thread::sleep(PAUSE);
+    harness::signal(paddock.pid(), "TERM");
+    std::thread::sleep(Duration::from_millis(200));
+    conn.get("/echo.php?during=stop").unwrap();
+    let response = conn
+        .read_response()
+        .expect("the request sent during the drain linger was dropped");
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.header("connection"), Some("close"));
+    assert!(paddock.stop().success());
+}
