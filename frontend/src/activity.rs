@@ -135,6 +135,11 @@ impl Activity {
         self.lock().requests
     }
 
+    /// A write to the client is blocked (the socket would not take more).
+    pub fn write_blocked(&self) -> bool {
+        self.lock().write_blocked_since.is_some()
+    }
+
     /// No request in flight and none partly received: closing now loses nothing.
     pub fn is_idle(&self) -> bool {
         let state = self.lock();

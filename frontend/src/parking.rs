@@ -20,7 +20,8 @@
 //! - the last bytes hyper was given end a request head (`\r\n\r\n`): hyper parses every complete
 //!   head before it reads again, so it holds no partial request. A connection whose last request
 //!   had a body stays in hyper until its next bodiless request (conservative, never wrong);
-//! - the last write to the client completed, so hyper holds no unsent response bytes.
+//! - no write to the client is blocked ([`Activity::write_blocked`], noted by the socket wrapper
+//!   under any TLS layer), so no response bytes wait to be sent.
 //!
 //! Any bytes hyper still reports as unread are handed back through [`ParkingIo::unread`].
 
@@ -50,7 +51,6 @@ pub struct ParkingIo<I> {
     tail: [u8; 4],
     /// Requests answered when this hyper connection started.
     requests_at_start: u64,
-    write_blocked: bool,
     parked: bool,
 }
 
@@ -63,7 +63,6 @@ impl<I> ParkingIo<I> {
             unread,
             tail: [0; 4],
             requests_at_start,
-            write_blocked: false,
             parked: false,
         }
     }
@@ -85,7 +84,7 @@ impl<I> ParkingIo<I> {
 
     fn may_park(&self) -> bool {
         self.tail == HEAD_END
-            && !self.write_blocked
+            && !self.activity.write_blocked()
             && self.activity.requests() > self.requests_at_start
             && self.activity.is_idle()
     }
@@ -129,9 +128,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for ParkingIo<I> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.write_blocked = result.is_pending();
-        result
+        Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -139,9 +136,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for ParkingIo<I> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.write_blocked = result.is_pending();
-        result
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -149,9 +144,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for ParkingIo<I> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let result = Pin::new(&mut self.inner).poll_flush(cx);
-        self.write_blocked = result.is_pending();
-        result
+        Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -7,6 +7,7 @@
 //! response, HTTP/2 with GOAWAY). Public HTTP/1.1 connections are served by hyper's HTTP/1
 //! builder directly, so that they can be parked outside hyper while idle ([`crate::parking`]).
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -298,19 +299,32 @@ async fn serve_http<I>(
         drive(connection, peer, &activity, &timeouts, stop).await;
         return;
     }
-    let conn = Arc::new(conn);
-    let service_activity = activity.clone();
-    let service = service_fn(move |request: hyper::Request<Incoming>| {
-        service::handle(
-            state.clone(),
-            conn.clone(),
-            service_activity.clone(),
-            request,
-        )
-    });
+    let service = service_fn(public_handler(state, Arc::new(conn), activity.clone()));
     let connection = context.builder.serve_connection(io, service).into_owned();
     tokio::pin!(connection);
     drive(connection, peer, &activity, &timeouts, stop).await;
+}
+
+/// One request's answer, as the public handler returns it.
+type Answer = Pin<
+    Box<dyn Future<Output = Result<hyper::Response<crate::response::Body>, Infallible>> + Send>,
+>;
+
+/// The public listeners' request handler for one connection. Its futures are boxed so that an
+/// HTTP/1.1 connection can be taken apart when it parks (hyper asks for an `Unpin` future there).
+fn public_handler(
+    state: Arc<State>,
+    conn: Arc<ConnInfo>,
+    activity: Arc<Activity>,
+) -> impl Fn(hyper::Request<Incoming>) -> Answer + Send + Clone + 'static {
+    move |request| {
+        Box::pin(service::handle(
+            state.clone(),
+            conn.clone(),
+            activity.clone(),
+            request,
+        ))
+    }
 }
 
 /// A public HTTP/1.1 connection: served by a hyper connection while requests come, parked
@@ -353,19 +367,13 @@ async fn serve_until_idle<I: Parkable>(
     activity: &Arc<Activity>,
     stop: &StopSignal,
 ) -> Option<(I, Bytes)> {
-    let (state, conn, service_activity) = (state.clone(), conn.clone(), activity.clone());
     let timeouts = state.spec().timeouts.clone();
     let peer = conn.peer;
-    let service = service_fn(move |request: hyper::Request<Incoming>| {
-        // Boxed so that the connection can be taken apart when it parks (hyper asks for an
-        // `Unpin` future there).
-        Box::pin(service::handle(
-            state.clone(),
-            conn.clone(),
-            service_activity.clone(),
-            request,
-        ))
-    });
+    let service = service_fn(public_handler(
+        state.clone(),
+        conn.clone(),
+        activity.clone(),
+    ));
     let parking = ParkingIo::new(io, activity.clone(), unread);
     let mut connection = Box::pin(Http1Connection(
         context

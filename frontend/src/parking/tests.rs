@@ -5,7 +5,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use super::*;
 
 /// One read attempt: `Some(bytes)` (empty = end of file), `None` when it would block.
-async fn try_read(io: &mut ParkingIo<DuplexStream>) -> Option<Vec<u8>> {
+/// The client socket as the front end stacks it: the activity-noting wrapper under ParkingIo.
+type Io = ParkingIo<WatchedIo<DuplexStream>>;
+
+async fn try_read(io: &mut Io) -> Option<Vec<u8>> {
     let mut storage = [0u8; 256];
     poll_fn(|cx| {
         let mut buf = ReadBuf::new(&mut storage);
@@ -20,17 +23,15 @@ async fn try_read(io: &mut ParkingIo<DuplexStream>) -> Option<Vec<u8>> {
     .await
 }
 
-fn pair(
-    activity: &Arc<Activity>,
-    unread: &'static [u8],
-) -> (ParkingIo<DuplexStream>, DuplexStream) {
+fn pair(activity: &Arc<Activity>, unread: &'static [u8]) -> (Io, DuplexStream) {
     let (server, client) = tokio::io::duplex(64);
+    let server = WatchedIo::new(server, activity.clone());
     let io = ParkingIo::new(server, activity.clone(), Bytes::from_static(unread));
     (io, client)
 }
 
 /// The client sends `head`, the service answers it (a request begins and ends).
-async fn one_request(io: &mut ParkingIo<DuplexStream>, client: &mut DuplexStream, head: &[u8]) {
+async fn one_request(io: &mut Io, client: &mut DuplexStream, head: &[u8]) {
     client.write_all(head).await.unwrap();
     assert_eq!(try_read(io).await.unwrap(), head);
     let (_, in_flight) = io.activity.begin_request();
