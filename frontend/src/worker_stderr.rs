@@ -46,27 +46,39 @@ impl<'a> WorkerStderr<'a> {
     }
 
     /// Logs the lines of one FCGI_STDERR record (within the pool's budget).
+    ///
+    /// The pool's budget is looked up once per record, not per line: a flood of short lines
+    /// (100 MiB is 2.6 million of them) must cost the front end a scan, not a lock and a map
+    /// lookup each, or the flooding request itself would run into its deadline.
     pub fn write(&mut self, content: &[u8]) {
-        let now = Instant::now();
-        for line in content.split(|&b| b == b'\n') {
-            let line = &line[..line.len().min(MAX_LINE)];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.is_empty() {
-                continue;
-            }
-            let allowed = {
-                let mut budgets = budgets().lock().unwrap_or_else(|e| e.into_inner());
-                budgets
+        let lines = content
+            .split(|&b| b == b'\n')
+            .map(|line| &line[..line.len().min(MAX_LINE)])
+            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+            .filter(|line| !line.is_empty());
+        // Decided under the lock, logged after it: writing the log may block, and other pools'
+        // workers must not wait for that.
+        let mut allowed = Vec::new();
+        {
+            let now = Instant::now();
+            let mut budgets = budgets().lock().unwrap_or_else(|e| e.into_inner());
+            let budget = match budgets.get_mut(self.pool) {
+                Some(budget) => budget,
+                None => budgets
                     .entry(self.pool.to_string())
-                    .or_insert_with(|| LogBudget::new(BURST, PER_SECOND))
-                    .allow(line.len() as u64, now)
+                    .or_insert_with(|| LogBudget::new(BURST, PER_SECOND)),
             };
-            if allowed {
-                warn!(target: "paddock::worker", pool = self.pool, pid = self.pid,
-                    request_id = self.request_id, "{}", String::from_utf8_lossy(line));
-            } else {
-                self.dropped += line.len() as u64;
+            for line in lines {
+                if budget.allow(line.len() as u64, now) {
+                    allowed.push(line);
+                } else {
+                    self.dropped += line.len() as u64;
+                }
             }
+        }
+        for line in allowed {
+            warn!(target: "paddock::worker", pool = self.pool, pid = self.pid,
+                request_id = self.request_id, "{}", String::from_utf8_lossy(line));
         }
     }
 }

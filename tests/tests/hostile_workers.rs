@@ -16,7 +16,17 @@ const WORKERS: usize = 2;
 /// `limits.max_response` here: an endless body is cut off at this size.
 const MAX_RESPONSE_MIB: u64 = 8;
 
+/// The pools' `request_timeout` unless a test needs another.
+const REQUEST_TIMEOUT: &str = "3s";
+/// For requests that are slow by design (a flood, a fork bomb): what those tests check is not the
+/// deadline, so on a loaded machine the request must not race it.
+const GENEROUS_TIMEOUT: &str = "60s";
+
 fn config(workers: usize, args: &str, extra_pool: &str) -> String {
+    config_with_timeout(workers, args, extra_pool, REQUEST_TIMEOUT)
+}
+
+fn config_with_timeout(workers: usize, args: &str, extra_pool: &str, timeout: &str) -> String {
     format!(
         r#"
 [limits]
@@ -33,7 +43,7 @@ front_controller = "/index.php"
 mode = "prefork"
 command = ["{APP}"{args}]
 workers = {workers}
-request_timeout = "3s"
+request_timeout = "{timeout}"
 {extra_pool}
 "#,
         root = test_site().display()
@@ -254,7 +264,7 @@ fn padding_extra_records_and_lying_lengths_never_reach_the_client() {
 /// gets a bounded number of its lines plus one line saying how much was left out.
 #[test]
 fn a_100_mib_stderr_flood_is_rate_limited_in_the_log() {
-    let paddock = start();
+    let paddock = Paddock::start(&config_with_timeout(WORKERS, "", "", GENEROUS_TIMEOUT));
     let frontend = frontend_pid(&paddock);
     let rss_before = rss_kib(frontend);
     let started = Instant::now();
@@ -298,7 +308,7 @@ fn a_100_mib_stderr_flood_is_rate_limited_in_the_log() {
 /// 20 MiB on the worker's own stderr (fd 2, a pipe the master reads): logged rate-limited too.
 #[test]
 fn a_flood_on_the_workers_own_stderr_is_rate_limited_in_the_log() {
-    let paddock = start();
+    let paddock = Paddock::start(&config_with_timeout(WORKERS, "", "", GENEROUS_TIMEOUT));
     let response = Connection::open(paddock.http)
         .unwrap()
         .request("GET", "/index.php?mode=fd2-flood&n=20", &[], b"")
@@ -408,7 +418,8 @@ fn a_worker_exiting_at_start_puts_the_pool_in_backoff() {
 /// worker's whole process group, children included.
 #[test]
 fn a_forking_worker_is_killed_with_its_children() {
-    let paddock = Paddock::start(&config(1, "", "rlimit_nproc = 4096"));
+    // The deadline must not come before the worker has started all its children.
+    let paddock = Paddock::start(&config_with_timeout(1, "", "rlimit_nproc = 4096", "10s"));
     let pid = app_pids(&paddock)[0];
     let addr = paddock.http;
     let request = std::thread::spawn(move || {
@@ -418,7 +429,7 @@ fn a_forking_worker_is_killed_with_its_children() {
             .unwrap()
     });
     let mut children_seen = 0;
-    paddock.wait_until("the worker's children", Duration::from_secs(3), || {
+    paddock.wait_until("the worker's children", Duration::from_secs(10), || {
         children_seen = harness::children_of(pid).len();
         children_seen >= 64
     });
