@@ -68,6 +68,7 @@ mod tests {
             https_redirect: false,
             hsts: None,
             redirects: vec![],
+            rules: Default::default(),
         }
     }
 

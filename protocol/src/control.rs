@@ -319,6 +319,8 @@ pub struct SiteSpec {
     pub hsts: Option<String>,
     /// Redirect rules, tried in order before routing.
     pub redirects: Vec<RedirectRule>,
+    /// Access rules, rewrites and response headers (docs/configuration.md, "Rules").
+    pub rules: crate::site_rules::SiteRulesSpec,
 }
 
 /// `from` is a URL path prefix; a matching request is redirected to `to` followed by the rest of

@@ -12,6 +12,7 @@
 //!   and their length-prefixed framing.
 //! - `fuzzing` (cargo feature `fuzzing`, and in tests) — the properties the fuzz targets in
 //!   `protocol/fuzz` check, replayed over the checked-in corpus by `cargo test`.
+//! - [`site_rules`] — a site's native rules (deny, rewrites, auth, …) as data, for the front end.
 //! - [`log_budget`] — a token bucket that rate-limits how much worker output reaches the log.
 //! - `responder` (cargo feature `responder`, off by default) — the one exception to "no I/O": a
 //!   blocking, threaded FastCGI application server built on [`fcgi`], for paddock's own workers and
@@ -26,3 +27,4 @@ pub mod fuzzing;
 pub mod log_budget;
 #[cfg(feature = "responder")]
 pub mod responder;
+pub mod site_rules;

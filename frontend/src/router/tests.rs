@@ -42,6 +42,7 @@ fn fixture(front_controller: Option<&str>) -> Fixture {
         https_redirect: false,
         hsts: None,
         redirects: Vec::new(),
+        rules: Default::default(),
     };
     Fixture { _dir: dir, site }
 }

@@ -1,0 +1,404 @@
+//! The rewrite engine: mod_rewrite's rules for paddock's own `rewrite` rules and for `.htaccess`.
+//!
+//! A [`RewriteSet`] is an ordered list of rules in one context: the site (server context: the
+//! pattern sees the whole path, `/w/x`) or one directory (per-directory context, as in an
+//! `.htaccess`: the pattern sees the path relative to the directory, `x`, and a relative
+//! substitution is put back under `RewriteBase` or the directory). Paths are decoded and
+//! normalised; the caller encodes the result again before routing it.
+//!
+//! [`RewriteSet::apply`] runs one pass. A changed path makes the caller route again; in a
+//! directory context Apache then runs the directory's rules once more on the new path (an
+//! internal redirect) unless the rule said `[END]`, which is why `RewriteCond %{REQUEST_FILENAME}
+//! !-f` guards are everywhere: the caller does the same, bounded by a round limit.
+
+mod cond;
+mod template;
+#[cfg(test)]
+mod tests;
+
+use regex::Regex;
+
+pub use cond::{FileTest, RewriteCond};
+use template::groups;
+pub use template::Template;
+
+use crate::pattern::compile_regex;
+use crate::RuleError;
+use protocol::site_rules::QueryMode;
+
+/// What a path names on disk, as far as rewrite conditions care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Missing,
+    File { size: u64 },
+    Dir,
+}
+
+/// What the engine asks of the request and the file system.
+pub trait RewriteContext {
+    /// A server variable (`REQUEST_URI`, `QUERY_STRING`, `HTTP_HOST`, `HTTPS`, `REQUEST_METHOD`,
+    /// `REQUEST_FILENAME`, `HTTP:Name`, `ENV:name`, …); `None` when unknown or unset.
+    fn variable(&self, name: &str) -> Option<String>;
+    /// What a file-system path names.
+    fn file_kind(&self, path: &str) -> FileKind;
+    /// Whether a file-system path is a symbolic link.
+    fn is_symlink(&self, path: &str) -> bool;
+}
+
+/// One `RewriteRule`.
+#[derive(Debug, Clone)]
+pub struct RewriteRule {
+    pattern: Regex,
+    negate: bool,
+    /// `None` for `-` (no substitution: only the flags act).
+    substitution: Option<Template>,
+    conditions: Vec<RewriteCond>,
+    pub flags: RuleFlags,
+}
+
+/// The flags paddock honours (the rest are refused when the rule is compiled).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleFlags {
+    /// `[L]`: no further rule in this pass.
+    pub last: bool,
+    /// `[END]`: no further rule, and no further pass after the rewrite.
+    pub end: bool,
+    /// `None`: the target's query replaces the request's if the target has one (Apache's
+    /// default), else the request's is kept.
+    pub query: Option<QueryMode>,
+    /// `[R=code]`: an external redirect.
+    pub redirect: Option<u16>,
+    /// `[F]`: 403.
+    pub forbidden: bool,
+    /// `[G]`: 410.
+    pub gone: bool,
+    /// `[NE]`: the redirect's location is not percent-encoded.
+    pub no_escape: bool,
+    /// `[E=VAR:value]`; the value may use `$N`, `%N` and `%{VAR}`.
+    pub env: Vec<(String, Template)>,
+}
+
+impl RewriteRule {
+    /// A rule from its pattern (a leading `!` negates it), substitution (`-` for none) and
+    /// conditions. `nocase` is `[NC]`.
+    pub fn new(
+        pattern: &str,
+        substitution: &str,
+        conditions: Vec<RewriteCond>,
+        flags: RuleFlags,
+        nocase: bool,
+    ) -> Result<Self, RuleError> {
+        let (negate, pattern) = match pattern.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, pattern),
+        };
+        if let Some(code) = flags.redirect {
+            if !(300..400).contains(&code) {
+                return Err(RuleError::Invalid(format!(
+                    "redirect status {code} is not a 3xx code"
+                )));
+            }
+        }
+        Ok(Self {
+            pattern: compile_regex(pattern, nocase)?,
+            negate,
+            substitution: match substitution {
+                "-" => None,
+                text => Some(Template::parse(text)?),
+            },
+            conditions,
+            flags,
+        })
+    }
+
+    /// Parses a flag list as written between the brackets (`L,R=301,QSA`).
+    pub fn parse_flags(text: &str) -> Result<(RuleFlags, bool), RuleError> {
+        let mut flags = RuleFlags::default();
+        let mut nocase = false;
+        for flag in text.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+            let (name, value) = match flag.split_once('=') {
+                Some((name, value)) => (name, Some(value)),
+                None => (flag, None),
+            };
+            match name.to_ascii_lowercase().as_str() {
+                "l" | "last" => flags.last = true,
+                "end" => flags.end = true,
+                "qsa" | "qsappend" => flags.query = Some(QueryMode::Append),
+                "qsd" | "qsdiscard" => flags.query = Some(QueryMode::Discard),
+                "nc" | "nocase" => nocase = true,
+                "ne" | "noescape" => flags.no_escape = true,
+                "f" | "forbidden" => flags.forbidden = true,
+                "g" | "gone" => flags.gone = true,
+                // paddock maps rewritten paths to files itself: pass-through is what it always
+                // does.
+                "pt" | "passthrough" => {}
+                "r" | "redirect" => {
+                    let code = match value {
+                        None => 302,
+                        Some(v) if v.eq_ignore_ascii_case("permanent") => 301,
+                        Some(v) if v.eq_ignore_ascii_case("temp") => 302,
+                        Some(v) if v.eq_ignore_ascii_case("seeother") => 303,
+                        Some(v) => v.parse().map_err(|_| {
+                            RuleError::Invalid(format!("invalid redirect status `{v}`"))
+                        })?,
+                    };
+                    flags.redirect = Some(code);
+                }
+                "e" | "env" => {
+                    let Some((var, val)) = value.and_then(|v| v.split_once(':')) else {
+                        return Err(RuleError::Invalid(format!(
+                            "`{flag}` needs the form E=VAR:value"
+                        )));
+                    };
+                    flags.env.push((var.to_string(), Template::parse(val)?));
+                }
+                other => {
+                    return Err(RuleError::Invalid(format!(
+                        "unsupported RewriteRule flag `{other}`"
+                    )))
+                }
+            }
+        }
+        Ok((flags, nocase))
+    }
+}
+
+/// Rules in one context.
+#[derive(Debug, Clone, Default)]
+pub struct RewriteSet {
+    pub rules: Vec<RewriteRule>,
+    /// The directory's URL path (`/w/`, always ending in `/`); `None` in server context.
+    pub directory: Option<String>,
+    /// `RewriteBase`: where relative substitutions go instead of the directory.
+    pub base: Option<String>,
+}
+
+/// The result of one pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RewriteOutcome {
+    Unchanged {
+        env: Vec<(String, String)>,
+    },
+    /// Serve this decoded path (and query) instead.
+    Rewritten {
+        path: String,
+        query: Option<String>,
+        env: Vec<(String, String)>,
+        /// `[END]`: no further pass.
+        end: bool,
+    },
+    Redirect {
+        status: u16,
+        location: String,
+    },
+    Forbidden,
+    Gone,
+}
+
+impl RewriteSet {
+    /// One pass over the rules for the decoded `path` and the raw `query`.
+    pub fn apply(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        ctx: &dyn RewriteContext,
+    ) -> RewriteOutcome {
+        let mut current = path.to_string();
+        let mut query = query.map(str::to_string);
+        let mut env = Vec::new();
+        let mut changed = false;
+        let mut end = false;
+        for rule in &self.rules {
+            let Some(subject) = self.subject(&current) else {
+                break;
+            };
+            let captures = rule.pattern.captures(subject);
+            if captures.is_some() == rule.negate {
+                continue;
+            }
+            // A negated pattern sets no back-references.
+            let captures = match (&captures, rule.negate) {
+                (Some(c), false) => groups(c),
+                _ => Vec::new(),
+            };
+            let Some(cond_captures) = conditions_hold(&rule.conditions, &captures, ctx) else {
+                continue;
+            };
+            env.extend(
+                rule.flags.env.iter().map(|(name, value)| {
+                    (name.clone(), value.expand(&captures, &cond_captures, ctx))
+                }),
+            );
+            if rule.flags.forbidden {
+                return RewriteOutcome::Forbidden;
+            }
+            if rule.flags.gone {
+                return RewriteOutcome::Gone;
+            }
+            let Some(substitution) = &rule.substitution else {
+                if rule.flags.last || rule.flags.end {
+                    end |= rule.flags.end;
+                    break;
+                }
+                continue;
+            };
+            let expanded = substitution.expand(&captures, &cond_captures, ctx);
+            let (target, target_query) = match expanded.split_once('?') {
+                Some((p, q)) => (p.to_string(), Some(q.to_string())),
+                None => (expanded, None),
+            };
+            query = merge_query(target_query, query, rule.flags.query);
+            if is_absolute_url(&target) {
+                return RewriteOutcome::Redirect {
+                    status: rule.flags.redirect.unwrap_or(302),
+                    location: with_query(target, query.as_deref(), rule.flags.no_escape),
+                };
+            }
+            let target = self.absolute(target);
+            if let Some(status) = rule.flags.redirect {
+                let origin = origin(ctx);
+                return RewriteOutcome::Redirect {
+                    status,
+                    location: origin + &with_query(target, query.as_deref(), rule.flags.no_escape),
+                };
+            }
+            current = target;
+            changed = true;
+            if rule.flags.last || rule.flags.end {
+                end |= rule.flags.end;
+                break;
+            }
+        }
+        if changed {
+            RewriteOutcome::Rewritten {
+                path: current,
+                query,
+                env,
+                end,
+            }
+        } else {
+            RewriteOutcome::Unchanged { env }
+        }
+    }
+
+    /// What a rule's pattern sees of `path`: all of it in server context, the part below the
+    /// directory in directory context (`None` when the path is not below it).
+    fn subject<'p>(&self, path: &'p str) -> Option<&'p str> {
+        match &self.directory {
+            None => Some(path),
+            Some(dir) => path
+                .strip_prefix(dir.as_str())
+                .or_else(|| (path == dir.trim_end_matches('/')).then_some("")),
+        }
+    }
+
+    /// A substitution as an absolute URL path.
+    fn absolute(&self, target: String) -> String {
+        if target.starts_with('/') {
+            return target;
+        }
+        let base = self
+            .base
+            .as_deref()
+            .or(self.directory.as_deref())
+            .unwrap_or("/");
+        if base.ends_with('/') {
+            format!("{base}{target}")
+        } else {
+            format!("{base}/{target}")
+        }
+    }
+}
+
+/// The conditions, ANDed, where `[OR]` joins a condition with the next into a group that holds
+/// when one member does. On success: the groups of the last regex condition that matched (`%N`).
+fn conditions_hold(
+    conditions: &[RewriteCond],
+    captures: &[String],
+    ctx: &dyn RewriteContext,
+) -> Option<Vec<String>> {
+    let mut last = Vec::new();
+    let mut group_holds = false;
+    for cond in conditions {
+        if !group_holds {
+            if let Some(groups) = cond.check(captures, &last, ctx) {
+                group_holds = true;
+                if !groups.is_empty() {
+                    last = groups;
+                }
+            }
+        }
+        if !cond.or_next {
+            if !group_holds {
+                return None;
+            }
+            group_holds = false;
+        }
+    }
+    Some(last)
+}
+
+/// Apache's query rules: `QSD` drops the request's query, `QSA` appends it to the target's, and
+/// otherwise a target with a query replaces it (an empty one, `target?`, removes it).
+fn merge_query(
+    target: Option<String>,
+    request: Option<String>,
+    mode: Option<QueryMode>,
+) -> Option<String> {
+    match (mode, target) {
+        (Some(QueryMode::Discard), target) => target.filter(|q| !q.is_empty()),
+        (Some(QueryMode::Append), Some(target)) => match request.filter(|q| !q.is_empty()) {
+            Some(request) if target.is_empty() => Some(request),
+            Some(request) => Some(format!("{target}&{request}")),
+            None => Some(target).filter(|q| !q.is_empty()),
+        },
+        (_, Some(target)) => Some(target).filter(|q| !q.is_empty()),
+        (_, None) => request,
+    }
+}
+
+fn is_absolute_url(target: &str) -> bool {
+    let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+/// `scheme://host` of the request, for redirects (Apache always sends an absolute Location).
+fn origin(ctx: &dyn RewriteContext) -> String {
+    let scheme = match ctx.variable("HTTPS").as_deref() {
+        Some("on") => "https",
+        _ => "http",
+    };
+    match ctx.variable("HTTP_HOST") {
+        Some(host) if !host.is_empty() => format!("{scheme}://{host}"),
+        _ => String::new(),
+    }
+}
+
+/// A redirect's location: the path percent-encoded (unless `[NE]`), then the query as it is.
+fn with_query(target: String, query: Option<&str>, no_escape: bool) -> String {
+    let mut location = if no_escape {
+        target
+    } else {
+        escape_location(&target)
+    };
+    if let Some(query) = query {
+        location.push('?');
+        location.push_str(query);
+    }
+    location
+}
+
+/// Percent-encodes what cannot stand in a Location path (spaces, controls, non-ASCII, `%`
+/// itself, quotes and angle brackets), leaving the URL's own punctuation.
+fn escape_location(text: &str) -> String {
+    const KEEP: &[u8] = b"/:@!$&'()*+,;=-._~";
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || KEEP.contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
