@@ -89,6 +89,7 @@ fn fixture() -> &'static Fixture {
             https_redirect: false,
             hsts: None,
             redirects: Vec::new(),
+            rules: Default::default(),
         };
         Fixture { _dir: dir, site }
     })
