@@ -15,6 +15,8 @@
 //! - `service` — the public request path: route, buffer, dispatch, answer.
 //! - `vhost` — which site answers a host name.
 //! - `site_policy` — HTTPS redirect, HSTS, custom error pages.
+//! - `site_rules` — a site's native rules: deny, client addresses, rate limits, basic auth,
+//!   rewrites, no-scripts paths, response headers.
 //! - `router` — URL path → static file / script + PATH_INFO / redirect / 404.
 //! - `static_files` — files: small ones from `file_cache` (in memory), the rest via tower-http.
 //! - `access_log` — combined or JSON lines, written by a thread, reopened on SIGUSR1.
@@ -58,6 +60,7 @@ pub mod router;
 mod server;
 mod service;
 mod site_policy;
+mod site_rules;
 mod state;
 mod static_files;
 mod streaming;

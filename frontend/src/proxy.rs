@@ -47,6 +47,8 @@ pub struct ConnInfo {
 #[derive(Debug)]
 pub struct ScriptRequest<'a> {
     pub parts: &'a Parts,
+    /// REQUEST_URI: the client's request target, which a site's rewrite does not change.
+    pub request_uri: &'a str,
     pub conn: &'a ConnInfo,
     pub site: &'a SiteSpec,
     pub target: ScriptTarget,
@@ -194,7 +196,7 @@ pub(crate) fn admission_response(error: &AdmissionError) -> Response<Body> {
 pub(crate) fn encode_params(request: &ScriptRequest<'_>, out: &mut Vec<u8>) {
     let parts = request.parts;
     let uri = &parts.uri;
-    let request_uri = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let request_uri = request.request_uri;
     // HTTP/2 carries the host in :authority; CGI applications expect HTTP_HOST. Only that case
     // needs a copy of the headers.
     let authority = uri

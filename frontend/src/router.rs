@@ -74,7 +74,7 @@ pub fn route(site: &SiteSpec, raw_path: &str) -> Route {
         Err(e) => return Route::BadRequest(e.reason()),
     };
     let segments = path.segments();
-    if segments.iter().any(|s| is_hidden(s)) {
+    if segments.iter().any(|s| is_hidden(s) || is_backup(s)) {
         return Route::NotFound;
     }
     let script = script_route(site, segments);
@@ -176,6 +176,15 @@ fn is_script(script: &ScriptRouteSpec, file_name: &str) -> bool {
     file_name
         .rsplit_once('.')
         .is_some_and(|(stem, ext)| !stem.is_empty() && script.extensions.iter().any(|e| e == ext))
+}
+
+/// Editor and backup copies (`wp-config.php~`, `config.php.bak`, `.orig`, `.old`, `.swp`): they
+/// hold a script's source under a name that no longer runs it, so they are never served.
+fn is_backup(segment: &str) -> bool {
+    segment.ends_with('~')
+        || segment.rsplit_once('.').is_some_and(|(stem, ext)| {
+            !stem.is_empty() && ["bak", "swp", "orig", "old"].contains(&ext)
+        })
 }
 
 /// Dotfiles (`.git`, `.env`, `.htaccess`) are never served; `.well-known` is the one exception.

@@ -15,6 +15,7 @@ use crate::body::{self, BodyError, BufferedBody};
 use crate::proxy::{self, ConnInfo, ScriptOutcome, ScriptRequest};
 use crate::response::{self, Body};
 use crate::router::{self, Route};
+use crate::site_rules::{self, CompiledSite};
 use crate::state::State;
 use crate::{access_log, client_addr};
 use crate::{compression, site_policy, static_files, streaming};
@@ -51,6 +52,7 @@ async fn answer(
     let conn = client_addr::effective(&spec.trusted_proxies, &conn, &parts.headers);
     let host = request_host(&parts, &conn);
     let site = State::site_for(&spec, host.as_deref());
+    let rules = state.site_rules(&site.name);
     let mut response = match check_head(&parts, &spec.limits) {
         Some(refused) => refused,
         None => {
@@ -59,10 +61,21 @@ async fn answer(
                     .or_else(|| site_policy::redirect_rule(site, &parts));
             match redirect {
                 Some(redirect) => redirect,
-                None => respond(&state, &spec, &conn, site, &parts, incoming, &request_id).await,
+                None => {
+                    let scope = Scope {
+                        state: &state,
+                        spec: &spec,
+                        conn: &conn,
+                        site,
+                        rules: &rules,
+                        request_id: &request_id,
+                    };
+                    apply_rules_and_respond(&scope, &parts, incoming).await
+                }
             }
         }
     };
+    site_rules::add_headers(&rules, parts.uri.path(), &mut response);
     response = site_policy::custom_error_page(site, response).await;
     site_policy::add_hsts(site, conn.https, &mut response);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -251,22 +264,76 @@ fn request_host(parts: &http::request::Parts, conn: &ConnInfo) -> Option<String>
         .map(str::to_owned)
 }
 
-async fn respond(
-    state: &Arc<State>,
-    spec: &FrontendSpec,
-    conn: &ConnInfo,
-    site: &SiteSpec,
-    original: &http::request::Parts,
+/// What one request is answered within: the configuration snapshot it started with, its
+/// connection and its site.
+struct Scope<'a> {
+    state: &'a Arc<State>,
+    spec: &'a FrontendSpec,
+    conn: &'a ConnInfo,
+    site: &'a SiteSpec,
+    rules: &'a CompiledSite,
+    request_id: &'a str,
+}
+
+/// The site's access rules and rewrites, then the answer.
+async fn apply_rules_and_respond(
+    scope: &Scope<'_>,
+    parts: &http::request::Parts,
     incoming: Incoming,
-    request_id: &str,
 ) -> Response<Body> {
+    let client = site_rules::Client {
+        ip: scope.conn.peer.ip(),
+        https: scope.conn.https,
+    };
+    let passwords = &scope.state.passwords;
+    match site_rules::before_routing(scope.rules, scope.site, parts, client, passwords) {
+        site_rules::Verdict::Respond(response) => response,
+        site_rules::Verdict::Continue => respond(scope, parts, None, incoming).await,
+        site_rules::Verdict::Rewritten(uri) => {
+            // The application still sees the URI the client asked for (REQUEST_URI), as behind
+            // Apache: WordPress and MediaWiki route on it.
+            let asked = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+            let mut rewritten = parts.clone();
+            rewritten.uri = uri;
+            respond(scope, &rewritten, Some(asked), incoming).await
+        }
+    }
+}
+
+/// Routes and answers `original`; `asked` is the client's request target when a rewrite
+/// changed it.
+async fn respond(
+    scope: &Scope<'_>,
+    original: &http::request::Parts,
+    asked: Option<&str>,
+    incoming: Incoming,
+) -> Response<Body> {
+    let Scope {
+        state,
+        spec,
+        conn,
+        site,
+        rules,
+        request_id,
+    } = *scope;
     let mut body: Option<Incoming> = Some(incoming);
     let mut buffered: Option<BufferedBody> = None;
     // The request as a local redirect rewrote it; copied only when one happens.
     let mut redirected: Option<http::request::Parts> = None;
     for _ in 0..=MAX_LOCAL_REDIRECTS {
         let parts = redirected.as_ref().unwrap_or(original);
-        let target = match router::route(site, parts.uri.path()) {
+        let route = router::route(site, parts.uri.path());
+        match site_rules::check_target(rules, &route) {
+            None => {}
+            Some(site_rules::TargetCheck::Respond(response)) => return response,
+            Some(site_rules::TargetCheck::ServeAsText) => {
+                let Route::Script(target) = route else {
+                    unreachable!("only scripts are served as text")
+                };
+                return serve_as_text(state, parts, site, target.filename).await;
+            }
+        }
+        let target = match route {
             Route::Static(file) => {
                 let cache = state.file_cache();
                 return static_files::serve(parts, site, file, &cache).await;
@@ -298,8 +365,13 @@ async fn respond(
                 Err(e) => return body_error(&e),
             }
         }
+        let request_uri = match (&redirected, asked) {
+            (None, Some(asked)) => asked,
+            _ => parts.uri.path_and_query().map_or("/", |pq| pq.as_str()),
+        };
         let request = ScriptRequest {
             parts,
+            request_uri,
             conn,
             site,
             target,
@@ -330,6 +402,10 @@ async fn respond(
                         "the application redirected to an invalid path",
                     );
                 };
+                // The site's deny rules hold for a path a worker names, too.
+                if let Some(refusal) = site_rules::denied_path(rules, uri.path()) {
+                    return refusal;
+                }
                 let mut next = parts.clone();
                 next.uri = uri;
                 next.method = Method::GET;
@@ -340,6 +416,31 @@ async fn respond(
         }
     }
     response::error(StatusCode::BAD_GATEWAY, "too many local redirects")
+}
+
+/// A script under a `no_scripts = "static"` path: its source as plain text, never sniffed as
+/// anything else by a browser.
+async fn serve_as_text(
+    state: &State,
+    parts: &http::request::Parts,
+    site: &SiteSpec,
+    file: std::path::PathBuf,
+) -> Response<Body> {
+    let Ok(file) = router::StaticFile::at(file) else {
+        return response::error(StatusCode::NOT_FOUND, "nothing here by that name");
+    };
+    let cache = state.file_cache();
+    let mut response = static_files::serve(parts, site, file, &cache).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 fn body_error(error: &BodyError) -> Response<Body> {

@@ -13,6 +13,7 @@ use crate::access_log::AccessLog;
 use crate::dispatch::PoolDispatch;
 use crate::file_cache::FileCache;
 use crate::metrics::Metrics;
+use crate::site_rules::{CompiledSite, PasswordFiles, SiteRuleSets};
 use crate::tls::CertificateStore;
 
 #[derive(Debug)]
@@ -35,6 +36,11 @@ pub struct State {
     pub access_log: Option<Arc<AccessLog>>,
     /// Small static files in memory; replaced when a reload changes its size limits.
     file_cache: ArcSwap<FileCache>,
+    /// Every site's compiled rules; replaced before the spec on reload, so that a request never
+    /// sees a site of the new configuration without its rules.
+    site_rules: ArcSwap<SiteRuleSets>,
+    /// htpasswd files, parsed once per version.
+    pub passwords: PasswordFiles,
 }
 
 impl State {
@@ -58,8 +64,11 @@ impl State {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let file_cache = ArcSwap::from_pointee(file_cache_for(&spec));
+        let site_rules = ArcSwap::from_pointee(SiteRuleSets::compile(&spec));
         Self {
             file_cache,
+            site_rules,
+            passwords: PasswordFiles::default(),
             spec: ArcSwap::from_pointee(spec),
             pools,
             metrics,
@@ -94,6 +103,11 @@ impl State {
 
     pub fn file_cache(&self) -> Arc<FileCache> {
         self.file_cache.load_full()
+    }
+
+    /// The compiled rules of the site named `site`.
+    pub fn site_rules(&self, site: &str) -> Arc<CompiledSite> {
+        self.site_rules.load().site(site)
     }
 
     /// The current configuration.
@@ -132,6 +146,8 @@ impl State {
         {
             self.file_cache.store(Arc::new(file_cache_for(&spec)));
         }
+        self.site_rules
+            .store(Arc::new(SiteRuleSets::compile(&spec)));
         self.spec.store(Arc::new(spec));
         tracing::info!("configuration applied");
     }

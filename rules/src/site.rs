@@ -65,8 +65,9 @@ impl RateLimitRule {
     }
 }
 
-/// Which kind of rule, and its position in that kind's list (`rewrite[2]`), for error messages
-/// that the configuration loader turns into a line number.
+/// Which kind of rule (as the configuration file names its table: `rewrite`, `rate_limit`, …),
+/// and its position in that kind's list, for errors that the configuration loader turns into a
+/// line number.
 #[derive(Debug, thiserror::Error)]
 #[error("{kind}[{index}]: {source}")]
 pub struct SiteRuleError {

@@ -77,16 +77,28 @@ pub fn locate_key(text: &str, path: &[String]) -> (Option<usize>, String) {
     let mut table = doc.as_table();
     let mut line = None;
     for part in path {
-        let Some((k, item)) = table.get_key_value(part) else {
+        // `deny[1]`: the second `[[…deny]]` table.
+        let (name, index) = match part.strip_suffix(']').and_then(|p| p.split_once('[')) {
+            Some((name, index)) => (name, index.parse::<usize>().ok()),
+            None => (part.as_str(), None),
+        };
+        let Some((k, item)) = table.get_key_value(name) else {
             break;
         };
         if let Some(span) = k.span().or_else(|| item.span()) {
             line = Some(line_of(text, span.start));
         }
-        match item.as_table() {
-            Some(child) => table = child,
-            None => break,
+        let child = match (item, index) {
+            (Item::ArrayOfTables(array), Some(i)) => array.get(i),
+            _ => item.as_table(),
+        };
+        let Some(child) = child else {
+            break;
+        };
+        if let Some(span) = child.span() {
+            line = Some(line_of(text, span.start));
         }
+        table = child;
     }
     (line, key)
 }

@@ -9,6 +9,8 @@ mod limits;
 mod locate;
 mod pool;
 mod raw;
+mod raw_rules;
+mod rules;
 pub mod units;
 mod validate;
 

@@ -8,6 +8,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::raw_rules::{
+    RawAuth, RawClients, RawDeny, RawHeaders, RawNoScripts, RawRateLimit, RawRewrite,
+};
 use super::units::{Duration, Size};
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,6 +159,22 @@ pub struct RawSite {
     pub hsts: Option<String>,
     #[serde(default)]
     pub redirects: Vec<RawRedirect>,
+    /// Read `.htaccess` files (default true).
+    pub htaccess: Option<bool>,
+    #[serde(default)]
+    pub deny: Vec<RawDeny>,
+    #[serde(default)]
+    pub no_scripts: Vec<RawNoScripts>,
+    #[serde(default)]
+    pub rewrite: Vec<RawRewrite>,
+    #[serde(default)]
+    pub headers: Vec<RawHeaders>,
+    #[serde(default)]
+    pub auth: Vec<RawAuth>,
+    #[serde(default)]
+    pub clients: Vec<RawClients>,
+    #[serde(default)]
+    pub rate_limit: Vec<RawRateLimit>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -383,7 +383,7 @@ fn validate_site(
         https_redirect: site.https_redirect,
         hsts: site.hsts.clone(),
         redirects,
-        rules: Default::default(),
+        rules: super::rules::validate_rules(name, site, base)?,
     })
 }
 

@@ -46,7 +46,8 @@ pub struct UrlPath {
 
 /// Decodes a percent-encoded path (no query) into segments, dropping empty and `.` segments and
 /// applying `..`. A `..` that would climb above the root is an error, as in nginx; so are NUL
-/// (it would truncate the file name in C) and backslash (a separator on other systems).
+/// (it would truncate the file name in C), CR and LF (no file name needs them; CVE-2019-11043
+/// began with a `%0a` in a path) and backslash (a separator on other systems).
 pub fn decode_url_path(raw_path: &str) -> Result<UrlPath, PathError> {
     if !raw_path.starts_with('/') {
         return Err(PathError::NotAbsolute);
@@ -54,7 +55,7 @@ pub fn decode_url_path(raw_path: &str) -> Result<UrlPath, PathError> {
     let decoded = percent_decode_str(raw_path)
         .decode_utf8()
         .map_err(|_| PathError::NotUtf8)?;
-    if decoded.contains(['\0', '\\']) {
+    if decoded.contains(['\0', '\r', '\n', '\\']) {
         return Err(PathError::ForbiddenCharacter);
     }
     let mut segments: Vec<String> = Vec::new();
@@ -118,6 +119,17 @@ mod tests {
 
     fn split(raw: &str, script: usize) -> (String, String) {
         decode_url_path(raw).unwrap().split_at_script(script)
+    }
+
+    #[test]
+    fn control_characters_in_a_path_are_refused() {
+        for path in ["/a%0ab.php", "/a%0D", "/x%00.php", "/a%5cb"] {
+            assert_eq!(
+                decode_url_path(path).unwrap_err(),
+                PathError::ForbiddenCharacter,
+                "{path}"
+            );
+        }
     }
 
     #[test]

@@ -43,6 +43,35 @@ pub trait RewriteContext {
     fn file_kind(&self, path: &str) -> FileKind;
     /// Whether a file-system path is a symbolic link.
     fn is_symlink(&self, path: &str) -> bool;
+    /// The file-system path a URL path maps to. When given, `REQUEST_FILENAME` follows the path
+    /// as the rules rewrite it during a pass (as Apache's does); without it, it is whatever
+    /// [`RewriteContext::variable`] says.
+    fn file_path(&self, _url_path: &str) -> Option<String> {
+        None
+    }
+}
+
+/// The caller's context, with `REQUEST_FILENAME` for the path as rewritten so far.
+struct Current<'a> {
+    inner: &'a dyn RewriteContext,
+    path: &'a str,
+}
+
+impl RewriteContext for Current<'_> {
+    fn variable(&self, name: &str) -> Option<String> {
+        if name == "REQUEST_FILENAME" {
+            if let Some(file) = self.inner.file_path(self.path) {
+                return Some(file);
+            }
+        }
+        self.inner.variable(name)
+    }
+    fn file_kind(&self, path: &str) -> FileKind {
+        self.inner.file_kind(path)
+    }
+    fn is_symlink(&self, path: &str) -> bool {
+        self.inner.is_symlink(path)
+    }
 }
 
 /// One `RewriteRule`.
@@ -211,6 +240,10 @@ impl RewriteSet {
         for rule in &self.rules {
             let Some(subject) = self.subject(&current) else {
                 break;
+            };
+            let ctx = &Current {
+                inner: ctx,
+                path: &current,
             };
             let captures = rule.pattern.captures(subject);
             if captures.is_some() == rule.negate {

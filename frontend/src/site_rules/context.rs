@@ -1,0 +1,91 @@
+//! What the rewrite engine may ask about a request: server variables and the file system under
+//! the site's root (through the router's symlink policy, so a condition can never see past it).
+
+use std::path::{Component, Path};
+
+use http::request::Parts;
+use protocol::control::SiteSpec;
+use rules::rewrite::{FileKind, RewriteContext};
+
+use super::Client;
+use crate::router;
+
+pub struct RequestContext<'a> {
+    site: &'a SiteSpec,
+    parts: &'a Parts,
+    client: Client,
+}
+
+impl<'a> RequestContext<'a> {
+    pub fn new(site: &'a SiteSpec, parts: &'a Parts, client: Client) -> Self {
+        Self {
+            site,
+            parts,
+            client,
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.parts
+            .headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    }
+}
+
+impl RewriteContext for RequestContext<'_> {
+    fn variable(&self, name: &str) -> Option<String> {
+        let parts = self.parts;
+        if let Some(header) = name.strip_prefix("HTTP:") {
+            return self.header(header);
+        }
+        match name {
+            "REQUEST_URI" => Some(parts.uri.path().to_string()),
+            "QUERY_STRING" => Some(parts.uri.query().unwrap_or_default().to_string()),
+            "REQUEST_METHOD" => Some(parts.method.to_string()),
+            "HTTPS" => Some(if self.client.https { "on" } else { "off" }.to_string()),
+            "REQUEST_SCHEME" => Some(if self.client.https { "https" } else { "http" }.to_string()),
+            "HTTP_HOST" => self
+                .header("host")
+                .or_else(|| parts.uri.authority().map(|a| a.to_string())),
+            "SERVER_NAME" => self.header("host").map(|h| crate::vhost::normalize(&h)),
+            "REMOTE_ADDR" => Some(self.client.ip.to_string()),
+            "DOCUMENT_ROOT" => Some(self.site.root.display().to_string()),
+            "REQUEST_FILENAME" | "SCRIPT_FILENAME" => self.file_path(parts.uri.path()),
+            "HTTP_USER_AGENT" => self.header("user-agent"),
+            "HTTP_REFERER" => self.header("referer"),
+            "HTTP_COOKIE" => self.header("cookie"),
+            "HTTP_ACCEPT" => self.header("accept"),
+            "THE_REQUEST" => Some(format!(
+                "{} {} {:?}",
+                parts.method,
+                parts.uri.path_and_query().map_or("/", |pq| pq.as_str()),
+                parts.version
+            )),
+            _ => None,
+        }
+    }
+
+    fn file_kind(&self, path: &str) -> FileKind {
+        let path = Path::new(path);
+        // Only below the root, and only as the router would follow it.
+        let climbs = path.components().any(|c| c == Component::ParentDir);
+        if climbs || !path.starts_with(&self.site.root) {
+            return FileKind::Missing;
+        }
+        match router::allowed_metadata(self.site, path) {
+            Some(meta) if meta.is_file() => FileKind::File { size: meta.len() },
+            Some(meta) if meta.is_dir() => FileKind::Dir,
+            _ => FileKind::Missing,
+        }
+    }
+
+    fn is_symlink(&self, path: &str) -> bool {
+        std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+    }
+
+    fn file_path(&self, url_path: &str) -> Option<String> {
+        let root = self.site.root.display().to_string();
+        Some(format!("{}{}", root.trim_end_matches('/'), url_path))
+    }
+}
