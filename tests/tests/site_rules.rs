@@ -454,3 +454,55 @@ fn a_bad_rule_fails_the_config_check_with_line_and_key() {
     assert!(message.contains("sites.test.deny[4]"), "{message}");
     assert!(message.contains("unclosed"), "{message}");
 }
+
+/// Every recipe in docs/legacy-apps.md is a valid configuration (its patterns compile).
+#[test]
+fn the_legacy_app_recipes_pass_the_config_check() {
+    let doc = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/legacy-apps.md"
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    fs::write(&htpasswd, "admin:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n").unwrap();
+    let mut checked = 0;
+    for block in doc.split("```toml").skip(1) {
+        let block = block.split("```").next().unwrap();
+        let name = block
+            .split("sites.")
+            .nth(1)
+            .and_then(|rest| rest.split('.').next())
+            .expect("a recipe names its site");
+        let scripts = if block.contains(&format!("[sites.{name}.scripts]")) {
+            String::new()
+        } else {
+            format!("[sites.{name}.scripts]\npool = \"php\"\nfront_controller = \"/index.php\"\n")
+        };
+        let block = block.replace(
+            "/etc/phpmyadmin/htpasswd.setup",
+            &htpasswd.display().to_string(),
+        );
+        let config = format!(
+            "{LISTENERS}\n[sites.{name}]\nroot = \"{root}\"\n{scripts}\n{block}\n[pools.php]\nmode = \"prefork\"\ncommand = [\"php-cgi\"]\n",
+            root = dir.path().display()
+        );
+        let file = dir.path().join(format!("{name}.toml"));
+        fs::write(&file, &config).unwrap();
+        let out = Command::new(paddock_bin())
+            .args(["check", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "recipe for {name}: {}\n{config}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        checked += 1;
+    }
+    assert_eq!(
+        checked, 6,
+        "WordPress, MediaWiki, phpMyAdmin, Drupal, Nextcloud, Joomla"
+    );
+}
