@@ -338,3 +338,6 @@ fn encode_target(path: &str, query: Option<&str>) -> Option<Uri> {
     }
     target.parse().ok()
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,165 @@
+//! The property the rules exist for: a denied path is never served and a denied script never
+//! runs, however the request spells the path. Random spellings of denied paths (percent-encoding
+//! of any byte, `.` and `x/..` segments, doubled slashes, PATH_INFO after a script) go through
+//! the same steps as a request: the access phase, then the router, then the target check.
+
+use std::fs;
+use std::net::IpAddr;
+
+use protocol::control::{ScriptRouteSpec, SiteSpec, SymlinkPolicy};
+use protocol::site_rules::{
+    DenyRuleSpec, NoScriptsAction, NoScriptsRuleSpec, PathPatternSpec, SiteRulesSpec,
+};
+
+use super::*;
+use crate::router::{self, Route};
+
+fn site(root: std::path::PathBuf) -> SiteSpec {
+    SiteSpec {
+        name: "t".into(),
+        hosts: vec!["*".into()],
+        root,
+        index: vec!["index.php".into()],
+        script: Some(ScriptRouteSpec {
+            prefix: None,
+            pool: "php".into(),
+            extensions: vec!["php".into()],
+            front_controller: Some("/index.php".into()),
+            unbuffered: Vec::new(),
+            compress: false,
+        }),
+        routes: Vec::new(),
+        symlinks: SymlinkPolicy::InsideRoot,
+        precompressed: false,
+        cache_control: Vec::new(),
+        default: true,
+        error_pages: Vec::new(),
+        https_redirect: false,
+        hsts: None,
+        redirects: Vec::new(),
+        rules: SiteRulesSpec {
+            deny: vec![
+                DenyRuleSpec {
+                    pattern: PathPatternSpec::Prefix("/private/".into()),
+                    status: 404,
+                },
+                DenyRuleSpec {
+                    pattern: PathPatternSpec::Glob("/vendor/**/*.php".into()),
+                    status: 403,
+                },
+            ],
+            no_scripts: vec![NoScriptsRuleSpec {
+                pattern: PathPatternSpec::Prefix("/uploads/".into()),
+                action: NoScriptsAction::Deny,
+            }],
+            ..SiteRulesSpec::default()
+        },
+    }
+}
+
+/// A small deterministic generator (xorshift), so a failure replays.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// One random spelling of `path` (segments separated by `/`).
+fn respell(path: &str, random: &mut Random) -> String {
+    let mut out = String::new();
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        out.push('/');
+        match random.below(6) {
+            0 => out.push_str("./"),
+            1 => out.push('/'),
+            2 => out.push_str("zz/../"),
+            _ => {}
+        }
+        for byte in segment.bytes() {
+            if random.below(3) == 0 {
+                out.push_str(&format!("%{byte:02X}"));
+            } else {
+                out.push(char::from(byte));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_spelling_of_a_denied_path_is_served_or_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    for file in [
+        "index.php",
+        "private/notes.txt",
+        "vendor/lib/tool.php",
+        "uploads/evil.php",
+    ] {
+        let path = root.join(file);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, "x").unwrap();
+    }
+    let site = site(root.clone());
+    let compiled = CompiledSite {
+        rules: SiteRules::compile(&site.rules).unwrap(),
+        ..CompiledSite::default()
+    };
+    let client = Client {
+        ip: IpAddr::from([127, 0, 0, 1]),
+        https: false,
+    };
+    let passwords = PasswordFiles::default();
+    let mut random = Random(0x9e37_79b9_7f4a_7c15);
+    let mut tried = 0;
+    for denied in [
+        "/private/notes.txt",
+        "/vendor/lib/tool.php",
+        "/vendor/lib/tool.php/more/path",
+        "/uploads/evil.php",
+        "/uploads/evil.php/x",
+    ] {
+        for _ in 0..500 {
+            let spelled = respell(denied, &mut random);
+            let Ok((parts, ())) = http::Request::get(spelled.as_str())
+                .body(())
+                .map(http::Request::into_parts)
+            else {
+                continue;
+            };
+            tried += 1;
+            if let Verdict::Respond(response) =
+                before_routing(&compiled, &site, &parts, client, &passwords)
+            {
+                assert!(response.status().is_client_error(), "{spelled}");
+                continue;
+            }
+            let route = router::route(&site, parts.uri.path());
+            if let Some(TargetCheck::Respond(response)) = check_target(&compiled, &route) {
+                assert!(response.status().is_client_error(), "{spelled}");
+                continue;
+            }
+            match &route {
+                Route::Static(file) => {
+                    assert!(
+                        !file.path.starts_with(root.join("private")),
+                        "{spelled} served"
+                    )
+                }
+                Route::Script(target) => {
+                    assert_eq!(target.name, "/index.php", "{spelled} ran {}", target.name)
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(tried > 2000, "only {tried} spellings parsed as URIs");
+}
