@@ -9,7 +9,7 @@ use std::fs;
 use std::process::Command;
 
 use harness::client::{Connection, Response};
-use harness::{paddock_bin, require_php_cgi, Paddock, LISTENERS};
+use harness::{paddock_bin, php_site, require_php_cgi, Paddock, LISTENERS};
 use serde_json::Value;
 
 /// What the application sees of a request.
@@ -96,17 +96,10 @@ impl Site {
         fs::rename(next, self.htpasswd()).unwrap();
     }
 
+    /// The harness's PHP site over this root, and the rules under test.
     fn config(&self) -> String {
-        format!(
+        let rules = format!(
             r#"
-[sites.test]
-root = "{root}"
-index = ["index.php", "index.html"]
-
-[sites.test.scripts]
-pool = "php"
-front_controller = "/index.php"
-
 [[sites.test.deny]]
 prefix = "/private/"
 status = 404
@@ -172,15 +165,10 @@ prefix = "/wp-login.php"
 rate = "1/m"
 burst = 3
 methods = ["POST"]
-
-[pools.php]
-mode = "prefork"
-command = ["php-cgi"]
-workers = 2
 "#,
-            root = self.root().display(),
             htpasswd = self.htpasswd().display(),
-        )
+        );
+        php_site(&self.root(), 2, "") + &rules
     }
 
     fn start(&self) -> Paddock {
