@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod hostile;
+pub mod mariadb;
 pub mod observe;
 pub mod peers;
 pub mod raw;
