@@ -13,7 +13,7 @@ use tracing::{debug, info};
 use crate::activity::{self, Activity};
 use crate::body::{self, BodyError, BufferedBody};
 use crate::proxy::{self, ConnInfo, ScriptOutcome, ScriptRequest};
-use crate::response::{self, Body};
+use crate::response::{self, Body, OwnError};
 use crate::router::{self, Route};
 use crate::state::State;
 use crate::{access_log, client_addr};
@@ -218,13 +218,22 @@ fn authority_wins_over_host(parts: &mut http::request::Parts) {
 ///   §6.3) and drops the Content-Length; closing afterwards means that bytes a sender meant as
 ///   part of the body can never be read as a next request (RFC 9112 §6.1).
 /// - 408 and 413: the rest of the body was not read, so the stream is not at a request boundary.
+/// - A 400 that paddock made itself (a missing, duplicated or invalid Host, a bad path, an
+///   incomplete body): a client that sent one malformed request may not frame the next one as
+///   paddock reads it, so nothing more is read from it (nginx does the same). A 400 from the
+///   application is an ordinary answer and keeps the connection. (Requests hyper cannot parse at
+///   all, an HTTP/0.9 request line among them, never get here: hyper answers those 400 itself and
+///   closes.)
 ///
 /// HTTP/2 frames every request on its own stream, so none of this applies there.
 fn must_close(parts: &http::request::Parts, response: &Response<Body>) -> bool {
     if parts.version >= Version::HTTP_2 {
         return false;
     }
-    parts.headers.contains_key(TRANSFER_ENCODING)
+    let own_rejection = response.status() == StatusCode::BAD_REQUEST
+        && response.extensions().get::<OwnError>().is_some();
+    own_rejection
+        || parts.headers.contains_key(TRANSFER_ENCODING)
         || matches!(
             response.status(),
             StatusCode::REQUEST_TIMEOUT | StatusCode::PAYLOAD_TOO_LARGE

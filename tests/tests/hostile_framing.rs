@@ -89,14 +89,6 @@ fn refused(name: &'static str, request: Vec<u8>, status: u16) -> Case {
     }
 }
 
-/// Refused, and the connection stays usable (the request's framing was not in doubt).
-fn refused_keep(name: &'static str, request: Vec<u8>, status: u16) -> Case {
-    Case {
-        canary: true,
-        ..refused(name, request, status)
-    }
-}
-
 fn cases() -> Vec<Case> {
     const CHUNKED: &str = "Transfer-Encoding: chunked\r\n";
     let mut cases = vec![
@@ -445,19 +437,24 @@ fn cases() -> Vec<Case> {
             "POST",
             b"hello",
         ),
-        // --- Host.
-        refused_keep(
+        // --- Host: refused, and nothing more is read from the connection.
+        refused(
+            "no-host",
+            b"GET /marklog.php?m=no-host HTTP/1.1\r\n\r\n".to_vec(),
+            400,
+        ),
+        refused(
             "two-hosts",
             b"GET /marklog.php?m=two-hosts HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n\r\n"
                 .to_vec(),
             400,
         ),
-        refused_keep(
+        refused(
             "host-with-space",
             b"GET /marklog.php?m=host-with-space HTTP/1.1\r\nHost: local host\r\n\r\n".to_vec(),
             400,
         ),
-        refused_keep(
+        refused(
             "host-with-userinfo",
             b"GET /marklog.php?m=host-with-userinfo HTTP/1.1\r\nHost: user@localhost\r\n\r\n".to_vec(),
             400,
@@ -728,6 +725,80 @@ fn malformed_and_ambiguous_requests_never_smuggle_a_request_to_the_worker() {
         let base = mark.marker.trim_end_matches("-canary");
         assert!(names.contains(&base), "unexpected request {mark:?}");
     }
+}
+
+/// After a 400 that paddock answers itself for a malformed request, nothing more is read from the
+/// connection (nginx does the same): the response says `Connection: close`, the pipelined canary
+/// is neither answered nor run, and the connection closes. A 400 from the application is an
+/// ordinary answer: the canary behind it is served.
+#[test]
+fn a_request_rejected_as_malformed_closes_the_connection() {
+    require_php_cgi();
+    let marks = MarkLog::new();
+    let paddock = Paddock::start(&php_site(&test_site(), 1, &marks.pool_env()));
+    let rejected: [(&str, &[u8]); 7] = [
+        ("no-host", b"GET /marklog.php?m=no-host HTTP/1.1\r\n\r\n"),
+        (
+            "two-hosts",
+            b"GET /marklog.php?m=two-hosts HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n\r\n",
+        ),
+        (
+            "host-with-space",
+            b"GET /marklog.php?m=host-with-space HTTP/1.1\r\nHost: local host\r\n\r\n",
+        ),
+        (
+            "host-with-userinfo",
+            b"GET /marklog.php?m=host-with-userinfo HTTP/1.1\r\nHost: user@localhost\r\n\r\n",
+        ),
+        (
+            "path-above-root",
+            b"GET /../marklog.php?m=path-above-root HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        ),
+        (
+            "nul-in-path",
+            b"GET /marklog.php%00?m=nul-in-path HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        ),
+        // No version, and the canary right behind the request line.
+        ("http09", b"GET /marklog.php?m=http09\r\n"),
+    ];
+    let mut failures = Vec::new();
+    for (name, request) in rejected {
+        let mut conn = RawConn::connect(paddock.http);
+        let mut bytes = request.to_vec();
+        bytes.extend_from_slice(canary(name).as_bytes());
+        conn.send(&bytes).unwrap();
+        let response = conn.read_response();
+        let status = response.as_ref().map(|r| r.status);
+        let connection = response
+            .as_ref()
+            .and_then(|r| r.header("connection"))
+            .map(str::to_owned);
+        // Closed with nothing more sent: the canary was not answered.
+        let closed = conn.closed_within(Duration::from_secs(10));
+        if status != Some(400) || connection.as_deref() != Some("close") || !closed {
+            failures.push(format!(
+                "{name}: status {status:?}, Connection {connection:?}, closed without another \
+                 response {closed}"
+            ));
+        }
+    }
+    let ran: Vec<Mark> = marks.marks();
+    assert!(
+        failures.is_empty() && ran.is_empty(),
+        "after a rejected request the connection must close unused:\n{}\nthe worker ran {ran:?}",
+        failures.join("\n")
+    );
+
+    // mark.php answers 400 itself when its file name does not end in `.mark`.
+    let mut conn = RawConn::connect(paddock.http);
+    let mut bytes = b"GET /mark.php?file=app-400 HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec();
+    bytes.extend_from_slice(canary("app-400").as_bytes());
+    conn.send(&bytes).unwrap();
+    let response = conn.read_response().expect("the application's answer");
+    assert_eq!(response.status, 400);
+    assert_eq!(response.header("connection"), None);
+    let canary = conn.read_response().expect("the canary's answer");
+    assert_eq!(canary.text().trim(), "marked app-400-canary");
 }
 
 #[test]
