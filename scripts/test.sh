@@ -3,6 +3,8 @@
 # the paddock binary that the end-to-end tests start, and runs every test in the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/packages.sh
+. scripts/lib/packages.sh
 
 # Debian packages the suite uses: php-cgi (the real worker), curl (the real HTTP/1.1 and HTTP/2
 # client), procps (ps, for process checks), the real FastCGI peers: libfcgi-bin (cgi-fcgi),
@@ -24,13 +26,7 @@ command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 /usr/bin/python3 -c 'import h2, hpack, hyperframe' >/dev/null 2>&1 || packages+=(python3-h2 python3-hyperframe)
 command -v slowhttptest >/dev/null 2>&1 || packages+=(slowhttptest)
-if ((${#packages[@]})); then
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    echo "installing: ${packages[*]}"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}"
-fi
+install_packages "${packages[@]}"
 
 # Validators for the deployment assets (tests/tests/deploy_assets.rs).
 if ! command -v kubernetes-validate >/dev/null 2>&1; then
