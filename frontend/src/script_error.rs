@@ -59,7 +59,7 @@ pub enum ScriptError {
     NoSuchPool,
     #[error(transparent)]
     Admission(#[from] AdmissionError),
-    #[error("worker unreachable: {0}")]
+    #[error("cannot connect to the worker: {0}")]
     Connect(io::Error),
     #[error(transparent)]
     Exchange(#[from] ExchangeError),
