@@ -263,6 +263,54 @@ fn a_streamed_request_shows_on_the_status_page_and_in_the_metrics() {
     assert_eq!(value(&metrics, "paddock_requests_total", &php), 1.0);
 }
 
+/// A streamed request whose client goes away while it waits in the queue leaves the queue (counted
+/// as `client_gone`) and never reaches a worker, as a buffered one does: its exchange runs in a
+/// task of its own, which goes with the client until the response head exists.
+#[test]
+fn a_queued_streamed_request_abandoned_by_its_client_never_runs() {
+    let paddock = streaming_site("");
+    let release = paddock.dir.path().join("release");
+    // Occupy the only worker until the test releases it.
+    let mut holder = RawConn::connect(paddock.http);
+    holder
+        .get(&format!(
+            "/stream.php?chunks=1&release={}",
+            release.display()
+        ))
+        .unwrap();
+    assert_eq!(read_head(&mut holder).0, 200);
+    let (worker, _) = running_request(&paddock);
+    let served_before = worker["requests_served"].as_u64().unwrap();
+    // A second streamed request queues behind it; its client leaves.
+    let mut abandoned = RawConn::connect(paddock.http);
+    abandoned.get("/stream.php?chunks=1").unwrap();
+    paddock.wait_until("the request in the queue", Duration::from_secs(15), || {
+        status(paddock.admin)["pools"][0]["waiting"] == 1
+    });
+    drop(abandoned);
+    paddock.wait_until("the queue left", Duration::from_secs(15), || {
+        let metrics = scrape(paddock.admin);
+        let gone = [("pool", "php"), ("reason", "client_gone")];
+        value(&metrics, "paddock_queue_rejections_total", &gone) == 1.0
+            && status(paddock.admin)["pools"][0]["waiting"] == 0
+    });
+    std::fs::write(&release, b"").unwrap();
+    read_chunked_to_end(&mut holder);
+    // One worker serves in FIFO order: had the abandoned request stayed, it would run before this.
+    let next = paddock.curl(&[&paddock.url("/stream.php?chunks=1")]);
+    assert_eq!(String::from_utf8_lossy(&next.stdout), "chunk 1\ndone\n");
+    paddock.wait_until("both requests counted", Duration::from_secs(15), || {
+        let status = status(paddock.admin);
+        status["pools"][0]["processes"][0]["requests_served"].as_u64() >= Some(served_before + 2)
+    });
+    let status = status(paddock.admin);
+    assert_eq!(
+        status["pools"][0]["processes"][0]["requests_served"].as_u64(),
+        Some(served_before + 2),
+        "the abandoned request ran"
+    );
+}
+
 /// A streamed reply's FCGI_STDERR goes through the same per-pool rate limit as a buffered one's:
 /// a flood is logged up to the budget, then one line says how much was left out, with the pool,
 /// the worker's pid and the request id.
