@@ -425,6 +425,11 @@ impl Lease {
         Ok(slot.connection.as_mut().expect("just set"))
     }
 
+    /// The connection [`Lease::connection`] opened, if the slot still holds it.
+    pub fn open_connection(&mut self) -> Option<&mut FcgiConnection> {
+        self.slot().connection.as_mut()
+    }
+
     /// Drop the connection: its state is unknown after a failed or abandoned exchange.
     pub fn discard_connection(&mut self) {
         self.slot().connection = None;

@@ -25,7 +25,11 @@
 //! - `compression` — gzip/brotli for dynamic text responses.
 //! - `dispatch` — per-pool slots and FIFO queue.
 //! - `fastcgi_client` — one FastCGI exchange on a persistent connection.
-//! - `proxy` — retries, timeouts of a buffered script request.
+//! - `worker_call` — one script request on a pool: queue, connection, exchange, retries,
+//!   deadline; shared by buffered and streamed responses.
+//! - `script_error` — one classification of script-request failures (source, retryability):
+//!   status code, retry metric label, log level, the worker's fate.
+//! - `proxy` — a buffered script request; the CGI meta-variables.
 //! - `response_buffer` — worker responses in memory, then a temp file; the client body from them.
 //! - `streaming` — unbuffered script responses for the routes that opt in.
 //! - `worker_response` — CGI reply → HTTP response.
@@ -57,6 +61,7 @@ mod proxy_protocol;
 mod response;
 mod response_buffer;
 pub mod router;
+mod script_error;
 mod server;
 mod service;
 mod site_policy;
@@ -66,6 +71,7 @@ mod static_files;
 mod streaming;
 pub mod tls;
 mod vhost;
+mod worker_call;
 mod worker_response;
 mod worker_stderr;
 

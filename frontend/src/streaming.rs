@@ -7,32 +7,34 @@
 //! `max_response` reached) ends the body with an error, so hyper leaves the response visibly
 //! incomplete: no final chunk or a short Content-Length on HTTP/1.1, RST_STREAM on HTTP/2.
 //!
-//! Retries work as in `proxy` for a worker that cannot be reached; once the exchange started, a
-//! failure is never retried (bytes may already be on their way to the client).
+//! Everything up to the reply (queue, connection, retries, deadline, worker stderr, status page
+//! and metrics) is `worker_call`'s, as for buffered responses; the exchange runs in a task of its
+//! own so that the response can be handed to the client while the worker still writes it. A
+//! failure is retried only while nothing of the reply has reached the sink.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::{Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame};
 use protocol::cgi::CgiResponseHead;
-use protocol::control::{KillReason, ToMaster};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tracing::warn;
 
+use crate::body::BufferedBody;
 use crate::fastcgi_client::{ExchangeError, StdoutSink};
 use crate::proxy::{self, ScriptOutcome, ScriptRequest};
 use crate::response::{self, Body};
+use crate::script_error::ScriptError;
 use crate::state::State;
+use crate::worker_call::{self, ScriptCall};
 use crate::worker_response;
 
-/// Attempts when the worker could not even be reached (nothing was sent).
-const MAX_CONNECT_ATTEMPTS: usize = 3;
 /// Chunks in flight between the worker and the client.
 const CHANNEL_DEPTH: usize = 8;
 
@@ -45,102 +47,61 @@ enum Chunk {
     Failed(String),
 }
 
+/// What the exchange task owns of the request (it cannot borrow it).
+struct OwnedCall {
+    pool: String,
+    request_id: String,
+    method: Method,
+    path: String,
+    body: BufferedBody,
+    /// The PARAMS content, encoded once.
+    params: Vec<u8>,
+}
+
 pub async fn run(state: &Arc<State>, request: ScriptRequest<'_>, pool_name: &str) -> ScriptOutcome {
-    let Some(pool) = state.pools.get(pool_name).map(|p| p.clone()) else {
-        return ScriptOutcome::Response(response::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the site names a pool that does not exist",
-        ));
-    };
-    // Encoded once here: the exchange runs in a task of its own, which cannot borrow the request.
     let mut params = Vec::new();
     proxy::encode_params(&request, &mut params);
-    let mut attempts = 0;
-    let mut lease = loop {
-        let mut lease = match pool.acquire().await {
-            Ok(lease) => lease,
-            Err(e) => return ScriptOutcome::Response(proxy::admission_response(&e)),
-        };
-        match lease.connection().await {
-            Ok(_) => break lease,
-            Err(e) => {
-                warn!(pool = pool_name, pid = lease.worker().pid, error = %e, "worker unreachable");
-                lease.worker().mark_dead();
-                attempts += 1;
-                if attempts >= MAX_CONNECT_ATTEMPTS {
-                    return ScriptOutcome::Response(response::error(
-                        StatusCode::BAD_GATEWAY,
-                        "no worker could be reached",
-                    ));
-                }
-            }
-        }
+    let owned = OwnedCall {
+        pool: pool_name.to_string(),
+        request_id: request.request_id.to_string(),
+        method: request.parts.method.clone(),
+        path: request.parts.uri.path().to_string(),
+        body: request.body,
+        params,
     };
     let (head_tx, head_rx) = oneshot::channel();
     let (data_tx, data_rx) = mpsc::channel(CHANNEL_DEPTH);
-    let body = request.body;
     let state = state.clone();
-    let pool_name = pool_name.to_string();
-    let request_id = request.request_id.to_string();
-    let timeout = Duration::from_millis(pool.spec().request_timeout_ms);
-    tokio::spawn(async move {
-        let worker = lease.worker().clone();
+    let task = tokio::spawn(async move {
+        let params = |out: &mut Vec<u8>| out.extend_from_slice(&owned.params);
+        let call = ScriptCall {
+            pool: &owned.pool,
+            request_id: &owned.request_id,
+            method: &owned.method,
+            path: &owned.path,
+            body: &owned.body,
+            params: &params,
+        };
         let mut sink = StreamSink {
             head: BytesMut::new(),
             head_tx: Some(head_tx),
             data_tx,
             sent: 0,
             max: state.spec().limits.max_response_bytes,
+            discarding: false,
         };
-        let stderr = |line: &[u8]| {
-            warn!(target: "paddock::worker", pool = %pool_name, pid = worker.pid, request_id,
-                "{}", String::from_utf8_lossy(line).trim_end());
-        };
-        let result = match lease.connection().await {
-            Ok(connection) => {
-                let exchange = connection.exchange(
-                    |out| out.extend_from_slice(&params),
-                    &body,
-                    &mut sink,
-                    stderr,
-                );
-                tokio::time::timeout(timeout, exchange).await
-            }
-            Err(e) => Ok(Err(ExchangeError::Read {
-                source: e,
-                response_started: false,
-            })),
-        };
-        match result {
-            Ok(Ok(reply)) => {
-                if !reply.reusable {
-                    lease.discard_connection();
-                }
-                drop(lease);
-                sink.end().await;
-            }
-            Ok(Err(e)) => {
-                lease.discard_connection();
-                drop(lease);
-                warn!(pool = %pool_name, pid = worker.pid, error = %e, "worker failed while streaming");
-                sink.fail(StatusCode::BAD_GATEWAY, &e.to_string()).await;
-            }
-            Err(_elapsed) => {
-                lease.discard_connection();
-                worker.mark_dead();
-                drop(lease);
-                state.tell_master(ToMaster::KillWorker {
-                    pool: pool_name.clone(),
-                    worker: worker.id,
-                    reason: KillReason::RequestTimeout,
-                });
-                warn!(pool = %pool_name, pid = worker.pid, ?timeout, "streamed request timed out; worker will be killed");
-                sink.fail(StatusCode::GATEWAY_TIMEOUT, "request timeout")
-                    .await;
-            }
+        match worker_call::call(&state, &call, &mut sink).await {
+            Ok(()) => sink.end().await,
+            Err(e) => sink.fail(&e).await,
         }
     });
-    match head_rx.await {
+    // Until the head arrives the task belongs to this request: a client that goes away while the
+    // request waits for a slot or for the head takes the task with it (and leaves the queue), as
+    // on the buffered path. From then on the task feeds the body.
+    let mut task = AbortOnDrop(Some(task));
+    let head = head_rx.await;
+    task.detach();
+    match head {
         Ok(Ok((head, first))) => {
             let body = ChannelBody {
                 first: Some(first).filter(|b| !b.is_empty()),
@@ -157,6 +118,23 @@ pub async fn run(state: &Arc<State>, request: ScriptRequest<'_>, pool_name: &str
     }
 }
 
+/// Aborts the task when dropped, unless detached first.
+struct AbortOnDrop(Option<JoinHandle<()>>);
+
+impl AbortOnDrop {
+    fn detach(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}
+
 /// Parses the head, then forwards the body through the channel.
 struct StreamSink {
     head: BytesMut,
@@ -164,6 +142,9 @@ struct StreamSink {
     data_tx: mpsc::Sender<Chunk>,
     sent: u64,
     max: u64,
+    /// The head was invalid and the client has its 502: the rest of the reply is read and
+    /// dropped, as the buffered path does, so that the worker ends the request normally.
+    discarding: bool,
 }
 
 impl StdoutSink for StreamSink {
@@ -171,6 +152,9 @@ impl StdoutSink for StreamSink {
         self.sent += data.len() as u64;
         if self.sent > self.max {
             return Err(ExchangeError::TooLarge { limit: self.max });
+        }
+        if self.discarding {
+            return Ok(());
         }
         let Some(head_tx) = self.head_tx.take() else {
             let chunk = Chunk::Data(Bytes::copy_from_slice(data));
@@ -186,16 +170,21 @@ impl StdoutSink for StreamSink {
                 self.head_tx = Some(head_tx);
                 Ok(())
             }
+            Ok(Some((head, _))) if head.status.is_informational() => {
+                // Never a final answer (see `worker_response::from_buffer`).
+                warn!(
+                    status = head.status.as_u16(),
+                    "worker answered with an informational status"
+                );
+                self.reject(head_tx)
+            }
             Ok(Some((head, len))) => {
                 let rest = self.head.split_off(len).freeze();
                 head_tx
                     .send(Ok((head, rest)))
                     .map_err(|_| ExchangeError::ClientGone)
             }
-            Err(worker_response::InvalidHead) => {
-                let _ = head_tx.send(Err(worker_response::invalid_head()));
-                Err(ExchangeError::Protocol("invalid CGI response head".into()))
-            }
+            Err(worker_response::InvalidHead) => self.reject(head_tx),
         }
     }
 
@@ -205,6 +194,15 @@ impl StdoutSink for StreamSink {
 }
 
 impl StreamSink {
+    /// Answers 502 for an unusable head and drops the rest of the reply.
+    fn reject(&mut self, head_tx: oneshot::Sender<HeadResult>) -> Result<(), ExchangeError> {
+        self.discarding = true;
+        self.head = BytesMut::new();
+        head_tx
+            .send(Err(worker_response::invalid_head()))
+            .map_err(|_| ExchangeError::ClientGone)
+    }
+
     async fn end(mut self) {
         match self.head_tx.take() {
             Some(head_tx) => {
@@ -216,18 +214,13 @@ impl StreamSink {
         }
     }
 
-    async fn fail(mut self, status: StatusCode, reason: &str) {
+    async fn fail(mut self, error: &ScriptError) {
         match self.head_tx.take() {
             Some(head_tx) => {
-                let detail = if status == StatusCode::GATEWAY_TIMEOUT {
-                    "the application did not answer in time"
-                } else {
-                    "the application failed to answer"
-                };
-                let _ = head_tx.send(Err(response::error(status, detail)));
+                let _ = head_tx.send(Err(error.response()));
             }
             None => {
-                let _ = self.data_tx.send(Chunk::Failed(reason.to_string())).await;
+                let _ = self.data_tx.send(Chunk::Failed(error.to_string())).await;
             }
         }
     }

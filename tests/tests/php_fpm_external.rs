@@ -1,6 +1,7 @@
 //! paddock as a FastCGI client of a server it does not start: php-fpm (Debian package) configured
 //! as an `external` pool.
 
+use harness::observe::{scrape, value};
 use harness::peers::PhpFpm;
 use harness::{children_of, test_site, Paddock};
 use serde_json::Value;
@@ -82,4 +83,64 @@ fn php_pages_are_served_by_an_external_php_fpm() {
     let (status, _, body) = harness::split_response(&raw);
     assert_eq!(status, 200, "{raw}");
     assert_eq!(body, "front controller: /no/such/page\n");
+}
+
+/// An external server that is down is not paddock's worker to give up on: a request that finds
+/// its socket missing gets 502 after trying again (counted as retries), and once the server is
+/// up the pool serves at once. Checked on a streamed route, whose path once marked the external
+/// pool's only entry dead (every later request then waited out the queue timeout for a 503).
+#[test]
+fn an_external_server_that_is_down_is_retried_and_used_again_once_up() {
+    let dir = tempfile::tempdir().unwrap();
+    // Where PhpFpm::start will listen; nothing there yet.
+    let socket = dir.path().join("php-fpm.sock");
+    let paddock = Paddock::start(&format!(
+        r#"
+[sites.test]
+root = "{root}"
+index = ["index.php"]
+
+[sites.test.scripts]
+pool = "fpm"
+front_controller = "/index.php"
+unbuffered = ["/stream.php"]
+
+[pools.fpm]
+mode = "external"
+socket = "{socket}"
+connections = 2
+"#,
+        root = test_site().display(),
+        socket = socket.display(),
+    ));
+    let output = paddock.curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &paddock.url("/stream.php?chunks=1"),
+    ]);
+    let code = String::from_utf8_lossy(&output.stdout).into_owned();
+    let metrics = scrape(paddock.admin);
+    let unreachable = [("pool", "fpm"), ("reason", "unreachable")];
+    let retries = value(&metrics, "paddock_worker_retries_total", &unreachable);
+    let admissions = value(
+        &metrics,
+        "paddock_queue_wait_seconds_count",
+        &[("pool", "fpm")],
+    );
+    assert!(
+        code == "502" && retries > 0.0 && admissions > 0.0,
+        "status {code} (want 502), unreachable retries {retries}, queue admissions {admissions} \
+         (want both counted); {output:?}"
+    );
+
+    let _fpm = PhpFpm::start(dir.path(), 1, "");
+    let output = paddock.curl(&[&paddock.url("/stream.php?chunks=2")]);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "chunk 1\nchunk 2\ndone\n",
+        "{output:?}\n{}",
+        paddock.log()
+    );
 }

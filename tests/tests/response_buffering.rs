@@ -5,8 +5,14 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+use harness::client::Connection;
+use harness::hostile::count_log_lines;
+use harness::observe::{scrape, status, value};
 use harness::raw::RawConn;
 use harness::{php_site, require_php_cgi, test_site, Paddock};
+
+/// The FastCGI application that misbehaves on request (`tests/src/bin/fcgi-hostile.rs`).
+const HOSTILE_APP: &str = env!("CARGO_BIN_EXE_fcgi-hostile");
 
 fn idle_slots(paddock: &Paddock) -> u64 {
     paddock.status()["pools"][0]["idle_slots"].as_u64().unwrap()
@@ -154,4 +160,217 @@ fn failure_mid_stream_leaves_the_response_visibly_incomplete() {
     // curl 7.88: 92 = HTTP/2 stream not closed cleanly (RST_STREAM).
     assert_eq!(http2.status.code(), Some(92), "{http2:?}");
     assert!(String::from_utf8_lossy(&http2.stdout).starts_with("chunk 1\nchunk 2\n"));
+}
+
+/// Reads a chunked body on `conn` (after its head) up to its last chunk; returns the raw bytes.
+fn read_chunked_to_end(conn: &mut RawConn) -> String {
+    let mut raw = Vec::new();
+    let mut piece = [0u8; 4096];
+    let mut stream = conn.stream();
+    while !raw.ends_with(b"0\r\n\r\n") {
+        let n = stream.read(&mut piece).unwrap();
+        assert!(n > 0, "closed before the last chunk: {raw:?}");
+        raw.extend_from_slice(&piece[..n]);
+    }
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+/// The busy worker of the first pool and the request it runs, once one shows.
+fn running_request(paddock: &Paddock) -> (serde_json::Value, serde_json::Value) {
+    let mut found = None;
+    paddock.wait_until(
+        "a request on the status page",
+        Duration::from_secs(15),
+        || {
+            let status = status(paddock.admin);
+            found = status["pools"][0]["processes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| !p["current"].as_array().unwrap().is_empty())
+                .map(|p| (p.clone(), p["current"][0].clone()));
+            found.is_some()
+        },
+    );
+    found.unwrap()
+}
+
+/// A streamed request counts like a buffered one: it shows on the status page while it runs
+/// (request id, method, path), the worker's served count and `paddock_worker_duration_seconds`
+/// include it afterwards, and it went through the queue metrics.
+#[test]
+fn a_streamed_request_shows_on_the_status_page_and_in_the_metrics() {
+    let paddock = streaming_site("");
+    let release = paddock.dir.path().join("release");
+    let mut conn = RawConn::connect(paddock.http);
+    conn.get(&format!(
+        "/stream.php?chunks=1&release={}",
+        release.display()
+    ))
+    .unwrap();
+    let (code, _, head) = read_head(&mut conn);
+    assert_eq!(code, 200);
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let request_id = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id:"))
+        .expect("x-request-id")
+        .trim()
+        .to_string();
+
+    // The worker still runs it: the status page shows it on that worker.
+    let (worker, current) = running_request(&paddock);
+    assert_eq!(current["request_id"], request_id.as_str());
+    assert_eq!(current["method"], "GET");
+    assert_eq!(current["path"], "/stream.php");
+    assert_eq!(worker["state"], "busy");
+    let served_before = worker["requests_served"].as_u64().unwrap();
+
+    std::fs::write(&release, b"").unwrap();
+    let body = read_chunked_to_end(&mut conn);
+    assert!(
+        body.contains("chunk 1\n") && body.contains("done\n"),
+        "{body:?}"
+    );
+
+    paddock.wait_until(
+        "the request counted as served",
+        Duration::from_secs(15),
+        || {
+            let status = status(paddock.admin);
+            let same = status["pools"][0]["processes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["pid"] == worker["pid"])
+                .cloned()
+                .expect("the same worker");
+            same["requests_served"].as_u64() == Some(served_before + 1)
+                && same["current"].as_array().unwrap().is_empty()
+        },
+    );
+    // The only script request so far.
+    let metrics = scrape(paddock.admin);
+    let php = [("pool", "php")];
+    assert_eq!(
+        value(&metrics, "paddock_worker_duration_seconds_count", &php),
+        1.0
+    );
+    assert_eq!(
+        value(&metrics, "paddock_queue_wait_seconds_count", &php),
+        1.0
+    );
+    assert_eq!(value(&metrics, "paddock_requests_total", &php), 1.0);
+}
+
+/// A streamed request whose client goes away while it waits in the queue leaves the queue (counted
+/// as `client_gone`) and never reaches a worker, as a buffered one does: its exchange runs in a
+/// task of its own, which goes with the client until the response head exists.
+#[test]
+fn a_queued_streamed_request_abandoned_by_its_client_never_runs() {
+    let paddock = streaming_site("");
+    let release = paddock.dir.path().join("release");
+    // Occupy the only worker until the test releases it.
+    let mut holder = RawConn::connect(paddock.http);
+    holder
+        .get(&format!(
+            "/stream.php?chunks=1&release={}",
+            release.display()
+        ))
+        .unwrap();
+    assert_eq!(read_head(&mut holder).0, 200);
+    let (worker, _) = running_request(&paddock);
+    let served_before = worker["requests_served"].as_u64().unwrap();
+    // A second streamed request queues behind it; its client leaves.
+    let mut abandoned = RawConn::connect(paddock.http);
+    abandoned.get("/stream.php?chunks=1").unwrap();
+    paddock.wait_until("the request in the queue", Duration::from_secs(15), || {
+        status(paddock.admin)["pools"][0]["waiting"] == 1
+    });
+    drop(abandoned);
+    paddock.wait_until("the queue left", Duration::from_secs(15), || {
+        let metrics = scrape(paddock.admin);
+        let gone = [("pool", "php"), ("reason", "client_gone")];
+        value(&metrics, "paddock_queue_rejections_total", &gone) == 1.0
+            && status(paddock.admin)["pools"][0]["waiting"] == 0
+    });
+    std::fs::write(&release, b"").unwrap();
+    read_chunked_to_end(&mut holder);
+    // One worker serves in FIFO order: had the abandoned request stayed, it would run before this.
+    let next = paddock.curl(&[&paddock.url("/stream.php?chunks=1")]);
+    assert_eq!(String::from_utf8_lossy(&next.stdout), "chunk 1\ndone\n");
+    paddock.wait_until("both requests counted", Duration::from_secs(15), || {
+        let status = status(paddock.admin);
+        status["pools"][0]["processes"][0]["requests_served"].as_u64() >= Some(served_before + 2)
+    });
+    let status = status(paddock.admin);
+    assert_eq!(
+        status["pools"][0]["processes"][0]["requests_served"].as_u64(),
+        Some(served_before + 2),
+        "the abandoned request ran"
+    );
+}
+
+/// A streamed reply's FCGI_STDERR goes through the same per-pool rate limit as a buffered one's:
+/// a flood is logged up to the budget, then one line says how much was left out, with the pool,
+/// the worker's pid and the request id.
+#[test]
+fn a_streamed_stderr_flood_is_rate_limited_in_the_log() {
+    let paddock = Paddock::start(&format!(
+        r#"
+[sites.test]
+root = "{root}"
+
+[sites.test.scripts]
+pool = "hostile"
+front_controller = "/index.php"
+unbuffered = ["/index.php"]
+
+[pools.hostile]
+mode = "prefork"
+command = ["{HOSTILE_APP}"]
+workers = 1
+"#,
+        root = test_site().display()
+    ));
+    let mut conn = Connection::open(paddock.http).unwrap();
+    // 4 MiB of stderr lines: well past the 256 KiB burst.
+    let response = conn
+        .request("GET", "/index.php?mode=stderr-flood&n=4", &[], b"")
+        .unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert!(
+        response.text().starts_with("flooded"),
+        "{}",
+        response.text()
+    );
+    let request_id = response
+        .header("x-request-id")
+        .expect("x-request-id")
+        .to_string();
+    paddock.wait_until("the rate-limit summary", Duration::from_secs(15), || {
+        count_log_lines(&paddock, "worker stderr rate-limited") > 0
+    });
+    let log = paddock.log();
+    let summary = log
+        .lines()
+        .find(|l| l.contains("worker stderr rate-limited"))
+        .unwrap();
+    assert!(summary.contains(r#"pool="hostile""#), "{summary}");
+    assert!(
+        summary.contains(&format!(r#"request_id="{request_id}""#)),
+        "{summary}"
+    );
+    assert!(summary.contains("pid="), "{summary}");
+    let lines_sent: usize = response
+        .text()
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    let logged = count_log_lines(&paddock, "stderr flood line");
+    assert!(
+        logged > 0 && logged < lines_sent,
+        "{logged} of {lines_sent} lines logged"
+    );
 }

@@ -46,7 +46,6 @@ use self::labels::{PROTOCOL_HTTP1, PROTOCOL_HTTP2, PROTOCOL_PENDING};
 use self::names::label;
 use self::report::StatusReport;
 use crate::dispatch::{AdmissionError, WorkerHandle};
-use crate::proxy::ScriptRequest;
 use crate::response::Body;
 
 /// Bucket bounds (seconds) for the whole request and the worker's part of it: PHP pages take
@@ -308,10 +307,11 @@ impl Metrics {
         &self,
         pool: &str,
         worker: &Arc<WorkerHandle>,
-        request: &ScriptRequest<'_>,
+        request_id: &str,
+        method: &Method,
+        path: &str,
     ) -> WorkerRequest {
-        let parts = request.parts;
-        let token = worker.begin_request(request.request_id, &parts.method, parts.uri.path());
+        let token = worker.begin_request(request_id, method, path);
         WorkerRequest {
             worker: worker.clone(),
             token,

@@ -1,0 +1,171 @@
+//! One script request on a pool's workers, for buffered and streamed responses alike.
+//!
+//! [`lease_and_connect`] takes a slot from the pool's queue and a connection to its worker;
+//! [`call`] runs the FastCGI exchange on it, tries another worker when the failure allows, and
+//! gives the reply to a [`StdoutSink`] (a response buffer, or the channel of a streamed
+//! response). Both paths come through here, so that the queue and retry metrics, the status
+//! page's view of the worker (its current request, its served count), the stderr rate limit and
+//! what a failure does to a worker are the same for both: two copies of this loop had drifted
+//! apart.
+//!
+//! Failure rules (DESIGN.md, "Request path" step 7), decided by [`ScriptError`]:
+//! - the worker could not be reached: nothing was sent, so any request goes to another worker (at
+//!   most [`MAX_CONNECT_ATTEMPTS`] attempts);
+//! - the worker failed before any response byte: GET, HEAD and OPTIONS are retried on another
+//!   worker (at most [`MAX_IDEMPOTENT_RETRIES`] times, so a request is not lost when workers die
+//!   in quick succession), everything else gets 502 (a POST never runs twice);
+//! - the per-pool deadline expired: 504, and the master kills that worker (pid known exactly).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Method;
+use protocol::control::ToMaster;
+
+use crate::body::BufferedBody;
+use crate::dispatch::{Lease, PoolDispatch, WorkerHandle};
+use crate::fastcgi_client::StdoutSink;
+use crate::script_error::{ScriptError, WorkerFate};
+use crate::state::State;
+use crate::worker_stderr::WorkerStderr;
+
+/// Attempts when the worker could not even be reached (nothing was sent).
+pub const MAX_CONNECT_ATTEMPTS: usize = 3;
+/// Retries of an idempotent request whose worker failed before answering.
+pub const MAX_IDEMPOTENT_RETRIES: usize = 2;
+
+/// What every attempt of one script request sends, and how the request shows on the status page.
+pub struct ScriptCall<'a> {
+    pub pool: &'a str,
+    pub request_id: &'a str,
+    pub method: &'a Method,
+    /// The URL path without the query string.
+    pub path: &'a str,
+    pub body: &'a BufferedBody,
+    /// Appends the request's PARAMS content (CGI meta-variables) to the buffer it is given.
+    pub params: &'a (dyn Fn(&mut Vec<u8>) + Sync),
+}
+
+impl ScriptCall<'_> {
+    fn idempotent(&self) -> bool {
+        matches!(*self.method, Method::GET | Method::HEAD | Method::OPTIONS)
+    }
+}
+
+/// Runs `call` on a worker of its pool, passing the worker's reply to `sink`. `Ok` once the
+/// worker ended the request; its slot is free again by then. A sink that has taken any byte is
+/// never given a second worker's reply: such a failure is final.
+pub async fn call(
+    state: &State,
+    call: &ScriptCall<'_>,
+    sink: &mut impl StdoutSink,
+) -> Result<(), ScriptError> {
+    let pool = state.pools.get(call.pool).map(|p| p.clone());
+    let Some(pool) = pool else {
+        let error = ScriptError::NoSuchPool;
+        error.log(call.pool, None, false);
+        return Err(error);
+    };
+    let timeout = Duration::from_millis(pool.spec().request_timeout_ms);
+    let mut retries = 0;
+    loop {
+        let mut lease = lease_and_connect(state, &pool).await?;
+        let worker = lease.worker().clone();
+        let on_worker = state.metrics.worker_request(
+            call.pool,
+            &worker,
+            call.request_id,
+            call.method,
+            call.path,
+        );
+        let mut stderr = WorkerStderr::new(call.pool, worker.pid, call.request_id);
+        let connection = lease
+            .open_connection()
+            .expect("lease_and_connect hands out connected slots");
+        let exchange = connection.exchange(
+            |out| (call.params)(out),
+            call.body,
+            sink,
+            |b| stderr.write(b),
+        );
+        let error = match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(reply)) => {
+                if !reply.reusable {
+                    lease.discard_connection();
+                }
+                // The slot is free at the end of the request, whatever the client's pace.
+                drop(lease);
+                drop(on_worker);
+                return Ok(());
+            }
+            Ok(Err(e)) => ScriptError::Exchange(e),
+            Err(_elapsed) => ScriptError::Deadline(timeout),
+        };
+        // Its state is unknown after a failed or abandoned exchange.
+        lease.discard_connection();
+        settle(state, &pool, &worker, &error);
+        let retry = retries < MAX_IDEMPOTENT_RETRIES
+            && error.may_retry(call.idempotent())
+            && !sink.started();
+        error.log(call.pool, Some(worker.pid), retry);
+        if !retry {
+            return Err(error);
+        }
+        retries += 1;
+        state.metrics.retried(call.pool, error.retry_reason());
+    }
+}
+
+/// A slot of `pool` with an open connection to its worker. Waits in the pool's queue (timed and
+/// counted for the queue metrics; a caller dropped while waiting counts as a client gone), then
+/// connects, and moves on to another slot when a worker cannot be reached.
+pub async fn lease_and_connect(
+    state: &State,
+    pool: &Arc<PoolDispatch>,
+) -> Result<Lease, ScriptError> {
+    let mut attempts = 0;
+    loop {
+        let queued = state.metrics.queue_entered(&pool.name);
+        let mut lease = match queued.wait(pool.acquire()).await {
+            Ok(lease) => lease,
+            Err(e) => {
+                let error = ScriptError::from(e);
+                error.log(&pool.name, None, false);
+                return Err(error);
+            }
+        };
+        let error = match lease.connection().await {
+            Ok(_) => return Ok(lease),
+            Err(e) => ScriptError::Connect(e),
+        };
+        // Before the lease goes back: a gone worker's slot must not return to the idle stack.
+        let worker = lease.worker().clone();
+        settle(state, pool, &worker, &error);
+        attempts += 1;
+        let retry = attempts < MAX_CONNECT_ATTEMPTS;
+        error.log(&pool.name, Some(worker.pid), retry);
+        if !retry {
+            return Err(error);
+        }
+        state.metrics.retried(&pool.name, error.retry_reason());
+    }
+}
+
+/// Does to the worker what the failure calls for, and counts a timeout.
+fn settle(state: &State, pool: &PoolDispatch, worker: &WorkerHandle, error: &ScriptError) {
+    if matches!(error, ScriptError::Deadline(_)) {
+        state.metrics.request_timed_out(&pool.name);
+    }
+    match error.worker_fate(pool.spec().external) {
+        WorkerFate::Keep => {}
+        WorkerFate::Gone => worker.mark_dead(),
+        WorkerFate::Kill(reason) => {
+            worker.mark_dead();
+            state.tell_master(ToMaster::KillWorker {
+                pool: pool.name.clone(),
+                worker: worker.id,
+                reason,
+            });
+        }
+    }
+}
