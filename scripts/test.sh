@@ -11,7 +11,10 @@ cd "$(dirname "$0")/.."
 # nginx, php-fpm; nghttp2-client (h2load and nghttp, HTTP/2 tests), openssl (s_client and
 # certificate generation for the TLS tests), prometheus (promtool and the server, for the metrics
 # tests), chromium (renders the status page headless), python3-h2 (hpack and hyperframe for the
-# frame-level HTTP/2 client of the hostile-client tests), slowhttptest (slow-client attacks).
+# frame-level HTTP/2 client of the hostile-client tests), slowhttptest (slow-client attacks);
+# for the real-application tests (tests/tests/legacy_apps): mariadb-server (each test starts its
+# own server under a temp dir, never the system service), php-mysql, and the packaged
+# applications themselves (wordpress and a theme for it).
 packages=()
 command -v php-cgi >/dev/null 2>&1 || packages+=(php-cgi)
 command -v cgi-fcgi >/dev/null 2>&1 || packages+=(libfcgi-bin)
@@ -26,6 +29,10 @@ command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 /usr/bin/python3 -c 'import h2, hpack, hyperframe' >/dev/null 2>&1 || packages+=(python3-h2 python3-hyperframe)
 command -v slowhttptest >/dev/null 2>&1 || packages+=(slowhttptest)
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || packages+=(mariadb-server mariadb-client)
+php-cgi -m 2>/dev/null | grep -qx mysqli || packages+=(php-mysql)
+[ -f /usr/share/wordpress/wp-settings.php ] || packages+=(wordpress)
+[ -d /usr/share/wordpress/wp-content/themes/twentytwentyone ] || packages+=(wordpress-theme-twentytwentyone)
 install_packages "${packages[@]}"
 
 # Validators for the deployment assets (tests/tests/deploy_assets.rs).
