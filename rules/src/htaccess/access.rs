@@ -49,7 +49,7 @@ pub enum Require {
     Group {
         /// `true`: every child (RequireAll); `false`: one child (RequireAny, RequireNone).
         all: bool,
-        /// RequireNone: RequireAny, negated.
+        /// RequireNone (RequireAny, negated) and RequireNotAll (RequireAll, negated).
         negate: bool,
         children: Vec<Require>,
     },
@@ -75,25 +75,37 @@ impl Require {
         }
     }
 
-    /// mod_authz_core's `apply_authz_sections`.
-    pub fn check(&self, method: &str, client: IpAddr, user: Option<&str>) -> Authz {
+    /// Whether a member counts for `method` (a container: when one of its members does).
+    pub fn applies(&self, method: &str) -> bool {
+        match self {
+            Self::Leaf { methods, .. } => methods.includes(method),
+            Self::Group { children, .. } => children.iter().any(|c| c.applies(method)),
+        }
+    }
+
+    /// mod_authz_core's `apply_authz_sections`; `in_all`: the container around this one is a
+    /// RequireAll (a member limited to other methods then counts as granted, else as neutral).
+    pub fn check(&self, in_all: bool, method: &str, client: IpAddr, user: Option<&str>) -> Authz {
+        if !self.applies(method) {
+            return if in_all {
+                Authz::Granted
+            } else {
+                Authz::Neutral
+            };
+        }
         let (result, negate) = match self {
             Self::Leaf {
-                provider,
-                negate,
-                methods,
-            } => {
-                if !methods.includes(method) {
-                    return Authz::Neutral;
-                }
-                (provider.check(method, client, user), *negate)
-            }
+                provider, negate, ..
+            } => (provider.check(method, client, user), *negate),
             Self::Group {
                 all,
                 negate,
                 children,
             } => (
-                combine(*all, children.iter().map(|c| c.check(method, client, user))),
+                combine(
+                    *all,
+                    children.iter().map(|c| c.check(*all, method, client, user)),
+                ),
                 *negate,
             ),
         };

@@ -447,13 +447,21 @@ impl Compiler {
                 };
                 self.walk(&s.body, scope, &inner_cx);
             }
-            "requireall" | "requireany" | "requirenone" => match self.require_group(s, cx) {
-                Ok(group) => scope.require.get_or_insert_with(Vec::new).push(group),
-                Err(reason) => {
-                    self.fail_closed(s.line, format!("`{}`: {reason}", s.text));
-                    self.note(s.line, &s.text, NoteKind::Invalid(reason));
+            "requireall" | "requireany" | "requirenone" | "requirenotall" => {
+                match self.require_group(s, cx).and_then(|group| {
+                    if group.can_grant() {
+                        Ok(group)
+                    } else {
+                        Err(format!("<{}> has no effect outside <RequireAll>", s.name))
+                    }
+                }) {
+                    Ok(group) => scope.require.get_or_insert_with(Vec::new).push(group),
+                    Err(reason) => {
+                        self.fail_closed(s.line, format!("`{}`: {reason}", s.text));
+                        self.note(s.line, &s.text, NoteKind::Invalid(reason));
+                    }
                 }
-            },
+            }
             _ => {
                 if guarded {
                     self.fail_closed(
@@ -479,7 +487,7 @@ impl Compiler {
     /// `<RequireAll|Any|None>`: only `Require` lines and nested containers.
     fn require_group(&mut self, s: &Section, cx: &Cx) -> Result<Require, String> {
         let name = s.name.to_ascii_lowercase();
-        let all = name == "requireall";
+        let all = name == "requireall" || name == "requirenotall";
         let mut children = Vec::new();
         for node in &s.body {
             match node {
@@ -494,10 +502,17 @@ impl Compiler {
                     children.push(leaf);
                 }
                 Node::Section(inner)
-                    if ["requireall", "requireany", "requirenone"]
+                    if ["requireall", "requireany", "requirenone", "requirenotall"]
                         .contains(&inner.name.to_ascii_lowercase().as_str()) =>
                 {
-                    children.push(self.require_group(inner, cx)?);
+                    let group = self.require_group(inner, cx)?;
+                    if !group.can_grant() && !all {
+                        return Err(format!(
+                            "line {}: <{}> has no effect in <{}>",
+                            inner.line, inner.name, s.name
+                        ));
+                    }
+                    children.push(group);
                 }
                 other => {
                     return Err(format!(
@@ -513,7 +528,7 @@ impl Compiler {
         }
         Ok(Require::Group {
             all,
-            negate: name == "requirenone",
+            negate: name == "requirenone" || name == "requirenotall",
             children,
         })
     }

@@ -162,20 +162,29 @@ fn require_trees<'r>(scopes: &[&'r Scope]) -> Vec<(AuthMerging, &'r [Require])> 
 }
 
 fn authz(trees: &[(AuthMerging, &[Require])], req: &Request<'_>, user: Option<&str>) -> Authz {
+    let (method, client) = (req.method, req.client);
+    // A scope's lines form an implicit <RequireAny>, checked as a member of a RequireAll (the
+    // top level): when none of them counts for the method, it grants.
+    let scope = |list: &[Require], in_all: bool| {
+        if !list.iter().any(|r| r.applies(method)) {
+            return if in_all {
+                Authz::Granted
+            } else {
+                Authz::Neutral
+            };
+        }
+        combine(
+            false,
+            list.iter().map(|r| r.check(false, method, client, user)),
+        )
+    };
     // The site's own `Require all granted` on the document root.
     let mut result = Authz::Granted;
     for (merging, list) in trees {
-        // A scope's lines form an implicit <RequireAny>.
-        let here = || {
-            combine(
-                false,
-                list.iter().map(|r| r.check(req.method, req.client, user)),
-            )
-        };
         result = match merging {
-            AuthMerging::Off => here(),
-            AuthMerging::And => combine(true, [result, here()].into_iter()),
-            AuthMerging::Or => combine(false, [result, here()].into_iter()),
+            AuthMerging::Off => scope(list, true),
+            AuthMerging::And => combine(true, [result, scope(list, true)].into_iter()),
+            AuthMerging::Or => combine(false, [result, scope(list, false)].into_iter()),
         };
     }
     result
