@@ -28,6 +28,25 @@ impl Methods {
     }
 }
 
+/// What the access checks look at.
+pub struct Facts<'a> {
+    pub method: &'a str,
+    pub client: IpAddr,
+    /// The authenticated user, once there is one.
+    pub user: Option<&'a str>,
+    /// Variables `SetEnvIf` set: mod_setenvif runs before the access checks, so `Allow from
+    /// env=…` and `Require env …` see them (`SetEnv` runs after, and is not seen).
+    pub env: &'a [(String, String)],
+    pub ctx: &'a dyn RewriteContext,
+}
+
+impl Facts<'_> {
+    fn has_env(&self, name: &str) -> bool {
+        self.env.iter().any(|(n, _)| n == name)
+            || self.ctx.variable(&format!("ENV:{name}")).is_some()
+    }
+}
+
 /// mod_authz_core's outcome for one `Require` or container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Authz {
@@ -65,6 +84,8 @@ pub enum Provider {
     ValidUser,
     User(Vec<String>),
     Method(Vec<String>),
+    /// `env VAR …`: one of the variables is set.
+    Env(Vec<String>),
 }
 
 impl Require {
@@ -85,8 +106,8 @@ impl Require {
 
     /// mod_authz_core's `apply_authz_sections`; `in_all`: the container around this one is a
     /// RequireAll (a member limited to other methods then counts as granted, else as neutral).
-    pub fn check(&self, in_all: bool, method: &str, client: IpAddr, user: Option<&str>) -> Authz {
-        if !self.applies(method) {
+    pub fn check(&self, in_all: bool, facts: &Facts<'_>) -> Authz {
+        if !self.applies(facts.method) {
             return if in_all {
                 Authz::Granted
             } else {
@@ -96,16 +117,13 @@ impl Require {
         let (result, negate) = match self {
             Self::Leaf {
                 provider, negate, ..
-            } => (provider.check(method, client, user), *negate),
+            } => (provider.check(facts), *negate),
             Self::Group {
                 all,
                 negate,
                 children,
             } => (
-                combine(
-                    *all,
-                    children.iter().map(|c| c.check(*all, method, client, user)),
-                ),
+                combine(*all, children.iter().map(|c| c.check(*all, facts))),
                 *negate,
             ),
         };
@@ -147,14 +165,16 @@ pub fn combine(all: bool, results: impl Iterator<Item = Authz>) -> Authz {
 }
 
 impl Provider {
-    fn check(&self, method: &str, client: IpAddr, user: Option<&str>) -> Authz {
+    fn check(&self, facts: &Facts<'_>) -> Authz {
+        let (client, user) = (facts.client, facts.user);
         let yes = |b: bool| if b { Authz::Granted } else { Authz::Denied };
         match self {
             Self::All(granted) => yes(*granted),
             Self::Ip(list) => yes(list.contains(client)),
             Self::Local => yes(client.is_loopback()
                 || matches!(client, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()))),
-            Self::Method(list) => yes(Methods::Only(list.clone()).includes(method)),
+            Self::Method(list) => yes(Methods::Only(list.clone()).includes(facts.method)),
+            Self::Env(names) => yes(names.iter().any(|n| facts.has_env(n))),
             Self::ValidUser => user.map_or(Authz::DeniedNoUser, |_| Authz::Granted),
             Self::User(list) => {
                 user.map_or(Authz::DeniedNoUser, |u| yes(list.iter().any(|l| l == u)))
@@ -190,21 +210,22 @@ pub enum Hosts {
 }
 
 impl Hosts {
-    fn matches(&self, client: IpAddr, ctx: &dyn RewriteContext) -> bool {
+    fn matches(&self, facts: &Facts<'_>) -> bool {
         match self {
-            Self::Nets(list) => list.contains(client),
-            Self::Env(name, negate) => ctx.variable(&format!("ENV:{name}")).is_some() != *negate,
+            Self::Nets(list) => list.contains(facts.client),
+            Self::Env(name, negate) => facts.has_env(name) != *negate,
         }
     }
 }
 
 impl Compat {
     /// mod_access_compat's `check_dir_access`: whether the client passes the host check.
-    pub fn admits(&self, method: &str, client: IpAddr, ctx: &dyn RewriteContext) -> bool {
+    pub fn admits(&self, facts: &Facts<'_>) -> bool {
+        let method = facts.method;
         let order = last_for(&self.order, method).unwrap_or(Order::DenyAllow);
         let find = |list: &[(Methods, Hosts)]| {
             list.iter()
-                .any(|(m, hosts)| m.includes(method) && hosts.matches(client, ctx))
+                .any(|(m, hosts)| m.includes(method) && hosts.matches(facts))
         };
         let (allowed, denied) = (find(&self.allow), find(&self.deny));
         match order {

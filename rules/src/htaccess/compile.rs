@@ -3,7 +3,7 @@
 //!
 //! What fails closed (the directory and everything below it answer 403, see [`Denial`]):
 //! - an access directive paddock cannot honour exactly: `Require` with a provider it lacks
-//!   (`host`, `group`, `env`, `expr`, `ldap-*`, …), `Allow`/`Deny` naming a host name, `AuthType`
+//!   (`host`, `group`, `expr`, `ldap-*`, …), `Allow`/`Deny` naming a host name, `AuthType`
 //!   other than `Basic`/`None`, `AuthBasicProvider` other than `file`, `AuthGroupFile`,
 //!   `AuthDBM*`, `AuthLDAP*`, `AuthDigest*`, `SSLRequire`, `SSLRequireSSL`, any other `Auth*`;
 //! - anything not honoured inside a section that holds access directives (`<Files>`,
@@ -107,18 +107,28 @@ pub(super) enum AuthMerging {
 pub(super) struct RewriteConf {
     /// `RewriteEngine`; `None`: inherited from the parent.
     pub engine: Option<bool>,
-    pub inherit: Inherit,
+    /// `RewriteOptions` (all lines together); `None`: inherited from the parent.
+    pub options: Option<RewriteOptions>,
     /// `directory` is the file's directory, `base` its `RewriteBase`.
     pub set: RewriteSet,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Inherit {
-    No,
-    /// `RewriteOptions Inherit`: the parent's rules after this file's.
-    After,
-    /// `RewriteOptions InheritBefore`: the parent's rules first.
-    Before,
+/// The `RewriteOptions` that change what paddock does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct RewriteOptions {
+    /// `Inherit`: the parent's rules after this file's.
+    pub inherit: bool,
+    /// `InheritBefore`: the parent's rules before this file's.
+    pub inherit_before: bool,
+    /// `InheritDown`/`InheritDownBefore`: as `Inherit`/`InheritBefore` for every file below.
+    pub inherit_down: bool,
+    pub inherit_down_before: bool,
+    /// `IgnoreInherit`: refuse what a parent's `InheritDown*` pushes.
+    pub ignore_inherit: bool,
+    /// `MergeBase`: a `RewriteBase` carries into files below that set none.
+    pub merge_base: bool,
+    /// `AllowNoSlash`: rules run for the directory itself named without its `/`.
+    pub allow_no_slash: bool,
 }
 
 /// `Redirect`/`RedirectMatch`.
@@ -547,7 +557,7 @@ impl Compiler {
                     Err("a negated Require has no effect outside <RequireAll>".into())
                 }
             }),
-            "order" => parse_order(&d.args.concat()).map(|order| {
+            "order" => one(d).and_then(parse_order).map(|order| {
                 compat(scope).order.push((cx.methods.clone(), order));
             }),
             "allow" | "deny" => parse_allow(&d.args).map(|hosts| {
@@ -603,13 +613,22 @@ impl Compiler {
             },
             "rewriteoptions" => {
                 let mut result = Ok(());
+                let mut options = self.rewrite().options.unwrap_or_default();
                 for option in &d.args {
                     match option.to_ascii_lowercase().as_str() {
-                        "inherit" => self.rewrite().inherit = Inherit::After,
-                        "inheritbefore" => self.rewrite().inherit = Inherit::Before,
+                        "inherit" => options.inherit = true,
+                        "inheritbefore" => options.inherit_before = true,
+                        "inheritdown" => options.inherit_down = true,
+                        "inheritdownbefore" => options.inherit_down_before = true,
+                        "ignoreinherit" => options.ignore_inherit = true,
+                        "mergebase" => options.merge_base = true,
+                        "allownoslash" => options.allow_no_slash = true,
+                        // Removed in Apache 2.4, which ignores it with a warning.
+                        max if max.starts_with("maxredirects=") => {}
                         other => result = Err(format!("option `{other}` is not supported")),
                     }
                 }
+                self.rewrite().options = Some(options);
                 result
             }
             "rewritecond" => {
@@ -712,7 +731,7 @@ impl Compiler {
         let dir = self.rules.dir.clone();
         self.rules.rewrite.get_or_insert_with(|| RewriteConf {
             engine: None,
-            inherit: Inherit::No,
+            options: None,
             set: RewriteSet {
                 rules: Vec::new(),
                 directory: Some(dir),
@@ -838,6 +857,7 @@ fn parse_require(args: &[String], methods: &Methods) -> Result<Require, String> 
         ("method", list) if !list.is_empty() => {
             Provider::Method(list.iter().map(|m| m.to_ascii_uppercase()).collect())
         }
+        ("env", list) if !list.is_empty() => Provider::Env(list.to_vec()),
         (other, _) => return Err(format!("`Require {other}` is not supported")),
     };
     Ok(Require::Leaf {
@@ -927,26 +947,26 @@ fn parse_redirect(name: &str, args: &[String]) -> Result<Redirect, String> {
 }
 
 fn parse_error_document(args: &[String]) -> Result<(u16, ErrorDocument), String> {
-    let Some((code, rest)) = args.split_first() else {
-        return Err("expects a status and a document".into());
+    let [code, doc] = args else {
+        return Err("expects a status and a document (quote a message with blanks)".into());
     };
     let code: u16 = code
         .parse()
         .ok()
         .filter(|c| (400..600).contains(c))
         .ok_or_else(|| format!("`{code}` is not an error status"))?;
-    if rest.is_empty() {
-        return Err("expects a document".into());
-    }
-    let doc = rest.join(" ");
+    let doc = doc.clone();
     // core.c's heuristic: blanks make a message; `/` a local page; a URL a redirect.
-    let doc = if doc == "default" {
+    let doc = if doc.eq_ignore_ascii_case("default") {
         ErrorDocument::Default
     } else if doc.contains(' ') {
         ErrorDocument::Text(doc)
     } else if doc.starts_with('/') {
         ErrorDocument::Local(doc)
     } else if doc.contains("://") {
+        if code == 401 {
+            return Err("a 401 document cannot be a full URL (Apache ignores it)".into());
+        }
         ErrorDocument::Remote(doc)
     } else {
         ErrorDocument::Text(doc)

@@ -11,10 +11,13 @@
 //!   uses any of them decides alone (so a child's lone `Allow from` re-opens a parent's `Deny`, as
 //!   in Apache).
 //! - `Satisfy Any`: passing the host check is enough; otherwise both checks must pass.
-//! - mod_rewrite: only the deepest file with rewrite directives counts (its engine state is
-//!   inherited when it does not say `RewriteEngine`); a parent's rules run only under
-//!   `RewriteOptions Inherit` (after the child's) or `InheritBefore`, and then relative to the
-//!   child's directory, as Apache does. `RewriteBase` is not inherited (Apache ≥ 2.4.4).
+//! - mod_rewrite: only the deepest file with rewrite directives counts (its engine state and its
+//!   `RewriteOptions` are inherited when it does not set them); a parent's rules run only under
+//!   `RewriteOptions Inherit` (after the child's), `InheritBefore`, or a parent's
+//!   `InheritDown[Before]`, and then relative to the child's directory, as Apache does.
+//!   `RewriteBase` is not inherited (Apache ≥ 2.4.4) unless `MergeBase`.
+//! - mod_setenvif runs before the access checks (`Deny from env=bad_bot` sees `SetEnvIf`),
+//!   mod_env after them (its `SetEnv` wins in the script's environment).
 //! - mod_alias: the deepest scope's `Redirect`s are tried first; the first match wins.
 //! - mod_headers: every scope's actions, root first. `ErrorDocument`, `DirectoryIndex`,
 //!   `SetHandler`, `ForceType`, `php_value`: the deepest setting wins.
@@ -25,10 +28,10 @@ use std::net::IpAddr;
 
 use crate::rewrite::{escape_location, origin, RewriteContext, RewriteSet};
 
-use super::access::{combine, Authz, Require};
+use super::access::{combine, Authz, Facts, Require};
 use super::compile::{
-    Attribute, AuthMerging, DirRules, ErrorDocument, Handler, HeaderAction, Inherit, MimeChange,
-    RedirectFrom, Scope,
+    Attribute, AuthMerging, DirRules, ErrorDocument, Handler, HeaderAction, MimeChange,
+    RedirectFrom, RewriteOptions, Scope,
 };
 
 /// The request as the `.htaccess` rules see it.
@@ -112,8 +115,16 @@ pub fn check_access(chain: &[&DirRules], req: &Request<'_>, ctx: &dyn RewriteCon
         return Access::Denied(denial.status);
     }
     let scopes = scopes(chain, req.file_name());
+    let env = set_env_if(&scopes, req, ctx);
+    let facts = |user| Facts {
+        method: req.method,
+        client: req.client,
+        user,
+        env: &env,
+        ctx,
+    };
     let compat = scopes.iter().rev().find_map(|s| s.compat.as_ref());
-    let host_ok = compat.is_none_or(|c| c.admits(req.method, req.client, ctx));
+    let host_ok = compat.is_none_or(|c| c.admits(&facts(None)));
     let satisfy_any = compat.is_some_and(|c| c.satisfy_any(req.method));
     match (satisfy_any, host_ok) {
         (true, true) => return Access::Granted,
@@ -121,7 +132,7 @@ pub fn check_access(chain: &[&DirRules], req: &Request<'_>, ctx: &dyn RewriteCon
         _ => {}
     }
     let trees = require_trees(&scopes);
-    match authz(&trees, req, None) {
+    match authz(&trees, &facts(None)) {
         Authz::Granted => return Access::Granted,
         Authz::Denied | Authz::Neutral => return Access::Denied(403),
         Authz::DeniedNoUser => {}
@@ -140,7 +151,7 @@ pub fn check_access(chain: &[&DirRules], req: &Request<'_>, ctx: &dyn RewriteCon
         user_file: user_file.clone(),
     };
     match req.user {
-        Some(user) if authz(&trees, req, Some(user)) == Authz::Granted => Access::Granted,
+        Some(user) if authz(&trees, &facts(Some(user))) == Authz::Granted => Access::Granted,
         _ => Access::NeedsAuth(challenge),
     }
 }
@@ -161,8 +172,8 @@ fn require_trees<'r>(scopes: &[&'r Scope]) -> Vec<(AuthMerging, &'r [Require])> 
     trees
 }
 
-fn authz(trees: &[(AuthMerging, &[Require])], req: &Request<'_>, user: Option<&str>) -> Authz {
-    let (method, client) = (req.method, req.client);
+fn authz(trees: &[(AuthMerging, &[Require])], facts: &Facts<'_>) -> Authz {
+    let method = facts.method;
     // A scope's lines form an implicit <RequireAny>, checked as a member of a RequireAll (the
     // top level): when none of them counts for the method, it grants.
     let scope = |list: &[Require], in_all: bool| {
@@ -173,10 +184,7 @@ fn authz(trees: &[(AuthMerging, &[Require])], req: &Request<'_>, user: Option<&s
                 Authz::Neutral
             };
         }
-        combine(
-            false,
-            list.iter().map(|r| r.check(false, method, client, user)),
-        )
+        combine(false, list.iter().map(|r| r.check(false, facts)))
     };
     // The site's own `Require all granted` on the document root.
     let mut result = Authz::Granted;
@@ -190,34 +198,51 @@ fn authz(trees: &[(AuthMerging, &[Require])], req: &Request<'_>, user: Option<&s
     result
 }
 
-/// The rewrite rules that run for a request whose file is in the chain's last directory: the
-/// deepest file with rewrite directives, when its engine is on, with the rules it inherits.
+/// The rewrite rules that run for `path` (decoded), whose file is in the chain's last
+/// directory: those of the deepest file with rewrite directives, when its engine is on, with
+/// what it inherits. `None` too when `path` names that file's directory without its final `/`:
+/// Apache's mod_rewrite leaves that to mod_dir's redirect (unless `RewriteOptions AllowNoSlash`).
+///
 /// The caller runs [`RewriteSet::apply`]; when the path changed and the outcome does not say
-/// `end`, it routes the new path and asks again for the new path's chain (Apache's internal
-/// redirect), within a round limit.
-pub fn rewrite_set<'r>(chain: &[&'r DirRules]) -> Option<Cow<'r, RewriteSet>> {
+/// `end`, it checks access for the new path and asks again with the new path's chain (Apache's
+/// internal redirect), within a round limit; after `end`, no file's rules run again.
+pub fn rewrite_set<'r>(chain: &[&'r DirRules], path: &str) -> Option<Cow<'r, RewriteSet>> {
     let mut engine = false;
+    let mut options = RewriteOptions::default();
     let mut set: Option<Cow<'r, RewriteSet>> = None;
+    // mod_rewrite's `config_perdir_merge`, file by file.
     for level in chain {
         let Some(conf) = &level.rewrite else {
             continue;
         };
+        let parent_options = options;
+        options = conf.options.unwrap_or(parent_options);
         engine = conf.engine.unwrap_or(engine);
-        set = Some(match (conf.inherit, set) {
-            (Inherit::No, _) | (_, None) => Cow::Borrowed(&conf.set),
-            (inherit, Some(parent)) => {
-                let mut merged = conf.set.clone();
-                let parent = parent.rules.iter().cloned();
-                if inherit == Inherit::After {
-                    merged.rules.extend(parent);
-                } else {
-                    merged.rules.splice(0..0, parent);
-                }
-                Cow::Owned(merged)
+        let mut merged = Cow::Borrowed(&conf.set);
+        if options.merge_base && conf.set.base.is_none() {
+            if let Some(base) = set.as_ref().and_then(|s| s.base.clone()) {
+                merged.to_mut().base = Some(base);
             }
-        });
+        }
+        if let Some(parent) = set.filter(|p| !p.rules.is_empty()) {
+            let pushed = !options.ignore_inherit;
+            if options.inherit || (pushed && parent_options.inherit_down) {
+                merged.to_mut().rules.extend(parent.rules.iter().cloned());
+            } else if options.inherit_before || (pushed && parent_options.inherit_down_before) {
+                merged
+                    .to_mut()
+                    .rules
+                    .splice(0..0, parent.rules.iter().cloned());
+            }
+        }
+        set = Some(merged);
     }
-    set.filter(|s| engine && !s.rules.is_empty())
+    let set = set.filter(|s| engine && !s.rules.is_empty())?;
+    let dir = set.directory.as_deref().unwrap_or("/");
+    if !options.allow_no_slash && dir.len() > 1 && path == dir.trim_end_matches('/') {
+        return None;
+    }
+    Some(set)
 }
 
 /// Everything else the files say about a request that may be served.
@@ -240,7 +265,7 @@ pub struct Effective<'r> {
     pub content_type: Option<&'r str>,
     /// `php_value`/`php_flag` pairs (the deepest value of each name), for `PHP_VALUE`.
     pub php_values: Vec<(&'r str, &'r str)>,
-    /// `SetEnv`, then `SetEnvIf`, for the script's environment.
+    /// `SetEnvIf`, then `SetEnv`/`UnsetEnv`, for the script's environment.
     pub env: Vec<(String, String)>,
     pub options: Options,
 }
@@ -364,7 +389,10 @@ fn redirect(scopes: &[&Scope], req: &Request<'_>, ctx: &dyn RewriteContext) -> O
                     r.to.as_ref().map(|to| {
                         let mut out = String::new();
                         captures.expand(&dollar_digits(to), &mut out);
-                        out
+                        // The path is escaped; a query or fragment the target has is kept.
+                        let split = out.find(['?', '#']).unwrap_or(out.len());
+                        let (target, rest) = out.split_at(split);
+                        format!("{}{rest}", escape_location(target))
                     })
                 }
             };
@@ -442,28 +470,21 @@ fn apply_options(options: &mut Options, line: &super::compile::OptionsLine) {
     }
 }
 
-/// `SetEnv`/`UnsetEnv` then `SetEnvIf`, in scope order. A header that is absent is tested as
-/// the empty string, as mod_setenvif does (so `Authorization "(.*)"` sets an empty value).
-fn environment(
+/// `SetEnvIf`, in scope order, as mod_setenvif runs it before the access checks. A header that
+/// is absent is tested as the variable of that name set so far, else as the empty string (so
+/// `Authorization "(.*)"` sets an empty value).
+fn set_env_if(
     scopes: &[&Scope],
     req: &Request<'_>,
     ctx: &dyn RewriteContext,
 ) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = Vec::new();
-    let set = |env: &mut Vec<(String, String)>, name: &str, value: Option<String>| {
-        env.retain(|(n, _)| n != name);
-        if let Some(value) = value {
-            env.push((name.to_string(), value));
-        }
-    };
-    for scope in scopes {
-        for (name, value) in &scope.env {
-            set(&mut env, name, value.clone());
-        }
-    }
     for rule in scopes.iter().flat_map(|s| &s.set_env_if) {
         let subject = match &rule.attribute {
-            Attribute::Header(name) => ctx.variable(&format!("HTTP:{name}")).unwrap_or_default(),
+            Attribute::Header(name) => ctx
+                .variable(&format!("HTTP:{name}"))
+                .or_else(|| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()))
+                .unwrap_or_default(),
             Attribute::RemoteAddr => req.client.to_string(),
             Attribute::RequestMethod => req.method.to_string(),
             Attribute::RequestUri => req.path.to_string(),
@@ -478,8 +499,28 @@ fn environment(
                 captures.expand(&dollar_digits(v), &mut out);
                 out
             });
-            set(&mut env, name, value);
+            set_var(&mut env, name, value);
         }
     }
     env
+}
+
+/// `SetEnvIf`'s variables, then `SetEnv`/`UnsetEnv` (mod_env runs later, and wins).
+fn environment(
+    scopes: &[&Scope],
+    req: &Request<'_>,
+    ctx: &dyn RewriteContext,
+) -> Vec<(String, String)> {
+    let mut env = set_env_if(scopes, req, ctx);
+    for (name, value) in scopes.iter().flat_map(|s| &s.env) {
+        set_var(&mut env, name, value.clone());
+    }
+    env
+}
+
+fn set_var(env: &mut Vec<(String, String)>, name: &str, value: Option<String>) {
+    env.retain(|(n, _)| n != name);
+    if let Some(value) = value {
+        env.push((name.to_string(), value));
+    }
 }

@@ -1,13 +1,13 @@
 //! `.htaccess` text to a tree of directives and sections, with 1-based line numbers.
 //!
 //! Apache's configuration syntax as `ap_cfg_getline` and `ap_getword_conf` read it: one
-//! directive a line; a line ending in `\` continues on the next (the backslash goes, nothing is
-//! put in its place); `#` starts a comment only as the first non-blank character of a line (a `#`
-//! later on is an argument, as in Apache); arguments are separated by blanks, and an argument that
-//! starts with `"` or `'` runs to the matching quote (`\"` inside stands for the quote). Sections
-//! are `<Name args>` … `</Name>`, names without case. A section that is not closed, a close that
-//! does not match, or a `<` line without `>` is an error with the line, as Apache answers 500
-//! for such a file.
+//! directive a line; a line ending in `\` (nothing after it, not even a blank) continues on the
+//! next, a comment line too (the backslash goes, nothing is put in its place); `#` starts a
+//! comment only as the first non-blank character of a line (a `#` later on is an argument, as in
+//! Apache); arguments are separated by blanks, and an argument that starts with `"` or `'` runs to
+//! the matching quote (`\"` inside stands for the quote). Sections are `<Name args>` …
+//! `</Name>`, names without case. A section that is not closed, a close that does not match, or a
+//! `<` line without `>` is an error with the line, as Apache answers 500 for such a file.
 //!
 //! Nothing is interpreted here: which directives and sections mean something is `compile`'s job.
 
@@ -129,7 +129,8 @@ fn logical_lines(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let mut pending: Option<(usize, String)> = None;
     for (index, raw) in text.lines().enumerate() {
-        let raw = raw.trim_end();
+        // Only a backslash right before the line end continues (`ap_cfg_getline`).
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
         let (start, mut joined) = pending.take().unwrap_or((index + 1, String::new()));
         match raw.strip_suffix('\\') {
             Some(head) => {
@@ -207,6 +208,10 @@ mod tests {
         assert_eq!(d[2].args, ["403", "it's \"no\""]);
         assert_eq!(d[3].args, ["from", "all", "#", "not", "a", "comment"]);
         assert_eq!(d[3].line, 6);
+        // A blank after the backslash ends the line; a comment continues like any line.
+        let nodes = parse("A x \\ \nB y\n# c \\\nC z\nD\r\n").unwrap();
+        let names: Vec<&str> = nodes.iter().map(|n| directive(n).name.as_str()).collect();
+        assert_eq!(names, ["A", "B", "D"]);
     }
 
     #[test]

@@ -134,7 +134,7 @@ impl Site {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        match rewrite_set(&self.chain(path)) {
+        match rewrite_set(&self.chain(path), path) {
             Some(set) => set.apply(path, query, &ctx),
             None => RewriteOutcome::Unchanged { env: vec![] },
         }
@@ -207,7 +207,11 @@ fn wordpress_front_controller_and_uploads_protection() {
         RewriteOutcome::Unchanged { .. }
     ));
     // The uploads file has no rewrite directives: the root's rules apply there, relative to `/`.
-    let set = rewrite_set(&site.chain("/wp-content/uploads/missing.jpg")).unwrap();
+    let set = rewrite_set(
+        &site.chain("/wp-content/uploads/missing.jpg"),
+        "/wp-content/uploads/missing.jpg",
+    )
+    .unwrap();
     assert_eq!(set.directory.as_deref(), Some("/"));
     assert!(matches!(
         site.rewrite("/wp-content/uploads/missing.jpg", None, &[]),
@@ -505,7 +509,8 @@ fn what_paddock_cannot_honour_denies_inside_access_rules() {
         // An unknown directive inside a <Files> that denies: the whole directory denies.
         ("<Files secret.txt>\nOrder allow,deny\nDeny from all\nSSLOptions +StrictRequire\n</Files>\n", Some(403)),
         ("Require host example.org\n", Some(403)),
-        ("Require env let_me_in\n", Some(403)),
+        ("Require expr \"%{REMOTE_ADDR} == '10.0.0.1'\"\n", Some(403)),
+        ("Order allow, deny\n", Some(403)),
         ("Deny from .spammer.example\n", Some(403)),
         ("AuthType Digest\n", Some(403)),
         ("AuthGroupFile /etc/groups\n", Some(403)),
@@ -740,7 +745,7 @@ fn rewrites_run_from_the_deepest_file_unless_inherited() {
         path(site.rewrite("/inherit/a", None, &[])),
         Some(("/from-root".into(), None))
     );
-    assert!(rewrite_set(&site.chain("/off/a")).is_none());
+    assert!(rewrite_set(&site.chain("/off/a"), "/off/a").is_none());
     assert_eq!(
         path(site.rewrite("/base/y", Some("k=v"), &[])),
         Some(("/elsewhere/x.php".into(), Some("p=y&k=v".into())))
@@ -765,8 +770,8 @@ fn environment_php_values_and_types() {
     assert_eq!(
         e.env,
         [
-            ("APP_ENV".to_string(), "prod".to_string()),
             ("HTTP_AUTHORIZATION".to_string(), String::new()),
+            ("APP_ENV".to_string(), "prod".to_string()),
         ]
     );
     assert_eq!(e.content_type, Some("application/json"));
@@ -775,7 +780,7 @@ fn environment_php_values_and_types() {
         [("upload_max_filesize", "64M"), ("display_errors", "off")]
     );
     let e = site.effective("/dev/x.map");
-    assert_eq!(e.env[0], ("APP_ENV".to_string(), "dev".to_string()));
+    assert_eq!(e.env[1], ("APP_ENV".to_string(), "dev".to_string()));
     assert_eq!(e.content_type, Some("text/plain"));
     assert_eq!(
         e.php_values,
@@ -797,6 +802,87 @@ fn environment_php_values_and_types() {
     assert!(e
         .env
         .contains(&("HTTP_AUTHORIZATION".into(), "Basic eDp5".into())));
+}
+
+#[test]
+fn set_env_if_feeds_the_access_checks_and_set_env_does_not() {
+    let site = Site::new(
+        &[
+            (
+                "/",
+                "SetEnvIfNoCase User-Agent \"badbot\" bad_bot\nBrowserMatch ^curl tool\n\
+                 SetEnv late 1\nOrder Allow,Deny\nAllow from all\nDeny from env=bad_bot\n",
+            ),
+            ("/tools/", "Require env tool\n"),
+            ("/late/", "SetEnv late 1\nDeny from env=late\n"),
+        ],
+        &[],
+    );
+    let status = |path: &str, agent: &str| {
+        let mut ctx = site.ctx(path);
+        ctx.vars.insert("HTTP:User-Agent".into(), agent.into());
+        let req = Request {
+            path,
+            query: None,
+            method: "GET",
+            client: "192.0.2.1".parse().unwrap(),
+            user: None,
+            file_name: None,
+        };
+        check_access(&site.chain(path), &req, &ctx)
+    };
+    assert_eq!(status("/x", "Mozilla"), Access::Granted);
+    assert_eq!(status("/x", "A BadBot/1.0"), Access::Denied(403));
+    assert_eq!(status("/tools/x", "curl/8"), Access::Granted);
+    assert_eq!(status("/tools/x", "Mozilla"), Access::Denied(403));
+    assert_eq!(status("/late/x", "Mozilla"), Access::Granted);
+}
+
+#[test]
+fn rewrite_options_inheritance_and_the_directory_without_its_slash() {
+    let site = Site::new(
+        &[
+            ("/", "RewriteEngine On\nRewriteOptions InheritDown\nRewriteRule ^a$ /root-a [L]\n"),
+            ("/kid/", "RewriteRule ^b$ b.php [L]\n"),
+            ("/rebel/", "RewriteOptions IgnoreInherit\nRewriteRule ^b$ b.php [L]\n"),
+            ("/m/", "RewriteEngine On\nRewriteOptions MergeBase\nRewriteBase /base/\nRewriteRule ^x$ x.php\n"),
+            ("/m/n/", "RewriteRule ^y$ y.php\n"),
+        ],
+        &[],
+    );
+    let path = |p: &str| match site.rewrite(p, None, &[]) {
+        RewriteOutcome::Rewritten { path, .. } => Some(path),
+        _ => None,
+    };
+    assert_eq!(path("/kid/b").as_deref(), Some("/kid/b.php"));
+    assert_eq!(path("/kid/a").as_deref(), Some("/root-a"));
+    assert_eq!(path("/rebel/a"), None);
+    assert_eq!(path("/m/n/y").as_deref(), Some("/base/y.php"));
+    // `/kid` names the directory: mod_dir's slash redirect comes first in Apache.
+    assert!(rewrite_set(&site.chain("/kid/"), "/kid").is_none());
+    assert!(rewrite_set(&site.chain("/kid/"), "/kid/").is_some());
+}
+
+#[test]
+fn redirect_match_escapes_the_path_and_keeps_the_target_query() {
+    let site = Site::new(
+        &[(
+            "/",
+            "RedirectMatch 301 ^/d/(.*)$ /docs/$1?from=d\nRedirectMatch ^/e/(.*)$ /e2/$1\n",
+        )],
+        &[],
+    );
+    let to = |path: &str| site.effective(path).redirect.and_then(|r| r.location);
+    assert_eq!(
+        to("/d/a b").as_deref(),
+        Some("http://example.test/docs/a%20b?from=d")
+    );
+    assert_eq!(to("/e/x").as_deref(), Some("http://example.test/e2/x?q=1"));
+    let bad = DirRules::compile(
+        "ErrorDocument 403 Sorry no\nErrorDocument 401 https://x.example/\nErrorDocument 200 /x\n",
+        "/",
+    );
+    assert_eq!(bad.notes().len(), 3, "{:?}", bad.notes());
 }
 
 /// A small deterministic generator (xorshift), so that failures reproduce.
