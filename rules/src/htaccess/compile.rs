@@ -6,7 +6,7 @@
 //!   (`host`, `group`, `expr`, `ldap-*`, …), `Allow`/`Deny` naming a host name, `AuthType`
 //!   other than `Basic`/`None`, `AuthBasicProvider` other than `file`, `AuthGroupFile`,
 //!   `AuthDBM*`, `AuthLDAP*`, `AuthDigest*`, `SSLRequire`, `SSLRequireSSL`, any other `Auth*`;
-//! - anything not honoured inside a section that holds access directives (`<Files>`,
+//! - anything not honoured inside a section whose access directives restrict (`<Files>`,
 //!   `<FilesMatch>`, `<Limit>`, `<RequireAll>`, …), or an unknown section (`<If>`, `<IfVersion>`,
 //!   …) that holds one;
 //! - a `RewriteRule` paddock cannot compile whose flags say `F` or `G`.
@@ -228,7 +228,9 @@ pub(super) enum Attribute {
 }
 
 /// The modules `<IfModule>` sees as loaded: those whose directives paddock honours or ignores
-/// harmlessly, and `php` (mod_php's `php_flag engine off` is how apps switch scripts off).
+/// harmlessly, and every generation of mod_php (`php`, `php5`, `php7`, `php8`): paddock always
+/// runs PHP, and `<IfModule mod_php5.c> php_flag engine off` is how older apps (Drupal 7) switch
+/// scripts off; Apache with PHP 8 would skip that block, paddock keeps the protection.
 const MODULES: &[&str] = &[
     "authz_core",
     "authz_host",
@@ -243,6 +245,7 @@ const MODULES: &[&str] = &[
     "mime",
     "env",
     "php",
+    "php5",
     "php7",
     "php8",
     "dir",
@@ -297,7 +300,7 @@ const HARMLESS: &[&str] = &[
 #[derive(Debug, Clone, Default)]
 struct Cx {
     methods: Methods,
-    /// Inside a section that holds access directives.
+    /// Inside a section whose access directives restrict.
     guarded: bool,
     in_files: bool,
 }
@@ -391,7 +394,7 @@ impl Compiler {
             let place = if access {
                 "an access directive paddock cannot honour"
             } else {
-                "inside a section with access rules"
+                "inside a section with restricting access rules"
             };
             self.fail_closed(d.line, format!("`{}`: {place} ({why})", d.text));
         }
@@ -409,7 +412,7 @@ impl Compiler {
 
     fn section(&mut self, s: &Section, scope: &mut Scope, cx: &Cx) {
         let name = s.name.to_ascii_lowercase();
-        let guarded = cx.guarded || has_access(&s.body);
+        let guarded = cx.guarded || restricts(&s.body);
         match name.as_str() {
             "ifmodule" | "ifdefine" => {
                 let Some(arg) = s.args.first() else {
@@ -477,7 +480,7 @@ impl Compiler {
                     self.fail_closed(
                         s.line,
                         format!(
-                            "`{}`: a section paddock does not know, holding access rules",
+                            "`{}`: a section paddock does not know, holding restricting access rules",
                             s.text
                         ),
                     );
@@ -820,23 +823,38 @@ fn is_access_name(lower: &str) -> bool {
         || lower.starts_with("sslrequire")
 }
 
-/// Whether a section's body (at any depth) holds access directives or containers.
-fn has_access(nodes: &[Node]) -> bool {
+/// Whether a section's body (at any depth) restricts access: anything but the forms that let
+/// everyone in (`Require all granted`, `Allow from all`, and `Order`/`Satisfy`). Only
+/// there does a directive paddock does not know make it fail closed: a cache plugin's
+/// `<FilesMatch "\.css$"> … Allow from all` block must not close a directory.
+fn restricts(nodes: &[Node]) -> bool {
+    let is = |args: &[String], words: &[&str]| {
+        args.len() == words.len()
+            && args
+                .iter()
+                .zip(words)
+                .all(|(a, w)| a.eq_ignore_ascii_case(w))
+    };
     nodes.iter().any(|node| match node {
-        Node::Directive(d) => is_access_name(&d.name.to_ascii_lowercase()),
-        Node::Section(s) => {
-            s.name.to_ascii_lowercase().starts_with("require") || has_access(&s.body)
-        }
+        Node::Directive(d) => match d.name.to_ascii_lowercase().as_str() {
+            "require" => !is(&d.args, &["all", "granted"]),
+            "allow" => !is(&d.args, &["from", "all"]),
+            // They only arrange what `Allow`/`Deny` say.
+            "order" | "satisfy" => false,
+            name => is_access_name(name),
+        },
+        Node::Section(s) => restricts(&s.body),
     })
 }
 
-/// `mod_rewrite.c`, `rewrite_module`, `mod_rewrite` all name `rewrite`.
+/// Whether `<IfModule>`'s argument names a module paddock counts as loaded. Apache compares
+/// exactly with the source file (`mod_rewrite.c`) or the identifier (`rewrite_module`).
 fn module_present(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    let lower = lower.strip_suffix(".c").unwrap_or(&lower);
-    let lower = lower.strip_prefix("mod_").unwrap_or(lower);
-    let lower = lower.strip_suffix("_module").unwrap_or(lower);
-    MODULES.contains(&lower)
+    let short = name
+        .strip_prefix("mod_")
+        .and_then(|n| n.strip_suffix(".c"))
+        .or_else(|| name.strip_suffix("_module"));
+    short.is_some_and(|short| MODULES.contains(&short))
 }
 
 fn parse_require(args: &[String], methods: &Methods) -> Result<Require, String> {

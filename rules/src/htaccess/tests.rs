@@ -311,6 +311,36 @@ fn drupal_files_directory_never_runs_scripts() {
         assert!(!site.effective("/up/x.php").scripts, "{text}");
         assert!(site.effective("/x.php").scripts, "{text}");
     }
+    // Every mod_php generation counts as loaded; Apache's exact module names only.
+    for (text, scripts) in [
+        (
+            "<IfModule mod_php5.c>\nphp_flag engine off\n</IfModule>\n",
+            false,
+        ),
+        (
+            "<IfModule php_module>\nphp_flag engine off\n</IfModule>\n",
+            false,
+        ),
+        (
+            "<IfModule mod_php>\nphp_flag engine off\n</IfModule>\n",
+            true,
+        ),
+        (
+            "<IfModule !mod_php.c>\nphp_flag engine off\n</IfModule>\n",
+            true,
+        ),
+        (
+            "<IfModule MOD_PHP.C>\nphp_flag engine off\n</IfModule>\n",
+            true,
+        ),
+        (
+            "<IfModule !mod_security2.c>\nphp_flag engine off\n</IfModule>\n",
+            false,
+        ),
+    ] {
+        let site = Site::new(&[("/up/", text)], &[]);
+        assert_eq!(site.effective("/up/x.php").scripts, scripts, "{text}");
+    }
     // A deeper file may switch the engine back on, as in Apache.
     let site = Site::new(
         &[
@@ -528,6 +558,13 @@ fn what_paddock_cannot_honour_denies_inside_access_rules() {
         ("RewriteEngine On\nRewriteRule ^a$ /b [L,P]\n", None),
         ("php_admin_value open_basedir /\n", None),
         ("<Files x>\nExpiresActive On\nRequire all denied\n</Files>\n", None),
+        // A section that only lets everyone in does not close the directory.
+        (
+            "<FilesMatch \"\\.(css|js)$\">\nHeader append Vary User-Agent env=!dont-vary\n\
+             Order allow,deny\nAllow from all\n</FilesMatch>\n",
+            None,
+        ),
+        ("<If \"true\">\nRequire all granted\n</If>\n", None),
     ];
     for (text, denial) in cases {
         let rules = DirRules::compile(text, "/d/");
