@@ -86,7 +86,7 @@ pub(super) struct Scope {
     /// `ForceType` (`Some(None)`: `ForceType None`).
     pub force_type: Option<Option<String>>,
     pub handler: Option<Handler>,
-    /// `php_value`/`php_flag`, in order.
+    /// `php_value`/`php_flag`, in order (without `engine`).
     pub php: Vec<(String, String)>,
     /// `php_flag engine`.
     pub engine: Option<bool>,
@@ -575,10 +575,7 @@ impl Compiler {
                 .map(|any| compat(scope).satisfy_any.push((cx.methods.clone(), any))),
             "authtype" => keyword(d, &[("basic", true), ("none", false)])
                 .map(|basic| scope.auth_basic = Some(basic)),
-            "authname" if !d.args.is_empty() => {
-                scope.auth_name = Some(d.args.join(" "));
-                Ok(())
-            }
+            "authname" => one(d).map(|name| scope.auth_name = Some(name.to_string())),
             "authuserfile" => one(d).map(|path| scope.user_file = Some(path.to_string())),
             "authbasicprovider" => {
                 if !d.args.is_empty() && d.args.iter().all(|p| p.eq_ignore_ascii_case("file")) {
@@ -695,10 +692,13 @@ impl Compiler {
             }),
             "sethandler" => one(d).map(|h| scope.handler = Some(handler(h))),
             "php_flag" | "php_value" => match d.args.as_slice() {
+                // `engine` becomes "no scripts here"; it is never handed to PHP, where `engine=0`
+                // under CGI would not stop the script being read.
+                [key, value] if key.eq_ignore_ascii_case("engine") => {
+                    scope.engine = Some(php_bool(value));
+                    Ok(())
+                }
                 [key, value] => {
-                    if key.eq_ignore_ascii_case("engine") {
-                        scope.engine = Some(php_bool(value));
-                    }
                     scope.php.push((key.clone(), value.clone()));
                     Ok(())
                 }
