@@ -171,8 +171,14 @@ impl Provider {
         match self {
             Self::All(granted) => yes(*granted),
             Self::Ip(list) => yes(list.contains(client)),
+            // Loopback, or the server's own address (as mod_authz_host's `local`).
             Self::Local => yes(client.is_loopback()
-                || matches!(client, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()))),
+                || matches!(client, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()))
+                || facts
+                    .ctx
+                    .variable("SERVER_ADDR")
+                    .and_then(|a| a.parse::<IpAddr>().ok())
+                    .is_some_and(|server| server == client)),
             Self::Method(list) => yes(Methods::Only(list.clone()).includes(facts.method)),
             Self::Env(names) => yes(names.iter().any(|n| facts.has_env(n))),
             Self::ValidUser => user.map_or(Authz::DeniedNoUser, |_| Authz::Granted),

@@ -876,7 +876,7 @@ fn parse_require(args: &[String], methods: &Methods) -> Result<Require, String> 
             Provider::Method(list.iter().map(|m| m.to_ascii_uppercase()).collect())
         }
         ("env", list) if !list.is_empty() => Provider::Env(list.to_vec()),
-        (other, _) => return Err(format!("`Require {other}` is not supported")),
+        _ => return Err(format!("`Require {}` is not supported", args.join(" "))),
     };
     Ok(Require::Leaf {
         provider,

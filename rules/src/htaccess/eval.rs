@@ -203,6 +203,9 @@ fn authz(trees: &[(AuthMerging, &[Require])], facts: &Facts<'_>) -> Authz {
 /// what it inherits. `None` too when `path` names that file's directory without its final `/`:
 /// Apache's mod_rewrite leaves that to mod_dir's redirect (unless `RewriteOptions AllowNoSlash`).
 ///
+/// Apache answers 403 rather than run the rules when [`Options::rewrites_allowed`] says no
+/// (see [`effective`]).
+///
 /// The caller runs [`RewriteSet::apply`]; when the path changed and the outcome does not say
 /// `end`, it checks access for the new path and asks again with the new path's chain (Apache's
 /// internal redirect), within a round limit; after `end`, no file's rules run again.
@@ -275,9 +278,29 @@ pub struct Effective<'r> {
 pub struct Options {
     pub indexes: Option<bool>,
     pub follow_symlinks: Option<bool>,
+    pub symlinks_if_owner_match: Option<bool>,
     pub exec_cgi: Option<bool>,
     pub multiviews: Option<bool>,
     pub includes: Option<bool>,
+}
+
+impl Options {
+    /// Everything off (`Options None`, and what an absolute `Options` line starts from).
+    const NONE: Self = Self {
+        indexes: Some(false),
+        follow_symlinks: Some(false),
+        symlinks_if_owner_match: Some(false),
+        exec_cgi: Some(false),
+        multiviews: Some(false),
+        includes: Some(false),
+    };
+
+    /// Whether per-directory rewrite rules may run: Apache answers 403 instead when a file
+    /// turned both `FollowSymLinks` and `SymLinksIfOwnerMatch` off (a rewrite could reach
+    /// what a symbolic link may not).
+    pub fn rewrites_allowed(&self) -> bool {
+        self.follow_symlinks != Some(false) || self.symlinks_if_owner_match == Some(true)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -434,34 +457,22 @@ fn dollar_digits(template: &str) -> String {
 
 fn apply_options(options: &mut Options, line: &super::compile::OptionsLine) {
     if line.absolute {
-        *options = Options {
-            indexes: Some(false),
-            follow_symlinks: Some(false),
-            exec_cgi: Some(false),
-            multiviews: Some(false),
-            includes: Some(false),
-        };
+        *options = Options::NONE;
     }
     for (word, on) in &line.words {
         let on = Some(*on);
         match word.as_str() {
+            // Everything but MultiViews and SymLinksIfOwnerMatch, as Apache's OPT_ALL.
             "all" => {
                 options.indexes = on;
                 options.follow_symlinks = on;
                 options.exec_cgi = on;
                 options.includes = on;
             }
-            "none" => {
-                *options = Options {
-                    indexes: Some(false),
-                    follow_symlinks: Some(false),
-                    exec_cgi: Some(false),
-                    multiviews: Some(false),
-                    includes: Some(false),
-                }
-            }
+            "none" => *options = Options::NONE,
             "indexes" => options.indexes = on,
-            "followsymlinks" | "symlinksifownermatch" => options.follow_symlinks = on,
+            "followsymlinks" => options.follow_symlinks = on,
+            "symlinksifownermatch" => options.symlinks_if_owner_match = on,
             "execcgi" => options.exec_cgi = on,
             "multiviews" => options.multiviews = on,
             "includes" | "includesnoexec" => options.includes = on,

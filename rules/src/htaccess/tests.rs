@@ -258,6 +258,17 @@ fn mediawiki_denied_directories_in_each_style() {
         site.effective("/images/x.jpg").options.follow_symlinks,
         Some(true)
     );
+    for (text, allowed) in [
+        ("Options None\n", false),
+        ("Options None\nOptions +FollowSymLinks\n", true),
+        ("Options -FollowSymLinks +SymLinksIfOwnerMatch\n", true),
+        ("Options All\n", true),
+        ("Options -Indexes\n", true),
+    ] {
+        let site = Site::new(&[("/", text)], &[]);
+        let options = site.effective("/x").options;
+        assert_eq!(options.rewrites_allowed(), allowed, "{text}");
+    }
 }
 
 const DRUPAL_FILES: &str = "# Turn off all options we don't need.
@@ -295,6 +306,7 @@ fn drupal_files_directory_never_runs_scripts() {
             includes: Some(false),
             multiviews: Some(false),
             follow_symlinks: None,
+            symlinks_if_owner_match: None,
         }
     );
     assert!(site.effective("/index.php").scripts);
@@ -445,6 +457,9 @@ fn inheritance_and_merging_between_directories() {
             ("/both/", "Require ip 10.0.0.0/8\n"),
             ("/both/and/", "AuthMerging And\nRequire ip 10.1.0.0/16\n"),
             ("/both/or/", "AuthMerging Or\nRequire ip 192.0.2.0/24\n"),
+            // Satisfy Any with no host rules lets everyone in, as in Apache.
+            ("/sat/", "Require all denied\nSatisfy Any\n"),
+            ("/local/", "Require local\n"),
         ],
         &[],
     );
@@ -466,6 +481,10 @@ fn inheritance_and_merging_between_directories() {
         ("GET", "/both/or/x", "192.0.2.9", 200),
         ("GET", "/both/or/x", "10.2.0.1", 200),
         ("GET", "/both/or/x", "198.51.100.1", 403),
+        ("GET", "/sat/x", "198.51.100.1", 200),
+        ("GET", "/local/x", "127.0.0.2", 200),
+        ("GET", "/local/x", "::1", 200),
+        ("GET", "/local/x", "198.51.100.1", 403),
     ]);
 }
 
