@@ -1069,3 +1069,80 @@ fn parsing_compiling_and_evaluating_never_panic() {
         }
     }
 }
+
+#[test]
+fn an_unknown_line_never_opens_what_was_closed() {
+    let lines = [
+        "Require all denied",
+        "Require all granted",
+        "Require ip 10.0.0.0/8",
+        "Require valid-user",
+        "Require user admin",
+        "AuthType Basic",
+        "AuthName realm",
+        "AuthUserFile /p",
+        "Order allow,deny",
+        "Order deny,allow",
+        "Allow from all",
+        "Allow from 10.1",
+        "Deny from all",
+        "Deny from 10.0.0.1",
+        "Satisfy Any",
+        "<Files *.php>",
+        "</Files>",
+        "<FilesMatch \\.sql$>",
+        "</FilesMatch>",
+        "<IfModule mod_rewrite.c>",
+        "</IfModule>",
+        "<Limit POST>",
+        "</Limit>",
+        "<RequireAll>",
+        "</RequireAll>",
+        "Header set X y",
+        "php_flag engine off",
+    ];
+    let unknown = [
+        "FooBar on",
+        "<If \"true\">\nRequire all granted\n</If>",
+        "SSLRequireSSL",
+    ];
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let rank = |a: &Access| match a {
+        Access::Granted => 0,
+        Access::NeedsAuth(_) => 1,
+        Access::Denied(_) => 2,
+    };
+    for _ in 0..2000 {
+        let count = 1 + rng.next() % 8;
+        let mut file: Vec<&str> = (0..count).map(|_| rng.pick(&lines)).collect();
+        let before = DirRules::compile(&file.join("\n"), "/d/");
+        let at = (rng.next() % (file.len() as u64 + 1)) as usize;
+        file.insert(at, rng.pick(&unknown));
+        let after = DirRules::compile(&file.join("\n"), "/d/");
+        let (before, after) = (
+            Site {
+                rules: vec![before],
+                files: vec![],
+                dirs: vec![],
+            },
+            Site {
+                rules: vec![after],
+                files: vec![],
+                dirs: vec![],
+            },
+        );
+        for (method, path, client, user) in [
+            ("GET", "/d/x.php", "10.0.0.1", None),
+            ("POST", "/d/db.sql", "192.0.2.1", None),
+            ("GET", "/d/a.txt", "10.1.2.3", Some("admin")),
+        ] {
+            let was = before.access_as(method, path, client, user);
+            let now = after.access_as(method, path, client, user);
+            assert!(
+                rank(&now) >= rank(&was),
+                "{method} {path}: {was:?} became {now:?} with\n{}",
+                file.join("\n")
+            );
+        }
+    }
+}
