@@ -327,8 +327,8 @@ impl DirRules {
         match parse(text) {
             Ok(nodes) => {
                 let mut main = Scope::default();
+                // `RewriteCond`s left without a rule at the end are dropped, as Apache does.
                 compiler.walk(&nodes, &mut main, &Cx::default());
-                compiler.flush_conds();
                 compiler.rules.main = main;
             }
             Err(e) => {
@@ -777,13 +777,6 @@ impl Compiler {
                 }
                 self.not_honoured(d, NoteKind::Invalid(reason), cx);
             }
-        }
-    }
-
-    /// Conditions with no rule after them: Apache drops them too.
-    fn flush_conds(&mut self) {
-        if !self.pending_conds.is_empty() {
-            self.pending_conds.clear();
         }
     }
 }
