@@ -68,6 +68,7 @@
 
 mod access;
 mod compile;
+mod directives;
 mod eval;
 mod files;
 pub mod parse;
