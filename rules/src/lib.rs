@@ -13,9 +13,12 @@
 //! - [`htpasswd`] — Apache password files: bcrypt, apr1-md5 and `{SHA}` entries.
 //! - [`token_bucket`] — the per-client request budget behind rate limits.
 //! - [`site`] — a site's native rules compiled from `protocol::site_rules`.
+//! - [`htaccess`] — `.htaccess` files compiled once per version and applied root to leaf with
+//!   Apache 2.4's per-directory semantics (access, rewrites, redirects, headers, no-exec).
 #![forbid(unsafe_code)]
 
 pub mod clients;
+pub mod htaccess;
 pub mod htpasswd;
 pub mod pattern;
 pub mod rewrite;

@@ -396,7 +396,7 @@ fn is_absolute_url(target: &str) -> bool {
 }
 
 /// `scheme://host` of the request, for redirects (Apache always sends an absolute Location).
-fn origin(ctx: &dyn RewriteContext) -> String {
+pub(crate) fn origin(ctx: &dyn RewriteContext) -> String {
     let scheme = match ctx.variable("HTTPS").as_deref() {
         Some("on") => "https",
         _ => "http",
@@ -423,7 +423,7 @@ fn with_query(target: String, query: Option<&str>, no_escape: bool) -> String {
 
 /// Percent-encodes what cannot stand in a Location path (spaces, controls, non-ASCII, `%`
 /// itself, quotes and angle brackets), leaving the URL's own punctuation.
-fn escape_location(text: &str) -> String {
+pub(crate) fn escape_location(text: &str) -> String {
     const KEEP: &[u8] = b"/:@!$&'()*+,;=-._~";
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
