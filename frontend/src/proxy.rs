@@ -38,6 +38,10 @@ pub struct ScriptRequest<'a> {
     pub parts: &'a Parts,
     /// REQUEST_URI: the client's request target, which a site's rewrite does not change.
     pub request_uri: &'a str,
+    /// Variables the site's `.htaccess` files set (`SetEnv`, a rewrite's `E=`), and their
+    /// `php_value`s as one `PHP_VALUE` (php-fpm applies it; php-cgi ignores it).
+    pub env: &'a [(String, String)],
+    pub php_value: Option<&'a str>,
     pub conn: &'a ConnInfo,
     pub site: &'a SiteSpec,
     pub target: ScriptTarget,
@@ -78,6 +82,42 @@ pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) ->
     }
 }
 
+/// Whether an `.htaccess` variable may reach the script: never one that paddock sets itself
+/// from the request (a meta-variable, or the `HTTP_*` of a header the request carries), so that a
+/// file in the tree cannot change what the script is told about the request. WordPress's
+/// `E=HTTP_AUTHORIZATION:…` passes when the header did not (it is the header's value anyway).
+fn may_set(name: &str, headers: &http::HeaderMap) -> bool {
+    const OWN: &[&str] = &[
+        "GATEWAY_INTERFACE",
+        "SERVER_",
+        "REQUEST_",
+        "SCRIPT_",
+        "PATH_INFO",
+        "PATH_TRANSLATED",
+        "QUERY_STRING",
+        "DOCUMENT_",
+        "REMOTE_",
+        "CONTENT_",
+        "HTTPS",
+        "REDIRECT_STATUS",
+        "PHP_VALUE",
+        "PHP_ADMIN_VALUE",
+        "PADDOCK_",
+    ];
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return false;
+    }
+    if OWN.iter().any(|own| name.starts_with(own)) {
+        return false;
+    }
+    match name.strip_prefix("HTTP_") {
+        Some(header) => !headers
+            .keys()
+            .any(|h| h.as_str().replace('-', "_").eq_ignore_ascii_case(header)),
+        None => true,
+    }
+}
+
 /// Appends the request's CGI meta-variables (FastCGI PARAMS content) to `out`.
 pub(crate) fn encode_params(request: &ScriptRequest<'_>, out: &mut Vec<u8>) {
     let parts = request.parts;
@@ -109,7 +149,24 @@ pub(crate) fn encode_params(request: &ScriptRequest<'_>, out: &mut Vec<u8>) {
     };
     let root = request.site.root.to_string_lossy();
     let filename = request.target.filename.to_string_lossy();
-    let extra = [("PADDOCK_REQUEST_ID", request.request_id)];
+    let id = [("PADDOCK_REQUEST_ID", request.request_id)];
+    let with_env: Vec<(&str, &str)>;
+    let extra: &[(&str, &str)] = if request.env.is_empty() && request.php_value.is_none() {
+        &id
+    } else {
+        with_env = id
+            .into_iter()
+            .chain(
+                request
+                    .env
+                    .iter()
+                    .filter(|(name, _)| may_set(name, &parts.headers))
+                    .map(|(n, v)| (n.as_str(), v.as_str())),
+            )
+            .chain(request.php_value.map(|v| ("PHP_VALUE", v)))
+            .collect();
+        &with_env
+    };
     let cgi_request = CgiRequest {
         method: parts.method.as_str(),
         request_uri,
@@ -125,7 +182,7 @@ pub(crate) fn encode_params(request: &ScriptRequest<'_>, out: &mut Vec<u8>) {
         server_protocol: version,
         content_length: request.body.len(),
         headers: &headers,
-        extra: &extra,
+        extra,
     };
     cgi::encode_params(&cgi_request, out);
 }

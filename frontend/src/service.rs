@@ -294,19 +294,24 @@ async fn apply_rules_and_respond(
         ip: scope.conn.peer.ip(),
         https: scope.conn.https,
     };
-    let passwords = &scope.state.passwords;
-    match site_rules::before_routing(scope.rules, scope.site, parts, client, passwords) {
-        site_rules::Verdict::Respond(response) => response,
-        site_rules::Verdict::Continue => respond(scope, parts, None, incoming).await,
-        site_rules::Verdict::Rewritten(uri) => {
+    let files = &scope.state.rule_files;
+    let routing = match site_rules::before_routing(scope.rules, scope.site, parts, client, files) {
+        site_rules::Verdict::Respond(response) => return response,
+        site_rules::Verdict::Route(routing) => routing,
+    };
+    let mut response = match &routing.rewritten {
+        None => respond(scope, parts, None, &routing, incoming).await,
+        Some(uri) => {
             // The application still sees the URI the client asked for (REQUEST_URI), as behind
             // Apache: WordPress and MediaWiki route on it.
             let asked = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
             let mut rewritten = parts.clone();
-            rewritten.uri = uri;
-            respond(scope, &rewritten, Some(asked), incoming).await
+            rewritten.uri = uri.clone();
+            respond(scope, &rewritten, Some(asked), &routing, incoming).await
         }
-    }
+    };
+    site_rules::finish_response(&routing, &mut response);
+    response
 }
 
 /// Routes and answers `original`; `asked` is the client's request target when a rewrite
@@ -315,6 +320,7 @@ async fn respond(
     scope: &Scope<'_>,
     original: &http::request::Parts,
     asked: Option<&str>,
+    routing: &site_rules::Routing,
     incoming: Incoming,
 ) -> Response<Body> {
     let Scope {
@@ -327,12 +333,20 @@ async fn respond(
     } = *scope;
     let mut body: Option<Incoming> = Some(incoming);
     let mut buffered: Option<BufferedBody> = None;
+    // `php_value`s as php-fpm's PHP_VALUE: one `name=value` a line.
+    let php_value = (!routing.php_values.is_empty()).then(|| {
+        routing
+            .php_values
+            .iter()
+            .map(|(name, value)| format!("{name}={value}\n"))
+            .collect::<String>()
+    });
     // The request as a local redirect rewrote it; copied only when one happens.
     let mut redirected: Option<http::request::Parts> = None;
     for _ in 0..=MAX_LOCAL_REDIRECTS {
         let parts = redirected.as_ref().unwrap_or(original);
         let route = router::route(site, parts.uri.path());
-        match site_rules::check_target(rules, &route) {
+        match site_rules::check_target(rules, routing, &route) {
             None => {}
             Some(site_rules::TargetCheck::Respond(response)) => return response,
             Some(site_rules::TargetCheck::ServeAsText) => {
@@ -345,7 +359,9 @@ async fn respond(
         let target = match route {
             Route::Static(file) => {
                 let cache = state.file_cache();
-                return static_files::serve(parts, site, file, &cache).await;
+                let mut response = static_files::serve(parts, site, file, &cache).await;
+                response.extensions_mut().insert(site_rules::ServedFile);
+                return response;
             }
             Route::AddSlash(location) => return redirect(&parts.uri, &location),
             Route::NotFound => {
@@ -381,6 +397,8 @@ async fn respond(
         let request = ScriptRequest {
             parts,
             request_uri,
+            env: &routing.env,
+            php_value: php_value.as_deref(),
             conn,
             site,
             target,

@@ -13,7 +13,7 @@ use crate::access_log::AccessLog;
 use crate::dispatch::PoolDispatch;
 use crate::file_cache::FileCache;
 use crate::metrics::Metrics;
-use crate::site_rules::{CompiledSite, PasswordFiles, SiteRuleSets};
+use crate::site_rules::{CompiledSite, RuleFiles, SiteRuleSets};
 use crate::tls::CertificateStore;
 
 #[derive(Debug)]
@@ -39,8 +39,8 @@ pub struct State {
     /// Every site's compiled rules; replaced before the spec on reload, so that a request never
     /// sees a site of the new configuration without its rules.
     site_rules: ArcSwap<SiteRuleSets>,
-    /// htpasswd files, parsed once per version.
-    pub passwords: PasswordFiles,
+    /// htpasswd and `.htaccess` files, each parsed once per version.
+    pub rule_files: RuleFiles,
 }
 
 impl State {
@@ -68,7 +68,7 @@ impl State {
         Self {
             file_cache,
             site_rules,
-            passwords: PasswordFiles::default(),
+            rule_files: RuleFiles::default(),
             spec: ArcSwap::from_pointee(spec),
             pools,
             metrics,

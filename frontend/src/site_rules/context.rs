@@ -85,7 +85,22 @@ impl RewriteContext for RequestContext<'_> {
     }
 
     fn file_path(&self, url_path: &str) -> Option<String> {
-        let root = self.site.root.display().to_string();
-        Some(format!("{}{}", root.trim_end_matches('/'), url_path))
+        Some(mapped_file(self.site, url_path).display().to_string())
     }
+}
+
+/// The file a decoded URL path maps to, as Apache's directory walk finds it (`REQUEST_FILENAME`):
+/// directories are entered while they exist; the first segment that is a file, or that does
+/// not exist, ends the walk, and the rest of the path is PATH_INFO. So `/uploads/x.php/y` maps
+/// to `uploads/x.php`, and `<Files *.php>` and `-f` see that file.
+pub fn mapped_file(site: &SiteSpec, url_path: &str) -> std::path::PathBuf {
+    let mut path = site.root.clone();
+    for segment in url_path.split('/').filter(|s| !s.is_empty()) {
+        path.push(segment);
+        let is_dir = router::allowed_metadata(site, &path).is_some_and(|m| m.is_dir());
+        if !is_dir {
+            break;
+        }
+    }
+    path
 }

@@ -13,6 +13,8 @@
 
 mod auth;
 mod context;
+mod htaccess;
+mod htaccess_files;
 mod rate_limit;
 
 use std::collections::HashMap;
@@ -26,11 +28,13 @@ use http::{Response, StatusCode, Uri};
 use protocol::cgi;
 use protocol::control::{FrontendSpec, SiteSpec};
 use protocol::site_rules::NoScriptsAction;
+use rules::htaccess::{HeaderAction, HeaderOp};
 use rules::rewrite::RewriteOutcome;
 use rules::site::SiteRules;
 use tracing::error;
 
 pub use auth::PasswordFiles;
+pub use htaccess_files::HtaccessFiles;
 
 use crate::response::{self, Body};
 use crate::router::Route;
@@ -39,7 +43,7 @@ use rate_limit::RateLimiter;
 
 /// Rewrite passes before paddock gives up on a loop (Apache's default `LimitInternalRecursion`
 /// is 10).
-const MAX_REWRITE_PASSES: usize = 10;
+pub(super) const MAX_REWRITE_PASSES: usize = 10;
 
 /// One site's compiled rules and the state they keep.
 #[derive(Debug, Default)]
@@ -89,13 +93,44 @@ impl SiteRuleSets {
 /// What the rules say before routing.
 #[derive(Debug)]
 pub enum Verdict {
-    /// Route the request as it is.
-    Continue,
-    /// Route this path and query instead (an internal rewrite).
-    Rewritten(Uri),
+    /// Route the request (or the path a rewrite made of it) with these settings.
+    Route(Routing),
     /// Answer with this.
     Respond(Response<Body>),
 }
+
+/// How to route and serve a request that the rules let through.
+#[derive(Debug)]
+pub struct Routing {
+    /// The path and query to route instead of the request's (an internal rewrite).
+    pub rewritten: Option<Uri>,
+    /// Variables for the script (`SetEnv`, a rewrite's `E=`).
+    pub env: Vec<(String, String)>,
+    /// `php_value` / `php_flag` from `.htaccess`, for `PHP_VALUE`.
+    pub php_values: Vec<(String, String)>,
+    /// `false` where an `.htaccess` turned scripts off: a script is served as text.
+    pub scripts: bool,
+    /// `.htaccess` `Header` actions for the response.
+    pub headers: Vec<HeaderAction>,
+    /// `.htaccess` `ForceType` / `AddType` for a static file.
+    pub content_type: Option<String>,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Self {
+            rewritten: None,
+            env: Vec::new(),
+            php_values: Vec::new(),
+            scripts: true,
+            headers: Vec::new(),
+            content_type: None,
+        }
+    }
+}
+
+/// A response that ends the request early (boxed: it is large, and the common case is none).
+type Refusal = Box<Response<Body>>;
 
 /// Who is asking, as far as access rules care.
 #[derive(Debug, Clone, Copy)]
@@ -104,13 +139,20 @@ pub struct Client {
     pub https: bool,
 }
 
-/// The access phase and the rewrites.
+/// The files rules read: htpasswd files and `.htaccess` files, each parsed once per version.
+#[derive(Debug, Default)]
+pub struct RuleFiles {
+    pub passwords: PasswordFiles,
+    pub htaccess: HtaccessFiles,
+}
+
+/// The access phase and the rewrites: the site's native rules, then its `.htaccess` files.
 pub fn before_routing(
     compiled: &CompiledSite,
     site: &SiteSpec,
     parts: &Parts,
     client: Client,
-    passwords: &PasswordFiles,
+    files: &RuleFiles,
 ) -> Verdict {
     if compiled.broken {
         return Verdict::Respond(response::error(
@@ -121,24 +163,73 @@ pub fn before_routing(
     let rules = &compiled.rules;
     // A path that does not decode is the router's 400; no rule can match it.
     let Some(path) = decoded_path(parts.uri.path()) else {
-        return Verdict::Continue;
+        return Verdict::Route(Routing::default());
     };
-    if let Some(refusal) = access(compiled, parts, &path, client, passwords) {
+    if let Some(refusal) = access(compiled, parts, &path, client, &files.passwords) {
         return Verdict::Respond(refusal);
     }
-    if rules.rewrites.rules.is_empty() {
-        return Verdict::Continue;
-    }
     let ctx = RequestContext::new(site, parts, client);
-    let mut current = path;
-    let mut query = parts.uri.query().map(str::to_string);
-    let mut rewritten = false;
+    let query = parts.uri.query().map(str::to_string);
+    let (path, query, mut changed) = match native_rewrites(compiled, &ctx, path, query) {
+        Ok(rewritten) => rewritten,
+        Err(response) => return Verdict::Respond(*response),
+    };
+    let mut routing = Routing::default();
+    let (path, query) = if rules.htaccess {
+        let applied = htaccess::apply(
+            compiled,
+            &files.htaccess,
+            site,
+            parts,
+            client,
+            &files.passwords,
+            &ctx,
+            path,
+            query,
+        );
+        match applied {
+            Ok(outcome) => {
+                changed |= outcome.changed;
+                routing = outcome.routing;
+                (outcome.path, outcome.query)
+            }
+            Err(response) => return Verdict::Respond(*response),
+        }
+    } else {
+        (path, query)
+    };
+    if changed {
+        match encode_target(&path, query.as_deref()) {
+            Some(uri) => routing.rewritten = Some(uri),
+            None => {
+                return Verdict::Respond(response::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "a rewrite rule produced an invalid path",
+                ))
+            }
+        }
+    }
+    Verdict::Route(routing)
+}
+
+/// The site's own `rewrite` rules: the path and query to go on with, and whether they changed.
+fn native_rewrites(
+    compiled: &CompiledSite,
+    ctx: &RequestContext<'_>,
+    path: String,
+    query: Option<String>,
+) -> Result<(String, Option<String>, bool), Refusal> {
+    let rules = &compiled.rules;
+    let (mut current, mut query, mut rewritten) = (path, query, false);
+    if rules.rewrites.rules.is_empty() {
+        return Ok((current, query, false));
+    }
     for _ in 0..MAX_REWRITE_PASSES {
-        match rules.rewrites.apply(&current, query.as_deref(), &ctx) {
+        match rules.rewrites.apply(&current, query.as_deref(), ctx) {
             RewriteOutcome::Unchanged { .. } => break,
             RewriteOutcome::Rewritten { path, query: q, .. } => {
                 if let Some(status) = rules.denied(&path) {
-                    return Verdict::Respond(denied(status));
+                    return Err(Box::new(denied(status)));
                 }
                 let same = path == current && q == query;
                 (current, query, rewritten) = (path, q, true);
@@ -149,24 +240,15 @@ pub fn before_routing(
                 }
             }
             RewriteOutcome::Redirect { status, location } => {
-                return Verdict::Respond(redirect(status, &location))
+                return Err(Box::new(redirect(status, &location)))
             }
-            RewriteOutcome::Forbidden => return Verdict::Respond(denied(403)),
+            RewriteOutcome::Forbidden => return Err(Box::new(denied(403))),
             RewriteOutcome::Gone => {
-                return Verdict::Respond(response::error(StatusCode::GONE, "gone"))
+                return Err(Box::new(response::error(StatusCode::GONE, "gone")))
             }
         }
     }
-    if !rewritten {
-        return Verdict::Continue;
-    }
-    match encode_target(&current, query.as_deref()) {
-        Some(uri) => Verdict::Rewritten(uri),
-        None => Verdict::Respond(response::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "a rewrite rule produced an invalid path",
-        )),
-    }
+    Ok((current, query, rewritten))
 }
 
 /// `deny`, `clients`, `rate_limit`, `auth`, in that order: the first refusal answers.
@@ -218,14 +300,20 @@ fn access(
 
 /// After routing: the script or file that was chosen is checked against `deny` and
 /// `no_scripts`. `Some` replaces the route's answer.
-pub fn check_target(compiled: &CompiledSite, route: &Route) -> Option<TargetCheck> {
+pub fn check_target(
+    compiled: &CompiledSite,
+    routing: &Routing,
+    route: &Route,
+) -> Option<TargetCheck> {
     let rules = &compiled.rules;
     match route {
         Route::Script(target) => {
             if let Some(status) = rules.denied(&target.name) {
                 return Some(TargetCheck::Respond(denied(status)));
             }
-            match rules.no_scripts(&target.name)? {
+            // `php_flag engine off`, `SetHandler none`: the file is served, never run.
+            let from_htaccess = (!routing.scripts).then_some(NoScriptsAction::Static);
+            match rules.no_scripts(&target.name).or(from_htaccess)? {
                 NoScriptsAction::Deny => Some(TargetCheck::Respond(response::error(
                     StatusCode::FORBIDDEN,
                     "scripts do not run here",
@@ -284,6 +372,72 @@ pub fn add_headers(compiled: &CompiledSite, raw_path: &str, response: &mut Respo
     }
 }
 
+/// Marks a response that is a file from the site's root (not a script's output), so that an
+/// `.htaccess` content type applies to it.
+#[derive(Debug, Clone, Copy)]
+pub struct ServedFile;
+
+/// What the `.htaccess` files said about the response: `Header` actions (those without
+/// `always` only on 2xx, as Apache's default table) and, for a static file, its content type.
+pub fn finish_response(routing: &Routing, response: &mut Response<Body>) {
+    let is_file = response.extensions().get::<ServedFile>().is_some();
+    if is_file && response.status().is_success() {
+        if let Some(value) = routing
+            .content_type
+            .as_deref()
+            .and_then(|t| HeaderValue::from_str(t).ok())
+        {
+            response
+                .headers_mut()
+                .insert(http::header::CONTENT_TYPE, value);
+        }
+    }
+    let success = response.status().is_success();
+    for action in routing.headers.iter().filter(|a| a.always || success) {
+        let Ok(name) = HeaderName::from_bytes(action.name.as_bytes()) else {
+            continue;
+        };
+        let headers = response.headers_mut();
+        if action.op == HeaderOp::Unset {
+            headers.remove(&name);
+            continue;
+        }
+        let Ok(value) = HeaderValue::from_str(&action.value) else {
+            continue;
+        };
+        match action.op {
+            HeaderOp::Set => {
+                headers.insert(name, value);
+            }
+            HeaderOp::Add => {
+                headers.append(name, value);
+            }
+            HeaderOp::SetIfEmpty => {
+                if !headers.contains_key(&name) {
+                    headers.insert(name, value);
+                }
+            }
+            HeaderOp::Append | HeaderOp::Merge => {
+                let existing = headers.get(&name).and_then(|v| v.to_str().ok());
+                let merged = match existing {
+                    None => Some(value),
+                    Some(old)
+                        if action.op == HeaderOp::Merge
+                            && old.split(',').any(|v| v.trim() == action.value) =>
+                    {
+                        None
+                    }
+                    Some(old) => HeaderValue::from_str(&format!("{old}, {}", action.value)).ok(),
+                };
+                if let Some(merged) = merged {
+                    headers.insert(name, merged);
+                }
+            }
+            HeaderOp::Unset => {}
+        }
+    }
+}
+
 /// The decoded, normalised path that rules match (`/a/b`, with the request's trailing slash).
 pub fn decoded_path(raw_path: &str) -> Option<String> {
     let path = cgi::decode_url_path(raw_path).ok()?;
@@ -298,7 +452,7 @@ pub fn decoded_path(raw_path: &str) -> Option<String> {
     Some(joined)
 }
 
-fn denied(status: u16) -> Response<Body> {
+pub(super) fn denied(status: u16) -> Response<Body> {
     if status == 404 {
         response::error(StatusCode::NOT_FOUND, "nothing here by that name")
     } else {
@@ -306,7 +460,7 @@ fn denied(status: u16) -> Response<Body> {
     }
 }
 
-fn redirect(status: u16, location: &str) -> Response<Body> {
+pub(super) fn redirect(status: u16, location: &str) -> Response<Body> {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND);
     let mut response = response::error(status, "moved");
     if let Ok(value) = HeaderValue::from_str(location) {

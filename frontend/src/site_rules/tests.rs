@@ -117,7 +117,7 @@ fn no_spelling_of_a_denied_path_is_served_or_run() {
         ip: IpAddr::from([127, 0, 0, 1]),
         https: false,
     };
-    let passwords = PasswordFiles::default();
+    let files = RuleFiles::default();
     let mut random = Random(0x9e37_79b9_7f4a_7c15);
     let mut tried = 0;
     for denied in [
@@ -137,13 +137,15 @@ fn no_spelling_of_a_denied_path_is_served_or_run() {
             };
             tried += 1;
             if let Verdict::Respond(response) =
-                before_routing(&compiled, &site, &parts, client, &passwords)
+                before_routing(&compiled, &site, &parts, client, &files)
             {
                 assert!(response.status().is_client_error(), "{spelled}");
                 continue;
             }
             let route = router::route(&site, parts.uri.path());
-            if let Some(TargetCheck::Respond(response)) = check_target(&compiled, &route) {
+            if let Some(TargetCheck::Respond(response)) =
+                check_target(&compiled, &Routing::default(), &route)
+            {
                 assert!(response.status().is_client_error(), "{spelled}");
                 continue;
             }

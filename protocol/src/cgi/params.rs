@@ -115,7 +115,27 @@ pub fn encode_params(req: &CgiRequest<'_>, out: &mut Vec<u8>) {
     }
 
     for (name, value) in req.extra {
-        put_var(out, &[name.as_bytes()], &[value.as_bytes()]);
+        if *name == "PHP_VALUE" {
+            put_ini_lines(out, value);
+        } else {
+            put_var(out, &[name.as_bytes()], &[value.as_bytes()]);
+        }
+    }
+}
+
+/// `PHP_VALUE` is php-fpm's INI text, one `name=value` a line: LF separates its settings, so it
+/// stays; anything else forbidden inside a line (CR, NUL) is escaped as in every other value, so
+/// no line can carry a second setting or break the record.
+fn put_ini_lines(out: &mut Vec<u8>, value: &str) {
+    let lines: Vec<&[u8]> = value.split('\n').map(str::as_bytes).collect();
+    let value_len = lines.iter().map(|l| escaped_len(l)).sum::<usize>() + lines.len() - 1;
+    encode_name_value_lengths(out, "PHP_VALUE".len(), value_len);
+    out.extend_from_slice(b"PHP_VALUE");
+    for (i, line) in lines.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\n');
+        }
+        text::push_escaped(out, line);
     }
 }
 

@@ -314,3 +314,16 @@ fn appends_to_existing_buffer() {
     assert!(out.starts_with(b"prefix"));
     assert!(name_values(&out[6..]).all(|pair| pair.is_ok()));
 }
+
+#[test]
+fn php_value_keeps_its_line_breaks_and_nothing_else() {
+    let h = headers(&[("host", "h")]);
+    let extra = [("PHP_VALUE", "precision=7\nmemory_limit=77M\rx\0")];
+    let mut req = request(&h);
+    req.extra = &extra;
+    let v = vars(&req);
+    assert_eq!(
+        get(&v, "PHP_VALUE"),
+        Some("precision=7\nmemory_limit=77M%0Dx%00")
+    );
+}

@@ -68,9 +68,9 @@ fn site_config(root: &Path) -> String {
 root = "{root}"
 index = ["index.php", "index.html"]
 
+# No front controller: pretty URLs work only through the .htaccess WordPress writes.
 [sites.wp.scripts]
 pool = "php"
-front_controller = "/index.php"
 
 [[sites.wp.no_scripts]]
 prefix = "/wp-content/uploads/"
@@ -124,6 +124,15 @@ fn install() -> Install {
     // upstream kind. Debian's .htaccess is a link to /etc/wordpress/htaccess.
     fs::write(root.join("wp-config.php"), wp_config(&db.socket())).unwrap();
     let _ = fs::remove_file(root.join(".htaccess"));
+    // WordPress writes its rewrite rules to .htaccess only on a server it takes for Apache; this
+    // is WordPress's own switch for servers that rewrite but that it does not recognise.
+    let mu_plugins = root.join("wp-content/mu-plugins");
+    fs::create_dir_all(&mu_plugins).unwrap();
+    fs::write(
+        mu_plugins.join("rewrite.php"),
+        "<?php add_filter('got_rewrite', '__return_true');",
+    )
+    .unwrap();
     // What a careless deployment leaves behind.
     fs::write(
         root.join("wp-config.php.bak"),
@@ -260,6 +269,9 @@ fn wordpress_installs_publishes_and_stays_protected() {
     // A browser follows the redirect; that page load is what rebuilds WordPress's routes.
     let path = &saved.location[saved.location.find("/wp-admin/").unwrap()..];
     assert_eq!(editor.get(path).status, 200);
+    // WordPress wrote its .htaccess; paddock follows it from the next request, no reload.
+    let htaccess = fs::read_to_string(wp.root().join(".htaccess")).expect("WordPress's .htaccess");
+    assert!(htaccess.contains("# BEGIN WordPress"), "{htaccess}");
     let visitor = Browser::new(paddock, wp.dir.path(), "visitor");
     let article = visitor.get("/hello-from-paddock/");
     assert_eq!(

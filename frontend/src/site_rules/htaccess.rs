@@ -1,0 +1,184 @@
+//! `.htaccess` on the request path, after the site's native rules and with Apache's order:
+//! access for the path's chain of files (Basic auth against the named htpasswd file), then the
+//! deepest file's `Redirect`s, then its rewrites. A rewritten path is an internal redirect: its
+//! own chain is checked again from the start (bounded, as Apache's `LimitInternalRecursion`),
+//! unless the rule said `[END]`, which only skips further rewriting.
+//!
+//! What the final chain says about serving (scripts allowed, headers, content type, PHP values,
+//! environment) is handed on in [`Routing`](super::Routing).
+
+use std::path::{Path, PathBuf};
+
+use http::request::Parts;
+use protocol::control::SiteSpec;
+use rules::htaccess::{self, Access, DirRules};
+use rules::rewrite::{RewriteContext, RewriteOutcome};
+
+use super::auth::{self, PasswordFiles};
+use super::{denied, redirect, Client, CompiledSite, Refusal, Routing, MAX_REWRITE_PASSES};
+use crate::response::{self, Body};
+use http::{Response, StatusCode};
+
+/// Where `.htaccess` leaves the request: the path (and query) to serve, and what to serve it with.
+pub(super) struct Outcome {
+    pub path: String,
+    pub query: Option<String>,
+    pub changed: bool,
+    pub routing: Routing,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn apply(
+    compiled: &CompiledSite,
+    files: &super::HtaccessFiles,
+    site: &SiteSpec,
+    parts: &Parts,
+    client: Client,
+    passwords: &PasswordFiles,
+    ctx: &dyn RewriteContext,
+    mut path: String,
+    mut query: Option<String>,
+) -> Result<Outcome, Refusal> {
+    let mut changed = false;
+    let mut env = Vec::new();
+    let mut rewriting = true;
+    for _ in 0..MAX_REWRITE_PASSES {
+        let chain = files.chain(site, &path);
+        let chain: Vec<&DirRules> = chain.iter().map(AsRef::as_ref).collect();
+        let file = super::context::mapped_file(site, &path);
+        let file_name = file.file_name().and_then(|n| n.to_str());
+        let request = htaccess::Request {
+            path: &path,
+            query: query.as_deref(),
+            method: parts.method.as_str(),
+            client: client.ip,
+            user: None,
+            file_name,
+        };
+        check_access(&chain, &request, site, parts, passwords, ctx)?;
+        let effective = htaccess::effective(&chain, &request, ctx);
+        if let Some(to) = &effective.redirect {
+            return Err(Box::new(match &to.location {
+                Some(location) => redirect(to.status, location),
+                None => response::error(
+                    StatusCode::from_u16(to.status).unwrap_or(StatusCode::GONE),
+                    "gone",
+                ),
+            }));
+        }
+        let set = rewriting
+            .then(|| htaccess::rewrite_set(&chain, &path))
+            .flatten()
+            .filter(|_| effective.options.rewrites_allowed());
+        let outcome = set.map(|set| set.apply(&path, query.as_deref(), ctx));
+        match outcome {
+            Some(RewriteOutcome::Rewritten {
+                path: next,
+                query: next_query,
+                env: rule_env,
+                end,
+            }) => {
+                if let Some(status) = compiled.rules.denied(&next) {
+                    return Err(Box::new(denied(status)));
+                }
+                env.extend(rule_env);
+                let same = next == path && next_query == query;
+                (path, query, changed) = (next, next_query, true);
+                rewriting = !end && !same;
+                // Apache re-runs the whole per-directory phase for the new path.
+                continue;
+            }
+            Some(RewriteOutcome::Unchanged { env: rule_env }) => env.extend(rule_env),
+            Some(RewriteOutcome::Redirect { status, location }) => {
+                return Err(Box::new(redirect(status, &location)))
+            }
+            Some(RewriteOutcome::Forbidden) => return Err(Box::new(denied(403))),
+            Some(RewriteOutcome::Gone) => {
+                return Err(Box::new(response::error(StatusCode::GONE, "gone")))
+            }
+            None => {}
+        }
+        env.extend(effective.env.iter().cloned());
+        let routing = Routing {
+            env,
+            php_values: effective
+                .php_values
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            scripts: effective.scripts,
+            headers: effective.headers.iter().map(|h| (*h).clone()).collect(),
+            content_type: effective.content_type.map(str::to_string),
+            ..Routing::default()
+        };
+        return Ok(Outcome {
+            path,
+            query,
+            changed,
+            routing,
+        });
+    }
+    Err(Box::new(response::error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the site's rewrite rules loop",
+    )))
+}
+
+/// Apache's access check for one chain, with the two-step Basic flow: `NeedsAuth` means "check
+/// the credentials, then ask again as that user".
+fn check_access(
+    chain: &[&DirRules],
+    request: &htaccess::Request<'_>,
+    site: &SiteSpec,
+    parts: &Parts,
+    passwords: &PasswordFiles,
+    ctx: &dyn RewriteContext,
+) -> Result<(), Refusal> {
+    let challenge = match htaccess::check_access(chain, request, ctx) {
+        Access::Granted => return Ok(()),
+        Access::Denied(status) => return Err(Box::new(status_response(status))),
+        Access::NeedsAuth(challenge) => challenge,
+    };
+    let user = auth::basic_credentials(&parts.headers).and_then(|(user, password)| {
+        let file = passwords.get(&user_file(site, &challenge.user_file))?;
+        file.check(&user, &password).then_some(user)
+    });
+    if let Some(user) = user.as_deref() {
+        let again = htaccess::Request {
+            user: Some(user),
+            ..*request
+        };
+        match htaccess::check_access(chain, &again, ctx) {
+            Access::Granted => return Ok(()),
+            Access::Denied(status) => return Err(Box::new(status_response(status))),
+            Access::NeedsAuth(_) => {}
+        }
+    }
+    let mut response = response::error(StatusCode::UNAUTHORIZED, "this area needs a login");
+    if let Ok(value) = http::HeaderValue::from_str(&challenge.www_authenticate()) {
+        response
+            .headers_mut()
+            .insert(http::header::WWW_AUTHENTICATE, value);
+    }
+    Err(Box::new(response))
+}
+
+/// `AuthUserFile` as written; a relative name is taken from the document root's parent (where
+/// an application's packaged config would put it, never inside the served tree).
+fn user_file(site: &SiteSpec, name: &str) -> PathBuf {
+    let path = Path::new(name);
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    site.root.parent().unwrap_or(&site.root).join(path)
+}
+
+fn status_response(status: u16) -> Response<Body> {
+    match status {
+        403 | 404 => denied(status),
+        _ => response::error(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "this directory's configuration does not allow the request",
+        ),
+    }
+}

@@ -1,0 +1,271 @@
+//! `.htaccess` files end to end, with real php-cgi: the files real applications ship (WordPress's
+//! rewrites, MediaWiki's and phpMyAdmin's denials, a security plugin's uploads file, Drupal's
+//! files directory), Basic auth, headers, redirects, failing closed, and edits that count from
+//! the next request with no reload. The site has no front controller, so a pretty URL works only
+//! when the `.htaccess` rewrite does.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use harness::client::{Connection, Response};
+use harness::{require_php_cgi, Paddock};
+use serde_json::Value;
+
+const ECHO: &str = r#"<?php
+header('Content-Type: application/json');
+echo json_encode([
+    'script' => $_SERVER['SCRIPT_NAME'],
+    'uri' => $_SERVER['REQUEST_URI'],
+    'get' => $_GET,
+    'auth' => $_SERVER['HTTP_AUTHORIZATION'] ?? null,
+    'env' => $_SERVER['FROM_HTACCESS'] ?? null,
+], JSON_UNESCAPED_SLASHES);
+"#;
+const EVIL: &str = "<?php echo 'EXECUTED';";
+
+const WORDPRESS: &str = "# BEGIN WordPress
+<IfModule mod_rewrite.c>
+RewriteEngine On
+RewriteRule .* - [E=HTTP_AUTHORIZATION:%{HTTP:Authorization}]
+RewriteBase /
+RewriteRule ^index\\.php$ - [L]
+RewriteCond %{REQUEST_FILENAME} !-f
+RewriteCond %{REQUEST_FILENAME} !-d
+RewriteRule . /index.php [L]
+</IfModule>
+# END WordPress
+<IfModule mod_headers.c>
+Header always set X-From-Htaccess \"root\"
+</IfModule>
+SetEnv FROM_HTACCESS yes
+Redirect 301 /old-page /new-page
+";
+
+struct Site {
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let site = Self { dir };
+        let htpasswd = site.dir.path().join("secret.htpasswd");
+        let hash = Command::new("openssl")
+            .args(["passwd", "-apr1", "sesame"])
+            .output()
+            .unwrap();
+        fs::write(
+            &htpasswd,
+            format!("ali:{}", String::from_utf8(hash.stdout).unwrap()),
+        )
+        .unwrap();
+        let files: Vec<(&str, String)> = vec![
+            ("index.php", ECHO.into()),
+            (".htaccess", WORDPRESS.into()),
+            ("style.css", "body{}".into()),
+            // MediaWiki's includes/.htaccess (2.4 style) and an older 2.2-style one.
+            ("includes/.htaccess", "Require all denied\n".into()),
+            ("includes/Setup.php", EVIL.into()),
+            ("includes/notes.txt", "internal".into()),
+            ("legacy/.htaccess", "Order deny,allow\nDeny from all\n".into()),
+            ("legacy/old.txt", "internal".into()),
+            // A security plugin's wp-content/uploads/.htaccess.
+            ("uploads/.htaccess", "<Files *.php>\ndeny from all\n</Files>\n".into()),
+            ("uploads/shell.php", EVIL.into()),
+            ("uploads/pic.txt", "a picture".into()),
+            // Drupal's sites/default/files/.htaccess.
+            (
+                "files/.htaccess",
+                "SetHandler Drupal_Security_Do_Not_Remove_See_SA_2006_006\nOptions None\nOptions +FollowSymLinks\n<IfModule mod_php.c>\n  php_flag engine off\n</IfModule>\n".into(),
+            ),
+            ("files/upload.php", EVIL.into()),
+            // phpMyAdmin-style setup/ behind a password.
+            (
+                "secret/.htaccess",
+                format!(
+                    "AuthType Basic\nAuthName \"Setup\"\nAuthUserFile {}\nRequire valid-user\n",
+                    htpasswd.display()
+                ),
+            ),
+            ("secret/index.php", ECHO.into()),
+            // Backups closed by FilesMatch, and a file paddock cannot parse.
+            (
+                "data/.htaccess",
+                "<FilesMatch \"\\.(bak|sql)$\">\nRequire all denied\n</FilesMatch>\n".into(),
+            ),
+            ("data/dump.sql", "secret rows".into()),
+            ("data/readme.txt", "public".into()),
+            ("broken/.htaccess", "<Files x>\nRequire all denied\n".into()),
+            ("broken/page.txt", "unprotected?".into()),
+            // Fail closed: a directive paddock does not know, inside a section that denies.
+            (
+                "strict/.htaccess",
+                "<Files \"*.txt\">\nSomeUnknownDirective on\nRequire all denied\n</Files>\n".into(),
+            ),
+            ("strict/a.txt", "secret".into()),
+            ("open/page.txt", "open".into()),
+        ];
+        for (name, content) in files {
+            let path = site.root().join(name);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, content).unwrap();
+        }
+        site
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn config(&self, htaccess: bool) -> String {
+        format!(
+            r#"
+[sites.test]
+root = "{root}"
+index = ["index.php"]
+htaccess = {htaccess}
+
+[sites.test.scripts]
+pool = "php"
+
+[pools.php]
+mode = "prefork"
+command = ["php-cgi"]
+workers = 2
+"#,
+            root = self.root().display()
+        )
+    }
+
+    fn start(&self) -> Paddock {
+        require_php_cgi();
+        Paddock::start(&self.config(true))
+    }
+}
+
+fn get(paddock: &Paddock, path: &str, headers: &[(&str, &str)]) -> Response {
+    Connection::open(paddock.http)
+        .unwrap()
+        .request("GET", path, headers, b"")
+        .unwrap()
+}
+
+fn json(response: &Response) -> Value {
+    assert_eq!(response.status, 200, "{}", response.text());
+    serde_json::from_slice(&response.body).unwrap_or_else(|_| panic!("{}", response.text()))
+}
+
+fn write(path: &Path, text: &str) {
+    // Written beside and renamed into place, as an editor or an application would.
+    let next = path.with_extension("new");
+    fs::write(&next, text).unwrap();
+    fs::rename(next, path).unwrap();
+}
+
+#[test]
+fn wordpress_rewrites_headers_env_and_redirects_come_from_its_htaccess() {
+    let site = Site::new();
+    let paddock = site.start();
+    let pretty = get(
+        &paddock,
+        "/2024/hello-world/?x=1",
+        &[("Authorization", "Bearer t")],
+    );
+    assert_eq!(pretty.header("x-from-htaccess"), Some("root"));
+    let seen = json(&pretty);
+    assert_eq!(seen["script"], "/index.php");
+    assert_eq!(seen["uri"], "/2024/hello-world/?x=1");
+    assert_eq!(seen["get"]["x"], "1");
+    assert_eq!(seen["auth"], "Bearer t");
+    assert_eq!(seen["env"], "yes");
+    // An existing file is served as it is.
+    assert_eq!(get(&paddock, "/style.css", &[]).text(), "body{}");
+    let moved = get(&paddock, "/old-page", &[]);
+    assert_eq!(moved.status, 301);
+    assert_eq!(moved.header("location"), Some("http://localhost/new-page"));
+}
+
+#[test]
+fn the_directories_applications_close_stay_closed() {
+    let site = Site::new();
+    let paddock = site.start();
+    for path in [
+        "/includes/Setup.php",
+        "/includes/notes.txt",
+        "/includes/",
+        "/%69ncludes/notes.txt",
+        "/legacy/old.txt",
+        "/uploads/shell.php",
+        "/uploads/shell.php/x",
+        "/data/dump.sql",
+        "/strict/a.txt",
+    ] {
+        let response = get(&paddock, path, &[]);
+        assert_eq!(response.status, 403, "{path}: {}", response.text());
+        assert!(!response.text().contains("EXECUTED"), "{path}");
+        assert!(!response.text().contains("secret"), "{path}");
+    }
+    assert_eq!(get(&paddock, "/uploads/pic.txt", &[]).text(), "a picture");
+    assert_eq!(get(&paddock, "/data/readme.txt", &[]).text(), "public");
+    // A file that does not parse closes its directory (Apache answers 500 too).
+    assert_eq!(get(&paddock, "/broken/page.txt", &[]).status, 500);
+    // Drupal's files directory: scripts are served as text, never run.
+    let upload = get(&paddock, "/files/upload.php", &[]);
+    assert_eq!(upload.status, 200);
+    assert_eq!(upload.text(), EVIL);
+    assert_eq!(upload.header("x-content-type-options"), Some("nosniff"));
+}
+
+#[test]
+fn basic_auth_from_htaccess() {
+    let site = Site::new();
+    let paddock = site.start();
+    let anonymous = get(&paddock, "/secret/", &[]);
+    assert_eq!(anonymous.status, 401);
+    assert!(anonymous
+        .header("www-authenticate")
+        .is_some_and(|v| v.starts_with("Basic realm=\"Setup\"")));
+    // ali:sesame
+    let right = [("Authorization", "Basic YWxpOnNlc2FtZQ==")];
+    assert_eq!(
+        json(&get(&paddock, "/secret/", &right))["script"],
+        "/secret/index.php"
+    );
+    let wrong = [("Authorization", "Basic YWxpOm5v")];
+    assert_eq!(get(&paddock, "/secret/", &wrong).status, 401);
+}
+
+#[test]
+fn edits_count_from_the_next_request_without_a_reload() {
+    let site = Site::new();
+    let paddock = site.start();
+    let file = site.root().join("open/.htaccess");
+    assert_eq!(get(&paddock, "/open/page.txt", &[]).text(), "open");
+    write(&file, "Require all denied\n");
+    assert_eq!(get(&paddock, "/open/page.txt", &[]).status, 403);
+    write(&file, "Require all granted\nHeader set X-Edited yes\n");
+    let page = get(&paddock, "/open/page.txt", &[]);
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("x-edited"), Some("yes"));
+    fs::remove_file(&file).unwrap();
+    let page = get(&paddock, "/open/page.txt", &[]);
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("x-edited"), None);
+    assert!(
+        !paddock.log().contains("configuration applied"),
+        "no reload happened"
+    );
+}
+
+#[test]
+fn a_site_with_htaccess_off_ignores_the_files() {
+    let site = Site::new();
+    require_php_cgi();
+    let paddock = Paddock::start(&site.config(false));
+    assert_eq!(get(&paddock, "/includes/notes.txt", &[]).text(), "internal");
+    // No rewrite: without a front controller the pretty URL is not found.
+    assert_eq!(get(&paddock, "/2024/hello-world/", &[]).status, 404);
+    // The safe defaults still hold.
+    assert_eq!(get(&paddock, "/.htaccess", &[]).status, 404);
+}
