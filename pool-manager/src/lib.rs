@@ -9,6 +9,7 @@
 //! - [`command_client`] — `paddock status|reload|stop` on the command line.
 //! - [`config`] — TOML schema, validation, file/line/key errors, the embedded default.
 //! - [`master`] — the event loop: signals, control channel, reaping, timers.
+//! - [`htaccess_report`] — what `paddock check` says about each site's `.htaccess` files.
 //! - `policy` — the sizing policy: a pure function from a pool snapshot to actions.
 //! - `pool` — per-pool supervision state and crash-loop backoff.
 //! - `children` — building the front-end and worker commands.
@@ -21,6 +22,7 @@
 pub mod cgi_runner;
 pub mod command_client;
 pub mod config;
+pub mod htaccess_report;
 pub mod master;
 
 mod children;

@@ -78,6 +78,11 @@ fn main() -> ExitCode {
         Command::Check { config } => match load(config.as_deref()) {
             Ok(config) => {
                 println!("{}: configuration is valid", config.origin);
+                for site in &config.frontend.sites {
+                    for line in pool_manager::htaccess_report::report(site) {
+                        println!("{line}");
+                    }
+                }
                 ExitCode::SUCCESS
             }
             Err(code) => code,

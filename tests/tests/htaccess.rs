@@ -269,3 +269,41 @@ fn a_site_with_htaccess_off_ignores_the_files() {
     // The safe defaults still hold.
     assert_eq!(get(&paddock, "/.htaccess", &[]).status, 404);
 }
+
+#[test]
+fn the_config_check_lists_every_htaccess_and_what_it_does_not_honour() {
+    let site = Site::new();
+    fs::write(
+        site.root().join("open/.htaccess"),
+        "ExpiresActive On\nFrobnicate yes\n",
+    )
+    .unwrap();
+    let config = format!("{}\n{}", harness::LISTENERS, site.config(true));
+    let file = site.dir.path().join("site.toml");
+    fs::write(&file, config).unwrap();
+    let out = Command::new(harness::paddock_bin())
+        .args(["check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report = String::from_utf8_lossy(&out.stdout);
+    let open = site.root().join("open/.htaccess");
+    for expected in [
+        format!("site test: {}", site.root().join(".htaccess").display()),
+        format!(
+            "{}:1: ignored (no effect on what is served): ExpiresActive On",
+            open.display()
+        ),
+        format!("{}:2: not honoured: Frobnicate yes", open.display()),
+        format!(
+            "{}:1: closes the directory (500)",
+            site.root().join("broken/.htaccess").display()
+        ),
+    ] {
+        assert!(
+            report.contains(&expected),
+            "missing {expected:?} in\n{report}"
+        );
+    }
+}
