@@ -27,7 +27,7 @@ use report::Report;
 use servers::Shared;
 
 const USAGE: &str = "usage: bench [--quick] [--runs N] [--duration SECONDS] [--out DIR] [scenario…]
-scenarios: static php keepalive memory burst step kills (or 1-6; 5 = burst + step); default all";
+scenarios: static php keepalive memory burst step kills rules (or 1-7; 5 = burst + step); default all";
 
 /// Everything a scenario needs: the shared site and certificate, run settings, the report.
 #[derive(Debug)]
@@ -117,7 +117,7 @@ struct Options {
     out: Option<PathBuf>,
 }
 
-const ALL: [&str; 7] = [
+const ALL: [&str; 8] = [
     "static",
     "php",
     "keepalive",
@@ -125,6 +125,7 @@ const ALL: [&str; 7] = [
     "burst",
     "step",
     "kills",
+    "rules",
 ];
 
 fn parse_options() -> Result<Options, String> {
@@ -161,6 +162,7 @@ fn parse_options() -> Result<Options, String> {
             "4" => options.scenarios.push("memory"),
             "5" => options.scenarios.extend(["burst", "step"]),
             "6" => options.scenarios.push("kills"),
+            "7" => options.scenarios.push("rules"),
             name => match ALL.iter().find(|s| **s == name) {
                 Some(s) => options.scenarios.push(s),
                 None => return Err(format!("unknown scenario or option `{name}`\n{USAGE}")),
@@ -303,6 +305,7 @@ fn main() {
             "burst" => scenarios::burst::run(&mut bench),
             "step" => scenarios::step::run(&mut bench),
             "kills" => scenarios::kills::run(&mut bench),
+            "rules" => scenarios::rules::run(&mut bench),
             other => unreachable!("scenario {other}"),
         }
     }

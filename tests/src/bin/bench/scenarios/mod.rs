@@ -5,6 +5,7 @@ pub mod idle_memory;
 pub mod keepalive;
 pub mod kills;
 pub mod php;
+pub mod rules;
 pub mod slow;
 pub mod static_files;
 pub mod step;

@@ -51,6 +51,17 @@ impl Sizing {
 }
 
 pub fn start(shared: &Shared, name: &str, sizing: Sizing) -> Server {
+    start_site(shared, name, sizing, &shared.site, "")
+}
+
+/// [`start`] over another document root, with more `[sites.bench]` keys and tables.
+pub fn start_site(
+    shared: &Shared,
+    name: &str,
+    sizing: Sizing,
+    site: &std::path::Path,
+    site_extra: &str,
+) -> Server {
     let dir = server_dir("paddock");
     let d = dir.path();
     let (http, https, admin) = (loopback_port(), loopback_port(), loopback_port());
@@ -81,6 +92,7 @@ max_requests_per_connection = 1000000
 [sites.bench]
 root = "{site}"
 index = ["index.php", "index.html"]
+{site_extra}
 
 [sites.bench.scripts]
 pool = "php"
@@ -92,7 +104,7 @@ command = ["php-cgi"]
         run = d.join("run").display(),
         cert = shared.certs.certificate.display(),
         key = shared.certs.key.display(),
-        site = shared.site.display(),
+        site = site.display(),
         sizing = sizing.toml(),
     );
     let config_path = d.join("paddock.toml");
