@@ -65,7 +65,7 @@ mod script_error;
 mod server;
 mod service;
 mod site_policy;
-mod site_rules;
+pub mod site_rules;
 mod state;
 mod static_files;
 mod streaming;

@@ -1,4 +1,4 @@
-//! Replays the `router_path` fuzz corpus (frontend/fuzz/corpus/router_path) through the fuzz
+//! Replays the `router_path` and `rules_path` fuzz corpora (frontend/fuzz/corpus/router_path) through the fuzz
 //! target's property (frontend/fuzz/properties/router.rs), so that every case the fuzzer ever
 //! kept is checked by `cargo test` on stable.
 //!
@@ -11,6 +11,53 @@ mod property;
 
 #[path = "../fuzz/properties/mutate.rs"]
 mod mutate;
+
+#[path = "../fuzz/properties/rules.rs"]
+mod rules_property;
+
+const RULES_CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/rules_path");
+
+/// Replays the `rules_path` corpus: no spelling of a protected path gets past the site's native
+/// rules and `.htaccess` files.
+#[test]
+fn rules_path_corpus_never_reaches_a_protected_file() {
+    let inputs = mutate::corpus(RULES_CORPUS);
+    assert!(
+        inputs.len() >= 20,
+        "{} inputs in {RULES_CORPUS}",
+        inputs.len()
+    );
+    for input in &inputs {
+        rules_property::check(input);
+    }
+}
+
+#[test]
+#[ignore = "long tier: random mutation for PADDOCK_FUZZ_SECONDS (default 60)"]
+fn rules_path_random_mutations() {
+    let tokens: &[&[u8]] = &[
+        b"/",
+        b"..",
+        b".",
+        b"%2e",
+        b"%2f",
+        b"%70",
+        b"%63",
+        b"//",
+        b"private",
+        b"closed",
+        b"uploads",
+        b"vendor",
+        b"x.php",
+        b"/extra",
+        b"?q=1",
+        b".htaccess",
+        b"%00",
+        b"%0a",
+    ];
+    let runs = mutate::run(RULES_CORPUS, tokens, rules_property::check);
+    eprintln!("rules_path: {runs} mutated inputs checked");
+}
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/router_path");
 

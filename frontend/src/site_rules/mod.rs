@@ -55,6 +55,17 @@ pub struct CompiledSite {
     broken: bool,
 }
 
+impl CompiledSite {
+    /// A site's rules as compiled (the front end builds these per generation with
+    /// [`SiteRuleSets::compile`]; tools and fuzz targets build one directly).
+    pub fn new(rules: SiteRules) -> Self {
+        Self {
+            rules,
+            ..Self::default()
+        }
+    }
+}
+
 /// Every site's compiled rules, by site name; built once per configuration generation.
 #[derive(Debug, Default)]
 pub struct SiteRuleSets(HashMap<String, Arc<CompiledSite>>);
