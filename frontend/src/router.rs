@@ -30,6 +30,16 @@ pub enum Route {
     BadRequest(&'static str),
 }
 
+impl Route {
+    /// The file a static route serves.
+    pub fn static_path(self) -> Option<PathBuf> {
+        match self {
+            Route::Static(file) => Some(file.path),
+            _ => None,
+        }
+    }
+}
+
 /// A file to serve as it is, with the metadata the walk found (of the symlink's target, for a
 /// link), so that serving it needs no second stat.
 #[derive(Debug)]
@@ -69,6 +79,12 @@ pub struct ScriptTarget {
 
 /// Resolves the URL path `raw_path` (still percent-encoded, no query) against `site`.
 pub fn route(site: &SiteSpec, raw_path: &str) -> Route {
+    route_with_index(site, raw_path, &site.index)
+}
+
+/// [`route`] with another list of index files for directories (an `.htaccess`
+/// `DirectoryIndex`).
+pub fn route_with_index(site: &SiteSpec, raw_path: &str, index: &[String]) -> Route {
     let path = match cgi::decode_url_path(raw_path) {
         Ok(path) => path,
         Err(e) => return Route::BadRequest(e.reason()),
@@ -116,7 +132,7 @@ pub fn route(site: &SiteSpec, raw_path: &str) -> Route {
         return Route::AddSlash(format!("/{}/", raw_path.trim_start_matches('/')));
     }
     let dir_url = segments.iter().fold(String::new(), |acc, s| acc + "/" + s) + "/";
-    for index in &site.index {
+    for index in index {
         let candidate = dir.join(index);
         if let Some(meta) = allowed_metadata(site, &candidate).filter(|m| m.is_file()) {
             if script.is_some_and(|s| is_script(s, index)) {

@@ -296,7 +296,17 @@ async fn apply_rules_and_respond(
     };
     let files = &scope.state.rule_files;
     let routing = match site_rules::before_routing(scope.rules, scope.site, parts, client, files) {
-        site_rules::Verdict::Respond(response) => return response,
+        site_rules::Verdict::Respond(mut response) => {
+            return match response
+                .extensions_mut()
+                .remove::<site_rules::PendingErrorDocument>()
+            {
+                Some(pending) => {
+                    site_policy::error_document(scope.site, &pending.0, response).await
+                }
+                None => response,
+            };
+        }
         site_rules::Verdict::Route(routing) => routing,
     };
     let mut response = match &routing.rewritten {
@@ -311,6 +321,13 @@ async fn apply_rules_and_respond(
         }
     };
     site_rules::finish_response(&routing, &mut response);
+    if let Some((_, document)) = routing
+        .error_documents
+        .iter()
+        .find(|(code, _)| *code == response.status().as_u16())
+    {
+        response = site_policy::error_document(scope.site, document, response).await;
+    }
     response
 }
 
@@ -345,7 +362,8 @@ async fn respond(
     let mut redirected: Option<http::request::Parts> = None;
     for _ in 0..=MAX_LOCAL_REDIRECTS {
         let parts = redirected.as_ref().unwrap_or(original);
-        let route = router::route(site, parts.uri.path());
+        let index = routing.directory_index.as_deref().unwrap_or(&site.index);
+        let route = router::route_with_index(site, parts.uri.path(), index);
         match site_rules::check_target(rules, routing, &route) {
             None => {}
             Some(site_rules::TargetCheck::Respond(response)) => return response,

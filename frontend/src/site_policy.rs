@@ -10,8 +10,10 @@ use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
 use crate::response::{self, Body, OwnError};
+use crate::router;
 use crate::state::State;
 use crate::vhost;
+use rules::htaccess::ErrorDocument;
 
 /// The redirect for a site that wants HTTPS, when the request came in cleartext.
 pub fn https_redirect(
@@ -89,7 +91,49 @@ pub async fn custom_error_page(site: &SiteSpec, response: Response<Body>) -> Res
     let Some((_, page)) = site.error_pages.iter().find(|(code, _)| *code == status) else {
         return response;
     };
-    let file = site.root.join(page.trim_start_matches('/'));
+    page_in_place_of(site, page, response).await
+}
+
+/// An `.htaccess` `ErrorDocument` for one of paddock's own error responses: a page of the site
+/// (a static file; the status stays), a redirect to another site, or a message.
+pub async fn error_document(
+    site: &SiteSpec,
+    document: &ErrorDocument,
+    response: Response<Body>,
+) -> Response<Body> {
+    if response.extensions().get::<OwnError>().is_none() {
+        return response;
+    }
+    match document {
+        ErrorDocument::Local(page) => page_in_place_of(site, page, response).await,
+        ErrorDocument::Remote(url) => {
+            let mut redirect = response::error(StatusCode::FOUND, "moved");
+            match HeaderValue::from_str(url) {
+                Ok(value) => {
+                    redirect.headers_mut().insert(LOCATION, value);
+                    redirect
+                }
+                Err(_) => response,
+            }
+        }
+        ErrorDocument::Text(text) => {
+            let (mut parts, _) = response.into_parts();
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+            parts.headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            Response::from_parts(parts, response::full(text.clone()))
+        }
+        ErrorDocument::Default => response,
+    }
+}
+
+/// The static file at the site's URL path `page` as the body of `response`.
+async fn page_in_place_of(site: &SiteSpec, page: &str, response: Response<Body>) -> Response<Body> {
+    let Some(file) = router::route(site, page).static_path() else {
+        return response;
+    };
     let Ok(page) = ServeFile::new(file)
         .oneshot(Request::new(http_body_util::Empty::<bytes::Bytes>::new()))
         .await;

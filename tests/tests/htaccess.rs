@@ -105,6 +105,12 @@ impl Site {
             ),
             ("strict/a.txt", "secret".into()),
             ("open/page.txt", "open".into()),
+            // DirectoryIndex and ErrorDocument.
+            ("docs/.htaccess", "RewriteEngine Off\nDirectoryIndex start.html\nErrorDocument 404 /docs/missing.html\nErrorDocument 403 \"Closed here\"\n<Files secret.txt>\nRequire all denied\n</Files>\n".into()),
+            ("docs/start.html", "<p>start</p>".into()),
+            ("docs/missing.html", "<p>our own 404</p>".into()),
+            ("docs/secret.txt", "secret".into()),
+            ("away/.htaccess", "RewriteEngine Off\nErrorDocument 404 https://example.test/lost\n".into()),
         ];
         for (name, content) in files {
             let path = site.root().join(name);
@@ -306,4 +312,21 @@ fn the_config_check_lists_every_htaccess_and_what_it_does_not_honour() {
             "missing {expected:?} in\n{report}"
         );
     }
+}
+
+#[test]
+fn directory_index_and_error_documents_from_htaccess() {
+    let site = Site::new();
+    let paddock = site.start();
+    assert_eq!(get(&paddock, "/docs/", &[]).text(), "<p>start</p>");
+    let missing = get(&paddock, "/docs/nothing.txt", &[]);
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.text(), "<p>our own 404</p>");
+    let closed = get(&paddock, "/docs/secret.txt", &[]);
+    assert_eq!(closed.status, 403);
+    assert_eq!(closed.text(), "Closed here");
+    fs::create_dir_all(site.root().join("away")).unwrap();
+    let away = get(&paddock, "/away/nothing", &[]);
+    assert_eq!(away.status, 302);
+    assert_eq!(away.header("location"), Some("https://example.test/lost"));
 }

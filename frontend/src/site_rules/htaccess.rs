@@ -19,6 +19,10 @@ use super::{denied, redirect, Client, CompiledSite, Refusal, Routing, MAX_REWRIT
 use crate::response::{self, Body};
 use http::{Response, StatusCode};
 
+/// An `.htaccess` `ErrorDocument` for a refusal, carried on the response to the caller.
+#[derive(Debug, Clone)]
+pub struct PendingErrorDocument(pub rules::htaccess::ErrorDocument);
+
 /// Where `.htaccess` leaves the request: the path (and query) to serve, and what to serve it with.
 pub(super) struct Outcome {
     pub path: String,
@@ -55,7 +59,17 @@ pub(super) fn apply(
             user: None,
             file_name,
         };
-        check_access(&chain, &request, site, parts, passwords, ctx)?;
+        if let Err(mut refusal) = check_access(&chain, &request, site, parts, passwords, ctx) {
+            // The directory's ErrorDocument for the refusal, applied by the caller (it may be
+            // a file to read).
+            let documents = htaccess::effective(&chain, &request, ctx).error_documents;
+            if let Some(document) = documents.get(&refusal.status().as_u16()) {
+                refusal
+                    .extensions_mut()
+                    .insert(PendingErrorDocument((*document).clone()));
+            }
+            return Err(refusal);
+        }
         let effective = htaccess::effective(&chain, &request, ctx);
         if let Some(to) = &effective.redirect {
             return Err(Box::new(match &to.location {
@@ -109,6 +123,12 @@ pub(super) fn apply(
             scripts: effective.scripts,
             headers: effective.headers.iter().map(|h| (*h).clone()).collect(),
             content_type: effective.content_type.map(str::to_string),
+            directory_index: effective.directory_index.map(<[String]>::to_vec),
+            error_documents: effective
+                .error_documents
+                .iter()
+                .map(|(code, doc)| (*code, (*doc).clone()))
+                .collect(),
             ..Routing::default()
         };
         return Ok(Outcome {

@@ -28,12 +28,13 @@ use http::{Response, StatusCode, Uri};
 use protocol::cgi;
 use protocol::control::{FrontendSpec, SiteSpec};
 use protocol::site_rules::NoScriptsAction;
-use rules::htaccess::{HeaderAction, HeaderOp};
+use rules::htaccess::{ErrorDocument, HeaderAction, HeaderOp};
 use rules::rewrite::RewriteOutcome;
 use rules::site::SiteRules;
 use tracing::error;
 
 pub use auth::PasswordFiles;
+pub use htaccess::PendingErrorDocument;
 pub use htaccess_files::HtaccessFiles;
 
 use crate::response::{self, Body};
@@ -125,6 +126,10 @@ pub struct Routing {
     pub headers: Vec<HeaderAction>,
     /// `.htaccess` `ForceType` / `AddType` for a static file.
     pub content_type: Option<String>,
+    /// `.htaccess` `DirectoryIndex`: index files instead of the site's (empty: none).
+    pub directory_index: Option<Vec<String>>,
+    /// `.htaccess` `ErrorDocument`s, for paddock's own error responses.
+    pub error_documents: Vec<(u16, ErrorDocument)>,
 }
 
 impl Default for Routing {
@@ -136,6 +141,8 @@ impl Default for Routing {
             scripts: true,
             headers: Vec::new(),
             content_type: None,
+            directory_index: None,
+            error_documents: Vec::new(),
         }
     }
 }
