@@ -1,6 +1,7 @@
 //! What the rewrite engine may ask about a request: server variables and the file system under
 //! the site's root (through the router's symlink policy, so a condition can never see past it).
 
+use std::cell::RefCell;
 use std::path::{Component, Path};
 
 use http::request::Parts;
@@ -14,6 +15,11 @@ pub struct RequestContext<'a> {
     site: &'a SiteSpec,
     parts: &'a Parts,
     client: Client,
+    /// The last URL path mapped to a file, and the last file-system path tested: rewrite
+    /// conditions ask about the same name again and again (`!-f` then `!-d`), and every
+    /// answer is a walk of stats.
+    mapped: RefCell<Option<(String, String)>>,
+    kind: RefCell<Option<(String, FileKind)>>,
 }
 
 impl<'a> RequestContext<'a> {
@@ -22,6 +28,8 @@ impl<'a> RequestContext<'a> {
             site,
             parts,
             client,
+            mapped: RefCell::new(None),
+            kind: RefCell::new(None),
         }
     }
 
@@ -67,6 +75,34 @@ impl RewriteContext for RequestContext<'_> {
     }
 
     fn file_kind(&self, path: &str) -> FileKind {
+        if let Some((known, kind)) = &*self.kind.borrow() {
+            if known == path {
+                return *kind;
+            }
+        }
+        let kind = self.look_up(path);
+        *self.kind.borrow_mut() = Some((path.to_string(), kind));
+        kind
+    }
+
+    fn is_symlink(&self, path: &str) -> bool {
+        std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+    }
+
+    fn file_path(&self, url_path: &str) -> Option<String> {
+        if let Some((url, file)) = &*self.mapped.borrow() {
+            if url == url_path {
+                return Some(file.clone());
+            }
+        }
+        let file = mapped_file(self.site, url_path).display().to_string();
+        *self.mapped.borrow_mut() = Some((url_path.to_string(), file.clone()));
+        Some(file)
+    }
+}
+
+impl RequestContext<'_> {
+    fn look_up(&self, path: &str) -> FileKind {
         let path = Path::new(path);
         // Only below the root, and only as the router would follow it.
         let climbs = path.components().any(|c| c == Component::ParentDir);
@@ -78,14 +114,6 @@ impl RewriteContext for RequestContext<'_> {
             Some(meta) if meta.is_dir() => FileKind::Dir,
             _ => FileKind::Missing,
         }
-    }
-
-    fn is_symlink(&self, path: &str) -> bool {
-        std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
-    }
-
-    fn file_path(&self, url_path: &str) -> Option<String> {
-        Some(mapped_file(self.site, url_path).display().to_string())
     }
 }
 

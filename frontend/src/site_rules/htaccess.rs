@@ -49,8 +49,8 @@ pub(super) fn apply(
     for _ in 0..MAX_REWRITE_PASSES {
         let chain = files.chain(site, &path);
         let chain: Vec<&DirRules> = chain.iter().map(AsRef::as_ref).collect();
-        let file = super::context::mapped_file(site, &path);
-        let file_name = file.file_name().and_then(|n| n.to_str());
+        let file = ctx.file_path(&path).unwrap_or_default();
+        let file_name = file.rsplit('/').next().filter(|n| !n.is_empty());
         let request = htaccess::Request {
             path: &path,
             query: query.as_deref(),

@@ -6,6 +6,11 @@
 //! Only directories the router would enter are looked at (the site's symlink policy applies), and
 //! a file's notes (directives paddock ignores or does not know) are logged once per version,
 //! with the file and line.
+//!
+//! A directory without a file costs no stat of its own beyond the directory's: creating,
+//! removing or renaming an entry changes the directory's modification time, so "no `.htaccess`
+//! here" is remembered with that time and believed while it holds. A file that exists is
+//! stat-checked on every request (an edit in place changes only the file).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,7 +30,31 @@ const MAX_FILE_BYTES: u64 = 1 << 20;
 /// Parsed files by directory.
 #[derive(Debug, Default)]
 pub struct HtaccessFiles {
-    files: DashMap<PathBuf, (Identity, Arc<DirRules>)>,
+    files: DashMap<PathBuf, Entry>,
+}
+
+#[derive(Debug, Clone)]
+enum Entry {
+    /// The directory had no file when its modification time was this.
+    Absent {
+        dir_mtime: (i64, i64),
+    },
+    Present(Identity, Arc<DirRules>),
+}
+
+/// Within a second of a directory's last change its modification time is not trusted: the
+/// kernel stamps it from a coarse clock (a few milliseconds), so two changes close together can
+/// leave the same time, and a file created by the second would go unseen.
+fn recently_changed(meta: &std::fs::Metadata) -> bool {
+    meta.modified()
+        .ok()
+        .and_then(|m| std::time::SystemTime::now().duration_since(m).ok())
+        .is_none_or(|age| age < std::time::Duration::from_secs(1))
+}
+
+fn mtime(meta: &std::fs::Metadata) -> (i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.mtime(), meta.mtime_nsec())
 }
 
 impl HtaccessFiles {
@@ -33,48 +62,57 @@ impl HtaccessFiles {
     /// directory the path goes through, root first (only directories that have a file).
     pub fn chain(&self, site: &SiteSpec, path: &str) -> Vec<Arc<DirRules>> {
         let mut chain = Vec::new();
+        let Ok(root) = std::fs::metadata(&site.root) else {
+            return chain;
+        };
         let mut dir = site.root.clone();
         let mut url = String::from("/");
-        self.push(&mut chain, &dir, &url);
+        chain.extend(self.get(&dir, &url, &root));
         for segment in path.split('/').filter(|s| !s.is_empty()) {
             let candidate = dir.join(segment);
-            let is_dir = router::allowed_metadata(site, &candidate).is_some_and(|m| m.is_dir());
-            if !is_dir {
+            let Some(meta) = router::allowed_metadata(site, &candidate).filter(|m| m.is_dir())
+            else {
                 break;
-            }
+            };
             dir = candidate;
             url.push_str(segment);
             url.push('/');
-            self.push(&mut chain, &dir, &url);
+            chain.extend(self.get(&dir, &url, &meta));
         }
         chain
     }
 
-    fn push(&self, chain: &mut Vec<Arc<DirRules>>, dir: &Path, url: &str) {
-        if let Some(rules) = self.get(dir, url) {
-            chain.push(rules);
-        }
-    }
-
     /// The directory's rules as its file is now; `None` when it has no file.
-    fn get(&self, dir: &Path, url: &str) -> Option<Arc<DirRules>> {
+    fn get(&self, dir: &Path, url: &str, dir_meta: &std::fs::Metadata) -> Option<Arc<DirRules>> {
+        if let Some(entry) = self.files.get(dir) {
+            if let Entry::Absent { dir_mtime } = *entry {
+                if dir_mtime == mtime(dir_meta) && !recently_changed(dir_meta) {
+                    return None;
+                }
+            }
+        }
         let file = dir.join(FILE_NAME);
         let meta = match std::fs::metadata(&file) {
             Ok(meta) if meta.is_file() => meta,
             _ => {
-                self.files.remove(dir);
+                let absent = Entry::Absent {
+                    dir_mtime: mtime(dir_meta),
+                };
+                self.files.insert(dir.to_path_buf(), absent);
                 return None;
             }
         };
         let identity = Identity::of(&meta);
         if let Some(entry) = self.files.get(dir) {
-            if entry.0 == identity {
-                return Some(entry.1.clone());
+            if let Entry::Present(known, rules) = &*entry {
+                if *known == identity {
+                    return Some(rules.clone());
+                }
             }
         }
         let rules = Arc::new(read(&file, &meta, url));
         self.files
-            .insert(dir.to_path_buf(), (identity, rules.clone()));
+            .insert(dir.to_path_buf(), Entry::Present(identity, rules.clone()));
         Some(rules)
     }
 }
