@@ -33,6 +33,11 @@ impl<'a> RequestContext<'a> {
         }
     }
 
+    /// What `url_path` maps to, found by a walk the caller already made.
+    pub fn remember_mapped(&self, url_path: &str, file: &Path) {
+        *self.mapped.borrow_mut() = Some((url_path.to_string(), file.display().to_string()));
+    }
+
     fn header(&self, name: &str) -> Option<String> {
         self.parts
             .headers

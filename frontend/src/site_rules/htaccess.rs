@@ -15,6 +15,7 @@ use rules::htaccess::{self, Access, DirRules};
 use rules::rewrite::{RewriteContext, RewriteOutcome};
 
 use super::auth::{self, PasswordFiles};
+use super::context::RequestContext;
 use super::{denied, redirect, Client, CompiledSite, Refusal, Routing, MAX_REWRITE_PASSES};
 use crate::response::{self, Body};
 use http::{Response, StatusCode};
@@ -39,7 +40,7 @@ pub(super) fn apply(
     parts: &Parts,
     client: Client,
     passwords: &PasswordFiles,
-    ctx: &dyn RewriteContext,
+    ctx: &RequestContext<'_>,
     mut path: String,
     mut query: Option<String>,
 ) -> Result<Outcome, Refusal> {
@@ -47,9 +48,10 @@ pub(super) fn apply(
     let mut env = Vec::new();
     let mut rewriting = true;
     for _ in 0..MAX_REWRITE_PASSES {
-        let chain = files.chain(site, &path);
+        let (chain, file) = files.chain(site, &path);
+        ctx.remember_mapped(&path, &file);
         let chain: Vec<&DirRules> = chain.iter().map(AsRef::as_ref).collect();
-        let file = ctx.file_path(&path).unwrap_or_default();
+        let file = file.display().to_string();
         let file_name = file.rsplit('/').next().filter(|n| !n.is_empty());
         let request = htaccess::Request {
             path: &path,

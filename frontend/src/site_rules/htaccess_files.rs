@@ -59,11 +59,12 @@ fn mtime(meta: &std::fs::Metadata) -> (i64, i64) {
 
 impl HtaccessFiles {
     /// The chain for the decoded, normalised `path`: the rules of the root and of every
-    /// directory the path goes through, root first (only directories that have a file).
-    pub fn chain(&self, site: &SiteSpec, path: &str) -> Vec<Arc<DirRules>> {
+    /// directory the path goes through, root first (only directories that have a file); and
+    /// the file the path maps to, as [`super::context::mapped_file`] finds it (the same walk).
+    pub fn chain(&self, site: &SiteSpec, path: &str) -> (Vec<Arc<DirRules>>, PathBuf) {
         let mut chain = Vec::new();
         let Ok(root) = std::fs::metadata(&site.root) else {
-            return chain;
+            return (chain, site.root.clone());
         };
         let mut dir = site.root.clone();
         let mut url = String::from("/");
@@ -72,14 +73,14 @@ impl HtaccessFiles {
             let candidate = dir.join(segment);
             let Some(meta) = router::allowed_metadata(site, &candidate).filter(|m| m.is_dir())
             else {
-                break;
+                return (chain, candidate);
             };
             dir = candidate;
             url.push_str(segment);
             url.push('/');
             chain.extend(self.get(&dir, &url, &meta));
         }
-        chain
+        (chain, dir)
     }
 
     /// The directory's rules as its file is now; `None` when it has no file.
