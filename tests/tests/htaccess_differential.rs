@@ -788,15 +788,6 @@ const DOCUMENTED: &[Documented] = &[
         },
     },
     Documented {
-        doc: "An escaped space in a RewriteRule pattern",
-        explains: |case, paddock, apache| {
-            case.target.contains("%20")
-                && paddock.status == 404
-                && apache.status == 200
-                && echoed(apache).is_some()
-        },
-    },
-    Documented {
         doc: "A rewritten query with a space",
         explains: |_, paddock, apache| paddock.status == 500 && apache.status == 403,
     },
