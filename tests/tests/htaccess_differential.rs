@@ -788,10 +788,6 @@ const DOCUMENTED: &[Documented] = &[
         },
     },
     Documented {
-        doc: "A rewritten query with a space",
-        explains: |_, paddock, apache| paddock.status == 500 && apache.status == 403,
-    },
-    Documented {
         doc: "PATH_INFO of a lone slash",
         explains: |case, paddock, apache| {
             case.target.ends_with(".php/")

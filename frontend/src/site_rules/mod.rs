@@ -199,6 +199,14 @@ pub fn before_routing(
         (path, query)
     };
     if changed {
+        // Apache 2.4.60+ refuses a rewritten query holding a blank or a control character
+        // (AH10411: a decoded capture such as `%20` put into the query) with 403.
+        if query
+            .as_deref()
+            .is_some_and(|q| q.chars().any(|c| c == ' ' || c.is_control()))
+        {
+            return Verdict::Respond(denied(403));
+        }
         match encode_target(&path, query.as_deref()) {
             Some(uri) => routing.rewritten = Some(uri),
             None => {

@@ -165,3 +165,44 @@ fn no_spelling_of_a_denied_path_is_served_or_run() {
     }
     assert!(tried > 2000, "only {tried} spellings parsed as URIs");
 }
+
+#[test]
+fn a_rewritten_query_with_a_blank_is_refused_as_apache_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    fs::write(
+        root.join(".htaccess"),
+        "RewriteEngine On\nRewriteRule ^p/(.*)$ index.php?v=$1 [L]\n",
+    )
+    .unwrap();
+    fs::write(root.join("index.php"), "x").unwrap();
+    let mut site = site(root);
+    site.rules = SiteRulesSpec {
+        htaccess: true,
+        ..SiteRulesSpec::default()
+    };
+    let compiled = CompiledSite {
+        rules: SiteRules::compile(&site.rules).unwrap(),
+        ..CompiledSite::default()
+    };
+    let client = Client {
+        ip: IpAddr::from([127, 0, 0, 1]),
+        https: false,
+    };
+    let files = RuleFiles::default();
+    let verdict = |target: &str| {
+        let (parts, ()) = http::Request::get(target).body(()).unwrap().into_parts();
+        before_routing(&compiled, &site, &parts, client, &files)
+    };
+    // `$1` is the decoded path: "x y" would put a blank into the query.
+    match verdict("/p/x%20y") {
+        Verdict::Respond(response) => assert_eq!(response.status(), 403),
+        Verdict::Route(routing) => panic!("routed to {:?}", routing.rewritten),
+    }
+    match verdict("/p/xy") {
+        Verdict::Route(routing) => {
+            assert_eq!(routing.rewritten.unwrap().to_string(), "/index.php?v=xy")
+        }
+        Verdict::Respond(response) => panic!("answered {}", response.status()),
+    }
+}
