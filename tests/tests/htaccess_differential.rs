@@ -776,18 +776,6 @@ const DOCUMENTED: &[Documented] = &[
         },
     },
     Documented {
-        doc: "REMOTE_USER after Basic authentication",
-        explains: |case, paddock, apache| {
-            echo_differs_in(paddock, apache, "user", |p, a| {
-                p.is_null()
-                    && case.args.iter().any(|arg| {
-                        a.as_str()
-                            .is_some_and(|u| arg.starts_with(&format!("{u}:")))
-                    })
-            })
-        },
-    },
-    Documented {
         doc: "PATH_INFO of a lone slash",
         explains: |case, paddock, apache| {
             case.target.ends_with(".php/")

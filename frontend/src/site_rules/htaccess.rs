@@ -55,7 +55,7 @@ pub(super) fn apply(
             user: None,
             file_name,
         };
-        check_access(&chain, &request, site, parts, passwords, ctx)?;
+        let user = check_access(&chain, &request, site, parts, passwords, ctx)?;
         let effective = htaccess::effective(&chain, &request, ctx);
         if let Some(to) = &effective.redirect {
             return Err(Box::new(match &to.location {
@@ -109,6 +109,7 @@ pub(super) fn apply(
             scripts: effective.scripts,
             headers: effective.headers.iter().map(|h| (*h).clone()).collect(),
             content_type: effective.content_type.map(str::to_string),
+            user,
             ..Routing::default()
         };
         return Ok(Outcome {
@@ -125,7 +126,8 @@ pub(super) fn apply(
 }
 
 /// Apache's access check for one chain, with the two-step Basic flow: `NeedsAuth` means "check
-/// the credentials, then ask again as that user".
+/// the credentials, then ask again as that user". `Ok` holds the user who logged in, if one had
+/// to.
 fn check_access(
     chain: &[&DirRules],
     request: &htaccess::Request<'_>,
@@ -133,9 +135,9 @@ fn check_access(
     parts: &Parts,
     passwords: &PasswordFiles,
     ctx: &dyn RewriteContext,
-) -> Result<(), Refusal> {
+) -> Result<Option<String>, Refusal> {
     let challenge = match htaccess::check_access(chain, request, ctx) {
-        Access::Granted => return Ok(()),
+        Access::Granted => return Ok(None),
         Access::Denied(status) => return Err(Box::new(status_response(status))),
         Access::NeedsAuth(challenge) => challenge,
     };
@@ -149,7 +151,7 @@ fn check_access(
             ..*request
         };
         match htaccess::check_access(chain, &again, ctx) {
-            Access::Granted => return Ok(()),
+            Access::Granted => return Ok(Some(user.to_string())),
             Access::Denied(status) => return Err(Box::new(status_response(status))),
             Access::NeedsAuth(_) => {}
         }

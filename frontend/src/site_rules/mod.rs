@@ -114,6 +114,8 @@ pub struct Routing {
     pub headers: Vec<HeaderAction>,
     /// `.htaccess` `ForceType` / `AddType` for a static file.
     pub content_type: Option<String>,
+    /// The user an `.htaccess` Basic login admitted, for `REMOTE_USER`.
+    pub user: Option<String>,
 }
 
 impl Default for Routing {
@@ -125,6 +127,7 @@ impl Default for Routing {
             scripts: true,
             headers: Vec::new(),
             content_type: None,
+            user: None,
         }
     }
 }

@@ -206,3 +206,52 @@ fn a_rewritten_query_with_a_blank_is_refused_as_apache_does() {
         Verdict::Respond(response) => panic!("answered {}", response.status()),
     }
 }
+
+#[test]
+fn the_user_an_htaccess_login_admits_is_handed_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().canonicalize().unwrap();
+    let root = base.join("root");
+    fs::create_dir(&root).unwrap();
+    let users = base.join("users");
+    fs::write(&users, "ali:{SHA}CEo1Ae3vaEXy8eQZjsOiuBz1xrw=\n").unwrap();
+    fs::write(
+        root.join(".htaccess"),
+        format!(
+            "AuthType Basic\nAuthName x\nAuthUserFile {}\nRequire valid-user\n",
+            users.display()
+        ),
+    )
+    .unwrap();
+    fs::write(root.join("index.php"), "x").unwrap();
+    let mut site = site(root);
+    site.rules = SiteRulesSpec {
+        htaccess: true,
+        ..SiteRulesSpec::default()
+    };
+    let compiled = CompiledSite {
+        rules: SiteRules::compile(&site.rules).unwrap(),
+        ..CompiledSite::default()
+    };
+    let client = Client {
+        ip: IpAddr::from([127, 0, 0, 1]),
+        https: false,
+    };
+    let files = RuleFiles::default();
+    // ali:sesame
+    let (parts, ()) = http::Request::get("/index.php")
+        .header("Authorization", "Basic YWxpOnNlc2FtZQ==")
+        .body(())
+        .unwrap()
+        .into_parts();
+    match before_routing(&compiled, &site, &parts, client, &files) {
+        Verdict::Route(routing) => assert_eq!(routing.user.as_deref(), Some("ali")),
+        Verdict::Respond(response) => panic!("answered {}", response.status()),
+    }
+    // Where no login is asked for, there is no user, whatever the request sends.
+    fs::write(site.root.join(".htaccess"), "Require all granted\n").unwrap();
+    match before_routing(&compiled, &site, &parts, client, &files) {
+        Verdict::Route(routing) => assert_eq!(routing.user, None),
+        Verdict::Respond(response) => panic!("answered {}", response.status()),
+    }
+}
