@@ -288,6 +288,13 @@ fn trees() -> Vec<Tree> {
             )],
         ),
         tree(
+            "rw_setenv",
+            &[(
+                ".htaccess",
+                "SetEnv DIFF_VAR fromsetenv\nRewriteEngine On\nRewriteRule ^go$ e.php [L]\n",
+            )],
+        ),
+        tree(
             "rw_l",
             &[(".htaccess", "RewriteEngine On\nRewriteRule ^(.*)$ e.php?p=$1 [L]\n")],
         ),
@@ -473,6 +480,7 @@ fn cases() -> Vec<Case> {
         case("[NC]", "/rw_flags/upper"),
         case("[E=] with a rewrite", "/rw_flags/env"),
         case("[E=] without a rewrite", "/rw_flags/e.php"),
+        case("SetEnv with a rewrite", "/rw_setenv/go"),
         case("[R=301]", "/rw_r/old"),
         case("[R] relative, default 302", "/rw_r/old2"),
         case("[R] with a query", "/rw_r/q?y=2"),
@@ -765,14 +773,6 @@ const DOCUMENTED: &[Documented] = &[
                     .is_some_and(|l| l.starts_with(&format!("{path}/")))
                 && paddock.status == 200
                 && echoed(paddock).is_some()
-        },
-    },
-    Documented {
-        doc: "Variables from before an internal redirect keep their name",
-        explains: |_, paddock, apache| {
-            echo_differs_in(paddock, apache, "redirect_var", |p, a| {
-                p.is_null() && a.is_string()
-            })
         },
     },
     Documented {

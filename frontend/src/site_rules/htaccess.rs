@@ -83,6 +83,15 @@ pub(super) fn apply(
                 }
                 env.extend(rule_env);
                 let same = next == path && next_query == query;
+                if !same {
+                    // Apache's internal redirect (in the handler phase, after this directory's
+                    // `SetEnv`s) hands the next pass every variable of this one renamed
+                    // `REDIRECT_…`; what the next pass sets again has the plain name.
+                    env.extend(effective.env.iter().cloned());
+                    for (name, _) in &mut env {
+                        name.insert_str(0, "REDIRECT_");
+                    }
+                }
                 (path, query, changed) = (next, next_query, true);
                 rewriting = !end && !same;
                 // Apache re-runs the whole per-directory phase for the new path.

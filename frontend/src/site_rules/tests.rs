@@ -255,3 +255,50 @@ fn the_user_an_htaccess_login_admits_is_handed_on() {
         Verdict::Respond(response) => panic!("answered {}", response.status()),
     }
 }
+
+#[test]
+fn variables_from_before_an_internal_redirect_are_renamed_as_apache_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    fs::write(
+        root.join(".htaccess"),
+        "SetEnv S set\nRewriteEngine On\nRewriteRule ^env$ index.php [E=V:hello,L]\n\
+         RewriteRule ^index\\.php$ - [E=V:direct]\n",
+    )
+    .unwrap();
+    fs::write(root.join("index.php"), "x").unwrap();
+    let mut site = site(root);
+    site.rules = SiteRulesSpec {
+        htaccess: true,
+        ..SiteRulesSpec::default()
+    };
+    let compiled = CompiledSite {
+        rules: SiteRules::compile(&site.rules).unwrap(),
+        ..CompiledSite::default()
+    };
+    let client = Client {
+        ip: IpAddr::from([127, 0, 0, 1]),
+        https: false,
+    };
+    let files = RuleFiles::default();
+    let env = |target: &str| {
+        let (parts, ()) = http::Request::get(target).body(()).unwrap().into_parts();
+        match before_routing(&compiled, &site, &parts, client, &files) {
+            Verdict::Route(routing) => routing.env,
+            Verdict::Respond(response) => panic!("answered {}", response.status()),
+        }
+    };
+    let pair = |n: &str, v: &str| (n.to_string(), v.to_string());
+    // SetEnv applies in both passes, as the pass before the redirect ran to its end.
+    assert_eq!(
+        env("/env"),
+        [
+            pair("REDIRECT_V", "hello"),
+            pair("REDIRECT_S", "set"),
+            pair("V", "direct"),
+            pair("S", "set")
+        ]
+    );
+    // No internal redirect, no renaming.
+    assert_eq!(env("/index.php"), [pair("V", "direct"), pair("S", "set")]);
+}
