@@ -469,6 +469,7 @@ fn cases() -> Vec<Case> {
         case("front controller, real file", "/rw_fc/real.txt"),
         case("front controller, directory", "/rw_fc/adir/"),
         case("RewriteCond -d", "/rw_d/adir"),
+        case("RewriteCond -d with a query", "/rw_d/adir?q=1"),
         case("RewriteCond -f", "/rw_d/f.txt"),
         case("QUERY_STRING condition with %1", "/rw_qs/show?id=7"),
         case("QUERY_STRING condition not met", "/rw_qs/show?id=x"),
@@ -760,19 +761,6 @@ const DOCUMENTED: &[Documented] = &[
                 && paddock.status == 200
                 && paddock.body.as_deref() == Some(ECHO)
                 && echoed(apache).is_some()
-        },
-    },
-    Documented {
-        doc: "A directory without its slash is redirected before a rewrite",
-        explains: |case, paddock, apache| {
-            let path = case.target.split('?').next().unwrap_or("");
-            apache.status == 301
-                && apache
-                    .location
-                    .as_deref()
-                    .is_some_and(|l| l.starts_with(&format!("{path}/")))
-                && paddock.status == 200
-                && echoed(paddock).is_some()
         },
     },
     Documented {

@@ -83,6 +83,15 @@ pub(super) fn apply(
                 }
                 env.extend(rule_env);
                 let same = next == path && next_query == query;
+                if !same && !path.ends_with('/') && is_dir(site, &file) {
+                    // A directory named without its slash: Apache's mod_dir (`DirectorySlash
+                    // On`) answers 301 to the slashed path in the same phase, whatever the
+                    // directory's rewrite made of it, with the query the rewrite left.
+                    let location = super::encode_target(&format!("{path}/"), next_query.as_deref())
+                        .map(|uri| uri.to_string())
+                        .unwrap_or_else(|| format!("{path}/"));
+                    return Err(Box::new(redirect(301, &location)));
+                }
                 if !same {
                     // Apache's internal redirect (in the handler phase, after this directory's
                     // `SetEnv`s) hands the next pass every variable of this one renamed
@@ -172,6 +181,12 @@ fn check_access(
             .insert(http::header::WWW_AUTHENTICATE, value);
     }
     Err(Box::new(response))
+}
+
+/// Whether `file` (the whole request path mapped, as [`super::context::mapped_file`] gives it) is
+/// a directory that may be served.
+fn is_dir(site: &SiteSpec, file: &Path) -> bool {
+    crate::router::allowed_metadata(site, file).is_some_and(|m| m.is_dir())
 }
 
 /// `AuthUserFile` as written; a relative name is taken from the document root's parent (where

@@ -302,3 +302,53 @@ fn variables_from_before_an_internal_redirect_are_renamed_as_apache_does() {
     // No internal redirect, no renaming.
     assert_eq!(env("/index.php"), [pair("V", "direct"), pair("S", "set")]);
 }
+
+#[test]
+fn a_directory_without_its_slash_is_redirected_before_its_rewrite_as_apache_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    fs::write(
+        root.join(".htaccess"),
+        "RewriteEngine On\nRewriteRule ^(.+)$ index.php?dir=$1 [END]\n",
+    )
+    .unwrap();
+    fs::write(root.join("index.php"), "x").unwrap();
+    fs::create_dir(root.join("adir")).unwrap();
+    let mut site = site(root);
+    site.rules = SiteRulesSpec {
+        htaccess: true,
+        ..SiteRulesSpec::default()
+    };
+    let compiled = CompiledSite {
+        rules: SiteRules::compile(&site.rules).unwrap(),
+        ..CompiledSite::default()
+    };
+    let client = Client {
+        ip: IpAddr::from([127, 0, 0, 1]),
+        https: false,
+    };
+    let files = RuleFiles::default();
+    let verdict = |target: &str| {
+        let (parts, ()) = http::Request::get(target).body(()).unwrap().into_parts();
+        before_routing(&compiled, &site, &parts, client, &files)
+    };
+    // mod_dir's Location carries the query the rewrite made (an Apache quirk, kept).
+    match verdict("/adir?x=1") {
+        Verdict::Respond(response) => {
+            assert_eq!(response.status(), 301);
+            assert_eq!(response.headers()["location"], "/adir/?dir=adir");
+        }
+        Verdict::Route(routing) => panic!("routed to {:?}", routing.rewritten),
+    }
+    for (target, rewritten) in [
+        ("/adir/", "/index.php?dir=adir/"),
+        ("/file", "/index.php?dir=file"),
+    ] {
+        match verdict(target) {
+            Verdict::Route(routing) => {
+                assert_eq!(routing.rewritten.unwrap().to_string(), rewritten)
+            }
+            Verdict::Respond(response) => panic!("{target}: answered {}", response.status()),
+        }
+    }
+}
