@@ -55,16 +55,25 @@ pub(super) fn apply(
             user: None,
             file_name,
         };
-        let user = check_access(&chain, &request, site, parts, passwords, ctx)?;
+        let user = match check_access(&chain, &request, site, parts, passwords, ctx) {
+            Ok(user) => user,
+            Err(refusal) => {
+                let effective = htaccess::effective(&chain, &request, ctx);
+                return Err(with_always_headers(&effective, *refusal));
+            }
+        };
         let effective = htaccess::effective(&chain, &request, ctx);
         if let Some(to) = &effective.redirect {
-            return Err(Box::new(match &to.location {
-                Some(location) => redirect(to.status, location),
-                None => response::error(
-                    StatusCode::from_u16(to.status).unwrap_or(StatusCode::GONE),
-                    "gone",
-                ),
-            }));
+            return Err(with_always_headers(
+                &effective,
+                match &to.location {
+                    Some(location) => redirect(to.status, location),
+                    None => response::error(
+                        StatusCode::from_u16(to.status).unwrap_or(StatusCode::GONE),
+                        "gone",
+                    ),
+                },
+            ));
         }
         let set = rewriting
             .then(|| htaccess::rewrite_set(&chain, &path))
@@ -90,7 +99,7 @@ pub(super) fn apply(
                     let location = super::encode_target(&format!("{path}/"), next_query.as_deref())
                         .map(|uri| uri.to_string())
                         .unwrap_or_else(|| format!("{path}/"));
-                    return Err(Box::new(redirect(301, &location)));
+                    return Err(with_always_headers(&effective, redirect(301, &location)));
                 }
                 if !same {
                     // Apache's internal redirect (in the handler phase, after this directory's
@@ -108,11 +117,16 @@ pub(super) fn apply(
             }
             Some(RewriteOutcome::Unchanged { env: rule_env }) => env.extend(rule_env),
             Some(RewriteOutcome::Redirect { status, location }) => {
-                return Err(Box::new(redirect(status, &location)))
+                return Err(with_always_headers(&effective, redirect(status, &location)))
             }
-            Some(RewriteOutcome::Forbidden) => return Err(Box::new(denied(403))),
+            Some(RewriteOutcome::Forbidden) => {
+                return Err(with_always_headers(&effective, denied(403)))
+            }
             Some(RewriteOutcome::Gone) => {
-                return Err(Box::new(response::error(StatusCode::GONE, "gone")))
+                return Err(with_always_headers(
+                    &effective,
+                    response::error(StatusCode::GONE, "gone"),
+                ))
             }
             None => {}
         }
@@ -181,6 +195,18 @@ fn check_access(
             .insert(http::header::WWW_AUTHENTICATE, value);
     }
     Err(Box::new(response))
+}
+
+/// An answer of the `.htaccess` phase (a refusal, a redirect) with the directory's `Header
+/// always` actions, which Apache applies to error and redirect answers too.
+fn with_always_headers(effective: &htaccess::Effective<'_>, response: Response<Body>) -> Refusal {
+    let mut response = Box::new(response);
+    let headers = Routing {
+        headers: effective.headers.iter().map(|h| (*h).clone()).collect(),
+        ..Routing::default()
+    };
+    super::finish_response(&headers, &mut response);
+    response
 }
 
 /// Whether `file` (the whole request path mapped, as [`super::context::mapped_file`] gives it) is

@@ -352,3 +352,40 @@ fn a_directory_without_its_slash_is_redirected_before_its_rewrite_as_apache_does
         }
     }
 }
+
+#[test]
+fn a_refusal_carries_the_directory_s_header_always_actions() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    fs::write(
+        root.join(".htaccess"),
+        "Require all denied\nHeader always set X-Always yes\nHeader set X-Success yes\n",
+    )
+    .unwrap();
+    fs::write(root.join("index.php"), "x").unwrap();
+    let mut site = site(root);
+    site.rules = SiteRulesSpec {
+        htaccess: true,
+        ..SiteRulesSpec::default()
+    };
+    let compiled = CompiledSite {
+        rules: SiteRules::compile(&site.rules).unwrap(),
+        ..CompiledSite::default()
+    };
+    let client = Client {
+        ip: IpAddr::from([127, 0, 0, 1]),
+        https: false,
+    };
+    let (parts, ()) = http::Request::get("/index.php")
+        .body(())
+        .unwrap()
+        .into_parts();
+    match before_routing(&compiled, &site, &parts, client, &RuleFiles::default()) {
+        Verdict::Respond(response) => {
+            assert_eq!(response.status(), 403);
+            assert_eq!(response.headers()["x-always"], "yes");
+            assert!(response.headers().get("x-success").is_none());
+        }
+        Verdict::Route(_) => panic!("routed"),
+    }
+}
