@@ -216,6 +216,36 @@ fn trees() -> Vec<Tree> {
                 "<LimitExcept GET>\nRequire all denied\n</LimitExcept>\n",
             )],
         ),
+        tree(
+            "limit_get",
+            &[(".htaccess", "<Limit GET>\nRequire all denied\n</Limit>\n")],
+        ),
+        // Not applied by paddock yet (docs/legacy-apps.md).
+        tree(
+            "errdoc",
+            &[(".htaccess", "ErrorDocument 404 http://example.test/not-found\n")],
+        ),
+        tree(
+            "dirindex",
+            &[
+                (".htaccess", "DirectoryIndex start.php\n"),
+                ("start.php", ECHO),
+            ],
+        ),
+        tree(
+            "always",
+            &[(
+                ".htaccess",
+                "Require all denied\nHeader always set X-Always \"yes\"\nHeader set X-Success \"yes\"\n",
+            )],
+        ),
+        tree(
+            "always_r",
+            &[(
+                ".htaccess",
+                "Header always set X-Always \"yes\"\nRedirect /always_r/old /always_r/new\nRewriteEngine On\nRewriteRule ^f$ - [F]\nRewriteRule ^r$ {D}/e.php [R=301,L]\n",
+            )],
+        ),
         // Rewrites.
         tree(
             "rw_cap",
@@ -285,6 +315,13 @@ fn trees() -> Vec<Tree> {
             &[(
                 ".htaccess",
                 "RewriteEngine On\nRewriteBase {D}/\nRewriteRule ^old$ {D}/new [R=301,L]\nRewriteRule ^old2$ new2 [R,L]\nRewriteRule ^q$ {D}/e.php?x=1 [R,L]\nRewriteRule ^qa$ {D}/e.php?x=1 [R,QSA,L]\n",
+            )],
+        ),
+        tree(
+            "rw_more",
+            &[(
+                ".htaccess",
+                "RewriteEngine On\nRewriteCond %{QUERY_STRING} a=1 [OR]\nRewriteCond %{QUERY_STRING} b=2\nRewriteRule ^or$ e.php?matched=1 [L]\nRewriteCond %{REQUEST_METHOD} =POST\nRewriteRule ^method$ e.php?post=1 [L]\nRewriteRule ^method$ e.php?other=1 [L]\nRewriteRule ^b/(.*)$ e.php?v=$1 [B,L]\nRewriteCond %{HTTP:X-Mode} ^(on|yes)$ [NC]\nRewriteRule ^hdr$ e.php?mode=%1 [L]\nRewriteRule ^abs$ http://example.test/elsewhere?x=1 [R=302,L]\nRewriteRule ^chain$ step2 [C]\nRewriteRule ^step2$ e.php?chained=1 [L]\n",
             )],
         ),
         tree(
@@ -482,6 +519,30 @@ fn cases() -> Vec<Case> {
         case("[E=] with a rewrite", "/rw_flags/env"),
         case("[E=] without a rewrite", "/rw_flags/e.php"),
         case("SetEnv with a rewrite", "/rw_setenv/go"),
+        case("RewriteCond [OR]", "/rw_more/or?b=2"),
+        case("RewriteCond [OR], neither", "/rw_more/or?c=3"),
+        case("RewriteCond REQUEST_METHOD, POST", "/rw_more/method").args(&post),
+        case("RewriteCond REQUEST_METHOD, GET", "/rw_more/method"),
+        case("[B] escapes the capture", "/rw_more/b/x%20y%26z"),
+        case("RewriteCond %{HTTP:…} [NC]", "/rw_more/hdr").args(&["-H", "X-Mode: YES"]),
+        case("[R] to another host", "/rw_more/abs"),
+        case("[C] chains", "/rw_more/chain"),
+        case("<Limit GET>, GET", "/limit_get/e.php"),
+        case("<Limit GET>, HEAD", "/limit_get/e.php").args(&["-I"]),
+        case("<Limit GET>, POST", "/limit_get/e.php").args(&post),
+        case("ErrorDocument to a URL", "/errdoc/missing"),
+        case("DirectoryIndex", "/dirindex/"),
+        case("Header always on a refusal", "/always/e.php")
+            .header("X-Always")
+            .header("X-Success"),
+        case("Header always on a Redirect", "/always_r/old").header("X-Always"),
+        case("Header always on [F]", "/always_r/f").header("X-Always"),
+        case("Header always on [R]", "/always_r/r").header("X-Always"),
+        case("Header always on a 404", "/always_r/missing").header("X-Always"),
+        case(".htaccess itself", "/files/.htaccess"),
+        case("encoded slash", "/files/a%2Fb.txt"),
+        case("file with a trailing slash", "/files/other.txt/"),
+        case("dot segments", "/files/../files/other.txt"),
         case("[R=301]", "/rw_r/old"),
         case("[R] relative, default 302", "/rw_r/old2"),
         case("[R] with a query", "/rw_r/q?y=2"),
@@ -761,6 +822,34 @@ const DOCUMENTED: &[Documented] = &[
                 && paddock.status == 200
                 && paddock.body.as_deref() == Some(ECHO)
                 && echoed(apache).is_some()
+        },
+    },
+    Documented {
+        doc: "ErrorDocument is not applied yet",
+        explains: |case, paddock, apache| {
+            case.target.starts_with("/errdoc/")
+                && paddock.status == 404
+                && apache.status == 302
+                && apache.location.as_deref() == Some("/not-found")
+        },
+    },
+    Documented {
+        doc: "DirectoryIndex is not applied yet",
+        explains: |case, paddock, apache| {
+            case.target.starts_with("/dirindex/")
+                && paddock.status == 404
+                && echoed(apache).is_some_and(|e| e["script"] == "/dirindex/start.php")
+        },
+    },
+    Documented {
+        doc: "Dot files are not found rather than forbidden",
+        explains: |case, paddock, apache| {
+            case.target
+                .rsplit('/')
+                .next()
+                .is_some_and(|n| n.starts_with('.'))
+                && paddock.status == 404
+                && apache.status == 403
         },
     },
     Documented {
