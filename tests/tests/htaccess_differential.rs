@@ -246,6 +246,34 @@ fn trees() -> Vec<Tree> {
                 "Header always set X-Always \"yes\"\nRedirect /always_r/old /always_r/new\nRewriteEngine On\nRewriteRule ^f$ - [F]\nRewriteRule ^r$ {D}/e.php [R=301,L]\n",
             )],
         ),
+        tree(
+            "merge",
+            &[
+                (
+                    ".htaccess",
+                    "RewriteEngine On\nRewriteRule ^noengine/page$ {D}/e.php?from=parent [L]\nRewriteRule ^plain/page$ {D}/e.php?from=parent [L]\n<Files secret.txt>\nRequire all denied\n</Files>\n",
+                ),
+                ("noengine/.htaccess", "Header set X-Child \"yes\"\n"),
+                ("noengine/secret.txt", "secret\n"),
+                ("plain/secret.txt", "secret\n"),
+            ],
+        ),
+        tree(
+            "auth_child",
+            &[
+                (".htaccess", AUTH_BASIC),
+                ("open/.htaccess", "Require all granted\n"),
+                ("open/e.php", ECHO),
+                ("closed/e.php", ECHO),
+            ],
+        ),
+        tree(
+            "limit_auth",
+            &[(
+                ".htaccess",
+                "AuthType Basic\nAuthName \"Diff\"\nAuthUserFile {AUTH}\n<Limit POST>\nRequire valid-user\n</Limit>\n",
+            )],
+        ),
         // Rewrites.
         tree(
             "rw_cap",
@@ -539,6 +567,41 @@ fn cases() -> Vec<Case> {
         case("Header always on [F]", "/always_r/f").header("X-Always"),
         case("Header always on [R]", "/always_r/r").header("X-Always"),
         case("Header always on a 404", "/always_r/missing").header("X-Always"),
+        case(
+            "parent rewrite, child .htaccess without one",
+            "/merge/noengine/page",
+        ),
+        case(
+            "parent rewrite, child without .htaccess",
+            "/merge/plain/page",
+        ),
+        case(
+            "parent <Files>, child .htaccess",
+            "/merge/noengine/secret.txt",
+        ),
+        case(
+            "parent <Files>, child without .htaccess",
+            "/merge/plain/secret.txt",
+        ),
+        case(
+            "parent asks a login, child grants",
+            "/auth_child/open/e.php",
+        ),
+        case(
+            "parent asks a login, child inherits",
+            "/auth_child/closed/e.php",
+        ),
+        case(
+            "parent asks a login, child inherits, user",
+            "/auth_child/closed/e.php",
+        )
+        .args(&sh),
+        case("Satisfy Any, wrong credentials", "/satisfy_any/e.php").args(&["-u", "bc:nope"]),
+        case("<Limit POST> login, GET", "/limit_auth/e.php"),
+        case("<Limit POST> login, POST", "/limit_auth/e.php").args(&post),
+        case("<Limit POST> login, POST with a user", "/limit_auth/e.php")
+            .args(&post)
+            .args(&bc),
         case(".htaccess itself", "/files/.htaccess"),
         case("encoded slash", "/files/a%2Fb.txt"),
         case("file with a trailing slash", "/files/other.txt/"),
