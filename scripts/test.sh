@@ -14,7 +14,9 @@ cd "$(dirname "$0")/.."
 # frame-level HTTP/2 client of the hostile-client tests), slowhttptest (slow-client attacks);
 # for the real-application tests (tests/tests/legacy_apps): mariadb-server (each test starts its
 # own server under a temp dir, never the system service), php-mysql, and the packaged
-# applications themselves (wordpress and a theme for it).
+# applications themselves (wordpress and a theme for it); apache2, libapache2-mod-php and
+# apache2-utils (htpasswd) for the .htaccess differential test (tests/tests/htaccess_differential.rs,
+# which starts its own Apache under a temp dir, never the system service).
 packages=()
 command -v php-cgi >/dev/null 2>&1 || packages+=(php-cgi)
 command -v cgi-fcgi >/dev/null 2>&1 || packages+=(libfcgi-bin)
@@ -33,6 +35,9 @@ command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || packages+=(m
 php-cgi -m 2>/dev/null | grep -qx mysqli || packages+=(php-mysql)
 [ -f /usr/share/wordpress/wp-settings.php ] || packages+=(wordpress)
 [ -d /usr/share/wordpress/wp-content/themes/twentytwentyone ] || packages+=(wordpress-theme-twentytwentyone)
+[ -x /usr/sbin/apache2 ] || packages+=(apache2)
+compgen -G '/usr/lib/apache2/modules/libphp*.so' >/dev/null || packages+=(libapache2-mod-php)
+command -v htpasswd >/dev/null 2>&1 || packages+=(apache2-utils)
 install_packages "${packages[@]}"
 
 # Validators for the deployment assets (tests/tests/deploy_assets.rs).

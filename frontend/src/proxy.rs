@@ -41,6 +41,8 @@ pub struct ScriptRequest<'a> {
     /// Variables the site's `.htaccess` files set (`SetEnv`, a rewrite's `E=`), and their
     /// `php_value`s as one `PHP_VALUE` (php-fpm applies it; php-cgi ignores it).
     pub env: &'a [(String, String)],
+    /// The user an `.htaccess` Basic login admitted: `REMOTE_USER`, with `AUTH_TYPE` Basic.
+    pub user: Option<&'a str>,
     pub php_value: Option<&'a str>,
     pub conn: &'a ConnInfo,
     pub site: &'a SiteSpec,
@@ -151,22 +153,29 @@ pub(crate) fn encode_params(request: &ScriptRequest<'_>, out: &mut Vec<u8>) {
     let filename = request.target.filename.to_string_lossy();
     let id = [("PADDOCK_REQUEST_ID", request.request_id)];
     let with_env: Vec<(&str, &str)>;
-    let extra: &[(&str, &str)] = if request.env.is_empty() && request.php_value.is_none() {
-        &id
-    } else {
-        with_env = id
-            .into_iter()
-            .chain(
-                request
-                    .env
-                    .iter()
-                    .filter(|(name, _)| may_set(name, &parts.headers))
-                    .map(|(n, v)| (n.as_str(), v.as_str())),
-            )
-            .chain(request.php_value.map(|v| ("PHP_VALUE", v)))
-            .collect();
-        &with_env
-    };
+    let extra: &[(&str, &str)] =
+        if request.env.is_empty() && request.php_value.is_none() && request.user.is_none() {
+            &id
+        } else {
+            with_env = id
+                .into_iter()
+                .chain(
+                    request
+                        .env
+                        .iter()
+                        .filter(|(name, _)| may_set(name, &parts.headers))
+                        .map(|(n, v)| (n.as_str(), v.as_str())),
+                )
+                .chain(request.php_value.map(|v| ("PHP_VALUE", v)))
+                .chain(
+                    request
+                        .user
+                        .into_iter()
+                        .flat_map(|u| [("REMOTE_USER", u), ("AUTH_TYPE", "Basic")]),
+                )
+                .collect();
+            &with_env
+        };
     let cgi_request = CgiRequest {
         method: parts.method.as_str(),
         request_uri,

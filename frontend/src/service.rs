@@ -416,6 +416,7 @@ async fn respond(
             parts,
             request_uri,
             env: &routing.env,
+            user: routing.user.as_deref(),
             php_value: php_value.as_deref(),
             conn,
             site,

@@ -61,26 +61,34 @@ pub(super) fn apply(
             user: None,
             file_name,
         };
-        if let Err(mut refusal) = check_access(&chain, &request, site, parts, passwords, ctx) {
-            // The directory's ErrorDocument for the refusal, applied by the caller (it may be
-            // a file to read).
-            let documents = htaccess::effective(&chain, &request, ctx).error_documents;
-            if let Some(document) = documents.get(&refusal.status().as_u16()) {
-                refusal
-                    .extensions_mut()
-                    .insert(PendingErrorDocument((*document).clone()));
+        let user = match check_access(&chain, &request, site, parts, passwords, ctx) {
+            Ok(user) => user,
+            Err(refusal) => {
+                let effective = htaccess::effective(&chain, &request, ctx);
+                let status = refusal.status().as_u16();
+                let mut refusal = with_always_headers(&effective, *refusal);
+                // The directory's ErrorDocument for the refusal, applied by the caller (it may
+                // be a file to read).
+                if let Some(document) = effective.error_documents.get(&status) {
+                    refusal
+                        .extensions_mut()
+                        .insert(PendingErrorDocument((*document).clone()));
+                }
+                return Err(refusal);
             }
-            return Err(refusal);
-        }
+        };
         let effective = htaccess::effective(&chain, &request, ctx);
         if let Some(to) = &effective.redirect {
-            return Err(Box::new(match &to.location {
-                Some(location) => redirect(to.status, location),
-                None => response::error(
-                    StatusCode::from_u16(to.status).unwrap_or(StatusCode::GONE),
-                    "gone",
-                ),
-            }));
+            return Err(with_always_headers(
+                &effective,
+                match &to.location {
+                    Some(location) => redirect(to.status, location),
+                    None => response::error(
+                        StatusCode::from_u16(to.status).unwrap_or(StatusCode::GONE),
+                        "gone",
+                    ),
+                },
+            ));
         }
         let set = rewriting
             .then(|| htaccess::rewrite_set(&chain, &path))
@@ -99,6 +107,24 @@ pub(super) fn apply(
                 }
                 env.extend(rule_env);
                 let same = next == path && next_query == query;
+                if !same && !path.ends_with('/') && is_dir(site, Path::new(&file)) {
+                    // A directory named without its slash: Apache's mod_dir (`DirectorySlash
+                    // On`) answers 301 to the slashed path in the same phase, whatever the
+                    // directory's rewrite made of it, with the query the rewrite left.
+                    let location = super::encode_target(&format!("{path}/"), next_query.as_deref())
+                        .map(|uri| uri.to_string())
+                        .unwrap_or_else(|| format!("{path}/"));
+                    return Err(with_always_headers(&effective, redirect(301, &location)));
+                }
+                if !same {
+                    // Apache's internal redirect (in the handler phase, after this directory's
+                    // `SetEnv`s) hands the next pass every variable of this one renamed
+                    // `REDIRECT_…`; what the next pass sets again has the plain name.
+                    env.extend(effective.env.iter().cloned());
+                    for (name, _) in &mut env {
+                        name.insert_str(0, "REDIRECT_");
+                    }
+                }
                 (path, query, changed) = (next, next_query, true);
                 rewriting = !end && !same;
                 // Apache re-runs the whole per-directory phase for the new path.
@@ -106,11 +132,16 @@ pub(super) fn apply(
             }
             Some(RewriteOutcome::Unchanged { env: rule_env }) => env.extend(rule_env),
             Some(RewriteOutcome::Redirect { status, location }) => {
-                return Err(Box::new(redirect(status, &location)))
+                return Err(with_always_headers(&effective, redirect(status, &location)))
             }
-            Some(RewriteOutcome::Forbidden) => return Err(Box::new(denied(403))),
+            Some(RewriteOutcome::Forbidden) => {
+                return Err(with_always_headers(&effective, denied(403)))
+            }
             Some(RewriteOutcome::Gone) => {
-                return Err(Box::new(response::error(StatusCode::GONE, "gone")))
+                return Err(with_always_headers(
+                    &effective,
+                    response::error(StatusCode::GONE, "gone"),
+                ))
             }
             None => {}
         }
@@ -131,6 +162,7 @@ pub(super) fn apply(
                 .iter()
                 .map(|(code, doc)| (*code, (*doc).clone()))
                 .collect(),
+            user,
             ..Routing::default()
         };
         return Ok(Outcome {
@@ -147,7 +179,8 @@ pub(super) fn apply(
 }
 
 /// Apache's access check for one chain, with the two-step Basic flow: `NeedsAuth` means "check
-/// the credentials, then ask again as that user".
+/// the credentials, then ask again as that user". `Ok` holds the user who logged in, if one had
+/// to.
 fn check_access(
     chain: &[&DirRules],
     request: &htaccess::Request<'_>,
@@ -155,9 +188,9 @@ fn check_access(
     parts: &Parts,
     passwords: &PasswordFiles,
     ctx: &dyn RewriteContext,
-) -> Result<(), Refusal> {
+) -> Result<Option<String>, Refusal> {
     let challenge = match htaccess::check_access(chain, request, ctx) {
-        Access::Granted => return Ok(()),
+        Access::Granted => return Ok(None),
         Access::Denied(status) => return Err(Box::new(status_response(status))),
         Access::NeedsAuth(challenge) => challenge,
     };
@@ -171,7 +204,7 @@ fn check_access(
             ..*request
         };
         match htaccess::check_access(chain, &again, ctx) {
-            Access::Granted => return Ok(()),
+            Access::Granted => return Ok(Some(user.to_string())),
             Access::Denied(status) => return Err(Box::new(status_response(status))),
             Access::NeedsAuth(_) => {}
         }
@@ -183,6 +216,24 @@ fn check_access(
             .insert(http::header::WWW_AUTHENTICATE, value);
     }
     Err(Box::new(response))
+}
+
+/// An answer of the `.htaccess` phase (a refusal, a redirect) with the directory's `Header
+/// always` actions, which Apache applies to error and redirect answers too.
+fn with_always_headers(effective: &htaccess::Effective<'_>, response: Response<Body>) -> Refusal {
+    let mut response = Box::new(response);
+    let headers = Routing {
+        headers: effective.headers.iter().map(|h| (*h).clone()).collect(),
+        ..Routing::default()
+    };
+    super::finish_response(&headers, &mut response);
+    response
+}
+
+/// Whether `file` (the whole request path mapped, as [`super::context::mapped_file`] gives it) is
+/// a directory that may be served.
+fn is_dir(site: &SiteSpec, file: &Path) -> bool {
+    crate::router::allowed_metadata(site, file).is_some_and(|m| m.is_dir())
 }
 
 /// `AuthUserFile` as written; a relative name is taken from the document root's parent (where

@@ -130,6 +130,8 @@ pub struct Routing {
     pub directory_index: Option<Vec<String>>,
     /// `.htaccess` `ErrorDocument`s, for paddock's own error responses.
     pub error_documents: Vec<(u16, ErrorDocument)>,
+    /// The user an `.htaccess` Basic login admitted, for `REMOTE_USER`.
+    pub user: Option<String>,
 }
 
 impl Default for Routing {
@@ -143,6 +145,7 @@ impl Default for Routing {
             content_type: None,
             directory_index: None,
             error_documents: Vec::new(),
+            user: None,
         }
     }
 }
@@ -217,6 +220,14 @@ pub fn before_routing(
         (path, query)
     };
     if changed {
+        // Apache 2.4.60+ refuses a rewritten query holding a blank or a control character
+        // (AH10411: a decoded capture such as `%20` put into the query) with 403.
+        if query
+            .as_deref()
+            .is_some_and(|q| q.chars().any(|c| c == ' ' || c.is_control()))
+        {
+            return Verdict::Respond(denied(403));
+        }
         match encode_target(&path, query.as_deref()) {
             Some(uri) => routing.rewritten = Some(uri),
             None => {

@@ -165,3 +165,227 @@ fn no_spelling_of_a_denied_path_is_served_or_run() {
     }
     assert!(tried > 2000, "only {tried} spellings parsed as URIs");
 }
+
+#[test]
+fn a_rewritten_query_with_a_blank_is_refused_as_apache_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    fs::write(
+        root.join(".htaccess"),
+        "RewriteEngine On\nRewriteRule ^p/(.*)$ index.php?v=$1 [L]\n",
+    )
+    .unwrap();
+    fs::write(root.join("index.php"), "x").unwrap();
+    let mut site = site(root);
+    site.rules = SiteRulesSpec {
+        htaccess: true,
+        ..SiteRulesSpec::default()
+    };
+    let compiled = CompiledSite {
+        rules: SiteRules::compile(&site.rules).unwrap(),
+        ..CompiledSite::default()
+    };
+    let client = Client {
+        ip: IpAddr::from([127, 0, 0, 1]),
+        https: false,
+    };
+    let files = RuleFiles::default();
+    let verdict = |target: &str| {
+        let (parts, ()) = http::Request::get(target).body(()).unwrap().into_parts();
+        before_routing(&compiled, &site, &parts, client, &files)
+    };
+    // `$1` is the decoded path: "x y" would put a blank into the query.
+    match verdict("/p/x%20y") {
+        Verdict::Respond(response) => assert_eq!(response.status(), 403),
+        Verdict::Route(routing) => panic!("routed to {:?}", routing.rewritten),
+    }
+    match verdict("/p/xy") {
+        Verdict::Route(routing) => {
+            assert_eq!(routing.rewritten.unwrap().to_string(), "/index.php?v=xy")
+        }
+        Verdict::Respond(response) => panic!("answered {}", response.status()),
+    }
+}
+
+#[test]
+fn the_user_an_htaccess_login_admits_is_handed_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().canonicalize().unwrap();
+    let root = base.join("root");
+    fs::create_dir(&root).unwrap();
+    let users = base.join("users");
+    fs::write(&users, "ali:{SHA}CEo1Ae3vaEXy8eQZjsOiuBz1xrw=\n").unwrap();
+    fs::write(
+        root.join(".htaccess"),
+        format!(
+            "AuthType Basic\nAuthName x\nAuthUserFile {}\nRequire valid-user\n",
+            users.display()
+        ),
+    )
+    .unwrap();
+    fs::write(root.join("index.php"), "x").unwrap();
+    let mut site = site(root);
+    site.rules = SiteRulesSpec {
+        htaccess: true,
+        ..SiteRulesSpec::default()
+    };
+    let compiled = CompiledSite {
+        rules: SiteRules::compile(&site.rules).unwrap(),
+        ..CompiledSite::default()
+    };
+    let client = Client {
+        ip: IpAddr::from([127, 0, 0, 1]),
+        https: false,
+    };
+    let files = RuleFiles::default();
+    // ali:sesame
+    let (parts, ()) = http::Request::get("/index.php")
+        .header("Authorization", "Basic YWxpOnNlc2FtZQ==")
+        .body(())
+        .unwrap()
+        .into_parts();
+    match before_routing(&compiled, &site, &parts, client, &files) {
+        Verdict::Route(routing) => assert_eq!(routing.user.as_deref(), Some("ali")),
+        Verdict::Respond(response) => panic!("answered {}", response.status()),
+    }
+    // Where no login is asked for, there is no user, whatever the request sends.
+    fs::write(site.root.join(".htaccess"), "Require all granted\n").unwrap();
+    match before_routing(&compiled, &site, &parts, client, &files) {
+        Verdict::Route(routing) => assert_eq!(routing.user, None),
+        Verdict::Respond(response) => panic!("answered {}", response.status()),
+    }
+}
+
+#[test]
+fn variables_from_before_an_internal_redirect_are_renamed_as_apache_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    fs::write(
+        root.join(".htaccess"),
+        "SetEnv S set\nRewriteEngine On\nRewriteRule ^env$ index.php [E=V:hello,L]\n\
+         RewriteRule ^index\\.php$ - [E=V:direct]\n",
+    )
+    .unwrap();
+    fs::write(root.join("index.php"), "x").unwrap();
+    let mut site = site(root);
+    site.rules = SiteRulesSpec {
+        htaccess: true,
+        ..SiteRulesSpec::default()
+    };
+    let compiled = CompiledSite {
+        rules: SiteRules::compile(&site.rules).unwrap(),
+        ..CompiledSite::default()
+    };
+    let client = Client {
+        ip: IpAddr::from([127, 0, 0, 1]),
+        https: false,
+    };
+    let files = RuleFiles::default();
+    let env = |target: &str| {
+        let (parts, ()) = http::Request::get(target).body(()).unwrap().into_parts();
+        match before_routing(&compiled, &site, &parts, client, &files) {
+            Verdict::Route(routing) => routing.env,
+            Verdict::Respond(response) => panic!("answered {}", response.status()),
+        }
+    };
+    let pair = |n: &str, v: &str| (n.to_string(), v.to_string());
+    // SetEnv applies in both passes, as the pass before the redirect ran to its end.
+    assert_eq!(
+        env("/env"),
+        [
+            pair("REDIRECT_V", "hello"),
+            pair("REDIRECT_S", "set"),
+            pair("V", "direct"),
+            pair("S", "set")
+        ]
+    );
+    // No internal redirect, no renaming.
+    assert_eq!(env("/index.php"), [pair("V", "direct"), pair("S", "set")]);
+}
+
+#[test]
+fn a_directory_without_its_slash_is_redirected_before_its_rewrite_as_apache_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    fs::write(
+        root.join(".htaccess"),
+        "RewriteEngine On\nRewriteRule ^(.+)$ index.php?dir=$1 [END]\n",
+    )
+    .unwrap();
+    fs::write(root.join("index.php"), "x").unwrap();
+    fs::create_dir(root.join("adir")).unwrap();
+    let mut site = site(root);
+    site.rules = SiteRulesSpec {
+        htaccess: true,
+        ..SiteRulesSpec::default()
+    };
+    let compiled = CompiledSite {
+        rules: SiteRules::compile(&site.rules).unwrap(),
+        ..CompiledSite::default()
+    };
+    let client = Client {
+        ip: IpAddr::from([127, 0, 0, 1]),
+        https: false,
+    };
+    let files = RuleFiles::default();
+    let verdict = |target: &str| {
+        let (parts, ()) = http::Request::get(target).body(()).unwrap().into_parts();
+        before_routing(&compiled, &site, &parts, client, &files)
+    };
+    // mod_dir's Location carries the query the rewrite made (an Apache quirk, kept).
+    match verdict("/adir?x=1") {
+        Verdict::Respond(response) => {
+            assert_eq!(response.status(), 301);
+            assert_eq!(response.headers()["location"], "/adir/?dir=adir");
+        }
+        Verdict::Route(routing) => panic!("routed to {:?}", routing.rewritten),
+    }
+    for (target, rewritten) in [
+        ("/adir/", "/index.php?dir=adir/"),
+        ("/file", "/index.php?dir=file"),
+    ] {
+        match verdict(target) {
+            Verdict::Route(routing) => {
+                assert_eq!(routing.rewritten.unwrap().to_string(), rewritten)
+            }
+            Verdict::Respond(response) => panic!("{target}: answered {}", response.status()),
+        }
+    }
+}
+
+#[test]
+fn a_refusal_carries_the_directory_s_header_always_actions() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    fs::write(
+        root.join(".htaccess"),
+        "Require all denied\nHeader always set X-Always yes\nHeader set X-Success yes\n",
+    )
+    .unwrap();
+    fs::write(root.join("index.php"), "x").unwrap();
+    let mut site = site(root);
+    site.rules = SiteRulesSpec {
+        htaccess: true,
+        ..SiteRulesSpec::default()
+    };
+    let compiled = CompiledSite {
+        rules: SiteRules::compile(&site.rules).unwrap(),
+        ..CompiledSite::default()
+    };
+    let client = Client {
+        ip: IpAddr::from([127, 0, 0, 1]),
+        https: false,
+    };
+    let (parts, ()) = http::Request::get("/index.php")
+        .body(())
+        .unwrap()
+        .into_parts();
+    match before_routing(&compiled, &site, &parts, client, &RuleFiles::default()) {
+        Verdict::Respond(response) => {
+            assert_eq!(response.status(), 403);
+            assert_eq!(response.headers()["x-always"], "yes");
+            assert!(response.headers().get("x-success").is_none());
+        }
+        Verdict::Route(_) => panic!("routed"),
+    }
+}

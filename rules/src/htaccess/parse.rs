@@ -107,6 +107,12 @@ pub fn parse(text: &str) -> Result<Vec<Node>, ParseError> {
         } else {
             let mut args = split_args(trimmed);
             let name = args.remove(0);
+            if name.eq_ignore_ascii_case("RewriteRule") || name.eq_ignore_ascii_case("RewriteCond")
+            {
+                if let Some(rest) = trimmed.get(name.len()..) {
+                    args = split_rewrite_args(rest);
+                }
+            }
             nodes.push(Node::Directive(Directive {
                 line,
                 name,
@@ -180,6 +186,33 @@ pub fn split_args(text: &str) -> Vec<String> {
     }
 }
 
+/// Splits `RewriteRule`/`RewriteCond` arguments as mod_rewrite's own `parseargline` does: only
+/// double quotes quote, and a backslash before a blank keeps the blank in the word (the
+/// backslash stays too, so that `^a\ b$` is the regex `a\ b`, a space).
+fn split_rewrite_args(text: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.next_if(|c| *c == ' ' || *c == '\t').is_some() {}
+        let quoted = chars.next_if_eq(&'"').is_some();
+        if chars.peek().is_none() && !quoted {
+            return args;
+        }
+        let mut word = String::new();
+        while let Some(c) = chars.next() {
+            if c == '\\' && matches!(chars.peek(), Some(' ' | '\t')) {
+                word.push(c);
+                word.extend(chars.next());
+            } else if (quoted && c == '"') || (!quoted && (c == ' ' || c == '\t')) {
+                break;
+            } else {
+                word.push(c);
+            }
+        }
+        args.push(word);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +245,21 @@ mod tests {
         let nodes = parse("A x \\ \nB y\n# c \\\nC z\nD\r\n").unwrap();
         let names: Vec<&str> = nodes.iter().map(|n| directive(n).name.as_str()).collect();
         assert_eq!(names, ["A", "B", "D"]);
+    }
+
+    #[test]
+    fn rewrite_arguments_split_as_mod_rewrite_does() {
+        let nodes = parse(
+            "RewriteRule ^a\\ b$ \"x y.php\" [L]\nRewriteCond %{QUERY_STRING} 'a\nRewriteRule \"^c d$\" - [F]\n",
+        )
+        .unwrap();
+        let d: Vec<_> = nodes.iter().map(directive).collect();
+        assert_eq!(d[0].args, ["^a\\ b$", "x y.php", "[L]"]);
+        let pattern = crate::pattern::compile_regex(&d[0].args[0], false).unwrap();
+        assert!(pattern.is_match("a b"));
+        // Single quotes are ordinary characters to mod_rewrite.
+        assert_eq!(d[1].args, ["%{QUERY_STRING}", "'a"]);
+        assert_eq!(d[2].args, ["^c d$", "-", "[F]"]);
     }
 
     #[test]

@@ -105,6 +105,13 @@ pub struct RuleFlags {
     pub no_escape: bool,
     /// `[E=VAR:value]`; the value may use `$N`, `%N` and `%{VAR}`.
     pub env: Vec<(String, Template)>,
+    /// `[C]`: when this rule does not match, the rules chained after it are skipped.
+    pub chain: bool,
+    /// `[B]`: back-references in the substitution are escaped as mod_rewrite's
+    /// `escape_backref` does (letters, digits and `_` kept, a blank as `+` unless `[BNP]`).
+    pub escape_backrefs: bool,
+    /// `[BNP]`: with `[B]`, a blank as `%20`.
+    pub escape_no_plus: bool,
 }
 
 impl RewriteRule {
@@ -158,6 +165,10 @@ impl RewriteRule {
                 "ne" | "noescape" => flags.no_escape = true,
                 "f" | "forbidden" => flags.forbidden = true,
                 "g" | "gone" => flags.gone = true,
+                "c" | "chain" => flags.chain = true,
+                // `[B=chars]` (only those characters) is not honoured: refused below.
+                "b" if value.is_none() => flags.escape_backrefs = true,
+                "bnp" | "backrefnoplus" => flags.escape_no_plus = true,
                 // paddock maps rewritten paths to files itself: pass-through is what it always
                 // does.
                 "pt" | "passthrough" => {}
@@ -190,6 +201,21 @@ impl RewriteRule {
         }
         Ok((flags, nocase))
     }
+}
+
+/// A back-reference escaped for `[B]` as mod_rewrite's `escape_backref` does: ASCII letters,
+/// digits and `_` kept, a blank as `+` (`%20` with `no_plus`), every other byte as `%xx` with
+/// lower-case hex digits.
+fn escape_backref(text: &str, no_plus: bool) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for byte in text.bytes() {
+        match byte {
+            b if b.is_ascii_alphanumeric() || b == b'_' => out.push(char::from(b)),
+            b' ' if !no_plus => out.push('+'),
+            b => out.push_str(&format!("%{b:02x}")),
+        }
+    }
+    out
 }
 
 /// Rules in one context.
@@ -237,7 +263,13 @@ impl RewriteSet {
         let mut env = Vec::new();
         let mut changed = false;
         let mut end = false;
+        // Skipping the rules chained (`[C]`) after one that did not match.
+        let mut skipping = false;
         for rule in &self.rules {
+            if skipping {
+                skipping = rule.flags.chain;
+                continue;
+            }
             let Some(subject) = self.subject(&current) else {
                 break;
             };
@@ -247,6 +279,7 @@ impl RewriteSet {
             };
             let captures = rule.pattern.captures(subject);
             if captures.is_some() == rule.negate {
+                skipping = rule.flags.chain;
                 continue;
             }
             // A negated pattern sets no back-references.
@@ -255,6 +288,7 @@ impl RewriteSet {
                 _ => Vec::new(),
             };
             let Some(cond_captures) = conditions_hold(&rule.conditions, &captures, ctx) else {
+                skipping = rule.flags.chain;
                 continue;
             };
             env.extend(
@@ -275,7 +309,17 @@ impl RewriteSet {
                 }
                 continue;
             };
-            let expanded = substitution.expand(&captures, &cond_captures, ctx);
+            let expanded = if rule.flags.escape_backrefs {
+                let escape = |groups: &[String]| -> Vec<String> {
+                    groups
+                        .iter()
+                        .map(|g| escape_backref(g, rule.flags.escape_no_plus))
+                        .collect()
+                };
+                substitution.expand(&escape(&captures), &escape(&cond_captures), ctx)
+            } else {
+                substitution.expand(&captures, &cond_captures, ctx)
+            };
             let (target, target_query) = match expanded.split_once('?') {
                 Some((p, q)) => (p.to_string(), Some(q.to_string())),
                 None => (expanded, None),

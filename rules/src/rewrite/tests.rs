@@ -270,3 +270,40 @@ fn unsupported_pieces_are_errors() {
     assert!(RewriteCond::parse("%{X}", "-x", "").is_err());
     assert!(RewriteCond::parse("%{X}", "(", "").is_err());
 }
+
+#[test]
+fn a_chain_is_skipped_after_a_rule_that_does_not_match() {
+    let set = server(vec![
+        rule("^/a$", "/b", &[], "C"),
+        rule("^/b$", "/c", &[], "C"),
+        rule("^/c$", "/d", &[], ""),
+        rule("^/(.*)$", "/last/$1", &[], "L"),
+    ]);
+    let fake = Fake::new("/a", &[], &[]);
+    // All three match in turn, then the unchained rule.
+    assert_eq!(set.apply("/a", None, &fake), rewritten("/last/d", None));
+    // `/x` does not match the first rule: the two chained after it are skipped, not just one.
+    let set = server(vec![
+        rule("^/a$", "/b", &[], "C"),
+        rule("^/x$", "/chained", &[], "C"),
+        rule("^/x$", "/chained", &[], ""),
+        rule("^/x$", "/after", &[], "L"),
+    ]);
+    assert_eq!(set.apply("/x", None, &fake), rewritten("/after", None));
+}
+
+#[test]
+fn b_escapes_back_references_as_mod_rewrite_does() {
+    let set = server(vec![rule("^/b/(.*)$", "/e.php?v=$1", &[], "B,L")]);
+    let fake = Fake::new("/b/x y&z/é", &[], &[]);
+    assert_eq!(
+        set.apply("/b/x y&z/é", None, &fake),
+        rewritten("/e.php", Some("v=x+y%26z%2f%c3%a9"))
+    );
+    let set = server(vec![rule("^/b/(.*)$", "/e.php?v=$1", &[], "B,BNP,L")]);
+    assert_eq!(
+        set.apply("/b/x y", None, &fake),
+        rewritten("/e.php", Some("v=x%20y"))
+    );
+    assert!(RewriteRule::parse_flags("B=&?").is_err());
+}
