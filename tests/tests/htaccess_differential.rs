@@ -861,22 +861,6 @@ fn echoed(seen: &Seen) -> Option<serde_json::Map<String, serde_json::Value>> {
     serde_json::from_str(seen.body.as_deref()?).ok()
 }
 
-/// Whether both answers are [`ECHO`]'s and differ only in `key`, with these values.
-fn echo_differs_in(
-    paddock: &Seen,
-    apache: &Seen,
-    key: &str,
-    explains: impl Fn(&serde_json::Value, &serde_json::Value) -> bool,
-) -> bool {
-    let (Some(mut p), Some(mut a)) = (echoed(paddock), echoed(apache)) else {
-        return false;
-    };
-    let (Some(pv), Some(av)) = (p.remove(key), a.remove(key)) else {
-        return false;
-    };
-    p == a && paddock.status == apache.status && explains(&pv, &av)
-}
-
 const DOCUMENTED: &[Documented] = &[
     Documented {
         doc: "SetHandler none leaves PHP files to PHP",
