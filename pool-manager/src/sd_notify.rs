@@ -13,13 +13,16 @@ pub const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
 /// Sends `state` (e.g. `READY=1`) to systemd, if paddock runs under it. Failures are logged and
 /// otherwise ignored: readiness reporting must never stop the server.
 pub fn notify(state: &str) {
-    let Some(target) = std::env::var_os(NOTIFY_SOCKET) else {
-        return;
-    };
-    let target = target.to_string_lossy().into_owned();
+    if let Some(target) = std::env::var_os(NOTIFY_SOCKET) {
+        notify_to(&target.to_string_lossy(), state);
+    }
+}
+
+/// [`notify`] to the socket `target` names (a path, or `@name` for an abstract socket).
+fn notify_to(target: &str, state: &str) {
     let address = match target.strip_prefix('@') {
         Some(name) => SocketAddr::from_abstract_name(name.as_bytes()),
-        None => SocketAddr::from_pathname(&target),
+        None => SocketAddr::from_pathname(target),
     };
     let sent = address.and_then(|address| {
         let socket = UnixDatagram::unbound()?;
@@ -39,10 +42,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notify.sock");
         let listener = UnixDatagram::bind(&path).unwrap();
-        // The test process has no systemd: set the variable for this test only.
-        std::env::set_var(NOTIFY_SOCKET, &path);
-        notify("READY=1\nSTATUS=serving");
-        std::env::remove_var(NOTIFY_SOCKET);
+        notify_to(path.to_str().unwrap(), "READY=1\nSTATUS=serving");
         let mut buf = [0u8; 64];
         let n = listener.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"READY=1\nSTATUS=serving");

@@ -14,6 +14,10 @@ use protocol::responder::{Request, Responder, Response};
 
 /// Starts `responder` (configured by `configure`) on a fresh socket; the serving thread lives as
 /// long as the test process.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a test serving its own responder on a thread; no process forks here"
+)]
 fn start<H>(configure: impl FnOnce(Responder) -> Responder, handler: H) -> Socket
 where
     H: Fn(&Request, &mut Response<'_>) -> u32 + Send + Sync + 'static,

@@ -32,6 +32,10 @@ pub enum ScriptError {
 /// Runs `script` with `env` (plus PATH) as its environment and `stdin` as its input, copying its
 /// stdout to `out` as it comes and handing each stderr line to `on_stderr`. The script runs in its
 /// own process group, which is killed if it is still running after `timeout`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the CGI runner is a worker process, not the master: its helper threads never fork"
+)]
 pub fn run_script(
     script: &Path,
     env: &[(String, String)],
