@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 # frame-level HTTP/2 client of the hostile-client tests), slowhttptest (slow-client attacks);
 # for the real-application tests (tests/tests/legacy_apps): mariadb-server (each test starts its
 # own server under a temp dir, never the system service), php-mysql, and the packaged
-# applications themselves (wordpress and a theme for it).
+# applications themselves (wordpress and a theme for it, mediawiki with php-sqlite3 for its
+# database, php-cli for its installer and imagemagick for its thumbnails, phpmyadmin).
 packages=()
 command -v php-cgi >/dev/null 2>&1 || packages+=(php-cgi)
 command -v cgi-fcgi >/dev/null 2>&1 || packages+=(libfcgi-bin)
@@ -33,6 +34,17 @@ command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || packages+=(m
 php-cgi -m 2>/dev/null | grep -qx mysqli || packages+=(php-mysql)
 [ -f /usr/share/wordpress/wp-settings.php ] || packages+=(wordpress)
 [ -d /usr/share/wordpress/wp-content/themes/twentytwentyone ] || packages+=(wordpress-theme-twentytwentyone)
+[ -f /usr/share/mediawiki/index.php ] || packages+=(mediawiki)
+php-cgi -m 2>/dev/null | grep -qx sqlite3 || packages+=(php-sqlite3)
+command -v php >/dev/null 2>&1 || packages+=(php-cli)
+command -v convert >/dev/null 2>&1 || packages+=(imagemagick)
+if [ ! -f /usr/share/phpmyadmin/index.php ]; then
+    packages+=(phpmyadmin)
+    # No database of its own on the system server (dbconfig-common): the test brings its own.
+    as_root=""
+    [ "$(id -u)" -eq 0 ] || as_root="sudo"
+    echo "phpmyadmin phpmyadmin/dbconfig-install boolean false" | $as_root debconf-set-selections
+fi
 install_packages "${packages[@]}"
 
 # Validators for the deployment assets (tests/tests/deploy_assets.rs).
