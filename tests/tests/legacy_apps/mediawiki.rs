@@ -19,9 +19,11 @@ const PASSWORD: &str = "Correct-Horse-9";
 /// /usr/share/mediawiki, plus `cache/` and `images/` with the `.htaccess` files Debian ships.
 const PACKAGE: &str = "/var/lib/mediawiki";
 
-/// MediaWiki's documented short-URL rules for a `.htaccess` in the document root
-/// (https://www.mediawiki.org/wiki/Manual:Short_URL/Apache), as its short-URL builder writes
-/// them for a wiki in `/w` with articles under `/wiki/`.
+/// MediaWiki's documented short-URL rules for a `.htaccess` in the document root, as its
+/// short-URL builder writes them for a wiki in `/w` with articles under `/wiki/`, and its
+/// documented 404 handler for thumbnails not rendered yet. The handler's rule applies under
+/// `w/images/` too: Debian's `.htaccess` there has no rewrite directives of its own, so the
+/// parent's are in force, as in Apache.
 const SHORT_URL_HTACCESS: &str = "\
 ## https://www.mediawiki.org/wiki/Manual:Short_URL/Apache
 
@@ -33,6 +35,13 @@ RewriteRule ^/?wiki(/.*)?$ %{DOCUMENT_ROOT}/w/index.php [L]
 
 # Redirect / to Main Page
 RewriteRule ^/?$ %{DOCUMENT_ROOT}/w/index.php [L]
+
+## https://www.mediawiki.org/wiki/Manual:Thumb_handler.php
+
+# Thumbnail 404 handler
+RewriteCond %{DOCUMENT_ROOT}%{REQUEST_URI} !-f
+RewriteCond %{DOCUMENT_ROOT}%{REQUEST_URI} !-d
+RewriteRule ^/?w/images/thumb/[0-9a-f]/[0-9a-f][0-9a-f]/[^/]+/[^/]+$ %{DOCUMENT_ROOT}/w/thumb_handler.php [L]
 ";
 
 /// What the test adds below the installer's LocalSettings.php.
@@ -99,10 +108,12 @@ fn install() -> Wiki {
     let w = htdocs.join("w");
     fs::create_dir_all(&w).unwrap();
     // Self-contained: every link resolved. Debian's LocalSettings.php link points at
-    // /etc/mediawiki, empty until someone installs; the installer below writes our own.
+    // /etc/mediawiki, empty until someone installs; the installer below writes our own. The
+    // bundled extensions (a third of the package) stay out: the installer enables none.
+    fs::create_dir_all(w.join("extensions")).unwrap();
     for entry in fs::read_dir(PACKAGE).unwrap() {
         let entry = entry.unwrap();
-        if entry.file_name() == "LocalSettings.php" {
+        if entry.file_name() == "LocalSettings.php" || entry.file_name() == "extensions" {
             continue;
         }
         let copied = Command::new("cp")
@@ -277,6 +288,18 @@ fn mediawiki_installs_edits_uploads_and_stays_protected() {
     assert_eq!(served.header("content-type"), Some("image/png"), "{thumb}");
     assert!(served.body.starts_with(b"\x89PNG"));
     assert_eq!(served.body, fs::read(&on_disk).unwrap());
+
+    // A size nobody asked for yet is rendered on its first request, by thumb_handler.php
+    // through the 404-handler rule: the request's own path is what tells it which.
+    let odd = thumb.replace("/120px-", "/77px-");
+    let odd_on_disk = wiki.dir.path().join("htdocs").join(&odd[1..]);
+    assert!(!odd_on_disk.exists());
+    let served = wiki.raw(&odd);
+    assert_eq!(served.status, 200, "{odd}: {}", served.text());
+    assert_eq!(served.header("content-type"), Some("image/png"), "{odd}");
+    // The PNG's IHDR width.
+    assert_eq!(served.body[16..20], 77u32.to_be_bytes());
+    assert!(odd_on_disk.is_file());
 
     // The page by its short URL, for a visitor, with the thumbnail in it.
     let article = visitor.get("/wiki/Paddock_Test");
