@@ -165,3 +165,62 @@ fn no_spelling_of_a_denied_path_is_served_or_run() {
     }
     assert!(tried > 2000, "only {tried} spellings parsed as URIs");
 }
+
+#[test]
+fn request_uri_in_rewrite_conditions_is_the_decoded_path() {
+    // MediaWiki's thumbnail 404 handler: `RewriteCond %{DOCUMENT_ROOT}%{REQUEST_URI} !-f` must
+    // see an existing thumbnail however the request spells its name, as Apache's does.
+    use rules::rewrite::{RewriteCond, RewriteContext, RewriteOutcome, RewriteRule, RewriteSet};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let thumbs = root.join("images/thumb/Caf\u{e9}.png");
+    fs::create_dir_all(&thumbs).unwrap();
+    fs::write(thumbs.join("50px-Caf\u{e9}.png"), "png").unwrap();
+    let site = site(root.clone());
+    let client = Client {
+        ip: IpAddr::from([127, 0, 0, 1]),
+        https: false,
+    };
+    let (flags, _) = RewriteRule::parse_flags("L").unwrap();
+    let cond = RewriteCond::parse("%{DOCUMENT_ROOT}%{REQUEST_URI}", "!-f", "").unwrap();
+    let handler = RewriteSet {
+        rules: vec![RewriteRule::new(
+            "^images/thumb/",
+            "/thumb_handler.php",
+            vec![cond],
+            flags,
+            false,
+        )
+        .unwrap()],
+        directory: Some("/".into()),
+        base: None,
+    };
+    let outcome = |raw: &str| {
+        let (parts, ()) = http::Request::get(raw).body(()).unwrap().into_parts();
+        let ctx = RequestContext::new(&site, &parts, client);
+        let path = decoded_path(raw).unwrap();
+        (
+            ctx.variable("REQUEST_URI"),
+            ctx.variable("THE_REQUEST"),
+            handler.apply(&path, None, &ctx),
+        )
+    };
+    let (uri, request, rewritten) = outcome("/images//thumb/Caf%C3%A9.png/50px-Caf%C3%A9.png");
+    assert_eq!(
+        uri.as_deref(),
+        Some("/images/thumb/Caf\u{e9}.png/50px-Caf\u{e9}.png")
+    );
+    assert!(request
+        .unwrap()
+        .contains("/images//thumb/Caf%C3%A9.png/50px-Caf%C3%A9.png"));
+    assert!(
+        matches!(rewritten, RewriteOutcome::Unchanged { .. }),
+        "{rewritten:?}"
+    );
+    // A size not rendered yet goes to the handler.
+    let (_, _, rewritten) = outcome("/images/thumb/Caf%C3%A9.png/60px-Caf%C3%A9.png");
+    assert!(
+        matches!(&rewritten, RewriteOutcome::Rewritten { path, .. } if path == "/thumb_handler.php"),
+        "{rewritten:?}"
+    );
+}
