@@ -15,6 +15,8 @@ use serde_json::Value;
 use super::browser::{Browser, Page};
 
 const PASSWORD: &str = "Correct-Horse-9";
+/// The uploaded image's name: not ASCII, so its URLs are percent-encoded.
+const IMAGE: &str = "Rotes Quadrat für Paddock.png";
 /// Debian's document root for MediaWiki (its Apache alias points here): links into
 /// /usr/share/mediawiki, plus `cache/` and `images/` with the `.htaccess` files Debian ships.
 const PACKAGE: &str = "/var/lib/mediawiki";
@@ -169,6 +171,27 @@ fn api(page: &Page) -> Value {
     value
 }
 
+/// A percent-encoded URL path as the file-system path it names.
+fn decoded(path: &str) -> PathBuf {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) => {
+                let hex = std::str::from_utf8(hex).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(String::from_utf8(out).unwrap())
+}
+
 fn token(editor: &Browser, kind: &str) -> String {
     let answer = api(&editor.get(&format!(
         "/w/api.php?action=query&meta=tokens&type={kind}&format=json"
@@ -243,7 +266,7 @@ fn mediawiki_installs_edits_uploads_and_stays_protected() {
         "/w/api.php",
         &[
             ("action", "upload"),
-            ("filename", "Red square.png"),
+            ("filename", IMAGE),
             ("comment", "paddock upload"),
             ("ignorewarnings", "1"),
             ("token", &csrf),
@@ -262,14 +285,14 @@ fn mediawiki_installs_edits_uploads_and_stays_protected() {
     edit(
         &editor,
         &csrf,
-        "Served by a warm front end.\n\n[[File:Red square.png|thumb|120px|A red square]]",
+        &format!("Served by a warm front end.\n\n[[File:{IMAGE}|thumb|120px|A red square]]"),
         "paddock second edit",
     );
 
     // A 120-pixel thumbnail: MediaWiki has ImageMagick render it when asked for its URL…
     let info = api(&visitor.get(
-        "/w/api.php?action=query&titles=File:Red_square.png&prop=imageinfo\
-         &iiprop=url|mime&iiurlwidth=120&format=json",
+        "/w/api.php?action=query&titles=File:Rotes_Quadrat_f%C3%BCr_Paddock.png\
+         &prop=imageinfo&iiprop=url|mime&iiurlwidth=120&format=json",
     ));
     let page = info["query"]["pages"]
         .as_object()
@@ -280,23 +303,33 @@ fn mediawiki_installs_edits_uploads_and_stays_protected() {
         .unwrap_or_else(|| panic!("no thumbnail: {info}"));
     assert_eq!(page["imageinfo"][0]["thumbwidth"], 120, "{info}");
     let thumb = &thumb[thumb.find("/w/images/thumb/").expect(thumb)..];
-    let on_disk = wiki.dir.path().join("htdocs").join(&thumb[1..]);
+    let on_disk = wiki.dir.path().join("htdocs").join(decoded(&thumb[1..]));
     assert!(on_disk.is_file(), "{} not rendered", on_disk.display());
-    // …and paddock serves it as the image it is.
+    // …and paddock serves it as the static file it is: the 404-handler rule below sees that
+    // the file exists (`%{DOCUMENT_ROOT}%{REQUEST_URI}` is the decoded path, as in Apache)
+    // although the URL spells its name percent-encoded.
     let served = wiki.raw(thumb);
     assert_eq!(served.status, 200, "{thumb}");
     assert_eq!(served.header("content-type"), Some("image/png"), "{thumb}");
+    assert!(
+        served.header("etag").is_some(),
+        "{thumb}: not the static file"
+    );
+    assert_eq!(served.header("content-disposition"), None, "{thumb}");
     assert!(served.body.starts_with(b"\x89PNG"));
     assert_eq!(served.body, fs::read(&on_disk).unwrap());
 
     // A size nobody asked for yet is rendered on its first request, by thumb_handler.php
     // through the 404-handler rule: the request's own path is what tells it which.
     let odd = thumb.replace("/120px-", "/77px-");
-    let odd_on_disk = wiki.dir.path().join("htdocs").join(&odd[1..]);
+    let odd_on_disk = wiki.dir.path().join("htdocs").join(decoded(&odd[1..]));
     assert!(!odd_on_disk.exists());
     let served = wiki.raw(&odd);
     assert_eq!(served.status, 200, "{odd}: {}", served.text());
     assert_eq!(served.header("content-type"), Some("image/png"), "{odd}");
+    // MediaWiki's answer, not a file's.
+    let disposition = served.header("content-disposition").unwrap_or_default();
+    assert!(disposition.starts_with("inline;"), "{odd}: {disposition}");
     // The PNG's IHDR width.
     assert_eq!(served.body[16..20], 77u32.to_be_bytes());
     assert!(odd_on_disk.is_file());
