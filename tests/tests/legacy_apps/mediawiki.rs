@@ -2,7 +2,8 @@
 //! installed with its own `maintenance/install.php`, then used through its API as an editor
 //! would (log in, edit, upload an image that ImageMagick thumbnails), read by a visitor under
 //! the short URLs MediaWiki's own Apache recipe gives, while the `.htaccess` files the package
-//! ships keep its internals closed with no rule of the site's own.
+//! ships, and the one MediaWiki writes for its upload stash, keep its internals closed with no
+//! rule of the site's own.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -192,6 +193,20 @@ fn decoded(path: &str) -> PathBuf {
     PathBuf::from(String::from_utf8(out).unwrap())
 }
 
+/// Every file below `dir`.
+fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_below(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
 fn token(editor: &Browser, kind: &str) -> String {
     let answer = api(&editor.get(&format!(
         "/w/api.php?action=query&meta=tokens&type={kind}&format=json"
@@ -280,6 +295,38 @@ fn mediawiki_installs_edits_uploads_and_stays_protected() {
     let served = wiki.raw(original);
     assert_eq!(served.status, 200, "{original}");
     assert_eq!(served.header("content-type"), Some("image/png"));
+
+    // An upload held in the stash (for review before publishing) goes to images/temp/, which
+    // MediaWiki closes with a `.htaccess` it writes at run time: followed at once.
+    let stashed = api(&editor.post_multipart(
+        "/w/api.php",
+        &[
+            ("action", "upload"),
+            ("filename", "Stashed.png"),
+            ("stash", "1"),
+            ("token", &csrf),
+            ("format", "json"),
+        ],
+        &[("file", &image, "image/png")],
+    ));
+    assert!(stashed["upload"]["filekey"].is_string(), "{stashed}");
+    let temp = wiki.w().join("images/temp");
+    let written = fs::read_to_string(temp.join(".htaccess")).expect("MediaWiki's temp/.htaccess");
+    assert!(written.contains("Require all denied"), "{written}");
+    let stash_file = files_below(&temp)
+        .into_iter()
+        .find(|f| f.extension().is_some_and(|e| e == "png"))
+        .expect("the stashed file");
+    let stash_url = format!(
+        "/w/images/temp/{}",
+        stash_file
+            .strip_prefix(&temp)
+            .unwrap()
+            .display()
+            .to_string()
+            .replace('!', "%21")
+    );
+    assert_eq!(wiki.raw(&stash_url).status, 403, "{stash_url}");
 
     // A second edit shows the image in the page.
     edit(
