@@ -224,3 +224,44 @@ fn request_uri_in_rewrite_conditions_is_the_decoded_path() {
         "{rewritten:?}"
     );
 }
+
+#[test]
+fn after_an_internal_redirect_request_uri_and_query_string_are_the_rewritten_ones() {
+    // Apache 2.4 (checked): GET /first with this .htaccess serves third.txt, because the
+    // per-directory phase runs again for /second and its %{REQUEST_URI} is /second.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    fs::write(root.join("third.txt"), "third").unwrap();
+    fs::write(root.join("fourth.txt"), "fourth").unwrap();
+    fs::write(
+        root.join(".htaccess"),
+        "RewriteEngine On\n\
+         RewriteRule ^first$ /second [L]\n\
+         RewriteCond %{REQUEST_URI} =/second\n\
+         RewriteRule ^second$ /third.txt [L]\n\
+         RewriteRule ^query$ /again?step=2 [L]\n\
+         RewriteCond %{QUERY_STRING} =step=2\n\
+         RewriteRule ^again$ /fourth.txt? [L]\n",
+    )
+    .unwrap();
+    let mut site = site(root);
+    site.rules.htaccess = true;
+    let compiled = CompiledSite {
+        rules: SiteRules::compile(&site.rules).unwrap(),
+        ..CompiledSite::default()
+    };
+    let client = Client {
+        ip: IpAddr::from([127, 0, 0, 1]),
+        https: false,
+    };
+    let files = RuleFiles::default();
+    let routed = |raw: &str| {
+        let (parts, ()) = http::Request::get(raw).body(()).unwrap().into_parts();
+        match before_routing(&compiled, &site, &parts, client, &files) {
+            Verdict::Route(routing) => routing.rewritten.map(|uri| uri.to_string()),
+            Verdict::Respond(response) => panic!("{raw}: {}", response.status()),
+        }
+    };
+    assert_eq!(routed("/first").as_deref(), Some("/third.txt"));
+    assert_eq!(routed("/query?step=1").as_deref(), Some("/fourth.txt"));
+}
