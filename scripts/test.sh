@@ -14,9 +14,11 @@ cd "$(dirname "$0")/.."
 # frame-level HTTP/2 client of the hostile-client tests), slowhttptest (slow-client attacks);
 # for the real-application tests (tests/tests/legacy_apps): mariadb-server (each test starts its
 # own server under a temp dir, never the system service), php-mysql, and the packaged
-# applications themselves (wordpress and a theme for it); apache2, libapache2-mod-php and
-# apache2-utils (htpasswd) for the .htaccess differential test (tests/tests/htaccess_differential.rs,
-# which starts its own Apache under a temp dir, never the system service).
+# applications themselves (wordpress and a theme for it, mediawiki with php-sqlite3 for its
+# database, php-cli for its installer and imagemagick for its thumbnails, phpmyadmin); apache2,
+# libapache2-mod-php and apache2-utils (htpasswd) for the .htaccess differential test
+# (tests/tests/htaccess_differential.rs, which starts its own Apache under a temp dir, never the
+# system service).
 packages=()
 command -v php-cgi >/dev/null 2>&1 || packages+=(php-cgi)
 command -v cgi-fcgi >/dev/null 2>&1 || packages+=(libfcgi-bin)
@@ -38,6 +40,17 @@ php-cgi -m 2>/dev/null | grep -qx mysqli || packages+=(php-mysql)
 [ -x /usr/sbin/apache2 ] || packages+=(apache2)
 compgen -G '/usr/lib/apache2/modules/libphp*.so' >/dev/null || packages+=(libapache2-mod-php)
 command -v htpasswd >/dev/null 2>&1 || packages+=(apache2-utils)
+[ -f /usr/share/mediawiki/index.php ] || packages+=(mediawiki)
+php-cgi -m 2>/dev/null | grep -qx sqlite3 || packages+=(php-sqlite3)
+command -v php >/dev/null 2>&1 || packages+=(php-cli)
+command -v convert >/dev/null 2>&1 || packages+=(imagemagick)
+if [ ! -f /usr/share/phpmyadmin/index.php ]; then
+    packages+=(phpmyadmin)
+    # No database of its own on the system server (dbconfig-common): the test brings its own.
+    as_root=""
+    [ "$(id -u)" -eq 0 ] || as_root="sudo"
+    echo "phpmyadmin phpmyadmin/dbconfig-install boolean false" | $as_root debconf-set-selections
+fi
 install_packages "${packages[@]}"
 
 # Validators for the deployment assets (tests/tests/deploy_assets.rs).

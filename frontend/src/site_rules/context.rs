@@ -53,7 +53,13 @@ impl RewriteContext for RequestContext<'_> {
             return self.header(header);
         }
         match name {
-            "REQUEST_URI" => Some(parts.uri.path().to_string()),
+            // Apache's `%{REQUEST_URI}` is `r->uri`: the path decoded and normalised, so that
+            // `%{DOCUMENT_ROOT}%{REQUEST_URI} -f` names the file however the client spelled it
+            // (`THE_REQUEST` keeps the spelling; PHP's REQUEST_URI does too).
+            "REQUEST_URI" => Some(
+                super::decoded_path(parts.uri.path())
+                    .unwrap_or_else(|| parts.uri.path().to_string()),
+            ),
             "QUERY_STRING" => Some(parts.uri.query().unwrap_or_default().to_string()),
             "REQUEST_METHOD" => Some(parts.method.to_string()),
             "HTTPS" => Some(if self.client.https { "on" } else { "off" }.to_string()),

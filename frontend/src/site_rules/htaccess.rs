@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use http::request::Parts;
 use protocol::control::SiteSpec;
 use rules::htaccess::{self, Access, DirRules};
-use rules::rewrite::{RewriteContext, RewriteOutcome};
+use rules::rewrite::{FileKind, RewriteContext, RewriteOutcome};
 
 use super::auth::{self, PasswordFiles};
 use super::context::RequestContext;
@@ -61,6 +61,12 @@ pub(super) fn apply(
             user: None,
             file_name,
         };
+        let pass = Pass {
+            inner: ctx,
+            path: &path,
+            query: query.as_deref(),
+        };
+        let ctx = &pass;
         let user = match check_access(&chain, &request, site, parts, passwords, ctx) {
             Ok(user) => user,
             Err(refusal) => {
@@ -176,6 +182,38 @@ pub(super) fn apply(
         StatusCode::INTERNAL_SERVER_ERROR,
         "the site's rewrite rules loop",
     )))
+}
+
+/// The request as one pass of the per-directory phase sees it. After an internal redirect
+/// Apache runs the phase for a new request whose `%{REQUEST_URI}` and `%{QUERY_STRING}` are the
+/// rewritten path and query (`r->uri`, `r->args`), and `REQUEST_FILENAME` follows them.
+struct Pass<'a> {
+    inner: &'a dyn RewriteContext,
+    path: &'a str,
+    query: Option<&'a str>,
+}
+
+impl RewriteContext for Pass<'_> {
+    fn variable(&self, name: &str) -> Option<String> {
+        match name {
+            "REQUEST_URI" => Some(self.path.to_string()),
+            "QUERY_STRING" => Some(self.query.unwrap_or_default().to_string()),
+            "REQUEST_FILENAME" | "SCRIPT_FILENAME" => self
+                .inner
+                .file_path(self.path)
+                .or_else(|| self.inner.variable(name)),
+            _ => self.inner.variable(name),
+        }
+    }
+    fn file_kind(&self, path: &str) -> FileKind {
+        self.inner.file_kind(path)
+    }
+    fn is_symlink(&self, path: &str) -> bool {
+        self.inner.is_symlink(path)
+    }
+    fn file_path(&self, url_path: &str) -> Option<String> {
+        self.inner.file_path(url_path)
+    }
 }
 
 /// Apache's access check for one chain, with the two-step Basic flow: `NeedsAuth` means "check

@@ -389,3 +389,103 @@ fn a_refusal_carries_the_directory_s_header_always_actions() {
         Verdict::Route(_) => panic!("routed"),
     }
 }
+
+#[test]
+fn request_uri_in_rewrite_conditions_is_the_decoded_path() {
+    // MediaWiki's thumbnail 404 handler: `RewriteCond %{DOCUMENT_ROOT}%{REQUEST_URI} !-f` must
+    // see an existing thumbnail however the request spells its name, as Apache's does.
+    use rules::rewrite::{RewriteCond, RewriteContext, RewriteOutcome, RewriteRule, RewriteSet};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let thumbs = root.join("images/thumb/Caf\u{e9}.png");
+    fs::create_dir_all(&thumbs).unwrap();
+    fs::write(thumbs.join("50px-Caf\u{e9}.png"), "png").unwrap();
+    let site = site(root.clone());
+    let client = Client {
+        ip: IpAddr::from([127, 0, 0, 1]),
+        https: false,
+    };
+    let (flags, _) = RewriteRule::parse_flags("L").unwrap();
+    let cond = RewriteCond::parse("%{DOCUMENT_ROOT}%{REQUEST_URI}", "!-f", "").unwrap();
+    let handler = RewriteSet {
+        rules: vec![RewriteRule::new(
+            "^images/thumb/",
+            "/thumb_handler.php",
+            vec![cond],
+            flags,
+            false,
+        )
+        .unwrap()],
+        directory: Some("/".into()),
+        base: None,
+    };
+    let outcome = |raw: &str| {
+        let (parts, ()) = http::Request::get(raw).body(()).unwrap().into_parts();
+        let ctx = RequestContext::new(&site, &parts, client);
+        let path = decoded_path(raw).unwrap();
+        (
+            ctx.variable("REQUEST_URI"),
+            ctx.variable("THE_REQUEST"),
+            handler.apply(&path, None, &ctx),
+        )
+    };
+    let (uri, request, rewritten) = outcome("/images//thumb/Caf%C3%A9.png/50px-Caf%C3%A9.png");
+    assert_eq!(
+        uri.as_deref(),
+        Some("/images/thumb/Caf\u{e9}.png/50px-Caf\u{e9}.png")
+    );
+    assert!(request
+        .unwrap()
+        .contains("/images//thumb/Caf%C3%A9.png/50px-Caf%C3%A9.png"));
+    assert!(
+        matches!(rewritten, RewriteOutcome::Unchanged { .. }),
+        "{rewritten:?}"
+    );
+    // A size not rendered yet goes to the handler.
+    let (_, _, rewritten) = outcome("/images/thumb/Caf%C3%A9.png/60px-Caf%C3%A9.png");
+    assert!(
+        matches!(&rewritten, RewriteOutcome::Rewritten { path, .. } if path == "/thumb_handler.php"),
+        "{rewritten:?}"
+    );
+}
+
+#[test]
+fn after_an_internal_redirect_request_uri_and_query_string_are_the_rewritten_ones() {
+    // Apache 2.4 (checked): GET /first with this .htaccess serves third.txt, because the
+    // per-directory phase runs again for /second and its %{REQUEST_URI} is /second.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    fs::write(root.join("third.txt"), "third").unwrap();
+    fs::write(root.join("fourth.txt"), "fourth").unwrap();
+    fs::write(
+        root.join(".htaccess"),
+        "RewriteEngine On\n\
+         RewriteRule ^first$ /second [L]\n\
+         RewriteCond %{REQUEST_URI} =/second\n\
+         RewriteRule ^second$ /third.txt [L]\n\
+         RewriteRule ^query$ /again?step=2 [L]\n\
+         RewriteCond %{QUERY_STRING} =step=2\n\
+         RewriteRule ^again$ /fourth.txt? [L]\n",
+    )
+    .unwrap();
+    let mut site = site(root);
+    site.rules.htaccess = true;
+    let compiled = CompiledSite {
+        rules: SiteRules::compile(&site.rules).unwrap(),
+        ..CompiledSite::default()
+    };
+    let client = Client {
+        ip: IpAddr::from([127, 0, 0, 1]),
+        https: false,
+    };
+    let files = RuleFiles::default();
+    let routed = |raw: &str| {
+        let (parts, ()) = http::Request::get(raw).body(()).unwrap().into_parts();
+        match before_routing(&compiled, &site, &parts, client, &files) {
+            Verdict::Route(routing) => routing.rewritten.map(|uri| uri.to_string()),
+            Verdict::Respond(response) => panic!("{raw}: {}", response.status()),
+        }
+    };
+    assert_eq!(routed("/first").as_deref(), Some("/third.txt"));
+    assert_eq!(routed("/query?step=1").as_deref(), Some("/fourth.txt"));
+}

@@ -331,7 +331,7 @@ impl RewriteSet {
                     location: with_query(target, query.as_deref(), rule.flags.no_escape),
                 };
             }
-            let target = self.absolute(target);
+            let target = self.absolute(self.url_of_file(target, ctx));
             if let Some(status) = rule.flags.redirect {
                 let origin = origin(ctx);
                 return RewriteOutcome::Redirect {
@@ -366,6 +366,37 @@ impl RewriteSet {
             Some(dir) => path
                 .strip_prefix(dir.as_str())
                 .or_else(|| (path == dir.trim_end_matches('/')).then_some("")),
+        }
+    }
+
+    /// In a directory, a substitution that names a file under the document root
+    /// (`%{DOCUMENT_ROOT}/w/index.php`, as MediaWiki's short-URL recipe writes it) goes back to
+    /// a URL path as Apache's mod_rewrite turns it back (its fix-up hook): with `RewriteBase`,
+    /// the directory's file-system path is replaced by the base; without one, the document root
+    /// is stripped. Anything else, and every substitution in server context, is left as it is.
+    fn url_of_file(&self, target: String, ctx: &dyn RewriteContext) -> String {
+        let Some(directory) = &self.directory else {
+            return target;
+        };
+        let Some(root) = ctx.variable("DOCUMENT_ROOT") else {
+            return target;
+        };
+        let root = root.trim_end_matches('/');
+        if root.is_empty() {
+            return target;
+        }
+        let Some(below_root) = target.strip_prefix(root).filter(|r| r.starts_with('/')) else {
+            return target;
+        };
+        // `%{DOCUMENT_ROOT}/w` with a root written `/srv/`: one slash, as the file is the same.
+        let below_root = format!("/{}", below_root.trim_start_matches('/'));
+        match &self.base {
+            None => below_root,
+            Some(base) => match below_root.strip_prefix(directory.as_str()) {
+                Some(below_dir) if base.ends_with('/') => format!("{base}{below_dir}"),
+                Some(below_dir) => format!("{base}/{below_dir}"),
+                None => target,
+            },
         }
     }
 

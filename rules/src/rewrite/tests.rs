@@ -307,3 +307,52 @@ fn b_escapes_back_references_as_mod_rewrite_does() {
     );
     assert!(RewriteRule::parse_flags("B=&?").is_err());
 }
+
+#[test]
+fn document_root_paths_in_a_directory_go_back_to_url_paths() {
+    // MediaWiki's short-URL recipe (Manual:Short_URL/Apache), in the document root's .htaccess.
+    let mut set = RewriteSet {
+        rules: vec![
+            rule("^/?wiki(/.*)?$", "%{DOCUMENT_ROOT}/w/index.php", &[], "L"),
+            rule("^/?$", "%{DOCUMENT_ROOT}/w/index.php", &[], "L"),
+        ],
+        directory: Some("/".into()),
+        base: None,
+    };
+    let mut fake = Fake::new("/wiki/Main_Page", &["/w/index.php"], &["/w"]);
+    fake.vars.insert("DOCUMENT_ROOT", "/srv".into());
+    assert_eq!(
+        set.apply("/wiki/Main_Page", None, &fake),
+        rewritten("/w/index.php", None)
+    );
+    assert_eq!(
+        set.apply("/", Some("a=b"), &fake),
+        rewritten("/w/index.php", Some("a=b"))
+    );
+    // A trailing slash on the document root changes nothing.
+    fake.vars.insert("DOCUMENT_ROOT", "/srv/".into());
+    assert_eq!(
+        set.apply("/wiki/X", None, &fake),
+        rewritten("/w/index.php", None)
+    );
+    // With RewriteBase, the directory's file-system path is replaced by the base.
+    set.directory = Some("/w/".into());
+    set.base = Some("/mediawiki/".into());
+    set.rules = vec![rule("^x$", "%{DOCUMENT_ROOT}/w/index.php", &[], "L")];
+    assert_eq!(
+        set.apply("/w/x", None, &fake),
+        rewritten("/mediawiki/index.php", None)
+    );
+    // A path that only looks like the document root (`/srvx`) is a URL path as written.
+    set.rules = vec![rule("^x$", "/srvx/index.php", &[], "L")];
+    assert_eq!(
+        set.apply("/w/x", None, &fake),
+        rewritten("/srvx/index.php", None)
+    );
+    // In server context a substitution is always a URL path.
+    let server_set = server(vec![rule("^/y$", "/srv/w/index.php", &[], "L")]);
+    assert_eq!(
+        server_set.apply("/y", None, &fake),
+        rewritten("/srv/w/index.php", None)
+    );
+}

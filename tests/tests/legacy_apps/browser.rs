@@ -45,6 +45,26 @@ impl Browser {
         self.run(path, &fields)
     }
 
+    /// POSTs `multipart/form-data`: `fields` as text (taken literally, never as `@file`), and
+    /// `files` as (field, file, content type).
+    pub fn post_multipart(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        files: &[(&str, &std::path::Path, &str)],
+    ) -> Page {
+        let mut args: Vec<String> = fields
+            .iter()
+            .flat_map(|(k, v)| ["--form-string".to_string(), format!("{k}={v}")])
+            .collect();
+        for (name, file, content_type) in files {
+            args.push("-F".to_string());
+            args.push(format!("{name}=@{};type={content_type}", file.display()));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run(path, &args)
+    }
+
     /// POSTs an XML-RPC call.
     pub fn xmlrpc(&self, body: &str) -> Page {
         self.run(

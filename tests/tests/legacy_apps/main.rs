@@ -3,4 +3,6 @@
 //! protected (docs/legacy-apps.md).
 
 mod browser;
+mod mediawiki;
+mod phpmyadmin;
 mod wordpress;
