@@ -1,4 +1,4 @@
-//! Helpers for the hostile-client and hostile-worker tests (tests/tests/hostile_*.rs): the
+//! Helpers for the hostile-client and hostile-worker tests (tests/tests/hostile/): the
 //! request-marker log written by `tests/site/marklog.php`, the front end's memory, and a probe
 //! client that keeps asking for a page while an attack runs.
 

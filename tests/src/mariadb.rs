@@ -41,7 +41,10 @@ impl MariaDb {
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", dir.path().join("sock").display()))
             .arg(format!("--pid-file={}", dir.path().join("pid").display()))
-            .arg(format!("--log-error={}", dir.path().join("error.log").display()))
+            .arg(format!(
+                "--log-error={}",
+                dir.path().join("error.log").display()
+            ))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

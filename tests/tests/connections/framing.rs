@@ -101,7 +101,7 @@ fn http_1_1_without_host_is_rejected() {
         .unwrap();
     let response = conn.read_response().unwrap();
     assert_eq!(response.status, 400);
-    // Nothing more is read from a client that sent a malformed request (hostile_framing.rs
+    // Nothing more is read from a client that sent a malformed request (hostile/framing.rs
     // checks it with pipelined canaries)...
     assert_eq!(response.header("connection"), Some("close"));
     assert!(conn.closed_within(Duration::from_secs(10)));

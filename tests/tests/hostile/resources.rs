@@ -1,5 +1,5 @@
 //! Exhausted resources on the master's side: out of file descriptors when a worker has to be
-//! respawned. (The front end's side, accept back-off under EMFILE, is in tests/tests/limits.rs.)
+//! respawned. (The front end's side, accept back-off under EMFILE, is in tests/tests/connections/limits.rs.)
 
 use std::process::Command;
 use std::time::Duration;
