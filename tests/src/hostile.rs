@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::client::Connection;
+pub use crate::require_program as require_command;
 use crate::Paddock;
 
 /// One request as the worker saw it (a line of the marker log).
@@ -217,16 +218,4 @@ pub fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scripts")
         .join(name)
-}
-
-/// Fails the test with a clear message when `program` is missing.
-pub fn require_command(program: &str, package: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "{program} is required: apt-get install {package} (scripts/test.sh does it)"
-    );
 }

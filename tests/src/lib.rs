@@ -10,6 +10,9 @@ pub mod mariadb;
 pub mod observe;
 pub mod peers;
 pub mod raw;
+pub mod wait;
+
+pub use wait::{wait_for, wait_until, Hold, PATIENCE};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -51,14 +54,16 @@ pub fn demo_site() -> PathBuf {
 /// Fails the test with a clear message when php-cgi is missing (CI installs it; a skipped test
 /// would hide that).
 pub fn require_php_cgi() {
-    let found = Command::new("sh")
-        .args(["-c", "command -v php-cgi"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "php-cgi is required: apt-get install php-cgi (scripts/test.sh does it)"
-    );
+    require_program("php-cgi", "php-cgi");
+}
+
+/// The absolute path of `name` (a name looked up in PATH and the sbin directories, which a
+/// non-root PATH may lack, or a path); fails the test naming the Debian package to install when
+/// it is missing (CI installs them; a skipped test would hide that).
+pub fn require_program(name: &str, package: &str) -> PathBuf {
+    peers::find_program(name).unwrap_or_else(|| {
+        panic!("{name} is required: apt-get install {package} (scripts/test.sh does it)")
+    })
 }
 
 /// Standard listeners (HTTP, HTTPS with a generated certificate, admin) on ephemeral ports.
@@ -220,13 +225,20 @@ impl Paddock {
     /// Runs curl with `args`, resolving `localhost` to this instance for HTTPS, insecure (the
     /// certificate is the generated self-signed one).
     pub fn curl(&self, args: &[&str]) -> Output {
-        Command::new("curl")
+        self.curl_command(args)
+            .output()
+            .expect("run curl (apt-get install curl)")
+    }
+
+    /// The command [`Paddock::curl`] runs, to spawn it or to run it in another thread.
+    pub fn curl_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("curl");
+        command
             .args(["-sS", "-k", "--max-time", "30"])
             .arg("--resolve")
             .arg(format!("localhost:{}:127.0.0.1", self.https.port()))
-            .args(args)
-            .output()
-            .expect("run curl (apt-get install curl)")
+            .args(args);
+        command
     }
 
     /// The admin `/status` JSON.
@@ -258,6 +270,45 @@ impl Paddock {
             .filter(|(_, name)| name == command)
             .map(|(pid, _)| pid)
             .collect()
+    }
+
+    /// The `/status` JSON of pool `pool` (`busy_slots`, `idle_slots`, `waiting`, `workers`, …).
+    pub fn pool_status(&self, pool: &str) -> serde_json::Value {
+        let status = self.status();
+        status["pools"]
+            .as_array()
+            .and_then(|pools| pools.iter().find(|p| p["name"] == pool))
+            .cloned()
+            .unwrap_or_else(|| panic!("no pool {pool} in {status}"))
+    }
+
+    /// Waits (up to [`PATIENCE`]) until pool `pool`'s `/status` entry satisfies `condition`;
+    /// returns that entry. For example, that a request occupies a worker before the test queues
+    /// another behind it: `paddock.wait_pool("php", "a busy worker", |p| p["busy_slots"] == 1)`.
+    pub fn wait_pool(
+        &self,
+        pool: &str,
+        what: &str,
+        mut condition: impl FnMut(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let mut last = serde_json::Value::Null;
+        let found = wait::poll(PATIENCE, || {
+            last = self.pool_status(pool);
+            condition(&last).then(|| last.clone())
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "timed out waiting for {what} in pool {pool}: {last}\n{}",
+                self.log()
+            )
+        })
+    }
+
+    /// Waits (up to [`PATIENCE`]) until the log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str) {
+        self.wait_until(&format!("log line {needle:?}"), PATIENCE, || {
+            self.log().contains(needle)
+        });
     }
 
     /// Waits (polling, up to `limit`) until `condition` holds; panics with `what` and the log if not.
@@ -349,6 +400,27 @@ pub fn children_of(parent: u32) -> Vec<(u32, String)> {
             Some((parts.next()?.parse().ok()?, parts.next()?.to_string()))
         })
         .collect()
+}
+
+/// The number of open file descriptors of `pid`.
+pub fn open_fds(pid: u32) -> usize {
+    fds(pid).len()
+}
+
+/// The open file descriptors of `pid`, from /proc.
+pub fn fds(pid: u32) -> std::collections::BTreeSet<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/fd: {e}"))
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// The value of header `name` (any case) in a response head, trimmed.
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+    })
 }
 
 /// Whether a process exists (and is not a zombie).

@@ -8,9 +8,9 @@ use std::thread;
 use std::time::Duration;
 
 use harness::observe::{families, require_program, sample, scrape, status, value, wait_for};
-use harness::{php_site, require_php_cgi, test_site, Paddock};
+use harness::{php_site, require_php_cgi, test_site, Hold, Paddock, PATIENCE};
 
-const WAIT: Duration = Duration::from_secs(15);
+const WAIT: Duration = PATIENCE;
 
 fn start(workers: u32, extra_pool: &str) -> Paddock {
     require_php_cgi();
@@ -274,7 +274,9 @@ fn a_request_timeout_moves_the_timeout_counter() {
 
 #[test]
 fn a_full_queue_a_queue_timeout_and_a_vanished_client_move_the_rejection_counters() {
-    let paddock = start(1, "queue_max = 1\nqueue_timeout = \"1s\"");
+    // The queue timeout is many times what the full-queue refusal below takes on a loaded
+    // machine, so that the waiter is still queued when it comes.
+    let paddock = start(1, "queue_max = 1\nqueue_timeout = \"5s\"");
     let rejections = |reason: &str| {
         let text = scrape(paddock.admin);
         value(
@@ -287,16 +289,17 @@ fn a_full_queue_a_queue_timeout_and_a_vanished_client_move_the_rejection_counter
         let text = scrape(paddock.admin);
         sample(&text, "paddock_queue_depth", &[("pool", "php")]).expect("queue depth series")
     };
-    // Hold the only worker for long enough for everything below.
+    // Hold the only worker for everything below.
+    let hold = Hold::new();
     let holder = {
-        let url = paddock.url("/sleep.php?ms=6000");
+        let url = paddock.url(&hold.path());
         thread::spawn(move || curl_in_thread(&url))
     };
     wait_for(WAIT, "the worker to be busy", || {
         let text = scrape(paddock.admin);
         (value(&text, "paddock_pool_busy_slots", &[("pool", "php")]) == 1.0).then_some(())
     });
-    // One request waits (and will time out after 1 s); while it waits, another finds the queue full.
+    // One request waits (and will time out after 5 s); while it waits, another finds the queue full.
     let waiter = {
         let url = paddock.url("/sleep.php?ms=1");
         thread::spawn(move || curl_in_thread(&url))
@@ -312,17 +315,21 @@ fn a_full_queue_a_queue_timeout_and_a_vanished_client_move_the_rejection_counter
     assert_eq!(waiter.join().unwrap(), 503);
     assert_eq!(rejections("timeout"), 1.0);
     // A client that gives up while queued.
-    assert_eq!(
-        curl_status(
-            &paddock,
-            &["--max-time", "0.5", &paddock.url("/sleep.php?ms=1")]
-        ),
-        0
-    );
+    let mut gone = paddock
+        .curl_command(&[&paddock.url("/sleep.php?ms=1")])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(WAIT, "one request in the queue", || {
+        (queue_depth() == 1.0).then_some(())
+    });
+    gone.kill().unwrap();
+    gone.wait().unwrap();
     wait_for(WAIT, "the vanished client to be counted", || {
         (rejections("client_gone") == 1.0).then_some(())
     });
     assert_eq!(queue_depth(), 0.0);
+    hold.release();
     assert_eq!(holder.join().unwrap(), 200);
     let text = scrape(paddock.admin);
     let waited = value(

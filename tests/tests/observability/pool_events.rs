@@ -6,9 +6,9 @@ use std::thread;
 use std::time::Duration;
 
 use harness::observe::{sample, scrape, status, value, wait_for};
-use harness::{php_site, require_php_cgi, test_site, Paddock};
+use harness::{php_site, require_php_cgi, test_site, Hold, Paddock, PATIENCE};
 
-const WAIT: Duration = Duration::from_secs(15);
+const WAIT: Duration = PATIENCE;
 
 /// Resident memory of `pid` from /proc (pages × page size).
 fn rss_of(pid: u64) -> f64 {
@@ -136,10 +136,11 @@ fn a_pool_at_its_maximum_with_requests_waiting_is_reported() {
         ),
         0.0
     );
-    // Three slow requests for a pool of at most one worker: two wait while it is full.
+    // Three held requests for a pool of at most one worker: two wait while it is full.
+    let hold = Hold::new();
     let clients: Vec<_> = (0..3)
         .map(|_| {
-            let url = paddock.url("/sleep.php?ms=1500");
+            let url = paddock.url(&hold.path());
             thread::spawn(move || {
                 Command::new("curl")
                     .args([
@@ -162,6 +163,7 @@ fn a_pool_at_its_maximum_with_requests_waiting_is_reported() {
         let text = scrape(paddock.admin);
         (value(&text, "paddock_pool_max_workers_reached_total", &reached) >= 1.0).then_some(())
     });
+    hold.release();
     for client in clients {
         assert_eq!(client.join().unwrap(), "200");
     }

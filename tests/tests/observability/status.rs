@@ -8,9 +8,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use harness::observe::{artifacts_dir, require_program, scrape, status, value, wait_for};
-use harness::{http_get, php_site, require_php_cgi, split_response, test_site, Paddock, LISTENERS};
+use harness::{
+    header, http_get, php_site, require_php_cgi, split_response, test_site, Hold, Paddock,
+    LISTENERS, PATIENCE,
+};
 
-const WAIT: Duration = Duration::from_secs(15);
+const WAIT: Duration = PATIENCE;
 /// Chromium can be slow to start on a loaded machine; this only bounds a hang.
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -27,13 +30,6 @@ fn request_in_background(url: String) -> thread::JoinHandle<(u16, String, String
             .output()
             .expect("run curl");
         split_response(&String::from_utf8_lossy(&output.stdout))
-    })
-}
-
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        key.eq_ignore_ascii_case(name).then(|| value.trim())
     })
 }
 
@@ -189,7 +185,9 @@ fn the_status_page_renders_in_headless_chromium() {
         let pool = &status["pools"][0];
         (pool["last_exit_reason"] == "crash" && pool["total_slots"] == 3).then_some(())
     });
-    let slow = request_in_background(paddock.url("/sleep.php?ms=20000"));
+    // Held until the end, however long chromium takes.
+    let hold = Hold::new();
+    let slow = request_in_background(paddock.url(&hold.path()));
     let status = wait_for_one_busy(&paddock);
     let url = format!("http://{}/status", paddock.admin);
     let profile = tempfile::tempdir().unwrap();
@@ -197,7 +195,7 @@ fn the_status_page_renders_in_headless_chromium() {
     let dom = chromium(profile.path(), &["--dump-dom".to_string()], &url);
     assert!(dom.contains("Pool php"), "{dom}");
     assert!(
-        dom.contains("GET /sleep.php"),
+        dom.contains("GET /hold.php"),
         "the busy worker's request: {dom}"
     );
     for process in status["pools"][0]["processes"].as_array().unwrap() {
@@ -235,9 +233,8 @@ fn the_status_page_renders_in_headless_chromium() {
     );
     eprintln!("status page screenshot: {}", screenshot.display());
 
-    // Let the slow request go rather than wait for it: stop paddock fast.
-    harness::signal(paddock.pid(), "INT");
-    let _ = slow.join();
+    hold.release();
+    assert_eq!(slow.join().unwrap().0, 200);
 }
 
 #[test]

@@ -2,17 +2,9 @@
 //! 0-2, its own process group, the pool's rlimits; and a graceful stop that lets requests finish.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
 
 use harness::client::Connection;
-use harness::{php_site, process_alive, require_php_cgi, test_site, Paddock};
-
-fn fds(pid: u32) -> BTreeSet<u32> {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect()
-}
+use harness::{fds, php_site, process_alive, require_php_cgi, test_site, Hold, Paddock, PATIENCE};
 
 #[test]
 fn workers_get_a_clean_environment_descriptors_group_and_limits() {
@@ -107,14 +99,28 @@ fn sigterm_lets_in_flight_requests_finish_then_stops_everything() {
         .collect();
     assert_eq!(frontend.len(), 1);
     let addr = paddock.http;
+    let hold = Hold::new();
+    let path = hold.path();
     let slow = std::thread::spawn(move || {
         Connection::open(addr)
             .unwrap()
-            .request("GET", "/sleep.php?ms=1500", &[], b"")
+            .request("GET", &path, &[], b"")
             .unwrap()
     });
-    std::thread::sleep(Duration::from_millis(300));
-    let started = Instant::now();
+    paddock.wait_pool("php", "the held request on a worker", |p| {
+        p["busy_slots"] == 1
+    });
+    harness::signal(paddock.pid(), "TERM");
+    paddock.wait_for_log("stopping: no new connections");
+    // The request is let go only once the stop has begun: it finishes if paddock waits for it.
+    assert!(
+        process_alive(paddock.pid()),
+        "paddock waits for the request"
+    );
+    hold.release();
+    paddock.wait_until("paddock to exit", PATIENCE, || {
+        !process_alive(paddock.pid())
+    });
     let status = paddock.stop();
     assert!(
         status.success(),
@@ -122,11 +128,7 @@ fn sigterm_lets_in_flight_requests_finish_then_stops_everything() {
     );
     let response = slow.join().unwrap();
     assert_eq!(response.status, 200, "the in-flight request finished");
-    assert!(response.text().starts_with("slept 1500 ms"));
-    assert!(
-        started.elapsed() >= Duration::from_millis(1000),
-        "it waited for the request"
-    );
+    assert!(response.text().starts_with("released"));
     for pid in workers.iter().chain(&frontend) {
         assert!(!process_alive(*pid), "process {pid} outlived paddock");
     }
@@ -149,20 +151,21 @@ fn sigint_stops_at_once() {
     let paddock = Paddock::start(&php_site(&test_site(), 2, ""));
     let workers = paddock.worker_pids("php-cgi");
     let addr = paddock.http;
+    // Held for as long as paddock runs: paddock exits only if it does not wait for it.
+    let hold = Hold::new();
+    let path = hold.path();
     let slow = std::thread::spawn(move || {
         Connection::open(addr)
             .unwrap()
-            .request("GET", "/sleep.php?ms=10000", &[], b"")
+            .request("GET", &path, &[], b"")
     });
-    std::thread::sleep(Duration::from_millis(300));
-    let started = Instant::now();
+    paddock.wait_pool("php", "the held request on a worker", |p| {
+        p["busy_slots"] == 1
+    });
     harness::signal(paddock.pid(), "INT");
-    paddock.wait_until("paddock to exit", Duration::from_secs(8), || {
+    paddock.wait_until("paddock to exit", PATIENCE, || {
         !process_alive(paddock.pid())
     });
-    assert!(started.elapsed() < Duration::from_secs(8));
-    // php-cgi's sleep is interrupted by the SIGTERM, so the request may even complete early: what
-    // matters is that paddock did not wait the 10 s for it.
     let _ = slow.join().unwrap();
     for pid in workers {
         assert!(!process_alive(pid), "worker {pid} outlived paddock");
@@ -176,9 +179,7 @@ fn a_sigkilled_master_leaves_no_orphans() {
     let children: Vec<u32> = paddock.children().into_iter().map(|(pid, _)| pid).collect();
     assert_eq!(children.len(), 3, "front end and two workers");
     harness::signal(paddock.pid(), "KILL");
-    paddock.wait_until(
-        "children to die with the master",
-        Duration::from_secs(10),
-        || children.iter().all(|pid| !process_alive(*pid)),
-    );
+    paddock.wait_until("children to die with the master", PATIENCE, || {
+        children.iter().all(|pid| !process_alive(*pid))
+    });
 }

@@ -5,18 +5,20 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use harness::client::Connection;
-use harness::{php_site, require_php_cgi, test_site, Paddock};
+use harness::observe::{scrape, value};
+use harness::{php_site, require_php_cgi, test_site, Hold, Paddock};
 
-fn occupy(paddock: &Paddock, ms: u64) -> std::thread::JoinHandle<u16> {
-    let addr = paddock.http;
+/// Occupies the pool's only worker until `hold` is released; returns once the worker is busy.
+fn occupy(paddock: &Paddock, hold: &Hold) -> std::thread::JoinHandle<u16> {
+    let (addr, path) = (paddock.http, hold.path());
     let handle = std::thread::spawn(move || {
         Connection::open(addr)
             .unwrap()
-            .request("GET", &format!("/sleep.php?ms={ms}"), &[], b"")
+            .request("GET", &path, &[], b"")
             .unwrap()
             .status
     });
-    std::thread::sleep(Duration::from_millis(200));
+    paddock.wait_pool("php", "the held worker", |p| p["busy_slots"] == 1);
     handle
 }
 
@@ -26,11 +28,12 @@ fn queue_timeout_and_full_queue_answer_503_with_retry_after() {
     let paddock = Paddock::start(&php_site(
         &test_site(),
         1,
-        "queue_timeout = \"2s\"\nqueue_max = 1",
+        "queue_timeout = \"5s\"\nqueue_max = 1",
     ));
-    let busy = occupy(&paddock, 5000);
+    let hold = Hold::new();
+    let busy = occupy(&paddock, &hold);
 
-    // One request may wait: it times out after 2 s.
+    // One request may wait: it times out after 5 s.
     let addr = paddock.http;
     let waiter = std::thread::spawn(move || {
         let started = Instant::now();
@@ -40,24 +43,35 @@ fn queue_timeout_and_full_queue_answer_503_with_retry_after() {
             .unwrap();
         (response, started.elapsed())
     });
-    std::thread::sleep(Duration::from_millis(300));
-    // A second one finds the queue full and is refused at once (well before the 2 s wait).
-    let started = Instant::now();
+    paddock.wait_pool("php", "one request in the queue", |p| p["waiting"] == 1);
+    // A second one finds the queue full and is refused at once, not after a wait: the refusal
+    // is counted as "full", and the first one is still waiting (its timeout is 5 s, many times
+    // what a refusal takes on a loaded machine).
     let full = Connection::open(paddock.http)
         .unwrap()
         .request("GET", "/sleep.php?ms=0", &[], b"")
         .unwrap();
     assert_eq!(full.status, 503);
-    assert!(
-        started.elapsed() < Duration::from_millis(1500),
-        "refused without waiting"
-    );
     assert!(full.header("retry-after").is_some());
+    assert_eq!(
+        value(
+            &scrape(paddock.admin),
+            "paddock_queue_rejections_total",
+            &[("pool", "php"), ("reason", "full")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        paddock.pool_status("php")["waiting"],
+        1,
+        "the first one still waits"
+    );
 
     let (timed_out, waited) = waiter.join().unwrap();
     assert_eq!(timed_out.status, 503);
     assert!(timed_out.header("retry-after").is_some());
-    assert!(waited >= Duration::from_millis(1900), "waited {waited:?}");
+    assert!(waited >= Duration::from_millis(4900), "waited {waited:?}");
+    hold.release();
     assert_eq!(busy.join().unwrap(), 200);
 }
 
@@ -71,7 +85,8 @@ fn a_client_that_leaves_the_queue_never_reaches_a_worker() {
         1,
         &format!("env = {{ NONCE_LOG = \"{}\" }}", nonces.display()),
     ));
-    let busy = occupy(&paddock, 1500);
+    let hold = Hold::new();
+    let busy = occupy(&paddock, &hold);
     // Queue a POST behind the busy worker, then hang up.
     let mut leaver = std::net::TcpStream::connect(paddock.http).unwrap();
     let body = "nonce=left-the-queue";
@@ -81,11 +96,13 @@ fn a_client_that_leaves_the_queue_never_reaches_a_worker() {
         body.len()
     )
     .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    paddock.wait_pool("php", "the POST in the queue", |p| p["waiting"] == 1);
     drop(leaver);
+    paddock.wait_pool("php", "the POST out of the queue", |p| p["waiting"] == 0);
+    hold.release();
     assert_eq!(busy.join().unwrap(), 200);
-    // Give the worker every chance to (wrongly) run it.
-    std::thread::sleep(Duration::from_millis(500));
+    // The one worker serves in order: had the abandoned POST been sent to it, it would have run
+    // before this one.
     let stored = Connection::open(paddock.http)
         .unwrap()
         .request("POST", "/nonce.php", &[], b"nonce=after")
