@@ -4,7 +4,9 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use harness::client::{load, load_bounded, Connection};
-use harness::{children_of, php_site, process_alive, require_php_cgi, test_site, Paddock};
+use harness::{
+    children_of, php_site, process_alive, require_php_cgi, test_site, Paddock, PATIENCE,
+};
 
 #[test]
 fn killing_a_worker_every_100ms_loses_no_idempotent_request_and_runs_no_post_twice() {
@@ -82,11 +84,9 @@ fn killing_a_worker_every_100ms_loses_no_idempotent_request_and_runs_no_post_twi
     );
 
     // The pool is back to size and nothing is left as a zombie.
-    paddock.wait_until(
-        "the pool back to 4 workers",
-        Duration::from_secs(10),
-        || paddock.worker_pids("php-cgi").len() == 4 && paddock.pool_workers("php") == 4,
-    );
+    paddock.wait_until("the pool back to 4 workers", PATIENCE, || {
+        paddock.worker_pids("php-cgi").len() == 4 && paddock.pool_workers("php") == 4
+    });
     let zombies: Vec<_> = children_of(master)
         .into_iter()
         .filter(|(pid, _)| !process_alive(*pid))
@@ -100,21 +100,16 @@ fn a_hung_worker_gets_504_and_is_replaced() {
     require_php_cgi();
     let paddock = Paddock::start(&php_site(&test_site(), 1, "request_timeout = \"1s\""));
     let before = paddock.worker_pids("php-cgi");
-    let started = Instant::now();
+    // A 504 (not the script's 200 after 20 s) is the request timeout's.
     let response = Connection::open(paddock.http)
         .unwrap()
         .request("GET", "/sleep.php?ms=20000", &[], b"")
         .unwrap();
     assert_eq!(response.status, 504);
-    assert!(started.elapsed() < Duration::from_secs(10));
-    paddock.wait_until(
-        "the hung worker to be replaced",
-        Duration::from_secs(10),
-        || {
-            let now = paddock.worker_pids("php-cgi");
-            now.len() == 1 && now != before
-        },
-    );
+    paddock.wait_until("the hung worker to be replaced", PATIENCE, || {
+        let now = paddock.worker_pids("php-cgi");
+        now.len() == 1 && now != before
+    });
     assert!(!process_alive(before[0]), "the hung worker was killed");
     let response = Connection::open(paddock.http)
         .unwrap()
@@ -134,11 +129,9 @@ fn a_stopped_worker_is_detected_by_the_deadline() {
         .request("GET", "/sleep.php?ms=0", &[], b"")
         .unwrap();
     assert_eq!(response.status, 504);
-    paddock.wait_until(
-        "the stopped worker to be replaced",
-        Duration::from_secs(10),
-        || !process_alive(worker) && paddock.worker_pids("php-cgi").len() == 1,
-    );
+    paddock.wait_until("the stopped worker to be replaced", PATIENCE, || {
+        !process_alive(worker) && paddock.worker_pids("php-cgi").len() == 1
+    });
 }
 
 #[test]
@@ -164,21 +157,27 @@ queue_timeout = "20s"
         root = test_site().display(),
         flag = flag.display()
     );
-    let paddock = Paddock::start_with(&format!("{}\n{config}", harness::LISTENERS), false);
-    std::thread::sleep(Duration::from_secs(4));
-    let spawned = paddock.log().matches("worker started").count();
-    // Doubling backoff from 100 ms: a handful of attempts in 4 s, not a fork storm.
-    assert!((3..=25).contains(&spawned), "{spawned} spawns in 4 s");
     let started = Instant::now();
+    let paddock = Paddock::start_with(&format!("{}\n{config}", harness::LISTENERS), false);
+    paddock.wait_pool("php", "the pool reported failing", |p| {
+        !p["failing"].is_null()
+    });
+    paddock.wait_until("a few spawn attempts", PATIENCE, || {
+        paddock.log().matches("worker started").count() >= 3
+    });
+    let spawned = paddock.log().matches("worker started").count();
+    let seconds = started.elapsed().as_secs_f64();
+    // Back-off doubling from 100 ms (per pool, for both workers): about log2(t / 100 ms) rounds
+    // in t seconds, on a machine of any speed (a slow one makes fewer), not a fork storm.
+    let rounds = (seconds / 0.1).log2().ceil().max(1.0) as usize;
+    let most = (2 * (rounds + 3)).max(25);
+    assert!(spawned <= most, "{spawned} spawns in {seconds:.1} s");
+    // The 503 says why (a queue timeout, after 20 s, would not).
     let response = Connection::open(paddock.http)
         .unwrap()
         .request("GET", "/echo.php", &[], b"")
         .unwrap();
     assert_eq!(response.status, 503, "{}", response.text());
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "the 503 is immediate, not a queue timeout"
-    );
     assert!(
         response.text().contains("exit right after starting"),
         "{}",
@@ -191,7 +190,7 @@ queue_timeout = "20s"
     );
 
     std::fs::write(&flag, "").unwrap();
-    paddock.wait_until("the pool to recover", Duration::from_secs(40), || {
+    paddock.wait_until("the pool to recover", PATIENCE, || {
         paddock.pool_workers("php") == 2 && paddock.log().contains("pool recovered")
     });
     let response = Connection::open(paddock.http)
@@ -209,11 +208,9 @@ fn missing_program_answers_503_naming_it() {
         test_site().display()
     );
     let paddock = Paddock::start_with(&config, false);
-    paddock.wait_until(
-        "the pool to be marked failing",
-        Duration::from_secs(5),
-        || paddock.log().contains("was not found"),
-    );
+    paddock.wait_until("the pool to be marked failing", PATIENCE, || {
+        paddock.log().contains("was not found")
+    });
     let response = Connection::open(paddock.http)
         .unwrap()
         .request("GET", "/echo.php", &[], b"")
@@ -336,8 +333,11 @@ fn recycling_on_memory_limit_loses_nothing() {
     let (paddock, _, served) =
         recycling_under_load("max_rss = \"1MiB\"", u64::MAX, Duration::from_secs(4));
     assert!(served > 20, "served {served}");
-    assert!(paddock
-        .log()
-        .lines()
-        .any(|l| l.contains("retiring worker") && l.contains("memory")));
+    // Every php-cgi is over the limit, so the next sample retires one, load or not.
+    paddock.wait_until("a worker retired for its memory", PATIENCE, || {
+        paddock
+            .log()
+            .lines()
+            .any(|l| l.contains("retiring worker") && l.contains("memory"))
+    });
 }

@@ -3,23 +3,25 @@
 
 use std::time::Duration;
 
-use harness::client::load;
-use harness::{php_site, require_php_cgi, test_site, Paddock};
+use harness::client::Connection;
+use harness::{php_site, require_php_cgi, test_site, Hold, Paddock, PATIENCE};
 
-fn slow_requests(
+/// `clients` requests held by `hold`, each on its own connection; join for the statuses.
+fn held_requests(
     paddock: &Paddock,
     clients: usize,
-    ms: u64,
-    duration: Duration,
-) -> harness::client::LoadReport {
-    let path = format!("/sleep.php?ms={ms}");
-    load(
-        paddock.http,
-        clients,
-        duration,
-        move |_, _| ("GET".into(), path.clone(), Vec::new()),
-        |r| r.status == 200,
-    )
+    hold: &Hold,
+) -> Vec<std::thread::JoinHandle<u16>> {
+    (0..clients)
+        .map(|_| {
+            let (addr, path) = (paddock.http, hold.path());
+            std::thread::spawn(move || {
+                Connection::open(addr)
+                    .and_then(|mut conn| conn.request("GET", &path, &[], b""))
+                    .map_or(0, |r| r.status)
+            })
+        })
+        .collect()
 }
 
 #[test]
@@ -36,37 +38,30 @@ fn ondemand_pool_starts_empty_grows_under_burst_and_retires_idle_workers() {
     );
     assert!(paddock.worker_pids("php-cgi").is_empty());
 
-    // 12 clients with 300 ms requests: the pool must grow, and never beyond 6.
-    let sampler = {
-        let admin = paddock.admin;
-        std::thread::spawn(move || {
-            let mut peak = 0;
-            for _ in 0..40 {
-                if let Some(raw) = harness::http_get(admin, "/status?json") {
-                    let body = raw
-                        .split_once("\r\n\r\n")
-                        .map_or("", |(_, b)| b)
-                        .to_string();
-                    let status: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-                    peak = peak.max(status["pools"][0]["workers"].as_u64().unwrap_or(0));
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            peak
-        })
-    };
-    let report = slow_requests(&paddock, 12, 300, Duration::from_secs(2));
-    let peak = sampler.join().unwrap();
-    assert!(report.failures.is_empty(), "{:?}", report.failures);
-    assert!(report.ok >= 12, "served {}", report.ok);
-    assert!((4..=6).contains(&peak), "peak workers {peak}");
+    // 12 clients held on their workers: the pool must grow to 6, and never beyond.
+    let hold = Hold::new();
+    let clients = held_requests(&paddock, 12, &hold);
+    let mut peak = 0;
+    paddock.wait_pool(
+        "php",
+        "the pool grown to 6 with 6 requests waiting",
+        |pool| {
+            peak = peak.max(pool["workers"].as_u64().unwrap_or(0));
+            pool["busy_slots"] == 6 && pool["waiting"] == 6
+        },
+    );
+    assert_eq!(peak, 6, "peak workers {peak}");
+    assert!(paddock.worker_pids("php-cgi").len() <= 6);
+    hold.release();
+    let statuses: Vec<u16> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     assert!(paddock.worker_pids("php-cgi").len() <= 6);
 
     // Idle: workers retire one per second after 2 s of idleness, down to zero.
-    paddock.wait_until("idle workers to retire", Duration::from_secs(20), || {
+    paddock.wait_until("idle workers to retire", PATIENCE, || {
         paddock.pool_workers("php") == 0
     });
-    paddock.wait_until("worker processes to exit", Duration::from_secs(10), || {
+    paddock.wait_until("worker processes to exit", PATIENCE, || {
         paddock.worker_pids("php-cgi").is_empty()
     });
     let log = paddock.log();
@@ -77,12 +72,11 @@ fn ondemand_pool_starts_empty_grows_under_burst_and_retires_idle_workers() {
     );
 
     // And it comes back on the next request.
-    let report = slow_requests(&paddock, 1, 0, Duration::from_millis(300));
-    assert!(
-        report.failures.is_empty() && report.ok > 0,
-        "{:?}",
-        report.failures
-    );
+    let response = Connection::open(paddock.http)
+        .unwrap()
+        .request("GET", "/sleep.php?ms=0", &[], b"")
+        .unwrap();
+    assert_eq!(response.status, 200);
 }
 
 #[test]
@@ -94,8 +88,16 @@ fn dynamic_pool_keeps_spares_grows_to_max_and_shrinks_back() {
     ));
     assert_eq!(paddock.pool_workers("php"), 2, "start_workers");
 
-    let report = slow_requests(&paddock, 10, 200, Duration::from_secs(2));
-    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    // 10 clients held on their workers: the pool grows to max_workers.
+    let hold = Hold::new();
+    let clients = held_requests(&paddock, 10, &hold);
+    paddock.wait_pool("php", "the pool grown to max_workers", |pool| {
+        pool["workers"] == 5 && pool["busy_slots"] == 5
+    });
+    hold.release();
+    for client in clients {
+        assert_eq!(client.join().unwrap(), 200);
+    }
     assert_eq!(
         paddock.pool_workers("php"),
         5,
@@ -106,11 +108,9 @@ fn dynamic_pool_keeps_spares_grows_to_max_and_shrinks_back() {
         .contains("pool reached its maximum number of workers"));
 
     // Idle with 5 workers = 5 spare slots > max_spare 2: shrink one per second to 2 spares.
-    paddock.wait_until(
-        "spares to shrink to max_spare",
-        Duration::from_secs(20),
-        || paddock.pool_workers("php") == 2,
-    );
+    paddock.wait_until("spares to shrink to max_spare", PATIENCE, || {
+        paddock.pool_workers("php") == 2
+    });
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
         paddock.pool_workers("php"),
@@ -126,7 +126,7 @@ fn static_pool_replaces_a_killed_worker() {
     let before = paddock.worker_pids("php-cgi");
     assert_eq!(before.len(), 3);
     harness::signal(before[0], "KILL");
-    paddock.wait_until("a replacement worker", Duration::from_secs(10), || {
+    paddock.wait_until("a replacement worker", PATIENCE, || {
         let now = paddock.worker_pids("php-cgi");
         now.len() == 3 && !now.contains(&before[0])
     });
