@@ -12,7 +12,7 @@ use std::time::Duration;
 use harness::hostile::{
     cpu_ticks, frontend_pid, peak_rss_kib, require_command, rss_kib, script, MarkLog, Probe,
 };
-use harness::{php_site, require_php_cgi, test_site, Paddock};
+use harness::{php_site, require_php_cgi, test_site, Paddock, PATIENCE};
 use serde_json::Value;
 
 const WORKERS: u64 = 2;
@@ -295,7 +295,7 @@ fn a_zero_window_reader_holds_no_worker() {
     // While the reader holds 8 MiB of unread responses, every worker slot is idle again.
     let probe = Probe::start(paddock.http, "/sleep.php?ms=1", Duration::from_millis(100));
     std::thread::sleep(Duration::from_secs(2));
-    paddock.wait_until("all slots idle", Duration::from_secs(3), || {
+    paddock.wait_until("all slots idle", PATIENCE, || {
         paddock.status()["pools"][0]["idle_slots"].as_u64() == Some(WORKERS)
     });
     let output = reader.join().unwrap();

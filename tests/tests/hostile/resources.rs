@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use harness::hostile::cpu_ticks;
-use harness::{php_site, process_alive, require_php_cgi, signal, test_site, Paddock};
+use harness::{php_site, process_alive, require_php_cgi, signal, test_site, Paddock, PATIENCE};
 
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -48,7 +48,7 @@ fn workers_are_respawned_once_the_master_has_descriptors_again() {
     // No descriptor to spare: a respawn needs a socket and pipes.
     set_nofile(master, open_fds(master), original);
     signal(workers[0], "KILL");
-    paddock.wait_until("the dead worker reaped", Duration::from_secs(10), || {
+    paddock.wait_until("the dead worker reaped", PATIENCE, || {
         !process_alive(workers[0]) && paddock.worker_pids("php-cgi").len() == 1
     });
     let cpu_before = cpu_ticks(master);
@@ -81,11 +81,9 @@ fn workers_are_respawned_once_the_master_has_descriptors_again() {
 
     // Descriptors again: the pool is whole within the crash-loop backoff.
     set_nofile(master, original, original);
-    paddock.wait_until(
-        "the pool back to two workers",
-        Duration::from_secs(40),
-        || paddock.worker_pids("php-cgi").len() == 2,
-    );
+    paddock.wait_until("the pool back to two workers", PATIENCE, || {
+        paddock.worker_pids("php-cgi").len() == 2
+    });
     let output = paddock.curl(&[
         "-s",
         "-o",

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use harness::Paddock;
+use harness::{Paddock, PATIENCE};
 
 fn start(extra: &str) -> (tempfile::TempDir, Paddock, SocketAddr) {
     let root = tempfile::tempdir().unwrap();
@@ -87,11 +87,9 @@ fn idle_connection_gets_goaway_after_the_keepalive_timeout() {
     });
     // The line is written just before the GOAWAY; the harness collects the log through a pipe,
     // so give it a moment rather than racing it.
-    paddock.wait_until(
-        "the keep-alive timeout in the log",
-        Duration::from_secs(5),
-        || paddock.log().contains("keep-alive idle timeout"),
-    );
+    paddock.wait_until("the keep-alive timeout in the log", PATIENCE, || {
+        paddock.log().contains("keep-alive idle timeout")
+    });
 }
 
 #[test]

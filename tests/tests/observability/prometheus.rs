@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use harness::observe::{families, require_program, scrape, wait_for};
-use harness::{php_site, require_php_cgi, test_site, Paddock};
+use harness::{php_site, require_php_cgi, test_site, Paddock, PATIENCE};
 
 fn deploy(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -203,7 +203,7 @@ fn start_prometheus(admin: SocketAddr) -> Prometheus {
         address,
         _dir: dir,
     };
-    wait_for(Duration::from_secs(60), "Prometheus to be ready", || {
+    wait_for(PATIENCE, "Prometheus to be ready", || {
         let ready = Command::new("curl")
             .args(["-sf", "--max-time", "2"])
             .arg(format!("http://{address}/-/ready"))
@@ -292,11 +292,9 @@ fn a_real_prometheus_scrapes_paddock_under_load_and_sees_the_series_move() {
     let paddock = Paddock::start(&php_site(&test_site(), 2, ""));
     let prometheus = start_prometheus(paddock.admin);
     let job = r#"job="paddock""#;
-    wait_for(
-        Duration::from_secs(30),
-        "the paddock target to be up",
-        || (prometheus.scalar(&format!("up{{{job}}}")) == Some(1.0)).then_some(()),
-    );
+    wait_for(PATIENCE, "the paddock target to be up", || {
+        (prometheus.scalar(&format!("up{{{job}}}")) == Some(1.0)).then_some(())
+    });
     let requests = format!(
         r#"sum(paddock_requests_total{{{job}, pool="php", status_class="2xx", method="GET"}})"#
     );
@@ -320,11 +318,9 @@ fn a_real_prometheus_scrapes_paddock_under_load_and_sees_the_series_move() {
     );
     assert!(sent >= 20, "only {sent} requests succeeded");
 
-    wait_for(
-        Duration::from_secs(20),
-        "Prometheus to see every request",
-        || (prometheus.scalar(&requests) == Some(f64::from(sent))).then_some(()),
-    );
+    wait_for(PATIENCE, "Prometheus to see every request", || {
+        (prometheus.scalar(&requests) == Some(f64::from(sent))).then_some(())
+    });
     let php = format!(r#"{job}, pool="php""#);
     assert_eq!(
         prometheus.scalar(&format!("sum(paddock_queue_wait_seconds_count{{{php}}})")),
@@ -364,25 +360,17 @@ fn a_real_prometheus_scrapes_paddock_under_load_and_sees_the_series_move() {
          mean queue wait {mean_wait:.3} s, mean worker time {worker_time:.3} s"
     );
     // After the load the gauges fall back.
-    wait_for(
-        Duration::from_secs(20),
-        "the queue and slots to drain",
-        || {
-            let depth = prometheus.scalar(&format!("paddock_queue_depth{{{php}}}"));
-            let busy = prometheus.scalar(&format!("paddock_pool_busy_slots{{{php}}}"));
-            (depth == Some(0.0) && busy == Some(0.0)).then_some(())
-        },
-    );
+    wait_for(PATIENCE, "the queue and slots to drain", || {
+        let depth = prometheus.scalar(&format!("paddock_queue_depth{{{php}}}"));
+        let busy = prometheus.scalar(&format!("paddock_pool_busy_slots{{{php}}}"));
+        (depth == Some(0.0) && busy == Some(0.0)).then_some(())
+    });
     // The shipped rules are loaded and evaluated against the live series.
-    wait_for(
-        Duration::from_secs(20),
-        "the recording rule to be evaluated",
-        || {
-            prometheus
-                .scalar(&format!(r#"paddock:pool_saturation:ratio{{{php}}}"#))
-                .map(|_| ())
-        },
-    );
+    wait_for(PATIENCE, "the recording rule to be evaluated", || {
+        prometheus
+            .scalar(&format!(r#"paddock:pool_saturation:ratio{{{php}}}"#))
+            .map(|_| ())
+    });
     let build = prometheus.query("paddock_build_info");
     assert_eq!(build.len(), 1);
     assert_eq!(build[0].0["version"], env!("CARGO_PKG_VERSION"));

@@ -2,9 +2,10 @@
 //! command socket and get an answer; with nothing running they say so.
 
 use std::process::{Command, Output};
-use std::time::Duration;
 
-use harness::{paddock_bin, php_site, process_alive, require_php_cgi, test_site, Paddock};
+use harness::{
+    paddock_bin, php_site, process_alive, require_php_cgi, test_site, Paddock, PATIENCE,
+};
 
 fn run(args: &[&str], config: &std::path::Path) -> Output {
     Command::new(paddock_bin())
@@ -64,7 +65,7 @@ fn status_reload_and_stop_from_the_command_line() {
     let reloaded = run(&["reload"], &config);
     assert!(reloaded.status.success(), "{}", text(&reloaded));
     assert_eq!(String::from_utf8_lossy(&reloaded.stdout).trim(), "reloaded");
-    paddock.wait_until("three workers", Duration::from_secs(10), || {
+    paddock.wait_until("three workers", PATIENCE, || {
         paddock.worker_pids("php-cgi").len() == 3
     });
 
@@ -83,7 +84,7 @@ fn status_reload_and_stop_from_the_command_line() {
 
     let stopped = run(&["stop"], &config);
     assert!(stopped.status.success(), "{}", text(&stopped));
-    paddock.wait_until("paddock to exit", Duration::from_secs(20), || {
+    paddock.wait_until("paddock to exit", PATIENCE, || {
         !process_alive(paddock.pid())
     });
     let gone = run(&["status"], &config);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use harness::client::{load, Connection};
 use harness::observe::{scrape, value};
-use harness::{require_php_cgi, test_site, Paddock};
+use harness::{require_php_cgi, test_site, Paddock, PATIENCE};
 
 fn config(php_workers: u32, with_cgi: bool) -> String {
     let cgi = if with_cgi {
@@ -129,7 +129,7 @@ fn fifteen_reloads_under_https_load_drop_nothing() {
     assert_eq!(cgi.status, 200);
     // Back to the first configuration: the same processes and descriptors as before.
     paddock.reload(&config(2, false));
-    paddock.wait_until("old workers to be gone", Duration::from_secs(20), || {
+    paddock.wait_until("old workers to be gone", PATIENCE, || {
         paddock.worker_pids("php-cgi").len() == 2 && paddock.children().len() == baseline.0
     });
     for _ in 0..4 {
@@ -196,7 +196,7 @@ fn bad_reloads_keep_the_running_configuration() {
     for (n, (what, text)) in attempts.iter().enumerate() {
         std::fs::write(&config_path, text).unwrap();
         harness::signal(paddock.pid(), "HUP");
-        paddock.wait_until(what, Duration::from_secs(10), || {
+        paddock.wait_until(what, PATIENCE, || {
             paddock.log().matches("configuration reload failed").count() == n + 1
         });
     }
@@ -216,11 +216,9 @@ fn bad_reloads_keep_the_running_configuration() {
     )
     .unwrap();
     harness::signal(paddock.pid(), "HUP");
-    paddock.wait_until(
-        "the bad certificate reload",
-        Duration::from_secs(10),
-        || paddock.log().matches("configuration reload failed").count() == 3,
-    );
+    paddock.wait_until("the bad certificate reload", PATIENCE, || {
+        paddock.log().matches("configuration reload failed").count() == 3
+    });
     assert_eq!(fingerprint(), before, "the old certificate is still served");
     let response = Connection::open(paddock.http)
         .unwrap()
@@ -244,10 +242,10 @@ fn bad_reloads_keep_the_running_configuration() {
     // A good reload afterwards succeeds and is counted.
     std::fs::write(&cert, good_cert).unwrap();
     harness::signal(paddock.pid(), "HUP");
-    paddock.wait_until("a good reload", Duration::from_secs(10), || {
+    paddock.wait_until("a good reload", PATIENCE, || {
         paddock.log().contains("configuration reloaded")
     });
-    paddock.wait_until("the success to be counted", Duration::from_secs(5), || {
+    paddock.wait_until("the success to be counted", PATIENCE, || {
         value(
             &scrape(paddock.admin),
             "paddock_config_reloads_total",

@@ -7,7 +7,7 @@ use std::time::Duration;
 use harness::client::{load, Connection};
 use harness::{
     children_of, paddock_bin, php_site, process_alive, require_php_cgi, test_site, Paddock,
-    LISTENERS,
+    LISTENERS, PATIENCE,
 };
 
 /// Stops a process by pid when the test ends, however it ends.
@@ -68,11 +68,9 @@ fn sigusr2_hands_the_listeners_to_the_new_binary_without_dropping_requests() {
     std::thread::sleep(Duration::from_millis(1500));
     install(&binary);
     harness::signal(old_master, "USR2");
-    paddock.wait_until(
-        "the new master to take over",
-        Duration::from_secs(20),
-        || paddock.log().contains("binary upgrade: took over"),
-    );
+    paddock.wait_until("the new master to take over", PATIENCE, || {
+        paddock.log().contains("binary upgrade: took over")
+    });
     let log = paddock.log();
     let new_master: u32 = log
         .split("binary upgrade: new master started new_master=")

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use harness::client::{load_bounded, Connection};
-use harness::{require_php_cgi, test_site, Paddock};
+use harness::{require_php_cgi, test_site, Paddock, PATIENCE};
 
 fn unsafe_app_site(mode: &str) -> (tempfile::TempDir, String) {
     let root = tempfile::tempdir().unwrap();
@@ -184,7 +184,7 @@ fn cgi_runner_kills_a_script_past_its_timeout() {
         .unwrap();
     assert_eq!(response.status, 504, "{}", response.text());
     assert!(started.elapsed() < Duration::from_secs(10));
-    paddock.wait_until("the kill to be logged", Duration::from_secs(5), || {
+    paddock.wait_until("the kill to be logged", PATIENCE, || {
         paddock.log().contains("killed after")
     });
     // The runner itself keeps serving.

@@ -9,7 +9,7 @@ use harness::client::Connection;
 use harness::hostile::count_log_lines;
 use harness::observe::{scrape, status, value};
 use harness::raw::RawConn;
-use harness::{php_site, require_php_cgi, test_site, Paddock};
+use harness::{php_site, require_php_cgi, test_site, Paddock, PATIENCE};
 
 /// The FastCGI application that misbehaves on request (`tests/src/bin/fcgi-hostile.rs`).
 const HOSTILE_APP: &str = env!("CARGO_BIN_EXE_fcgi-hostile");
@@ -178,20 +178,16 @@ fn read_chunked_to_end(conn: &mut RawConn) -> String {
 /// The busy worker of the first pool and the request it runs, once one shows.
 fn running_request(paddock: &Paddock) -> (serde_json::Value, serde_json::Value) {
     let mut found = None;
-    paddock.wait_until(
-        "a request on the status page",
-        Duration::from_secs(15),
-        || {
-            let status = status(paddock.admin);
-            found = status["pools"][0]["processes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|p| !p["current"].as_array().unwrap().is_empty())
-                .map(|p| (p.clone(), p["current"][0].clone()));
-            found.is_some()
-        },
-    );
+    paddock.wait_until("a request on the status page", PATIENCE, || {
+        let status = status(paddock.admin);
+        found = status["pools"][0]["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| !p["current"].as_array().unwrap().is_empty())
+            .map(|p| (p.clone(), p["current"][0].clone()));
+        found.is_some()
+    });
     found.unwrap()
 }
 
@@ -233,22 +229,18 @@ fn a_streamed_request_shows_on_the_status_page_and_in_the_metrics() {
         "{body:?}"
     );
 
-    paddock.wait_until(
-        "the request counted as served",
-        Duration::from_secs(15),
-        || {
-            let status = status(paddock.admin);
-            let same = status["pools"][0]["processes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|p| p["pid"] == worker["pid"])
-                .cloned()
-                .expect("the same worker");
-            same["requests_served"].as_u64() == Some(served_before + 1)
-                && same["current"].as_array().unwrap().is_empty()
-        },
-    );
+    paddock.wait_until("the request counted as served", PATIENCE, || {
+        let status = status(paddock.admin);
+        let same = status["pools"][0]["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pid"] == worker["pid"])
+            .cloned()
+            .expect("the same worker");
+        same["requests_served"].as_u64() == Some(served_before + 1)
+            && same["current"].as_array().unwrap().is_empty()
+    });
     // The only script request so far.
     let metrics = scrape(paddock.admin);
     let php = [("pool", "php")];
@@ -284,11 +276,11 @@ fn a_queued_streamed_request_abandoned_by_its_client_never_runs() {
     // A second streamed request queues behind it; its client leaves.
     let mut abandoned = RawConn::connect(paddock.http);
     abandoned.get("/stream.php?chunks=1").unwrap();
-    paddock.wait_until("the request in the queue", Duration::from_secs(15), || {
+    paddock.wait_until("the request in the queue", PATIENCE, || {
         status(paddock.admin)["pools"][0]["waiting"] == 1
     });
     drop(abandoned);
-    paddock.wait_until("the queue left", Duration::from_secs(15), || {
+    paddock.wait_until("the queue left", PATIENCE, || {
         let metrics = scrape(paddock.admin);
         let gone = [("pool", "php"), ("reason", "client_gone")];
         value(&metrics, "paddock_queue_rejections_total", &gone) == 1.0
@@ -299,7 +291,7 @@ fn a_queued_streamed_request_abandoned_by_its_client_never_runs() {
     // One worker serves in FIFO order: had the abandoned request stayed, it would run before this.
     let next = paddock.curl(&[&paddock.url("/stream.php?chunks=1")]);
     assert_eq!(String::from_utf8_lossy(&next.stdout), "chunk 1\ndone\n");
-    paddock.wait_until("both requests counted", Duration::from_secs(15), || {
+    paddock.wait_until("both requests counted", PATIENCE, || {
         let status = status(paddock.admin);
         status["pools"][0]["processes"][0]["requests_served"].as_u64() >= Some(served_before + 2)
     });
@@ -348,7 +340,7 @@ workers = 1
         .header("x-request-id")
         .expect("x-request-id")
         .to_string();
-    paddock.wait_until("the rate-limit summary", Duration::from_secs(15), || {
+    paddock.wait_until("the rate-limit summary", PATIENCE, || {
         count_log_lines(&paddock, "worker stderr rate-limited") > 0
     });
     let log = paddock.log();
