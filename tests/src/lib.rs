@@ -374,6 +374,20 @@ pub fn self_signed_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
+/// A raw TLS client to `addr` with SNI `servername` (`openssl s_client -quiet -ign_eof`):
+/// write HTTP to its stdin, read the answers from its stdout.
+pub fn tls_client(addr: SocketAddr, servername: &str) -> Child {
+    Command::new("openssl")
+        .args(["s_client", "-quiet", "-ign_eof", "-servername", servername])
+        .arg("-connect")
+        .arg(addr.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_client (apt-get install openssl)")
+}
+
 /// Writes the config file the harness uses into `dir`: a private runtime directory, debug
 /// logging, then `config`.
 fn write_config(dir: &Path, config: &str) -> PathBuf {

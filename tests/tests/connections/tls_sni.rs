@@ -5,9 +5,8 @@
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use harness::Paddock;
+use harness::{tls_client, wait_until, Paddock};
 
 /// Writes a self-signed EC certificate for `name` to `<stem>.pem` / `<stem>.key` under `dir`.
 fn make_cert(dir: &Path, stem: &str, name: &str) {
@@ -137,32 +136,34 @@ fn sighup_reloads_certificates_without_dropping_connections() {
     );
 
     // A keep-alive TLS connection, open across the reload.
-    let mut open = Command::new("openssl")
-        .args([
-            "s_client",
-            "-quiet",
-            "-ign_eof",
-            "-servername",
-            "a.test",
-            "-connect",
-        ])
-        .arg(paddock.https.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut open = tls_client(paddock.https, "a.test");
     let request = b"GET /hello.txt HTTP/1.1\r\nHost: a.test\r\n\r\n";
     let mut stdin = open.stdin.take().unwrap();
+    let answers = {
+        let mut stdout = open.stdout.take().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = stdout.read(&mut buf) {
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        move || seen.lock().unwrap().matches("HTTP/1.1 200").count()
+    };
     stdin.write_all(request).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until("the answer before the reload", || answers() == 1);
 
     // New certificate for a.test (a different subject to tell them apart), then SIGHUP.
     make_cert(dir.path(), "a", "a.test");
     std::fs::copy(dir.path().join("b.pem"), dir.path().join("b-old.pem")).unwrap();
     make_cert(dir.path(), "default", "renewed.test");
     harness::signal(paddock.pid(), "HUP");
-    wait_for(|| presented(&paddock, None, &[]).as_deref() == Some("renewed.test"));
+    wait_until("the renewed certificate", || {
+        presented(&paddock, None, &[]).as_deref() == Some("renewed.test")
+    });
     assert_eq!(
         presented(&paddock, Some("b.test"), &[]).as_deref(),
         Some("b.test")
@@ -170,25 +171,19 @@ fn sighup_reloads_certificates_without_dropping_connections() {
 
     // The connection from before still serves.
     stdin.write_all(request).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until("the answer on the connection from before", || {
+        answers() == 2
+    });
     drop(stdin);
-    std::thread::sleep(Duration::from_millis(200));
     let _ = open.kill();
-    let mut out = String::new();
-    open.stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
     let _ = open.wait();
-    assert_eq!(out.matches("HTTP/1.1 200").count(), 2, "{out}");
 
     // A broken certificate file: the reload fails, says why, and the previous one stays.
     std::fs::write(dir.path().join("default.pem"), "not a certificate\n").unwrap();
     harness::signal(paddock.pid(), "HUP");
     // The master validates certificates before applying a reload, so the whole reload is refused
     // with the file's problem.
-    wait_for(|| {
+    wait_until("the failed reload in the log", || {
         let log = paddock.log();
         log.contains("configuration reload failed") && log.contains("default.pem")
     });
@@ -196,12 +191,4 @@ fn sighup_reloads_certificates_without_dropping_connections() {
         presented(&paddock, None, &[]).as_deref(),
         Some("renewed.test")
     );
-}
-
-fn wait_for(mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "condition not met in time");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }

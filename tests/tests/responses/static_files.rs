@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use harness::raw::RawConn;
-use harness::{split_response, Paddock};
+use harness::{header, split_response, Paddock};
 
 const SECRET: &str = "TOP SECRET outside the root";
 
@@ -74,13 +74,6 @@ fn get(paddock: &Paddock, path: &str, headers: &[&str]) -> (u16, String, String)
 }
 
 /// A header value from a response head (names compared without case).
-fn header(head: &str, name: &str) -> Option<String> {
-    head.lines().find_map(|line| {
-        let (n, v) = line.split_once(':')?;
-        n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-    })
-}
-
 #[test]
 fn validators_give_304() {
     let (_dir, root) = tree();
@@ -108,16 +101,10 @@ fn ranges_give_206_or_416() {
     let (status, head, body) = get(&paddock, "/style.css", &["Range: bytes=0-3"]);
     assert_eq!(status, 206);
     assert_eq!(body, "body");
-    assert_eq!(
-        header(&head, "content-range").as_deref(),
-        Some("bytes 0-3/950")
-    );
+    assert_eq!(header(&head, "content-range"), Some("bytes 0-3/950"));
     let (status, head, _) = get(&paddock, "/style.css", &["Range: bytes=5000-6000"]);
     assert_eq!(status, 416);
-    assert_eq!(
-        header(&head, "content-range").as_deref(),
-        Some("bytes */950")
-    );
+    assert_eq!(header(&head, "content-range"), Some("bytes */950"));
     // One range per request: a multi-part range is refused rather than served piecemeal.
     let (status, _, _) = get(&paddock, "/style.css", &["Range: bytes=0-1,5-6"]);
     assert_eq!(status, 416);
@@ -143,7 +130,7 @@ fn content_types_and_index_files() {
     assert_eq!(get(&paddock, "/docs/", &[]).2, "<h1>docs</h1>\n");
     let (status, head, _) = get(&paddock, "/docs", &[]);
     assert_eq!(status, 301);
-    assert_eq!(header(&head, "location").as_deref(), Some("/docs/"));
+    assert_eq!(header(&head, "location"), Some("/docs/"));
 }
 
 #[test]
@@ -164,11 +151,7 @@ fn precompressed_siblings_by_accept_encoding() {
     assert!(head.contains("vary: accept-encoding"), "{head}");
     assert_eq!(&raw[split + 4..], &gz[..]);
     let (_, head, body) = get(&paddock, "/style.css", &["Accept-Encoding: br, gzip"]);
-    assert_eq!(
-        header(&head, "content-encoding").as_deref(),
-        Some("br"),
-        "{head}"
-    );
+    assert_eq!(header(&head, "content-encoding"), Some("br"), "{head}");
     assert_eq!(body, "pretend-brotli");
     let (_, head, body) = get(&paddock, "/style.css", &[]);
     assert_eq!(header(&head, "content-encoding"), None, "{head}");
@@ -185,11 +168,11 @@ fn cache_control_by_path_prefix() {
     let paddock = start(&root, "");
     let (_, head, _) = get(&paddock, "/assets/logo.txt", &[]);
     assert_eq!(
-        header(&head, "cache-control").as_deref(),
+        header(&head, "cache-control"),
         Some("public, max-age=31536000, immutable")
     );
     let (_, head, _) = get(&paddock, "/style.css", &[]);
-    assert_eq!(header(&head, "cache-control").as_deref(), Some("no-cache"));
+    assert_eq!(header(&head, "cache-control"), Some("no-cache"));
 }
 
 /// Raw requests (curl would normalise the paths) that try to leave the root.
@@ -275,7 +258,7 @@ fn the_memory_cache_serves_edits_at_once() {
     // HEAD: the length of the body it would get, and no body.
     let output = paddock.curl(&["-sI", &paddock.url("/style.css")]);
     let head = String::from_utf8_lossy(&output.stdout).to_string();
-    assert_eq!(header(&head, "content-length").as_deref(), Some("950"));
+    assert_eq!(header(&head, "content-length"), Some("950"));
 }
 
 #[test]

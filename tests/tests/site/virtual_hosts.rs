@@ -3,9 +3,8 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use harness::{split_response, Paddock};
+use harness::{header, split_response, tls_client, Paddock};
 
 fn site_dir(base: &Path, name: &str) -> std::path::PathBuf {
     let root = base.join(name);
@@ -72,13 +71,6 @@ fn get(paddock: &Paddock, host: &str, path: &str, extra: &[&str]) -> (u16, Strin
     split_response(&String::from_utf8_lossy(&output.stdout))
 }
 
-fn header(head: &str, name: &str) -> Option<String> {
-    head.lines().find_map(|line| {
-        let (n, v) = line.split_once(':')?;
-        n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-    })
-}
-
 #[test]
 fn host_picks_the_site_with_wildcards_and_a_default() {
     let (_dir, paddock) = start();
@@ -91,21 +83,7 @@ fn host_picks_the_site_with_wildcards_and_a_default() {
 #[test]
 fn sni_picks_the_site_when_no_host_is_sent() {
     let (_dir, paddock) = start();
-    let mut client = Command::new("openssl")
-        .args([
-            "s_client",
-            "-quiet",
-            "-ign_eof",
-            "-servername",
-            "a.test",
-            "-connect",
-        ])
-        .arg(paddock.https.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut client = tls_client(paddock.https, "a.test");
     // HTTP/1.0 needs no Host header.
     client
         .stdin
@@ -141,7 +119,7 @@ fn https_redirect_and_hsts() {
     assert_eq!(status, 301);
     assert_eq!(
         header(&head, "location"),
-        Some(format!("https://r.test:{port}/page?x=1"))
+        Some(format!("https://r.test:{port}/page?x=1").as_str())
     );
     assert_eq!(
         header(&head, "strict-transport-security"),
@@ -160,7 +138,7 @@ fn https_redirect_and_hsts() {
     let (status, head, body) = split_response(&String::from_utf8_lossy(&output.stdout));
     assert_eq!((status, body.as_str()), (200, "site r\n"));
     assert_eq!(
-        header(&head, "strict-transport-security").as_deref(),
+        header(&head, "strict-transport-security"),
         Some("max-age=600")
     );
     // Other sites get no redirect.
@@ -173,13 +151,10 @@ fn redirect_rules_keep_the_rest_of_the_path_and_the_query() {
     let (status, head, _) = get(&paddock, "old.test", "/blog/2024/post?x=1", &[]);
     assert_eq!(status, 308);
     assert_eq!(
-        header(&head, "location").as_deref(),
+        header(&head, "location"),
         Some("https://blog.example.org/2024/post?x=1")
     );
     let (status, head, _) = get(&paddock, "old.test", "/about", &[]);
     assert_eq!(status, 301);
-    assert_eq!(
-        header(&head, "location").as_deref(),
-        Some("http://a.test/about")
-    );
+    assert_eq!(header(&head, "location"), Some("http://a.test/about"));
 }
