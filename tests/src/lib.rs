@@ -304,6 +304,14 @@ impl Paddock {
         })
     }
 
+    /// Waits (up to [`PATIENCE`]) until a worker of pool `pool` is running a request for `path`
+    /// (as `/status` shows it: the path without the query).
+    pub fn wait_for_request(&self, pool: &str, path: &str) {
+        self.wait_pool(pool, &format!("a worker running {path}"), |p| {
+            running(p, path)
+        });
+    }
+
     /// Waits (up to [`PATIENCE`]) until the log contains `needle`.
     pub fn wait_for_log(&self, needle: &str) {
         self.wait_until(&format!("log line {needle:?}"), PATIENCE, || {
@@ -414,6 +422,17 @@ pub fn children_of(parent: u32) -> Vec<(u32, String)> {
             Some((parts.next()?.parse().ok()?, parts.next()?.to_string()))
         })
         .collect()
+}
+
+/// Whether a worker in a pool's `/status` entry is running a request for `path`.
+pub fn running(pool: &serde_json::Value, path: &str) -> bool {
+    pool["processes"].as_array().is_some_and(|processes| {
+        processes.iter().any(|process| {
+            process["current"]
+                .as_array()
+                .is_some_and(|current| current.iter().any(|r| r["path"] == path))
+        })
+    })
 }
 
 /// The number of open file descriptors of `pid`.

@@ -5,7 +5,7 @@
 use std::process::Stdio;
 use std::thread;
 
-use harness::{php_site, require_php_cgi, test_site, Hold, Paddock, PATIENCE};
+use harness::{php_site, require_php_cgi, running, test_site, Hold, Paddock, PATIENCE};
 
 #[test]
 fn queued_request_abandoned_by_its_client_never_runs() {
@@ -74,10 +74,7 @@ fn answer_to_an_abandoned_request_never_reaches_the_next_client() {
             PATIENCE,
             || {
                 let pool = paddock.pool_status("php");
-                let sent = pool["processes"][0]["current"]
-                    .as_array()
-                    .is_some_and(|current| current.iter().any(|r| r["path"] == "/echo.php"));
-                next.is_finished() || pool["waiting"] == 1 || sent
+                next.is_finished() || pool["waiting"] == 1 || running(&pool, "/echo.php")
             },
         );
         hold.release();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use harness::client::{load, Connection};
 use harness::observe::{scrape, value};
-use harness::{require_php_cgi, test_site, Paddock, PATIENCE};
+use harness::{open_fds as fd_count, require_php_cgi, test_site, Hold, Paddock, PATIENCE};
 
 fn config(php_workers: u32, with_cgi: bool) -> String {
     let cgi = if with_cgi {
@@ -20,10 +20,6 @@ fn config(php_workers: u32, with_cgi: bool) -> String {
         "[limits]\nmax_requests_per_connection = 1000000\n\n[sites.test]\nroot = \"{}\"\nindex = [\"index.php\"]\n\n[sites.test.scripts]\npool = \"php\"\nfront_controller = \"/index.php\"\n\n[pools.php]\nmode = \"prefork\"\ncommand = [\"php-cgi\"]\nworkers = {php_workers}\n{cgi}",
         test_site().display()
     )
-}
-
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
 #[test]
@@ -50,15 +46,18 @@ fn fifteen_reloads_under_https_load_drop_nothing() {
         fd_count(frontend),
     );
 
-    // A long request, started before the first reload, must complete.
+    // A long request, on a worker before the first reload and held there until after the third,
+    // must complete.
     let addr = paddock.http;
+    let hold = Hold::new();
+    let path = hold.path();
     let long = std::thread::spawn(move || {
         Connection::open(addr)
             .unwrap()
-            .request("GET", "/sleep.php?ms=8000", &[], b"")
+            .request("GET", &path, &[], b"")
             .unwrap()
     });
-    std::thread::sleep(Duration::from_millis(300));
+    paddock.wait_for_request("php", "/hold.php");
 
     // HTTPS load (HTTP/2, h2load) and plain keep-alive load, on static and PHP routes, for 30 s.
     let https = paddock.https.port();
@@ -93,6 +92,12 @@ fn fifteen_reloads_under_https_load_drop_nothing() {
         } else {
             paddock.reload(&config(2, false));
         }
+        if i == 2 {
+            paddock.wait_until("the third reload", PATIENCE, || {
+                paddock.log().matches("configuration reloaded").count() == 3
+            });
+            hold.release();
+        }
     }
     let h2 = h2load.join().unwrap();
     let report = plain.join().unwrap();
@@ -115,8 +120,11 @@ fn fifteen_reloads_under_https_load_drop_nothing() {
         &report.failures[..report.failures.len().min(5)]
     );
     assert!(report.ok > 100, "plain requests served: {}", report.ok);
-    assert_eq!(long.status, 200, "the long request survived 15 reloads");
-    assert!(long.text().starts_with("slept 8000 ms"));
+    assert_eq!(long.status, 200, "the long request survived three reloads");
+    assert!(long.text().starts_with("released"));
+    paddock.wait_until("the 15th reload", PATIENCE, || {
+        paddock.log().matches("configuration reloaded").count() >= 15
+    });
     let log = paddock.log();
     assert_eq!(log.matches("configuration reloaded").count(), 15, "{log}");
     assert!(!log.contains("configuration reload failed"));

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use harness::client::{load, Connection};
 use harness::{
-    children_of, paddock_bin, php_site, process_alive, require_php_cgi, test_site, Paddock,
+    children_of, paddock_bin, php_site, process_alive, require_php_cgi, test_site, Hold, Paddock,
     LISTENERS, PATIENCE,
 };
 
@@ -43,12 +43,16 @@ fn sigusr2_hands_the_listeners_to_the_new_binary_without_dropping_requests() {
     let old_workers = paddock.worker_pids("php-cgi");
 
     let addr = paddock.http;
+    // A request in flight at the upgrade, held until the new master has taken over.
+    let hold = Hold::new();
+    let path = hold.path();
     let long = std::thread::spawn(move || {
         Connection::open(addr)
             .unwrap()
-            .request("GET", "/sleep.php?ms=3000", &[], b"")
+            .request("GET", &path, &[], b"")
             .unwrap()
     });
+    paddock.wait_for_request("php", "/hold.php");
     let traffic = std::thread::spawn(move || {
         load(
             addr,
@@ -65,6 +69,7 @@ fn sigusr2_hands_the_listeners_to_the_new_binary_without_dropping_requests() {
             |r| r.status == 200,
         )
     });
+    // Let the traffic run a while before the upgrade (pacing, not a wait: nothing depends on it).
     std::thread::sleep(Duration::from_millis(1500));
     install(&binary);
     harness::signal(old_master, "USR2");
@@ -79,6 +84,7 @@ fn sigusr2_hands_the_listeners_to_the_new_binary_without_dropping_requests() {
         .and_then(|pid| pid.parse().ok())
         .expect("the new master's pid is logged");
     let _guard = StopOnDrop(Some(new_master));
+    hold.release();
 
     let report = traffic.join().unwrap();
     let long = long.join().unwrap();
@@ -118,12 +124,5 @@ fn sigusr2_hands_the_listeners_to_the_new_binary_without_dropping_requests() {
     assert_eq!(response.status, 200);
 
     harness::signal(new_master, "TERM");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while process_alive(new_master) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the new master did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    harness::wait_until("the new master to stop", || !process_alive(new_master));
 }
