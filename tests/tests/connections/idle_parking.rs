@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::raw::RawConn;
-use harness::{php_site, test_site, Paddock};
+use harness::{php_site, test_site, Paddock, LISTENERS, PATIENCE};
 
 const PAUSE: Duration = Duration::from_millis(300);
 
@@ -104,7 +104,7 @@ fn tls_connections_park_and_come_back() {
             .unwrap();
         stdin.flush().unwrap();
         // Read until this round's body is complete (each answer ends with the file).
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + PATIENCE;
         while String::from_utf8_lossy(&received)
             .matches(&expected)
             .count()
@@ -127,18 +127,18 @@ fn tls_connections_park_and_come_back() {
 
 #[test]
 fn the_keepalive_timeout_closes_parked_connections() {
-    let paddock = start("[timeouts]\nkeepalive = \"1s\"\n");
+    let paddock = start("[timeouts]\nkeepalive = \"3s\"\n");
     let mut conn = RawConn::connect(paddock.http);
     conn.get("/static/hello.txt").unwrap();
     answered(&mut conn, "first request");
-    // Well inside the timeout the parked connection still serves.
+    // Well inside the timeout (a tenth of it) the parked connection still serves.
     std::thread::sleep(PAUSE);
     conn.get("/static/hello.txt").unwrap();
     answered(&mut conn, "inside the timeout");
     let idle_from = Instant::now();
-    assert!(conn.closed_within(Duration::from_secs(10)));
+    assert!(conn.closed_within(PATIENCE));
     assert!(
-        idle_from.elapsed() >= Duration::from_millis(900),
+        idle_from.elapsed() >= Duration::from_millis(2900),
         "closed after {:?}, before the keep-alive timeout",
         idle_from.elapsed()
     );
@@ -146,7 +146,15 @@ fn the_keepalive_timeout_closes_parked_connections() {
 
 #[test]
 fn a_graceful_stop_closes_parked_connections_promptly() {
-    let mut paddock = start("");
+    // A shutdown timeout far beyond the bound below: a stop that waited for the parked
+    // connections could not pass for a prompt one on a slow machine.
+    let mut paddock = Paddock::start_with(
+        &format!(
+            "shutdown_timeout = \"300s\"\n{LISTENERS}\n{}",
+            php_site(&test_site(), 1, "")
+        ),
+        true,
+    );
     let mut parked: Vec<RawConn> = (0..20)
         .map(|_| {
             let mut conn = RawConn::connect(paddock.http);
@@ -158,14 +166,14 @@ fn a_graceful_stop_closes_parked_connections_promptly() {
     let stopping = Instant::now();
     let status = paddock.stop();
     assert!(status.success(), "{status}");
-    // The drain linger is one second; the default shutdown timeout is far longer.
+    // The drain linger is one second; the shutdown timeout five minutes.
     assert!(
-        stopping.elapsed() < Duration::from_secs(8),
+        stopping.elapsed() < Duration::from_secs(60),
         "{:?}",
         stopping.elapsed()
     );
     for conn in &mut parked {
-        assert!(conn.closed_within(Duration::from_secs(2)));
+        assert!(conn.closed_within(PATIENCE));
     }
 }
 
@@ -179,7 +187,8 @@ fn a_request_waking_a_parked_connection_during_a_stop_is_answered() {
     answered(&mut conn, "before the stop");
     std::thread::sleep(PAUSE);
     harness::signal(paddock.pid(), "TERM");
-    std::thread::sleep(Duration::from_millis(200));
+    // Inside the drain linger (one second from this line).
+    paddock.wait_for_log("stopping: no new connections");
     conn.get("/echo.php?during=stop").unwrap();
     let response = conn
         .read_response()
