@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -166,6 +166,7 @@ impl ProbeReport {
 #[derive(Debug)]
 pub struct Probe {
     stop: Arc<AtomicBool>,
+    answered: Arc<AtomicUsize>,
     thread: JoinHandle<ProbeReport>,
 }
 
@@ -173,6 +174,8 @@ impl Probe {
     pub fn start(addr: SocketAddr, path: &str, every: Duration) -> Probe {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let answered = Arc::new(AtomicUsize::new(0));
+        let count = answered.clone();
         let path = path.to_string();
         let thread = std::thread::spawn(move || {
             let mut report = ProbeReport::default();
@@ -183,6 +186,7 @@ impl Probe {
                 match result {
                     Ok(response) if response.status == 200 => {
                         report.latencies.push(started.elapsed());
+                        count.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(response) => {
                         report
@@ -195,7 +199,22 @@ impl Probe {
             }
             report
         });
-        Probe { stop, thread }
+        Probe {
+            stop,
+            answered,
+            thread,
+        }
+    }
+
+    /// How many requests have been answered 200 so far.
+    pub fn answered(&self) -> usize {
+        self.answered.load(Ordering::Relaxed)
+    }
+
+    /// Waits (up to [`crate::PATIENCE`]) until `more` further requests have been answered.
+    pub fn wait_for_more(&self, more: usize) {
+        let target = self.answered() + more;
+        crate::wait_until("probe requests answered", || self.answered() >= target);
     }
 
     pub fn finish(self) -> ProbeReport {

@@ -180,7 +180,8 @@ fn run_flood(paddock: &Paddock, name: &str, count: &str) -> Value {
     let cpu_before = cpu_ticks(frontend);
     let probe = Probe::start(paddock.http, "/sleep.php?ms=1", Duration::from_millis(50));
     let report = h2_client(paddock, &["flood", name, count]);
-    std::thread::sleep(Duration::from_millis(300));
+    // The probe gets through after the flood too.
+    probe.wait_for_more(1);
     let probe = probe.finish();
     let peak = peak_rss_kib(frontend);
     eprintln!(
@@ -292,12 +293,17 @@ fn a_zero_window_reader_holds_no_worker() {
             .output()
             .expect("run h2_hostile.py")
     });
-    // While the reader holds 8 MiB of unread responses, every worker slot is idle again.
+    // The workers finish the reader's 8 requests although it reads nothing (before the probe
+    // starts, so that the count is the reader's alone)...
+    paddock.wait_pool("php", "the reader's 8 requests served", |p| {
+        p["requests_served"].as_u64() >= Some(8)
+    });
+    // ... and while it holds 8 MiB of unread responses, every worker slot is idle again.
     let probe = Probe::start(paddock.http, "/sleep.php?ms=1", Duration::from_millis(100));
-    std::thread::sleep(Duration::from_secs(2));
     paddock.wait_until("all slots idle", PATIENCE, || {
         paddock.status()["pools"][0]["idle_slots"].as_u64() == Some(WORKERS)
     });
+    probe.wait_for_more(1);
     let output = reader.join().unwrap();
     let probe = probe.finish();
     let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {

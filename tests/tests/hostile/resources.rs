@@ -2,15 +2,24 @@
 //! respawned. (The front end's side, accept back-off under EMFILE, is in tests/tests/connections/limits.rs.)
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use harness::hostile::cpu_ticks;
-use harness::{php_site, process_alive, require_php_cgi, signal, test_site, Paddock, PATIENCE};
+use harness::{
+    open_fds, php_site, process_alive, require_php_cgi, signal, test_site, Paddock, PATIENCE,
+};
 
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|dir| dir.count())
-        .unwrap_or(0)
+/// The status code of a PHP request.
+fn php_status(paddock: &Paddock) -> String {
+    let output = paddock.curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &paddock.url("/sleep.php?ms=1"),
+    ]);
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Sets the soft RLIMIT_NOFILE of `pid` (the hard one stays: raising it back needs privileges a
@@ -52,45 +61,36 @@ fn workers_are_respawned_once_the_master_has_descriptors_again() {
         !process_alive(workers[0]) && paddock.worker_pids("php-cgi").len() == 1
     });
     let cpu_before = cpu_ticks(master);
+    let window = Instant::now();
     std::thread::sleep(Duration::from_secs(2));
     let cpu_used = cpu_ticks(master) - cpu_before;
+    let seconds = window.elapsed().as_secs_f64();
     assert!(process_alive(master), "the master survives EMFILE");
     assert_eq!(
         paddock.worker_pids("php-cgi").len(),
         1,
         "no worker could be spawned without descriptors"
     );
-    // Backoff, not a spin: well under half a CPU-second in two seconds (100 ticks a second).
-    assert!(cpu_used < 50, "master used {cpu_used} ticks in 2 s");
+    // Backoff, not a spin: well under a quarter of a CPU (100 ticks a second) over the window,
+    // which a loaded machine may stretch.
+    assert!(
+        (cpu_used as f64) < 25.0 * seconds,
+        "master used {cpu_used} ticks in {seconds:.1} s"
+    );
     // The surviving worker serves.
-    let output = paddock.curl(&[
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &paddock.url("/sleep.php?ms=1"),
-    ]);
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "200");
+    assert_eq!(php_status(&paddock), "200");
+    paddock.wait_for_log("Too many open files");
     let log = paddock.log();
     let failed_spawn = log
         .lines()
         .rfind(|l| l.contains("Too many open files"))
         .expect("the failed spawn is logged");
-    eprintln!("master used {cpu_used} ticks in 2 s without descriptors; {failed_spawn}");
+    eprintln!("master used {cpu_used} ticks in {seconds:.1} s without descriptors; {failed_spawn}");
 
     // Descriptors again: the pool is whole within the crash-loop backoff.
     set_nofile(master, original, original);
     paddock.wait_until("the pool back to two workers", PATIENCE, || {
         paddock.worker_pids("php-cgi").len() == 2
     });
-    let output = paddock.curl(&[
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &paddock.url("/sleep.php?ms=1"),
-    ]);
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "200");
+    assert_eq!(php_status(&paddock), "200");
 }
