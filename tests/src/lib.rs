@@ -209,6 +209,13 @@ impl Paddock {
         log[start..].split_whitespace().next()?.parse().ok()
     }
 
+    /// The address of listener `name` (panics when the master has not logged it: ready
+    /// instances have logged every listener).
+    pub fn address(&self, name: &str) -> SocketAddr {
+        self.listener(name)
+            .unwrap_or_else(|| panic!("listener {name} not logged:\n{}", self.log()))
+    }
+
     fn is_ready(&self) -> bool {
         self.admin.port() != 0
             && http_get(self.admin, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200"))

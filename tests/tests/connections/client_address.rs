@@ -23,18 +23,6 @@ fn start(extra: &str) -> Paddock {
     Paddock::start_with(&config, true)
 }
 
-fn listener(paddock: &Paddock, name: &str) -> std::net::SocketAddr {
-    let needle = format!("listening listener={name} address=");
-    let log = paddock.log();
-    let start = log.find(&needle).expect("listener logged") + needle.len();
-    log[start..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 fn echo_over(conn: &mut RawConn, prefix: &[u8], extra_headers: &str) -> Value {
     let mut request = prefix.to_vec();
     request.extend_from_slice(
@@ -60,7 +48,7 @@ fn v2_header(source: [u8; 4], source_port: u16) -> Vec<u8> {
 #[test]
 fn proxy_protocol_v1_and_v2_set_the_client_address() {
     let paddock = start("");
-    let proxied = listener(&paddock, "proxied");
+    let proxied = paddock.address("proxied");
     let mut conn = RawConn::connect(proxied);
     let seen = echo_over(
         &mut conn,
@@ -86,7 +74,7 @@ fn proxy_protocol_v1_and_v2_set_the_client_address() {
 #[test]
 fn proxy_listener_refuses_connections_without_a_header() {
     let paddock = start("");
-    let mut conn = RawConn::connect(listener(&paddock, "proxied"));
+    let mut conn = RawConn::connect(paddock.address("proxied"));
     conn.get("/static/hello.txt").unwrap();
     assert!(conn.closed_within(Duration::from_secs(5)));
     // Ordinary listeners do not expect one.
@@ -103,7 +91,7 @@ fn curl_haproxy_protocol_over_tls() {
         php_site(&test_site(), 1, "")
     );
     let paddock = Paddock::start_with(&config, true);
-    let port = listener(&paddock, "proxied_tls").port();
+    let port = paddock.address("proxied_tls").port();
     let output = paddock.curl(&[
         "--haproxy-protocol",
         "--resolve",
@@ -136,7 +124,7 @@ fn forwarded_headers_count_only_from_trusted_proxies() {
     assert_eq!(seen["server"]["HTTPS"], serde_json::Value::Null);
 
     // Through a PROXY header, the peer is the real client (untrusted): its headers are ignored.
-    let mut conn = RawConn::connect(listener(&paddock, "proxied"));
+    let mut conn = RawConn::connect(paddock.address("proxied"));
     let seen = echo_over(
         &mut conn,
         b"PROXY TCP4 198.51.100.1 127.0.0.1 5555 80\r\n",

@@ -49,7 +49,7 @@ fn cleartext_h2_only_where_the_listener_allows_it() {
         php_site(&test_site(), 1, "")
     );
     let paddock = Paddock::start_with(&config, true);
-    let h2c = harness_listener(&paddock, "h2c");
+    let h2c = paddock.address("h2c");
     let url = format!("http://{h2c}/static/hello.txt");
     assert_eq!(
         version_and_status(&paddock, &["--http2-prior-knowledge", &url]),
@@ -117,16 +117,4 @@ fn h2load_short_run_succeeds_with_many_streams_per_connection() {
         );
         assert!(text.contains("status codes: 400 2xx"), "{path}:\n{text}");
     }
-}
-
-fn harness_listener(paddock: &Paddock, name: &str) -> std::net::SocketAddr {
-    let needle = format!("listening listener={name} address=");
-    let log = paddock.log();
-    let start = log.find(&needle).expect("listener logged") + needle.len();
-    log[start..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
 }

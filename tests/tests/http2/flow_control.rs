@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use harness::Paddock;
+use harness::{Paddock, PATIENCE};
 
 #[test]
 fn client_granting_no_window_is_cut_off_by_the_send_timeout() {
@@ -31,15 +31,7 @@ root = "{}"
         root.path().display()
     );
     let paddock = Paddock::start_with(&config, true);
-    let needle = "listening listener=h2c address=";
-    let log = paddock.log();
-    let at = log.find(needle).unwrap() + needle.len();
-    let address: std::net::SocketAddr = log[at..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let address = paddock.address("h2c");
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -60,20 +52,16 @@ root = "{}"
         let mut received = 0usize;
         loop {
             // Data is taken but its capacity never released: the window stays shut.
-            match tokio::time::timeout(Duration::from_secs(10), body.data()).await {
+            match tokio::time::timeout(PATIENCE, body.data()).await {
                 Ok(Some(Ok(chunk))) => received += chunk.len(),
                 Ok(Some(Err(_))) => break,
                 Ok(None) => panic!("the whole body arrived without window updates"),
-                Err(_) => panic!("paddock did not cut the stalled client off in 10 s"),
+                Err(_) => panic!("paddock did not cut the stalled client off in {PATIENCE:?}"),
             }
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
         received
     });
     assert!(received <= 2 * 65_535, "received {received} bytes");
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !paddock.log().contains("client stopped reading") {
-        assert!(std::time::Instant::now() < deadline, "{}", paddock.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    paddock.wait_for_log("client stopped reading");
 }
