@@ -2,9 +2,8 @@
 //! `postrotate` step), recording the client address behind trusted proxies.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use harness::{php_site, require_php_cgi, test_site, Paddock};
+use harness::{php_site, require_php_cgi, test_site, wait_for, Paddock};
 
 fn start(log: &Path, format: &str, extra: &str) -> Paddock {
     require_php_cgi();
@@ -20,20 +19,11 @@ fn start(log: &Path, format: &str, extra: &str) -> Paddock {
 
 /// Waits until `path` holds at least `lines` lines; returns them.
 fn lines(path: &Path, lines: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    wait_for(&format!("{lines} lines in {path:?}"), || {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         let found: Vec<String> = text.lines().map(str::to_owned).collect();
-        if found.len() >= lines {
-            return found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{path:?} has {} lines: {text}",
-            found.len()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        (found.len() >= lines).then_some(found)
+    })
 }
 
 #[test]
@@ -97,11 +87,7 @@ fn sigusr1_reopens_the_log_after_rotation() {
     lines(&log, 1);
     std::fs::rename(&log, &rotated).unwrap();
     harness::signal(paddock.pid(), "USR1");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !paddock.log().contains("access log reopened") {
-        assert!(Instant::now() < deadline, "{}", paddock.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    paddock.wait_for_log("access log reopened");
     paddock.curl(&[&paddock.url("/static/hello.txt?after")]);
     let fresh = lines(&log, 1);
     assert!(fresh[0].contains("?after"), "{fresh:?}");

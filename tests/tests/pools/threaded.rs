@@ -128,19 +128,18 @@ fn cgi_runner_serves_shell_perl_and_python_next_to_php() {
     let response = conn.request("GET", "/sleep.php?ms=1", &[], b"").unwrap();
     assert_eq!(response.status, 200);
     assert!(response.text().starts_with("slept 1 ms"));
-    assert!(
-        paddock.log().contains("env.sh ran"),
-        "script stderr reaches the log"
-    );
+    // Script stderr reaches the log (which the harness reads through a pipe: awaited).
+    paddock.wait_for_log("env.sh ran");
 
-    // Four slow Perl requests run at once in the single runner process.
+    // Four slow Perl requests run at once in the single runner process. Each runs 3 s, so that
+    // they overlap even when a loaded machine is slow to start the four client threads.
     let addr = paddock.http;
     let runs: Vec<_> = (0..4)
         .map(|_| {
             std::thread::spawn(move || {
                 Connection::open(addr)
                     .unwrap()
-                    .request("GET", "/cgi-bin/slow.pl?ms=800", &[], b"")
+                    .request("GET", "/cgi-bin/slow.pl?ms=3000", &[], b"")
                     .unwrap()
             })
         })
@@ -177,13 +176,12 @@ fn cgi_runner_serves_shell_perl_and_python_next_to_php() {
 fn cgi_runner_kills_a_script_past_its_timeout() {
     require_php_cgi();
     let paddock = Paddock::start(&cgi_and_php_site("500ms"));
-    let started = std::time::Instant::now();
+    // A 504 (not the script's 200 after 20 s) and the kill in the log are the timeout's.
     let response = Connection::open(paddock.http)
         .unwrap()
         .request("GET", "/cgi-bin/slow.pl?ms=20000", &[], b"")
         .unwrap();
     assert_eq!(response.status, 504, "{}", response.text());
-    assert!(started.elapsed() < Duration::from_secs(10));
     paddock.wait_until("the kill to be logged", PATIENCE, || {
         paddock.log().contains("killed after")
     });

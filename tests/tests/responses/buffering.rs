@@ -3,27 +3,19 @@
 //! incomplete on HTTP/1.1 and HTTP/2.
 
 use std::io::Read;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use harness::client::Connection;
 use harness::hostile::count_log_lines;
 use harness::observe::{scrape, status, value};
 use harness::raw::RawConn;
-use harness::{php_site, require_php_cgi, test_site, Paddock, PATIENCE};
+use harness::{php_site, require_php_cgi, test_site, wait_until, Paddock, PATIENCE};
 
 /// The FastCGI application that misbehaves on request (`tests/src/bin/fcgi-hostile.rs`).
 const HOSTILE_APP: &str = env!("CARGO_BIN_EXE_fcgi-hostile");
 
 fn idle_slots(paddock: &Paddock) -> u64 {
     paddock.status()["pools"][0]["idle_slots"].as_u64().unwrap()
-}
-
-fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "{what}: not in time");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Reads the head of a response on `conn` without reading the body; returns Content-Length.
@@ -60,7 +52,7 @@ fn slow_reader_of_a_large_php_response_does_not_hold_the_worker() {
         "a buffered response has a known length"
     );
     // The client has read nothing of the body, yet the only worker is idle again...
-    wait_for("worker idle while the client reads", || {
+    wait_until("worker idle while the client reads", || {
         idle_slots(&paddock) == 1
     });
     // ...and serves someone else meanwhile.
@@ -155,7 +147,7 @@ fn failure_mid_stream_leaves_the_response_visibly_incomplete() {
         "curl: partial file; {http1:?}"
     );
     assert!(String::from_utf8_lossy(&http1.stdout).starts_with("chunk 1\nchunk 2\n"));
-    wait_for("a replacement worker", || idle_slots(&paddock) == 1);
+    wait_until("a replacement worker", || idle_slots(&paddock) == 1);
     let http2 = paddock.curl(&["--http2", &paddock.https_url(url_path)]);
     // curl 7.88: 92 = HTTP/2 stream not closed cleanly (RST_STREAM).
     assert_eq!(http2.status.code(), Some(92), "{http2:?}");
