@@ -3,6 +3,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// A parsed response.
@@ -227,4 +228,11 @@ pub fn load_bounded(
         total.failures.extend(report.failures);
     }
     total
+}
+
+/// `GET path` on a fresh connection to `addr`, in a thread of its own: join for the response.
+/// For a request that must be under way (held on a worker, queued) while the test goes on.
+pub fn get_in_background(addr: SocketAddr, path: &str) -> JoinHandle<io::Result<Response>> {
+    let path = path.to_string();
+    std::thread::spawn(move || Connection::open(addr)?.request("GET", &path, &[], b""))
 }

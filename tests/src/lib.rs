@@ -46,6 +46,13 @@ pub fn test_site() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("site")
 }
 
+/// A file or directory of the deployment assets in `deploy/`.
+pub fn deploy(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(path)
+}
+
 /// The demo site shipped in `deploy/demo`.
 pub fn demo_site() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/demo")
@@ -80,6 +87,35 @@ address = "127.0.0.1:0"
 kind = "admin"
 address = "127.0.0.1:0"
 "#;
+
+/// [`LISTENERS`] with the plain HTTP listener also speaking HTTP/2 with prior knowledge (h2c).
+pub const LISTENERS_H2C: &str = r#"
+[listeners.http]
+kind = "http"
+address = "127.0.0.1:0"
+http2_prior_knowledge = true
+
+[listeners.https]
+kind = "https"
+address = "127.0.0.1:0"
+
+[listeners.admin]
+kind = "admin"
+address = "127.0.0.1:0"
+"#;
+
+/// [`LISTENERS`] with the HTTPS listener serving `cert` and `key` (PEM files) instead of a
+/// generated certificate.
+pub fn listeners_with_certificate(cert: &Path, key: &Path) -> String {
+    LISTENERS.replace(
+        "[listeners.https]\nkind = \"https\"\naddress = \"127.0.0.1:0\"\n",
+        &format!(
+            "[listeners.https]\nkind = \"https\"\naddress = \"127.0.0.1:0\"\ncertificate = \"{}\"\nkey = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+}
 
 /// A site over `root` whose `.php` files go to a prefork pool of `workers` php-cgi processes.
 pub fn php_site(root: &Path, workers: u32, extra_pool: &str) -> String {
@@ -235,6 +271,15 @@ impl Paddock {
         self.curl_command(args)
             .output()
             .expect("run curl (apt-get install curl)")
+    }
+
+    /// The HTTP status of curl with `args` (0 when curl gets none).
+    pub fn curl_status(&self, args: &[&str]) -> u16 {
+        let mut all = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+        all.extend_from_slice(args);
+        String::from_utf8_lossy(&self.curl(&all).stdout)
+            .parse()
+            .unwrap_or(0)
     }
 
     /// The command [`Paddock::curl`] runs, to spawn it or to run it in another thread.
@@ -485,6 +530,25 @@ pub fn signal(pid: u32, name: &str) {
         .arg(format!("-{name}"))
         .arg(pid.to_string())
         .status();
+}
+
+/// The HTTP status of `curl url` (0 when curl gets none): for threads, which cannot take the
+/// [`Paddock`] along.
+pub fn curl_code(url: &str) -> u16 {
+    let output = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "30",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg(url)
+        .output()
+        .expect("run curl (apt-get install curl)");
+    String::from_utf8_lossy(&output.stdout).parse().unwrap_or(0)
 }
 
 /// A minimal HTTP/1.1 GET over a fresh connection; the raw response text, or None on failure.

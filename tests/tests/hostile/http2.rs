@@ -12,7 +12,7 @@ use std::time::Duration;
 use harness::hostile::{
     cpu_ticks, frontend_pid, peak_rss_kib, require_command, rss_kib, script, MarkLog, Probe,
 };
-use harness::{php_site, require_php_cgi, test_site, Paddock, PATIENCE};
+use harness::{php_site, require_php_cgi, test_site, Paddock, LISTENERS_H2C, PATIENCE};
 use serde_json::Value;
 
 const WORKERS: u64 = 2;
@@ -30,21 +30,7 @@ fn start(marks: &MarkLog) -> Paddock {
     );
     Paddock::start_with(
         &format!(
-            r#"
-[listeners.http]
-kind = "http"
-address = "127.0.0.1:0"
-http2_prior_knowledge = true
-
-[listeners.https]
-kind = "https"
-address = "127.0.0.1:0"
-
-[listeners.admin]
-kind = "admin"
-address = "127.0.0.1:0"
-
-{}"#,
+            "{LISTENERS_H2C}\n{}",
             php_site(&test_site(), WORKERS as u32, &marks.pool_env())
         ),
         true,

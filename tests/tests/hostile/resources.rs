@@ -9,19 +9,6 @@ use harness::{
     open_fds, php_site, process_alive, require_php_cgi, signal, test_site, Paddock, PATIENCE,
 };
 
-/// The status code of a PHP request.
-fn php_status(paddock: &Paddock) -> String {
-    let output = paddock.curl(&[
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &paddock.url("/sleep.php?ms=1"),
-    ]);
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 /// Sets the soft RLIMIT_NOFILE of `pid` (the hard one stays: raising it back needs privileges a
 /// container may not have).
 fn set_nofile(pid: u32, soft: usize, hard: usize) {
@@ -78,7 +65,7 @@ fn workers_are_respawned_once_the_master_has_descriptors_again() {
         "master used {cpu_used} ticks in {seconds:.1} s"
     );
     // The surviving worker serves.
-    assert_eq!(php_status(&paddock), "200");
+    assert_eq!(paddock.curl_status(&[&paddock.url("/sleep.php?ms=1")]), 200);
     paddock.wait_for_log("Too many open files");
     let log = paddock.log();
     let failed_spawn = log
@@ -92,5 +79,5 @@ fn workers_are_respawned_once_the_master_has_descriptors_again() {
     paddock.wait_until("the pool back to two workers", PATIENCE, || {
         paddock.worker_pids("php-cgi").len() == 2
     });
-    assert_eq!(php_status(&paddock), "200");
+    assert_eq!(paddock.curl_status(&[&paddock.url("/sleep.php?ms=1")]), 200);
 }

@@ -15,29 +15,12 @@ use std::time::{Duration, Instant};
 
 use harness::client::load;
 use harness::hostile::{frontend_pid, require_command, rss_kib};
-use harness::{php_site, require_php_cgi, test_site, Paddock};
+use harness::{php_site, require_php_cgi, test_site, Paddock, LISTENERS_H2C};
 
 const WORKERS: u32 = 4;
 
 fn config() -> String {
-    format!(
-        r#"
-[listeners.http]
-kind = "http"
-address = "127.0.0.1:0"
-http2_prior_knowledge = true
-
-[listeners.https]
-kind = "https"
-address = "127.0.0.1:0"
-
-[listeners.admin]
-kind = "admin"
-address = "127.0.0.1:0"
-
-{}"#,
-        php_site(&test_site(), WORKERS, "")
-    )
+    format!("{LISTENERS_H2C}\n{}", php_site(&test_site(), WORKERS, ""))
 }
 
 /// h2load does not retry the streams a GOAWAY refuses (RFC 9113 §6.8 says they may be retried,

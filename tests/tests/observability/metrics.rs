@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use harness::observe::{families, require_program, sample, scrape, status, value, wait_for};
-use harness::{php_site, require_php_cgi, test_site, Hold, Paddock, PATIENCE};
+use harness::{curl_code, php_site, require_php_cgi, test_site, Hold, Paddock, PATIENCE};
 
 const WAIT: Duration = PATIENCE;
 
@@ -17,36 +17,29 @@ fn start(workers: u32, extra_pool: &str) -> Paddock {
     Paddock::start(&php_site(&test_site(), workers, extra_pool))
 }
 
-fn curl_status(paddock: &Paddock, args: &[&str]) -> u16 {
-    let mut all = vec!["-o", "/dev/null", "-w", "%{http_code}"];
-    all.extend_from_slice(args);
-    let output = paddock.curl(&all);
-    String::from_utf8_lossy(&output.stdout).parse().unwrap_or(0)
-}
-
 #[test]
 fn a_live_scrape_passes_promtool_and_every_family_is_documented() {
     require_program("promtool", "prometheus");
     let paddock = start(2, "");
     // Some traffic of every kind, with unique paths that must never become label values.
     assert_eq!(
-        curl_status(&paddock, &[&paddock.url("/sleep.php?ms=1&secret=unique-q")]),
+        paddock.curl_status(&[&paddock.url("/sleep.php?ms=1&secret=unique-q")]),
         200
     );
     assert_eq!(
-        curl_status(&paddock, &["--http2", &paddock.https_url("/echo.php")]),
+        paddock.curl_status(&["--http2", &paddock.https_url("/echo.php")]),
         200
     );
     assert_eq!(
-        curl_status(&paddock, &[&paddock.url("/static/hello.txt")]),
+        paddock.curl_status(&[&paddock.url("/static/hello.txt")]),
         200
     );
     assert_ne!(
-        curl_status(&paddock, &[&paddock.url("/.unique-hidden/x.css")]),
+        paddock.curl_status(&[&paddock.url("/.unique-hidden/x.css")]),
         0
     );
     assert_eq!(
-        curl_status(&paddock, &["-X", "PROPFIND", &paddock.url("/unique-dav")]),
+        paddock.curl_status(&["-X", "PROPFIND", &paddock.url("/unique-dav")]),
         200
     );
 
@@ -109,25 +102,22 @@ fn request_and_connection_metrics_follow_the_traffic() {
         )
     };
     for _ in 0..5 {
-        assert_eq!(
-            curl_status(&paddock, &[&paddock.url("/sleep.php?ms=1")]),
-            200
-        );
+        assert_eq!(paddock.curl_status(&[&paddock.url("/sleep.php?ms=1")]), 200);
     }
     assert_eq!(
-        curl_status(&paddock, &["-d", "a=1", &paddock.url("/echo.php")]),
+        paddock.curl_status(&["-d", "a=1", &paddock.url("/echo.php")]),
         200
     );
     assert_eq!(
-        curl_status(&paddock, &[&paddock.url("/static/hello.txt")]),
+        paddock.curl_status(&[&paddock.url("/static/hello.txt")]),
         200
     );
     assert_eq!(
-        curl_status(&paddock, &[&paddock.url("/headers.php?case=status")]),
+        paddock.curl_status(&[&paddock.url("/headers.php?case=status")]),
         403
     );
     assert_eq!(
-        curl_status(&paddock, &["--http2", &paddock.https_url("/sleep.php")]),
+        paddock.curl_status(&["--http2", &paddock.https_url("/sleep.php")]),
         200
     );
 
@@ -254,7 +244,7 @@ fn a_request_timeout_moves_the_timeout_counter() {
     let before = scrape(paddock.admin);
     assert_eq!(value(&before, "paddock_request_timeouts_total", &php), 0.0);
     assert_eq!(
-        curl_status(&paddock, &[&paddock.url("/sleep.php?ms=3000")]),
+        paddock.curl_status(&[&paddock.url("/sleep.php?ms=3000")]),
         504
     );
     let after = wait_for(WAIT, "the timeout kill to be counted", || {
@@ -293,7 +283,7 @@ fn a_full_queue_a_queue_timeout_and_a_vanished_client_move_the_rejection_counter
     let hold = Hold::new();
     let holder = {
         let url = paddock.url(&hold.path());
-        thread::spawn(move || curl_in_thread(&url))
+        thread::spawn(move || curl_code(&url))
     };
     wait_for(WAIT, "the worker to be busy", || {
         let text = scrape(paddock.admin);
@@ -302,15 +292,12 @@ fn a_full_queue_a_queue_timeout_and_a_vanished_client_move_the_rejection_counter
     // One request waits (and will time out after 5 s); while it waits, another finds the queue full.
     let waiter = {
         let url = paddock.url("/sleep.php?ms=1");
-        thread::spawn(move || curl_in_thread(&url))
+        thread::spawn(move || curl_code(&url))
     };
     wait_for(WAIT, "one request in the queue", || {
         (queue_depth() == 1.0).then_some(())
     });
-    assert_eq!(
-        curl_status(&paddock, &[&paddock.url("/sleep.php?ms=1")]),
-        503
-    );
+    assert_eq!(paddock.curl_status(&[&paddock.url("/sleep.php?ms=1")]), 503);
     assert_eq!(rejections("full"), 1.0);
     assert_eq!(waiter.join().unwrap(), 503);
     assert_eq!(rejections("timeout"), 1.0);
@@ -341,22 +328,4 @@ fn a_full_queue_a_queue_timeout_and_a_vanished_client_move_the_rejection_counter
         waited, 4.0,
         "every admission attempt is timed, rejected ones included"
     );
-}
-
-/// curl from a thread (the `Paddock` handle stays with the test): the HTTP status, 0 on failure.
-fn curl_in_thread(url: &str) -> u16 {
-    let output = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "30",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            url,
-        ])
-        .output()
-        .expect("run curl");
-    String::from_utf8_lossy(&output.stdout).parse().unwrap_or(0)
 }

@@ -6,7 +6,7 @@ use std::thread;
 use std::time::Duration;
 
 use harness::observe::{sample, scrape, status, value, wait_for};
-use harness::{php_site, require_php_cgi, test_site, Hold, Paddock, PATIENCE};
+use harness::{curl_code, php_site, require_php_cgi, test_site, Hold, Paddock, PATIENCE};
 
 const WAIT: Duration = PATIENCE;
 
@@ -141,22 +141,7 @@ fn a_pool_at_its_maximum_with_requests_waiting_is_reported() {
     let clients: Vec<_> = (0..3)
         .map(|_| {
             let url = paddock.url(&hold.path());
-            thread::spawn(move || {
-                Command::new("curl")
-                    .args([
-                        "-s",
-                        "--max-time",
-                        "30",
-                        "-o",
-                        "/dev/null",
-                        "-w",
-                        "%{http_code}",
-                        &url,
-                    ])
-                    .output()
-                    .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-                    .unwrap_or_default()
-            })
+            thread::spawn(move || curl_code(&url))
         })
         .collect();
     wait_for(WAIT, "the master to report the pool at its maximum", || {
@@ -165,7 +150,7 @@ fn a_pool_at_its_maximum_with_requests_waiting_is_reported() {
     });
     hold.release();
     for client in clients {
-        assert_eq!(client.join().unwrap(), "200");
+        assert_eq!(client.join().unwrap(), 200);
     }
     let text = scrape(paddock.admin);
     assert_eq!(

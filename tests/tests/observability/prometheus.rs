@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -13,13 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use harness::observe::{families, require_program, scrape, wait_for};
-use harness::{php_site, require_php_cgi, test_site, Paddock, PATIENCE};
-
-fn deploy(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../deploy")
-        .join(path)
-}
+use harness::{curl_code, deploy, php_site, require_php_cgi, test_site, Paddock, PATIENCE};
 
 fn promtool(args: &[&str], dir: &Path) {
     let output = Command::new("promtool")
@@ -260,20 +254,7 @@ fn load(url: &str, clients: usize, per_client: usize, duration: Duration) -> u32
                     if Instant::now() >= deadline {
                         break;
                     }
-                    let output = Command::new("curl")
-                        .args([
-                            "-s",
-                            "--max-time",
-                            "30",
-                            "-o",
-                            "/dev/null",
-                            "-w",
-                            "%{http_code}",
-                        ])
-                        .arg(&url)
-                        .output()
-                        .expect("run curl");
-                    if output.stdout == b"200" {
+                    if curl_code(&url) == 200 {
                         ok.fetch_add(1, Ordering::Relaxed);
                     }
                 }

@@ -2,24 +2,14 @@
 //! verifier for the unit, a schema-aware validator for the Kubernetes manifests, and `paddock
 //! check` for the configuration they ship.
 
-use std::path::Path;
 use std::process::Command;
 
-use harness::{demo_site, paddock_bin};
-
-fn deploy(path: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../deploy")
-        .join(path)
-}
+use harness::peers::find_program;
+use harness::{demo_site, deploy, paddock_bin};
 
 fn require(program: &str, install: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
     assert!(
-        found,
+        find_program(program).is_some(),
         "{program} is required: {install} (scripts/test.sh does it)"
     );
 }

@@ -4,9 +4,12 @@
 use std::process::Command;
 use std::time::Duration;
 
-use harness::client::{load, Connection};
+use harness::client::{get_in_background, load, Connection};
 use harness::observe::{scrape, value};
-use harness::{open_fds as fd_count, require_php_cgi, test_site, Hold, Paddock, PATIENCE};
+use harness::{
+    listeners_with_certificate, open_fds as fd_count, require_php_cgi, test_site, Hold, Paddock,
+    PATIENCE,
+};
 
 fn config(php_workers: u32, with_cgi: bool) -> String {
     let cgi = if with_cgi {
@@ -50,13 +53,7 @@ fn fifteen_reloads_under_https_load_drop_nothing() {
     // must complete.
     let addr = paddock.http;
     let hold = Hold::new();
-    let path = hold.path();
-    let long = std::thread::spawn(move || {
-        Connection::open(addr)
-            .unwrap()
-            .request("GET", &path, &[], b"")
-            .unwrap()
-    });
+    let long = get_in_background(addr, &hold.path());
     paddock.wait_for_request("php", "/hold.php");
 
     // HTTPS load (HTTP/2, h2load) and plain keep-alive load, on static and PHP routes, for 30 s.
@@ -101,7 +98,7 @@ fn fifteen_reloads_under_https_load_drop_nothing() {
     }
     let h2 = h2load.join().unwrap();
     let report = plain.join().unwrap();
-    let long = long.join().unwrap();
+    let long = long.join().unwrap().unwrap();
 
     let h2_out = String::from_utf8_lossy(&h2.stdout);
     let summary = h2_out
@@ -168,11 +165,7 @@ fn bad_reloads_keep_the_running_configuration() {
     require_php_cgi();
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = harness::self_signed_certificate(dir.path(), "site");
-    let listeners = format!(
-        "[listeners.http]\nkind = \"http\"\naddress = \"127.0.0.1:0\"\n[listeners.https]\nkind = \"https\"\naddress = \"127.0.0.1:0\"\ncertificate = \"{}\"\nkey = \"{}\"\n[listeners.admin]\nkind = \"admin\"\naddress = \"127.0.0.1:0\"\n",
-        cert.display(),
-        key.display()
-    );
+    let listeners = listeners_with_certificate(&cert, &key);
     let good = format!("{listeners}{}", config(1, false));
     let paddock = Paddock::start_with(&good, true);
     let fingerprint = || {

@@ -4,7 +4,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
-use harness::client::{load, Connection};
+use harness::client::{get_in_background, load, Connection};
 use harness::{
     children_of, paddock_bin, php_site, process_alive, require_php_cgi, test_site, Hold, Paddock,
     LISTENERS, PATIENCE,
@@ -45,13 +45,7 @@ fn sigusr2_hands_the_listeners_to_the_new_binary_without_dropping_requests() {
     let addr = paddock.http;
     // A request in flight at the upgrade, held until the new master has taken over.
     let hold = Hold::new();
-    let path = hold.path();
-    let long = std::thread::spawn(move || {
-        Connection::open(addr)
-            .unwrap()
-            .request("GET", &path, &[], b"")
-            .unwrap()
-    });
+    let long = get_in_background(addr, &hold.path());
     paddock.wait_for_request("php", "/hold.php");
     let traffic = std::thread::spawn(move || {
         load(
@@ -87,7 +81,7 @@ fn sigusr2_hands_the_listeners_to_the_new_binary_without_dropping_requests() {
     hold.release();
 
     let report = traffic.join().unwrap();
-    let long = long.join().unwrap();
+    let long = long.join().unwrap().unwrap();
     assert!(
         report.failures.is_empty(),
         "{:?}",

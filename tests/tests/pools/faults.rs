@@ -184,10 +184,8 @@ queue_timeout = "20s"
         response.text()
     );
     assert!(response.header("retry-after").is_some());
-    assert!(
-        paddock.log().contains("broken handler"),
-        "worker stderr is logged"
-    );
+    // Worker stderr is logged.
+    paddock.wait_for_log("broken handler");
 
     std::fs::write(&flag, "").unwrap();
     paddock.wait_until("the pool to recover", PATIENCE, || {
@@ -221,10 +219,8 @@ fn missing_program_answers_503_naming_it() {
         "{}",
         response.text()
     );
-    assert!(
-        paddock.log().contains("apt-get install php-cgi"),
-        "the log says how to install it"
-    );
+    // The log says how to install it.
+    paddock.wait_for_log("apt-get install php-cgi");
     // Static files are still served.
     let response = Connection::open(paddock.http)
         .unwrap()
@@ -301,10 +297,12 @@ fn recycling_after_max_requests_loses_nothing() {
         "workers were recycled: {} pids",
         pids.len()
     );
-    assert!(paddock
-        .log()
-        .lines()
-        .any(|l| l.contains("worker stopped") && l.contains("max_requests")));
+    paddock.wait_until("a worker stopped for max_requests", PATIENCE, || {
+        paddock
+            .log()
+            .lines()
+            .any(|l| l.contains("worker stopped") && l.contains("max_requests"))
+    });
 }
 
 #[test]

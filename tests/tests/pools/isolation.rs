@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use harness::client::Connection;
+use harness::client::get_in_background;
 use harness::{fds, php_site, process_alive, require_php_cgi, test_site, Hold, Paddock, PATIENCE};
 
 #[test]
@@ -100,13 +100,7 @@ fn sigterm_lets_in_flight_requests_finish_then_stops_everything() {
     assert_eq!(frontend.len(), 1);
     let addr = paddock.http;
     let hold = Hold::new();
-    let path = hold.path();
-    let slow = std::thread::spawn(move || {
-        Connection::open(addr)
-            .unwrap()
-            .request("GET", &path, &[], b"")
-            .unwrap()
-    });
+    let slow = get_in_background(addr, &hold.path());
     paddock.wait_pool("php", "the held request on a worker", |p| {
         p["busy_slots"] == 1
     });
@@ -126,7 +120,7 @@ fn sigterm_lets_in_flight_requests_finish_then_stops_everything() {
         status.success(),
         "paddock exits 0 after a graceful stop: {status}"
     );
-    let response = slow.join().unwrap();
+    let response = slow.join().unwrap().unwrap();
     assert_eq!(response.status, 200, "the in-flight request finished");
     assert!(response.text().starts_with("released"));
     for pid in workers.iter().chain(&frontend) {
@@ -153,12 +147,7 @@ fn sigint_stops_at_once() {
     let addr = paddock.http;
     // Held for as long as paddock runs: paddock exits only if it does not wait for it.
     let hold = Hold::new();
-    let path = hold.path();
-    let slow = std::thread::spawn(move || {
-        Connection::open(addr)
-            .unwrap()
-            .request("GET", &path, &[], b"")
-    });
+    let slow = get_in_background(addr, &hold.path());
     paddock.wait_pool("php", "the held request on a worker", |p| {
         p["busy_slots"] == 1
     });

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use harness::client::Connection;
-use harness::{require_php_cgi, Paddock};
+use harness::{listeners_with_certificate, require_php_cgi, Paddock};
 
 fn proc_status(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap()
@@ -49,22 +49,10 @@ fn front_end_and_workers_run_unprivileged() {
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     std::fs::set_permissions(&cert, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
 
+    // server.user goes into the [server] table the harness writes, before the first table.
     let config = format!(
-        r#"
-[listeners.http]
-kind = "http"
-address = "127.0.0.1:0"
-
-[listeners.https]
-kind = "https"
-address = "127.0.0.1:0"
-certificate = "{cert}"
-key = "{key}"
-
-[listeners.admin]
-kind = "admin"
-address = "127.0.0.1:0"
-
+        r#"user = "nobody"
+{listeners}
 [sites.test]
 root = "{site}"
 
@@ -77,15 +65,10 @@ command = ["php-cgi"]
 workers = 2
 user = "daemon"
 "#,
-        cert = cert.display(),
-        key = key.display(),
+        listeners = listeners_with_certificate(&cert, &key),
         site = site.display()
     );
-    // server.user goes into the [server] table the harness writes.
-    let paddock = Paddock::start_with(
-        &config.replace("[listeners.http]", "user = \"nobody\"\n\n[listeners.http]"),
-        true,
-    );
+    let paddock = Paddock::start_with(&config, true);
 
     let nobody = id("-u", "nobody");
     let daemon = id("-u", "daemon");

@@ -4,20 +4,13 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use harness::client::Connection;
+use harness::client::{get_in_background, Connection, Response};
 use harness::observe::{scrape, value};
 use harness::{php_site, require_php_cgi, test_site, Hold, Paddock};
 
 /// Occupies the pool's only worker until `hold` is released; returns once the worker is busy.
-fn occupy(paddock: &Paddock, hold: &Hold) -> std::thread::JoinHandle<u16> {
-    let (addr, path) = (paddock.http, hold.path());
-    let handle = std::thread::spawn(move || {
-        Connection::open(addr)
-            .unwrap()
-            .request("GET", &path, &[], b"")
-            .unwrap()
-            .status
-    });
+fn occupy(paddock: &Paddock, hold: &Hold) -> std::thread::JoinHandle<std::io::Result<Response>> {
+    let handle = get_in_background(paddock.http, &hold.path());
     paddock.wait_pool("php", "the held worker", |p| p["busy_slots"] == 1);
     handle
 }
@@ -72,7 +65,7 @@ fn queue_timeout_and_full_queue_answer_503_with_retry_after() {
     assert!(timed_out.header("retry-after").is_some());
     assert!(waited >= Duration::from_millis(4900), "waited {waited:?}");
     hold.release();
-    assert_eq!(busy.join().unwrap(), 200);
+    assert_eq!(busy.join().unwrap().unwrap().status, 200);
 }
 
 #[test]
@@ -100,7 +93,7 @@ fn a_client_that_leaves_the_queue_never_reaches_a_worker() {
     drop(leaver);
     paddock.wait_pool("php", "the POST out of the queue", |p| p["waiting"] == 0);
     hold.release();
-    assert_eq!(busy.join().unwrap(), 200);
+    assert_eq!(busy.join().unwrap().unwrap().status, 200);
     // The one worker serves in order: had the abandoned POST been sent to it, it would have run
     // before this one.
     let stored = Connection::open(paddock.http)

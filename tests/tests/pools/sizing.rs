@@ -3,23 +3,17 @@
 
 use std::time::Duration;
 
-use harness::client::Connection;
+use std::thread::JoinHandle;
+
+use harness::client::{get_in_background, Connection};
 use harness::{php_site, require_php_cgi, test_site, Hold, Paddock, PATIENCE};
 
 /// `clients` requests held by `hold`, each on its own connection; join for the statuses.
-fn held_requests(
-    paddock: &Paddock,
-    clients: usize,
-    hold: &Hold,
-) -> Vec<std::thread::JoinHandle<u16>> {
+fn held_requests(paddock: &Paddock, clients: usize, hold: &Hold) -> Vec<JoinHandle<u16>> {
     (0..clients)
         .map(|_| {
-            let (addr, path) = (paddock.http, hold.path());
-            std::thread::spawn(move || {
-                Connection::open(addr)
-                    .and_then(|mut conn| conn.request("GET", &path, &[], b""))
-                    .map_or(0, |r| r.status)
-            })
+            let request = get_in_background(paddock.http, &hold.path());
+            std::thread::spawn(move || request.join().unwrap().map_or(0, |r| r.status))
         })
         .collect()
 }
@@ -103,9 +97,7 @@ fn dynamic_pool_keeps_spares_grows_to_max_and_shrinks_back() {
         5,
         "grew to max_workers under pressure"
     );
-    assert!(paddock
-        .log()
-        .contains("pool reached its maximum number of workers"));
+    paddock.wait_for_log("pool reached its maximum number of workers");
 
     // Idle with 5 workers = 5 spare slots > max_spare 2: shrink one per second to 2 spares.
     paddock.wait_until("spares to shrink to max_spare", PATIENCE, || {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use harness::peers::{free_port, has_ipv6_loopback, Nginx, PhpFpm};
-use harness::{require_php_cgi, test_site, Paddock};
+use harness::{require_php_cgi, test_site, Paddock, LISTENERS};
 use serde_json::{Map, Value};
 
 /// Which listener a request goes to.
@@ -110,20 +110,8 @@ impl Stacks {
             ""
         };
         let config = format!(
-            r#"
-[listeners.http]
-kind = "http"
-address = "127.0.0.1:0"
-
-[listeners.https]
-kind = "https"
-address = "127.0.0.1:0"
-
+            r#"{LISTENERS}
 {http6}
-[listeners.admin]
-kind = "admin"
-address = "127.0.0.1:0"
-
 [sites.test]
 root = "{root}"
 index = ["index.php"]
