@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -94,18 +93,9 @@ impl Default for MarkLog {
     }
 }
 
-/// The pid of the `paddock frontend` child of the master.
+/// The pid of the `paddock frontend` child of the master ([`Paddock::frontend_pid`]).
 pub fn frontend_pid(paddock: &Paddock) -> u32 {
-    let output = Command::new("ps")
-        .args(["-o", "pid=,args=", "--ppid"])
-        .arg(paddock.pid().to_string())
-        .output()
-        .expect("ps");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .find(|line| line.contains("frontend"))
-        .and_then(|line| line.split_whitespace().next()?.parse().ok())
-        .expect("a `paddock frontend` child of the master")
+    paddock.frontend_pid()
 }
 
 /// Resident memory of a process in KiB (VmRSS).

@@ -89,20 +89,12 @@ address = "127.0.0.1:0"
 "#;
 
 /// [`LISTENERS`] with the plain HTTP listener also speaking HTTP/2 with prior knowledge (h2c).
-pub const LISTENERS_H2C: &str = r#"
-[listeners.http]
-kind = "http"
-address = "127.0.0.1:0"
-http2_prior_knowledge = true
-
-[listeners.https]
-kind = "https"
-address = "127.0.0.1:0"
-
-[listeners.admin]
-kind = "admin"
-address = "127.0.0.1:0"
-"#;
+pub fn listeners_h2c() -> String {
+    LISTENERS.replace(
+        "kind = \"http\"\naddress = \"127.0.0.1:0\"\n",
+        "kind = \"http\"\naddress = \"127.0.0.1:0\"\nhttp2_prior_knowledge = true\n",
+    )
+}
 
 /// [`LISTENERS`] with the HTTPS listener serving `cert` and `key` (PEM files) instead of a
 /// generated certificate.
@@ -313,6 +305,20 @@ impl Paddock {
     /// Child processes of the master (pid, command name): the front end and the workers.
     pub fn children(&self) -> Vec<(u32, String)> {
         children_of(self.child.id())
+    }
+
+    /// The pid of the front end (the master's `paddock frontend` child).
+    pub fn frontend_pid(&self) -> u32 {
+        let output = Command::new("ps")
+            .args(["-o", "pid=,args=", "--ppid"])
+            .arg(self.pid().to_string())
+            .output()
+            .expect("ps (apt-get install procps)");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find(|line| line.contains("frontend"))
+            .and_then(|line| line.split_whitespace().next()?.parse().ok())
+            .expect("a `paddock frontend` child of the master")
     }
 
     /// Pids of the master's children running `command` (e.g. "php-cgi").

@@ -12,7 +12,7 @@ use std::time::Duration;
 use harness::hostile::{
     cpu_ticks, frontend_pid, peak_rss_kib, require_command, rss_kib, script, MarkLog, Probe,
 };
-use harness::{php_site, require_php_cgi, test_site, Paddock, LISTENERS_H2C, PATIENCE};
+use harness::{listeners_h2c, php_site, require_php_cgi, test_site, Paddock, PATIENCE};
 use serde_json::Value;
 
 const WORKERS: u64 = 2;
@@ -30,7 +30,8 @@ fn start(marks: &MarkLog) -> Paddock {
     );
     Paddock::start_with(
         &format!(
-            "{LISTENERS_H2C}\n{}",
+            "{}\n{}",
+            listeners_h2c(),
             php_site(&test_site(), WORKERS as u32, &marks.pool_env())
         ),
         true,

@@ -15,12 +15,16 @@ use std::time::{Duration, Instant};
 
 use harness::client::load;
 use harness::hostile::{frontend_pid, require_command, rss_kib};
-use harness::{php_site, require_php_cgi, test_site, Paddock, LISTENERS_H2C};
+use harness::{listeners_h2c, open_fds, php_site, require_php_cgi, test_site, Paddock};
 
 const WORKERS: u32 = 4;
 
 fn config() -> String {
-    format!("{LISTENERS_H2C}\n{}", php_site(&test_site(), WORKERS, ""))
+    format!(
+        "{}\n{}",
+        listeners_h2c(),
+        php_site(&test_site(), WORKERS, "")
+    )
 }
 
 /// h2load does not retry the streams a GOAWAY refuses (RFC 9113 §6.8 says they may be retried,
@@ -31,12 +35,6 @@ fn request_limit_section(reloads: usize) -> String {
         "[limits]\nmax_requests_per_connection = {}\n",
         1_000_000 + reloads
     )
-}
-
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
 }
 
 /// Least-squares slope of `points` (seconds, value) per minute.

@@ -7,20 +7,13 @@ use std::time::{Duration, Instant};
 
 use harness::{Paddock, PATIENCE};
 
+use crate::H2C_LISTENERS;
+
 fn start(extra: &str) -> (tempfile::TempDir, Paddock, SocketAddr) {
     let root = tempfile::tempdir().unwrap();
     std::fs::write(root.path().join("hello.txt"), "hello\n").unwrap();
     let config = format!(
-        r#"
-[listeners.h2c]
-kind = "http"
-address = "127.0.0.1:0"
-http2_prior_knowledge = true
-
-[listeners.admin]
-kind = "admin"
-address = "127.0.0.1:0"
-
+        r#"{H2C_LISTENERS}
 [sites.files]
 root = "{}"
 {extra}
@@ -113,8 +106,7 @@ fn connection_without_a_request_is_closed_after_the_head_deadline() {
 fn refused_body_resets_only_its_stream() {
     harness::require_php_cgi();
     let config = format!(
-        "[listeners.h2c]\nkind = \"http\"\naddress = \"127.0.0.1:0\"\nhttp2_prior_knowledge = true\n\
-         [listeners.admin]\nkind = \"admin\"\naddress = \"127.0.0.1:0\"\n\
+        "{H2C_LISTENERS}\
          [limits]\nmax_body = \"1KiB\"\nbody_memory = \"1KiB\"\n{}",
         harness::php_site(&harness::test_site(), 1, "")
     );

@@ -6,22 +6,15 @@ use std::time::Duration;
 
 use harness::{Paddock, PATIENCE};
 
+use crate::H2C_LISTENERS;
+
 #[test]
 fn client_granting_no_window_is_cut_off_by_the_send_timeout() {
     let root = tempfile::tempdir().unwrap();
     let big = std::fs::File::create(root.path().join("big.bin")).unwrap();
     big.set_len(16 << 20).unwrap();
     let config = format!(
-        r#"
-[listeners.h2c]
-kind = "http"
-address = "127.0.0.1:0"
-http2_prior_knowledge = true
-
-[listeners.admin]
-kind = "admin"
-address = "127.0.0.1:0"
-
+        r#"{H2C_LISTENERS}
 [timeouts]
 send = "1s"
 

@@ -30,12 +30,7 @@ fn fifteen_reloads_under_https_load_drop_nothing() {
     require_php_cgi();
     let paddock = Paddock::start(&config(2, false));
     let master = paddock.pid();
-    let frontend = paddock
-        .children()
-        .into_iter()
-        .find(|(_, n)| n == "paddock")
-        .unwrap()
-        .0;
+    let frontend = paddock.frontend_pid();
     // Warm every worker connection so the baseline includes them.
     for _ in 0..4 {
         Connection::open(paddock.http)

@@ -72,12 +72,7 @@ user = "daemon"
 
     let nobody = id("-u", "nobody");
     let daemon = id("-u", "daemon");
-    let frontend = paddock
-        .children()
-        .into_iter()
-        .find(|(_, n)| n == "paddock")
-        .unwrap()
-        .0;
+    let frontend = paddock.frontend_pid();
     let status = proc_status(frontend);
     assert_eq!(
         field(&status, "Uid:"),
