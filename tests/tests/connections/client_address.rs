@@ -1,10 +1,8 @@
 //! The client address workers see (REMOTE_ADDR) and the access log records: PROXY protocol v1
 //! and v2 on listeners that opt in, and Forwarded / X-Forwarded-For only from trusted proxies.
 
-use std::time::Duration;
-
 use harness::raw::RawConn;
-use harness::{php_site, require_php_cgi, test_site, Paddock, LISTENERS};
+use harness::{php_site, require_php_cgi, test_site, Paddock, LISTENERS, PATIENCE};
 use serde_json::Value;
 
 const PROXIED: &str = r#"
@@ -76,7 +74,7 @@ fn proxy_listener_refuses_connections_without_a_header() {
     let paddock = start("");
     let mut conn = RawConn::connect(paddock.address("proxied"));
     conn.get("/static/hello.txt").unwrap();
-    assert!(conn.closed_within(Duration::from_secs(5)));
+    assert!(conn.closed_within(PATIENCE));
     // Ordinary listeners do not expect one.
     let mut plain = RawConn::connect(paddock.http);
     plain.get("/static/hello.txt").unwrap();

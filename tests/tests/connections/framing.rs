@@ -2,10 +2,8 @@
 //! raw bytes: hyper parses HTTP/1.1, paddock closes the connection after any request whose
 //! framing leaves doubt, so that no byte can be read as a smuggled second request.
 
-use std::time::Duration;
-
 use harness::raw::RawConn;
-use harness::{php_site, require_php_cgi, test_site, Paddock};
+use harness::{php_site, require_php_cgi, test_site, Paddock, PATIENCE};
 
 fn start() -> Paddock {
     require_php_cgi();
@@ -104,7 +102,7 @@ fn http_1_1_without_host_is_rejected() {
     // Nothing more is read from a client that sent a malformed request (hostile/framing.rs
     // checks it with pipelined canaries)...
     assert_eq!(response.header("connection"), Some("close"));
-    assert!(conn.closed_within(Duration::from_secs(10)));
+    assert!(conn.closed_within(PATIENCE));
     // ...and a well-formed request on a new connection works.
     let mut conn = RawConn::connect(paddock.http);
     conn.get("/static/hello.txt").unwrap();

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use harness::hostile::{Mark, MarkLog};
 use harness::raw::{RawConn, RawResponse};
-use harness::{php_site, require_php_cgi, test_site, Paddock};
+use harness::{php_site, require_php_cgi, test_site, Paddock, PATIENCE};
 
 /// `limits.max_body` for these tests: small, so that runaway bodies hit it quickly.
 const MAX_BODY: usize = 64 * 1024;
@@ -774,7 +774,7 @@ fn a_request_rejected_as_malformed_closes_the_connection() {
             .and_then(|r| r.header("connection"))
             .map(str::to_owned);
         // Closed with nothing more sent: the canary was not answered.
-        let closed = conn.closed_within(Duration::from_secs(10));
+        let closed = conn.closed_within(PATIENCE);
         if status != Some(400) || connection.as_deref() != Some("close") || !closed {
             failures.push(format!(
                 "{name}: status {status:?}, Connection {connection:?}, closed without another \

@@ -175,8 +175,7 @@ fn request_and_connection_metrics_follow_the_traffic() {
     let http_conns =
         |text: &str, name: &str| value(text, name, &[("listener", "http"), ("protocol", "http1")]);
     let mut keep = TcpStream::connect(paddock.http).unwrap();
-    keep.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    keep.set_read_timeout(Some(PATIENCE)).unwrap();
     keep.write_all(b"GET /static/hello.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     let mut buf = [0; 4096];

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -240,20 +240,15 @@ impl Prometheus {
     }
 }
 
-/// Clients hitting `url` from `clients` threads until `duration` passed (at most `per_client`
-/// requests each); returns how many got a 200.
-fn load(url: &str, clients: usize, per_client: usize, duration: Duration) -> u32 {
+/// Clients hitting `url` from `clients` threads until `stop` is set; returns how many got a 200.
+fn load_until(url: &str, clients: usize, stop: &Arc<AtomicBool>) -> thread::JoinHandle<u32> {
     let ok = Arc::new(AtomicU32::new(0));
-    let deadline = Instant::now() + duration;
     let threads: Vec<_> = (0..clients)
         .map(|_| {
-            let ok = ok.clone();
+            let (ok, stop) = (ok.clone(), stop.clone());
             let url = url.to_string();
             thread::spawn(move || {
-                for _ in 0..per_client {
-                    if Instant::now() >= deadline {
-                        break;
-                    }
+                while !stop.load(Ordering::Relaxed) {
                     if curl_code(&url) == 200 {
                         ok.fetch_add(1, Ordering::Relaxed);
                     }
@@ -261,10 +256,12 @@ fn load(url: &str, clients: usize, per_client: usize, duration: Duration) -> u32
             })
         })
         .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
-    ok.load(Ordering::Relaxed)
+    thread::spawn(move || {
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        ok.load(Ordering::Relaxed)
+    })
 }
 
 #[test]
@@ -289,20 +286,31 @@ fn a_real_prometheus_scrapes_paddock_under_load_and_sees_the_series_move() {
         Some(2.0)
     );
 
-    // Six clients against two workers, 100 ms per request, for about four seconds: the queue
-    // holds about four requests all along, both slots stay busy.
-    let sent = load(
-        &paddock.url("/sleep.php?ms=100"),
-        6,
-        60,
-        Duration::from_secs(4),
-    );
+    // Six clients against two workers, 100 ms per request: the queue holds about four requests
+    // all along, both slots stay busy; for at least four seconds, and until Prometheus has
+    // scraped both slots busy and a request queued (however slow a loaded machine makes it).
+    let php = format!(r#"{job}, pool="php""#);
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = load_until(&paddock.url("/sleep.php?ms=100"), 6, &stop);
+    let started = Instant::now();
+    wait_for(PATIENCE, "Prometheus to scrape the pool under load", || {
+        let busiest = prometheus.scalar(&format!(
+            "max_over_time(paddock_pool_busy_slots{{{php}}}[5m])"
+        ));
+        let deepest =
+            prometheus.scalar(&format!("max_over_time(paddock_queue_depth{{{php}}}[5m])"));
+        (started.elapsed() >= Duration::from_secs(4)
+            && busiest == Some(2.0)
+            && deepest.is_some_and(|d| d >= 1.0))
+        .then_some(())
+    });
+    stop.store(true, Ordering::Relaxed);
+    let sent = load.join().unwrap();
     assert!(sent >= 20, "only {sent} requests succeeded");
 
     wait_for(PATIENCE, "Prometheus to see every request", || {
         (prometheus.scalar(&requests) == Some(f64::from(sent))).then_some(())
     });
-    let php = format!(r#"{job}, pool="php""#);
     assert_eq!(
         prometheus.scalar(&format!("sum(paddock_queue_wait_seconds_count{{{php}}})")),
         Some(f64::from(sent)),
