@@ -3,6 +3,19 @@
 //!
 //! Listeners are configured on port 0; the harness learns the real ports from the master's
 //! `listening` log lines and waits until the admin `/readyz` says every pool has workers.
+//!
+//! The tests are a handful of binaries, one per theme (`tests/tests/<theme>/main.rs` with one
+//! module per file): `connections`, `hostile`, `http2`, `observability`, `operations`, `pools`,
+//! `responses`, `site`, plus `site_rules.rs`. Each binary links once; run one theme with
+//! `cargo test -p paddock-tests --test hostile`, one module or test with a filter
+//! (`cargo test -p paddock-tests --test pools queue::`).
+//!
+//! Tests wait on events, never on the clock: [`wait_until`], [`wait_for`],
+//! [`Paddock::wait_pool`] (a `/status` field), [`Paddock::wait_for_log`], all bounded by
+//! [`PATIENCE`], which only a failing test reaches; [`Hold`] keeps a worker busy until the test
+//! lets it go, instead of a script that sleeps for a guessed time. A fixed bound is left only
+//! where a test proves that something does *not* happen within a window (load cannot make it
+//! happen), or where it is derived from paddock's own deadline or a window measured in the test.
 
 pub mod client;
 pub mod hostile;
