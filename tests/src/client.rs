@@ -159,6 +159,26 @@ pub fn load(
     load_bounded(addr, clients, duration, u64::MAX, request, accept)
 }
 
+/// [`load`] of GETs alternating between a static file and a PHP script (`/static/hello.txt`,
+/// `/sleep.php?ms=2`), every one of which must be answered 200: background traffic for tests
+/// that change something under load (reload, upgrade).
+pub fn mixed_load(addr: SocketAddr, clients: usize, duration: Duration) -> LoadReport {
+    load(
+        addr,
+        clients,
+        duration,
+        |client, n| {
+            let path = if (client + n as usize) % 2 == 0 {
+                "/static/hello.txt"
+            } else {
+                "/sleep.php?ms=2"
+            };
+            ("GET".into(), path.into(), Vec::new())
+        },
+        |r| r.status == 200,
+    )
+}
+
 /// Like [`load`], but each client stops after `per_client` requests (or at `duration`, whichever
 /// comes first): for tests that need a number of requests rather than a time of load, so that a
 /// busy machine makes them slower, not different.

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use harness::client::{get_in_background, load, Connection};
+use harness::client::{get_in_background, mixed_load, Connection};
 use harness::observe::{scrape, value};
 use harness::{
     listeners_with_certificate, open_fds as fd_count, require_php_cgi, test_site, Hold, Paddock,
@@ -61,22 +61,7 @@ fn fifteen_reloads_under_https_load_drop_nothing() {
             .output()
             .expect("h2load (apt-get install nghttp2-client)")
     });
-    let plain = std::thread::spawn(move || {
-        load(
-            addr,
-            4,
-            Duration::from_secs(30),
-            |client, n| {
-                let path = if (client + n as usize) % 2 == 0 {
-                    "/static/hello.txt"
-                } else {
-                    "/sleep.php?ms=2"
-                };
-                ("GET".into(), path.into(), Vec::new())
-            },
-            |r| r.status == 200,
-        )
-    });
+    let plain = std::thread::spawn(move || mixed_load(addr, 4, Duration::from_secs(30)));
     for i in 0..15 {
         std::thread::sleep(Duration::from_millis(1800));
         if i % 2 == 0 {

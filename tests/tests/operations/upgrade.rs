@@ -4,7 +4,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
-use harness::client::{get_in_background, load, Connection};
+use harness::client::{get_in_background, mixed_load, Connection};
 use harness::{
     children_of, paddock_bin, php_site, process_alive, require_php_cgi, test_site, Hold, Paddock,
     LISTENERS, PATIENCE,
@@ -47,22 +47,7 @@ fn sigusr2_hands_the_listeners_to_the_new_binary_without_dropping_requests() {
     let hold = Hold::new();
     let long = get_in_background(addr, &hold.path());
     paddock.wait_for_request("php", "/hold.php");
-    let traffic = std::thread::spawn(move || {
-        load(
-            addr,
-            4,
-            Duration::from_secs(7),
-            |client, n| {
-                let path = if (client + n as usize) % 2 == 0 {
-                    "/static/hello.txt"
-                } else {
-                    "/sleep.php?ms=2"
-                };
-                ("GET".into(), path.into(), Vec::new())
-            },
-            |r| r.status == 200,
-        )
-    });
+    let traffic = std::thread::spawn(move || mixed_load(addr, 4, Duration::from_secs(7)));
     // Let the traffic run a while before the upgrade (pacing, not a wait: nothing depends on it).
     std::thread::sleep(Duration::from_millis(1500));
     install(&binary);
