@@ -53,7 +53,7 @@ if [ ! -f /usr/share/phpmyadmin/index.php ]; then
 fi
 install_packages "${packages[@]}"
 
-# Validators for the deployment assets (tests/tests/deploy_assets.rs).
+# Validators for the deployment assets (tests/tests/operations/deploy_assets.rs).
 if ! command -v kubernetes-validate >/dev/null 2>&1; then
     python3 -m pip install --quiet kubernetes-validate \
         || python3 -m pip install --quiet --break-system-packages kubernetes-validate

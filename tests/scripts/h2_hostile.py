@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Frame-level HTTP/2 client for tests/tests/hostile_http2.rs: RFC 9113 conformance cases and
+"""Frame-level HTTP/2 client for tests/tests/hostile/http2.rs: RFC 9113 conformance cases and
 floods (rapid reset, server-provoked resets, CONTINUATION flood, HPACK bomb, PING / SETTINGS /
 empty-DATA floods, zero-window slow read) against a cleartext (h2c prior knowledge) listener.
 

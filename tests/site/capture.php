@@ -1,5 +1,5 @@
 <?php
-// For the differential test (tests/tests/cgi_differential.rs): what PHP sees of the request, as
+// For the differential test (tests/tests/site/cgi_differential.rs): what PHP sees of the request, as
 // JSON. Besides the body, it is written to CAPTURE_DIR/<X-Capture-Token>.json when the worker has
 // CAPTURE_DIR in its environment, so that HEAD requests (whose body the server drops) compare too.
 $files = [];

@@ -3,6 +3,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// A parsed response.
@@ -158,6 +159,26 @@ pub fn load(
     load_bounded(addr, clients, duration, u64::MAX, request, accept)
 }
 
+/// [`load`] of GETs alternating between a static file and a PHP script (`/static/hello.txt`,
+/// `/sleep.php?ms=2`), every one of which must be answered 200: background traffic for tests
+/// that change something under load (reload, upgrade).
+pub fn mixed_load(addr: SocketAddr, clients: usize, duration: Duration) -> LoadReport {
+    load(
+        addr,
+        clients,
+        duration,
+        |client, n| {
+            let path = if (client + n as usize) % 2 == 0 {
+                "/static/hello.txt"
+            } else {
+                "/sleep.php?ms=2"
+            };
+            ("GET".into(), path.into(), Vec::new())
+        },
+        |r| r.status == 200,
+    )
+}
+
 /// Like [`load`], but each client stops after `per_client` requests (or at `duration`, whichever
 /// comes first): for tests that need a number of requests rather than a time of load, so that a
 /// busy machine makes them slower, not different.
@@ -227,4 +248,11 @@ pub fn load_bounded(
         total.failures.extend(report.failures);
     }
     total
+}
+
+/// `GET path` on a fresh connection to `addr`, in a thread of its own: join for the response.
+/// For a request that must be under way (held on a worker, queued) while the test goes on.
+pub fn get_in_background(addr: SocketAddr, path: &str) -> JoinHandle<io::Result<Response>> {
+    let path = path.to_string();
+    std::thread::spawn(move || Connection::open(addr)?.request("GET", &path, &[], b""))
 }

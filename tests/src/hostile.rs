@@ -1,16 +1,16 @@
-//! Helpers for the hostile-client and hostile-worker tests (tests/tests/hostile_*.rs): the
+//! Helpers for the hostile-client and hostile-worker tests (tests/tests/hostile/): the
 //! request-marker log written by `tests/site/marklog.php`, the front end's memory, and a probe
 //! client that keeps asking for a page while an attack runs.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::client::Connection;
+pub use crate::require_program as require_command;
 use crate::Paddock;
 
 /// One request as the worker saw it (a line of the marker log).
@@ -93,18 +93,9 @@ impl Default for MarkLog {
     }
 }
 
-/// The pid of the `paddock frontend` child of the master.
+/// The pid of the `paddock frontend` child of the master ([`Paddock::frontend_pid`]).
 pub fn frontend_pid(paddock: &Paddock) -> u32 {
-    let output = Command::new("ps")
-        .args(["-o", "pid=,args=", "--ppid"])
-        .arg(paddock.pid().to_string())
-        .output()
-        .expect("ps");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .find(|line| line.contains("frontend"))
-        .and_then(|line| line.split_whitespace().next()?.parse().ok())
-        .expect("a `paddock frontend` child of the master")
+    paddock.frontend_pid()
 }
 
 /// Resident memory of a process in KiB (VmRSS).
@@ -165,6 +156,7 @@ impl ProbeReport {
 #[derive(Debug)]
 pub struct Probe {
     stop: Arc<AtomicBool>,
+    answered: Arc<AtomicUsize>,
     thread: JoinHandle<ProbeReport>,
 }
 
@@ -172,6 +164,8 @@ impl Probe {
     pub fn start(addr: SocketAddr, path: &str, every: Duration) -> Probe {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let answered = Arc::new(AtomicUsize::new(0));
+        let count = answered.clone();
         let path = path.to_string();
         let thread = std::thread::spawn(move || {
             let mut report = ProbeReport::default();
@@ -182,6 +176,7 @@ impl Probe {
                 match result {
                     Ok(response) if response.status == 200 => {
                         report.latencies.push(started.elapsed());
+                        count.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(response) => {
                         report
@@ -194,7 +189,22 @@ impl Probe {
             }
             report
         });
-        Probe { stop, thread }
+        Probe {
+            stop,
+            answered,
+            thread,
+        }
+    }
+
+    /// How many requests have been answered 200 so far.
+    pub fn answered(&self) -> usize {
+        self.answered.load(Ordering::Relaxed)
+    }
+
+    /// Waits (up to [`crate::PATIENCE`]) until `more` further requests have been answered.
+    pub fn wait_for_more(&self, more: usize) {
+        let target = self.answered() + more;
+        crate::wait_until("probe requests answered", || self.answered() >= target);
     }
 
     pub fn finish(self) -> ProbeReport {
@@ -217,16 +227,4 @@ pub fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scripts")
         .join(name)
-}
-
-/// Fails the test with a clear message when `program` is missing.
-pub fn require_command(program: &str, package: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "{program} is required: apt-get install {package} (scripts/test.sh does it)"
-    );
 }

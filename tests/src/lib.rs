@@ -3,6 +3,19 @@
 //!
 //! Listeners are configured on port 0; the harness learns the real ports from the master's
 //! `listening` log lines and waits until the admin `/readyz` says every pool has workers.
+//!
+//! The tests are a handful of binaries, one per theme (`tests/tests/<theme>/main.rs` with one
+//! module per file): `connections`, `hostile`, `http2`, `observability`, `operations`, `pools`,
+//! `responses`, `site`, plus `site_rules.rs`. Each binary links once; run one theme with
+//! `cargo test -p paddock-tests --test hostile`, one module or test with a filter
+//! (`cargo test -p paddock-tests --test pools queue::`).
+//!
+//! Tests wait on events, never on the clock: [`wait_until`], [`wait_for`],
+//! [`Paddock::wait_pool`] (a `/status` field), [`Paddock::wait_for_log`], all bounded by
+//! [`PATIENCE`], which only a failing test reaches; [`Hold`] keeps a worker busy until the test
+//! lets it go, instead of a script that sleeps for a guessed time. A fixed bound is left only
+//! where a test proves that something does *not* happen within a window (load cannot make it
+//! happen), or where it is derived from paddock's own deadline or a window measured in the test.
 
 pub mod client;
 pub mod hostile;
@@ -10,6 +23,9 @@ pub mod mariadb;
 pub mod observe;
 pub mod peers;
 pub mod raw;
+pub mod wait;
+
+pub use wait::{wait_for, wait_until, Hold, PATIENCE};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -43,6 +59,13 @@ pub fn test_site() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("site")
 }
 
+/// A file or directory of the deployment assets in `deploy/`.
+pub fn deploy(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(path)
+}
+
 /// The demo site shipped in `deploy/demo`.
 pub fn demo_site() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/demo")
@@ -51,14 +74,16 @@ pub fn demo_site() -> PathBuf {
 /// Fails the test with a clear message when php-cgi is missing (CI installs it; a skipped test
 /// would hide that).
 pub fn require_php_cgi() {
-    let found = Command::new("sh")
-        .args(["-c", "command -v php-cgi"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "php-cgi is required: apt-get install php-cgi (scripts/test.sh does it)"
-    );
+    require_program("php-cgi", "php-cgi");
+}
+
+/// The absolute path of `name` (a name looked up in PATH and the sbin directories, which a
+/// non-root PATH may lack, or a path); fails the test naming the Debian package to install when
+/// it is missing (CI installs them; a skipped test would hide that).
+pub fn require_program(name: &str, package: &str) -> PathBuf {
+    peers::find_program(name).unwrap_or_else(|| {
+        panic!("{name} is required: apt-get install {package} (scripts/test.sh does it)")
+    })
 }
 
 /// Standard listeners (HTTP, HTTPS with a generated certificate, admin) on ephemeral ports.
@@ -75,6 +100,27 @@ address = "127.0.0.1:0"
 kind = "admin"
 address = "127.0.0.1:0"
 "#;
+
+/// [`LISTENERS`] with the plain HTTP listener also speaking HTTP/2 with prior knowledge (h2c).
+pub fn listeners_h2c() -> String {
+    LISTENERS.replace(
+        "kind = \"http\"\naddress = \"127.0.0.1:0\"\n",
+        "kind = \"http\"\naddress = \"127.0.0.1:0\"\nhttp2_prior_knowledge = true\n",
+    )
+}
+
+/// [`LISTENERS`] with the HTTPS listener serving `cert` and `key` (PEM files) instead of a
+/// generated certificate.
+pub fn listeners_with_certificate(cert: &Path, key: &Path) -> String {
+    LISTENERS.replace(
+        "[listeners.https]\nkind = \"https\"\naddress = \"127.0.0.1:0\"\n",
+        &format!(
+            "[listeners.https]\nkind = \"https\"\naddress = \"127.0.0.1:0\"\ncertificate = \"{}\"\nkey = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+}
 
 /// A site over `root` whose `.php` files go to a prefork pool of `workers` php-cgi processes.
 pub fn php_site(root: &Path, workers: u32, extra_pool: &str) -> String {
@@ -204,6 +250,13 @@ impl Paddock {
         log[start..].split_whitespace().next()?.parse().ok()
     }
 
+    /// The address of listener `name` (panics when the master has not logged it: ready
+    /// instances have logged every listener).
+    pub fn address(&self, name: &str) -> SocketAddr {
+        self.listener(name)
+            .unwrap_or_else(|| panic!("listener {name} not logged:\n{}", self.log()))
+    }
+
     fn is_ready(&self) -> bool {
         self.admin.port() != 0
             && http_get(self.admin, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200"))
@@ -220,13 +273,29 @@ impl Paddock {
     /// Runs curl with `args`, resolving `localhost` to this instance for HTTPS, insecure (the
     /// certificate is the generated self-signed one).
     pub fn curl(&self, args: &[&str]) -> Output {
-        Command::new("curl")
+        self.curl_command(args)
+            .output()
+            .expect("run curl (apt-get install curl)")
+    }
+
+    /// The HTTP status of curl with `args` (0 when curl gets none).
+    pub fn curl_status(&self, args: &[&str]) -> u16 {
+        let mut all = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+        all.extend_from_slice(args);
+        String::from_utf8_lossy(&self.curl(&all).stdout)
+            .parse()
+            .unwrap_or(0)
+    }
+
+    /// The command [`Paddock::curl`] runs, to spawn it or to run it in another thread.
+    pub fn curl_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("curl");
+        command
             .args(["-sS", "-k", "--max-time", "30"])
             .arg("--resolve")
             .arg(format!("localhost:{}:127.0.0.1", self.https.port()))
-            .args(args)
-            .output()
-            .expect("run curl (apt-get install curl)")
+            .args(args);
+        command
     }
 
     /// The admin `/status` JSON.
@@ -251,6 +320,20 @@ impl Paddock {
         children_of(self.child.id())
     }
 
+    /// The pid of the front end (the master's `paddock frontend` child).
+    pub fn frontend_pid(&self) -> u32 {
+        let output = Command::new("ps")
+            .args(["-o", "pid=,args=", "--ppid"])
+            .arg(self.pid().to_string())
+            .output()
+            .expect("ps (apt-get install procps)");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find(|line| line.contains("frontend"))
+            .and_then(|line| line.split_whitespace().next()?.parse().ok())
+            .expect("a `paddock frontend` child of the master")
+    }
+
     /// Pids of the master's children running `command` (e.g. "php-cgi").
     pub fn worker_pids(&self, command: &str) -> Vec<u32> {
         self.children()
@@ -258,6 +341,53 @@ impl Paddock {
             .filter(|(_, name)| name == command)
             .map(|(pid, _)| pid)
             .collect()
+    }
+
+    /// The `/status` JSON of pool `pool` (`busy_slots`, `idle_slots`, `waiting`, `workers`, …).
+    pub fn pool_status(&self, pool: &str) -> serde_json::Value {
+        let status = self.status();
+        status["pools"]
+            .as_array()
+            .and_then(|pools| pools.iter().find(|p| p["name"] == pool))
+            .cloned()
+            .unwrap_or_else(|| panic!("no pool {pool} in {status}"))
+    }
+
+    /// Waits (up to [`PATIENCE`]) until pool `pool`'s `/status` entry satisfies `condition`;
+    /// returns that entry. For example, that a request occupies a worker before the test queues
+    /// another behind it: `paddock.wait_pool("php", "a busy worker", |p| p["busy_slots"] == 1)`.
+    pub fn wait_pool(
+        &self,
+        pool: &str,
+        what: &str,
+        mut condition: impl FnMut(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let mut last = serde_json::Value::Null;
+        let found = wait::poll(PATIENCE, || {
+            last = self.pool_status(pool);
+            condition(&last).then(|| last.clone())
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "timed out waiting for {what} in pool {pool}: {last}\n{}",
+                self.log()
+            )
+        })
+    }
+
+    /// Waits (up to [`PATIENCE`]) until a worker of pool `pool` is running a request for `path`
+    /// (as `/status` shows it: the path without the query).
+    pub fn wait_for_request(&self, pool: &str, path: &str) {
+        self.wait_pool(pool, &format!("a worker running {path}"), |p| {
+            running(p, path)
+        });
+    }
+
+    /// Waits (up to [`PATIENCE`]) until the log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str) {
+        self.wait_until(&format!("log line {needle:?}"), PATIENCE, || {
+            self.log().contains(needle)
+        });
     }
 
     /// Waits (polling, up to `limit`) until `condition` holds; panics with `what` and the log if not.
@@ -323,6 +453,20 @@ pub fn self_signed_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
+/// A raw TLS client to `addr` with SNI `servername` (`openssl s_client -quiet -ign_eof`):
+/// write HTTP to its stdin, read the answers from its stdout.
+pub fn tls_client(addr: SocketAddr, servername: &str) -> Child {
+    Command::new("openssl")
+        .args(["s_client", "-quiet", "-ign_eof", "-servername", servername])
+        .arg("-connect")
+        .arg(addr.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_client (apt-get install openssl)")
+}
+
 /// Writes the config file the harness uses into `dir`: a private runtime directory, debug
 /// logging, then `config`.
 fn write_config(dir: &Path, config: &str) -> PathBuf {
@@ -351,6 +495,38 @@ pub fn children_of(parent: u32) -> Vec<(u32, String)> {
         .collect()
 }
 
+/// Whether a worker in a pool's `/status` entry is running a request for `path`.
+pub fn running(pool: &serde_json::Value, path: &str) -> bool {
+    pool["processes"].as_array().is_some_and(|processes| {
+        processes.iter().any(|process| {
+            process["current"]
+                .as_array()
+                .is_some_and(|current| current.iter().any(|r| r["path"] == path))
+        })
+    })
+}
+
+/// The number of open file descriptors of `pid`.
+pub fn open_fds(pid: u32) -> usize {
+    fds(pid).len()
+}
+
+/// The open file descriptors of `pid`, from /proc.
+pub fn fds(pid: u32) -> std::collections::BTreeSet<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/fd: {e}"))
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// The value of header `name` (any case) in a response head, trimmed.
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
 /// Whether a process exists (and is not a zombie).
 pub fn process_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
@@ -373,6 +549,25 @@ pub fn signal(pid: u32, name: &str) {
         .arg(format!("-{name}"))
         .arg(pid.to_string())
         .status();
+}
+
+/// The HTTP status of `curl url` (0 when curl gets none): for threads, which cannot take the
+/// [`Paddock`] along.
+pub fn curl_code(url: &str) -> u16 {
+    let output = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "30",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg(url)
+        .output()
+        .expect("run curl (apt-get install curl)");
+    String::from_utf8_lossy(&output.stdout).parse().unwrap_or(0)
 }
 
 /// A minimal HTTP/1.1 GET over a fresh connection; the raw response text, or None on failure.

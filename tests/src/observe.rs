@@ -3,8 +3,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+pub use crate::require_program;
 use crate::{http_get, split_response};
 
 /// The body of `GET path` on `addr`; panics unless the answer is 200.
@@ -96,16 +97,10 @@ pub fn families(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Polls `check` every 100 ms until it returns `Some`, or panics with `what` after `timeout`.
-pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout` (new tests: use
+/// [`crate::wait_for`], bounded by [`crate::PATIENCE`]).
+pub fn wait_for<T>(timeout: Duration, what: &str, check: impl FnMut() -> Option<T>) -> T {
+    crate::wait::poll(timeout, check).unwrap_or_else(|| panic!("timed out waiting for {what}"))
 }
 
 /// A directory for files a test keeps for people to look at (screenshots): `test-artifacts/`
@@ -121,18 +116,6 @@ pub fn artifacts_dir() -> PathBuf {
     let dir = target.join("test-artifacts");
     std::fs::create_dir_all(&dir).expect("create test-artifacts");
     dir
-}
-
-/// Fails the test with a clear message when a program from a Debian package is missing.
-pub fn require_program(program: &str, package: &str) {
-    let found = std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "{program} is required: apt-get install {package} (scripts/test.sh does it)"
-    );
 }
 
 #[cfg(test)]

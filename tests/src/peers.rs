@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use crate::require_program;
 use crate::signal;
 
 /// How long a peer may take to start listening.
@@ -36,14 +37,6 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
         .map(|dir| Path::new(dir).join(name))
         .find(|candidate| candidate.is_file());
     found
-}
-
-/// Like [`find_program`], failing the test with the Debian package to install when missing
-/// (CI installs them; a skipped test would hide that).
-pub fn require_program(name: &str, package: &str) -> PathBuf {
-    find_program(name).unwrap_or_else(|| {
-        panic!("{name} is required: apt-get install {package} (scripts/test.sh does it)")
-    })
 }
 
 /// The php-fpm binary: `php-fpm`, or Debian's versioned `php-fpmX.Y`.

@@ -1,4 +1,4 @@
-//! A FastCGI application that misbehaves on request, for tests/tests/hostile_workers.rs.
+//! A FastCGI application that misbehaves on request, for tests/tests/hostile/workers.rs.
 //!
 //! Started like any FastCGI application (listening Unix socket on fd 0), one connection and one
 //! request at a time. It reads a request, then acts on `mode=` in the query string, writing raw

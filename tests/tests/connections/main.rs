@@ -1,0 +1,9 @@
+//! Client connections: limits and timeouts, request framing, keep-alive and idle parking, TLS
+//! with SNI, and the client address (PROXY protocol, forwarded headers).
+
+mod client_address;
+mod framing;
+mod idle_parking;
+mod keep_alive;
+mod limits;
+mod tls_sni;

@@ -1,0 +1,6 @@
+//! What paddock sends back: static files, compression, and buffered or streamed worker
+//! responses.
+
+mod buffering;
+mod compression;
+mod static_files;

@@ -1,0 +1,7 @@
+//! Sites end to end: routing of static files and PHP, virtual hosts, what PHP sees compared with
+//! nginx + php-fpm, and FastCGI peers (cgi-fcgi, nginx) against paddock's responder library.
+
+mod cgi_differential;
+mod fcgi_peers;
+mod routing;
+mod virtual_hosts;
