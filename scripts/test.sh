@@ -12,12 +12,12 @@ cd "$(dirname "$0")/.."
 # certificate generation for the TLS tests), prometheus (promtool and the server, for the metrics
 # tests), chromium (renders the status page headless), python3-h2 (hpack and hyperframe for the
 # frame-level HTTP/2 client of the hostile-client tests), slowhttptest (slow-client attacks);
-# for the real-application tests (tests/tests/legacy_apps): mariadb-server (each test starts its
+# for the real-application tests (tests/tests/legacy): mariadb-server (each test starts its
 # own server under a temp dir, never the system service), php-mysql, and the packaged
 # applications themselves (wordpress and a theme for it, mediawiki with php-sqlite3 for its
 # database, php-cli for its installer and imagemagick for its thumbnails, phpmyadmin); apache2,
 # libapache2-mod-php and apache2-utils (htpasswd) for the .htaccess differential test
-# (tests/tests/htaccess_differential.rs, which starts its own Apache under a temp dir, never the
+# (tests/tests/legacy/htaccess_differential.rs, which starts its own Apache under a temp dir, never the
 # system service).
 packages=()
 command -v php-cgi >/dev/null 2>&1 || packages+=(php-cgi)
