@@ -237,15 +237,24 @@ fn authority_wins_over_host(parts: &mut http::request::Parts) {
 ///   application is an ordinary answer and keeps the connection. (Requests hyper cannot parse at
 ///   all, an HTTP/0.9 request line among them, never get here: hyper answers those 400 itself and
 ///   closes.)
+/// - Any answer of paddock's own to a request that declared a body: a refusal by the site's
+///   rules (403, 401, 429…) comes before the body is read, and its bytes must never be taken
+///   for the next request. (An error after the body was read closes too; that costs a
+///   reconnect, never a request.)
 ///
 /// HTTP/2 frames every request on its own stream, so none of this applies there.
 fn must_close(parts: &http::request::Parts, response: &Response<Body>) -> bool {
     if parts.version >= Version::HTTP_2 {
         return false;
     }
-    let own_rejection = response.status() == StatusCode::BAD_REQUEST
-        && response.extensions().get::<OwnError>().is_some();
+    let own = response.extensions().get::<OwnError>().is_some();
+    let own_rejection = own && response.status() == StatusCode::BAD_REQUEST;
+    let declared_body = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .is_some_and(|length| length.as_bytes() != b"0");
     own_rejection
+        || (own && declared_body)
         || parts.headers.contains_key(TRANSFER_ENCODING)
         || matches!(
             response.status(),

@@ -374,10 +374,14 @@ fn a_rate_limited_client_gets_429_and_never_reaches_a_worker() {
         );
     }
     for _ in 0..5 {
-        let limited = conn
+        // A refusal comes before the body is read: the connection closes after it, and the
+        // client comes back on a new one.
+        let limited = Connection::open(paddock.http)
+            .unwrap()
             .request("POST", "/wp-login.php", &[], b"log=a&pwd=b")
             .unwrap();
         assert_eq!(limited.status, 429, "{}", limited.text());
+        assert_eq!(limited.header("connection"), Some("close"));
         let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
         assert!((1..=60).contains(&retry), "Retry-After {retry}");
     }
