@@ -36,7 +36,7 @@ enum Message {
 }
 
 #[derive(Debug)]
-pub struct AccessLog {
+pub(crate) struct AccessLog {
     format: AccessLogFormat,
     tx: SyncSender<Message>,
     dropped: AtomicU64,
@@ -54,7 +54,7 @@ impl std::fmt::Debug for Message {
 impl AccessLog {
     /// Opens the file (an error here stops the start: a log that cannot be written should be
     /// noticed) and starts the writer thread.
-    pub fn open(spec: &AccessLogSpec) -> io::Result<Arc<Self>> {
+    pub(crate) fn open(spec: &AccessLogSpec) -> io::Result<Arc<Self>> {
         let sink = Sink::open(spec.path.as_deref())?;
         let (tx, rx) = sync_channel(QUEUE);
         std::thread::Builder::new()
@@ -67,7 +67,7 @@ impl AccessLog {
         }))
     }
 
-    pub fn reopen(&self) {
+    pub(crate) fn reopen(&self) {
         let _ = self.tx.send(Message::Reopen);
     }
 
@@ -151,7 +151,7 @@ fn write_lines(mut sink: Sink, rx: Receiver<Message>) {
 
 /// What is known about a request when its response starts.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub time: SystemTime,
     pub client: IpAddr,
     pub method: String,
@@ -326,7 +326,7 @@ impl Drop for LoggedBody {
 }
 
 /// Wraps `body` so that `entry` is logged when the response ends.
-pub fn log_body(body: Body, log: Arc<AccessLog>, entry: Entry) -> Body {
+pub(crate) fn log_body(body: Body, log: Arc<AccessLog>, entry: Entry) -> Body {
     LoggedBody {
         inner: body,
         log,

@@ -37,7 +37,7 @@ use crate::response::Body;
 
 /// Which deadline passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expiry {
+pub(crate) enum Expiry {
     /// A request head did not arrive in time (slowloris, or a silent connection).
     RequestHeader,
     /// The connection sat idle between requests for the keep-alive timeout.
@@ -47,7 +47,7 @@ pub enum Expiry {
 }
 
 impl Expiry {
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Expiry::RequestHeader => "request head not received in time",
             Expiry::KeepAlive => "keep-alive idle timeout",
@@ -76,14 +76,14 @@ struct ActivityState {
 
 /// Shared between a connection's socket wrapper, its service and its task.
 #[derive(Debug)]
-pub struct Activity {
+pub(crate) struct Activity {
     state: Mutex<ActivityState>,
     /// Wakes the connection task when the state changes in a way that moves a deadline.
     pub changed: Notify,
 }
 
 impl Activity {
-    pub fn new() -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(ActivityState {
                 in_flight: 0,
@@ -105,7 +105,7 @@ impl Activity {
 
     /// A request reached the service; returns its number on this connection (1-based) and the
     /// guard that marks it finished when dropped.
-    pub fn begin_request(self: &Arc<Self>) -> (u64, InFlight) {
+    pub(crate) fn begin_request(self: &Arc<Self>) -> (u64, InFlight) {
         let mut state = self.lock();
         state.in_flight += 1;
         state.requests += 1;
@@ -121,33 +121,33 @@ impl Activity {
     }
 
     /// Ask the connection task to close the connection gracefully once in-flight requests end.
-    pub fn request_close(&self) {
+    pub(crate) fn request_close(&self) {
         self.lock().close_requested = true;
         self.changed.notify_one();
     }
 
-    pub fn close_requested(&self) -> bool {
+    pub(crate) fn close_requested(&self) -> bool {
         self.lock().close_requested
     }
 
     /// Requests begun on this connection so far.
-    pub fn requests(&self) -> u64 {
+    pub(crate) fn requests(&self) -> u64 {
         self.lock().requests
     }
 
     /// A write to the client is blocked (the socket would not take more).
-    pub fn write_blocked(&self) -> bool {
+    pub(crate) fn write_blocked(&self) -> bool {
         self.lock().write_blocked_since.is_some()
     }
 
     /// No request in flight and none partly received: closing now loses nothing.
-    pub fn is_idle(&self) -> bool {
+    pub(crate) fn is_idle(&self) -> bool {
         let state = self.lock();
         state.in_flight == 0 && state.read_while_idle.is_none()
     }
 
     /// The next deadline to enforce and what it is, or `None` when nothing is due.
-    pub fn next_deadline(&self, timeouts: &TimeoutsSpec) -> Option<(Instant, Expiry)> {
+    pub(crate) fn next_deadline(&self, timeouts: &TimeoutsSpec) -> Option<(Instant, Expiry)> {
         let ms = Duration::from_millis;
         let state = self.lock();
         let send = state
@@ -199,7 +199,7 @@ impl Activity {
 /// Marks one request as in flight until dropped (it rides inside the response body, so the
 /// request ends when the last byte was handed to the connection, or when hyper drops it).
 #[derive(Debug)]
-pub struct InFlight {
+pub(crate) struct InFlight {
     activity: Arc<Activity>,
 }
 
@@ -318,7 +318,7 @@ impl Drop for GuardedBody {
 
 /// Attaches `guard` to `body`; from now until hyper first takes a piece, the response waits on
 /// the client side.
-pub fn guard_body(body: Body, guard: InFlight) -> Body {
+pub(crate) fn guard_body(body: Body, guard: InFlight) -> Body {
     let activity = guard.activity.clone();
     let id = {
         let mut state = activity.lock();
@@ -339,17 +339,17 @@ pub fn guard_body(body: Body, guard: InFlight) -> Body {
 
 /// A client socket that reports reads and blocked writes to its [`Activity`].
 #[derive(Debug)]
-pub struct WatchedIo<T> {
+pub(crate) struct WatchedIo<T> {
     inner: T,
     activity: Arc<Activity>,
 }
 
 impl<T> WatchedIo<T> {
-    pub fn new(inner: T, activity: Arc<Activity>) -> Self {
+    pub(crate) fn new(inner: T, activity: Arc<Activity>) -> Self {
         Self { inner, activity }
     }
 
-    pub fn get_ref(&self) -> &T {
+    pub(crate) fn get_ref(&self) -> &T {
         &self.inner
     }
 }

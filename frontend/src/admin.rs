@@ -27,7 +27,7 @@ use crate::state::State;
 /// The content type of the Prometheus text exposition format.
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-pub async fn handle(
+pub(crate) async fn handle(
     state: Arc<State>,
     conn: Arc<ConnInfo>,
     request: Request<Incoming>,

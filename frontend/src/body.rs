@@ -18,14 +18,14 @@ use tokio::time::Instant;
 
 /// A request body held by the front end.
 #[derive(Debug)]
-pub enum BufferedBody {
+pub(crate) enum BufferedBody {
     Memory(Bytes),
     File { file: std::fs::File, len: u64 },
 }
 
 /// Why a body could not be buffered.
 #[derive(Debug, thiserror::Error)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     #[error("request body exceeds the {limit}-byte limit")]
     TooLarge { limit: u64 },
     #[error("the body did not arrive before its deadline")]
@@ -37,7 +37,7 @@ pub enum BodyError {
 }
 
 impl BufferedBody {
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         match self {
             BufferedBody::Memory(bytes) => bytes.len() as u64,
             BufferedBody::File { len, .. } => *len,
@@ -46,7 +46,7 @@ impl BufferedBody {
 
     /// A reader that yields the body from the start in pieces (each use starts over, so a
     /// retried request sends the same bytes again).
-    pub fn chunks(&self) -> std::io::Result<BodyChunks> {
+    pub(crate) fn chunks(&self) -> std::io::Result<BodyChunks> {
         Ok(match self {
             BufferedBody::Memory(bytes) => BodyChunks::Memory(bytes.clone()),
             BufferedBody::File { file, .. } => {
@@ -60,14 +60,14 @@ impl BufferedBody {
 
 /// Successive pieces of a [`BufferedBody`].
 #[derive(Debug)]
-pub enum BodyChunks {
+pub(crate) enum BodyChunks {
     Memory(Bytes),
     File(tokio::fs::File, Vec<u8>),
 }
 
 impl BodyChunks {
     /// The next piece of at most `max` bytes, or `None` at the end.
-    pub async fn next(&mut self, max: usize) -> std::io::Result<Option<Bytes>> {
+    pub(crate) async fn next(&mut self, max: usize) -> std::io::Result<Option<Bytes>> {
         match self {
             BodyChunks::Memory(rest) => {
                 if rest.is_empty() {
@@ -89,7 +89,7 @@ impl BodyChunks {
 /// The deadline is `request_body` after the first read, plus one second for every
 /// `request_body_min_rate` bytes received (as Apache's `RequestReadTimeout body=…,MinRate=…`): a
 /// slow but steady upload finishes, a trickle that would hold the connection for hours does not.
-pub async fn buffer(
+pub(crate) async fn buffer(
     mut body: Incoming,
     declared: Option<u64>,
     limits: &LimitsSpec,

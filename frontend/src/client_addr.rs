@@ -21,7 +21,7 @@ use protocol::control::IpNetwork;
 use crate::proxy::ConnInfo;
 
 /// The connection as the application should see it for this request.
-pub fn effective(
+pub(crate) fn effective(
     trusted: &[IpNetwork],
     conn: &Arc<ConnInfo>,
     headers: &HeaderMap,

@@ -27,7 +27,10 @@ const MIN_SIZE: u64 = 256;
 const LEVEL: i32 = 5;
 
 /// `response`, compressed when the request allows it and the content is text.
-pub async fn compress(request_headers: &HeaderMap, response: Response<Body>) -> Response<Body> {
+pub(crate) async fn compress(
+    request_headers: &HeaderMap,
+    response: Response<Body>,
+) -> Response<Body> {
     if !request_headers.contains_key(ACCEPT_ENCODING) {
         return identity(response);
     }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 #[derive(Debug)]
-pub struct ConnectionLimits {
+pub(crate) struct ConnectionLimits {
     total: Arc<Semaphore>,
     /// 0 = no per-address limit.
     per_ip_max: usize,
@@ -23,13 +23,13 @@ pub struct ConnectionLimits {
 
 /// Held for the life of one connection.
 #[derive(Debug)]
-pub struct ConnectionSlot {
+pub(crate) struct ConnectionSlot {
     _total: OwnedSemaphorePermit,
     ip: Option<(Arc<ConnectionLimits>, IpAddr)>,
 }
 
 impl ConnectionLimits {
-    pub fn new(max: usize, per_ip_max: usize) -> Arc<Self> {
+    pub(crate) fn new(max: usize, per_ip_max: usize) -> Arc<Self> {
         Arc::new(Self {
             total: Arc::new(Semaphore::new(max)),
             per_ip_max,
@@ -38,7 +38,7 @@ impl ConnectionLimits {
     }
 
     /// Waits until the overall count allows one more connection.
-    pub async fn wait_for_room(&self) -> OwnedSemaphorePermit {
+    pub(crate) async fn wait_for_room(&self) -> OwnedSemaphorePermit {
         self.total
             .clone()
             .acquire_owned()
@@ -48,7 +48,7 @@ impl ConnectionLimits {
 
     /// Counts the connection against its address (if given); `None` when that address is at
     /// its limit.
-    pub fn admit(
+    pub(crate) fn admit(
         self: &Arc<Self>,
         permit: OwnedSemaphorePermit,
         ip: Option<IpAddr>,

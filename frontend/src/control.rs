@@ -13,13 +13,13 @@ use crate::state::State;
 
 /// Reads framed messages from the master.
 #[derive(Debug)]
-pub struct Inbox {
+pub(crate) struct Inbox {
     reader: OwnedReadHalf,
     buffer: Vec<u8>,
 }
 
 impl Inbox {
-    pub fn new(reader: OwnedReadHalf) -> Self {
+    pub(crate) fn new(reader: OwnedReadHalf) -> Self {
         Self {
             reader,
             buffer: Vec::new(),
@@ -27,7 +27,7 @@ impl Inbox {
     }
 
     /// The next message; `Ok(None)` when the master closed the channel.
-    pub async fn next(&mut self) -> io::Result<Option<ToFrontend>> {
+    pub(crate) async fn next(&mut self) -> io::Result<Option<ToFrontend>> {
         loop {
             if let Some((message, used)) = decode_frame::<ToFrontend>(&self.buffer)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
@@ -43,7 +43,10 @@ impl Inbox {
 }
 
 /// Writes every message queued on `outbox` to the master.
-pub async fn run_outbox(mut writer: OwnedWriteHalf, mut outbox: mpsc::UnboundedReceiver<ToMaster>) {
+pub(crate) async fn run_outbox(
+    mut writer: OwnedWriteHalf,
+    mut outbox: mpsc::UnboundedReceiver<ToMaster>,
+) {
     let mut frame = Vec::new();
     while let Some(message) = outbox.recv().await {
         frame.clear();
@@ -54,7 +57,7 @@ pub async fn run_outbox(mut writer: OwnedWriteHalf, mut outbox: mpsc::UnboundedR
 }
 
 /// Applies worker events until the master asks for a stop (or disappears, which is a fast stop).
-pub async fn run_inbox(
+pub(crate) async fn run_inbox(
     mut inbox: Inbox,
     state: Arc<State>,
     stop: watch::Sender<Option<std::time::Duration>>,

@@ -21,7 +21,7 @@ use crate::metrics::activity::WorkerActivity;
 
 /// One worker process as the front end sees it.
 #[derive(Debug)]
-pub struct WorkerHandle {
+pub(crate) struct WorkerHandle {
     pub id: WorkerId,
     /// 0 for the socket of an external pool (no process of ours).
     pub pid: u32,
@@ -42,12 +42,12 @@ pub struct WorkerHandle {
 }
 
 impl WorkerHandle {
-    pub fn is_alive(&self) -> bool {
+    pub(crate) fn is_alive(&self) -> bool {
         self.alive.load(Ordering::Acquire)
     }
 
     /// Stop handing out this worker's slots (it died, or is about to be killed).
-    pub fn mark_dead(&self) {
+    pub(crate) fn mark_dead(&self) {
         self.alive.store(false, Ordering::Release);
     }
 
@@ -56,7 +56,7 @@ impl WorkerHandle {
     }
 
     /// Can take a new request (alive and not retiring).
-    pub fn is_usable(&self) -> bool {
+    pub(crate) fn is_usable(&self) -> bool {
         self.is_alive() && !self.is_retiring()
     }
 
@@ -66,11 +66,11 @@ impl WorkerHandle {
 
     /// Records the request now running on a leased slot (status page); the returned token goes
     /// back to [`WorkerHandle::end_request`] when the slot is released.
-    pub fn begin_request(&self, request_id: &str, method: &http::Method, path: &str) -> u64 {
+    pub(crate) fn begin_request(&self, request_id: &str, method: &http::Method, path: &str) -> u64 {
         self.activity.begin(request_id, method, path)
     }
 
-    pub fn end_request(&self, token: u64) {
+    pub(crate) fn end_request(&self, token: u64) {
         self.activity.finish(token);
     }
 }
@@ -84,7 +84,7 @@ struct Slot {
 
 /// Why no slot was handed out.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum AdmissionError {
+pub(crate) enum AdmissionError {
     #[error("the queue of pool `{0}` is full")]
     QueueFull(String),
     #[error("no worker of pool `{0}` became free in time")]
@@ -94,7 +94,7 @@ pub enum AdmissionError {
 }
 
 #[derive(Debug)]
-pub struct PoolDispatch {
+pub(crate) struct PoolDispatch {
     pub name: String,
     /// Replaced by a reload; each use reads the current settings.
     spec: arc_swap::ArcSwap<PoolDispatchSpec>,
@@ -118,7 +118,7 @@ pub struct PoolDispatch {
 
 /// Counts for the status page and readiness.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct PoolSnapshot {
+pub(crate) struct PoolSnapshot {
     pub name: String,
     pub workers: usize,
     pub idle_slots: usize,
@@ -127,7 +127,7 @@ pub struct PoolSnapshot {
 }
 
 impl PoolDispatch {
-    pub fn new(
+    pub(crate) fn new(
         spec: PoolDispatchSpec,
         to_master: UnboundedSender<ToMaster>,
         pressure: Arc<Notify>,
@@ -147,21 +147,21 @@ impl PoolDispatch {
         }
     }
 
-    pub fn mark_removed(&self) {
+    pub(crate) fn mark_removed(&self) {
         self.removed.store(true, Ordering::Release);
     }
 
-    pub fn is_removed(&self) -> bool {
+    pub(crate) fn is_removed(&self) -> bool {
         self.removed.load(Ordering::Acquire)
     }
 
     /// The current dispatch settings.
-    pub fn spec(&self) -> Arc<PoolDispatchSpec> {
+    pub(crate) fn spec(&self) -> Arc<PoolDispatchSpec> {
         self.spec.load_full()
     }
 
     /// New settings from a reload (queue bounds, deadlines, recycling) for requests from now on.
-    pub fn set_spec(&self, spec: PoolDispatchSpec) {
+    pub(crate) fn set_spec(&self, spec: PoolDispatchSpec) {
         self.removed.store(false, Ordering::Release);
         self.spec.store(Arc::new(spec));
     }
@@ -182,7 +182,7 @@ impl PoolDispatch {
         }
     }
 
-    pub fn worker_up(&self, id: WorkerId, pid: u32, socket: PathBuf, slots: u32) {
+    pub(crate) fn worker_up(&self, id: WorkerId, pid: u32, socket: PathBuf, slots: u32) {
         let worker = Arc::new(WorkerHandle {
             id,
             pid,
@@ -208,14 +208,14 @@ impl PoolDispatch {
         self.free.add_permits(slots as usize);
     }
 
-    pub fn worker_down(&self, id: WorkerId) {
+    pub(crate) fn worker_down(&self, id: WorkerId) {
         if let Some(worker) = self.workers.lock().unwrap().remove(&id) {
             worker.mark_dead();
         }
     }
 
     /// Stops handing requests to a worker; the master hears back once it has none in flight.
-    pub fn retire(&self, id: WorkerId, reason: ExitReason) {
+    pub(crate) fn retire(&self, id: WorkerId, reason: ExitReason) {
         let worker = self.workers.lock().unwrap().get(&id).cloned();
         if let Some(worker) = worker {
             worker.retire(reason);
@@ -241,7 +241,7 @@ impl PoolDispatch {
 
     /// The pool's demand, for the master's sizing policy (to be sent: the queue length it reports
     /// is remembered, see [`PoolDispatch::acquire`]).
-    pub fn load(&self) -> PoolLoad {
+    pub(crate) fn load(&self) -> PoolLoad {
         let now = Instant::now();
         let waiting = self.waiting.load(Ordering::Relaxed);
         self.reported_waiting.store(waiting, Ordering::Relaxed);
@@ -279,26 +279,26 @@ impl PoolDispatch {
     }
 
     /// Able to serve: not failing, and with workers unless it starts them on demand.
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.failing.lock().unwrap().is_none()
             && (self.spec().starts_empty
                 || self.workers.lock().unwrap().values().any(|w| w.is_usable()))
     }
 
     /// Every worker known to the pool (retiring ones included until the master reports them gone).
-    pub fn workers(&self) -> Vec<Arc<WorkerHandle>> {
+    pub(crate) fn workers(&self) -> Vec<Arc<WorkerHandle>> {
         self.workers.lock().unwrap().values().cloned().collect()
     }
 
-    pub fn worker(&self, id: WorkerId) -> Option<Arc<WorkerHandle>> {
+    pub(crate) fn worker(&self, id: WorkerId) -> Option<Arc<WorkerHandle>> {
         self.workers.lock().unwrap().get(&id).cloned()
     }
 
-    pub fn set_failing(&self, reason: Option<String>) {
+    pub(crate) fn set_failing(&self, reason: Option<String>) {
         *self.failing.lock().unwrap() = reason;
     }
 
-    pub fn snapshot(&self) -> PoolSnapshot {
+    pub(crate) fn snapshot(&self) -> PoolSnapshot {
         let idle = self.idle.lock().unwrap();
         PoolSnapshot {
             name: self.name.clone(),
@@ -310,7 +310,7 @@ impl PoolDispatch {
     }
 
     /// Waits in the pool's queue for a free slot.
-    pub async fn acquire(self: &Arc<Self>) -> Result<Lease, AdmissionError> {
+    pub(crate) async fn acquire(self: &Arc<Self>) -> Result<Lease, AdmissionError> {
         let name = &self.name;
         let spec = self.spec();
         if let Some(reason) = self.failing.lock().unwrap().clone() {
@@ -395,7 +395,7 @@ impl Drop for WaitingGuard<'_> {
 
 /// A slot held for one request; it returns to the pool when dropped.
 #[derive(Debug)]
-pub struct Lease {
+pub(crate) struct Lease {
     pool: Arc<PoolDispatch>,
     slot: Option<Slot>,
 }
@@ -405,12 +405,12 @@ impl Lease {
         self.slot.as_mut().expect("present until drop")
     }
 
-    pub fn worker(&self) -> &Arc<WorkerHandle> {
+    pub(crate) fn worker(&self) -> &Arc<WorkerHandle> {
         &self.slot.as_ref().expect("present until drop").worker
     }
 
     /// The slot's connection to its worker, opened (or reopened, if the worker closed it) as needed.
-    pub async fn connection(&mut self) -> std::io::Result<&mut FcgiConnection> {
+    pub(crate) async fn connection(&mut self) -> std::io::Result<&mut FcgiConnection> {
         let slot = self.slot();
         if slot
             .connection
@@ -426,12 +426,12 @@ impl Lease {
     }
 
     /// The connection [`Lease::connection`] opened, if the slot still holds it.
-    pub fn open_connection(&mut self) -> Option<&mut FcgiConnection> {
+    pub(crate) fn open_connection(&mut self) -> Option<&mut FcgiConnection> {
         self.slot().connection.as_mut()
     }
 
     /// Drop the connection: its state is unknown after a failed or abandoned exchange.
-    pub fn discard_connection(&mut self) {
+    pub(crate) fn discard_connection(&mut self) {
         self.slot().connection = None;
     }
 }

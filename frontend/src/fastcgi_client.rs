@@ -30,7 +30,7 @@ const KEEP_BUFFER: usize = 256 * 1024;
 
 /// A connection to one worker slot, with the buffers its exchanges reuse.
 #[derive(Debug)]
-pub struct FcgiConnection {
+pub(crate) struct FcgiConnection {
     stream: UnixStream,
     /// The records of the request being sent.
     out: Vec<u8>,
@@ -43,13 +43,13 @@ pub struct FcgiConnection {
 
 /// How an exchange ended.
 #[derive(Debug)]
-pub struct WorkerReply {
+pub(crate) struct WorkerReply {
     /// Whether the connection can carry another request.
     pub reusable: bool,
 }
 
 /// Where the FCGI_STDOUT stream (CGI headers, blank line, body) goes as it arrives.
-pub trait StdoutSink {
+pub(crate) trait StdoutSink {
     /// Takes the next piece; an error ends the exchange.
     fn write(
         &mut self,
@@ -62,7 +62,7 @@ pub trait StdoutSink {
 /// An exchange failed. `response_started` tells whether any response byte had arrived, which
 /// decides whether the request may be retried on another worker.
 #[derive(Debug, thiserror::Error)]
-pub enum ExchangeError {
+pub(crate) enum ExchangeError {
     #[error("worker closed the connection before ending the request")]
     Closed { response_started: bool },
     #[error("reading from the worker failed: {source}")]
@@ -85,7 +85,7 @@ pub enum ExchangeError {
 }
 
 impl ExchangeError {
-    pub fn response_started(&self) -> bool {
+    pub(crate) fn response_started(&self) -> bool {
         match self {
             ExchangeError::Closed { response_started }
             | ExchangeError::Read {
@@ -104,7 +104,7 @@ impl ExchangeError {
     /// abandoned a reply it had started), so that the process must be replaced rather than
     /// merely its connection. A worker that closes before answering is not counted: php-cgi does
     /// that at its request limit, and the request is retried.
-    pub fn worker_is_broken(&self) -> bool {
+    pub(crate) fn worker_is_broken(&self) -> bool {
         match self {
             ExchangeError::Protocol(_)
             | ExchangeError::TooLarge { .. }
@@ -127,7 +127,7 @@ impl From<DecodeError> for ExchangeError {
 }
 
 impl FcgiConnection {
-    pub async fn connect(socket: &Path) -> io::Result<Self> {
+    pub(crate) async fn connect(socket: &Path) -> io::Result<Self> {
         Ok(Self {
             stream: UnixStream::connect(socket).await?,
             out: Vec::new(),
@@ -140,7 +140,7 @@ impl FcgiConnection {
     /// request limit, a crash), or when the last exchange was abandoned midway: such a connection
     /// must not carry a request. (On an abandoned one, the worker's late answer to the old request
     /// would be read as the answer to the new one, and go to the wrong client.)
-    pub fn is_stale(&self) -> bool {
+    pub(crate) fn is_stale(&self) -> bool {
         if self.interrupted {
             return true;
         }
@@ -151,7 +151,7 @@ impl FcgiConnection {
     /// Sends one request and passes the whole reply to `stdout`. `params` appends the request's
     /// PARAMS content (name-value pairs) to the buffer it is given: it is encoded straight into
     /// the connection's write buffer.
-    pub async fn exchange(
+    pub(crate) async fn exchange(
         &mut self,
         params: impl FnOnce(&mut Vec<u8>),
         body: &BufferedBody,

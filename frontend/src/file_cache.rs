@@ -31,12 +31,12 @@ use http::header::HeaderValue;
 use protocol::control::SymlinkPolicy;
 
 /// How long a lookup of precompressed siblings is trusted.
-pub const SIBLING_RECHECK: Duration = Duration::from_secs(1);
+pub(crate) const SIBLING_RECHECK: Duration = Duration::from_secs(1);
 /// Sibling lookups remembered at most; past it the memo starts over.
 const SIBLING_MEMO_ENTRIES: usize = 16_384;
 
 #[derive(Debug)]
-pub struct FileCache {
+pub(crate) struct FileCache {
     entries: DashMap<PathBuf, Arc<CachedFile>>,
     siblings: DashMap<PathBuf, Arc<Siblings>>,
     /// Sum of the cached files' sizes.
@@ -47,7 +47,7 @@ pub struct FileCache {
 
 /// What identifies one version of a file's contents without reading them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Identity {
+pub(crate) struct Identity {
     dev: u64,
     ino: u64,
     size: u64,
@@ -56,7 +56,7 @@ pub struct Identity {
 }
 
 impl Identity {
-    pub fn of(meta: &Metadata) -> Self {
+    pub(crate) fn of(meta: &Metadata) -> Self {
         Self {
             dev: meta.dev(),
             ino: meta.ino(),
@@ -69,11 +69,11 @@ impl Identity {
 
 /// The precompressed siblings paddock looks for, in the order it prefers them: the
 /// `Content-Encoding` and the file name extension.
-pub const SIBLING_ENCODINGS: [(&str, &str); 2] = [("br", "br"), ("gzip", "gz")];
+pub(crate) const SIBLING_ENCODINGS: [(&str, &str); 2] = [("br", "br"), ("gzip", "gz")];
 
 /// The usable siblings of one version of a file.
 #[derive(Debug)]
-pub struct Siblings {
+pub(crate) struct Siblings {
     of: Identity,
     /// The site rule the lookup applied (two sites may share files but not rules).
     policy: SymlinkPolicy,
@@ -82,7 +82,7 @@ pub struct Siblings {
 }
 
 #[derive(Debug)]
-pub struct Sibling {
+pub(crate) struct Sibling {
     pub coding: &'static str,
     pub path: PathBuf,
     pub meta: Metadata,
@@ -90,7 +90,7 @@ pub struct Sibling {
 
 /// One file's contents with the headers that describe them.
 #[derive(Debug)]
-pub struct CachedFile {
+pub(crate) struct CachedFile {
     identity: Identity,
     pub bytes: Bytes,
     /// Strong validator from size and mtime, in the format tower-http's `ServeFile` uses, so a
@@ -103,7 +103,7 @@ pub struct CachedFile {
 
 impl FileCache {
     /// `capacity` 0 turns the cache off.
-    pub fn new(capacity: u64, max_file: u64) -> Self {
+    pub(crate) fn new(capacity: u64, max_file: u64) -> Self {
         Self {
             entries: DashMap::new(),
             siblings: DashMap::new(),
@@ -114,19 +114,19 @@ impl FileCache {
     }
 
     /// Whether a file of this size may be cached.
-    pub fn accepts(&self, meta: &Metadata) -> bool {
+    pub(crate) fn accepts(&self, meta: &Metadata) -> bool {
         meta.is_file() && meta.len() <= self.max_file
     }
 
     /// The cached contents of `path`, if they are still the file `meta` describes.
-    pub fn get(&self, path: &Path, meta: &Metadata) -> Option<Arc<CachedFile>> {
+    pub(crate) fn get(&self, path: &Path, meta: &Metadata) -> Option<Arc<CachedFile>> {
         let entry = self.entries.get(path)?;
         (entry.identity == Identity::of(meta)).then(|| entry.clone())
     }
 
     /// Reads `path` on the blocking pool and caches it. `None` when it cannot be read, is too
     /// large, or changed while it was read (the caller then serves it the slow way).
-    pub async fn load(&self, path: &Path) -> Option<Arc<CachedFile>> {
+    pub(crate) async fn load(&self, path: &Path) -> Option<Arc<CachedFile>> {
         let owned = path.to_path_buf();
         let max_file = self.max_file;
         let file = tokio::task::spawn_blocking(move || read_stable(&owned, max_file))
@@ -139,7 +139,7 @@ impl FileCache {
 
     /// The usable precompressed siblings of `path` (whose metadata is `meta`), from the memo
     /// while it is fresh, else from `lookup` (which applies the site's rules).
-    pub fn siblings(
+    pub(crate) fn siblings(
         &self,
         path: &Path,
         meta: &Metadata,
@@ -239,7 +239,7 @@ fn read_stable(path: &Path, max_file: u64) -> Option<CachedFile> {
 }
 
 /// Seconds since the epoch of an HTTP date, for `If-Modified-Since`.
-pub fn http_date_secs(value: &HeaderValue) -> Option<u64> {
+pub(crate) fn http_date_secs(value: &HeaderValue) -> Option<u64> {
     let time = httpdate::parse_http_date(value.to_str().ok()?).ok()?;
     time.duration_since(SystemTime::UNIX_EPOCH)
         .ok()

@@ -10,7 +10,7 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 ///
 /// Call at most once per descriptor, at start-up, before anything else could have opened (and
 /// therefore own) a descriptor with that number.
-pub fn claim(fd: RawFd) -> io::Result<OwnedFd> {
+pub(crate) fn claim(fd: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: F_GETFD only reads the descriptor flags; it is harmless on any number.
     if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
         return Err(io::Error::new(

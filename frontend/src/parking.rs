@@ -42,7 +42,7 @@ const HEAD_END: [u8; 4] = *b"\r\n\r\n";
 
 /// The client connection as one hyper HTTP/1 connection sees it (see the module docs).
 #[derive(Debug)]
-pub struct ParkingIo<I> {
+pub(crate) struct ParkingIo<I> {
     inner: I,
     activity: Arc<Activity>,
     /// Bytes read before this hyper connection existed, given to it first.
@@ -55,7 +55,7 @@ pub struct ParkingIo<I> {
 }
 
 impl<I> ParkingIo<I> {
-    pub fn new(inner: I, activity: Arc<Activity>, unread: Bytes) -> Self {
+    pub(crate) fn new(inner: I, activity: Arc<Activity>, unread: Bytes) -> Self {
         let requests_at_start = activity.requests();
         Self {
             inner,
@@ -68,11 +68,11 @@ impl<I> ParkingIo<I> {
     }
 
     /// Whether this hyper connection ended because it was parked (not because the client left).
-    pub fn parked(&self) -> bool {
+    pub(crate) fn parked(&self) -> bool {
         self.parked
     }
 
-    pub fn into_inner(self) -> I {
+    pub(crate) fn into_inner(self) -> I {
         self.inner
     }
 
@@ -153,7 +153,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for ParkingIo<I> {
 }
 
 /// A client stream a parked connection can wait on without reading from it.
-pub trait Parkable: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+pub(crate) trait Parkable: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// The TCP socket underneath, whose readiness says a next request is arriving.
     fn socket(&self) -> &TcpStream;
 

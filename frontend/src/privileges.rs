@@ -7,7 +7,7 @@
 use protocol::control::RunAs;
 
 #[derive(Debug, thiserror::Error)]
-pub enum PrivilegesError {
+pub(crate) enum PrivilegesError {
     #[error("cannot switch to user {user} ({uid}:{gid}): {step} failed: {source}")]
     Switch {
         user: String,
@@ -19,7 +19,7 @@ pub enum PrivilegesError {
 }
 
 /// Becomes `run_as` if running as root; does nothing otherwise (already unprivileged).
-pub fn drop_to(run_as: &RunAs) -> Result<(), PrivilegesError> {
+pub(crate) fn drop_to(run_as: &RunAs) -> Result<(), PrivilegesError> {
     use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
     if !nix::unistd::geteuid().is_root() {
         return Ok(());

@@ -22,7 +22,7 @@ use crate::worker_response;
 
 /// The connection a request arrived on.
 #[derive(Debug, Clone)]
-pub struct ConnInfo {
+pub(crate) struct ConnInfo {
     pub local: SocketAddr,
     pub peer: SocketAddr,
     pub https: bool,
@@ -34,7 +34,7 @@ pub struct ConnInfo {
 
 /// Everything about one script request that does not change between attempts.
 #[derive(Debug)]
-pub struct ScriptRequest<'a> {
+pub(crate) struct ScriptRequest<'a> {
     pub parts: &'a Parts,
     /// REQUEST_URI: the client's request target, which a site's rewrite does not change.
     pub request_uri: &'a str,
@@ -53,13 +53,17 @@ pub struct ScriptRequest<'a> {
 
 /// What the caller should do with the worker's answer.
 #[derive(Debug)]
-pub enum ScriptOutcome {
+pub(crate) enum ScriptOutcome {
     Response(Response<Body>),
     /// RFC 3875 local redirect: serve this path (and query) as a new GET instead.
     LocalRedirect(String),
 }
 
-pub async fn run(state: &State, request: &ScriptRequest<'_>, pool_name: &str) -> ScriptOutcome {
+pub(crate) async fn run(
+    state: &State,
+    request: &ScriptRequest<'_>,
+    pool_name: &str,
+) -> ScriptOutcome {
     let params = |out: &mut Vec<u8>| encode_params(request, out);
     let call = ScriptCall {
         pool: pool_name,

@@ -21,7 +21,7 @@ const V1_MAX: usize = 107;
 const V2_MAX: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ProxyHeaderError {
+pub(crate) enum ProxyHeaderError {
     #[error("reading the PROXY header failed: {0}")]
     Read(#[from] std::io::Error),
     #[error("the connection does not start with a PROXY protocol header")]
@@ -31,7 +31,9 @@ pub enum ProxyHeaderError {
 }
 
 /// Reads the header; returns the client's address, or `None` to keep the socket's peer.
-pub async fn read_header(stream: &mut TcpStream) -> Result<Option<SocketAddr>, ProxyHeaderError> {
+pub(crate) async fn read_header(
+    stream: &mut TcpStream,
+) -> Result<Option<SocketAddr>, ProxyHeaderError> {
     let mut header = vec![0u8; 12];
     stream.read_exact(&mut header).await?;
     if header == V2_SIGNATURE {

@@ -7,9 +7,9 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 
 /// What every handler answers with: buffered bytes or a file stream.
-pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+pub(crate) type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
-pub fn full(bytes: impl Into<Bytes>) -> Body {
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|never| match never {})
         .boxed_unsync()
@@ -17,11 +17,11 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 
 /// Marks a response as one of paddock's own error pages (a site may replace its body).
 #[derive(Debug, Clone, Copy)]
-pub struct OwnError;
+pub(crate) struct OwnError;
 
 /// A small HTML error page; `detail` is shown to the client, so it never holds internals that a
 /// visitor should not see (paths, worker output).
-pub fn error(status: StatusCode, detail: &str) -> Response<Body> {
+pub(crate) fn error(status: StatusCode, detail: &str) -> Response<Body> {
     let reason = status.canonical_reason().unwrap_or("Error");
     let page = format!(
         "<!DOCTYPE html>\n<html><head><title>{code} {reason}</title></head>\n<body><h1>{code} {reason}</h1>\n<p>{detail}</p>\n<hr><address>paddock</address></body></html>\n",
@@ -39,7 +39,7 @@ pub fn error(status: StatusCode, detail: &str) -> Response<Body> {
 }
 
 /// 503 with a `Retry-After`, for a full or timed-out queue and for a failing pool.
-pub fn unavailable(detail: &str, retry_after_secs: u32) -> Response<Body> {
+pub(crate) fn unavailable(detail: &str, retry_after_secs: u32) -> Response<Body> {
     let mut response = error(StatusCode::SERVICE_UNAVAILABLE, detail);
     response
         .headers_mut()

@@ -23,7 +23,7 @@ const FILE_CHUNK: usize = 64 * 1024;
 
 /// Collects one worker response.
 #[derive(Debug)]
-pub struct ResponseBuffer<'a> {
+pub(crate) struct ResponseBuffer<'a> {
     limits: &'a LimitsSpec,
     memory: BytesMut,
     spill: Option<(tokio::fs::File, u64)>,
@@ -33,7 +33,7 @@ pub struct ResponseBuffer<'a> {
 
 /// A complete worker response: the in-memory start, then the spilled rest if any.
 #[derive(Debug)]
-pub struct BufferedResponse {
+pub(crate) struct BufferedResponse {
     /// Still a `BytesMut`: [`SpooledBody::new`] drops the head from it before freezing, which
     /// costs nothing, where slicing a frozen `Bytes` would allocate its shared header.
     pub memory: BytesMut,
@@ -41,7 +41,7 @@ pub struct BufferedResponse {
 }
 
 impl<'a> ResponseBuffer<'a> {
-    pub fn new(limits: &'a LimitsSpec) -> Self {
+    pub(crate) fn new(limits: &'a LimitsSpec) -> Self {
         Self {
             limits,
             memory: BytesMut::new(),
@@ -55,7 +55,7 @@ impl<'a> ResponseBuffer<'a> {
     }
 
     /// Ends collection; the file (if any) is rewound for reading.
-    pub async fn finish(self) -> io::Result<BufferedResponse> {
+    pub(crate) async fn finish(self) -> io::Result<BufferedResponse> {
         let spill = match self.spill {
             None => None,
             Some((mut file, len)) => {
@@ -115,7 +115,7 @@ impl StdoutSink for ResponseBuffer<'_> {
 
 /// The client-facing body of a buffered response: bytes from memory, then from the file.
 #[derive(Debug)]
-pub struct SpooledBody {
+pub(crate) struct SpooledBody {
     memory: Option<Bytes>,
     file: Option<tokio::fs::File>,
     /// File bytes not yet sent.
@@ -125,7 +125,7 @@ pub struct SpooledBody {
 
 impl SpooledBody {
     /// The body after the first `skip` bytes (the CGI head) of `response`.
-    pub fn new(response: BufferedResponse, skip: usize) -> Self {
+    pub(crate) fn new(response: BufferedResponse, skip: usize) -> Self {
         let (file, remaining) = match response.spill {
             Some((file, len)) => (Some(file), len),
             None => (None, 0),

@@ -21,7 +21,7 @@ use crate::response::{self, Body};
 
 /// Who caused a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorSource {
+pub(crate) enum ErrorSource {
     /// The client went away.
     Client,
     /// The worker (or the application behind it) failed, or its pool cannot start any.
@@ -32,7 +32,7 @@ pub enum ErrorSource {
 
 /// Whether the request may go to another worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retry {
+pub(crate) enum Retry {
     /// Nothing reached a worker: any request may go to another one.
     AnyMethod,
     /// The worker failed before any response byte: GET, HEAD and OPTIONS may go to another one;
@@ -43,7 +43,7 @@ pub enum Retry {
 
 /// What a failure means for the worker that had the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WorkerFate {
+pub(crate) enum WorkerFate {
     /// Not at fault, or not beyond its connection (which is dropped either way).
     Keep,
     /// Its socket refuses connections or is gone: no more requests until the master reports it.
@@ -54,7 +54,7 @@ pub enum WorkerFate {
 
 /// A script request failed; the variant names the step that failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ScriptError {
+pub(crate) enum ScriptError {
     #[error("the site names a pool that does not exist")]
     NoSuchPool,
     #[error(transparent)]
@@ -70,7 +70,7 @@ pub enum ScriptError {
 }
 
 impl ScriptError {
-    pub fn source(&self) -> ErrorSource {
+    pub(crate) fn source(&self) -> ErrorSource {
         match self {
             ScriptError::Exchange(ExchangeError::ClientGone) => ErrorSource::Client,
             ScriptError::Admission(AdmissionError::Failing { .. }) => ErrorSource::Worker,
@@ -84,7 +84,7 @@ impl ScriptError {
         }
     }
 
-    pub fn retry(&self) -> Retry {
+    pub(crate) fn retry(&self) -> Retry {
         match self {
             ScriptError::Connect(_) => Retry::AnyMethod,
             ScriptError::Exchange(e) if !e.response_started() => Retry::Idempotent,
@@ -93,7 +93,7 @@ impl ScriptError {
     }
 
     /// Whether the request may go to another worker, for a request of this kind.
-    pub fn may_retry(&self, idempotent: bool) -> bool {
+    pub(crate) fn may_retry(&self, idempotent: bool) -> bool {
         match self.retry() {
             Retry::AnyMethod => true,
             Retry::Idempotent => idempotent,
@@ -103,7 +103,7 @@ impl ScriptError {
 
     /// What becomes of the worker. Only paddock's own workers are marked or killed: an external
     /// pool's server is not paddock's to judge, and its one entry must stay usable.
-    pub fn worker_fate(&self, external: bool) -> WorkerFate {
+    pub(crate) fn worker_fate(&self, external: bool) -> WorkerFate {
         match self {
             _ if external => WorkerFate::Keep,
             ScriptError::Connect(e) if worker_gone(e) => WorkerFate::Gone,
@@ -115,7 +115,7 @@ impl ScriptError {
         }
     }
 
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ScriptError::Admission(_) => StatusCode::SERVICE_UNAVAILABLE,
             ScriptError::Deadline(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -130,7 +130,7 @@ impl ScriptError {
 
     /// The `reason` label of `paddock_worker_retries_total` when the request goes to another
     /// worker after this failure.
-    pub fn retry_reason(&self) -> &'static str {
+    pub(crate) fn retry_reason(&self) -> &'static str {
         match self {
             ScriptError::Connect(_) => "unreachable",
             _ => "failed",
@@ -138,7 +138,7 @@ impl ScriptError {
     }
 
     /// The client's answer: paddock's own error page, never the internals of the failure.
-    pub fn response(&self) -> Response<Body> {
+    pub(crate) fn response(&self) -> Response<Body> {
         let status = self.status();
         match self {
             ScriptError::Admission(AdmissionError::Failing { reason, .. }) => {
@@ -163,7 +163,7 @@ impl ScriptError {
     /// turned-away request at debug (a rejection is counted in the metrics; logging each one
     /// would flood the log under the very overload that causes them), a missing pool at error,
     /// everything else at warn. `pid` is the worker's, when one had the request.
-    pub fn log(&self, pool: &str, pid: Option<u32>, retry: bool) {
+    pub(crate) fn log(&self, pool: &str, pid: Option<u32>, retry: bool) {
         let source = self.source();
         match self {
             ScriptError::NoSuchPool => error!(pool, "{self}"),

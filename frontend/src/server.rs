@@ -47,7 +47,7 @@ const GOAWAY_GRACE: Duration = Duration::from_secs(1);
 const ADMIN_MAX_CONNECTIONS: usize = 64;
 
 /// One bound listener, ready to serve.
-pub struct Listener {
+pub(crate) struct Listener {
     pub spec: ListenerSpec,
     pub tcp: TcpListener,
     pub tls: Option<TlsAcceptor>,
@@ -63,7 +63,7 @@ impl std::fmt::Debug for Listener {
 }
 
 /// `None` while serving; `Some(deadline)` once a stop was requested.
-pub type StopSignal = watch::Receiver<Option<Duration>>;
+pub(crate) type StopSignal = watch::Receiver<Option<Duration>>;
 
 /// hyper's HTTP/1 builder for the public listeners, with the same settings as [`http_builder`].
 fn http1_builder(spec: &FrontendSpec) -> http1::Builder {
@@ -106,7 +106,7 @@ fn http_builder(spec: &FrontendSpec, listener: &ListenerSpec) -> auto::Builder<T
 
 /// Accepts and serves connections until `stop` fires, then waits (up to its deadline) for open
 /// connections to finish.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: Listener,
     state: Arc<State>,
     limits: Arc<ConnectionLimits>,

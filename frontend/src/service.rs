@@ -25,7 +25,7 @@ const MAX_LOCAL_REDIRECTS: usize = 3;
 
 /// Answers one request. Call it when hyper hands the request over: the request counts as in
 /// flight on its connection from then on (see `crate::parking`).
-pub fn handle(
+pub(crate) fn handle(
     state: Arc<State>,
     conn: Arc<ConnInfo>,
     activity: Arc<Activity>,

@@ -16,7 +16,7 @@ use crate::vhost;
 use rules::htaccess::ErrorDocument;
 
 /// The redirect for a site that wants HTTPS, when the request came in cleartext.
-pub fn https_redirect(
+pub(crate) fn https_redirect(
     state: &State,
     site: &SiteSpec,
     parts: &Parts,
@@ -54,7 +54,7 @@ pub fn https_redirect(
 
 /// The first of the site's redirect rules whose `from` prefix starts the path: `to` plus the
 /// rest of the path plus the query.
-pub fn redirect_rule(site: &SiteSpec, parts: &Parts) -> Option<Response<Body>> {
+pub(crate) fn redirect_rule(site: &SiteSpec, parts: &Parts) -> Option<Response<Body>> {
     let path = parts.uri.path();
     let rule = site.redirects.iter().find(|r| path.starts_with(&r.from))?;
     let mut target = format!("{}{}", rule.to, &path[rule.from.len()..]);
@@ -71,7 +71,7 @@ pub fn redirect_rule(site: &SiteSpec, parts: &Parts) -> Option<Response<Body>> {
 }
 
 /// Adds the site's HSTS header to a response sent over HTTPS.
-pub fn add_hsts(site: &SiteSpec, https: bool, response: &mut Response<Body>) {
+pub(crate) fn add_hsts(site: &SiteSpec, https: bool, response: &mut Response<Body>) {
     if let (true, Some(value)) = (https, &site.hsts) {
         if let Ok(value) = HeaderValue::from_str(value) {
             response
@@ -83,7 +83,7 @@ pub fn add_hsts(site: &SiteSpec, https: bool, response: &mut Response<Body>) {
 
 /// Replaces the body of one of paddock's own error responses with the site's page for that
 /// status, if it has one. Status and headers (Retry-After, Allow, Connection) stay.
-pub async fn custom_error_page(site: &SiteSpec, response: Response<Body>) -> Response<Body> {
+pub(crate) async fn custom_error_page(site: &SiteSpec, response: Response<Body>) -> Response<Body> {
     if response.extensions().get::<OwnError>().is_none() {
         return response;
     }
@@ -96,7 +96,7 @@ pub async fn custom_error_page(site: &SiteSpec, response: Response<Body>) -> Res
 
 /// An `.htaccess` `ErrorDocument` for one of paddock's own error responses: a page of the site
 /// (a static file; the status stays), a redirect to another site, or a message.
-pub async fn error_document(
+pub(crate) async fn error_document(
     site: &SiteSpec,
     document: &ErrorDocument,
     response: Response<Body>,

@@ -17,7 +17,7 @@ use crate::site_rules::{CompiledSite, RuleFiles, SiteRuleSets};
 use crate::tls::CertificateStore;
 
 #[derive(Debug)]
-pub struct State {
+pub(crate) struct State {
     /// The configuration; replaced as a whole by a reload, so each request reads one consistent
     /// snapshot (requests in flight keep theirs).
     spec: ArcSwap<FrontendSpec>,
@@ -44,7 +44,7 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(
+    pub(crate) fn new(
         spec: FrontendSpec,
         to_master: UnboundedSender<ToMaster>,
         certificates: Vec<Arc<CertificateStore>>,
@@ -82,43 +82,43 @@ impl State {
         }
     }
 
-    pub fn begin_stopping(&self) {
+    pub(crate) fn begin_stopping(&self) {
         self.stopping.store(true, Ordering::Release);
     }
 
-    pub fn is_stopping(&self) -> bool {
+    pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
     }
 
     /// A short id, unique per front-end run, for logs, the worker and the `X-Request-Id` header.
-    pub fn next_request_id(&self) -> String {
+    pub(crate) fn next_request_id(&self) -> String {
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
         format!("{:08x}-{n:x}", self.boot)
     }
 
-    pub fn tell_master(&self, message: ToMaster) {
+    pub(crate) fn tell_master(&self, message: ToMaster) {
         // The master going away ends this process through the control task; nothing to do here.
         let _ = self.to_master.send(message);
     }
 
-    pub fn file_cache(&self) -> Arc<FileCache> {
+    pub(crate) fn file_cache(&self) -> Arc<FileCache> {
         self.file_cache.load_full()
     }
 
     /// The compiled rules of the site named `site`.
-    pub fn site_rules(&self, site: &str) -> Arc<CompiledSite> {
+    pub(crate) fn site_rules(&self, site: &str) -> Arc<CompiledSite> {
         self.site_rules.load().site(site)
     }
 
     /// The current configuration.
-    pub fn spec(&self) -> Arc<FrontendSpec> {
+    pub(crate) fn spec(&self) -> Arc<FrontendSpec> {
         self.spec.load_full()
     }
 
     /// Applies a reloaded configuration: new requests see it at once; pools keep their workers
     /// and take the new dispatch settings; new pools appear. A removed pool stays known until its
     /// last worker is gone, so its retiring workers can still be drained and reported.
-    pub fn reconfigure(&self, spec: FrontendSpec) {
+    pub(crate) fn reconfigure(&self, spec: FrontendSpec) {
         for pool in &spec.pools {
             match self.pools.get(&pool.name) {
                 Some(existing) => existing.set_spec(pool.clone()),
@@ -153,12 +153,12 @@ impl State {
     }
 
     /// The site of `spec` for a `Host` value (see [`crate::vhost`]).
-    pub fn site_for<'a>(spec: &'a FrontendSpec, host: Option<&str>) -> &'a SiteSpec {
+    pub(crate) fn site_for<'a>(spec: &'a FrontendSpec, host: Option<&str>) -> &'a SiteSpec {
         crate::vhost::select(&spec.sites, host)
     }
 
     /// Sends every pool's load to the master twice a second, and at once when a queue grows.
-    pub async fn report_load(self: Arc<Self>) {
+    pub(crate) async fn report_load(self: Arc<Self>) {
         let mut every = tokio::time::interval(std::time::Duration::from_millis(500));
         loop {
             tokio::select! {
@@ -172,7 +172,7 @@ impl State {
     }
 
     /// Applies a worker event from the master.
-    pub fn apply(&self, message: &ToFrontend) {
+    pub(crate) fn apply(&self, message: &ToFrontend) {
         self.metrics.observe_control(self, message);
         match message {
             ToFrontend::WorkerUp {

@@ -31,7 +31,7 @@ use crate::file_cache::{self, CachedFile, FileCache};
 use crate::response::{self, Body};
 use crate::router::{self, StaticFile};
 
-pub async fn serve(
+pub(crate) async fn serve(
     parts: &Parts,
     site: &SiteSpec,
     file: StaticFile,

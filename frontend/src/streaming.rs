@@ -58,7 +58,11 @@ struct OwnedCall {
     params: Vec<u8>,
 }
 
-pub async fn run(state: &Arc<State>, request: ScriptRequest<'_>, pool_name: &str) -> ScriptOutcome {
+pub(crate) async fn run(
+    state: &Arc<State>,
+    request: ScriptRequest<'_>,
+    pool_name: &str,
+) -> ScriptOutcome {
     let mut params = Vec::new();
     proxy::encode_params(&request, &mut params);
     let owned = OwnedCall {

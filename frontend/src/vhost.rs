@@ -8,7 +8,7 @@
 
 use protocol::control::SiteSpec;
 
-pub fn select<'a>(sites: &'a [SiteSpec], host: Option<&str>) -> &'a SiteSpec {
+pub(crate) fn select<'a>(sites: &'a [SiteSpec], host: Option<&str>) -> &'a SiteSpec {
     let name = host.map(normalize);
     let by_name = name.as_deref().and_then(|name| {
         sites
@@ -38,7 +38,7 @@ fn best_wildcard<'a>(sites: &'a [SiteSpec], name: &str) -> Option<&'a SiteSpec> 
 }
 
 /// `Example.COM.:8443` → `example.com`; `[::1]:8443` → `::1`.
-pub fn normalize(host: &str) -> String {
+pub(crate) fn normalize(host: &str) -> String {
     let name = if let Some(rest) = host.strip_prefix('[') {
         rest.split(']').next().unwrap_or(rest)
     } else {

@@ -30,12 +30,12 @@ use crate::state::State;
 use crate::worker_stderr::WorkerStderr;
 
 /// Attempts when the worker could not even be reached (nothing was sent).
-pub const MAX_CONNECT_ATTEMPTS: usize = 3;
+pub(crate) const MAX_CONNECT_ATTEMPTS: usize = 3;
 /// Retries of an idempotent request whose worker failed before answering.
-pub const MAX_IDEMPOTENT_RETRIES: usize = 2;
+pub(crate) const MAX_IDEMPOTENT_RETRIES: usize = 2;
 
 /// What every attempt of one script request sends, and how the request shows on the status page.
-pub struct ScriptCall<'a> {
+pub(crate) struct ScriptCall<'a> {
     pub pool: &'a str,
     pub request_id: &'a str,
     pub method: &'a Method,
@@ -55,7 +55,7 @@ impl ScriptCall<'_> {
 /// Runs `call` on a worker of its pool, passing the worker's reply to `sink`. `Ok` once the
 /// worker ended the request; its slot is free again by then. A sink that has taken any byte is
 /// never given a second worker's reply: such a failure is final.
-pub async fn call(
+pub(crate) async fn call(
     state: &State,
     call: &ScriptCall<'_>,
     sink: &mut impl StdoutSink,
@@ -119,7 +119,7 @@ pub async fn call(
 /// A slot of `pool` with an open connection to its worker. Waits in the pool's queue (timed and
 /// counted for the queue metrics; a caller dropped while waiting counts as a client gone), then
 /// connects, and moves on to another slot when a worker cannot be reached.
-pub async fn lease_and_connect(
+pub(crate) async fn lease_and_connect(
     state: &State,
     pool: &Arc<PoolDispatch>,
 ) -> Result<Lease, ScriptError> {

@@ -10,28 +10,28 @@ use crate::response::{self, Body};
 use crate::response_buffer::{BufferedResponse, SpooledBody};
 
 /// The largest CGI header block accepted from a worker.
-pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+pub(crate) const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// The worker's CGI head is invalid or too large (already logged).
 #[derive(Debug)]
-pub struct InvalidHead;
+pub(crate) struct InvalidHead;
 
 /// Parses the head at the start of `stdout`: `Ok(None)` while incomplete.
-pub fn parse_head(stdout: &[u8]) -> Result<Option<(CgiResponseHead, usize)>, InvalidHead> {
+pub(crate) fn parse_head(stdout: &[u8]) -> Result<Option<(CgiResponseHead, usize)>, InvalidHead> {
     cgi::parse_response_head(stdout, MAX_RESPONSE_HEAD).map_err(|e| {
         warn!(error = %e, "worker sent an invalid CGI response head");
         InvalidHead
     })
 }
 
-pub fn invalid_head() -> Response<Body> {
+pub(crate) fn invalid_head() -> Response<Body> {
     response::error(
         StatusCode::BAD_GATEWAY,
         "the application sent an invalid response",
     )
 }
 
-pub fn incomplete_head() -> Response<Body> {
+pub(crate) fn incomplete_head() -> Response<Body> {
     debug!("worker ended the request without a complete CGI header block");
     response::error(
         StatusCode::BAD_GATEWAY,
@@ -40,7 +40,7 @@ pub fn incomplete_head() -> Response<Body> {
 }
 
 /// The response for a complete, buffered reply.
-pub fn from_buffer(reply: BufferedResponse, method: &Method) -> ScriptOutcome {
+pub(crate) fn from_buffer(reply: BufferedResponse, method: &Method) -> ScriptOutcome {
     let (head, head_len) = match parse_head(&reply.memory) {
         Ok(Some(parsed)) => parsed,
         Ok(None) => return ScriptOutcome::Response(incomplete_head()),
@@ -86,7 +86,7 @@ fn content_length_matches(headers: &http::HeaderMap, body_len: u64) -> bool {
 }
 
 /// The response (or local redirect) for a parsed head and its body.
-pub fn with_head(head: CgiResponseHead, body: Body) -> ScriptOutcome {
+pub(crate) fn with_head(head: CgiResponseHead, body: Body) -> ScriptOutcome {
     if let ResponseKind::LocalRedirect(location) = head.kind {
         return ScriptOutcome::LocalRedirect(location);
     }

@@ -28,7 +28,7 @@ fn budgets() -> &'static Mutex<HashMap<String, LogBudget>> {
 
 /// The stderr of one request; reports what the rate limit left out when dropped.
 #[derive(Debug)]
-pub struct WorkerStderr<'a> {
+pub(crate) struct WorkerStderr<'a> {
     pool: &'a str,
     pid: u32,
     request_id: &'a str,
@@ -36,7 +36,7 @@ pub struct WorkerStderr<'a> {
 }
 
 impl<'a> WorkerStderr<'a> {
-    pub fn new(pool: &'a str, pid: u32, request_id: &'a str) -> Self {
+    pub(crate) fn new(pool: &'a str, pid: u32, request_id: &'a str) -> Self {
         Self {
             pool,
             pid,
@@ -50,7 +50,7 @@ impl<'a> WorkerStderr<'a> {
     /// The pool's budget is looked up once per record, not per line: a flood of short lines
     /// (100 MiB is 2.6 million of them) must cost the front end a scan, not a lock and a map
     /// lookup each, or the flooding request itself would run into its deadline.
-    pub fn write(&mut self, content: &[u8]) {
+    pub(crate) fn write(&mut self, content: &[u8]) {
         let lines = content
             .split(|&b| b == b'\n')
             .map(|line| &line[..line.len().min(MAX_LINE)])

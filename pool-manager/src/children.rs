@@ -18,7 +18,7 @@ use crate::worker_output::WorkerOutput;
 
 /// Starts `paddock frontend` (this same binary) with the control channel at [`CONTROL_FD`] and the
 /// listeners from [`FIRST_LISTENER_FD`] on.
-pub fn spawn_frontend(
+pub(crate) fn spawn_frontend(
     exe: &Path,
     log_level: &str,
     control: &UnixStream,
@@ -44,7 +44,7 @@ pub fn spawn_frontend(
 
 /// A started worker process.
 #[derive(Debug)]
-pub struct SpawnedWorker {
+pub(crate) struct SpawnedWorker {
     pub pid: Pid,
     pub socket: PathBuf,
     pub output: WorkerOutput,
@@ -52,7 +52,7 @@ pub struct SpawnedWorker {
 
 /// Why a worker could not be started, worded for the operator.
 #[derive(Debug, thiserror::Error)]
-pub enum SpawnError {
+pub(crate) enum SpawnError {
     #[error("cannot create the worker socket {path}: {source}")]
     Socket { path: PathBuf, source: io::Error },
     #[error("command `{program}` was not found{hint}")]
@@ -65,7 +65,7 @@ pub enum SpawnError {
 
 /// Starts one worker of `pool` with its own listening socket as descriptor 0, the FastCGI
 /// convention (`FCGI_LISTENSOCK_FILENO`) that php-cgi and every libfcgi program follow.
-pub fn spawn_worker(
+pub(crate) fn spawn_worker(
     pool: &PoolConfig,
     id: WorkerId,
     runtime: &RuntimeDir,

@@ -7,14 +7,14 @@ use std::os::unix::net::UnixStream;
 use protocol::control::{decode_frame, encode_frame, FrameError, ToFrontend, ToMaster};
 
 #[derive(Debug)]
-pub struct ControlChannel {
+pub(crate) struct ControlChannel {
     stream: mio::net::UnixStream,
     input: Vec<u8>,
     output: Vec<u8>,
 }
 
 impl ControlChannel {
-    pub fn new(stream: UnixStream) -> io::Result<Self> {
+    pub(crate) fn new(stream: UnixStream) -> io::Result<Self> {
         stream.set_nonblocking(true)?;
         Ok(Self {
             stream: mio::net::UnixStream::from_std(stream),
@@ -23,22 +23,22 @@ impl ControlChannel {
         })
     }
 
-    pub fn source(&mut self) -> &mut mio::net::UnixStream {
+    pub(crate) fn source(&mut self) -> &mut mio::net::UnixStream {
         &mut self.stream
     }
 
     /// Queues a message and writes as much as the socket takes now.
-    pub fn send(&mut self, message: &ToFrontend) -> io::Result<()> {
+    pub(crate) fn send(&mut self, message: &ToFrontend) -> io::Result<()> {
         encode_frame(message, &mut self.output).map_err(io::Error::other)?;
         self.flush()
     }
 
     /// True while queued bytes wait for the socket to become writable.
-    pub fn wants_write(&self) -> bool {
+    pub(crate) fn wants_write(&self) -> bool {
         !self.output.is_empty()
     }
 
-    pub fn flush(&mut self) -> io::Result<()> {
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
         while !self.output.is_empty() {
             match self.stream.write(&self.output) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -54,7 +54,7 @@ impl ControlChannel {
     }
 
     /// Reads what is available and returns the complete messages; `Ok(None)` means the peer closed.
-    pub fn receive(&mut self) -> io::Result<Option<Vec<ToMaster>>> {
+    pub(crate) fn receive(&mut self) -> io::Result<Option<Vec<ToMaster>>> {
         let mut chunk = [0u8; 8192];
         loop {
             match self.stream.read(&mut chunk) {

@@ -25,7 +25,7 @@ use crate::config::Sizing;
 
 /// What the master knows about one pool at one instant.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// Workers running and not retiring (including ones just spawned).
     pub active: u32,
     /// Spawned workers the front end has not reported on yet: all their slots are spare.
@@ -40,7 +40,7 @@ pub struct Snapshot {
 
 /// Sizing memory between calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ramp {
+pub(crate) struct Ramp {
     /// Spawns allowed on the next tick for a spare shortfall (1, 2, 4 …).
     pub next: u32,
     /// Whether "max workers reached" was already reported for the current episode.
@@ -57,7 +57,7 @@ impl Default for Ramp {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     Spawn(u32),
     /// Retire this idle worker (gracefully: it finishes what it is doing first).
     Retire(WorkerId),
@@ -67,7 +67,7 @@ pub enum Action {
 
 /// Decides what to do now. `tick` is true on the one-second maintenance pass, false when the
 /// front end reported queue pressure in between.
-pub fn plan(
+pub(crate) fn plan(
     sizing: &Sizing,
     slots: u32,
     spawn_rate: u32,

@@ -13,12 +13,12 @@ use crate::config::{PoolConfig, PoolMode, Sizing};
 use crate::policy::{Ramp, Snapshot};
 
 /// A worker that lived this long was healthy: its exit does not count as a crash-loop step.
-pub const HEALTHY_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const HEALTHY_AFTER: Duration = Duration::from_secs(1);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 #[derive(Debug)]
-pub struct Pool {
+pub(crate) struct Pool {
     pub config: PoolConfig,
     /// Consecutive quick deaths or failed spawns.
     pub failures: u32,
@@ -36,7 +36,7 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(config: PoolConfig, external_id: Option<WorkerId>) -> Self {
+    pub(crate) fn new(config: PoolConfig, external_id: Option<WorkerId>) -> Self {
         Self {
             config,
             failures: 0,
@@ -49,12 +49,12 @@ impl Pool {
         }
     }
 
-    pub fn is_managed(&self) -> bool {
+    pub(crate) fn is_managed(&self) -> bool {
         self.config.mode != PoolMode::External && !self.removed
     }
 
     /// Workers to start when paddock starts (Apache's StartServers, php-fpm's start_servers).
-    pub fn initial_workers(&self) -> u32 {
+    pub(crate) fn initial_workers(&self) -> u32 {
         match self.config.sizing {
             _ if !self.is_managed() => 0,
             Sizing::Static { workers } => workers,
@@ -63,12 +63,12 @@ impl Pool {
         }
     }
 
-    pub fn is_held(&self, now: Instant) -> bool {
+    pub(crate) fn is_held(&self, now: Instant) -> bool {
         self.hold_until.is_some_and(|t| now < t)
     }
 
     /// The policy's view of the pool, given how many of its workers are active (not retiring).
-    pub fn snapshot(&self, active: u32) -> Snapshot {
+    pub(crate) fn snapshot(&self, active: u32) -> Snapshot {
         let load = &self.load;
         Snapshot {
             active,
@@ -84,7 +84,7 @@ impl Pool {
     }
 
     /// Records a worker exit (or a failed spawn, with `lived` zero) and returns the backoff applied.
-    pub fn record_exit(&mut self, lived: Duration, now: Instant) -> Option<Duration> {
+    pub(crate) fn record_exit(&mut self, lived: Duration, now: Instant) -> Option<Duration> {
         if lived >= HEALTHY_AFTER {
             self.failures = 0;
             self.hold_until = None;
@@ -97,14 +97,14 @@ impl Pool {
     }
 
     /// A worker has been up long enough to count as healthy.
-    pub fn record_healthy(&mut self) {
+    pub(crate) fn record_healthy(&mut self) {
         self.failures = 0;
         self.hold_until = None;
     }
 }
 
 /// 100 ms, 200 ms, 400 ms … capped at 30 s.
-pub fn backoff(failures: u32) -> Duration {
+pub(crate) fn backoff(failures: u32) -> Duration {
     let doublings = failures.saturating_sub(1).min(16);
     (FIRST_BACKOFF * 2u32.pow(doublings)).min(MAX_BACKOFF)
 }

@@ -8,11 +8,11 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 
 /// The variable systemd sets; children must not inherit it (only the main process notifies).
-pub const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
+pub(crate) const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
 
 /// Sends `state` (e.g. `READY=1`) to systemd, if paddock runs under it. Failures are logged and
 /// otherwise ignored: readiness reporting must never stop the server.
-pub fn notify(state: &str) {
+pub(crate) fn notify(state: &str) {
     if let Some(target) = std::env::var_os(NOTIFY_SOCKET) {
         notify_to(&target.to_string_lossy(), state);
     }

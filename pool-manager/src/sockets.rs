@@ -14,7 +14,7 @@ use nix::sys::socket::{listen, Backlog};
 const LISTEN_BACKLOG: i32 = 4096;
 
 /// Binds a public TCP listener (done by the master so it can run as root for ports below 1024).
-pub fn bind_tcp(address: SocketAddr) -> io::Result<TcpListener> {
+pub(crate) fn bind_tcp(address: SocketAddr) -> io::Result<TcpListener> {
     let listener = TcpListener::bind(address)?;
     listen(
         &listener,
@@ -26,7 +26,7 @@ pub fn bind_tcp(address: SocketAddr) -> io::Result<TcpListener> {
 /// The directory that holds the worker sockets: only paddock's user may enter it, so no other local
 /// user can talk FastCGI to a worker (which would let them run any script as the pool's user).
 #[derive(Debug)]
-pub struct RuntimeDir {
+pub(crate) struct RuntimeDir {
     path: PathBuf,
     /// Remove the directory on drop: true when paddock created it.
     owned: bool,
@@ -37,7 +37,7 @@ pub struct RuntimeDir {
 impl RuntimeDir {
     /// Uses `configured` (created if missing) or a fresh private directory under the temp dir,
     /// owned by `owner` (uid, gid) when given, so that an unprivileged front end can enter it.
-    pub fn create(configured: Option<&Path>, owner: Option<(u32, u32)>) -> io::Result<Self> {
+    pub(crate) fn create(configured: Option<&Path>, owner: Option<(u32, u32)>) -> io::Result<Self> {
         let mut dir = Self::create_dir(configured)?;
         if let Some((uid, gid)) = owner {
             std::os::unix::fs::chown(&dir.path, Some(uid), Some(gid))?;
@@ -73,17 +73,17 @@ impl RuntimeDir {
     }
 
     /// Leave the directory in place on drop (a successor uses it).
-    pub fn keep(&mut self) {
+    pub(crate) fn keep(&mut self) {
         self.owned = false;
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Binds a fresh listening socket for one worker. The name carries the worker id, which is
     /// never reused, so a socket left by a dead worker never collides with a new one.
-    pub fn bind_worker_socket(
+    pub(crate) fn bind_worker_socket(
         &self,
         pool: &str,
         worker: u64,

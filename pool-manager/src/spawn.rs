@@ -21,13 +21,13 @@ const PARK_FLOOR: RawFd = 64;
 
 /// A descriptor to place at `target` in the child.
 #[derive(Debug)]
-pub struct Inherit {
+pub(crate) struct Inherit {
     parked: OwnedFd,
     target: RawFd,
 }
 
 impl Inherit {
-    pub fn new(fd: impl AsFd, target: RawFd) -> io::Result<Self> {
+    pub(crate) fn new(fd: impl AsFd, target: RawFd) -> io::Result<Self> {
         let parked = nix::fcntl::fcntl(
             fd.as_fd(),
             nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(PARK_FLOOR),
@@ -40,7 +40,7 @@ impl Inherit {
 
 /// A resource limit to set in the child (soft and hard).
 #[derive(Debug, Clone, Copy)]
-pub struct Limit {
+pub(crate) struct Limit {
     pub resource: libc::__rlimit_resource_t,
     pub value: u64,
 }
@@ -48,7 +48,7 @@ pub struct Limit {
 /// Spawns `command` with `inherit` placed at their target numbers and `limits` applied;
 /// `death_signal`, if any, is delivered to the child if the master exits first (a new master
 /// started for a binary upgrade has none: it must outlive the old one).
-pub fn spawn(
+pub(crate) fn spawn(
     command: &mut Command,
     inherit: Vec<Inherit>,
     limits: Vec<Limit>,
@@ -121,7 +121,7 @@ fn close_from(first: RawFd) {
 }
 
 /// Takes ownership of a listening socket inherited from the previous master (binary upgrade).
-pub fn claim_inherited(fd: RawFd) -> io::Result<OwnedFd> {
+pub(crate) fn claim_inherited(fd: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: F_GETFD only reads the descriptor's flags; it is harmless on any number.
     if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
         return Err(io::Error::last_os_error());

@@ -18,7 +18,7 @@ const PER_SECOND: u64 = 64 * 1024;
 const SUMMARY_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
-pub struct WorkerOutput {
+pub(crate) struct WorkerOutput {
     pipe: std::fs::File,
     pending: Vec<u8>,
     budget: LogBudget,
@@ -28,7 +28,7 @@ pub struct WorkerOutput {
 }
 
 impl WorkerOutput {
-    pub fn new(read_end: OwnedFd) -> io::Result<Self> {
+    pub(crate) fn new(read_end: OwnedFd) -> io::Result<Self> {
         nix::fcntl::fcntl(
             &read_end,
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
@@ -42,13 +42,13 @@ impl WorkerOutput {
         })
     }
 
-    pub fn source_fd(&self) -> std::os::fd::RawFd {
+    pub(crate) fn source_fd(&self) -> std::os::fd::RawFd {
         std::os::fd::AsRawFd::as_raw_fd(&self.pipe)
     }
 
     /// Reads what is available, calling `line` for each complete (or over-long) line. Returns false
     /// once the worker closed its end.
-    pub fn drain(&mut self, mut line: impl FnMut(&str)) -> bool {
+    pub(crate) fn drain(&mut self, mut line: impl FnMut(&str)) -> bool {
         let mut chunk = [0u8; 8192];
         let open = loop {
             match self.pipe.read(&mut chunk) {

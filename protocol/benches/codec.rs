@@ -19,9 +19,9 @@ mod counting {
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    pub static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+    pub(crate) static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
-    pub struct Counting;
+    pub(crate) struct Counting;
 
     // SAFETY: every call is forwarded unchanged to the system allocator, which upholds the
     // GlobalAlloc contract; the counter has no effect on the memory handed out.

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 /// Checks one input (bytes that are not UTF-8 are not a config file: skipped).
-pub fn check(data: &[u8]) {
+pub(crate) fn check(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 /// Every file of a corpus directory.
-pub fn corpus(dir: &str) -> Vec<Vec<u8>> {
+pub(crate) fn corpus(dir: &str) -> Vec<Vec<u8>> {
     let mut inputs: Vec<Vec<u8>> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{dir}: {e}"))
         .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
@@ -17,7 +17,7 @@ pub fn corpus(dir: &str) -> Vec<Vec<u8>> {
 /// Checks mutations of the corpus with `check` for `PADDOCK_FUZZ_SECONDS` (default 60);
 /// returns how many. The seed is printed so that a failure can be replayed
 /// (`PADDOCK_FUZZ_SEED`).
-pub fn run(dir: &str, tokens: &[&[u8]], check: impl Fn(&[u8])) -> u64 {
+pub(crate) fn run(dir: &str, tokens: &[&[u8]], check: impl Fn(&[u8])) -> u64 {
     let seconds = std::env::var("PADDOCK_FUZZ_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -96,7 +96,7 @@ fn fixture() -> &'static Fixture {
 }
 
 /// Checks one input (bytes that are not UTF-8 cannot be a request path: hyper rejects them).
-pub fn check(data: &[u8]) {
+pub(crate) fn check(data: &[u8]) {
     let Ok(path) = std::str::from_utf8(data) else {
         return;
     };

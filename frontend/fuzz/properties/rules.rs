@@ -117,7 +117,7 @@ fn fixture() -> &'static Fixture {
 }
 
 /// Checks one input: a request target (path and query).
-pub fn check(data: &[u8]) {
+pub(crate) fn check(data: &[u8]) {
     let Ok(target) = std::str::from_utf8(data) else {
         return;
     };

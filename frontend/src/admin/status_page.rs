@@ -25,7 +25,7 @@ tr.retiring { background: #fbe0e0; }
 code { font-size: .95em; }
 ";
 
-pub fn render(report: &StatusReport, refresh: Option<u32>) -> String {
+pub(super) fn render(report: &StatusReport, refresh: Option<u32>) -> String {
     let mut page = String::with_capacity(8192);
     page.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
     page.push_str("<title>paddock status</title>\n");

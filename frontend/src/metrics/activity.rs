@@ -12,12 +12,12 @@ use http::Method;
 /// end cannot see inside the process, and the master announces it as soon as it is spawned
 /// (its socket is bound before the program runs, so early requests simply wait in the backlog).
 /// The same second is the master's "healthy after" mark for crash-loop detection.
-pub const STARTING_FOR: Duration = Duration::from_secs(1);
+pub(crate) const STARTING_FOR: Duration = Duration::from_secs(1);
 
 /// The state of one worker as shown by `/status` and `paddock_pool_workers{state}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum WorkerState {
+pub(crate) enum WorkerState {
     Starting,
     Idle,
     Busy,
@@ -27,14 +27,14 @@ pub enum WorkerState {
 }
 
 impl WorkerState {
-    pub const ALL: [WorkerState; 4] = [
+    pub(crate) const ALL: [WorkerState; 4] = [
         WorkerState::Starting,
         WorkerState::Idle,
         WorkerState::Busy,
         WorkerState::Retiring,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             WorkerState::Starting => "starting",
             WorkerState::Idle => "idle",
@@ -44,7 +44,7 @@ impl WorkerState {
     }
 
     /// One character per worker in the scoreboard line (in the spirit of Apache's mod_status).
-    pub fn symbol(self) -> char {
+    pub(crate) fn symbol(self) -> char {
         match self {
             WorkerState::Starting => 'S',
             WorkerState::Idle => '_',
@@ -56,7 +56,7 @@ impl WorkerState {
 
 /// Live figures of one worker.
 #[derive(Debug)]
-pub struct WorkerActivity {
+pub(crate) struct WorkerActivity {
     pub slots: u32,
     started: Instant,
     started_at: SystemTime,
@@ -78,7 +78,7 @@ struct RunningRequest {
 
 /// A request running on a worker, as the status page shows it.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct RunningView {
+pub(crate) struct RunningView {
     pub request_id: String,
     pub method: String,
     /// The URL path without the query string (which may carry secrets).
@@ -87,7 +87,7 @@ pub struct RunningView {
 }
 
 impl WorkerActivity {
-    pub fn new(slots: u32) -> Self {
+    pub(crate) fn new(slots: u32) -> Self {
         Self {
             slots,
             started: Instant::now(),
@@ -100,7 +100,7 @@ impl WorkerActivity {
     }
 
     /// Records a request on one of the worker's slots; `finish` takes the token back.
-    pub fn begin(&self, request_id: &str, method: &Method, path: &str) -> u64 {
+    pub(crate) fn begin(&self, request_id: &str, method: &Method, path: &str) -> u64 {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         self.running.lock().unwrap().push(RunningRequest {
             token,
@@ -112,36 +112,36 @@ impl WorkerActivity {
         token
     }
 
-    pub fn finish(&self, token: u64) {
+    pub(crate) fn finish(&self, token: u64) {
         self.running.lock().unwrap().retain(|r| r.token != token);
         self.served.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn set_rss(&self, bytes: u64) {
+    pub(crate) fn set_rss(&self, bytes: u64) {
         self.rss_bytes.store(bytes, Ordering::Relaxed);
     }
 
-    pub fn rss_bytes(&self) -> Option<u64> {
+    pub(crate) fn rss_bytes(&self) -> Option<u64> {
         Some(self.rss_bytes.load(Ordering::Relaxed)).filter(|&b| b > 0)
     }
 
-    pub fn served(&self) -> u64 {
+    pub(crate) fn served(&self) -> u64 {
         self.served.load(Ordering::Relaxed)
     }
 
-    pub fn age(&self) -> Duration {
+    pub(crate) fn age(&self) -> Duration {
         self.started.elapsed()
     }
 
-    pub fn started_at(&self) -> SystemTime {
+    pub(crate) fn started_at(&self) -> SystemTime {
         self.started_at
     }
 
-    pub fn busy_slots(&self) -> u32 {
+    pub(crate) fn busy_slots(&self) -> u32 {
         self.running.lock().unwrap().len() as u32
     }
 
-    pub fn running(&self) -> Vec<RunningView> {
+    pub(crate) fn running(&self) -> Vec<RunningView> {
         let now = Instant::now();
         self.running
             .lock()
@@ -156,7 +156,7 @@ impl WorkerActivity {
             .collect()
     }
 
-    pub fn state(&self, alive: bool) -> WorkerState {
+    pub(crate) fn state(&self, alive: bool) -> WorkerState {
         if !alive {
             WorkerState::Retiring
         } else if self.busy_slots() > 0 {

@@ -33,7 +33,7 @@ pub(super) struct ConnectionFamilies {
 /// Follows one connection; cheap to clone, and the connection counts as closed when the last
 /// clone is dropped.
 #[derive(Debug, Clone)]
-pub struct ConnectionTracker(Arc<Tracked>);
+pub(crate) struct ConnectionTracker(Arc<Tracked>);
 
 #[derive(Debug)]
 struct Tracked {
@@ -70,7 +70,7 @@ impl ConnectionTracker {
     }
 
     /// Records a completed TLS handshake and the protocol that ALPN chose.
-    pub fn tls_established(&self, connection: &rustls::ServerConnection) {
+    pub(crate) fn tls_established(&self, connection: &rustls::ServerConnection) {
         let version = match connection.protocol_version() {
             Some(rustls::ProtocolVersion::TLSv1_3) => "tls1.3",
             Some(rustls::ProtocolVersion::TLSv1_2) => "tls1.2",
@@ -89,7 +89,7 @@ impl ConnectionTracker {
     }
 
     /// Records a TLS handshake that failed (`error`) or did not finish in time (`timeout`).
-    pub fn tls_failed(&self, reason: &'static str) {
+    pub(crate) fn tls_failed(&self, reason: &'static str) {
         self.0
             .families
             .tls_failures
@@ -98,7 +98,7 @@ impl ConnectionTracker {
     }
 
     /// Marks a request as being handled on this connection until the guard is dropped.
-    pub fn request_started(&self, version: Version) -> ActiveRequest {
+    pub(crate) fn request_started(&self, version: Version) -> ActiveRequest {
         self.set_protocol(labels::protocol(version));
         let mut state = self.0.state.lock().unwrap();
         if state.active == 0 {
@@ -150,7 +150,7 @@ impl Drop for Tracked {
 
 /// A request in progress on a connection; the connection is idle again when the last one ends.
 #[derive(Debug)]
-pub struct ActiveRequest(ConnectionTracker);
+pub(crate) struct ActiveRequest(ConnectionTracker);
 
 impl Drop for ActiveRequest {
     fn drop(&mut self) {
@@ -165,7 +165,7 @@ impl Drop for ActiveRequest {
 
 /// Keeps a request counted as in progress until its response body has been sent (or dropped),
 /// so a connection streaming a long response is not idle.
-pub fn hold_until_sent(body: Body, active: ActiveRequest) -> Body {
+pub(crate) fn hold_until_sent(body: Body, active: ActiveRequest) -> Body {
     HeldBody {
         inner: body,
         _active: active,
@@ -201,14 +201,14 @@ impl HttpBody for HeldBody {
 /// A socket that counts the bytes read from and written to it (TLS records included when it sits
 /// under the TLS layer).
 #[derive(Debug)]
-pub struct CountingStream<S> {
+pub(crate) struct CountingStream<S> {
     inner: S,
     received: IntCounter,
     sent: IntCounter,
 }
 
 impl<S> CountingStream<S> {
-    pub fn get_ref(&self) -> &S {
+    pub(crate) fn get_ref(&self) -> &S {
         &self.inner
     }
 
@@ -277,7 +277,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountingStream<S> {
 
 /// A tracker counting into unregistered metric families, for unit tests of other modules.
 #[cfg(test)]
-pub fn detached_tracker() -> ConnectionTracker {
+pub(crate) fn detached_tracker() -> ConnectionTracker {
     ConnectionTracker::new(tests::families(), "test".into())
 }
 

@@ -10,7 +10,7 @@ use super::Metrics;
 use crate::state::State;
 
 impl Metrics {
-    pub fn observe_control(&self, state: &State, message: &ToFrontend) {
+    pub(crate) fn observe_control(&self, state: &State, message: &ToFrontend) {
         match message {
             ToFrontend::WorkerUp { pool, .. } => {
                 self.spawns.with_label_values(&[pool]).inc();

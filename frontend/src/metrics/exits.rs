@@ -11,7 +11,7 @@ use protocol::control::ExitReason;
 const KEPT_PER_POOL: usize = 16;
 
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct ExitRecord {
+pub(crate) struct ExitRecord {
     pub worker: u64,
     /// `None` when the front end never saw the worker up (it restarted in between).
     pub pid: Option<u32>,
@@ -23,13 +23,13 @@ pub struct ExitRecord {
 }
 
 #[derive(Debug, Default)]
-pub struct ExitLog {
+pub(crate) struct ExitLog {
     pools: Mutex<HashMap<String, VecDeque<ExitRecord>>>,
 }
 
 /// What the front end knew about a worker when it went away.
 #[derive(Debug)]
-pub struct ExitedWorker {
+pub(crate) struct ExitedWorker {
     pub worker: u64,
     pub pid: Option<u32>,
     pub requests_served: u64,
@@ -37,7 +37,7 @@ pub struct ExitedWorker {
 }
 
 impl ExitLog {
-    pub fn record(&self, pool: &str, exited: ExitedWorker, reason: ExitReason) {
+    pub(crate) fn record(&self, pool: &str, exited: ExitedWorker, reason: ExitReason) {
         let at = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
@@ -57,7 +57,7 @@ impl ExitLog {
     }
 
     /// The pool's recent exits, newest first.
-    pub fn recent(&self, pool: &str) -> Vec<ExitRecord> {
+    pub(crate) fn recent(&self, pool: &str) -> Vec<ExitRecord> {
         self.pools
             .lock()
             .unwrap()

@@ -4,7 +4,7 @@ use http::{Method, StatusCode, Version};
 
 /// The `method` label: the standard methods by name, anything else as `other` (a client can send
 /// any token as a method; it must not create new series).
-pub fn method(method: &Method) -> &'static str {
+pub(crate) fn method(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::HEAD => "HEAD",
@@ -20,7 +20,7 @@ pub fn method(method: &Method) -> &'static str {
 }
 
 /// The `status_class` label: `1xx` … `5xx`.
-pub fn status_class(status: StatusCode) -> &'static str {
+pub(crate) fn status_class(status: StatusCode) -> &'static str {
     match status.as_u16() {
         100..=199 => "1xx",
         200..=299 => "2xx",
@@ -31,7 +31,7 @@ pub fn status_class(status: StatusCode) -> &'static str {
 }
 
 /// The `protocol` label of a connection, from the version of a request on it.
-pub fn protocol(version: Version) -> &'static str {
+pub(crate) fn protocol(version: Version) -> &'static str {
     if version == Version::HTTP_2 {
         PROTOCOL_HTTP2
     } else {
@@ -39,11 +39,11 @@ pub fn protocol(version: Version) -> &'static str {
     }
 }
 
-pub const PROTOCOL_HTTP1: &str = "http1";
-pub const PROTOCOL_HTTP2: &str = "http2";
+pub(crate) const PROTOCOL_HTTP1: &str = "http1";
+pub(crate) const PROTOCOL_HTTP2: &str = "http2";
 /// A connection whose protocol is not known yet: no request arrived so far (cleartext) or the TLS
 /// handshake is still running.
-pub const PROTOCOL_PENDING: &str = "pending";
+pub(crate) const PROTOCOL_PENDING: &str = "pending";
 
 #[cfg(test)]
 mod tests {

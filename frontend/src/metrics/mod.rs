@@ -18,13 +18,13 @@
 //! - [`report`] — the pool/worker snapshot that `/status` shows and the gauges are set from.
 //! - `control_events` — counters driven by the master's worker events.
 
-pub mod activity;
-pub mod connections;
+pub(crate) mod activity;
+pub(crate) mod connections;
 mod control_events;
-pub mod exits;
-pub mod labels;
-pub mod names;
-pub mod report;
+pub(crate) mod exits;
+pub(crate) mod labels;
+pub(crate) mod names;
+pub(crate) mod report;
 #[cfg(test)]
 mod tests;
 
@@ -39,7 +39,7 @@ use prometheus::{
 use protocol::control::{ExitReason, FrontendSpec, ListenerKind};
 
 use self::activity::WorkerState;
-pub use self::connections::hold_until_sent;
+pub(crate) use self::connections::hold_until_sent;
 use self::connections::{ConnectionFamilies, ConnectionTracker, CountingStream};
 use self::exits::ExitLog;
 use self::labels::{PROTOCOL_HTTP1, PROTOCOL_HTTP2, PROTOCOL_PENDING};
@@ -59,12 +59,12 @@ const QUEUE_BUCKETS: &[f64] = &[
 ];
 
 /// Why a request waiting in a pool's queue never got a slot (the `reason` label).
-pub const REJECTION_REASONS: [&str; 4] = ["full", "timeout", "client_gone", "failing"];
+pub(crate) const REJECTION_REASONS: [&str; 4] = ["full", "timeout", "client_gone", "failing"];
 /// Why a request was sent to a second worker (the `reason` label).
-pub const RETRY_REASONS: [&str; 2] = ["unreachable", "failed"];
+pub(crate) const RETRY_REASONS: [&str; 2] = ["unreachable", "failed"];
 
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     request_duration: HistogramVec,
@@ -122,7 +122,7 @@ impl Metrics {
     /// Registers every metric in `registry` and creates the label values known from the start
     /// (every pool × reason), so that counters exist at zero before their first event and
     /// `increase()` sees the first one.
-    pub fn new(registry: &Registry, spec: &FrontendSpec) -> Self {
+    pub(crate) fn new(registry: &Registry, spec: &FrontendSpec) -> Self {
         use names::*;
         let r = registry;
         let pool = &[label::POOL][..];
@@ -226,7 +226,7 @@ impl Metrics {
     }
 
     /// Creates a pool's counters at zero.
-    pub fn add_pool(&self, pool: &str) {
+    pub(crate) fn add_pool(&self, pool: &str) {
         for reason in ExitReason::ALL {
             self.exits.with_label_values(&[pool, reason.as_str()]);
         }
@@ -245,24 +245,24 @@ impl Metrics {
         self.max_workers_reached.with_label_values(&[pool]);
     }
 
-    pub fn uptime(&self) -> Duration {
+    pub(crate) fn uptime(&self) -> Duration {
         self.started.elapsed()
     }
 
-    pub fn started_at(&self) -> SystemTime {
+    pub(crate) fn started_at(&self) -> SystemTime {
         self.started_at
     }
 
     // ----- connections ---------------------------------------------------------------------------
 
     /// A newly accepted connection on `listener`; it counts as open until every clone is dropped.
-    pub fn connection(&self, listener: &str) -> ConnectionTracker {
+    pub(crate) fn connection(&self, listener: &str) -> ConnectionTracker {
         self.accepted.with_label_values(&[listener]).inc();
         ConnectionTracker::new(self.connections.clone(), listener.into())
     }
 
     /// Wraps a socket so that the bytes crossing it are counted for `listener`.
-    pub fn count_bytes<S>(&self, stream: S, listener: &str) -> CountingStream<S> {
+    pub(crate) fn count_bytes<S>(&self, stream: S, listener: &str) -> CountingStream<S> {
         CountingStream::new(
             stream,
             self.received_bytes.with_label_values(&[listener]),
@@ -273,7 +273,12 @@ impl Metrics {
     // ----- requests ------------------------------------------------------------------------------
 
     /// Counts an answered request; the pool comes from [`served_by`] (none for static files).
-    pub fn request_done(&self, response: &Response<Body>, method: &Method, started: Instant) {
+    pub(crate) fn request_done(
+        &self,
+        response: &Response<Body>,
+        method: &Method,
+        started: Instant,
+    ) {
         let pool = response
             .extensions()
             .get::<ServedBy>()
@@ -292,7 +297,7 @@ impl Metrics {
 
     /// Starts timing a request's wait in `pool`'s queue; report how it ended on the guard.
     /// Dropping the guard without a report means the client went away while queued.
-    pub fn queue_entered(&self, pool: &str) -> QueueWait<'_> {
+    pub(crate) fn queue_entered(&self, pool: &str) -> QueueWait<'_> {
         QueueWait {
             metrics: self,
             pool: pool.to_string(),
@@ -303,7 +308,7 @@ impl Metrics {
 
     /// Records a request running on `worker` for the status page and times the worker's part;
     /// both end when the guard is dropped.
-    pub fn worker_request(
+    pub(crate) fn worker_request(
         &self,
         pool: &str,
         worker: &Arc<WorkerHandle>,
@@ -323,25 +328,25 @@ impl Metrics {
     }
 
     /// A request overran the pool's request timeout.
-    pub fn request_timed_out(&self, pool: &str) {
+    pub(crate) fn request_timed_out(&self, pool: &str) {
         self.timeouts.with_label_values(&[pool]).inc();
     }
 
     /// A request goes to another worker: `unreachable` (nothing was sent) or `failed` (the worker
     /// failed before answering).
-    pub fn retried(&self, pool: &str, reason: &'static str) {
+    pub(crate) fn retried(&self, pool: &str, reason: &'static str) {
         self.retries.with_label_values(&[pool, reason]).inc();
     }
 
     // ----- pool events reported by the master ----------------------------------------------------
 
     /// The sizing policy wanted to start a worker but the pool was at its maximum.
-    pub fn max_workers_reached(&self, pool: &str) {
+    pub(crate) fn max_workers_reached(&self, pool: &str) {
         self.max_workers_reached.with_label_values(&[pool]).inc();
     }
 
     /// A configuration reload was applied (`true`) or refused (`false`).
-    pub fn config_reloaded(&self, success: bool) {
+    pub(crate) fn config_reloaded(&self, success: bool) {
         let result = if success { "success" } else { "failure" };
         self.reloads.with_label_values(&[result]).inc();
         self.last_reload_successful.set(i64::from(success));
@@ -350,7 +355,7 @@ impl Metrics {
     // ----- scraping ------------------------------------------------------------------------------
 
     /// The text exposition of every metric, with the pool gauges sampled from `report`.
-    pub fn render(&self, report: &StatusReport) -> String {
+    pub(crate) fn render(&self, report: &StatusReport) -> String {
         let _one_at_a_time = self.scrape.lock().unwrap();
         self.sample(report);
         let mut out = Vec::new();
@@ -397,7 +402,7 @@ impl Metrics {
 }
 
 /// Marks a response as produced by a pool, for the `pool` label of [`Metrics::request_done`].
-pub fn served_by(mut response: Response<Body>, pool: &str) -> Response<Body> {
+pub(crate) fn served_by(mut response: Response<Body>, pool: &str) -> Response<Body> {
     response.extensions_mut().insert(ServedBy(pool.to_string()));
     response
 }
@@ -407,7 +412,7 @@ struct ServedBy(String);
 
 /// A request's stay in a pool's queue.
 #[derive(Debug)]
-pub struct QueueWait<'a> {
+pub(crate) struct QueueWait<'a> {
     metrics: &'a Metrics,
     pool: String,
     since: Instant,
@@ -417,7 +422,7 @@ pub struct QueueWait<'a> {
 impl QueueWait<'_> {
     /// Awaits the admission and records how it ended; if the caller is dropped while waiting
     /// (the client went away), the guard records `client_gone`.
-    pub async fn wait<T>(
+    pub(crate) async fn wait<T>(
         self,
         admission: impl std::future::Future<Output = Result<T, AdmissionError>>,
     ) -> Result<T, AdmissionError> {
@@ -430,13 +435,13 @@ impl QueueWait<'_> {
     }
 
     /// The request got a slot.
-    pub fn admitted(mut self) {
+    pub(crate) fn admitted(mut self) {
         self.reported = true;
         self.observe();
     }
 
     /// The request was turned away.
-    pub fn rejected(mut self, error: &AdmissionError) {
+    pub(crate) fn rejected(mut self, error: &AdmissionError) {
         self.reported = true;
         let reason = match error {
             AdmissionError::QueueFull(_) => "full",
@@ -474,7 +479,7 @@ impl Drop for QueueWait<'_> {
 /// A request running on a worker slot: visible on the status page, timed for
 /// `paddock_worker_duration_seconds`, and counted as served when dropped.
 #[derive(Debug)]
-pub struct WorkerRequest {
+pub(crate) struct WorkerRequest {
     worker: Arc<WorkerHandle>,
     token: u64,
     _timer: HistogramTimer,

@@ -9,7 +9,7 @@ use super::exits::ExitRecord;
 use crate::state::State;
 
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct StatusReport {
+pub(crate) struct StatusReport {
     pub version: &'static str,
     /// The front end's pid (the process that serves this page).
     pub pid: u32,
@@ -20,7 +20,7 @@ pub struct StatusReport {
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct PoolReport {
+pub(crate) struct PoolReport {
     pub name: String,
     /// Worker processes known to the front end, retiring ones included.
     pub workers: usize,
@@ -50,7 +50,7 @@ pub struct PoolReport {
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct WorkerReport {
+pub(crate) struct WorkerReport {
     pub worker: u64,
     pub pid: u32,
     pub state: WorkerState,
@@ -72,7 +72,7 @@ fn epoch_seconds(at: SystemTime) -> f64 {
 }
 
 impl StatusReport {
-    pub fn collect(state: &State) -> StatusReport {
+    pub(crate) fn collect(state: &State) -> StatusReport {
         let mut pools: Vec<PoolReport> = state
             .pools
             .iter()
@@ -143,7 +143,7 @@ impl StatusReport {
     }
 
     /// Pools that cannot take requests now, with the reason.
-    pub fn not_ready(&self) -> Vec<String> {
+    pub(crate) fn not_ready(&self) -> Vec<String> {
         self.pools
             .iter()
             .filter(|p| !p.ready)

@@ -51,14 +51,18 @@ impl PasswordFiles {
 
 /// The user name if the request's Basic credentials are valid in `file` (and, when `users` is
 /// not empty, the user is one of them).
-pub fn authenticated(headers: &HeaderMap, file: &Htpasswd, users: &[String]) -> Option<String> {
+pub(super) fn authenticated(
+    headers: &HeaderMap,
+    file: &Htpasswd,
+    users: &[String],
+) -> Option<String> {
     let (user, password) = basic_credentials(headers)?;
     let listed = users.is_empty() || users.contains(&user);
     (listed && file.check(&user, &password)).then_some(user)
 }
 
 /// `user` and `password` from `Authorization: Basic …`.
-pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+pub(super) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -73,7 +77,7 @@ pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 }
 
 /// 401 asking for credentials for `realm`.
-pub fn challenge(realm: &str) -> Response<Body> {
+pub(super) fn challenge(realm: &str) -> Response<Body> {
     let mut response = response::error(StatusCode::UNAUTHORIZED, "this area needs a login");
     if let Ok(value) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\", charset=\"UTF-8\""))
     {

@@ -11,7 +11,7 @@ use rules::rewrite::{FileKind, RewriteContext};
 use super::Client;
 use crate::router;
 
-pub struct RequestContext<'a> {
+pub(super) struct RequestContext<'a> {
     site: &'a SiteSpec,
     parts: &'a Parts,
     client: Client,
@@ -23,7 +23,7 @@ pub struct RequestContext<'a> {
 }
 
 impl<'a> RequestContext<'a> {
-    pub fn new(site: &'a SiteSpec, parts: &'a Parts, client: Client) -> Self {
+    pub(super) fn new(site: &'a SiteSpec, parts: &'a Parts, client: Client) -> Self {
         Self {
             site,
             parts,
@@ -34,7 +34,7 @@ impl<'a> RequestContext<'a> {
     }
 
     /// What `url_path` maps to, found by a walk the caller already made.
-    pub fn remember_mapped(&self, url_path: &str, file: &Path) {
+    pub(super) fn remember_mapped(&self, url_path: &str, file: &Path) {
         *self.mapped.borrow_mut() = Some((url_path.to_string(), file.display().to_string()));
     }
 
@@ -132,7 +132,7 @@ impl RequestContext<'_> {
 /// directories are entered while they exist; the first segment that is a file, or that does
 /// not exist, ends the walk, and the rest of the path is PATH_INFO. So `/uploads/x.php/y` maps
 /// to `uploads/x.php`, and `<Files *.php>` and `-f` see that file.
-pub fn mapped_file(site: &SiteSpec, url_path: &str) -> std::path::PathBuf {
+pub(super) fn mapped_file(site: &SiteSpec, url_path: &str) -> std::path::PathBuf {
     let mut path = site.root.clone();
     for segment in url_path.split('/').filter(|s| !s.is_empty()) {
         path.push(segment);

@@ -20,17 +20,22 @@ use rules::token_bucket::{Admission, TokenBucket};
 /// Sweep the map once per this many checks.
 const SWEEP_EVERY: u64 = 4096;
 /// Buckets per site at most (a bucket is about 64 bytes with its key).
-pub const MAX_CLIENTS: usize = 100_000;
+pub(super) const MAX_CLIENTS: usize = 100_000;
 
 #[derive(Debug, Default)]
-pub struct RateLimiter {
+pub(super) struct RateLimiter {
     buckets: DashMap<(usize, IpAddr), TokenBucket>,
     checks: AtomicU64,
 }
 
 impl RateLimiter {
     /// `None` when the request may go on, else how long the client should wait.
-    pub fn check(&self, rule: &RateLimitRule, client: IpAddr, now: Instant) -> Option<Duration> {
+    pub(super) fn check(
+        &self,
+        rule: &RateLimitRule,
+        client: IpAddr,
+        now: Instant,
+    ) -> Option<Duration> {
         if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.sweep(rule, now);
         }

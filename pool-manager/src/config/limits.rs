@@ -15,30 +15,30 @@ use super::raw::{
 };
 use super::validate::{invalid, Invalid};
 
-pub const DEFAULT_MAX_BODY: u64 = 16 << 20;
-pub const DEFAULT_BODY_MEMORY: u64 = 64 << 10;
-pub const DEFAULT_MAX_RESPONSE: u64 = 1 << 30;
-pub const DEFAULT_RESPONSE_MEMORY: u64 = 1 << 20;
-pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+pub(super) const DEFAULT_MAX_BODY: u64 = 16 << 20;
+pub(super) const DEFAULT_BODY_MEMORY: u64 = 64 << 10;
+pub(super) const DEFAULT_MAX_RESPONSE: u64 = 1 << 30;
+pub(super) const DEFAULT_RESPONSE_MEMORY: u64 = 1 << 20;
+pub(super) const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// Off by default: behind a NAT or a load balancer many clients share one address.
-pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 0;
-pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: u64 = 1000;
-pub const DEFAULT_MAX_HEADER_SIZE: u64 = 64 << 10;
-pub const DEFAULT_MAX_HEADERS: usize = 100;
-pub const DEFAULT_MAX_URI: u64 = 8 << 10;
-pub const DEFAULT_REQUEST_BODY_MIN_RATE: u64 = 1 << 10;
-pub const DEFAULT_STATIC_CACHE_SIZE: u64 = 64 << 20;
-pub const DEFAULT_STATIC_CACHE_MAX_FILE: u64 = 256 << 10;
+pub(super) const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 0;
+pub(super) const DEFAULT_MAX_REQUESTS_PER_CONNECTION: u64 = 1000;
+pub(super) const DEFAULT_MAX_HEADER_SIZE: u64 = 64 << 10;
+pub(super) const DEFAULT_MAX_HEADERS: usize = 100;
+pub(super) const DEFAULT_MAX_URI: u64 = 8 << 10;
+pub(super) const DEFAULT_REQUEST_BODY_MIN_RATE: u64 = 1 << 10;
+pub(super) const DEFAULT_STATIC_CACHE_SIZE: u64 = 64 << 20;
+pub(super) const DEFAULT_STATIC_CACHE_MAX_FILE: u64 = 256 << 10;
 
-pub const DEFAULT_TLS_HANDSHAKE: Duration = Duration::from_secs(10);
-pub const DEFAULT_REQUEST_HEADER: Duration = Duration::from_secs(30);
-pub const DEFAULT_REQUEST_BODY: Duration = Duration::from_secs(60);
-pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(75);
-pub const DEFAULT_SEND: Duration = Duration::from_secs(60);
+pub(super) const DEFAULT_TLS_HANDSHAKE: Duration = Duration::from_secs(10);
+pub(super) const DEFAULT_REQUEST_HEADER: Duration = Duration::from_secs(30);
+pub(super) const DEFAULT_REQUEST_BODY: Duration = Duration::from_secs(60);
+pub(super) const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(75);
+pub(super) const DEFAULT_SEND: Duration = Duration::from_secs(60);
 
-pub const DEFAULT_H2_MAX_CONCURRENT_STREAMS: u32 = 128;
-pub const DEFAULT_H2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
-pub const DEFAULT_H2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 256;
+pub(super) const DEFAULT_H2_MAX_CONCURRENT_STREAMS: u32 = 128;
+pub(super) const DEFAULT_H2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
+pub(super) const DEFAULT_H2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 256;
 
 /// The largest CGI head a worker may send; it always stays in memory.
 const MIN_RESPONSE_MEMORY: u64 = 64 << 10;
@@ -46,7 +46,7 @@ const MIN_RESPONSE_MEMORY: u64 = 64 << 10;
 const MIN_HEADER_SIZE: u64 = 8 << 10;
 const MAX_HEADER_SIZE: u64 = 1 << 20;
 
-pub fn limits(raw: &RawLimits, temp_dir: PathBuf) -> Result<LimitsSpec, Invalid> {
+pub(super) fn limits(raw: &RawLimits, temp_dir: PathBuf) -> Result<LimitsSpec, Invalid> {
     let max_body = raw.max_body.map_or(DEFAULT_MAX_BODY, |s| s.0);
     let body_memory = raw.body_memory.map_or(DEFAULT_BODY_MEMORY, |s| s.0);
     if body_memory > max_body {
@@ -132,7 +132,7 @@ pub fn limits(raw: &RawLimits, temp_dir: PathBuf) -> Result<LimitsSpec, Invalid>
     })
 }
 
-pub fn timeouts(raw: &RawTimeouts) -> Result<TimeoutsSpec, Invalid> {
+pub(super) fn timeouts(raw: &RawTimeouts) -> Result<TimeoutsSpec, Invalid> {
     let ms = |key: &str, value: Option<super::units::Duration>, default: Duration| {
         let duration = value.map_or(default, |d| d.0);
         if duration.is_zero() {
@@ -149,7 +149,7 @@ pub fn timeouts(raw: &RawTimeouts) -> Result<TimeoutsSpec, Invalid> {
     })
 }
 
-pub fn http2(raw: &RawHttp2) -> Result<Http2Spec, Invalid> {
+pub(super) fn http2(raw: &RawHttp2) -> Result<Http2Spec, Invalid> {
     let streams = raw
         .max_concurrent_streams
         .unwrap_or(DEFAULT_H2_MAX_CONCURRENT_STREAMS);
@@ -170,7 +170,7 @@ pub fn http2(raw: &RawHttp2) -> Result<Http2Spec, Invalid> {
     })
 }
 
-pub fn access_log(
+pub(super) fn access_log(
     raw: Option<&RawAccessLog>,
     base: &Path,
 ) -> Result<Option<AccessLogSpec>, Invalid> {
@@ -194,7 +194,7 @@ pub fn access_log(
     Ok(Some(AccessLogSpec { path, format }))
 }
 
-pub fn trusted_proxies(raw: &RawClientAddress) -> Result<Vec<IpNetwork>, Invalid> {
+pub(super) fn trusted_proxies(raw: &RawClientAddress) -> Result<Vec<IpNetwork>, Invalid> {
     raw.trusted_proxies
         .iter()
         .map(|text| {

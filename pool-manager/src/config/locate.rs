@@ -18,7 +18,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// Line and dotted key of the innermost entry whose key or value covers `span`.
-pub fn locate_span(text: &str, span: Option<Range<usize>>) -> (Option<usize>, String) {
+pub(super) fn locate_span(text: &str, span: Option<Range<usize>>) -> (Option<usize>, String) {
     let Some(span) = span else {
         return (None, String::new());
     };
@@ -69,7 +69,7 @@ fn innermost(table: &Table, span: &Range<usize>, path: &mut Vec<String>) {
 }
 
 /// Line of the entry at a dotted key path (the deepest part of the path that exists).
-pub fn locate_key(text: &str, path: &[String]) -> (Option<usize>, String) {
+pub(super) fn locate_key(text: &str, path: &[String]) -> (Option<usize>, String) {
     let key = path.join(".");
     let Ok(doc) = Document::parse(text) else {
         return (None, key);

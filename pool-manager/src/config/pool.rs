@@ -13,9 +13,9 @@ use super::raw::{RawBuiltin, RawPool, RawPoolMode, RawSizing};
 use super::validate::{existing_dir, invalid, Invalid};
 use super::{PoolConfig, PoolMode, Recycle, Rlimits, Sizing};
 
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
-pub const DEFAULT_QUEUE_MAX: usize = 1024;
+pub(super) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+pub(super) const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const DEFAULT_QUEUE_MAX: usize = 1024;
 const DEFAULT_WORKERS: u32 = 4;
 /// The built-in CGI runner's per-script deadline (fcgiwrap has none; Apache's `Timeout` is 60 s).
 const DEFAULT_SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -26,7 +26,11 @@ const DEFAULT_SPAWN_RATE: u32 = 32;
 const MAX_WORKERS: u32 = 4096;
 const MAX_THREADS: u32 = 1024;
 
-pub fn validate_pool(name: &str, pool: &RawPool, base: &Path) -> Result<PoolConfig, Invalid> {
+pub(super) fn validate_pool(
+    name: &str,
+    pool: &RawPool,
+    base: &Path,
+) -> Result<PoolConfig, Invalid> {
     let fail_at = |key: &str, message: String| invalid(&["pools", name, key], message);
     let fail = |key: &str, message: String| Err(fail_at(key, message));
     if name.is_empty()
@@ -365,7 +369,7 @@ fn worker_environment(
 }
 
 /// What the front end needs to know about a pool to dispatch to it.
-pub fn dispatch_spec(name: &str, pool: &RawPool, config: &PoolConfig) -> PoolDispatchSpec {
+pub(super) fn dispatch_spec(name: &str, pool: &RawPool, config: &PoolConfig) -> PoolDispatchSpec {
     // A php-cgi told to exit after N requests must never be sent an (N+1)th: the front end retires
     // it after N itself, so its exit is recycling and no request ever meets the closing socket.
     let self_exit_after = config

@@ -15,7 +15,7 @@ use super::units::{Duration, Size};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawConfig {
+pub(super) struct RawConfig {
     #[serde(default)]
     pub server: RawServer,
     #[serde(default)]
@@ -37,7 +37,7 @@ pub struct RawConfig {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawServer {
+pub(super) struct RawServer {
     pub runtime_dir: Option<PathBuf>,
     pub control_socket: Option<PathBuf>,
     pub user: Option<String>,
@@ -49,7 +49,7 @@ pub struct RawServer {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum RawListenerKind {
+pub(super) enum RawListenerKind {
     Http,
     Https,
     Admin,
@@ -57,7 +57,7 @@ pub enum RawListenerKind {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawListener {
+pub(super) struct RawListener {
     pub kind: RawListenerKind,
     pub address: String,
     pub certificate: Option<PathBuf>,
@@ -72,7 +72,7 @@ pub struct RawListener {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawAccessLog {
+pub(super) struct RawAccessLog {
     /// A file path, or "-" for standard output.
     pub path: PathBuf,
     pub format: Option<RawAccessLogFormat>,
@@ -80,28 +80,28 @@ pub struct RawAccessLog {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum RawAccessLogFormat {
+pub(super) enum RawAccessLogFormat {
     Combined,
     Json,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawClientAddress {
+pub(super) struct RawClientAddress {
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawCertificate {
+pub(super) struct RawCertificate {
     pub certificate: PathBuf,
     pub key: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawLimits {
+pub(super) struct RawLimits {
     pub max_body: Option<Size>,
     pub body_memory: Option<Size>,
     pub max_response: Option<Size>,
@@ -119,7 +119,7 @@ pub struct RawLimits {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTimeouts {
+pub(super) struct RawTimeouts {
     pub tls_handshake: Option<Duration>,
     pub request_header: Option<Duration>,
     pub request_body: Option<Duration>,
@@ -129,7 +129,7 @@ pub struct RawTimeouts {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawHttp2 {
+pub(super) struct RawHttp2 {
     pub max_concurrent_streams: Option<u32>,
     pub max_pending_accept_reset_streams: Option<usize>,
     pub max_local_error_reset_streams: Option<usize>,
@@ -137,7 +137,7 @@ pub struct RawHttp2 {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSite {
+pub(super) struct RawSite {
     pub hosts: Option<Vec<String>>,
     pub root: PathBuf,
     pub index: Option<Vec<String>>,
@@ -179,7 +179,7 @@ pub struct RawSite {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRoute {
+pub(super) struct RawRoute {
     pub prefix: String,
     pub pool: String,
     pub extensions: Option<Vec<String>>,
@@ -187,7 +187,7 @@ pub struct RawRoute {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRedirect {
+pub(super) struct RawRedirect {
     pub from: String,
     pub to: String,
     pub status: Option<u16>,
@@ -195,7 +195,7 @@ pub struct RawRedirect {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RawSymlinks {
+pub(super) enum RawSymlinks {
     InsideRoot,
     OwnerMatch,
     Always,
@@ -203,14 +203,14 @@ pub enum RawSymlinks {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawCacheRule {
+pub(super) struct RawCacheRule {
     pub prefix: String,
     pub value: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawScripts {
+pub(super) struct RawScripts {
     pub pool: String,
     pub extensions: Option<Vec<String>>,
     pub front_controller: Option<String>,
@@ -220,7 +220,7 @@ pub struct RawScripts {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum RawPoolMode {
+pub(super) enum RawPoolMode {
     Prefork,
     Threaded,
     External,
@@ -228,13 +228,13 @@ pub enum RawPoolMode {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum RawBuiltin {
+pub(super) enum RawBuiltin {
     Cgi,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum RawSizing {
+pub(super) enum RawSizing {
     Static,
     Dynamic,
     Ondemand,
@@ -242,7 +242,7 @@ pub enum RawSizing {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawPool {
+pub(super) struct RawPool {
     pub mode: RawPoolMode,
     pub command: Option<Vec<String>>,
     pub builtin: Option<RawBuiltin>,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawDeny {
+pub(super) struct RawDeny {
     pub prefix: Option<String>,
     pub glob: Option<String>,
     pub regex: Option<String>,
@@ -18,7 +18,7 @@ pub struct RawDeny {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawNoScripts {
+pub(super) struct RawNoScripts {
     pub prefix: Option<String>,
     pub glob: Option<String>,
     pub regex: Option<String>,
@@ -28,7 +28,7 @@ pub struct RawNoScripts {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRewrite {
+pub(super) struct RawRewrite {
     pub pattern: String,
     pub to: String,
     #[serde(default)]
@@ -44,7 +44,7 @@ pub struct RawRewrite {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawHeaders {
+pub(super) struct RawHeaders {
     pub prefix: Option<String>,
     pub glob: Option<String>,
     pub regex: Option<String>,
@@ -56,7 +56,7 @@ pub struct RawHeaders {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawAuth {
+pub(super) struct RawAuth {
     pub prefix: Option<String>,
     pub glob: Option<String>,
     pub regex: Option<String>,
@@ -68,7 +68,7 @@ pub struct RawAuth {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawClients {
+pub(super) struct RawClients {
     pub prefix: Option<String>,
     pub glob: Option<String>,
     pub regex: Option<String>,
@@ -81,7 +81,7 @@ pub struct RawClients {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRateLimit {
+pub(super) struct RawRateLimit {
     pub prefix: Option<String>,
     pub glob: Option<String>,
     pub regex: Option<String>,

@@ -16,11 +16,11 @@ use super::raw::{
 };
 use super::{limits, Config};
 
-pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A validation failure at a key path; the caller adds file and line.
 #[derive(Debug)]
-pub struct Invalid {
+pub(super) struct Invalid {
     pub path: Vec<String>,
     pub message: String,
 }
@@ -32,7 +32,7 @@ pub(super) fn invalid(path: &[&str], message: impl Into<String>) -> Invalid {
     }
 }
 
-pub fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config, Invalid> {
+pub(super) fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config, Invalid> {
     let pools = raw
         .pools
         .iter()

@@ -30,7 +30,7 @@ const FIRST_FD: RawFd = 3;
 
 /// What a new master received from the one it replaces.
 #[derive(Debug)]
-pub struct Inheritance {
+pub(super) struct Inheritance {
     /// Listener name → inherited descriptor.
     pub listeners: HashMap<String, RawFd>,
     /// The master to stop once this one serves.
@@ -39,7 +39,7 @@ pub struct Inheritance {
 
 /// Reads (and clears, so no child sees them) the upgrade variables, if this master was started
 /// by an upgrade.
-pub fn inheritance_from_env() -> Option<Inheritance> {
+pub(super) fn inheritance_from_env() -> Option<Inheritance> {
     let listeners = std::env::var(LISTENERS_ENV).ok()?;
     let from = std::env::var(FROM_ENV).ok()?.parse().ok()?;
     std::env::remove_var(LISTENERS_ENV);

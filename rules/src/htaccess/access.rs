@@ -10,7 +10,7 @@ use crate::rewrite::RewriteContext;
 /// Which methods a directive inside `<Limit>`/`<LimitExcept>` counts for. `GET` includes `HEAD`,
 /// as Apache gives both one method number.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Methods {
+pub(super) enum Methods {
     #[default]
     All,
     Only(Vec<String>),
@@ -18,7 +18,7 @@ pub enum Methods {
 }
 
 impl Methods {
-    pub fn includes(&self, method: &str) -> bool {
+    pub(super) fn includes(&self, method: &str) -> bool {
         let method = if method == "HEAD" { "GET" } else { method };
         match self {
             Self::All => true,
@@ -29,7 +29,7 @@ impl Methods {
 }
 
 /// What the access checks look at.
-pub struct Facts<'a> {
+pub(super) struct Facts<'a> {
     pub method: &'a str,
     pub client: IpAddr,
     /// The authenticated user, once there is one.
@@ -49,7 +49,7 @@ impl Facts<'_> {
 
 /// mod_authz_core's outcome for one `Require` or container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Authz {
+pub(super) enum Authz {
     Granted,
     Denied,
     /// Denied unless an authenticated user changes the answer.
@@ -59,7 +59,7 @@ pub enum Authz {
 
 /// A `Require` line or a `<RequireAll|Any|None>` container.
 #[derive(Debug, Clone)]
-pub enum Require {
+pub(super) enum Require {
     Leaf {
         provider: Provider,
         negate: bool,
@@ -75,7 +75,7 @@ pub enum Require {
 }
 
 #[derive(Debug, Clone)]
-pub enum Provider {
+pub(super) enum Provider {
     /// `all granted` (`true`) or `all denied`.
     All(bool),
     Ip(AddressList),
@@ -90,14 +90,14 @@ pub enum Provider {
 
 impl Require {
     /// Whether this (sub)tree has a non-negated member, as Apache requires of every container.
-    pub fn can_grant(&self) -> bool {
+    pub(super) fn can_grant(&self) -> bool {
         match self {
             Self::Leaf { negate, .. } | Self::Group { negate, .. } => !negate,
         }
     }
 
     /// Whether a member counts for `method` (a container: when one of its members does).
-    pub fn applies(&self, method: &str) -> bool {
+    pub(super) fn applies(&self, method: &str) -> bool {
         match self {
             Self::Leaf { methods, .. } => methods.includes(method),
             Self::Group { children, .. } => children.iter().any(|c| c.applies(method)),
@@ -106,7 +106,7 @@ impl Require {
 
     /// mod_authz_core's `apply_authz_sections`; `in_all`: the container around this one is a
     /// RequireAll (a member limited to other methods then counts as granted, else as neutral).
-    pub fn check(&self, in_all: bool, facts: &Facts<'_>) -> Authz {
+    pub(super) fn check(&self, in_all: bool, facts: &Facts<'_>) -> Authz {
         if !self.applies(facts.method) {
             return if in_all {
                 Authz::Granted
@@ -140,7 +140,7 @@ impl Require {
 
 /// A container's result from its members' (lazily: the first that decides stops the rest), as
 /// `apply_authz_sections` combines them: `all` for RequireAll, else RequireAny.
-pub fn combine(all: bool, results: impl Iterator<Item = Authz>) -> Authz {
+pub(super) fn combine(all: bool, results: impl Iterator<Item = Authz>) -> Authz {
     let mut result = Authz::Neutral;
     for child in results {
         if all {
@@ -192,7 +192,7 @@ impl Provider {
 /// mod_access_compat's configuration of one scope (it has no merge: the last scope that uses
 /// any of its directives decides alone).
 #[derive(Debug, Clone, Default)]
-pub struct Compat {
+pub(super) struct Compat {
     pub order: Vec<(Methods, Order)>,
     pub allow: Vec<(Methods, Hosts)>,
     pub deny: Vec<(Methods, Hosts)>,
@@ -201,7 +201,7 @@ pub struct Compat {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
+pub(super) enum Order {
     AllowDeny,
     DenyAllow,
     MutualFailure,
@@ -209,7 +209,7 @@ pub enum Order {
 
 /// What `Allow from`/`Deny from` name.
 #[derive(Debug, Clone)]
-pub enum Hosts {
+pub(super) enum Hosts {
     Nets(AddressList),
     /// `env=NAME` (`env=!NAME`: `true`), from the variables the front end sets.
     Env(String, bool),
@@ -226,7 +226,7 @@ impl Hosts {
 
 impl Compat {
     /// mod_access_compat's `check_dir_access`: whether the client passes the host check.
-    pub fn admits(&self, facts: &Facts<'_>) -> bool {
+    pub(super) fn admits(&self, facts: &Facts<'_>) -> bool {
         let method = facts.method;
         let order = last_for(&self.order, method).unwrap_or(Order::DenyAllow);
         let find = |list: &[(Methods, Hosts)]| {
@@ -240,7 +240,7 @@ impl Compat {
         }
     }
 
-    pub fn satisfy_any(&self, method: &str) -> bool {
+    pub(super) fn satisfy_any(&self, method: &str) -> bool {
         last_for(&self.satisfy_any, method).unwrap_or(false)
     }
 }
@@ -255,7 +255,7 @@ fn last_for<T: Copy>(list: &[(Methods, T)], method: &str) -> Option<T> {
 /// `Allow from`/`Deny from`/`Require ip` arguments: addresses, CIDR networks, `a.b.c.d/m.m.m.m`
 /// net masks and Apache's partial addresses (`10.1` is `10.1.0.0/16`). Host names are refused:
 /// they need DNS, which paddock does not do on the request path.
-pub fn parse_hosts(items: &[String]) -> Result<AddressList, String> {
+pub(super) fn parse_hosts(items: &[String]) -> Result<AddressList, String> {
     let mut nets = Vec::new();
     for item in items {
         nets.push(parse_host(item).ok_or_else(|| {

@@ -10,14 +10,14 @@ use crate::pattern::compile_regex;
 use crate::RuleError;
 
 #[derive(Debug, Clone)]
-pub enum FileMatcher {
+pub(super) enum FileMatcher {
     Wildcard(String),
     Regex(Regex),
 }
 
 impl FileMatcher {
     /// From a section's arguments: `<Files pat>`, `<Files ~ re>`, `<FilesMatch re>`.
-    pub fn from_section(name: &str, args: &[String]) -> Result<Self, RuleError> {
+    pub(super) fn from_section(name: &str, args: &[String]) -> Result<Self, RuleError> {
         let regex = name.eq_ignore_ascii_case("FilesMatch");
         match args {
             [pattern] if regex => Ok(Self::Regex(compile_regex(pattern, false)?)),
@@ -32,7 +32,7 @@ impl FileMatcher {
         }
     }
 
-    pub fn matches(&self, name: &str) -> bool {
+    pub(super) fn matches(&self, name: &str) -> bool {
         match self {
             Self::Wildcard(pattern) => fnmatch(pattern.as_bytes(), name.as_bytes()),
             Self::Regex(regex) => regex.is_match(name),

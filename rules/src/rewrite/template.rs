@@ -94,7 +94,7 @@ fn capture(groups: &[String], n: usize) -> &str {
 }
 
 /// The groups of a regex match as owned text (a group that did not take part is empty).
-pub fn groups(captures: &regex::Captures<'_>) -> Vec<String> {
+pub(super) fn groups(captures: &regex::Captures<'_>) -> Vec<String> {
     captures
         .iter()
         .map(|m| m.map_or_else(String::new, |m| m.as_str().to_string()))

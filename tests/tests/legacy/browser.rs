@@ -7,36 +7,36 @@ use std::process::Command;
 use harness::Paddock;
 
 #[derive(Debug)]
-pub struct Page {
+pub(crate) struct Page {
     pub status: u16,
     pub location: String,
     pub body: String,
 }
 
-pub struct Browser {
+pub(crate) struct Browser {
     base: String,
     jar: PathBuf,
 }
 
 impl Browser {
     /// A visitor of `paddock`'s HTTP listener with an empty cookie jar in `dir`.
-    pub fn new(paddock: &Paddock, dir: &std::path::Path, name: &str) -> Self {
+    pub(crate) fn new(paddock: &Paddock, dir: &std::path::Path, name: &str) -> Self {
         Self {
             base: paddock.url(""),
             jar: dir.join(format!("{name}.cookies")),
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    pub fn get(&self, path: &str) -> Page {
+    pub(crate) fn get(&self, path: &str) -> Page {
         self.run(path, &[])
     }
 
     /// POSTs `form` (`name=value` pairs, URL-encoded by curl).
-    pub fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
         let fields: Vec<String> = form
             .iter()
             .flat_map(|(k, v)| ["--data-urlencode".to_string(), format!("{k}={v}")])
@@ -47,7 +47,7 @@ impl Browser {
 
     /// POSTs `multipart/form-data`: `fields` as text (taken literally, never as `@file`), and
     /// `files` as (field, file, content type).
-    pub fn post_multipart(
+    pub(crate) fn post_multipart(
         &self,
         path: &str,
         fields: &[(&str, &str)],
@@ -66,7 +66,7 @@ impl Browser {
     }
 
     /// POSTs an XML-RPC call.
-    pub fn xmlrpc(&self, body: &str) -> Page {
+    pub(crate) fn xmlrpc(&self, body: &str) -> Page {
         self.run(
             "/xmlrpc.php",
             &["-H", "Content-Type: text/xml", "--data-binary", body],
@@ -102,14 +102,14 @@ impl Browser {
 }
 
 /// The value of the first `name="NAME" value="…"` form field in a page.
-pub fn form_value(page: &str, name: &str) -> Option<String> {
+pub(crate) fn form_value(page: &str, name: &str) -> Option<String> {
     let needle = format!("name=\"{name}\" value=\"");
     let start = page.find(&needle)? + needle.len();
     Some(page[start..].split('"').next()?.to_string())
 }
 
 /// The text between the first `before` and the next `after`.
-pub fn between<'a>(text: &'a str, before: &str, after: &str) -> Option<&'a str> {
+pub(crate) fn between<'a>(text: &'a str, before: &str, after: &str) -> Option<&'a str> {
     let start = text.find(before)? + before.len();
     let len = text[start..].find(after)?;
     Some(&text[start..start + len])

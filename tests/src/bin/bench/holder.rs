@@ -29,7 +29,7 @@ const REOPEN_DELAY: Duration = Duration::from_secs(1);
 
 /// What to hold.
 #[derive(Debug, Clone)]
-pub struct HoldSpec {
+pub(crate) struct HoldSpec {
     pub addr: SocketAddr,
     /// TLS client configuration, for an HTTPS server.
     pub tls: Option<Arc<ClientConfig>>,
@@ -53,7 +53,7 @@ struct Counters {
 
 /// A snapshot of the holder's connections.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct HoldState {
+pub(crate) struct HoldState {
     pub idle_open: usize,
     pub stalled_open: usize,
     pub idle_closed_by_server: usize,
@@ -62,7 +62,7 @@ pub struct HoldState {
 }
 
 impl HoldState {
-    pub fn to_json(self) -> serde_json::Value {
+    pub(crate) fn to_json(self) -> serde_json::Value {
         serde_json::json!({
             "idle_open": self.idle_open,
             "stalled_open": self.stalled_open,
@@ -72,7 +72,7 @@ impl HoldState {
         })
     }
 
-    pub fn describe(self) -> String {
+    pub(crate) fn describe(self) -> String {
         format!(
             "{} idle open, {} stalled open; closed by the server: {} idle, {} stalled; {} set-ups failed",
             self.idle_open,
@@ -85,7 +85,7 @@ impl HoldState {
 }
 
 #[derive(Debug)]
-pub struct Holder {
+pub(crate) struct Holder {
     spec: HoldSpec,
     counters: Arc<Counters>,
     stop: Option<oneshot::Sender<()>>,
@@ -96,7 +96,7 @@ trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 impl Holder {
-    pub fn start(spec: HoldSpec) -> Holder {
+    pub(crate) fn start(spec: HoldSpec) -> Holder {
         let counters = Arc::new(Counters::default());
         let (stop, stopped) = oneshot::channel();
         let thread = {
@@ -122,7 +122,7 @@ impl Holder {
         }
     }
 
-    pub fn state(&self) -> HoldState {
+    pub(crate) fn state(&self) -> HoldState {
         let c = &self.counters;
         HoldState {
             idle_open: c.idle_open.load(Ordering::Relaxed),
@@ -135,7 +135,7 @@ impl Holder {
 
     /// Waits until every connection is open, or no more opened for [`NO_PROGRESS`] (a server
     /// that cannot take them all), or `limit` passed; returns the state then.
-    pub fn wait_established(&self, limit: Duration) -> HoldState {
+    pub(crate) fn wait_established(&self, limit: Duration) -> HoldState {
         let deadline = Instant::now() + limit;
         let (mut last_open, mut last_progress) = (0, Instant::now());
         loop {
@@ -155,7 +155,7 @@ impl Holder {
     }
 
     /// Closes every connection.
-    pub fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         self.shutdown();
     }
 

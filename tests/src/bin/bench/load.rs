@@ -99,7 +99,7 @@ impl Load {
 }
 
 /// Runs `command` to completion (killing it by pid after `limit`) and returns stdout + stderr.
-pub fn run_bounded(command: &mut Command, limit: Duration) -> String {
+pub(crate) fn run_bounded(command: &mut Command, limit: Duration) -> String {
     let dir = tempfile::tempdir().expect("temp dir");
     let out_path = dir.path().join("out");
     let out = std::fs::File::create(&out_path).expect("output file");
@@ -147,7 +147,7 @@ fn numbers(line: &str) -> Vec<u64> {
         .collect()
 }
 
-pub fn parse_wrk(output: &str) -> LoadResult {
+pub(crate) fn parse_wrk(output: &str) -> LoadResult {
     let mut result = LoadResult {
         p50_ms: f64::NAN,
         p99_ms: f64::NAN,
@@ -179,7 +179,7 @@ pub fn parse_wrk(output: &str) -> LoadResult {
     result
 }
 
-pub fn parse_h2load(output: &str) -> LoadResult {
+pub(crate) fn parse_h2load(output: &str) -> LoadResult {
     let mut result = LoadResult::default();
     for line in output.lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix("finished in ") {

@@ -27,7 +27,7 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-pub fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     read("/proc/loadavg")
         .split_whitespace()
         .take(3)
@@ -36,7 +36,7 @@ pub fn load_average() -> String {
 }
 
 /// A markdown description of the machine.
-pub fn describe(paddock_bin: &std::path::Path) -> String {
+pub(crate) fn describe(paddock_bin: &std::path::Path) -> String {
     let cpuinfo = read("/proc/cpuinfo");
     let model = cpuinfo
         .lines()

@@ -39,7 +39,7 @@ fn table() -> HashMap<u32, (u32, String)> {
 }
 
 /// `root` and all its living descendants.
-pub fn tree(root: u32) -> Vec<u32> {
+pub(crate) fn tree(root: u32) -> Vec<u32> {
     let table = table();
     let mut found = vec![root];
     let mut i = 0;
@@ -58,7 +58,7 @@ pub fn tree(root: u32) -> Vec<u32> {
 }
 
 /// Living children of `parent` whose command name is `comm`.
-pub fn children_named(parent: u32, comm: &str) -> Vec<u32> {
+pub(crate) fn children_named(parent: u32, comm: &str) -> Vec<u32> {
     let mut pids: Vec<u32> = table()
         .into_iter()
         .filter(|(_, (ppid, name))| *ppid == parent && name == comm)
@@ -69,7 +69,7 @@ pub fn children_named(parent: u32, comm: &str) -> Vec<u32> {
 }
 
 /// Resident set size of one process in KiB (0 if it is gone).
-pub fn rss_kib(pid: u32) -> u64 {
+pub(crate) fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
@@ -82,18 +82,18 @@ pub fn rss_kib(pid: u32) -> u64 {
 }
 
 /// Summed resident memory of the trees under `roots`, in KiB.
-pub fn trees_rss_kib(roots: &[u32]) -> u64 {
+pub(crate) fn trees_rss_kib(roots: &[u32]) -> u64 {
     roots.iter().flat_map(|root| tree(*root)).map(rss_kib).sum()
 }
 
 /// Sends SIGKILL to one pid.
-pub fn kill_pid(pid: u32) -> bool {
+pub(crate) fn kill_pid(pid: u32) -> bool {
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok()
 }
 
 /// Kills (by pid) whatever is left of the processes in `pids`: the last guard after a server was
 /// stopped, so that a peer that leaves children behind does not outlive the benchmark.
-pub fn kill_leftovers(pids: &[u32]) -> usize {
+pub(crate) fn kill_leftovers(pids: &[u32]) -> usize {
     // Children of a stopped parent may still be on their way out: give them a moment.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     while std::time::Instant::now() < deadline {

@@ -131,12 +131,12 @@ impl Table {
 
 /// Several runs of one load, summarised.
 #[derive(Debug, Clone, Default)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub runs: Vec<LoadResult>,
 }
 
 impl Summary {
-    pub fn push(&mut self, result: LoadResult) {
+    pub(crate) fn push(&mut self, result: LoadResult) {
         self.runs.push(result);
     }
 
@@ -144,27 +144,27 @@ impl Summary {
         self.runs.iter().map(f).collect()
     }
 
-    pub fn rps(&self) -> f64 {
+    pub(crate) fn rps(&self) -> f64 {
         stats::median(&self.values(|r| r.rps))
     }
 
-    pub fn spread(&self) -> f64 {
+    pub(crate) fn spread(&self) -> f64 {
         stats::spread_percent(&self.values(|r| r.rps))
     }
 
-    pub fn p50(&self) -> f64 {
+    pub(crate) fn p50(&self) -> f64 {
         stats::median(&self.values(|r| r.p50_ms))
     }
 
-    pub fn p99(&self) -> f64 {
+    pub(crate) fn p99(&self) -> f64 {
         stats::median(&self.values(|r| r.p99_ms))
     }
 
-    pub fn errors(&self) -> u64 {
+    pub(crate) fn errors(&self) -> u64 {
         self.runs.iter().map(|r| r.errors).sum()
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "median_rps": self.rps(),
             "spread_percent": self.spread(),
@@ -176,12 +176,12 @@ impl Summary {
     }
 
     /// Runs in which not a single request was answered (wrk then reports no timeouts either).
-    pub fn silent_runs(&self) -> usize {
+    pub(crate) fn silent_runs(&self) -> usize {
         self.runs.iter().filter(|r| r.requests == 0).count()
     }
 
     /// Cells: req/s, spread, p50, p99, errors.
-    pub fn cells(&self) -> Vec<String> {
+    pub(crate) fn cells(&self) -> Vec<String> {
         let silent = self.silent_runs();
         let errors = if silent > 0 {
             format!(
@@ -212,7 +212,7 @@ impl Summary {
 }
 
 /// 14123.4 → "14,123".
-pub fn rps(value: f64) -> String {
+pub(crate) fn rps(value: f64) -> String {
     if !value.is_finite() {
         return "–".into();
     }
@@ -229,7 +229,7 @@ pub fn rps(value: f64) -> String {
 }
 
 /// Milliseconds with sensible precision.
-pub fn ms(value: f64) -> String {
+pub(crate) fn ms(value: f64) -> String {
     if !value.is_finite() {
         "–".into()
     } else if value < 10.0 {
@@ -242,7 +242,7 @@ pub fn ms(value: f64) -> String {
 }
 
 /// paddock / peer as "1.23×".
-pub fn ratio(paddock: f64, peer: f64) -> String {
+pub(crate) fn ratio(paddock: f64, peer: f64) -> String {
     if peer > 0.0 && paddock.is_finite() && peer.is_finite() {
         format!("{:.2}×", paddock / peer)
     } else if paddock > 0.0 {

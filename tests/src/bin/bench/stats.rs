@@ -1,7 +1,7 @@
 //! Medians and spreads of repeated runs.
 
 /// The median of `values` (the mean of the middle two for an even count); NaN when empty.
-pub fn median(values: &[f64]) -> f64 {
+pub(crate) fn median(values: &[f64]) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }
@@ -16,7 +16,7 @@ pub fn median(values: &[f64]) -> f64 {
 }
 
 /// How far apart the runs were: (max − min) / median, in percent; 0 for one run.
-pub fn spread_percent(values: &[f64]) -> f64 {
+pub(crate) fn spread_percent(values: &[f64]) -> f64 {
     let m = median(values);
     if values.len() < 2 || m == 0.0 || m.is_nan() {
         return 0.0;
@@ -27,7 +27,7 @@ pub fn spread_percent(values: &[f64]) -> f64 {
 }
 
 /// The `q` quantile (0..=1) of `values` by nearest rank; NaN when empty.
-pub fn quantile(values: &mut [f64], q: f64) -> f64 {
+pub(crate) fn quantile(values: &mut [f64], q: f64) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }

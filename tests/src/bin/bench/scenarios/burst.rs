@@ -51,7 +51,7 @@ fn cell(values: &[f64], never: usize) -> String {
     }
 }
 
-pub fn run(bench: &mut Bench) {
+pub(crate) fn run(bench: &mut Bench) {
     let mut table = Table::new(
         "Scenario 5: cold burst of 200 ms requests on an ondemand pool (max 64)",
         &[

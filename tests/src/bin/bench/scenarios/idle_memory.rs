@@ -123,7 +123,7 @@ fn measure(bench: &Bench, name: &str, tls: bool) -> Outcome {
     }
 }
 
-pub fn run(bench: &mut Bench) {
+pub(crate) fn run(bench: &mut Bench) {
     let mut table = Table::new(
         "Scenario 4: memory per idle keep-alive connection (10,000), static load meanwhile",
         &[

@@ -13,7 +13,7 @@ use super::php::{self, APACHE_EVENT, APACHE_PREFORK, CONNECTIONS, NGINX_FPM, PAD
 
 const STALLED: usize = 1000;
 
-pub fn run(bench: &mut Bench) {
+pub(crate) fn run(bench: &mut Bench) {
     let phases: [(&str, usize, usize); 4] = [
         ("undisturbed", 0, 0),
         ("200 idle", 200, 0),

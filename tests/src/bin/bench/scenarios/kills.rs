@@ -57,7 +57,7 @@ impl Killer {
     }
 }
 
-pub fn run(bench: &mut Bench) {
+pub(crate) fn run(bench: &mut Bench) {
     let mut table = Table::new(
         "Scenario 6: PHP hello, 32 connections, one worker killed every 100 ms",
         &[

@@ -1,14 +1,14 @@
 //! One module per scenario of issue 7 (and the benchmarks of issues 4 and 5).
 
-pub mod burst;
-pub mod idle_memory;
-pub mod keepalive;
-pub mod kills;
-pub mod php;
-pub mod rules;
-pub mod slow;
-pub mod static_files;
-pub mod step;
+pub(crate) mod burst;
+pub(crate) mod idle_memory;
+pub(crate) mod keepalive;
+pub(crate) mod kills;
+pub(crate) mod php;
+pub(crate) mod rules;
+pub(crate) mod slow;
+pub(crate) mod static_files;
+pub(crate) mod step;
 
 use crate::load::Load;
 use crate::report::Summary;
@@ -16,7 +16,7 @@ use crate::Bench;
 
 /// Warms every load up, then runs each `bench.runs` times, interleaved (the order rotates every
 /// round, so a burst of noise from the shared machine does not hit one server only).
-pub fn interleaved(bench: &Bench, scenario: &str, loads: &[(String, Load)]) -> Vec<Summary> {
+pub(crate) fn interleaved(bench: &Bench, scenario: &str, loads: &[(String, Load)]) -> Vec<Summary> {
     for (label, load) in loads {
         bench.warm_up(scenario, label, load);
     }
@@ -34,17 +34,17 @@ pub fn interleaved(bench: &Bench, scenario: &str, loads: &[(String, Load)]) -> V
 
 /// A tiny xorshift generator: enough to pick a victim, no dependency.
 #[derive(Debug)]
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn seeded() -> Rng {
+    pub(crate) fn seeded() -> Rng {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.subsec_nanos() as u64);
         Rng(nanos | 1)
     }
 
-    pub fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;

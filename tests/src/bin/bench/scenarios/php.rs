@@ -9,19 +9,19 @@ use crate::servers::php::{php_cgi_children, php_fpm, Pm};
 use crate::servers::{nginx, paddock, Server, Shared};
 use crate::Bench;
 
-pub const CONNECTIONS: u32 = 32;
-pub const WORKERS: u32 = 4;
+pub(crate) const CONNECTIONS: u32 = 32;
+pub(crate) const WORKERS: u32 = 4;
 /// Apache prefork needs one process per connection: the load's 32 plus 16 spare.
-pub const PREFORK_PROCESSES: u32 = 48;
+pub(crate) const PREFORK_PROCESSES: u32 = 48;
 
-pub const PADDOCK: &str = "paddock";
-pub const NGINX_FPM: &str = "nginx + php-fpm";
-pub const NGINX_CGI: &str = "nginx + php-cgi";
-pub const APACHE_PREFORK: &str = "Apache prefork + mod_php";
-pub const APACHE_EVENT: &str = "Apache event + php-fpm";
+pub(crate) const PADDOCK: &str = "paddock";
+pub(crate) const NGINX_FPM: &str = "nginx + php-fpm";
+pub(crate) const NGINX_CGI: &str = "nginx + php-cgi";
+pub(crate) const APACHE_PREFORK: &str = "Apache prefork + mod_php";
+pub(crate) const APACHE_EVENT: &str = "Apache event + php-fpm";
 
 /// Starts one of the PHP servers by name.
-pub fn start(shared: &Shared, name: &str) -> Server {
+pub(crate) fn start(shared: &Shared, name: &str) -> Server {
     match name {
         PADDOCK => paddock::start(shared, name, paddock::Sizing::Static(WORKERS)),
         NGINX_FPM => nginx::start(shared, name, |d| Some(php_fpm(d, Pm::Static(WORKERS)))),
@@ -41,7 +41,7 @@ pub fn start(shared: &Shared, name: &str) -> Server {
     }
 }
 
-pub fn workers_label(name: &str) -> String {
+pub(crate) fn workers_label(name: &str) -> String {
     if name == APACHE_PREFORK {
         format!("{PREFORK_PROCESSES} processes")
     } else {
@@ -49,7 +49,7 @@ pub fn workers_label(name: &str) -> String {
     }
 }
 
-pub fn run(bench: &mut Bench) {
+pub(crate) fn run(bench: &mut Bench) {
     let names = [PADDOCK, NGINX_FPM, NGINX_CGI, APACHE_PREFORK, APACHE_EVENT];
     let servers: Vec<Server> = names.iter().map(|n| start(&bench.shared, n)).collect();
     let mut table = Table::new(

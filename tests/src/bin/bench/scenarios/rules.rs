@@ -76,7 +76,7 @@ fn fifty_rules() -> String {
     toml
 }
 
-pub fn run(bench: &mut Bench) {
+pub(crate) fn run(bench: &mut Bench) {
     let tree = tempfile::tempdir().expect("temp dir");
     let prefix = build_site(&bench.shared.site, tree.path());
     let plain = paddock::start_site(

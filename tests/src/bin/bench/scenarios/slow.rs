@@ -12,7 +12,7 @@ use harness::client::Connection;
 use crate::servers::Workers;
 
 /// Microseconds since the epoch (the clock PHP's microtime reads too).
-pub fn now_us() -> f64 {
+pub(crate) fn now_us() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_micros() as f64)
@@ -20,7 +20,7 @@ pub fn now_us() -> f64 {
 
 /// One request, with times in milliseconds relative to the scenario's zero.
 #[derive(Debug, Clone)]
-pub struct Timed {
+pub(crate) struct Timed {
     pub sent_ms: f64,
     pub done_ms: f64,
     pub ok: bool,
@@ -29,7 +29,7 @@ pub struct Timed {
 }
 
 /// Sends `GET /sleep.php?ms=…` on `conn` and times it against `zero_us`.
-pub fn timed_request(conn: &mut Connection, sleep_ms: u32, zero_us: f64) -> Timed {
+pub(crate) fn timed_request(conn: &mut Connection, sleep_ms: u32, zero_us: f64) -> Timed {
     let sent_ms = (now_us() - zero_us) / 1000.0;
     let response = conn.request("GET", &format!("/sleep.php?ms={sleep_ms}"), &[], b"");
     let done_ms = (now_us() - zero_us) / 1000.0;
@@ -55,7 +55,7 @@ pub fn timed_request(conn: &mut Connection, sleep_ms: u32, zero_us: f64) -> Time
 
 /// The first time (ms) at or after `from_ms` at which `target` scripts were running at once,
 /// and the highest number that ever ran at once.
-pub fn concurrency(requests: &[Timed], target: usize, from_ms: f64) -> (Option<f64>, usize) {
+pub(crate) fn concurrency(requests: &[Timed], target: usize, from_ms: f64) -> (Option<f64>, usize) {
     let mut events: Vec<(f64, i32)> = requests
         .iter()
         .filter_map(|r| r.ran_ms)
@@ -77,7 +77,7 @@ pub fn concurrency(requests: &[Timed], target: usize, from_ms: f64) -> (Option<f
 /// Polls the number of worker processes every 5 ms on a thread until `stop`; reports the first
 /// time (ms after `zero_us`) the count reached `target`.
 #[derive(Debug)]
-pub struct WorkerWatch {
+pub(crate) struct WorkerWatch {
     stop: Arc<AtomicBool>,
     reached: Arc<Mutex<Option<f64>>>,
     max: Arc<Mutex<usize>>,
@@ -85,7 +85,12 @@ pub struct WorkerWatch {
 }
 
 impl WorkerWatch {
-    pub fn start(workers: Workers, target: usize, zero_us: f64, limit: Duration) -> WorkerWatch {
+    pub(crate) fn start(
+        workers: Workers,
+        target: usize,
+        zero_us: f64,
+        limit: Duration,
+    ) -> WorkerWatch {
         let stop = Arc::new(AtomicBool::new(false));
         let reached = Arc::new(Mutex::new(None));
         let max = Arc::new(Mutex::new(0));
@@ -118,7 +123,7 @@ impl WorkerWatch {
     }
 
     /// Stops polling; (first time the target was reached, most workers seen).
-    pub fn finish(mut self) -> (Option<f64>, usize) {
+    pub(crate) fn finish(mut self) -> (Option<f64>, usize) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -131,7 +136,7 @@ impl WorkerWatch {
 
 /// `n` clients, each with its own connection opened beforehand, send one slow request at the
 /// same instant (a barrier). Zero is the moment of release.
-pub fn burst(
+pub(crate) fn burst(
     addr: SocketAddr,
     n: usize,
     sleep_ms: u32,

@@ -28,7 +28,7 @@ fn negotiated(server: &Server) -> String {
     format!("{} {}", pick("Protocol version:"), pick("Ciphersuite:"))
 }
 
-pub fn run(bench: &mut Bench) {
+pub(crate) fn run(bench: &mut Bench) {
     let servers = [
         paddock::start(&bench.shared, "paddock", paddock::Sizing::Static(4)),
         nginx::start(&bench.shared, "nginx", |_| None),

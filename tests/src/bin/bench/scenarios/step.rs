@@ -145,7 +145,7 @@ fn step_once(server: &Server, after_step: Duration) -> Outcome {
     }
 }
 
-pub fn run(bench: &mut Bench) {
+pub(crate) fn run(bench: &mut Bench) {
     let after_step = if bench.quick {
         Duration::from_secs(3)
     } else {

@@ -16,14 +16,14 @@ use super::{
 const MODULES: &str = "/usr/lib/apache2/modules";
 
 #[derive(Debug, Clone, Copy)]
-pub enum Mpm {
+pub(crate) enum Mpm {
     /// One process per connection, PHP inside each (mod_php); a fixed number of processes.
     PreforkModPhp { processes: u32 },
     /// Threads with asynchronous keep-alive handling, PHP in php-fpm (Debian's default MPM).
     EventFpm,
 }
 
-pub fn start(
+pub(crate) fn start(
     shared: &Shared,
     name: &str,
     mpm: Mpm,

@@ -1,10 +1,10 @@
 //! The servers under test, each started with its own generated config in its own temp dir on
 //! loopback ports, and stopped by pid when dropped.
 
-pub mod apache;
-pub mod nginx;
-pub mod paddock;
-pub mod php;
+pub(crate) mod apache;
+pub(crate) mod nginx;
+pub(crate) mod paddock;
+pub(crate) mod php;
 
 use std::fmt::Debug;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
@@ -15,20 +15,20 @@ use crate::procs;
 
 /// Where a server's PHP workers are: children of `parent` named `comm`.
 #[derive(Debug, Clone)]
-pub struct Workers {
+pub(crate) struct Workers {
     pub parent: u32,
     pub comm: String,
 }
 
 impl Workers {
-    pub fn pids(&self) -> Vec<u32> {
+    pub(crate) fn pids(&self) -> Vec<u32> {
         procs::children_named(self.parent, &self.comm)
     }
 }
 
 /// A running server (a front end plus, for the peers, its PHP backend).
 #[derive(Debug)]
-pub struct Server {
+pub(crate) struct Server {
     pub name: String,
     pub http: SocketAddr,
     pub https: Option<SocketAddr>,
@@ -42,17 +42,17 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http)
     }
 
-    pub fn https_url(&self, path: &str) -> String {
+    pub(crate) fn https_url(&self, path: &str) -> String {
         let addr = self.https.expect("this server has no TLS listener");
         format!("https://{addr}{path}")
     }
 
     /// Resident memory of every process of this server, in KiB.
-    pub fn rss_kib(&self) -> u64 {
+    pub(crate) fn rss_kib(&self) -> u64 {
         procs::trees_rss_kib(&self.roots)
     }
 }
@@ -80,7 +80,7 @@ impl Drop for Server {
 
 /// A fresh directory for one server, enterable by other users (Apache's children and php-fpm
 /// sockets are reached as www-data when running as root).
-pub fn server_dir(label: &str) -> tempfile::TempDir {
+pub(crate) fn server_dir(label: &str) -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
         .prefix(&format!("paddock-bench-{label}-"))
         .tempdir()
@@ -91,13 +91,13 @@ pub fn server_dir(label: &str) -> tempfile::TempDir {
     dir
 }
 
-pub fn loopback_port() -> SocketAddr {
+pub(crate) fn loopback_port() -> SocketAddr {
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
     SocketAddr::new(ip, harness::peers::free_port(ip))
 }
 
 /// Waits up to `limit` for `ready`; panics with `what` and `log` if it never holds.
-pub fn wait_for(what: &str, limit: Duration, log: &Path, mut ready: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, limit: Duration, log: &Path, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !ready() {
         if Instant::now() > deadline {
@@ -111,11 +111,11 @@ pub fn wait_for(what: &str, limit: Duration, log: &Path, mut ready: impl FnMut()
     }
 }
 
-pub fn accepts(addr: SocketAddr) -> bool {
+pub(crate) fn accepts(addr: SocketAddr) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
 }
 
-pub fn running_as_root() -> bool {
+pub(crate) fn running_as_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 

@@ -9,7 +9,7 @@ use harness::peers::{Nginx, NginxSettings};
 use super::php::Backend;
 use super::{loopback_port, server_dir, Server, Shared};
 
-pub fn start(
+pub(crate) fn start(
     shared: &Shared,
     name: &str,
     backend: impl FnOnce(&std::path::Path) -> Option<Backend>,

@@ -10,7 +10,7 @@ use super::{loopback_port, server_dir, wait_for, Server, Shared, Workers};
 
 /// The pool's sizing.
 #[derive(Debug, Clone, Copy)]
-pub enum Sizing {
+pub(crate) enum Sizing {
     Static(u32),
     Ondemand {
         max: u32,
@@ -50,12 +50,12 @@ impl Sizing {
     }
 }
 
-pub fn start(shared: &Shared, name: &str, sizing: Sizing) -> Server {
+pub(crate) fn start(shared: &Shared, name: &str, sizing: Sizing) -> Server {
     start_site(shared, name, sizing, &shared.site, "")
 }
 
 /// [`start`] over another document root, with more `[sites.bench]` keys and tables.
-pub fn start_site(
+pub(crate) fn start_site(
     shared: &Shared,
     name: &str,
     sizing: Sizing,

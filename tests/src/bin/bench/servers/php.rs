@@ -12,7 +12,7 @@ use super::{wait_for, Workers};
 
 /// A started PHP backend: its FastCGI socket, where its workers are, and the guard that stops it.
 #[derive(Debug)]
-pub struct Backend {
+pub(crate) struct Backend {
     pub socket: PathBuf,
     pub root: u32,
     pub workers: Workers,
@@ -29,7 +29,7 @@ fn comm(pid: u32) -> String {
 
 /// php-fpm process-manager settings.
 #[derive(Debug, Clone, Copy)]
-pub enum Pm {
+pub(crate) enum Pm {
     Static(u32),
     Ondemand {
         max: u32,
@@ -70,7 +70,7 @@ impl Pm {
     }
 }
 
-pub fn php_fpm(dir: &Path, pm: Pm) -> Backend {
+pub(crate) fn php_fpm(dir: &Path, pm: Pm) -> Backend {
     // A deep listen backlog like paddock's and nginx's, so no server is limited by it.
     let fpm = PhpFpm::start_pool(dir, &format!("{}listen.backlog = 4096\n", pm.settings()));
     let root = fpm.pid();
@@ -95,7 +95,7 @@ pub fn php_fpm(dir: &Path, pm: Pm) -> Backend {
 
 /// `php-cgi -b SOCKET` with `children` children of its own (and no recycling, as paddock and
 /// php-fpm run it).
-pub fn php_cgi_children(dir: &Path, children: u32) -> Backend {
+pub(crate) fn php_cgi_children(dir: &Path, children: u32) -> Backend {
     let socket = dir.join("php-cgi.sock");
     let log = dir.join("php-cgi.log");
     let stderr = std::fs::File::create(&log).expect("php-cgi.log");
