@@ -72,6 +72,13 @@ struct ActivityState {
     /// holds no memory while the connection is idle.
     bodies: Vec<(u64, Option<Instant>)>,
     next_body: u64,
+    /// The connection speaks HTTP/2: bytes read between requests are frames of the connection
+    /// (a SETTINGS acknowledgement or WINDOW_UPDATE that lands just after a response, a PING) as
+    /// often as the start of a request, so they may bring the close forward (the request-head
+    /// deadline from that read) but never push the keep-alive deadline back.
+    http2: bool,
+    /// The first bytes have been looked at (an HTTP/2 preface tells the protocol in cleartext).
+    first_read_seen: bool,
 }
 
 /// Shared between a connection's socket wrapper, its service and its task.
@@ -94,6 +101,8 @@ impl Activity {
                 close_requested: false,
                 bodies: Vec::new(),
                 next_body: 0,
+                http2: false,
+                first_read_seen: false,
             }),
             changed: Notify::new(),
         })
@@ -156,25 +165,49 @@ impl Activity {
             .chain(state.bodies.iter().filter_map(|&(_, since)| since))
             .min()
             .map(|since| (since + ms(timeouts.send_ms), Expiry::Send));
-        let idle = (state.in_flight == 0).then(|| match state.read_while_idle {
-            Some(first) => (
-                first + ms(timeouts.request_header_ms),
-                Expiry::RequestHeader,
-            ),
-            None if state.requests == 0 => (
-                state.idle_since + ms(timeouts.request_header_ms),
-                Expiry::RequestHeader,
-            ),
-            None => (
-                state.idle_since + ms(timeouts.keepalive_ms),
-                Expiry::KeepAlive,
-            ),
+        let idle = (state.in_flight == 0).then(|| {
+            let waiting = if state.requests == 0 {
+                (
+                    state.idle_since + ms(timeouts.request_header_ms),
+                    Expiry::RequestHeader,
+                )
+            } else {
+                (
+                    state.idle_since + ms(timeouts.keepalive_ms),
+                    Expiry::KeepAlive,
+                )
+            };
+            match state.read_while_idle {
+                None => waiting,
+                Some(first) => {
+                    let head = (
+                        first + ms(timeouts.request_header_ms),
+                        Expiry::RequestHeader,
+                    );
+                    if state.http2 {
+                        std::cmp::min_by_key(waiting, head, |(at, _)| *at)
+                    } else {
+                        head
+                    }
+                }
+            }
         });
         [send, idle].into_iter().flatten().min_by_key(|(at, _)| *at)
     }
 
-    fn on_read(&self) {
+    /// The connection speaks HTTP/2 (negotiated by ALPN).
+    pub(crate) fn speaks_http2(&self) {
+        self.lock().http2 = true;
+    }
+
+    fn on_read(&self, data: &[u8]) {
         let mut state = self.lock();
+        if !state.first_read_seen {
+            state.first_read_seen = true;
+            // Cleartext HTTP/2 (prior knowledge) opens with `PRI * HTTP/2.0`; no HTTP/1 method
+            // is called PRI.
+            state.http2 |= data.starts_with(b"PRI ");
+        }
         if state.in_flight == 0 && state.read_while_idle.is_none() {
             state.read_while_idle = Some(Instant::now());
             drop(state);
@@ -363,7 +396,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for WatchedIo<T> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.on_read();
+            self.activity.on_read(&buf.filled()[before..]);
         }
         result
     }
@@ -434,12 +467,59 @@ mod tests {
         activity.on_write(false);
         drop(guard);
         assert_eq!(activity.next_deadline(&t).unwrap().1, Expiry::KeepAlive);
-        activity.on_read();
+        activity.on_read(b"GET / HTTP/1.1\r\n");
         let (at, expiry) = activity.next_deadline(&t).unwrap();
         assert_eq!(expiry, Expiry::RequestHeader);
         // Later reads do not move the head deadline.
         tokio::time::sleep(Duration::from_millis(20)).await;
-        activity.on_read();
+        activity.on_read(b"Host: x\r\n");
         assert_eq!(activity.next_deadline(&t).unwrap().0, at);
+    }
+
+    #[tokio::test]
+    async fn http2_frames_between_requests_only_bring_the_close_forward() {
+        // A keep-alive shorter than the head deadline: a frame after the response (a SETTINGS
+        // acknowledgement, a WINDOW_UPDATE) must not push the keep-alive deadline back.
+        let short_keepalive = TimeoutsSpec {
+            keepalive_ms: 50,
+            request_header_ms: 1000,
+            ..timeouts()
+        };
+        // Cleartext HTTP/2 is recognised by its preface.
+        let activity = Activity::new();
+        activity.on_read(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        let (_, guard) = activity.begin_request();
+        drop(guard);
+        activity.on_read(&[0, 0, 0, 4, 1, 0, 0, 0, 0]);
+        assert_eq!(
+            activity.next_deadline(&short_keepalive).unwrap().1,
+            Expiry::KeepAlive
+        );
+        // A keep-alive longer than the head deadline: a client that only pings is closed at the
+        // head deadline.
+        assert_eq!(
+            activity.next_deadline(&timeouts()).unwrap().1,
+            Expiry::RequestHeader
+        );
+        // The same over TLS, where ALPN says it; HTTP/1.1 keeps "a read starts a request head".
+        let activity = Activity::new();
+        activity.on_read(&[0x16, 3, 1]);
+        activity.speaks_http2();
+        let (_, guard) = activity.begin_request();
+        drop(guard);
+        activity.on_read(&[0, 0, 8, 6, 0]);
+        assert_eq!(
+            activity.next_deadline(&short_keepalive).unwrap().1,
+            Expiry::KeepAlive
+        );
+        let http1 = Activity::new();
+        http1.on_read(b"GET / HTTP/1.1\r\n");
+        let (_, guard) = http1.begin_request();
+        drop(guard);
+        http1.on_read(b"GET /next HTTP/1.1\r\n");
+        assert_eq!(
+            http1.next_deadline(&short_keepalive).unwrap().1,
+            Expiry::RequestHeader
+        );
     }
 }

@@ -259,6 +259,9 @@ async fn serve_tls(
             conn.tracker.tls_established(tls.get_ref().1);
             let sni = tls.get_ref().1.server_name().map(str::to_owned);
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+            if h2 {
+                activity.speaks_http2();
+            }
             let conn = ConnInfo { sni, ..conn };
             if context.admin || h2 {
                 Box::pin(serve_http(tls, conn, context, state, activity, stop)).await

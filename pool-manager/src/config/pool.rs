@@ -372,17 +372,7 @@ fn worker_environment(
 pub(super) fn dispatch_spec(name: &str, pool: &RawPool, config: &PoolConfig) -> PoolDispatchSpec {
     // A php-cgi told to exit after N requests must never be sent an (N+1)th: the front end retires
     // it after N itself, so its exit is recycling and no request ever meets the closing socket.
-    let self_exit_after = config
-        .env
-        .get("PHP_FCGI_MAX_REQUESTS")
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|&n| {
-            n > 0
-                && config
-                    .command
-                    .first()
-                    .is_some_and(|p| p.contains("php-cgi"))
-        });
+    let self_exit_after = config.exits_after_requests();
     PoolDispatchSpec {
         name: name.to_string(),
         queue_timeout_ms: pool
@@ -407,5 +397,17 @@ pub(super) fn dispatch_spec(name: &str, pool: &RawPool, config: &PoolConfig) -> 
         },
         external: config.mode == PoolMode::External,
         starts_empty: matches!(config.sizing, Sizing::OnDemand { .. }),
+    }
+}
+
+impl PoolConfig {
+    /// `N` when the pool's handler exits by itself after N requests (php-cgi with
+    /// `PHP_FCGI_MAX_REQUESTS`): such an exit is recycling, whether paddock's own retirement or
+    /// the handler gets there first.
+    pub(crate) fn exits_after_requests(&self) -> Option<u64> {
+        self.env
+            .get("PHP_FCGI_MAX_REQUESTS")
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|&n| n > 0 && self.command.first().is_some_and(|p| p.contains("php-cgi")))
     }
 }

@@ -289,8 +289,13 @@ impl Master {
                 debug!(pool = %name, pid = worker.pid.as_raw(), status, "worker recycled itself");
             }
             // SIGKILL from outside (the OOM killer, an operator) says nothing about whether the
-            // handler can start: only other quick deaths count towards the crash-loop backoff.
-            let lived = if how == ExitKind::Signal(Signal::SIGKILL) {
+            // handler can start, and neither does a php-cgi leaving after its
+            // PHP_FCGI_MAX_REQUESTS (it races the front end's own retirement, which comes after
+            // the same count, and a busy pool gets there quickly): only other quick deaths count
+            // towards the crash-loop backoff.
+            let recycled =
+                reason == ExitReason::MaxRequests && pool.config.exits_after_requests().is_some();
+            let lived = if how == ExitKind::Signal(Signal::SIGKILL) || recycled {
                 crate::pool::HEALTHY_AFTER
             } else {
                 lived
