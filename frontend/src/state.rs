@@ -9,12 +9,12 @@ use protocol::control::{FrontendSpec, SiteSpec, ToFrontend, ToMaster};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Notify;
 
-use crate::access_log::AccessLog;
-use crate::dispatch::PoolDispatch;
-use crate::file_cache::FileCache;
+use crate::conn::tls::CertificateStore;
+use crate::http::access_log::AccessLog;
 use crate::metrics::Metrics;
 use crate::site_rules::{CompiledSite, RuleFiles, SiteRuleSets};
-use crate::tls::CertificateStore;
+use crate::static_files::file_cache::FileCache;
+use crate::upstream::dispatch::PoolDispatch;
 
 #[derive(Debug)]
 pub(crate) struct State {
@@ -152,9 +152,9 @@ impl State {
         tracing::info!("configuration applied");
     }
 
-    /// The site of `spec` for a `Host` value (see [`crate::vhost`]).
+    /// The site of `spec` for a `Host` value (see [`crate::http::vhost`]).
     pub(crate) fn site_for<'a>(spec: &'a FrontendSpec, host: Option<&str>) -> &'a SiteSpec {
-        crate::vhost::select(&spec.sites, host)
+        crate::http::vhost::select(&spec.sites, host)
     }
 
     /// Sends every pool's load to the master twice a second, and at once when a queue grows.

@@ -19,7 +19,7 @@ use prometheus::{IntCounter, IntCounterVec, IntGaugeVec};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::labels::{self, PROTOCOL_HTTP1, PROTOCOL_HTTP2, PROTOCOL_PENDING};
-use crate::response::Body;
+use crate::http::response::Body;
 
 /// The metric families a tracker moves (shared by every connection).
 #[derive(Debug, Clone)]
@@ -339,7 +339,7 @@ mod tests {
         let families = families();
         let tracker = ConnectionTracker::new(families.clone(), "http".into());
         let active = tracker.request_started(Version::HTTP_11);
-        let body = hold_until_sent(crate::response::full("hello"), active);
+        let body = hold_until_sent(crate::http::response::full("hello"), active);
         assert_eq!(value(&families.idle, PROTOCOL_HTTP1), 0);
         let sent = body.collect().await.unwrap().to_bytes();
         assert_eq!(&sent[..], b"hello");

@@ -45,8 +45,8 @@ use self::exits::ExitLog;
 use self::labels::{PROTOCOL_HTTP1, PROTOCOL_HTTP2, PROTOCOL_PENDING};
 use self::names::label;
 use self::report::StatusReport;
-use crate::dispatch::{AdmissionError, WorkerHandle};
-use crate::response::Body;
+use crate::http::response::Body;
+use crate::upstream::dispatch::{AdmissionError, WorkerHandle};
 
 /// Bucket bounds (seconds) for the whole request and the worker's part of it: PHP pages take
 /// milliseconds to tens of seconds.

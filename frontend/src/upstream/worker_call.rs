@@ -22,12 +22,12 @@ use std::time::Duration;
 use http::Method;
 use protocol::control::ToMaster;
 
-use crate::body::BufferedBody;
-use crate::dispatch::{Lease, PoolDispatch, WorkerHandle};
-use crate::fastcgi_client::StdoutSink;
-use crate::script_error::{ScriptError, WorkerFate};
+use crate::http::body::BufferedBody;
 use crate::state::State;
-use crate::worker_stderr::WorkerStderr;
+use crate::upstream::dispatch::{Lease, PoolDispatch, WorkerHandle};
+use crate::upstream::fastcgi_client::StdoutSink;
+use crate::upstream::script_error::{ScriptError, WorkerFate};
+use crate::upstream::worker_stderr::WorkerStderr;
 
 /// Attempts when the worker could not even be reached (nothing was sent).
 pub(crate) const MAX_CONNECT_ATTEMPTS: usize = 3;

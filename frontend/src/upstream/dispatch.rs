@@ -16,8 +16,8 @@ use protocol::control::{ExitReason, PoolDispatchSpec, PoolLoad, ToMaster, Worker
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::fastcgi_client::FcgiConnection;
 use crate::metrics::activity::WorkerActivity;
+use crate::upstream::fastcgi_client::FcgiConnection;
 
 /// One worker process as the front end sees it.
 #[derive(Debug)]

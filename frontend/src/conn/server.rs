@@ -3,9 +3,9 @@
 //! hyper-util's automatic builder speaks HTTP/1.1 and HTTP/2 (chosen by ALPN over TLS, by the
 //! connection preface in cleartext when the listener allows h2 with prior knowledge). Each
 //! connection runs in its own task that also enforces the client-facing deadlines of
-//! [`crate::activity`], and reacts to a stop by closing gracefully (HTTP/1.1 after the current
+//! [`crate::conn::deadlines`], and reacts to a stop by closing gracefully (HTTP/1.1 after the current
 //! response, HTTP/2 with GOAWAY). Public HTTP/1.1 connections are served by hyper's HTTP/1
-//! builder directly, so that they can be parked outside hyper while idle ([`crate::parking`]).
+//! builder directly, so that they can be parked outside hyper while idle ([`crate::conn::parking`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -28,12 +28,14 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
-use crate::activity::{Activity, Expiry, WatchedIo};
-use crate::conn_limits::{ConnectionLimits, ConnectionSlot};
-use crate::parking::{Parkable, ParkingIo};
-use crate::proxy::ConnInfo;
+use crate::admin;
+use crate::conn::deadlines::{Activity, Expiry, WatchedIo};
+use crate::conn::limits::{ConnectionLimits, ConnectionSlot};
+use crate::conn::parking::{Parkable, ParkingIo};
+use crate::conn::proxy_protocol;
+use crate::http::service;
 use crate::state::State;
-use crate::{admin, proxy_protocol, service};
+use crate::upstream::buffered::ConnInfo;
 
 /// Pause after a failed accept (EMFILE and friends), so the loop backs off instead of spinning.
 /// How long an idle connection stays open after a stop began, for a request already on its way.
@@ -85,7 +87,7 @@ fn http_builder(spec: &FrontendSpec, listener: &ListenerSpec) -> auto::Builder<T
     builder
         .http1()
         .timer(TokioTimer::new())
-        // paddock enforces the header deadline itself (see `activity`): hyper's timer would also
+        // paddock enforces the header deadline itself (see `conn::deadlines`): hyper's timer would also
         // cut idle keep-alive connections at the same value.
         .header_read_timeout(None)
         .keep_alive(true)
@@ -307,7 +309,10 @@ async fn serve_http<I>(
 
 /// One request's answer, as the public handler returns it.
 type Answer = Pin<
-    Box<dyn Future<Output = Result<hyper::Response<crate::response::Body>, Infallible>> + Send>,
+    Box<
+        dyn Future<Output = Result<hyper::Response<crate::http::response::Body>, Infallible>>
+            + Send,
+    >,
 >;
 
 /// The public listeners' request handler for one connection. Its futures are boxed so that an
@@ -328,7 +333,7 @@ fn public_handler(
 }
 
 /// A public HTTP/1.1 connection: served by a hyper connection while requests come, parked
-/// outside hyper while idle ([`crate::parking`]), until the client leaves or a deadline passes.
+/// outside hyper while idle ([`crate::conn::parking`]), until the client leaves or a deadline passes.
 async fn serve_http1<I: Parkable>(
     mut io: I,
     conn: ConnInfo,

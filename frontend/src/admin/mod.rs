@@ -19,10 +19,10 @@ use http::header::{HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use crate::http::response::{self, Body};
 use crate::metrics::report::StatusReport;
-use crate::proxy::ConnInfo;
-use crate::response::{self, Body};
 use crate::state::State;
+use crate::upstream::buffered::ConnInfo;
 
 /// The content type of the Prometheus text exposition format.
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
