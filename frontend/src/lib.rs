@@ -44,9 +44,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::info;
 
+use crate::conn::accept::{self, Listener};
 use crate::conn::inherited;
 use crate::conn::limits::ConnectionLimits;
-use crate::conn::server::{self, Listener};
 use crate::control::Inbox;
 use crate::http::access_log;
 use crate::state::State;
@@ -131,7 +131,7 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
     let tasks: Vec<_> = listeners
         .into_iter()
         .map(|listener| {
-            tokio::spawn(server::serve(
+            tokio::spawn(accept::serve(
                 listener,
                 state.clone(),
                 limits.clone(),
