@@ -20,7 +20,6 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::http::response::{self, Body};
-use crate::metrics::report::StatusReport;
 use crate::state::State;
 use crate::upstream::buffered::ConnInfo;
 
@@ -37,7 +36,7 @@ pub(crate) async fn handle(
     let mut response = match request.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => {
-            let not_ready = StatusReport::collect(&state).not_ready();
+            let not_ready = state.status_report().not_ready();
             if not_ready.is_empty() {
                 text(StatusCode::OK, "ready\n")
             } else {
@@ -48,7 +47,7 @@ pub(crate) async fn handle(
             }
         }
         "/status" => {
-            let report = StatusReport::collect(&state);
+            let report = state.status_report();
             if wants_json(&request, query) {
                 let json = serde_json::to_string_pretty(&report).expect("serialisable");
                 with_type(Response::new(response::full(json)), "application/json")
@@ -61,7 +60,7 @@ pub(crate) async fn handle(
             }
         }
         "/metrics" => {
-            let report = StatusReport::collect(&state);
+            let report = state.status_report();
             let body = state.metrics.render(&report);
             with_type(Response::new(response::full(body)), METRICS_CONTENT_TYPE)
         }

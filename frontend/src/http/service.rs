@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, LOCATION, TRANSFER_ENCODING};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use protocol::control::{FrontendSpec, LimitsSpec, SiteSpec};
 use tracing::{debug, info};
@@ -104,7 +105,8 @@ async fn answer(
         (entry.time, entry.started) = (received, started);
         (log.clone(), entry)
     });
-    let response = response.map(|body| crate::metrics::hold_until_sent(body, active));
+    let response =
+        response.map(|body| crate::metrics::hold_until_sent(body, active).boxed_unsync());
     Ok(response.map(|body| {
         let body = deadlines::guard_body(body, in_flight);
         match log_entry {

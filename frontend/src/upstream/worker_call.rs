@@ -73,7 +73,7 @@ pub(crate) async fn call(
         let worker = lease.worker().clone();
         let on_worker = state.metrics.worker_request(
             call.pool,
-            &worker,
+            &worker.activity,
             call.request_id,
             call.method,
             call.path,
