@@ -8,7 +8,7 @@
 //! what a failure does to a worker are the same for both: two copies of this loop had drifted
 //! apart.
 //!
-//! Failure rules (DESIGN.md, "Request path" step 7), decided by [`ScriptError`]:
+//! Failure rules (docs/request-lifecycle.md, step 10 "Failures"), decided by [`ScriptError`]:
 //! - the worker could not be reached: nothing was sent, so any request goes to another worker (at
 //!   most [`MAX_CONNECT_ATTEMPTS`] attempts);
 //! - the worker failed before any response byte: GET, HEAD and OPTIONS are retried on another
