@@ -8,72 +8,32 @@
 //! control channel as inherited descriptors, and learns everything else from control messages.
 //!
 //! # Layout
-//! - `server` — accept loops, TLS handshakes, hyper connections, graceful stop.
-//! - `parking` — idle HTTP/1.1 connections held outside hyper, with nothing but the socket.
-//! - `activity` — per-connection deadlines (request head, keep-alive, send) and the socket wrapper.
-//! - `conn_limits` — overall and per-address connection counts.
-//! - `service` — the public request path: route, buffer, dispatch, answer.
-//! - `vhost` — which site answers a host name.
-//! - `site_policy` — HTTPS redirect, HSTS, custom error pages.
-//! - `site_rules` — a site's native rules: deny, client addresses, rate limits, basic auth,
-//!   rewrites, no-scripts paths, response headers.
-//! - `router` — URL path → static file / script + PATH_INFO / redirect / 404.
-//! - `static_files` — files: small ones from `file_cache` (in memory), the rest via tower-http.
-//! - `access_log` — combined or JSON lines, written by a thread, reopened on SIGUSR1.
-//! - `client_addr` — the client behind trusted proxies (Forwarded, X-Forwarded-For).
-//! - `body` — request-body buffering (memory, then temp file; 413, 408).
-//! - `compression` — gzip/brotli for dynamic text responses.
-//! - `dispatch` — per-pool slots and FIFO queue.
-//! - `fastcgi_client` — one FastCGI exchange on a persistent connection.
-//! - `worker_call` — one script request on a pool: queue, connection, exchange, retries,
-//!   deadline; shared by buffered and streamed responses.
-//! - `script_error` — one classification of script-request failures (source, retryability):
-//!   status code, retry metric label, log level, the worker's fate.
-//! - `proxy` — a buffered script request; the CGI meta-variables.
-//! - `response_buffer` — worker responses in memory, then a temp file; the client body from them.
-//! - `streaming` — unbuffered script responses for the routes that opt in.
-//! - `worker_response` — CGI reply → HTTP response.
-//! - `proxy_protocol` — PROXY v1/v2 headers on listeners that opt in.
-//! - `worker_stderr` — FCGI_STDERR into the log, rate-limited per pool.
-//! - `admin` — `/healthz`, `/readyz`, `/status` (HTML and JSON), `/metrics`.
-//! - `metrics` — Prometheus metrics and the live worker figures behind `/status`.
-//! - [`tls`] — certificates by SNI, reload, and the self-signed fallback.
-//! - `privileges` — switching from root to the configured user after start-up.
-//! - `control`, `state`, `inherited` — the master link, shared state, descriptor hand-over.
+//! - `conn/` — client connections: accept loops, TLS, HTTP/1.1 and HTTP/2 serving, parked idle
+//!   connections, per-connection deadlines, connection limits, PROXY protocol, inherited
+//!   descriptors.
+//! - `http/` — the public request path: the service, virtual hosts, site policy, the router, the
+//!   client address, request bodies, compression, the access log, response bodies.
+//! - `site_rules/` — a site's native rules and `.htaccess` files, applied before routing.
+//! - `static_files/` — static files: small ones from an in-memory cache, the rest via tower-http.
+//! - `upstream/` — scripts on worker pools: slots and queue, the FastCGI exchange, buffered and
+//!   streamed responses, the worker's reply and STDERR, failure classification.
+//! - `admin/` — the admin listener: `/healthz`, `/readyz`, `/status`, `/metrics`.
+//! - `metrics/` — Prometheus metrics and the live worker figures behind `/status`.
+//! - `control`, `state`, `privileges` — the master link, shared state, dropping root.
 
-mod access_log;
-mod activity;
 mod admin;
-mod body;
-mod client_addr;
-mod compression;
-mod conn_limits;
+mod conn;
 mod control;
-mod dispatch;
-mod fastcgi_client;
-mod file_cache;
-mod inherited;
+mod http;
 mod metrics;
-mod parking;
 mod privileges;
-mod proxy;
-mod proxy_protocol;
-mod response;
-mod response_buffer;
-pub mod router;
-mod script_error;
-mod server;
-mod service;
-mod site_policy;
 pub mod site_rules;
 mod state;
 mod static_files;
-mod streaming;
-pub mod tls;
-mod vhost;
-mod worker_call;
-mod worker_response;
-mod worker_stderr;
+mod upstream;
+
+pub use crate::conn::tls;
+pub use crate::http::router;
 
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -84,9 +44,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::info;
 
-use crate::conn_limits::ConnectionLimits;
+use crate::conn::accept::{self, Listener};
+use crate::conn::inherited;
+use crate::conn::limits::ConnectionLimits;
 use crate::control::Inbox;
-use crate::server::Listener;
+use crate::http::access_log;
 use crate::state::State;
 
 /// Entry point of the `paddock frontend` role: claims the inherited descriptors and serves until
@@ -169,7 +131,7 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
     let tasks: Vec<_> = listeners
         .into_iter()
         .map(|listener| {
-            tokio::spawn(server::serve(
+            tokio::spawn(accept::serve(
                 listener,
                 state.clone(),
                 limits.clone(),

@@ -9,12 +9,13 @@ use protocol::control::{FrontendSpec, SiteSpec, ToFrontend, ToMaster};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Notify;
 
-use crate::access_log::AccessLog;
-use crate::dispatch::PoolDispatch;
-use crate::file_cache::FileCache;
-use crate::metrics::Metrics;
+use crate::conn::tls::CertificateStore;
+use crate::http::access_log::AccessLog;
+use crate::metrics::report::{PoolFigures, StatusReport, WorkerReport};
+use crate::metrics::{KnownBefore, Metrics};
 use crate::site_rules::{CompiledSite, RuleFiles, SiteRuleSets};
-use crate::tls::CertificateStore;
+use crate::static_files::file_cache::FileCache;
+use crate::upstream::dispatch::PoolDispatch;
 
 #[derive(Debug)]
 pub(crate) struct State {
@@ -152,9 +153,9 @@ impl State {
         tracing::info!("configuration applied");
     }
 
-    /// The site of `spec` for a `Host` value (see [`crate::vhost`]).
+    /// The site of `spec` for a `Host` value (see [`crate::http::vhost`]).
     pub(crate) fn site_for<'a>(spec: &'a FrontendSpec, host: Option<&str>) -> &'a SiteSpec {
-        crate::vhost::select(&spec.sites, host)
+        crate::http::vhost::select(&spec.sites, host)
     }
 
     /// Sends every pool's load to the master twice a second, and at once when a queue grows.
@@ -171,9 +172,34 @@ impl State {
         }
     }
 
-    /// Applies a worker event from the master.
+    /// Applies a message from the master. The metrics observe it first, while the worker it names
+    /// is still known (a worker going down: its pid and request count) and the pool's previous
+    /// failing state can be compared; then the message changes the state.
     pub(crate) fn apply(&self, message: &ToFrontend) {
-        self.metrics.observe_control(self, message);
+        let worker = match message {
+            ToFrontend::WorkerDown { pool, worker, .. }
+            | ToFrontend::WorkerStats { pool, worker, .. } => {
+                self.pools.get(pool).and_then(|p| p.worker(*worker))
+            }
+            _ => None,
+        };
+        let pool_was_failing = match message {
+            ToFrontend::PoolStatus { pool, .. } => self
+                .pools
+                .get(pool)
+                .is_some_and(|p| p.snapshot().failing.is_some()),
+            _ => false,
+        };
+        let before = KnownBefore {
+            worker: worker.as_deref().map(|w| (w.pid, &*w.activity)),
+            pool_was_failing,
+        };
+        self.metrics.observe_control(message, &before);
+        self.change(message);
+    }
+
+    /// What `message` changes; see [`State::apply`] for the order.
+    fn change(&self, message: &ToFrontend) {
         match message {
             ToFrontend::WorkerUp {
                 pool,
@@ -231,6 +257,35 @@ impl State {
             ToFrontend::WorkerStats { .. } | ToFrontend::Shutdown { .. } => {}
         }
     }
+
+    /// Every pool and worker as `/status` and the pool gauges show them.
+    pub(crate) fn status_report(&self) -> StatusReport {
+        let pools = self
+            .pools
+            .iter()
+            .filter(|entry| !entry.value().is_removed())
+            .map(|entry| {
+                let pool = entry.value();
+                let snapshot = pool.snapshot();
+                let processes: Vec<WorkerReport> = pool
+                    .workers()
+                    .iter()
+                    .map(|w| WorkerReport::new(w.id, w.pid, w.is_usable(), &w.activity))
+                    .collect();
+                let figures = PoolFigures {
+                    name: snapshot.name,
+                    idle_slots: snapshot.idle_slots,
+                    waiting: snapshot.waiting,
+                    queue_max: pool.spec().queue_max,
+                    queue_timeout_ms: pool.spec().queue_timeout_ms,
+                    request_timeout_ms: pool.spec().request_timeout_ms,
+                    ready: pool.is_ready(),
+                    failing: snapshot.failing,
+                };
+                (figures, processes)
+            });
+        self.metrics.status_report(pools)
+    }
 }
 
 fn file_cache_for(spec: &FrontendSpec) -> FileCache {
@@ -239,3 +294,6 @@ fn file_cache_for(spec: &FrontendSpec) -> FileCache {
         spec.limits.static_cache_max_file_bytes,
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,15 +11,12 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::Version;
-use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use prometheus::{IntCounter, IntCounterVec, IntGaugeVec};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::labels::{self, PROTOCOL_HTTP1, PROTOCOL_HTTP2, PROTOCOL_PENDING};
-use crate::response::Body;
 
 /// The metric families a tracker moves (shared by every connection).
 #[derive(Debug, Clone)]
@@ -165,27 +162,28 @@ impl Drop for ActiveRequest {
 
 /// Keeps a request counted as in progress until its response body has been sent (or dropped),
 /// so a connection streaming a long response is not idle.
-pub(crate) fn hold_until_sent(body: Body, active: ActiveRequest) -> Body {
+pub(crate) fn hold_until_sent<B>(body: B, active: ActiveRequest) -> HeldBody<B> {
     HeldBody {
         inner: body,
         _active: active,
     }
-    .boxed_unsync()
 }
 
-struct HeldBody {
-    inner: Body,
+/// A response body that keeps its request counted as in progress (see [`hold_until_sent`]).
+#[derive(Debug)]
+pub(crate) struct HeldBody<B> {
+    inner: B,
     _active: ActiveRequest,
 }
 
-impl HttpBody for HeldBody {
-    type Data = Bytes;
-    type Error = io::Error;
+impl<B: HttpBody + Unpin> HttpBody for HeldBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         Pin::new(&mut self.inner).poll_frame(cx)
     }
 
@@ -283,8 +281,11 @@ pub(crate) fn detached_tracker() -> ConnectionTracker {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use bytes::Bytes;
+    use http_body_util::BodyExt;
     use prometheus::Opts;
+
+    use super::*;
 
     pub(super) fn families() -> ConnectionFamilies {
         let gauge = |name: &str| {
@@ -339,7 +340,7 @@ mod tests {
         let families = families();
         let tracker = ConnectionTracker::new(families.clone(), "http".into());
         let active = tracker.request_started(Version::HTTP_11);
-        let body = hold_until_sent(crate::response::full("hello"), active);
+        let body = hold_until_sent(http_body_util::Full::new(Bytes::from("hello")), active);
         assert_eq!(value(&families.idle, PROTOCOL_HTTP1), 0);
         let sent = body.collect().await.unwrap().to_bytes();
         assert_eq!(&sent[..], b"hello");

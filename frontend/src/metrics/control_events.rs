@@ -1,16 +1,28 @@
 //! Counters driven by the master's worker events: spawns, exits by reason, crash loops, RSS.
 //!
-//! Called by [`State::apply`] *before* it applies the event, so that a worker going down can
-//! still be found (for its pid and request count) and a pool's previous failing state compared.
+//! An event is observed *before* the front end applies it (`State::apply` does both, in that
+//! order): a worker going down is then still known (for its pid and request count), and a pool's
+//! previous failing state can be compared. What the counters need from before is handed in as
+//! [`KnownBefore`].
 
 use protocol::control::ToFrontend;
 
+use super::activity::WorkerActivity;
 use super::exits::ExitedWorker;
 use super::Metrics;
-use crate::state::State;
+
+/// What the front end knew, before applying a master's message, about the worker or pool the
+/// message names: the figures the counters need that the message does not carry.
+#[derive(Debug, Default)]
+pub(crate) struct KnownBefore<'a> {
+    /// `WorkerDown` and `WorkerStats`: the worker's pid and figures, if the front end knew it.
+    pub worker: Option<(u32, &'a WorkerActivity)>,
+    /// `PoolStatus`: whether the pool was already failing.
+    pub pool_was_failing: bool,
+}
 
 impl Metrics {
-    pub(crate) fn observe_control(&self, state: &State, message: &ToFrontend) {
+    pub(crate) fn observe_control(&self, message: &ToFrontend, before: &KnownBefore<'_>) {
         match message {
             ToFrontend::WorkerUp { pool, .. } => {
                 self.spawns.with_label_values(&[pool]).inc();
@@ -21,30 +33,22 @@ impl Metrics {
                 reason,
             } => {
                 self.exits.with_label_values(&[pool, reason.as_str()]).inc();
-                let handle = state.pools.get(pool).and_then(|p| p.worker(*worker));
+                let known = before.worker;
                 let exited = ExitedWorker {
                     worker: *worker,
-                    pid: handle.as_ref().map(|w| w.pid),
-                    requests_served: handle.as_ref().map_or(0, |w| w.activity.served()),
-                    lived_seconds: handle.as_ref().map(|w| w.activity.age().as_secs_f64()),
+                    pid: known.map(|(pid, _)| pid),
+                    requests_served: known.map_or(0, |(_, activity)| activity.served()),
+                    lived_seconds: known.map(|(_, activity)| activity.age().as_secs_f64()),
                 };
                 self.exit_log.record(pool, exited, *reason);
             }
-            ToFrontend::WorkerStats {
-                pool,
-                worker,
-                rss_bytes,
-            } => {
-                if let Some(handle) = state.pools.get(pool).and_then(|p| p.worker(*worker)) {
-                    handle.activity.set_rss(*rss_bytes);
+            ToFrontend::WorkerStats { rss_bytes, .. } => {
+                if let Some((_, activity)) = before.worker {
+                    activity.set_rss(*rss_bytes);
                 }
             }
             ToFrontend::PoolStatus { pool, failing } => {
-                let was_failing = state
-                    .pools
-                    .get(pool)
-                    .is_some_and(|p| p.snapshot().failing.is_some());
-                if failing.is_some() && !was_failing {
+                if failing.is_some() && !before.pool_was_failing {
                     self.crash_loops.with_label_values(&[pool]).inc();
                 }
             }

@@ -4,6 +4,10 @@
 //! metric name lives in [`names`], and docs/metrics.md explains each one. The code on the request
 //! path calls the small hooks below (one line each) so that it stays readable.
 //!
+//! This module is a leaf: it imports nothing from the request path. Callers hand it plain values
+//! (pool names, pids, a [`Rejection`], the [`KnownBefore`] figures of a master's message, a
+//! worker's [`activity::WorkerActivity`]), so its tests need no `State`.
+//!
 //! Counters are kept for the life of the front-end process: a configuration reload keeps them
 //! (new pools simply add label values), while a front-end restart starts them again from zero,
 //! which Prometheus treats as an ordinary counter reset. Gauges about pools and workers are
@@ -26,7 +30,7 @@ pub(crate) mod labels;
 pub(crate) mod names;
 pub(crate) mod report;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -38,15 +42,14 @@ use prometheus::{
 };
 use protocol::control::{ExitReason, FrontendSpec, ListenerKind};
 
-use self::activity::WorkerState;
+use self::activity::{WorkerActivity, WorkerState};
 pub(crate) use self::connections::hold_until_sent;
 use self::connections::{ConnectionFamilies, ConnectionTracker, CountingStream};
+pub(crate) use self::control_events::KnownBefore;
 use self::exits::ExitLog;
 use self::labels::{PROTOCOL_HTTP1, PROTOCOL_HTTP2, PROTOCOL_PENDING};
 use self::names::label;
 use self::report::StatusReport;
-use crate::dispatch::{AdmissionError, WorkerHandle};
-use crate::response::Body;
 
 /// Bucket bounds (seconds) for the whole request and the worker's part of it: PHP pages take
 /// milliseconds to tens of seconds.
@@ -273,9 +276,9 @@ impl Metrics {
     // ----- requests ------------------------------------------------------------------------------
 
     /// Counts an answered request; the pool comes from [`served_by`] (none for static files).
-    pub(crate) fn request_done(
+    pub(crate) fn request_done<B>(
         &self,
-        response: &Response<Body>,
+        response: &Response<B>,
         method: &Method,
         started: Instant,
     ) {
@@ -306,17 +309,17 @@ impl Metrics {
         }
     }
 
-    /// Records a request running on `worker` for the status page and times the worker's part;
-    /// both end when the guard is dropped.
+    /// Records a request running on a worker (whose figures are `worker`) for the status page
+    /// and times the worker's part; both end when the guard is dropped.
     pub(crate) fn worker_request(
         &self,
         pool: &str,
-        worker: &Arc<WorkerHandle>,
+        worker: &Arc<WorkerActivity>,
         request_id: &str,
         method: &Method,
         path: &str,
     ) -> WorkerRequest {
-        let token = worker.begin_request(request_id, method, path);
+        let token = worker.begin(request_id, method, path);
         WorkerRequest {
             worker: worker.clone(),
             token,
@@ -402,13 +405,36 @@ impl Metrics {
 }
 
 /// Marks a response as produced by a pool, for the `pool` label of [`Metrics::request_done`].
-pub(crate) fn served_by(mut response: Response<Body>, pool: &str) -> Response<Body> {
+pub(crate) fn served_by<B>(mut response: Response<B>, pool: &str) -> Response<B> {
     response.extensions_mut().insert(ServedBy(pool.to_string()));
     response
 }
 
 #[derive(Debug, Clone)]
 struct ServedBy(String);
+
+/// Why a request was turned away from a pool's queue: the `reason` label of
+/// `paddock_queue_rejections_total` (the dispatcher says which applies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rejection {
+    /// The queue was at its maximum.
+    Full,
+    /// The request waited the pool's whole queue timeout.
+    Timeout,
+    /// The pool cannot start workers.
+    Failing,
+}
+
+impl Rejection {
+    /// The metric label value.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Rejection::Full => "full",
+            Rejection::Timeout => "timeout",
+            Rejection::Failing => "failing",
+        }
+    }
+}
 
 /// A request's stay in a pool's queue.
 #[derive(Debug)]
@@ -422,14 +448,17 @@ pub(crate) struct QueueWait<'a> {
 impl QueueWait<'_> {
     /// Awaits the admission and records how it ended; if the caller is dropped while waiting
     /// (the client went away), the guard records `client_gone`.
-    pub(crate) async fn wait<T>(
+    pub(crate) async fn wait<T, E>(
         self,
-        admission: impl std::future::Future<Output = Result<T, AdmissionError>>,
-    ) -> Result<T, AdmissionError> {
+        admission: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, E>
+    where
+        for<'e> Rejection: From<&'e E>,
+    {
         let result = admission.await;
         match &result {
             Ok(_) => self.admitted(),
-            Err(e) => self.rejected(e),
+            Err(e) => self.rejected(Rejection::from(e)),
         }
         result
     }
@@ -441,14 +470,9 @@ impl QueueWait<'_> {
     }
 
     /// The request was turned away.
-    pub(crate) fn rejected(mut self, error: &AdmissionError) {
+    pub(crate) fn rejected(mut self, reason: Rejection) {
         self.reported = true;
-        let reason = match error {
-            AdmissionError::QueueFull(_) => "full",
-            AdmissionError::QueueTimeout(_) => "timeout",
-            AdmissionError::Failing { .. } => "failing",
-        };
-        self.reject(reason);
+        self.reject(reason.as_str());
     }
 
     fn reject(&self, reason: &str) {
@@ -480,13 +504,13 @@ impl Drop for QueueWait<'_> {
 /// `paddock_worker_duration_seconds`, and counted as served when dropped.
 #[derive(Debug)]
 pub(crate) struct WorkerRequest {
-    worker: Arc<WorkerHandle>,
+    worker: Arc<WorkerActivity>,
     token: u64,
     _timer: HistogramTimer,
 }
 
 impl Drop for WorkerRequest {
     fn drop(&mut self) {
-        self.worker.end_request(self.token);
+        self.worker.finish(self.token);
     }
 }

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use super::activity::{RunningView, WorkerState};
+use super::activity::{RunningView, WorkerActivity, WorkerState};
 use super::exits::ExitRecord;
-use crate::state::State;
+use super::Metrics;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct StatusReport {
@@ -71,34 +71,50 @@ fn epoch_seconds(at: SystemTime) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-impl StatusReport {
-    pub(crate) fn collect(state: &State) -> StatusReport {
-        let mut pools: Vec<PoolReport> = state
-            .pools
-            .iter()
-            .filter(|entry| !entry.value().is_removed())
-            .map(|entry| {
-                let pool = entry.value();
-                let snapshot = pool.snapshot();
-                let mut processes: Vec<WorkerReport> = pool
-                    .workers()
-                    .iter()
-                    .map(|w| {
-                        let a = &w.activity;
-                        WorkerReport {
-                            worker: w.id,
-                            pid: w.pid,
-                            state: a.state(w.is_usable()),
-                            requests_served: a.served(),
-                            slots: a.slots,
-                            busy_slots: a.busy_slots(),
-                            rss_bytes: a.rss_bytes(),
-                            age_seconds: a.age().as_secs_f64(),
-                            started_at: epoch_seconds(a.started_at()),
-                            current: a.running(),
-                        }
-                    })
-                    .collect();
+impl WorkerReport {
+    /// One worker's line: who it is and whether it takes new requests (the dispatcher knows), the
+    /// rest from its live figures.
+    pub(crate) fn new(worker: u64, pid: u32, usable: bool, activity: &WorkerActivity) -> Self {
+        let a = activity;
+        WorkerReport {
+            worker,
+            pid,
+            state: a.state(usable),
+            requests_served: a.served(),
+            slots: a.slots,
+            busy_slots: a.busy_slots(),
+            rss_bytes: a.rss_bytes(),
+            age_seconds: a.age().as_secs_f64(),
+            started_at: epoch_seconds(a.started_at()),
+            current: a.running(),
+        }
+    }
+}
+
+/// What the dispatcher knows of one pool, for its line of the report (the rest is summed from
+/// its workers' lines and the exit log).
+#[derive(Debug, Clone)]
+pub(crate) struct PoolFigures {
+    pub name: String,
+    pub idle_slots: usize,
+    pub waiting: usize,
+    pub queue_max: usize,
+    pub queue_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub ready: bool,
+    pub failing: Option<String>,
+}
+
+impl Metrics {
+    /// The report of `pools` (each with its workers' lines, in any order), with this process's
+    /// figures and each pool's recent exits.
+    pub(crate) fn status_report(
+        &self,
+        pools: impl IntoIterator<Item = (PoolFigures, Vec<WorkerReport>)>,
+    ) -> StatusReport {
+        let mut pools: Vec<PoolReport> = pools
+            .into_iter()
+            .map(|(figures, mut processes)| {
                 processes.sort_by_key(|w| w.worker);
                 let mut states: BTreeMap<&'static str, usize> =
                     WorkerState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
@@ -110,20 +126,20 @@ impl StatusReport {
                         .iter()
                         .filter(|w| w.state != WorkerState::Retiring)
                 };
-                let recent_exits = state.metrics.exit_log.recent(&snapshot.name);
+                let recent_exits = self.exit_log.recent(&figures.name);
                 PoolReport {
-                    name: snapshot.name.clone(),
+                    name: figures.name,
                     workers: processes.len(),
                     scoreboard: processes.iter().map(|w| w.state.symbol()).collect(),
                     total_slots: live().map(|w| u64::from(w.slots)).sum(),
                     busy_slots: live().map(|w| u64::from(w.busy_slots)).sum(),
-                    idle_slots: snapshot.idle_slots,
-                    waiting: snapshot.waiting,
-                    queue_max: pool.spec().queue_max,
-                    queue_timeout_ms: pool.spec().queue_timeout_ms,
-                    request_timeout_ms: pool.spec().request_timeout_ms,
-                    ready: pool.is_ready(),
-                    failing: snapshot.failing,
+                    idle_slots: figures.idle_slots,
+                    waiting: figures.waiting,
+                    queue_max: figures.queue_max,
+                    queue_timeout_ms: figures.queue_timeout_ms,
+                    request_timeout_ms: figures.request_timeout_ms,
+                    ready: figures.ready,
+                    failing: figures.failing,
                     requests_served: processes.iter().map(|w| w.requests_served).sum(),
                     last_exit_reason: recent_exits.first().map(|e| e.reason),
                     states,
@@ -136,12 +152,14 @@ impl StatusReport {
         StatusReport {
             version: env!("CARGO_PKG_VERSION"),
             pid: std::process::id(),
-            uptime_seconds: state.metrics.uptime().as_secs_f64(),
-            started_at: epoch_seconds(state.metrics.started_at()),
+            uptime_seconds: self.uptime().as_secs_f64(),
+            started_at: epoch_seconds(self.started_at()),
             pools,
         }
     }
+}
 
+impl StatusReport {
     /// Pools that cannot take requests now, with the reason.
     pub(crate) fn not_ready(&self) -> Vec<String> {
         self.pools

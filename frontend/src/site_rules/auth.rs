@@ -12,8 +12,8 @@ use http::{HeaderMap, Response, StatusCode};
 use rules::htpasswd::Htpasswd;
 use tracing::warn;
 
-use crate::file_cache::Identity;
-use crate::response::{self, Body};
+use crate::http::response::{self, Body};
+use crate::static_files::file_cache::Identity;
 
 /// Parsed htpasswd files by path, each with the version it was read at.
 #[derive(Debug, Default)]

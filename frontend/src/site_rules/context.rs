@@ -9,7 +9,7 @@ use protocol::control::SiteSpec;
 use rules::rewrite::{FileKind, RewriteContext};
 
 use super::Client;
-use crate::router;
+use crate::http::router;
 
 pub(super) struct RequestContext<'a> {
     site: &'a SiteSpec,
@@ -67,7 +67,9 @@ impl RewriteContext for RequestContext<'_> {
             "HTTP_HOST" => self
                 .header("host")
                 .or_else(|| parts.uri.authority().map(|a| a.to_string())),
-            "SERVER_NAME" => self.header("host").map(|h| crate::vhost::normalize(&h)),
+            "SERVER_NAME" => self
+                .header("host")
+                .map(|h| crate::http::vhost::normalize(&h)),
             "REMOTE_ADDR" => Some(self.client.ip.to_string()),
             "DOCUMENT_ROOT" => Some(self.site.root.display().to_string()),
             "REQUEST_FILENAME" | "SCRIPT_FILENAME" => self.file_path(parts.uri.path()),

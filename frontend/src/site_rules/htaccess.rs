@@ -17,7 +17,7 @@ use rules::rewrite::{FileKind, RewriteContext, RewriteOutcome};
 use super::auth::{self, PasswordFiles};
 use super::context::RequestContext;
 use super::{denied, redirect, Client, CompiledSite, Refusal, Routing, MAX_REWRITE_PASSES};
-use crate::response::{self, Body};
+use crate::http::response::{self, Body};
 use http::{Response, StatusCode};
 
 /// An `.htaccess` `ErrorDocument` for a refusal, carried on the response to the caller.
@@ -271,7 +271,7 @@ fn with_always_headers(effective: &htaccess::Effective<'_>, response: Response<B
 /// Whether `file` (the whole request path mapped, as [`super::context::mapped_file`] gives it) is
 /// a directory that may be served.
 fn is_dir(site: &SiteSpec, file: &Path) -> bool {
-    crate::router::allowed_metadata(site, file).is_some_and(|m| m.is_dir())
+    crate::http::router::allowed_metadata(site, file).is_some_and(|m| m.is_dir())
 }
 
 /// `AuthUserFile` as written; a relative name is taken from the document root's parent (where

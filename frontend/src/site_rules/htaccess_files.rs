@@ -20,8 +20,8 @@ use protocol::control::SiteSpec;
 use rules::htaccess::{DirRules, NoteKind};
 use tracing::{debug, warn};
 
-use crate::file_cache::Identity;
-use crate::router;
+use crate::http::router;
+use crate::static_files::file_cache::Identity;
 
 const FILE_NAME: &str = ".htaccess";
 /// A larger file is refused (fail closed) rather than read into memory.

@@ -37,8 +37,8 @@ pub use auth::PasswordFiles;
 pub use htaccess::PendingErrorDocument;
 pub use htaccess_files::HtaccessFiles;
 
-use crate::response::{self, Body};
-use crate::router::Route;
+use crate::http::response::{self, Body};
+use crate::http::router::Route;
 use context::RequestContext;
 use rate_limit::RateLimiter;
 

@@ -12,7 +12,7 @@ use protocol::site_rules::{
 };
 
 use super::*;
-use crate::router::{self, Route};
+use crate::http::router::{self, Route};
 
 fn site(root: std::path::PathBuf) -> SiteSpec {
     SiteSpec {

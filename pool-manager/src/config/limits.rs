@@ -10,10 +10,10 @@ use protocol::control::{
     AccessLogFormat, AccessLogSpec, Http2Spec, IpNetwork, LimitsSpec, TimeoutsSpec,
 };
 
+use super::error::{invalid, Invalid};
 use super::raw::{
     RawAccessLog, RawAccessLogFormat, RawClientAddress, RawHttp2, RawLimits, RawTimeouts,
 };
-use super::validate::{invalid, Invalid};
 
 pub(super) const DEFAULT_MAX_BODY: u64 = 16 << 20;
 pub(super) const DEFAULT_BODY_MEMORY: u64 = 64 << 10;

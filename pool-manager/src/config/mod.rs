@@ -4,9 +4,15 @@
 //! keys are errors), then [`validate`] checks what serde cannot (references between sections, files
 //! that must exist, ranges) and produces the [`Config`] the rest of paddock uses. Every error names
 //! the file, the line and the dotted key, so `paddock check` output can be acted on directly.
+//!
+//! The validators are split by section (`validate` for the whole file, listeners and sites,
+//! `pool`, `limits`, `rules`); the errors they return are in `error` and the file-system checks
+//! they share in `paths`, so no validator imports another's helpers.
 
+mod error;
 mod limits;
 mod locate;
+mod paths;
 mod pool;
 mod raw;
 mod raw_rules;
@@ -15,11 +21,12 @@ pub mod units;
 mod validate;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use protocol::control::FrontendSpec;
+
+pub use self::error::ConfigError;
 
 /// The configuration used when `paddock serve` is given no `--config`.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
@@ -127,32 +134,6 @@ pub struct PoolConfig {
     pub group: Option<u32>,
     pub rlimits: Rlimits,
 }
-
-/// A config file (or the embedded default) is not valid.
-#[derive(Debug)]
-pub struct ConfigError {
-    pub file: String,
-    /// 1-based line of the offending key, when it could be located.
-    pub line: Option<usize>,
-    /// Dotted path of the offending key, e.g. `pools.php.workers`.
-    pub key: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{}: ", self.file, line)?,
-            None => write!(f, "{}: ", self.file)?,
-        }
-        if !self.key.is_empty() {
-            write!(f, "key `{}`: ", self.key)?;
-        }
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// Loads and validates a config file.
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {

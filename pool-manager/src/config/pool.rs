@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use protocol::control::PoolDispatchSpec;
 
+use super::error::{invalid, Invalid};
+use super::paths::existing_dir;
 use super::raw::{RawBuiltin, RawPool, RawPoolMode, RawSizing};
-use super::validate::{existing_dir, invalid, Invalid};
 use super::{PoolConfig, PoolMode, Recycle, Rlimits, Sizing};
 
 pub(super) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);

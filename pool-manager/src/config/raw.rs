@@ -1,7 +1,8 @@
 //! The config file as written: serde structs that mirror the TOML one to one.
 //!
 //! Every struct denies unknown fields so that a typo is an error at start-up, not a silently ignored
-//! setting. Defaults live in `validate.rs`, next to the checks, so this file stays a plain schema.
+//! setting. Defaults live next to the checks (`validate.rs`, `pool.rs`, `limits.rs`), so this file
+//! stays a plain schema.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -11,8 +11,8 @@ use protocol::site_rules::{
 };
 use rules::site::SiteRules;
 
+use super::error::{invalid, Invalid};
 use super::raw::RawSite;
-use super::validate::{invalid, Invalid};
 
 pub(super) fn validate_rules(
     name: &str,

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use protocol::control::{
@@ -10,6 +10,8 @@ use protocol::control::{
     SiteSpec, SymlinkPolicy, TlsFiles,
 };
 
+use super::error::{invalid, Invalid};
+use super::paths::{existing_dir, readable_file};
 use super::pool::{dispatch_spec, validate_pool};
 use super::raw::{
     RawCertificate, RawConfig, RawListener, RawListenerKind, RawPool, RawSite, RawSymlinks,
@@ -17,20 +19,6 @@ use super::raw::{
 use super::{limits, Config};
 
 pub(super) const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A validation failure at a key path; the caller adds file and line.
-#[derive(Debug)]
-pub(super) struct Invalid {
-    pub path: Vec<String>,
-    pub message: String,
-}
-
-pub(super) fn invalid(path: &[&str], message: impl Into<String>) -> Invalid {
-    Invalid {
-        path: path.iter().map(|p| p.to_string()).collect(),
-        message: message.into(),
-    }
-}
 
 pub(super) fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config, Invalid> {
     let pools = raw
@@ -457,22 +445,4 @@ fn run_as(user: Option<&str>, group: Option<&str>) -> Result<Option<RunAs>, Inva
         uid: found.uid.as_raw(),
         gid,
     }))
-}
-
-pub(super) fn existing_dir(path: &[&str], dir: &Path) -> Result<PathBuf, Invalid> {
-    match dir.canonicalize() {
-        Ok(canonical) if canonical.is_dir() => Ok(canonical),
-        Ok(_) => Err(invalid(
-            path,
-            format!("{} is not a directory", dir.display()),
-        )),
-        Err(e) => Err(invalid(path, format!("{}: {e}", dir.display()))),
-    }
-}
-
-fn readable_file(path: &[&str], file: &Path) -> Result<PathBuf, Invalid> {
-    match std::fs::File::open(file) {
-        Ok(_) => Ok(file.to_path_buf()),
-        Err(e) => Err(invalid(path, format!("{}: {e}", file.display()))),
-    }
 }

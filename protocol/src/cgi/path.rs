@@ -164,7 +164,7 @@ mod tests {
     #[test]
     fn split_gives_script_name_and_path_info() {
         assert_eq!(split("/index.php", 0), ("/index.php".into(), "".into()));
-        // As Apache and nginx pass it (tests/tests/htaccess_differential.rs found the difference).
+        // As Apache and nginx pass it (tests/tests/legacy/htaccess_differential.rs found the difference).
         assert_eq!(split("/index.php/", 0), ("/index.php".into(), "/".into()));
         assert_eq!(
             split("/app/index.php/a%20b/c/", 1),

@@ -1,4 +1,4 @@
-//! Idle HTTP/1.1 connections are parked outside hyper between requests (frontend/src/parking.rs).
+//! Idle HTTP/1.1 connections are parked outside hyper between requests (frontend/src/conn/parking.rs).
 //! Whatever a client does around those pauses (pipelining, a head split across a pause, bodies,
 //! TLS) must be served on the same connection exactly as without parking, and the keep-alive
 //! timeout and a graceful stop must still apply to parked connections.

@@ -11,14 +11,14 @@ use http::{HeaderValue, Response};
 use protocol::cgi::{self, CgiRequest};
 use protocol::control::SiteSpec;
 
-use crate::body::BufferedBody;
-use crate::response::Body;
-use crate::response_buffer::ResponseBuffer;
-use crate::router::ScriptTarget;
-use crate::script_error::ScriptError;
+use crate::http::body::BufferedBody;
+use crate::http::response::Body;
+use crate::http::router::ScriptTarget;
 use crate::state::State;
-use crate::worker_call::{self, ScriptCall};
-use crate::worker_response;
+use crate::upstream::response_buffer::ResponseBuffer;
+use crate::upstream::script_error::ScriptError;
+use crate::upstream::worker_call::{self, ScriptCall};
+use crate::upstream::worker_response;
 
 /// The connection a request arrived on.
 #[derive(Debug, Clone)]

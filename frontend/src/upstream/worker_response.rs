@@ -5,9 +5,9 @@ use http_body_util::BodyExt;
 use protocol::cgi::{self, CgiResponseHead, ResponseKind};
 use tracing::{debug, warn};
 
-use crate::proxy::ScriptOutcome;
-use crate::response::{self, Body};
-use crate::response_buffer::{BufferedResponse, SpooledBody};
+use crate::http::response::{self, Body};
+use crate::upstream::buffered::ScriptOutcome;
+use crate::upstream::response_buffer::{BufferedResponse, SpooledBody};
 
 /// The largest CGI header block accepted from a worker.
 pub(crate) const MAX_RESPONSE_HEAD: usize = 64 * 1024;

@@ -19,7 +19,7 @@ use tower::ServiceExt;
 use tower_http::compression::predicate::{Predicate, SizeAbove};
 use tower_http::compression::{Compression, CompressionLevel};
 
-use crate::response::Body;
+use crate::http::response::Body;
 
 /// Smallest body worth compressing.
 const MIN_SIZE: u64 = 256;

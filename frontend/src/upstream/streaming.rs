@@ -26,14 +26,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use crate::body::BufferedBody;
-use crate::fastcgi_client::{ExchangeError, StdoutSink};
-use crate::proxy::{self, ScriptOutcome, ScriptRequest};
-use crate::response::{self, Body};
-use crate::script_error::ScriptError;
+use crate::http::body::BufferedBody;
+use crate::http::response::{self, Body};
 use crate::state::State;
-use crate::worker_call::{self, ScriptCall};
-use crate::worker_response;
+use crate::upstream::buffered::{self, ScriptOutcome, ScriptRequest};
+use crate::upstream::fastcgi_client::{ExchangeError, StdoutSink};
+use crate::upstream::script_error::ScriptError;
+use crate::upstream::worker_call::{self, ScriptCall};
+use crate::upstream::worker_response;
 
 /// Chunks in flight between the worker and the client.
 const CHANNEL_DEPTH: usize = 8;
@@ -64,7 +64,7 @@ pub(crate) async fn run(
     pool_name: &str,
 ) -> ScriptOutcome {
     let mut params = Vec::new();
-    proxy::encode_params(&request, &mut params);
+    buffered::encode_params(&request, &mut params);
     let owned = OwnedCall {
         pool: pool_name.to_string(),
         request_id: request.request_id.to_string(),

@@ -1,175 +1,11 @@
-//! Messages between the master (pool manager) and the front end.
-//!
-//! The two processes share one Unix socketpair. Each message is a 4-byte big-endian length followed
-//! by that many bytes of JSON. JSON keeps the channel debuggable with `strace`; the traffic is small
-//! (worker up/down events, coalesced counters), never one round trip per request.
-//!
-//! The framing is sans-IO like the rest of this crate: [`encode_frame`] appends a frame to a buffer
-//! and [`decode_frame`] takes one from the front of a buffer or reports that more bytes are needed.
+//! The configuration schema the master sends to the front end: listeners, sites, per-pool
+//! dispatch limits, timeouts. Built by the pool manager from the config file, in
+//! [`ToFrontend::Configure`](super::ToFrontend::Configure).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-
-/// The largest frame either side accepts. A config with many sites stays far below this.
-pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
-
-/// The descriptor number at which the front end inherits its end of the control channel.
-pub const CONTROL_FD: i32 = 3;
-/// The front end inherits its listeners at `FIRST_LISTENER_FD..`, in the order of
-/// [`FrontendSpec::listeners`].
-pub const FIRST_LISTENER_FD: i32 = 4;
-
-/// Identifies one worker process for the lifetime of the master (never reused).
-pub type WorkerId = u64;
-
-/// Master → front end.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum ToFrontend {
-    /// The complete front-end configuration. Always the first message.
-    Configure(Box<FrontendSpec>),
-    /// A worker is listening on `socket` and can take `slots` concurrent requests.
-    WorkerUp {
-        pool: String,
-        worker: WorkerId,
-        pid: u32,
-        socket: PathBuf,
-        slots: u32,
-    },
-    /// A worker is gone (exited, killed or retired); its slots must not be used again.
-    WorkerDown {
-        pool: String,
-        worker: WorkerId,
-        reason: ExitReason,
-    },
-    /// Periodic per-worker figures only the master can measure.
-    WorkerStats {
-        pool: String,
-        worker: WorkerId,
-        rss_bytes: u64,
-    },
-    /// Whether the pool can start workers. While `failing` is set and no worker is up, requests
-    /// for the pool get a fast 503 carrying the reason instead of waiting in the queue.
-    PoolStatus {
-        pool: String,
-        failing: Option<String>,
-    },
-    /// Retire this worker gracefully: hand it no new request, and answer with
-    /// [`ToMaster::Drained`] once it has none in flight.
-    Retire {
-        pool: String,
-        worker: WorkerId,
-        reason: ExitReason,
-    },
-    /// A configuration reload was attempted (for the reload counters); a successful one is
-    /// preceded by a new [`ToFrontend::Configure`].
-    ReloadOutcome { success: bool },
-    /// The pool wanted more workers than its maximum while requests waited (once per episode).
-    MaxWorkersReached { pool: String },
-    /// Stop accepting, finish in-flight requests within `deadline_ms` (0 = drop everything now).
-    Shutdown { deadline_ms: u64 },
-    /// Close and reopen the access log file (SIGUSR1, after logrotate moved it).
-    ReopenLogs,
-    /// Load every listener's certificate files again (SIGHUP). Open connections keep the
-    /// certificate they were handshaken with; a file that does not load leaves the old one in use.
-    ReloadCertificates,
-}
-
-/// Why a worker process ended: a bounded label set for metrics and the status page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExitReason {
-    /// Died on its own without being asked (signal, non-zero exit, unexpected exit).
-    Crash,
-    /// Exited on its own after its request limit (php-cgi's PHP_FCGI_MAX_REQUESTS), or was
-    /// recycled by paddock after `max_requests`.
-    MaxRequests,
-    /// Retired after sitting idle.
-    Idle,
-    /// Recycled for using too much memory.
-    Memory,
-    /// Recycled after its maximum lifetime.
-    Lifetime,
-    /// Killed because a request overran its deadline.
-    TimeoutKill,
-    /// Replaced by a config reload.
-    Reload,
-    /// Stopped because paddock is stopping.
-    Shutdown,
-}
-
-impl ExitReason {
-    pub const ALL: [ExitReason; 8] = [
-        ExitReason::Crash,
-        ExitReason::MaxRequests,
-        ExitReason::Idle,
-        ExitReason::Memory,
-        ExitReason::Lifetime,
-        ExitReason::TimeoutKill,
-        ExitReason::Reload,
-        ExitReason::Shutdown,
-    ];
-
-    /// The metric label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExitReason::Crash => "crash",
-            ExitReason::MaxRequests => "max_requests",
-            ExitReason::Idle => "idle",
-            ExitReason::Memory => "memory",
-            ExitReason::Lifetime => "lifetime",
-            ExitReason::TimeoutKill => "timeout_kill",
-            ExitReason::Reload => "reload",
-            ExitReason::Shutdown => "shutdown",
-        }
-    }
-}
-
-/// Front end → master.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum ToMaster {
-    /// The front end has taken its listeners and is serving.
-    Ready,
-    /// The demand a pool sees, sent when it changes (coalesced) and at once when a request has
-    /// to wait for a slot, so the master can size the pool.
-    PoolLoad(PoolLoad),
-    /// This retiring worker has no request in flight any more: stop it.
-    Drained {
-        pool: String,
-        worker: WorkerId,
-        reason: ExitReason,
-    },
-    /// Kill this worker (it overran its request deadline or broke the protocol) and replace it.
-    KillWorker {
-        pool: String,
-        worker: WorkerId,
-        reason: KillReason,
-    },
-}
-
-/// One pool's demand as the front end sees it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PoolLoad {
-    pub pool: String,
-    /// Workers the front end knows of (to tell which spawned workers it has not seen yet).
-    pub workers_known: u32,
-    /// Free slots on workers that are not retiring.
-    pub idle_slots: u32,
-    pub busy_slots: u32,
-    /// Requests waiting in the queue.
-    pub waiting: u32,
-    /// Fully idle, non-retiring workers and milliseconds since each last finished a request,
-    /// longest idle first.
-    pub idle_workers: Vec<(WorkerId, u64)>,
-}
-
-/// Why the front end asks for a worker to be killed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum KillReason {
-    RequestTimeout,
-    ProtocolError,
-}
 
 /// Everything the front end needs to serve: listeners, sites and the per-pool dispatch limits.
 /// The listeners themselves arrive as inherited file descriptors, in the order of `listeners`.
@@ -456,73 +292,9 @@ pub struct Http2Spec {
     pub max_local_error_reset_streams: usize,
 }
 
-/// A control-channel frame could not be encoded or decoded.
-#[derive(Debug, thiserror::Error)]
-pub enum FrameError {
-    #[error("control frame of {0} bytes exceeds the {MAX_FRAME_LEN}-byte limit")]
-    TooLarge(usize),
-    #[error("control frame is not a valid message: {0}")]
-    Malformed(#[from] serde_json::Error),
-}
-
-/// Appends one length-prefixed message to `out`.
-pub fn encode_frame<T: Serialize>(message: &T, out: &mut Vec<u8>) -> Result<(), FrameError> {
-    let start = out.len();
-    out.extend_from_slice(&[0; 4]);
-    serde_json::to_writer(&mut *out, message)?;
-    let len = out.len() - start - 4;
-    if len > MAX_FRAME_LEN {
-        out.truncate(start);
-        return Err(FrameError::TooLarge(len));
-    }
-    out[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
-    Ok(())
-}
-
-/// Takes one message from the front of `input`: `Ok(None)` when the frame is not complete yet,
-/// otherwise the message and the number of bytes it used.
-pub fn decode_frame<T: for<'de> Deserialize<'de>>(
-    input: &[u8],
-) -> Result<Option<(T, usize)>, FrameError> {
-    let Some(prefix) = input.get(..4) else {
-        return Ok(None);
-    };
-    let len = u32::from_be_bytes(prefix.try_into().expect("four bytes")) as usize;
-    if len > MAX_FRAME_LEN {
-        return Err(FrameError::TooLarge(len));
-    }
-    let Some(body) = input.get(4..4 + len) else {
-        return Ok(None);
-    };
-    Ok(Some((serde_json::from_slice(body)?, 4 + len)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn frames_round_trip_when_split_anywhere() {
-        let message = ToFrontend::WorkerUp {
-            pool: "php".into(),
-            worker: 7,
-            pid: 4242,
-            socket: "/run/paddock/php-7.sock".into(),
-            slots: 1,
-        };
-        let mut wire = Vec::new();
-        encode_frame(&message, &mut wire).unwrap();
-        encode_frame(&ToFrontend::Shutdown { deadline_ms: 5 }, &mut wire).unwrap();
-        for cut in 0..wire.len() {
-            let first = decode_frame::<ToFrontend>(&wire[..cut]).unwrap();
-            let frame_len = 4 + u32::from_be_bytes(wire[..4].try_into().unwrap()) as usize;
-            assert_eq!(first.is_some(), cut >= frame_len, "cut at {cut}");
-        }
-        let (first, used) = decode_frame::<ToFrontend>(&wire).unwrap().unwrap();
-        assert_eq!(first, message);
-        let (second, _) = decode_frame::<ToFrontend>(&wire[used..]).unwrap().unwrap();
-        assert_eq!(second, ToFrontend::Shutdown { deadline_ms: 5 });
-    }
 
     #[test]
     fn networks_parse_and_match() {
@@ -538,24 +310,5 @@ mod tests {
             .contains("1.2.3.4".parse().unwrap()));
         assert!(IpNetwork::parse("10.0.0.0/33").is_none());
         assert!(IpNetwork::parse("example.com").is_none());
-    }
-
-    #[test]
-    fn oversized_length_prefix_is_rejected_before_buffering() {
-        let wire = u32::MAX.to_be_bytes();
-        assert!(matches!(
-            decode_frame::<ToMaster>(&wire),
-            Err(FrameError::TooLarge(_))
-        ));
-    }
-
-    #[test]
-    fn garbage_body_is_malformed() {
-        let mut wire = 3u32.to_be_bytes().to_vec();
-        wire.extend_from_slice(b"{{{");
-        assert!(matches!(
-            decode_frame::<ToMaster>(&wire),
-            Err(FrameError::Malformed(_))
-        ));
     }
 }

@@ -15,9 +15,9 @@ use http::{Response, StatusCode};
 use protocol::control::KillReason;
 use tracing::{debug, error, warn};
 
-use crate::dispatch::AdmissionError;
-use crate::fastcgi_client::ExchangeError;
-use crate::response::{self, Body};
+use crate::http::response::{self, Body};
+use crate::upstream::dispatch::AdmissionError;
+use crate::upstream::fastcgi_client::ExchangeError;
 
 /// Who caused a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,25 +6,27 @@ use std::time::Instant;
 
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, LOCATION, TRANSFER_ENCODING};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use protocol::control::{FrontendSpec, LimitsSpec, SiteSpec};
 use tracing::{debug, info};
 
-use crate::activity::{self, Activity};
-use crate::body::{self, BodyError, BufferedBody};
-use crate::proxy::{self, ConnInfo, ScriptOutcome, ScriptRequest};
-use crate::response::{self, Body, OwnError};
-use crate::router::{self, Route};
+use crate::conn::deadlines::{self, Activity};
+use crate::http::body::{self, BodyError, BufferedBody};
+use crate::http::response::{self, Body, OwnError};
+use crate::http::router::{self, Route};
+use crate::http::{access_log, client_addr, compression, site_policy};
 use crate::site_rules::{self, CompiledSite};
 use crate::state::State;
-use crate::{access_log, client_addr};
-use crate::{compression, site_policy, static_files, streaming};
+use crate::static_files;
+use crate::upstream::buffered::{self, ConnInfo, ScriptOutcome, ScriptRequest};
+use crate::upstream::streaming;
 
 /// Local redirects (RFC 3875 §6.2.2) followed for one request before giving up.
 const MAX_LOCAL_REDIRECTS: usize = 3;
 
 /// Answers one request. Call it when hyper hands the request over: the request counts as in
-/// flight on its connection from then on (see `crate::parking`).
+/// flight on its connection from then on (see `crate::conn::parking`).
 pub(crate) fn handle(
     state: Arc<State>,
     conn: Arc<ConnInfo>,
@@ -39,7 +41,7 @@ async fn answer(
     state: Arc<State>,
     conn: Arc<ConnInfo>,
     activity: Arc<Activity>,
-    (number, in_flight): (u64, activity::InFlight),
+    (number, in_flight): (u64, deadlines::InFlight),
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
@@ -103,9 +105,10 @@ async fn answer(
         (entry.time, entry.started) = (received, started);
         (log.clone(), entry)
     });
-    let response = response.map(|body| crate::metrics::hold_until_sent(body, active));
+    let response =
+        response.map(|body| crate::metrics::hold_until_sent(body, active).boxed_unsync());
     Ok(response.map(|body| {
-        let body = activity::guard_body(body, in_flight);
+        let body = deadlines::guard_body(body, in_flight);
         match log_entry {
             Some((log, entry)) => access_log::log_body(body, log, entry),
             None => body,
@@ -441,7 +444,7 @@ async fn respond(
         let outcome = if unbuffered {
             streaming::run(state, request, pool).await
         } else {
-            proxy::run(state, &request, pool).await
+            buffered::run(state, &request, pool).await
         };
         match outcome {
             ScriptOutcome::Response(response) if script.compress && !unbuffered => {

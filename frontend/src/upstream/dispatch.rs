@@ -16,8 +16,9 @@ use protocol::control::{ExitReason, PoolDispatchSpec, PoolLoad, ToMaster, Worker
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::fastcgi_client::FcgiConnection;
 use crate::metrics::activity::WorkerActivity;
+use crate::metrics::Rejection;
+use crate::upstream::fastcgi_client::FcgiConnection;
 
 /// One worker process as the front end sees it.
 #[derive(Debug)]
@@ -38,7 +39,7 @@ pub(crate) struct WorkerHandle {
     /// When it last finished a request (or came up).
     last_used: Mutex<Instant>,
     /// Requests running and served, RSS, age: for the status page and metrics.
-    pub activity: WorkerActivity,
+    pub activity: Arc<WorkerActivity>,
 }
 
 impl WorkerHandle {
@@ -63,16 +64,6 @@ impl WorkerHandle {
     fn retire(&self, reason: ExitReason) {
         self.retiring.lock().unwrap().get_or_insert(reason);
     }
-
-    /// Records the request now running on a leased slot (status page); the returned token goes
-    /// back to [`WorkerHandle::end_request`] when the slot is released.
-    pub(crate) fn begin_request(&self, request_id: &str, method: &http::Method, path: &str) -> u64 {
-        self.activity.begin(request_id, method, path)
-    }
-
-    pub(crate) fn end_request(&self, token: u64) {
-        self.activity.finish(token);
-    }
 }
 
 /// A place for one concurrent request on one worker, with its persistent connection.
@@ -91,6 +82,17 @@ pub(crate) enum AdmissionError {
     QueueTimeout(String),
     #[error("pool `{pool}` cannot serve: {reason}")]
     Failing { pool: String, reason: String },
+}
+
+/// The `reason` label under which the metrics count a rejection.
+impl From<&AdmissionError> for Rejection {
+    fn from(error: &AdmissionError) -> Self {
+        match error {
+            AdmissionError::QueueFull(_) => Rejection::Full,
+            AdmissionError::QueueTimeout(_) => Rejection::Timeout,
+            AdmissionError::Failing { .. } => Rejection::Failing,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -194,7 +196,7 @@ impl PoolDispatch {
             retiring: Mutex::new(None),
             drained_reported: AtomicBool::new(false),
             last_used: Mutex::new(Instant::now()),
-            activity: WorkerActivity::new(slots),
+            activity: Arc::new(WorkerActivity::new(slots)),
         });
         self.workers.lock().unwrap().insert(id, worker.clone());
         let mut idle = self.idle.lock().unwrap();

@@ -12,6 +12,11 @@
 //! unsatisfiable or multi-part range), HEAD, and precompressed `.br` / `.gz` siblings. paddock adds
 //! the site's `Cache-Control` rules, `Vary: Accept-Encoding` where a sibling exists, and applies
 //! the symlink policy to the siblings too.
+//!
+//! The in-memory cache is [`file_cache`], its own module because it is shared by every
+//! connection and has its own expiry and size rules.
+
+pub(crate) mod file_cache;
 
 use std::path::{Path, PathBuf};
 
@@ -27,9 +32,9 @@ use protocol::control::SiteSpec;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
-use crate::file_cache::{self, CachedFile, FileCache};
-use crate::response::{self, Body};
-use crate::router::{self, StaticFile};
+use self::file_cache::{CachedFile, FileCache};
+use crate::http::response::{self, Body};
+use crate::http::router::{self, StaticFile};
 
 pub(crate) async fn serve(
     parts: &Parts,

@@ -17,7 +17,7 @@
 //!   stopped reading; the body test also catches an HTTP/2 client that keeps reading frames but
 //!   grants no flow-control window (then hyper never even tries to write);
 //! - a request in flight: nothing here (the body deadline lives in `body`, worker deadlines in
-//!   `proxy`).
+//!   `upstream`).
 
 use std::io;
 use std::pin::Pin;
@@ -33,7 +33,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::response::Body;
+use crate::http::response::Body;
 
 /// Which deadline passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

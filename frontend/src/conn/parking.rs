@@ -34,7 +34,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::activity::{Activity, WatchedIo};
+use crate::conn::deadlines::{Activity, WatchedIo};
 use crate::metrics::connections::CountingStream;
 
 /// The end of a request head; a buffer that ends with it holds no partial head.

@@ -25,7 +25,7 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use protocol::control::{AccessLogFormat, AccessLogSpec};
 use tracing::{error, info, warn};
 
-use crate::response::Body;
+use crate::http::response::Body;
 
 /// Lines waiting for the writer thread; beyond this, lines are dropped rather than block.
 const QUEUE: usize = 16 * 1024;

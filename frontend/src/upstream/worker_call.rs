@@ -8,7 +8,7 @@
 //! what a failure does to a worker are the same for both: two copies of this loop had drifted
 //! apart.
 //!
-//! Failure rules (DESIGN.md, "Request path" step 7), decided by [`ScriptError`]:
+//! Failure rules (docs/request-lifecycle.md, step 10 "Failures"), decided by [`ScriptError`]:
 //! - the worker could not be reached: nothing was sent, so any request goes to another worker (at
 //!   most [`MAX_CONNECT_ATTEMPTS`] attempts);
 //! - the worker failed before any response byte: GET, HEAD and OPTIONS are retried on another
@@ -22,12 +22,12 @@ use std::time::Duration;
 use http::Method;
 use protocol::control::ToMaster;
 
-use crate::body::BufferedBody;
-use crate::dispatch::{Lease, PoolDispatch, WorkerHandle};
-use crate::fastcgi_client::StdoutSink;
-use crate::script_error::{ScriptError, WorkerFate};
+use crate::http::body::BufferedBody;
 use crate::state::State;
-use crate::worker_stderr::WorkerStderr;
+use crate::upstream::dispatch::{Lease, PoolDispatch, WorkerHandle};
+use crate::upstream::fastcgi_client::StdoutSink;
+use crate::upstream::script_error::{ScriptError, WorkerFate};
+use crate::upstream::worker_stderr::WorkerStderr;
 
 /// Attempts when the worker could not even be reached (nothing was sent).
 pub(crate) const MAX_CONNECT_ATTEMPTS: usize = 3;
@@ -73,7 +73,7 @@ pub(crate) async fn call(
         let worker = lease.worker().clone();
         let on_worker = state.metrics.worker_request(
             call.pool,
-            &worker,
+            &worker.activity,
             call.request_id,
             call.method,
             call.path,

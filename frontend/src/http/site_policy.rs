@@ -9,10 +9,10 @@ use protocol::control::{ListenerKind, SiteSpec};
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
-use crate::response::{self, Body, OwnError};
-use crate::router;
+use crate::http::response::{self, Body, OwnError};
+use crate::http::router;
+use crate::http::vhost;
 use crate::state::State;
-use crate::vhost;
 use rules::htaccess::ErrorDocument;
 
 /// The redirect for a site that wants HTTPS, when the request came in cleartext.

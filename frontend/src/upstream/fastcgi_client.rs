@@ -3,7 +3,7 @@
 //! The request (BEGIN_REQUEST with FCGI_KEEP_CONN, PARAMS, STDIN) is written while the response is
 //! read, so a worker that starts answering before it has read all of its input can never deadlock
 //! against us. The response goes to a [`StdoutSink`] as it arrives: normally a
-//! [`ResponseBuffer`](crate::response_buffer::ResponseBuffer) that takes it as fast as the worker
+//! [`ResponseBuffer`](crate::upstream::response_buffer::ResponseBuffer) that takes it as fast as the worker
 //! writes it, so the worker is free again as soon as END_REQUEST arrives, whatever the client's
 //! pace; for unbuffered routes, a channel to the client.
 
@@ -15,7 +15,7 @@ use protocol::fcgi::{self, DecodeError, Decoded, ProtocolStatus, Record, RecordT
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use crate::body::BufferedBody;
+use crate::http::body::BufferedBody;
 
 /// Every exchange uses this id: a connection carries one request at a time.
 const REQUEST_ID: u16 = 1;

@@ -19,10 +19,9 @@ use http::header::{HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::metrics::report::StatusReport;
-use crate::proxy::ConnInfo;
-use crate::response::{self, Body};
+use crate::http::response::{self, Body};
 use crate::state::State;
+use crate::upstream::buffered::ConnInfo;
 
 /// The content type of the Prometheus text exposition format.
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -37,7 +36,7 @@ pub(crate) async fn handle(
     let mut response = match request.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => {
-            let not_ready = StatusReport::collect(&state).not_ready();
+            let not_ready = state.status_report().not_ready();
             if not_ready.is_empty() {
                 text(StatusCode::OK, "ready\n")
             } else {
@@ -48,7 +47,7 @@ pub(crate) async fn handle(
             }
         }
         "/status" => {
-            let report = StatusReport::collect(&state);
+            let report = state.status_report();
             if wants_json(&request, query) {
                 let json = serde_json::to_string_pretty(&report).expect("serialisable");
                 with_type(Response::new(response::full(json)), "application/json")
@@ -61,7 +60,7 @@ pub(crate) async fn handle(
             }
         }
         "/metrics" => {
-            let report = StatusReport::collect(&state);
+            let report = state.status_report();
             let body = state.metrics.render(&report);
             with_type(Response::new(response::full(body)), METRICS_CONTENT_TYPE)
         }

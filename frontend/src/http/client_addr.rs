@@ -18,7 +18,7 @@ use std::sync::Arc;
 use http::HeaderMap;
 use protocol::control::IpNetwork;
 
-use crate::proxy::ConnInfo;
+use crate::upstream::buffered::ConnInfo;
 
 /// The connection as the application should see it for this request.
 pub(crate) fn effective(

@@ -1,0 +1,200 @@
+//! Accept loops for every listener, and the start of each connection.
+//!
+//! One task per listener accepts connections within the connection limits (overall and per client
+//! address, [`crate::conn::limits`]); each connection gets its own task, which reads the PROXY
+//! protocol header where the listener asks for one and then serves the connection: through the
+//! TLS handshake ([`crate::conn::handshake`]) or straight to HTTP. HTTP/1.1 and HTTP/2 are spoken
+//! by hyper-util's automatic builder (chosen by ALPN over TLS, by the connection preface in
+//! cleartext when the listener allows h2 with prior knowledge, [`crate::conn::hyper_session`]);
+//! public HTTP/1.1 connections are served by hyper's HTTP/1 builder directly, so that they can be
+//! parked outside hyper while idle ([`crate::conn::http1_session`]). Every connection task
+//! enforces the client-facing deadlines of [`crate::conn::deadlines`] and reacts to a stop by
+//! closing gracefully ([`crate::conn::drive`]). When a stop comes, the loop stops accepting and
+//! waits, up to the stop's deadline, for the open connections to finish.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto;
+use protocol::control::{ListenerKind, ListenerSpec};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, warn};
+
+use crate::conn::deadlines::{Activity, WatchedIo};
+use crate::conn::handshake::serve_tls;
+use crate::conn::http1_session::serve_http1;
+use crate::conn::hyper_session::{http1_builder, http_builder, serve_http};
+use crate::conn::limits::{ConnectionLimits, ConnectionSlot};
+use crate::conn::proxy_protocol;
+use crate::state::State;
+use crate::upstream::buffered::ConnInfo;
+
+/// Pause after a failed accept (EMFILE and friends), so the loop backs off instead of spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Connections the admin listener holds at once (probes and scrapers, never the public).
+const ADMIN_MAX_CONNECTIONS: usize = 64;
+
+/// One bound listener, ready to serve.
+pub(crate) struct Listener {
+    pub spec: ListenerSpec,
+    pub tcp: TcpListener,
+    pub tls: Option<TlsAcceptor>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("spec", &self.spec)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// `None` while serving; `Some(deadline)` once a stop was requested.
+pub(crate) type StopSignal = watch::Receiver<Option<Duration>>;
+
+/// Accepts and serves connections until `stop` fires, then waits (up to its deadline) for open
+/// connections to finish.
+pub(crate) async fn serve(
+    listener: Listener,
+    state: Arc<State>,
+    limits: Arc<ConnectionLimits>,
+    mut stop: StopSignal,
+) {
+    let admin = listener.spec.kind == ListenerKind::Admin;
+    let limits = if admin {
+        ConnectionLimits::new(ADMIN_MAX_CONNECTIONS, 0)
+    } else {
+        limits
+    };
+    let context = Arc::new(ListenerContext {
+        builder: http_builder(&state.spec(), &listener.spec),
+        http1: http1_builder(&state.spec()),
+        h2c: listener.spec.http2_prior_knowledge,
+        https: listener.spec.kind == ListenerKind::Https,
+        admin,
+        tls: listener.tls.clone(),
+        name: listener.spec.name.clone(),
+        proxy_protocol: listener.spec.proxy_protocol,
+    });
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.tcp.accept() => accepted,
+            _ = stop.changed() => break,
+            Some(_) = connections.join_next() => continue,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                warn!(listener = %listener.spec.name, error = %e, "accept failed; backing off");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        // At the overall limit this listener stops accepting until a connection ends: the one
+        // just accepted waits unread, the rest wait in the kernel's backlog. (Taking the permit
+        // before accept would let an idle listener sit on a free permit.)
+        let permit = tokio::select! {
+            permit = limits.wait_for_room() => permit,
+            _ = stop.changed() => break,
+        };
+        // Behind a PROXY-protocol balancer every socket comes from the balancer: counting per
+        // address would throttle the balancer, not a client.
+        let per_address = (!context.proxy_protocol).then(|| peer.ip());
+        let Some(slot) = limits.admit(permit, per_address) else {
+            debug!(listener = %listener.spec.name, %peer, "too many connections from this address; closing");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = ConnInfo {
+            local: stream.local_addr().unwrap_or(listener.spec.address),
+            peer,
+            https: context.https,
+            tracker: state.metrics.connection(&listener.spec.name),
+            sni: None,
+        };
+        connections.spawn(serve_connection(
+            stream,
+            conn,
+            context.clone(),
+            state.clone(),
+            stop.clone(),
+            slot,
+        ));
+        while connections.try_join_next().is_some() {}
+    }
+    let deadline = stop.borrow().unwrap_or_default();
+    drop(listener);
+    let drained = tokio::time::timeout(deadline, async {
+        while connections.join_next().await.is_some() {}
+    });
+    if drained.await.is_err() {
+        warn!("shutdown deadline reached with connections still open; closing them");
+        connections.abort_all();
+    }
+}
+
+/// What every connection of one listener shares.
+pub(super) struct ListenerContext {
+    pub(super) builder: auto::Builder<TokioExecutor>,
+    pub(super) http1: http1::Builder,
+    /// Cleartext HTTP/2 with prior knowledge is accepted (the automatic builder then decides).
+    pub(super) h2c: bool,
+    pub(super) https: bool,
+    pub(super) admin: bool,
+    pub(super) tls: Option<TlsAcceptor>,
+    pub(super) name: String,
+    pub(super) proxy_protocol: bool,
+}
+
+async fn serve_connection(
+    mut stream: tokio::net::TcpStream,
+    mut conn: ConnInfo,
+    context: Arc<ListenerContext>,
+    state: Arc<State>,
+    stop: StopSignal,
+    _slot: ConnectionSlot,
+) {
+    // Every step that is not the idle wait is boxed below: a task's future is as large as its
+    // largest state, and a parked connection should hold no more than what it waits with.
+    if context.proxy_protocol {
+        let limit = Duration::from_millis(state.spec().timeouts.request_header_ms);
+        let header = tokio::time::timeout(limit, proxy_protocol::read_header(&mut stream));
+        match Box::pin(header).await {
+            Ok(Ok(Some(client))) => conn.peer = client,
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                debug!(peer = %conn.peer, error = %e, "closing connection");
+                return;
+            }
+            Err(_) => {
+                debug!(peer = %conn.peer, "no PROXY header in time; closing connection");
+                return;
+            }
+        }
+    }
+    // Built in a block, so that none of its locals keeps a slot in this function's future.
+    let session: Pin<Box<dyn Future<Output = ()> + Send>> = {
+        let activity = Activity::new();
+        let counted = state.metrics.count_bytes(stream, &context.name);
+        let io = WatchedIo::new(counted, activity.clone());
+        match context.tls.clone() {
+            None if context.admin || context.h2c => {
+                Box::pin(serve_http(io, conn, context, state, activity, stop))
+            }
+            None => Box::pin(serve_http1(io, conn, context, state, activity, stop)),
+            Some(acceptor) => Box::pin(serve_tls(
+                io, acceptor, conn, context, state, activity, stop,
+            )),
+        }
+    };
+    session.await
+}

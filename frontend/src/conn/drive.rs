@@ -1,0 +1,120 @@
+//! Running a hyper connection to its end: the client-facing deadlines of
+//! [`crate::conn::deadlines`], a close the service asked for, and a graceful stop (HTTP/1.1 after
+//! the current response, HTTP/2 with GOAWAY), with a short linger for a request already on its way.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto;
+use tracing::debug;
+
+use crate::conn::accept::StopSignal;
+use crate::conn::deadlines::{Activity, Expiry};
+
+/// How long an idle connection stays open after a stop began, for a request already on its way.
+pub(super) const DRAIN_LINGER: Duration = Duration::from_millis(1000);
+/// How often a lingering connection with a request under way is checked again.
+const DRAIN_RECHECK: Duration = Duration::from_millis(100);
+/// After a keep-alive timeout, how long an HTTP/2 client gets to take its GOAWAY.
+const GOAWAY_GRACE: Duration = Duration::from_secs(1);
+
+/// The part of a hyper connection that the connection task needs.
+pub(super) trait GracefulConnection:
+    Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>
+{
+    fn start_graceful_shutdown(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S, B> GracefulConnection for auto::Connection<'static, I, S, TokioExecutor>
+where
+    S: hyper::service::Service<hyper::Request<Incoming>, Response = hyper::Response<B>>,
+    S::Future: 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    TokioExecutor: auto::HttpServerConnExec<S::Future, B>,
+{
+    fn start_graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Runs a connection to its end while enforcing the deadlines, a requested close, and a stop.
+/// `true` when the connection itself ended without an error (an HTTP/1.1 one may have parked).
+pub(super) async fn drive<C: GracefulConnection + ?Sized>(
+    mut connection: Pin<&mut C>,
+    peer: SocketAddr,
+    activity: &Activity,
+    timeouts: &protocol::control::TimeoutsSpec,
+    mut stop: StopSignal,
+) -> bool {
+    let mut closing = false;
+    // While stopping, an idle keep-alive connection is not closed at once: a client may be
+    // sending its next request right now, and would see the close instead of an answer. It gets
+    // a short linger; a request that arrives in it is answered with `Connection: close`. A
+    // connection that starts while a stop is under way (an HTTP/1.1 one back from parking,
+    // because a request arrived) is in its linger from the start: shutting it down at once
+    // would drop the request that woke it.
+    let mut linger = stop
+        .borrow()
+        .is_some()
+        .then(|| tokio::time::Instant::now() + DRAIN_LINGER);
+    loop {
+        let next = activity.next_deadline(timeouts);
+        let sleep_until = next.map(|(at, _)| at);
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = &result {
+                    debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return result.is_ok();
+            }
+            () = sleep(sleep_until) => {
+                let Some((at, expiry)) = activity.next_deadline(timeouts) else { continue };
+                if at > tokio::time::Instant::now() {
+                    continue;
+                }
+                debug!(%peer, reason = expiry.describe(), "closing connection");
+                if expiry == Expiry::KeepAlive {
+                    // An idle connection: HTTP/1.1 closes at once, HTTP/2 sends GOAWAY first.
+                    connection.as_mut().start_graceful_shutdown();
+                    let _ = tokio::time::timeout(GOAWAY_GRACE, connection.as_mut()).await;
+                }
+                return false;
+            }
+            () = activity.changed.notified() => {
+                if !closing && activity.close_requested() {
+                    closing = true;
+                    linger = None;
+                    connection.as_mut().start_graceful_shutdown();
+                }
+            }
+            () = sleep(linger), if linger.is_some() => {
+                if activity.is_idle() {
+                    closing = true;
+                    linger = None;
+                    connection.as_mut().start_graceful_shutdown();
+                } else {
+                    // A request is under way: its answer will carry `Connection: close`.
+                    linger = Some(tokio::time::Instant::now() + DRAIN_RECHECK);
+                }
+            }
+            changed = stop.changed(), if !closing && linger.is_none() => {
+                let _ = changed;
+                linger = Some(tokio::time::Instant::now() + DRAIN_LINGER);
+            }
+        }
+    }
+}
+
+pub(super) async fn sleep(until: Option<tokio::time::Instant>) {
+    match until {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
