@@ -57,6 +57,23 @@ fn site(root: std::path::PathBuf) -> SiteSpec {
     }
 }
 
+/// A client on this machine, over plain HTTP.
+const LOCALHOST: Client = Client {
+    ip: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+    https: false,
+};
+
+/// [`site`] reading `.htaccess` files and no native rule, with its rules compiled.
+fn htaccess_site(root: std::path::PathBuf) -> (SiteSpec, CompiledSite) {
+    let mut site = site(root);
+    site.rules = SiteRulesSpec {
+        htaccess: true,
+        ..SiteRulesSpec::default()
+    };
+    let compiled = CompiledSite::new(SiteRules::compile(&site.rules).unwrap());
+    (site, compiled)
+}
+
 /// A small deterministic generator (xorshift), so a failure replays.
 struct Random(u64);
 
@@ -113,10 +130,7 @@ fn no_spelling_of_a_denied_path_is_served_or_run() {
         rules: SiteRules::compile(&site.rules).unwrap(),
         ..CompiledSite::default()
     };
-    let client = Client {
-        ip: IpAddr::from([127, 0, 0, 1]),
-        https: false,
-    };
+    let client = LOCALHOST;
     let files = RuleFiles::default();
     let mut random = Random(0x9e37_79b9_7f4a_7c15);
     let mut tried = 0;
@@ -176,19 +190,8 @@ fn a_rewritten_query_with_a_blank_is_refused_as_apache_does() {
     )
     .unwrap();
     fs::write(root.join("index.php"), "x").unwrap();
-    let mut site = site(root);
-    site.rules = SiteRulesSpec {
-        htaccess: true,
-        ..SiteRulesSpec::default()
-    };
-    let compiled = CompiledSite {
-        rules: SiteRules::compile(&site.rules).unwrap(),
-        ..CompiledSite::default()
-    };
-    let client = Client {
-        ip: IpAddr::from([127, 0, 0, 1]),
-        https: false,
-    };
+    let (site, compiled) = htaccess_site(root);
+    let client = LOCALHOST;
     let files = RuleFiles::default();
     let verdict = |target: &str| {
         let (parts, ()) = http::Request::get(target).body(()).unwrap().into_parts();
@@ -224,19 +227,8 @@ fn the_user_an_htaccess_login_admits_is_handed_on() {
     )
     .unwrap();
     fs::write(root.join("index.php"), "x").unwrap();
-    let mut site = site(root);
-    site.rules = SiteRulesSpec {
-        htaccess: true,
-        ..SiteRulesSpec::default()
-    };
-    let compiled = CompiledSite {
-        rules: SiteRules::compile(&site.rules).unwrap(),
-        ..CompiledSite::default()
-    };
-    let client = Client {
-        ip: IpAddr::from([127, 0, 0, 1]),
-        https: false,
-    };
+    let (site, compiled) = htaccess_site(root);
+    let client = LOCALHOST;
     let files = RuleFiles::default();
     // ali:sesame
     let (parts, ()) = http::Request::get("/index.php")
@@ -267,19 +259,8 @@ fn variables_from_before_an_internal_redirect_are_renamed_as_apache_does() {
     )
     .unwrap();
     fs::write(root.join("index.php"), "x").unwrap();
-    let mut site = site(root);
-    site.rules = SiteRulesSpec {
-        htaccess: true,
-        ..SiteRulesSpec::default()
-    };
-    let compiled = CompiledSite {
-        rules: SiteRules::compile(&site.rules).unwrap(),
-        ..CompiledSite::default()
-    };
-    let client = Client {
-        ip: IpAddr::from([127, 0, 0, 1]),
-        https: false,
-    };
+    let (site, compiled) = htaccess_site(root);
+    let client = LOCALHOST;
     let files = RuleFiles::default();
     let env = |target: &str| {
         let (parts, ()) = http::Request::get(target).body(()).unwrap().into_parts();
@@ -314,19 +295,8 @@ fn a_directory_without_its_slash_is_redirected_before_its_rewrite_as_apache_does
     .unwrap();
     fs::write(root.join("index.php"), "x").unwrap();
     fs::create_dir(root.join("adir")).unwrap();
-    let mut site = site(root);
-    site.rules = SiteRulesSpec {
-        htaccess: true,
-        ..SiteRulesSpec::default()
-    };
-    let compiled = CompiledSite {
-        rules: SiteRules::compile(&site.rules).unwrap(),
-        ..CompiledSite::default()
-    };
-    let client = Client {
-        ip: IpAddr::from([127, 0, 0, 1]),
-        https: false,
-    };
+    let (site, compiled) = htaccess_site(root);
+    let client = LOCALHOST;
     let files = RuleFiles::default();
     let verdict = |target: &str| {
         let (parts, ()) = http::Request::get(target).body(()).unwrap().into_parts();
@@ -363,19 +333,8 @@ fn a_refusal_carries_the_directory_s_header_always_actions() {
     )
     .unwrap();
     fs::write(root.join("index.php"), "x").unwrap();
-    let mut site = site(root);
-    site.rules = SiteRulesSpec {
-        htaccess: true,
-        ..SiteRulesSpec::default()
-    };
-    let compiled = CompiledSite {
-        rules: SiteRules::compile(&site.rules).unwrap(),
-        ..CompiledSite::default()
-    };
-    let client = Client {
-        ip: IpAddr::from([127, 0, 0, 1]),
-        https: false,
-    };
+    let (site, compiled) = htaccess_site(root);
+    let client = LOCALHOST;
     let (parts, ()) = http::Request::get("/index.php")
         .body(())
         .unwrap()
@@ -401,10 +360,7 @@ fn request_uri_in_rewrite_conditions_is_the_decoded_path() {
     fs::create_dir_all(&thumbs).unwrap();
     fs::write(thumbs.join("50px-Caf\u{e9}.png"), "png").unwrap();
     let site = site(root.clone());
-    let client = Client {
-        ip: IpAddr::from([127, 0, 0, 1]),
-        https: false,
-    };
+    let client = LOCALHOST;
     let (flags, _) = RewriteRule::parse_flags("L").unwrap();
     let cond = RewriteCond::parse("%{DOCUMENT_ROOT}%{REQUEST_URI}", "!-f", "").unwrap();
     let handler = RewriteSet {
@@ -474,10 +430,7 @@ fn after_an_internal_redirect_request_uri_and_query_string_are_the_rewritten_one
         rules: SiteRules::compile(&site.rules).unwrap(),
         ..CompiledSite::default()
     };
-    let client = Client {
-        ip: IpAddr::from([127, 0, 0, 1]),
-        https: false,
-    };
+    let client = LOCALHOST;
     let files = RuleFiles::default();
     let routed = |raw: &str| {
         let (parts, ()) = http::Request::get(raw).body(()).unwrap().into_parts();
