@@ -67,11 +67,21 @@ fn killing_a_worker_every_100ms_loses_no_idempotent_request_and_runs_no_post_twi
     // GETs never fail: load() counted 502s as accepted above only for POSTs' sake, so check the
     // log for 502s on GET.
     let log = paddock.log();
-    let get_502 = log
+    let get_502: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("method=GET") && l.contains("status=502"))
-        .count();
-    assert_eq!(get_502, 0, "an idempotent request failed");
+        .collect();
+    // On failure, what happened to those requests: every line of theirs.
+    let story: Vec<&str> = get_502
+        .iter()
+        .filter_map(|l| l.split("request_id=").nth(1)?.split_whitespace().next())
+        .flat_map(|id| log.lines().filter(move |l| l.contains(id)))
+        .collect();
+    assert!(
+        get_502.is_empty(),
+        "an idempotent request failed:\n{}",
+        story.join("\n")
+    );
     let recorded = std::fs::read_to_string(&nonces).unwrap_or_default();
     let mut seen = HashSet::new();
     for nonce in recorded.lines() {
