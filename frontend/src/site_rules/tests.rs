@@ -74,6 +74,16 @@ fn htaccess_site(root: std::path::PathBuf) -> (SiteSpec, CompiledSite) {
     (site, compiled)
 }
 
+/// A document root holding `index.php` and this `.htaccess`, as [`htaccess_site`] serves it.
+fn site_with_htaccess(htaccess: &str) -> (tempfile::TempDir, SiteSpec, CompiledSite) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    fs::write(root.join(".htaccess"), htaccess).unwrap();
+    fs::write(root.join("index.php"), "x").unwrap();
+    let (site, compiled) = htaccess_site(root);
+    (dir, site, compiled)
+}
+
 /// A small deterministic generator (xorshift), so a failure replays.
 struct Random(u64);
 
@@ -182,15 +192,8 @@ fn no_spelling_of_a_denied_path_is_served_or_run() {
 
 #[test]
 fn a_rewritten_query_with_a_blank_is_refused_as_apache_does() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().canonicalize().unwrap();
-    fs::write(
-        root.join(".htaccess"),
-        "RewriteEngine On\nRewriteRule ^p/(.*)$ index.php?v=$1 [L]\n",
-    )
-    .unwrap();
-    fs::write(root.join("index.php"), "x").unwrap();
-    let (site, compiled) = htaccess_site(root);
+    let (_dir, site, compiled) =
+        site_with_htaccess("RewriteEngine On\nRewriteRule ^p/(.*)$ index.php?v=$1 [L]\n");
     let client = LOCALHOST;
     let files = RuleFiles::default();
     let verdict = |target: &str| {
@@ -286,16 +289,9 @@ fn variables_from_before_an_internal_redirect_are_renamed_as_apache_does() {
 
 #[test]
 fn a_directory_without_its_slash_is_redirected_before_its_rewrite_as_apache_does() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().canonicalize().unwrap();
-    fs::write(
-        root.join(".htaccess"),
-        "RewriteEngine On\nRewriteRule ^(.+)$ index.php?dir=$1 [END]\n",
-    )
-    .unwrap();
-    fs::write(root.join("index.php"), "x").unwrap();
-    fs::create_dir(root.join("adir")).unwrap();
-    let (site, compiled) = htaccess_site(root);
+    let (_dir, site, compiled) =
+        site_with_htaccess("RewriteEngine On\nRewriteRule ^(.+)$ index.php?dir=$1 [END]\n");
+    fs::create_dir(site.root.join("adir")).unwrap();
     let client = LOCALHOST;
     let files = RuleFiles::default();
     let verdict = |target: &str| {
@@ -325,15 +321,9 @@ fn a_directory_without_its_slash_is_redirected_before_its_rewrite_as_apache_does
 
 #[test]
 fn a_refusal_carries_the_directory_s_header_always_actions() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().canonicalize().unwrap();
-    fs::write(
-        root.join(".htaccess"),
+    let (_dir, site, compiled) = site_with_htaccess(
         "Require all denied\nHeader always set X-Always yes\nHeader set X-Success yes\n",
-    )
-    .unwrap();
-    fs::write(root.join("index.php"), "x").unwrap();
-    let (site, compiled) = htaccess_site(root);
+    );
     let client = LOCALHOST;
     let (parts, ()) = http::Request::get("/index.php")
         .body(())
