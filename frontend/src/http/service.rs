@@ -375,7 +375,7 @@ async fn respond(
     for _ in 0..=MAX_LOCAL_REDIRECTS {
         let parts = redirected.as_ref().unwrap_or(original);
         let index = routing.directory_index.as_deref().unwrap_or(&site.index);
-        let route = router::route_with_index(site, parts.uri.path(), index);
+        let route = router::route_with_index(site, parts.uri.path(), index, &routing.stats);
         match site_rules::check_target(rules, routing, &route) {
             None => {}
             Some(site_rules::TargetCheck::Respond(response)) => return response,

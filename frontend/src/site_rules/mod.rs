@@ -15,7 +15,11 @@ mod auth;
 mod context;
 mod htaccess;
 mod htaccess_files;
+mod htaccess_watch;
 mod rate_limit;
+
+#[cfg(test)]
+mod cost_probe;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -39,6 +43,7 @@ pub use htaccess_files::HtaccessFiles;
 
 use crate::http::response::{self, Body};
 use crate::http::router::Route;
+use crate::http::stat_memo::StatMemo;
 use context::RequestContext;
 use rate_limit::RateLimiter;
 
@@ -132,6 +137,8 @@ pub struct Routing {
     pub error_documents: Vec<(u16, ErrorDocument)>,
     /// The user an `.htaccess` Basic login admitted, for `REMOTE_USER`.
     pub user: Option<String>,
+    /// What the rules found on disk, so that the router does not ask again.
+    pub(crate) stats: StatMemo,
 }
 
 impl Default for Routing {
@@ -146,6 +153,7 @@ impl Default for Routing {
             directory_index: None,
             error_documents: Vec::new(),
             user: None,
+            stats: StatMemo::default(),
         }
     }
 }
@@ -219,6 +227,7 @@ pub fn before_routing(
     } else {
         (path, query)
     };
+    routing.stats = ctx.into_stats();
     if changed {
         // Apache 2.4.60+ refuses a rewritten query holding a blank or a control character
         // (AH10411: a decoded capture such as `%20` put into the query) with 403.
@@ -452,7 +461,7 @@ pub fn finish_response(routing: &Routing, response: &mut Response<Body>) {
                     None => Some(value),
                     Some(old)
                         if action.op == HeaderOp::Merge
-                            && old.split(',').any(|v| v.trim() == action.value) =>
+                            && old.split(',').any(|v| v.trim() == &*action.value) =>
                     {
                         None
                     }
