@@ -11,7 +11,7 @@ pub(crate) mod client_addr;
 pub(crate) mod compression;
 pub(crate) mod response;
 pub mod router;
-pub(crate) mod stat_memo;
 pub(crate) mod service;
 pub(crate) mod site_policy;
+pub(crate) mod stat_memo;
 pub(crate) mod vhost;

@@ -100,7 +100,9 @@ mod tests {
         std::fs::write(&file, "x").unwrap();
         let site = site(dir.path());
         let memo = StatMemo::default();
-        assert!(memo.allowed_metadata(&site, &file).is_some_and(|m| m.is_file()));
+        assert!(memo
+            .allowed_metadata(&site, &file)
+            .is_some_and(|m| m.is_file()));
         std::fs::remove_file(&file).unwrap();
         // Within the request the first answer stands; without the memo the file is gone.
         assert!(memo.recalled_or_stat(&site, &file).is_some());

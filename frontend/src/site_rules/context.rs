@@ -43,10 +43,8 @@ impl<'a> RequestContext<'a> {
 
     /// What `url_path` maps to, found by a walk the caller already made.
     pub(super) fn remember_mapped(&self, url_path: &str, file: &Path) {
-        *self.mapped.borrow_mut() = Some((
-            url_path.to_string(),
-            file.to_string_lossy().into_owned(),
-        ));
+        *self.mapped.borrow_mut() =
+            Some((url_path.to_string(), file.to_string_lossy().into_owned()));
     }
 
     fn header(&self, name: &str) -> Option<String> {
@@ -147,11 +145,7 @@ impl RequestContext<'_> {
 /// directories are entered while they exist; the first segment that is a file, or that does
 /// not exist, ends the walk, and the rest of the path is PATH_INFO. So `/uploads/x.php/y` maps
 /// to `uploads/x.php`, and `<Files *.php>` and `-f` see that file.
-pub(super) fn mapped_file(
-    site: &SiteSpec,
-    url_path: &str,
-    stats: &StatMemo,
-) -> std::path::PathBuf {
+pub(super) fn mapped_file(site: &SiteSpec, url_path: &str, stats: &StatMemo) -> std::path::PathBuf {
     let mut path = site.root.clone();
     for segment in url_path.split('/').filter(|s| !s.is_empty()) {
         path.push(segment);

@@ -60,9 +60,11 @@ fn fifty_rules() -> SiteRulesSpec {
         .extend((0..15).map(|i| deny(PathPatternSpec::Prefix(format!("/private-{i}/")))));
     spec.deny
         .extend((0..8).map(|i| deny(PathPatternSpec::Glob(format!("/uploads-{i}/**/*.php")))));
-    spec.deny.extend(
-        (0..7).map(|i| deny(PathPatternSpec::Regex(format!("^/(cache|tmp)-{i}/.*\\.(sql|bak)$")))),
-    );
+    spec.deny.extend((0..7).map(|i| {
+        deny(PathPatternSpec::Regex(format!(
+            "^/(cache|tmp)-{i}/.*\\.(sql|bak)$"
+        )))
+    }));
     spec.no_scripts.extend((0..5).map(|i| NoScriptsRuleSpec {
         pattern: PathPatternSpec::Prefix(format!("/files-{i}/")),
         action: NoScriptsAction::Deny,
@@ -133,7 +135,8 @@ fn cost(site: &SiteSpec, path: &str, rounds: u32) -> (f64, f64) {
     let (mut rules_ns, mut route_ns) = (0u128, 0u128);
     for _ in 0..rounds {
         let start = Instant::now();
-        let Verdict::Route(routing) = before_routing(&compiled, site, &parts, client, &files) else {
+        let Verdict::Route(routing) = before_routing(&compiled, site, &parts, client, &files)
+        else {
             panic!("{path} is served");
         };
         let routed = Instant::now();

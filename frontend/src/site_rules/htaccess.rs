@@ -110,7 +110,7 @@ pub(super) fn apply(
                 env: rule_env,
                 end,
             }) => {
-                if let Some(status) = compiled.rules.denied(&next) {
+                if let Some(status) = compiled.rules().denied(&next) {
                     return Err(Box::new(denied(status)));
                 }
                 env.extend(rule_env);
@@ -273,7 +273,9 @@ fn with_always_headers(effective: &htaccess::Effective<'_>, response: Response<B
 /// Whether `file` (the whole request path mapped, as [`super::context::mapped_file`] gives it) is
 /// a directory that may be served.
 fn is_dir(site: &SiteSpec, file: &Path, stats: &StatMemo) -> bool {
-    stats.allowed_metadata(site, file).is_some_and(|m| m.is_dir())
+    stats
+        .allowed_metadata(site, file)
+        .is_some_and(|m| m.is_dir())
 }
 
 /// `AuthUserFile` as written; a relative name is taken from the document root's parent (where

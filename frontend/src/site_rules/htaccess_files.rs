@@ -14,9 +14,12 @@
 //! a file's notes (directives paddock ignores or does not know) are logged once per version,
 //! with the file and line.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -34,14 +37,109 @@ pub(super) const FILE_NAME: &str = ".htaccess";
 const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// Parsed files by directory.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct HtaccessFiles {
     /// Keyed by the path's bytes: hashing a `Path` parses it into components.
     files: DashMap<OsString, Entry>,
     watcher: Watcher,
     /// Counts the notices applied. A look at a directory that overlapped one stores what it
-    /// found as unchecked: it may have read the file just before the change.
+    /// found as unchecked: it may have read the file just before the change. A thread's copy of
+    /// a watched directory's rules is used while the count has not moved.
     notices: AtomicU64,
+    /// Names this cache for the threads' copies.
+    id: u64,
+}
+
+impl Default for HtaccessFiles {
+    fn default() -> Self {
+        Self {
+            files: DashMap::default(),
+            watcher: Watcher::default(),
+            notices: AtomicU64::new(0),
+            id: super::replica::next_id(),
+        }
+    }
+}
+
+thread_local! {
+    static LOCAL: RefCell<LocalDirs> = RefCell::default();
+}
+
+/// One runtime thread's copies of the rules it used, so that a request reads no memory the
+/// other thread writes: no lock of the shared map, no shared reference count, no shared regex
+/// cache pool (see [`replica`](super::replica)).
+#[derive(Default)]
+struct LocalDirs {
+    /// The [`HtaccessFiles`] these copies are of.
+    owner: u64,
+    dirs: HashMap<OsString, LocalDir>,
+}
+
+struct LocalDir {
+    dir: (u64, u64),
+    /// The notice count when this was last checked against the shared map.
+    checked_at: u64,
+    watched: bool,
+    /// The shared rules the copy was made from: the copy is reused while they are the same.
+    source: Option<Arc<DirRules>>,
+    copy: Option<Rc<DirRules>>,
+}
+
+/// Past this many directories a thread's copies start again.
+const MAX_LOCAL_DIRS: usize = 1 << 16;
+
+impl LocalDirs {
+    /// This thread's copy, if it is known to be current without asking the shared map.
+    fn recall(
+        &mut self,
+        owner: u64,
+        notices: u64,
+        dir: &Path,
+        id: (u64, u64),
+    ) -> Option<Option<Rc<DirRules>>> {
+        if self.owner != owner {
+            return None;
+        }
+        let local = self.dirs.get(dir.as_os_str())?;
+        (local.watched && local.checked_at == notices && local.dir == id)
+            .then(|| local.copy.clone())
+    }
+
+    /// Remembers what the shared map said, reusing the copy of the same shared rules.
+    fn update(
+        &mut self,
+        owner: u64,
+        notices: u64,
+        dir: &Path,
+        id: (u64, u64),
+        shared: Option<Arc<DirRules>>,
+        watched: bool,
+    ) -> Option<Rc<DirRules>> {
+        if self.owner != owner || self.dirs.len() >= MAX_LOCAL_DIRS {
+            self.owner = owner;
+            self.dirs.clear();
+        }
+        let reused =
+            self.dirs
+                .get(dir.as_os_str())
+                .and_then(|local| match (&local.source, &shared) {
+                    (Some(old), Some(new)) if Arc::ptr_eq(old, new) => Some(local.copy.clone()),
+                    (None, None) => Some(None),
+                    _ => None,
+                });
+        let copy = reused.unwrap_or_else(|| shared.as_deref().map(|rules| Rc::new(rules.clone())));
+        self.dirs.insert(
+            dir.as_os_str().to_owned(),
+            LocalDir {
+                dir: id,
+                checked_at: notices,
+                watched,
+                source: shared,
+                copy: copy.clone(),
+            },
+        );
+        copy
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -58,7 +156,9 @@ enum State {
     /// A notice said the file changed: look again.
     Unchecked,
     /// The directory had no file when its modification time was this.
-    Absent { dir_mtime: (i64, i64) },
+    Absent {
+        dir_mtime: (i64, i64),
+    },
     Present(Identity, Arc<DirRules>),
 }
 
@@ -95,7 +195,7 @@ impl HtaccessFiles {
         site: &SiteSpec,
         path: &str,
         stats: &StatMemo,
-    ) -> (Vec<Arc<DirRules>>, PathBuf) {
+    ) -> (Vec<Rc<DirRules>>, PathBuf) {
         self.apply_notices();
         let mut chain = Vec::new();
         let Ok(root) = std::fs::metadata(&site.root) else {
@@ -139,20 +239,43 @@ impl HtaccessFiles {
         });
     }
 
-    /// The directory's rules as its file is now; `None` when it has no file.
-    fn get(&self, dir: &Path, url: &str, dir_meta: &std::fs::Metadata) -> Option<Arc<DirRules>> {
+    /// The directory's rules as its file is now, as this thread's copy; `None` when it has
+    /// no file.
+    fn get(&self, dir: &Path, url: &str, dir_meta: &std::fs::Metadata) -> Option<Rc<DirRules>> {
         let id = (dir_meta.dev(), dir_meta.ino());
+        // Read before the shared map: a notice applied after this makes the copy stale.
+        let notices = self.notices.load(Ordering::SeqCst);
+        let owner = self.id;
+        if let Some(copy) = LOCAL.with(|local| local.borrow_mut().recall(owner, notices, dir, id)) {
+            return copy;
+        }
+        let (shared, watched) = self.get_shared(dir, url, dir_meta, id);
+        LOCAL.with(|local| {
+            local
+                .borrow_mut()
+                .update(owner, notices, dir, id, shared, watched)
+        })
+    }
+
+    /// The shared map's rules for the directory, and whether changes to them arrive as notices.
+    fn get_shared(
+        &self,
+        dir: &Path,
+        url: &str,
+        dir_meta: &std::fs::Metadata,
+        id: (u64, u64),
+    ) -> (Option<Arc<DirRules>>, bool) {
         // The map's guard ends with this statement: `look` may take the watcher's lock, and a
         // drain holding that lock takes the map's.
         let known = match self.files.get(dir.as_os_str()) {
             Some(entry) if entry.dir == id => match &entry.state {
                 State::Absent { .. } | State::Present(..) if entry.watched => {
-                    return entry.state.rules()
+                    return (entry.state.rules(), true)
                 }
                 State::Absent { dir_mtime }
                     if *dir_mtime == mtime(dir_meta) && !recently_changed(dir_meta) =>
                 {
-                    return None
+                    return (None, false)
                 }
                 // Unchecked, or unwatched and present: `look` checks the file and keeps its
                 // parse if it is the same version.
@@ -164,7 +287,8 @@ impl HtaccessFiles {
         self.look(dir, url, dir_meta, id, known.as_ref(), watch)
     }
 
-    /// Looks at the directory's file and remembers what it found.
+    /// Looks at the directory's file and remembers what it found; also says whether changes
+    /// to it arrive as notices.
     fn look(
         &self,
         dir: &Path,
@@ -173,7 +297,7 @@ impl HtaccessFiles {
         id: (u64, u64),
         known: Option<&Entry>,
         watch: bool,
-    ) -> Option<Arc<DirRules>> {
+    ) -> (Option<Arc<DirRules>>, bool) {
         let notices = self.notices.load(Ordering::SeqCst);
         // Watch first, then read: a change after the read is then a notice to come.
         let watched = match known {
@@ -206,11 +330,12 @@ impl HtaccessFiles {
             },
         };
         let rules = state.rules();
+        let watched = watched && !is_link;
         self.files.insert(
             dir.as_os_str().to_owned(),
             Entry {
                 dir: id,
-                watched: watched && !is_link,
+                watched,
                 state,
             },
         );
@@ -219,7 +344,7 @@ impl HtaccessFiles {
                 entry.state = State::Unchecked;
             }
         }
-        rules
+        (rules, watched)
     }
 }
 

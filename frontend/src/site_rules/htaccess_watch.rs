@@ -223,7 +223,10 @@ mod tests {
         assert!(seen
             .iter()
             .all(|s| *s == format!("changed {}", dir.path().display())));
-        assert!(drained(&watcher).is_empty(), "the queue is empty once drained");
+        assert!(
+            drained(&watcher).is_empty(),
+            "the queue is empty once drained"
+        );
     }
 
     #[test]
@@ -259,7 +262,10 @@ mod tests {
         std::fs::rename(&dir, parent.path().join("b")).unwrap();
         assert_eq!(drained(&watcher), [format!("gone {}", dir.display())]);
         std::fs::write(parent.path().join("b/.htaccess"), "x").unwrap();
-        assert!(drained(&watcher).is_empty(), "the old path hears nothing more");
+        assert!(
+            drained(&watcher).is_empty(),
+            "the old path hears nothing more"
+        );
     }
 
     #[test]

@@ -150,5 +150,53 @@ fn a_symlinked_htaccess_is_checked_on_every_use() {
     assert!(!files.files.get(root.join("a").as_os_str()).unwrap().watched);
     // The target is edited where the directory's watch cannot see it.
     fs::write(root.join("shared-rules"), "Bogus two, longer\n").unwrap();
-    assert_eq!(versions(&files, &site, "/a/b/page.txt"), ["Bogus two, longer"]);
+    assert_eq!(
+        versions(&files, &site, "/a/b/page.txt"),
+        ["Bogus two, longer"]
+    );
+}
+
+#[test]
+fn every_thread_s_copy_follows_an_edit() {
+    let (_dir, root) = tree();
+    let site = site(root.clone());
+    let files = HtaccessFiles::default();
+    fs::write(root.join("a/.htaccess"), "Bogus one\n").unwrap();
+    let step = std::sync::Barrier::new(3);
+    std::thread::scope(|scope| {
+        let runtime_thread = || {
+            // Each thread makes its own copy, then must drop it for the edited file.
+            assert_eq!(versions(&files, &site, "/a/b/page.txt"), ["Bogus one"]);
+            assert_eq!(versions(&files, &site, "/a/b/page.txt"), ["Bogus one"]);
+            step.wait();
+            step.wait();
+            assert_eq!(versions(&files, &site, "/a/b/page.txt"), ["Bogus two"]);
+        };
+        let threads = [scope.spawn(runtime_thread), scope.spawn(runtime_thread)];
+        step.wait();
+        overwrite(&root.join("a/.htaccess"), "Bogus two\n");
+        step.wait();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+    });
+    fs::write(root.join("a/b/.htaccess"), "Bogus deep\n").unwrap();
+    assert_eq!(
+        versions(&files, &site, "/a/b/page.txt"),
+        ["Bogus two", "Bogus deep"]
+    );
+}
+
+#[test]
+fn a_copy_is_reused_while_its_source_is_unchanged() {
+    let (_dir, root) = tree();
+    let site = site(root.clone());
+    let files = HtaccessFiles::default();
+    fs::write(root.join("a/.htaccess"), "Bogus one\n").unwrap();
+    let first = files.chain(&site, "/a/b/page.txt", &StatMemo::default()).0;
+    // A notice about another directory moves the count; this directory's copy stays.
+    fs::write(root.join(".htaccess"), "Bogus root\n").unwrap();
+    let second = files.chain(&site, "/a/b/page.txt", &StatMemo::default()).0;
+    assert_eq!(second.len(), 2);
+    assert!(Rc::ptr_eq(&first[0], &second[1]));
 }
