@@ -90,6 +90,7 @@ mod tests {
             hsts: None,
             redirects: Vec::new(),
             rules: Default::default(),
+            sendfile: Default::default(),
         }
     }
 

@@ -116,6 +116,7 @@ fn site(root: &Path, rules: SiteRulesSpec) -> SiteSpec {
         hsts: None,
         redirects: Vec::new(),
         rules,
+        sendfile: Default::default(),
     }
 }
 

@@ -54,6 +54,7 @@ fn site(root: std::path::PathBuf) -> SiteSpec {
             }],
             ..SiteRulesSpec::default()
         },
+        sendfile: Default::default(),
     }
 }
 

@@ -182,3 +182,27 @@ fn php_cgi_self_exit_limit_becomes_the_front_ends_retirement_count() {
     assert_eq!(config.frontend.pools[0].max_requests, 50);
     assert_eq!(config.frontend.pools[0].max_requests_jitter, 0);
 }
+
+#[test]
+fn sendfile_settings_are_checked_with_their_key_and_line() {
+    let valid = format!(
+        "{MINIMAL}\n[sites.main.sendfile]\ninternal = [\"/protected/\"]\nroots = [\"deploy\"]\n"
+    );
+    let config = load(&valid).expect("valid");
+    let sendfile = &config.frontend.sites[0].sendfile;
+    assert_eq!(sendfile.internal, ["/protected/"]);
+    assert!(sendfile.roots[0].is_absolute() && sendfile.roots[0].ends_with("deploy"));
+    for (bad, wanted) in [
+        ("internal = [\"protected\"]", "starts and ends with /"),
+        ("internal = [\"/a/../b/\"]", "starts and ends with /"),
+        ("roots = [\"no/such/dir\"]", "no/such/dir"),
+        ("roots = [\"/\"]", "whole file system"),
+    ] {
+        let text = format!("{MINIMAL}\n[sites.main.sendfile]\n{bad}\n");
+        let error = load(&text).unwrap_err();
+        let key = bad.split(' ').next().unwrap();
+        assert_eq!(error.key, format!("sites.main.sendfile.{key}"), "{error}");
+        assert_eq!(error.line, Some(text.lines().count()), "{error}");
+        assert!(error.message.contains(wanted), "{error}");
+    }
+}

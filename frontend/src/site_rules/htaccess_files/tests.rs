@@ -24,6 +24,7 @@ fn site(root: PathBuf) -> SiteSpec {
         hsts: None,
         redirects: Vec::new(),
         rules: Default::default(),
+        sendfile: Default::default(),
     }
 }
 
