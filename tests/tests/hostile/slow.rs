@@ -1,8 +1,8 @@
 //! Slow clients with `slowhttptest` (Debian package): slowloris (slow headers), slow POST (slow
 //! body) and slow read, each bounded to about 15 seconds, while a probe client asks for a PHP page
-//! on fresh connections and the test samples `/status`: the service stays available, the workers
-//! stay idle (slow clients cost the front end a little memory, never a worker), and the slow
-//! requests never reach a worker before they are complete.
+//! on fresh connections and the test samples `/status`: the service stays available, no request
+//! holds a worker while its client dawdles (slow clients cost the front end a little memory,
+//! never a worker), and the slow requests never reach a worker before they are complete.
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -142,17 +142,29 @@ fn check(name: &str, paddock: &Paddock, run: impl FnOnce() -> Observed) -> Obser
         "{name}: only {} probe requests in {ATTACK_SECONDS} s",
         probe.latencies.len()
     );
-    // The probe itself holds a slot for a millisecond now and then; everything else is idle.
     assert!(
         observed.samples >= 5,
         "{name}: {} samples",
         observed.samples
     );
-    assert!(
-        observed.idle_samples * 10 >= observed.samples * 8,
-        "{name}: workers busy in {} of {} samples",
-        observed.samples - observed.idle_samples,
-        observed.samples
+    // No request held a worker while its client dawdled: a slow client that did would hold it
+    // for the whole send or body deadline (10 s, 5 s). Measured as the time each request held its
+    // slot, not as idle samples: on a loaded machine the attack's own complete requests (400
+    // of them at the start) keep the two workers legitimately busy for seconds.
+    let metrics = scrape(paddock.admin);
+    let held = |le: &str| {
+        value(
+            &metrics,
+            "paddock_worker_duration_seconds_bucket",
+            &[("pool", "php"), ("le", le)],
+        )
+    };
+    let (quick, all) = (held("2.5"), held("+Inf"));
+    assert!(all > 0.0, "{name}: no request ran on a worker");
+    assert_eq!(
+        quick, all,
+        "{name}: {} requests held a worker 2.5 s or longer",
+        all - quick
     );
     assert!(
         peak_rss_kib(frontend) < rss_before + 128 * 1024,
