@@ -162,7 +162,8 @@ fn check(name: &str, paddock: &Paddock, run: impl FnOnce() -> Observed) -> Obser
     let (quick, all) = (held("2.5"), held("+Inf"));
     assert!(all > 0.0, "{name}: no request ran on a worker");
     assert_eq!(
-        quick, all,
+        quick,
+        all,
         "{name}: {} requests held a worker 2.5 s or longer",
         all - quick
     );
