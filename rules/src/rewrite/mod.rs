@@ -107,11 +107,23 @@ pub struct RuleFlags {
     pub env: Vec<(String, Template)>,
     /// `[C]`: when this rule does not match, the rules chained after it are skipped.
     pub chain: bool,
-    /// `[B]`: back-references in the substitution are escaped as mod_rewrite's
-    /// `escape_backref` does (letters, digits and `_` kept, a blank as `+` unless `[BNP]`).
-    pub escape_backrefs: bool,
+    /// `[B]`, `[B=chars]`, `[BCTLS]`: back-references in the substitution are escaped as
+    /// mod_rewrite's `escape_backref` does (letters, digits and `_` are never escaped; a blank
+    /// becomes `+` unless `[BNP]`).
+    pub escape_backrefs: Option<BackrefEscape>,
     /// `[BNP]`: with `[B]`, a blank as `%20`.
     pub escape_no_plus: bool,
+}
+
+/// Which characters of a back-reference `[B]` escapes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackrefEscape {
+    /// `[B]`: every one but letters, digits and `_`.
+    All,
+    /// `[B=chars]` (Apache 2.4.26): only these.
+    Only(String),
+    /// `[BCTLS]` (Apache 2.4.57): only control characters and blanks.
+    Controls,
 }
 
 impl RewriteRule {
@@ -166,8 +178,13 @@ impl RewriteRule {
                 "f" | "forbidden" => flags.forbidden = true,
                 "g" | "gone" => flags.gone = true,
                 "c" | "chain" => flags.chain = true,
-                // `[B=chars]` (only those characters) is not honoured: refused below.
-                "b" if value.is_none() => flags.escape_backrefs = true,
+                "b" => {
+                    flags.escape_backrefs = Some(match value {
+                        None | Some("") => BackrefEscape::All,
+                        Some(chars) => BackrefEscape::Only(chars.to_string()),
+                    })
+                }
+                "bctls" => flags.escape_backrefs = Some(BackrefEscape::Controls),
                 "bnp" | "backrefnoplus" => flags.escape_no_plus = true,
                 // paddock maps rewritten paths to files itself: pass-through is what it always
                 // does.
@@ -206,16 +223,22 @@ impl RewriteRule {
 /// A back-reference escaped for `[B]` as mod_rewrite's `escape_backref` does: ASCII letters,
 /// digits and `_` kept, a blank as `+` (`%20` with `no_plus`), every other byte as `%xx` with
 /// lower-case hex digits.
-fn escape_backref(text: &str, no_plus: bool) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
+fn escape_backref(text: &str, which: &BackrefEscape, no_plus: bool) -> String {
+    // Bytes, not chars: a character outside ASCII is either copied whole or escaped whole.
+    let mut out = Vec::with_capacity(text.len() * 3);
     for byte in text.bytes() {
+        let chosen = match which {
+            BackrefEscape::All => true,
+            BackrefEscape::Only(chars) => chars.as_bytes().contains(&byte),
+            BackrefEscape::Controls => byte.is_ascii_control() || byte == b' ',
+        };
         match byte {
-            b if b.is_ascii_alphanumeric() || b == b'_' => out.push(char::from(b)),
-            b' ' if !no_plus => out.push('+'),
-            b => out.push_str(&format!("%{b:02x}")),
+            b if !chosen || b.is_ascii_alphanumeric() || b == b'_' => out.push(b),
+            b' ' if !no_plus => out.push(b'+'),
+            b => out.extend_from_slice(format!("%{b:02x}").as_bytes()),
         }
     }
-    out
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Rules in one context.
@@ -309,11 +332,11 @@ impl RewriteSet {
                 }
                 continue;
             };
-            let expanded = if rule.flags.escape_backrefs {
+            let expanded = if let Some(which) = &rule.flags.escape_backrefs {
                 let escape = |groups: &[String]| -> Vec<String> {
                     groups
                         .iter()
-                        .map(|g| escape_backref(g, rule.flags.escape_no_plus))
+                        .map(|g| escape_backref(g, which, rule.flags.escape_no_plus))
                         .collect()
                 };
                 substitution.expand(&escape(&captures), &escape(&cond_captures), ctx)

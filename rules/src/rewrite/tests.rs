@@ -305,7 +305,27 @@ fn b_escapes_back_references_as_mod_rewrite_does() {
         set.apply("/b/x y", None, &fake),
         rewritten("/e.php", Some("v=x%20y"))
     );
-    assert!(RewriteRule::parse_flags("B=&?").is_err());
+    let (flags, _) = RewriteRule::parse_flags("B=&?").unwrap();
+    assert_eq!(
+        flags.escape_backrefs,
+        Some(BackrefEscape::Only("&?".into()))
+    );
+}
+
+#[test]
+fn b_with_characters_and_bctls_escape_only_those() {
+    // MediaWiki's thumbnail handler rule: only `&` and `?` would break the query it builds.
+    let set = server(vec![rule("^/b/(.*)$", "/e.php?v=$1", &[], "B=&?,L")]);
+    let fake = Fake::new("/b/x y&z/é", &[], &[]);
+    assert_eq!(
+        set.apply("/b/x y&z/é?", None, &fake),
+        rewritten("/e.php", Some("v=x y%26z/é%3f"))
+    );
+    let set = server(vec![rule("^/b/(.*)$", "/e.php?v=$1", &[], "BCTLS,L")]);
+    assert_eq!(
+        set.apply("/b/a b&c\t", None, &fake),
+        rewritten("/e.php", Some("v=a+b&c%09"))
+    );
 }
 
 #[test]

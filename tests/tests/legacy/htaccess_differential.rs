@@ -349,7 +349,7 @@ fn trees() -> Vec<Tree> {
             "rw_more",
             &[(
                 ".htaccess",
-                "RewriteEngine On\nRewriteCond %{QUERY_STRING} a=1 [OR]\nRewriteCond %{QUERY_STRING} b=2\nRewriteRule ^or$ e.php?matched=1 [L]\nRewriteCond %{REQUEST_METHOD} =POST\nRewriteRule ^method$ e.php?post=1 [L]\nRewriteRule ^method$ e.php?other=1 [L]\nRewriteRule ^b/(.*)$ e.php?v=$1 [B,L]\nRewriteCond %{HTTP:X-Mode} ^(on|yes)$ [NC]\nRewriteRule ^hdr$ e.php?mode=%1 [L]\nRewriteRule ^abs$ http://example.test/elsewhere?x=1 [R=302,L]\nRewriteRule ^chain$ step2 [C]\nRewriteRule ^step2$ e.php?chained=1 [L]\n",
+                "RewriteEngine On\nRewriteCond %{QUERY_STRING} a=1 [OR]\nRewriteCond %{QUERY_STRING} b=2\nRewriteRule ^or$ e.php?matched=1 [L]\nRewriteCond %{REQUEST_METHOD} =POST\nRewriteRule ^method$ e.php?post=1 [L]\nRewriteRule ^method$ e.php?other=1 [L]\nRewriteRule ^b/(.*)$ e.php?v=$1 [B,L]\nRewriteRule ^bc/(.*)$ e.php?v=$1 [B=&,L]\nRewriteRule ^bt/(.*)$ e.php?v=$1 [BCTLS,L]\nRewriteCond %{HTTP:X-Mode} ^(on|yes)$ [NC]\nRewriteRule ^hdr$ e.php?mode=%1 [L]\nRewriteRule ^abs$ http://example.test/elsewhere?x=1 [R=302,L]\nRewriteRule ^chain$ step2 [C]\nRewriteRule ^step2$ e.php?chained=1 [L]\n",
             )],
         ),
         tree(
@@ -552,6 +552,8 @@ fn cases() -> Vec<Case> {
         case("RewriteCond REQUEST_METHOD, POST", "/rw_more/method").args(&post),
         case("RewriteCond REQUEST_METHOD, GET", "/rw_more/method"),
         case("[B] escapes the capture", "/rw_more/b/x%20y%26z"),
+        case("[B=&] escapes only &", "/rw_more/bc/x%2By%26z"),
+        case("[BCTLS] escapes blanks, not &", "/rw_more/bt/a%20b%26c"),
         case("RewriteCond %{HTTP:…} [NC]", "/rw_more/hdr").args(&["-H", "X-Mode: YES"]),
         case("[R] to another host", "/rw_more/abs"),
         case("[C] chains", "/rw_more/chain"),
