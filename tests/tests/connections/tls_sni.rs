@@ -192,3 +192,51 @@ fn sighup_reloads_certificates_without_dropping_connections() {
         Some("renewed.test")
     );
 }
+
+/// Runs one `openssl s_client` request with `args` (a session file in, out) and returns its
+/// output: the session line tells a full handshake (`New,`) from a resumed one (`Reused,`).
+fn session(paddock: &Paddock, args: &[&str]) -> String {
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-connect", &paddock.https.to_string()])
+        .args(["-servername", "a.test", "-ign_eof"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_client");
+    // A whole request and its answer: the TLS 1.3 ticket arrives after the handshake.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn sessions_resume_with_tls_1_3_tickets_and_tls_1_2_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    certs(dir.path());
+    let paddock = start(dir.path());
+    for version in ["-tls1_3", "-tls1_2"] {
+        let file = dir.path().join(format!("session{version}"));
+        let file = file.to_str().unwrap();
+        let first = session(&paddock, &[version, "-sess_out", file]);
+        assert!(first.contains("hello"), "{version}: {first}");
+        // A stateless ticket (TLS 1.2 gets one only from a server with ticket keys).
+        assert!(
+            first.contains("TLS session ticket lifetime hint"),
+            "{version}: a ticket: {first}"
+        );
+        assert!(
+            first.contains("\nNew, "),
+            "{version}: a full handshake first: {first}"
+        );
+        let again = session(&paddock, &[version, "-sess_in", file]);
+        assert!(again.contains("hello"), "{version}: {again}");
+        assert!(again.contains("\nReused, "), "{version}: resumed: {again}");
+    }
+}
