@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use protocol::control::{PoolLoad, WorkerId};
 
 use crate::config::{PoolConfig, PoolMode, Sizing};
+use crate::php_parent::PhpParent;
 use crate::policy::{Ramp, Snapshot};
 
 /// A worker that lived this long was healthy: its exit does not count as a crash-loop step.
@@ -33,6 +34,8 @@ pub(crate) struct Pool {
     pub external_id: Option<WorkerId>,
     /// Dropped by a reload: its workers retire and none are started.
     pub removed: bool,
+    /// `builtin = "php"`: the warm parent that forks the workers, once started.
+    pub php_parent: Option<PhpParent>,
 }
 
 impl Pool {
@@ -46,6 +49,7 @@ impl Pool {
             load: PoolLoad::default(),
             external_id,
             removed: false,
+            php_parent: None,
         }
     }
 

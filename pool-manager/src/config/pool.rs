@@ -70,7 +70,7 @@ pub(super) fn validate_pool(
             (PoolMode::External, connections)
         }
     };
-    if pool.script_timeout.is_some() && pool.builtin.is_none() {
+    if pool.script_timeout.is_some() && pool.builtin != Some(RawBuiltin::Cgi) {
         return fail(
             "script_timeout",
             "applies to builtin = \"cgi\" pools; use request_timeout for others".into(),
@@ -87,6 +87,15 @@ pub(super) fn validate_pool(
             return fail(
                 "builtin",
                 "external pools are not started by paddock".into(),
+            )
+        }
+        (PoolMode::Prefork, None, Some(RawBuiltin::Php)) => super::php::command(name, pool, base)?,
+        (_, None, Some(RawBuiltin::Php)) => {
+            return fail(
+                "builtin",
+                "builtin = \"php\" runs one request per process (PHP's non-thread-safe build): \
+                 use mode = \"prefork\""
+                    .into(),
             )
         }
         (_, None, Some(RawBuiltin::Cgi)) => {
@@ -120,6 +129,9 @@ pub(super) fn validate_pool(
             )
         }
     };
+    if pool.builtin != Some(RawBuiltin::Php) {
+        super::php::forbid_settings(name, pool)?;
+    }
     let external_socket = match (mode, &pool.socket) {
         (PoolMode::External, Some(socket)) => Some(base.join(socket)),
         (PoolMode::External, None) => {
@@ -208,6 +220,7 @@ pub(super) fn validate_pool(
             pool.env_allow.as_deref().unwrap_or(&[]),
         ),
         command,
+        builtin_php: pool.builtin == Some(RawBuiltin::Php),
         external_socket,
         slots_per_worker,
         sizing,

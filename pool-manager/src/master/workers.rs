@@ -10,6 +10,7 @@ use tracing::{debug, error, info, warn};
 
 use super::{ExitKind, Master, Worker, FIRST_WORKER_TOKEN};
 use crate::children::{spawn_worker, SpawnError};
+use crate::php_parent::{spawn_php_worker, PhpParent};
 use crate::policy::{self, Action};
 
 /// Time between SIGTERM and SIGKILL for a worker being stopped.
@@ -81,8 +82,14 @@ impl Master {
     pub(super) fn start_worker(&mut self, pool: usize, now: Instant) -> bool {
         let id = self.next_worker;
         self.next_worker += 1;
+        let p = &mut self.pools[pool];
+        let spawned = if p.config.builtin_php {
+            spawn_php_worker(&p.config, &mut p.php_parent, id, &self.runtime)
+        } else {
+            spawn_worker(&p.config, id, &self.runtime)
+        };
         let config = &self.pools[pool].config;
-        match spawn_worker(config, id, &self.runtime) {
+        match spawned {
             Ok(spawned) => {
                 let name = config.name.clone();
                 let slots = config.slots_per_worker;
@@ -125,7 +132,11 @@ impl Master {
                 if self.pools[pool].failing.as_deref() != Some(reason.as_str()) {
                     error!(pool = %self.pools[pool].config.name, retry_in = ?delay, "{reason}");
                 }
-                if matches!(e, SpawnError::CommandNotFound { .. }) {
+                if matches!(
+                    e,
+                    SpawnError::CommandNotFound { .. }
+                        | SpawnError::PhpParent { missing: true, .. }
+                ) {
                     self.pools[pool].hold_until = Some(now + MISSING_PROGRAM_RETRY);
                 }
                 self.set_pool_failing(pool, Some(reason));
@@ -313,6 +324,33 @@ impl Master {
             worker: id,
             reason,
         });
+    }
+}
+
+impl Master {
+    /// A pool's PHP parent died. The workers it forked are the master's children and go on
+    /// serving; a new parent is started at once, unless this one died young (then the next
+    /// worker start tries again, under the pool's crash-loop backoff).
+    pub(super) fn on_php_parent_exit(&mut self, pool: usize, status: &str, now: Instant) {
+        let Some(parent) = self.pools[pool].php_parent.take() else {
+            return;
+        };
+        let name = self.pools[pool].config.name.clone();
+        let lived = now - parent.started;
+        warn!(pool = %name, pid = parent.pid.as_raw(), status, lived = ?lived, "PHP parent exited; its workers go on serving");
+        if self.shutdown.is_some()
+            || !self.pools[pool].is_managed()
+            || lived < crate::pool::HEALTHY_AFTER
+        {
+            return;
+        }
+        match PhpParent::start(&self.pools[pool].config) {
+            Ok(parent) => {
+                info!(pool = %name, pid = parent.pid.as_raw(), "PHP parent restarted");
+                self.pools[pool].php_parent = Some(parent);
+            }
+            Err(e) => error!(pool = %name, "cannot restart the PHP parent: {e}"),
+        }
     }
 }
 
