@@ -36,7 +36,8 @@ impl PhpRequest {
     /// Decodes a complete PARAMS stream; `None` when it is malformed. A name sent twice keeps
     /// its last value, as in php-cgi.
     pub(crate) fn from_params(params: &[u8]) -> Option<PhpRequest> {
-        let mut pairs: Vec<(&[u8], &[u8])> = Vec::new();
+        // php-cgi's FastCGI layer sets FCGI_ROLE before the web server's parameters.
+        let mut pairs: Vec<(&[u8], &[u8])> = vec![(b"FCGI_ROLE", b"RESPONDER")];
         for pair in name_values(params) {
             let (name, value) = pair.ok()?;
             match pairs.iter_mut().find(|(n, _)| *n == name) {
@@ -166,8 +167,9 @@ mod tests {
             ("SCRIPT_NAME", "/b.php"),
         ]))
         .unwrap();
-        assert_eq!(request.params.len(), 4);
-        assert_eq!(request.strings[3], b"/b.php\0");
+        assert_eq!(request.params.len(), 5);
+        assert_eq!(request.strings[0], b"FCGI_ROLE\0");
+        assert_eq!(request.strings[5], b"/b.php\0");
         let view = request.c_view();
         assert_eq!(view.content_length, 12);
         assert_eq!(view.proto_num, 1000);

@@ -74,6 +74,11 @@ impl PhpParent {
         })
     }
 
+    /// Has forked a worker, so PHP started: its death is not a start-up failure.
+    pub(crate) fn has_forked(&self) -> bool {
+        self.forked
+    }
+
     /// Forks worker `id` serving on `listener`, its output on `output`; returns its pid.
     fn fork_worker(
         &mut self,

@@ -329,8 +329,9 @@ impl Master {
 
 impl Master {
     /// A pool's PHP parent died. The workers it forked are the master's children and go on
-    /// serving; a new parent is started at once, unless this one died young (then the next
-    /// worker start tries again, under the pool's crash-loop backoff).
+    /// serving; a new parent is started at once, unless this one died young without ever
+    /// forking (a start-up failure: the next worker start tries again, under the pool's
+    /// crash-loop backoff).
     pub(super) fn on_php_parent_exit(&mut self, pool: usize, status: &str, now: Instant) {
         let Some(parent) = self.pools[pool].php_parent.take() else {
             return;
@@ -340,7 +341,7 @@ impl Master {
         warn!(pool = %name, pid = parent.pid.as_raw(), status, lived = ?lived, "PHP parent exited; its workers go on serving");
         if self.shutdown.is_some()
             || !self.pools[pool].is_managed()
-            || lived < crate::pool::HEALTHY_AFTER
+            || (lived < crate::pool::HEALTHY_AFTER && !parent.has_forked())
         {
             return;
         }
