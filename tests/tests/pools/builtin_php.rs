@@ -178,3 +178,45 @@ fn fastcgi_finish_request_answers_and_the_script_runs_on() {
         .into_owned();
     assert_eq!(raw, "no case\n");
 }
+
+#[test]
+fn php_ini_php_value_and_php_admin_value_reach_scripts_and_admin_values_stay_put() {
+    if !require_libphp() {
+        return;
+    }
+    let site = tempfile::tempdir().unwrap();
+    let root = site.path().canonicalize().unwrap();
+    std::fs::write(
+        root.join("ini.php"),
+        "<?php header('Content-Type: application/json');\n\
+         echo json_encode([\n\
+           'ini_file' => ini_get('post_max_size'),\n\
+           'value' => ini_get('default_charset'),\n\
+           'value_set' => ini_set('default_charset', 'ISO-8859-1'),\n\
+           'admin' => ini_get('memory_limit'),\n\
+           'admin_set' => ini_set('memory_limit', '300M'),\n\
+           'admin_after' => ini_get('memory_limit'),\n\
+         ]);\n",
+    )
+    .unwrap();
+    let ini = root.join("pool.ini");
+    std::fs::write(&ini, "post_max_size = 3M\n").unwrap();
+    let paddock = Paddock::start(&php_builtin_site(
+        &root,
+        1,
+        &format!(
+            "php_ini = \"{}\"\nphp_value = {{ default_charset = \"UTF-16\" }}\nphp_admin_value = {{ memory_limit = \"96M\" }}",
+            ini.display()
+        ),
+    ));
+    let output = paddock.curl(&["-s", &paddock.url("/ini.php")]);
+    let seen: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&output.stdout))
+    });
+    assert_eq!(seen["ini_file"], "3M", "{seen}");
+    assert_eq!(seen["value"], "UTF-16", "{seen}");
+    assert_eq!(seen["value_set"], "UTF-16", "php_value may be changed: {seen}");
+    assert_eq!(seen["admin"], "96M", "{seen}");
+    assert_eq!(seen["admin_set"], false, "php_admin_value may not: {seen}");
+    assert_eq!(seen["admin_after"], "96M", "{seen}");
+}
