@@ -68,6 +68,7 @@ fn build_glue(php: &Php) {
     let mut build = cc::Build::new();
     build
         .file("csrc/paddock_sapi.c")
+        .file("csrc/user_ini.c")
         .include("csrc")
         .includes(&php.include_dirs)
         // PHP's own headers trip these; the glue's own code is clean of them.

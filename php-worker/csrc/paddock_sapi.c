@@ -214,6 +214,18 @@ static int pdk_startup(sapi_module_struct *module)
 	return php_module_startup(module, NULL);
 }
 
+/* Called by PHP at the start of each request, before the script is compiled. */
+static int pdk_activate(void)
+{
+	const struct pdk_param *root = find_param("DOCUMENT_ROOT", sizeof("DOCUMENT_ROOT") - 1);
+	const struct pdk_param *host = find_param("SERVER_NAME", sizeof("SERVER_NAME") - 1);
+	if (current) {
+		pdk_activate_dir_config(current->script_filename, root ? root->value : NULL,
+					host ? host->value : NULL);
+	}
+	return SUCCESS;
+}
+
 static int pdk_deactivate(void)
 {
 	return SUCCESS;
@@ -292,7 +304,7 @@ static sapi_module_struct pdk_module = {
 	"paddock builtin PHP (FastCGI)",
 	pdk_startup,
 	php_module_shutdown_wrapper,
-	NULL,
+	pdk_activate,
 	pdk_deactivate,
 	pdk_ub_write,
 	pdk_flush,

@@ -31,6 +31,9 @@ int pdk_startup_php(const char *ini_path, const char *const *defines, size_t def
 		    const char *const *admin_names, size_t admin_count);
 int pdk_run_request(const struct pdk_request *request);
 
+/* user_ini.c: php.ini [PATH=]/[HOST=] sections and .user.ini files for this request. */
+void pdk_activate_dir_config(const char *script, const char *doc_root, const char *server_name);
+
 /* Implemented in Rust. Non-zero from a write or flush means the client is gone. */
 int pdk_rs_write(const char *bytes, size_t len);
 int pdk_rs_flush(void);

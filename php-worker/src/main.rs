@@ -14,7 +14,8 @@
 //! - `fcgi_conn` — reading one FastCGI request off a connection;
 //! - `exchange` — the request in flight: its body, and its output as FastCGI records;
 //! - `request` — the decoded request in the form the C side reads;
-//! - `ffi` — the calls into `csrc/paddock_sapi.c` and its callbacks (the crate's FFI `unsafe`).
+//! - `ffi` — the calls into `csrc/paddock_sapi.c` and its callbacks (the crate's FFI `unsafe`);
+//!   `csrc/user_ini.c` applies php.ini's per-directory sections and `.user.ini` files.
 //!
 //! Built without PHP's development files, the program is a stub that says which packages to
 //! install (see `build.rs`).

@@ -210,13 +210,63 @@ fn php_ini_php_value_and_php_admin_value_reach_scripts_and_admin_values_stay_put
         ),
     ));
     let output = paddock.curl(&["-s", &paddock.url("/ini.php")]);
-    let seen: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}", String::from_utf8_lossy(&output.stdout))
-    });
+    let seen: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
     assert_eq!(seen["ini_file"], "3M", "{seen}");
     assert_eq!(seen["value"], "UTF-16", "{seen}");
-    assert_eq!(seen["value_set"], "UTF-16", "php_value may be changed: {seen}");
+    assert_eq!(
+        seen["value_set"], "UTF-16",
+        "php_value may be changed: {seen}"
+    );
     assert_eq!(seen["admin"], "96M", "{seen}");
     assert_eq!(seen["admin_set"], false, "php_admin_value may not: {seen}");
     assert_eq!(seen["admin_after"], "96M", "{seen}");
+}
+
+#[test]
+fn user_ini_files_apply_from_the_document_root_down_as_under_php_cgi() {
+    if !require_libphp() {
+        return;
+    }
+    require_php_cgi();
+    let site = tempfile::tempdir().unwrap();
+    let root = site.path().canonicalize().unwrap();
+    std::fs::create_dir(root.join("sub")).unwrap();
+    let probe = "<?php header('Content-Type: application/json');\n\
+                 echo json_encode([ini_get('default_charset'), ini_get('max_input_vars'), \
+                 ini_get('memory_limit')]);\n";
+    std::fs::write(root.join("ini.php"), probe).unwrap();
+    std::fs::write(root.join("sub/ini.php"), probe).unwrap();
+    std::fs::write(
+        root.join(".user.ini"),
+        "default_charset = \"ISO-8859-1\"\nmemory_limit = 77M\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("sub/.user.ini"), "max_input_vars = 123\n").unwrap();
+    let cgi = Paddock::start(&php_site(&root, 1, ""));
+    let builtin = Paddock::start(&php_builtin_site(&root, 1, ""));
+    let admin = Paddock::start(&php_builtin_site(
+        &root,
+        1,
+        "php_admin_value = { memory_limit = \"96M\" }",
+    ));
+    let get = |paddock: &Paddock, path: &str| -> Value {
+        serde_json::from_slice(&paddock.curl(&["-s", &paddock.url(path)]).stdout).unwrap()
+    };
+    assert_eq!(
+        get(&builtin, "/ini.php"),
+        serde_json::json!(["ISO-8859-1", "1000", "77M"])
+    );
+    assert_eq!(
+        get(&builtin, "/sub/ini.php"),
+        serde_json::json!(["ISO-8859-1", "123", "77M"])
+    );
+    for path in ["/ini.php", "/sub/ini.php"] {
+        assert_eq!(get(&builtin, path), get(&cgi, path), "{path}");
+    }
+    // A .user.ini cannot override php_admin_value.
+    assert_eq!(
+        get(&admin, "/sub/ini.php"),
+        serde_json::json!(["ISO-8859-1", "123", "96M"])
+    );
 }
