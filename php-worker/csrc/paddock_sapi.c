@@ -12,7 +12,10 @@
 /* memrchr, which PHP's headers use. */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <math.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "php.h"
@@ -25,6 +28,7 @@
 #include "main/php_output.h"
 #include "zend_ini.h"
 #include "zend_signal.h"
+#include "zend_atomic.h"
 
 #include "paddock_sapi.h"
 
@@ -32,6 +36,10 @@
 static const struct pdk_request *current;
 /* fastcgi_finish_request() was called: the client has its answer, output is discarded. */
 static int finished;
+/* The request ran past the pool's request_timeout: PHP's timeout error ends it, with a 504. */
+static volatile sig_atomic_t timed_out;
+/* The timeout in whole seconds, for PHP's "Maximum execution time of N seconds" message. */
+static zend_long timeout_seconds;
 
 /* Bytes for FCGI_STDOUT; PHP treats a short count as an aborted connection. */
 static size_t pdk_ub_write(const char *str, size_t len)
@@ -167,6 +175,11 @@ static int pdk_send_headers(sapi_headers_struct *headers)
 			has_status_header = 1;
 			break;
 		}
+	}
+	if (timed_out && code == 500) {
+		/* PHP turned its timeout error into a 500; it is a gateway timeout to the client. */
+		code = 504;
+		headers->http_status_line = NULL;
 	}
 	if (code != 200 && !has_status_header) {
 		char buf[256];
@@ -352,13 +365,47 @@ int pdk_startup_php(const char *ini_path, const char *const *defines, size_t def
 	return 0;
 }
 
-int pdk_run_request(const struct pdk_request *request)
+/* SIGALRM at request_timeout: PHP's own timeout, the way max_execution_time stops a script
+ * (the VM checks the flags at its next instruction, and a sleeping script wakes up with EINTR),
+ * but on wall-clock time, which is what the client waits for. */
+static void on_request_timeout(int signo)
+{
+	(void)signo;
+	timed_out = 1;
+	EG(timeout_seconds) = timeout_seconds;
+	zend_atomic_bool_store_ex(&EG(timed_out), true);
+	zend_atomic_bool_store_ex(&EG(vm_interrupt), true);
+}
+
+static void set_request_timer(long ms)
+{
+	struct itimerval timer = { { 0, 0 }, { ms / 1000, (ms % 1000) * 1000 } };
+	setitimer(ITIMER_REAL, &timer, NULL);
+}
+
+static void arm_request_timeout(long ms)
+{
+	struct sigaction action;
+	if (ms <= 0) {
+		return;
+	}
+	memset(&action, 0, sizeof(action));
+	action.sa_handler = on_request_timeout;
+	sigemptyset(&action.sa_mask);
+	/* Through PHP's signal layer, which owns SIGALRM during a request. */
+	zend_sigaction(SIGALRM, &action, NULL);
+	timeout_seconds = (zend_long)((ms + 999) / 1000);
+	set_request_timer(ms);
+}
+
+int pdk_run_request(const struct pdk_request *request, long timeout_ms)
 {
 	zend_file_handle file;
 	int status = 0;
 
 	current = request;
 	finished = 0;
+	timed_out = 0;
 	SG(server_context) = (void *)request;
 	SG(request_info).request_method = request->method;
 	SG(request_info).query_string = request->query_string;
@@ -384,6 +431,7 @@ int pdk_run_request(const struct pdk_request *request)
 				SG(sapi_headers).http_response_code = 404;
 				PUTS("No input file specified.\n");
 			} else {
+				arm_request_timeout(timeout_ms);
 				zend_stream_init_filename(&file, request->script_filename);
 				php_execute_script(&file);
 				zend_destroy_file_handle(&file);
@@ -394,6 +442,7 @@ int pdk_run_request(const struct pdk_request *request)
 	if (status == 0) {
 		php_request_shutdown(NULL);
 	}
+	set_request_timer(0);
 	SG(server_context) = NULL;
 	current = NULL;
 	return status;

@@ -29,7 +29,8 @@ struct pdk_request {
 
 int pdk_startup_php(const char *ini_path, const char *const *defines, size_t define_count,
 		    const char *const *admin_names, size_t admin_count);
-int pdk_run_request(const struct pdk_request *request);
+/* timeout_ms: PHP's timeout error after this long (0: none). */
+int pdk_run_request(const struct pdk_request *request, long timeout_ms);
 
 /* user_ini.c: php.ini [PATH=]/[HOST=] sections and .user.ini files for this request. */
 void pdk_activate_dir_config(const char *script, const char *doc_root, const char *server_name);

@@ -1,7 +1,9 @@
 //! The command line, as the master builds it from the pool's settings.
 
+use std::time::Duration;
+
 pub(crate) const USAGE: &str =
-    "usage: paddock-php zygote [--ini FILE] [--define NAME=VALUE]... [--admin NAME]...
+    "usage: paddock-php zygote [--ini FILE] [--define NAME=VALUE]... [--admin NAME]... [--request-timeout-ms N]
   (started by paddock for pools with builtin = \"php\", with its control socket as fd 3)";
 
 #[derive(Debug, Default)]
@@ -12,6 +14,8 @@ pub(crate) struct Args {
     pub(crate) defines: Vec<String>,
     /// Names of the `php_admin_value` settings, which scripts may not change.
     pub(crate) admin: Vec<String>,
+    /// The pool's request_timeout: PHP's timeout error ends a request running longer.
+    pub(crate) request_timeout: Option<Duration>,
 }
 
 impl Args {
@@ -34,6 +38,13 @@ impl Args {
                     parsed.defines.push(define);
                 }
                 "--admin" => parsed.admin.push(value()?),
+                "--request-timeout-ms" => {
+                    let ms = value()?;
+                    let ms: u64 = ms
+                        .parse()
+                        .map_err(|_| format!("--request-timeout-ms {ms:?}"))?;
+                    parsed.request_timeout = Some(Duration::from_millis(ms));
+                }
                 _ => return Err(format!("unknown option {flag:?}")),
             }
         }
@@ -59,8 +70,11 @@ mod tests {
             "memory_limit=64M",
             "--admin",
             "memory_limit",
+            "--request-timeout-ms",
+            "1500",
         ])
         .unwrap();
+        assert_eq!(args.request_timeout, Some(Duration::from_millis(1500)));
         assert_eq!(args.ini.as_deref(), Some("/etc/p.ini"));
         assert_eq!(args.defines, ["memory_limit=64M"]);
         assert_eq!(args.admin, ["memory_limit"]);
@@ -73,5 +87,6 @@ mod tests {
         assert!(parse(&["zygote", "--define", "novalue"]).is_err());
         assert!(parse(&["zygote", "--ini"]).is_err());
         assert!(parse(&["zygote", "--bogus"]).is_err());
+        assert!(parse(&["zygote", "--request-timeout-ms", "soon"]).is_err());
     }
 }

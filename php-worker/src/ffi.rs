@@ -45,7 +45,7 @@ extern "C" {
         admin_names: *const *const c_char,
         admin_count: usize,
     ) -> c_int;
-    fn pdk_run_request(request: *const RequestView) -> c_int;
+    fn pdk_run_request(request: *const RequestView, timeout_ms: c_long) -> c_int;
 }
 
 /// Starts PHP (module startup: ini files, extensions, OPcache's shared memory) in this process.
@@ -81,13 +81,14 @@ pub(crate) fn startup(
     }
 }
 
-/// Runs one request through PHP; its output goes to the current [`exchange`]. False when PHP
-/// could not even start the request.
-pub(crate) fn run_request(view: &RequestView) -> bool {
+/// Runs one request through PHP; its output goes to the current [`exchange`]. PHP's timeout
+/// error ends it after `timeout` (none when zero). False when PHP could not even start it.
+pub(crate) fn run_request(view: &RequestView, timeout: std::time::Duration) -> bool {
+    let timeout_ms = c_long::try_from(timeout.as_millis()).unwrap_or(c_long::MAX);
     // SAFETY: `view` points into a live PhpRequest that the caller neither moves nor changes
     // during the call; PHP was started by `startup` in this process (or the parent it forked
     // from), and requests run one at a time on this, the only thread.
-    unsafe { pdk_run_request(view) == 0 }
+    unsafe { pdk_run_request(view, timeout_ms) == 0 }
 }
 
 /// # Safety

@@ -20,7 +20,15 @@ const WORKER_NAME: &std::ffi::CStr = c"php-worker";
 const REPARENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves until the master stops this worker; never returns.
-pub(crate) fn run(listener: OwnedFd, output: OwnedFd, control: OwnedFd, master: Pid) -> ! {
+/// `timeout`: the pool's request_timeout, after which PHP's own timeout error ends a request
+/// (zero: none).
+pub(crate) fn run(
+    listener: OwnedFd,
+    output: OwnedFd,
+    control: OwnedFd,
+    master: Pid,
+    timeout: Duration,
+) -> ! {
     // The parent's control socket is not the worker's business.
     drop(control);
     // PHP's stray writes and the worker's own messages go to the master's log, under this
@@ -38,7 +46,7 @@ pub(crate) fn run(listener: OwnedFd, output: OwnedFd, control: OwnedFd, master: 
     let listener = UnixListener::from(listener);
     loop {
         match listener.accept() {
-            Ok((stream, _)) => serve_connection(stream),
+            Ok((stream, _)) => serve_connection(stream, timeout),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
                 eprintln!("paddock-php worker: accept failed: {e}");
@@ -48,7 +56,7 @@ pub(crate) fn run(listener: OwnedFd, output: OwnedFd, control: OwnedFd, master: 
     }
 }
 
-fn serve_connection(mut stream: UnixStream) {
+fn serve_connection(mut stream: UnixStream, timeout: Duration) {
     let mut reader = Reader::default();
     loop {
         let incoming = match reader.next_request(&mut stream) {
@@ -66,7 +74,7 @@ fn serve_connection(mut stream: UnixStream) {
         let started = Instant::now();
         exchange::begin(Exchange::new(stream, incoming.id, incoming.stdin));
         let view = request.c_view();
-        let ran = ffi::run_request(&view);
+        let ran = ffi::run_request(&view, timeout);
         let exchange = exchange::take().expect("the exchange begun above");
         if !ran {
             eprintln!(

@@ -2,10 +2,16 @@
 //! `php_admin_value`) into the command line of its warm parent, `paddock-php zygote`.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::error::{invalid, Invalid};
 use super::paths::readable_file;
 use super::raw::RawPool;
+
+/// How long after `request_timeout` the front end waits for a builtin PHP worker to end the
+/// request itself (PHP's timeout error, answered 504) before it answers 504 and has the worker
+/// killed: PHP's own `hard_timeout` default.
+pub(super) const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
 
 /// The program of `builtin = "php"` pools, installed next to `paddock` (`cargo build` puts both
 /// in the same directory).
@@ -34,6 +40,13 @@ pub(super) fn command(name: &str, pool: &RawPool, base: &Path) -> Result<Vec<Str
             command.extend(["--define".into(), format!("{setting}={value}")]);
         }
     }
+    let timeout = pool
+        .request_timeout
+        .map_or(super::pool::DEFAULT_REQUEST_TIMEOUT, |d| d.0);
+    command.extend([
+        "--request-timeout-ms".into(),
+        timeout.as_millis().to_string(),
+    ]);
     for setting in pool.php_admin_value.keys() {
         if pool.php_value.contains_key(setting) {
             return Err(invalid(

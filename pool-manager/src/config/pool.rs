@@ -394,10 +394,17 @@ pub(super) fn dispatch_spec(name: &str, pool: &RawPool, config: &PoolConfig) -> 
             .map_or(DEFAULT_QUEUE_TIMEOUT, |d| d.0)
             .as_millis() as u64,
         queue_max: pool.queue_max.unwrap_or(DEFAULT_QUEUE_MAX),
-        request_timeout_ms: pool
+        request_timeout_ms: (pool
             .request_timeout
             .map_or(DEFAULT_REQUEST_TIMEOUT, |d| d.0)
-            .as_millis() as u64,
+            // A builtin PHP worker ends an overrunning request itself, the PHP way; the front
+            // end's own deadline (504 and a kill) is the backstop.
+            + if config.builtin_php {
+                super::php::TIMEOUT_GRACE
+            } else {
+                Duration::ZERO
+            })
+        .as_millis() as u64,
         max_requests: match (config.recycle.max_requests, self_exit_after) {
             (0, None) => 0,
             (0, Some(n)) => n,

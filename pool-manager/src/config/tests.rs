@@ -191,6 +191,8 @@ fn builtin_php_builds_the_parents_command_line() {
     let config = load(&text).expect("valid");
     let pool = &config.pools[0];
     assert!(pool.builtin_php);
+    // The worker ends an overrunning request itself; the front end's 504-and-kill comes 2 s later.
+    assert_eq!(config.frontend.pools[0].request_timeout_ms, 62_000);
     assert!(
         pool.command[0].ends_with("/paddock-php"),
         "{:?}",
@@ -204,6 +206,8 @@ fn builtin_php_builds_the_parents_command_line() {
             "memory_limit=64M",
             "--define",
             "session.save_path=/tmp",
+            "--request-timeout-ms",
+            "60000",
             "--admin",
             "session.save_path"
         ]

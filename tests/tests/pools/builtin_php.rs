@@ -270,3 +270,28 @@ fn user_ini_files_apply_from_the_document_root_down_as_under_php_cgi() {
         serde_json::json!(["ISO-8859-1", "123", "96M"])
     );
 }
+
+#[test]
+fn a_request_past_request_timeout_ends_with_php_timeout_error_and_a_504_and_the_worker_lives() {
+    if !require_libphp() {
+        return;
+    }
+    let paddock = Paddock::start(&php_builtin_site(&test_site(), 1, "request_timeout = \"1s\""));
+    let worker = |paddock: &Paddock| {
+        let output = paddock.curl(&["-s", &paddock.url("/sleep.php?ms=0")]);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let before = worker(&paddock);
+    // Far longer than the timeout and its grace: only PHP's own timeout ends it in time.
+    let status = paddock.curl_status(&[&paddock.url("/sleep.php?ms=60000")]);
+    assert_eq!(status, 504);
+    paddock.wait_for_log("Maximum execution time of 1 second exceeded");
+    let log = paddock.log();
+    assert!(
+        log.lines().any(|l| l.contains("Maximum execution time") && l.contains("sleep.php on line")),
+        "the script and line are logged\n{log}"
+    );
+    // The worker was not killed: the same process answers the next request.
+    assert_eq!(worker(&paddock), before, "{log}");
+    assert!(!log.contains("reason=timeout_kill"), "{log}");
+}
