@@ -276,7 +276,11 @@ fn a_request_past_request_timeout_ends_with_php_timeout_error_and_a_504_and_the_
     if !require_libphp() {
         return;
     }
-    let paddock = Paddock::start(&php_builtin_site(&test_site(), 1, "request_timeout = \"1s\""));
+    let paddock = Paddock::start(&php_builtin_site(
+        &test_site(),
+        1,
+        "request_timeout = \"1s\"",
+    ));
     let worker = |paddock: &Paddock| {
         let output = paddock.curl(&["-s", &paddock.url("/sleep.php?ms=0")]);
         String::from_utf8_lossy(&output.stdout).into_owned()
@@ -288,7 +292,8 @@ fn a_request_past_request_timeout_ends_with_php_timeout_error_and_a_504_and_the_
     paddock.wait_for_log("Maximum execution time of 1 second exceeded");
     let log = paddock.log();
     assert!(
-        log.lines().any(|l| l.contains("Maximum execution time") && l.contains("sleep.php on line")),
+        log.lines()
+            .any(|l| l.contains("Maximum execution time") && l.contains("sleep.php on line")),
         "the script and line are logged\n{log}"
     );
     // The worker was not killed: the same process answers the next request.
