@@ -68,6 +68,9 @@ fn build_glue(php: &Php) {
     let mut build = cc::Build::new();
     build
         .file("csrc/paddock_sapi.c")
+        .file("csrc/headers.c")
+        .file("csrc/functions.c")
+        .file("csrc/timeout.c")
         .file("csrc/user_ini.c")
         .include("csrc")
         .includes(&php.include_dirs)

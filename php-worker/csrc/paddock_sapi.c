@@ -7,15 +7,14 @@
  * php-cgi's behind a FastCGI web server (cgi.fix_pathinfo = 1), so that a script sees the same
  * $_SERVER, status line and headers under `builtin = "php"` as under php-cgi.
  *
+ * The response head is in headers.c, the extra PHP functions in functions.c, the request
+ * timeout in timeout.c, per-directory settings in user_ini.c.
+ *
  * Written for PHP 8.2 (Debian 12's libphp8.2-embed), non-thread-safe build.
  */
 /* memrchr, which PHP's headers use. */
 #define _GNU_SOURCE
-#include <ctype.h>
-#include <math.h>
-#include <signal.h>
 #include <string.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "php.h"
@@ -23,23 +22,13 @@
 #include "php_variables.h"
 #include "php_ini_builder.h"
 #include "SAPI.h"
-#include "http_status_codes.h"
-#include "ext/standard/head.h"
-#include "main/php_output.h"
 #include "zend_ini.h"
 #include "zend_signal.h"
-#include "zend_atomic.h"
 
-#include "paddock_sapi.h"
+#include "sapi_internal.h"
 
 /* The request being served, owned by Rust for the duration of pdk_run_request. */
-static const struct pdk_request *current;
-/* fastcgi_finish_request() was called: the client has its answer, output is discarded. */
-static int finished;
-/* The request ran past the pool's request_timeout: PHP's timeout error ends it, with a 504. */
-static volatile sig_atomic_t timed_out;
-/* The timeout in whole seconds, for PHP's "Maximum execution time of N seconds" message. */
-static zend_long timeout_seconds;
+const struct pdk_request *pdk_current;
 
 /* Bytes for FCGI_STDOUT; PHP treats a short count as an aborted connection. */
 static size_t pdk_ub_write(const char *str, size_t len)
@@ -67,13 +56,13 @@ static size_t pdk_read_post(char *buffer, size_t count)
 	return pdk_rs_read_body(buffer, count);
 }
 
-static const struct pdk_param *find_param(const char *name, size_t name_len)
+const struct pdk_param *pdk_find_param(const char *name, size_t name_len)
 {
-	if (!current) {
+	if (!pdk_current) {
 		return NULL;
 	}
-	for (size_t i = 0; i < current->param_count; i++) {
-		const struct pdk_param *p = &current->params[i];
+	for (size_t i = 0; i < pdk_current->param_count; i++) {
+		const struct pdk_param *p = &pdk_current->params[i];
 		if (p->name_len == name_len && memcmp(p->name, name, name_len) == 0) {
 			return p;
 		}
@@ -84,13 +73,13 @@ static const struct pdk_param *find_param(const char *name, size_t name_len)
 /* getenv() in a script answers from the request's parameters first, as under php-cgi. */
 static char *pdk_getenv(const char *name, size_t name_len)
 {
-	const struct pdk_param *p = find_param(name, name_len);
+	const struct pdk_param *p = pdk_find_param(name, name_len);
 	return p ? p->value : NULL;
 }
 
 static char *pdk_read_cookies(void)
 {
-	const struct pdk_param *p = find_param("HTTP_COOKIE", sizeof("HTTP_COOKIE") - 1);
+	const struct pdk_param *p = pdk_find_param("HTTP_COOKIE", sizeof("HTTP_COOKIE") - 1);
 	return p ? p->value : NULL;
 }
 
@@ -108,15 +97,15 @@ static void register_one(const char *name, char *value, size_t len, zval *track)
 static void pdk_register_variables(zval *track)
 {
 	php_import_environment_variables(track);
-	if (!current) {
+	if (!pdk_current) {
 		return;
 	}
-	for (size_t i = 0; i < current->param_count; i++) {
-		const struct pdk_param *p = &current->params[i];
+	for (size_t i = 0; i < pdk_current->param_count; i++) {
+		const struct pdk_param *p = &pdk_current->params[i];
 		register_one(p->name, p->value, p->value_len, track);
 	}
-	const struct pdk_param *info = find_param("PATH_INFO", sizeof("PATH_INFO") - 1);
-	const char *script = current->script_name ? current->script_name : "";
+	const struct pdk_param *info = pdk_find_param("PATH_INFO", sizeof("PATH_INFO") - 1);
+	const char *script = pdk_current->script_name ? pdk_current->script_name : "";
 	size_t script_len = strlen(script);
 	size_t info_len = info ? info->value_len : 0;
 	char *self = emalloc(script_len + info_len + 1);
@@ -135,93 +124,6 @@ static void pdk_log_message(const char *message, int syslog_type)
 	pdk_rs_log(message, strlen(message));
 }
 
-static const char *reason_phrase(int code)
-{
-	for (const http_response_status_code_pair *s = http_status_map; s->code; s++) {
-		if (s->code == code) {
-			return s->str;
-		}
-	}
-	return NULL;
-}
-
-static int is_header(const sapi_header_struct *h, const char *name, size_t name_len)
-{
-	return h->header_len > name_len && strncasecmp(h->header, name, name_len) == 0;
-}
-
-static void write_str(const char *s, size_t len)
-{
-	pdk_rs_write(s, len);
-}
-
-/* The CGI response head. The status goes out as a `Status:` header, which the web server turns
- * into the status line: a script's own `Status:` header wins, then a status line given with
- * header("HTTP/1.1 ..."), then the code with its standard reason phrase. */
-static int pdk_send_headers(sapi_headers_struct *headers)
-{
-	int code = headers->http_response_code;
-	int status_sent = 0;
-	zend_llist_position pos;
-	sapi_header_struct *h;
-
-	if (SG(request_info).no_headers) {
-		return SAPI_HEADER_SENT_SUCCESSFULLY;
-	}
-	int has_status_header = 0;
-	for (h = zend_llist_get_first_ex(&headers->headers, &pos); h;
-	     h = zend_llist_get_next_ex(&headers->headers, &pos)) {
-		if (is_header(h, "Status:", 7)) {
-			has_status_header = 1;
-			break;
-		}
-	}
-	if (timed_out && code == 500) {
-		/* PHP turned its timeout error into a 500; it is a gateway timeout to the client. */
-		code = 504;
-		headers->http_status_line = NULL;
-	}
-	if (code != 200 && !has_status_header) {
-		char buf[256];
-		int len;
-		const char *line = headers->http_status_line;
-		const char *space = line ? strchr(line, ' ') : NULL;
-		if (space && space - line >= 5 && strncasecmp(line, "HTTP/", 5) == 0) {
-			/* header("HTTP/1.1 404 Gone for good"): keep the script's reason phrase. */
-			len = snprintf(buf, sizeof(buf), "Status:%s\r\n", space);
-		} else {
-			const char *reason = reason_phrase(code);
-			len = reason ? snprintf(buf, sizeof(buf), "Status: %d %s\r\n", code, reason)
-				     : snprintf(buf, sizeof(buf), "Status: %d\r\n", code);
-		}
-		if (len > (int)sizeof(buf) - 1) {
-			len = sizeof(buf) - 1;
-		}
-		write_str(buf, len);
-		status_sent = 1;
-	}
-	for (h = zend_llist_get_first_ex(&headers->headers, &pos); h;
-	     h = zend_llist_get_next_ex(&headers->headers, &pos)) {
-		if (!h->header_len) {
-			continue;
-		}
-		if (is_header(h, "Status:", 7)) {
-			/* Only the first Status header counts. */
-			if (status_sent) {
-				continue;
-			}
-			status_sent = 1;
-		} else if (code == 304 && is_header(h, "Content-Type:", 13)) {
-			/* A 304 carries no body, so no body type either. */
-			continue;
-		}
-		write_str(h->header, h->header_len);
-		write_str("\r\n", 2);
-	}
-	write_str("\r\n", 2);
-	return SAPI_HEADER_SENT_SUCCESSFULLY;
-}
-
 static int pdk_startup(sapi_module_struct *module)
 {
 	return php_module_startup(module, NULL);
@@ -230,10 +132,10 @@ static int pdk_startup(sapi_module_struct *module)
 /* Called by PHP at the start of each request, before the script is compiled. */
 static int pdk_activate(void)
 {
-	const struct pdk_param *root = find_param("DOCUMENT_ROOT", sizeof("DOCUMENT_ROOT") - 1);
-	const struct pdk_param *host = find_param("SERVER_NAME", sizeof("SERVER_NAME") - 1);
-	if (current) {
-		pdk_activate_dir_config(current->script_filename, root ? root->value : NULL,
+	const struct pdk_param *root = pdk_find_param("DOCUMENT_ROOT", sizeof("DOCUMENT_ROOT") - 1);
+	const struct pdk_param *host = pdk_find_param("SERVER_NAME", sizeof("SERVER_NAME") - 1);
+	if (pdk_current) {
+		pdk_activate_dir_config(pdk_current->script_filename, root ? root->value : NULL,
 					host ? host->value : NULL);
 	}
 	return SUCCESS;
@@ -243,72 +145,6 @@ static int pdk_deactivate(void)
 {
 	return SUCCESS;
 }
-
-/* bool fastcgi_finish_request(): php-fpm's function. The client gets everything written so far
- * and the end of the response; the script runs on with its output discarded. */
-ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_pdk_finish, 0, 0, _IS_BOOL, 0)
-ZEND_END_ARG_INFO()
-
-PHP_FUNCTION(fastcgi_finish_request)
-{
-	ZEND_PARSE_PARAMETERS_NONE();
-	if (finished) {
-		RETURN_FALSE;
-	}
-	php_output_end_all();
-	php_header();
-	pdk_rs_finish();
-	finished = 1;
-	RETURN_TRUE;
-}
-
-/* "HTTP_ACCEPT_LANGUAGE" -> "Accept-Language": the request headers as the client spelled them
- * (near enough: CGI has already upper-cased them). */
-static void add_header_name(zval *array, const char *name, size_t len, const char *value, size_t value_len)
-{
-	char *key = estrndup(name, len);
-	int word_start = 1;
-	for (size_t i = 0; i < len; i++) {
-		if (key[i] == '_') {
-			key[i] = '-';
-			word_start = 1;
-		} else {
-			key[i] = word_start ? toupper((unsigned char)key[i]) : tolower((unsigned char)key[i]);
-			word_start = 0;
-		}
-	}
-	add_assoc_stringl_ex(array, key, len, value, value_len);
-	efree(key);
-}
-
-ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_pdk_headers, 0, 0, IS_ARRAY, 0)
-ZEND_END_ARG_INFO()
-
-/* array getallheaders() / apache_request_headers(), which php-cgi and php-fpm also provide. */
-PHP_FUNCTION(pdk_getallheaders)
-{
-	ZEND_PARSE_PARAMETERS_NONE();
-	array_init(return_value);
-	if (!current) {
-		return;
-	}
-	for (size_t i = 0; i < current->param_count; i++) {
-		const struct pdk_param *p = &current->params[i];
-		if (p->name_len > 5 && memcmp(p->name, "HTTP_", 5) == 0) {
-			add_header_name(return_value, p->name + 5, p->name_len - 5, p->value, p->value_len);
-		} else if ((p->name_len == 12 && memcmp(p->name, "CONTENT_TYPE", 12) == 0) ||
-			   (p->name_len == 14 && memcmp(p->name, "CONTENT_LENGTH", 14) == 0)) {
-			add_header_name(return_value, p->name, p->name_len, p->value, p->value_len);
-		}
-	}
-}
-
-static const zend_function_entry pdk_functions[] = {
-	ZEND_FE(fastcgi_finish_request, arginfo_pdk_finish)
-	ZEND_RAW_FENTRY("getallheaders", zif_pdk_getallheaders, arginfo_pdk_headers, 0)
-	ZEND_RAW_FENTRY("apache_request_headers", zif_pdk_getallheaders, arginfo_pdk_headers, 0)
-	ZEND_FE_END
-};
 
 /* Named like php-cgi's SAPI: scripts and extensions that ask php_sapi_name() behave as under
  * php-cgi, and OPcache, which only caches for the SAPIs it knows, is enabled. */
@@ -365,47 +201,13 @@ int pdk_startup_php(const char *ini_path, const char *const *defines, size_t def
 	return 0;
 }
 
-/* SIGALRM at request_timeout: PHP's own timeout, the way max_execution_time stops a script
- * (the VM checks the flags at its next instruction, and a sleeping script wakes up with EINTR),
- * but on wall-clock time, which is what the client waits for. */
-static void on_request_timeout(int signo)
-{
-	(void)signo;
-	timed_out = 1;
-	EG(timeout_seconds) = timeout_seconds;
-	zend_atomic_bool_store_ex(&EG(timed_out), true);
-	zend_atomic_bool_store_ex(&EG(vm_interrupt), true);
-}
-
-static void set_request_timer(long ms)
-{
-	struct itimerval timer = { { 0, 0 }, { ms / 1000, (ms % 1000) * 1000 } };
-	setitimer(ITIMER_REAL, &timer, NULL);
-}
-
-static void arm_request_timeout(long ms)
-{
-	struct sigaction action;
-	if (ms <= 0) {
-		return;
-	}
-	memset(&action, 0, sizeof(action));
-	action.sa_handler = on_request_timeout;
-	sigemptyset(&action.sa_mask);
-	/* Through PHP's signal layer, which owns SIGALRM during a request. */
-	zend_sigaction(SIGALRM, &action, NULL);
-	timeout_seconds = (zend_long)((ms + 999) / 1000);
-	set_request_timer(ms);
-}
-
 int pdk_run_request(const struct pdk_request *request, long timeout_ms)
 {
 	zend_file_handle file;
 	int status = 0;
 
-	current = request;
-	finished = 0;
-	timed_out = 0;
+	pdk_current = request;
+	pdk_reset_finished();
 	SG(server_context) = (void *)request;
 	SG(request_info).request_method = request->method;
 	SG(request_info).query_string = request->query_string;
@@ -431,7 +233,7 @@ int pdk_run_request(const struct pdk_request *request, long timeout_ms)
 				SG(sapi_headers).http_response_code = 404;
 				PUTS("No input file specified.\n");
 			} else {
-				arm_request_timeout(timeout_ms);
+				pdk_arm_request_timeout(timeout_ms);
 				zend_stream_init_filename(&file, request->script_filename);
 				php_execute_script(&file);
 				zend_destroy_file_handle(&file);
@@ -442,8 +244,8 @@ int pdk_run_request(const struct pdk_request *request, long timeout_ms)
 	if (status == 0) {
 		php_request_shutdown(NULL);
 	}
-	set_request_timer(0);
+	pdk_disarm_request_timeout();
 	SG(server_context) = NULL;
-	current = NULL;
+	pdk_current = NULL;
 	return status;
 }
