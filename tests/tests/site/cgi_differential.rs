@@ -1,8 +1,9 @@
 //! Differential test: what PHP sees (`$_SERVER`, `$_GET`, `$_POST`, `$_COOKIE`, `$_FILES`, the
 //! body) for the same request behind paddock (a php-cgi pool, and a `builtin = "php"` pool) and
-//! behind nginx (Debian package, its stock `snippets/fastcgi-php.conf`) + php-fpm. After dropping what legitimately differs between
-//! two servers (ports, times, pids, software names, worker environments), every remaining
-//! difference must be one that docs/cgi-differences.md lists, recognised by its rule below.
+//! behind nginx (Debian package, its stock `snippets/fastcgi-php.conf`) + php-fpm. After dropping
+//! what legitimately differs between two servers (ports, times, pids, software names, worker
+//! environments), every remaining difference must be one that docs/cgi-differences.md lists,
+//! recognised by its rule below.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
