@@ -12,6 +12,11 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(paddock_libphp)");
     println!("cargo::rerun-if-env-changed=PADDOCK_PHP_CONFIG");
     println!("cargo::rerun-if-changed=csrc");
+    // Installing (or removing) PHP's packages after a first build must change what is built:
+    // a missing path makes cargo run this script again on every build, which costs nothing.
+    for path in [EMBED_HEADER, LIBPHP] {
+        println!("cargo::rerun-if-changed={path}");
+    }
     match find_php() {
         Ok(php) => build_glue(&php),
         Err(why) => println!(
@@ -20,6 +25,10 @@ fn main() {
         ),
     }
 }
+
+/// Debian 12's paths for the header the SAPI needs and the library it links.
+const EMBED_HEADER: &str = "/usr/include/php/20220829/sapi/embed/php_embed.h";
+const LIBPHP: &str = "/usr/lib/libphp8.2.so";
 
 struct Php {
     include_dirs: Vec<PathBuf>,
