@@ -33,6 +33,18 @@ pub(crate) fn run(args: &Args) -> ExitCode {
         eprintln!("paddock-php: {why}");
         return ExitCode::from(wire::EXIT_PHP_STARTUP as u8);
     }
+    // PHP is up: the master may send fork requests from now on.
+    let ready = wire::encode_forked(wire::READY, std::process::id() as i32);
+    if let Err(e) = sendmsg::<()>(
+        control.as_raw_fd(),
+        &[IoSlice::new(&ready)],
+        &[],
+        MsgFlags::empty(),
+        None,
+    ) {
+        eprintln!("paddock-php: control socket: {e}");
+        return ExitCode::FAILURE;
+    }
     loop {
         let (worker, listener, output) = match receive(control.as_raw_fd()) {
             Ok(Some(request)) => request,

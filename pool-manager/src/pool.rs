@@ -36,11 +36,14 @@ pub(crate) struct Pool {
     pub removed: bool,
     /// `builtin = "php"`: the warm parent that forks the workers, once started.
     pub php_parent: Option<PhpParent>,
+    /// `builtin = "php"`: workers to start when the first parent is ready (the pool's initial
+    /// workers, which cannot be forked before PHP has started).
+    pub php_initial_workers: u32,
 }
 
 impl Pool {
     pub(crate) fn new(config: PoolConfig, external_id: Option<WorkerId>) -> Self {
-        Self {
+        let mut pool = Self {
             config,
             failures: 0,
             hold_until: None,
@@ -50,7 +53,12 @@ impl Pool {
             external_id,
             removed: false,
             php_parent: None,
+            php_initial_workers: 0,
+        };
+        if pool.config.builtin_php {
+            pool.php_initial_workers = pool.initial_workers();
         }
+        pool
     }
 
     pub(crate) fn is_managed(&self) -> bool {

@@ -5,6 +5,8 @@
 //!   (SCM_RIGHTS): the worker's listening socket, then the write end of its output pipe.
 //! - forked worker's middle process → master: [`encode_forked`] (the id and the worker's pid, or
 //!   pid 0 when the fork failed).
+//! - parent → master, once PHP has started: `encode_forked(READY, its own pid)`. The master sends
+//!   no fork request before it, so it never waits for PHP to start.
 //!
 //! The messages are a few bytes long and written with one `write`, so they never interleave:
 //! the parent handles one fork at a time and is silent while its middle child reports.
@@ -14,6 +16,8 @@ pub const CONTROL_FD: i32 = 3;
 /// Descriptors sent with each fork request: the listener and the output pipe.
 pub const FDS_PER_FORK: usize = 2;
 pub const FORK_LEN: usize = 8;
+/// The worker id of the parent's "PHP has started" message (worker ids start at 1).
+pub const READY: u64 = 0;
 pub const FORKED_LEN: usize = 12;
 
 /// Exit status of a paddock-php built without PHP (no php8.2-dev at build time): the master

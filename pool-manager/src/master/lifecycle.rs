@@ -54,7 +54,7 @@ impl Master {
                 .iter()
                 .position(|p| p.php_parent.as_ref().is_some_and(|z| z.pid == pid))
             {
-                self.on_php_parent_exit(pool, &status, now);
+                self.on_php_parent_exit(pool, &status, how, now);
             } else if let Some(id) = self
                 .workers
                 .iter()

@@ -10,7 +10,6 @@ use tracing::{debug, error, info, warn};
 
 use super::{ExitKind, Master, Worker, FIRST_WORKER_TOKEN};
 use crate::children::{spawn_worker, SpawnError};
-use crate::php_parent::{spawn_php_worker, PhpParent};
 use crate::policy::{self, Action};
 
 /// Time between SIGTERM and SIGKILL for a worker being stopped.
@@ -78,19 +77,23 @@ impl Master {
         }
     }
 
-    /// Starts one worker; false when the pool cannot start workers now.
+    /// Starts one worker; false when the pool cannot start workers now (for a `builtin = "php"`
+    /// pool, also while its PHP parent starts: it asks for its workers once ready).
     pub(super) fn start_worker(&mut self, pool: usize, now: Instant) -> bool {
-        let id = self.next_worker;
-        self.next_worker += 1;
-        let p = &mut self.pools[pool];
-        let spawned = if p.config.builtin_php {
-            spawn_php_worker(&p.config, &mut p.php_parent, id, &self.runtime)
+        let spawned = if self.pools[pool].config.builtin_php {
+            match self.php_parent_ready(pool) {
+                Ok(true) => self.fork_php_worker(pool),
+                Ok(false) => return false,
+                Err(e) => Err(e),
+            }
         } else {
-            spawn_worker(&p.config, id, &self.runtime)
+            let id = self.next_worker;
+            self.next_worker += 1;
+            spawn_worker(&self.pools[pool].config, id, &self.runtime).map(|s| (id, s))
         };
         let config = &self.pools[pool].config;
         match spawned {
-            Ok(spawned) => {
+            Ok((id, spawned)) => {
                 let name = config.name.clone();
                 let slots = config.slots_per_worker;
                 let fd = spawned.output.source_fd();
@@ -127,22 +130,27 @@ impl Master {
                 true
             }
             Err(e) => {
-                let delay = self.pools[pool].record_exit(Duration::ZERO, now);
-                let reason = e.to_string();
-                if self.pools[pool].failing.as_deref() != Some(reason.as_str()) {
-                    error!(pool = %self.pools[pool].config.name, retry_in = ?delay, "{reason}");
-                }
-                if matches!(
-                    e,
-                    SpawnError::CommandNotFound { .. }
-                        | SpawnError::PhpParent { missing: true, .. }
-                ) {
-                    self.pools[pool].hold_until = Some(now + MISSING_PROGRAM_RETRY);
-                }
-                self.set_pool_failing(pool, Some(reason));
+                self.spawn_failed(pool, &e, now);
                 false
             }
         }
+    }
+
+    /// A worker (or a pool's PHP parent) could not be started: crash-loop backoff, and the pool
+    /// is failing with the reason.
+    pub(super) fn spawn_failed(&mut self, pool: usize, e: &SpawnError, now: Instant) {
+        let delay = self.pools[pool].record_exit(Duration::ZERO, now);
+        let reason = e.to_string();
+        if self.pools[pool].failing.as_deref() != Some(reason.as_str()) {
+            error!(pool = %self.pools[pool].config.name, retry_in = ?delay, "{reason}");
+        }
+        if matches!(
+            e,
+            SpawnError::CommandNotFound { .. } | SpawnError::PhpParent { missing: true, .. }
+        ) {
+            self.pools[pool].hold_until = Some(now + MISSING_PROGRAM_RETRY);
+        }
+        self.set_pool_failing(pool, Some(reason));
     }
 
     pub(super) fn set_pool_failing(&mut self, pool: usize, failing: Option<String>) {
@@ -324,34 +332,6 @@ impl Master {
             worker: id,
             reason,
         });
-    }
-}
-
-impl Master {
-    /// A pool's PHP parent died. The workers it forked are the master's children and go on
-    /// serving; a new parent is started at once, unless this one died young without ever
-    /// forking (a start-up failure: the next worker start tries again, under the pool's
-    /// crash-loop backoff).
-    pub(super) fn on_php_parent_exit(&mut self, pool: usize, status: &str, now: Instant) {
-        let Some(parent) = self.pools[pool].php_parent.take() else {
-            return;
-        };
-        let name = self.pools[pool].config.name.clone();
-        let lived = now - parent.started;
-        warn!(pool = %name, pid = parent.pid.as_raw(), status, lived = ?lived, "PHP parent exited; its workers go on serving");
-        if self.shutdown.is_some()
-            || !self.pools[pool].is_managed()
-            || (lived < crate::pool::HEALTHY_AFTER && !parent.has_forked())
-        {
-            return;
-        }
-        match PhpParent::start(&self.pools[pool].config) {
-            Ok(parent) => {
-                info!(pool = %name, pid = parent.pid.as_raw(), "PHP parent restarted");
-                self.pools[pool].php_parent = Some(parent);
-            }
-            Err(e) => error!(pool = %name, "cannot restart the PHP parent: {e}"),
-        }
     }
 }
 

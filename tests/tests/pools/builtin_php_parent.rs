@@ -181,3 +181,102 @@ fn killing_the_php_parent_under_load_fails_no_request_and_a_new_one_starts_withi
     assert_eq!(php_parent_pid(master), Some(new_parent));
     assert!(process_alive(replacement));
 }
+
+#[test]
+fn the_master_goes_on_while_php_preloads_and_every_worker_has_the_preloaded_classes() {
+    if !require_libphp() {
+        return;
+    }
+    harness::require_php_cgi();
+    let site = tempfile::tempdir().unwrap();
+    let root = site.path().canonicalize().unwrap();
+    let release = root.join("preload.release");
+    // opcache.preload runs once, in the PHP parent, before it is ready; this one waits for the
+    // test (at most 60 s), like the preload of a large application that takes its time.
+    write(
+        &root,
+        "preload.php",
+        &format!(
+            "<?php for ($i = 0; $i < 6000 && !file_exists('{}'); $i++) {{ usleep(10000); clearstatcache(); }}\n\
+             class Preloaded {{ public static function hi() {{ return 'preloaded'; }} }}\n",
+            release.display()
+        ),
+    );
+    write(
+        &root,
+        "index.php",
+        "<?php echo class_exists('Preloaded', false) ? Preloaded::hi() : 'not preloaded', ' ', getmypid();\n",
+    );
+    let user = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    let user = String::from_utf8_lossy(&user.stdout).trim().to_string();
+    // Two pools: the builtin one ("php"), whose parent preloads, and a php-cgi one ("zcgi")
+    // for another host name, which must not wait for it.
+    let config = format!(
+        r#"{listeners}
+[sites.slow]
+hosts = ["slow.test"]
+root = "{root}"
+index = ["index.php"]
+
+[sites.slow.scripts]
+pool = "php"
+
+[sites.other]
+root = "{other}"
+index = ["index.php"]
+
+[sites.other.scripts]
+pool = "zcgi"
+
+[pools.php]
+mode = "prefork"
+builtin = "php"
+workers = 2
+php_admin_value = {{ "opcache.preload" = "{preload}", "opcache.preload_user" = "{user}" }}
+
+[pools.zcgi]
+mode = "prefork"
+command = ["php-cgi"]
+workers = 1
+"#,
+        listeners = harness::LISTENERS,
+        root = root.display(),
+        other = harness::test_site().display(),
+        preload = root.join("preload.php").display(),
+    );
+    let paddock = Paddock::start_with(&config, false);
+    // While the parent preloads, the php-cgi pool is started and serves.
+    harness::wait_until("the php-cgi pool to serve", || {
+        paddock
+            .curl(&["-s", &paddock.url("/headers.php")])
+            .stdout
+            .starts_with(b"no case")
+    });
+    let parent = wait_for("the PHP parent", || php_parent_pid(paddock.pid()));
+    let log = paddock.log();
+    assert!(!log.contains("PHP parent ready"), "still preloading\n{log}");
+    assert!(
+        paddock.worker_pids("php-worker").is_empty(),
+        "no builtin worker before PHP has started\n{log}"
+    );
+    std::fs::write(&release, b"").unwrap();
+    paddock.wait_for_log("PHP parent ready");
+    let workers = wait_for("two builtin workers", || {
+        let workers = paddock.worker_pids("php-worker");
+        (workers.len() == 2).then_some(workers)
+    });
+    // The parent that preloaded is the one that forked them: nobody gave up waiting for it.
+    assert_eq!(php_parent_pid(paddock.pid()), Some(parent));
+    assert_eq!(paddock.log().matches("PHP parent started").count(), 1);
+    // Every worker, whichever answers, has the class the parent preloaded.
+    for _ in 0..4 {
+        let output = paddock.curl(&["-s", "-H", "Host: slow.test", &paddock.url("/")]);
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (said, pid) = text.rsplit_once(' ').unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(said, "preloaded", "{text}");
+        assert!(workers.contains(&pid.parse().unwrap()), "{text}");
+    }
+}
