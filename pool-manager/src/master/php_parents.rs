@@ -6,7 +6,7 @@ use std::time::Instant;
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
 use protocol::control::WorkerId;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{ExitKind, Master, FIRST_WORKER_TOKEN};
 use crate::children::{SpawnError, SpawnedWorker};
@@ -50,8 +50,14 @@ impl Master {
         self.next_worker += 1;
         let p = &mut self.pools[pool];
         let parent = p.php_parent.as_mut().expect("a ready parent");
+        let asked = Instant::now();
         match spawn_php_worker(&p.config, parent, id, &self.runtime) {
-            Ok(spawned) => Ok((id, spawned)),
+            Ok(spawned) => {
+                // From the request to the pid: the whole cost of a new worker to the master.
+                let fork_us = asked.elapsed().as_micros() as u64;
+                debug!(pool = %p.config.name, pid = spawned.pid.as_raw(), worker = id, fork_us, "worker forked by the PHP parent");
+                Ok((id, spawned))
+            }
             Err(ForkFailed::Spawn(e)) => Err(e),
             Err(ForkFailed::Parent(e)) => {
                 let parent = p.php_parent.take().expect("a ready parent");
