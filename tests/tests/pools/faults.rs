@@ -438,3 +438,46 @@ fn recycling_on_memory_limit_loses_nothing() {
             .any(|l| l.contains("retiring worker") && l.contains("memory"))
     });
 }
+
+/// `builtin = "php"` where libphp is missing at run time (the dynamic loader refuses to start
+/// `paddock-php`, status 127) or `paddock-php` was built without PHP (its stub): the pool fails
+/// with the package to install, as a missing php-cgi does. Runs anywhere: a stand-in
+/// `paddock-php` next to a copy of `paddock` behaves as each case does.
+#[test]
+fn builtin_php_without_libphp_answers_503_naming_the_package() {
+    let cases = [
+        (
+            "echo 'paddock-php: error while loading shared libraries: libphp8.2.so: cannot open shared object file' >&2; exit 127",
+            "apt-get install libphp8.2-embed",
+        ),
+        (
+            "echo 'paddock-php was built without PHP' >&2; exit 69",
+            "apt-get install libphp8.2-embed php8.2-dev",
+        ),
+    ];
+    for (script, hint) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let paddock_copy = dir.path().join("paddock");
+        std::fs::copy(harness::paddock_bin(), &paddock_copy).unwrap();
+        let stand_in = dir.path().join("paddock-php");
+        std::fs::write(&stand_in, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(
+            &stand_in,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let config = format!(
+            "{}\n[sites.test]\nroot = \"{}\"\n[sites.test.scripts]\npool = \"php\"\n[pools.php]\nmode = \"prefork\"\nbuiltin = \"php\"\nworkers = 1\n",
+            harness::LISTENERS,
+            test_site().display()
+        );
+        let paddock = Paddock::start_binary(&paddock_copy, &config, false);
+        paddock.wait_for_log(hint);
+        let response = Connection::open(paddock.http)
+            .unwrap()
+            .request("GET", "/echo.php", &[], b"")
+            .unwrap();
+        assert_eq!(response.status, 503);
+        assert!(response.text().contains(hint), "{}", response.text());
+    }
+}
