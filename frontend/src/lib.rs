@@ -127,6 +127,13 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
     tokio::spawn(control::run_outbox(writer, outbox));
     tokio::spawn(control::run_inbox(inbox, state.clone(), stop_tx));
     tokio::spawn(state.clone().report_load());
+    let (history, durations) = state.metrics.history();
+    let sampled = state.clone();
+    tokio::spawn(metrics::history::sample_every_second(
+        history,
+        durations,
+        move || sampled.status_report(),
+    ));
 
     let tasks: Vec<_> = listeners
         .into_iter()

@@ -90,6 +90,7 @@ fn fixture() -> &'static Fixture {
             hsts: None,
             redirects: Vec::new(),
             rules: Default::default(),
+            sendfile: Default::default(),
         };
         Fixture { _dir: dir, site }
     })

@@ -105,6 +105,7 @@ fn fixture() -> &'static Fixture {
             hsts: None,
             redirects: Vec::new(),
             rules,
+            sendfile: Default::default(),
         };
         let compiled = CompiledSite::new(rules::site::SiteRules::compile(&site.rules).unwrap());
         Fixture {

@@ -7,7 +7,9 @@
 //! - `/readyz` — 200 when every pool has a live worker, else 503 naming the pools that cannot
 //!   serve (readiness: take this instance out of a load balancer meanwhile).
 //! - `/status` — per-pool and per-worker scoreboard: HTML for people, JSON with `?json` or
-//!   `Accept: application/json`. `?refresh=N` reloads the HTML page every N seconds.
+//!   `Accept: application/json`. `?refresh=N` reloads the HTML page every N seconds. The page
+//!   draws each pool's last 15 minutes from `/status/history` (JSON, one sample a second:
+//!   requests per second, p50/p99 latency, queue depth, busy slots).
 //! - `/metrics` — the Prometheus text format.
 
 mod status_page;
@@ -59,6 +61,18 @@ pub(crate) async fn handle(
                 )
             }
         }
+        "/status/history" => {
+            let (history, _) = state.metrics.history();
+            let json = serde_json::json!({
+                "interval_seconds": crate::metrics::history::INTERVAL.as_secs(),
+                "kept_samples": crate::metrics::history::KEPT_SAMPLES,
+                "pools": history.snapshot(),
+            });
+            with_type(
+                Response::new(response::full(json.to_string())),
+                "application/json",
+            )
+        }
         "/metrics" => {
             let report = state.status_report();
             let body = state.metrics.render(&report);
@@ -66,7 +80,7 @@ pub(crate) async fn handle(
         }
         _ => response::error(
             StatusCode::NOT_FOUND,
-            "admin endpoints: /healthz, /readyz, /status, /status?json, /metrics",
+            "admin endpoints: /healthz, /readyz, /status, /status?json, /status/history, /metrics",
         ),
     };
     response

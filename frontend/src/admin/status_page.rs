@@ -1,6 +1,8 @@
-//! The `/status` page for people: one section per pool with its figures, a scoreboard line and a
-//! table of its workers (what each one is running right now), then its recent exits. Plain HTML,
-//! no script, so it works in any browser and in text-mode ones.
+//! The `/status` page for people: one section per pool with its live charts, its figures, a
+//! scoreboard line and a table of its workers (what each one is running right now), then its
+//! recent exits. The tables are plain HTML and work in any browser, text-mode ones included;
+//! the charts are a small inline script drawing SVG from `/status/history` every 2 s (no
+//! library, nothing fetched from elsewhere).
 
 use std::fmt::Write;
 use std::time::SystemTime;
@@ -23,12 +25,63 @@ tr.retiring { background: #fbe0e0; }
 .board { font-family: monospace; font-size: 1.3em; letter-spacing: .15em; }
 .meta, .legend { color: #555; }
 code { font-size: .95em; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(220px, 1fr)); gap: .6em; max-width: 70em; }
+.chart { border: 1px solid #ddd; padding: .3em .5em; }
+.chart h3 { font-size: .85em; margin: 0; font-weight: normal; color: #444; }
+.chart svg { width: 100%; height: 5em; display: block; }
+.chart polyline { fill: none; stroke-width: 1.5; vector-effect: non-scaling-stroke; }
+.chart .p0 { stroke: #1565c0; } .chart .p1 { stroke: #c62828; }
+.chart span.p0 { color: #1565c0; } .chart span.p1 { color: #c62828; }
+@media (max-width: 40em) { body { margin: .6em; } table { font-size: .8em; } }
 ";
+
+/// Draws every `.charts` element's pool from `/status/history`, and again every 2 s. Each chart
+/// spans the whole 15 minutes, newest on the right, scaled to its largest value (printed).
+const CHARTS: &str = r#"
+(function () {
+  var kinds = [
+    ["rps", "requests / s", [function (s) { return s.rps; }]],
+    ["latency", '<span class="p0">p50</span> / <span class="p1">p99</span> ms', [function (s) { return s.p50_ms; }, function (s) { return s.p99_ms; }]],
+    ["queue", "waiting", [function (s) { return s.waiting; }]],
+    ["busy", "busy slots", [function (s) { return s.busy; }]]
+  ];
+  function draw(samples, span, kind) {
+    var end = samples.length ? samples[samples.length - 1].t : 0, max = 0;
+    kind[2].forEach(function (get) {
+      samples.forEach(function (s) { var v = get(s); if (v != null && v > max) max = v; });
+    });
+    var lines = kind[2].map(function (get, i) {
+      var points = samples.filter(function (s) { return get(s) != null; }).map(function (s) {
+        var x = 300 - 300 * (end - s.t) / span, y = 78 - 74 * get(s) / (max || 1);
+        return x.toFixed(1) + "," + y.toFixed(1);
+      }).join(" ");
+      return '<polyline class="p' + i + '" points="' + points + '"/>';
+    }).join("");
+    var top = max >= 100 ? max.toFixed(0) : max.toFixed(1);
+    return '<div class="chart chart-' + kind[0] + '"><h3>' + kind[1] + ' (max ' + top +
+      ')</h3><svg viewBox="0 0 300 80" preserveAspectRatio="none">' + lines + '</svg></div>';
+  }
+  function update() {
+    fetch("/status/history", { cache: "no-store" }).then(function (r) { return r.json(); })
+      .then(function (h) {
+        var span = h.interval_seconds * h.kept_samples;
+        document.querySelectorAll(".charts").forEach(function (div) {
+          var samples = h.pools[div.getAttribute("data-pool")] || [];
+          div.innerHTML = kinds.map(function (k) { return draw(samples, span, k); }).join("");
+          div.setAttribute("data-samples", samples.length);
+        });
+      }).catch(function () {});
+  }
+  update();
+  setInterval(update, 2000);
+})();
+"#;
 
 pub(super) fn render(report: &StatusReport, refresh: Option<u32>) -> String {
     let mut page = String::with_capacity(8192);
     page.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
     page.push_str("<title>paddock status</title>\n");
+    page.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
     if let Some(seconds) = refresh {
         let _ = writeln!(page, "<meta http-equiv=\"refresh\" content=\"{seconds}\">");
     }
@@ -52,8 +105,9 @@ pub(super) fn render(report: &StatusReport, refresh: Option<u32>) -> String {
     page.push_str(
         "<p class=\"legend\">Scoreboard: <code>S</code> starting, <code>_</code> idle, \
          <code>W</code> busy, <code>R</code> retiring (no new requests; waiting to exit). \
-         Paths are shown without their query string.</p>\n</body></html>\n",
+         Paths are shown without their query string.</p>\n",
     );
+    let _ = writeln!(page, "<script>{CHARTS}</script>\n</body></html>");
     page
 }
 
@@ -66,7 +120,8 @@ fn render_pool(page: &mut String, pool: &PoolReport) {
     };
     let _ = writeln!(
         page,
-        "<h2 id=\"pool-{name}\">Pool {name}</h2>\n<p>{health}</p>"
+        "<h2 id=\"pool-{name}\">Pool {name}</h2>\n<p>{health}</p>\n\
+         <div class=\"charts\" data-pool=\"{name}\"></div>"
     );
     page.push_str(
         "<table class=\"summary\"><tr><th>workers</th><th>busy / total slots</th>\

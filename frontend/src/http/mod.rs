@@ -13,4 +13,5 @@ pub(crate) mod response;
 pub mod router;
 pub(crate) mod service;
 pub(crate) mod site_policy;
+pub(crate) mod stat_memo;
 pub(crate) mod vhost;

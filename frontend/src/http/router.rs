@@ -19,6 +19,8 @@ use std::os::unix::fs::MetadataExt;
 use protocol::cgi;
 use protocol::control::{ScriptRouteSpec, SiteSpec, SymlinkPolicy};
 
+use super::stat_memo::StatMemo;
+
 /// What a request resolves to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
@@ -79,12 +81,17 @@ pub struct ScriptTarget {
 
 /// Resolves the URL path `raw_path` (still percent-encoded, no query) against `site`.
 pub fn route(site: &SiteSpec, raw_path: &str) -> Route {
-    route_with_index(site, raw_path, &site.index)
+    route_with_index(site, raw_path, &site.index, &StatMemo::default())
 }
 
 /// [`route`] with another list of index files for directories (an `.htaccess`
-/// `DirectoryIndex`).
-pub fn route_with_index(site: &SiteSpec, raw_path: &str, index: &[String]) -> Route {
+/// `DirectoryIndex`), and what the request's rules phase already found on disk.
+pub(crate) fn route_with_index(
+    site: &SiteSpec,
+    raw_path: &str,
+    index: &[String],
+    memo: &StatMemo,
+) -> Route {
     let path = match cgi::decode_url_path(raw_path) {
         Ok(path) => path,
         Err(e) => return Route::BadRequest(e.reason()),
@@ -97,8 +104,8 @@ pub fn route_with_index(site: &SiteSpec, raw_path: &str, index: &[String]) -> Ro
     let mut dir = site.root.clone();
     for (i, segment) in segments.iter().enumerate() {
         let candidate = dir.join(segment);
-        let Some(meta) = allowed_metadata(site, &candidate) else {
-            return fallback(site, script, segment);
+        let Some(meta) = memo.recalled_or_stat(site, &candidate) else {
+            return fallback(site, script, segment, memo);
         };
         if meta.is_dir() {
             dir = candidate;
@@ -134,7 +141,10 @@ pub fn route_with_index(site: &SiteSpec, raw_path: &str, index: &[String]) -> Ro
     let dir_url = segments.iter().fold(String::new(), |acc, s| acc + "/" + s) + "/";
     for index in index {
         let candidate = dir.join(index);
-        if let Some(meta) = allowed_metadata(site, &candidate).filter(|m| m.is_file()) {
+        if let Some(meta) = memo
+            .recalled_or_stat(site, &candidate)
+            .filter(|m| m.is_file())
+        {
             if script.is_some_and(|s| is_script(s, index)) {
                 return Route::Script(ScriptTarget {
                     pool: script.map(|s| s.pool.clone()).unwrap_or_default(),
@@ -149,11 +159,16 @@ pub fn route_with_index(site: &SiteSpec, raw_path: &str, index: &[String]) -> Ro
             });
         }
     }
-    fallback(site, script, "")
+    fallback(site, script, "", memo)
 }
 
 /// Nothing on disk matched: the front controller takes it, unless the path named a script.
-fn fallback(site: &SiteSpec, script: Option<&ScriptRouteSpec>, segment: &str) -> Route {
+fn fallback(
+    site: &SiteSpec,
+    script: Option<&ScriptRouteSpec>,
+    segment: &str,
+    memo: &StatMemo,
+) -> Route {
     let Some(script) = script else {
         return Route::NotFound;
     };
@@ -164,7 +179,7 @@ fn fallback(site: &SiteSpec, script: Option<&ScriptRouteSpec>, segment: &str) ->
         return Route::NotFound;
     };
     let filename = site.root.join(front.trim_start_matches('/'));
-    match allowed_metadata(site, &filename) {
+    match memo.recalled_or_stat(site, &filename) {
         Some(meta) if meta.is_file() => Route::Script(ScriptTarget {
             pool: script.pool.clone(),
             filename,

@@ -20,7 +20,7 @@ use crate::site_rules::{self, CompiledSite};
 use crate::state::State;
 use crate::static_files;
 use crate::upstream::buffered::{self, ConnInfo, ScriptOutcome, ScriptRequest};
-use crate::upstream::streaming;
+use crate::upstream::{sendfile, streaming};
 
 /// Local redirects (RFC 3875 §6.2.2) followed for one request before giving up.
 const MAX_LOCAL_REDIRECTS: usize = 3;
@@ -372,10 +372,14 @@ async fn respond(
     });
     // The request as a local redirect rewrote it; copied only when one happens.
     let mut redirected: Option<http::request::Parts> = None;
+    // Paths only a worker's X-Accel-Redirect reaches (nginx's `internal`).
+    if sendfile::is_internal(site, original.uri.path()) {
+        return response::error(StatusCode::NOT_FOUND, "nothing here by that name");
+    }
     for _ in 0..=MAX_LOCAL_REDIRECTS {
         let parts = redirected.as_ref().unwrap_or(original);
         let index = routing.directory_index.as_deref().unwrap_or(&site.index);
-        let route = router::route_with_index(site, parts.uri.path(), index);
+        let route = router::route_with_index(site, parts.uri.path(), index, &routing.stats);
         match site_rules::check_target(rules, routing, &route) {
             None => {}
             Some(site_rules::TargetCheck::Respond(response)) => return response,
@@ -445,6 +449,14 @@ async fn respond(
             streaming::run(state, request, pool).await
         } else {
             buffered::run(state, &request, pool).await
+        };
+        let outcome = match outcome {
+            ScriptOutcome::Response(response) if !unbuffered => {
+                let cache = state.file_cache();
+                let response = sendfile::take_over(parts, site, rules, &cache, response).await;
+                ScriptOutcome::Response(response)
+            }
+            other => other,
         };
         match outcome {
             ScriptOutcome::Response(response) if script.compress && !unbuffered => {

@@ -69,6 +69,7 @@ mod tests {
             hsts: None,
             redirects: vec![],
             rules: Default::default(),
+            sendfile: Default::default(),
         }
     }
 

@@ -26,6 +26,7 @@ pub(crate) mod activity;
 pub(crate) mod connections;
 mod control_events;
 pub(crate) mod exits;
+pub(crate) mod history;
 pub(crate) mod labels;
 pub(crate) mod names;
 pub(crate) mod report;
@@ -98,6 +99,8 @@ pub(crate) struct Metrics {
     pub exit_log: ExitLog,
     started: Instant,
     started_at: SystemTime,
+    /// The last 15 minutes per pool, for the status page's charts.
+    history: Arc<history::History>,
     /// Serialises scrapes: each one resets and refills the sampled gauges.
     scrape: Mutex<()>,
 }
@@ -165,6 +168,7 @@ impl Metrics {
             exit_log: ExitLog::default(),
             started: Instant::now(),
             started_at: SystemTime::now(),
+            history: Arc::default(),
             scrape: Mutex::new(()),
         };
         registry
@@ -246,6 +250,11 @@ impl Metrics {
         self.spawns.with_label_values(&[pool]);
         self.crash_loops.with_label_values(&[pool]);
         self.max_workers_reached.with_label_values(&[pool]);
+    }
+
+    /// The status page's history, and what its sampler reads (see [`history`]).
+    pub(crate) fn history(&self) -> (Arc<history::History>, HistogramVec) {
+        (self.history.clone(), self.request_duration.clone())
     }
 
     pub(crate) fn uptime(&self) -> Duration {

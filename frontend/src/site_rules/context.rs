@@ -9,7 +9,7 @@ use protocol::control::SiteSpec;
 use rules::rewrite::{FileKind, RewriteContext};
 
 use super::Client;
-use crate::http::router;
+use crate::http::stat_memo::StatMemo;
 
 pub(super) struct RequestContext<'a> {
     site: &'a SiteSpec,
@@ -20,6 +20,8 @@ pub(super) struct RequestContext<'a> {
     /// answer is a walk of stats.
     mapped: RefCell<Option<(String, String)>>,
     kind: RefCell<Option<(String, FileKind)>>,
+    /// Every file-system answer of the request, handed on to the router.
+    pub(super) stats: StatMemo,
 }
 
 impl<'a> RequestContext<'a> {
@@ -30,12 +32,19 @@ impl<'a> RequestContext<'a> {
             client,
             mapped: RefCell::new(None),
             kind: RefCell::new(None),
+            stats: StatMemo::default(),
         }
+    }
+
+    /// What the rules phase found on disk, for the router's walk.
+    pub(super) fn into_stats(self) -> StatMemo {
+        self.stats
     }
 
     /// What `url_path` maps to, found by a walk the caller already made.
     pub(super) fn remember_mapped(&self, url_path: &str, file: &Path) {
-        *self.mapped.borrow_mut() = Some((url_path.to_string(), file.display().to_string()));
+        *self.mapped.borrow_mut() =
+            Some((url_path.to_string(), file.to_string_lossy().into_owned()));
     }
 
     fn header(&self, name: &str) -> Option<String> {
@@ -108,7 +117,9 @@ impl RewriteContext for RequestContext<'_> {
                 return Some(file.clone());
             }
         }
-        let file = mapped_file(self.site, url_path).display().to_string();
+        let file = mapped_file(self.site, url_path, &self.stats)
+            .to_string_lossy()
+            .into_owned();
         *self.mapped.borrow_mut() = Some((url_path.to_string(), file.clone()));
         Some(file)
     }
@@ -122,7 +133,7 @@ impl RequestContext<'_> {
         if climbs || !path.starts_with(&self.site.root) {
             return FileKind::Missing;
         }
-        match router::allowed_metadata(self.site, path) {
+        match self.stats.allowed_metadata(self.site, path) {
             Some(meta) if meta.is_file() => FileKind::File { size: meta.len() },
             Some(meta) if meta.is_dir() => FileKind::Dir,
             _ => FileKind::Missing,
@@ -134,11 +145,13 @@ impl RequestContext<'_> {
 /// directories are entered while they exist; the first segment that is a file, or that does
 /// not exist, ends the walk, and the rest of the path is PATH_INFO. So `/uploads/x.php/y` maps
 /// to `uploads/x.php`, and `<Files *.php>` and `-f` see that file.
-pub(super) fn mapped_file(site: &SiteSpec, url_path: &str) -> std::path::PathBuf {
+pub(super) fn mapped_file(site: &SiteSpec, url_path: &str, stats: &StatMemo) -> std::path::PathBuf {
     let mut path = site.root.clone();
     for segment in url_path.split('/').filter(|s| !s.is_empty()) {
         path.push(segment);
-        let is_dir = router::allowed_metadata(site, &path).is_some_and(|m| m.is_dir());
+        let is_dir = stats
+            .allowed_metadata(site, &path)
+            .is_some_and(|m| m.is_dir());
         if !is_dir {
             break;
         }

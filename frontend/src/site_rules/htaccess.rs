@@ -18,6 +18,7 @@ use super::auth::{self, PasswordFiles};
 use super::context::RequestContext;
 use super::{denied, redirect, Client, CompiledSite, Refusal, Routing, MAX_REWRITE_PASSES};
 use crate::http::response::{self, Body};
+use crate::http::stat_memo::StatMemo;
 use http::{Response, StatusCode};
 
 /// An `.htaccess` `ErrorDocument` for a refusal, carried on the response to the caller.
@@ -47,11 +48,12 @@ pub(super) fn apply(
     let mut changed = false;
     let mut env = Vec::new();
     let mut rewriting = true;
+    let stats = &ctx.stats;
     for _ in 0..MAX_REWRITE_PASSES {
-        let (chain, file) = files.chain(site, &path);
+        let (chain, file) = files.chain(site, &path, stats);
         ctx.remember_mapped(&path, &file);
         let chain: Vec<&DirRules> = chain.iter().map(AsRef::as_ref).collect();
-        let file = file.display().to_string();
+        let file = file.to_string_lossy().into_owned();
         let file_name = file.rsplit('/').next().filter(|n| !n.is_empty());
         let request = htaccess::Request {
             path: &path,
@@ -108,12 +110,12 @@ pub(super) fn apply(
                 env: rule_env,
                 end,
             }) => {
-                if let Some(status) = compiled.rules.denied(&next) {
+                if let Some(status) = compiled.rules().denied(&next) {
                     return Err(Box::new(denied(status)));
                 }
                 env.extend(rule_env);
                 let same = next == path && next_query == query;
-                if !same && !path.ends_with('/') && is_dir(site, Path::new(&file)) {
+                if !same && !path.ends_with('/') && is_dir(site, Path::new(&file), stats) {
                     // A directory named without its slash: Apache's mod_dir (`DirectorySlash
                     // On`) answers 301 to the slashed path in the same phase, whatever the
                     // directory's rewrite made of it, with the query the rewrite left.
@@ -270,8 +272,10 @@ fn with_always_headers(effective: &htaccess::Effective<'_>, response: Response<B
 
 /// Whether `file` (the whole request path mapped, as [`super::context::mapped_file`] gives it) is
 /// a directory that may be served.
-fn is_dir(site: &SiteSpec, file: &Path) -> bool {
-    crate::http::router::allowed_metadata(site, file).is_some_and(|m| m.is_dir())
+fn is_dir(site: &SiteSpec, file: &Path, stats: &StatMemo) -> bool {
+    stats
+        .allowed_metadata(site, file)
+        .is_some_and(|m| m.is_dir())
 }
 
 /// `AuthUserFile` as written; a relative name is taken from the document root's parent (where

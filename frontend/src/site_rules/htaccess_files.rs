@@ -1,18 +1,26 @@
 //! `.htaccess` files as the request path meets them: the document root's and each directory's on
-//! the way to the file, parsed once per file version and validated with one `stat` per
-//! directory per request, so an edited, new or removed file counts from the next request on,
-//! with no reload (the static file cache works the same way).
+//! the way to the file, parsed once per file version, so an edited, new or removed file counts
+//! from the next request on, with no reload.
+//!
+//! What each directory holds is remembered and kept true by inotify notices
+//! ([`htaccess_watch`](super::htaccess_watch)): a request drains the notices, then uses what is
+//! remembered with no file-system call of its own. Where a directory cannot be watched the
+//! file is validated with a `stat` on every request, as the static file cache does. Each
+//! remembered directory is tied to the directory's device and inode, which the walk learns
+//! anyway, so a different directory at the same path (a deploy's symlink switched to a new
+//! release, a directory replaced) is looked at afresh.
 //!
 //! Only directories the router would enter are looked at (the site's symlink policy applies), and
 //! a file's notes (directives paddock ignores or does not know) are logged once per version,
 //! with the file and line.
-//!
-//! A directory without a file costs no stat of its own beyond the directory's: creating,
-//! removing or renaming an entry changes the directory's modification time, so "no `.htaccess`
-//! here" is remembered with that time and believed while it holds. A file that exists is
-//! stat-checked on every request (an edit in place changes only the file).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -20,26 +28,147 @@ use protocol::control::SiteSpec;
 use rules::htaccess::{DirRules, NoteKind};
 use tracing::{debug, warn};
 
-use crate::http::router;
+use super::htaccess_watch::{Notice, Watcher};
+use crate::http::stat_memo::StatMemo;
 use crate::static_files::file_cache::Identity;
 
-const FILE_NAME: &str = ".htaccess";
+pub(super) const FILE_NAME: &str = ".htaccess";
 /// A larger file is refused (fail closed) rather than read into memory.
 const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// Parsed files by directory.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct HtaccessFiles {
-    files: DashMap<PathBuf, Entry>,
+    /// Keyed by the path's bytes: hashing a `Path` parses it into components.
+    files: DashMap<OsString, Entry>,
+    watcher: Watcher,
+    /// Counts the notices applied. A look at a directory that overlapped one stores what it
+    /// found as unchecked: it may have read the file just before the change. A thread's copy of
+    /// a watched directory's rules is used while the count has not moved.
+    notices: AtomicU64,
+    /// Names this cache for the threads' copies.
+    id: u64,
+}
+
+impl Default for HtaccessFiles {
+    fn default() -> Self {
+        Self {
+            files: DashMap::default(),
+            watcher: Watcher::default(),
+            notices: AtomicU64::new(0),
+            id: super::replica::next_id(),
+        }
+    }
+}
+
+thread_local! {
+    static LOCAL: RefCell<LocalDirs> = RefCell::default();
+}
+
+/// One runtime thread's copies of the rules it used, so that a request reads no memory the
+/// other thread writes: no lock of the shared map, no shared reference count, no shared regex
+/// cache pool (see [`replica`](super::replica)).
+#[derive(Default)]
+struct LocalDirs {
+    /// The [`HtaccessFiles`] these copies are of.
+    owner: u64,
+    dirs: HashMap<OsString, LocalDir>,
+}
+
+struct LocalDir {
+    dir: (u64, u64),
+    /// The notice count when this was last checked against the shared map.
+    checked_at: u64,
+    watched: bool,
+    /// The shared rules the copy was made from: the copy is reused while they are the same.
+    source: Option<Arc<DirRules>>,
+    copy: Option<Rc<DirRules>>,
+}
+
+/// Past this many directories a thread's copies start again.
+const MAX_LOCAL_DIRS: usize = 1 << 16;
+
+impl LocalDirs {
+    /// This thread's copy, if it is known to be current without asking the shared map.
+    fn recall(
+        &mut self,
+        owner: u64,
+        notices: u64,
+        dir: &Path,
+        id: (u64, u64),
+    ) -> Option<Option<Rc<DirRules>>> {
+        if self.owner != owner {
+            return None;
+        }
+        let local = self.dirs.get(dir.as_os_str())?;
+        (local.watched && local.checked_at == notices && local.dir == id)
+            .then(|| local.copy.clone())
+    }
+
+    /// Remembers what the shared map said, reusing the copy of the same shared rules.
+    fn update(
+        &mut self,
+        owner: u64,
+        notices: u64,
+        dir: &Path,
+        id: (u64, u64),
+        shared: Option<Arc<DirRules>>,
+        watched: bool,
+    ) -> Option<Rc<DirRules>> {
+        if self.owner != owner || self.dirs.len() >= MAX_LOCAL_DIRS {
+            self.owner = owner;
+            self.dirs.clear();
+        }
+        let reused =
+            self.dirs
+                .get(dir.as_os_str())
+                .and_then(|local| match (&local.source, &shared) {
+                    (Some(old), Some(new)) if Arc::ptr_eq(old, new) => Some(local.copy.clone()),
+                    (None, None) => Some(None),
+                    _ => None,
+                });
+        let copy = reused.unwrap_or_else(|| shared.as_deref().map(|rules| Rc::new(rules.clone())));
+        self.dirs.insert(
+            dir.as_os_str().to_owned(),
+            LocalDir {
+                dir: id,
+                checked_at: notices,
+                watched,
+                source: shared,
+                copy: copy.clone(),
+            },
+        );
+        copy
+    }
 }
 
 #[derive(Debug, Clone)]
-enum Entry {
+struct Entry {
+    /// The directory it was learned from (device, inode).
+    dir: (u64, u64),
+    /// Whether changes arrive as notices; if not, every use checks with a `stat`.
+    watched: bool,
+    state: State,
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    /// A notice said the file changed: look again.
+    Unchecked,
     /// The directory had no file when its modification time was this.
     Absent {
         dir_mtime: (i64, i64),
     },
     Present(Identity, Arc<DirRules>),
+}
+
+impl State {
+    fn rules(&self) -> Option<Arc<DirRules>> {
+        match self {
+            State::Present(_, rules) => Some(rules.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// Within a second of a directory's last change its modification time is not trusted: the
@@ -53,15 +182,21 @@ fn recently_changed(meta: &std::fs::Metadata) -> bool {
 }
 
 fn mtime(meta: &std::fs::Metadata) -> (i64, i64) {
-    use std::os::unix::fs::MetadataExt;
     (meta.mtime(), meta.mtime_nsec())
 }
 
 impl HtaccessFiles {
     /// The chain for the decoded, normalised `path`: the rules of the root and of every
     /// directory the path goes through, root first (only directories that have a file); and
-    /// the file the path maps to, as [`super::context::mapped_file`] finds it (the same walk).
-    pub fn chain(&self, site: &SiteSpec, path: &str) -> (Vec<Arc<DirRules>>, PathBuf) {
+    /// the file the path maps to, as [`super::context::mapped_file`] finds it (the same walk,
+    /// through the request's `stats`, which the router reads again).
+    pub(crate) fn chain(
+        &self,
+        site: &SiteSpec,
+        path: &str,
+        stats: &StatMemo,
+    ) -> (Vec<Rc<DirRules>>, PathBuf) {
+        self.apply_notices();
         let mut chain = Vec::new();
         let Ok(root) = std::fs::metadata(&site.root) else {
             return (chain, site.root.clone());
@@ -71,7 +206,9 @@ impl HtaccessFiles {
         chain.extend(self.get(&dir, &url, &root));
         for segment in path.split('/').filter(|s| !s.is_empty()) {
             let candidate = dir.join(segment);
-            let Some(meta) = router::allowed_metadata(site, &candidate).filter(|m| m.is_dir())
+            let Some(meta) = stats
+                .allowed_metadata(site, &candidate)
+                .filter(|m| m.is_dir())
             else {
                 return (chain, candidate);
             };
@@ -83,38 +220,131 @@ impl HtaccessFiles {
         (chain, dir)
     }
 
-    /// The directory's rules as its file is now; `None` when it has no file.
-    fn get(&self, dir: &Path, url: &str, dir_meta: &std::fs::Metadata) -> Option<Arc<DirRules>> {
-        if let Some(entry) = self.files.get(dir) {
-            if let Entry::Absent { dir_mtime } = *entry {
-                if dir_mtime == mtime(dir_meta) && !recently_changed(dir_meta) {
-                    return None;
+    /// Brings what is remembered up to date with the changes the kernel reported.
+    fn apply_notices(&self) {
+        self.watcher.drain(|notice| {
+            // Counted before it is applied: see `look`.
+            self.notices.fetch_add(1, Ordering::SeqCst);
+            match notice {
+                Notice::FileChanged(dir) => {
+                    if let Some(mut entry) = self.files.get_mut(dir.as_os_str()) {
+                        entry.state = State::Unchecked;
+                    }
                 }
+                Notice::DirGone(dir) => self
+                    .files
+                    .retain(|path, _| !Path::new(path).starts_with(dir)),
+                Notice::Lost => self.files.clear(),
             }
+        });
+    }
+
+    /// The directory's rules as its file is now, as this thread's copy; `None` when it has
+    /// no file.
+    fn get(&self, dir: &Path, url: &str, dir_meta: &std::fs::Metadata) -> Option<Rc<DirRules>> {
+        let id = (dir_meta.dev(), dir_meta.ino());
+        // Read before the shared map: a notice applied after this makes the copy stale.
+        let notices = self.notices.load(Ordering::SeqCst);
+        let owner = self.id;
+        if let Some(copy) = LOCAL.with(|local| local.borrow_mut().recall(owner, notices, dir, id)) {
+            return copy;
         }
-        let file = dir.join(FILE_NAME);
-        let meta = match std::fs::metadata(&file) {
-            Ok(meta) if meta.is_file() => meta,
-            _ => {
-                let absent = Entry::Absent {
-                    dir_mtime: mtime(dir_meta),
-                };
-                self.files.insert(dir.to_path_buf(), absent);
-                return None;
-            }
+        let (shared, watched) = self.get_shared(dir, url, dir_meta, id);
+        LOCAL.with(|local| {
+            local
+                .borrow_mut()
+                .update(owner, notices, dir, id, shared, watched)
+        })
+    }
+
+    /// The shared map's rules for the directory, and whether changes to them arrive as notices.
+    fn get_shared(
+        &self,
+        dir: &Path,
+        url: &str,
+        dir_meta: &std::fs::Metadata,
+        id: (u64, u64),
+    ) -> (Option<Arc<DirRules>>, bool) {
+        // The map's guard ends with this statement: `look` may take the watcher's lock, and a
+        // drain holding that lock takes the map's.
+        let known = match self.files.get(dir.as_os_str()) {
+            Some(entry) if entry.dir == id => match &entry.state {
+                State::Absent { .. } | State::Present(..) if entry.watched => {
+                    return (entry.state.rules(), true)
+                }
+                State::Absent { dir_mtime }
+                    if *dir_mtime == mtime(dir_meta) && !recently_changed(dir_meta) =>
+                {
+                    return (None, false)
+                }
+                // Unchecked, or unwatched and present: `look` checks the file and keeps its
+                // parse if it is the same version.
+                _ => Some(entry.clone()),
+            },
+            _ => None,
         };
-        let identity = Identity::of(&meta);
-        if let Some(entry) = self.files.get(dir) {
-            if let Entry::Present(known, rules) = &*entry {
-                if *known == identity {
-                    return Some(rules.clone());
-                }
+        let watch = known.is_none();
+        self.look(dir, url, dir_meta, id, known.as_ref(), watch)
+    }
+
+    /// Looks at the directory's file and remembers what it found; also says whether changes
+    /// to it arrive as notices.
+    fn look(
+        &self,
+        dir: &Path,
+        url: &str,
+        dir_meta: &std::fs::Metadata,
+        id: (u64, u64),
+        known: Option<&Entry>,
+        watch: bool,
+    ) -> (Option<Arc<DirRules>>, bool) {
+        let notices = self.notices.load(Ordering::SeqCst);
+        // Watch first, then read: a change after the read is then a notice to come.
+        let watched = match known {
+            // An unwatched directory stays so (the watch limit, a network file system): no
+            // `inotify_add_watch` per request.
+            Some(entry) if !watch => entry.watched,
+            _ => self.watcher.watch(dir),
+        };
+        let file = dir.join(FILE_NAME);
+        let link = std::fs::symlink_metadata(&file);
+        // A symlinked file changes where the directory's watch cannot see it: stat it each time.
+        let is_link = link.as_ref().is_ok_and(|m| m.file_type().is_symlink());
+        let meta = if is_link {
+            std::fs::metadata(&file)
+        } else {
+            link
+        };
+        let state = match meta {
+            Ok(meta) if meta.is_file() => {
+                let identity = Identity::of(&meta);
+                let same = known.and_then(|entry| match &entry.state {
+                    State::Present(known, rules) if *known == identity => Some(rules.clone()),
+                    _ => None,
+                });
+                let rules = same.unwrap_or_else(|| Arc::new(read(&file, &meta, url)));
+                State::Present(identity, rules)
+            }
+            _ => State::Absent {
+                dir_mtime: mtime(dir_meta),
+            },
+        };
+        let rules = state.rules();
+        let watched = watched && !is_link;
+        self.files.insert(
+            dir.as_os_str().to_owned(),
+            Entry {
+                dir: id,
+                watched,
+                state,
+            },
+        );
+        if self.notices.load(Ordering::SeqCst) != notices {
+            if let Some(mut entry) = self.files.get_mut(dir.as_os_str()) {
+                entry.state = State::Unchecked;
             }
         }
-        let rules = Arc::new(read(&file, &meta, url));
-        self.files
-            .insert(dir.to_path_buf(), Entry::Present(identity, rules.clone()));
-        Some(rules)
+        (rules, watched)
     }
 }
 
@@ -151,3 +381,6 @@ fn read(file: &Path, meta: &std::fs::Metadata, url: &str) -> DirRules {
     }
     rules
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,10 +15,16 @@ mod auth;
 mod context;
 mod htaccess;
 mod htaccess_files;
+mod htaccess_watch;
 mod rate_limit;
+mod replica;
+
+#[cfg(test)]
+mod cost_probe;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -39,6 +45,7 @@ pub use htaccess_files::HtaccessFiles;
 
 use crate::http::response::{self, Body};
 use crate::http::router::Route;
+use crate::http::stat_memo::StatMemo;
 use context::RequestContext;
 use rate_limit::RateLimiter;
 
@@ -47,13 +54,26 @@ use rate_limit::RateLimiter;
 pub(super) const MAX_REWRITE_PASSES: usize = 10;
 
 /// One site's compiled rules and the state they keep.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CompiledSite {
-    pub rules: SiteRules,
+    /// Read through [`CompiledSite::rules`], a copy per thread.
+    rules: SiteRules,
+    /// Names this set of rules for the per-thread copies.
+    id: u64,
     limiter: RateLimiter,
     /// The rules did not compile (the master checked them, so this is a bug): every request is
     /// refused rather than served without its rules.
     broken: bool,
+}
+
+impl Default for CompiledSite {
+    fn default() -> Self {
+        Self::new(SiteRules::default())
+    }
+}
+
+thread_local! {
+    static SITE_RULES: replica::Replicas<SiteRules> = replica::Replicas::default();
 }
 
 impl CompiledSite {
@@ -62,8 +82,15 @@ impl CompiledSite {
     pub fn new(rules: SiteRules) -> Self {
         Self {
             rules,
-            ..Self::default()
+            id: replica::next_id(),
+            limiter: RateLimiter::default(),
+            broken: false,
         }
+    }
+
+    /// The rules, as this thread's own copy (see [`replica`]).
+    pub fn rules(&self) -> Rc<SiteRules> {
+        SITE_RULES.with(|copies| copies.get(self.id, &self.rules))
     }
 }
 
@@ -132,6 +159,8 @@ pub struct Routing {
     pub error_documents: Vec<(u16, ErrorDocument)>,
     /// The user an `.htaccess` Basic login admitted, for `REMOTE_USER`.
     pub user: Option<String>,
+    /// What the rules found on disk, so that the router does not ask again.
+    pub(crate) stats: StatMemo,
 }
 
 impl Default for Routing {
@@ -146,6 +175,7 @@ impl Default for Routing {
             directory_index: None,
             error_documents: Vec::new(),
             user: None,
+            stats: StatMemo::default(),
         }
     }
 }
@@ -181,7 +211,7 @@ pub fn before_routing(
             "this site's configuration is not usable",
         ));
     }
-    let rules = &compiled.rules;
+    let rules = compiled.rules();
     // A path that does not decode is the router's 400; no rule can match it.
     let Some(path) = decoded_path(parts.uri.path()) else {
         return Verdict::Route(Routing::default());
@@ -219,6 +249,7 @@ pub fn before_routing(
     } else {
         (path, query)
     };
+    routing.stats = ctx.into_stats();
     if changed {
         // Apache 2.4.60+ refuses a rewritten query holding a blank or a control character
         // (AH10411: a decoded capture such as `%20` put into the query) with 403.
@@ -248,7 +279,7 @@ fn native_rewrites(
     path: String,
     query: Option<String>,
 ) -> Result<(String, Option<String>, bool), Refusal> {
-    let rules = &compiled.rules;
+    let rules = compiled.rules();
     let (mut current, mut query, mut rewritten) = (path, query, false);
     if rules.rewrites.rules.is_empty() {
         return Ok((current, query, false));
@@ -288,7 +319,7 @@ fn access(
     client: Client,
     passwords: &PasswordFiles,
 ) -> Option<Response<Body>> {
-    let rules = &compiled.rules;
+    let rules = compiled.rules();
     if let Some(status) = rules.denied(path) {
         return Some(denied(status));
     }
@@ -334,7 +365,7 @@ pub fn check_target(
     routing: &Routing,
     route: &Route,
 ) -> Option<TargetCheck> {
-    let rules = &compiled.rules;
+    let rules = compiled.rules();
     match route {
         Route::Script(target) => {
             if let Some(status) = rules.denied(&target.name) {
@@ -364,7 +395,7 @@ pub fn check_target(
 /// The refusal for a raw path that a `deny` rule covers (a worker's local redirect).
 pub fn denied_path(compiled: &CompiledSite, raw_path: &str) -> Option<Response<Body>> {
     let path = decoded_path(raw_path)?;
-    compiled.rules.denied(&path).map(denied)
+    compiled.rules().denied(&path).map(denied)
 }
 
 /// What [`check_target`] decided.
@@ -377,7 +408,7 @@ pub enum TargetCheck {
 
 /// The site's `headers` rules for the request's path.
 pub fn add_headers(compiled: &CompiledSite, raw_path: &str, response: &mut Response<Body>) {
-    let rules = &compiled.rules;
+    let rules = compiled.rules();
     if rules.headers.is_empty() {
         return;
     }
@@ -452,7 +483,7 @@ pub fn finish_response(routing: &Routing, response: &mut Response<Body>) {
                     None => Some(value),
                     Some(old)
                         if action.op == HeaderOp::Merge
-                            && old.split(',').any(|v| v.trim() == action.value) =>
+                            && old.split(',').any(|v| v.trim() == &*action.value) =>
                     {
                         None
                     }

@@ -54,6 +54,7 @@ fn site(root: std::path::PathBuf) -> SiteSpec {
             }],
             ..SiteRulesSpec::default()
         },
+        sendfile: Default::default(),
     }
 }
 
@@ -136,10 +137,7 @@ fn no_spelling_of_a_denied_path_is_served_or_run() {
         fs::write(path, "x").unwrap();
     }
     let site = site(root.clone());
-    let compiled = CompiledSite {
-        rules: SiteRules::compile(&site.rules).unwrap(),
-        ..CompiledSite::default()
-    };
+    let compiled = CompiledSite::new(SiteRules::compile(&site.rules).unwrap());
     let client = LOCALHOST;
     let files = RuleFiles::default();
     let mut random = Random(0x9e37_79b9_7f4a_7c15);
@@ -416,10 +414,7 @@ fn after_an_internal_redirect_request_uri_and_query_string_are_the_rewritten_one
     .unwrap();
     let mut site = site(root);
     site.rules.htaccess = true;
-    let compiled = CompiledSite {
-        rules: SiteRules::compile(&site.rules).unwrap(),
-        ..CompiledSite::default()
-    };
+    let compiled = CompiledSite::new(SiteRules::compile(&site.rules).unwrap());
     let client = LOCALHOST;
     let files = RuleFiles::default();
     let routed = |raw: &str| {

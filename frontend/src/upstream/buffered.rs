@@ -17,6 +17,7 @@ use crate::http::router::ScriptTarget;
 use crate::state::State;
 use crate::upstream::response_buffer::ResponseBuffer;
 use crate::upstream::script_error::ScriptError;
+use crate::upstream::sendfile;
 use crate::upstream::worker_call::{self, ScriptCall};
 use crate::upstream::worker_response;
 
@@ -135,7 +136,7 @@ pub(crate) fn encode_params(request: &ScriptRequest<'_>, out: &mut Vec<u8>) {
         .authority()
         .filter(|_| !parts.headers.contains_key(http::header::HOST))
         .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
-    let headers = match authority {
+    let mut headers = match authority {
         None => std::borrow::Cow::Borrowed(&parts.headers),
         Some(value) => {
             let mut headers = parts.headers.clone();
@@ -143,6 +144,17 @@ pub(crate) fn encode_params(request: &ScriptRequest<'_>, out: &mut Vec<u8>) {
             std::borrow::Cow::Owned(headers)
         }
     };
+    // What the application may hand back is the front end's to say, never the client's.
+    if sendfile::ADVERTISED
+        .iter()
+        .any(|h| headers.contains_key(*h))
+    {
+        let headers = headers.to_mut();
+        sendfile::ADVERTISED.iter().for_each(|h| {
+            headers.remove(*h);
+        });
+    }
+    let advertised = sendfile::advertised(request.site);
     let server_name = headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -157,29 +169,33 @@ pub(crate) fn encode_params(request: &ScriptRequest<'_>, out: &mut Vec<u8>) {
     let filename = request.target.filename.to_string_lossy();
     let id = [("PADDOCK_REQUEST_ID", request.request_id)];
     let with_env: Vec<(&str, &str)>;
-    let extra: &[(&str, &str)] =
-        if request.env.is_empty() && request.php_value.is_none() && request.user.is_none() {
-            &id
-        } else {
-            with_env = id
-                .into_iter()
-                .chain(
-                    request
-                        .env
-                        .iter()
-                        .filter(|(name, _)| may_set(name, &parts.headers))
-                        .map(|(n, v)| (n.as_str(), v.as_str())),
-                )
-                .chain(request.php_value.map(|v| ("PHP_VALUE", v)))
-                .chain(
-                    request
-                        .user
-                        .into_iter()
-                        .flat_map(|u| [("REMOTE_USER", u), ("AUTH_TYPE", "Basic")]),
-                )
-                .collect();
-            &with_env
-        };
+    let extra: &[(&str, &str)] = if request.env.is_empty()
+        && request.php_value.is_none()
+        && request.user.is_none()
+        && advertised.is_empty()
+    {
+        &id
+    } else {
+        with_env = id
+            .into_iter()
+            .chain(advertised.iter().map(|(n, v)| (*n, v.as_str())))
+            .chain(
+                request
+                    .env
+                    .iter()
+                    .filter(|(name, _)| may_set(name, &parts.headers))
+                    .map(|(n, v)| (n.as_str(), v.as_str())),
+            )
+            .chain(request.php_value.map(|v| ("PHP_VALUE", v)))
+            .chain(
+                request
+                    .user
+                    .into_iter()
+                    .flat_map(|u| [("REMOTE_USER", u), ("AUTH_TYPE", "Basic")]),
+            )
+            .collect();
+        &with_env
+    };
     let cgi_request = CgiRequest {
         method: parts.method.as_str(),
         request_uri,

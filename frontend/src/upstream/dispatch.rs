@@ -17,7 +17,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::metrics::activity::WorkerActivity;
-use crate::metrics::Rejection;
+use crate::metrics::{Rejection, WorkerRequest};
 use crate::upstream::fastcgi_client::FcgiConnection;
 
 /// One worker process as the front end sees it.
@@ -358,12 +358,40 @@ impl PoolDispatch {
                     return Ok(Lease {
                         pool: self.clone(),
                         slot: Some(slot),
+                        deadline: None,
+                        activity: None,
                     });
                 }
                 // A dead or retiring worker's slot: its permit is spent, wait for a usable one.
                 _ => continue,
             }
         }
+    }
+
+    /// A slot whose request was abandoned by its client midway (the request's future dropped):
+    /// it comes back once the worker has ended that request. A worker still running it at the
+    /// request's deadline is killed, as a timed-out request's would be; an external pool's
+    /// connection is closed instead (its server owns its processes).
+    async fn finish_abandoned(&self, mut slot: Slot, deadline: tokio::time::Instant) {
+        let Some(mut connection) = slot.connection.take() else {
+            return self.release(slot);
+        };
+        let worker = slot.worker.clone();
+        tracing::debug!(pool = %self.name, pid = worker.pid,
+            "a client went away during its request; the worker finishes it before taking another");
+        let drained = tokio::time::timeout_at(deadline, connection.drain_abandoned()).await;
+        if drained.is_err() && !self.spec().external {
+            tracing::warn!(pool = %self.name, pid = worker.pid,
+                "a request abandoned by its client ran past its deadline; killing the worker");
+            worker.mark_dead();
+            let _ = self.to_master.send(ToMaster::KillWorker {
+                pool: self.name.clone(),
+                worker: worker.id,
+                reason: protocol::control::KillReason::RequestTimeout,
+            });
+        }
+        // The connection is not reused: the worker may have closed it, or be past the request.
+        self.release(slot);
     }
 
     fn release(&self, slot: Slot) {
@@ -400,6 +428,11 @@ impl Drop for WaitingGuard<'_> {
 pub(crate) struct Lease {
     pool: Arc<PoolDispatch>,
     slot: Option<Slot>,
+    /// When the request on this slot must be over (see [`Lease::set_deadline`]).
+    deadline: Option<tokio::time::Instant>,
+    /// The request as the status page and metrics show it on the worker: it stays there while
+    /// an abandoned request is drained.
+    activity: Option<WorkerRequest>,
 }
 
 impl Lease {
@@ -436,12 +469,49 @@ impl Lease {
     pub(crate) fn discard_connection(&mut self) {
         self.slot().connection = None;
     }
+
+    /// The client went away while its answer streamed: the worker is drained like an abandoned
+    /// one's (see [`Lease::set_deadline`]).
+    pub(crate) fn client_gone(&mut self) {
+        if let Some(connection) = self.slot().connection.as_mut() {
+            connection.mark_interrupted();
+        }
+    }
+
+    /// The request's deadline and its entry on the worker's activity: if its client goes away,
+    /// the slot stays taken (and the request shown on the worker) until the worker has finished
+    /// the request, at most until the deadline.
+    pub(crate) fn begin_request(
+        &mut self,
+        deadline: tokio::time::Instant,
+        activity: WorkerRequest,
+    ) {
+        self.deadline = Some(deadline);
+        self.activity = Some(activity);
+    }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(slot) = self.slot.take() {
-            self.pool.release(slot);
+        let Some(slot) = self.slot.take() else {
+            return;
+        };
+        let abandoned = slot
+            .connection
+            .as_ref()
+            .is_some_and(FcgiConnection::interrupted);
+        let runtime = tokio::runtime::Handle::try_current();
+        // A retiring worker is drained too: the master stops it once its last slot is back.
+        match (abandoned && slot.worker.is_alive(), self.deadline, runtime) {
+            (true, Some(deadline), Ok(runtime)) => {
+                let pool = self.pool.clone();
+                let activity = self.activity.take();
+                runtime.spawn(async move {
+                    pool.finish_abandoned(slot, deadline).await;
+                    drop(activity);
+                });
+            }
+            _ => self.pool.release(slot),
         }
     }
 }

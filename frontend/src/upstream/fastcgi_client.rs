@@ -148,6 +148,50 @@ impl FcgiConnection {
         !matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
+    /// Whether the last exchange was abandoned midway (its future dropped, or its client gone
+    /// while the response streamed).
+    pub(crate) fn interrupted(&self) -> bool {
+        self.interrupted
+    }
+
+    /// The exchange ended because its client went away: the worker may still be answering.
+    pub(crate) fn mark_interrupted(&mut self) {
+        self.interrupted = true;
+    }
+
+    /// After an abandoned exchange: reads and throws away the rest of the worker's answer, so
+    /// that whoever holds the worker's slot knows when the worker is free again. php-cgi does
+    /// not stop a script whose client went away (it notices only when a write fails), so until
+    /// then the worker is busy, and a request sent to it would wait unseen in its socket's
+    /// backlog. Returns once END_REQUEST arrives or the worker closes the connection.
+    ///
+    /// The write half is shut first: a worker still reading a request body then sees its end
+    /// instead of waiting for the rest.
+    pub(crate) async fn drain_abandoned(&mut self) -> io::Result<()> {
+        let _ = self.stream.shutdown().await;
+        loop {
+            loop {
+                let (consumed, end) = match fcgi::decode_record(&self.input) {
+                    Ok(Decoded::NeedMore { .. }) => break,
+                    Ok(Decoded::Record { record, consumed }) => {
+                        (consumed, matches!(record, Record::EndRequest { .. }))
+                    }
+                    Err(e) => {
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+                    }
+                };
+                self.input.advance(consumed);
+                if end {
+                    return Ok(());
+                }
+            }
+            self.input.reserve(READ_CHUNK);
+            if self.stream.read_buf(&mut self.input).await? == 0 {
+                return Ok(());
+            }
+        }
+    }
+
     /// Sends one request and passes the whole reply to `stdout`. `params` appends the request's
     /// PARAMS content (name-value pairs) to the buffer it is given: it is encoded straight into
     /// the connection's write buffer.

@@ -4,13 +4,15 @@
 //! connection (`fastcgi_client`) for one request, with retries and a deadline, and
 //! `script_error` classifies what can go wrong. The reply is either buffered (`buffered`, into a
 //! `response_buffer`, so the worker is free at once) or streamed (`streaming`), and turned into
-//! the client's response by `worker_response`; the worker's STDERR goes to `worker_stderr`.
+//! the client's response by `worker_response`; the worker's STDERR goes to `worker_stderr`. A
+//! reply that names a file (`X-Accel-Redirect`, `X-Sendfile`) is answered by `sendfile`.
 
 pub(crate) mod buffered;
 pub(crate) mod dispatch;
 pub(crate) mod fastcgi_client;
 pub(crate) mod response_buffer;
 pub(crate) mod script_error;
+pub(crate) mod sendfile;
 pub(crate) mod streaming;
 pub(crate) mod worker_call;
 pub(crate) mod worker_response;

@@ -25,7 +25,7 @@ use protocol::control::ToMaster;
 use crate::http::body::BufferedBody;
 use crate::state::State;
 use crate::upstream::dispatch::{Lease, PoolDispatch, WorkerHandle};
-use crate::upstream::fastcgi_client::StdoutSink;
+use crate::upstream::fastcgi_client::{ExchangeError, StdoutSink};
 use crate::upstream::script_error::{ScriptError, WorkerFate};
 use crate::upstream::worker_stderr::WorkerStderr;
 
@@ -75,6 +75,7 @@ pub(crate) async fn call(
     loop {
         let mut lease = lease_and_connect(state, &pool).await?;
         let worker = lease.worker().clone();
+        let mut stderr = WorkerStderr::new(call.pool, worker.pid, call.request_id);
         let on_worker = state.metrics.worker_request(
             call.pool,
             &worker.activity,
@@ -82,7 +83,7 @@ pub(crate) async fn call(
             call.method,
             call.path,
         );
-        let mut stderr = WorkerStderr::new(call.pool, worker.pid, call.request_id);
+        lease.begin_request(tokio::time::Instant::now() + timeout, on_worker);
         let connection = lease
             .open_connection()
             .expect("lease_and_connect hands out connected slots");
@@ -99,12 +100,17 @@ pub(crate) async fn call(
                 }
                 // The slot is free at the end of the request, whatever the client's pace.
                 drop(lease);
-                drop(on_worker);
                 return Ok(());
             }
             Ok(Err(e)) => ScriptError::Exchange(e),
             Err(_elapsed) => ScriptError::Deadline(timeout),
         };
+        if matches!(error, ScriptError::Exchange(ExchangeError::ClientGone)) {
+            // The worker may still be running the script: its slot comes back when it is done.
+            lease.client_gone();
+            error.log(call.pool, Some(worker.pid), false);
+            return Err(error);
+        }
         // Its state is unknown after a failed or abandoned exchange.
         lease.discard_connection();
         settle(state, &pool, &worker, &error);

@@ -19,6 +19,7 @@ mod pool;
 mod raw;
 mod raw_rules;
 mod rules;
+mod sendfile;
 pub mod units;
 mod validate;
 

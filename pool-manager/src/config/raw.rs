@@ -176,6 +176,7 @@ pub(super) struct RawSite {
     pub clients: Vec<RawClients>,
     #[serde(default)]
     pub rate_limit: Vec<RawRateLimit>,
+    pub sendfile: Option<super::sendfile::RawSendfile>,
 }
 
 #[derive(Debug, Deserialize)]

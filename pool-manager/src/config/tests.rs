@@ -251,3 +251,27 @@ fn php_settings_need_builtin_php_and_sane_values() {
         .key
         .starts_with("pools.php.php_value"));
 }
+
+#[test]
+fn sendfile_settings_are_checked_with_their_key_and_line() {
+    let valid = format!(
+        "{MINIMAL}\n[sites.main.sendfile]\ninternal = [\"/protected/\"]\nroots = [\"deploy\"]\n"
+    );
+    let config = load(&valid).expect("valid");
+    let sendfile = &config.frontend.sites[0].sendfile;
+    assert_eq!(sendfile.internal, ["/protected/"]);
+    assert!(sendfile.roots[0].is_absolute() && sendfile.roots[0].ends_with("deploy"));
+    for (bad, wanted) in [
+        ("internal = [\"protected\"]", "starts and ends with /"),
+        ("internal = [\"/a/../b/\"]", "starts and ends with /"),
+        ("roots = [\"no/such/dir\"]", "no/such/dir"),
+        ("roots = [\"/\"]", "whole file system"),
+    ] {
+        let text = format!("{MINIMAL}\n[sites.main.sendfile]\n{bad}\n");
+        let error = load(&text).unwrap_err();
+        let key = bad.split(' ').next().unwrap();
+        assert_eq!(error.key, format!("sites.main.sendfile.{key}"), "{error}");
+        assert_eq!(error.line, Some(text.lines().count()), "{error}");
+        assert!(error.message.contains(wanted), "{error}");
+    }
+}

@@ -372,6 +372,7 @@ fn validate_site(
         hsts: site.hsts.clone(),
         redirects,
         rules: super::rules::validate_rules(name, site, base)?,
+        sendfile: super::sendfile::validate(name, site.sendfile.as_ref(), base)?,
     })
 }
 

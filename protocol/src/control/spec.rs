@@ -157,6 +157,22 @@ pub struct SiteSpec {
     pub redirects: Vec<RedirectRule>,
     /// Access rules, rewrites and response headers (docs/configuration.md, "Rules").
     pub rules: crate::site_rules::SiteRulesSpec,
+    /// Files the application hands back to the front end to send (`X-Accel-Redirect`,
+    /// `X-Sendfile`).
+    #[serde(default)]
+    pub sendfile: SendfileSpec,
+}
+
+/// Where a worker's `X-Accel-Redirect` and `X-Sendfile` may point (docs/configuration.md,
+/// "Files sent for the application").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendfileSpec {
+    /// URL path prefixes (`/protected/`) that clients cannot request: only a worker's
+    /// `X-Accel-Redirect` reaches the files under them (nginx's `internal`).
+    pub internal: Vec<String>,
+    /// Directories (canonical paths) whose files a worker's `X-Sendfile` may name; none turns
+    /// `X-Sendfile` off.
+    pub roots: Vec<PathBuf>,
 }
 
 /// `from` is a URL path prefix; a matching request is redirected to `to` followed by the rest of

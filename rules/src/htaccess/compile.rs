@@ -177,9 +177,10 @@ pub struct HeaderAction {
     /// `always`: on error responses too (Apache's second table).
     pub always: bool,
     pub op: HeaderOp,
-    pub name: String,
+    /// Shared (`Arc`): every request under the directory carries a copy of its actions.
+    pub name: std::sync::Arc<str>,
     /// Empty for `unset`.
-    pub value: String,
+    pub value: std::sync::Arc<str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -226,8 +226,8 @@ pub(super) fn parse_header(args: &[String]) -> Result<Option<HeaderAction>, Stri
     Ok(Some(HeaderAction {
         always,
         op,
-        name: name.clone(),
-        value,
+        name: name.as_str().into(),
+        value: value.into(),
     }))
 }
 

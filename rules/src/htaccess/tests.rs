@@ -662,7 +662,7 @@ fn continuation_lines_and_quoted_arguments() {
     let headers: Vec<(&str, &str, bool)> = e
         .headers
         .iter()
-        .map(|h| (h.name.as_str(), h.value.as_str(), h.always))
+        .map(|h| (&*h.name, &*h.value, h.always))
         .collect();
     assert_eq!(
         headers,

@@ -85,3 +85,74 @@ fn answer_to_an_abandoned_request_never_reaches_the_next_client() {
         assert_eq!(seen["server"]["QUERY_STRING"], name);
     }
 }
+
+/// How many times the front end has logged that a client left a request its worker runs.
+fn abandoned_count(paddock: &Paddock) -> usize {
+    paddock
+        .log()
+        .matches("a client went away during its request")
+        .count()
+}
+
+#[test]
+fn a_worker_still_running_an_abandoned_request_takes_no_other_until_it_is_done() {
+    require_php_cgi();
+    let paddock = Paddock::start(&php_site(&test_site(), 1, ""));
+    for (round, (name, version)) in [("h1", "--http1.1"), ("h2", "--http2")]
+        .into_iter()
+        .enumerate()
+    {
+        let hold = Hold::new();
+        let mut gave_up = paddock
+            .curl_command(&[version, &paddock.https_url(&hold.path())])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        paddock.wait_pool("php", "the held worker", |p| p["busy_slots"] == 1);
+        gave_up.kill().unwrap();
+        gave_up.wait().unwrap();
+        paddock.wait_until("the front end to see the client go", PATIENCE, || {
+            abandoned_count(&paddock) == round + 1
+        });
+        // php-cgi is still running the script: the slot stays taken, so the next request
+        // waits in the front end's queue (visible, timed, counted) rather than unseen in the
+        // worker's socket backlog.
+        let mut next =
+            paddock.curl_command(&[version, &paddock.https_url(&format!("/echo.php?{name}"))]);
+        let next = thread::spawn(move || next.output().unwrap());
+        let pool = paddock.wait_pool("php", "the next request queued", |p| p["waiting"] == 1);
+        assert_eq!(pool["busy_slots"], 1, "{name}: {pool}");
+        assert!(!running(&pool, "/echo.php"), "{name}: {pool}");
+        hold.release();
+        let next = next.join().unwrap();
+        let body = String::from_utf8_lossy(&next.stdout);
+        let seen: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{name}: not echo.php's answer ({e}): {body}"));
+        assert_eq!(seen["server"]["QUERY_STRING"], name);
+        paddock.wait_pool("php", "the worker idle again", |p| p["idle_slots"] == 1);
+    }
+}
+
+#[test]
+fn a_worker_stuck_in_an_abandoned_request_is_killed_at_its_deadline() {
+    require_php_cgi();
+    let paddock = Paddock::start(&php_site(&test_site(), 1, "request_timeout = \"2s\""));
+    let before = paddock.wait_pool("php", "one worker", |p| p["idle_slots"] == 1);
+    let pid = before["processes"][0]["pid"].clone();
+    let hold = Hold::new();
+    let mut gave_up = paddock
+        .curl_command(&[&paddock.https_url(&hold.path())])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    paddock.wait_pool("php", "the held worker", |p| p["busy_slots"] == 1);
+    gave_up.kill().unwrap();
+    gave_up.wait().unwrap();
+    // Never released: at the request's deadline the worker is replaced, and serves again.
+    paddock.wait_for_log("ran past its deadline; killing the worker");
+    paddock.wait_pool("php", "a new worker, idle", |p| {
+        p["idle_slots"] == 1 && p["processes"][0]["pid"] != pid
+    });
+    let ran = paddock.curl(&[&paddock.https_url("/echo.php?after")]);
+    assert!(String::from_utf8_lossy(&ran.stdout).contains("after"));
+}

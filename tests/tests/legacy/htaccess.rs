@@ -254,10 +254,16 @@ fn edits_count_from_the_next_request_without_a_reload() {
     let page = get(&paddock, "/open/page.txt", &[]);
     assert_eq!(page.status, 200);
     assert_eq!(page.header("x-edited"), Some("yes"));
+    // Edited in place (same inode), as `echo >>` or an FTP upload would.
+    fs::write(&file, "Require all denied\n").unwrap();
+    assert_eq!(get(&paddock, "/open/page.txt", &[]).status, 403);
     fs::remove_file(&file).unwrap();
     let page = get(&paddock, "/open/page.txt", &[]);
     assert_eq!(page.status, 200);
     assert_eq!(page.header("x-edited"), None);
+    // A new file in a directory the front end already knows has none.
+    fs::write(&file, "Require all denied\n").unwrap();
+    assert_eq!(get(&paddock, "/open/page.txt", &[]).status, 403);
     assert!(
         !paddock.log().contains("configuration applied"),
         "no reload happened"

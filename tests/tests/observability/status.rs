@@ -317,3 +317,75 @@ fn worker_stderr_lines_carry_pool_pid_and_request_id() {
         "{line}"
     );
 }
+
+/// The pools' last 15 minutes, as the status page's charts read them.
+fn history(paddock: &Paddock) -> serde_json::Value {
+    let body = harness::observe::get_ok(paddock.admin, "/status/history");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("history JSON: {e}\n{body}"))
+}
+
+/// The `points` of the first line of chart `kind` (`rps`, `latency`, `queue`, `busy`) in a DOM.
+fn chart_points(dom: &str, kind: &str) -> String {
+    let chart = dom
+        .split(&format!("chart chart-{kind}\""))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {kind} chart in {dom}"));
+    let points = chart.split("points=\"").nth(1).expect("a line");
+    points[..points.find('"').unwrap()].to_string()
+}
+
+#[test]
+fn the_status_page_charts_follow_the_load() {
+    require_program("chromium", "chromium");
+    let paddock = start(2);
+    wait_for(WAIT, "a few seconds of samples", || {
+        let samples = history(&paddock)["pools"]["php"].as_array()?.len();
+        (samples >= 2).then_some(())
+    });
+    let url = format!("http://{}/status", paddock.admin);
+    let profile = tempfile::tempdir().unwrap();
+    let dump = [
+        "--dump-dom".to_string(),
+        "--virtual-time-budget=3000".to_string(),
+    ];
+    let idle = chromium(profile.path(), &dump, &url);
+    assert!(idle.contains("data-pool=\"php\""), "{idle}");
+    let idle_rps = chart_points(&idle, "rps");
+    // Load, a few requests at a time, until a second with requests is in the history.
+    wait_for(WAIT, "a sample with requests", || {
+        for _ in 0..20 {
+            http_get(paddock.http, "/echo.php?chart");
+        }
+        let samples = history(&paddock)["pools"]["php"].as_array()?.clone();
+        let busy = samples.iter().find(|s| s["rps"].as_f64() >= Some(1.0))?;
+        assert!(busy["p50_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{busy}");
+        Some(())
+    });
+    let loaded = chromium(profile.path(), &dump, &url);
+    let loaded_rps = chart_points(&loaded, "rps");
+    assert_ne!(idle_rps, loaded_rps, "the requests chart moved");
+    assert!(
+        !loaded.contains("requests / s (max 0.0)"),
+        "the chart's scale shows the requests"
+    );
+    for kind in ["latency", "queue", "busy"] {
+        chart_points(&loaded, kind);
+    }
+    // As a phone shows it.
+    let screenshot = artifacts_dir().join("status-charts-phone.png");
+    let _ = std::fs::remove_file(&screenshot);
+    chromium(
+        profile.path(),
+        &[
+            format!("--screenshot={}", screenshot.display()),
+            "--window-size=412,915".to_string(),
+            "--virtual-time-budget=3000".to_string(),
+        ],
+        &url,
+    );
+    let png = std::fs::read(&screenshot).expect("the screenshot was written");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG file");
+    let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+    assert_eq!(width, 412);
+    eprintln!("status charts screenshot: {}", screenshot.display());
+}

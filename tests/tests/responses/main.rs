@@ -3,4 +3,5 @@
 
 mod buffering;
 mod compression;
+mod sendfile;
 mod static_files;

@@ -43,6 +43,7 @@ fn fixture(front_controller: Option<&str>) -> Fixture {
         hsts: None,
         redirects: Vec::new(),
         rules: Default::default(),
+        sendfile: Default::default(),
     };
     Fixture { _dir: dir, site }
 }

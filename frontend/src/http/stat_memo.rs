@@ -1,0 +1,132 @@
+//! What one request already learned from the file system, so that the walks made for it (the
+//! `.htaccess` chain, the rewrite conditions' `-f`/`-d`, `REQUEST_FILENAME`, then the router)
+//! ask the kernel about each path once.
+//!
+//! Only the rules phase records: a site without `.htaccess` and rewrites never fills the memo,
+//! and the router then stats as it always did, with no copy of a path. Answers are as fresh as
+//! the request: the memo lives and dies with it.
+
+use std::fs::Metadata;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use protocol::control::SiteSpec;
+
+use super::router;
+
+/// A rewrite loop may name many paths; past this many the memo stops growing (lookups still
+/// work, they just are not remembered).
+const MAX_ENTRIES: usize = 64;
+
+/// Answers of [`router::allowed_metadata`] for one request. A `Mutex` rather than a `RefCell`
+/// because the memo rides along the request across awaits; it is never contended.
+#[derive(Debug, Default)]
+pub(crate) struct StatMemo {
+    known: Mutex<Vec<(PathBuf, Option<Metadata>)>>,
+}
+
+impl StatMemo {
+    /// [`router::allowed_metadata`], remembered.
+    pub(crate) fn allowed_metadata(&self, site: &SiteSpec, path: &Path) -> Option<Metadata> {
+        let mut known = self.lock();
+        if let Some(meta) = find(&known, path) {
+            return meta;
+        }
+        let meta = router::allowed_metadata(site, path);
+        if known.len() < MAX_ENTRIES {
+            known.push((path.to_path_buf(), meta.clone()));
+        }
+        meta
+    }
+
+    /// [`router::allowed_metadata`] from the memo when the rules phase asked it already, else
+    /// from the file system without recording (the router's own walk).
+    pub(crate) fn recalled_or_stat(&self, site: &SiteSpec, path: &Path) -> Option<Metadata> {
+        match self.known(path) {
+            Some(known) => known,
+            None => router::allowed_metadata(site, path),
+        }
+    }
+
+    /// The remembered answer: `Some(None)` means "looked up, not there (or not allowed)".
+    fn known(&self, path: &Path) -> Option<Option<Metadata>> {
+        find(&self.lock(), path)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(PathBuf, Option<Metadata>)>> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn find(known: &[(PathBuf, Option<Metadata>)], path: &Path) -> Option<Option<Metadata>> {
+    // Most recent first: a walk asks about the path it just extended. Compared as bytes:
+    // `Path`'s own equality parses both into components.
+    let path = path.as_os_str();
+    known
+        .iter()
+        .rev()
+        .find(|(p, _)| p.as_os_str() == path)
+        .map(|(_, meta)| meta.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(root: &Path) -> SiteSpec {
+        SiteSpec {
+            name: "t".into(),
+            hosts: vec!["*".into()],
+            root: root.to_path_buf(),
+            index: Vec::new(),
+            routes: Vec::new(),
+            script: None,
+            symlinks: protocol::control::SymlinkPolicy::InsideRoot,
+            precompressed: false,
+            cache_control: Vec::new(),
+            default: false,
+            error_pages: Vec::new(),
+            https_redirect: false,
+            hsts: None,
+            redirects: Vec::new(),
+            rules: Default::default(),
+            sendfile: Default::default(),
+        }
+    }
+
+    #[test]
+    fn an_answer_is_remembered_for_the_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.txt");
+        std::fs::write(&file, "x").unwrap();
+        let site = site(dir.path());
+        let memo = StatMemo::default();
+        assert!(memo
+            .allowed_metadata(&site, &file)
+            .is_some_and(|m| m.is_file()));
+        std::fs::remove_file(&file).unwrap();
+        // Within the request the first answer stands; without the memo the file is gone.
+        assert!(memo.recalled_or_stat(&site, &file).is_some());
+        assert!(StatMemo::default().recalled_or_stat(&site, &file).is_none());
+    }
+
+    #[test]
+    fn a_missing_path_is_remembered_as_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("later.txt");
+        let site = site(dir.path());
+        let memo = StatMemo::default();
+        assert!(memo.allowed_metadata(&site, &file).is_none());
+        std::fs::write(&file, "x").unwrap();
+        assert!(memo.allowed_metadata(&site, &file).is_none());
+    }
+
+    #[test]
+    fn the_router_walk_alone_records_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = site(dir.path());
+        let memo = StatMemo::default();
+        assert!(memo.recalled_or_stat(&site, dir.path()).is_some());
+        assert!(memo.known(dir.path()).is_none());
+    }
+}
