@@ -18,13 +18,16 @@ cd "$(dirname "$0")/.."
 # database, php-cli for its installer and imagemagick for its thumbnails, phpmyadmin); apache2,
 # libapache2-mod-php and apache2-utils (htpasswd) for the .htaccess differential test
 # (tests/tests/legacy/htaccess_differential.rs, which starts its own Apache under a temp dir, never the
-# system service).
+# system service); libphp8.2-embed and php8.2-dev for paddock's own PHP worker (`builtin = "php"`,
+# the php-worker crate, which builds as a stub without them).
 packages=()
 command -v php-cgi >/dev/null 2>&1 || packages+=(php-cgi)
 command -v cgi-fcgi >/dev/null 2>&1 || packages+=(libfcgi-bin)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || packages+=(nginx)
 compgen -G '/usr/sbin/php-fpm*' >/dev/null || packages+=(php-fpm)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
+[ -e /usr/lib/libphp8.2.so ] || packages+=(libphp8.2-embed)
+[ -f /usr/include/php/20220829/sapi/embed/php_embed.h ] || packages+=(php8.2-dev)
 command -v ps >/dev/null 2>&1 || packages+=(procps)
 command -v h2load >/dev/null 2>&1 || packages+=(nghttp2-client)
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)

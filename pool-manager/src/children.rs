@@ -61,6 +61,14 @@ pub(crate) enum SpawnError {
     Exec { program: String, source: io::Error },
     #[error("pool `{pool}` sets a user or group, which needs paddock to be started as root")]
     NotRoot { pool: String },
+    /// The warm PHP parent of a `builtin = "php"` pool could not fork a worker.
+    #[error("{reason}")]
+    PhpParent {
+        reason: String,
+        /// PHP itself is missing (not installed, or paddock-php built without it): retrying
+        /// soon is pointless.
+        missing: bool,
+    },
 }
 
 /// Starts one worker of `pool` with its own listening socket as descriptor 0, the FastCGI
@@ -84,22 +92,42 @@ pub(crate) fn spawn_worker(
     let (read_end, write_end) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| exec_error(e.into()))?;
     let write_end_copy = write_end.try_clone().map_err(exec_error)?;
-    let mut command = Command::new(program);
+    let mut command = pool_command(pool).inspect_err(|_| {
+        let _ = std::fs::remove_file(&socket);
+    })?;
+    command
+        .stdin(Stdio::from(OwnedFd::from(listener)))
+        .stdout(Stdio::from(write_end))
+        .stderr(Stdio::from(write_end_copy));
+    let child =
+        spawn(&mut command, Vec::new(), limits(pool), Some(libc::SIGTERM)).map_err(|source| {
+            let _ = std::fs::remove_file(&socket);
+            start_error(program, source)
+        })?;
+    // Drop our copies of the worker's descriptors (they moved into `command`).
+    drop(command);
+    Ok(SpawnedWorker {
+        pid: Pid::from_raw(child.id() as i32),
+        socket,
+        output: WorkerOutput::new(read_end).map_err(exec_error)?,
+    })
+}
+
+/// The pool's program with its isolation applied: cleared environment plus the pool's, working
+/// directory, user and group, its own process group (so that stopping a worker also ends
+/// whatever it started, e.g. CGI scripts). The caller sets the standard descriptors.
+pub(crate) fn pool_command(pool: &PoolConfig) -> Result<Command, SpawnError> {
+    let mut command = Command::new(&pool.command[0]);
     command
         .args(&pool.command[1..])
         .env_clear()
         .envs(&pool.env)
-        .stdin(Stdio::from(OwnedFd::from(listener)))
-        .stdout(Stdio::from(write_end))
-        .stderr(Stdio::from(write_end_copy))
-        // Own process group, so retiring a worker also ends whatever it started (CGI scripts).
         .process_group(0);
     if let Some(dir) = &pool.working_directory {
         command.current_dir(dir);
     }
     if pool.user.is_some() || pool.group.is_some() {
         if !nix::unistd::geteuid().is_root() {
-            let _ = std::fs::remove_file(&socket);
             return Err(SpawnError::NotRoot {
                 pool: pool.name.clone(),
             });
@@ -111,28 +139,25 @@ pub(crate) fn spawn_worker(
             command.uid(uid);
         }
     }
-    let child =
-        spawn(&mut command, Vec::new(), limits(pool), Some(libc::SIGTERM)).map_err(|source| {
-            let _ = std::fs::remove_file(&socket);
-            if source.kind() == io::ErrorKind::NotFound {
-                SpawnError::CommandNotFound {
-                    program: program.clone(),
-                    hint: install_hint(program),
-                }
-            } else {
-                exec_error(source)
-            }
-        })?;
-    // Drop our copies of the worker's descriptors (they moved into `command`).
-    drop(command);
-    Ok(SpawnedWorker {
-        pid: Pid::from_raw(child.id() as i32),
-        socket,
-        output: WorkerOutput::new(read_end).map_err(exec_error)?,
-    })
+    Ok(command)
 }
 
-fn limits(pool: &PoolConfig) -> Vec<Limit> {
+/// A failed start of `program`, with an install hint when it is missing.
+pub(crate) fn start_error(program: &str, source: io::Error) -> SpawnError {
+    if source.kind() == io::ErrorKind::NotFound {
+        SpawnError::CommandNotFound {
+            program: program.to_string(),
+            hint: install_hint(program),
+        }
+    } else {
+        SpawnError::Exec {
+            program: program.to_string(),
+            source,
+        }
+    }
+}
+
+pub(crate) fn limits(pool: &PoolConfig) -> Vec<Limit> {
     let r = &pool.rlimits;
     [
         (libc::RLIMIT_NOFILE, r.nofile),
@@ -148,6 +173,11 @@ fn install_hint(program: &str) -> String {
     match Path::new(program).file_name().and_then(|f| f.to_str()) {
         Some(name) if name.starts_with("php-cgi") => {
             "; install it with `apt-get install php-cgi` (Debian/Ubuntu) or set pools.<name>.command"
+                .into()
+        }
+        Some(crate::config::PHP_PROGRAM) => {
+            " next to paddock; build it with `cargo build --release -p paddock-php` (needs \
+             `apt-get install libphp8.2-embed php8.2-dev`)"
                 .into()
         }
         _ => " in PATH".into(),

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use protocol::control::{PoolLoad, WorkerId};
 
 use crate::config::{PoolConfig, PoolMode, Sizing};
+use crate::php_parent::PhpParent;
 use crate::policy::{Ramp, Snapshot};
 
 /// A worker that lived this long was healthy: its exit does not count as a crash-loop step.
@@ -33,11 +34,16 @@ pub(crate) struct Pool {
     pub external_id: Option<WorkerId>,
     /// Dropped by a reload: its workers retire and none are started.
     pub removed: bool,
+    /// `builtin = "php"`: the warm parent that forks the workers, once started.
+    pub php_parent: Option<PhpParent>,
+    /// `builtin = "php"`: workers to start when the first parent is ready (the pool's initial
+    /// workers, which cannot be forked before PHP has started).
+    pub php_initial_workers: u32,
 }
 
 impl Pool {
     pub(crate) fn new(config: PoolConfig, external_id: Option<WorkerId>) -> Self {
-        Self {
+        let mut pool = Self {
             config,
             failures: 0,
             hold_until: None,
@@ -46,7 +52,13 @@ impl Pool {
             load: PoolLoad::default(),
             external_id,
             removed: false,
+            php_parent: None,
+            php_initial_workers: 0,
+        };
+        if pool.config.builtin_php {
+            pool.php_initial_workers = pool.initial_workers();
         }
+        pool
     }
 
     pub(crate) fn is_managed(&self) -> bool {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the benchmark: paddock side by side with nginx + php-fpm, nginx + php-cgi and Apache.
 #   tests/bench/run.sh [--quick] [--runs N] [--duration S] [--out DIR] [scenario…]
-# Scenarios: static php keepalive memory burst step kills rules (or 1-7); default: all.
+# Scenarios: static php keepalive memory burst step kills rules builtin (or 1-8); default: all.
 # Builds paddock and the benchmark in release mode, installs missing peers from Debian packages,
 # raises the open-file limit, and leaves the results in target/bench/<timestamp>/ (see
 # docs/benchmarks.md). Every process it starts is stopped by pid before it exits.
@@ -27,7 +27,7 @@ if [ ${#need[@]} -gt 0 ]; then
     RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
 fi
 
-cargo build --release -p paddock -p paddock-tests --bin paddock --bin bench
+cargo build --release -p paddock -p paddock-php -p paddock-tests --bin paddock --bin paddock-php --bin bench
 target_dir="${CARGO_TARGET_DIR:-target}"
 
 # 10,000 held connections plus the load need more descriptors than the usual 1024.

@@ -22,6 +22,7 @@ pub mod hostile;
 pub mod mariadb;
 pub mod observe;
 pub mod peers;
+pub mod php_builtin;
 pub mod raw;
 pub mod wait;
 

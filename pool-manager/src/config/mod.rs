@@ -13,6 +13,8 @@ mod error;
 mod limits;
 mod locate;
 mod paths;
+mod php;
+pub(crate) use php::PHP_PROGRAM;
 mod pool;
 mod raw;
 mod raw_rules;
@@ -119,6 +121,8 @@ pub struct PoolConfig {
     /// Program and arguments; the program is looked up in PATH when it has no slash. Empty for
     /// external pools.
     pub command: Vec<String>,
+    /// `builtin = "php"`: `command` starts the pool's warm PHP parent, which forks the workers.
+    pub builtin_php: bool,
     /// The socket of an external pool.
     pub external_socket: Option<PathBuf>,
     /// Concurrent requests per worker: 1 for prefork.

@@ -70,7 +70,7 @@ pub(super) fn validate_pool(
             (PoolMode::External, connections)
         }
     };
-    if pool.script_timeout.is_some() && pool.builtin.is_none() {
+    if pool.script_timeout.is_some() && pool.builtin != Some(RawBuiltin::Cgi) {
         return fail(
             "script_timeout",
             "applies to builtin = \"cgi\" pools; use request_timeout for others".into(),
@@ -87,6 +87,15 @@ pub(super) fn validate_pool(
             return fail(
                 "builtin",
                 "external pools are not started by paddock".into(),
+            )
+        }
+        (PoolMode::Prefork, None, Some(RawBuiltin::Php)) => super::php::command(name, pool, base)?,
+        (_, None, Some(RawBuiltin::Php)) => {
+            return fail(
+                "builtin",
+                "builtin = \"php\" runs one request per process (PHP's non-thread-safe build): \
+                 use mode = \"prefork\""
+                    .into(),
             )
         }
         (_, None, Some(RawBuiltin::Cgi)) => {
@@ -120,6 +129,9 @@ pub(super) fn validate_pool(
             )
         }
     };
+    if pool.builtin != Some(RawBuiltin::Php) {
+        super::php::forbid_settings(name, pool)?;
+    }
     let external_socket = match (mode, &pool.socket) {
         (PoolMode::External, Some(socket)) => Some(base.join(socket)),
         (PoolMode::External, None) => {
@@ -208,6 +220,7 @@ pub(super) fn validate_pool(
             pool.env_allow.as_deref().unwrap_or(&[]),
         ),
         command,
+        builtin_php: pool.builtin == Some(RawBuiltin::Php),
         external_socket,
         slots_per_worker,
         sizing,
@@ -381,10 +394,17 @@ pub(super) fn dispatch_spec(name: &str, pool: &RawPool, config: &PoolConfig) -> 
             .map_or(DEFAULT_QUEUE_TIMEOUT, |d| d.0)
             .as_millis() as u64,
         queue_max: pool.queue_max.unwrap_or(DEFAULT_QUEUE_MAX),
-        request_timeout_ms: pool
+        request_timeout_ms: (pool
             .request_timeout
             .map_or(DEFAULT_REQUEST_TIMEOUT, |d| d.0)
-            .as_millis() as u64,
+            // A builtin PHP worker ends an overrunning request itself, the PHP way; the front
+            // end's own deadline (504 and a kill) is the backstop.
+            + if config.builtin_php {
+                super::php::TIMEOUT_GRACE
+            } else {
+                Duration::ZERO
+            })
+        .as_millis() as u64,
         max_requests: match (config.recycle.max_requests, self_exit_after) {
             (0, None) => 0,
             (0, Some(n)) => n,

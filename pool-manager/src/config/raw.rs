@@ -232,6 +232,7 @@ pub(super) enum RawPoolMode {
 #[serde(rename_all = "lowercase")]
 pub(super) enum RawBuiltin {
     Cgi,
+    Php,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -249,6 +250,13 @@ pub(super) struct RawPool {
     pub command: Option<Vec<String>>,
     pub builtin: Option<RawBuiltin>,
     pub script_timeout: Option<Duration>,
+    /// `builtin = "php"`: a php.ini to read instead of the embed SAPI's default, and settings
+    /// applied on top (php-fpm's names).
+    pub php_ini: Option<PathBuf>,
+    #[serde(default)]
+    pub php_value: BTreeMap<String, String>,
+    #[serde(default)]
+    pub php_admin_value: BTreeMap<String, String>,
     pub threads: Option<u32>,
     pub socket: Option<PathBuf>,
     pub connections: Option<u32>,

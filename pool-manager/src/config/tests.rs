@@ -184,6 +184,75 @@ fn php_cgi_self_exit_limit_becomes_the_front_ends_retirement_count() {
 }
 
 #[test]
+fn builtin_php_builds_the_parents_command_line() {
+    let text = format!(
+        "{MINIMAL}\n[pools.php]\nmode = \"prefork\"\nbuiltin = \"php\"\nphp_value = {{ memory_limit = \"64M\" }}\nphp_admin_value = {{ \"session.save_path\" = \"/tmp\" }}\n"
+    );
+    let config = load(&text).expect("valid");
+    let pool = &config.pools[0];
+    assert!(pool.builtin_php);
+    // The worker ends an overrunning request itself; the front end's 504-and-kill comes 2 s later.
+    assert_eq!(config.frontend.pools[0].request_timeout_ms, 62_000);
+    assert!(
+        pool.command[0].ends_with("/paddock-php"),
+        "{:?}",
+        pool.command
+    );
+    assert_eq!(
+        pool.command[1..],
+        [
+            "zygote",
+            "--define",
+            "memory_limit=64M",
+            "--define",
+            "session.save_path=/tmp",
+            "--request-timeout-ms",
+            "60000",
+            "--admin",
+            "session.save_path"
+        ]
+    );
+}
+
+#[test]
+fn builtin_php_in_a_threaded_pool_names_file_line_and_key() {
+    let text = format!("{MINIMAL}\n[pools.php]\nmode = \"threaded\"\nbuiltin = \"php\"\n");
+    let error = load(&text).unwrap_err();
+    assert_eq!(error.key, "pools.php.builtin", "{error}");
+    assert_eq!(
+        error.line,
+        Some(text.lines().position(|l| l.starts_with("builtin")).unwrap() + 1)
+    );
+    assert!(error.message.contains("prefork"), "{error}");
+}
+
+#[test]
+fn php_settings_need_builtin_php_and_sane_values() {
+    let cgi = format!(
+        "{MINIMAL}\n[pools.php]\nmode = \"prefork\"\ncommand = [\"php-cgi\"]\nphp_value = {{ memory_limit = \"64M\" }}\n"
+    );
+    assert_eq!(load(&cgi).unwrap_err().key, "pools.php.php_value");
+    let missing_ini = format!(
+        "{MINIMAL}\n[pools.php]\nmode = \"prefork\"\nbuiltin = \"php\"\nphp_ini = \"no/such/php.ini\"\n"
+    );
+    assert_eq!(load(&missing_ini).unwrap_err().key, "pools.php.php_ini");
+    let two_lines = format!(
+        "{MINIMAL}\n[pools.php]\nmode = \"prefork\"\nbuiltin = \"php\"\nphp_value = {{ x = \"a\\nb\" }}\n"
+    );
+    assert!(load(&two_lines)
+        .unwrap_err()
+        .key
+        .starts_with("pools.php.php_value"));
+    let twice = format!(
+        "{MINIMAL}\n[pools.php]\nmode = \"prefork\"\nbuiltin = \"php\"\nphp_value = {{ x = \"1\" }}\nphp_admin_value = {{ x = \"2\" }}\n"
+    );
+    assert!(load(&twice)
+        .unwrap_err()
+        .key
+        .starts_with("pools.php.php_value"));
+}
+
+#[test]
 fn sendfile_settings_are_checked_with_their_key_and_line() {
     let valid = format!(
         "{MINIMAL}\n[sites.main.sendfile]\ninternal = [\"/protected/\"]\nroots = [\"deploy\"]\n"

@@ -49,6 +49,12 @@ impl Master {
                 self.on_upgrade_child_exit(&status);
             } else if self.frontend.as_ref().is_some_and(|f| f.pid == pid) {
                 self.on_frontend_exit(&status, now);
+            } else if let Some(pool) = self
+                .pools
+                .iter()
+                .position(|p| p.php_parent.as_ref().is_some_and(|z| z.pid == pid))
+            {
+                self.on_php_parent_exit(pool, &status, how, now);
             } else if let Some(id) = self
                 .workers
                 .iter()
@@ -94,6 +100,10 @@ impl Master {
 
     pub(super) fn stop_all_workers(&mut self, signal: Signal) {
         self.shutdown = Some(Shutdown::StoppingWorkers);
+        // PHP parents serve nothing: closing their control socket ends them.
+        for pool in &mut self.pools {
+            pool.php_parent = None;
+        }
         for id in self.workers.keys().copied().collect::<Vec<_>>() {
             self.stop_worker(id, signal, ExitReason::Shutdown);
         }

@@ -11,12 +11,14 @@
 //! - `frontend_link` — starting the front end and talking to it;
 //! - `workers` — starting, retiring, stopping and reaping workers; executing the sizing policy;
 //! - `lifecycle` — signals, reaping, graceful and fast stop;
+//! - `php_parents` — the warm PHP parents of `builtin = "php"` pools;
 //! - `reload` — applying a new configuration without closing anything;
 //! - `upgrade` — handing the listeners to a new binary (SIGUSR2).
 
 mod command_socket;
 mod frontend_link;
 mod lifecycle;
+mod php_parents;
 mod reload;
 mod upgrade;
 mod workers;
@@ -270,7 +272,11 @@ impl Master {
                     CONTROL => self.on_control(event.is_writable()),
                     COMMANDS => self.on_command_connections(),
                     Token(n) => {
-                        self.on_worker_output(n as WorkerId - FIRST_WORKER_TOKEN as WorkerId)
+                        let id = n as WorkerId - FIRST_WORKER_TOKEN as WorkerId;
+                        match self.php_parent_pool(id) {
+                            Some(pool) => self.on_php_parent_readable(pool),
+                            None => self.on_worker_output(id),
+                        }
                     }
                 }
             }
@@ -292,6 +298,7 @@ impl Master {
         let tick = self.shutdown.is_none().then_some(self.next_tick);
         holds
             .chain(health)
+            .chain(self.php_parent_deadlines())
             .chain(kills)
             .chain(drain)
             .chain(tick)
@@ -326,6 +333,7 @@ impl Master {
                 self.hold_frontend(now);
             }
         }
+        self.check_php_parent_starts(now);
         let tick = now >= self.next_tick;
         if tick {
             self.next_tick = now + TICK;

@@ -115,6 +115,8 @@ impl Master {
                 info!(pool = %self.pools[index].config.name, "pool removed by the reload");
                 self.withdraw_external(index);
                 self.pools[index].removed = true;
+                // Its PHP parent, if any, ends when its control socket closes.
+                self.pools[index].php_parent = None;
                 self.pools[index].config.sizing = Sizing::Static { workers: 0 };
                 self.retire_generation(index);
             }

@@ -77,13 +77,23 @@ impl Master {
         }
     }
 
-    /// Starts one worker; false when the pool cannot start workers now.
+    /// Starts one worker; false when the pool cannot start workers now (for a `builtin = "php"`
+    /// pool, also while its PHP parent starts: it asks for its workers once ready).
     pub(super) fn start_worker(&mut self, pool: usize, now: Instant) -> bool {
-        let id = self.next_worker;
-        self.next_worker += 1;
+        let spawned = if self.pools[pool].config.builtin_php {
+            match self.php_parent_ready(pool) {
+                Ok(true) => self.fork_php_worker(pool),
+                Ok(false) => return false,
+                Err(e) => Err(e),
+            }
+        } else {
+            let id = self.next_worker;
+            self.next_worker += 1;
+            spawn_worker(&self.pools[pool].config, id, &self.runtime).map(|s| (id, s))
+        };
         let config = &self.pools[pool].config;
-        match spawn_worker(config, id, &self.runtime) {
-            Ok(spawned) => {
+        match spawned {
+            Ok((id, spawned)) => {
                 let name = config.name.clone();
                 let slots = config.slots_per_worker;
                 let fd = spawned.output.source_fd();
@@ -120,18 +130,27 @@ impl Master {
                 true
             }
             Err(e) => {
-                let delay = self.pools[pool].record_exit(Duration::ZERO, now);
-                let reason = e.to_string();
-                if self.pools[pool].failing.as_deref() != Some(reason.as_str()) {
-                    error!(pool = %self.pools[pool].config.name, retry_in = ?delay, "{reason}");
-                }
-                if matches!(e, SpawnError::CommandNotFound { .. }) {
-                    self.pools[pool].hold_until = Some(now + MISSING_PROGRAM_RETRY);
-                }
-                self.set_pool_failing(pool, Some(reason));
+                self.spawn_failed(pool, &e, now);
                 false
             }
         }
+    }
+
+    /// A worker (or a pool's PHP parent) could not be started: crash-loop backoff, and the pool
+    /// is failing with the reason.
+    pub(super) fn spawn_failed(&mut self, pool: usize, e: &SpawnError, now: Instant) {
+        let delay = self.pools[pool].record_exit(Duration::ZERO, now);
+        let reason = e.to_string();
+        if self.pools[pool].failing.as_deref() != Some(reason.as_str()) {
+            error!(pool = %self.pools[pool].config.name, retry_in = ?delay, "{reason}");
+        }
+        if matches!(
+            e,
+            SpawnError::CommandNotFound { .. } | SpawnError::PhpParent { missing: true, .. }
+        ) {
+            self.pools[pool].hold_until = Some(now + MISSING_PROGRAM_RETRY);
+        }
+        self.set_pool_failing(pool, Some(reason));
     }
 
     pub(super) fn set_pool_failing(&mut self, pool: usize, failing: Option<String>) {

@@ -58,7 +58,8 @@ $wgImageMagickConvertCommand = "/usr/bin/convert";
 
 /// No `deny`, `no_scripts` or `rewrite` rule: what is closed below is closed by the
 /// `.htaccess` files MediaWiki ships, and short URLs come from its documented `.htaccess`.
-fn site_config(root: &Path) -> String {
+/// `handler`: the pool's `command = …` or `builtin = …` line.
+fn site_config(root: &Path, handler: &str) -> String {
     format!(
         r#"
 [sites.wiki]
@@ -70,7 +71,7 @@ pool = "php"
 
 [pools.php]
 mode = "prefork"
-command = ["php-cgi"]
+{handler}
 workers = 4
 "#,
         root = root.display()
@@ -96,8 +97,7 @@ impl Wiki {
     }
 }
 
-fn install() -> Wiki {
-    require_php_cgi();
+fn install(handler: &str) -> Wiki {
     assert!(
         Path::new(PACKAGE).join("index.php").exists(),
         "apt-get install mediawiki (scripts/test.sh installs it)"
@@ -128,7 +128,7 @@ fn install() -> Wiki {
         assert!(copied.success(), "copy {}", entry.path().display());
     }
     fs::write(htdocs.join(".htaccess"), SHORT_URL_HTACCESS).unwrap();
-    let paddock = Paddock::start(&site_config(&htdocs));
+    let paddock = Paddock::start(&site_config(&htdocs, handler));
 
     // The command-line installer, against the running server's address.
     let data = dir.path().join("data");
@@ -234,7 +234,20 @@ fn edit(editor: &Browser, csrf: &str, text: &str, summary: &str) {
 
 #[test]
 fn mediawiki_installs_edits_uploads_and_stays_protected() {
-    let wiki = install();
+    require_php_cgi();
+    mediawiki(install("command = [\"php-cgi\"]"));
+}
+
+/// The same, on paddock's own PHP worker (`builtin = "php"`).
+#[test]
+fn mediawiki_on_builtin_php_installs_edits_uploads_and_stays_protected() {
+    if !harness::php_builtin::require_libphp() {
+        return;
+    }
+    mediawiki(install("builtin = \"php\""));
+}
+
+fn mediawiki(wiki: Wiki) {
     let editor = Browser::new(&wiki.paddock, wiki.dir.path(), "editor");
     let visitor = Browser::new(&wiki.paddock, wiki.dir.path(), "visitor");
 
@@ -471,7 +484,7 @@ fn mediawiki_installs_edits_uploads_and_stays_protected() {
     // It is the shipped files that close them: the site has no rule of its own (above), and
     // with maintenance/.htaccess moved aside the same request is served; moved back, denied
     // again — each from the next request.
-    let config = site_config(Path::new("/"));
+    let config = site_config(Path::new("/"), "");
     assert!(!config.contains("deny") && !config.contains("no_scripts"));
     let shipped = wiki.w().join("maintenance/.htaccess");
     let aside = wiki.dir.path().join("maintenance.htaccess");

@@ -61,7 +61,8 @@ require_once ABSPATH . 'wp-settings.php';
     )
 }
 
-fn site_config(root: &Path) -> String {
+/// `handler`: the pool's `command = …` or `builtin = …` line.
+fn site_config(root: &Path, handler: &str) -> String {
     format!(
         r#"
 [sites.wp]
@@ -95,15 +96,14 @@ methods = ["POST"]
 
 [pools.php]
 mode = "prefork"
-command = ["php-cgi"]
+{handler}
 workers = 4
 "#,
         root = root.display()
     )
 }
 
-fn install() -> Install {
-    require_php_cgi();
+fn install(handler: &str) -> Install {
     assert!(
         Path::new(PACKAGE).join("wp-settings.php").exists(),
         "apt-get install wordpress wordpress-theme-twentytwentyone (scripts/test.sh installs them)"
@@ -144,7 +144,7 @@ fn install() -> Install {
     fs::write(root.join(".git/config"), "[remote \"origin\"] url = secret").unwrap();
     fs::create_dir_all(root.join("wp-content")).unwrap();
     fs::write(root.join("wp-content/debug.log"), "PHP Notice: secret").unwrap();
-    let paddock = Paddock::start(&site_config(&root));
+    let paddock = Paddock::start(&site_config(&root, handler));
     Install {
         _db: db,
         dir,
@@ -167,7 +167,20 @@ const DOT_PNG: &str =
 
 #[test]
 fn wordpress_installs_publishes_and_stays_protected() {
-    let wp = install();
+    require_php_cgi();
+    wordpress(install("command = [\"php-cgi\"]"));
+}
+
+/// The same, on paddock's own PHP worker (`builtin = "php"`).
+#[test]
+fn wordpress_on_builtin_php_installs_publishes_and_stays_protected() {
+    if !harness::php_builtin::require_libphp() {
+        return;
+    }
+    wordpress(install("builtin = \"php\""));
+}
+
+fn wordpress(wp: Install) {
     let paddock = &wp.paddock;
     let editor = Browser::new(paddock, wp.dir.path(), "editor");
 

@@ -1,24 +1,68 @@
-//! Faults end to end: killed workers, hung workers, crash loops, and recycling under load.
+//! Faults end to end: killed workers, hung workers, crash loops, and recycling under load; the
+//! ones that apply run with php-cgi and with paddock's own PHP worker (`builtin = "php"`).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use harness::client::{load, load_bounded, Connection};
+use harness::php_builtin::{php_builtin_site, require_libphp};
 use harness::{
     children_of, php_site, process_alive, require_php_cgi, test_site, Paddock, PATIENCE,
 };
 
+/// What runs PHP in a test's pool.
+#[derive(Debug, Clone, Copy)]
+enum Php {
+    Cgi,
+    Builtin,
+}
+
+impl Php {
+    /// The test site on this handler; `None` (the test is skipped, with the reason printed) when
+    /// the handler is not installed.
+    fn site(self, workers: u32, extra: &str) -> Option<String> {
+        match self {
+            Php::Cgi => {
+                require_php_cgi();
+                Some(php_site(&test_site(), workers, extra))
+            }
+            Php::Builtin => {
+                require_libphp().then(|| php_builtin_site(&test_site(), workers, extra))
+            }
+        }
+    }
+
+    /// The process name of the pool's workers.
+    fn worker(self) -> &'static str {
+        match self {
+            Php::Cgi => "php-cgi",
+            Php::Builtin => "php-worker",
+        }
+    }
+}
+
 #[test]
 fn killing_a_worker_every_100ms_loses_no_idempotent_request_and_runs_no_post_twice() {
-    require_php_cgi();
+    chaos(Php::Cgi);
+}
+
+#[test]
+fn killing_a_builtin_php_worker_every_100ms_loses_no_idempotent_request_and_runs_no_post_twice() {
+    chaos(Php::Builtin);
+}
+
+fn chaos(php: Php) {
     let dir = tempfile::tempdir().unwrap();
     let nonces = dir.path().join("nonces.log");
-    let paddock = Paddock::start(&php_site(
-        &test_site(),
+    let Some(config) = php.site(
         4,
         &format!("env = {{ NONCE_LOG = \"{}\" }}", nonces.display()),
-    ));
+    ) else {
+        return;
+    };
+    let paddock = Paddock::start(&config);
     let master = paddock.pid();
+    let worker_name = php.worker();
 
     let killer = std::thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -27,7 +71,7 @@ fn killing_a_worker_every_100ms_loses_no_idempotent_request_and_runs_no_post_twi
         while Instant::now() < deadline {
             let workers: Vec<u32> = children_of(master)
                 .into_iter()
-                .filter(|(_, name)| name == "php-cgi")
+                .filter(|(_, name)| name == worker_name)
                 .map(|(pid, _)| pid)
                 .collect();
             if !workers.is_empty() {
@@ -95,7 +139,7 @@ fn killing_a_worker_every_100ms_loses_no_idempotent_request_and_runs_no_post_twi
 
     // The pool is back to size and nothing is left as a zombie.
     paddock.wait_until("the pool back to 4 workers", PATIENCE, || {
-        paddock.worker_pids("php-cgi").len() == 4 && paddock.pool_workers("php") == 4
+        paddock.worker_pids(worker_name).len() == 4 && paddock.pool_workers("php") == 4
     });
     let zombies: Vec<_> = children_of(master)
         .into_iter()
@@ -130,9 +174,23 @@ fn a_hung_worker_gets_504_and_is_replaced() {
 
 #[test]
 fn a_stopped_worker_is_detected_by_the_deadline() {
-    require_php_cgi();
-    let paddock = Paddock::start(&php_site(&test_site(), 1, "request_timeout = \"1s\""));
-    let worker = paddock.worker_pids("php-cgi")[0];
+    stopped_worker(Php::Cgi);
+}
+
+/// A stopped builtin worker cannot raise PHP's own timeout: the front end's deadline (2 s later)
+/// answers and has it killed, as for php-cgi.
+#[test]
+fn a_stopped_builtin_php_worker_is_detected_by_the_deadline() {
+    stopped_worker(Php::Builtin);
+}
+
+fn stopped_worker(php: Php) {
+    let Some(config) = php.site(1, "request_timeout = \"1s\"") else {
+        return;
+    };
+    let paddock = Paddock::start(&config);
+    let name = php.worker();
+    let worker = paddock.worker_pids(name)[0];
     harness::signal(worker, "STOP");
     let response = Connection::open(paddock.http)
         .unwrap()
@@ -140,7 +198,7 @@ fn a_stopped_worker_is_detected_by_the_deadline() {
         .unwrap();
     assert_eq!(response.status, 504);
     paddock.wait_until("the stopped worker to be replaced", PATIENCE, || {
-        !process_alive(worker) && paddock.worker_pids("php-cgi").len() == 1
+        !process_alive(worker) && paddock.worker_pids(name).len() == 1
     });
 }
 
@@ -246,8 +304,16 @@ fn recycling_under_load(
     per_client: u64,
     duration: Duration,
 ) -> (Paddock, HashSet<String>, u64) {
-    require_php_cgi();
-    let paddock = Paddock::start(&php_site(&test_site(), 2, extra));
+    recycling_under_load_with(Php::Cgi, extra, per_client, duration).expect("php-cgi is required")
+}
+
+fn recycling_under_load_with(
+    php: Php,
+    extra: &str,
+    per_client: u64,
+    duration: Duration,
+) -> Option<(Paddock, HashSet<String>, u64)> {
+    let paddock = Paddock::start(&php.site(2, extra)?);
     let pids = std::sync::Arc::new(std::sync::Mutex::new(HashSet::new()));
     let seen = pids.clone();
     let report = load_bounded(
@@ -291,7 +357,7 @@ fn recycling_under_load(
         assert_eq!(report.ok, 8 * per_client, "every request answered");
     }
     let pids = pids.lock().unwrap().clone();
-    (paddock, pids, report.ok)
+    Some((paddock, pids, report.ok))
 }
 
 #[test]
@@ -313,6 +379,29 @@ fn recycling_after_max_requests_loses_nothing() {
             .lines()
             .any(|l| l.contains("worker stopped") && l.contains("max_requests"))
     });
+}
+
+/// Recycled builtin workers are forked again from the warm parent.
+#[test]
+fn recycling_builtin_php_workers_after_max_requests_loses_nothing() {
+    let Some((paddock, pids, _)) = recycling_under_load_with(
+        Php::Builtin,
+        "max_requests = 20\nmax_requests_jitter = 5",
+        40,
+        Duration::from_secs(90),
+    ) else {
+        return;
+    };
+    assert!(
+        pids.len() >= 5,
+        "workers were recycled: {} pids",
+        pids.len()
+    );
+    assert!(
+        !paddock.log().contains("worker exited unexpectedly"),
+        "{}",
+        paddock.log()
+    );
 }
 
 #[test]
@@ -348,4 +437,47 @@ fn recycling_on_memory_limit_loses_nothing() {
             .lines()
             .any(|l| l.contains("retiring worker") && l.contains("memory"))
     });
+}
+
+/// `builtin = "php"` where libphp is missing at run time (the dynamic loader refuses to start
+/// `paddock-php`, status 127) or `paddock-php` was built without PHP (its stub): the pool fails
+/// with the package to install, as a missing php-cgi does. Runs anywhere: a stand-in
+/// `paddock-php` next to a copy of `paddock` behaves as each case does.
+#[test]
+fn builtin_php_without_libphp_answers_503_naming_the_package() {
+    let cases = [
+        (
+            "echo 'paddock-php: error while loading shared libraries: libphp8.2.so: cannot open shared object file' >&2; exit 127",
+            "apt-get install libphp8.2-embed",
+        ),
+        (
+            "echo 'paddock-php was built without PHP' >&2; exit 69",
+            "apt-get install libphp8.2-embed php8.2-dev",
+        ),
+    ];
+    for (script, hint) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let paddock_copy = dir.path().join("paddock");
+        std::fs::copy(harness::paddock_bin(), &paddock_copy).unwrap();
+        let stand_in = dir.path().join("paddock-php");
+        std::fs::write(&stand_in, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(
+            &stand_in,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let config = format!(
+            "{}\n[sites.test]\nroot = \"{}\"\n[sites.test.scripts]\npool = \"php\"\n[pools.php]\nmode = \"prefork\"\nbuiltin = \"php\"\nworkers = 1\n",
+            harness::LISTENERS,
+            test_site().display()
+        );
+        let paddock = Paddock::start_binary(&paddock_copy, &config, false);
+        paddock.wait_for_log(hint);
+        let response = Connection::open(paddock.http)
+            .unwrap()
+            .request("GET", "/echo.php", &[], b"")
+            .unwrap();
+        assert_eq!(response.status, 503);
+        assert!(response.text().contains(hint), "{}", response.text());
+    }
 }

@@ -1,8 +1,9 @@
 //! Differential test: what PHP sees (`$_SERVER`, `$_GET`, `$_POST`, `$_COOKIE`, `$_FILES`, the
-//! body) for the same request behind paddock (php-cgi pool) and behind nginx (Debian package, its
-//! stock `snippets/fastcgi-php.conf`) + php-fpm. After dropping what legitimately differs between
-//! two servers (ports, times, pids, software names, worker environments), every remaining
-//! difference must be one that docs/cgi-differences.md lists, recognised by its rule below.
+//! body) for the same request behind paddock (a php-cgi pool, and a `builtin = "php"` pool) and
+//! behind nginx (Debian package, its stock `snippets/fastcgi-php.conf`) + php-fpm. After dropping
+//! what legitimately differs between two servers (ports, times, pids, software names, worker
+//! environments), every remaining difference must be one that docs/cgi-differences.md lists,
+//! recognised by its rule below.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -86,8 +87,8 @@ fn site_root() -> PathBuf {
 }
 
 impl Stacks {
-    fn start() -> Stacks {
-        require_php_cgi();
+    /// `handler`: the pool's `command = …` or `builtin = …` line.
+    fn start(handler: &str) -> Stacks {
         let dir = tempfile::tempdir().unwrap();
         let capture_dir = dir.path().join("capture");
         std::fs::create_dir(&capture_dir).unwrap();
@@ -122,7 +123,7 @@ front_controller = "/capture.php"
 
 [pools.php]
 mode = "prefork"
-command = ["php-cgi"]
+{handler}
 workers = 2
 env = {{ CAPTURE_DIR = "{capture}" }}
 "#,
@@ -648,7 +649,21 @@ fn cases(ipv6: bool, dir: &Path) -> Vec<Case> {
 
 #[test]
 fn php_sees_the_same_request_behind_paddock_and_nginx() {
-    let stacks = Stacks::start();
+    require_php_cgi();
+    differential(Stacks::start("command = [\"php-cgi\"]"));
+}
+
+/// The same comparison with paddock's own PHP worker (`builtin = "php"`) behind paddock: it must
+/// differ from nginx + php-fpm exactly where php-cgi does.
+#[test]
+fn builtin_php_sees_the_same_request_behind_paddock_and_nginx() {
+    if !harness::php_builtin::require_libphp() {
+        return;
+    }
+    differential(Stacks::start("builtin = \"php\""));
+}
+
+fn differential(stacks: Stacks) {
     let ports: Vec<u16> = stacks
         .paddock_at
         .ports()

@@ -1,4 +1,4 @@
-//! paddock with a prefork php-cgi pool, plain and TLS listeners (the shared certificate) and an
+//! paddock with a prefork php-cgi (or `builtin = "php"`) pool, plain and TLS listeners (the shared certificate) and an
 //! admin listener; info-level log (no per-request lines) into its temp dir.
 
 use std::process::{Command, Stdio};
@@ -50,8 +50,38 @@ impl Sizing {
     }
 }
 
+/// What runs PHP in the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Handler {
+    PhpCgi,
+    /// paddock's own worker, forked from a warm parent (`paddock-php` next to `paddock`).
+    Builtin,
+}
+
+impl Handler {
+    fn toml(self) -> &'static str {
+        match self {
+            Handler::PhpCgi => "command = [\"php-cgi\"]",
+            Handler::Builtin => "builtin = \"php\"",
+        }
+    }
+
+    /// The command name of the pool's workers.
+    fn comm(self) -> &'static str {
+        match self {
+            Handler::PhpCgi => "php-cgi",
+            Handler::Builtin => "php-worker",
+        }
+    }
+}
+
 pub(crate) fn start(shared: &Shared, name: &str, sizing: Sizing) -> Server {
     start_site(shared, name, sizing, &shared.site, "")
+}
+
+/// [`start`] with a `builtin = "php"` pool.
+pub(crate) fn start_builtin(shared: &Shared, name: &str, sizing: Sizing) -> Server {
+    start_with(shared, name, sizing, &shared.site, "", Handler::Builtin)
 }
 
 /// [`start`] over another document root, with more `[sites.bench]` keys and tables.
@@ -61,6 +91,17 @@ pub(crate) fn start_site(
     sizing: Sizing,
     site: &std::path::Path,
     site_extra: &str,
+) -> Server {
+    start_with(shared, name, sizing, site, site_extra, Handler::PhpCgi)
+}
+
+fn start_with(
+    shared: &Shared,
+    name: &str,
+    sizing: Sizing,
+    site: &std::path::Path,
+    site_extra: &str,
+    handler: Handler,
 ) -> Server {
     let dir = server_dir("paddock");
     let d = dir.path();
@@ -99,13 +140,14 @@ pool = "php"
 
 [pools.php]
 mode = "prefork"
-command = ["php-cgi"]
+{handler}
 {sizing}"#,
         run = d.join("run").display(),
         cert = shared.certs.certificate.display(),
         key = shared.certs.key.display(),
         site = site.display(),
         sizing = sizing.toml(),
+        handler = handler.toml(),
     );
     let config_path = d.join("paddock.toml");
     std::fs::write(&config_path, config).expect("write paddock.toml");
@@ -128,7 +170,7 @@ command = ["php-cgi"]
     });
     let workers = Workers {
         parent: pid,
-        comm: "php-cgi".into(),
+        comm: handler.comm().into(),
     };
     let expected = sizing.initial() as usize;
     wait_for("paddock's workers", limit, &log, || {

@@ -1,0 +1,169 @@
+//! Reading one complete FastCGI request off a connection, answering the protocol's management
+//! records on the way.
+//!
+//! A prefork worker serves one request at a time and reads nothing while PHP runs, so this is a
+//! plain blocking loop: read as much as the kernel has (64 KiB at a time, so a whole request
+//! usually arrives in one `read`), decode every complete record, repeat until PARAMS and STDIN
+//! have ended.
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+
+use protocol::fcgi::{self, Decoded, ProtocolStatus, Record, Role};
+
+const READ_CHUNK: usize = 64 * 1024;
+/// Largest PARAMS stream accepted (paddock's front end sends a few KiB).
+const MAX_PARAMS: usize = 1 << 20;
+
+/// A request whose streams have all arrived.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    pub(crate) id: u16,
+    pub(crate) keep_conn: bool,
+    pub(crate) params: Vec<u8>,
+    pub(crate) stdin: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Partial {
+    incoming: Incoming,
+    params_ended: bool,
+}
+
+/// Bytes read but not yet decoded; kept across requests on a kept-alive connection.
+#[derive(Debug, Default)]
+pub(crate) struct Reader {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Reader {
+    /// The next complete request; `None` when the web server closed the connection.
+    pub(crate) fn next_request(&mut self, stream: &mut UnixStream) -> io::Result<Option<Incoming>> {
+        let mut partial: Option<Partial> = None;
+        let mut reply = Vec::new();
+        loop {
+            while self.start < self.buf.len() {
+                let (record, consumed) = match fcgi::decode_record(&self.buf[self.start..]) {
+                    Ok(Decoded::Record { record, consumed }) => (record, consumed),
+                    Ok(Decoded::NeedMore { .. }) => break,
+                    Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+                };
+                let done = on_record(record, &mut partial, &mut reply)?;
+                self.start += consumed;
+                if !reply.is_empty() {
+                    stream.write_all(&reply)?;
+                    reply.clear();
+                }
+                if done {
+                    return Ok(partial.map(|p| p.incoming));
+                }
+            }
+            self.buf.drain(..self.start);
+            self.start = 0;
+            let filled = self.buf.len();
+            self.buf.resize(filled + READ_CHUNK, 0);
+            let read = loop {
+                match stream.read(&mut self.buf[filled..]) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    other => break other,
+                }
+            };
+            match read {
+                Ok(0) | Err(_) if partial.is_none() && filled == 0 => {
+                    self.buf.clear();
+                    return Ok(None);
+                }
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => self.buf.truncate(filled + n),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Applies one record; true when the request is complete.
+fn on_record(
+    record: Record<'_>,
+    partial: &mut Option<Partial>,
+    reply: &mut Vec<u8>,
+) -> io::Result<bool> {
+    let current = partial.as_ref().map(|p| p.incoming.id);
+    match record {
+        Record::BeginRequest {
+            request_id,
+            role,
+            keep_conn,
+        } => match current {
+            Some(id) if id == request_id => {}
+            Some(_) => end(reply, request_id, ProtocolStatus::CantMpxConn),
+            None if role != Role::Responder => end(reply, request_id, ProtocolStatus::UnknownRole),
+            None => {
+                *partial = Some(Partial {
+                    incoming: Incoming {
+                        id: request_id,
+                        keep_conn,
+                        params: Vec::new(),
+                        stdin: Vec::new(),
+                    },
+                    params_ended: false,
+                });
+            }
+        },
+        Record::AbortRequest { request_id } if current == Some(request_id) => {
+            // Aborted before it ran: nothing to stop, only the end to confirm.
+            end(reply, request_id, ProtocolStatus::RequestComplete);
+            *partial = None;
+        }
+        Record::Params {
+            request_id,
+            content,
+        } if current == Some(request_id) => {
+            let p = partial.as_mut().expect("current request");
+            if content.is_empty() {
+                p.params_ended = true;
+            } else if p.incoming.params.len() + content.len() > MAX_PARAMS {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "PARAMS larger than 1 MiB",
+                ));
+            } else {
+                p.incoming.params.extend_from_slice(content);
+            }
+        }
+        Record::Stdin {
+            request_id,
+            content,
+        } if current == Some(request_id) => {
+            let p = partial.as_mut().expect("current request");
+            if content.is_empty() {
+                return Ok(p.params_ended);
+            }
+            p.incoming.stdin.extend_from_slice(content);
+        }
+        Record::GetValues { content } => {
+            let mut pairs: Vec<(&[u8], &[u8])> = Vec::new();
+            for (name, _) in fcgi::name_values(content).flatten() {
+                let value: &[u8] = match name {
+                    b"FCGI_MAX_CONNS" | b"FCGI_MAX_REQS" => b"1",
+                    b"FCGI_MPXS_CONNS" => b"0",
+                    _ => continue,
+                };
+                pairs.push((name, value));
+            }
+            fcgi::encode_get_values_result(reply, &pairs);
+        }
+        Record::Unrecognised {
+            record_type,
+            request_id: fcgi::NULL_REQUEST_ID,
+            ..
+        } => fcgi::encode_unknown_type(reply, record_type),
+        // Anything else belongs to no active request: the specification says to ignore it.
+        _ => {}
+    }
+    Ok(false)
+}
+
+fn end(reply: &mut Vec<u8>, id: u16, status: ProtocolStatus) {
+    fcgi::encode_end_request(reply, id, 0, status);
+}

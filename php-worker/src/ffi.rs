@@ -1,0 +1,135 @@
+//! The boundary with `csrc/paddock_sapi.c`: the calls into it, and the callbacks it makes for
+//! output, the request body and log messages. The only `unsafe` FFI code of the crate.
+//!
+//! The callbacks never unwind into C (a panic there aborts the worker, which the master treats
+//! as a crash) and return before PHP may `longjmp` (an aborted connection is reported to PHP by
+//! the C side after the Rust callback has returned), so no Rust frame is ever jumped over.
+#![allow(unsafe_code)]
+
+use std::ffi::{c_char, c_int, c_long, CString};
+
+use crate::exchange;
+
+/// `struct pdk_param`.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct Param {
+    pub(crate) name: *mut c_char,
+    pub(crate) name_len: usize,
+    pub(crate) value: *mut c_char,
+    pub(crate) value_len: usize,
+}
+
+/// `struct pdk_request`: pointers into a [`crate::request::PhpRequest`].
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct RequestView {
+    pub(crate) params: *const Param,
+    pub(crate) param_count: usize,
+    pub(crate) method: *mut c_char,
+    pub(crate) query_string: *mut c_char,
+    pub(crate) script_name: *mut c_char,
+    pub(crate) script_filename: *mut c_char,
+    pub(crate) content_type: *mut c_char,
+    pub(crate) authorization: *mut c_char,
+    pub(crate) content_length: c_long,
+    pub(crate) proto_num: c_int,
+    pub(crate) headers_only: c_int,
+}
+
+extern "C" {
+    fn pdk_startup_php(
+        ini_path: *const c_char,
+        defines: *const *const c_char,
+        define_count: usize,
+        admin_names: *const *const c_char,
+        admin_count: usize,
+    ) -> c_int;
+    fn pdk_run_request(request: *const RequestView, timeout_ms: c_long) -> c_int;
+}
+
+/// Starts PHP (module startup: ini files, extensions, OPcache's shared memory) in this process.
+pub(crate) fn startup(
+    ini: Option<&str>,
+    defines: &[String],
+    admin: &[String],
+) -> Result<(), String> {
+    let c = |s: &str| CString::new(s).map_err(|_| format!("{s:?} contains a NUL byte"));
+    let ini = ini.map(c).transpose()?;
+    let defines = defines
+        .iter()
+        .map(|d| c(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let admin = admin.iter().map(|d| c(d)).collect::<Result<Vec<_>, _>>()?;
+    let define_ptrs: Vec<*const c_char> = defines.iter().map(|d| d.as_ptr()).collect();
+    let admin_ptrs: Vec<*const c_char> = admin.iter().map(|d| d.as_ptr()).collect();
+    // SAFETY: every pointer is a NUL-terminated string owned by the vectors above, which outlive
+    // the call; the arrays' lengths are passed with them. Called once, before any request.
+    let status = unsafe {
+        pdk_startup_php(
+            ini.as_ref().map_or(std::ptr::null(), |i| i.as_ptr()),
+            define_ptrs.as_ptr(),
+            define_ptrs.len(),
+            admin_ptrs.as_ptr(),
+            admin_ptrs.len(),
+        )
+    };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err("PHP failed to start (see the messages above)".into())
+    }
+}
+
+/// Runs one request through PHP; its output goes to the current [`exchange`]. PHP's timeout
+/// error ends it after `timeout` (none when zero). False when PHP could not even start it.
+pub(crate) fn run_request(view: &RequestView, timeout: std::time::Duration) -> bool {
+    let timeout_ms = c_long::try_from(timeout.as_millis()).unwrap_or(c_long::MAX);
+    // SAFETY: `view` points into a live PhpRequest that the caller neither moves nor changes
+    // during the call; PHP was started by `startup` in this process (or the parent it forked
+    // from), and requests run one at a time on this, the only thread.
+    unsafe { pdk_run_request(view, timeout_ms) == 0 }
+}
+
+/// # Safety
+/// `bytes` points to `len` readable bytes (C contract of `pdk_rs_write`).
+#[no_mangle]
+unsafe extern "C" fn pdk_rs_write(bytes: *const c_char, len: usize) -> c_int {
+    if len == 0 {
+        return 0;
+    }
+    // SAFETY: the C side passes a buffer of `len` bytes that stays valid during the call.
+    let bytes = unsafe { std::slice::from_raw_parts(bytes.cast::<u8>(), len) };
+    exchange::with(|x| x.write(bytes)).map_or(0, |ok| c_int::from(!ok))
+}
+
+#[no_mangle]
+extern "C" fn pdk_rs_flush() -> c_int {
+    exchange::with(|x| x.flush()).map_or(0, |ok| c_int::from(!ok))
+}
+
+/// # Safety
+/// `buffer` points to `len` writable bytes (C contract of `pdk_rs_read_body`).
+#[no_mangle]
+unsafe extern "C" fn pdk_rs_read_body(buffer: *mut c_char, len: usize) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    // SAFETY: the C side passes a buffer of `len` writable bytes, exclusively ours for the call.
+    let buffer = unsafe { std::slice::from_raw_parts_mut(buffer.cast::<u8>(), len) };
+    exchange::with(|x| x.read_body(buffer)).unwrap_or(0)
+}
+
+#[no_mangle]
+extern "C" fn pdk_rs_finish() {
+    exchange::with(|x| x.finish_early());
+}
+
+/// # Safety
+/// `message` points to `len` readable bytes (C contract of `pdk_rs_log`).
+#[no_mangle]
+unsafe extern "C" fn pdk_rs_log(message: *const c_char, len: usize) {
+    // SAFETY: the C side passes a message of `len` bytes that stays valid during the call.
+    let message = unsafe { std::slice::from_raw_parts(message.cast::<u8>(), len) };
+    exchange::log(message);
+}

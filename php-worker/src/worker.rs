@@ -1,0 +1,93 @@
+//! A worker's life after the fork: take its descriptors, wait to be the master's child, serve.
+//!
+//! The master hands each worker its own listening socket, as it does for php-cgi; the worker
+//! accepts one connection at a time and serves its requests one after the other (prefork).
+
+use std::os::fd::OwnedFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::time::{Duration, Instant};
+
+use nix::unistd::Pid;
+
+use crate::exchange::{self, Exchange};
+use crate::fcgi_conn::Reader;
+use crate::ffi;
+use crate::request::PhpRequest;
+
+/// A worker's process name (the parent keeps `paddock-php`).
+const WORKER_NAME: &std::ffi::CStr = c"php-worker";
+/// How long a new worker waits to be re-parented to the master before giving up.
+const REPARENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves until the master stops this worker; never returns.
+/// `timeout`: the pool's request_timeout, after which PHP's own timeout error ends a request
+/// (zero: none).
+pub(crate) fn run(
+    listener: OwnedFd,
+    output: OwnedFd,
+    control: OwnedFd,
+    master: Pid,
+    timeout: Duration,
+) -> ! {
+    // The parent's control socket is not the worker's business.
+    drop(control);
+    // PHP's stray writes and the worker's own messages go to the master's log, under this
+    // worker's pid.
+    if nix::unistd::dup2_stdout(&output).is_err() || nix::unistd::dup2_stderr(&output).is_err() {
+        std::process::exit(1);
+    }
+    drop(output);
+    if let Err(why) = crate::fork::become_masters_child(master, REPARENT_TIMEOUT) {
+        eprintln!("paddock-php worker: {why}");
+        std::process::exit(1);
+    }
+    // `top` and /proc/PID/comm tell workers from their parent (`paddock-php`).
+    let _ = nix::sys::prctl::set_name(WORKER_NAME);
+    let listener = UnixListener::from(listener);
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => serve_connection(stream, timeout),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                eprintln!("paddock-php worker: accept failed: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+fn serve_connection(mut stream: UnixStream, timeout: Duration) {
+    let mut reader = Reader::default();
+    loop {
+        let incoming = match reader.next_request(&mut stream) {
+            Ok(Some(incoming)) => incoming,
+            Ok(None) => return,
+            Err(e) => {
+                eprintln!("paddock-php worker: bad FastCGI connection: {e}");
+                return;
+            }
+        };
+        let Some(mut request) = PhpRequest::from_params(&incoming.params) else {
+            eprintln!("paddock-php worker: malformed PARAMS; closing the connection");
+            return;
+        };
+        let started = Instant::now();
+        exchange::begin(Exchange::new(stream, incoming.id, incoming.stdin));
+        let view = request.c_view();
+        let ran = ffi::run_request(&view, timeout);
+        let exchange = exchange::take().expect("the exchange begun above");
+        if !ran {
+            eprintln!(
+                "paddock-php worker: PHP could not start a request ({:?})",
+                started.elapsed()
+            );
+        }
+        stream = match exchange.end() {
+            Some(stream) => stream,
+            None => return,
+        };
+        if !incoming.keep_conn {
+            return;
+        }
+    }
+}

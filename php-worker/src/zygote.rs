@@ -1,0 +1,123 @@
+//! The warm parent: starts PHP once, then forks a worker for each listening socket the master
+//! sends, until the master closes the control socket.
+//!
+//! Nothing PHP does per request happens here: the parent only runs PHP's module startup (ini
+//! files, extensions, OPcache's shared memory), so every worker starts from the same clean,
+//! initialised image and shares its pages copy-on-write, OPcache's cache included.
+#![allow(unsafe_code)]
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::process::ExitCode;
+
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessageOwned, MsgFlags};
+use nix::unistd::getppid;
+use protocol::zygote::{self as wire, CONTROL_FD, FDS_PER_FORK, FORK_LEN};
+
+use crate::args::Args;
+use crate::fork::{fork_worker, Forked};
+
+pub(crate) fn run(args: &Args) -> ExitCode {
+    let master = getppid();
+    // SAFETY: F_GETFD only reads the descriptor flags; harmless on any number.
+    if unsafe { libc::fcntl(CONTROL_FD, libc::F_GETFD) } < 0 {
+        eprintln!(
+            "paddock-php: no control socket at fd {CONTROL_FD}: only paddock starts this program"
+        );
+        return ExitCode::from(2);
+    }
+    // SAFETY: the descriptor is open (checked above), was placed at this number by the master
+    // for this process, and is claimed once, before anything else could own it.
+    let control = unsafe { OwnedFd::from_raw_fd(CONTROL_FD) };
+    if let Err(why) = crate::ffi::startup(args.ini.as_deref(), &args.defines, &args.admin) {
+        eprintln!("paddock-php: {why}");
+        return ExitCode::from(wire::EXIT_PHP_STARTUP as u8);
+    }
+    // PHP is up: the master may send fork requests from now on.
+    let ready = wire::encode_forked(wire::READY, std::process::id() as i32);
+    if let Err(e) = sendmsg::<()>(
+        control.as_raw_fd(),
+        &[IoSlice::new(&ready)],
+        &[],
+        MsgFlags::empty(),
+        None,
+    ) {
+        eprintln!("paddock-php: control socket: {e}");
+        return ExitCode::FAILURE;
+    }
+    loop {
+        let (worker, listener, output) = match receive(control.as_raw_fd()) {
+            Ok(Some(request)) => request,
+            // The master closed the channel: the pool was removed or reloaded, or paddock stops.
+            Ok(None) => return ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("paddock-php: control socket: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let report = |pid: i32| {
+            let message = wire::encode_forked(worker, pid);
+            let _ = sendmsg::<()>(
+                control.as_raw_fd(),
+                &[IoSlice::new(&message)],
+                &[],
+                MsgFlags::empty(),
+                None,
+            );
+        };
+        match fork_worker(report) {
+            Ok(Forked::Worker) => {
+                let timeout = args.request_timeout.unwrap_or_default();
+                crate::worker::run(listener, output, control, master, timeout)
+            }
+            Ok(Forked::Parent) => {}
+            Err(e) => {
+                eprintln!("paddock-php: cannot fork a worker: {e}");
+                report(0);
+            }
+        }
+    }
+}
+
+/// One fork request: the worker id, its listening socket and its output pipe. `None` at the end
+/// of the channel.
+fn receive(control: RawFd) -> nix::Result<Option<(u64, OwnedFd, OwnedFd)>> {
+    let mut bytes = [0u8; FORK_LEN];
+    let mut space = nix::cmsg_space!([RawFd; FDS_PER_FORK]);
+    let (read, fds) = loop {
+        let mut iov = [IoSliceMut::new(&mut bytes)];
+        match recvmsg::<()>(
+            control,
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(message) => {
+                let mut fds = Vec::new();
+                for cmsg in message.cmsgs()? {
+                    if let ControlMessageOwned::ScmRights(received) = cmsg {
+                        fds.extend(received);
+                    }
+                }
+                break (message.bytes, fds);
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    // SAFETY: SCM_RIGHTS installed these descriptors in this process just now; nothing else
+    // owns them.
+    let mut fds: Vec<OwnedFd> = fds
+        .into_iter()
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect();
+    if read == 0 {
+        return Ok(None);
+    }
+    if read != FORK_LEN || fds.len() != FDS_PER_FORK {
+        return Err(nix::errno::Errno::EPROTO);
+    }
+    let output = fds.pop().expect("two descriptors");
+    let listener = fds.pop().expect("two descriptors");
+    Ok(Some((wire::decode_fork(bytes), listener, output)))
+}

@@ -1,0 +1,329 @@
+//! The warm PHP parent of a `builtin = "php"` pool (`paddock-php zygote`), seen from the master.
+//!
+//! The master starts one parent per pool, with the pool's isolation (environment, user, rlimits)
+//! and a control socket at [`CONTROL_FD`], which the master's event loop watches. The parent
+//! starts PHP and says so ([`wire::READY`]); the master sends no fork request before that, so it
+//! never waits for PHP to start (an `opcache.preload` of a large application takes seconds).
+//!
+//! To add a worker, the master binds the worker's socket and output pipe as for any worker and
+//! sends both to the parent; the parent forks a worker through a middle process that reports the
+//! worker's pid and exits, so the worker is re-parented to the master (a child subreaper). From
+//! then on the worker is an ordinary worker: the master reaps it, times it out, recycles it and
+//! kills its process group. The answer to a fork request takes about a millisecond, so the
+//! master waits for it (at most [`FORK_TIMEOUT`]). If the parent dies, the workers it forked go
+//! on serving; the master starts a new parent.
+
+use std::io::{self, IoSlice, Read};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use protocol::control::WorkerId;
+use protocol::zygote::{self as wire, CONTROL_FD, FORKED_LEN};
+
+use crate::children::{limits, pool_command, start_error, SpawnError, SpawnedWorker};
+use crate::config::PoolConfig;
+use crate::sockets::RuntimeDir;
+use crate::spawn::{spawn, Inherit};
+use crate::worker_output::WorkerOutput;
+
+/// The longest wait for a worker's pid from a parent that is ready.
+const FORK_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest a parent may take to start PHP (extensions, OPcache, `opcache.preload`).
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+pub(crate) struct PhpParent {
+    pub(crate) pid: Pid,
+    pub(crate) started: Instant,
+    /// The id under which the master's event loop watches the control socket (taken from the
+    /// worker ids, which are never reused).
+    pub(crate) token: WorkerId,
+    /// Non-blocking; the master's event loop watches it until the parent is ready.
+    channel: UnixStream,
+    /// Bytes received and not yet a whole message.
+    inbox: Vec<u8>,
+    /// PHP has started: fork requests may be sent.
+    ready: bool,
+}
+
+/// What a readable control socket brought.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ParentNews {
+    /// PHP has started in the parent.
+    Ready,
+    /// The parent closed its end: it is exiting (its exit is reaped as usual).
+    Closed,
+    Nothing,
+}
+
+/// How a parent ended, for [`explain`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Ended {
+    Exited(i32),
+    Killed(Signal),
+    /// Did not become ready in time, or broke the protocol.
+    Unresponsive,
+}
+
+impl PhpParent {
+    /// Starts the pool's parent; it starts PHP while the master goes on.
+    pub(crate) fn start(pool: &PoolConfig, token: WorkerId) -> Result<PhpParent, SpawnError> {
+        let program = &pool.command[0];
+        let error = |source: io::Error| start_error(program, source);
+        // Orphaned workers must come to the master, not to init.
+        nix::sys::prctl::set_child_subreaper(true).map_err(|e| error(e.into()))?;
+        let (ours, theirs) = UnixStream::pair().map_err(error)?;
+        ours.set_nonblocking(true).map_err(error)?;
+        let log = std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(error)?;
+        let mut command = pool_command(pool)?;
+        // PHP's start-up messages go to the master's log, like paddock's own.
+        command.stdin(Stdio::null()).stdout(Stdio::from(log));
+        let child = spawn(
+            &mut command,
+            vec![Inherit::new(&theirs, CONTROL_FD).map_err(error)?],
+            limits(pool),
+            Some(libc::SIGTERM),
+        )
+        .map_err(error)?;
+        Ok(PhpParent {
+            pid: Pid::from_raw(child.id() as i32),
+            started: Instant::now(),
+            token,
+            channel: ours,
+            inbox: Vec::new(),
+            ready: false,
+        })
+    }
+
+    pub(crate) fn source_fd(&self) -> RawFd {
+        self.channel.as_raw_fd()
+    }
+
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready
+    }
+
+    /// When the parent must have started PHP (none once it has).
+    pub(crate) fn start_deadline(&self) -> Option<Instant> {
+        (!self.ready).then_some(self.started + START_TIMEOUT)
+    }
+
+    /// Reads what the parent sent: its readiness (answers to fork requests are read by
+    /// [`PhpParent::fork_worker`] itself).
+    pub(crate) fn on_readable(&mut self) -> ParentNews {
+        let was_ready = self.ready;
+        let open = self.receive();
+        while let Some((id, _)) = self.next_message() {
+            // Anything else is the late answer to a fork request that timed out: stale.
+            if id == wire::READY {
+                self.ready = true;
+            }
+        }
+        match (open, was_ready, self.ready) {
+            (false, _, _) => ParentNews::Closed,
+            (true, false, true) => ParentNews::Ready,
+            _ => ParentNews::Nothing,
+        }
+    }
+
+    /// Reads everything available without blocking; false at the end of the stream.
+    fn receive(&mut self) -> bool {
+        let mut buf = [0u8; 256];
+        loop {
+            match self.channel.read(&mut buf) {
+                Ok(0) => return false,
+                Ok(n) => self.inbox.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    fn next_message(&mut self) -> Option<(u64, i32)> {
+        let bytes: [u8; FORKED_LEN] = self.inbox.get(..FORKED_LEN)?.try_into().ok()?;
+        self.inbox.drain(..FORKED_LEN);
+        Some(wire::decode_forked(bytes))
+    }
+
+    /// Forks worker `id` serving on `listener`, its output on `output`; returns its pid.
+    fn fork_worker(
+        &mut self,
+        id: WorkerId,
+        listener: &UnixListener,
+        output: &OwnedFd,
+    ) -> io::Result<Pid> {
+        let message = wire::encode_fork(id);
+        let fds = [listener.as_raw_fd(), output.as_raw_fd()];
+        sendmsg::<()>(
+            self.channel.as_raw_fd(),
+            &[IoSlice::new(&message)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )?;
+        let deadline = Instant::now() + FORK_TIMEOUT;
+        loop {
+            while let Some((worker, pid)) = self.next_message() {
+                // Anything else is stale: the answer to a request that timed out.
+                if worker != id {
+                    continue;
+                }
+                if pid <= 0 {
+                    return Err(io::Error::other("the PHP parent could not fork"));
+                }
+                return Ok(Pid::from_raw(pid));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+            let mut fds = [PollFd::new(self.channel.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+            if !self.receive() && self.inbox.len() < FORKED_LEN {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+
+    /// Stops a parent that failed, and says why it failed as far as its exit tells.
+    pub(crate) fn kill_and_explain(self) -> SpawnError {
+        let _ = kill(self.pid, Signal::SIGKILL);
+        let status = loop {
+            match waitpid(self.pid, None) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other,
+            }
+        };
+        explain(match status {
+            Ok(WaitStatus::Exited(_, code)) if self.ready || code != 0 => Ended::Exited(code),
+            Ok(WaitStatus::Signaled(_, signal, _)) if signal != Signal::SIGKILL => {
+                Ended::Killed(signal)
+            }
+            _ => Ended::Unresponsive,
+        })
+    }
+}
+
+/// The operator's version of a parent's death before it was ready.
+pub(crate) fn explain(ended: Ended) -> SpawnError {
+    let (reason, missing) = match ended {
+        // The dynamic loader's status for a missing library.
+        Ended::Exited(127) => (
+            "libphp8.2.so cannot be loaded: install it with `apt-get install libphp8.2-embed`"
+                .to_string(),
+            true,
+        ),
+        Ended::Exited(wire::EXIT_NO_PHP) => (
+            "paddock-php was built without PHP: `apt-get install libphp8.2-embed php8.2-dev`, then \
+             rebuild it (`cargo build --release -p paddock-php`)"
+                .to_string(),
+            true,
+        ),
+        Ended::Exited(wire::EXIT_PHP_STARTUP) => (
+            "PHP failed to start in the pool's PHP parent (php.ini, extensions: see its messages \
+             above)"
+                .to_string(),
+            false,
+        ),
+        Ended::Exited(code) => (format!("the PHP parent exited with status {code}"), false),
+        Ended::Killed(signal) => (format!("the PHP parent was killed by {signal}"), false),
+        Ended::Unresponsive => (
+            format!(
+                "the PHP parent did not start PHP within {}s or did not answer",
+                START_TIMEOUT.as_secs()
+            ),
+            false,
+        ),
+    };
+    SpawnError::PhpParent { reason, missing }
+}
+
+/// Starts one worker of a `builtin = "php"` pool through its ready parent. On failure the
+/// caller stops the parent ([`PhpParent::kill_and_explain`]).
+pub(crate) fn spawn_php_worker(
+    pool: &PoolConfig,
+    parent: &mut PhpParent,
+    id: WorkerId,
+    runtime: &RuntimeDir,
+) -> Result<SpawnedWorker, ForkFailed> {
+    let (listener, socket) = runtime
+        .bind_worker_socket(&pool.name, id)
+        .map_err(|source| {
+            ForkFailed::Spawn(SpawnError::Socket {
+                path: runtime.path().to_path_buf(),
+                source,
+            })
+        })?;
+    let fail = |error: ForkFailed| {
+        let _ = std::fs::remove_file(&socket);
+        error
+    };
+    let io_error = |source: io::Error| {
+        ForkFailed::Spawn(SpawnError::Exec {
+            program: pool.command[0].clone(),
+            source,
+        })
+    };
+    let (read_end, write_end) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(io_error(e.into())))?;
+    let output = WorkerOutput::new(read_end).map_err(|e| fail(io_error(e)))?;
+    match parent.fork_worker(id, &listener, &write_end) {
+        Ok(pid) => Ok(SpawnedWorker {
+            pid,
+            socket,
+            output,
+        }),
+        Err(e) => Err(fail(ForkFailed::Parent(e))),
+    }
+}
+
+/// Why a worker of a builtin PHP pool could not be started.
+#[derive(Debug)]
+pub(crate) enum ForkFailed {
+    /// Before the parent was asked (socket, pipe): the parent is fine.
+    Spawn(SpawnError),
+    /// The parent did not fork: it must be replaced.
+    Parent(io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(ended: Ended) -> (String, bool) {
+        match explain(ended) {
+            SpawnError::PhpParent { reason, missing } => (reason, missing),
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn a_missing_libphp_names_the_package() {
+        let (text, missing) = reason(Ended::Exited(127));
+        assert!(text.contains("apt-get install libphp8.2-embed"), "{text}");
+        assert!(missing);
+        let (text, missing) = reason(Ended::Exited(wire::EXIT_NO_PHP));
+        assert!(text.contains("php8.2-dev"), "{text}");
+        assert!(missing);
+        let (text, missing) = reason(Ended::Exited(wire::EXIT_PHP_STARTUP));
+        assert!(text.contains("php.ini"), "{text}");
+        assert!(!missing);
+        let (text, _) = reason(Ended::Unresponsive);
+        assert!(text.contains("did not start PHP"), "{text}");
+    }
+}
