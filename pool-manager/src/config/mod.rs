@@ -12,6 +12,7 @@
 mod error;
 mod limits;
 mod locate;
+mod mounts;
 mod paths;
 mod pool;
 mod raw;
@@ -195,5 +196,7 @@ pub fn load_str(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErr
 
 #[cfg(test)]
 mod frontend_tests;
+#[cfg(test)]
+mod mount_tests;
 #[cfg(test)]
 mod tests;

@@ -23,8 +23,8 @@ pub use self::framing::{decode_frame, encode_frame, FrameError, MAX_FRAME_LEN};
 pub use self::messages::{ExitReason, KillReason, PoolLoad, ToFrontend, ToMaster, WorkerId};
 pub use self::spec::{
     AccessLogFormat, AccessLogSpec, CacheRule, FrontendSpec, Http2Spec, IpNetwork, LimitsSpec,
-    ListenerKind, ListenerSpec, PoolDispatchSpec, RedirectRule, RunAs, ScriptRouteSpec, SiteSpec,
-    SymlinkPolicy, TimeoutsSpec, TlsFiles,
+    ListenerKind, ListenerSpec, MountSpec, PoolDispatchSpec, RedirectRule, RunAs, ScriptRouteSpec,
+    SiteSpec, SymlinkPolicy, TimeoutsSpec, TlsFiles,
 };
 
 /// The descriptor number at which the front end inherits its end of the control channel.
