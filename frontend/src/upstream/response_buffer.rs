@@ -111,6 +111,15 @@ impl StdoutSink for ResponseBuffer<'_> {
     fn started(&self) -> bool {
         !self.memory.is_empty()
     }
+
+    /// Nothing of a buffered reply reaches the client before the worker ends it: a reply cut
+    /// off by the worker's death is dropped whole (its spill file with it).
+    fn restart(&mut self) -> bool {
+        self.memory.clear();
+        self.spill = None;
+        self.head_complete = false;
+        true
+    }
 }
 
 /// The client-facing body of a buffered response: bytes from memory, then from the file.

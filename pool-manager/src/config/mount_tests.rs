@@ -56,6 +56,8 @@ compress = false
     assert_eq!(mounts[1].prefix, "");
     assert!(mounts[1].static_first && mounts[1].compress);
     assert_eq!(mounts[1].script_filename, None);
+    // The threaded worker is told how many requests it gets at once.
+    assert_eq!(config.pools[0].env["PADDOCK_THREADS"], "8");
 }
 
 #[test]
