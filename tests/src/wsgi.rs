@@ -47,11 +47,13 @@ pub fn flup_python() -> PathBuf {
 
 fn make_venv() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> → target/wsgi-venv/flup-<version>
-    let target = exe
-        .ancestors()
-        .nth(3)
-        .expect("the test executable lives under target/<profile>/deps");
+    // target/<profile>/deps/<test> (a test) or target/<profile>/<bin> (the benchmark) →
+    // target/wsgi-venv/flup-<version>
+    let mut profile = exe.parent().expect("the executable's directory");
+    if profile.ends_with("deps") {
+        profile = profile.parent().expect("target/<profile>");
+    }
+    let target = profile.parent().expect("the target directory");
     let venv = target
         .join("wsgi-venv")
         .join(format!("flup-{FLUP_VERSION}"));

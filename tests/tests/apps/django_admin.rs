@@ -128,10 +128,12 @@ fn the_django_admin_logs_in_and_csrf_protects_its_forms() {
     assert!(admin.contains("Users"), "{admin}");
 
     // Logged-in admin pages for 24 clients at once: sessions read from SQLite by several threads.
+    // They only read the cookie jar: 24 curls rewriting one file at exit would race.
+    let users = paddock.url("/admin/auth/user/");
     let answers: Vec<String> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..24)
             .map(|_| {
-                scope.spawn(|| curl(&["-w", "\n%{http_code}", &paddock.url("/admin/auth/user/")]))
+                scope.spawn(|| curl_ok(&paddock, &["-b", jar, "-w", "\n%{http_code}", &users]))
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()

@@ -9,6 +9,7 @@ pub(crate) mod rules;
 pub(crate) mod slow;
 pub(crate) mod static_files;
 pub(crate) mod step;
+pub(crate) mod wsgi;
 
 use crate::load::Load;
 use crate::report::Summary;
