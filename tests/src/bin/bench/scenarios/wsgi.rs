@@ -2,7 +2,7 @@
 //! threads, 32 connections: paddock's threaded pool (flup) vs nginx + gunicorn (gthread) and
 //! nginx + uWSGI (threads). Two endpoints: a small JSON API answer and a rendered page that also
 //! sets a session cookie. Memory is the resident set of every process of each stack (front end
-//! and Python workers), read after the measured runs.
+//! and Python workers), read after the measured runs. Then the keep-alive storm (`wsgi_storm`).
 
 use crate::load::Client;
 use crate::report::{ratio, Table};
@@ -14,6 +14,7 @@ const CONNECTIONS: u32 = 32;
 const PADDOCK: &str = "paddock (threaded pool, flup)";
 const GUNICORN: &str = "nginx + gunicorn gthread";
 const UWSGI: &str = "nginx + uWSGI";
+const GUNICORN_ALONE: &str = "gunicorn gthread alone";
 
 /// A file-name-safe tag for a server's raw outputs.
 fn tag(server: &str) -> &'static str {
@@ -86,4 +87,13 @@ pub(crate) fn run(bench: &mut Bench) {
     );
     bench.report.table(&table);
     bench.report.record("wsgi", json.into());
+
+    // The keep-alive storm, on the same running stacks plus gunicorn with no proxy in front.
+    let mut servers = servers.into_iter();
+    let mut stacks: Vec<(&str, Server)> = Vec::new();
+    for tag in ["paddock", "gunicorn", "uwsgi"] {
+        stacks.push((tag, servers.next().expect("three stacks")));
+    }
+    stacks.push(("gunicorn-alone", wsgi::gunicorn_alone(GUNICORN_ALONE)));
+    super::wsgi_storm::run(bench, &stacks);
 }

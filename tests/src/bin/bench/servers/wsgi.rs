@@ -154,9 +154,19 @@ fn behind_nginx(name: &str, dir: tempfile::TempDir, backend: Backend) -> Server 
     }
 }
 
-/// Starts `command` (its output into `log`), waits until its socket accepts and it has
-/// PROCESSES worker children named `comm`.
+/// Starts `command` (its output into `log`), waits until its Unix socket accepts and it has its
+/// PROCESSES worker processes.
 fn start_backend(what: &'static str, command: &mut Command, socket: &Path, log: &Path) -> Process {
+    start_backend_until(what, command, log, || UnixStream::connect(socket).is_ok())
+}
+
+/// [`start_backend`] with another test of readiness.
+fn start_backend_until(
+    what: &'static str,
+    command: &mut Command,
+    log: &Path,
+    ready: impl FnMut() -> bool,
+) -> Process {
     let stderr = std::fs::File::create(log).expect("backend log");
     let process = Process::spawn(
         what,
@@ -167,9 +177,7 @@ fn start_backend(what: &'static str, command: &mut Command, socket: &Path, log: 
             .stdout(Stdio::null())
             .stderr(stderr),
     );
-    wait_for(what, START_LIMIT, log, || {
-        UnixStream::connect(socket).is_ok()
-    });
+    wait_for(what, START_LIMIT, log, ready);
     let pid = process.pid();
     wait_for("its worker processes", START_LIMIT, log, || {
         crate::procs::tree(pid).len() > PROCESSES as usize
@@ -238,4 +246,31 @@ pub(crate) fn nginx_uwsgi(name: &str) -> Server {
         ),
     };
     behind_nginx(name, dir, backend)
+}
+
+/// gunicorn gthread on its own, on a loopback TCP port, as it is run without a proxy in front:
+/// for the keep-alive storm, where its threads meet the slow clients themselves.
+pub(crate) fn gunicorn_alone(name: &str) -> Server {
+    let dir = server_dir("gunicorn-alone");
+    let http = loopback_port();
+    let process = start_backend_until(
+        "gunicorn",
+        Command::new("/usr/bin/gunicorn")
+            .args(["--worker-class", "gthread"])
+            .args(["--workers", &PROCESSES.to_string()])
+            .args(["--threads", &THREADS.to_string()])
+            .args(["--bind", &http.to_string()])
+            .args(["--log-level", "warning", "app:app"]),
+        &dir.path().join("gunicorn.log"),
+        || super::accepts(http),
+    );
+    Server {
+        name: name.to_string(),
+        http,
+        https: None,
+        roots: vec![process.pid()],
+        workers: None,
+        guards: vec![Box::new(process)],
+        dir: Some(dir),
+    }
 }
