@@ -19,7 +19,9 @@ cd "$(dirname "$0")/.."
 # libapache2-mod-php and apache2-utils (htpasswd) for the .htaccess differential test
 # (tests/tests/legacy/htaccess_differential.rs, which starts its own Apache under a temp dir, never the
 # system service); libphp8.2-embed and php8.2-dev for paddock's own PHP worker (`builtin = "php"`,
-# the php-worker crate, which builds as a stub without them).
+# the php-worker crate, which builds as a stub without them); python3-flask, python3-django and
+# python3-venv for the Python application tests
+# (tests/tests/apps), gunicorn and uwsgi for the benchmark's WSGI peers.
 packages=()
 command -v php-cgi >/dev/null 2>&1 || packages+=(php-cgi)
 command -v cgi-fcgi >/dev/null 2>&1 || packages+=(libfcgi-bin)
@@ -47,6 +49,10 @@ command -v htpasswd >/dev/null 2>&1 || packages+=(apache2-utils)
 php-cgi -m 2>/dev/null | grep -qx sqlite3 || packages+=(php-sqlite3)
 command -v php >/dev/null 2>&1 || packages+=(php-cli)
 command -v convert >/dev/null 2>&1 || packages+=(imagemagick)
+# The Python application tests (tests/tests/apps: Flask and Django in threaded pools) and the WSGI
+# peers of the benchmark (gunicorn, uWSGI): scripts/lib/packages.sh lists them.
+mapfile -t python_packages < <(python_app_packages; wsgi_peer_packages)
+packages+=("${python_packages[@]}")
 if [ ! -f /usr/share/phpmyadmin/index.php ]; then
     packages+=(phpmyadmin)
     # No database of its own on the system server (dbconfig-common): the test brings its own.

@@ -109,7 +109,7 @@ fn encode_request(headers: &HeaderMap, body: &[u8], params: &mut Vec<u8>, out: &
         query_string: "step=2&lang=en",
         document_root: "/srv/www/shop",
         script_name: "/index.php",
-        script_filename: "/srv/www/shop/index.php",
+        script_filename: Some("/srv/www/shop/index.php"),
         path_info: "/checkout",
         server_name: "shop.example.test",
         server_addr: SocketAddr::from(([192, 0, 2, 10], 443)),

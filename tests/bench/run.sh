@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the benchmark: paddock side by side with nginx + php-fpm, nginx + php-cgi and Apache.
 #   tests/bench/run.sh [--quick] [--runs N] [--duration S] [--out DIR] [scenario…]
-# Scenarios: static php keepalive memory burst step kills rules builtin (or 1-8); default: all.
+# Scenarios: static php keepalive memory burst step kills rules builtin wsgi (or 1-9); default: all.
 # Builds paddock and the benchmark in release mode, installs missing peers from Debian packages,
 # raises the open-file limit, and leaves the results in target/bench/<timestamp>/ (see
 # docs/benchmarks.md). Every process it starts is stopped by pid before it exits.
@@ -18,6 +18,12 @@ have apache2 || need+=(apache2)
 have wrk || need+=(wrk)
 have h2load || need+=(nghttp2-client)
 have openssl || need+=(openssl)
+# Scenario 9 (wsgi): Debian's Flask for every stack, python3-venv for paddock's flup venv (made
+# by the benchmark under the target dir, as the tests make it), gunicorn and uWSGI as the peers.
+# shellcheck source=scripts/lib/packages.sh
+. scripts/lib/packages.sh
+mapfile -t python_need < <(python_app_packages; wsgi_peer_packages)
+need+=("${python_need[@]}")
 if [ ${#need[@]} -gt 0 ]; then
     echo "run.sh: installing ${need[*]}" >&2
     sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"

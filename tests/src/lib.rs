@@ -6,9 +6,10 @@
 //!
 //! The tests are a handful of binaries, one per theme (`tests/tests/<theme>/main.rs` with one
 //! module per file): `connections`, `hostile`, `http2`, `observability`, `operations`, `pools`,
-//! `responses`, `site`, `legacy` (site rules, `.htaccess`, real applications). Each binary links
-//! once; run one theme with `cargo test -p paddock-tests --test hostile`, one module or test with
-//! a filter (`cargo test -p paddock-tests --test pools queue::`).
+//! `responses`, `site`, `legacy` (site rules, `.htaccess`, real applications), `apps` (Python
+//! WSGI applications in threaded pools). Each binary links once; run one theme with
+//! `cargo test -p paddock-tests --test hostile`, one module or test with a filter
+//! (`cargo test -p paddock-tests --test pools queue::`).
 //!
 //! Tests wait on events, never on the clock: [`wait_until`], [`wait_for`],
 //! [`Paddock::wait_pool`] (a `/status` field), [`Paddock::wait_for_log`], all bounded by
@@ -25,6 +26,7 @@ pub mod peers;
 pub mod php_builtin;
 pub mod raw;
 pub mod wait;
+pub mod wsgi;
 
 pub use wait::{wait_for, wait_until, Hold, PATIENCE};
 

@@ -88,6 +88,7 @@ fn fixture() -> &'static Fixture {
             root,
             index: vec!["index.php".into()],
             routes: Vec::new(),
+            mounts: Vec::new(),
             script: Some(ScriptRouteSpec {
                 prefix: None,
                 pool: "php".into(),
@@ -147,7 +148,7 @@ pub(crate) fn check(data: &[u8]) {
     }
     let served = match &routed {
         Route::Static(file) => &file.path,
-        Route::Script(script) => &script.filename,
+        Route::Script(script) => script.filename.as_deref().expect("a script has a file"),
         _ => return,
     };
     assert_not_protected(&f.site.root, served, target);

@@ -10,6 +10,7 @@ pub(crate) mod body;
 pub(crate) mod client_addr;
 pub(crate) mod compression;
 pub(crate) mod response;
+pub(crate) mod route_settings;
 pub mod router;
 pub(crate) mod service;
 pub(crate) mod site_policy;

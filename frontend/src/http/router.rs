@@ -11,6 +11,9 @@
 //!
 //! Paths that match nothing go to the front controller when the site has one, as nginx's
 //! `try_files $uri $uri/ /index.php` does; a missing path that names a script is a plain 404.
+//!
+//! Application mounts (`mounts`) come first: a path under one goes to its pool whole, with no
+//! file on disk (see `mounts.rs`).
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +29,8 @@ use super::stat_memo::StatMemo;
 pub enum Route {
     Static(StaticFile),
     Script(ScriptTarget),
+    /// A request for an application mounted at a URL prefix: no script file, the app routes.
+    App(ScriptTarget),
     /// Permanent redirect to the same path with a trailing slash (a directory was named).
     AddSlash(String),
     NotFound,
@@ -71,9 +76,10 @@ impl Eq for StaticFile {}
 pub struct ScriptTarget {
     /// The pool that runs it.
     pub pool: String,
-    /// Absolute filesystem path of the script.
-    pub filename: PathBuf,
-    /// URL path of the script (decoded), e.g. `/index.php`.
+    /// Absolute filesystem path of the script (SCRIPT_FILENAME); an application mount has one
+    /// only when configured.
+    pub filename: Option<PathBuf>,
+    /// URL path of the script (decoded), e.g. `/index.php`, or of the mount (SCRIPT_NAME).
     pub name: String,
     /// Decoded path after the script, e.g. `/extra` for `/index.php/extra`; empty when none.
     pub path_info: String,
@@ -96,6 +102,22 @@ pub(crate) fn route_with_index(
         Ok(path) => path,
         Err(e) => return Route::BadRequest(e.reason()),
     };
+    if let Some(mount) = mounts::mount_for(site, &path) {
+        return mounts::route(mount, raw_path, &path, || {
+            walk(site, raw_path, &path, index, memo)
+        });
+    }
+    walk(site, raw_path, &path, index, memo)
+}
+
+/// The walk from the root described at the top of this file.
+fn walk(
+    site: &SiteSpec,
+    raw_path: &str,
+    path: &cgi::UrlPath,
+    index: &[String],
+    memo: &StatMemo,
+) -> Route {
     let segments = path.segments();
     if segments.iter().any(|s| is_hidden(s) || is_backup(s)) {
         return Route::NotFound;
@@ -118,7 +140,7 @@ pub(crate) fn route_with_index(
             let (name, path_info) = path.split_at_script(i);
             return Route::Script(ScriptTarget {
                 pool: script.map(|s| s.pool.clone()).unwrap_or_default(),
-                filename: candidate,
+                filename: Some(candidate),
                 name,
                 path_info,
             });
@@ -148,7 +170,7 @@ pub(crate) fn route_with_index(
             if script.is_some_and(|s| is_script(s, index)) {
                 return Route::Script(ScriptTarget {
                     pool: script.map(|s| s.pool.clone()).unwrap_or_default(),
-                    filename: candidate,
+                    filename: Some(candidate),
                     name: format!("{dir_url}{index}"),
                     path_info: String::new(),
                 });
@@ -182,7 +204,7 @@ fn fallback(
     match memo.recalled_or_stat(site, &filename) {
         Some(meta) if meta.is_file() => Route::Script(ScriptTarget {
             pool: script.pool.clone(),
-            filename,
+            filename: Some(filename),
             name: front.clone(),
             path_info: String::new(),
         }),
@@ -243,6 +265,8 @@ pub fn allowed_metadata(site: &SiteSpec, path: &Path) -> Option<std::fs::Metadat
     };
     allowed.then_some(target)
 }
+
+mod mounts;
 
 #[cfg(test)]
 mod tests;

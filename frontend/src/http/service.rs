@@ -14,6 +14,7 @@ use tracing::{debug, info};
 use crate::conn::deadlines::{self, Activity};
 use crate::http::body::{self, BodyError, BufferedBody};
 use crate::http::response::{self, Body, OwnError};
+use crate::http::route_settings::RouteSettings;
 use crate::http::router::{self, Route};
 use crate::http::{access_log, client_addr, compression, site_policy};
 use crate::site_rules::{self, CompiledSite};
@@ -387,10 +388,11 @@ async fn respond(
                 let Route::Script(target) = route else {
                     unreachable!("only scripts are served as text")
                 };
-                return serve_as_text(state, parts, site, target.filename).await;
+                let file = target.filename.expect("a script has a file");
+                return serve_as_text(state, parts, site, file).await;
             }
         }
-        let target = match route {
+        let (target, mounted) = match route {
             Route::Static(file) => {
                 let cache = state.file_cache();
                 let mut response = static_files::serve(parts, site, file, &cache).await;
@@ -402,16 +404,11 @@ async fn respond(
                 return response::error(StatusCode::NOT_FOUND, "nothing here by that name")
             }
             Route::BadRequest(reason) => return response::error(StatusCode::BAD_REQUEST, reason),
-            Route::Script(target) => target,
+            Route::Script(target) => (target, false),
+            Route::App(target) => (target, true),
         };
-        // The route that chose this pool: its streaming and compression settings apply.
-        let script = site
-            .routes
-            .iter()
-            .chain(site.script.iter())
-            .find(|route| route.pool == target.pool)
-            .expect("a script target comes from one of the site's routes");
-        let pool = &script.pool;
+        let settings = RouteSettings::of(site, &target, mounted);
+        let pool = settings.pool;
         if buffered.is_none() {
             let declared = parts
                 .headers
@@ -440,11 +437,8 @@ async fn respond(
             body: buffered.take().expect("just buffered"),
             request_id,
         };
-        let unbuffered = request.parts.method != Method::HEAD
-            && script
-                .unbuffered
-                .iter()
-                .any(|prefix| request.target.name.starts_with(prefix.as_str()));
+        let unbuffered =
+            request.parts.method != Method::HEAD && settings.unbuffered(&request.target);
         let outcome = if unbuffered {
             streaming::run(state, request, pool).await
         } else {
@@ -459,7 +453,7 @@ async fn respond(
             other => other,
         };
         match outcome {
-            ScriptOutcome::Response(response) if script.compress && !unbuffered => {
+            ScriptOutcome::Response(response) if settings.compress && !unbuffered => {
                 let response = compression::compress(&parts.headers, response).await;
                 return crate::metrics::served_by(response, pool);
             }

@@ -91,6 +91,7 @@ mod tests {
             redirects: Vec::new(),
             rules: Default::default(),
             sendfile: Default::default(),
+            mounts: Vec::new(),
         }
     }
 

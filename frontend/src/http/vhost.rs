@@ -60,6 +60,7 @@ mod tests {
             index: vec![],
             script: None,
             routes: vec![],
+            mounts: Vec::new(),
             symlinks: SymlinkPolicy::InsideRoot,
             precompressed: false,
             cache_control: vec![],

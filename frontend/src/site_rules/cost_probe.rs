@@ -117,6 +117,7 @@ fn site(root: &Path, rules: SiteRulesSpec) -> SiteSpec {
         redirects: Vec::new(),
         rules,
         sendfile: Default::default(),
+        mounts: Vec::new(),
     }
 }
 

@@ -29,6 +29,7 @@ fn site(root: std::path::PathBuf) -> SiteSpec {
             compress: false,
         }),
         routes: Vec::new(),
+        mounts: Vec::new(),
         symlinks: SymlinkPolicy::InsideRoot,
         precompressed: false,
         cache_control: Vec::new(),

@@ -166,7 +166,11 @@ pub(crate) fn encode_params(request: &ScriptRequest<'_>, out: &mut Vec<u8>) {
         _ => "HTTP/1.1",
     };
     let root = request.site.root.to_string_lossy();
-    let filename = request.target.filename.to_string_lossy();
+    let filename = request
+        .target
+        .filename
+        .as_ref()
+        .map(|file| file.to_string_lossy());
     let id = [("PADDOCK_REQUEST_ID", request.request_id)];
     let with_env: Vec<(&str, &str)>;
     let extra: &[(&str, &str)] = if request.env.is_empty()
@@ -202,7 +206,7 @@ pub(crate) fn encode_params(request: &ScriptRequest<'_>, out: &mut Vec<u8>) {
         query_string: uri.query().unwrap_or(""),
         document_root: &root,
         script_name: &request.target.name,
-        script_filename: &filename,
+        script_filename: filename.as_deref(),
         path_info: &request.target.path_info,
         server_name,
         server_addr: request.conn.local,

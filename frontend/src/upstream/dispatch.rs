@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use protocol::control::{ExitReason, PoolDispatchSpec, PoolLoad, ToMaster, WorkerId};
+use protocol::control::{ExitReason, KillReason, PoolDispatchSpec, PoolLoad, ToMaster, WorkerId};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{Notify, Semaphore};
 
@@ -27,6 +27,8 @@ pub(crate) struct WorkerHandle {
     /// 0 for the socket of an external pool (no process of ours).
     pub pid: u32,
     pub socket: PathBuf,
+    /// Requests it serves at once: 1 for prefork, `threads` for a threaded worker.
+    pub slots: u32,
     alive: AtomicBool,
     /// Requests in flight on this worker.
     leased: AtomicU32,
@@ -63,6 +65,25 @@ impl WorkerHandle {
 
     fn retire(&self, reason: ExitReason) {
         self.retiring.lock().unwrap().get_or_insert(reason);
+    }
+}
+
+/// What the master is told once a retiring worker has nothing in flight.
+fn drained_message(pool: &str, worker: &WorkerHandle, reason: ExitReason) -> ToMaster {
+    match reason {
+        // A threaded worker one of whose requests overran request_timeout: the thread still runs
+        // it and cannot be stopped alone, so the process goes as soon as its other requests are
+        // done, by SIGKILL (a SIGTERM would wait on that very thread).
+        ExitReason::TimeoutKill => ToMaster::KillWorker {
+            pool: pool.to_string(),
+            worker: worker.id,
+            reason: KillReason::RequestTimeout,
+        },
+        reason => ToMaster::Drained {
+            pool: pool.to_string(),
+            worker: worker.id,
+            reason,
+        },
     }
 }
 
@@ -189,6 +210,7 @@ impl PoolDispatch {
             id,
             pid,
             socket,
+            slots,
             alive: AtomicBool::new(true),
             leased: AtomicU32::new(0),
             served: AtomicU64::new(0),
@@ -216,6 +238,14 @@ impl PoolDispatch {
         }
     }
 
+    /// A request on `worker` overran its deadline while others may still run on it (a threaded
+    /// worker): no new request goes there, and the master kills it once the others are done
+    /// (each within its own deadline), so none of them fails for a neighbour's hang.
+    pub(crate) fn retire_after_timeout(&self, worker: &WorkerHandle) {
+        worker.retire(ExitReason::TimeoutKill);
+        self.report_if_drained(worker);
+    }
+
     /// Stops handing requests to a worker; the master hears back once it has none in flight.
     pub(crate) fn retire(&self, id: WorkerId, reason: ExitReason) {
         let worker = self.workers.lock().unwrap().get(&id).cloned();
@@ -233,11 +263,9 @@ impl PoolDispatch {
         if worker.leased.load(Ordering::Acquire) == 0
             && !worker.drained_reported.swap(true, Ordering::AcqRel)
         {
-            let _ = self.to_master.send(ToMaster::Drained {
-                pool: self.name.clone(),
-                worker: worker.id,
-                reason,
-            });
+            let _ = self
+                .to_master
+                .send(drained_message(&self.name, worker, reason));
         }
     }
 
@@ -573,6 +601,36 @@ mod tests {
             }
         );
         assert_eq!(pool.load().workers_known, 1);
+    }
+
+    #[tokio::test]
+    async fn a_threaded_worker_with_a_hung_request_is_killed_once_its_others_are_done() {
+        let (pool, mut to_master) = pool_with(10, 50, 0);
+        pool.worker_up(1, 11, "/a".into(), 1);
+        pool.worker_up(2, 22, "/b".into(), 3);
+        let hung = pool.acquire().await.unwrap();
+        let other = pool.acquire().await.unwrap();
+        assert_eq!((hung.worker().id, other.worker().id), (2, 2));
+        pool.retire_after_timeout(&hung.worker().clone());
+        drop(hung);
+        assert!(
+            to_master.try_recv().is_err(),
+            "a request still runs on it: no kill yet"
+        );
+        assert_eq!(
+            pool.acquire().await.unwrap().worker().id,
+            1,
+            "its free slot takes no new request"
+        );
+        drop(other);
+        assert_eq!(
+            to_master.try_recv().unwrap(),
+            ToMaster::KillWorker {
+                pool: "php".into(),
+                worker: 2,
+                reason: KillReason::RequestTimeout
+            }
+        );
     }
 
     #[tokio::test]

@@ -57,6 +57,9 @@ pub(crate) trait StdoutSink {
     ) -> impl std::future::Future<Output = Result<(), ExchangeError>>;
     /// Whether any byte has been taken (decides whether a failed request may be retried).
     fn started(&self) -> bool;
+    /// Forgets every byte taken, so that another worker's reply can be taken instead; `false`
+    /// when some have already left for the client and cannot be taken back.
+    fn restart(&mut self) -> bool;
 }
 
 /// An exchange failed. `response_started` tells whether any response byte had arrived, which

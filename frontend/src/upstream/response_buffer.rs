@@ -111,6 +111,15 @@ impl StdoutSink for ResponseBuffer<'_> {
     fn started(&self) -> bool {
         !self.memory.is_empty()
     }
+
+    /// Nothing of a buffered reply reaches the client before the worker ends it: a reply cut
+    /// off by the worker's death is dropped whole (its spill file with it).
+    fn restart(&mut self) -> bool {
+        self.memory.clear();
+        self.spill = None;
+        self.head_complete = false;
+        true
+    }
 }
 
 /// The client-facing body of a buffered response: bytes from memory, then from the file.
@@ -240,6 +249,28 @@ mod tests {
         assert_eq!(body.size_hint().exact(), Some(200_000 - 4));
         let collected = body.collect().await.unwrap().to_bytes();
         assert_eq!(&collected[..], &data[4..]);
+    }
+
+    /// A reply cut off by a dead worker (here half spilled to disk) is forgotten whole: the
+    /// second worker's reply is all that remains, and the limits count it alone.
+    #[tokio::test]
+    async fn a_restarted_buffer_keeps_only_the_second_reply() {
+        let limits = limits(10, 100);
+        let mut buffer = ResponseBuffer::new(&limits);
+        buffer
+            .write(b"Status: 200\r\n\r\nfirst worker, cut off")
+            .await
+            .unwrap();
+        assert!(buffer.started());
+        assert!(buffer.restart());
+        assert!(!buffer.started());
+        let second = b"Content-Type: text/plain\r\n\r\n".repeat(3);
+        // 36 + 84 bytes would pass the 100-byte limit: only the second reply counts.
+        buffer.write(&second).await.unwrap();
+        let response = buffer.finish().await.unwrap();
+        let body = SpooledBody::new(response, 0);
+        let collected = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&collected[..], &second[..]);
     }
 
     #[tokio::test]

@@ -35,8 +35,10 @@ pub(crate) enum ErrorSource {
 pub(crate) enum Retry {
     /// Nothing reached a worker: any request may go to another one.
     AnyMethod,
-    /// The worker failed before any response byte: GET, HEAD and OPTIONS may go to another one;
-    /// anything else may have had effects already and never runs twice.
+    /// The worker failed before any response byte, or went away in the middle of its reply (a
+    /// killed process): GET, HEAD and OPTIONS may go to another one, as long as nothing of the
+    /// reply has left for the client (the caller asks its sink); anything else may have had
+    /// effects already and never runs twice.
     Idempotent,
     Never,
 }
@@ -88,6 +90,11 @@ impl ScriptError {
         match self {
             ScriptError::Connect(_) => Retry::AnyMethod,
             ScriptError::Exchange(e) if !e.response_started() => Retry::Idempotent,
+            // The connection died mid-reply (the process was killed, or crashed): the reply is
+            // lost, not wrong; the method decides as before any byte.
+            ScriptError::Exchange(ExchangeError::Closed { .. } | ExchangeError::Read { .. }) => {
+                Retry::Idempotent
+            }
             _ => Retry::Never,
         }
     }
@@ -226,7 +233,12 @@ mod tests {
         let abandoned = ScriptError::Exchange(ExchangeError::Closed {
             response_started: true,
         });
-        assert!(!abandoned.may_retry(true));
+        // A reply cut off by the worker's death: a GET may still go to another worker (if its
+        // sink can start over); a POST never.
+        assert!(abandoned.may_retry(true));
+        assert!(!abandoned.may_retry(false));
+        let broken = ScriptError::Exchange(ExchangeError::Protocol("bad record".into()));
+        assert!(!broken.may_retry(true), "a wrong reply is not retried");
         assert_eq!(
             abandoned.worker_fate(false),
             WorkerFate::Kill(KillReason::ProtocolError)

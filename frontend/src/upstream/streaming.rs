@@ -195,6 +195,11 @@ impl StdoutSink for StreamSink {
     fn started(&self) -> bool {
         self.sent > 0
     }
+
+    /// A streamed reply goes to the client as it comes: once begun, it cannot start over.
+    fn restart(&mut self) -> bool {
+        !self.started()
+    }
 }
 
 impl StreamSink {

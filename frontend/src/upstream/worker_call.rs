@@ -11,16 +11,18 @@
 //! Failure rules (docs/request-lifecycle.md, step 10 "Failures"), decided by [`ScriptError`]:
 //! - the worker could not be reached: nothing was sent, so any request goes to another worker (at
 //!   most [`MAX_CONNECT_ATTEMPTS`] attempts);
-//! - the worker failed before any response byte: GET, HEAD and OPTIONS are retried on another
+//! - the worker failed before any response byte, or died mid-reply while nothing of the reply
+//!   had left for the client (a buffered response): GET, HEAD and OPTIONS are retried on another
 //!   worker (at most [`MAX_IDEMPOTENT_RETRIES`] times, so a request is not lost when workers die
 //!   in quick succession), everything else gets 502 (a POST never runs twice);
-//! - the per-pool deadline expired: 504, and the master kills that worker (pid known exactly).
+//! - the per-pool deadline expired: 504, and the master kills that worker (pid known exactly); a
+//!   threaded worker first finishes its other requests, taking no new one.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
-use protocol::control::ToMaster;
+use protocol::control::{KillReason, ToMaster};
 
 use crate::http::body::BufferedBody;
 use crate::state::State;
@@ -58,7 +60,7 @@ impl ScriptCall<'_> {
 
 /// Runs `call` on a worker of its pool, passing the worker's reply to `sink`. `Ok` once the
 /// worker ended the request; its slot is free again by then. A sink that has taken any byte is
-/// never given a second worker's reply: such a failure is final.
+/// given a second worker's reply only if it can forget the first (nothing reached the client).
 pub(crate) async fn call(
     state: &State,
     call: &ScriptCall<'_>,
@@ -73,7 +75,12 @@ pub(crate) async fn call(
     let timeout = Duration::from_millis(pool.spec().request_timeout_ms);
     let mut retries = 0;
     loop {
-        let mut lease = lease_and_connect(state, &pool).await?;
+        // A retry never trusts a kept connection: after a worker died, each of its other slots
+        // still holds one, and writing the request to it only fails again (a threaded worker
+        // has `threads` of them, more than the retries). A new connection to a dead worker is
+        // refused at once, which marks the worker gone.
+        let fresh = retries > 0;
+        let mut lease = lease_and_connect(state, &pool, fresh).await?;
         let worker = lease.worker().clone();
         let mut stderr = WorkerStderr::new(call.pool, worker.pid, call.request_id);
         let on_worker = state.metrics.worker_request(
@@ -116,7 +123,7 @@ pub(crate) async fn call(
         settle(state, &pool, &worker, &error);
         let retry = retries < MAX_IDEMPOTENT_RETRIES
             && error.may_retry(call.idempotent())
-            && !sink.started();
+            && (!sink.started() || sink.restart());
         error.log(call.pool, Some(worker.pid), retry);
         if !retry {
             return Err(error);
@@ -128,10 +135,12 @@ pub(crate) async fn call(
 
 /// A slot of `pool` with an open connection to its worker. Waits in the pool's queue (timed and
 /// counted for the queue metrics; a caller dropped while waiting counts as a client gone), then
-/// connects, and moves on to another slot when a worker cannot be reached.
+/// connects (`fresh`: a new connection even if the slot keeps one), and moves on to another slot
+/// when a worker cannot be reached.
 pub(crate) async fn lease_and_connect(
     state: &State,
     pool: &Arc<PoolDispatch>,
+    fresh: bool,
 ) -> Result<Lease, ScriptError> {
     let mut attempts = 0;
     loop {
@@ -144,6 +153,9 @@ pub(crate) async fn lease_and_connect(
                 return Err(error);
             }
         };
+        if fresh {
+            lease.discard_connection();
+        }
         let error = match lease.connection().await {
             Ok(_) => return Ok(lease),
             Err(e) => ScriptError::Connect(e),
@@ -169,6 +181,11 @@ fn settle(state: &State, pool: &PoolDispatch, worker: &WorkerHandle, error: &Scr
     match error.worker_fate(pool.spec().external) {
         WorkerFate::Keep => {}
         WorkerFate::Gone => worker.mark_dead(),
+        // A threaded worker's other requests are not the hung one's victims: it retires, and is
+        // killed once they are done (docs/worker-lifecycle.md, "A request that hangs").
+        WorkerFate::Kill(KillReason::RequestTimeout) if worker.slots > 1 => {
+            pool.retire_after_timeout(worker);
+        }
         WorkerFate::Kill(reason) => {
             worker.mark_dead();
             state.tell_master(ToMaster::KillWorker {

@@ -12,6 +12,7 @@
 mod error;
 mod limits;
 mod locate;
+mod mounts;
 mod paths;
 mod php;
 pub(crate) use php::PHP_PROGRAM;
@@ -200,5 +201,7 @@ pub fn load_str(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErr
 
 #[cfg(test)]
 mod frontend_tests;
+#[cfg(test)]
+mod mount_tests;
 #[cfg(test)]
 mod tests;

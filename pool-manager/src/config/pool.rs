@@ -218,6 +218,7 @@ pub(super) fn validate_pool(
             command.first().map_or("", String::as_str),
             &pool.env,
             pool.env_allow.as_deref().unwrap_or(&[]),
+            slots_per_worker,
         ),
         command,
         builtin_php: pool.builtin == Some(RawBuiltin::Php),
@@ -353,11 +354,12 @@ fn validate_sizing(
 
 /// Workers start from a cleared environment (as php-fpm's `clear_env`), plus PATH so that scripts
 /// can run ordinary tools, plus the variables named in `env_allow` copied from paddock's own
-/// environment, plus what the pool sets explicitly.
+/// environment, plus `PADDOCK_THREADS`, plus what the pool sets explicitly.
 fn worker_environment(
     program: &str,
     explicit: &BTreeMap<String, String>,
     allow: &[String],
+    slots: u32,
 ) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     env.insert(
@@ -369,6 +371,10 @@ fn worker_environment(
             env.insert(name.clone(), value);
         }
     }
+    // How many requests the worker will be sent at once (1 for prefork, `threads` for threaded):
+    // an application server sizes its thread pool from it instead of from a second setting that
+    // could disagree with the pool's.
+    env.insert("PADDOCK_THREADS".into(), slots.to_string());
     if Path::new(program)
         .file_name()
         .is_some_and(|f| f.to_string_lossy().starts_with("php-cgi"))

@@ -146,6 +146,9 @@ pub(super) struct RawSite {
     /// Extra script routes by URL prefix (e.g. `/cgi-bin/` to a CGI pool), keyed by a name.
     #[serde(default)]
     pub routes: BTreeMap<String, RawRoute>,
+    /// Applications mounted at URL prefixes (no script files), keyed by a name.
+    #[serde(default)]
+    pub mounts: BTreeMap<String, RawMount>,
     pub symlinks: Option<RawSymlinks>,
     pub precompressed: Option<bool>,
     #[serde(default)]
@@ -185,6 +188,17 @@ pub(super) struct RawRoute {
     pub prefix: String,
     pub pool: String,
     pub extensions: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMount {
+    pub prefix: String,
+    pub pool: String,
+    pub script_filename: Option<PathBuf>,
+    pub static_first: Option<bool>,
+    pub unbuffered: Option<Vec<String>>,
+    pub compress: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -21,6 +21,7 @@ fn embedded_default_is_valid() {
     assert_eq!(config.frontend.listeners.len(), 3);
     assert_eq!(config.pools[0].name, "php");
     assert_eq!(config.pools[0].env["PHP_FCGI_CHILDREN"], "0");
+    assert_eq!(config.pools[0].env["PADDOCK_THREADS"], "1");
 }
 
 #[test]

@@ -274,6 +274,7 @@ fn validate_site(
         });
     }
     routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.as_ref().map_or(0, String::len)));
+    let mounts = super::mounts::validate_mounts(name, &site.mounts, base, pools)?;
     let symlinks = match site.symlinks {
         None | Some(RawSymlinks::InsideRoot) => SymlinkPolicy::InsideRoot,
         Some(RawSymlinks::OwnerMatch) => SymlinkPolicy::OwnerMatch,
@@ -363,6 +364,7 @@ fn validate_site(
         index,
         script,
         routes,
+        mounts,
         symlinks,
         precompressed: site.precompressed.unwrap_or(true),
         cache_control,
@@ -376,7 +378,7 @@ fn validate_site(
     })
 }
 
-fn route_pool(
+pub(super) fn route_pool(
     at: &[&str],
     pool: &str,
     pools: &BTreeMap<String, RawPool>,

@@ -22,8 +22,9 @@ pub struct CgiRequest<'a> {
     pub document_root: &'a str,
     /// Decoded URL path of the script, e.g. "/index.php".
     pub script_name: &'a str,
-    /// Absolute filesystem path of the script.
-    pub script_filename: &'a str,
+    /// Absolute filesystem path of the script; `None` for an application mount that names no
+    /// file (then no SCRIPT_FILENAME is sent, as nginx sends none unless configured).
+    pub script_filename: Option<&'a str>,
     /// Decoded, "" when none.
     pub path_info: &'a str,
     pub server_name: &'a str,
@@ -62,7 +63,9 @@ pub fn encode_params(req: &CgiRequest<'_>, out: &mut Vec<u8>) {
     put(out, "REQUEST_URI", &[req.request_uri.as_bytes()]);
     put(out, "QUERY_STRING", &[req.query_string.as_bytes()]);
     put(out, "SCRIPT_NAME", &[req.script_name.as_bytes()]);
-    put(out, "SCRIPT_FILENAME", &[req.script_filename.as_bytes()]);
+    if let Some(filename) = req.script_filename {
+        put(out, "SCRIPT_FILENAME", &[filename.as_bytes()]);
+    }
     put(out, "DOCUMENT_ROOT", &[req.document_root.as_bytes()]);
     put(
         out,

@@ -26,7 +26,7 @@ fn request<'a>(headers: &'a HeaderMap) -> CgiRequest<'a> {
         query_string: "x=1&y=%41",
         document_root: "/srv/www",
         script_name: "/index.php",
-        script_filename: "/srv/www/index.php",
+        script_filename: Some("/srv/www/index.php"),
         path_info: "",
         server_name: "example.test",
         server_addr: "192.0.2.1:8443".parse().unwrap(),
@@ -256,7 +256,7 @@ fn control_bytes_never_reach_the_worker() {
     let h = headers(&[]);
     let mut req = request(&h);
     req.path_info = "/a\nb";
-    req.script_filename = "/srv/www/x.php\0.jpg";
+    req.script_filename = Some("/srv/www/x.php\0.jpg");
     req.script_name = "/x.php\r";
     req.server_name = "a\r\nb";
     let extra = [("PADDOCK_EVIL\n", "v\0")];
@@ -326,4 +326,19 @@ fn php_value_keeps_its_line_breaks_and_nothing_else() {
         get(&v, "PHP_VALUE"),
         Some("precision=7\nmemory_limit=77M%0Dx%00")
     );
+}
+
+#[test]
+fn an_application_mount_sends_no_script_filename_and_an_empty_root_script_name() {
+    let h = headers(&[]);
+    let mut req = request(&h);
+    req.request_uri = "/api/items?x=1";
+    req.script_name = "";
+    req.script_filename = None;
+    req.path_info = "/api/items";
+    let v = vars(&req);
+    assert_eq!(get(&v, "SCRIPT_FILENAME"), None);
+    assert_eq!(get(&v, "SCRIPT_NAME"), Some(""));
+    assert_eq!(get(&v, "PATH_INFO"), Some("/api/items"));
+    assert_eq!(get(&v, "DOCUMENT_URI"), Some("/api/items"));
 }

@@ -93,7 +93,17 @@ impl UrlPath {
     /// # Panics
     /// If `script` is not a segment index.
     pub fn split_at_script(&self, script: usize) -> (String, String) {
-        let (name, rest) = self.segments.split_at(script + 1);
+        self.split_after(script + 1)
+    }
+
+    /// SCRIPT_NAME and PATH_INFO for an application mounted at the first `count` segments: the
+    /// mount's path, and the rest of the request's (a trailing slash kept, as for a script; ""
+    /// when the request named the mount itself without one).
+    ///
+    /// # Panics
+    /// If `count` is more than the number of segments.
+    pub fn split_after(&self, count: usize) -> (String, String) {
+        let (name, rest) = self.segments.split_at(count);
         let script_name = join(name);
         let mut path_info = join(rest);
         if self.trailing_slash {
@@ -171,5 +181,15 @@ mod tests {
             ("/app/index.php".into(), "/a b/c/".into())
         );
         assert_eq!(split("/x.php//y", 0), ("/x.php".into(), "/y".into()));
+    }
+
+    #[test]
+    fn split_after_a_mount() {
+        let after = |raw: &str, count| decode_url_path(raw).unwrap().split_after(count);
+        assert_eq!(after("/", 0), ("".into(), "/".into()));
+        assert_eq!(after("/a/b", 0), ("".into(), "/a/b".into()));
+        assert_eq!(after("/app", 1), ("/app".into(), "".into()));
+        assert_eq!(after("/app/", 1), ("/app".into(), "/".into()));
+        assert_eq!(after("/app/x%20y/", 1), ("/app".into(), "/x y/".into()));
     }
 }

@@ -139,6 +139,10 @@ pub struct SiteSpec {
     pub script: Option<ScriptRouteSpec>,
     /// Script routes for URL prefixes, longest prefix first; they take precedence over `script`.
     pub routes: Vec<ScriptRouteSpec>,
+    /// Application mounts, longest prefix first: every request under the prefix goes to a pool
+    /// without a script file on disk. They take precedence over `script` and `routes`.
+    #[serde(default)]
+    pub mounts: Vec<MountSpec>,
     /// Which symbolic links under the root may be followed.
     pub symlinks: SymlinkPolicy,
     /// Serve `file.br` / `file.gz` siblings to clients that accept them.
@@ -222,6 +226,31 @@ pub struct ScriptRouteSpec {
     pub unbuffered: Vec<String>,
     /// Compress text responses with gzip or brotli when the client accepts it.
     pub compress: bool,
+}
+
+/// An application mounted at a URL prefix (nginx's `location /app { fastcgi_pass … }`): a WSGI,
+/// Rack or Go FastCGI server that routes requests itself, so there is no script file to find.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    /// Decoded URL path of the mount without a trailing slash: SCRIPT_NAME. "" for the whole site.
+    pub prefix: String,
+    pub pool: String,
+    /// SCRIPT_FILENAME to send, for servers that want one; none is sent otherwise.
+    pub script_filename: Option<PathBuf>,
+    /// A regular file under the root that the path names is served as it is, before the
+    /// application is asked (nginx's `try_files $uri @app`).
+    pub static_first: bool,
+    /// URL path prefixes whose responses stream to the client unbuffered.
+    pub unbuffered: Vec<String>,
+    /// Compress text responses with gzip or brotli when the client accepts it.
+    pub compress: bool,
+}
+
+impl MountSpec {
+    /// The mount's path segments: a request path whose segments start with these is under it.
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.prefix.split('/').filter(|s| !s.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

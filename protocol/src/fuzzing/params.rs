@@ -74,7 +74,7 @@ pub fn request_params(data: &[u8]) {
         query_string: target.query().unwrap_or(""),
         document_root: &document_root,
         script_name: &script_name,
-        script_filename: &script_filename,
+        script_filename: Some(&script_filename),
         path_info: &path_info,
         server_name: &server_name,
         server_addr: SocketAddr::new(local_ip, 443),

@@ -28,6 +28,7 @@ fn workers_get_a_clean_environment_descriptors_group_and_limits() {
     let expected: BTreeSet<String> = [
         "APP_ENV",
         "HOME",
+        "PADDOCK_THREADS",
         "PATH",
         "PHP_FCGI_CHILDREN",
         "PHP_FCGI_MAX_REQUESTS",

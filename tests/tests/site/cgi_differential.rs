@@ -237,6 +237,7 @@ const UNCOMPARED: &[&str] = &[
 /// environment, php-fpm its pool's `env[]` and USER/HOME.
 const WORKER_ENVIRONMENT: &[&str] = &[
     "CAPTURE_DIR",
+    "PADDOCK_THREADS",
     "PATH",
     "PHP_FCGI_CHILDREN",
     "PHP_FCGI_MAX_REQUESTS",

@@ -26,6 +26,7 @@ fn fixture(front_controller: Option<&str>) -> Fixture {
         root,
         index: vec!["index.php".into(), "index.html".into()],
         routes: Vec::new(),
+        mounts: Vec::new(),
         script: Some(ScriptRouteSpec {
             prefix: None,
             pool: "php".into(),
@@ -51,7 +52,7 @@ fn fixture(front_controller: Option<&str>) -> Fixture {
 fn script(name: &str, path_info: &str, f: &Fixture) -> Route {
     Route::Script(ScriptTarget {
         pool: "php".into(),
-        filename: f.site.root.join(name.trim_start_matches('/')),
+        filename: Some(f.site.root.join(name.trim_start_matches('/'))),
         name: name.into(),
         path_info: path_info.into(),
     })
@@ -179,4 +180,101 @@ fn prefix_routes_send_their_scripts_to_their_pool() {
     );
     assert_eq!(route(&f.site, "/cgi-bin/missing.sh"), Route::NotFound);
     assert_eq!(route(&f.site, "/info.php"), script("/info.php", "", &f));
+}
+
+fn mount(prefix: &str, pool: &str, static_first: bool) -> protocol::control::MountSpec {
+    protocol::control::MountSpec {
+        prefix: prefix.into(),
+        pool: pool.into(),
+        script_filename: None,
+        static_first,
+        unbuffered: Vec::new(),
+        compress: true,
+    }
+}
+
+fn app(pool: &str, name: &str, path_info: &str) -> Route {
+    Route::App(ScriptTarget {
+        pool: pool.into(),
+        filename: None,
+        name: name.into(),
+        path_info: path_info.into(),
+    })
+}
+
+#[test]
+fn a_mount_takes_every_path_under_its_prefix_without_a_file() {
+    let mut f = fixture(Some("/index.php"));
+    // Longest first, as the config sorts them.
+    f.site.mounts = vec![mount("/api/v1", "api", false), mount("/app", "wsgi", false)];
+    assert_eq!(route(&f.site, "/app"), app("wsgi", "/app", ""));
+    assert_eq!(route(&f.site, "/app/"), app("wsgi", "/app", "/"));
+    // A file (app/index.php) under the mount is not run: the application owns the prefix.
+    assert_eq!(
+        route(&f.site, "/app/index.php"),
+        app("wsgi", "/app", "/index.php")
+    );
+    assert_eq!(
+        route(&f.site, "/app/a%20b/./c/"),
+        app("wsgi", "/app", "/a b/c/")
+    );
+    assert_eq!(
+        route(&f.site, "/api/v1/items"),
+        app("api", "/api/v1", "/items")
+    );
+    // Segment-wise: /apple is not under /app, /api/v2 not under /api/v1.
+    assert_eq!(route(&f.site, "/apple"), script("/index.php", "", &f));
+    assert_eq!(route(&f.site, "/api/v2"), script("/index.php", "", &f));
+    assert!(matches!(
+        route(&f.site, "/app/../../x"),
+        Route::BadRequest(_)
+    ));
+    // Dotfiles are the application's business under a mount: nothing on disk is read.
+    assert_eq!(route(&f.site, "/app/.env"), app("wsgi", "/app", "/.env"));
+}
+
+#[test]
+fn a_root_mount_has_an_empty_script_name_and_its_file_when_configured() {
+    let mut f = fixture(None);
+    let mut whole = mount("", "wsgi", false);
+    whole.script_filename = Some("/srv/app/wsgi.py".into());
+    f.site.mounts = vec![whole];
+    let Route::App(target) = route(&f.site, "/style.css") else {
+        panic!("a root mount without static_first takes files too")
+    };
+    assert_eq!(
+        (target.name.as_str(), target.path_info.as_str()),
+        ("", "/style.css")
+    );
+    assert_eq!(
+        target.filename.as_deref(),
+        Some(Path::new("/srv/app/wsgi.py"))
+    );
+    let Route::App(target) = route(&f.site, "/") else {
+        panic!()
+    };
+    assert_eq!((target.name.as_str(), target.path_info.as_str()), ("", "/"));
+}
+
+#[test]
+fn static_first_serves_existing_files_and_sends_the_rest_to_the_app() {
+    let mut f = fixture(None);
+    f.site.script = None;
+    f.site.mounts = vec![mount("", "wsgi", true)];
+    assert_eq!(
+        route(&f.site, "/style.css"),
+        Route::Static(StaticFile::at(f.site.root.join("style.css")).unwrap())
+    );
+    // Directories, their index files, missing files, dotfiles: the application's.
+    assert_eq!(route(&f.site, "/"), app("wsgi", "", "/"));
+    assert_eq!(route(&f.site, "/docs/"), app("wsgi", "", "/docs/"));
+    assert_eq!(route(&f.site, "/docs"), app("wsgi", "", "/docs"));
+    assert_eq!(route(&f.site, "/login"), app("wsgi", "", "/login"));
+    assert_eq!(route(&f.site, "/.env"), app("wsgi", "", "/.env"));
+    // A file followed by more path is not that file.
+    assert_eq!(
+        route(&f.site, "/style.css/more"),
+        app("wsgi", "", "/style.css/more")
+    );
+    assert!(matches!(route(&f.site, "/%00"), Route::BadRequest(_)));
 }

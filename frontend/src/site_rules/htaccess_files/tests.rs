@@ -25,6 +25,7 @@ fn site(root: PathBuf) -> SiteSpec {
         redirects: Vec::new(),
         rules: Default::default(),
         sendfile: Default::default(),
+        mounts: Vec::new(),
     }
 }
 

@@ -1,5 +1,5 @@
-//! `bench`: paddock side by side with nginx + php-fpm, nginx + php-cgi and Apache, in the same
-//! run on the same machine. `tests/bench/run.sh [--quick] [scenario…]` builds everything and runs
+//! `bench`: paddock side by side with nginx + php-fpm, nginx + php-cgi and Apache (and, for a
+//! Flask app, nginx + gunicorn and nginx + uWSGI), in the same run on the same machine. `tests/bench/run.sh [--quick] [scenario…]` builds everything and runs
 //! it; docs/benchmarks.md explains the scenarios and keeps the latest tables.
 //!
 //! Layout: `scenarios/` has one file per scenario; `servers/` starts each server with its own
@@ -27,7 +27,7 @@ use report::Report;
 use servers::Shared;
 
 const USAGE: &str = "usage: bench [--quick] [--runs N] [--duration SECONDS] [--out DIR] [scenario…]
-scenarios: static php keepalive memory burst step kills rules builtin (or 1-8; 5 = burst + step); default all";
+scenarios: static php keepalive memory burst step kills rules builtin wsgi (or 1-9; 5 = burst + step); default all";
 
 /// Everything a scenario needs: the shared site and certificate, run settings, the report.
 #[derive(Debug)]
@@ -117,7 +117,7 @@ struct Options {
     out: Option<PathBuf>,
 }
 
-const ALL: [&str; 9] = [
+const ALL: [&str; 10] = [
     "static",
     "php",
     "keepalive",
@@ -127,6 +127,7 @@ const ALL: [&str; 9] = [
     "kills",
     "rules",
     "builtin",
+    "wsgi",
 ];
 
 fn parse_options() -> Result<Options, String> {
@@ -165,6 +166,7 @@ fn parse_options() -> Result<Options, String> {
             "6" => options.scenarios.push("kills"),
             "7" => options.scenarios.push("rules"),
             "8" => options.scenarios.push("builtin"),
+            "9" => options.scenarios.push("wsgi"),
             name => match ALL.iter().find(|s| **s == name) {
                 Some(s) => options.scenarios.push(s),
                 None => return Err(format!("unknown scenario or option `{name}`\n{USAGE}")),
@@ -309,6 +311,7 @@ fn main() {
             "kills" => scenarios::kills::run(&mut bench),
             "rules" => scenarios::rules::run(&mut bench),
             "builtin" => scenarios::builtin::run(&mut bench),
+            "wsgi" => scenarios::wsgi::run(&mut bench),
             other => unreachable!("scenario {other}"),
         }
     }

@@ -10,6 +10,8 @@ pub(crate) mod rules;
 pub(crate) mod slow;
 pub(crate) mod static_files;
 pub(crate) mod step;
+pub(crate) mod wsgi;
+pub(crate) mod wsgi_storm;
 
 use crate::load::Load;
 use crate::report::Summary;

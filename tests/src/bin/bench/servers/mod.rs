@@ -5,6 +5,7 @@ pub(crate) mod apache;
 pub(crate) mod nginx;
 pub(crate) mod paddock;
 pub(crate) mod php;
+pub(crate) mod wsgi;
 
 use std::fmt::Debug;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};

@@ -1,0 +1,99 @@
+//! Scenario 9: a Flask application (tests/apps/flask_app, Debian's Flask) with 2 processes × 8
+//! threads, 32 connections: paddock's threaded pool (flup) vs nginx + gunicorn (gthread) and
+//! nginx + uWSGI (threads). Two endpoints: a small JSON API answer and a rendered page that also
+//! sets a session cookie. Memory is the resident set of every process of each stack (front end
+//! and Python workers), read after the measured runs. Then the keep-alive storm (`wsgi_storm`).
+
+use crate::load::Client;
+use crate::report::{ratio, Table};
+use crate::servers::wsgi::{self, PROCESSES, THREADS};
+use crate::servers::Server;
+use crate::Bench;
+
+const CONNECTIONS: u32 = 32;
+const PADDOCK: &str = "paddock (threaded pool, flup)";
+const GUNICORN: &str = "nginx + gunicorn gthread";
+const UWSGI: &str = "nginx + uWSGI";
+const GUNICORN_ALONE: &str = "gunicorn gthread alone";
+
+/// A file-name-safe tag for a server's raw outputs.
+fn tag(server: &str) -> &'static str {
+    match server {
+        PADDOCK => "paddock",
+        GUNICORN => "gunicorn",
+        _ => "uwsgi",
+    }
+}
+
+pub(crate) fn run(bench: &mut Bench) {
+    let servers: Vec<Server> = vec![
+        wsgi::paddock(&bench.shared, PADDOCK),
+        wsgi::nginx_gunicorn(GUNICORN),
+        wsgi::nginx_uwsgi(UWSGI),
+    ];
+    let mut table = Table::new(
+        &format!("Scenario 9: Flask, {PROCESSES} processes × {THREADS} threads, {CONNECTIONS} connections"),
+        &[
+            "endpoint",
+            "server",
+            "req/s",
+            "spread",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+            "memory MiB",
+            "paddock / peer req/s",
+            "paddock / peer p99",
+        ],
+    );
+    let mut json = serde_json::Map::new();
+    for (endpoint, short, path) in [
+        ("JSON API", "json", "/api/items/7"),
+        ("page + session", "page", "/"),
+    ] {
+        let loads: Vec<_> = servers
+            .iter()
+            .map(|s| {
+                let label = format!("{}-{short}", tag(&s.name));
+                (label, bench.load(s.url(path), CONNECTIONS, Client::Wrk))
+            })
+            .collect();
+        let summaries = super::interleaved(bench, "wsgi", &loads);
+        let (paddock_rps, paddock_p99) = (summaries[0].rps(), summaries[0].p99());
+        for (server, summary) in servers.iter().zip(&summaries) {
+            let memory_mib = server.rss_kib() as f64 / 1024.0;
+            let mut cells = vec![endpoint.to_string(), server.name.clone()];
+            cells.extend(summary.cells());
+            cells.push(format!("{memory_mib:.0}"));
+            if server.name == PADDOCK {
+                cells.extend([String::new(), String::new()]);
+            } else {
+                cells.push(ratio(paddock_rps, summary.rps()));
+                cells.push(ratio(paddock_p99, summary.p99()));
+            }
+            table.row(cells);
+            let mut entry = summary.to_json();
+            entry["memory_kib"] = server.rss_kib().into();
+            json.insert(format!("{endpoint}/{}", server.name), entry);
+        }
+    }
+    table.note(
+        "The same app file and Debian's Flask for all three. gunicorn: --worker-class gthread \
+         --workers 2 --threads 8, nginx proxy_pass over a Unix socket with upstream keepalive. \
+         uWSGI: --master --processes 2 --threads 8, nginx uwsgi_pass over a Unix socket. paddock: \
+         an application mount at / to a static threaded pool of 2 × 8 running \
+         deploy/examples/wsgi/fcgi_serve.py (flup 1.0.3). No recycling, access logs off. A \
+         paddock / peer p99 below 1 means paddock's p99 is lower.",
+    );
+    bench.report.table(&table);
+    bench.report.record("wsgi", json.into());
+
+    // The keep-alive storm, on the same running stacks plus gunicorn with no proxy in front.
+    let mut servers = servers.into_iter();
+    let mut stacks: Vec<(&str, Server)> = Vec::new();
+    for tag in ["paddock", "gunicorn", "uwsgi"] {
+        stacks.push((tag, servers.next().expect("three stacks")));
+    }
+    stacks.push(("gunicorn-alone", wsgi::gunicorn_alone(GUNICORN_ALONE)));
+    super::wsgi_storm::run(bench, &stacks);
+}

@@ -1,0 +1,276 @@
+//! The Flask test app (`tests/apps/flask_app`) served three ways, each with P processes × T
+//! threads: paddock's threaded pool (flup on fd 0, an application mount at `/`), nginx in front
+//! of gunicorn's gthread workers (HTTP over a Unix socket, upstream keep-alive), and nginx in
+//! front of uWSGI's threads (the uwsgi protocol over a Unix socket). All three import Debian's
+//! Flask through Debian's `/usr/bin/python3`.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use harness::peers::{Nginx, NginxSettings, Process};
+
+use super::{loopback_port, server_dir, wait_for, Server, Shared, Workers};
+
+/// Processes of every stack (gunicorn `--workers`, uWSGI `--processes`, paddock `workers`).
+pub(crate) const PROCESSES: u32 = 2;
+/// Threads per process (gunicorn and uWSGI `--threads`, paddock `threads`).
+pub(crate) const THREADS: u32 = 8;
+
+fn app_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("apps/flask_app")
+}
+
+/// How long a Python stack may take to import Flask and come up on a loaded machine.
+const START_LIMIT: Duration = Duration::from_secs(60);
+
+/// paddock: the app mounted at `/`, a static threaded pool of PROCESSES × THREADS.
+pub(crate) fn paddock(shared: &Shared, name: &str) -> Server {
+    let dir = server_dir("paddock-wsgi");
+    let d = dir.path();
+    let root = d.join("public");
+    std::fs::create_dir(&root).expect("the site's root");
+    let (http, admin) = (loopback_port(), loopback_port());
+    let config = format!(
+        r#"[server]
+runtime_dir = "{run}"
+log_level = "info"
+shutdown_timeout = "2s"
+
+[listeners.http]
+kind = "http"
+address = "{http}"
+
+[listeners.admin]
+kind = "admin"
+address = "{admin}"
+
+[limits]
+max_requests_per_connection = 1000000
+
+[sites.bench]
+root = "{root}"
+
+[sites.bench.mounts.app]
+prefix = "/"
+pool = "flask"
+
+[pools.flask]
+mode = "threaded"
+workers = {PROCESSES}
+threads = {THREADS}
+command = ["{python}", "{serve}", "app:app"]
+working_directory = "{app}"
+env = {{ PYTHONDONTWRITEBYTECODE = "1" }}
+"#,
+        run = d.join("run").display(),
+        root = root.display(),
+        python = harness::wsgi::flup_python().display(),
+        serve = harness::deploy("examples/wsgi/fcgi_serve.py").display(),
+        app = app_dir().display(),
+    );
+    let config_path = d.join("paddock.toml");
+    std::fs::write(&config_path, config).expect("write paddock.toml");
+    let log = d.join("paddock.log");
+    let stderr = std::fs::File::create(&log).expect("paddock.log");
+    let process = Process::spawn(
+        "paddock",
+        Command::new(&shared.paddock_bin)
+            .args(["serve", "--config"])
+            .arg(&config_path)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr),
+    );
+    let pid = process.pid();
+    wait_for("paddock ready", START_LIMIT, &log, || {
+        harness::http_get(admin, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+    });
+    let workers = Workers {
+        parent: pid,
+        comm: "python3".into(),
+    };
+    wait_for("paddock's Python workers", START_LIMIT, &log, || {
+        workers.pids().len() >= PROCESSES as usize
+    });
+    Server {
+        name: name.to_string(),
+        http,
+        https: None,
+        roots: vec![pid],
+        workers: Some(workers),
+        guards: vec![Box::new(process)],
+        dir: Some(dir),
+    }
+}
+
+/// A Python application server started on a Unix socket, and the nginx location that reaches it.
+struct Backend {
+    process: Process,
+    location: String,
+    upstream: String,
+}
+
+/// nginx (worker_processes auto, as in the other scenarios) in front of a backend.
+fn behind_nginx(name: &str, dir: tempfile::TempDir, backend: Backend) -> Server {
+    let body = format!(
+        r#"  access_log off;
+  keepalive_timeout 75s;
+  keepalive_requests 1000000;
+  {upstream}
+  server {{
+    listen {{listen}} backlog=4096;
+    server_name localhost;
+    location / {{
+      {location}
+    }}
+  }}"#,
+        upstream = backend.upstream,
+        location = backend.location,
+    );
+    let settings = NginxSettings {
+        worker_processes: "auto".into(),
+        worker_connections: 20000,
+        main_extra: "worker_rlimit_nofile 65536;".into(),
+    };
+    let nginx = Nginx::start_with(
+        dir.path(),
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        &settings,
+        &body,
+    );
+    let root = backend.process.pid();
+    Server {
+        name: name.to_string(),
+        http: nginx.addr,
+        https: None,
+        roots: vec![nginx.pid(), root],
+        workers: None,
+        guards: vec![Box::new(nginx), Box::new(backend.process)],
+        dir: Some(dir),
+    }
+}
+
+/// Starts `command` (its output into `log`), waits until its Unix socket accepts and it has its
+/// PROCESSES worker processes.
+fn start_backend(what: &'static str, command: &mut Command, socket: &Path, log: &Path) -> Process {
+    start_backend_until(what, command, log, || UnixStream::connect(socket).is_ok())
+}
+
+/// [`start_backend`] with another test of readiness.
+fn start_backend_until(
+    what: &'static str,
+    command: &mut Command,
+    log: &Path,
+    ready: impl FnMut() -> bool,
+) -> Process {
+    let stderr = std::fs::File::create(log).expect("backend log");
+    let process = Process::spawn(
+        what,
+        command
+            .current_dir(app_dir())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr),
+    );
+    wait_for(what, START_LIMIT, log, ready);
+    let pid = process.pid();
+    wait_for("its worker processes", START_LIMIT, log, || {
+        crate::procs::tree(pid).len() > PROCESSES as usize
+    });
+    process
+}
+
+/// nginx + gunicorn (`--worker-class gthread --workers P --threads T`), proxied over HTTP/1.1
+/// with upstream keep-alive (as a tuned nginx + gunicorn site runs it).
+pub(crate) fn nginx_gunicorn(name: &str) -> Server {
+    let dir = server_dir("gunicorn");
+    let socket = dir.path().join("gunicorn.sock");
+    let process = start_backend(
+        "gunicorn",
+        Command::new("/usr/bin/gunicorn")
+            .args(["--worker-class", "gthread"])
+            .args(["--workers", &PROCESSES.to_string()])
+            .args(["--threads", &THREADS.to_string()])
+            .arg("--bind")
+            .arg(format!("unix:{}", socket.display()))
+            .args(["--log-level", "warning", "app:app"]),
+        &socket,
+        &dir.path().join("gunicorn.log"),
+    );
+    let backend = Backend {
+        process,
+        upstream: format!(
+            "upstream gunicorn {{ server unix:{}; keepalive 32; }}",
+            socket.display()
+        ),
+        location: "proxy_pass http://gunicorn;\n      proxy_http_version 1.1;\n      \
+                   proxy_set_header Connection \"\";\n      proxy_set_header Host $host;"
+            .into(),
+    };
+    behind_nginx(name, dir, backend)
+}
+
+/// nginx + uWSGI (`--processes P --threads T`, its master process), over the uwsgi protocol.
+pub(crate) fn nginx_uwsgi(name: &str) -> Server {
+    let dir = server_dir("uwsgi");
+    let socket = dir.path().join("uwsgi.sock");
+    let process = start_backend(
+        "uwsgi",
+        Command::new("/usr/bin/uwsgi")
+            .args(["--plugin", "python3", "--master", "--die-on-term"])
+            .arg("--socket")
+            .arg(&socket)
+            .args(["--processes", &PROCESSES.to_string()])
+            .args(["--threads", &THREADS.to_string()])
+            .args([
+                "--module",
+                "app:app",
+                "--disable-logging",
+                "--listen",
+                "1024",
+            ]),
+        &socket,
+        &dir.path().join("uwsgi.log"),
+    );
+    let backend = Backend {
+        process,
+        upstream: String::new(),
+        location: format!(
+            "include /etc/nginx/uwsgi_params;\n      uwsgi_pass unix:{};",
+            socket.display()
+        ),
+    };
+    behind_nginx(name, dir, backend)
+}
+
+/// gunicorn gthread on its own, on a loopback TCP port, as it is run without a proxy in front:
+/// for the keep-alive storm, where its threads meet the slow clients themselves.
+pub(crate) fn gunicorn_alone(name: &str) -> Server {
+    let dir = server_dir("gunicorn-alone");
+    let http = loopback_port();
+    let process = start_backend_until(
+        "gunicorn",
+        Command::new("/usr/bin/gunicorn")
+            .args(["--worker-class", "gthread"])
+            .args(["--workers", &PROCESSES.to_string()])
+            .args(["--threads", &THREADS.to_string()])
+            .args(["--bind", &http.to_string()])
+            .args(["--log-level", "warning", "app:app"]),
+        &dir.path().join("gunicorn.log"),
+        || super::accepts(http),
+    );
+    Server {
+        name: name.to_string(),
+        http,
+        https: None,
+        roots: vec![process.pid()],
+        workers: None,
+        guards: vec![Box::new(process)],
+        dir: Some(dir),
+    }
+}

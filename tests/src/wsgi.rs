@@ -1,0 +1,123 @@
+//! Python WSGI applications for the end-to-end tests (`tests/apps`): Debian's python3-flask and
+//! python3-django, served by flup (`deploy/examples/wsgi/fcgi_serve.py`) in a paddock threaded pool.
+//!
+//! flup is not packaged in Debian 12, so the set-up installs the pinned [`FLUP_VERSION`] from
+//! the Python package registry into a virtual environment under the target directory, once, and
+//! reuses it. The environment is created with `--system-site-packages` from Debian's
+//! `/usr/bin/python3` (never another python3 that PATH may find first), so Debian's Flask and
+//! Django are the ones imported.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The flup release the tests and the benchmark use.
+pub const FLUP_VERSION: &str = "1.0.3";
+
+/// Debian's Python, whose dist-packages hold python3-flask and python3-django.
+pub const SYSTEM_PYTHON: &str = "/usr/bin/python3";
+
+/// `tests/apps`: the applications and the FastCGI entry point.
+pub fn apps_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("apps")
+}
+
+/// Whether Debian's Python can import every module of `modules`. When it cannot, prints why the
+/// calling test does nothing, naming the package to install (CI installs them: scripts/test.sh).
+pub fn python_has(modules: &[&str], package: &str) -> bool {
+    let imports = modules.join(", ");
+    let found = Command::new(SYSTEM_PYTHON)
+        .args(["-c", &format!("import {imports}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!(
+            "SKIPPED: {SYSTEM_PYTHON} cannot import {imports}: apt-get install {package} python3-venv (scripts/test.sh does it)"
+        );
+    }
+    found
+}
+
+/// The Python of the virtual environment holding flup, created on first use and kept under the
+/// target directory for later runs. Panics when it cannot be made (no network to the registry).
+pub fn flup_python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(make_venv).clone()
+}
+
+fn make_venv() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> (a test) or target/<profile>/<bin> (the benchmark) →
+    // target/wsgi-venv/flup-<version>
+    let mut profile = exe.parent().expect("the executable's directory");
+    if profile.ends_with("deps") {
+        profile = profile.parent().expect("target/<profile>");
+    }
+    let target = profile.parent().expect("the target directory");
+    let venv = target
+        .join("wsgi-venv")
+        .join(format!("flup-{FLUP_VERSION}"));
+    let python = venv.join("bin/python3");
+    if venv.join(".complete").exists() {
+        return python;
+    }
+    // Built aside and renamed into place, so that test binaries running at once never see (or
+    // use) a half-made environment.
+    let building = target
+        .join("wsgi-venv")
+        .join(format!(".building-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&building);
+    std::fs::create_dir_all(&building).expect("create the venv directory");
+    run(Command::new(SYSTEM_PYTHON)
+        .args(["-m", "venv", "--system-site-packages"])
+        .arg(&building));
+    run(Command::new(building.join("bin/python3")).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        &format!("flup=={FLUP_VERSION}"),
+    ]));
+    std::fs::write(building.join(".complete"), FLUP_VERSION).expect("mark the venv complete");
+    if std::fs::rename(&building, &venv).is_err() {
+        // Another test binary finished first: use its environment.
+        let _ = std::fs::remove_dir_all(&building);
+    }
+    assert!(
+        venv.join(".complete").exists(),
+        "no flup venv at {}",
+        venv.display()
+    );
+    python
+}
+
+fn run(command: &mut Command) {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e} (apt-get install python3-venv)"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The `[pools.NAME]` body of a threaded pool running `module:attribute` from `app_dir` with
+/// flup: `workers` processes of `threads` threads, plus `extra` lines.
+pub fn threaded_pool(
+    app_dir: &Path,
+    target: &str,
+    workers: u32,
+    threads: u32,
+    extra: &str,
+) -> String {
+    format!(
+        "mode = \"threaded\"\nworkers = {workers}\nthreads = {threads}\ncommand = [\"{python}\", \"{serve}\", \"{target}\"]\nworking_directory = \"{dir}\"\n{extra}\n",
+        python = flup_python().display(),
+        serve = crate::deploy("examples/wsgi/fcgi_serve.py").display(),
+        dir = app_dir.display(),
+    )
+}

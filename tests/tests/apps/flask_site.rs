@@ -1,0 +1,191 @@
+//! The Flask test app through a threaded pool (2 processes × 8 threads, mounted at `/` with static
+//! files first), over HTTP/1.1, TLS, HTTP/2 over TLS and h2c: a rendered page with a session, a
+//! form POST, a JSON API, a file upload, a login cookie, a streamed response, a slow view, and a
+//! view that raises.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use harness::Paddock;
+
+use crate::support::{curl_ok, flask_site, json};
+
+/// A way to reach the site: its base URL, curl's protocol option, and the HTTP version curl must
+/// report.
+struct Transport {
+    name: &'static str,
+    base: String,
+    option: &'static str,
+    version: &'static str,
+}
+
+fn transports(paddock: &Paddock) -> Vec<Transport> {
+    vec![
+        Transport {
+            name: "HTTP/1.1",
+            base: paddock.url(""),
+            option: "--http1.1",
+            version: "1.1",
+        },
+        Transport {
+            name: "h2c",
+            base: paddock.url(""),
+            option: "--http2-prior-knowledge",
+            version: "2",
+        },
+        Transport {
+            name: "TLS HTTP/1.1",
+            base: paddock.https_url(""),
+            option: "--http1.1",
+            version: "1.1",
+        },
+        Transport {
+            name: "TLS HTTP/2",
+            base: paddock.https_url(""),
+            option: "--http2",
+            version: "2",
+        },
+    ]
+}
+
+#[test]
+fn a_flask_app_works_end_to_end_over_every_transport() {
+    let Some(site) = flask_site("") else {
+        return;
+    };
+    let paddock = &site.paddock;
+    for t in transports(paddock) {
+        let jar = site
+            .scratch
+            .path()
+            .join(format!("{}.cookies", t.name.replace(['/', ' '], "_")));
+        let jar = jar.to_str().unwrap();
+        let curl = |args: &[&str]| {
+            let mut all = vec![t.option, "-b", jar, "-c", jar];
+            all.extend_from_slice(args);
+            curl_ok(paddock, &all)
+        };
+        let url = |path: &str| format!("{}{path}", t.base);
+        let what = t.name;
+
+        // The version really spoken, and a rendered page whose session cookie counts visits.
+        let first = curl(&["-w", "\n%{http_version} %{http_code}", &url("/")]);
+        assert!(first.contains("visits: 1"), "{what}: {first}");
+        assert!(first.contains("script root: []"), "{what}: {first}");
+        assert!(
+            first.ends_with(&format!("\n{} 200", t.version)),
+            "{what}: {first}"
+        );
+        let second = curl(&[&url("/")]);
+        assert!(second.contains("visits: 2"), "{what}: {second}");
+
+        // A static file is the front end's (no session cookie from the app).
+        let css = curl(&["-i", &url("/static/site.css")]);
+        assert!(css.contains("h1 { color: teal }"), "{what}: {css}");
+        assert!(
+            !css.to_ascii_lowercase().contains("set-cookie"),
+            "{what}: {css}"
+        );
+
+        // A form POST, escaped by the template.
+        let thanks = curl(&[
+            "--data-urlencode",
+            "name=Ana & <Bo>",
+            "-d",
+            "colour=red",
+            "-d",
+            "colour=blue",
+            &url("/form"),
+        ]);
+        assert!(
+            thanks.contains("Thanks, Ana &amp; &lt;Bo&gt;!"),
+            "{what}: {thanks}"
+        );
+        assert!(thanks.contains("red,blue"), "{what}: {thanks}");
+
+        // A JSON API both ways.
+        let sent = r#"{"items":[1,2,3],"name":"caf\u00e9","nested":{"ok":true}}"#;
+        let echoed = json(&curl(&[
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            sent,
+            &url("/api/echo"),
+        ]));
+        assert_eq!(echoed["received"], json(sent), "{what}");
+        assert_eq!(echoed["length"], sent.len(), "{what}");
+        let item = json(&curl(&[&url("/api/items/42")]));
+        assert_eq!(item["name"], "item 42", "{what}");
+
+        // A 300 KiB upload arrives intact (multipart, spooled by the front end on the way).
+        let upload = site.scratch.path().join("upload.bin");
+        let data: Vec<u8> = (0..300 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&upload, &data).unwrap();
+        let stored = json(&curl(&[
+            "-F",
+            &format!("file=@{}", upload.display()),
+            "-F",
+            "note=holiday",
+            &url("/upload"),
+        ]));
+        assert_eq!(stored["size"], data.len(), "{what}: {stored}");
+        assert_eq!(
+            stored["sha1"],
+            sha1_smol::Sha1::from(&data).digest().to_string(),
+            "{what}"
+        );
+        assert_eq!(stored["note"], "holiday", "{what}");
+
+        // A login sets the session and a cookie of its own; both come back.
+        let login = json(&curl(&["-d", "user=grace", &url("/login")]));
+        assert_eq!(login["user"], "grace", "{what}");
+        let me = json(&curl(&[&url("/me")]));
+        assert_eq!(
+            (&me["user"], &me["theme"]),
+            (&"grace".into(), &"dark".into()),
+            "{what}"
+        );
+
+        // A deliberately slow view, and one that raises: the app's own 500, not a gateway error.
+        let slow = json(&curl(&[&url("/slow?ms=300")]));
+        assert!(slow["pid"].as_u64().is_some(), "{what}: {slow}");
+        let boom = curl(&["-o", "/dev/null", "-w", "%{http_code}", &url("/boom")]);
+        assert_eq!(boom, "500", "{what}");
+    }
+    assert!(
+        paddock.log().contains("RuntimeError: a bug in a view"),
+        "the traceback reaches paddock's log"
+    );
+}
+
+/// The streamed view's first chunks reach the client while its last is still being produced
+/// (it waits for a file the test writes only after reading them), over HTTP/1.1 and HTTP/2.
+#[test]
+fn a_streamed_response_arrives_as_the_app_writes_it() {
+    let Some(site) = flask_site("") else {
+        return;
+    };
+    let paddock = &site.paddock;
+    for t in transports(paddock) {
+        let release = site
+            .scratch
+            .path()
+            .join(format!("stream-{}", t.name.replace(['/', ' '], "_")));
+        let url = format!("{}/stream?chunks=3&until={}", t.base, release.display());
+        let mut child = paddock
+            .curl_command(&["-N", t.option, &url])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("curl");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for i in 0..2 {
+            let line = lines.next().expect("a chunk before the release").unwrap();
+            assert_eq!(line, format!("chunk {i} of 3"), "{}", t.name);
+        }
+        std::fs::write(&release, b"").unwrap();
+        let last = lines.next().expect("the last chunk").unwrap();
+        assert_eq!(last, "chunk 2 of 3", "{}", t.name);
+        assert!(lines.next().is_none(), "{}", t.name);
+        assert!(child.wait().unwrap().success(), "{}", t.name);
+    }
+}

@@ -1,0 +1,13 @@
+//! Real Python applications in threaded pools: Debian's Flask and Django served by flup
+//! (`deploy/examples/wsgi/fcgi_serve.py`) behind an application mount, end to end over
+//! HTTP/1.1, TLS and HTTP/2; thread safety under 64 clients with the slot accounting checked; faults (a hung
+//! thread, a SIGKILLed process, recycling) under load.
+//!
+//! Each test does nothing, saying why, when Debian's python3-flask or python3-django is missing
+//! (CI installs them); flup comes from the package registry into a cached venv (`harness::wsgi`).
+
+mod django_admin;
+mod faults;
+mod flask_site;
+mod support;
+mod thread_safety;
