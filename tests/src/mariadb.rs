@@ -24,10 +24,16 @@ impl MariaDb {
             .tempdir()
             .expect("temp dir");
         let data = dir.path().join("data");
+        // A temporary directory of its own: a MariaDB server deletes every `#sql*` file it finds
+        // in its tmpdir at start-up, so two servers sharing /tmp (two tests starting at once)
+        // delete each other's temporary tables (seen: "Unknown table 'mysql.tmp_user_sys'").
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).expect("create the server's tmpdir");
         let install = Command::new("mariadb-install-db")
             .args(["--no-defaults", "--user=root", "--skip-test-db"])
             .arg("--auth-root-authentication-method=normal")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .output()
             .expect("run mariadb-install-db");
         assert!(
@@ -39,6 +45,7 @@ impl MariaDb {
             .args(["--no-defaults", "--user=root", "--skip-networking"])
             .args(["--skip-log-bin", "--innodb-buffer-pool-size=16M"])
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--socket={}", dir.path().join("sock").display()))
             .arg(format!("--pid-file={}", dir.path().join("pid").display()))
             .arg(format!(
