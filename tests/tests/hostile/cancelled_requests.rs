@@ -54,15 +54,7 @@ fn answer_to_an_abandoned_request_never_reaches_the_next_client() {
     for (name, version) in [("h1", "--http1.1"), ("h2", "--http2")] {
         // The client gives up while the only worker runs its script: the worker still answers
         // it, later, on the connection the front end had sent it on.
-        let hold = Hold::new();
-        let mut gave_up = paddock
-            .curl_command(&[version, &paddock.https_url(&hold.path())])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        paddock.wait_pool("php", "the held worker", |p| p["busy_slots"] == 1);
-        gave_up.kill().unwrap();
-        gave_up.wait().unwrap();
+        let hold = abandon_held_request(&paddock, &[version]);
         // The next request (on the same worker) must get its own answer, not the abandoned one,
         // whether it queues behind the abandoned script or is sent to the worker while the
         // script still runs there; the script ends (as a sleep would) once it is one or the other.
@@ -78,12 +70,32 @@ fn answer_to_an_abandoned_request_never_reaches_the_next_client() {
             },
         );
         hold.release();
-        let next = next.join().unwrap();
-        let body = String::from_utf8_lossy(&next.stdout);
-        let seen: serde_json::Value = serde_json::from_str(&body)
-            .unwrap_or_else(|e| panic!("{name}: not echo.php's answer ({e}): {body}"));
-        assert_eq!(seen["server"]["QUERY_STRING"], name);
+        assert_eq!(echoed_query(name, &next.join().unwrap()), name);
     }
+}
+
+/// Starts a request (curl with `args`) that holds the pool's only worker, waits until it does,
+/// then kills its client. The worker goes on running the script until the hold is released.
+fn abandon_held_request(paddock: &Paddock, args: &[&str]) -> Hold {
+    let hold = Hold::new();
+    let url = paddock.https_url(&hold.path());
+    let mut gave_up = paddock
+        .curl_command(&[args, &[url.as_str()]].concat())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    paddock.wait_pool("php", "the held worker", |p| p["busy_slots"] == 1);
+    gave_up.kill().unwrap();
+    gave_up.wait().unwrap();
+    hold
+}
+
+/// The QUERY_STRING echo.php saw, from curl's output of it (`name` labels a panic).
+fn echoed_query(name: &str, output: &std::process::Output) -> serde_json::Value {
+    let body = String::from_utf8_lossy(&output.stdout);
+    let seen: serde_json::Value = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("{name}: not echo.php's answer ({e}): {body}"));
+    seen["server"]["QUERY_STRING"].clone()
 }
 
 /// How many times the front end has logged that a client left a request its worker runs.
@@ -102,15 +114,7 @@ fn a_worker_still_running_an_abandoned_request_takes_no_other_until_it_is_done()
         .into_iter()
         .enumerate()
     {
-        let hold = Hold::new();
-        let mut gave_up = paddock
-            .curl_command(&[version, &paddock.https_url(&hold.path())])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        paddock.wait_pool("php", "the held worker", |p| p["busy_slots"] == 1);
-        gave_up.kill().unwrap();
-        gave_up.wait().unwrap();
+        let hold = abandon_held_request(&paddock, &[version]);
         paddock.wait_until("the front end to see the client go", PATIENCE, || {
             abandoned_count(&paddock) == round + 1
         });
@@ -124,11 +128,7 @@ fn a_worker_still_running_an_abandoned_request_takes_no_other_until_it_is_done()
         assert_eq!(pool["busy_slots"], 1, "{name}: {pool}");
         assert!(!running(&pool, "/echo.php"), "{name}: {pool}");
         hold.release();
-        let next = next.join().unwrap();
-        let body = String::from_utf8_lossy(&next.stdout);
-        let seen: serde_json::Value = serde_json::from_str(&body)
-            .unwrap_or_else(|e| panic!("{name}: not echo.php's answer ({e}): {body}"));
-        assert_eq!(seen["server"]["QUERY_STRING"], name);
+        assert_eq!(echoed_query(name, &next.join().unwrap()), name);
         paddock.wait_pool("php", "the worker idle again", |p| p["idle_slots"] == 1);
     }
 }
@@ -139,15 +139,7 @@ fn a_worker_stuck_in_an_abandoned_request_is_killed_at_its_deadline() {
     let paddock = Paddock::start(&php_site(&test_site(), 1, "request_timeout = \"2s\""));
     let before = paddock.wait_pool("php", "one worker", |p| p["idle_slots"] == 1);
     let pid = before["processes"][0]["pid"].clone();
-    let hold = Hold::new();
-    let mut gave_up = paddock
-        .curl_command(&[&paddock.https_url(&hold.path())])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    paddock.wait_pool("php", "the held worker", |p| p["busy_slots"] == 1);
-    gave_up.kill().unwrap();
-    gave_up.wait().unwrap();
+    let _held_to_the_end = abandon_held_request(&paddock, &[]);
     // Never released: at the request's deadline the worker is replaced, and serves again.
     paddock.wait_for_log("ran past its deadline; killing the worker");
     paddock.wait_pool("php", "a new worker, idle", |p| {
