@@ -116,6 +116,7 @@ fn encode_request(headers: &HeaderMap, body: &[u8], params: &mut Vec<u8>, out: &
         remote_addr: SocketAddr::from(([198, 51, 100, 7], 53422)),
         https: true,
         server_protocol: "HTTP/2.0",
+        redirect_status: 200,
         content_length: body.len() as u64,
         headers,
         extra: &[("PADDOCK_REQUEST_ID", "5f3a9c1e-1234")],

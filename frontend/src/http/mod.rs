@@ -9,6 +9,7 @@ pub(crate) mod access_log;
 pub(crate) mod body;
 pub(crate) mod client_addr;
 pub(crate) mod compression;
+mod error_script;
 pub(crate) mod response;
 pub(crate) mod route_settings;
 pub mod router;

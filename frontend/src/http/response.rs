@@ -19,6 +19,12 @@ pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct OwnError;
 
+/// Marks a script's answer that stands in for one of paddock's own errors (an error page that
+/// is a script, `error_script`): like the error, it was decided before the request's body was
+/// read, and the connection must not read that body as a next request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ErrorPage;
+
 /// A small HTML error page; `detail` is shown to the client, so it never holds internals that a
 /// visitor should not see (paths, worker output).
 pub(crate) fn error(status: StatusCode, detail: &str) -> Response<Body> {

@@ -13,10 +13,10 @@ use tracing::{debug, info};
 
 use crate::conn::deadlines::{self, Activity};
 use crate::http::body::{self, BodyError, BufferedBody};
-use crate::http::response::{self, Body, OwnError};
+use crate::http::response::{self, Body, ErrorPage, OwnError};
 use crate::http::route_settings::RouteSettings;
 use crate::http::router::{self, Route};
-use crate::http::{access_log, client_addr, compression, site_policy};
+use crate::http::{access_log, client_addr, compression, error_script, site_policy};
 use crate::site_rules::{self, CompiledSite};
 use crate::state::State;
 use crate::static_files;
@@ -56,6 +56,15 @@ async fn answer(
     let host = request_host(&parts, &conn);
     let site = State::site_for(&spec, host.as_deref());
     let rules = state.site_rules(&site.name);
+    let scope = Scope {
+        state: &state,
+        spec: &spec,
+        conn: &conn,
+        site,
+        rules: &rules,
+        request_id: &request_id,
+        redirect_status: 200,
+    };
     let mut response = match check_head(&parts, &spec.limits) {
         Some(refused) => refused,
         None => {
@@ -64,22 +73,12 @@ async fn answer(
                     .or_else(|| site_policy::redirect_rule(site, &parts));
             match redirect {
                 Some(redirect) => redirect,
-                None => {
-                    let scope = Scope {
-                        state: &state,
-                        spec: &spec,
-                        conn: &conn,
-                        site,
-                        rules: &rules,
-                        request_id: &request_id,
-                    };
-                    apply_rules_and_respond(&scope, &parts, incoming).await
-                }
+                None => apply_rules_and_respond(&scope, &parts, incoming).await,
             }
         }
     };
     site_rules::add_headers(&rules, parts.uri.path(), &mut response);
-    response = site_policy::custom_error_page(site, response).await;
+    response = error_script::site_error_page(&scope, &parts, response).await;
     site_policy::add_hsts(site, conn.https, &mut response);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
@@ -251,7 +250,8 @@ fn must_close(parts: &http::request::Parts, response: &Response<Body>) -> bool {
     if parts.version >= Version::HTTP_2 {
         return false;
     }
-    let own = response.extensions().get::<OwnError>().is_some();
+    let extensions = response.extensions();
+    let own = extensions.get::<OwnError>().is_some() || extensions.get::<ErrorPage>().is_some();
     let own_rejection = own && response.status() == StatusCode::BAD_REQUEST;
     let declared_body = parts
         .headers
@@ -288,13 +288,17 @@ fn request_host(parts: &http::request::Parts, conn: &ConnInfo) -> Option<String>
 
 /// What one request is answered within: the configuration snapshot it started with, its
 /// connection and its site.
-struct Scope<'a> {
-    state: &'a Arc<State>,
-    spec: &'a FrontendSpec,
-    conn: &'a ConnInfo,
-    site: &'a SiteSpec,
-    rules: &'a CompiledSite,
-    request_id: &'a str,
+#[derive(Clone, Copy)]
+pub(super) struct Scope<'a> {
+    pub state: &'a Arc<State>,
+    pub spec: &'a FrontendSpec,
+    pub conn: &'a ConnInfo,
+    pub site: &'a SiteSpec,
+    pub rules: &'a CompiledSite,
+    pub request_id: &'a str,
+    /// REDIRECT_STATUS for the scripts it runs: 200, or the status of the error whose page a
+    /// script is (`error_script`).
+    pub redirect_status: u16,
 }
 
 /// The site's access rules and rewrites, then the answer.
@@ -315,32 +319,46 @@ async fn apply_rules_and_respond(
                 .remove::<site_rules::PendingErrorDocument>()
             {
                 Some(pending) => {
-                    site_policy::error_document(scope.site, &pending.0, response).await
+                    error_script::error_document(scope, parts, &pending.0, response).await
                 }
                 None => response,
             };
         }
         site_rules::Verdict::Route(routing) => routing,
     };
-    let mut response = match &routing.rewritten {
-        None => respond(scope, parts, None, &routing, incoming).await,
-        Some(uri) => {
-            // The application still sees the URI the client asked for (REQUEST_URI), as behind
-            // Apache: WordPress and MediaWiki route on it.
-            let asked = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-            let mut rewritten = parts.clone();
-            rewritten.uri = uri.clone();
-            respond(scope, &rewritten, Some(asked), &routing, incoming).await
-        }
-    };
-    site_rules::finish_response(&routing, &mut response);
+    let asked = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let mut response = route_and_respond(scope, parts, asked, &routing, Some(incoming)).await;
     if let Some((_, document)) = routing
         .error_documents
         .iter()
         .find(|(code, _)| *code == response.status().as_u16())
     {
-        response = site_policy::error_document(scope.site, document, response).await;
+        response = error_script::error_document(scope, parts, document, response).await;
     }
+    response
+}
+
+/// Answers `parts` (or the path the rules rewrote it to) as the rules' `routing` says, with
+/// `asked` as REQUEST_URI, and adds the rules' response headers. `incoming` is `None` for a
+/// request paddock makes itself (an error page's), which has no body.
+pub(super) async fn route_and_respond(
+    scope: &Scope<'_>,
+    parts: &http::request::Parts,
+    asked: &str,
+    routing: &site_rules::Routing,
+    incoming: Option<Incoming>,
+) -> Response<Body> {
+    let mut response = match &routing.rewritten {
+        None => respond(scope, parts, Some(asked), routing, incoming).await,
+        Some(uri) => {
+            // The application still sees the URI the client asked for (REQUEST_URI), as behind
+            // Apache: WordPress and MediaWiki route on it.
+            let mut rewritten = parts.clone();
+            rewritten.uri = uri.clone();
+            respond(scope, &rewritten, Some(asked), routing, incoming).await
+        }
+    };
+    site_rules::finish_response(routing, &mut response);
     response
 }
 
@@ -351,7 +369,7 @@ async fn respond(
     original: &http::request::Parts,
     asked: Option<&str>,
     routing: &site_rules::Routing,
-    incoming: Incoming,
+    incoming: Option<Incoming>,
 ) -> Response<Body> {
     let Scope {
         state,
@@ -360,9 +378,13 @@ async fn respond(
         site,
         rules,
         request_id,
+        redirect_status,
     } = *scope;
-    let mut body: Option<Incoming> = Some(incoming);
-    let mut buffered: Option<BufferedBody> = None;
+    // A request without a body of its own starts out with an empty one.
+    let mut buffered: Option<BufferedBody> = incoming
+        .is_none()
+        .then(|| BufferedBody::Memory(Default::default()));
+    let mut body = incoming;
     // `php_value`s as php-fpm's PHP_VALUE: one `name=value` a line.
     let php_value = (!routing.php_values.is_empty()).then(|| {
         routing
@@ -436,6 +458,7 @@ async fn respond(
             target,
             body: buffered.take().expect("just buffered"),
             request_id,
+            redirect_status,
         };
         let unbuffered =
             request.parts.method != Method::HEAD && settings.unbuffered(&request.target);

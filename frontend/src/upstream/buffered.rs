@@ -50,6 +50,8 @@ pub(crate) struct ScriptRequest<'a> {
     pub target: ScriptTarget,
     pub body: BufferedBody,
     pub request_id: &'a str,
+    /// REDIRECT_STATUS: 200, or the status of the error this script runs as the page of.
+    pub redirect_status: u16,
 }
 
 /// What the caller should do with the worker's answer.
@@ -213,6 +215,7 @@ pub(crate) fn encode_params(request: &ScriptRequest<'_>, out: &mut Vec<u8>) {
         remote_addr: request.conn.peer,
         https: request.conn.https,
         server_protocol: version,
+        redirect_status: request.redirect_status,
         content_length: request.body.len(),
         headers: &headers,
         extra,

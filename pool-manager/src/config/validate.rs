@@ -318,9 +318,11 @@ fn validate_site(
                 "the page is a URL path under the document root, starting with /",
             ));
         }
+        // A script page may carry a query string ("/index.php?error=404").
+        let file = page.split_once('?').map_or(page.as_str(), |(path, _)| path);
         readable_file(
             &["sites", name, "error_pages", code],
-            &root.join(page.trim_start_matches('/')),
+            &root.join(file.trim_start_matches('/')),
         )?;
         error_pages.push((status, page.clone()));
     }

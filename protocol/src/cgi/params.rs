@@ -34,6 +34,9 @@ pub struct CgiRequest<'a> {
     pub https: bool,
     /// "HTTP/1.1", "HTTP/2.0".
     pub server_protocol: &'a str,
+    /// REDIRECT_STATUS: 200 for a request as the client sent it; the error's status when the
+    /// script runs as an error page (Apache's `ErrorDocument`), so that it can tell which.
+    pub redirect_status: u16,
     /// Number of body bytes actually buffered and delivered.
     pub content_length: u64,
     pub headers: &'a HeaderMap,
@@ -99,7 +102,8 @@ pub fn encode_params(req: &CgiRequest<'_>, out: &mut Vec<u8>) {
     }
     put(out, "SERVER_PROTOCOL", &[req.server_protocol.as_bytes()]);
     // php-cgi built with force-cgi-redirect refuses to run without this.
-    put(out, "REDIRECT_STATUS", &[b"200"]);
+    let redirect_status = StackText::number(req.redirect_status.into());
+    put(out, "REDIRECT_STATUS", &[redirect_status.as_bytes()]);
 
     if let Some(content_type) = req.headers.get(header::CONTENT_TYPE) {
         put(out, "CONTENT_TYPE", &[content_type.as_bytes()]);

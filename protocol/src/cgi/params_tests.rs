@@ -33,6 +33,7 @@ fn request<'a>(headers: &'a HeaderMap) -> CgiRequest<'a> {
         remote_addr: "198.51.100.7:51234".parse().unwrap(),
         https: true,
         server_protocol: "HTTP/1.1",
+        redirect_status: 200,
         content_length: 0,
         headers,
         extra: &[],

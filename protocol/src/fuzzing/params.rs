@@ -81,6 +81,7 @@ pub fn request_params(data: &[u8]) {
         remote_addr: SocketAddr::new(local_ip, 50000),
         https,
         server_protocol: "HTTP/1.1",
+        redirect_status: 200,
         content_length,
         headers: &headers,
         extra: &[],

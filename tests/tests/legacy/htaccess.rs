@@ -23,6 +23,17 @@ echo json_encode([
 ], JSON_UNESCAPED_SLASHES);
 "#;
 const EVIL: &str = "<?php echo 'EXECUTED';";
+/// An error page that tells what it was run for.
+const ERROR_PAGE: &str = r#"<?php
+header('Content-Type: application/json');
+header('X-Error-Page: shop');
+$keys = ['REDIRECT_STATUS', 'REDIRECT_URL', 'REDIRECT_QUERY_STRING', 'REDIRECT_REQUEST_METHOD',
+    'REQUEST_METHOD', 'REQUEST_URI', 'SCRIPT_NAME', 'CONTENT_LENGTH', 'HTTP_COOKIE'];
+$server = [];
+foreach ($keys as $key) { $server[$key] = $_SERVER[$key] ?? null; }
+echo json_encode(['server' => $server, 'get' => $_GET, 'input' => file_get_contents('php://input')],
+    JSON_UNESCAPED_SLASHES);
+"#;
 
 const WORDPRESS: &str = "# BEGIN WordPress
 <IfModule mod_rewrite.c>
@@ -111,6 +122,17 @@ impl Site {
             ("docs/missing.html", "<p>our own 404</p>".into()),
             ("docs/secret.txt", "secret".into()),
             ("away/.htaccess", "RewriteEngine Off\nErrorDocument 404 https://example.test/lost\n".into()),
+            // ErrorDocuments that are scripts; one names a script its directory closes.
+            (
+                "shop/.htaccess",
+                "RewriteEngine Off\nErrorDocument 404 /shop/404.php?from=htaccess\n\
+                 ErrorDocument 403 /shop/login.php\nErrorDocument 410 /includes/Setup.php\n\
+                 <Files private.txt>\nRequire all denied\n</Files>\nRedirect gone /shop/old\n"
+                    .into(),
+            ),
+            ("shop/404.php", ERROR_PAGE.into()),
+            ("shop/login.php", "<?php header('Location: /login', true, 302);".into()),
+            ("shop/private.txt", "secret".into()),
         ];
         for (name, content) in files {
             let path = site.root().join(name);
@@ -335,4 +357,54 @@ fn directory_index_and_error_documents_from_htaccess() {
     let away = get(&paddock, "/away/nothing", &[]);
     assert_eq!(away.status, 302);
     assert_eq!(away.header("location"), Some("https://example.test/lost"));
+}
+
+#[test]
+fn an_error_document_that_names_a_script_runs_it_as_apache_does() {
+    let site = Site::new();
+    let paddock = site.start();
+    let mut connection = Connection::open(paddock.http).unwrap();
+
+    // The script answers the 404 with the error's status, told what the client asked for.
+    let missing = connection
+        .request("GET", "/shop/nothing?x=1", &[("Cookie", "cart=7")], b"")
+        .unwrap();
+    assert_eq!(missing.status, 404, "{}", missing.text());
+    assert_eq!(missing.header("x-error-page"), Some("shop"));
+    let page: Value = serde_json::from_slice(&missing.body).unwrap();
+    let server = &page["server"];
+    assert_eq!(server["REDIRECT_STATUS"], "404");
+    assert_eq!(server["REDIRECT_URL"], "/shop/nothing");
+    assert_eq!(server["REDIRECT_QUERY_STRING"], "x=1");
+    assert_eq!(server["REDIRECT_REQUEST_METHOD"], "GET");
+    assert_eq!(server["REQUEST_URI"], "/shop/nothing?x=1");
+    assert_eq!(server["SCRIPT_NAME"], "/shop/404.php");
+    assert_eq!(server["HTTP_COOKIE"], "cart=7");
+    assert_eq!(page["get"]["from"], "htaccess");
+
+    // A POST's error page is a GET without the body; the body is never read as a next request.
+    let posted = connection
+        .request(
+            "POST",
+            "/shop/nothing",
+            &[],
+            b"GET /smuggled HTTP/1.1\r\n\r\n",
+        )
+        .unwrap();
+    assert_eq!(posted.status, 404);
+    let page: Value = serde_json::from_slice(&posted.body).unwrap();
+    assert_eq!(page["server"]["REQUEST_METHOD"], "GET");
+    assert_eq!(page["server"]["REDIRECT_REQUEST_METHOD"], "POST");
+    assert_eq!(page["input"], "");
+    assert_eq!(posted.header("connection"), Some("close"));
+
+    // A script that chooses its own status is obeyed: the 403 page sends the visitor to log in.
+    let refused = get(&paddock, "/shop/private.txt", &[]);
+    assert_eq!(refused.status, 302, "{}", refused.text());
+    assert_eq!(refused.header("location"), Some("/login"));
+
+    // A page the rules close is not run: the client gets the error itself.
+    let gone = get(&paddock, "/shop/old", &[]);
+    assert_eq!(gone.status, 410);
+    assert!(!gone.text().contains("EXECUTED"), "{}", gone.text());
 }

@@ -361,3 +361,33 @@ fn several_requests_share_one_keep_alive_connection() {
         "new connections per request: {out}"
     );
 }
+
+#[test]
+fn an_error_page_that_is_a_script_answers_with_the_errors_status() {
+    require_php_cgi();
+    let config = php_site(&test_site(), 1, "").replace("front_controller = \"/index.php\"\n", "")
+        + "[sites.test.error_pages]\n\"404\" = \"/echo.php?page=404\"\n\"400\" = \"/echo.php\"\n";
+    let paddock = Paddock::start(&config);
+    let output = stdout(&paddock.curl(&["-i", &paddock.url("/missing.php?x=2")]));
+    let (status, head, body) = split_response(&output);
+    assert_eq!(status, 404, "{output}");
+    assert!(head.contains("application/json"), "{head}");
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen["server"]["REDIRECT_STATUS"], "404");
+    assert_eq!(seen["server"]["REDIRECT_URL"], "/missing.php");
+    assert_eq!(seen["server"]["REDIRECT_QUERY_STRING"], "x=2");
+    assert_eq!(seen["server"]["REQUEST_URI"], "/missing.php?x=2");
+    assert_eq!(seen["get"]["page"], "404");
+
+    // A malformed request never reaches a worker, not even for its error page.
+    let refused = harness::client::Connection::open(paddock.http)
+        .unwrap()
+        .request("GET", "/echo.php", &[("Host", "b.test")], b"")
+        .unwrap();
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(
+        refused.text().contains("400 Bad Request"),
+        "{}",
+        refused.text()
+    );
+}
