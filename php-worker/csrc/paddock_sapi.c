@@ -29,6 +29,13 @@
 
 /* The request being served, owned by Rust for the duration of pdk_run_request. */
 const struct pdk_request *pdk_current;
+/* The last request's peak memory, kept from before php_request_shutdown resets the figure. */
+static size_t pdk_last_peak_memory;
+
+size_t pdk_request_peak_memory(void)
+{
+	return pdk_current ? zend_memory_peak_usage(false) : pdk_last_peak_memory;
+}
 
 /* Bytes for FCGI_STDOUT; PHP treats a short count as an aborted connection. */
 static size_t pdk_ub_write(const char *str, size_t len)
@@ -241,6 +248,7 @@ int pdk_run_request(const struct pdk_request *request, long timeout_ms)
 		}
 	} zend_end_try();
 
+	pdk_last_peak_memory = zend_memory_peak_usage(false);
 	if (status == 0) {
 		php_request_shutdown(NULL);
 	}

@@ -31,6 +31,9 @@ int pdk_startup_php(const char *ini_path, const char *const *defines, size_t def
 		    const char *const *admin_names, size_t admin_count);
 /* timeout_ms: PHP's timeout error after this long (0: none). */
 int pdk_run_request(const struct pdk_request *request, long timeout_ms);
+/* The most memory the current request's script has held (memory_get_peak_usage()); after the
+ * request, the figure it ended with. */
+size_t pdk_request_peak_memory(void);
 
 /* user_ini.c: php.ini [PATH=]/[HOST=] sections and .user.ini files for this request. */
 void pdk_activate_dir_config(const char *script, const char *doc_root, const char *server_name);

@@ -13,7 +13,8 @@ use std::cell::RefCell;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 
-use protocol::fcgi::{self, ProtocolStatus, RecordType};
+use nix::time::{clock_gettime, ClockId};
+use protocol::fcgi::{self, ProtocolStatus, RecordType, RequestUsage};
 
 /// Output gathered before it is sent as a record.
 const FLUSH_AT: usize = 32 * 1024;
@@ -35,6 +36,15 @@ pub(crate) struct Exchange {
     ended: bool,
     /// A write failed: the web server is gone.
     broken: bool,
+    /// The process's CPU clock when the request arrived, in microseconds.
+    cpu_at_start: u64,
+}
+
+/// This process's CPU time (user and system) so far, in microseconds.
+fn process_cpu_us() -> u64 {
+    clock_gettime(ClockId::CLOCK_PROCESS_CPUTIME_ID).map_or(0, |t| {
+        t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1_000
+    })
 }
 
 impl Exchange {
@@ -49,6 +59,7 @@ impl Exchange {
             wrote_stderr: false,
             ended: false,
             broken: false,
+            cpu_at_start: process_cpu_us(),
         }
     }
 
@@ -114,6 +125,15 @@ impl Exchange {
         if self.wrote_stderr {
             fcgi::encode_stream_end(&mut self.record, RecordType::Stderr, self.id);
         }
+        // What the request cost, for the front end's metrics and status page (up to here when
+        // the script ends the response early and runs on).
+        let process_cpu_us = process_cpu_us();
+        let usage = RequestUsage {
+            cpu_us: process_cpu_us.saturating_sub(self.cpu_at_start),
+            peak_memory_bytes: crate::ffi::request_peak_memory(),
+            process_cpu_us,
+        };
+        usage.encode(&mut self.record, self.id);
         fcgi::encode_end_request(
             &mut self.record,
             self.id,

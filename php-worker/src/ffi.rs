@@ -46,6 +46,15 @@ extern "C" {
         admin_count: usize,
     ) -> c_int;
     fn pdk_run_request(request: *const RequestView, timeout_ms: c_long) -> c_int;
+    fn pdk_request_peak_memory() -> usize;
+}
+
+/// The most memory the current request's script has held (`memory_get_peak_usage()`); after
+/// the request, the figure it ended with.
+pub(crate) fn request_peak_memory() -> u64 {
+    // SAFETY: reads PHP's allocator figures on this, PHP's only thread; valid at any time after
+    // startup (between requests it returns a saved number).
+    unsafe { pdk_request_peak_memory() as u64 }
 }
 
 /// Starts PHP (module startup: ini files, extensions, OPcache's shared memory) in this process.

@@ -159,8 +159,8 @@ fn render_pool(page: &mut String, pool: &PoolReport) {
     );
     page.push_str(
         "<table class=\"workers\"><tr><th>worker</th><th>pid</th><th>state</th>\
-        <th>served</th><th>slots</th><th>RSS</th><th>age</th><th>current request</th>\
-        <th>running for</th><th>request id</th></tr>\n",
+        <th>served</th><th>slots</th><th>RSS</th><th>age</th><th>last request</th>\
+        <th>current request</th><th>running for</th><th>request id</th></tr>\n",
     );
     for worker in &pool.processes {
         render_worker(page, worker);
@@ -199,12 +199,23 @@ fn render_worker(page: &mut String, worker: &WorkerReport) {
         0 => "external".to_string(),
         pid => pid.to_string(),
     };
+    // CPU time and peak memory of its last request, for workers that report them.
+    let last = worker.last_request.map_or("&ndash;".to_string(), |last| {
+        format!(
+            "CPU {} &middot; {} peak",
+            duration(last.cpu_seconds),
+            mebibytes(last.peak_memory_bytes)
+        )
+    });
     let rows = worker.current.len().max(1);
     for i in 0..rows {
         let (request, age, id) = match worker.current.get(i) {
             Some(r) => (
                 format!("<code>{} {}</code>", escape(&r.method), escape(&r.path)),
-                duration(r.age_seconds),
+                match r.cpu_seconds {
+                    Some(cpu) => format!("{} (CPU {})", duration(r.age_seconds), duration(cpu)),
+                    None => duration(r.age_seconds),
+                },
                 escape(&r.request_id),
             ),
             None => ("&ndash;".into(), "&ndash;".into(), "&ndash;".into()),
@@ -214,7 +225,8 @@ fn render_worker(page: &mut String, worker: &WorkerReport) {
                 page,
                 "<tr class=\"{state}\"><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{state}</td>\
                  <td class=\"n\">{}</td><td class=\"n\">{} / {}</td><td class=\"n\">{rss}</td>\
-                 <td class=\"n\">{}</td><td>{request}</td><td class=\"n\">{age}</td><td>{id}</td></tr>",
+                 <td class=\"n\">{}</td><td>{last}</td><td>{request}</td><td class=\"n\">{age}</td>\
+                 <td>{id}</td></tr>",
                 worker.worker,
                 pid,
                 worker.requests_served,
@@ -226,7 +238,7 @@ fn render_worker(page: &mut String, worker: &WorkerReport) {
             // A threaded worker runs several requests: one extra row per request.
             let _ = writeln!(
                 page,
-                "<tr class=\"{state}\"><td colspan=\"7\"></td><td>{request}</td>\
+                "<tr class=\"{state}\"><td colspan=\"8\"></td><td>{request}</td>\
                  <td class=\"n\">{age}</td><td>{id}</td></tr>"
             );
         }
@@ -273,6 +285,7 @@ fn mebibytes(bytes: u64) -> String {
 mod tests {
     use super::*;
     use crate::metrics::activity::{RunningView, WorkerState};
+    use crate::metrics::report::LastRequestView;
     use std::collections::BTreeMap;
 
     fn report(path: &str) -> StatusReport {
@@ -291,7 +304,12 @@ mod tests {
                 method: "GET".into(),
                 path: path.into(),
                 age_seconds: 0.25,
+                cpu_seconds: Some(0.125),
             }],
+            last_request: Some(LastRequestView {
+                cpu_seconds: 0.012,
+                peak_memory_bytes: 6 << 20,
+            }),
         };
         StatusReport {
             version: "0.1.0",
@@ -328,6 +346,9 @@ mod tests {
         assert!(page.contains("24.0 MiB"));
         assert!(page.contains("1 min 15 s"));
         assert!(page.contains("1 h 01 min"));
+        // What the last request cost, and the CPU time of the running one.
+        assert!(page.contains("CPU 12 ms &middot; 6.0 MiB peak"), "{page}");
+        assert!(page.contains("250 ms (CPU 125 ms)"), "{page}");
         assert!(!page.contains("http-equiv"));
     }
 

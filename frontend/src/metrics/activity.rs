@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::Method;
+use protocol::fcgi::RequestUsage;
 
 /// A worker counts as starting during its first second unless it has already served: the front
 /// end cannot see inside the process, and the master announces it as soon as it is spawned
@@ -65,6 +66,8 @@ pub(crate) struct WorkerActivity {
     rss_bytes: AtomicU64,
     next_token: AtomicU64,
     running: Mutex<Vec<RunningRequest>>,
+    /// What its last request cost, if the worker reports it.
+    last_usage: Mutex<Option<RequestUsage>>,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +87,8 @@ pub(crate) struct RunningView {
     /// The URL path without the query string (which may carry secrets).
     pub path: String,
     pub age_seconds: f64,
+    /// CPU seconds used so far, for workers that report what their requests cost.
+    pub cpu_seconds: Option<f64>,
 }
 
 impl WorkerActivity {
@@ -96,6 +101,7 @@ impl WorkerActivity {
             rss_bytes: AtomicU64::new(0),
             next_token: AtomicU64::new(0),
             running: Mutex::new(Vec::new()),
+            last_usage: Mutex::new(None),
         }
     }
 
@@ -125,6 +131,14 @@ impl WorkerActivity {
         Some(self.rss_bytes.load(Ordering::Relaxed)).filter(|&b| b > 0)
     }
 
+    pub(crate) fn set_last_usage(&self, usage: RequestUsage) {
+        *self.last_usage.lock().unwrap() = Some(usage);
+    }
+
+    pub(crate) fn last_usage(&self) -> Option<RequestUsage> {
+        *self.last_usage.lock().unwrap()
+    }
+
     pub(crate) fn served(&self) -> u64 {
         self.served.load(Ordering::Relaxed)
     }
@@ -152,6 +166,7 @@ impl WorkerActivity {
                 method: r.method.to_string(),
                 path: r.path.clone(),
                 age_seconds: now.saturating_duration_since(r.since).as_secs_f64(),
+                cpu_seconds: None,
             })
             .collect()
     }

@@ -32,6 +32,7 @@ pub(crate) mod names;
 pub(crate) mod report;
 #[cfg(test)]
 pub(crate) mod tests;
+mod usage;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -74,6 +75,8 @@ pub(crate) struct Metrics {
     request_duration: HistogramVec,
     queue_wait: HistogramVec,
     worker_duration: HistogramVec,
+    request_cpu: HistogramVec,
+    request_memory: HistogramVec,
     timeouts: IntCounterVec,
     retries: IntCounterVec,
     accepted: IntCounterVec,
@@ -139,6 +142,8 @@ impl Metrics {
             request_duration: histogram(r, REQUEST_DURATION_SECONDS, "Time from a request's arrival to its response head, by pool.", REQUEST_BUCKETS),
             queue_wait: histogram(r, QUEUE_WAIT_SECONDS, "Time a script request waited for a free worker slot (rejected requests included).", QUEUE_BUCKETS),
             worker_duration: histogram(r, WORKER_DURATION_SECONDS, "Time a worker slot was held for one request: FastCGI exchange including reading the reply.", REQUEST_BUCKETS),
+            request_cpu: histogram(r, WORKER_REQUEST_CPU_SECONDS, "CPU time a worker spent on one request (paddock's own PHP worker reports it).", usage::CPU_BUCKETS),
+            request_memory: histogram(r, WORKER_REQUEST_MEMORY_PEAK_BYTES, "The most memory a request's script held at once (memory_get_peak_usage(), paddock's own PHP worker).", usage::MEMORY_BUCKETS),
             timeouts: counter(r, REQUEST_TIMEOUTS_TOTAL, "Requests that overran the pool's request_timeout (answered 504; the worker is killed).", pool),
             retries: counter(r, WORKER_RETRIES_TOTAL, "Requests sent to another worker after a worker failure, by reason.", &[label::POOL, label::REASON]),
             accepted: counter(r, CONNECTIONS_ACCEPTED_TOTAL, "TCP connections accepted, by listener.", listener),

@@ -10,6 +10,9 @@ pub(crate) const REQUESTS_TOTAL: &str = "paddock_requests_total";
 pub(crate) const REQUEST_DURATION_SECONDS: &str = "paddock_request_duration_seconds";
 pub(crate) const QUEUE_WAIT_SECONDS: &str = "paddock_queue_wait_seconds";
 pub(crate) const WORKER_DURATION_SECONDS: &str = "paddock_worker_duration_seconds";
+pub(crate) const WORKER_REQUEST_CPU_SECONDS: &str = "paddock_worker_request_cpu_seconds";
+pub(crate) const WORKER_REQUEST_MEMORY_PEAK_BYTES: &str =
+    "paddock_worker_request_memory_peak_bytes";
 pub(crate) const REQUEST_TIMEOUTS_TOTAL: &str = "paddock_request_timeouts_total";
 pub(crate) const WORKER_RETRIES_TOTAL: &str = "paddock_worker_retries_total";
 

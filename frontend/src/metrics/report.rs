@@ -64,6 +64,15 @@ pub(crate) struct WorkerReport {
     pub started_at: f64,
     /// The requests running on its slots (at most one for a prefork worker).
     pub current: Vec<RunningView>,
+    /// What its last request cost, for workers that report it (paddock's own PHP worker).
+    pub last_request: Option<LastRequestView>,
+}
+
+/// What a worker's last request cost.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub(crate) struct LastRequestView {
+    pub cpu_seconds: f64,
+    pub peak_memory_bytes: u64,
 }
 
 fn epoch_seconds(at: SystemTime) -> f64 {
@@ -76,6 +85,12 @@ impl WorkerReport {
     /// rest from its live figures.
     pub(crate) fn new(worker: u64, pid: u32, usable: bool, activity: &WorkerActivity) -> Self {
         let a = activity;
+        let last = a.last_usage();
+        let mut current = a.running();
+        // A prefork worker runs one request at a time: the process's CPU clock is that request's.
+        if let [running] = current.as_mut_slice() {
+            running.cpu_seconds = super::usage::running_cpu_seconds(pid, last);
+        }
         WorkerReport {
             worker,
             pid,
@@ -86,7 +101,11 @@ impl WorkerReport {
             rss_bytes: a.rss_bytes(),
             age_seconds: a.age().as_secs_f64(),
             started_at: epoch_seconds(a.started_at()),
-            current: a.running(),
+            current,
+            last_request: last.map(|usage| LastRequestView {
+                cpu_seconds: usage.cpu_us as f64 / 1e6,
+                peak_memory_bytes: usage.peak_memory_bytes,
+            }),
         }
     }
 }

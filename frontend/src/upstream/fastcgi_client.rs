@@ -11,7 +11,9 @@ use std::io;
 use std::path::Path;
 
 use bytes::{Buf, BytesMut};
-use protocol::fcgi::{self, DecodeError, Decoded, ProtocolStatus, Record, RecordType, Role};
+use protocol::fcgi::{
+    self, DecodeError, Decoded, ProtocolStatus, Record, RecordType, RequestUsage, Role,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
@@ -46,6 +48,8 @@ pub(crate) struct FcgiConnection {
 pub(crate) struct WorkerReply {
     /// Whether the connection can carry another request.
     pub reusable: bool,
+    /// What the request cost, if the worker said (paddock's own PHP worker does).
+    pub usage: Option<RequestUsage>,
 }
 
 /// Where the FCGI_STDOUT stream (CGI headers, blank line, body) goes as it arrives.
@@ -254,6 +258,7 @@ impl FcgiConnection {
             writer.write_all(out).await
         };
         let read = async {
+            let mut usage = None;
             loop {
                 // Decode every complete record in the buffer.
                 loop {
@@ -286,6 +291,15 @@ impl FcgiConnection {
                                 check_id(request_id)?;
                                 (Some(protocol_status), consumed)
                             }
+                            Record::Unrecognised {
+                                record_type: fcgi::USAGE_RECORD_TYPE,
+                                request_id,
+                                content,
+                            } => {
+                                check_id(request_id)?;
+                                usage = RequestUsage::decode(content);
+                                (None, consumed)
+                            }
                             other => {
                                 return Err(ExchangeError::Protocol(format!(
                                     "unexpected record from a worker: {other:?}"
@@ -299,7 +313,7 @@ impl FcgiConnection {
                         if status != ProtocolStatus::RequestComplete {
                             return Err(ExchangeError::Refused(status));
                         }
-                        return Ok(input.is_empty());
+                        return Ok((input.is_empty(), usage));
                     }
                 }
                 input.reserve(READ_CHUNK);
@@ -323,7 +337,7 @@ impl FcgiConnection {
         tokio::pin!(write);
         tokio::pin!(read);
         let mut write_result = None;
-        let clean_end = loop {
+        let (clean_end, usage) = loop {
             tokio::select! {
                 result = &mut write, if write_result.is_none() => write_result = Some(result),
                 result = &mut read => break result?,
@@ -332,7 +346,7 @@ impl FcgiConnection {
         // A worker may answer without reading all of its input (then the write fails or is still
         // pending): the reply stands, but the connection is no longer in a known state.
         let reusable = clean_end && matches!(write_result, Some(Ok(())));
-        Ok(WorkerReply { reusable })
+        Ok(WorkerReply { reusable, usage })
     }
 }
 

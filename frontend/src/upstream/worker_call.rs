@@ -102,6 +102,11 @@ pub(crate) async fn call(
         );
         let error = match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(reply)) => {
+                if let Some(usage) = reply.usage {
+                    state
+                        .metrics
+                        .request_usage(call.pool, &worker.activity, usage);
+                }
                 if !reply.reusable {
                     lease.discard_connection();
                 }

@@ -80,7 +80,9 @@ fn chaos(php: Php) {
     let killer = std::thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut kills = 0;
-        let mut n: usize = 0;
+        // A victim picked at random each time (xorshift): a sequence like n * 31 + 7 alternates
+        // between two positions modulo 4, which would kill only the oldest and newest workers.
+        let mut n: u64 = 0x9e37_79b9_7f4a_7c15;
         while Instant::now() < deadline {
             let seen = progress.load(Ordering::Relaxed);
             let workers: Vec<u32> = children_of(master)
@@ -89,8 +91,10 @@ fn chaos(php: Php) {
                 .map(|(pid, _)| pid)
                 .collect();
             if !workers.is_empty() {
-                n = n.wrapping_mul(31).wrapping_add(7);
-                harness::signal(workers[n % workers.len()], "KILL");
+                n ^= n << 13;
+                n ^= n >> 7;
+                n ^= n << 17;
+                harness::signal(workers[(n % workers.len() as u64) as usize], "KILL");
                 kills += 1;
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -4,6 +4,7 @@
 
 mod builtin_php;
 mod builtin_php_parent;
+mod builtin_php_usage;
 mod faults;
 mod isolation;
 mod php_fpm_external;
