@@ -80,6 +80,7 @@ fn build_glue(php: &Php) {
         .file("csrc/headers.c")
         .file("csrc/functions.c")
         .file("csrc/timeout.c")
+        .file("csrc/slowlog.c")
         .file("csrc/user_ini.c")
         .include("csrc")
         .includes(&php.include_dirs)

@@ -34,6 +34,11 @@ int pdk_run_request(const struct pdk_request *request, long timeout_ms);
 /* The most memory the current request's script has held (memory_get_peak_usage()); after the
  * request, the figure it ended with. */
 size_t pdk_request_peak_memory(void);
+/* The slow-request log (slowlog.c): installed once with the frames to show; the watcher thread
+ * flags a request at its deadline, the worker clears the flag when the request ends. */
+void pdk_slowlog_install(int depth);
+void pdk_flag_slow_request(void);
+void pdk_clear_slow_request(void);
 
 /* user_ini.c: php.ini [PATH=]/[HOST=] sections and .user.ini files for this request. */
 void pdk_activate_dir_config(const char *script, const char *doc_root, const char *server_name);

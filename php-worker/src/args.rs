@@ -4,6 +4,7 @@ use std::time::Duration;
 
 pub(crate) const USAGE: &str =
     "usage: paddock-php zygote [--ini FILE] [--define NAME=VALUE]... [--admin NAME]... [--request-timeout-ms N]
+  [--slowlog-timeout-ms N [--slowlog-depth N]]
   (started by paddock for pools with builtin = \"php\", with its control socket as fd 3)";
 
 #[derive(Debug, Default)]
@@ -16,7 +17,14 @@ pub(crate) struct Args {
     pub(crate) admin: Vec<String>,
     /// The pool's request_timeout: PHP's timeout error ends a request running longer.
     pub(crate) request_timeout: Option<Duration>,
+    /// The pool's slowlog_timeout: the stack of a request running longer is logged.
+    pub(crate) slowlog_timeout: Option<Duration>,
+    /// Frames a slow-request trace shows at most.
+    pub(crate) slowlog_depth: Option<u32>,
 }
+
+/// Frames a slow-request trace shows when the pool does not say (php-fpm's default).
+pub(crate) const DEFAULT_SLOWLOG_DEPTH: u32 = 20;
 
 impl Args {
     pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -39,17 +47,25 @@ impl Args {
                 }
                 "--admin" => parsed.admin.push(value()?),
                 "--request-timeout-ms" => {
-                    let ms = value()?;
-                    let ms: u64 = ms
-                        .parse()
-                        .map_err(|_| format!("--request-timeout-ms {ms:?}"))?;
-                    parsed.request_timeout = Some(Duration::from_millis(ms));
+                    parsed.request_timeout = Some(Duration::from_millis(number(&flag, value()?)?));
+                }
+                "--slowlog-timeout-ms" => {
+                    parsed.slowlog_timeout = Some(Duration::from_millis(number(&flag, value()?)?));
+                }
+                "--slowlog-depth" => {
+                    let depth = number(&flag, value()?)?;
+                    parsed.slowlog_depth =
+                        Some(u32::try_from(depth).map_err(|_| format!("{flag} {depth}"))?);
                 }
                 _ => return Err(format!("unknown option {flag:?}")),
             }
         }
         Ok(parsed)
     }
+}
+
+fn number(flag: &str, value: String) -> Result<u64, String> {
+    value.parse().map_err(|_| format!("{flag} {value:?}"))
 }
 
 #[cfg(test)]
@@ -72,9 +88,15 @@ mod tests {
             "memory_limit",
             "--request-timeout-ms",
             "1500",
+            "--slowlog-timeout-ms",
+            "500",
+            "--slowlog-depth",
+            "5",
         ])
         .unwrap();
         assert_eq!(args.request_timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(args.slowlog_timeout, Some(Duration::from_millis(500)));
+        assert_eq!(args.slowlog_depth, Some(5));
         assert_eq!(args.ini.as_deref(), Some("/etc/p.ini"));
         assert_eq!(args.defines, ["memory_limit=64M"]);
         assert_eq!(args.admin, ["memory_limit"]);
@@ -88,5 +110,6 @@ mod tests {
         assert!(parse(&["zygote", "--ini"]).is_err());
         assert!(parse(&["zygote", "--bogus"]).is_err());
         assert!(parse(&["zygote", "--request-timeout-ms", "soon"]).is_err());
+        assert!(parse(&["zygote", "--slowlog-depth", "-1"]).is_err());
     }
 }

@@ -47,6 +47,29 @@ extern "C" {
     ) -> c_int;
     fn pdk_run_request(request: *const RequestView, timeout_ms: c_long) -> c_int;
     fn pdk_request_peak_memory() -> usize;
+    fn pdk_slowlog_install(depth: c_int);
+    fn pdk_flag_slow_request();
+    fn pdk_clear_slow_request();
+}
+
+/// Hooks the slow-request log into PHP's VM interrupts, with at most `depth` frames a trace.
+pub(crate) fn slowlog_install(depth: u32) {
+    // SAFETY: sets PHP's interrupt hook once, on PHP's thread, between requests.
+    unsafe { pdk_slowlog_install(c_int::try_from(depth).unwrap_or(c_int::MAX)) }
+}
+
+/// Asks PHP's thread to log the running request's stack at its next VM interrupt check. Safe
+/// from any thread: it only stores to two atomic flags.
+pub(crate) fn flag_slow_request() {
+    // SAFETY: an atomic store to a C flag and one to PHP's `EG(vm_interrupt)`, an atomic bool
+    // made to be set from elsewhere (signal handlers, other threads).
+    unsafe { pdk_flag_slow_request() }
+}
+
+/// Drops a slow-request flag that its request did not use.
+pub(crate) fn clear_slow_request() {
+    // SAFETY: an atomic store to a C flag.
+    unsafe { pdk_clear_slow_request() }
 }
 
 /// The most memory the current request's script has held (`memory_get_peak_usage()`); after

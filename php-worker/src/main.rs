@@ -32,6 +32,8 @@ mod fork;
 #[cfg(paddock_libphp)]
 mod request;
 #[cfg(paddock_libphp)]
+mod slowlog;
+#[cfg(paddock_libphp)]
 mod worker;
 #[cfg(paddock_libphp)]
 mod zygote;

@@ -9,25 +9,26 @@ use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 
+use crate::args::{Args, DEFAULT_SLOWLOG_DEPTH};
 use crate::exchange::{self, Exchange};
 use crate::fcgi_conn::Reader;
 use crate::ffi;
 use crate::request::PhpRequest;
+use crate::slowlog::SlowLog;
 
 /// A worker's process name (the parent keeps `paddock-php`).
 const WORKER_NAME: &std::ffi::CStr = c"php-worker";
 /// How long a new worker waits to be re-parented to the master before giving up.
 const REPARENT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Serves until the master stops this worker; never returns.
-/// `timeout`: the pool's request_timeout, after which PHP's own timeout error ends a request
-/// (zero: none).
+/// Serves until the master stops this worker; never returns. `args` gives the pool's
+/// request_timeout (PHP's own timeout error ends a longer request) and slow-request log.
 pub(crate) fn run(
     listener: OwnedFd,
     output: OwnedFd,
     control: OwnedFd,
     master: Pid,
-    timeout: Duration,
+    args: &Args,
 ) -> ! {
     // The parent's control socket is not the worker's business.
     drop(control);
@@ -44,9 +45,16 @@ pub(crate) fn run(
     // `top` and /proc/PID/comm tell workers from their parent (`paddock-php`).
     let _ = nix::sys::prctl::set_name(WORKER_NAME);
     let listener = UnixListener::from(listener);
+    let timeout = args.request_timeout.unwrap_or_default();
+    let slowlog = args.slowlog_timeout.and_then(|after| {
+        let depth = args.slowlog_depth.unwrap_or(DEFAULT_SLOWLOG_DEPTH);
+        SlowLog::start(after, depth)
+            .map_err(|e| eprintln!("paddock-php worker: no slow-request log: {e}"))
+            .ok()
+    });
     loop {
         match listener.accept() {
-            Ok((stream, _)) => serve_connection(stream, timeout),
+            Ok((stream, _)) => serve_connection(stream, timeout, slowlog.as_ref()),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
                 eprintln!("paddock-php worker: accept failed: {e}");
@@ -56,7 +64,7 @@ pub(crate) fn run(
     }
 }
 
-fn serve_connection(mut stream: UnixStream, timeout: Duration) {
+fn serve_connection(mut stream: UnixStream, timeout: Duration, slowlog: Option<&SlowLog>) {
     let mut reader = Reader::default();
     loop {
         let incoming = match reader.next_request(&mut stream) {
@@ -74,7 +82,13 @@ fn serve_connection(mut stream: UnixStream, timeout: Duration) {
         let started = Instant::now();
         exchange::begin(Exchange::new(stream, incoming.id, incoming.stdin));
         let view = request.c_view();
+        if let Some(slowlog) = slowlog {
+            slowlog.begin();
+        }
         let ran = ffi::run_request(&view, timeout);
+        if let Some(slowlog) = slowlog {
+            slowlog.end();
+        }
         let exchange = exchange::take().expect("the exchange begun above");
         if !ran {
             eprintln!(

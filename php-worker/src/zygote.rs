@@ -66,10 +66,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
             );
         };
         match fork_worker(report) {
-            Ok(Forked::Worker) => {
-                let timeout = args.request_timeout.unwrap_or_default();
-                crate::worker::run(listener, output, control, master, timeout)
-            }
+            Ok(Forked::Worker) => crate::worker::run(listener, output, control, master, args),
             Ok(Forked::Parent) => {}
             Err(e) => {
                 eprintln!("paddock-php: cannot fork a worker: {e}");

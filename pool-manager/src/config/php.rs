@@ -47,6 +47,7 @@ pub(super) fn command(name: &str, pool: &RawPool, base: &Path) -> Result<Vec<Str
         "--request-timeout-ms".into(),
         timeout.as_millis().to_string(),
     ]);
+    command.extend(slowlog_arguments(name, pool, timeout)?);
     for setting in pool.php_admin_value.keys() {
         if pool.php_value.contains_key(setting) {
             return Err(invalid(
@@ -59,16 +60,62 @@ pub(super) fn command(name: &str, pool: &RawPool, base: &Path) -> Result<Vec<Str
     Ok(command)
 }
 
+/// The slow-request log's options: a timeout shorter than the request timeout (a longer one
+/// could never fire), and a trace depth from 1 to 1000 frames.
+fn slowlog_arguments(
+    name: &str,
+    pool: &RawPool,
+    request_timeout: Duration,
+) -> Result<Vec<String>, Invalid> {
+    let Some(after) = pool.slowlog_timeout.map(|d| d.0) else {
+        return match pool.slowlog_trace_depth {
+            Some(_) => Err(invalid(
+                &["pools", name, "slowlog_trace_depth"],
+                "applies with slowlog_timeout, which is not set",
+            )),
+            None => Ok(Vec::new()),
+        };
+    };
+    if after.is_zero() || after >= request_timeout {
+        return Err(invalid(
+            &["pools", name, "slowlog_timeout"],
+            format!(
+                "must be above zero and shorter than request_timeout ({} s), or it never fires",
+                request_timeout.as_secs_f64()
+            ),
+        ));
+    }
+    let mut arguments = vec!["--slowlog-timeout-ms".into(), after.as_millis().to_string()];
+    if let Some(depth) = pool.slowlog_trace_depth {
+        if !(1..=1000).contains(&depth) {
+            return Err(invalid(
+                &["pools", name, "slowlog_trace_depth"],
+                "frames from 1 to 1000",
+            ));
+        }
+        arguments.extend(["--slowlog-depth".into(), depth.to_string()]);
+    }
+    Ok(arguments)
+}
+
 /// PHP settings belong to `builtin = "php"` pools only: php-cgi reads its own php.ini.
 pub(super) fn forbid_settings(name: &str, pool: &RawPool) -> Result<(), Invalid> {
-    let why = "applies to builtin = \"php\" pools; a php-cgi command takes -d NAME=VALUE";
     let given = [
         ("php_ini", pool.php_ini.is_some()),
         ("php_value", !pool.php_value.is_empty()),
         ("php_admin_value", !pool.php_admin_value.is_empty()),
+        ("slowlog_timeout", pool.slowlog_timeout.is_some()),
+        ("slowlog_trace_depth", pool.slowlog_trace_depth.is_some()),
     ];
     match given.into_iter().find(|(_, present)| *present) {
-        Some((key, _)) => Err(invalid(&["pools", name, key], why)),
+        Some((key, _)) if key.starts_with("php_") => Err(invalid(
+            &["pools", name, key],
+            "applies to builtin = \"php\" pools; a php-cgi command takes -d NAME=VALUE",
+        )),
+        Some((key, _)) => Err(invalid(
+            &["pools", name, key],
+            "applies to builtin = \"php\" pools (paddock's own PHP worker takes the trace)",
+        )),
         None => Ok(()),
     }
 }

@@ -271,6 +271,10 @@ pub(super) struct RawPool {
     pub php_value: BTreeMap<String, String>,
     #[serde(default)]
     pub php_admin_value: BTreeMap<String, String>,
+    /// `builtin = "php"`: the PHP stack of a request running longer is logged (php-fpm's
+    /// `request_slowlog_timeout`), with at most `slowlog_trace_depth` frames.
+    pub slowlog_timeout: Option<Duration>,
+    pub slowlog_trace_depth: Option<u32>,
     pub threads: Option<u32>,
     pub socket: Option<PathBuf>,
     pub connections: Option<u32>,

@@ -254,6 +254,42 @@ fn php_settings_need_builtin_php_and_sane_values() {
 }
 
 #[test]
+fn the_slow_request_log_is_a_builtin_php_option_shorter_than_the_request_timeout() {
+    let pool = |extra: &str| {
+        format!("{MINIMAL}\n[pools.php]\nmode = \"prefork\"\nbuiltin = \"php\"\n{extra}\n")
+    };
+    let config = load(&pool("slowlog_timeout = \"5s\"\nslowlog_trace_depth = 8")).expect("valid");
+    let command = &config.pools[0].command;
+    let at = command
+        .iter()
+        .position(|a| a == "--slowlog-timeout-ms")
+        .expect("passed on");
+    assert_eq!(
+        command[at..at + 4],
+        ["--slowlog-timeout-ms", "5000", "--slowlog-depth", "8"]
+    );
+
+    for (extra, key) in [
+        ("slowlog_timeout = \"60s\"", "pools.php.slowlog_timeout"),
+        ("slowlog_timeout = \"0s\"", "pools.php.slowlog_timeout"),
+        (
+            "slowlog_timeout = \"1s\"\nslowlog_trace_depth = 0",
+            "pools.php.slowlog_trace_depth",
+        ),
+        ("slowlog_trace_depth = 5", "pools.php.slowlog_trace_depth"),
+    ] {
+        let error = load(&pool(extra)).unwrap_err();
+        assert_eq!(error.key, key, "{extra}: {error}");
+    }
+    let php_cgi = format!(
+        "{MINIMAL}\n[pools.php]\nmode = \"prefork\"\ncommand = [\"php-cgi\"]\nslowlog_timeout = \"1s\"\n"
+    );
+    let error = load(&php_cgi).unwrap_err();
+    assert_eq!(error.key, "pools.php.slowlog_timeout", "{error}");
+    assert!(error.to_string().contains("builtin"), "{error}");
+}
+
+#[test]
 fn sendfile_settings_are_checked_with_their_key_and_line() {
     let valid = format!(
         "{MINIMAL}\n[sites.main.sendfile]\ninternal = [\"/protected/\"]\nroots = [\"deploy\"]\n"

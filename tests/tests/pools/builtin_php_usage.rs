@@ -1,6 +1,7 @@
 //! What requests cost, as paddock's own PHP worker reports it: CPU time and peak memory per
 //! request in the metrics (histograms per pool), the last request's figures per worker on
-//! `/status`, and the CPU time a request running now has used so far.
+//! `/status`, the CPU time a request running now has used so far, and the slow-request log
+//! with the PHP stack of a request past `slowlog_timeout`.
 
 use harness::observe::{scrape, value};
 use harness::php_builtin::{php_builtin_site, require_libphp};
@@ -87,4 +88,54 @@ fn the_status_page_shows_the_cpu_time_a_running_request_has_used() {
     let html = harness::observe::get_ok(paddock.admin, "/status");
     assert!(html.contains("last request"), "{html}");
     assert!(html.contains(" peak"), "{html}");
+}
+
+#[test]
+fn a_request_past_slowlog_timeout_gets_its_php_stack_logged_with_its_request_id() {
+    if !require_libphp() {
+        return;
+    }
+    let paddock = Paddock::start(&php_builtin_site(
+        &test_site(),
+        1,
+        "slowlog_timeout = \"300ms\"\nslowlog_trace_depth = 3",
+    ));
+    // Quick requests leave no trace.
+    assert_eq!(paddock.curl_status(&[&paddock.url("/burn.php?ms=0")]), 200);
+    // 1.5 s of CPU in a PHP loop: the trace is taken at the loop's next turn after 300 ms.
+    let output = paddock.curl(&["-si", &paddock.url("/burn.php?ms=1500&mib=1")]);
+    let head = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let request_id = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .expect("x-request-id")
+        .trim()
+        .to_owned();
+    paddock.wait_for_log("slow request: GET /burn.php?ms=1500&mib=1");
+    let log = paddock.log();
+    let trace: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(&request_id) && l.contains("paddock::worker"))
+        .collect();
+    assert!(
+        trace
+            .iter()
+            .any(|l| l.contains("slow request: GET /burn.php")
+                && l.contains("burn.php)")
+                && l.contains("pool=\"php\"")),
+        "{log}"
+    );
+    // The frames name the function and the script's line, innermost first, cut at the depth.
+    let frames: Vec<&&str> = trace.iter().filter(|l| l.contains("  #")).collect();
+    assert!(!frames.is_empty() && frames.len() <= 3, "{trace:#?}");
+    assert!(frames.iter().any(|l| l.contains("burn.php:")), "{trace:#?}");
+    assert!(
+        frames
+            .iter()
+            .any(|l| l.contains("cpu_ms()") || l.contains("getrusage()") || l.contains(" main ")),
+        "{trace:#?}"
+    );
+    assert_eq!(log.matches("slow request:").count(), 1, "{log}");
+    println!("{}", trace.join("\n"));
 }
