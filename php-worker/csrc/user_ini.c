@@ -13,7 +13,7 @@
 #include "php_ini.h"
 #include "SAPI.h"
 
-#include "paddock_sapi.h"
+#include "sapi_internal.h"
 
 typedef struct {
 	time_t expires;
@@ -80,6 +80,35 @@ static void activate_user_ini(char *dir, size_t dir_len, const char *doc_root)
 	php_ini_activate_config(&entry->settings, PHP_INI_PERDIR, PHP_INI_STAGE_HTACCESS);
 }
 
+/* PHP_VALUE, as php-fpm reads it: `name=value` lines, here the `php_value` and `php_flag`
+ * directives of the request's `.htaccess` files (the front end sends them). Applied as Apache's
+ * mod_php applies those directives: per directory, so a setting a script could not change
+ * (php_admin_value, or one only php.ini may set) stays put. PHP restores every setting at the
+ * end of the request, so none leaks into the worker's next one (php-fpm keeps them). */
+static void activate_php_value(void)
+{
+	const struct pdk_param *param = pdk_find_param("PHP_VALUE", sizeof("PHP_VALUE") - 1);
+	if (!param) {
+		return;
+	}
+	const char *line = param->value;
+	const char *end = param->value + param->value_len;
+	while (line < end) {
+		const char *eol = memchr(line, '\n', (size_t)(end - line));
+		if (!eol) {
+			eol = end;
+		}
+		const char *eq = memchr(line, '=', (size_t)(eol - line));
+		if (eq && eq > line) {
+			zend_string *name = zend_string_init(line, (size_t)(eq - line), 0);
+			zend_alter_ini_entry_chars(name, eq + 1, (size_t)(eol - eq - 1), PHP_INI_PERDIR,
+						   PHP_INI_STAGE_HTACCESS);
+			zend_string_release(name);
+		}
+		line = eol + 1;
+	}
+}
+
 void pdk_activate_dir_config(const char *script, const char *doc_root, const char *server_name)
 {
 	if (server_name && php_ini_has_per_host_config()) {
@@ -90,18 +119,16 @@ void pdk_activate_dir_config(const char *script, const char *doc_root, const cha
 		efree(host);
 	}
 	int user_ini = PG(user_ini_filename) && *PG(user_ini_filename);
-	if (!script || (!user_ini && !php_ini_has_per_dir_config())) {
-		return;
+	const char *slash = script ? strrchr(script, '/') : NULL;
+	if (slash && (user_ini || php_ini_has_per_dir_config())) {
+		size_t dir_len = slash == script ? 1 : (size_t)(slash - script);
+		char *dir = estrndup(script, dir_len);
+		php_ini_activate_per_dir_config(dir, dir_len);
+		if (user_ini) {
+			activate_user_ini(dir, dir_len, doc_root);
+		}
+		efree(dir);
 	}
-	const char *slash = strrchr(script, '/');
-	if (!slash) {
-		return;
-	}
-	size_t dir_len = slash == script ? 1 : (size_t)(slash - script);
-	char *dir = estrndup(script, dir_len);
-	php_ini_activate_per_dir_config(dir, dir_len);
-	if (user_ini) {
-		activate_user_ini(dir, dir_len, doc_root);
-	}
-	efree(dir);
+	/* Last: the .htaccess files are nearer the request than php.ini and .user.ini. */
+	activate_php_value();
 }

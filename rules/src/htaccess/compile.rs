@@ -703,6 +703,12 @@ impl Compiler {
                     scope.engine = Some(php_bool(value));
                     Ok(())
                 }
+                // mod_php hands PHP a flag as "1" or "0", whatever the file says ("On", "off").
+                [key, value] if name == "php_flag" => {
+                    let flag = if php_bool(value) { "1" } else { "0" };
+                    scope.php.push((key.clone(), flag.to_owned()));
+                    Ok(())
+                }
                 [key, value] => {
                     scope.php.push((key.clone(), value.clone()));
                     Ok(())

@@ -833,14 +833,15 @@ fn environment_php_values_and_types() {
     assert_eq!(e.content_type, Some("application/json"));
     assert_eq!(
         e.php_values,
-        [("upload_max_filesize", "64M"), ("display_errors", "off")]
+        // A flag reaches PHP as mod_php sends it: "1" or "0".
+        [("upload_max_filesize", "64M"), ("display_errors", "0")]
     );
     let e = site.effective("/dev/x.map");
     assert_eq!(e.env[1], ("APP_ENV".to_string(), "dev".to_string()));
     assert_eq!(e.content_type, Some("text/plain"));
     assert_eq!(
         e.php_values,
-        [("upload_max_filesize", "64M"), ("display_errors", "on")]
+        [("upload_max_filesize", "64M"), ("display_errors", "1")]
     );
     // The header, when sent, is copied.
     let mut ctx = site.ctx("/x");

@@ -272,6 +272,46 @@ fn user_ini_files_apply_from_the_document_root_down_as_under_php_cgi() {
 }
 
 #[test]
+fn php_value_and_php_flag_from_htaccess_apply_to_their_directory_only_as_under_mod_php() {
+    if !require_libphp() {
+        return;
+    }
+    let site = tempfile::tempdir().unwrap();
+    let root = site.path().canonicalize().unwrap();
+    std::fs::create_dir(root.join("app")).unwrap();
+    let probe = "<?php header('Content-Type: application/json');\n\
+                 echo json_encode([ini_get('memory_limit'), ini_get('display_errors'), \
+                 ini_get('max_input_vars'), ini_get('disable_functions')]);\n";
+    std::fs::write(root.join("ini.php"), probe).unwrap();
+    std::fs::write(root.join("app/ini.php"), probe).unwrap();
+    std::fs::write(
+        root.join("app/.htaccess"),
+        "php_value memory_limit 77M\nphp_flag display_errors off\nphp_value max_input_vars 321\n\
+         php_value disable_functions \"\"\n",
+    )
+    .unwrap();
+    let paddock = Paddock::start(&php_builtin_site(
+        &root,
+        1,
+        "php_value = { display_errors = \"1\" }\n\
+         php_admin_value = { max_input_vars = \"500\", disable_functions = \"exec\" }",
+    ));
+    let get = |path: &str| -> Value {
+        serde_json::from_slice(&paddock.curl(&["-s", &paddock.url(path)]).stdout).unwrap()
+    };
+    let outside = serde_json::json!(["128M", "1", "500", "exec"]);
+    assert_eq!(get("/ini.php"), outside);
+    // The directory's settings apply, but php_admin_value stays what the pool says.
+    // A flag is "0" or "1", as mod_php passes it.
+    assert_eq!(
+        get("/app/ini.php"),
+        serde_json::json!(["77M", "0", "500", "exec"])
+    );
+    // The one worker served both: nothing leaked from the request before.
+    assert_eq!(get("/ini.php"), outside);
+}
+
+#[test]
 fn a_request_past_request_timeout_ends_with_php_timeout_error_and_a_504_and_the_worker_lives() {
     if !require_libphp() {
         return;
