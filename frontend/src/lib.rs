@@ -21,6 +21,7 @@
 //! - `metrics/` — Prometheus metrics and the live worker figures behind `/status`.
 //! - `control`, `state`, `privileges` — the master link, shared state, dropping root.
 
+mod acme;
 mod admin;
 mod conn;
 mod control;
@@ -73,6 +74,8 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
     };
     let mut listeners = Vec::new();
     let mut certificates = Vec::new();
+    let challenges = Arc::new(acme::Challenges::default());
+    let mut acme_listeners = Vec::new();
     for (i, listener_spec) in spec.listeners.iter_mut().enumerate() {
         let fd = inherited::claim(FIRST_LISTENER_FD + i as i32)?;
         let std_listener = std::net::TcpListener::from(fd);
@@ -84,9 +87,13 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
         }
         let tls = match listener_spec.kind {
             protocol::control::ListenerKind::Https => {
-                let store = tls::CertificateStore::load(listener_spec)
+                let store = tls::CertificateStore::load(listener_spec, &challenges)
                     .and_then(|store| Ok((store.server_config()?, store)))
                     .with_context(|| format!("listener `{}`", listener_spec.name))?;
+                acme_listeners.extend(
+                    acme::prepare(listener_spec, &store.1, spec.run_as.as_ref())
+                        .with_context(|| format!("listener `{}`", listener_spec.name))?,
+                );
                 certificates.push(store.1);
                 Some(TlsAcceptor::from(store.0))
             }
@@ -122,7 +129,11 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
         certificates,
         access_log,
         metrics,
+        challenges.clone(),
     ));
+    for prepared in acme_listeners {
+        acme::start(prepared, challenges.clone(), state.metrics.certificates.clone());
+    }
     let (stop_tx, stop_rx) = watch::channel(None);
     tokio::spawn(control::run_outbox(writer, outbox));
     tokio::spawn(control::run_inbox(inbox, state.clone(), stop_tx));

@@ -9,6 +9,7 @@ use protocol::control::{FrontendSpec, SiteSpec, ToFrontend, ToMaster};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Notify;
 
+use crate::acme::Challenges;
 use crate::conn::tls::CertificateStore;
 use crate::http::access_log::AccessLog;
 use crate::metrics::report::{PoolFigures, StatusReport, WorkerReport};
@@ -42,6 +43,8 @@ pub(crate) struct State {
     site_rules: ArcSwap<SiteRuleSets>,
     /// htpasswd and `.htaccess` files, each parsed once per version.
     pub rule_files: RuleFiles,
+    /// HTTP-01 answers of ACME orders in progress, served on plain listeners.
+    pub acme_challenges: Arc<Challenges>,
 }
 
 impl State {
@@ -51,6 +54,7 @@ impl State {
         certificates: Vec<Arc<CertificateStore>>,
         access_log: Option<Arc<AccessLog>>,
         metrics: Metrics,
+        acme_challenges: Arc<Challenges>,
     ) -> Self {
         let pressure = Arc::new(Notify::new());
         let pools = spec
@@ -70,6 +74,7 @@ impl State {
             file_cache,
             site_rules,
             rule_files: RuleFiles::default(),
+            acme_challenges,
             spec: ArcSwap::from_pointee(spec),
             pools,
             metrics,

@@ -10,11 +10,17 @@
 //! Which SNI certificate answers is decided by the certificate itself: the first one whose subject
 //! alternative names cover the requested name (wildcards included, checked by webpki, as a client
 //! would). That keeps the names in one place, the certificate.
+//!
+//! A listener with `acme` also holds the certificate its ACME task obtained (`install_acme`),
+//! which answers every name that no SNI certificate covers, in place of the configured or
+//! generated default (that one only answers until the first ACME certificate arrives). With
+//! the TLS-ALPN-01 challenge, a handshake that offers the `acme-tls/1` protocol gets the
+//! validation certificate of the order in progress instead (RFC 8737).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use protocol::control::{ListenerSpec, TlsFiles};
+use protocol::control::{AcmeChallenge, ListenerSpec, TlsFiles};
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -25,6 +31,8 @@ const SESSION_CACHE: usize = 10_000;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, DnsName, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use tracing::{info, warn};
+
+use crate::acme::challenges::{Challenges, ACME_TLS_ALPN};
 
 /// ALPN protocols offered, in order of preference.
 const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
@@ -72,20 +80,49 @@ pub struct CertificateStore {
     sni_files: Vec<TlsFiles>,
     provider: Arc<CryptoProvider>,
     current: RwLock<Arc<CertificateSet>>,
+    /// The certificate from the ACME task, once there is one.
+    acme: RwLock<Option<Arc<CertifiedKey>>>,
+    /// TLS-ALPN-01 answers, when this listener proves its names that way.
+    challenges: Option<Arc<Challenges>>,
 }
 
 impl CertificateStore {
     /// Loads the listener's certificates; any failure is an error (paddock does not start).
-    pub fn load(spec: &ListenerSpec) -> Result<Arc<Self>, TlsError> {
+    /// `challenges` is where a TLS-ALPN-01 listener finds its validation certificates.
+    pub(crate) fn load(
+        spec: &ListenerSpec,
+        challenges: &Arc<Challenges>,
+    ) -> Result<Arc<Self>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let set = load_set(spec.tls.as_ref(), &spec.sni_certificates, &provider)?;
+        let set = load_set(
+            spec.tls.as_ref(),
+            &spec.sni_certificates,
+            &provider,
+            spec.acme.is_some(),
+        )?;
+        let alpn_challenge = spec
+            .acme
+            .as_ref()
+            .is_some_and(|acme| acme.challenge == AcmeChallenge::TlsAlpn01);
         Ok(Arc::new(Self {
             listener: spec.name.clone(),
             default_files: spec.tls.clone(),
             sni_files: spec.sni_certificates.clone(),
             provider,
             current: RwLock::new(Arc::new(set)),
+            acme: RwLock::new(None),
+            challenges: alpn_challenge.then(|| challenges.clone()),
         }))
+    }
+
+    /// Serves `key` to every later handshake whose name no SNI certificate covers; open
+    /// connections keep the certificate they were handshaken with.
+    pub(crate) fn install_acme(&self, key: Arc<CertifiedKey>) {
+        *self.acme.write().expect("not poisoned") = Some(key);
+    }
+
+    pub(crate) fn provider(&self) -> &CryptoProvider {
+        &self.provider
     }
 
     /// Reads the certificate files again. On success the new certificates answer every later
@@ -95,7 +132,12 @@ impl CertificateStore {
             // The generated certificate is kept: a new one would change for no reason.
             return Ok(());
         }
-        let set = load_set(self.default_files.as_ref(), &self.sni_files, &self.provider)?;
+        let set = load_set(
+            self.default_files.as_ref(),
+            &self.sni_files,
+            &self.provider,
+            false,
+        )?;
         *self.current.write().expect("not poisoned") = Arc::new(set);
         info!(listener = %self.listener, "certificates reloaded");
         Ok(())
@@ -114,6 +156,11 @@ impl CertificateStore {
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
         config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+        if self.challenges.is_some() {
+            // Last, so that it is chosen only by a client that offers nothing else: the CA's
+            // validation handshake.
+            config.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+        }
         config.ticketer = rustls::crypto::ring::Ticketer::new()?;
         config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
         Ok(Arc::new(config))
@@ -126,12 +173,27 @@ impl CertificateStore {
 
 impl ResolvesServerCert for CertificateStore {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let Some(challenges) = &self.challenges {
+            let validation = hello
+                .alpn()
+                .is_some_and(|mut offered| offered.any(|p| p == ACME_TLS_ALPN));
+            if validation {
+                // Only the validation certificate may answer `acme-tls/1`; none means no
+                // challenge is in progress for that name, and the handshake fails.
+                return challenges.tls_alpn01_certificate(hello.server_name()?);
+            }
+        }
         let set = self.current();
+        let acme = self.acme.read().expect("not poisoned").clone();
         let matching = hello.server_name().and_then(|name| {
             let name = ServerName::DnsName(DnsName::try_from(name).ok()?.to_owned());
             set.by_sni.iter().find(|loaded| covers(&loaded.key, &name))
         });
-        Some(matching.unwrap_or(&set.default).key.clone())
+        match (matching, acme) {
+            (Some(loaded), _) => Some(loaded.key.clone()),
+            (None, Some(acme)) => Some(acme),
+            (None, None) => Some(set.default.key.clone()),
+        }
     }
 }
 
@@ -147,10 +209,11 @@ fn load_set(
     default: Option<&TlsFiles>,
     sni: &[TlsFiles],
     provider: &CryptoProvider,
+    acme: bool,
 ) -> Result<CertificateSet, TlsError> {
     let default = match default {
         Some(files) => load_pair(files, provider)?,
-        None => self_signed(provider)?,
+        None => self_signed(provider, acme)?,
     };
     let by_sni = sni
         .iter()
@@ -174,6 +237,35 @@ fn load_pair(files: &TlsFiles, provider: &CryptoProvider) -> Result<Loaded, TlsE
     Ok(Loaded {
         key: Arc::new(certified),
     })
+}
+
+/// A certificate chain and key from PEM text (an ACME certificate), checked to form a pair.
+pub(crate) fn certified_from_pem(
+    chain_pem: &str,
+    key_pem: &str,
+    provider: &CryptoProvider,
+) -> Result<Arc<CertifiedKey>, TlsError> {
+    let from_acme = || PathBuf::from("(ACME certificate)");
+    let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::ReadCertificate {
+            path: from_acme(),
+            reason: e.to_string(),
+        })?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCertificate { path: from_acme() });
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| TlsError::ReadKey {
+        path: from_acme(),
+        reason: e.to_string(),
+    })?;
+    let certified = CertifiedKey::from_der(chain, key, provider).map_err(|source| {
+        TlsError::Pair {
+            path: from_acme(),
+            source,
+        }
+    })?;
+    Ok(Arc::new(certified))
 }
 
 /// Checks that PEM files load into a working certificate (used by `paddock check`).
@@ -205,13 +297,20 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 
 /// A fresh self-signed certificate for localhost, 127.0.0.1 and ::1, so that HTTPS works out of
 /// the box. Browsers will warn about it; configure a real certificate for anything public.
-fn self_signed(provider: &CryptoProvider) -> Result<Loaded, TlsError> {
+fn self_signed(provider: &CryptoProvider, acme: bool) -> Result<Loaded, TlsError> {
     let names = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
     let generated = rcgen::generate_simple_self_signed(names)?;
-    warn!(
-        "no certificate configured for an HTTPS listener: generated a self-signed certificate for \
-         localhost, 127.0.0.1 and ::1 (clients will warn about it)"
-    );
+    if acme {
+        info!(
+            "an HTTPS listener with acme has no certificate yet: a self-signed one for localhost \
+             answers until the ACME certificate is there"
+        );
+    } else {
+        warn!(
+            "no certificate configured for an HTTPS listener: generated a self-signed certificate \
+             for localhost, 127.0.0.1 and ::1 (clients will warn about it)"
+        );
+    }
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
         generated.signing_key.serialize_der(),
     ));

@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use protocol::control::{FrontendSpec, LimitsSpec, SiteSpec};
 use tracing::{debug, info};
 
+use crate::acme::challenges::HTTP01_PREFIX;
 use crate::conn::deadlines::{self, Activity};
 use crate::http::body::{self, BodyError, BufferedBody};
 use crate::http::response::{self, Body, OwnError};
@@ -22,6 +23,21 @@ use crate::state::State;
 use crate::static_files;
 use crate::upstream::buffered::{self, ConnInfo, ScriptOutcome, ScriptRequest};
 use crate::upstream::{sendfile, streaming};
+
+/// The answer to an ACME HTTP-01 validation request, or 404 when no order expects it.
+fn acme_http01(state: &State, path: &str) -> Response<Body> {
+    match state.acme_challenges.http01_answer(path) {
+        Some(answer) => {
+            let mut response = Response::new(response::full(answer));
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            response
+        }
+        None => response::error(StatusCode::NOT_FOUND, "no ACME challenge with this token"),
+    }
+}
 
 /// Local redirects (RFC 3875 §6.2.2) followed for one request before giving up.
 const MAX_LOCAL_REDIRECTS: usize = 3;
@@ -58,6 +74,10 @@ async fn answer(
     let rules = state.site_rules(&site.name);
     let mut response = match check_head(&parts, &spec.limits) {
         Some(refused) => refused,
+        // Before the HTTPS redirect and every site rule: the CA must get the answer itself.
+        None if !conn.https && parts.uri.path().starts_with(HTTP01_PREFIX) => {
+            acme_http01(&state, parts.uri.path())
+        }
         None => {
             let redirect =
                 site_policy::https_redirect(&state, site, &parts, host.as_deref(), conn.https)

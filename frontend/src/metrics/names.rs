@@ -37,6 +37,11 @@ pub(crate) const WORKER_RSS_MAX_BYTES: &str = "paddock_worker_rss_max_bytes";
 pub(crate) const WORKER_SPAWNS_TOTAL: &str = "paddock_worker_spawns_total";
 pub(crate) const WORKER_EXITS_TOTAL: &str = "paddock_worker_exits_total";
 
+// Certificates (ACME).
+pub(crate) const CERTIFICATE_EXPIRY_TIMESTAMP_SECONDS: &str =
+    "paddock_certificate_expiry_timestamp_seconds";
+pub(crate) const ACME_ORDERS_TOTAL: &str = "paddock_acme_renewals_total";
+
 // The process itself.
 pub(crate) const CONFIG_RELOADS_TOTAL: &str = "paddock_config_reloads_total";
 pub(crate) const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "paddock_config_last_reload_successful";

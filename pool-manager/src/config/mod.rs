@@ -9,6 +9,7 @@
 //! `pool`, `limits`, `rules`); the errors they return are in `error` and the file-system checks
 //! they share in `paths`, so no validator imports another's helpers.
 
+mod acme;
 mod error;
 mod limits;
 mod locate;

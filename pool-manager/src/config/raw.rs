@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::raw_rules::{
     RawAuth, RawClients, RawDeny, RawHeaders, RawNoScripts, RawRateLimit, RawRewrite,
 };
+use super::acme::RawAcme;
 use super::units::{Duration, Size};
 
 #[derive(Debug, Default, Deserialize)]
@@ -40,6 +41,8 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawServer {
     pub runtime_dir: Option<PathBuf>,
+    /// Long-lived state (ACME accounts and certificates).
+    pub state_dir: Option<PathBuf>,
     pub control_socket: Option<PathBuf>,
     pub user: Option<String>,
     pub group: Option<String>,
@@ -69,6 +72,7 @@ pub(super) struct RawListener {
     pub http2_prior_knowledge: Option<bool>,
     #[serde(default)]
     pub proxy_protocol: bool,
+    pub acme: Option<RawAcme>,
 }
 
 #[derive(Debug, Deserialize)]

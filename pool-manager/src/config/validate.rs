@@ -10,6 +10,7 @@ use protocol::control::{
     SiteSpec, SymlinkPolicy, TlsFiles,
 };
 
+use super::acme;
 use super::error::{invalid, Invalid};
 use super::paths::{existing_dir, readable_file};
 use super::pool::{dispatch_spec, validate_pool};
@@ -32,7 +33,8 @@ pub(super) fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config
         .zip(&pools)
         .map(|((name, raw_pool), pool)| dispatch_spec(name, raw_pool, pool))
         .collect();
-    let listeners = validate_listeners(&raw.listeners, base)?;
+    let mut listeners = validate_listeners(&raw.listeners, base)?;
+    acme_listeners(&raw, &mut listeners, base)?;
     let sites = raw
         .sites
         .iter()
@@ -173,6 +175,8 @@ fn validate_listeners(
             sni_certificates,
             http2_prior_knowledge,
             proxy_protocol: listener.proxy_protocol,
+            // Filled in by `acme_listeners`, which needs the sites' hosts.
+            acme: None,
         });
     }
     if !listeners.iter().any(|l| l.kind != ListenerKind::Admin) {
@@ -182,6 +186,44 @@ fn validate_listeners(
         ));
     }
     Ok(listeners)
+}
+
+/// Checks each listener's `acme` table (after the listeners: it needs all of them, and the
+/// sites' hosts for the default names).
+fn acme_listeners(
+    raw: &RawConfig,
+    listeners: &mut [ListenerSpec],
+    base: &Path,
+) -> Result<(), Invalid> {
+    let state_dir = base.join(
+        raw.server
+            .state_dir
+            .as_deref()
+            .unwrap_or(Path::new(acme::DEFAULT_STATE_DIR)),
+    );
+    let context = |kind| acme::Context {
+        kind,
+        site_hosts: raw
+            .sites
+            .values()
+            .flat_map(|site| site.hosts.iter().flatten().map(String::as_str))
+            .collect(),
+        has_http_listener: listeners.iter().any(|l| l.kind == ListenerKind::Http),
+        state_dir: &state_dir,
+        base,
+    };
+    let mut specs = Vec::new();
+    for listener in listeners.iter() {
+        let spec = match raw.listeners.get(&listener.name).and_then(|l| l.acme.as_ref()) {
+            Some(acme) => Some(acme::validate(&listener.name, acme, &context(listener.kind))?),
+            None => None,
+        };
+        specs.push(spec);
+    }
+    for (listener, spec) in listeners.iter_mut().zip(specs) {
+        listener.acme = spec;
+    }
+    Ok(())
 }
 
 fn certificate_files(

@@ -23,7 +23,7 @@ pub use self::framing::{decode_frame, encode_frame, FrameError, MAX_FRAME_LEN};
 pub use self::messages::{ExitReason, KillReason, PoolLoad, ToFrontend, ToMaster, WorkerId};
 pub use self::spec::{
     AccessLogFormat, AccessLogSpec, CacheRule, FrontendSpec, Http2Spec, IpNetwork, LimitsSpec,
-    ListenerKind, ListenerSpec, MountSpec, PoolDispatchSpec, RedirectRule, RunAs, ScriptRouteSpec,
+    AcmeChallenge, AcmeSpec, ListenerKind, ListenerSpec, MountSpec, PoolDispatchSpec, RedirectRule, RunAs, ScriptRouteSpec,
     SendfileSpec, SiteSpec, SymlinkPolicy, TimeoutsSpec, TlsFiles,
 };
 
