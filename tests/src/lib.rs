@@ -22,6 +22,7 @@ pub mod client;
 pub mod hostile;
 pub mod mariadb;
 pub mod observe;
+pub mod pebble;
 pub mod peers;
 pub mod php_builtin;
 pub mod raw;

@@ -185,9 +185,7 @@ pub(crate) fn challenge_name(challenge: AcmeChallenge) -> &'static str {
 /// What the CA said about each name that failed, fetched fresh: `name: problem; …`.
 async fn validation_problems(order: &mut Order) -> String {
     let mut problems = Vec::new();
-    if let Some(error) = &order.state().error {
-        problems.push(error.to_string());
-    }
+    let order_error = order.state().error.as_ref().map(ToString::to_string);
     let mut authorizations = order.authorizations();
     while let Some(Ok(mut authorization)) = authorizations.next().await {
         let domain = authorization.identifier().to_string();
@@ -205,6 +203,9 @@ async fn validation_problems(order: &mut Order) -> String {
             problems.push(format!("{domain}: authorization {:?}", state.status));
         }
     }
+    // The order's own error usually repeats a challenge's; it is kept only when it is all
+    // there is.
+    problems.extend(order_error.filter(|_| problems.is_empty()));
     if problems.is_empty() {
         "the order became invalid and the ACME server gave no reason".into()
     } else {

@@ -1,0 +1,300 @@
+//! Automatic certificates against a real ACME server (pebble, started by each test on loopback):
+//! issuance over HTTP-01 and TLS-ALPN-01, renewal of a short-lived certificate while an open
+//! connection keeps working, a failed challenge that leaves the fallback certificate in place
+//! with a clear log line, and a restart that reuses the stored account and certificate without
+//! a new order. The client trusts pebble's issuing root only, so a handshake that succeeds
+//! proves the certificate came from the ACME order.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use harness::observe::{scrape, value};
+use harness::pebble::{loopback_port, Pebble, PebbleOptions};
+use harness::{Paddock, PATIENCE};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+const NAME: &str = "www.paddock-acme.example";
+const EXPIRY: &str = "paddock_certificate_expiry_timestamp_seconds";
+const RENEWALS: &str = "paddock_acme_renewals_total";
+
+/// Paddock's listener ports, reserved before pebble starts (pebble needs them in its config).
+struct Ports {
+    http: u16,
+    https: u16,
+}
+
+impl Ports {
+    fn reserve() -> Ports {
+        Ports {
+            http: loopback_port(),
+            https: loopback_port(),
+        }
+    }
+}
+
+/// Starts paddock with one site holding `hello.txt`, `acme` on the HTTPS listener, and the
+/// state directory `state`; `extra_https` adds keys to the HTTPS listener.
+fn start_paddock(
+    ports: &Ports,
+    pebble: &Pebble,
+    challenge: &str,
+    state: &Path,
+    extra_https: &str,
+) -> Paddock {
+    let site = state.parent().unwrap().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("hello.txt"), "hello over acme\n").unwrap();
+    Paddock::start_with(
+        &format!(
+            // The harness's config starts with its own [server] table: this key joins it.
+            r#"
+state_dir = "{state}"
+
+[listeners.http]
+kind = "http"
+address = "127.0.0.1:{http}"
+
+[listeners.https]
+kind = "https"
+address = "127.0.0.1:{https}"
+acme = {{ directory = "{directory}", email = "ops@paddock-acme.example", challenge = "{challenge}", ca_certificate = "{ca}" }}
+{extra_https}
+
+[listeners.admin]
+kind = "admin"
+address = "127.0.0.1:0"
+
+[sites.main]
+root = "{site}"
+hosts = ["{NAME}", "*"]
+"#,
+            state = state.display(),
+            http = ports.http,
+            https = ports.https,
+            directory = pebble.directory,
+            ca = pebble.directory_ca().display(),
+            site = site.display(),
+        ),
+        true,
+    )
+}
+
+/// A TLS connection to `addr` for [`NAME`] that trusts `root` only; panics if the handshake
+/// fails (the certificate does not chain to `root` or does not name [`NAME`]).
+fn connect(addr: SocketAddr, root: &CertificateDer<'static>) -> StreamOwned<ClientConnection, TcpStream> {
+    let mut roots = RootCertStore::empty();
+    roots.add(root.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from(NAME).unwrap();
+    let connection = ClientConnection::new(Arc::new(config), name).unwrap();
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut stream = StreamOwned::new(connection, tcp);
+    while stream.conn.is_handshaking() {
+        stream
+            .conn
+            .complete_io(&mut stream.sock)
+            .unwrap_or_else(|e| panic!("TLS handshake with paddock for {NAME}: {e}"));
+    }
+    stream
+}
+
+/// The certificate the server presented on `stream`.
+fn presented(stream: &StreamOwned<ClientConnection, TcpStream>) -> Vec<u8> {
+    stream.conn.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// GET /hello.txt on an open connection, keeping it open; the body.
+fn get_hello(stream: &mut StreamOwned<ClientConnection, TcpStream>) -> String {
+    write!(stream, "GET /hello.txt HTTP/1.1\r\nHost: {NAME}\r\n\r\n").unwrap();
+    stream.flush().unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    String::from_utf8(body).unwrap()
+}
+
+/// The certificate presented for [`NAME`], not verified (the fallback is self-signed), read
+/// with `openssl s_client`.
+fn presented_unverified(addr: SocketAddr) -> Vec<u8> {
+    let output = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", &addr.to_string(), "-servername", NAME])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl s_client (apt-get install openssl)");
+    CertificateDer::from_pem_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("no certificate from s_client: {e}"))
+        .to_vec()
+}
+
+fn installed_count(paddock: &Paddock) -> usize {
+    paddock.log().matches("ACME certificate installed").count()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn http01_issues_a_certificate_and_a_restart_reuses_it_without_a_new_order() {
+    let ports = Ports::reserve();
+    let Some(pebble) = Pebble::start(PebbleOptions {
+        http_port: ports.http,
+        tls_port: loopback_port(),
+        validity_secs: None,
+    }) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut paddock = start_paddock(&ports, &pebble, "http-01", &state, "");
+    paddock.wait_until("the ACME certificate", PATIENCE, || installed_count(&paddock) == 1);
+    let root = pebble.issuing_root();
+    let mut stream = connect(paddock.https, &root);
+    assert_eq!(get_hello(&mut stream), "hello over acme\n");
+    let first = presented(&stream);
+
+    let metrics = scrape(paddock.admin);
+    let labels = [("listener", "https")];
+    let expiry = value(&metrics, EXPIRY, &labels);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(expiry > now + 86_400.0, "expiry {expiry} (now {now})");
+    let ok = [("listener", "https"), ("result", "success")];
+    let failed = [("listener", "https"), ("result", "failure")];
+    assert_eq!(value(&metrics, RENEWALS, &ok), 1.0);
+    assert_eq!(value(&metrics, RENEWALS, &failed), 0.0);
+
+    let acme = state.join("acme");
+    assert_eq!(mode(&acme), 0o700);
+    assert_eq!(mode(&acme.join("certificates/https/key.pem")), 0o600);
+    let accounts: Vec<_> = std::fs::read_dir(acme.join("accounts"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(mode(&accounts[0]), 0o600);
+
+    drop(stream);
+    paddock.stop();
+    let orders = pebble.orders();
+    let paddock = start_paddock(&ports, &pebble, "http-01", &state, "");
+    paddock.wait_for_log("ACME certificate loaded from the state directory");
+    let stream = connect(paddock.https, &root);
+    assert_eq!(presented(&stream), first, "the stored certificate is served again");
+    let metrics = scrape(paddock.admin);
+    assert_eq!(value(&metrics, EXPIRY, &labels), expiry);
+    assert_eq!(value(&metrics, RENEWALS, &ok), 0.0);
+    assert_eq!(pebble.orders(), orders, "no new order after the restart");
+    assert!(!paddock.log().contains("ACME account created"));
+}
+
+#[test]
+fn tls_alpn01_renews_a_short_lived_certificate_while_open_connections_keep_working() {
+    let ports = Ports::reserve();
+    // Renewal is due at two thirds of the lifetime: about 20 s in.
+    let Some(pebble) = Pebble::start(PebbleOptions {
+        http_port: loopback_port(),
+        tls_port: ports.https,
+        validity_secs: Some(30),
+    }) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let paddock = start_paddock(&ports, &pebble, "tls-alpn-01", &dir.path().join("state"), "");
+    paddock.wait_until("the ACME certificate", PATIENCE, || installed_count(&paddock) >= 1);
+    let root = pebble.issuing_root();
+    let mut kept = connect(paddock.https, &root);
+    assert_eq!(get_hello(&mut kept), "hello over acme\n");
+    let first = presented(&kept);
+    let labels = [("listener", "https")];
+    let first_expiry = value(&scrape(paddock.admin), EXPIRY, &labels);
+
+    paddock.wait_until("the renewed certificate", PATIENCE, || installed_count(&paddock) >= 2);
+    let mut fresh = connect(paddock.https, &root);
+    assert_ne!(presented(&fresh), first, "a new connection gets the renewed certificate");
+    assert_eq!(get_hello(&mut fresh), "hello over acme\n");
+    assert_eq!(
+        get_hello(&mut kept),
+        "hello over acme\n",
+        "the connection opened before the renewal still works"
+    );
+    assert_eq!(presented(&kept), first);
+    let metrics = scrape(paddock.admin);
+    assert!(value(&metrics, EXPIRY, &labels) > first_expiry);
+    let ok = [("listener", "https"), ("result", "success")];
+    assert!(value(&metrics, RENEWALS, &ok) >= 2.0);
+}
+
+#[test]
+fn a_failed_challenge_is_logged_and_the_fallback_certificate_stays() {
+    let ports = Ports::reserve();
+    // HTTP-01 validation goes to a port where nothing listens.
+    let Some(pebble) = Pebble::start(PebbleOptions {
+        http_port: loopback_port(),
+        tls_port: loopback_port(),
+        validity_secs: None,
+    }) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = harness::self_signed_certificate(dir.path(), "fallback");
+    let fallback = format!(
+        "certificate = \"{}\"\nkey = \"{}\"",
+        cert.display(),
+        key.display()
+    );
+    let paddock = start_paddock(&ports, &pebble, "http-01", &dir.path().join("state"), &fallback);
+    paddock.wait_for_log("ACME certificate order failed");
+    let log = paddock.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("ACME certificate order failed"))
+        .unwrap();
+    for needle in ["listener=https", "http-01 validation failed", NAME, "retry_in_s="] {
+        assert!(line.contains(needle), "{needle:?} missing from: {line}");
+    }
+    assert!(
+        line.contains("configured or self-signed certificate"),
+        "{line}"
+    );
+    let served = std::fs::read(&cert).unwrap();
+    let served = CertificateDer::from_pem_slice(&served).unwrap();
+    assert_eq!(
+        presented_unverified(paddock.https),
+        served.to_vec(),
+        "the configured certificate is still served"
+    );
+    let metrics = scrape(paddock.admin);
+    let failed = [("listener", "https"), ("result", "failure")];
+    let ok = [("listener", "https"), ("result", "success")];
+    assert_eq!(value(&metrics, RENEWALS, &failed), 1.0);
+    assert_eq!(value(&metrics, RENEWALS, &ok), 0.0);
+    assert!(!dir.path().join("state/acme/certificates/https/key.pem").exists());
+}
