@@ -132,7 +132,11 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
         challenges.clone(),
     ));
     for prepared in acme_listeners {
-        acme::start(prepared, challenges.clone(), state.metrics.certificates.clone());
+        acme::start(
+            prepared,
+            challenges.clone(),
+            state.metrics.certificates.clone(),
+        );
     }
     let (stop_tx, stop_rx) = watch::channel(None);
     tokio::spawn(control::run_outbox(writer, outbox));

@@ -52,11 +52,12 @@ impl Pebble {
     /// Starts pebble and its DNS server and waits until the directory is served; `None` (with
     /// the reason printed) when pebble is not installed.
     pub fn start(options: PebbleOptions) -> Option<Pebble> {
-        let (Some(pebble_bin), Some(dns_bin)) = (
-            find_program("pebble"),
-            find_program("pebble-challtestsrv"),
-        ) else {
-            eprintln!("pebble is not installed (apt-get install pebble; .ci/run does): ACME test skipped");
+        let (Some(pebble_bin), Some(dns_bin)) =
+            (find_program("pebble"), find_program("pebble-challtestsrv"))
+        else {
+            eprintln!(
+                "pebble is not installed (apt-get install pebble; .ci/run does): ACME test skipped"
+            );
             return None;
         };
         let dir = tempfile::tempdir().expect("temp dir");
@@ -172,8 +173,14 @@ fn spawn_logged(command: &mut Command, log: &Arc<Mutex<String>>) -> Child {
         .spawn()
         .expect("start a pebble program");
     for stream in [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
     ]
     .into_iter()
     .flatten()
@@ -205,15 +212,53 @@ fn make_directory_certificate(dir: &Path) {
             String::from_utf8_lossy(&output.stderr)
         );
     };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    run(&[&["req", "-x509"][..], &ec, &["-days", "2", "-subj", "/CN=test directory CA"],
-        &["-keyout", "ca.key", "-out", "ca.pem"]].concat());
-    run(&[&["req"][..], &ec, &["-subj", "/CN=pebble", "-keyout", "directory.key", "-out", "directory.csr"]].concat());
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &["-days", "2", "-subj", "/CN=test directory CA"],
+        &["-keyout", "ca.key", "-out", "ca.pem"],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-subj",
+            "/CN=pebble",
+            "-keyout",
+            "directory.key",
+            "-out",
+            "directory.csr",
+        ],
+    ]
+    .concat());
     std::fs::write(
         dir.join("extensions"),
         "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
     )
     .expect("write extensions");
-    run(&["x509", "-req", "-in", "directory.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-extfile", "extensions", "-out", "directory.pem"]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "directory.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "extensions",
+        "-out",
+        "directory.pem",
+    ]);
 }

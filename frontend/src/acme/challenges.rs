@@ -29,7 +29,11 @@ impl Challenges {
     /// The key authorization to answer for an HTTP-01 request path, if one is expected.
     pub(crate) fn http01_answer(&self, path: &str) -> Option<String> {
         let token = path.strip_prefix(HTTP01_PREFIX)?;
-        self.http01.lock().expect("not poisoned").get(token).cloned()
+        self.http01
+            .lock()
+            .expect("not poisoned")
+            .get(token)
+            .cloned()
     }
 
     pub(crate) fn set_http01(&self, token: &str, key_authorization: &str) {

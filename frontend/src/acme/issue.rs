@@ -146,7 +146,8 @@ pub(crate) async fn order(
                 armed.http01.push(challenge.token.clone());
             }
             AcmeChallenge::TlsAlpn01 => {
-                challenges.set_tls_alpn01(&domain, key_authorization.digest().as_ref(), provider)
+                challenges
+                    .set_tls_alpn01(&domain, key_authorization.digest().as_ref(), provider)
                     .map_err(IssueError::ChallengeCertificate)?;
                 armed.tls_alpn01.push(domain.clone());
             }

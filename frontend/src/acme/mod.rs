@@ -24,8 +24,8 @@ use protocol::control::{ListenerSpec, RunAs};
 
 pub(crate) use self::challenges::Challenges;
 use self::renewal::Renewal;
-pub(crate) use self::storage::StorageError;
 use self::storage::Storage;
+pub(crate) use self::storage::StorageError;
 use crate::conn::tls::CertificateStore;
 use crate::metrics::certificates::CertificateMetrics;
 
@@ -57,11 +57,7 @@ pub(crate) fn prepare(
 }
 
 /// Starts the renewal task of a prepared listener.
-pub(crate) fn start(
-    prepared: Prepared,
-    challenges: Arc<Challenges>,
-    metrics: CertificateMetrics,
-) {
+pub(crate) fn start(prepared: Prepared, challenges: Arc<Challenges>, metrics: CertificateMetrics) {
     let Some(spec) = prepared.listener.acme else {
         return;
     };

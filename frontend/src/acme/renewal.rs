@@ -133,13 +133,8 @@ impl Renewal {
             Some(account) => account,
             None => account.insert(issue::account(&self.spec, &self.storage).await?),
         };
-        let Issued { chain_pem, key_pem } = issue::order(
-            account,
-            &self.spec,
-            &self.challenges,
-            self.store.provider(),
-        )
-        .await?;
+        let Issued { chain_pem, key_pem } =
+            issue::order(account, &self.spec, &self.challenges, self.store.provider()).await?;
         let validity = self
             .install(&chain_pem, &key_pem)
             .map_err(|e| IssueError::Validation {
@@ -156,11 +151,11 @@ impl Renewal {
 
     /// Puts the certificate into the listener's store and the expiry gauge.
     fn install(&self, chain_pem: &str, key_pem: &str) -> Result<Validity, String> {
-        let certified = crate::conn::tls::certified_from_pem(chain_pem, key_pem, self.store.provider())
-            .map_err(|e| e.to_string())?;
+        let certified =
+            crate::conn::tls::certified_from_pem(chain_pem, key_pem, self.store.provider())
+                .map_err(|e| e.to_string())?;
         let leaf = certified.end_entity_cert().map_err(|e| e.to_string())?;
-        let (_, parsed) =
-            x509_parser::parse_x509_certificate(leaf).map_err(|e| e.to_string())?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(leaf).map_err(|e| e.to_string())?;
         let validity = parsed.validity();
         let (not_before, not_after) = (
             validity.not_before.timestamp(),

@@ -116,7 +116,10 @@ impl Storage {
     /// Stores a new certificate: key first, the record last, so a reader that finds the record
     /// of this order finds its key and chain too.
     pub(crate) fn save_certificate(&self, stored: &StoredCertificate) -> Result<(), StorageError> {
-        write_private(&self.certificates.join("key.pem"), stored.key_pem.as_bytes())?;
+        write_private(
+            &self.certificates.join("key.pem"),
+            stored.key_pem.as_bytes(),
+        )?;
         write_private(
             &self.certificates.join("certificate.pem"),
             stored.chain_pem.as_bytes(),
@@ -237,7 +240,10 @@ mod tests {
         assert_eq!(mode(&account), 0o600);
         assert_eq!(storage.account().unwrap(), "{\"id\":1}");
         let back = storage.certificate().unwrap();
-        assert_eq!((back.chain_pem.as_str(), back.key_pem.as_str()), ("CHAIN", "KEY"));
+        assert_eq!(
+            (back.chain_pem.as_str(), back.key_pem.as_str()),
+            ("CHAIN", "KEY")
+        );
         assert_eq!(back.record, record);
     }
 }

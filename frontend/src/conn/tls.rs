@@ -259,12 +259,11 @@ pub(crate) fn certified_from_pem(
         path: from_acme(),
         reason: e.to_string(),
     })?;
-    let certified = CertifiedKey::from_der(chain, key, provider).map_err(|source| {
-        TlsError::Pair {
+    let certified =
+        CertifiedKey::from_der(chain, key, provider).map_err(|source| TlsError::Pair {
             path: from_acme(),
             source,
-        }
-    })?;
+        })?;
     Ok(Arc::new(certified))
 }
 

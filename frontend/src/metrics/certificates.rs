@@ -36,7 +36,9 @@ impl CertificateMetrics {
         )
         .expect("valid metric");
         registry.register(Box::new(expiry.clone())).expect("unique");
-        registry.register(Box::new(renewals.clone())).expect("unique");
+        registry
+            .register(Box::new(renewals.clone()))
+            .expect("unique");
         for listener in spec.listeners.iter().filter(|l| l.acme.is_some()) {
             for result in RESULTS {
                 renewals.with_label_values(&[listener.name.as_str(), result]);

@@ -58,7 +58,10 @@ pub(super) fn validate(
     }
     if let Some(email) = &raw.email {
         if !email.contains('@') || email.contains(char::is_whitespace) {
-            return Err(invalid(&key("email"), format!("{email:?} is not an address")));
+            return Err(invalid(
+                &key("email"),
+                format!("{email:?} is not an address"),
+            ));
         }
     }
     let domains = match &raw.domains {
@@ -127,7 +130,9 @@ fn check_domain(domain: &str) -> Result<(), String> {
         ));
     }
     if domain.parse::<std::net::IpAddr>().is_ok() {
-        return Err(format!("{domain:?}: ACME certificates here are for DNS names"));
+        return Err(format!(
+            "{domain:?}: ACME certificates here are for DNS names"
+        ));
     }
     let well_formed = !domain.is_empty()
         && domain.len() <= 253

@@ -9,10 +9,10 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::acme::RawAcme;
 use super::raw_rules::{
     RawAuth, RawClients, RawDeny, RawHeaders, RawNoScripts, RawRateLimit, RawRewrite,
 };
-use super::acme::RawAcme;
 use super::units::{Duration, Size};
 
 #[derive(Debug, Default, Deserialize)]

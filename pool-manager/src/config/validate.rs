@@ -214,8 +214,16 @@ fn acme_listeners(
     };
     let mut specs = Vec::new();
     for listener in listeners.iter() {
-        let spec = match raw.listeners.get(&listener.name).and_then(|l| l.acme.as_ref()) {
-            Some(acme) => Some(acme::validate(&listener.name, acme, &context(listener.kind))?),
+        let spec = match raw
+            .listeners
+            .get(&listener.name)
+            .and_then(|l| l.acme.as_ref())
+        {
+            Some(acme) => Some(acme::validate(
+                &listener.name,
+                acme,
+                &context(listener.kind),
+            )?),
             None => None,
         };
         specs.push(spec);

@@ -86,7 +86,10 @@ hosts = ["{NAME}", "*"]
 
 /// A TLS connection to `addr` for [`NAME`] that trusts `root` only; panics if the handshake
 /// fails (the certificate does not chain to `root` or does not name [`NAME`]).
-fn connect(addr: SocketAddr, root: &CertificateDer<'static>) -> StreamOwned<ClientConnection, TcpStream> {
+fn connect(
+    addr: SocketAddr,
+    root: &CertificateDer<'static>,
+) -> StreamOwned<ClientConnection, TcpStream> {
     let mut roots = RootCertStore::empty();
     roots.add(root.clone()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -142,7 +145,13 @@ fn get_hello(stream: &mut StreamOwned<ClientConnection, TcpStream>) -> String {
 /// with `openssl s_client`.
 fn presented_unverified(addr: SocketAddr) -> Vec<u8> {
     let output = std::process::Command::new("openssl")
-        .args(["s_client", "-connect", &addr.to_string(), "-servername", NAME])
+        .args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-servername",
+            NAME,
+        ])
         .stdin(std::process::Stdio::null())
         .output()
         .expect("openssl s_client (apt-get install openssl)");
@@ -172,7 +181,9 @@ fn http01_issues_a_certificate_and_a_restart_reuses_it_without_a_new_order() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let mut paddock = start_paddock(&ports, &pebble, "http-01", &state, "");
-    paddock.wait_until("the ACME certificate", PATIENCE, || installed_count(&paddock) == 1);
+    paddock.wait_until("the ACME certificate", PATIENCE, || {
+        installed_count(&paddock) == 1
+    });
     let root = pebble.issuing_root();
     let mut stream = connect(paddock.https, &root);
     assert_eq!(get_hello(&mut stream), "hello over acme\n");
@@ -207,7 +218,11 @@ fn http01_issues_a_certificate_and_a_restart_reuses_it_without_a_new_order() {
     let paddock = start_paddock(&ports, &pebble, "http-01", &state, "");
     paddock.wait_for_log("ACME certificate loaded from the state directory");
     let stream = connect(paddock.https, &root);
-    assert_eq!(presented(&stream), first, "the stored certificate is served again");
+    assert_eq!(
+        presented(&stream),
+        first,
+        "the stored certificate is served again"
+    );
     let metrics = scrape(paddock.admin);
     assert_eq!(value(&metrics, EXPIRY, &labels), expiry);
     assert_eq!(value(&metrics, RENEWALS, &ok), 0.0);
@@ -227,8 +242,16 @@ fn tls_alpn01_renews_a_short_lived_certificate_while_open_connections_keep_worki
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let paddock = start_paddock(&ports, &pebble, "tls-alpn-01", &dir.path().join("state"), "");
-    paddock.wait_until("the ACME certificate", PATIENCE, || installed_count(&paddock) >= 1);
+    let paddock = start_paddock(
+        &ports,
+        &pebble,
+        "tls-alpn-01",
+        &dir.path().join("state"),
+        "",
+    );
+    paddock.wait_until("the ACME certificate", PATIENCE, || {
+        installed_count(&paddock) >= 1
+    });
     let root = pebble.issuing_root();
     let mut kept = connect(paddock.https, &root);
     assert_eq!(get_hello(&mut kept), "hello over acme\n");
@@ -236,9 +259,15 @@ fn tls_alpn01_renews_a_short_lived_certificate_while_open_connections_keep_worki
     let labels = [("listener", "https")];
     let first_expiry = value(&scrape(paddock.admin), EXPIRY, &labels);
 
-    paddock.wait_until("the renewed certificate", PATIENCE, || installed_count(&paddock) >= 2);
+    paddock.wait_until("the renewed certificate", PATIENCE, || {
+        installed_count(&paddock) >= 2
+    });
     let mut fresh = connect(paddock.https, &root);
-    assert_ne!(presented(&fresh), first, "a new connection gets the renewed certificate");
+    assert_ne!(
+        presented(&fresh),
+        first,
+        "a new connection gets the renewed certificate"
+    );
     assert_eq!(get_hello(&mut fresh), "hello over acme\n");
     assert_eq!(
         get_hello(&mut kept),
@@ -270,14 +299,25 @@ fn a_failed_challenge_is_logged_and_the_fallback_certificate_stays() {
         cert.display(),
         key.display()
     );
-    let paddock = start_paddock(&ports, &pebble, "http-01", &dir.path().join("state"), &fallback);
+    let paddock = start_paddock(
+        &ports,
+        &pebble,
+        "http-01",
+        &dir.path().join("state"),
+        &fallback,
+    );
     paddock.wait_for_log("ACME certificate order failed");
     let log = paddock.log();
     let line = log
         .lines()
         .find(|l| l.contains("ACME certificate order failed"))
         .unwrap();
-    for needle in ["listener=https", "http-01 validation failed", NAME, "retry_in_s="] {
+    for needle in [
+        "listener=https",
+        "http-01 validation failed",
+        NAME,
+        "retry_in_s=",
+    ] {
         assert!(line.contains(needle), "{needle:?} missing from: {line}");
     }
     assert!(
@@ -296,5 +336,8 @@ fn a_failed_challenge_is_logged_and_the_fallback_certificate_stays() {
     let ok = [("listener", "https"), ("result", "success")];
     assert_eq!(value(&metrics, RENEWALS, &failed), 1.0);
     assert_eq!(value(&metrics, RENEWALS, &ok), 0.0);
-    assert!(!dir.path().join("state/acme/certificates/https/key.pem").exists());
+    assert!(!dir
+        .path()
+        .join("state/acme/certificates/https/key.pem")
+        .exists());
 }
