@@ -131,6 +131,7 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
         metrics,
         challenges.clone(),
     ));
+    state.report_certificate_expiry();
     for prepared in acme_listeners {
         acme::start(
             prepared,

@@ -48,6 +48,15 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// Sets each HTTPS listener's expiry gauge from the certificates it serves now.
+    pub(crate) fn report_certificate_expiry(&self) {
+        for store in &self.certificates {
+            self.metrics
+                .certificates
+                .set_expiry(store.listener(), store.earliest_expiry());
+        }
+    }
+
     pub(crate) fn new(
         spec: FrontendSpec,
         to_master: UnboundedSender<ToMaster>,
@@ -252,6 +261,7 @@ impl State {
                         tracing::error!(error = %e, "certificate reload failed; the previous certificates stay in use");
                     }
                 }
+                self.report_certificate_expiry();
             }
             ToFrontend::ReopenLogs => {
                 if let Some(log) = &self.access_log {

@@ -162,7 +162,8 @@ impl Renewal {
             validity.not_after.timestamp(),
         );
         self.store.install_acme(certified);
-        self.metrics.installed(&self.listener, not_after);
+        self.metrics
+            .set_expiry(&self.listener, self.store.earliest_expiry());
         Ok(Validity {
             not_before: unix(not_before),
             not_after: unix(not_after),

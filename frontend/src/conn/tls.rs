@@ -125,6 +125,24 @@ impl CertificateStore {
         &self.provider
     }
 
+    pub(crate) fn listener(&self) -> &str {
+        &self.listener
+    }
+
+    /// The earliest end of validity (Unix seconds) among the certificates this listener
+    /// presents now: its SNI certificates, and the ACME certificate or else the default one.
+    pub(crate) fn earliest_expiry(&self) -> Option<i64> {
+        let set = self.current();
+        let acme = self.acme.read().expect("not poisoned").clone();
+        let default = acme.unwrap_or_else(|| set.default.key.clone());
+        set.by_sni
+            .iter()
+            .map(|loaded| &loaded.key)
+            .chain([&default])
+            .filter_map(|key| not_after(key))
+            .min()
+    }
+
     /// Reads the certificate files again. On success the new certificates answer every later
     /// handshake; on failure the old ones stay and the error says why.
     pub fn reload(&self) -> Result<(), TlsError> {
@@ -195,6 +213,13 @@ impl ResolvesServerCert for CertificateStore {
             (None, None) => Some(set.default.key.clone()),
         }
     }
+}
+
+/// The leaf certificate's notAfter, in Unix seconds.
+fn not_after(key: &CertifiedKey) -> Option<i64> {
+    let der = key.end_entity_cert().ok()?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(parsed.validity().not_after.timestamp())
 }
 
 /// Whether the leaf certificate is valid for `name` (exact or wildcard SAN).

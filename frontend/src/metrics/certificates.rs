@@ -1,5 +1,6 @@
-//! Certificate metrics: when each ACME listener's certificate expires, and how its renewals
-//! went. Kept apart from the request metrics: they change a few times a month, not per request.
+//! Certificate metrics: when each HTTPS listener's certificates expire (files and ACME alike),
+//! and how ACME orders went. Kept apart from the request metrics: they change a few times a
+//! month, not per request.
 
 use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 use protocol::control::FrontendSpec;
@@ -22,7 +23,7 @@ impl CertificateMetrics {
         let expiry = GaugeVec::new(
             Opts::new(
                 names::CERTIFICATE_EXPIRY_TIMESTAMP_SECONDS,
-                "When the listener's ACME certificate expires (notAfter), in seconds since the Unix epoch.",
+                "The earliest notAfter among the certificates the HTTPS listener presents (configured, SNI or ACME), in seconds since the Unix epoch.",
             ),
             &[label::LISTENER],
         )
@@ -47,11 +48,18 @@ impl CertificateMetrics {
         CertificateMetrics { expiry, renewals }
     }
 
-    /// The listener now serves a certificate that ends at `not_after` (Unix seconds).
-    pub(crate) fn installed(&self, listener: &str, not_after: i64) {
-        self.expiry
-            .with_label_values(&[listener])
-            .set(not_after as f64);
+    /// The listener's certificates now end at `not_after` at the earliest (Unix seconds);
+    /// `None` (unreadable dates) removes the series rather than report a wrong date.
+    pub(crate) fn set_expiry(&self, listener: &str, not_after: Option<i64>) {
+        match not_after {
+            Some(not_after) => self
+                .expiry
+                .with_label_values(&[listener])
+                .set(not_after as f64),
+            None => {
+                let _ = self.expiry.remove_label_values(&[listener]);
+            }
+        }
     }
 
     pub(crate) fn ordered(&self, listener: &str, success: bool) {
