@@ -37,6 +37,15 @@ pub struct PebbleOptions {
     pub validity_secs: Option<u64>,
 }
 
+/// Pebble's own ports: its directory, its management interface, and its DNS server's two.
+#[derive(Debug, Clone, Copy)]
+struct OwnPorts {
+    listen: u16,
+    management: u16,
+    dns: u16,
+    dns_management: u16,
+}
+
 #[derive(Debug)]
 pub struct Pebble {
     dir: tempfile::TempDir,
@@ -44,7 +53,8 @@ pub struct Pebble {
     dns: Child,
     /// The ACME directory URL.
     pub directory: String,
-    management_port: u16,
+    options: PebbleOptions,
+    ports: OwnPorts,
     log: Arc<Mutex<String>>,
 }
 
@@ -52,6 +62,23 @@ impl Pebble {
     /// Starts pebble and its DNS server and waits until the directory is served; `None` (with
     /// the reason printed) when pebble is not installed.
     pub fn start(options: PebbleOptions) -> Option<Pebble> {
+        let ports = OwnPorts {
+            listen: loopback_port(),
+            management: loopback_port(),
+            dns: loopback_port(),
+            dns_management: loopback_port(),
+        };
+        Self::start_on(options, ports)
+    }
+
+    /// Stops this pebble and starts a fresh one on the same ports: a CA that has forgotten
+    /// every account, order and certificate, with a new issuing root.
+    pub fn restart(mut self) -> Pebble {
+        self.stop();
+        Self::start_on(self.options, self.ports).expect("pebble was there a moment ago")
+    }
+
+    fn start_on(options: PebbleOptions, ports: OwnPorts) -> Option<Pebble> {
         let (Some(pebble_bin), Some(dns_bin)) =
             (find_program("pebble"), find_program("pebble-challtestsrv"))
         else {
@@ -62,12 +89,12 @@ impl Pebble {
         };
         let dir = tempfile::tempdir().expect("temp dir");
         make_directory_certificate(dir.path());
-        let (listen, management, dns_port, dns_management) = (
-            loopback_port(),
-            loopback_port(),
-            loopback_port(),
-            loopback_port(),
-        );
+        let OwnPorts {
+            listen,
+            management,
+            dns: dns_port,
+            dns_management,
+        } = ports;
         let mut config = serde_json::json!({
             "listenAddress": format!("127.0.0.1:{listen}"),
             "managementListenAddress": format!("127.0.0.1:{management}"),
@@ -113,7 +140,8 @@ impl Pebble {
             pebble,
             dns,
             directory: format!("https://127.0.0.1:{listen}/dir"),
-            management_port: management,
+            options,
+            ports,
             log,
         };
         wait_until("pebble's ACME directory", || {
@@ -134,7 +162,7 @@ impl Pebble {
             .arg(self.directory_ca())
             .arg(format!(
                 "https://127.0.0.1:{}/roots/0",
-                self.management_port
+                self.ports.management
             ))
             .output()
             .expect("curl");
@@ -156,12 +184,18 @@ impl Pebble {
     }
 }
 
-impl Drop for Pebble {
-    fn drop(&mut self) {
+impl Pebble {
+    fn stop(&mut self) {
         for child in [&mut self.pebble, &mut self.dns] {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -34,6 +34,8 @@ pub(crate) enum IssueError {
     },
     #[error("the ACME server refused the order: {0}")]
     Order(instant_acme::Error),
+    #[error("the ACME server no longer knows the stored account ({0}); a new one is made at the next attempt")]
+    AccountGone(instant_acme::Error),
     #[error("the ACME server offers no {challenge} challenge for `{domain}`")]
     NoChallenge { challenge: String, domain: String },
     #[error("`{domain}` cannot be authorized: its authorization is {status}")]
@@ -106,7 +108,17 @@ pub(crate) async fn order(
     let mut order = account
         .new_order(&NewOrder::new(&identifiers))
         .await
-        .map_err(IssueError::Order)?;
+        .map_err(|e| match &e {
+            instant_acme::Error::Api(problem)
+                if problem
+                    .r#type
+                    .as_deref()
+                    .is_some_and(|t| t.ends_with(":accountDoesNotExist")) =>
+            {
+                IssueError::AccountGone(e)
+            }
+            _ => IssueError::Order(e),
+        })?;
     // Answers stay published until this guard goes, whatever way the order ends.
     let mut armed = Armed {
         challenges,

@@ -78,8 +78,7 @@ impl Renewal {
                 Err(e) => {
                     failures += 1;
                     self.metrics.ordered(&self.listener, false);
-                    // A stored account the server does not know (a reset test CA) is made anew
-                    // at the next attempt.
+                    // Loaded again at the next attempt, in case it was what failed.
                     account = None;
                     let delay = schedule::retry_after(failures, schedule::draw());
                     next = SystemTime::now() + delay;
@@ -129,12 +128,16 @@ impl Renewal {
         account: &mut Option<Account>,
         record: &OrderRecord,
     ) -> Result<Validity, IssueError> {
-        let account = match account {
-            Some(account) => account,
-            None => account.insert(issue::account(&self.spec, &self.storage).await?),
+        let Issued { chain_pem, key_pem } = match self.order(account).await {
+            Err(IssueError::AccountGone(e)) => {
+                // A private CA that was reset: a new account, and the order again at once.
+                warn!(listener = %self.listener, error = %e, "the ACME server no longer knows the stored account; creating a new one");
+                self.storage.forget_account();
+                *account = None;
+                self.order(account).await?
+            }
+            other => other?,
         };
-        let Issued { chain_pem, key_pem } =
-            issue::order(account, &self.spec, &self.challenges, self.store.provider()).await?;
         let validity = self
             .install(&chain_pem, &key_pem)
             .map_err(|e| IssueError::Validation {
@@ -147,6 +150,15 @@ impl Renewal {
             record: record.clone(),
         })?;
         Ok(validity)
+    }
+
+    /// One order with the cached account, loading or creating it first if needed.
+    async fn order(&self, account: &mut Option<Account>) -> Result<Issued, IssueError> {
+        let account = match account {
+            Some(account) => account,
+            None => account.insert(issue::account(&self.spec, &self.storage).await?),
+        };
+        issue::order(account, &self.spec, &self.challenges, self.store.provider()).await
     }
 
     /// Puts the certificate into the listener's store and the expiry gauge.

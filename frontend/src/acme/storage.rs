@@ -99,6 +99,11 @@ impl Storage {
         fs::read_to_string(&self.account).ok()
     }
 
+    /// Removes the stored account (the CA no longer knows it), so the next attempt makes one.
+    pub(crate) fn forget_account(&self) {
+        let _ = fs::remove_file(&self.account);
+    }
+
     pub(crate) fn save_account(&self, json: &str) -> Result<(), StorageError> {
         write_private(&self.account, json.as_bytes())
     }

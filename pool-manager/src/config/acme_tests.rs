@@ -112,11 +112,7 @@ fn mistakes_name_the_file_line_and_key() {
             "listeners.secure.acme.ca_certificate",
             "/nonexistent/ca.pem",
         ),
-        (
-            format!(r#"{DIRECTORY}, typo = 1"#),
-            "",
-            "typo",
-        ),
+        (format!(r#"{DIRECTORY}, typo = 1"#), "", "typo"),
     ];
     for (acme, key, message) in cases {
         let error = load(&config(&acme)).unwrap_err();
@@ -138,8 +134,10 @@ fn acme_needs_an_https_listener_and_http01_a_plain_one() {
     assert_eq!(error.key, "listeners.secure.acme", "{error}");
     assert!(error.message.contains("https"), "{error}");
 
-    let text = config(&format!(r#"{DIRECTORY}, challenge = "http-01""#))
-        .replace("[listeners.web]\nkind = \"http\"", "[listeners.web]\nkind = \"admin\"");
+    let text = config(&format!(r#"{DIRECTORY}, challenge = "http-01""#)).replace(
+        "[listeners.web]\nkind = \"http\"",
+        "[listeners.web]\nkind = \"admin\"",
+    );
     let error = load(&text).unwrap_err();
     assert_eq!(error.key, "listeners.secure.acme.challenge", "{error}");
     assert!(error.message.contains("port 80"), "{error}");
@@ -148,7 +146,10 @@ fn acme_needs_an_https_listener_and_http01_a_plain_one() {
 #[test]
 fn sites_without_dns_hosts_and_no_domains_are_refused() {
     let text = config(DIRECTORY)
-        .replace(r#"hosts = ["www.example.org", "example.org", "*"]"#, r#"hosts = ["*"]"#)
+        .replace(
+            r#"hosts = ["www.example.org", "example.org", "*"]"#,
+            r#"hosts = ["*"]"#,
+        )
         .replace(
             r#"hosts = ["shop.example.org", "10.0.0.1", "*.example.net"]"#,
             r#"hosts = ["10.0.0.1"]"#,

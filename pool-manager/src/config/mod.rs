@@ -201,9 +201,9 @@ pub fn load_str(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErr
 }
 
 #[cfg(test)]
-mod frontend_tests;
-#[cfg(test)]
 mod acme_tests;
+#[cfg(test)]
+mod frontend_tests;
 #[cfg(test)]
 mod mount_tests;
 #[cfg(test)]

@@ -341,3 +341,55 @@ fn a_failed_challenge_is_logged_and_the_fallback_certificate_stays() {
         .join("state/acme/certificates/https/key.pem")
         .exists());
 }
+
+#[test]
+fn an_account_the_ca_has_forgotten_is_made_anew_and_the_order_goes_through() {
+    let ports = Ports::reserve();
+    let Some(pebble) = Pebble::start(PebbleOptions {
+        http_port: ports.http,
+        tls_port: loopback_port(),
+        validity_secs: None,
+    }) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut paddock = start_paddock(&ports, &pebble, "http-01", &state, "");
+    paddock.wait_until("the ACME certificate", PATIENCE, || {
+        installed_count(&paddock) == 1
+    });
+    paddock.stop();
+    let account_file = |state: &Path| {
+        let accounts = state.join("acme/accounts");
+        let entry = std::fs::read_dir(accounts)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        std::fs::read_to_string(entry.path()).unwrap()
+    };
+    let old_account = account_file(&state);
+
+    // The CA loses its memory (as a reset step-ca or pebble does); the stored certificate is
+    // removed so that paddock has to order again with its stored account.
+    let pebble = pebble.restart();
+    std::fs::remove_dir_all(state.join("acme/certificates/https")).unwrap();
+    let paddock = start_paddock(&ports, &pebble, "http-01", &state, "");
+    paddock.wait_until("the certificate from the new account", PATIENCE, || {
+        installed_count(&paddock) == 1
+    });
+    assert!(paddock
+        .log()
+        .contains("the ACME server no longer knows the stored account; creating a new one"));
+    assert_ne!(account_file(&state), old_account);
+    let root = pebble.issuing_root();
+    let mut stream = connect(paddock.https, &root);
+    assert_eq!(get_hello(&mut stream), "hello over acme\n");
+    let metrics = scrape(paddock.admin);
+    let failed = [("listener", "https"), ("result", "failure")];
+    assert_eq!(
+        value(&metrics, RENEWALS, &failed),
+        0.0,
+        "recovered within the attempt"
+    );
+}
