@@ -12,7 +12,7 @@
 //! Every file is written to a temporary name and renamed, so a crash never leaves half a key
 //! next to a whole certificate. The key files are 0600 and the directories 0700 from the
 //! start, and the front end prepares the directories before it drops privileges, giving them
-//! to the user it runs as.
+//! (and the state directory itself, when it creates it) to the user it runs as.
 
 use std::fs;
 use std::io::Write;
@@ -79,6 +79,15 @@ impl Storage {
             .parent()
             .and_then(Path::parent)
             .expect("accounts/ has a parent");
+        // The directories this call creates above the ACME tree (a new `server.state_dir`):
+        // they are paddock's and go to `run_as` too. Existing ones are left as they are, since
+        // the state directory may sit in a shared parent.
+        let created_above: Vec<PathBuf> = acme_root
+            .ancestors()
+            .skip(1)
+            .take_while(|dir| !dir.exists())
+            .map(Path::to_path_buf)
+            .collect();
         for dir in [self.account.parent().expect("a parent"), &self.certificates] {
             fs::DirBuilder::new()
                 .recursive(true)
@@ -90,6 +99,9 @@ impl Storage {
                 })?;
         }
         if let Some(run_as) = run_as {
+            for dir in &created_above {
+                chown(dir, run_as)?;
+            }
             chown_tree(acme_root, run_as)?;
         }
         Ok(())
@@ -173,23 +185,27 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     fs::rename(&temporary, path).map_err(error)
 }
 
-fn chown_tree(dir: &Path, run_as: &RunAs) -> Result<(), StorageError> {
-    let owner = (
+fn chown(path: &Path, run_as: &RunAs) -> Result<(), StorageError> {
+    nix::unistd::chown(
+        path,
         Some(nix::unistd::Uid::from_raw(run_as.uid)),
         Some(nix::unistd::Gid::from_raw(run_as.gid)),
-    );
-    nix::unistd::chown(dir, owner.0, owner.1).map_err(|source| StorageError::Chown {
-        path: dir.to_path_buf(),
+    )
+    .map_err(|source| StorageError::Chown {
+        path: path.to_path_buf(),
         source,
-    })?;
+    })
+}
+
+/// Gives `dir` and everything in it to `run_as` (files a root-run paddock wrote earlier).
+fn chown_tree(dir: &Path, run_as: &RunAs) -> Result<(), StorageError> {
+    chown(dir, run_as)?;
     if let Ok(entries) = fs::read_dir(dir) {
         for entry in entries.flatten() {
-            let path = entry.path();
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                chown_tree(&path, run_as)?;
+                chown_tree(&entry.path(), run_as)?;
             } else {
-                nix::unistd::chown(&path, owner.0, owner.1)
-                    .map_err(|source| StorageError::Chown { path, source })?;
+                chown(&entry.path(), run_as)?;
             }
         }
     }

@@ -46,6 +46,18 @@ fn start_paddock(
     state: &Path,
     extra_https: &str,
 ) -> Paddock {
+    start_paddock_as(ports, pebble, challenge, state, extra_https, "")
+}
+
+/// [`start_paddock`] with more `[server]` keys (`server`).
+fn start_paddock_as(
+    ports: &Ports,
+    pebble: &Pebble,
+    challenge: &str,
+    state: &Path,
+    extra_https: &str,
+    server: &str,
+) -> Paddock {
     let site = state.parent().unwrap().join("site");
     std::fs::create_dir_all(&site).unwrap();
     std::fs::write(site.join("hello.txt"), "hello over acme\n").unwrap();
@@ -54,6 +66,7 @@ fn start_paddock(
             // The harness's config starts with its own [server] table: this key joins it.
             r#"
 state_dir = "{state}"
+{server}
 
 [listeners.http]
 kind = "http"
@@ -392,4 +405,61 @@ fn an_account_the_ca_has_forgotten_is_made_anew_and_the_order_goes_through() {
         0.0,
         "recovered within the attempt"
     );
+}
+
+#[test]
+fn a_front_end_that_drops_privileges_still_writes_its_acme_state() {
+    if !is_root() {
+        eprintln!("ACME privilege test skipped: it needs root (CI runs it as root)");
+        return;
+    }
+    let ports = Ports::reserve();
+    let Some(pebble) = Pebble::start(PebbleOptions {
+        http_port: ports.http,
+        tls_port: loopback_port(),
+        validity_secs: None,
+    }) else {
+        return;
+    };
+    // Traversable by `nobody`, as a real /var/lib is.
+    let dir = tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o755))
+        .tempdir()
+        .unwrap();
+    let state = dir.path().join("state");
+    let paddock = start_paddock_as(&ports, &pebble, "http-01", &state, "", "user = \"nobody\"");
+    // The order is placed and stored after the front end switched to nobody: installing it
+    // proves the state directory was given to that user.
+    paddock.wait_until("the ACME certificate", PATIENCE, || {
+        installed_count(&paddock) == 1
+    });
+    let nobody = std::process::Command::new("id")
+        .args(["-u", "nobody"])
+        .output()
+        .unwrap();
+    let nobody: u32 = String::from_utf8_lossy(&nobody.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    let acme = state.join("acme");
+    for path in [
+        acme.clone(),
+        acme.join("accounts"),
+        acme.join("certificates/https/key.pem"),
+        acme.join("certificates/https/certificate.pem"),
+    ] {
+        let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&path).unwrap());
+        assert_eq!(owner, nobody, "{}", path.display());
+    }
+    assert_eq!(mode(&acme.join("certificates/https/key.pem")), 0o600);
+    let mut stream = connect(paddock.https, &pebble.issuing_root());
+    assert_eq!(get_hello(&mut stream), "hello over acme\n");
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .is_some_and(|uids| uids.split_whitespace().nth(1) == Some("0"))
 }
