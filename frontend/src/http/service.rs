@@ -24,19 +24,18 @@ use crate::static_files;
 use crate::upstream::buffered::{self, ConnInfo, ScriptOutcome, ScriptRequest};
 use crate::upstream::{sendfile, streaming};
 
-/// The answer to an ACME HTTP-01 validation request, or 404 when no order expects it.
-fn acme_http01(state: &State, path: &str) -> Response<Body> {
-    match state.acme_challenges.http01_answer(path) {
-        Some(answer) => {
-            let mut response = Response::new(response::full(answer));
-            response.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            );
-            response
-        }
-        None => response::error(StatusCode::NOT_FOUND, "no ACME challenge with this token"),
+/// The answer to an ACME HTTP-01 validation request that one of paddock's orders expects.
+fn acme_http01(state: &State, path: &str) -> Option<Response<Body>> {
+    if !path.starts_with(HTTP01_PREFIX) {
+        return None;
     }
+    let answer = state.acme_challenges.http01_answer(path)?;
+    let mut response = Response::new(response::full(answer));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Some(response)
 }
 
 /// Local redirects (RFC 3875 §6.2.2) followed for one request before giving up.
@@ -72,12 +71,12 @@ async fn answer(
     let host = request_host(&parts, &conn);
     let site = State::site_for(&spec, host.as_deref());
     let rules = state.site_rules(&site.name);
-    let mut response = match check_head(&parts, &spec.limits) {
-        Some(refused) => refused,
-        // Before the HTTPS redirect and every site rule: the CA must get the answer itself.
-        None if !conn.https && parts.uri.path().starts_with(HTTP01_PREFIX) => {
-            acme_http01(&state, parts.uri.path())
-        }
+    // Before the HTTPS redirect and every site rule: the CA must get the answer itself. A
+    // token paddock does not expect goes on to the site (its own ACME client's files).
+    let refused_or_answered =
+        check_head(&parts, &spec.limits).or_else(|| acme_http01(&state, parts.uri.path()));
+    let mut response = match refused_or_answered {
+        Some(response) => response,
         None => {
             let redirect =
                 site_policy::https_redirect(&state, site, &parts, host.as_deref(), conn.https)

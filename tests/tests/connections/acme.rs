@@ -225,6 +225,17 @@ fn http01_issues_a_certificate_and_a_restart_reuses_it_without_a_new_order() {
     assert_eq!(accounts.len(), 1);
     assert_eq!(mode(&accounts[0]), 0o600);
 
+    // A token paddock does not expect is the site's own business (certbot --webroot files).
+    let own = state.parent().unwrap().join("site/.well-known/acme-challenge");
+    std::fs::create_dir_all(&own).unwrap();
+    std::fs::write(own.join("site-token"), "the site's own answer").unwrap();
+    let answer = harness::http_get(
+        SocketAddr::from(([127, 0, 0, 1], ports.http)),
+        "/.well-known/acme-challenge/site-token",
+    )
+    .unwrap();
+    assert!(answer.ends_with("the site's own answer"), "{answer}");
+
     drop(stream);
     paddock.stop();
     let orders = pebble.orders();
