@@ -17,6 +17,8 @@
 //! - `static_files/` — static files: small ones from an in-memory cache, the rest via tower-http.
 //! - `upstream/` — scripts on worker pools: slots and queue, the FastCGI exchange, buffered and
 //!   streamed responses, the worker's reply and STDERR, failure classification.
+//! - `acme/` — automatic certificates (RFC 8555): orders, challenge answers, renewal, the state
+//!   directory.
 //! - `admin/` — the admin listener: `/healthz`, `/readyz`, `/status`, `/metrics`.
 //! - `metrics/` — Prometheus metrics and the live worker figures behind `/status`.
 //! - `control`, `state`, `privileges` — the master link, shared state, dropping root.

@@ -43,7 +43,7 @@ pub(crate) struct State {
     site_rules: ArcSwap<SiteRuleSets>,
     /// htpasswd and `.htaccess` files, each parsed once per version.
     pub rule_files: RuleFiles,
-    /// HTTP-01 answers of ACME orders in progress, served on plain listeners.
+    /// HTTP-01 answers of ACME orders in progress, served before routing.
     pub acme_challenges: Arc<Challenges>,
 }
 

@@ -1,6 +1,6 @@
 //! The answers to the challenges in progress, shared by the ACME tasks that set them up and the
-//! connections that answer them: HTTP-01 key authorizations by token (served on plain HTTP
-//! listeners at `/.well-known/acme-challenge/TOKEN`), and TLS-ALPN-01 certificates by name
+//! connections that answer them: HTTP-01 key authorizations by token (served on every listener
+//! at `/.well-known/acme-challenge/TOKEN`), and TLS-ALPN-01 certificates by name
 //! (presented to a handshake that offers only the `acme-tls/1` protocol, RFC 8737).
 //!
 //! An answer lives only while its order waits for validation: the task removes it once the
