@@ -42,7 +42,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use protocol::control::{ToFrontend, ToMaster, CONTROL_FD, FIRST_LISTENER_FD};
+use protocol::control::{AcmeChallenge, ToFrontend, ToMaster, CONTROL_FD, FIRST_LISTENER_FD};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::info;
@@ -77,7 +77,12 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
     let mut listeners = Vec::new();
     let mut certificates = Vec::new();
     let challenges = Arc::new(acme::Challenges::default());
-    let mut acme_listeners = Vec::new();
+    let mut acme_tasks = Vec::new();
+    // A site's TLS-ALPN-01 validation may reach any HTTPS listener.
+    let sites_use_alpn = spec
+        .site_acme
+        .iter()
+        .any(|site| site.acme.challenge == AcmeChallenge::TlsAlpn01);
     for (i, listener_spec) in spec.listeners.iter_mut().enumerate() {
         let fd = inherited::claim(FIRST_LISTENER_FD + i as i32)?;
         let std_listener = std::net::TcpListener::from(fd);
@@ -89,11 +94,17 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
         }
         let tls = match listener_spec.kind {
             protocol::control::ListenerKind::Https => {
-                let store = tls::CertificateStore::load(listener_spec, &challenges)
-                    .and_then(|store| Ok((store.server_config()?, store)))
-                    .with_context(|| format!("listener `{}`", listener_spec.name))?;
-                acme_listeners.extend(
-                    acme::prepare(listener_spec, &store.1, spec.run_as.as_ref())
+                let answers_alpn = sites_use_alpn
+                    || listener_spec
+                        .acme
+                        .as_ref()
+                        .is_some_and(|acme| acme.challenge == AcmeChallenge::TlsAlpn01);
+                let store =
+                    tls::CertificateStore::load(listener_spec, answers_alpn.then_some(&challenges))
+                        .and_then(|store| Ok((store.server_config()?, store)))
+                        .with_context(|| format!("listener `{}`", listener_spec.name))?;
+                acme_tasks.extend(
+                    acme::prepare_listener(listener_spec, &store.1, spec.run_as.as_ref())
                         .with_context(|| format!("listener `{}`", listener_spec.name))?,
                 );
                 certificates.push(store.1);
@@ -106,6 +117,12 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
             tcp: tokio::net::TcpListener::from_std(std_listener)?,
             tls,
         });
+    }
+    for site in &spec.site_acme {
+        acme_tasks.push(
+            acme::prepare_site(site, &certificates, spec.run_as.as_ref())
+                .with_context(|| format!("site `{}`", site.site))?,
+        );
     }
     // Listeners and certificates are in hand: nothing below needs root.
     if let Some(run_as) = &spec.run_as {
@@ -134,7 +151,7 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
         challenges.clone(),
     ));
     state.report_certificate_expiry();
-    for prepared in acme_listeners {
+    for prepared in acme_tasks {
         acme::start(
             prepared,
             challenges.clone(),

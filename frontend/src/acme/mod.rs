@@ -3,7 +3,7 @@
 //! The ACME client runs in the front end: it owns the listeners that must answer the
 //! challenges (HTTP-01 on a plain listener, TLS-ALPN-01 in the HTTPS listener's certificate
 //! resolver) and the certificate stores that a new certificate is swapped into, and it has the
-//! async runtime for the HTTPS calls to the CA. One task per listener with `acme`.
+//! async runtime for the HTTPS calls to the CA. One task per listener or site with `acme`.
 //!
 //! # Layout
 //! - [`challenges`] — the answers published while an order waits for validation.
@@ -11,35 +11,38 @@
 //! - `renewal` — the task: stored certificate, renewal time, retries, swap-in.
 //! - `schedule` — renewal time and retry backoff, pure.
 //! - `storage` — the state directory: account and certificates, keys 0600.
+//! - `target` — whose certificate it is (a listener's or a site's) and where it is installed.
 
 pub(crate) mod challenges;
 mod issue;
 mod renewal;
 mod schedule;
 mod storage;
+mod target;
 
 use std::sync::Arc;
 
-use protocol::control::{ListenerSpec, RunAs};
+use protocol::control::{AcmeSpec, ListenerSpec, RunAs, SiteAcmeSpec};
 
 pub(crate) use self::challenges::Challenges;
 use self::renewal::Renewal;
 use self::storage::Storage;
 pub(crate) use self::storage::StorageError;
+use self::target::Target;
 use crate::conn::tls::CertificateStore;
 use crate::metrics::certificates::CertificateMetrics;
 
-/// A listener with `acme`, its state directory prepared, ready to be started.
+/// A listener or site with `acme`, its state directory prepared, ready to be started.
 #[derive(Debug)]
 pub(crate) struct Prepared {
-    listener: ListenerSpec,
+    spec: AcmeSpec,
+    target: Target,
     storage: Storage,
-    store: Arc<CertificateStore>,
 }
 
-/// Creates the listener's state directories; runs before the front end drops privileges so that
-/// it can create them under a root-owned parent and hand them to `run_as`.
-pub(crate) fn prepare(
+/// Creates the listener's state directories, if it has `acme`. Runs before the front end drops
+/// privileges, so that it can create them under a root-owned parent and hand them to `run_as`.
+pub(crate) fn prepare_listener(
     listener: &ListenerSpec,
     store: &Arc<CertificateStore>,
     run_as: Option<&RunAs>,
@@ -47,26 +50,45 @@ pub(crate) fn prepare(
     let Some(spec) = &listener.acme else {
         return Ok(None);
     };
-    let storage = Storage::new(spec, &listener.name);
-    storage.prepare(run_as)?;
-    Ok(Some(Prepared {
-        listener: listener.clone(),
-        storage,
-        store: store.clone(),
-    }))
+    prepare(spec, Target::Listener(store.clone()), run_as).map(Some)
 }
 
-/// Starts the renewal task of a prepared listener.
-pub(crate) fn start(prepared: Prepared, challenges: Arc<Challenges>, metrics: CertificateMetrics) {
-    let Some(spec) = prepared.listener.acme else {
-        return;
+/// Creates a site's state directories; its certificate goes to every HTTPS listener in
+/// `stores`.
+pub(crate) fn prepare_site(
+    site: &SiteAcmeSpec,
+    stores: &[Arc<CertificateStore>],
+    run_as: Option<&RunAs>,
+) -> Result<Prepared, StorageError> {
+    let target = Target::Site {
+        site: site.site.clone(),
+        stores: stores.to_vec(),
     };
+    prepare(&site.acme, target, run_as)
+}
+
+fn prepare(
+    spec: &AcmeSpec,
+    target: Target,
+    run_as: Option<&RunAs>,
+) -> Result<Prepared, StorageError> {
+    let storage = Storage::new(spec, &target.path());
+    storage.prepare(run_as)?;
+    Ok(Prepared {
+        spec: spec.clone(),
+        target,
+        storage,
+    })
+}
+
+/// Starts the renewal task of a prepared listener or site.
+pub(crate) fn start(prepared: Prepared, challenges: Arc<Challenges>, metrics: CertificateMetrics) {
     tokio::spawn(
         Renewal {
-            listener: prepared.listener.name,
-            spec,
+            spec: prepared.spec,
+            target: prepared.target,
             storage: prepared.storage,
-            store: prepared.store,
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
             challenges,
             metrics,
         }

@@ -1,33 +1,35 @@
-//! The life of one listener's ACME certificate: load the stored one, order when there is none
-//! (or it was ordered for other names or another CA), renew at two thirds of its lifetime,
-//! retry failures with jittered backoff, and swap each new certificate into the listener's
-//! [`CertificateStore`] — later handshakes get it, open connections keep theirs.
+//! The life of one listener's or site's ACME certificate: load the stored one, order when there
+//! is none (or it was ordered for other names or another CA), renew at two thirds of its
+//! lifetime, retry failures with jittered backoff, and swap each new certificate into the
+//! listeners' certificate stores ([`Target`]) — later handshakes get it, open connections keep
+//! theirs.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use instant_acme::Account;
 use protocol::control::AcmeSpec;
+use rustls::crypto::CryptoProvider;
 use tracing::{error, info, warn};
 
 use super::challenges::Challenges;
 use super::issue::{self, IssueError, Issued};
 use super::schedule;
 use super::storage::{OrderRecord, Storage, StoredCertificate};
-use crate::conn::tls::CertificateStore;
+use super::target::Target;
 use crate::metrics::certificates::CertificateMetrics;
 
 /// The longest single sleep: a long wait is cut into pieces and the wall clock re-read, so that
 /// a suspended machine or a clock change does not push a renewal late.
 const LONGEST_SLEEP: Duration = Duration::from_secs(3600);
 
-/// Everything one listener's renewal task works with.
+/// Everything one renewal task works with.
 #[derive(Debug)]
 pub(crate) struct Renewal {
-    pub listener: String,
     pub spec: AcmeSpec,
+    pub target: Target,
     pub storage: Storage,
-    pub store: Arc<CertificateStore>,
+    pub provider: Arc<CryptoProvider>,
     pub challenges: Arc<Challenges>,
     pub metrics: CertificateMetrics,
 }
@@ -57,19 +59,19 @@ impl Renewal {
         };
         loop {
             sleep_until(next).await;
-            info!(listener = %self.listener, domains = ?self.spec.domains, directory = %self.spec.directory, "ordering an ACME certificate");
+            info!(certificate = %self.target, domains = ?self.spec.domains, directory = %self.spec.directory, "ordering an ACME certificate");
             match self.attempt(&mut account, &record).await {
                 Ok(validity) => {
                     failures = 0;
                     current = Some(validity);
-                    self.metrics.ordered(&self.listener, true);
+                    self.metrics.ordered(&self.target.path(), true);
                     next = schedule::renew_at(
                         validity.not_before,
                         validity.not_after,
                         schedule::draw(),
                     );
                     info!(
-                        listener = %self.listener,
+                        certificate = %self.target,
                         expires = %httpdate::fmt_http_date(validity.not_after),
                         renew_in_s = until(next).as_secs(),
                         "ACME certificate installed"
@@ -77,7 +79,7 @@ impl Renewal {
                 }
                 Err(e) => {
                     failures += 1;
-                    self.metrics.ordered(&self.listener, false);
+                    self.metrics.ordered(&self.target.path(), false);
                     // Loaded again at the next attempt, in case it was what failed.
                     account = None;
                     let delay = schedule::retry_after(failures, schedule::draw());
@@ -85,10 +87,10 @@ impl Renewal {
                     let kept = if current.is_some() {
                         "the current certificate stays in use"
                     } else {
-                        "the listener keeps its configured or self-signed certificate"
+                        "the listeners keep their configured or self-signed certificates"
                     };
                     error!(
-                        listener = %self.listener,
+                        certificate = %self.target,
                         error = %e,
                         failures,
                         retry_in_s = delay.as_secs(),
@@ -104,20 +106,20 @@ impl Renewal {
     fn load_stored(&self, record: &OrderRecord) -> Option<Validity> {
         let stored = self.storage.certificate()?;
         if stored.record != *record {
-            info!(listener = %self.listener, "the stored ACME certificate was ordered for other names or another CA; ordering a new one");
+            info!(certificate = %self.target, "the stored ACME certificate was ordered for other names or another CA; ordering a new one");
             return None;
         }
         match self.install(&stored.chain_pem, &stored.key_pem) {
             Ok(validity) => {
                 info!(
-                    listener = %self.listener,
+                    certificate = %self.target,
                     expires = %httpdate::fmt_http_date(validity.not_after),
                     "ACME certificate loaded from the state directory"
                 );
                 Some(validity)
             }
             Err(e) => {
-                warn!(listener = %self.listener, error = %e, "the stored ACME certificate cannot be used; ordering a new one");
+                warn!(certificate = %self.target, error = %e, "the stored ACME certificate cannot be used; ordering a new one");
                 None
             }
         }
@@ -131,7 +133,7 @@ impl Renewal {
         let Issued { chain_pem, key_pem } = match self.order(account).await {
             Err(IssueError::AccountGone(e)) => {
                 // A private CA that was reset: a new account, and the order again at once.
-                warn!(listener = %self.listener, error = %e, "the ACME server no longer knows the stored account; creating a new one");
+                warn!(certificate = %self.target, error = %e, "the ACME server no longer knows the stored account; creating a new one");
                 self.storage.forget_account();
                 *account = None;
                 self.order(account).await?
@@ -158,14 +160,13 @@ impl Renewal {
             Some(account) => account,
             None => account.insert(issue::account(&self.spec, &self.storage).await?),
         };
-        issue::order(account, &self.spec, &self.challenges, self.store.provider()).await
+        issue::order(account, &self.spec, &self.challenges, &self.provider).await
     }
 
-    /// Puts the certificate into the listener's store and the expiry gauge.
+    /// Puts the certificate into the listeners' stores and their expiry gauges.
     fn install(&self, chain_pem: &str, key_pem: &str) -> Result<Validity, String> {
-        let certified =
-            crate::conn::tls::certified_from_pem(chain_pem, key_pem, self.store.provider())
-                .map_err(|e| e.to_string())?;
+        let certified = crate::conn::tls::certified_from_pem(chain_pem, key_pem, &self.provider)
+            .map_err(|e| e.to_string())?;
         let leaf = certified.end_entity_cert().map_err(|e| e.to_string())?;
         let (_, parsed) = x509_parser::parse_x509_certificate(leaf).map_err(|e| e.to_string())?;
         let validity = parsed.validity();
@@ -173,9 +174,7 @@ impl Renewal {
             validity.not_before.timestamp(),
             validity.not_after.timestamp(),
         );
-        self.store.install_acme(certified);
-        self.metrics
-            .set_expiry(&self.listener, self.store.earliest_expiry());
+        self.target.install(certified, &self.metrics);
         Ok(Validity {
             not_before: unix(not_before),
             not_after: unix(not_after),

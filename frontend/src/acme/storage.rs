@@ -3,7 +3,8 @@
 //! ```text
 //! accounts/<id>.json              account credentials (its private key), one per directory
 //!                                 URL and contact; mode 0600
-//! certificates/<listener>/
+//! certificates/listener/<name>/     a listener's (`listeners.NAME.acme`), or
+//! certificates/site/<name>/         a site's (`sites.NAME.acme`):
 //!     certificate.pem             the chain as the CA sent it
 //!     key.pem                     its private key; mode 0600
 //!     order.json                  the directory and names it was ordered for
@@ -61,13 +62,14 @@ pub(crate) struct Storage {
 }
 
 impl Storage {
-    pub(crate) fn new(spec: &AcmeSpec, listener: &str) -> Self {
+    /// `name` is `listener/NAME` or `site/NAME`.
+    pub(crate) fn new(spec: &AcmeSpec, name: &str) -> Self {
         Storage {
             account: spec
                 .state_dir
                 .join("accounts")
                 .join(format!("{}.json", account_id(spec))),
-            certificates: spec.state_dir.join("certificates").join(listener),
+            certificates: spec.state_dir.join("certificates").join(name),
         }
     }
 
@@ -238,7 +240,7 @@ mod tests {
     #[test]
     fn keys_are_0600_directories_0700_and_a_certificate_reads_back() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::new(&spec(dir.path()), "https");
+        let storage = Storage::new(&spec(dir.path()), "listener/https");
         storage.prepare(None).unwrap();
         assert!(storage.certificate().is_none());
         storage.save_account("{\"id\":1}").unwrap();
@@ -255,8 +257,11 @@ mod tests {
             .unwrap();
         let acme = dir.path().join("acme");
         assert_eq!(mode(&acme), 0o700);
-        assert_eq!(mode(&acme.join("certificates/https")), 0o700);
-        assert_eq!(mode(&acme.join("certificates/https/key.pem")), 0o600);
+        assert_eq!(mode(&acme.join("certificates/listener/https")), 0o700);
+        assert_eq!(
+            mode(&acme.join("certificates/listener/https/key.pem")),
+            0o600
+        );
         let account = acme.join("accounts/ca.example_14000_dir_ops@example.org.json");
         assert_eq!(mode(&account), 0o600);
         assert_eq!(storage.account().unwrap(), "{\"id\":1}");

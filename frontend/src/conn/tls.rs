@@ -13,14 +13,16 @@
 //!
 //! A listener with `acme` also holds the certificate its ACME task obtained (`install_acme`),
 //! which answers every name that no SNI certificate covers, in place of the configured or
-//! generated default (that one only answers until the first ACME certificate arrives). With
-//! the TLS-ALPN-01 challenge, a handshake that offers the `acme-tls/1` protocol gets the
-//! validation certificate of the order in progress instead (RFC 8737).
+//! generated default (that one only answers until the first ACME certificate arrives). Sites
+//! with `acme` put theirs in every HTTPS listener (`install_site_acme`); each answers the names
+//! it covers, after the configured SNI certificates. With the TLS-ALPN-01 challenge, a
+//! handshake that offers the `acme-tls/1` protocol gets the validation certificate of the
+//! order in progress instead (RFC 8737).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use protocol::control::{AcmeChallenge, ListenerSpec, TlsFiles};
+use protocol::control::{ListenerSpec, TlsFiles};
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -80,18 +82,21 @@ pub struct CertificateStore {
     sni_files: Vec<TlsFiles>,
     provider: Arc<CryptoProvider>,
     current: RwLock<Arc<CertificateSet>>,
-    /// The certificate from the ACME task, once there is one.
+    /// The certificate from the listener's ACME task, once there is one.
     acme: RwLock<Option<Arc<CertifiedKey>>>,
+    /// Sites' own ACME certificates, by site, each answering the names it covers.
+    site_acme: RwLock<Vec<(String, Arc<CertifiedKey>)>>,
     /// TLS-ALPN-01 answers, when this listener proves its names that way.
     challenges: Option<Arc<Challenges>>,
 }
 
 impl CertificateStore {
     /// Loads the listener's certificates; any failure is an error (paddock does not start).
-    /// `challenges` is where a TLS-ALPN-01 listener finds its validation certificates.
+    /// `challenges`: where the listener finds TLS-ALPN-01 validation certificates, when its
+    /// own or a site's ACME certificate is validated that way.
     pub(crate) fn load(
         spec: &ListenerSpec,
-        challenges: &Arc<Challenges>,
+        challenges: Option<&Arc<Challenges>>,
     ) -> Result<Arc<Self>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let set = load_set(
@@ -100,10 +105,6 @@ impl CertificateStore {
             &provider,
             spec.acme.is_some(),
         )?;
-        let alpn_challenge = spec
-            .acme
-            .as_ref()
-            .is_some_and(|acme| acme.challenge == AcmeChallenge::TlsAlpn01);
         Ok(Arc::new(Self {
             listener: spec.name.clone(),
             default_files: spec.tls.clone(),
@@ -111,7 +112,8 @@ impl CertificateStore {
             provider,
             current: RwLock::new(Arc::new(set)),
             acme: RwLock::new(None),
-            challenges: alpn_challenge.then(|| challenges.clone()),
+            site_acme: RwLock::new(Vec::new()),
+            challenges: challenges.cloned(),
         }))
     }
 
@@ -121,8 +123,14 @@ impl CertificateStore {
         *self.acme.write().expect("not poisoned") = Some(key);
     }
 
-    pub(crate) fn provider(&self) -> &CryptoProvider {
-        &self.provider
+    /// Serves a site's ACME certificate (replacing its previous one) to later handshakes for
+    /// names it covers and no `sni_certificates` entry does.
+    pub(crate) fn install_site_acme(&self, site: &str, key: Arc<CertifiedKey>) {
+        let mut sites = self.site_acme.write().expect("not poisoned");
+        match sites.iter_mut().find(|(name, _)| name == site) {
+            Some(entry) => entry.1 = key,
+            None => sites.push((site.to_owned(), key)),
+        }
     }
 
     pub(crate) fn listener(&self) -> &str {
@@ -130,14 +138,17 @@ impl CertificateStore {
     }
 
     /// The earliest end of validity (Unix seconds) among the certificates this listener
-    /// presents now: its SNI certificates, and the ACME certificate or else the default one.
+    /// presents now: its SNI certificates, the sites' ACME certificates, and its own ACME
+    /// certificate or else the default one.
     pub(crate) fn earliest_expiry(&self) -> Option<i64> {
         let set = self.current();
         let acme = self.acme.read().expect("not poisoned").clone();
         let default = acme.unwrap_or_else(|| set.default.key.clone());
+        let sites = self.site_acme.read().expect("not poisoned");
         set.by_sni
             .iter()
             .map(|loaded| &loaded.key)
+            .chain(sites.iter().map(|(_, key)| key))
             .chain([&default])
             .filter_map(|key| not_after(key))
             .min()
@@ -202,16 +213,22 @@ impl ResolvesServerCert for CertificateStore {
             }
         }
         let set = self.current();
-        let acme = self.acme.read().expect("not poisoned").clone();
-        let matching = hello.server_name().and_then(|name| {
-            let name = ServerName::DnsName(DnsName::try_from(name).ok()?.to_owned());
-            set.by_sni.iter().find(|loaded| covers(&loaded.key, &name))
+        let name = hello.server_name().and_then(|name| {
+            Some(ServerName::DnsName(
+                DnsName::try_from(name).ok()?.to_owned(),
+            ))
         });
-        match (matching, acme) {
-            (Some(loaded), _) => Some(loaded.key.clone()),
-            (None, Some(acme)) => Some(acme),
-            (None, None) => Some(set.default.key.clone()),
+        if let Some(name) = &name {
+            if let Some(loaded) = set.by_sni.iter().find(|l| covers(&l.key, name)) {
+                return Some(loaded.key.clone());
+            }
+            let sites = self.site_acme.read().expect("not poisoned");
+            if let Some((_, key)) = sites.iter().find(|(_, key)| covers(key, name)) {
+                return Some(key.clone());
+            }
         }
+        let acme = self.acme.read().expect("not poisoned").clone();
+        Some(acme.unwrap_or_else(|| set.default.key.clone()))
     }
 }
 

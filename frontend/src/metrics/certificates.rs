@@ -17,7 +17,7 @@ pub(crate) struct CertificateMetrics {
 }
 
 impl CertificateMetrics {
-    /// Registers both families, with every ACME listener's renewal counters at zero so that
+    /// Registers both families, with every ACME certificate's renewal counters at zero so that
     /// `increase()` sees the first event.
     pub(crate) fn new(registry: &Registry, spec: &FrontendSpec) -> Self {
         let expiry = GaugeVec::new(
@@ -31,18 +31,24 @@ impl CertificateMetrics {
         let renewals = IntCounterVec::new(
             Opts::new(
                 names::ACME_ORDERS_TOTAL,
-                "ACME certificate orders (first issuance and renewals), by listener and result (success, failure).",
+                "ACME certificate orders (first issuance and renewals), by certificate (listener/NAME or site/NAME) and result (success, failure).",
             ),
-            &[label::LISTENER, label::RESULT],
+            &[label::CERTIFICATE, label::RESULT],
         )
         .expect("valid metric");
         registry.register(Box::new(expiry.clone())).expect("unique");
         registry
             .register(Box::new(renewals.clone()))
             .expect("unique");
-        for listener in spec.listeners.iter().filter(|l| l.acme.is_some()) {
+        let listeners = spec
+            .listeners
+            .iter()
+            .filter(|l| l.acme.is_some())
+            .map(|l| format!("listener/{}", l.name));
+        let sites = spec.site_acme.iter().map(|s| format!("site/{}", s.site));
+        for certificate in listeners.chain(sites) {
             for result in RESULTS {
-                renewals.with_label_values(&[listener.name.as_str(), result]);
+                renewals.with_label_values(&[certificate.as_str(), result]);
             }
         }
         CertificateMetrics { expiry, renewals }
@@ -62,8 +68,11 @@ impl CertificateMetrics {
         }
     }
 
-    pub(crate) fn ordered(&self, listener: &str, success: bool) {
+    /// An order for `certificate` (`listener/NAME` or `site/NAME`) ended.
+    pub(crate) fn ordered(&self, certificate: &str, success: bool) {
         let result = RESULTS[usize::from(!success)];
-        self.renewals.with_label_values(&[listener, result]).inc();
+        self.renewals
+            .with_label_values(&[certificate, result])
+            .inc();
     }
 }

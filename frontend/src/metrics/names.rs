@@ -52,6 +52,7 @@ pub(crate) const START_TIME_SECONDS: &str = "paddock_start_time_seconds";
 pub(crate) mod label {
     pub(crate) const POOL: &str = "pool";
     pub(crate) const LISTENER: &str = "listener";
+    pub(crate) const CERTIFICATE: &str = "certificate";
     pub(crate) const PROTOCOL: &str = "protocol";
     pub(crate) const METHOD: &str = "method";
     pub(crate) const STATUS_CLASS: &str = "status_class";

@@ -1,9 +1,11 @@
-//! `listeners.NAME.acme`: automatic certificates from an ACME server (RFC 8555).
+//! `listeners.NAME.acme` and `sites.NAME.acme`: automatic certificates from an ACME server
+//! (RFC 8555), one for all the sites' names on a listener or one per site.
 //!
 //! Checked here so that a mistake fails at start with its file, line and key: the listener must
-//! be HTTPS, the directory an `https://` URL, the names plain DNS names (a wildcard needs the
+//! be HTTPS (a site's, served by the HTTPS listeners, needs one), the directory an `https://` URL, the names plain DNS names (a wildcard needs the
 //! DNS-01 challenge, which paddock does not answer), and HTTP-01 needs a plain HTTP listener to
-//! be answered on. When `domains` is left out, the names are the sites' `hosts`.
+//! be answered on. When `domains` is left out, the names are the `hosts` of every site (on a
+//! listener) or of the site.
 
 use std::path::{Path, PathBuf};
 
@@ -26,29 +28,50 @@ pub(super) struct RawAcme {
     pub ca_certificate: Option<PathBuf>,
 }
 
-/// What the ACME settings of one listener are checked against.
+/// What the ACME settings of one listener or site are checked against.
 #[derive(Debug)]
 pub(super) struct Context<'a> {
-    pub kind: ListenerKind,
-    /// Every site's `hosts`, for the default `domains`.
+    /// The hosts for the default `domains`: every site's for a listener, its own for a site.
     pub site_hosts: Vec<&'a str>,
     pub has_http_listener: bool,
     pub state_dir: &'a Path,
     pub base: &'a Path,
 }
 
-pub(super) fn validate(
+/// `listeners.NAME.acme`: only on HTTPS listeners.
+pub(super) fn validate_listener(
     listener: &str,
+    kind: ListenerKind,
     raw: &RawAcme,
     context: &Context<'_>,
 ) -> Result<AcmeSpec, Invalid> {
-    let key = |k: &'static str| ["listeners", listener, "acme", k];
-    if context.kind != ListenerKind::Https {
+    if kind != ListenerKind::Https {
         return Err(invalid(
             &["listeners", listener, "acme"],
             "only listeners of kind \"https\" take acme",
         ));
     }
+    validate(["listeners", listener, "acme"], raw, context)
+}
+
+/// `sites.NAME.acme`: the certificate is served by the HTTPS listeners, so one must exist.
+pub(super) fn validate_site(
+    site: &str,
+    has_https_listener: bool,
+    raw: &RawAcme,
+    context: &Context<'_>,
+) -> Result<AcmeSpec, Invalid> {
+    if !has_https_listener {
+        return Err(invalid(
+            &["sites", site, "acme"],
+            "a site's certificate is served by HTTPS listeners, and there is none",
+        ));
+    }
+    validate(["sites", site, "acme"], raw, context)
+}
+
+fn validate(table: [&str; 3], raw: &RawAcme, context: &Context<'_>) -> Result<AcmeSpec, Invalid> {
+    let key = |k: &'static str| [table[0], table[1], table[2], k];
     if !raw.directory.starts_with("https://") {
         return Err(invalid(
             &key("directory"),
@@ -76,7 +99,7 @@ pub(super) fn validate(
     if domains.is_empty() {
         return Err(invalid(
             &key("domains"),
-            "no names to ask a certificate for: list them in acme.domains, or give the sites \
+            "no names to ask a certificate for: list them in acme.domains, or give the site(s) \
              `hosts` that are plain DNS names (not `*` or IP addresses)",
         ));
     }

@@ -144,6 +144,8 @@ pub(super) struct RawHttp2 {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSite {
     pub hosts: Option<Vec<String>>,
+    /// A certificate of the site's own from an ACME server.
+    pub acme: Option<RawAcme>,
     pub root: PathBuf,
     pub index: Option<Vec<String>>,
     pub scripts: Option<RawScripts>,

@@ -74,8 +74,10 @@ impl Master {
         let acme = |listeners: &[protocol::control::ListenerSpec]| {
             listeners.iter().map(|l| l.acme.clone()).collect::<Vec<_>>()
         };
-        if acme(&self.configured_listeners) != acme(&new.frontend.listeners) {
-            warn!("listeners' acme settings (or the site hosts they cover) changed: they take effect at the next restart");
+        if acme(&self.configured_listeners) != acme(&new.frontend.listeners)
+            || self.config.frontend.site_acme != new.frontend.site_acme
+        {
+            warn!("acme settings (or the site hosts they cover) changed: they take effect at the next restart");
         }
         if new.runtime_dir != self.config.runtime_dir {
             warn!("server.runtime_dir changed: it takes effect at the next restart");

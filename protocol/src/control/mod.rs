@@ -24,7 +24,8 @@ pub use self::messages::{ExitReason, KillReason, PoolLoad, ToFrontend, ToMaster,
 pub use self::spec::{
     AccessLogFormat, AccessLogSpec, AcmeChallenge, AcmeSpec, CacheRule, FrontendSpec, Http2Spec,
     IpNetwork, LimitsSpec, ListenerKind, ListenerSpec, MountSpec, PoolDispatchSpec, RedirectRule,
-    RunAs, ScriptRouteSpec, SendfileSpec, SiteSpec, SymlinkPolicy, TimeoutsSpec, TlsFiles,
+    RunAs, ScriptRouteSpec, SendfileSpec, SiteAcmeSpec, SiteSpec, SymlinkPolicy, TimeoutsSpec,
+    TlsFiles,
 };
 
 /// The descriptor number at which the front end inherits its end of the control channel.

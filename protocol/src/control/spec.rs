@@ -24,6 +24,17 @@ pub struct FrontendSpec {
     pub access_log: Option<AccessLogSpec>,
     /// Peers whose `Forwarded` / `X-Forwarded-For` / `X-Forwarded-Proto` headers are believed.
     pub trusted_proxies: Vec<IpNetwork>,
+    /// Sites with a certificate of their own from an ACME server (`sites.NAME.acme`), served on
+    /// every HTTPS listener to the names it covers.
+    #[serde(default)]
+    pub site_acme: Vec<SiteAcmeSpec>,
+}
+
+/// `sites.NAME.acme`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteAcmeSpec {
+    pub site: String,
+    pub acme: AcmeSpec,
 }
 
 /// A user and group to run as.

@@ -103,6 +103,15 @@ fn connect(
     addr: SocketAddr,
     root: &CertificateDer<'static>,
 ) -> StreamOwned<ClientConnection, TcpStream> {
+    connect_to(addr, root, NAME)
+}
+
+/// [`connect`] for `name`.
+fn connect_to(
+    addr: SocketAddr,
+    root: &CertificateDer<'static>,
+    name: &str,
+) -> StreamOwned<ClientConnection, TcpStream> {
     let mut roots = RootCertStore::empty();
     roots.add(root.clone()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -111,8 +120,8 @@ fn connect(
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let name = ServerName::try_from(NAME).unwrap();
-    let connection = ClientConnection::new(Arc::new(config), name).unwrap();
+    let server_name = ServerName::try_from(name.to_owned()).unwrap();
+    let connection = ClientConnection::new(Arc::new(config), server_name).unwrap();
     let tcp = TcpStream::connect(addr).unwrap();
     tcp.set_read_timeout(Some(PATIENCE)).unwrap();
     let mut stream = StreamOwned::new(connection, tcp);
@@ -120,7 +129,7 @@ fn connect(
         stream
             .conn
             .complete_io(&mut stream.sock)
-            .unwrap_or_else(|e| panic!("TLS handshake with paddock for {NAME}: {e}"));
+            .unwrap_or_else(|e| panic!("TLS handshake with paddock for {name}: {e}"));
     }
     stream
 }
@@ -210,14 +219,17 @@ fn http01_issues_a_certificate_and_a_restart_reuses_it_without_a_new_order() {
         .unwrap()
         .as_secs_f64();
     assert!(expiry > now + 86_400.0, "expiry {expiry} (now {now})");
-    let ok = [("listener", "https"), ("result", "success")];
-    let failed = [("listener", "https"), ("result", "failure")];
+    let ok = [("certificate", "listener/https"), ("result", "success")];
+    let failed = [("certificate", "listener/https"), ("result", "failure")];
     assert_eq!(value(&metrics, RENEWALS, &ok), 1.0);
     assert_eq!(value(&metrics, RENEWALS, &failed), 0.0);
 
     let acme = state.join("acme");
     assert_eq!(mode(&acme), 0o700);
-    assert_eq!(mode(&acme.join("certificates/https/key.pem")), 0o600);
+    assert_eq!(
+        mode(&acme.join("certificates/listener/https/key.pem")),
+        0o600
+    );
     let accounts: Vec<_> = std::fs::read_dir(acme.join("accounts"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -303,7 +315,7 @@ fn tls_alpn01_renews_a_short_lived_certificate_while_open_connections_keep_worki
     );
     let metrics = scrape(paddock.admin);
     assert!(value(&metrics, EXPIRY, &labels) > first_expiry);
-    let ok = [("listener", "https"), ("result", "success")];
+    let ok = [("certificate", "listener/https"), ("result", "success")];
     assert!(value(&metrics, RENEWALS, &ok) >= 2.0);
 }
 
@@ -339,7 +351,7 @@ fn a_failed_challenge_is_logged_and_the_fallback_certificate_stays() {
         .find(|l| l.contains("ACME certificate order failed"))
         .unwrap();
     for needle in [
-        "listener=https",
+        "certificate=listener/https",
         "http-01 validation failed",
         NAME,
         "retry_in_s=",
@@ -347,7 +359,7 @@ fn a_failed_challenge_is_logged_and_the_fallback_certificate_stays() {
         assert!(line.contains(needle), "{needle:?} missing from: {line}");
     }
     assert!(
-        line.contains("configured or self-signed certificate"),
+        line.contains("configured or self-signed certificates"),
         "{line}"
     );
     let served = std::fs::read(&cert).unwrap();
@@ -358,13 +370,13 @@ fn a_failed_challenge_is_logged_and_the_fallback_certificate_stays() {
         "the configured certificate is still served"
     );
     let metrics = scrape(paddock.admin);
-    let failed = [("listener", "https"), ("result", "failure")];
-    let ok = [("listener", "https"), ("result", "success")];
+    let failed = [("certificate", "listener/https"), ("result", "failure")];
+    let ok = [("certificate", "listener/https"), ("result", "success")];
     assert_eq!(value(&metrics, RENEWALS, &failed), 1.0);
     assert_eq!(value(&metrics, RENEWALS, &ok), 0.0);
     assert!(!dir
         .path()
-        .join("state/acme/certificates/https/key.pem")
+        .join("state/acme/certificates/listener/https/key.pem")
         .exists());
 }
 
@@ -399,7 +411,7 @@ fn an_account_the_ca_has_forgotten_is_made_anew_and_the_order_goes_through() {
     // The CA loses its memory (as a reset step-ca or pebble does); the stored certificate is
     // removed so that paddock has to order again with its stored account.
     let pebble = pebble.restart();
-    std::fs::remove_dir_all(state.join("acme/certificates/https")).unwrap();
+    std::fs::remove_dir_all(state.join("acme/certificates/listener/https")).unwrap();
     let paddock = start_paddock(&ports, &pebble, "http-01", &state, "");
     paddock.wait_until("the certificate from the new account", PATIENCE, || {
         installed_count(&paddock) == 1
@@ -412,7 +424,7 @@ fn an_account_the_ca_has_forgotten_is_made_anew_and_the_order_goes_through() {
     let mut stream = connect(paddock.https, &root);
     assert_eq!(get_hello(&mut stream), "hello over acme\n");
     let metrics = scrape(paddock.admin);
-    let failed = [("listener", "https"), ("result", "failure")];
+    let failed = [("certificate", "listener/https"), ("result", "failure")];
     assert_eq!(
         value(&metrics, RENEWALS, &failed),
         0.0,
@@ -458,13 +470,16 @@ fn a_front_end_that_drops_privileges_still_writes_its_acme_state() {
     for path in [
         acme.clone(),
         acme.join("accounts"),
-        acme.join("certificates/https/key.pem"),
-        acme.join("certificates/https/certificate.pem"),
+        acme.join("certificates/listener/https/key.pem"),
+        acme.join("certificates/listener/https/certificate.pem"),
     ] {
         let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&path).unwrap());
         assert_eq!(owner, nobody, "{}", path.display());
     }
-    assert_eq!(mode(&acme.join("certificates/https/key.pem")), 0o600);
+    assert_eq!(
+        mode(&acme.join("certificates/listener/https/key.pem")),
+        0o600
+    );
     let mut stream = connect(paddock.https, &pebble.issuing_root());
     assert_eq!(get_hello(&mut stream), "hello over acme\n");
 }
@@ -475,4 +490,90 @@ fn is_root() -> bool {
         .lines()
         .find_map(|l| l.strip_prefix("Uid:"))
         .is_some_and(|uids| uids.split_whitespace().nth(1) == Some("0"))
+}
+
+#[test]
+fn sites_get_certificates_of_their_own_chosen_by_sni() {
+    let ports = Ports::reserve();
+    let Some(pebble) = Pebble::start(PebbleOptions {
+        http_port: ports.http,
+        tls_port: ports.https,
+        validity_secs: None,
+    }) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("hello.txt"), "hello over acme\n").unwrap();
+    let acme = |challenge: &str| {
+        format!(
+            r#"acme = {{ directory = "{}", challenge = "{challenge}", ca_certificate = "{}" }}"#,
+            pebble.directory,
+            pebble.directory_ca().display()
+        )
+    };
+    // One site proves its name over TLS-ALPN-01, the other over HTTP-01; the listener has no
+    // acme of its own and keeps its generated certificate for any other name.
+    let paddock = Paddock::start_with(
+        &format!(
+            r#"
+state_dir = "{state}"
+
+[listeners.http]
+kind = "http"
+address = "127.0.0.1:{http}"
+
+[listeners.https]
+kind = "https"
+address = "127.0.0.1:{https}"
+
+[listeners.admin]
+kind = "admin"
+address = "127.0.0.1:0"
+
+[sites.alpha]
+root = "{site}"
+hosts = ["alpha.paddock-acme.example"]
+{alpha}
+
+[sites.beta]
+root = "{site}"
+hosts = ["beta.paddock-acme.example"]
+{beta}
+"#,
+            state = dir.path().join("state").display(),
+            http = ports.http,
+            https = ports.https,
+            site = site.display(),
+            alpha = acme("tls-alpn-01"),
+            beta = acme("http-01"),
+        ),
+        true,
+    );
+    paddock.wait_until("both sites' certificates", PATIENCE, || {
+        installed_count(&paddock) == 2
+    });
+    let root = pebble.issuing_root();
+    let alpha = presented(&connect_to(
+        paddock.https,
+        &root,
+        "alpha.paddock-acme.example",
+    ));
+    let beta = presented(&connect_to(
+        paddock.https,
+        &root,
+        "beta.paddock-acme.example",
+    ));
+    assert_ne!(alpha, beta, "one certificate per site");
+    let metrics = scrape(paddock.admin);
+    for site in ["site/alpha", "site/beta"] {
+        let ok = [("certificate", site), ("result", "success")];
+        assert_eq!(value(&metrics, RENEWALS, &ok), 1.0, "{site}");
+    }
+    let key = dir.path().join("state/acme/certificates/site/beta/key.pem");
+    assert_eq!(mode(&key), 0o600);
+    // A name no site certificate covers still gets the listener's own (generated) one.
+    let other = presented_unverified(paddock.https);
+    assert!(other != alpha && other != beta);
 }
