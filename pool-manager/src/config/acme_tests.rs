@@ -158,3 +158,33 @@ fn sites_without_dns_hosts_and_no_domains_are_refused() {
     assert_eq!(error.key, "listeners.secure.acme.domains", "{error}");
     assert!(error.message.contains("hosts"), "{error}");
 }
+
+#[test]
+fn a_site_takes_its_own_hosts_and_needs_an_https_listener() {
+    let text = config(DIRECTORY).replace(
+        "[sites.other]\nroot = \"deploy/demo\"\n",
+        "[sites.other]\nroot = \"deploy/demo\"\nacme = { directory = \"https://acme.example/dir\", challenge = \"http-01\" }\n",
+    );
+    let spec = load(&text).unwrap().frontend;
+    assert_eq!(spec.site_acme.len(), 1);
+    let site = &spec.site_acme[0];
+    assert_eq!(site.site, "other");
+    assert_eq!(site.acme.domains, ["shop.example.org"]);
+    assert_eq!(site.acme.challenge, AcmeChallenge::Http01);
+
+    let no_https = MINIMAL_SITE_ACME;
+    let error = load(no_https).unwrap_err();
+    assert_eq!(error.key, "sites.main.acme", "{error}");
+    assert!(error.message.contains("HTTPS listeners"), "{error}");
+    assert_eq!(error.line, Some(8), "{error}");
+}
+
+const MINIMAL_SITE_ACME: &str = r#"[listeners.web]
+kind = "http"
+address = "127.0.0.1:0"
+
+[sites.main]
+root = "deploy/demo"
+hosts = ["example.org"]
+acme = { directory = "https://acme.example/dir" }
+"#;
