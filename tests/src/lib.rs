@@ -26,6 +26,7 @@ pub mod pebble;
 pub mod peers;
 pub mod php_builtin;
 pub mod raw;
+pub mod tls_client;
 pub mod wait;
 pub mod wsgi;
 

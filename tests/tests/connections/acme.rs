@@ -5,18 +5,16 @@
 //! a new order. The client trusts pebble's issuing root only, so a handshake that succeeds
 //! proves the certificate came from the ACME order.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::Arc;
 
 use harness::observe::{scrape, value};
 use harness::pebble::{loopback_port, Pebble, PebbleOptions};
+use harness::tls_client::{self, presented, presented_unverified, TlsStream};
 use harness::{Paddock, PATIENCE};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::pki_types::CertificateDer;
 
 const NAME: &str = "www.paddock-acme.example";
 const EXPIRY: &str = "paddock_certificate_expiry_timestamp_seconds";
@@ -97,89 +95,14 @@ hosts = ["{NAME}", "*"]
     )
 }
 
-/// A TLS connection to `addr` for [`NAME`] that trusts `root` only; panics if the handshake
-/// fails (the certificate does not chain to `root` or does not name [`NAME`]).
-fn connect(
-    addr: SocketAddr,
-    root: &CertificateDer<'static>,
-) -> StreamOwned<ClientConnection, TcpStream> {
-    connect_to(addr, root, NAME)
+/// A connection for [`NAME`] trusting `root` only (see [`tls_client::connect`]).
+fn connect(addr: SocketAddr, root: &CertificateDer<'static>) -> TlsStream {
+    tls_client::connect(addr, root, NAME)
 }
 
-/// [`connect`] for `name`.
-fn connect_to(
-    addr: SocketAddr,
-    root: &CertificateDer<'static>,
-    name: &str,
-) -> StreamOwned<ClientConnection, TcpStream> {
-    let mut roots = RootCertStore::empty();
-    roots.add(root.clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let server_name = ServerName::try_from(name.to_owned()).unwrap();
-    let connection = ClientConnection::new(Arc::new(config), server_name).unwrap();
-    let tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
-    let mut stream = StreamOwned::new(connection, tcp);
-    while stream.conn.is_handshaking() {
-        stream
-            .conn
-            .complete_io(&mut stream.sock)
-            .unwrap_or_else(|e| panic!("TLS handshake with paddock for {name}: {e}"));
-    }
-    stream
-}
-
-/// The certificate the server presented on `stream`.
-fn presented(stream: &StreamOwned<ClientConnection, TcpStream>) -> Vec<u8> {
-    stream.conn.peer_certificates().unwrap()[0].to_vec()
-}
-
-/// GET /hello.txt on an open connection, keeping it open; the body.
-fn get_hello(stream: &mut StreamOwned<ClientConnection, TcpStream>) -> String {
-    write!(stream, "GET /hello.txt HTTP/1.1\r\nHost: {NAME}\r\n\r\n").unwrap();
-    stream.flush().unwrap();
-    let mut reader = BufReader::new(stream);
-    let mut status = String::new();
-    reader.read_line(&mut status).unwrap();
-    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        if line == "\r\n" {
-            break;
-        }
-        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = value.trim().parse().unwrap();
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    String::from_utf8(body).unwrap()
-}
-
-/// The certificate presented for [`NAME`], not verified (the fallback is self-signed), read
-/// with `openssl s_client`.
-fn presented_unverified(addr: SocketAddr) -> Vec<u8> {
-    let output = std::process::Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &addr.to_string(),
-            "-servername",
-            NAME,
-        ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("openssl s_client (apt-get install openssl)");
-    CertificateDer::from_pem_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("no certificate from s_client: {e}"))
-        .to_vec()
+/// GET /hello.txt for [`NAME`] on an open connection, which stays open; the body.
+fn get_hello(stream: &mut TlsStream) -> String {
+    tls_client::get(stream, NAME, "/hello.txt")
 }
 
 fn installed_count(paddock: &Paddock) -> usize {
@@ -365,7 +288,7 @@ fn a_failed_challenge_is_logged_and_the_fallback_certificate_stays() {
     let served = std::fs::read(&cert).unwrap();
     let served = CertificateDer::from_pem_slice(&served).unwrap();
     assert_eq!(
-        presented_unverified(paddock.https),
+        presented_unverified(paddock.https, NAME),
         served.to_vec(),
         "the configured certificate is still served"
     );
@@ -555,12 +478,12 @@ hosts = ["beta.paddock-acme.example"]
         installed_count(&paddock) == 2
     });
     let root = pebble.issuing_root();
-    let alpha = presented(&connect_to(
+    let alpha = presented(&tls_client::connect(
         paddock.https,
         &root,
         "alpha.paddock-acme.example",
     ));
-    let beta = presented(&connect_to(
+    let beta = presented(&tls_client::connect(
         paddock.https,
         &root,
         "beta.paddock-acme.example",
@@ -574,6 +497,6 @@ hosts = ["beta.paddock-acme.example"]
     let key = dir.path().join("state/acme/certificates/site/beta/key.pem");
     assert_eq!(mode(&key), 0o600);
     // A name no site certificate covers still gets the listener's own (generated) one.
-    let other = presented_unverified(paddock.https);
+    let other = presented_unverified(paddock.https, NAME);
     assert!(other != alpha && other != beta);
 }
