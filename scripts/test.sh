@@ -21,7 +21,8 @@ cd "$(dirname "$0")/.."
 # system service); libphp8.2-embed and php8.2-dev for paddock's own PHP worker (`builtin = "php"`,
 # the php-worker crate, which builds as a stub without them); python3-flask, python3-django and
 # python3-venv for the Python application tests
-# (tests/tests/apps), gunicorn and uwsgi for the benchmark's WSGI peers.
+# (tests/tests/apps), gunicorn and uwsgi for the benchmark's WSGI peers; pebble (Let's Encrypt's
+# test CA, with pebble-challtestsrv as its DNS server) for the ACME tests.
 packages=()
 command -v php-cgi >/dev/null 2>&1 || packages+=(php-cgi)
 command -v cgi-fcgi >/dev/null 2>&1 || packages+=(libfcgi-bin)
@@ -38,6 +39,7 @@ command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 /usr/bin/python3 -c 'import h2, hpack, hyperframe' >/dev/null 2>&1 || packages+=(python3-h2 python3-hyperframe)
 command -v slowhttptest >/dev/null 2>&1 || packages+=(slowhttptest)
+command -v pebble >/dev/null 2>&1 || packages+=(pebble)
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || packages+=(mariadb-server mariadb-client)
 php-cgi -m 2>/dev/null | grep -qx mysqli || packages+=(php-mysql)
 [ -f /usr/share/wordpress/wp-settings.php ] || packages+=(wordpress)

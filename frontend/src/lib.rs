@@ -17,10 +17,13 @@
 //! - `static_files/` — static files: small ones from an in-memory cache, the rest via tower-http.
 //! - `upstream/` — scripts on worker pools: slots and queue, the FastCGI exchange, buffered and
 //!   streamed responses, the worker's reply and STDERR, failure classification.
+//! - `acme/` — automatic certificates (RFC 8555): orders, challenge answers, renewal, the state
+//!   directory.
 //! - `admin/` — the admin listener: `/healthz`, `/readyz`, `/status`, `/metrics`.
 //! - `metrics/` — Prometheus metrics and the live worker figures behind `/status`.
 //! - `control`, `state`, `privileges` — the master link, shared state, dropping root.
 
+mod acme;
 mod admin;
 mod conn;
 mod control;
@@ -39,7 +42,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use protocol::control::{ToFrontend, ToMaster, CONTROL_FD, FIRST_LISTENER_FD};
+use protocol::control::{AcmeChallenge, ToFrontend, ToMaster, CONTROL_FD, FIRST_LISTENER_FD};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::info;
@@ -73,6 +76,13 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
     };
     let mut listeners = Vec::new();
     let mut certificates = Vec::new();
+    let challenges = Arc::new(acme::Challenges::default());
+    let mut acme_tasks = Vec::new();
+    // A site's TLS-ALPN-01 validation may reach any HTTPS listener.
+    let sites_use_alpn = spec
+        .site_acme
+        .iter()
+        .any(|site| site.acme.challenge == AcmeChallenge::TlsAlpn01);
     for (i, listener_spec) in spec.listeners.iter_mut().enumerate() {
         let fd = inherited::claim(FIRST_LISTENER_FD + i as i32)?;
         let std_listener = std::net::TcpListener::from(fd);
@@ -84,9 +94,19 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
         }
         let tls = match listener_spec.kind {
             protocol::control::ListenerKind::Https => {
-                let store = tls::CertificateStore::load(listener_spec)
-                    .and_then(|store| Ok((store.server_config()?, store)))
-                    .with_context(|| format!("listener `{}`", listener_spec.name))?;
+                let answers_alpn = sites_use_alpn
+                    || listener_spec
+                        .acme
+                        .as_ref()
+                        .is_some_and(|acme| acme.challenge == AcmeChallenge::TlsAlpn01);
+                let store =
+                    tls::CertificateStore::load(listener_spec, answers_alpn.then_some(&challenges))
+                        .and_then(|store| Ok((store.server_config()?, store)))
+                        .with_context(|| format!("listener `{}`", listener_spec.name))?;
+                acme_tasks.extend(
+                    acme::prepare_listener(listener_spec, &store.1, spec.run_as.as_ref())
+                        .with_context(|| format!("listener `{}`", listener_spec.name))?,
+                );
                 certificates.push(store.1);
                 Some(TlsAcceptor::from(store.0))
             }
@@ -97,6 +117,12 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
             tcp: tokio::net::TcpListener::from_std(std_listener)?,
             tls,
         });
+    }
+    for site in &spec.site_acme {
+        acme_tasks.push(
+            acme::prepare_site(site, &certificates, spec.run_as.as_ref())
+                .with_context(|| format!("site `{}`", site.site))?,
+        );
     }
     // Listeners and certificates are in hand: nothing below needs root.
     if let Some(run_as) = &spec.run_as {
@@ -122,7 +148,16 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
         certificates,
         access_log,
         metrics,
+        challenges.clone(),
     ));
+    state.report_certificate_expiry();
+    for prepared in acme_tasks {
+        acme::start(
+            prepared,
+            challenges.clone(),
+            state.metrics.certificates.clone(),
+        );
+    }
     let (stop_tx, stop_rx) = watch::channel(None);
     tokio::spawn(control::run_outbox(writer, outbox));
     tokio::spawn(control::run_inbox(inbox, state.clone(), stop_tx));

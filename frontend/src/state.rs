@@ -9,6 +9,7 @@ use protocol::control::{FrontendSpec, SiteSpec, ToFrontend, ToMaster};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Notify;
 
+use crate::acme::Challenges;
 use crate::conn::tls::CertificateStore;
 use crate::http::access_log::AccessLog;
 use crate::metrics::report::{PoolFigures, StatusReport, WorkerReport};
@@ -42,15 +43,27 @@ pub(crate) struct State {
     site_rules: ArcSwap<SiteRuleSets>,
     /// htpasswd and `.htaccess` files, each parsed once per version.
     pub rule_files: RuleFiles,
+    /// HTTP-01 answers of ACME orders in progress, served before routing.
+    pub acme_challenges: Arc<Challenges>,
 }
 
 impl State {
+    /// Sets each HTTPS listener's expiry gauge from the certificates it serves now.
+    pub(crate) fn report_certificate_expiry(&self) {
+        for store in &self.certificates {
+            self.metrics
+                .certificates
+                .set_expiry(store.listener(), store.earliest_expiry());
+        }
+    }
+
     pub(crate) fn new(
         spec: FrontendSpec,
         to_master: UnboundedSender<ToMaster>,
         certificates: Vec<Arc<CertificateStore>>,
         access_log: Option<Arc<AccessLog>>,
         metrics: Metrics,
+        acme_challenges: Arc<Challenges>,
     ) -> Self {
         let pressure = Arc::new(Notify::new());
         let pools = spec
@@ -70,6 +83,7 @@ impl State {
             file_cache,
             site_rules,
             rule_files: RuleFiles::default(),
+            acme_challenges,
             spec: ArcSwap::from_pointee(spec),
             pools,
             metrics,
@@ -247,6 +261,7 @@ impl State {
                         tracing::error!(error = %e, "certificate reload failed; the previous certificates stay in use");
                     }
                 }
+                self.report_certificate_expiry();
             }
             ToFrontend::ReopenLogs => {
                 if let Some(log) = &self.access_log {

@@ -22,9 +22,11 @@ pub mod client;
 pub mod hostile;
 pub mod mariadb;
 pub mod observe;
+pub mod pebble;
 pub mod peers;
 pub mod php_builtin;
 pub mod raw;
+pub mod tls_client;
 pub mod wait;
 pub mod wsgi;
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
+use crate::acme::challenges::ACME_TLS_ALPN;
 use crate::conn::accept::{ListenerContext, StopSignal};
 use crate::conn::deadlines::{Activity, WatchedIo};
 use crate::conn::http1_session::serve_http1;
@@ -28,6 +29,11 @@ pub(super) async fn serve_tls(
     match tokio::time::timeout(limit, Box::pin(acceptor.accept(io))).await {
         Ok(Ok(tls)) => {
             conn.tracker.tls_established(tls.get_ref().1);
+            if tls.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN) {
+                // A CA's TLS-ALPN-01 validation: the handshake was the answer; no HTTP follows.
+                debug!(%peer, "ACME TLS-ALPN-01 validation handshake answered");
+                return;
+            }
             let sni = tls.get_ref().1.server_name().map(str::to_owned);
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
             if h2 {

@@ -10,6 +10,14 @@
 //! Which SNI certificate answers is decided by the certificate itself: the first one whose subject
 //! alternative names cover the requested name (wildcards included, checked by webpki, as a client
 //! would). That keeps the names in one place, the certificate.
+//!
+//! A listener with `acme` also holds the certificate its ACME task obtained (`install_acme`),
+//! which answers every name that no SNI certificate covers, in place of the configured or
+//! generated default (that one only answers until the first ACME certificate arrives). Sites
+//! with `acme` put theirs in every HTTPS listener (`install_site_acme`); each answers the names
+//! it covers, after the configured SNI certificates. With the TLS-ALPN-01 challenge, a
+//! handshake that offers the `acme-tls/1` protocol gets the validation certificate of the
+//! order in progress instead (RFC 8737).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -25,6 +33,8 @@ const SESSION_CACHE: usize = 10_000;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, DnsName, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use tracing::{info, warn};
+
+use crate::acme::challenges::{Challenges, ACME_TLS_ALPN};
 
 /// ALPN protocols offered, in order of preference.
 const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
@@ -72,20 +82,76 @@ pub struct CertificateStore {
     sni_files: Vec<TlsFiles>,
     provider: Arc<CryptoProvider>,
     current: RwLock<Arc<CertificateSet>>,
+    /// The certificate from the listener's ACME task, once there is one.
+    acme: RwLock<Option<Arc<CertifiedKey>>>,
+    /// Sites' own ACME certificates, by site, each answering the names it covers.
+    site_acme: RwLock<Vec<(String, Arc<CertifiedKey>)>>,
+    /// TLS-ALPN-01 answers, when this listener proves its names that way.
+    challenges: Option<Arc<Challenges>>,
 }
 
 impl CertificateStore {
     /// Loads the listener's certificates; any failure is an error (paddock does not start).
-    pub fn load(spec: &ListenerSpec) -> Result<Arc<Self>, TlsError> {
+    /// `challenges`: where the listener finds TLS-ALPN-01 validation certificates, when its
+    /// own or a site's ACME certificate is validated that way.
+    pub(crate) fn load(
+        spec: &ListenerSpec,
+        challenges: Option<&Arc<Challenges>>,
+    ) -> Result<Arc<Self>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let set = load_set(spec.tls.as_ref(), &spec.sni_certificates, &provider)?;
+        let set = load_set(
+            spec.tls.as_ref(),
+            &spec.sni_certificates,
+            &provider,
+            spec.acme.is_some(),
+        )?;
         Ok(Arc::new(Self {
             listener: spec.name.clone(),
             default_files: spec.tls.clone(),
             sni_files: spec.sni_certificates.clone(),
             provider,
             current: RwLock::new(Arc::new(set)),
+            acme: RwLock::new(None),
+            site_acme: RwLock::new(Vec::new()),
+            challenges: challenges.cloned(),
         }))
+    }
+
+    /// Serves `key` to every later handshake whose name no SNI certificate covers; open
+    /// connections keep the certificate they were handshaken with.
+    pub(crate) fn install_acme(&self, key: Arc<CertifiedKey>) {
+        *self.acme.write().expect("not poisoned") = Some(key);
+    }
+
+    /// Serves a site's ACME certificate (replacing its previous one) to later handshakes for
+    /// names it covers and no `sni_certificates` entry does.
+    pub(crate) fn install_site_acme(&self, site: &str, key: Arc<CertifiedKey>) {
+        let mut sites = self.site_acme.write().expect("not poisoned");
+        match sites.iter_mut().find(|(name, _)| name == site) {
+            Some(entry) => entry.1 = key,
+            None => sites.push((site.to_owned(), key)),
+        }
+    }
+
+    pub(crate) fn listener(&self) -> &str {
+        &self.listener
+    }
+
+    /// The earliest end of validity (Unix seconds) among the certificates this listener
+    /// presents now: its SNI certificates, the sites' ACME certificates, and its own ACME
+    /// certificate or else the default one.
+    pub(crate) fn earliest_expiry(&self) -> Option<i64> {
+        let set = self.current();
+        let acme = self.acme.read().expect("not poisoned").clone();
+        let default = acme.unwrap_or_else(|| set.default.key.clone());
+        let sites = self.site_acme.read().expect("not poisoned");
+        set.by_sni
+            .iter()
+            .map(|loaded| &loaded.key)
+            .chain(sites.iter().map(|(_, key)| key))
+            .chain([&default])
+            .filter_map(|key| not_after(key))
+            .min()
     }
 
     /// Reads the certificate files again. On success the new certificates answer every later
@@ -95,7 +161,12 @@ impl CertificateStore {
             // The generated certificate is kept: a new one would change for no reason.
             return Ok(());
         }
-        let set = load_set(self.default_files.as_ref(), &self.sni_files, &self.provider)?;
+        let set = load_set(
+            self.default_files.as_ref(),
+            &self.sni_files,
+            &self.provider,
+            false,
+        )?;
         *self.current.write().expect("not poisoned") = Arc::new(set);
         info!(listener = %self.listener, "certificates reloaded");
         Ok(())
@@ -114,6 +185,11 @@ impl CertificateStore {
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
         config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+        if self.challenges.is_some() {
+            // Last, so that it is chosen only by a client that offers nothing else: the CA's
+            // validation handshake.
+            config.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+        }
         config.ticketer = rustls::crypto::ring::Ticketer::new()?;
         config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
         Ok(Arc::new(config))
@@ -126,13 +202,41 @@ impl CertificateStore {
 
 impl ResolvesServerCert for CertificateStore {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let Some(challenges) = &self.challenges {
+            let validation = hello
+                .alpn()
+                .is_some_and(|mut offered| offered.any(|p| p == ACME_TLS_ALPN));
+            if validation {
+                // Only the validation certificate may answer `acme-tls/1`; none means no
+                // challenge is in progress for that name, and the handshake fails.
+                return challenges.tls_alpn01_certificate(hello.server_name()?);
+            }
+        }
         let set = self.current();
-        let matching = hello.server_name().and_then(|name| {
-            let name = ServerName::DnsName(DnsName::try_from(name).ok()?.to_owned());
-            set.by_sni.iter().find(|loaded| covers(&loaded.key, &name))
+        let name = hello.server_name().and_then(|name| {
+            Some(ServerName::DnsName(
+                DnsName::try_from(name).ok()?.to_owned(),
+            ))
         });
-        Some(matching.unwrap_or(&set.default).key.clone())
+        if let Some(name) = &name {
+            if let Some(loaded) = set.by_sni.iter().find(|l| covers(&l.key, name)) {
+                return Some(loaded.key.clone());
+            }
+            let sites = self.site_acme.read().expect("not poisoned");
+            if let Some((_, key)) = sites.iter().find(|(_, key)| covers(key, name)) {
+                return Some(key.clone());
+            }
+        }
+        let acme = self.acme.read().expect("not poisoned").clone();
+        Some(acme.unwrap_or_else(|| set.default.key.clone()))
     }
+}
+
+/// The leaf certificate's notAfter, in Unix seconds.
+fn not_after(key: &CertifiedKey) -> Option<i64> {
+    let der = key.end_entity_cert().ok()?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(parsed.validity().not_after.timestamp())
 }
 
 /// Whether the leaf certificate is valid for `name` (exact or wildcard SAN).
@@ -147,10 +251,11 @@ fn load_set(
     default: Option<&TlsFiles>,
     sni: &[TlsFiles],
     provider: &CryptoProvider,
+    acme: bool,
 ) -> Result<CertificateSet, TlsError> {
     let default = match default {
         Some(files) => load_pair(files, provider)?,
-        None => self_signed(provider)?,
+        None => self_signed(provider, acme)?,
     };
     let by_sni = sni
         .iter()
@@ -174,6 +279,34 @@ fn load_pair(files: &TlsFiles, provider: &CryptoProvider) -> Result<Loaded, TlsE
     Ok(Loaded {
         key: Arc::new(certified),
     })
+}
+
+/// A certificate chain and key from PEM text (an ACME certificate), checked to form a pair.
+pub(crate) fn certified_from_pem(
+    chain_pem: &str,
+    key_pem: &str,
+    provider: &CryptoProvider,
+) -> Result<Arc<CertifiedKey>, TlsError> {
+    let from_acme = || PathBuf::from("(ACME certificate)");
+    let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::ReadCertificate {
+            path: from_acme(),
+            reason: e.to_string(),
+        })?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCertificate { path: from_acme() });
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| TlsError::ReadKey {
+        path: from_acme(),
+        reason: e.to_string(),
+    })?;
+    let certified =
+        CertifiedKey::from_der(chain, key, provider).map_err(|source| TlsError::Pair {
+            path: from_acme(),
+            source,
+        })?;
+    Ok(Arc::new(certified))
 }
 
 /// Checks that PEM files load into a working certificate (used by `paddock check`).
@@ -205,13 +338,20 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 
 /// A fresh self-signed certificate for localhost, 127.0.0.1 and ::1, so that HTTPS works out of
 /// the box. Browsers will warn about it; configure a real certificate for anything public.
-fn self_signed(provider: &CryptoProvider) -> Result<Loaded, TlsError> {
+fn self_signed(provider: &CryptoProvider, acme: bool) -> Result<Loaded, TlsError> {
     let names = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
     let generated = rcgen::generate_simple_self_signed(names)?;
-    warn!(
-        "no certificate configured for an HTTPS listener: generated a self-signed certificate for \
-         localhost, 127.0.0.1 and ::1 (clients will warn about it)"
-    );
+    if acme {
+        info!(
+            "an HTTPS listener with acme has no certificate yet: a self-signed one for localhost \
+             answers until the ACME certificate is there"
+        );
+    } else {
+        warn!(
+            "no certificate configured for an HTTPS listener: generated a self-signed certificate \
+             for localhost, 127.0.0.1 and ::1 (clients will warn about it)"
+        );
+    }
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
         generated.signing_key.serialize_der(),
     ));

@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use protocol::control::{FrontendSpec, LimitsSpec, SiteSpec};
 use tracing::{debug, info};
 
+use crate::acme::challenges::HTTP01_PREFIX;
 use crate::conn::deadlines::{self, Activity};
 use crate::http::body::{self, BodyError, BufferedBody};
 use crate::http::response::{self, Body, ErrorPage, OwnError};
@@ -22,6 +23,20 @@ use crate::state::State;
 use crate::static_files;
 use crate::upstream::buffered::{self, ConnInfo, ScriptOutcome, ScriptRequest};
 use crate::upstream::{sendfile, streaming};
+
+/// The answer to an ACME HTTP-01 validation request that one of paddock's orders expects.
+fn acme_http01(state: &State, path: &str) -> Option<Response<Body>> {
+    if !path.starts_with(HTTP01_PREFIX) {
+        return None;
+    }
+    let answer = state.acme_challenges.http01_answer(path)?;
+    let mut response = Response::new(response::full(answer));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Some(response)
+}
 
 /// Local redirects (RFC 3875 §6.2.2) followed for one request before giving up.
 const MAX_LOCAL_REDIRECTS: usize = 3;
@@ -65,8 +80,12 @@ async fn answer(
         request_id: &request_id,
         redirect_status: 200,
     };
-    let mut response = match check_head(&parts, &spec.limits) {
-        Some(refused) => refused,
+    // Before the HTTPS redirect and every site rule: the CA must get the answer itself. A
+    // token paddock does not expect goes on to the site (its own ACME client's files).
+    let refused_or_answered =
+        check_head(&parts, &spec.limits).or_else(|| acme_http01(&state, parts.uri.path()));
+    let mut response = match refused_or_answered {
+        Some(response) => response,
         None => {
             let redirect =
                 site_policy::https_redirect(&state, site, &parts, host.as_deref(), conn.https)

@@ -19,10 +19,12 @@
 //! - [`connections`] — per-connection tracker (open/idle, TLS) and byte counting.
 //! - [`activity`] — per-worker running requests, served count, RSS, state.
 //! - [`exits`] — the last worker exits of each pool.
+//! - [`certificates`] — ACME certificate expiry and renewal results.
 //! - [`report`] — the pool/worker snapshot that `/status` shows and the gauges are set from.
 //! - `control_events` — counters driven by the master's worker events.
 
 pub(crate) mod activity;
+pub(crate) mod certificates;
 pub(crate) mod connections;
 mod control_events;
 pub(crate) mod exits;
@@ -98,6 +100,8 @@ pub(crate) struct Metrics {
     exits: IntCounterVec,
     reloads: IntCounterVec,
     last_reload_successful: IntGauge,
+    /// ACME certificates: expiry and renewals.
+    pub certificates: certificates::CertificateMetrics,
     /// The last worker exits of each pool, for the status page.
     pub exit_log: ExitLog,
     started: Instant,
@@ -170,6 +174,7 @@ impl Metrics {
             exits: counter(r, WORKER_EXITS_TOTAL, "Worker processes gone, by reason.", &[label::POOL, label::REASON]),
             reloads: counter(r, CONFIG_RELOADS_TOTAL, "Configuration reloads, by result (success, failure).", &[label::RESULT]),
             last_reload_successful: IntGauge::new(CONFIG_LAST_RELOAD_SUCCESSFUL, "0 if the last configuration reload failed, else 1.").expect("valid metric"),
+            certificates: certificates::CertificateMetrics::new(r, spec),
             exit_log: ExitLog::default(),
             started: Instant::now(),
             started_at: SystemTime::now(),

@@ -40,6 +40,11 @@ pub(crate) const WORKER_RSS_MAX_BYTES: &str = "paddock_worker_rss_max_bytes";
 pub(crate) const WORKER_SPAWNS_TOTAL: &str = "paddock_worker_spawns_total";
 pub(crate) const WORKER_EXITS_TOTAL: &str = "paddock_worker_exits_total";
 
+// Certificates (ACME).
+pub(crate) const CERTIFICATE_EXPIRY_TIMESTAMP_SECONDS: &str =
+    "paddock_certificate_expiry_timestamp_seconds";
+pub(crate) const ACME_ORDERS_TOTAL: &str = "paddock_acme_renewals_total";
+
 // The process itself.
 pub(crate) const CONFIG_RELOADS_TOTAL: &str = "paddock_config_reloads_total";
 pub(crate) const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "paddock_config_last_reload_successful";
@@ -50,6 +55,7 @@ pub(crate) const START_TIME_SECONDS: &str = "paddock_start_time_seconds";
 pub(crate) mod label {
     pub(crate) const POOL: &str = "pool";
     pub(crate) const LISTENER: &str = "listener";
+    pub(crate) const CERTIFICATE: &str = "certificate";
     pub(crate) const PROTOCOL: &str = "protocol";
     pub(crate) const METHOD: &str = "method";
     pub(crate) const STATUS_CLASS: &str = "status_class";

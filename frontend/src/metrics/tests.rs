@@ -10,6 +10,7 @@ pub(crate) fn spec() -> FrontendSpec {
     FrontendSpec {
         listeners: Vec::new(),
         sites: Vec::new(),
+        site_acme: Vec::new(),
         pools: vec![PoolDispatchSpec {
             name: "php".into(),
             queue_timeout_ms: 1000,

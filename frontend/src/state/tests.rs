@@ -11,7 +11,14 @@ fn state() -> State {
     let spec = spec();
     let metrics = Metrics::new(&prometheus::Registry::new(), &spec);
     let (to_master, _) = tokio::sync::mpsc::unbounded_channel();
-    State::new(spec, to_master, Vec::new(), None, metrics)
+    State::new(
+        spec,
+        to_master,
+        Vec::new(),
+        None,
+        metrics,
+        Default::default(),
+    )
 }
 
 fn up(worker: WorkerId, pid: u32) -> ToFrontend {

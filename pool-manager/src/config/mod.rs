@@ -9,6 +9,7 @@
 //! `pool`, `limits`, `rules`); the errors they return are in `error` and the file-system checks
 //! they share in `paths`, so no validator imports another's helpers.
 
+mod acme;
 mod error;
 mod limits;
 mod locate;
@@ -199,6 +200,8 @@ pub fn load_str(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErr
     })
 }
 
+#[cfg(test)]
+mod acme_tests;
 #[cfg(test)]
 mod frontend_tests;
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::acme::RawAcme;
 use super::raw_rules::{
     RawAuth, RawClients, RawDeny, RawHeaders, RawNoScripts, RawRateLimit, RawRewrite,
 };
@@ -40,6 +41,8 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawServer {
     pub runtime_dir: Option<PathBuf>,
+    /// Long-lived state (ACME accounts and certificates).
+    pub state_dir: Option<PathBuf>,
     pub control_socket: Option<PathBuf>,
     pub user: Option<String>,
     pub group: Option<String>,
@@ -69,6 +72,7 @@ pub(super) struct RawListener {
     pub http2_prior_knowledge: Option<bool>,
     #[serde(default)]
     pub proxy_protocol: bool,
+    pub acme: Option<RawAcme>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,6 +144,8 @@ pub(super) struct RawHttp2 {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSite {
     pub hosts: Option<Vec<String>>,
+    /// A certificate of the site's own from an ACME server.
+    pub acme: Option<RawAcme>,
     pub root: PathBuf,
     pub index: Option<Vec<String>>,
     pub scripts: Option<RawScripts>,

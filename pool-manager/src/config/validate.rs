@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use protocol::control::{
     CacheRule, FrontendSpec, ListenerKind, ListenerSpec, RedirectRule, RunAs, ScriptRouteSpec,
-    SiteSpec, SymlinkPolicy, TlsFiles,
+    SiteAcmeSpec, SiteSpec, SymlinkPolicy, TlsFiles,
 };
 
+use super::acme;
 use super::error::{invalid, Invalid};
 use super::paths::{existing_dir, readable_file};
 use super::pool::{dispatch_spec, validate_pool};
@@ -32,7 +33,8 @@ pub(super) fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config
         .zip(&pools)
         .map(|((name, raw_pool), pool)| dispatch_spec(name, raw_pool, pool))
         .collect();
-    let listeners = validate_listeners(&raw.listeners, base)?;
+    let mut listeners = validate_listeners(&raw.listeners, base)?;
+    let site_acme = acme_listeners(&raw, &mut listeners, base)?;
     let sites = raw
         .sites
         .iter()
@@ -86,6 +88,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config
             run_as: run_as(raw.server.user.as_deref(), raw.server.group.as_deref())?,
             access_log: limits::access_log(raw.access_log.as_ref(), base)?,
             trusted_proxies: limits::trusted_proxies(&raw.client_address)?,
+            site_acme,
         },
         pools,
     })
@@ -173,6 +176,8 @@ fn validate_listeners(
             sni_certificates,
             http2_prior_knowledge,
             proxy_protocol: listener.proxy_protocol,
+            // Filled in by `acme_listeners`, which needs the sites' hosts.
+            acme: None,
         });
     }
     if !listeners.iter().any(|l| l.kind != ListenerKind::Admin) {
@@ -182,6 +187,60 @@ fn validate_listeners(
         ));
     }
     Ok(listeners)
+}
+
+/// Checks each listener's and site's `acme` table (after the listeners: it needs all of them,
+/// and the sites' hosts for the default names); returns the sites' ones.
+fn acme_listeners(
+    raw: &RawConfig,
+    listeners: &mut [ListenerSpec],
+    base: &Path,
+) -> Result<Vec<SiteAcmeSpec>, Invalid> {
+    let state_dir = base.join(
+        raw.server
+            .state_dir
+            .as_deref()
+            .unwrap_or(Path::new(acme::DEFAULT_STATE_DIR)),
+    );
+    let has_kind = |kind| listeners.iter().any(|l| l.kind == kind);
+    let (has_http, has_https) = (has_kind(ListenerKind::Http), has_kind(ListenerKind::Https));
+    let context = |site_hosts| acme::Context {
+        site_hosts,
+        has_http_listener: has_http,
+        state_dir: &state_dir,
+        base,
+    };
+    let mut sites = Vec::new();
+    for (name, site) in &raw.sites {
+        if let Some(acme) = &site.acme {
+            let hosts = site.hosts.iter().flatten().map(String::as_str).collect();
+            let acme = acme::validate_site(name, has_https, acme, &context(hosts))?;
+            sites.push(SiteAcmeSpec {
+                site: name.clone(),
+                acme,
+            });
+        }
+    }
+    let all_hosts: Vec<&str> = raw
+        .sites
+        .values()
+        .flat_map(|site| site.hosts.iter().flatten().map(String::as_str))
+        .collect();
+    for listener in listeners.iter_mut() {
+        let raw_acme = raw
+            .listeners
+            .get(&listener.name)
+            .and_then(|l| l.acme.as_ref());
+        if let Some(acme) = raw_acme {
+            listener.acme = Some(acme::validate_listener(
+                &listener.name,
+                listener.kind,
+                acme,
+                &context(all_hosts.clone()),
+            )?);
+        }
+    }
+    Ok(sites)
 }
 
 fn certificate_files(

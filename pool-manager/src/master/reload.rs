@@ -48,7 +48,14 @@ impl Master {
     }
 
     fn check_listeners(&self, new: &Config) -> Result<(), String> {
-        if self.configured_listeners != new.frontend.listeners {
+        // ACME settings are compared apart: the names they cover follow the sites' hosts, and a
+        // new site must not make the whole reload fail.
+        let without_acme = |listeners: &[protocol::control::ListenerSpec]| {
+            let mut listeners = listeners.to_vec();
+            listeners.iter_mut().for_each(|l| l.acme = None);
+            listeners
+        };
+        if without_acme(&self.configured_listeners) != without_acme(&new.frontend.listeners) {
             return Err(format!(
                 "{}: listeners (names, kinds, addresses, options, certificate paths) cannot change \
                  on reload: they are bound once by the master. Restart paddock to change them; to \
@@ -63,6 +70,14 @@ impl Master {
                 frontend::tls::check_files(files)
                     .map_err(|e| format!("{}: listener `{}`: {e}", new.origin, listener.name))?;
             }
+        }
+        let acme = |listeners: &[protocol::control::ListenerSpec]| {
+            listeners.iter().map(|l| l.acme.clone()).collect::<Vec<_>>()
+        };
+        if acme(&self.configured_listeners) != acme(&new.frontend.listeners)
+            || self.config.frontend.site_acme != new.frontend.site_acme
+        {
+            warn!("acme settings (or the site hosts they cover) changed: they take effect at the next restart");
         }
         if new.runtime_dir != self.config.runtime_dir {
             warn!("server.runtime_dir changed: it takes effect at the next restart");

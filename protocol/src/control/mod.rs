@@ -22,9 +22,10 @@ mod spec;
 pub use self::framing::{decode_frame, encode_frame, FrameError, MAX_FRAME_LEN};
 pub use self::messages::{ExitReason, KillReason, PoolLoad, ToFrontend, ToMaster, WorkerId};
 pub use self::spec::{
-    AccessLogFormat, AccessLogSpec, CacheRule, FrontendSpec, Http2Spec, IpNetwork, LimitsSpec,
-    ListenerKind, ListenerSpec, MountSpec, PoolDispatchSpec, RedirectRule, RunAs, ScriptRouteSpec,
-    SendfileSpec, SiteSpec, SymlinkPolicy, TimeoutsSpec, TlsFiles,
+    AccessLogFormat, AccessLogSpec, AcmeChallenge, AcmeSpec, CacheRule, FrontendSpec, Http2Spec,
+    IpNetwork, LimitsSpec, ListenerKind, ListenerSpec, MountSpec, PoolDispatchSpec, RedirectRule,
+    RunAs, ScriptRouteSpec, SendfileSpec, SiteAcmeSpec, SiteSpec, SymlinkPolicy, TimeoutsSpec,
+    TlsFiles,
 };
 
 /// The descriptor number at which the front end inherits its end of the control channel.

@@ -24,6 +24,17 @@ pub struct FrontendSpec {
     pub access_log: Option<AccessLogSpec>,
     /// Peers whose `Forwarded` / `X-Forwarded-For` / `X-Forwarded-Proto` headers are believed.
     pub trusted_proxies: Vec<IpNetwork>,
+    /// Sites with a certificate of their own from an ACME server (`sites.NAME.acme`), served on
+    /// every HTTPS listener to the names it covers.
+    #[serde(default)]
+    pub site_acme: Vec<SiteAcmeSpec>,
+}
+
+/// `sites.NAME.acme`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteAcmeSpec {
+    pub site: String,
+    pub acme: AcmeSpec,
 }
 
 /// A user and group to run as.
@@ -118,6 +129,35 @@ pub struct ListenerSpec {
     pub http2_prior_knowledge: bool,
     /// Every connection starts with a PROXY protocol (v1 or v2) header naming the real client.
     pub proxy_protocol: bool,
+    /// Certificates obtained and renewed automatically from an ACME server (HTTPS only).
+    #[serde(default)]
+    pub acme: Option<AcmeSpec>,
+}
+
+/// `listeners.NAME.acme`: where the listener's certificate comes from when ACME is on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcmeSpec {
+    /// The ACME server's directory URL (RFC 8555 section 7.1.1).
+    pub directory: String,
+    /// Contact for the account (`mailto:` is added), if any.
+    pub email: Option<String>,
+    /// The names the certificate covers; never empty once validated.
+    pub domains: Vec<String>,
+    pub challenge: AcmeChallenge,
+    /// A PEM root that the directory's HTTPS certificate chains to (private ACME servers);
+    /// `None` = the system's roots.
+    pub ca_certificate: Option<PathBuf>,
+    /// Where the account and certificates live: `<server.state_dir>/acme`.
+    pub state_dir: PathBuf,
+}
+
+/// How the ACME server checks that paddock controls a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AcmeChallenge {
+    /// `http://NAME/.well-known/acme-challenge/TOKEN` on a plain HTTP listener (port 80).
+    Http01,
+    /// A TLS handshake with ALPN `acme-tls/1` on this listener (port 443).
+    TlsAlpn01,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
