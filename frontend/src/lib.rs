@@ -28,6 +28,7 @@ mod admin;
 mod conn;
 mod control;
 mod http;
+mod http3;
 mod metrics;
 mod privileges;
 pub mod site_rules;
@@ -78,6 +79,8 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
     let mut certificates = Vec::new();
     let challenges = Arc::new(acme::Challenges::default());
     let mut acme_tasks = Vec::new();
+    let mut http3_listeners = Vec::new();
+    let quic_transport = http3::transport(&spec);
     // A site's TLS-ALPN-01 validation may reach any HTTPS listener.
     let sites_use_alpn = spec
         .site_acme
@@ -108,6 +111,13 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
                         .with_context(|| format!("listener `{}`", listener_spec.name))?,
                 );
                 certificates.push(store.1);
+                if listener_spec.http3 {
+                    // Bound here, before the privileges go: the port may be below 1024.
+                    http3_listeners.push(
+                        http3::Http3Listener::bind(listener_spec, &quic_transport, &store.0)
+                            .with_context(|| format!("listener `{}`", listener_spec.name))?,
+                    );
+                }
                 Some(TlsAcceptor::from(store.0))
             }
             _ => None,
@@ -181,9 +191,20 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
             ))
         })
         .collect();
+    let http3_tasks: Vec<_> = http3_listeners
+        .into_iter()
+        .map(|listener| {
+            tokio::spawn(http3::serve(
+                listener,
+                state.clone(),
+                limits.clone(),
+                stop_rx.clone(),
+            ))
+        })
+        .collect();
     state.tell_master(ToMaster::Ready);
     info!(pid = std::process::id(), "front end serving");
-    for task in tasks {
+    for task in tasks.into_iter().chain(http3_tasks) {
         let _ = task.await;
     }
     info!("front end stopped");

@@ -19,6 +19,7 @@
 //! happen), or where it is derived from paddock's own deadline or a window measured in the test.
 
 pub mod client;
+pub mod h3_client;
 pub mod hostile;
 pub mod mariadb;
 pub mod observe;

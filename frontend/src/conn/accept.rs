@@ -83,6 +83,7 @@ pub(crate) async fn serve(
         tls: listener.tls.clone(),
         name: listener.spec.name.clone(),
         proxy_protocol: listener.spec.proxy_protocol,
+        alt_svc: crate::http3::alt_svc(&listener.spec),
     });
     let mut connections = JoinSet::new();
     loop {
@@ -120,6 +121,7 @@ pub(crate) async fn serve(
             https: context.https,
             tracker: state.metrics.connection(&listener.spec.name),
             sni: None,
+            alt_svc: context.alt_svc.clone(),
         };
         connections.spawn(serve_connection(
             stream,
@@ -153,6 +155,8 @@ pub(super) struct ListenerContext {
     pub(super) tls: Option<TlsAcceptor>,
     pub(super) name: String,
     pub(super) proxy_protocol: bool,
+    /// The `Alt-Svc` value announcing this listener's HTTP/3, when it has it.
+    pub(super) alt_svc: Option<http::HeaderValue>,
 }
 
 async fn serve_connection(

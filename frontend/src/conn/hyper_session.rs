@@ -8,6 +8,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
+
+use crate::http::request_body::RequestBody;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -113,7 +115,7 @@ pub(super) fn public_handler(
             state.clone(),
             conn.clone(),
             activity.clone(),
-            request,
+            request.map(RequestBody::Hyper),
         ))
     }
 }

@@ -46,6 +46,12 @@ impl ConnectionLimits {
             .expect("the semaphore is never closed")
     }
 
+    /// Room for one more connection now, if there is (QUIC has no listen backlog to wait in:
+    /// a connection over the limit is refused, and the client tries again or uses TCP).
+    pub(crate) fn try_room(&self) -> Option<OwnedSemaphorePermit> {
+        self.total.clone().try_acquire_owned().ok()
+    }
+
     /// Counts the connection against its address (if given); `None` when that address is at
     /// its limit.
     pub(crate) fn admit(

@@ -9,7 +9,8 @@ use std::io::{Seek, SeekFrom};
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+
+use crate::http::request_body::{ReadError, RequestBody};
 use std::time::Duration;
 
 use protocol::control::{LimitsSpec, TimeoutsSpec};
@@ -31,7 +32,7 @@ pub(crate) enum BodyError {
     #[error("the body did not arrive before its deadline")]
     TimedOut,
     #[error("client failed while sending the body: {0}")]
-    Client(#[from] hyper::Error),
+    Client(#[from] ReadError),
     #[error("cannot spool the body to a temporary file: {0}")]
     Spool(#[from] std::io::Error),
 }
@@ -90,7 +91,7 @@ impl BodyChunks {
 /// `request_body_min_rate` bytes received (as Apache's `RequestReadTimeout body=…,MinRate=…`): a
 /// slow but steady upload finishes, a trickle that would hold the connection for hours does not.
 pub(crate) async fn buffer(
-    mut body: Incoming,
+    mut body: RequestBody,
     declared: Option<u64>,
     limits: &LimitsSpec,
     timeouts: &TimeoutsSpec,

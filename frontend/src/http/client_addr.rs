@@ -126,6 +126,7 @@ mod tests {
             https: false,
             sni: None,
             tracker: crate::metrics::connections::detached_tracker(),
+            alt_svc: None,
         })
     }
 

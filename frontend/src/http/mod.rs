@@ -10,6 +10,7 @@ pub(crate) mod body;
 pub(crate) mod client_addr;
 pub(crate) mod compression;
 mod error_script;
+pub(crate) mod request_body;
 pub(crate) mod response;
 pub(crate) mod route_settings;
 pub mod router;

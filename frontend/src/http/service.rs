@@ -4,16 +4,18 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, LOCATION, TRANSFER_ENCODING};
+use http::header::{
+    HeaderValue, ALT_SVC, CONNECTION, CONTENT_LENGTH, HOST, LOCATION, TRANSFER_ENCODING,
+};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use protocol::control::{FrontendSpec, LimitsSpec, SiteSpec};
 use tracing::{debug, info};
 
 use crate::acme::challenges::HTTP01_PREFIX;
 use crate::conn::deadlines::{self, Activity};
 use crate::http::body::{self, BodyError, BufferedBody};
+use crate::http::request_body::RequestBody;
 use crate::http::response::{self, Body, ErrorPage, OwnError};
 use crate::http::route_settings::RouteSettings;
 use crate::http::router::{self, Route};
@@ -47,7 +49,7 @@ pub(crate) fn handle(
     state: Arc<State>,
     conn: Arc<ConnInfo>,
     activity: Arc<Activity>,
-    request: Request<Incoming>,
+    request: Request<RequestBody>,
 ) -> impl std::future::Future<Output = Result<Response<Body>, Infallible>> + Send {
     let begun = activity.begin_request();
     answer(state, conn, activity, begun, request)
@@ -58,7 +60,7 @@ async fn answer(
     conn: Arc<ConnInfo>,
     activity: Arc<Activity>,
     (number, in_flight): (u64, deadlines::InFlight),
-    request: Request<Incoming>,
+    request: Request<RequestBody>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let received = std::time::SystemTime::now();
@@ -99,6 +101,9 @@ async fn answer(
     site_rules::add_headers(&rules, parts.uri.path(), &mut response);
     response = error_script::site_error_page(&scope, &parts, response).await;
     site_policy::add_hsts(site, conn.https, &mut response);
+    if let Some(alt_svc) = &conn.alt_svc {
+        response.headers_mut().insert(ALT_SVC, alt_svc.clone());
+    }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
@@ -160,6 +165,7 @@ fn log_entry(
         version: match parts.version {
             Version::HTTP_10 => "HTTP/1.0",
             Version::HTTP_2 => "HTTP/2.0",
+            Version::HTTP_3 => "HTTP/3.0",
             _ => "HTTP/1.1",
         },
         status: response.status().as_u16(),
@@ -324,7 +330,7 @@ pub(super) struct Scope<'a> {
 async fn apply_rules_and_respond(
     scope: &Scope<'_>,
     parts: &http::request::Parts,
-    incoming: Incoming,
+    incoming: RequestBody,
 ) -> Response<Body> {
     let client = site_rules::Client {
         ip: scope.conn.peer.ip(),
@@ -365,7 +371,7 @@ pub(super) async fn route_and_respond(
     parts: &http::request::Parts,
     asked: &str,
     routing: &site_rules::Routing,
-    incoming: Option<Incoming>,
+    incoming: Option<RequestBody>,
 ) -> Response<Body> {
     let mut response = match &routing.rewritten {
         None => respond(scope, parts, Some(asked), routing, incoming).await,
@@ -388,7 +394,7 @@ async fn respond(
     original: &http::request::Parts,
     asked: Option<&str>,
     routing: &site_rules::Routing,
-    incoming: Option<Incoming>,
+    incoming: Option<RequestBody>,
 ) -> Response<Body> {
     let Scope {
         state,

@@ -32,15 +32,16 @@ pub(crate) fn status_class(status: StatusCode) -> &'static str {
 
 /// The `protocol` label of a connection, from the version of a request on it.
 pub(crate) fn protocol(version: Version) -> &'static str {
-    if version == Version::HTTP_2 {
-        PROTOCOL_HTTP2
-    } else {
-        PROTOCOL_HTTP1
+    match version {
+        Version::HTTP_2 => PROTOCOL_HTTP2,
+        Version::HTTP_3 => PROTOCOL_HTTP3,
+        _ => PROTOCOL_HTTP1,
     }
 }
 
 pub(crate) const PROTOCOL_HTTP1: &str = "http1";
 pub(crate) const PROTOCOL_HTTP2: &str = "http2";
+pub(crate) const PROTOCOL_HTTP3: &str = "http3";
 /// A connection whose protocol is not known yet: no request arrived so far (cleartext) or the TLS
 /// handshake is still running.
 pub(crate) const PROTOCOL_PENDING: &str = "pending";

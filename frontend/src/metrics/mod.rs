@@ -51,7 +51,7 @@ pub(crate) use self::connections::hold_until_sent;
 use self::connections::{ConnectionFamilies, ConnectionTracker, CountingStream};
 pub(crate) use self::control_events::KnownBefore;
 use self::exits::ExitLog;
-use self::labels::{PROTOCOL_HTTP1, PROTOCOL_HTTP2, PROTOCOL_PENDING};
+use self::labels::{PROTOCOL_HTTP1, PROTOCOL_HTTP2, PROTOCOL_HTTP3, PROTOCOL_PENDING};
 use self::names::label;
 use self::report::StatusReport;
 
@@ -223,7 +223,12 @@ impl Metrics {
             self.accepted.with_label_values(&[name]);
             self.received_bytes.with_label_values(&[name]);
             self.sent_bytes.with_label_values(&[name]);
-            for protocol in [PROTOCOL_PENDING, PROTOCOL_HTTP1, PROTOCOL_HTTP2] {
+            for protocol in [
+                PROTOCOL_PENDING,
+                PROTOCOL_HTTP1,
+                PROTOCOL_HTTP2,
+                PROTOCOL_HTTP3,
+            ] {
                 self.connections.open.with_label_values(&[name, protocol]);
                 self.connections.idle.with_label_values(&[name, protocol]);
             }

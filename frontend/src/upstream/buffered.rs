@@ -31,6 +31,8 @@ pub(crate) struct ConnInfo {
     pub tracker: crate::metrics::connections::ConnectionTracker,
     /// The TLS SNI name the client sent, if any.
     pub sni: Option<String>,
+    /// `Alt-Svc` for the responses on this connection: the HTTPS listener also serves HTTP/3.
+    pub alt_svc: Option<http::HeaderValue>,
 }
 
 /// Everything about one script request that does not change between attempts.
@@ -164,6 +166,7 @@ pub(crate) fn encode_params(request: &ScriptRequest<'_>, out: &mut Vec<u8>) {
         .unwrap_or(&request.site.name);
     let version = match parts.version {
         http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
         http::Version::HTTP_10 => "HTTP/1.0",
         _ => "HTTP/1.1",
     };

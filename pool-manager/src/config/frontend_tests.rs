@@ -142,3 +142,24 @@ fn listener_options_fit_their_kind() {
     .unwrap_err();
     assert_eq!(error.key, "listeners.web.http2_prior_knowledge", "{error}");
 }
+
+#[test]
+fn http3_is_an_https_listener_option_without_proxy_protocol() {
+    let https = MINIMAL.replace("kind = \"http\"", "kind = \"https\"");
+    let with = |text: &str, extra: &str| {
+        load(&text.replace(
+            "address = \"127.0.0.1:0\"",
+            &format!("address = \"127.0.0.1:0\"\n{extra}"),
+        ))
+    };
+    let config = with(&https, "http3 = true").expect("valid");
+    assert!(config.frontend.listeners[0].http3);
+    assert!(
+        !load(&https).unwrap().frontend.listeners[0].http3,
+        "off by default"
+    );
+    let error = with(MINIMAL, "http3 = true").unwrap_err();
+    assert_eq!(error.key, "listeners.web.http3", "{error}");
+    let error = with(&https, "http3 = true\nproxy_protocol = true").unwrap_err();
+    assert_eq!(error.key, "listeners.web.http3", "{error}");
+}

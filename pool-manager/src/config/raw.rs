@@ -73,6 +73,8 @@ pub(super) struct RawListener {
     #[serde(default)]
     pub proxy_protocol: bool,
     pub acme: Option<RawAcme>,
+    #[serde(default)]
+    pub http3: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -168,6 +168,18 @@ fn validate_listeners(
                 "only for kind \"http\" (HTTPS listeners offer h2 by ALPN)",
             ));
         }
+        if listener.http3 && kind != ListenerKind::Https {
+            return Err(invalid(
+                &["listeners", name, "http3"],
+                "only for kind \"https\" (HTTP/3 is always encrypted)",
+            ));
+        }
+        if listener.http3 && listener.proxy_protocol {
+            return Err(invalid(
+                &["listeners", name, "http3"],
+                "cannot be combined with proxy_protocol (QUIC carries no PROXY header)",
+            ));
+        }
         listeners.push(ListenerSpec {
             name: name.clone(),
             kind,
@@ -178,6 +190,7 @@ fn validate_listeners(
             proxy_protocol: listener.proxy_protocol,
             // Filled in by `acme_listeners`, which needs the sites' hosts.
             acme: None,
+            http3: listener.http3,
         });
     }
     if !listeners.iter().any(|l| l.kind != ListenerKind::Admin) {

@@ -132,6 +132,10 @@ pub struct ListenerSpec {
     /// Certificates obtained and renewed automatically from an ACME server (HTTPS only).
     #[serde(default)]
     pub acme: Option<AcmeSpec>,
+    /// HTTPS listeners: also serve HTTP/3 (QUIC) on the same address and port over UDP, and
+    /// advertise it with `Alt-Svc` on the TCP listener's responses.
+    #[serde(default)]
+    pub http3: bool,
 }
 
 /// `listeners.NAME.acme`: where the listener's certificate comes from when ACME is on.

@@ -4,6 +4,7 @@
 mod clients;
 mod connection;
 mod flow_control;
+mod http3;
 
 /// The listeners of the h2c tests: one cleartext listener speaking HTTP/2 with prior knowledge
 /// (`h2c`, its address from `Paddock::address("h2c")`) and the admin listener.
