@@ -31,7 +31,7 @@ impl H3Response {
 }
 
 /// One request, as a client would send it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct H3Request<'a> {
     pub method: &'a str,
     pub path: &'a str,

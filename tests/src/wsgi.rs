@@ -42,13 +42,19 @@ pub fn python_has(modules: &[&str], package: &str) -> bool {
 /// target directory for later runs. Panics when it cannot be made (no network to the registry).
 pub fn flup_python() -> PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(make_venv).clone()
+    PYTHON
+        .get_or_init(|| registry_venv("flup", FLUP_VERSION))
+        .clone()
 }
 
-fn make_venv() -> PathBuf {
+/// The Python of a virtual environment (Debian's Python, with its packages) holding `package`
+/// at `version` from the Python package registry, made once under the target directory
+/// (`target/wsgi-venv/<package>-<version>`) and reused by later runs. Panics when it cannot be
+/// made (no network to the registry).
+pub fn registry_venv(package: &str, version: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> (a test) or target/<profile>/<bin> (the benchmark) →
-    // target/wsgi-venv/flup-<version>
+    // target/wsgi-venv/<package>-<version>
     let mut profile = exe.parent().expect("the executable's directory");
     if profile.ends_with("deps") {
         profile = profile.parent().expect("target/<profile>");
@@ -56,7 +62,7 @@ fn make_venv() -> PathBuf {
     let target = profile.parent().expect("the target directory");
     let venv = target
         .join("wsgi-venv")
-        .join(format!("flup-{FLUP_VERSION}"));
+        .join(format!("{package}-{version}"));
     let python = venv.join("bin/python3");
     if venv.join(".complete").exists() {
         return python;
@@ -65,7 +71,7 @@ fn make_venv() -> PathBuf {
     // use) a half-made environment.
     let building = target
         .join("wsgi-venv")
-        .join(format!(".building-{}", std::process::id()));
+        .join(format!(".building-{package}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&building);
     std::fs::create_dir_all(&building).expect("create the venv directory");
     run(Command::new(SYSTEM_PYTHON)
@@ -78,16 +84,16 @@ fn make_venv() -> PathBuf {
         "--quiet",
         "--disable-pip-version-check",
         "--no-input",
-        &format!("flup=={FLUP_VERSION}"),
+        &format!("{package}=={version}"),
     ]));
-    std::fs::write(building.join(".complete"), FLUP_VERSION).expect("mark the venv complete");
+    std::fs::write(building.join(".complete"), version).expect("mark the venv complete");
     if std::fs::rename(&building, &venv).is_err() {
         // Another test binary finished first: use its environment.
         let _ = std::fs::remove_dir_all(&building);
     }
     assert!(
         venv.join(".complete").exists(),
-        "no flup venv at {}",
+        "no {package} venv at {}",
         venv.display()
     );
     python

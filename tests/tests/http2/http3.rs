@@ -1,5 +1,5 @@
 //! HTTP/3 on an HTTPS listener with `http3 = true`, through a client built from the crates
-//! paddock serves it with (quinn, h3): the same routing, static files, PHP, request bodies and
+//! paddock serves it with (quinn, h3), and through aioquic, an implementation of its own: the same routing, static files, PHP, request bodies and
 //! metrics as over TCP, `Alt-Svc` on the TCP listener, and what the HTTP/2 hostile suite checks
 //! that applies here: a request the client resets midway and a request head over the limit never
 //! reach a worker, and the connection serves on.
@@ -176,4 +176,87 @@ fn sha1(bytes: &[u8]) -> String {
     let mut hasher = sha1_smol::Sha1::new();
     hasher.update(bytes);
     hasher.digest().to_string()
+}
+
+#[test]
+fn a_rapid_reset_flood_reaches_no_worker_and_the_connection_serves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let nonces = dir.path().join("nonces.log");
+    let paddock = start(&format!("env = {{ NONCE_LOG = \"{}\" }}", nonces.display()));
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let reset = H3Request {
+        method: "POST",
+        path: "/nonce.php",
+        headers: &form,
+        body: b"nonce=flood",
+    };
+    // 300 requests opened and reset at once (CVE-2023-44487 over HTTP/3), then one real one.
+    let mut requests = vec![(reset, Ending::ResetAfter(0)); 300];
+    requests.push((
+        H3Request {
+            body: b"nonce=after-the-flood",
+            ..reset
+        },
+        Ending::Complete,
+    ));
+    let answers = h3_client::exchange(paddock.https, &requests)
+        .unwrap_or_else(|e| panic!("HTTP/3 exchange failed: {e}\n{}", paddock.log()));
+    let last = answers
+        .last()
+        .unwrap()
+        .as_ref()
+        .expect("an answer after the flood");
+    assert_eq!(last.status, 200, "{}", last.text());
+    assert_eq!(
+        std::fs::read_to_string(&nonces).unwrap(),
+        "after-the-flood\n",
+        "a reset request reached a worker"
+    );
+}
+
+/// The aioquic release the interoperability test installs (into a venv under the target dir).
+const AIOQUIC_VERSION: &str = "1.7.2";
+
+/// One request with aioquic (`tests/scripts/h3_request.py`): its JSON summary.
+fn aioquic(paddock: &Paddock, method: &str, path: &str, body: Option<&std::path::Path>) -> Value {
+    let python = harness::wsgi::registry_venv("aioquic", AIOQUIC_VERSION);
+    let mut command = std::process::Command::new(python);
+    command
+        .arg(harness::hostile::script("h3_request.py"))
+        .arg(paddock.https.port().to_string())
+        .args([method, path]);
+    if let Some(body) = body {
+        command.arg(body);
+    }
+    let output = command.output().expect("run tests/scripts/h3_request.py");
+    assert!(
+        output.status.success(),
+        "aioquic {method} {path}: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        paddock.log()
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn aioquic_gets_the_same_answers() {
+    let paddock = start("");
+    let css = aioquic(&paddock, "GET", "/static/site.css", None);
+    assert_eq!(css["status"], 200);
+    assert_eq!(css["body"], "body { color: #333; }\n");
+    assert_eq!(css["headers"]["content-type"], "text/css");
+
+    let dir = tempfile::tempdir().unwrap();
+    let upload: Vec<u8> = (0..200 * 1024).map(|i| (i % 241) as u8).collect();
+    let file = dir.path().join("upload.bin");
+    std::fs::write(&file, &upload).unwrap();
+    let posted = aioquic(&paddock, "POST", "/echo.php", Some(&file));
+    assert_eq!(posted["status"], 200);
+    let seen: Value = serde_json::from_str(posted["body"].as_str().unwrap()).unwrap();
+    assert_eq!(seen["server"]["SERVER_PROTOCOL"], "HTTP/3.0");
+    assert_eq!(seen["input_sha1"], sha1(&upload));
+
+    let big = aioquic(&paddock, "GET", "/big.php?kb=4096", None);
+    assert_eq!(big["status"], 200);
+    assert_eq!(big["length"], 4096 * 1024);
 }
