@@ -434,6 +434,20 @@ impl Drop for Paddock {
     }
 }
 
+/// Runs `openssl ARGS` in `dir`; panics with openssl's message if it fails.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl (apt-get install openssl)");
+    assert!(
+        output.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Generates a self-signed certificate for localhost with openssl: `<dir>/<name>.crt` and
 /// `<dir>/<name>.key`.
 pub fn self_signed_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {

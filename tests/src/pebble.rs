@@ -234,18 +234,7 @@ fn spawn_logged(command: &mut Command, log: &Arc<Mutex<String>>) -> Child {
 /// A CA and a certificate for 127.0.0.1 signed by it, for pebble's directory (`ca.pem`,
 /// `directory.pem`, `directory.key`).
 fn make_directory_certificate(dir: &Path) {
-    let run = |args: &[&str]| {
-        let output = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl (apt-get install openssl)");
-        assert!(
-            output.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
+    let run = |args: &[&str]| crate::openssl(dir, args);
     let ec = [
         "-newkey",
         "ec",

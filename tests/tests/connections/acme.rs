@@ -105,6 +105,25 @@ fn get_hello(stream: &mut TlsStream) -> String {
     tls_client::get(stream, NAME, "/hello.txt")
 }
 
+/// pebble validating HTTP-01 on paddock's HTTP port (and TLS-ALPN-01 where nothing listens);
+/// `None` (the test returns) when pebble is not installed.
+fn pebble_for_http01(ports: &Ports) -> Option<Pebble> {
+    Pebble::start(PebbleOptions {
+        http_port: ports.http,
+        tls_port: loopback_port(),
+        validity_secs: None,
+    })
+}
+
+/// paddock getting its certificate over HTTP-01 into `state`, once the first one is installed.
+fn issued_over_http01(ports: &Ports, pebble: &Pebble, state: &Path) -> Paddock {
+    let paddock = start_paddock(ports, pebble, "http-01", state, "");
+    paddock.wait_until("the ACME certificate", PATIENCE, || {
+        installed_count(&paddock) == 1
+    });
+    paddock
+}
+
 fn installed_count(paddock: &Paddock) -> usize {
     paddock.log().matches("ACME certificate installed").count()
 }
@@ -116,19 +135,12 @@ fn mode(path: &Path) -> u32 {
 #[test]
 fn http01_issues_a_certificate_and_a_restart_reuses_it_without_a_new_order() {
     let ports = Ports::reserve();
-    let Some(pebble) = Pebble::start(PebbleOptions {
-        http_port: ports.http,
-        tls_port: loopback_port(),
-        validity_secs: None,
-    }) else {
+    let Some(pebble) = pebble_for_http01(&ports) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let mut paddock = start_paddock(&ports, &pebble, "http-01", &state, "");
-    paddock.wait_until("the ACME certificate", PATIENCE, || {
-        installed_count(&paddock) == 1
-    });
+    let mut paddock = issued_over_http01(&ports, &pebble, &state);
     let root = pebble.issuing_root();
     let mut stream = connect(paddock.https, &root);
     assert_eq!(get_hello(&mut stream), "hello over acme\n");
@@ -306,19 +318,12 @@ fn a_failed_challenge_is_logged_and_the_fallback_certificate_stays() {
 #[test]
 fn an_account_the_ca_has_forgotten_is_made_anew_and_the_order_goes_through() {
     let ports = Ports::reserve();
-    let Some(pebble) = Pebble::start(PebbleOptions {
-        http_port: ports.http,
-        tls_port: loopback_port(),
-        validity_secs: None,
-    }) else {
+    let Some(pebble) = pebble_for_http01(&ports) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let mut paddock = start_paddock(&ports, &pebble, "http-01", &state, "");
-    paddock.wait_until("the ACME certificate", PATIENCE, || {
-        installed_count(&paddock) == 1
-    });
+    let mut paddock = issued_over_http01(&ports, &pebble, &state);
     paddock.stop();
     let account_file = |state: &Path| {
         let accounts = state.join("acme/accounts");
@@ -362,11 +367,7 @@ fn a_front_end_that_drops_privileges_still_writes_its_acme_state() {
         return;
     }
     let ports = Ports::reserve();
-    let Some(pebble) = Pebble::start(PebbleOptions {
-        http_port: ports.http,
-        tls_port: loopback_port(),
-        validity_secs: None,
-    }) else {
+    let Some(pebble) = pebble_for_http01(&ports) else {
         return;
     };
     // Traversable by `nobody`, as a real /var/lib is.

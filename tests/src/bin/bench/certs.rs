@@ -3,9 +3,9 @@
 //! with openssl in the benchmark's temp dir. The holder of idle TLS connections trusts the CA.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
+use harness::openssl;
 use rustls::ClientConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -15,19 +15,6 @@ pub struct Certs {
     pub ca: PathBuf,
     pub certificate: PathBuf,
     pub key: PathBuf,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run openssl (apt-get install openssl)");
-    assert!(
-        output.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 impl Certs {
