@@ -70,11 +70,20 @@ pub(super) async fn serve_connection(
         }
     };
     let mut requests = tokio::task::JoinSet::new();
+    // `max_requests_per_connection` ends the connection with GOAWAY, as for HTTP/2.
+    let max_requests = state.spec().limits.max_requests_per_connection;
+    let mut accepted_requests: u64 = 0;
     let mut stopping = stop.borrow().is_some();
+    let mut goaway_sent = false;
     loop {
-        if stopping {
-            // GOAWAY: requests already sent are answered, no new ones are taken.
+        if stopping && !goaway_sent {
+            // GOAWAY: requests already taken are answered; the client sends any later one on a
+            // new connection.
             let _ = h3.shutdown(0).await;
+            goaway_sent = true;
+        }
+        if stopping && requests.is_empty() {
+            break;
         }
         let accepted = tokio::select! {
             accepted = h3.accept() => accepted,
@@ -82,9 +91,13 @@ pub(super) async fn serve_connection(
                 stopping = true;
                 continue;
             }
+            // While draining, a request that ends may be the last one.
+            Some(_) = requests.join_next(), if stopping => continue,
         };
         match accepted {
             Ok(Some(resolver)) => {
+                accepted_requests += 1;
+                stopping |= accepted_requests >= max_requests;
                 let (state, info, activity) = (state.clone(), info.clone(), activity.clone());
                 requests.spawn(async move {
                     match resolver.resolve_request().await {
@@ -102,9 +115,6 @@ pub(super) async fn serve_connection(
             }
         }
         while requests.try_join_next().is_some() {}
-        if stopping && requests.is_empty() {
-            break;
-        }
     }
     while requests.join_next().await.is_some() {}
 }

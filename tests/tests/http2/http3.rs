@@ -256,7 +256,35 @@ fn aioquic_gets_the_same_answers() {
     assert_eq!(seen["server"]["SERVER_PROTOCOL"], "HTTP/3.0");
     assert_eq!(seen["input_sha1"], sha1(&upload));
 
-    let big = aioquic(&paddock, "GET", "/big.php?kb=4096", None);
+    // aioquic is pure Python: 2 MiB is large enough to need many flow-control updates and
+    // small enough to stay quick on a loaded machine (the quinn client downloads 8 MiB).
+    let big = aioquic(&paddock, "GET", "/big.php?kb=2048", None);
     assert_eq!(big["status"], 200);
-    assert_eq!(big["length"], 4096 * 1024);
+    assert_eq!(big["length"], 2048 * 1024);
+}
+
+#[test]
+fn max_requests_per_connection_ends_an_http3_connection_with_goaway() {
+    require_php_cgi();
+    let config = format!(
+        "[limits]\nmax_requests_per_connection = 2\n{}\n{}",
+        listeners_h3(),
+        php_site(&test_site(), 1, "")
+    );
+    let paddock = Paddock::start_with(&config, true);
+    paddock.wait_for_log("listening for HTTP/3");
+    let get = || (H3Request::get("/static/site.css"), Ending::Complete);
+    let two = h3_client::exchange(paddock.https, &[get(), get()])
+        .unwrap_or_else(|e| panic!("two requests on one connection: {e}"));
+    assert!(two
+        .iter()
+        .all(|a| a.as_ref().is_some_and(|r| r.status == 200)));
+    // The third request on the same connection is refused (GOAWAY after the second)...
+    assert!(
+        h3_client::exchange(paddock.https, &[get(), get(), get()]).is_err(),
+        "a third request was answered on the same connection"
+    );
+    // ...and a new connection is served.
+    let fresh = h3_client::request(paddock.https, H3Request::get("/static/site.css")).unwrap();
+    assert_eq!(fresh.status, 200);
 }
