@@ -27,6 +27,7 @@ use crate::upstream::buffered::ConnInfo;
 /// stream (over a kilobyte) and the session's own copy of it would each keep a slot in this
 /// future: a value moved out of a local still has its place in the future.
 #[allow(clippy::too_many_arguments)] // each is one piece of the connection the session takes over
+#[allow(clippy::manual_async_fn)] // on purpose, see above
 pub(super) fn serve_tls(
     io: PlainIo,
     acceptor: TlsAcceptor,
@@ -44,7 +45,9 @@ pub(super) fn serve_tls(
         // Matched in place: a named result would keep its slot (the TLS stream's size) in this
         // future for the connection's life.
         let session = match handshake.await {
-            Ok(Ok(tls)) => session_after_handshake(tls, conn, context, state, activity, stop, slot),
+            Ok(Ok(tls)) => {
+                session_after_handshake(tls, *conn, context, state, activity, stop, slot)
+            }
             Ok(Err(e)) => {
                 conn.tracker.tls_failed("error");
                 debug!(%peer, error = %e, "TLS handshake failed");
@@ -67,7 +70,7 @@ type PlainIo = WatchedIo<crate::metrics::connections::CountingStream<tokio::net:
 /// The HTTP session of a connection whose handshake completed (`None`: nothing follows it).
 fn session_after_handshake(
     tls: tokio_rustls::server::TlsStream<PlainIo>,
-    conn: Box<ConnInfo>,
+    conn: ConnInfo,
     context: Arc<ListenerContext>,
     state: Arc<State>,
     activity: Arc<Activity>,
@@ -86,7 +89,7 @@ fn session_after_handshake(
     if h2 {
         activity.speaks_http2();
     }
-    let conn = ConnInfo { sni, ..*conn };
+    let conn = ConnInfo { sni, ..conn };
     Some(if context.admin || h2 {
         Box::pin(async move {
             serve_http(tls, conn, context, state, activity, stop).await;

@@ -33,6 +33,7 @@ use crate::upstream::buffered::ConnInfo;
 /// block, not an `async fn` (an `async fn` stores each argument twice, as the argument and as
 /// the local it is moved into); and `slot` (the connection's place under the connection limits)
 /// is held until the end.
+#[allow(clippy::manual_async_fn)] // on purpose, see above
 pub(super) fn serve_http1<I: Parkable>(
     mut io: I,
     conn: Arc<ConnInfo>,
@@ -111,68 +112,65 @@ async fn serve_until_idle<I: Parkable>(
 
 /// Waits, holding nothing but the socket, until the next request starts to arrive. `Err` says
 /// why the connection should close instead: a deadline passed, a stop, or a socket error.
-fn wait_for_request<'a>(
-    socket: &'a tokio::net::TcpStream,
-    activity: &'a Activity,
-    timeouts: &'a protocol::control::TimeoutsSpec,
-    stop: &'a mut StopSignal,
-) -> impl Future<Output = Result<(), &'static str>> + 'a {
-    // An `async` block, not an `async fn`, which would store each argument twice.
-    async move {
-        // While stopping, an idle connection still gets the drain linger (see `drive`).
-        let mut linger = stop
-            .borrow()
-            .is_some()
-            .then(|| tokio::time::Instant::now() + DRAIN_LINGER);
-        // Polled by hand rather than with `select!` over fresh futures on each turn: this
-        // future is what every parked connection holds, and a `select!` keeps all its branches'
-        // futures (a socket readiness waiter, an `async fn` around the timer, the stop watcher)
-        // in it. Here the socket is peeked with `poll_peek` (its waker lives in the socket's
-        // registration), one `Sleep` is re-armed in place, and the stop watcher exists once.
-        let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
-        tokio::pin!(sleep);
-        let stopped = stop.changed();
-        tokio::pin!(stopped);
-        std::future::poll_fn(|cx| {
-            // A peek, not a readiness wait: readiness can be reported for a socket with nothing to
-            // read (tokio documents such false positives, and a fresh socket showed them), and a
-            // hyper connection started for nothing would hold its buffers until the next request.
-            // A request that arrived is served even when a deadline passed at the same time.
-            let mut first = [0u8; 1];
-            match socket.poll_peek(cx, &mut ReadBuf::new(&mut first)) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err("client closed the connection")),
-                Poll::Ready(Ok(_)) => return Poll::Ready(Ok(())),
-                Poll::Ready(Err(_)) => return Poll::Ready(Err("socket error")),
-                Poll::Pending => {}
+async fn wait_for_request(
+    socket: &tokio::net::TcpStream,
+    activity: &Activity,
+    timeouts: &protocol::control::TimeoutsSpec,
+    stop: &mut StopSignal,
+) -> Result<(), &'static str> {
+    // While stopping, an idle connection still gets the drain linger (see `drive`).
+    let mut linger = stop
+        .borrow()
+        .is_some()
+        .then(|| tokio::time::Instant::now() + DRAIN_LINGER);
+    // Polled by hand rather than with `select!` over fresh futures on each turn: this
+    // future is what every parked connection holds, and a `select!` keeps all its branches'
+    // futures (a socket readiness waiter, an `async fn` around the timer, the stop watcher)
+    // in it. Here the socket is peeked with `poll_peek` (its waker lives in the socket's
+    // registration), one `Sleep` is re-armed in place, and the stop watcher exists once.
+    let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(sleep);
+    let stopped = stop.changed();
+    tokio::pin!(stopped);
+    std::future::poll_fn(|cx| {
+        // A peek, not a readiness wait: readiness can be reported for a socket with nothing to
+        // read (tokio documents such false positives, and a fresh socket showed them), and a
+        // hyper connection started for nothing would hold its buffers until the next request.
+        // A request that arrived is served even when a deadline passed at the same time.
+        let mut first = [0u8; 1];
+        match socket.poll_peek(cx, &mut ReadBuf::new(&mut first)) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err("client closed the connection")),
+            Poll::Ready(Ok(_)) => return Poll::Ready(Ok(())),
+            Poll::Ready(Err(_)) => return Poll::Ready(Err("socket error")),
+            Poll::Pending => {}
+        }
+        if linger.is_none() && stopped.as_mut().poll(cx).is_ready() {
+            linger = Some(tokio::time::Instant::now() + DRAIN_LINGER);
+        }
+        loop {
+            let deadline = activity.next_deadline(timeouts).map(|(at, _)| at);
+            // One timer for both: the sooner of the connection's deadline and the linger.
+            let Some(wake) = deadline.into_iter().chain(linger).min() else {
+                return Poll::Pending;
+            };
+            if sleep.deadline() != wake {
+                sleep.as_mut().reset(wake);
             }
-            if linger.is_none() && stopped.as_mut().poll(cx).is_ready() {
-                linger = Some(tokio::time::Instant::now() + DRAIN_LINGER);
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
             }
-            loop {
-                let deadline = activity.next_deadline(timeouts).map(|(at, _)| at);
-                // One timer for both: the sooner of the connection's deadline and the linger.
-                let Some(wake) = deadline.into_iter().chain(linger).min() else {
-                    return Poll::Pending;
-                };
-                if sleep.deadline() != wake {
-                    sleep.as_mut().reset(wake);
-                }
-                if sleep.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                let now = tokio::time::Instant::now();
-                if linger.is_some_and(|at| at <= now) {
-                    return Poll::Ready(Err("stopping"));
-                }
-                if let Some((at, expiry)) = activity.next_deadline(timeouts) {
-                    if at <= now {
-                        return Poll::Ready(Err(expiry.describe()));
-                    }
+            let now = tokio::time::Instant::now();
+            if linger.is_some_and(|at| at <= now) {
+                return Poll::Ready(Err("stopping"));
+            }
+            if let Some((at, expiry)) = activity.next_deadline(timeouts) {
+                if at <= now {
+                    return Poll::Ready(Err(expiry.describe()));
                 }
             }
-        })
-        .await
-    }
+        }
+    })
+    .await
 }
 
 /// A hyper HTTP/1 connection that is not shut down when it ends, so its socket can be reused.
