@@ -112,7 +112,7 @@ pub(super) async fn drive<C: GracefulConnection + ?Sized>(
     }
 }
 
-pub(super) async fn sleep(until: Option<tokio::time::Instant>) {
+async fn sleep(until: Option<tokio::time::Instant>) {
     match until {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,

@@ -5,62 +5,82 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use tokio::io::ReadBuf;
 use tracing::debug;
 
 use crate::conn::accept::{ListenerContext, StopSignal};
 use crate::conn::deadlines::Activity;
-use crate::conn::drive::{drive, sleep, GracefulConnection, DRAIN_LINGER};
+use crate::conn::drive::{drive, GracefulConnection, DRAIN_LINGER};
 use crate::conn::hyper_session::public_handler;
+use crate::conn::limits::ConnectionSlot;
 use crate::conn::parking::{Parkable, ParkingIo};
 use crate::state::State;
 use crate::upstream::buffered::ConnInfo;
 
 /// A public HTTP/1.1 connection: served by a hyper connection while requests come, parked
-/// outside hyper while idle ([`crate::conn::parking`]), until the client leaves or a deadline passes.
-pub(super) async fn serve_http1<I: Parkable>(
+/// outside hyper while idle ([`crate::conn::parking`]), until the client leaves or a deadline
+/// passes.
+///
+/// This future is what a parked connection holds (a plain connection's task is this future, see
+/// `conn::accept`), so it is kept small: `conn` comes shared, not by value; it is an `async`
+/// block, not an `async fn` (an `async fn` stores each argument twice, as the argument and as
+/// the local it is moved into); and `slot` (the connection's place under the connection limits)
+/// is held until the end.
+#[allow(clippy::manual_async_fn)] // on purpose, see above
+pub(super) fn serve_http1<I: Parkable>(
     mut io: I,
-    conn: ConnInfo,
+    conn: Arc<ConnInfo>,
     context: Arc<ListenerContext>,
     state: Arc<State>,
     activity: Arc<Activity>,
     mut stop: StopSignal,
-) {
-    let conn = Arc::new(conn);
-    let mut unread = Bytes::new();
-    loop {
-        if unread.is_empty() && !io.has_buffered_input() {
-            let timeouts = &state.spec().timeouts;
-            if let Err(reason) = wait_for_request(io.socket(), &activity, timeouts, &mut stop).await
-            {
-                debug!(peer = %conn.peer, reason, "closing idle connection");
-                return;
+    slot: ConnectionSlot,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let mut unread = Bytes::new();
+        loop {
+            if unread.is_empty() && !io.has_buffered_input() {
+                let timeouts = &state.spec().timeouts;
+                let waited = wait_for_request(io.socket(), &activity, timeouts, &mut stop).await;
+                if let Err(reason) = waited {
+                    debug!(peer = %conn.peer, reason, "closing idle connection");
+                    break;
+                }
+            }
+            // The hyper connection borrows the socket instead of taking it and giving it back:
+            // an awaited value (here, what the served connection returns) keeps a slot in this
+            // future as large as the value, and a TLS stream is over a kilobyte. Boxed for the
+            // same reason: the hyper connection is large.
+            let active = Box::pin(serve_until_idle(
+                &mut io, unread, &conn, &context, &state, &activity, &stop,
+            ));
+            match active.await {
+                Some(left) => unread = left,
+                None => break,
             }
         }
-        let active = serve_until_idle(io, unread, &conn, &context, &state, &activity, &stop);
-        match Box::pin(active).await {
-            Some((parked_io, left)) => (io, unread) = (parked_io, left),
-            None => return,
-        }
+        drop(slot);
     }
 }
 
-/// Serves requests on one hyper connection until it parks (then the socket and any bytes
-/// hyper did not use come back) or ends (`None`).
+/// Serves requests on one hyper connection until it parks (then any bytes hyper did not use come
+/// back) or ends (`None`).
 async fn serve_until_idle<I: Parkable>(
-    io: I,
+    io: &mut I,
     unread: Bytes,
     conn: &Arc<ConnInfo>,
     context: &ListenerContext,
     state: &Arc<State>,
     activity: &Arc<Activity>,
     stop: &StopSignal,
-) -> Option<(I, Bytes)> {
+) -> Option<Bytes> {
     let timeouts = state.spec().timeouts.clone();
     let peer = conn.peer;
     let service = service_fn(public_handler(
@@ -82,13 +102,12 @@ async fn serve_until_idle<I: Parkable>(
     if !parking.parked() {
         // hyper ended the connection itself (`Connection: close`, a stop): close it the way
         // hyper would have without `without_shutdown`, with a flush and a FIN (TLS: close_notify).
-        let mut io = parking.into_inner();
-        let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
+        let io = parking.into_inner();
+        let _ = tokio::io::AsyncWriteExt::shutdown(io).await;
         return None;
     }
     // Copied: even empty, hyper's buffer still owns its whole allocation.
-    let unread = Bytes::copy_from_slice(&parts.read_buf);
-    Some((parking.into_inner(), unread))
+    Some(Bytes::copy_from_slice(&parts.read_buf))
 }
 
 /// Waits, holding nothing but the socket, until the next request starts to arrive. `Err` says
@@ -104,40 +123,54 @@ async fn wait_for_request(
         .borrow()
         .is_some()
         .then(|| tokio::time::Instant::now() + DRAIN_LINGER);
-    loop {
-        let deadline = activity.next_deadline(timeouts).map(|(at, _)| at);
-        // One timer for both: the sooner of the connection's deadline and the linger.
-        let wake = deadline.into_iter().chain(linger).min();
-        // A peek, not `readable()`: readiness can be reported for a socket with nothing to
+    // Polled by hand rather than with `select!` over fresh futures on each turn: this
+    // future is what every parked connection holds, and a `select!` keeps all its branches'
+    // futures (a socket readiness waiter, an `async fn` around the timer, the stop watcher)
+    // in it. Here the socket is peeked with `poll_peek` (its waker lives in the socket's
+    // registration), one `Sleep` is re-armed in place, and the stop watcher exists once.
+    let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(sleep);
+    let stopped = stop.changed();
+    tokio::pin!(stopped);
+    std::future::poll_fn(|cx| {
+        // A peek, not a readiness wait: readiness can be reported for a socket with nothing to
         // read (tokio documents such false positives, and a fresh socket showed them), and a
         // hyper connection started for nothing would hold its buffers until the next request.
+        // A request that arrived is served even when a deadline passed at the same time.
         let mut first = [0u8; 1];
-        tokio::select! {
-            // A request that arrived is served even when a deadline passed at the same time.
-            biased;
-            peeked = socket.peek(&mut first) => {
-                return match peeked {
-                    Ok(0) => Err("client closed the connection"),
-                    Ok(_) => Ok(()),
-                    Err(_) => Err("socket error"),
-                };
+        match socket.poll_peek(cx, &mut ReadBuf::new(&mut first)) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err("client closed the connection")),
+            Poll::Ready(Ok(_)) => return Poll::Ready(Ok(())),
+            Poll::Ready(Err(_)) => return Poll::Ready(Err("socket error")),
+            Poll::Pending => {}
+        }
+        if linger.is_none() && stopped.as_mut().poll(cx).is_ready() {
+            linger = Some(tokio::time::Instant::now() + DRAIN_LINGER);
+        }
+        loop {
+            let deadline = activity.next_deadline(timeouts).map(|(at, _)| at);
+            // One timer for both: the sooner of the connection's deadline and the linger.
+            let Some(wake) = deadline.into_iter().chain(linger).min() else {
+                return Poll::Pending;
+            };
+            if sleep.deadline() != wake {
+                sleep.as_mut().reset(wake);
             }
-            () = sleep(wake) => {
-                if linger.is_some_and(|at| at <= tokio::time::Instant::now()) {
-                    return Err("stopping");
-                }
-                if let Some((at, expiry)) = activity.next_deadline(timeouts) {
-                    if at <= tokio::time::Instant::now() {
-                        return Err(expiry.describe());
-                    }
-                }
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
             }
-            changed = stop.changed(), if linger.is_none() => {
-                let _ = changed;
-                linger = Some(tokio::time::Instant::now() + DRAIN_LINGER);
+            let now = tokio::time::Instant::now();
+            if linger.is_some_and(|at| at <= now) {
+                return Poll::Ready(Err("stopping"));
+            }
+            if let Some((at, expiry)) = activity.next_deadline(timeouts) {
+                if at <= now {
+                    return Poll::Ready(Err(expiry.describe()));
+                }
             }
         }
-    }
+    })
+    .await
 }
 
 /// A hyper HTTP/1 connection that is not shut down when it ends, so its socket can be reused.

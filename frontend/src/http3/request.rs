@@ -38,7 +38,10 @@ pub(super) async fn serve_connection(
         Ok(connection) => connection,
         Err(e) => {
             debug!(listener, error = %e, "QUIC handshake failed");
-            state.metrics.connection(&listener).tls_failed("handshake");
+            state
+                .metrics
+                .connection(listener.as_str())
+                .tls_failed("handshake");
             return;
         }
     };
@@ -51,7 +54,7 @@ pub(super) async fn serve_connection(
         local: local.unwrap_or(peer),
         peer,
         https: true,
-        tracker: state.metrics.connection(&listener),
+        tracker: state.metrics.connection(listener.as_str()),
         sni,
         alt_svc: None,
     });

@@ -283,9 +283,11 @@ impl Metrics {
     // ----- connections ---------------------------------------------------------------------------
 
     /// A newly accepted connection on `listener`; it counts as open until every clone is dropped.
-    pub(crate) fn connection(&self, listener: &str) -> ConnectionTracker {
-        self.accepted.with_label_values(&[listener]).inc();
-        ConnectionTracker::new(self.connections.clone(), listener.into())
+    /// The name comes shared so that a connection does not hold a copy of its own.
+    pub(crate) fn connection(&self, listener: impl Into<Arc<str>>) -> ConnectionTracker {
+        let listener = listener.into();
+        self.accepted.with_label_values(&[&*listener]).inc();
+        ConnectionTracker::new(self.connections.clone(), listener)
     }
 
     /// Wraps a socket so that the bytes crossing it are counted for `listener`.
