@@ -19,7 +19,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
 use crate::peers::{find_program, free_port};
-use crate::wait::wait_until;
+use crate::wait::wait_for;
 
 /// A free loopback port (bound and released: the test uses it right away).
 pub fn loopback_port() -> u16 {
@@ -62,23 +62,34 @@ impl Pebble {
     /// Starts pebble and its DNS server and waits until the directory is served; `None` (with
     /// the reason printed) when pebble is not installed.
     pub fn start(options: PebbleOptions) -> Option<Pebble> {
-        let ports = OwnPorts {
-            listen: loopback_port(),
-            management: loopback_port(),
-            dns: loopback_port(),
-            dns_management: loopback_port(),
-        };
-        Self::start_on(options, ports)
+        // A port found free may be taken by another test's server before pebble binds it (the
+        // tests run in parallel); pebble then exits, and a fresh set of ports is tried.
+        for _ in 0..5 {
+            let ports = OwnPorts {
+                listen: loopback_port(),
+                management: loopback_port(),
+                dns: loopback_port(),
+                dns_management: loopback_port(),
+            };
+            match Self::start_on(options, ports)? {
+                Ok(pebble) => return Some(pebble),
+                Err(why) => eprintln!("pebble did not start ({why}); trying other ports"),
+            }
+        }
+        panic!("pebble did not start on five sets of ports");
     }
 
     /// Stops this pebble and starts a fresh one on the same ports: a CA that has forgotten
     /// every account, order and certificate, with a new issuing root.
     pub fn restart(mut self) -> Pebble {
         self.stop();
-        Self::start_on(self.options, self.ports).expect("pebble was there a moment ago")
+        Self::start_on(self.options, self.ports)
+            .expect("pebble was there a moment ago")
+            .unwrap_or_else(|why| panic!("pebble did not start again: {why}"))
     }
 
-    fn start_on(options: PebbleOptions, ports: OwnPorts) -> Option<Pebble> {
+    /// `None` when pebble is not installed; `Err` when it did not come up on these ports.
+    fn start_on(options: PebbleOptions, ports: OwnPorts) -> Option<Result<Pebble, String>> {
         let (Some(pebble_bin), Some(dns_bin)) =
             (find_program("pebble"), find_program("pebble-challtestsrv"))
         else {
@@ -135,7 +146,7 @@ impl Pebble {
                 .env("PEBBLE_AUTHZREUSE", "0"),
             &log,
         );
-        let pebble = Pebble {
+        let mut pebble = Pebble {
             dir,
             pebble,
             dns,
@@ -144,10 +155,35 @@ impl Pebble {
             ports,
             log,
         };
-        wait_until("pebble's ACME directory", || {
-            pebble.log().contains("ACME directory available")
+        // Up when its directory answers over TLS with this pebble's own CA (not merely when a
+        // port answers: another process could hold it); down for good when a program exited.
+        let up = wait_for("pebble's ACME directory", || {
+            if pebble.exited() {
+                return Some(false);
+            }
+            pebble.directory_answers().then_some(true)
         });
-        Some(pebble)
+        if !up {
+            let why = pebble.log();
+            pebble.stop();
+            return Some(Err(why));
+        }
+        Some(Ok(pebble))
+    }
+
+    fn exited(&mut self) -> bool {
+        [&mut self.pebble, &mut self.dns]
+            .into_iter()
+            .any(|child| child.try_wait().is_ok_and(|status| status.is_some()))
+    }
+
+    fn directory_answers(&self) -> bool {
+        Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "--max-time", "5", "--cacert"])
+            .arg(self.directory_ca())
+            .arg(&self.directory)
+            .output()
+            .is_ok_and(|o| o.status.success())
     }
 
     /// The CA that pebble's own HTTPS certificate chains to (for `acme.ca_certificate`).
