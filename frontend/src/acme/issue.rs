@@ -164,7 +164,15 @@ pub(crate) async fn order(
                 armed.tls_alpn01.push(domain.clone());
             }
         }
-        challenge.set_ready().await.map_err(IssueError::Order)?;
+        // A CA that validates at once (pebble without its random delay, some private CAs)
+        // answers this very request with the validation's problem.
+        challenge.set_ready().await.map_err(|e| match e {
+            instant_acme::Error::Api(problem) => IssueError::Validation {
+                challenge: challenge_name(spec.challenge).into(),
+                details: format!("{domain}: {problem}"),
+            },
+            other => IssueError::Order(other),
+        })?;
     }
     let patience = RetryPolicy::new()
         .initial_delay(Duration::from_millis(250))
