@@ -25,6 +25,10 @@ use crate::upstream::buffered::ConnInfo;
 
 type SendStream = RequestStream<h3_quinn::SendStream<Bytes>, Bytes>;
 
+/// How long a connection that got GOAWAY waits, once its last request is answered, for the
+/// client to close it.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
 /// Serves one QUIC connection's requests until the client or the idle timeout closes it.
 pub(super) async fn serve_connection(
     incoming: quinn::Incoming,
@@ -78,15 +82,20 @@ pub(super) async fn serve_connection(
     let mut accepted_requests: u64 = 0;
     let mut stopping = stop.borrow().is_some();
     let mut goaway_sent = false;
+    // After GOAWAY the connection stays until the client closes it, or until this linger has
+    // passed with no request left: closing a QUIC connection discards the stream data not yet
+    // delivered, so closing right after the last response was written could cut it off.
+    let linger = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(linger);
     loop {
         if stopping && !goaway_sent {
             // GOAWAY: requests already taken are answered; the client sends any later one on a
             // new connection.
             let _ = h3.shutdown(0).await;
             goaway_sent = true;
-        }
-        if stopping && requests.is_empty() {
-            break;
+            linger
+                .as_mut()
+                .reset(tokio::time::Instant::now() + CLOSE_LINGER);
         }
         let accepted = tokio::select! {
             accepted = h3.accept() => accepted,
@@ -94,8 +103,13 @@ pub(super) async fn serve_connection(
                 stopping = true;
                 continue;
             }
-            // While draining, a request that ends may be the last one.
-            Some(_) = requests.join_next(), if stopping => continue,
+            // While draining, a request that ends may be the last one: its response gets the
+            // linger from now.
+            Some(_) = requests.join_next(), if goaway_sent => {
+                linger.as_mut().reset(tokio::time::Instant::now() + CLOSE_LINGER);
+                continue;
+            }
+            () = &mut linger, if goaway_sent && requests.is_empty() => break,
         };
         match accepted {
             Ok(Some(resolver)) => {
