@@ -111,6 +111,51 @@ fn run(command: &mut Command) {
     );
 }
 
+/// The FastCGI server a threaded pool's workers run the WSGI app in, on the socket paddock hands
+/// them as fd 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WsgiServer {
+    /// deploy/examples/wsgi/fcgi_serve.py: flup's WSGIServer, from the venv [`flup_python`] makes.
+    Flup,
+    /// Debian's uWSGI (`uwsgi` + `uwsgi-plugin-python3`) with `--protocol fastcgi`: one process of
+    /// `threads` threads per worker, no uWSGI master (paddock is the master).
+    Uwsgi,
+}
+
+impl WsgiServer {
+    /// The pool's `command` for `module:attribute` with `threads` threads, as a TOML array.
+    fn command(self, target: &str, threads: u32) -> String {
+        match self {
+            WsgiServer::Flup => format!(
+                "[\"{python}\", \"{serve}\", \"{target}\"]",
+                python = flup_python().display(),
+                serve = crate::deploy("examples/wsgi/fcgi_serve.py").display(),
+            ),
+            WsgiServer::Uwsgi => format!(
+                "[\"/usr/bin/uwsgi\", \"--plugin\", \"python3\", \"--protocol\", \"fastcgi\", \
+                 \"--threads\", \"{threads}\", \"--module\", \"{target}\", \"--need-app\", \
+                 \"--die-on-term\", \"--disable-logging\"]"
+            ),
+        }
+    }
+
+    /// Whether the server can run here; if not, says which packages are missing (the caller's
+    /// test then does nothing).
+    pub fn available(self) -> bool {
+        match self {
+            WsgiServer::Flup => true,
+            WsgiServer::Uwsgi => {
+                let ok = Path::new("/usr/bin/uwsgi").exists()
+                    && Path::new("/usr/lib/uwsgi/plugins/python3_plugin.so").exists();
+                if !ok {
+                    eprintln!("skipped: needs Debian's uwsgi and uwsgi-plugin-python3");
+                }
+                ok
+            }
+        }
+    }
+}
+
 /// The `[pools.NAME]` body of a threaded pool running `module:attribute` from `app_dir` with
 /// flup: `workers` processes of `threads` threads, plus `extra` lines.
 pub fn threaded_pool(
@@ -120,10 +165,21 @@ pub fn threaded_pool(
     threads: u32,
     extra: &str,
 ) -> String {
+    threaded_pool_on(WsgiServer::Flup, app_dir, target, workers, threads, extra)
+}
+
+/// [`threaded_pool`] with the FastCGI server of the caller's choice.
+pub fn threaded_pool_on(
+    server: WsgiServer,
+    app_dir: &Path,
+    target: &str,
+    workers: u32,
+    threads: u32,
+    extra: &str,
+) -> String {
     format!(
-        "mode = \"threaded\"\nworkers = {workers}\nthreads = {threads}\ncommand = [\"{python}\", \"{serve}\", \"{target}\"]\nworking_directory = \"{dir}\"\n{extra}\n",
-        python = flup_python().display(),
-        serve = crate::deploy("examples/wsgi/fcgi_serve.py").display(),
+        "mode = \"threaded\"\nworkers = {workers}\nthreads = {threads}\ncommand = {command}\nworking_directory = \"{dir}\"\n{extra}\n",
+        command = server.command(target, threads),
         dir = app_dir.display(),
     )
 }

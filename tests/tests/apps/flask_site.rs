@@ -8,7 +8,9 @@ use std::process::Stdio;
 
 use harness::Paddock;
 
-use crate::support::{curl_ok, flask_site, json};
+use harness::wsgi::WsgiServer;
+
+use crate::support::{curl_ok, flask_site_on, json, worker_pids};
 
 /// A way to reach the site: its base URL, curl's protocol option, and the HTTP version curl must
 /// report.
@@ -50,10 +52,31 @@ fn transports(paddock: &Paddock) -> Vec<Transport> {
 
 #[test]
 fn a_flask_app_works_end_to_end_over_every_transport() {
-    let Some(site) = flask_site("") else {
+    end_to_end(WsgiServer::Flup);
+}
+
+/// The same with Debian's uWSGI as the workers' FastCGI server instead of flup.
+#[test]
+fn a_flask_app_works_end_to_end_in_uwsgi_workers() {
+    end_to_end(WsgiServer::Uwsgi);
+}
+
+fn end_to_end(server: WsgiServer) {
+    let Some(site) = flask_site_on(server, "") else {
         return;
     };
     let paddock = &site.paddock;
+    let expected = match server {
+        WsgiServer::Flup => "python3",
+        WsgiServer::Uwsgi => "uwsgi",
+    };
+    let pids = harness::wait::wait_for("both workers on /status", || {
+        Some(worker_pids(paddock)).filter(|pids| pids.len() == 2)
+    });
+    for pid in pids {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        assert_eq!(comm.trim(), expected, "worker {pid} runs {server:?}");
+    }
     for t in transports(paddock) {
         let jar = site
             .scratch
@@ -162,7 +185,16 @@ fn a_flask_app_works_end_to_end_over_every_transport() {
 /// (it waits for a file the test writes only after reading them), over HTTP/1.1 and HTTP/2.
 #[test]
 fn a_streamed_response_arrives_as_the_app_writes_it() {
-    let Some(site) = flask_site("") else {
+    streams(WsgiServer::Flup);
+}
+
+#[test]
+fn a_streamed_response_arrives_as_the_app_writes_it_from_uwsgi() {
+    streams(WsgiServer::Uwsgi);
+}
+
+fn streams(server: WsgiServer) {
+    let Some(site) = flask_site_on(server, "") else {
         return;
     };
     let paddock = &site.paddock;

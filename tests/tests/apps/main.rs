@@ -1,5 +1,6 @@
 //! Real Python applications in threaded pools: Debian's Flask and Django served by flup
-//! (`deploy/examples/wsgi/fcgi_serve.py`) behind an application mount, end to end over
+//! (`deploy/examples/wsgi/fcgi_serve.py`), and Flask also by Debian's uWSGI in FastCGI mode,
+//! behind an application mount, end to end over
 //! HTTP/1.1, TLS and HTTP/2; thread safety under 64 clients with the slot accounting checked; faults (a hung
 //! thread, a SIGKILLed process, recycling) under load.
 //!

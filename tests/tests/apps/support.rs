@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use harness::wsgi::{apps_dir, python_has, threaded_pool};
+use harness::wsgi::{apps_dir, python_has, threaded_pool_on, WsgiServer};
 use harness::{listeners_h2c, Paddock};
 use serde_json::Value;
 
@@ -21,7 +21,12 @@ pub(crate) struct FlaskSite {
 
 /// `None` (the test then does nothing, having said why) without Debian's python3-flask.
 pub(crate) fn flask_site(extra_pool: &str) -> Option<FlaskSite> {
-    if !python_has(&["flask"], "python3-flask") {
+    flask_site_on(WsgiServer::Flup, extra_pool)
+}
+
+/// [`flask_site`] with the workers running `server`; `None` also when it is not installed.
+pub(crate) fn flask_site_on(server: WsgiServer, extra_pool: &str) -> Option<FlaskSite> {
+    if !python_has(&["flask"], "python3-flask") || !server.available() {
         return None;
     }
     let scratch = tempfile::tempdir().unwrap();
@@ -30,7 +35,8 @@ pub(crate) fn flask_site(extra_pool: &str) -> Option<FlaskSite> {
     std::fs::write(root.join("static/site.css"), "h1 { color: teal }\n").unwrap();
     let order_log = scratch.path().join("orders.log");
     let app_dir = apps_dir().join("flask_app");
-    let pool = threaded_pool(
+    let pool = threaded_pool_on(
+        server,
         &app_dir,
         "app:app",
         WORKERS,

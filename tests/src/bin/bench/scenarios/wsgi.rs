@@ -1,17 +1,19 @@
 //! Scenario 9: a Flask application (tests/apps/flask_app, Debian's Flask) with 2 processes × 8
-//! threads, 32 connections: paddock's threaded pool (flup) vs nginx + gunicorn (gthread) and
-//! nginx + uWSGI (threads). Two endpoints: a small JSON API answer and a rendered page that also
+//! threads, 32 connections: paddock's threaded pool (its workers running uWSGI's FastCGI server,
+//! or flup) vs nginx + gunicorn (gthread) and nginx + uWSGI (threads). Two endpoints: a small JSON API answer and a rendered page that also
 //! sets a session cookie. Memory is the resident set of every process of each stack (front end
 //! and Python workers), read after the measured runs. Then the keep-alive storm (`wsgi_storm`).
 
 use crate::load::Client;
 use crate::report::{ratio, Table};
-use crate::servers::wsgi::{self, PROCESSES, THREADS};
+use crate::servers::wsgi::{self, FastCgiServer, PROCESSES, THREADS};
 use crate::servers::Server;
 use crate::Bench;
 
 const CONNECTIONS: u32 = 32;
-const PADDOCK: &str = "paddock (threaded pool, flup)";
+/// The stack the ratios are taken against the peers for: paddock's fastest set-up.
+const PADDOCK: &str = "paddock (threaded pool, uWSGI FastCGI)";
+const PADDOCK_FLUP: &str = "paddock (threaded pool, flup)";
 const GUNICORN: &str = "nginx + gunicorn gthread";
 const UWSGI: &str = "nginx + uWSGI";
 const GUNICORN_ALONE: &str = "gunicorn gthread alone";
@@ -20,6 +22,7 @@ const GUNICORN_ALONE: &str = "gunicorn gthread alone";
 fn tag(server: &str) -> &'static str {
     match server {
         PADDOCK => "paddock",
+        PADDOCK_FLUP => "paddock-flup",
         GUNICORN => "gunicorn",
         _ => "uwsgi",
     }
@@ -27,7 +30,8 @@ fn tag(server: &str) -> &'static str {
 
 pub(crate) fn run(bench: &mut Bench) {
     let servers: Vec<Server> = vec![
-        wsgi::paddock(&bench.shared, PADDOCK),
+        wsgi::paddock(&bench.shared, PADDOCK, FastCgiServer::Uwsgi),
+        wsgi::paddock(&bench.shared, PADDOCK_FLUP, FastCgiServer::Flup),
         wsgi::nginx_gunicorn(GUNICORN),
         wsgi::nginx_uwsgi(UWSGI),
     ];
@@ -42,8 +46,8 @@ pub(crate) fn run(bench: &mut Bench) {
             "p99 ms",
             "errors",
             "memory MiB",
-            "paddock / peer req/s",
-            "paddock / peer p99",
+            "paddock (uWSGI) / this req/s",
+            "paddock (uWSGI) / this p99",
         ],
     );
     let mut json = serde_json::Map::new();
@@ -81,9 +85,10 @@ pub(crate) fn run(bench: &mut Bench) {
         "The same app file and Debian's Flask for all three. gunicorn: --worker-class gthread \
          --workers 2 --threads 8, nginx proxy_pass over a Unix socket with upstream keepalive. \
          uWSGI: --master --processes 2 --threads 8, nginx uwsgi_pass over a Unix socket. paddock: \
-         an application mount at / to a static threaded pool of 2 × 8 running \
-         deploy/examples/wsgi/fcgi_serve.py (flup 1.0.3). No recycling, access logs off. A \
-         paddock / peer p99 below 1 means paddock's p99 is lower.",
+         an application mount at / to a static threaded pool of 2 × 8, each worker running \
+         either Debian's uWSGI (--protocol fastcgi --threads 8, no master: paddock is the master) \
+         or deploy/examples/wsgi/fcgi_serve.py (flup 1.0.3). No recycling, access logs off. A \
+         paddock / this p99 below 1 means paddock's p99 is lower.",
     );
     bench.report.table(&table);
     bench.report.record("wsgi", json.into());
@@ -91,8 +96,8 @@ pub(crate) fn run(bench: &mut Bench) {
     // The keep-alive storm, on the same running stacks plus gunicorn with no proxy in front.
     let mut servers = servers.into_iter();
     let mut stacks: Vec<(&str, Server)> = Vec::new();
-    for tag in ["paddock", "gunicorn", "uwsgi"] {
-        stacks.push((tag, servers.next().expect("three stacks")));
+    for tag in ["paddock", "paddock-flup", "gunicorn", "uwsgi"] {
+        stacks.push((tag, servers.next().expect("four stacks")));
     }
     stacks.push(("gunicorn-alone", wsgi::gunicorn_alone(GUNICORN_ALONE)));
     super::wsgi_storm::run(bench, &stacks);

@@ -1,8 +1,8 @@
-//! The Flask test app (`tests/apps/flask_app`) served three ways, each with P processes × T
-//! threads: paddock's threaded pool (flup on fd 0, an application mount at `/`), nginx in front
-//! of gunicorn's gthread workers (HTTP over a Unix socket, upstream keep-alive), and nginx in
-//! front of uWSGI's threads (the uwsgi protocol over a Unix socket). All three import Debian's
-//! Flask through Debian's `/usr/bin/python3`.
+//! The Flask test app (`tests/apps/flask_app`) served four ways, each with P processes × T
+//! threads: paddock's threaded pool (an application mount at `/`) running either flup or uWSGI
+//! as the FastCGI server on fd 0, nginx in front of gunicorn's gthread workers (HTTP over a Unix
+//! socket, upstream keep-alive), and nginx in front of uWSGI's threads (the uwsgi protocol over a
+//! Unix socket). All of them import Debian's Flask through Debian's `/usr/bin/python3`.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::net::UnixStream;
@@ -26,8 +26,42 @@ fn app_dir() -> PathBuf {
 /// How long a Python stack may take to import Flask and come up on a loaded machine.
 const START_LIMIT: Duration = Duration::from_secs(60);
 
+/// The FastCGI server a paddock worker runs the app in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FastCgiServer {
+    /// deploy/examples/wsgi/fcgi_serve.py: flup's WSGIServer, in a virtual environment.
+    Flup,
+    /// Debian's uWSGI speaking FastCGI on the inherited socket, one process of THREADS threads
+    /// per paddock worker (paddock is the master).
+    Uwsgi,
+}
+
+impl FastCgiServer {
+    /// The pool's `command`, as TOML.
+    fn command(self) -> String {
+        match self {
+            FastCgiServer::Flup => format!(
+                r#"["{}", "{}", "app:app"]"#,
+                harness::wsgi::flup_python().display(),
+                harness::deploy("examples/wsgi/fcgi_serve.py").display(),
+            ),
+            FastCgiServer::Uwsgi => format!(
+                r#"["/usr/bin/uwsgi", "--plugin", "python3", "--protocol", "fastcgi", "--threads", "{THREADS}", "--module", "app:app", "--need-app", "--die-on-term", "--disable-logging"]"#
+            ),
+        }
+    }
+
+    /// The name of the worker processes, for their memory.
+    fn comm(self) -> &'static str {
+        match self {
+            FastCgiServer::Flup => "python3",
+            FastCgiServer::Uwsgi => "uwsgi",
+        }
+    }
+}
+
 /// paddock: the app mounted at `/`, a static threaded pool of PROCESSES × THREADS.
-pub(crate) fn paddock(shared: &Shared, name: &str) -> Server {
+pub(crate) fn paddock(shared: &Shared, name: &str, server: FastCgiServer) -> Server {
     let dir = server_dir("paddock-wsgi");
     let d = dir.path();
     let root = d.join("public");
@@ -61,14 +95,13 @@ pool = "flask"
 mode = "threaded"
 workers = {PROCESSES}
 threads = {THREADS}
-command = ["{python}", "{serve}", "app:app"]
+command = {command}
 working_directory = "{app}"
 env = {{ PYTHONDONTWRITEBYTECODE = "1" }}
 "#,
         run = d.join("run").display(),
         root = root.display(),
-        python = harness::wsgi::flup_python().display(),
-        serve = harness::deploy("examples/wsgi/fcgi_serve.py").display(),
+        command = server.command(),
         app = app_dir().display(),
     );
     let config_path = d.join("paddock.toml");
@@ -91,9 +124,9 @@ env = {{ PYTHONDONTWRITEBYTECODE = "1" }}
     });
     let workers = Workers {
         parent: pid,
-        comm: "python3".into(),
+        comm: server.comm().into(),
     };
-    wait_for("paddock's Python workers", START_LIMIT, &log, || {
+    wait_for("paddock's FastCGI workers", START_LIMIT, &log, || {
         workers.pids().len() >= PROCESSES as usize
     });
     Server {
