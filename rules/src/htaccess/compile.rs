@@ -361,6 +361,32 @@ impl DirRules {
     pub fn denial(&self) -> Option<&Denial> {
         self.denial.as_ref()
     }
+
+    /// Whether any directive of the file may look at the client's address (`Require ip`,
+    /// `Require local`, `Allow from`/`Deny from` a network, `SetEnvIf Remote_Addr`): a caller
+    /// that remembers an outcome must then tie it to the address.
+    pub fn reads_client_address(&self) -> bool {
+        std::iter::once(&self.main)
+            .chain(self.files.iter().map(|(_, scope)| scope))
+            .any(Scope::reads_client_address)
+    }
+}
+
+impl Scope {
+    fn reads_client_address(&self) -> bool {
+        self.require
+            .iter()
+            .flatten()
+            .any(Require::reads_client_address)
+            || self
+                .compat
+                .as_ref()
+                .is_some_and(Compat::reads_client_address)
+            || self
+                .set_env_if
+                .iter()
+                .any(|rule| matches!(rule.attribute, Attribute::RemoteAddr))
+    }
 }
 
 struct Compiler {
