@@ -1,7 +1,8 @@
 //! What the rules phase and the router cost per request, in nanoseconds, without a network or
 //! a worker in the way: the tree and the rules of the benchmark harness's scenario 7 (50
 //! native rules, an `.htaccess` at each of 5 levels), the same path routed by a site without
-//! rules. A diagnostic, not a test: it asserts nothing about time.
+//! rules. Each is timed with every rule evaluated and as requests run it, from the verdict
+//! cache. A diagnostic, not a test: it asserts nothing about time.
 //!
 //! `cargo test --release -p paddock-frontend -- --ignored rules_cost --nocapture`
 
@@ -121,8 +122,17 @@ fn site(root: &Path, rules: SiteRulesSpec) -> SiteSpec {
     }
 }
 
+/// How the probe runs the rules phase.
+#[derive(Clone, Copy, PartialEq)]
+enum Phase {
+    /// Every rule evaluated ([`evaluate`]), as on a verdict cache miss.
+    Full,
+    /// As a request does ([`before_routing`]): after the first, a verdict cache hit.
+    Cached,
+}
+
 /// Nanoseconds per request for the rules phase and the router on `path`.
-fn cost(site: &SiteSpec, path: &str, rounds: u32) -> (f64, f64) {
+fn cost(site: &SiteSpec, path: &str, rounds: u32, phase: Phase) -> (f64, f64) {
     let compiled = CompiledSite::new(SiteRules::compile(&site.rules).unwrap());
     let files = RuleFiles::default();
     let client = Client {
@@ -137,8 +147,11 @@ fn cost(site: &SiteSpec, path: &str, rounds: u32) -> (f64, f64) {
     let (mut rules_ns, mut route_ns) = (0u128, 0u128);
     for _ in 0..rounds {
         let start = Instant::now();
-        let Verdict::Route(routing) = before_routing(&compiled, site, &parts, client, &files)
-        else {
+        let verdict = match phase {
+            Phase::Full => evaluate(&compiled, site, &parts, client, &files).0,
+            Phase::Cached => before_routing(&compiled, site, &parts, client, &files),
+        };
+        let Verdict::Route(routing) = verdict else {
             panic!("{path} is served");
         };
         let routed = Instant::now();
@@ -167,9 +180,13 @@ fn rules_cost() {
                 .ok()
                 .and_then(|r| r.parse().ok())
                 .unwrap_or(50_000);
-            cost(site, &path, 2_000);
-            let (rules, route) = cost(site, &path, rounds);
-            println!("{path:28} {name:24} rules {rules:8.0} ns  router {route:8.0} ns");
+            for (phase, label) in [(Phase::Full, "evaluated"), (Phase::Cached, "cache hit")] {
+                cost(site, &path, 2_000, phase);
+                let (rules, route) = cost(site, &path, rounds, phase);
+                println!(
+                    "{path:28} {name:24} {label:9} rules {rules:8.0} ns  router {route:8.0} ns"
+                );
+            }
         }
     }
 }

@@ -50,10 +50,15 @@ pub(super) fn apply(
     let mut rewriting = true;
     let stats = &ctx.stats;
     for _ in 0..MAX_REWRITE_PASSES {
-        let (chain, file) = files.chain(site, &path, stats);
-        ctx.remember_mapped(&path, &file);
-        let chain: Vec<&DirRules> = chain.iter().map(AsRef::as_ref).collect();
-        let file = file.to_string_lossy().into_owned();
+        let found = files.chain(site, &path, stats);
+        ctx.remember_mapped(&path, &found.file);
+        let chain: Vec<&DirRules> = found.rules.iter().map(AsRef::as_ref).collect();
+        {
+            let mut reads = ctx.reads();
+            reads.htaccess_unwatched |= !found.all_watched;
+            reads.client_address |= chain.iter().any(|rules| rules.reads_client_address());
+        }
+        let file = found.file.to_string_lossy().into_owned();
         let file_name = file.rsplit('/').next().filter(|n| !n.is_empty());
         let request = htaccess::Request {
             path: &path,
@@ -63,6 +68,7 @@ pub(super) fn apply(
             user: None,
             file_name,
         };
+        let outer = ctx;
         let pass = Pass {
             inner: ctx,
             path: &path,
@@ -70,7 +76,12 @@ pub(super) fn apply(
         };
         let ctx = &pass;
         let user = match check_access(&chain, &request, site, parts, passwords, ctx) {
-            Ok(user) => user,
+            Ok(Some(user)) => {
+                // A login's outcome depends on the password file and the credentials.
+                outer.reads().refuse("Basic auth");
+                Some(user)
+            }
+            Ok(None) => None,
             Err(refusal) => {
                 let effective = htaccess::effective(&chain, &request, ctx);
                 let status = refusal.status().as_u16();

@@ -18,6 +18,7 @@ mod htaccess_files;
 mod htaccess_watch;
 mod rate_limit;
 mod replica;
+mod verdict_cache;
 
 #[cfg(test)]
 mod cost_probe;
@@ -163,6 +164,65 @@ pub struct Routing {
     pub(crate) stats: StatMemo,
 }
 
+impl Routing {
+    /// Everything but what was found on disk (the verdict cache's copy; a hit asks the disk
+    /// again).
+    fn clone_without_stats(&self) -> Self {
+        let Self {
+            rewritten,
+            env,
+            php_values,
+            scripts,
+            headers,
+            content_type,
+            directory_index,
+            error_documents,
+            user,
+            stats: _,
+        } = self;
+        Self {
+            rewritten: rewritten.clone(),
+            env: env.clone(),
+            php_values: php_values.clone(),
+            scripts: *scripts,
+            headers: headers.clone(),
+            content_type: content_type.clone(),
+            directory_index: directory_index.clone(),
+            error_documents: error_documents.clone(),
+            user: user.clone(),
+            stats: StatMemo::default(),
+        }
+    }
+}
+
+/// Two routings are the same when they serve the same way; what each found on disk is not
+/// compared (it is the same disk, asked at another moment).
+impl PartialEq for Routing {
+    fn eq(&self, other: &Self) -> bool {
+        let Self {
+            rewritten,
+            env,
+            php_values,
+            scripts,
+            headers,
+            content_type,
+            directory_index,
+            error_documents,
+            user,
+            stats: _,
+        } = self;
+        *rewritten == other.rewritten
+            && *env == other.env
+            && *php_values == other.php_values
+            && *scripts == other.scripts
+            && *headers == other.headers
+            && *content_type == other.content_type
+            && *directory_index == other.directory_index
+            && *error_documents == other.error_documents
+            && *user == other.user
+    }
+}
+
 impl Default for Routing {
     fn default() -> Self {
         Self {
@@ -197,7 +257,8 @@ pub struct RuleFiles {
     pub htaccess: HtaccessFiles,
 }
 
-/// The access phase and the rewrites: the site's native rules, then its `.htaccess` files.
+/// The access phase and the rewrites: the site's native rules, then its `.htaccess` files
+/// (or the outcome of an earlier request whose inputs have not changed: [`verdict_cache`]).
 pub fn before_routing(
     compiled: &CompiledSite,
     site: &SiteSpec,
@@ -205,25 +266,39 @@ pub fn before_routing(
     client: Client,
     files: &RuleFiles,
 ) -> Verdict {
+    verdict_cache::before_routing(compiled, site, parts, client, files)
+}
+
+/// [`before_routing`] in full: the verdict, and what the evaluation read besides the request's
+/// method, path, query and scheme (`None`: nothing to remember it by — a broken site, a path
+/// that does not decode, a refusal).
+fn evaluate(
+    compiled: &CompiledSite,
+    site: &SiteSpec,
+    parts: &Parts,
+    client: Client,
+    files: &RuleFiles,
+) -> (Verdict, Option<verdict_cache::Reads>) {
     if compiled.broken {
-        return Verdict::Respond(response::error(
+        let refusal = response::error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "this site's configuration is not usable",
-        ));
+        );
+        return (Verdict::Respond(refusal), None);
     }
     let rules = compiled.rules();
     // A path that does not decode is the router's 400; no rule can match it.
     let Some(path) = decoded_path(parts.uri.path()) else {
-        return Verdict::Route(Routing::default());
+        return (Verdict::Route(Routing::default()), None);
     };
-    if let Some(refusal) = access(compiled, parts, &path, client, &files.passwords) {
-        return Verdict::Respond(refusal);
-    }
     let ctx = RequestContext::new(site, parts, client);
+    if let Some(refusal) = access(compiled, parts, &path, client, &files.passwords, &ctx) {
+        return (Verdict::Respond(refusal), None);
+    }
     let query = parts.uri.query().map(str::to_string);
     let (path, query, mut changed) = match native_rewrites(compiled, &ctx, path, query) {
         Ok(rewritten) => rewritten,
-        Err(response) => return Verdict::Respond(*response),
+        Err(response) => return (Verdict::Respond(*response), None),
     };
     let mut routing = Routing::default();
     let (path, query) = if rules.htaccess {
@@ -244,12 +319,13 @@ pub fn before_routing(
                 routing = outcome.routing;
                 (outcome.path, outcome.query)
             }
-            Err(response) => return Verdict::Respond(*response),
+            Err(response) => return (Verdict::Respond(*response), None),
         }
     } else {
         (path, query)
     };
-    routing.stats = ctx.into_stats();
+    let (stats, reads) = ctx.into_parts();
+    routing.stats = stats;
     if changed {
         // Apache 2.4.60+ refuses a rewritten query holding a blank or a control character
         // (AH10411: a decoded capture such as `%20` put into the query) with 403.
@@ -257,19 +333,20 @@ pub fn before_routing(
             .as_deref()
             .is_some_and(|q| q.chars().any(|c| c == ' ' || c.is_control()))
         {
-            return Verdict::Respond(denied(403));
+            return (Verdict::Respond(denied(403)), None);
         }
         match encode_target(&path, query.as_deref()) {
             Some(uri) => routing.rewritten = Some(uri),
             None => {
-                return Verdict::Respond(response::error(
+                let error = response::error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "a rewrite rule produced an invalid path",
-                ))
+                );
+                return (Verdict::Respond(error), None);
             }
         }
     }
-    Verdict::Route(routing)
+    (Verdict::Route(routing), Some(reads))
 }
 
 /// The site's own `rewrite` rules: the path and query to go on with, and whether they changed.
@@ -284,9 +361,13 @@ fn native_rewrites(
     if rules.rewrites.rules.is_empty() {
         return Ok((current, query, false));
     }
+    let mut settled = false;
     for _ in 0..MAX_REWRITE_PASSES {
         match rules.rewrites.apply(&current, query.as_deref(), ctx) {
-            RewriteOutcome::Unchanged { .. } => break,
+            RewriteOutcome::Unchanged { .. } => {
+                settled = true;
+                break;
+            }
             RewriteOutcome::Rewritten { path, query: q, .. } => {
                 if let Some(status) = rules.denied(&path) {
                     return Err(Box::new(denied(status)));
@@ -296,6 +377,7 @@ fn native_rewrites(
                 // Server-context rules run once (Apache runs them once per request); they only
                 // run again to reach a fixed point when a `last = false` rule chained on.
                 if same || rules.rewrites.rules.iter().all(|r| r.flags.last) {
+                    settled = true;
                     break;
                 }
             }
@@ -308,33 +390,39 @@ fn native_rewrites(
             }
         }
     }
+    if !settled {
+        ctx.reads().refuse("the rewrite loop limit");
+    }
     Ok((current, query, rewritten))
 }
 
-/// `deny`, `clients`, `rate_limit`, `auth`, in that order: the first refusal answers.
+/// `deny`, `clients`, `rate_limit`, `auth`, in that order: the first refusal answers. What
+/// the verdict cache must know is noted in `ctx`.
 fn access(
     compiled: &CompiledSite,
     parts: &Parts,
     path: &str,
     client: Client,
     passwords: &PasswordFiles,
+    ctx: &RequestContext<'_>,
 ) -> Option<Response<Body>> {
     let rules = compiled.rules();
     if let Some(status) = rules.denied(path) {
         return Some(denied(status));
     }
-    if let Some(rule) = rules
-        .clients
-        .iter()
-        .find(|r| r.pattern.matches(path) && !r.filter.admits(client.ip))
-    {
-        return Some(denied(rule.status));
+    for rule in rules.clients.iter().filter(|r| r.pattern.matches(path)) {
+        ctx.reads().client_address = true;
+        if !rule.filter.admits(client.ip) {
+            return Some(denied(rule.status));
+        }
     }
     let now = Instant::now();
     for rule in &rules.rate_limits {
         if !rule.applies_to(parts.method.as_str(), path) {
             continue;
         }
+        // Each request takes from a bucket: the same request may be refused the next time.
+        ctx.reads().refuse("a rate limit");
         if let Some(wait) = compiled.limiter.check(rule, client.ip, now) {
             let mut response = response::error(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -348,6 +436,7 @@ fn access(
         }
     }
     for rule in rules.auth.iter().filter(|r| r.pattern.matches(path)) {
+        ctx.reads().refuse("Basic auth");
         let admitted = passwords
             .get(&rule.htpasswd)
             .and_then(|file| auth::authenticated(&parts.headers, &file, &rule.users));
