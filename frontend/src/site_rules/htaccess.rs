@@ -174,7 +174,9 @@ pub(super) fn apply(
                 .collect(),
             scripts: effective.scripts,
             headers: effective.headers.iter().map(|h| (*h).clone()).collect(),
-            content_type: effective.content_type.map(str::to_string),
+            content_type: effective
+                .content_type
+                .and_then(|t| http::HeaderValue::from_str(t).ok()),
             directory_index: effective.directory_index.map(<[String]>::to_vec),
             error_documents: effective
                 .error_documents

@@ -29,7 +29,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
+use http::header::{HeaderValue, RETRY_AFTER};
 use http::request::Parts;
 use http::{Response, StatusCode, Uri};
 use protocol::cgi;
@@ -150,16 +150,20 @@ pub struct Routing {
     pub php_values: Vec<(String, String)>,
     /// `false` where an `.htaccess` turned scripts off: a script is served as text.
     pub scripts: bool,
-    /// `.htaccess` `Header` actions for the response.
-    pub headers: Vec<HeaderAction>,
+    /// `.htaccess` `Header` actions for the response (shared: a remembered verdict hands them
+    /// to every request it serves).
+    pub headers: Arc<[HeaderAction]>,
     /// `.htaccess` `ForceType` / `AddType` for a static file.
-    pub content_type: Option<String>,
+    pub content_type: Option<HeaderValue>,
     /// `.htaccess` `DirectoryIndex`: index files instead of the site's (empty: none).
     pub directory_index: Option<Vec<String>>,
     /// `.htaccess` `ErrorDocument`s, for paddock's own error responses.
     pub error_documents: Vec<(u16, ErrorDocument)>,
     /// The user an `.htaccess` Basic login admitted, for `REMOTE_USER`.
     pub user: Option<String>,
+    /// The site's `headers` rules that match the request's path, found while the path was
+    /// decoded for the access phase ([`add_headers`] then need not decode it again).
+    pub header_rules: Option<MatchedHeaderRules>,
     /// What the rules found on disk, so that the router does not ask again.
     pub(crate) stats: StatMemo,
 }
@@ -178,6 +182,7 @@ impl Routing {
             directory_index,
             error_documents,
             user,
+            header_rules,
             stats: _,
         } = self;
         Self {
@@ -190,6 +195,7 @@ impl Routing {
             directory_index: directory_index.clone(),
             error_documents: error_documents.clone(),
             user: user.clone(),
+            header_rules: *header_rules,
             stats: StatMemo::default(),
         }
     }
@@ -209,6 +215,7 @@ impl PartialEq for Routing {
             directory_index,
             error_documents,
             user,
+            header_rules,
             stats: _,
         } = self;
         *rewritten == other.rewritten
@@ -220,6 +227,7 @@ impl PartialEq for Routing {
             && *directory_index == other.directory_index
             && *error_documents == other.error_documents
             && *user == other.user
+            && *header_rules == other.header_rules
     }
 }
 
@@ -230,11 +238,12 @@ impl Default for Routing {
             env: Vec::new(),
             php_values: Vec::new(),
             scripts: true,
-            headers: Vec::new(),
+            headers: Arc::new([]),
             content_type: None,
             directory_index: None,
             error_documents: Vec::new(),
             user: None,
+            header_rules: None,
             stats: StatMemo::default(),
         }
     }
@@ -295,6 +304,7 @@ fn evaluate(
     if let Some(refusal) = access(compiled, parts, &path, client, &files.passwords, &ctx) {
         return (Verdict::Respond(refusal), None);
     }
+    let header_rules = MatchedHeaderRules::find(&rules, &path);
     let query = parts.uri.query().map(str::to_string);
     let (path, query, mut changed) = match native_rewrites(compiled, &ctx, path, query) {
         Ok(rewritten) => rewritten,
@@ -326,6 +336,7 @@ fn evaluate(
     };
     let (stats, reads) = ctx.into_parts();
     routing.stats = stats;
+    routing.header_rules = header_rules;
     if changed {
         // Apache 2.4.60+ refuses a rewritten query holding a blank or a control character
         // (AH10411: a decoded capture such as `%20` put into the query) with 403.
@@ -495,29 +506,80 @@ pub enum TargetCheck {
     ServeAsText,
 }
 
-/// The site's `headers` rules for the request's path.
-pub fn add_headers(compiled: &CompiledSite, raw_path: &str, response: &mut Response<Body>) {
+/// Which of a site's `headers` rules match a path (a bit per rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatchedHeaderRules(u64);
+
+impl MatchedHeaderRules {
+    /// `None` when the site has more rules than bits: they are matched when the response goes.
+    fn find(rules: &SiteRules, decoded_path: &str) -> Option<Self> {
+        if rules.headers.len() > 64 {
+            return None;
+        }
+        let bits = rules
+            .headers
+            .iter()
+            .enumerate()
+            .filter(|(_, rule)| rule.pattern.matches(decoded_path))
+            .fold(0, |bits, (i, _)| bits | 1 << i);
+        Some(Self(bits))
+    }
+
+    fn contains(self, index: usize) -> bool {
+        self.0 & (1 << index) != 0
+    }
+}
+
+/// The site's `headers` rules for the request's path (`matched`, when the rules phase found
+/// them).
+pub fn add_headers(
+    compiled: &CompiledSite,
+    raw_path: &str,
+    matched: Option<MatchedHeaderRules>,
+    response: &mut Response<Body>,
+) {
     let rules = compiled.rules();
     if rules.headers.is_empty() {
         return;
     }
+    let matched = match matched {
+        Some(matched) => matched,
+        None => {
+            let Some(matched) =
+                decoded_path(raw_path).and_then(|path| MatchedHeaderRules::find(&rules, &path))
+            else {
+                return add_headers_unmatched(&rules, raw_path, response);
+            };
+            matched
+        }
+    };
+    let applying = rules
+        .headers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| matched.contains(*i));
+    for (_, rule) in applying {
+        apply_header_rule(rule, response);
+    }
+}
+
+/// [`add_headers`] for a site with more rules than [`MatchedHeaderRules`] holds.
+fn add_headers_unmatched(rules: &SiteRules, raw_path: &str, response: &mut Response<Body>) {
     let Some(path) = decoded_path(raw_path) else {
         return;
     };
     for rule in rules.headers.iter().filter(|r| r.pattern.matches(&path)) {
-        for name in &rule.unset {
-            if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
-                response.headers_mut().remove(name);
-            }
-        }
-        for (name, value) in &rule.set {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
-                response.headers_mut().insert(name, value);
-            }
-        }
+        apply_header_rule(rule, response);
+    }
+}
+
+fn apply_header_rule(rule: &rules::site::HeaderRule, response: &mut Response<Body>) {
+    let headers = response.headers_mut();
+    for name in &rule.unset {
+        headers.remove(name);
+    }
+    for (name, value) in &rule.set {
+        headers.insert(name.clone(), value.clone());
     }
 }
 
@@ -531,27 +593,21 @@ pub struct ServedFile;
 pub fn finish_response(routing: &Routing, response: &mut Response<Body>) {
     let is_file = response.extensions().get::<ServedFile>().is_some();
     if is_file && response.status().is_success() {
-        if let Some(value) = routing
-            .content_type
-            .as_deref()
-            .and_then(|t| HeaderValue::from_str(t).ok())
-        {
+        if let Some(value) = &routing.content_type {
             response
                 .headers_mut()
-                .insert(http::header::CONTENT_TYPE, value);
+                .insert(http::header::CONTENT_TYPE, value.clone());
         }
     }
     let success = response.status().is_success();
     for action in routing.headers.iter().filter(|a| a.always || success) {
-        let Ok(name) = HeaderName::from_bytes(action.name.as_bytes()) else {
-            continue;
-        };
+        let name = action.header.clone();
         let headers = response.headers_mut();
         if action.op == HeaderOp::Unset {
             headers.remove(&name);
             continue;
         }
-        let Ok(value) = HeaderValue::from_str(&action.value) else {
+        let Some(value) = action.header_value.clone() else {
             continue;
         };
         match action.op {

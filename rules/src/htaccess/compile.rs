@@ -181,6 +181,10 @@ pub struct HeaderAction {
     pub name: std::sync::Arc<str>,
     /// Empty for `unset`.
     pub value: std::sync::Arc<str>,
+    /// `name` and `value` parsed once per file version, not for every response (`None`: a
+    /// value that is no header value, which is skipped as Apache's mod_headers skips it).
+    pub header: http::HeaderName,
+    pub header_value: Option<http::HeaderValue>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
