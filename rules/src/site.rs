@@ -24,12 +24,28 @@ pub struct SiteRules {
     pub htaccess: bool,
 }
 
-#[derive(Debug, Clone)]
+/// `Clone` copies the parsed headers deeply (see [`crate::header`]).
+#[derive(Debug)]
 pub struct HeaderRule {
     pub pattern: PathPattern,
     /// Parsed once when the rules compile, not for every response.
     pub set: Vec<(http::HeaderName, http::HeaderValue)>,
     pub unset: Vec<http::HeaderName>,
+}
+
+impl Clone for HeaderRule {
+    fn clone(&self) -> Self {
+        use crate::header::{own_name, own_value};
+        Self {
+            pattern: self.pattern.clone(),
+            set: self
+                .set
+                .iter()
+                .map(|(name, value)| (own_name(name), own_value(value)))
+                .collect(),
+            unset: self.unset.iter().map(own_name).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

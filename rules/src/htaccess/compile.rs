@@ -171,8 +171,9 @@ pub(super) struct OptionsLine {
     pub words: Vec<(String, bool)>,
 }
 
-/// `Header [always] set|append|add|merge|setifempty|unset name [value]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Header [always] set|append|add|merge|setifempty|unset name [value]`. `Clone` copies the
+/// parsed header deeply (see [`crate::header`]).
+#[derive(Debug, PartialEq, Eq)]
 pub struct HeaderAction {
     /// `always`: on error responses too (Apache's second table).
     pub always: bool,
@@ -185,6 +186,19 @@ pub struct HeaderAction {
     /// value that is no header value, which is skipped as Apache's mod_headers skips it).
     pub header: http::HeaderName,
     pub header_value: Option<http::HeaderValue>,
+}
+
+impl Clone for HeaderAction {
+    fn clone(&self) -> Self {
+        Self {
+            always: self.always,
+            op: self.op,
+            name: self.name.clone(),
+            value: self.value.clone(),
+            header: crate::header::own_name(&self.header),
+            header_value: self.header_value.as_ref().map(crate::header::own_value),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
