@@ -16,6 +16,7 @@ use rules::rewrite::{FileKind, RewriteContext, RewriteOutcome};
 
 use super::auth::{self, PasswordFiles};
 use super::context::RequestContext;
+use super::verdict_cache::HtaccessState;
 use super::{denied, redirect, Client, CompiledSite, Refusal, Routing, MAX_REWRITE_PASSES};
 use crate::http::response::{self, Body};
 use crate::http::stat_memo::StatMemo;
@@ -56,6 +57,12 @@ pub(super) fn apply(
         {
             let mut reads = ctx.reads();
             reads.htaccess_unwatched |= !found.all_watched;
+            if let Some(root) = found.root {
+                // The first pass's: a change during the evaluation then shows as a change.
+                reads
+                    .htaccess
+                    .get_or_insert(HtaccessState::new(found.version, root));
+            }
             reads.client_address |= chain.iter().any(|rules| rules.reads_client_address());
         }
         let file = found.file.to_string_lossy().into_owned();

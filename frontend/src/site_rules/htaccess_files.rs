@@ -151,6 +151,10 @@ pub(crate) struct Chain {
     /// Every directory's state is kept true by change notices: none was checked with a `stat`
     /// (only then may an outcome that depends on the files be remembered past the request).
     pub all_watched: bool,
+    /// [`HtaccessFiles::version`] before any directory was looked at.
+    pub version: (u64, u64),
+    /// The document root's device and inode (`None`: it is not there).
+    pub root: Option<(u64, u64)>,
 }
 
 impl Chain {
@@ -209,16 +213,19 @@ impl HtaccessFiles {
     /// the file the path maps to, as [`super::context::mapped_file`] finds it (the same walk,
     /// through the request's `stats`, which the router reads again).
     pub(crate) fn chain(&self, site: &SiteSpec, path: &str, stats: &StatMemo) -> Chain {
-        self.apply_notices();
+        let version = self.version();
         let mut chain = Chain {
             rules: Vec::new(),
             file: site.root.clone(),
             all_watched: true,
+            version,
+            root: None,
         };
         let Ok(root) = std::fs::metadata(&site.root) else {
             chain.all_watched = false;
             return chain;
         };
+        chain.root = Some((root.dev(), root.ino()));
         let mut url = String::from("/");
         chain.push(self.get(&site.root, &url, &root));
         for segment in path.split('/').filter(|s| !s.is_empty()) {

@@ -55,6 +55,8 @@ pub(super) struct Reads {
     pub client_address: bool,
     /// An `.htaccess` directory on the way is checked with a `stat`, not watched.
     pub htaccess_unwatched: bool,
+    /// The `.htaccess` files' state when the evaluation first looked at them.
+    pub htaccess: Option<HtaccessState>,
     /// Why the outcome is not a function of what is recorded, if it is not.
     refused: Option<&'static str>,
 }
@@ -99,7 +101,7 @@ fn fingerprint(meta: Option<&Metadata>) -> Option<Fingerprint> {
 
 /// The `.htaccess` files' state an outcome was found in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct HtaccessState {
+pub(super) struct HtaccessState {
     /// The file cache's id and its count of applied change notices.
     version: (u64, u64),
     /// The document root's device and inode.
@@ -107,6 +109,10 @@ struct HtaccessState {
 }
 
 impl HtaccessState {
+    pub(super) fn new(version: (u64, u64), root: (u64, u64)) -> Self {
+        Self { version, root }
+    }
+
     fn now(site: &SiteSpec, files: &RuleFiles) -> Option<Self> {
         let version = files.htaccess.version();
         let root = std::fs::metadata(&site.root).ok()?;
@@ -276,18 +282,10 @@ pub(super) fn before_routing(
         #[cfg(not(debug_assertions))]
         return Verdict::Route(routing);
     }
-    let htaccess = if compiled.rules().htaccess {
-        // Taken before the evaluation: a change during it then shows as a change.
-        match HtaccessState::now(site, files) {
-            Some(state) => Some(state),
-            None => return super::evaluate(compiled, site, parts, client, files).0,
-        }
-    } else {
-        None
-    };
     let (verdict, reads) = super::evaluate(compiled, site, parts, client, files);
     if let (Verdict::Route(routing), Some(reads)) = (&verdict, reads) {
-        if let Some(entry) = entry(routing, reads, htaccess, parts, client) {
+        let reads_htaccess = compiled.rules().htaccess;
+        if let Some(entry) = entry(routing, reads, reads_htaccess, parts, client) {
             CACHE.with(|cache| cache.borrow_mut().remember(compiled.id, target, entry));
         }
     }
@@ -298,11 +296,15 @@ pub(super) fn before_routing(
 fn entry(
     routing: &Routing,
     reads: Reads,
-    htaccess: Option<HtaccessState>,
+    reads_htaccess: bool,
     parts: &Parts,
     client: Client,
 ) -> Option<Entry> {
     if reads.refused.is_some() || reads.htaccess_unwatched || routing.user.is_some() {
+        return None;
+    }
+    // A site that reads `.htaccess` files whose state the evaluation did not learn (no root).
+    if reads_htaccess && reads.htaccess.is_none() {
         return None;
     }
     let stats = routing
@@ -314,7 +316,7 @@ fn entry(
         routing: routing.clone_without_stats(),
         client: reads.client_address.then_some(client.ip),
         variables: reads.variables,
-        htaccess,
+        htaccess: reads.htaccess,
         stats,
     })
 }
