@@ -129,6 +129,9 @@ enum Phase {
     Full,
     /// As a request does ([`before_routing`]): after the first, a verdict cache hit.
     Cached,
+    /// As a request does, each with a query never seen before: a verdict cache miss, and what
+    /// remembering its outcome costs (a client sending a new target with every request).
+    Missed,
 }
 
 /// Nanoseconds per request for the rules phase and the router on `path`.
@@ -139,17 +142,26 @@ fn cost(site: &SiteSpec, path: &str, rounds: u32, phase: Phase) -> (f64, f64) {
         ip: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
         https: false,
     };
-    let (parts, ()) = Request::get(path)
-        .header("host", "localhost")
-        .body(())
-        .unwrap()
-        .into_parts();
+    let request = |target: &str| {
+        Request::get(target)
+            .header("host", "localhost")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+    };
+    let mut parts = request(path);
     let (mut rules_ns, mut route_ns) = (0u128, 0u128);
-    for _ in 0..rounds {
+    for round in 0..rounds {
+        if phase == Phase::Missed {
+            parts = request(&format!("{path}?{round}-{}", replica::next_id()));
+        }
         let start = Instant::now();
         let verdict = match phase {
             Phase::Full => evaluate(&compiled, site, &parts, client, &files).0,
-            Phase::Cached => before_routing(&compiled, site, &parts, client, &files),
+            Phase::Cached | Phase::Missed => {
+                before_routing(&compiled, site, &parts, client, &files)
+            }
         };
         let Verdict::Route(routing) = verdict else {
             panic!("{path} is served");
@@ -180,7 +192,12 @@ fn rules_cost() {
                 .ok()
                 .and_then(|r| r.parse().ok())
                 .unwrap_or(50_000);
-            for (phase, label) in [(Phase::Full, "evaluated"), (Phase::Cached, "cache hit")] {
+            let phases = [
+                (Phase::Full, "evaluated"),
+                (Phase::Cached, "cache hit"),
+                (Phase::Missed, "miss"),
+            ];
+            for (phase, label) in phases {
                 cost(site, &path, 2_000, phase);
                 let (rules, route) = cost(site, &path, rounds, phase);
                 println!(

@@ -127,7 +127,8 @@ impl LocalDirs {
                     (None, None) => Some(None),
                     _ => None,
                 });
-        let copy = reused.unwrap_or_else(|| shared.as_deref().map(|rules| Rc::new(rules.clone())));
+        let copy =
+            reused.unwrap_or_else(|| shared.as_deref().map(|rules| Rc::new(rules.thread_copy())));
         self.dirs.insert(
             dir.as_os_str().to_owned(),
             LocalDir {

@@ -46,6 +46,8 @@ use super::{Client, CompiledSite, Routing, RuleFiles, Verdict};
 const MAX_BYTES: usize = 4 << 20;
 /// A longer request target is not remembered (one entry may not take a large share).
 const MAX_TARGET_BYTES: usize = 2048;
+/// Slots of the doorkeeper: the targets seen once lately (see [`Doorkeeper`]).
+const DOORKEEPER_SLOTS: usize = 4096;
 
 /// What one evaluation read besides its key, recorded as it runs.
 #[derive(Debug, Default)]
@@ -198,6 +200,44 @@ impl Entry {
 struct Cache {
     sites: HashMap<u64, HashMap<Box<str>, Vec<Entry>>>,
     bytes: usize,
+    doorkeeper: Doorkeeper,
+}
+
+/// An outcome is remembered the second time its target is seen, not the first: a client that
+/// sends a new target with every request (a scanner, a hostile client, unique query strings)
+/// then costs a hash and one slot written per request, not an entry built, inserted and later
+/// dropped (measured on the scenario 7 site: +2.3 µs on a 7.3 µs evaluation without it). A slot
+/// holds a target's hash; a collision only delays remembering.
+struct Doorkeeper {
+    seen: Box<[u64]>,
+}
+
+impl Default for Doorkeeper {
+    fn default() -> Self {
+        Self {
+            seen: vec![0; DOORKEEPER_SLOTS].into_boxed_slice(),
+        }
+    }
+}
+
+impl Doorkeeper {
+    /// Whether `target` of `site_id` was seen lately; it counts as seen from now on.
+    fn admits(&mut self, site_id: u64, target: &str) -> bool {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        thread_local! {
+            static KEYS: std::hash::RandomState = std::hash::RandomState::new();
+        }
+        let hash = KEYS.with(|keys| {
+            let mut hasher = keys.build_hasher();
+            site_id.hash(&mut hasher);
+            target.hash(&mut hasher);
+            hasher.finish()
+        });
+        let slot = &mut self.seen[hash as usize % DOORKEEPER_SLOTS];
+        let seen = *slot == hash;
+        *slot = hash;
+        seen
+    }
 }
 
 impl Cache {
@@ -268,7 +308,11 @@ pub(super) fn before_routing(
     files: &RuleFiles,
 ) -> Verdict {
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    if target.len() > MAX_TARGET_BYTES {
+    let rules = compiled.rules();
+    // Without `.htaccess` files and rewrites the evaluation reads neither the file system nor
+    // variables: matching the patterns costs about what a cache lookup would.
+    let worth_it = rules.htaccess || !rules.rewrites.rules.is_empty();
+    if !worth_it || target.len() > MAX_TARGET_BYTES {
         return super::evaluate(compiled, site, parts, client, files).0;
     }
     let recalled = CACHE.with(|cache| {
@@ -283,9 +327,12 @@ pub(super) fn before_routing(
         return Verdict::Route(routing);
     }
     let (verdict, reads) = super::evaluate(compiled, site, parts, client, files);
+    let admitted = || CACHE.with(|cache| cache.borrow_mut().doorkeeper.admits(compiled.id, target));
     if let (Verdict::Route(routing), Some(reads)) = (&verdict, reads) {
-        let reads_htaccess = compiled.rules().htaccess;
-        if let Some(entry) = entry(routing, reads, reads_htaccess, parts, client) {
+        if !admitted() {
+            return verdict;
+        }
+        if let Some(entry) = entry(routing, reads, rules.htaccess, parts, client) {
             CACHE.with(|cache| cache.borrow_mut().remember(compiled.id, target, entry));
         }
     }

@@ -171,9 +171,8 @@ pub(super) struct OptionsLine {
     pub words: Vec<(String, bool)>,
 }
 
-/// `Header [always] set|append|add|merge|setifempty|unset name [value]`. `Clone` copies the
-/// parsed header deeply (see [`crate::header`]).
-#[derive(Debug, PartialEq, Eq)]
+/// `Header [always] set|append|add|merge|setifempty|unset name [value]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderAction {
     /// `always`: on error responses too (Apache's second table).
     pub always: bool,
@@ -188,15 +187,13 @@ pub struct HeaderAction {
     pub header_value: Option<http::HeaderValue>,
 }
 
-impl Clone for HeaderAction {
-    fn clone(&self) -> Self {
+impl HeaderAction {
+    /// A copy whose parsed header has buffers of its own (see [`crate::header`]).
+    fn own_copy(&self) -> Self {
         Self {
-            always: self.always,
-            op: self.op,
-            name: self.name.clone(),
-            value: self.value.clone(),
             header: crate::header::own_name(&self.header),
             header_value: self.header_value.as_ref().map(crate::header::own_value),
+            ..self.clone()
         }
     }
 }
@@ -378,6 +375,19 @@ impl DirRules {
     /// Set when every request here and below is refused.
     pub fn denial(&self) -> Option<&Denial> {
         self.denial.as_ref()
+    }
+
+    /// A copy for one runtime thread: as `clone`, with the parsed headers' buffers its own (see
+    /// [`crate::header`]; a plain `clone`, made for each request that carries the actions on,
+    /// shares them).
+    pub fn thread_copy(&self) -> Self {
+        let mut copy = self.clone();
+        for scope in std::iter::once(&mut copy.main).chain(copy.files.iter_mut().map(|(_, s)| s)) {
+            for action in &mut scope.headers {
+                *action = action.own_copy();
+            }
+        }
+        copy
     }
 
     /// Whether any directive of the file may look at the client's address (`Require ip`,
