@@ -23,6 +23,12 @@
 //! a time variable or a symbolic-link test, went through a directory checked by `stat` rather
 //! than watched, or reached the rewrite loop limit.
 //!
+//! Bounded: an estimate of the entries' bytes (emptied past [`MAX_BYTES`]), and an outcome is
+//! remembered only the second time its target is seen ([`Doorkeeper`]), so a client sending a
+//! new path with every request neither grows it nor pays for entries nobody uses. A site
+//! without `.htaccess` files and rewrites is not cached at all: its evaluation reads neither
+//! the file system nor variables and costs about what a lookup does.
+//!
 //! In debug builds (every end-to-end test) each use also runs the full evaluation and asserts
 //! that both say the same, so the whole test suite checks the cache against the rules.
 
