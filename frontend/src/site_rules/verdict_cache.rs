@@ -233,6 +233,12 @@ impl Doorkeeper {
         thread_local! {
             static KEYS: std::hash::RandomState = std::hash::RandomState::new();
         }
+        // A debug server (the end-to-end tests') remembers every outcome from the first
+        // request on, so that every repeated request is a hit that the cross-check verifies;
+        // the doorkeeper is about cost only (its own unit tests keep it).
+        if cfg!(all(debug_assertions, not(test))) {
+            return true;
+        }
         let hash = KEYS.with(|keys| {
             let mut hasher = keys.build_hasher();
             site_id.hash(&mut hasher);
