@@ -30,7 +30,8 @@
 //! the file system nor variables and costs about what a lookup does.
 //!
 //! In debug builds (every end-to-end test) each use also runs the full evaluation and asserts
-//! that both say the same, so the whole test suite checks the cache against the rules.
+//! that both say the same, and every outcome is remembered from the first request on, so each
+//! request the tests repeat checks the cache against the rules.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
