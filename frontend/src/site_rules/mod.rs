@@ -9,7 +9,8 @@
 //! headers come last ([`add_headers`]).
 //!
 //! Patterns are compiled once per configuration generation ([`SiteRuleSets`]); a request only
-//! matches them.
+//! matches them, and the outcome of the access phase and the rewrites is reused while every
+//! input its evaluation read still holds ([`verdict_cache`]).
 
 mod auth;
 mod context;
