@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clients;
+pub mod header;
 pub mod htaccess;
 pub mod htpasswd;
 pub mod pattern;

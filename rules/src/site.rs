@@ -24,11 +24,28 @@ pub struct SiteRules {
     pub htaccess: bool,
 }
 
-#[derive(Debug, Clone)]
+/// `Clone` copies the parsed headers deeply (see [`crate::header`]).
+#[derive(Debug)]
 pub struct HeaderRule {
     pub pattern: PathPattern,
-    pub set: Vec<(String, String)>,
-    pub unset: Vec<String>,
+    /// Parsed once when the rules compile, not for every response.
+    pub set: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub unset: Vec<http::HeaderName>,
+}
+
+impl Clone for HeaderRule {
+    fn clone(&self) -> Self {
+        use crate::header::{own_name, own_value};
+        Self {
+            pattern: self.pattern.clone(),
+            set: self
+                .set
+                .iter()
+                .map(|(name, value)| (own_name(name), own_value(value)))
+                .collect(),
+            unset: self.unset.iter().map(own_name).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -135,16 +152,25 @@ impl SiteRules {
             rules.rewrites.rules.push(compiled);
         }
         for (i, rule) in spec.headers.iter().enumerate() {
-            for (name, value) in &rule.set {
-                check_header(name, Some(value)).map_err(at("headers", i))?;
-            }
-            for name in &rule.unset {
-                check_header(name, None).map_err(at("headers", i))?;
-            }
+            let set = rule
+                .set
+                .iter()
+                .map(|(name, value)| {
+                    let (name, value) = header(name, Some(value))?;
+                    Ok((name, value.expect("a value was given")))
+                })
+                .collect::<Result<_, RuleError>>()
+                .map_err(at("headers", i))?;
+            let unset = rule
+                .unset
+                .iter()
+                .map(|name| header(name, None).map(|(name, _)| name))
+                .collect::<Result<_, RuleError>>()
+                .map_err(at("headers", i))?;
             rules.headers.push(HeaderRule {
                 pattern: pattern(&rule.pattern, "headers", i)?,
-                set: rule.set.clone(),
-                unset: rule.unset.clone(),
+                set,
+                unset,
             });
         }
         for (i, rule) in spec.auth.iter().enumerate() {
@@ -220,15 +246,24 @@ fn deny_status(status: u16) -> Result<u16, RuleError> {
 }
 
 /// A header name is an HTTP token; a value has no control characters.
-fn check_header(name: &str, value: Option<&str>) -> Result<(), RuleError> {
+/// A header rule's name and value, checked and parsed.
+fn header(
+    name: &str,
+    value: Option<&str>,
+) -> Result<(http::HeaderName, Option<http::HeaderValue>), RuleError> {
     let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
     if name.is_empty() || !name.chars().all(token) {
         return Err(RuleError::Header(name.to_string()));
     }
-    if value.is_some_and(|v| v.chars().any(|c| c.is_control() && c != '\t')) {
-        return Err(RuleError::Header(format!("{name}: (control characters)")));
-    }
-    Ok(())
+    let parsed_name = http::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| RuleError::Header(name.to_string()))?;
+    let control = || RuleError::Header(format!("{name}: (control characters)"));
+    let value = match value {
+        Some(v) if v.chars().any(|c| c.is_control() && c != '\t') => return Err(control()),
+        Some(v) => Some(http::HeaderValue::from_str(v).map_err(|_| control())?),
+        None => None,
+    };
+    Ok((parsed_name, value))
 }
 
 #[cfg(test)]

@@ -86,19 +86,19 @@ async fn answer(
     // token paddock does not expect goes on to the site (its own ACME client's files).
     let refused_or_answered =
         check_head(&parts, &spec.limits).or_else(|| acme_http01(&state, parts.uri.path()));
-    let mut response = match refused_or_answered {
-        Some(response) => response,
+    let (mut response, header_rules) = match refused_or_answered {
+        Some(response) => (response, None),
         None => {
             let redirect =
                 site_policy::https_redirect(&state, site, &parts, host.as_deref(), conn.https)
                     .or_else(|| site_policy::redirect_rule(site, &parts));
             match redirect {
-                Some(redirect) => redirect,
+                Some(redirect) => (redirect, None),
                 None => apply_rules_and_respond(&scope, &parts, incoming).await,
             }
         }
     };
-    site_rules::add_headers(&rules, parts.uri.path(), &mut response);
+    site_rules::add_headers(&rules, parts.uri.path(), header_rules, &mut response);
     response = error_script::site_error_page(&scope, &parts, response).await;
     site_policy::add_hsts(site, conn.https, &mut response);
     if let Some(alt_svc) = &conn.alt_svc {
@@ -326,12 +326,13 @@ pub(super) struct Scope<'a> {
     pub redirect_status: u16,
 }
 
-/// The site's access rules and rewrites, then the answer.
+/// The site's access rules and rewrites, then the answer; and which of the site's `headers`
+/// rules the rules phase found for the path, if it did.
 async fn apply_rules_and_respond(
     scope: &Scope<'_>,
     parts: &http::request::Parts,
     incoming: RequestBody,
-) -> Response<Body> {
+) -> (Response<Body>, Option<site_rules::MatchedHeaderRules>) {
     let client = site_rules::Client {
         ip: scope.conn.peer.ip(),
         https: scope.conn.https,
@@ -339,7 +340,7 @@ async fn apply_rules_and_respond(
     let files = &scope.state.rule_files;
     let routing = match site_rules::before_routing(scope.rules, scope.site, parts, client, files) {
         site_rules::Verdict::Respond(mut response) => {
-            return match response
+            let response = match response
                 .extensions_mut()
                 .remove::<site_rules::PendingErrorDocument>()
             {
@@ -348,6 +349,7 @@ async fn apply_rules_and_respond(
                 }
                 None => response,
             };
+            return (response, None);
         }
         site_rules::Verdict::Route(routing) => routing,
     };
@@ -360,7 +362,7 @@ async fn apply_rules_and_respond(
     {
         response = error_script::error_document(scope, parts, document, response).await;
     }
-    response
+    (response, routing.header_rules)
 }
 
 /// Answers `parts` (or the path the rules rewrote it to) as the rules' `routing` says, with

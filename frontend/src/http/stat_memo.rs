@@ -8,6 +8,7 @@
 
 use std::fs::Metadata;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use protocol::control::SiteSpec;
@@ -23,6 +24,9 @@ const MAX_ENTRIES: usize = 64;
 #[derive(Debug, Default)]
 pub(crate) struct StatMemo {
     known: Mutex<Vec<(PathBuf, Option<Metadata>)>>,
+    /// Some answer was not remembered (past [`MAX_ENTRIES`]): the memo no longer lists every
+    /// path the request's rules looked at, so what they decided cannot be re-validated from it.
+    overflowed: AtomicBool,
 }
 
 impl StatMemo {
@@ -35,8 +39,28 @@ impl StatMemo {
         let meta = router::allowed_metadata(site, path);
         if known.len() < MAX_ENTRIES {
             known.push((path.to_path_buf(), meta.clone()));
+        } else {
+            self.overflowed.store(true, Ordering::Relaxed);
         }
         meta
+    }
+
+    /// Every answer asked through [`StatMemo::allowed_metadata`], in order, as `summary` makes
+    /// it of each; `None` when some answer was not remembered.
+    pub(crate) fn recorded<T>(
+        &self,
+        mut summary: impl FnMut(&Path, Option<&Metadata>) -> T,
+    ) -> Option<Vec<T>> {
+        if self.overflowed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let known = self.lock();
+        Some(
+            known
+                .iter()
+                .map(|(path, meta)| summary(path, meta.as_ref()))
+                .collect(),
+        )
     }
 
     /// [`router::allowed_metadata`] from the memo when the rules phase asked it already, else

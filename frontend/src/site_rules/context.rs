@@ -8,6 +8,7 @@ use http::request::Parts;
 use protocol::control::SiteSpec;
 use rules::rewrite::{FileKind, RewriteContext};
 
+use super::verdict_cache::Reads;
 use super::Client;
 use crate::http::stat_memo::StatMemo;
 
@@ -22,6 +23,8 @@ pub(super) struct RequestContext<'a> {
     kind: RefCell<Option<(String, FileKind)>>,
     /// Every file-system answer of the request, handed on to the router.
     pub(super) stats: StatMemo,
+    /// What else the evaluation read, for the verdict cache.
+    reads: RefCell<Reads>,
 }
 
 impl<'a> RequestContext<'a> {
@@ -33,12 +36,19 @@ impl<'a> RequestContext<'a> {
             mapped: RefCell::new(None),
             kind: RefCell::new(None),
             stats: StatMemo::default(),
+            reads: RefCell::default(),
         }
     }
 
-    /// What the rules phase found on disk, for the router's walk.
-    pub(super) fn into_stats(self) -> StatMemo {
-        self.stats
+    /// What the rules phase found on disk, for the router's walk, and what else it read.
+    pub(super) fn into_parts(self) -> (StatMemo, Reads) {
+        (self.stats, self.reads.into_inner())
+    }
+
+    /// Notes something the evaluation read outside [`RewriteContext`] (the client's address, an
+    /// unwatched `.htaccess`, …).
+    pub(super) fn reads(&self) -> std::cell::RefMut<'_, Reads> {
+        self.reads.borrow_mut()
     }
 
     /// What `url_path` maps to, found by a walk the caller already made.
@@ -56,7 +66,49 @@ impl<'a> RequestContext<'a> {
 }
 
 impl RewriteContext for RequestContext<'_> {
+    /// The one place rewrite conditions, templates, `SetEnvIf` and `Require env` ask about
+    /// the request: each answer is recorded for the verdict cache.
     fn variable(&self, name: &str) -> Option<String> {
+        let value = self.server_variable(name);
+        self.reads.borrow_mut().variable(name, &value);
+        value
+    }
+
+    fn file_kind(&self, path: &str) -> FileKind {
+        if let Some((known, kind)) = &*self.kind.borrow() {
+            if known == path {
+                return *kind;
+            }
+        }
+        let kind = self.look_up(path);
+        *self.kind.borrow_mut() = Some((path.to_string(), kind));
+        kind
+    }
+
+    fn is_symlink(&self, path: &str) -> bool {
+        // An answer the stat memo does not hold: nothing could tell a cached verdict that the
+        // link appeared or went.
+        self.reads.borrow_mut().refuse("a symbolic-link test");
+        std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+    }
+
+    fn file_path(&self, url_path: &str) -> Option<String> {
+        if let Some((url, file)) = &*self.mapped.borrow() {
+            if url == url_path {
+                return Some(file.clone());
+            }
+        }
+        let file = mapped_file(self.site, url_path, &self.stats)
+            .to_string_lossy()
+            .into_owned();
+        *self.mapped.borrow_mut() = Some((url_path.to_string(), file.clone()));
+        Some(file)
+    }
+}
+
+impl RequestContext<'_> {
+    /// A server variable's value, unrecorded.
+    pub(super) fn server_variable(&self, name: &str) -> Option<String> {
         let parts = self.parts;
         if let Some(header) = name.strip_prefix("HTTP:") {
             return self.header(header);
@@ -96,36 +148,6 @@ impl RewriteContext for RequestContext<'_> {
         }
     }
 
-    fn file_kind(&self, path: &str) -> FileKind {
-        if let Some((known, kind)) = &*self.kind.borrow() {
-            if known == path {
-                return *kind;
-            }
-        }
-        let kind = self.look_up(path);
-        *self.kind.borrow_mut() = Some((path.to_string(), kind));
-        kind
-    }
-
-    fn is_symlink(&self, path: &str) -> bool {
-        std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
-    }
-
-    fn file_path(&self, url_path: &str) -> Option<String> {
-        if let Some((url, file)) = &*self.mapped.borrow() {
-            if url == url_path {
-                return Some(file.clone());
-            }
-        }
-        let file = mapped_file(self.site, url_path, &self.stats)
-            .to_string_lossy()
-            .into_owned();
-        *self.mapped.borrow_mut() = Some((url_path.to_string(), file.clone()));
-        Some(file)
-    }
-}
-
-impl RequestContext<'_> {
     fn look_up(&self, path: &str) -> FileKind {
         let path = Path::new(path);
         // Only below the root, and only as the router would follow it.

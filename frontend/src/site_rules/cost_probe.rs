@@ -1,7 +1,8 @@
 //! What the rules phase and the router cost per request, in nanoseconds, without a network or
 //! a worker in the way: the tree and the rules of the benchmark harness's scenario 7 (50
 //! native rules, an `.htaccess` at each of 5 levels), the same path routed by a site without
-//! rules. A diagnostic, not a test: it asserts nothing about time.
+//! rules. Each is timed with every rule evaluated and as requests run it, from the verdict
+//! cache. A diagnostic, not a test: it asserts nothing about time.
 //!
 //! `cargo test --release -p paddock-frontend -- --ignored rules_cost --nocapture`
 
@@ -121,24 +122,48 @@ fn site(root: &Path, rules: SiteRulesSpec) -> SiteSpec {
     }
 }
 
+/// How the probe runs the rules phase.
+#[derive(Clone, Copy, PartialEq)]
+enum Phase {
+    /// Every rule evaluated ([`evaluate`]), as on a verdict cache miss.
+    Full,
+    /// As a request does ([`before_routing`]): after the first, a verdict cache hit.
+    Cached,
+    /// As a request does, each with a query never seen before: a verdict cache miss, and what
+    /// remembering its outcome costs (a client sending a new target with every request).
+    Missed,
+}
+
 /// Nanoseconds per request for the rules phase and the router on `path`.
-fn cost(site: &SiteSpec, path: &str, rounds: u32) -> (f64, f64) {
+fn cost(site: &SiteSpec, path: &str, rounds: u32, phase: Phase) -> (f64, f64) {
     let compiled = CompiledSite::new(SiteRules::compile(&site.rules).unwrap());
     let files = RuleFiles::default();
     let client = Client {
         ip: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
         https: false,
     };
-    let (parts, ()) = Request::get(path)
-        .header("host", "localhost")
-        .body(())
-        .unwrap()
-        .into_parts();
+    let request = |target: &str| {
+        Request::get(target)
+            .header("host", "localhost")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+    };
+    let mut parts = request(path);
     let (mut rules_ns, mut route_ns) = (0u128, 0u128);
-    for _ in 0..rounds {
+    for round in 0..rounds {
+        if phase == Phase::Missed {
+            parts = request(&format!("{path}?{round}-{}", replica::next_id()));
+        }
         let start = Instant::now();
-        let Verdict::Route(routing) = before_routing(&compiled, site, &parts, client, &files)
-        else {
+        let verdict = match phase {
+            Phase::Full => evaluate(&compiled, site, &parts, client, &files).0,
+            Phase::Cached | Phase::Missed => {
+                before_routing(&compiled, site, &parts, client, &files)
+            }
+        };
+        let Verdict::Route(routing) = verdict else {
             panic!("{path} is served");
         };
         let routed = Instant::now();
@@ -167,9 +192,18 @@ fn rules_cost() {
                 .ok()
                 .and_then(|r| r.parse().ok())
                 .unwrap_or(50_000);
-            cost(site, &path, 2_000);
-            let (rules, route) = cost(site, &path, rounds);
-            println!("{path:28} {name:24} rules {rules:8.0} ns  router {route:8.0} ns");
+            let phases = [
+                (Phase::Full, "evaluated"),
+                (Phase::Cached, "cache hit"),
+                (Phase::Missed, "miss"),
+            ];
+            for (phase, label) in phases {
+                cost(site, &path, 2_000, phase);
+                let (rules, route) = cost(site, &path, rounds, phase);
+                println!(
+                    "{path:28} {name:24} {label:9} rules {rules:8.0} ns  router {route:8.0} ns"
+                );
+            }
         }
     }
 }

@@ -16,6 +16,7 @@ use rules::rewrite::{FileKind, RewriteContext, RewriteOutcome};
 
 use super::auth::{self, PasswordFiles};
 use super::context::RequestContext;
+use super::verdict_cache::HtaccessState;
 use super::{denied, redirect, Client, CompiledSite, Refusal, Routing, MAX_REWRITE_PASSES};
 use crate::http::response::{self, Body};
 use crate::http::stat_memo::StatMemo;
@@ -50,10 +51,21 @@ pub(super) fn apply(
     let mut rewriting = true;
     let stats = &ctx.stats;
     for _ in 0..MAX_REWRITE_PASSES {
-        let (chain, file) = files.chain(site, &path, stats);
-        ctx.remember_mapped(&path, &file);
-        let chain: Vec<&DirRules> = chain.iter().map(AsRef::as_ref).collect();
-        let file = file.to_string_lossy().into_owned();
+        let found = files.chain(site, &path, stats);
+        ctx.remember_mapped(&path, &found.file);
+        let chain: Vec<&DirRules> = found.rules.iter().map(AsRef::as_ref).collect();
+        {
+            let mut reads = ctx.reads();
+            reads.htaccess_unwatched |= !found.all_watched;
+            if let Some(root) = found.root {
+                // The first pass's: a change during the evaluation then shows as a change.
+                reads
+                    .htaccess
+                    .get_or_insert(HtaccessState::new(found.version, root));
+            }
+            reads.client_address |= chain.iter().any(|rules| rules.reads_client_address());
+        }
+        let file = found.file.to_string_lossy().into_owned();
         let file_name = file.rsplit('/').next().filter(|n| !n.is_empty());
         let request = htaccess::Request {
             path: &path,
@@ -63,6 +75,7 @@ pub(super) fn apply(
             user: None,
             file_name,
         };
+        let outer = ctx;
         let pass = Pass {
             inner: ctx,
             path: &path,
@@ -70,7 +83,12 @@ pub(super) fn apply(
         };
         let ctx = &pass;
         let user = match check_access(&chain, &request, site, parts, passwords, ctx) {
-            Ok(user) => user,
+            Ok(Some(user)) => {
+                // A login's outcome depends on the password file and the credentials.
+                outer.reads().refuse("Basic auth");
+                Some(user)
+            }
+            Ok(None) => None,
             Err(refusal) => {
                 let effective = htaccess::effective(&chain, &request, ctx);
                 let status = refusal.status().as_u16();
@@ -163,7 +181,9 @@ pub(super) fn apply(
                 .collect(),
             scripts: effective.scripts,
             headers: effective.headers.iter().map(|h| (*h).clone()).collect(),
-            content_type: effective.content_type.map(str::to_string),
+            content_type: effective
+                .content_type
+                .and_then(|t| http::HeaderValue::from_str(t).ok()),
             directory_index: effective.directory_index.map(<[String]>::to_vec),
             error_documents: effective
                 .error_documents

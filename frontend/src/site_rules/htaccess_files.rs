@@ -127,7 +127,8 @@ impl LocalDirs {
                     (None, None) => Some(None),
                     _ => None,
                 });
-        let copy = reused.unwrap_or_else(|| shared.as_deref().map(|rules| Rc::new(rules.clone())));
+        let copy =
+            reused.unwrap_or_else(|| shared.as_deref().map(|rules| Rc::new(rules.thread_copy())));
         self.dirs.insert(
             dir.as_os_str().to_owned(),
             LocalDir {
@@ -139,6 +140,28 @@ impl LocalDirs {
             },
         );
         copy
+    }
+}
+
+/// A request path's `.htaccess` files, as [`HtaccessFiles::chain`] finds them.
+pub(crate) struct Chain {
+    /// Root first; only directories that have a file.
+    pub rules: Vec<Rc<DirRules>>,
+    /// What the path maps to (`REQUEST_FILENAME`).
+    pub file: PathBuf,
+    /// Every directory's state is kept true by change notices: none was checked with a `stat`
+    /// (only then may an outcome that depends on the files be remembered past the request).
+    pub all_watched: bool,
+    /// [`HtaccessFiles::version`] before any directory was looked at.
+    pub version: (u64, u64),
+    /// The document root's device and inode (`None`: it is not there).
+    pub root: Option<(u64, u64)>,
+}
+
+impl Chain {
+    fn push(&mut self, (rules, watched): (Option<Rc<DirRules>>, bool)) {
+        self.rules.extend(rules);
+        self.all_watched &= watched;
     }
 }
 
@@ -190,34 +213,44 @@ impl HtaccessFiles {
     /// directory the path goes through, root first (only directories that have a file); and
     /// the file the path maps to, as [`super::context::mapped_file`] finds it (the same walk,
     /// through the request's `stats`, which the router reads again).
-    pub(crate) fn chain(
-        &self,
-        site: &SiteSpec,
-        path: &str,
-        stats: &StatMemo,
-    ) -> (Vec<Rc<DirRules>>, PathBuf) {
-        self.apply_notices();
-        let mut chain = Vec::new();
-        let Ok(root) = std::fs::metadata(&site.root) else {
-            return (chain, site.root.clone());
+    pub(crate) fn chain(&self, site: &SiteSpec, path: &str, stats: &StatMemo) -> Chain {
+        let version = self.version();
+        let mut chain = Chain {
+            rules: Vec::new(),
+            file: site.root.clone(),
+            all_watched: true,
+            version,
+            root: None,
         };
-        let mut dir = site.root.clone();
+        let Ok(root) = std::fs::metadata(&site.root) else {
+            chain.all_watched = false;
+            return chain;
+        };
+        chain.root = Some((root.dev(), root.ino()));
         let mut url = String::from("/");
-        chain.extend(self.get(&dir, &url, &root));
+        chain.push(self.get(&site.root, &url, &root));
         for segment in path.split('/').filter(|s| !s.is_empty()) {
-            let candidate = dir.join(segment);
+            let candidate = chain.file.join(segment);
             let Some(meta) = stats
                 .allowed_metadata(site, &candidate)
                 .filter(|m| m.is_dir())
             else {
-                return (chain, candidate);
+                chain.file = candidate;
+                return chain;
             };
-            dir = candidate;
+            chain.file = candidate;
             url.push_str(segment);
             url.push('/');
-            chain.extend(self.get(&dir, &url, &meta));
+            chain.push(self.get(&chain.file, &url, &meta));
         }
-        (chain, dir)
+        chain
+    }
+
+    /// This cache's id and the count of change notices applied, after applying those the
+    /// kernel has queued: while both stay the same, no watched directory's `.htaccess` changed.
+    pub(crate) fn version(&self) -> (u64, u64) {
+        self.apply_notices();
+        (self.id, self.notices.load(Ordering::SeqCst))
     }
 
     /// Brings what is remembered up to date with the changes the kernel reported.
@@ -239,22 +272,29 @@ impl HtaccessFiles {
         });
     }
 
-    /// The directory's rules as its file is now, as this thread's copy; `None` when it has
-    /// no file.
-    fn get(&self, dir: &Path, url: &str, dir_meta: &std::fs::Metadata) -> Option<Rc<DirRules>> {
+    /// The directory's rules as its file is now, as this thread's copy (`None` when it has
+    /// no file), and whether changes to them arrive as notices.
+    fn get(
+        &self,
+        dir: &Path,
+        url: &str,
+        dir_meta: &std::fs::Metadata,
+    ) -> (Option<Rc<DirRules>>, bool) {
         let id = (dir_meta.dev(), dir_meta.ino());
         // Read before the shared map: a notice applied after this makes the copy stale.
         let notices = self.notices.load(Ordering::SeqCst);
         let owner = self.id;
         if let Some(copy) = LOCAL.with(|local| local.borrow_mut().recall(owner, notices, dir, id)) {
-            return copy;
+            // Only a watched directory's copy is recalled.
+            return (copy, true);
         }
         let (shared, watched) = self.get_shared(dir, url, dir_meta, id);
-        LOCAL.with(|local| {
+        let copy = LOCAL.with(|local| {
             local
                 .borrow_mut()
                 .update(owner, notices, dir, id, shared, watched)
-        })
+        });
+        (copy, watched)
     }
 
     /// The shared map's rules for the directory, and whether changes to them arrive as notices.

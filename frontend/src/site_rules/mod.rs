@@ -9,7 +9,8 @@
 //! headers come last ([`add_headers`]).
 //!
 //! Patterns are compiled once per configuration generation ([`SiteRuleSets`]); a request only
-//! matches them.
+//! matches them, and the outcome of the access phase and the rewrites is reused while every
+//! input its evaluation read still holds ([`verdict_cache`]).
 
 mod auth;
 mod context;
@@ -18,6 +19,7 @@ mod htaccess_files;
 mod htaccess_watch;
 mod rate_limit;
 mod replica;
+mod verdict_cache;
 
 #[cfg(test)]
 mod cost_probe;
@@ -28,7 +30,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
+use http::header::{HeaderValue, RETRY_AFTER};
 use http::request::Parts;
 use http::{Response, StatusCode, Uri};
 use protocol::cgi;
@@ -149,18 +151,85 @@ pub struct Routing {
     pub php_values: Vec<(String, String)>,
     /// `false` where an `.htaccess` turned scripts off: a script is served as text.
     pub scripts: bool,
-    /// `.htaccess` `Header` actions for the response.
-    pub headers: Vec<HeaderAction>,
+    /// `.htaccess` `Header` actions for the response (shared: a remembered verdict hands them
+    /// to every request it serves).
+    pub headers: Arc<[HeaderAction]>,
     /// `.htaccess` `ForceType` / `AddType` for a static file.
-    pub content_type: Option<String>,
+    pub content_type: Option<HeaderValue>,
     /// `.htaccess` `DirectoryIndex`: index files instead of the site's (empty: none).
     pub directory_index: Option<Vec<String>>,
     /// `.htaccess` `ErrorDocument`s, for paddock's own error responses.
     pub error_documents: Vec<(u16, ErrorDocument)>,
     /// The user an `.htaccess` Basic login admitted, for `REMOTE_USER`.
     pub user: Option<String>,
+    /// The site's `headers` rules that match the request's path, found while the path was
+    /// decoded for the access phase ([`add_headers`] then need not decode it again).
+    pub header_rules: Option<MatchedHeaderRules>,
     /// What the rules found on disk, so that the router does not ask again.
     pub(crate) stats: StatMemo,
+}
+
+impl Routing {
+    /// Everything but what was found on disk (the verdict cache's copy; a hit asks the disk
+    /// again).
+    fn clone_without_stats(&self) -> Self {
+        let Self {
+            rewritten,
+            env,
+            php_values,
+            scripts,
+            headers,
+            content_type,
+            directory_index,
+            error_documents,
+            user,
+            header_rules,
+            stats: _,
+        } = self;
+        Self {
+            rewritten: rewritten.clone(),
+            env: env.clone(),
+            php_values: php_values.clone(),
+            scripts: *scripts,
+            headers: headers.clone(),
+            content_type: content_type.clone(),
+            directory_index: directory_index.clone(),
+            error_documents: error_documents.clone(),
+            user: user.clone(),
+            header_rules: *header_rules,
+            stats: StatMemo::default(),
+        }
+    }
+}
+
+/// Two routings are the same when they serve the same way; what each found on disk is not
+/// compared (it is the same disk, asked at another moment).
+impl PartialEq for Routing {
+    fn eq(&self, other: &Self) -> bool {
+        let Self {
+            rewritten,
+            env,
+            php_values,
+            scripts,
+            headers,
+            content_type,
+            directory_index,
+            error_documents,
+            user,
+            header_rules,
+            stats: _,
+        } = self;
+        *rewritten == other.rewritten
+            && *env == other.env
+            && *php_values == other.php_values
+            && *scripts == other.scripts
+            && *headers == other.headers
+            && *content_type == other.content_type
+            && *directory_index == other.directory_index
+            && *error_documents == other.error_documents
+            && *user == other.user
+            && *header_rules == other.header_rules
+    }
 }
 
 impl Default for Routing {
@@ -170,11 +239,12 @@ impl Default for Routing {
             env: Vec::new(),
             php_values: Vec::new(),
             scripts: true,
-            headers: Vec::new(),
+            headers: Arc::new([]),
             content_type: None,
             directory_index: None,
             error_documents: Vec::new(),
             user: None,
+            header_rules: None,
             stats: StatMemo::default(),
         }
     }
@@ -197,7 +267,8 @@ pub struct RuleFiles {
     pub htaccess: HtaccessFiles,
 }
 
-/// The access phase and the rewrites: the site's native rules, then its `.htaccess` files.
+/// The access phase and the rewrites: the site's native rules, then its `.htaccess` files
+/// (or the outcome of an earlier request whose inputs have not changed: [`verdict_cache`]).
 pub fn before_routing(
     compiled: &CompiledSite,
     site: &SiteSpec,
@@ -205,25 +276,40 @@ pub fn before_routing(
     client: Client,
     files: &RuleFiles,
 ) -> Verdict {
+    verdict_cache::before_routing(compiled, site, parts, client, files)
+}
+
+/// [`before_routing`] in full: the verdict, and what the evaluation read besides the request's
+/// method, path, query and scheme (`None`: nothing to remember it by — a broken site, a path
+/// that does not decode, a refusal).
+fn evaluate(
+    compiled: &CompiledSite,
+    site: &SiteSpec,
+    parts: &Parts,
+    client: Client,
+    files: &RuleFiles,
+) -> (Verdict, Option<verdict_cache::Reads>) {
     if compiled.broken {
-        return Verdict::Respond(response::error(
+        let refusal = response::error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "this site's configuration is not usable",
-        ));
+        );
+        return (Verdict::Respond(refusal), None);
     }
     let rules = compiled.rules();
     // A path that does not decode is the router's 400; no rule can match it.
     let Some(path) = decoded_path(parts.uri.path()) else {
-        return Verdict::Route(Routing::default());
+        return (Verdict::Route(Routing::default()), None);
     };
-    if let Some(refusal) = access(compiled, parts, &path, client, &files.passwords) {
-        return Verdict::Respond(refusal);
-    }
     let ctx = RequestContext::new(site, parts, client);
+    if let Some(refusal) = access(compiled, parts, &path, client, &files.passwords, &ctx) {
+        return (Verdict::Respond(refusal), None);
+    }
+    let header_rules = MatchedHeaderRules::find(&rules, &path);
     let query = parts.uri.query().map(str::to_string);
     let (path, query, mut changed) = match native_rewrites(compiled, &ctx, path, query) {
         Ok(rewritten) => rewritten,
-        Err(response) => return Verdict::Respond(*response),
+        Err(response) => return (Verdict::Respond(*response), None),
     };
     let mut routing = Routing::default();
     let (path, query) = if rules.htaccess {
@@ -244,12 +330,14 @@ pub fn before_routing(
                 routing = outcome.routing;
                 (outcome.path, outcome.query)
             }
-            Err(response) => return Verdict::Respond(*response),
+            Err(response) => return (Verdict::Respond(*response), None),
         }
     } else {
         (path, query)
     };
-    routing.stats = ctx.into_stats();
+    let (stats, reads) = ctx.into_parts();
+    routing.stats = stats;
+    routing.header_rules = header_rules;
     if changed {
         // Apache 2.4.60+ refuses a rewritten query holding a blank or a control character
         // (AH10411: a decoded capture such as `%20` put into the query) with 403.
@@ -257,19 +345,20 @@ pub fn before_routing(
             .as_deref()
             .is_some_and(|q| q.chars().any(|c| c == ' ' || c.is_control()))
         {
-            return Verdict::Respond(denied(403));
+            return (Verdict::Respond(denied(403)), None);
         }
         match encode_target(&path, query.as_deref()) {
             Some(uri) => routing.rewritten = Some(uri),
             None => {
-                return Verdict::Respond(response::error(
+                let error = response::error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "a rewrite rule produced an invalid path",
-                ))
+                );
+                return (Verdict::Respond(error), None);
             }
         }
     }
-    Verdict::Route(routing)
+    (Verdict::Route(routing), Some(reads))
 }
 
 /// The site's own `rewrite` rules: the path and query to go on with, and whether they changed.
@@ -284,9 +373,13 @@ fn native_rewrites(
     if rules.rewrites.rules.is_empty() {
         return Ok((current, query, false));
     }
+    let mut settled = false;
     for _ in 0..MAX_REWRITE_PASSES {
         match rules.rewrites.apply(&current, query.as_deref(), ctx) {
-            RewriteOutcome::Unchanged { .. } => break,
+            RewriteOutcome::Unchanged { .. } => {
+                settled = true;
+                break;
+            }
             RewriteOutcome::Rewritten { path, query: q, .. } => {
                 if let Some(status) = rules.denied(&path) {
                     return Err(Box::new(denied(status)));
@@ -296,6 +389,7 @@ fn native_rewrites(
                 // Server-context rules run once (Apache runs them once per request); they only
                 // run again to reach a fixed point when a `last = false` rule chained on.
                 if same || rules.rewrites.rules.iter().all(|r| r.flags.last) {
+                    settled = true;
                     break;
                 }
             }
@@ -308,33 +402,39 @@ fn native_rewrites(
             }
         }
     }
+    if !settled {
+        ctx.reads().refuse("the rewrite loop limit");
+    }
     Ok((current, query, rewritten))
 }
 
-/// `deny`, `clients`, `rate_limit`, `auth`, in that order: the first refusal answers.
+/// `deny`, `clients`, `rate_limit`, `auth`, in that order: the first refusal answers. What
+/// the verdict cache must know is noted in `ctx`.
 fn access(
     compiled: &CompiledSite,
     parts: &Parts,
     path: &str,
     client: Client,
     passwords: &PasswordFiles,
+    ctx: &RequestContext<'_>,
 ) -> Option<Response<Body>> {
     let rules = compiled.rules();
     if let Some(status) = rules.denied(path) {
         return Some(denied(status));
     }
-    if let Some(rule) = rules
-        .clients
-        .iter()
-        .find(|r| r.pattern.matches(path) && !r.filter.admits(client.ip))
-    {
-        return Some(denied(rule.status));
+    for rule in rules.clients.iter().filter(|r| r.pattern.matches(path)) {
+        ctx.reads().client_address = true;
+        if !rule.filter.admits(client.ip) {
+            return Some(denied(rule.status));
+        }
     }
     let now = Instant::now();
     for rule in &rules.rate_limits {
         if !rule.applies_to(parts.method.as_str(), path) {
             continue;
         }
+        // Each request takes from a bucket: the same request may be refused the next time.
+        ctx.reads().refuse("a rate limit");
         if let Some(wait) = compiled.limiter.check(rule, client.ip, now) {
             let mut response = response::error(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -348,6 +448,7 @@ fn access(
         }
     }
     for rule in rules.auth.iter().filter(|r| r.pattern.matches(path)) {
+        ctx.reads().refuse("Basic auth");
         let admitted = passwords
             .get(&rule.htpasswd)
             .and_then(|file| auth::authenticated(&parts.headers, &file, &rule.users));
@@ -406,29 +507,80 @@ pub enum TargetCheck {
     ServeAsText,
 }
 
-/// The site's `headers` rules for the request's path.
-pub fn add_headers(compiled: &CompiledSite, raw_path: &str, response: &mut Response<Body>) {
+/// Which of a site's `headers` rules match a path (a bit per rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatchedHeaderRules(u64);
+
+impl MatchedHeaderRules {
+    /// `None` when the site has more rules than bits: they are matched when the response goes.
+    fn find(rules: &SiteRules, decoded_path: &str) -> Option<Self> {
+        if rules.headers.len() > 64 {
+            return None;
+        }
+        let bits = rules
+            .headers
+            .iter()
+            .enumerate()
+            .filter(|(_, rule)| rule.pattern.matches(decoded_path))
+            .fold(0, |bits, (i, _)| bits | 1 << i);
+        Some(Self(bits))
+    }
+
+    fn contains(self, index: usize) -> bool {
+        self.0 & (1 << index) != 0
+    }
+}
+
+/// The site's `headers` rules for the request's path (`matched`, when the rules phase found
+/// them).
+pub fn add_headers(
+    compiled: &CompiledSite,
+    raw_path: &str,
+    matched: Option<MatchedHeaderRules>,
+    response: &mut Response<Body>,
+) {
     let rules = compiled.rules();
     if rules.headers.is_empty() {
         return;
     }
+    let matched = match matched {
+        Some(matched) => matched,
+        None => {
+            let Some(matched) =
+                decoded_path(raw_path).and_then(|path| MatchedHeaderRules::find(&rules, &path))
+            else {
+                return add_headers_unmatched(&rules, raw_path, response);
+            };
+            matched
+        }
+    };
+    let applying = rules
+        .headers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| matched.contains(*i));
+    for (_, rule) in applying {
+        apply_header_rule(rule, response);
+    }
+}
+
+/// [`add_headers`] for a site with more rules than [`MatchedHeaderRules`] holds.
+fn add_headers_unmatched(rules: &SiteRules, raw_path: &str, response: &mut Response<Body>) {
     let Some(path) = decoded_path(raw_path) else {
         return;
     };
     for rule in rules.headers.iter().filter(|r| r.pattern.matches(&path)) {
-        for name in &rule.unset {
-            if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
-                response.headers_mut().remove(name);
-            }
-        }
-        for (name, value) in &rule.set {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
-                response.headers_mut().insert(name, value);
-            }
-        }
+        apply_header_rule(rule, response);
+    }
+}
+
+fn apply_header_rule(rule: &rules::site::HeaderRule, response: &mut Response<Body>) {
+    let headers = response.headers_mut();
+    for name in &rule.unset {
+        headers.remove(name);
+    }
+    for (name, value) in &rule.set {
+        headers.insert(name.clone(), value.clone());
     }
 }
 
@@ -442,27 +594,21 @@ pub struct ServedFile;
 pub fn finish_response(routing: &Routing, response: &mut Response<Body>) {
     let is_file = response.extensions().get::<ServedFile>().is_some();
     if is_file && response.status().is_success() {
-        if let Some(value) = routing
-            .content_type
-            .as_deref()
-            .and_then(|t| HeaderValue::from_str(t).ok())
-        {
+        if let Some(value) = &routing.content_type {
             response
                 .headers_mut()
-                .insert(http::header::CONTENT_TYPE, value);
+                .insert(http::header::CONTENT_TYPE, value.clone());
         }
     }
     let success = response.status().is_success();
     for action in routing.headers.iter().filter(|a| a.always || success) {
-        let Ok(name) = HeaderName::from_bytes(action.name.as_bytes()) else {
-            continue;
-        };
+        let name = action.header.clone();
         let headers = response.headers_mut();
         if action.op == HeaderOp::Unset {
             headers.remove(&name);
             continue;
         }
-        let Ok(value) = HeaderValue::from_str(&action.value) else {
+        let Some(value) = action.header_value.clone() else {
             continue;
         };
         match action.op {

@@ -14,7 +14,7 @@ use protocol::site_rules::{
 use super::*;
 use crate::http::router::{self, Route};
 
-fn site(root: std::path::PathBuf) -> SiteSpec {
+pub(super) fn site(root: std::path::PathBuf) -> SiteSpec {
     SiteSpec {
         name: "t".into(),
         hosts: vec!["*".into()],
@@ -60,13 +60,13 @@ fn site(root: std::path::PathBuf) -> SiteSpec {
 }
 
 /// A client on this machine, over plain HTTP.
-const LOCALHOST: Client = Client {
+pub(super) const LOCALHOST: Client = Client {
     ip: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
     https: false,
 };
 
 /// [`site`] reading `.htaccess` files and no native rule, with its rules compiled.
-fn htaccess_site(root: std::path::PathBuf) -> (SiteSpec, CompiledSite) {
+pub(super) fn htaccess_site(root: std::path::PathBuf) -> (SiteSpec, CompiledSite) {
     let mut site = site(root);
     site.rules = SiteRulesSpec {
         htaccess: true,
@@ -77,7 +77,7 @@ fn htaccess_site(root: std::path::PathBuf) -> (SiteSpec, CompiledSite) {
 }
 
 /// A document root holding `index.php` and this `.htaccess`, as [`htaccess_site`] serves it.
-fn site_with_htaccess(htaccess: &str) -> (tempfile::TempDir, SiteSpec, CompiledSite) {
+pub(super) fn site_with_htaccess(htaccess: &str) -> (tempfile::TempDir, SiteSpec, CompiledSite) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().canonicalize().unwrap();
     fs::write(root.join(".htaccess"), htaccess).unwrap();

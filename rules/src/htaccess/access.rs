@@ -96,6 +96,14 @@ impl Require {
         }
     }
 
+    /// Whether this (sub)tree may look at the client's address.
+    pub(super) fn reads_client_address(&self) -> bool {
+        match self {
+            Self::Leaf { provider, .. } => matches!(provider, Provider::Ip(_) | Provider::Local),
+            Self::Group { children, .. } => children.iter().any(Self::reads_client_address),
+        }
+    }
+
     /// Whether a member counts for `method` (a container: when one of its members does).
     pub(super) fn applies(&self, method: &str) -> bool {
         match self {
@@ -238,6 +246,14 @@ impl Compat {
             Order::AllowDeny | Order::MutualFailure => allowed && !denied,
             Order::DenyAllow => !denied || allowed,
         }
+    }
+
+    /// Whether an `Allow from`/`Deny from` names addresses (rather than only variables).
+    pub(super) fn reads_client_address(&self) -> bool {
+        self.allow
+            .iter()
+            .chain(&self.deny)
+            .any(|(_, hosts)| matches!(hosts, Hosts::Nets(_)))
     }
 
     pub(super) fn satisfy_any(&self, method: &str) -> bool {

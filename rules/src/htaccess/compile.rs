@@ -181,6 +181,21 @@ pub struct HeaderAction {
     pub name: std::sync::Arc<str>,
     /// Empty for `unset`.
     pub value: std::sync::Arc<str>,
+    /// `name` and `value` parsed once per file version, not for every response (`None`: a
+    /// value that is no header value, which is skipped as Apache's mod_headers skips it).
+    pub header: http::HeaderName,
+    pub header_value: Option<http::HeaderValue>,
+}
+
+impl HeaderAction {
+    /// A copy whose parsed header has buffers of its own (see [`crate::header`]).
+    fn own_copy(&self) -> Self {
+        Self {
+            header: crate::header::own_name(&self.header),
+            header_value: self.header_value.as_ref().map(crate::header::own_value),
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -360,6 +375,45 @@ impl DirRules {
     /// Set when every request here and below is refused.
     pub fn denial(&self) -> Option<&Denial> {
         self.denial.as_ref()
+    }
+
+    /// A copy for one runtime thread: as `clone`, with the parsed headers' buffers its own (see
+    /// [`crate::header`]; a plain `clone`, made for each request that carries the actions on,
+    /// shares them).
+    pub fn thread_copy(&self) -> Self {
+        let mut copy = self.clone();
+        for scope in std::iter::once(&mut copy.main).chain(copy.files.iter_mut().map(|(_, s)| s)) {
+            for action in &mut scope.headers {
+                *action = action.own_copy();
+            }
+        }
+        copy
+    }
+
+    /// Whether any directive of the file may look at the client's address (`Require ip`,
+    /// `Require local`, `Allow from`/`Deny from` a network, `SetEnvIf Remote_Addr`): a caller
+    /// that remembers an outcome must then tie it to the address.
+    pub fn reads_client_address(&self) -> bool {
+        std::iter::once(&self.main)
+            .chain(self.files.iter().map(|(_, scope)| scope))
+            .any(Scope::reads_client_address)
+    }
+}
+
+impl Scope {
+    fn reads_client_address(&self) -> bool {
+        self.require
+            .iter()
+            .flatten()
+            .any(Require::reads_client_address)
+            || self
+                .compat
+                .as_ref()
+                .is_some_and(Compat::reads_client_address)
+            || self
+                .set_env_if
+                .iter()
+                .any(|rule| matches!(rule.attribute, Attribute::RemoteAddr))
     }
 }
 

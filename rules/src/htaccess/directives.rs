@@ -223,11 +223,16 @@ pub(super) fn parse_header(args: &[String]) -> Result<Option<HeaderAction>, Stri
         // mod_headers' format specifiers (`%t`, `%{VAR}e`) are not implemented.
         return Ok(None);
     }
+    let header = http::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("`{name}` is not a header name"))?;
+    let header_value = http::HeaderValue::from_str(&value).ok();
     Ok(Some(HeaderAction {
         always,
         op,
         name: name.as_str().into(),
         value: value.into(),
+        header,
+        header_value,
     }))
 }
 

@@ -1147,3 +1147,23 @@ fn an_unknown_line_never_opens_what_was_closed() {
         }
     }
 }
+
+#[test]
+fn a_file_says_whether_it_looks_at_the_client_address() {
+    let reads = |text: &str| DirRules::compile(text, "/").reads_client_address();
+    assert!(reads("Require ip 10.0.0.0/8\n"));
+    assert!(reads(
+        "<RequireAll>\nRequire all granted\nRequire not ip 10.1\n</RequireAll>\n"
+    ));
+    assert!(reads("Require local\n"));
+    assert!(reads(
+        "Order deny,allow\nDeny from all\nAllow from 127.0.0.1\n"
+    ));
+    assert!(reads("<Files x.php>\nRequire ip 127.0.0.1\n</Files>\n"));
+    assert!(reads("SetEnvIf Remote_Addr ^10\\. internal\n"));
+    assert!(!reads("Require all denied\n"));
+    assert!(!reads("Order deny,allow\nDeny from env=bad_bot\n"));
+    assert!(!reads(
+        "RewriteEngine On\nRewriteRule . /index.php [L]\nHeader set X-A 1\n"
+    ));
+}

@@ -32,7 +32,7 @@ fn site(root: PathBuf) -> SiteSpec {
 /// The unknown directives of each file on the chain to `path`, root first: a file's version
 /// shows as the directive it holds.
 fn versions(files: &HtaccessFiles, site: &SiteSpec, path: &str) -> Vec<String> {
-    let (chain, _) = files.chain(site, path, &StatMemo::default());
+    let chain = files.chain(site, path, &StatMemo::default()).rules;
     chain
         .iter()
         .flat_map(|rules| rules.notes().iter().map(|n| n.text.clone()))
@@ -195,10 +195,14 @@ fn a_copy_is_reused_while_its_source_is_unchanged() {
     let site = site(root.clone());
     let files = HtaccessFiles::default();
     fs::write(root.join("a/.htaccess"), "Bogus one\n").unwrap();
-    let first = files.chain(&site, "/a/b/page.txt", &StatMemo::default()).0;
+    let first = files
+        .chain(&site, "/a/b/page.txt", &StatMemo::default())
+        .rules;
     // A notice about another directory moves the count; this directory's copy stays.
     fs::write(root.join(".htaccess"), "Bogus root\n").unwrap();
-    let second = files.chain(&site, "/a/b/page.txt", &StatMemo::default()).0;
+    let second = files
+        .chain(&site, "/a/b/page.txt", &StatMemo::default())
+        .rules;
     assert_eq!(second.len(), 2);
     assert!(Rc::ptr_eq(&first[0], &second[1]));
 }
