@@ -940,6 +940,18 @@ workers = 2
     for case in &cases {
         let from_apache = send(apache.addr, case);
         let from_paddock = send(paddock.http, case);
+        // The same request again must get the same answer. A debug paddock serves it from the
+        // rules' verdict cache where the outcome may be remembered, and checks that against
+        // the full evaluation (site_rules/verdict_cache.rs): each case is then a cache case too.
+        let again = send(paddock.http, case);
+        if again != from_paddock {
+            writeln!(
+                failures,
+                "{} ({}): a repeated request got another answer:\n  first:  {from_paddock:?}\n  second: {again:?}",
+                case.name, case.target
+            )
+            .unwrap();
+        }
         if from_apache == from_paddock {
             continue;
         }
