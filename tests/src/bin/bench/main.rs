@@ -27,7 +27,8 @@ use report::Report;
 use servers::Shared;
 
 const USAGE: &str = "usage: bench [--quick] [--runs N] [--duration SECONDS] [--out DIR] [scenario…]
-scenarios: static php keepalive memory burst step kills rules builtin wsgi (or 1-9; 5 = burst + step); default all";
+scenarios: static php keepalive memory burst step kills rules builtin wsgi (or 1-9; 5 = burst + step); default all
+wsgi-burst: only the cold burst that ends wsgi (scenario 9c)";
 
 /// Everything a scenario needs: the shared site and certificate, run settings, the report.
 #[derive(Debug)]
@@ -167,6 +168,7 @@ fn parse_options() -> Result<Options, String> {
             "7" => options.scenarios.push("rules"),
             "8" => options.scenarios.push("builtin"),
             "9" => options.scenarios.push("wsgi"),
+            "wsgi-burst" => options.scenarios.push("wsgi-burst"),
             name => match ALL.iter().find(|s| **s == name) {
                 Some(s) => options.scenarios.push(s),
                 None => return Err(format!("unknown scenario or option `{name}`\n{USAGE}")),
@@ -312,6 +314,7 @@ fn main() {
             "rules" => scenarios::rules::run(&mut bench),
             "builtin" => scenarios::builtin::run(&mut bench),
             "wsgi" => scenarios::wsgi::run(&mut bench),
+            "wsgi-burst" => scenarios::wsgi_burst::run(&mut bench),
             other => unreachable!("scenario {other}"),
         }
     }

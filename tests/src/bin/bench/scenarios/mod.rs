@@ -11,6 +11,7 @@ pub(crate) mod slow;
 pub(crate) mod static_files;
 pub(crate) mod step;
 pub(crate) mod wsgi;
+pub(crate) mod wsgi_burst;
 pub(crate) mod wsgi_storm;
 
 use crate::load::Load;

@@ -30,8 +30,13 @@ pub(crate) struct Timed {
 
 /// Sends `GET /sleep.php?ms=…` on `conn` and times it against `zero_us`.
 pub(crate) fn timed_request(conn: &mut Connection, sleep_ms: u32, zero_us: f64) -> Timed {
+    timed_get(conn, &format!("/sleep.php?ms={sleep_ms}"), zero_us)
+}
+
+/// [`timed_request`] for any path; `ran_ms` is filled only if the answer is `pid start end`.
+pub(crate) fn timed_get(conn: &mut Connection, path: &str, zero_us: f64) -> Timed {
     let sent_ms = (now_us() - zero_us) / 1000.0;
-    let response = conn.request("GET", &format!("/sleep.php?ms={sleep_ms}"), &[], b"");
+    let response = conn.request("GET", path, &[], b"");
     let done_ms = (now_us() - zero_us) / 1000.0;
     let mut timed = Timed {
         sent_ms,
@@ -134,26 +139,39 @@ impl WorkerWatch {
     }
 }
 
-/// `n` clients, each with its own connection opened beforehand, send one slow request at the
-/// same instant (a barrier). Zero is the moment of release.
+/// `n` clients, each with its own connection opened beforehand, send one request for
+/// `/sleep.php?ms=SLEEP_MS` at the same instant (a barrier). Zero is the moment of release. Also
+/// when all `n` workers existed, and the most that did.
 pub(crate) fn burst(
     addr: SocketAddr,
     n: usize,
     sleep_ms: u32,
     workers: &Workers,
 ) -> (Vec<Timed>, Option<f64>, usize) {
+    burst_of(addr, n, &format!("/sleep.php?ms={sleep_ms}"), workers, n)
+}
+
+/// [`burst`] for any `path`, waiting for `target_workers` worker processes (a threaded pool
+/// needs fewer processes than requests).
+pub(crate) fn burst_of(
+    addr: SocketAddr,
+    n: usize,
+    path: &str,
+    workers: &Workers,
+    target_workers: usize,
+) -> (Vec<Timed>, Option<f64>, usize) {
     let barrier = Arc::new(Barrier::new(n + 1));
     let zero = Arc::new(Mutex::new(0.0));
     let threads: Vec<_> = (0..n)
         .map(|_| {
-            let (barrier, zero) = (barrier.clone(), zero.clone());
+            let (barrier, zero, path) = (barrier.clone(), zero.clone(), path.to_string());
             std::thread::spawn(move || {
                 let conn = Connection::open(addr);
                 barrier.wait();
                 // The main thread set zero just before it reached the barrier.
                 let zero_us = *zero.lock().unwrap();
                 match conn {
-                    Ok(mut conn) => timed_request(&mut conn, sleep_ms, zero_us),
+                    Ok(mut conn) => timed_get(&mut conn, &path, zero_us),
                     Err(_) => Timed {
                         sent_ms: 0.0,
                         done_ms: f64::NAN,
@@ -166,7 +184,12 @@ pub(crate) fn burst(
         .collect();
     let zero_us = now_us();
     *zero.lock().unwrap() = zero_us;
-    let watch = WorkerWatch::start(workers.clone(), n, zero_us, Duration::from_secs(15));
+    let watch = WorkerWatch::start(
+        workers.clone(),
+        target_workers,
+        zero_us,
+        Duration::from_secs(15),
+    );
     barrier.wait();
     let results: Vec<Timed> = threads
         .into_iter()

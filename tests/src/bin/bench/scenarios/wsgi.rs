@@ -2,7 +2,8 @@
 //! threads, 32 connections: paddock's threaded pool (its workers running uWSGI's FastCGI server,
 //! or flup) vs nginx + gunicorn (gthread) and nginx + uWSGI (threads). Two endpoints: a small JSON API answer and a rendered page that also
 //! sets a session cookie. Memory is the resident set of every process of each stack (front end
-//! and Python workers), read after the measured runs. Then the keep-alive storm (`wsgi_storm`).
+//! and Python workers), read after the measured runs. Then the keep-alive storm (`wsgi_storm`)
+//! and a cold burst on pools sized on demand (`wsgi_burst`).
 
 use crate::load::Client;
 use crate::report::{ratio, Table};
@@ -101,4 +102,7 @@ pub(crate) fn run(bench: &mut Bench) {
     }
     stacks.push(("gunicorn-alone", wsgi::gunicorn_alone(GUNICORN_ALONE)));
     super::wsgi_storm::run(bench, &stacks);
+    drop(stacks);
+    // The cold burst needs a fresh server for every run.
+    super::wsgi_burst::run(bench);
 }

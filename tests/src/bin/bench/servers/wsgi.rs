@@ -60,8 +60,34 @@ impl FastCgiServer {
     }
 }
 
+/// How paddock's threaded pool is sized.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PoolSizing {
+    /// PROCESSES processes, all the time.
+    Static,
+    /// No process until a request comes, at most this many.
+    Ondemand { max: u32 },
+}
+
 /// paddock: the app mounted at `/`, a static threaded pool of PROCESSES × THREADS.
 pub(crate) fn paddock(shared: &Shared, name: &str, server: FastCgiServer) -> Server {
+    paddock_sized(shared, name, server, PoolSizing::Static)
+}
+
+/// [`paddock`] with the pool sized as `sizing` says.
+pub(crate) fn paddock_sized(
+    shared: &Shared,
+    name: &str,
+    server: FastCgiServer,
+    sizing: PoolSizing,
+) -> Server {
+    let (sizing_toml, expected) = match sizing {
+        PoolSizing::Static => (format!("workers = {PROCESSES}"), PROCESSES as usize),
+        PoolSizing::Ondemand { max } => (
+            format!("sizing = \"ondemand\"\nmax_workers = {max}\nidle_timeout = \"60s\""),
+            0,
+        ),
+    };
     let dir = server_dir("paddock-wsgi");
     let d = dir.path();
     let root = d.join("public");
@@ -93,7 +119,7 @@ pool = "flask"
 
 [pools.flask]
 mode = "threaded"
-workers = {PROCESSES}
+{sizing_toml}
 threads = {THREADS}
 command = {command}
 working_directory = "{app}"
@@ -127,7 +153,7 @@ env = {{ PYTHONDONTWRITEBYTECODE = "1" }}
         comm: server.comm().into(),
     };
     wait_for("paddock's FastCGI workers", START_LIMIT, &log, || {
-        workers.pids().len() >= PROCESSES as usize
+        workers.pids().len() >= expected
     });
     Server {
         name: name.to_string(),
@@ -190,14 +216,18 @@ fn behind_nginx(name: &str, dir: tempfile::TempDir, backend: Backend) -> Server 
 /// Starts `command` (its output into `log`), waits until its Unix socket accepts and it has its
 /// PROCESSES worker processes.
 fn start_backend(what: &'static str, command: &mut Command, socket: &Path, log: &Path) -> Process {
-    start_backend_until(what, command, log, || UnixStream::connect(socket).is_ok())
+    start_backend_until(what, command, log, PROCESSES as usize, || {
+        UnixStream::connect(socket).is_ok()
+    })
 }
 
-/// [`start_backend`] with another test of readiness.
+/// [`start_backend`] with another test of readiness and the number of worker processes to wait
+/// for.
 fn start_backend_until(
     what: &'static str,
     command: &mut Command,
     log: &Path,
+    processes: usize,
     ready: impl FnMut() -> bool,
 ) -> Process {
     let stderr = std::fs::File::create(log).expect("backend log");
@@ -213,7 +243,7 @@ fn start_backend_until(
     wait_for(what, START_LIMIT, log, ready);
     let pid = process.pid();
     wait_for("its worker processes", START_LIMIT, log, || {
-        crate::procs::tree(pid).len() > PROCESSES as usize
+        crate::procs::tree(pid).len() > processes
     });
     process
 }
@@ -281,6 +311,52 @@ pub(crate) fn nginx_uwsgi(name: &str) -> Server {
     behind_nginx(name, dir, backend)
 }
 
+/// nginx + uWSGI sized on demand by its "cheaper" subsystem: one process while idle (its
+/// minimum: uWSGI cannot go to none), up to `max`, spawned by the `busyness` algorithm's
+/// default of one more per second of load, or at once with `--cheaper-algo spare` as here
+/// (`--cheaper-step` processes whenever none is idle).
+pub(crate) fn nginx_uwsgi_cheaper(name: &str, max: u32) -> Server {
+    let dir = server_dir("uwsgi-cheaper");
+    let socket = dir.path().join("uwsgi.sock");
+    let stderr = dir.path().join("uwsgi.log");
+    let process = start_backend_until(
+        "uwsgi",
+        Command::new("/usr/bin/uwsgi")
+            .args(["--plugin", "python3", "--master", "--die-on-term"])
+            .arg("--socket")
+            .arg(&socket)
+            .args(["--processes", &max.to_string()])
+            .args(["--cheaper", "1", "--cheaper-initial", "1"])
+            .args([
+                "--cheaper-algo",
+                "spare",
+                "--cheaper-step",
+                &max.to_string(),
+            ])
+            .args(["--cheaper-overload", "1"])
+            .args(["--threads", &THREADS.to_string()])
+            .args([
+                "--module",
+                "app:app",
+                "--disable-logging",
+                "--listen",
+                "1024",
+            ]),
+        &stderr,
+        1,
+        || UnixStream::connect(&socket).is_ok(),
+    );
+    let backend = Backend {
+        process,
+        upstream: String::new(),
+        location: format!(
+            "include /etc/nginx/uwsgi_params;\n      uwsgi_pass unix:{};",
+            socket.display()
+        ),
+    };
+    behind_nginx(name, dir, backend)
+}
+
 /// gunicorn gthread on its own, on a loopback TCP port, as it is run without a proxy in front:
 /// for the keep-alive storm, where its threads meet the slow clients themselves.
 pub(crate) fn gunicorn_alone(name: &str) -> Server {
@@ -295,6 +371,7 @@ pub(crate) fn gunicorn_alone(name: &str) -> Server {
             .args(["--bind", &http.to_string()])
             .args(["--log-level", "warning", "app:app"]),
         &dir.path().join("gunicorn.log"),
+        PROCESSES as usize,
         || super::accepts(http),
     );
     Server {

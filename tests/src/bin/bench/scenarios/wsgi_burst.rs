@@ -1,0 +1,142 @@
+//! Scenario 9c: a cold burst on a Python app. 32, then 64, concurrent requests for the Flask
+//! app's `/slow?ms=200` arrive at once on a pool sized on demand: paddock's threaded pool with
+//! no process running (`sizing = "ondemand"`, at most 4 × 8 threads, uWSGI workers) against
+//! nginx + uWSGI's "cheaper" mode (one process while idle, its minimum, up to 4 × 8). A fresh
+//! server for every burst, so each one starts cold. gunicorn has no on-demand sizing.
+
+use std::time::Duration;
+
+use crate::report::{ms, Table};
+use crate::servers::wsgi::{self, FastCgiServer, PoolSizing, THREADS};
+use crate::servers::{Server, Workers};
+use crate::stats::median;
+use crate::Bench;
+
+use super::slow::burst_of;
+
+const SLEEP_MS: u32 = 200;
+const MAX_PROCESSES: u32 = 4;
+
+const PADDOCK: &str = "paddock ondemand (uWSGI workers)";
+const UWSGI: &str = "nginx + uWSGI cheaper";
+
+fn start(bench: &Bench, name: &str) -> Server {
+    if name == PADDOCK {
+        wsgi::paddock_sized(
+            &bench.shared,
+            name,
+            FastCgiServer::Uwsgi,
+            PoolSizing::Ondemand { max: MAX_PROCESSES },
+        )
+    } else {
+        wsgi::nginx_uwsgi_cheaper(name, MAX_PROCESSES)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Runs {
+    first: Vec<f64>,
+    last: Vec<f64>,
+    all_workers: Vec<f64>,
+    max_workers: Vec<f64>,
+    errors: usize,
+    never: usize,
+}
+
+pub(crate) fn run(bench: &mut Bench) {
+    let mut table = Table::new(
+        "Scenario 9c: cold burst of 200 ms Flask requests on a pool sized on demand (at most 4 × 8)",
+        &[
+            "burst",
+            "server",
+            "first answer ms",
+            "last answer ms",
+            "4 processes exist ms",
+            "most processes",
+            "errors",
+        ],
+    );
+    let mut json = serde_json::Map::new();
+    let path = format!("/slow?ms={SLEEP_MS}");
+    for n in [32usize, 64] {
+        let mut results = [Runs::default(), Runs::default()];
+        for run in 0..bench.runs {
+            for k in 0..2 {
+                let i = (k + run) % 2;
+                let name = [PADDOCK, UWSGI][i];
+                bench.check_interrupted();
+                let server = start(bench, name);
+                // Let the server settle (paddock: no process yet; uWSGI: its one).
+                std::thread::sleep(Duration::from_millis(500));
+                let workers = server.workers.clone().unwrap_or_else(|| Workers {
+                    parent: server.roots[1],
+                    comm: "uwsgi".into(),
+                });
+                let (requests, all_workers, max_workers) =
+                    burst_of(server.http, n, &path, &workers, MAX_PROCESSES as usize);
+                drop(server);
+                let r = &mut results[i];
+                let done: Vec<f64> = requests
+                    .iter()
+                    .filter(|t| t.ok)
+                    .map(|t| t.done_ms)
+                    .collect();
+                r.errors += requests.iter().filter(|t| !t.ok).count();
+                r.first
+                    .push(done.iter().copied().fold(f64::INFINITY, f64::min));
+                r.last.push(done.iter().copied().fold(0.0, f64::max));
+                match all_workers {
+                    Some(t) => r.all_workers.push(t),
+                    None => r.never += 1,
+                }
+                r.max_workers.push(max_workers as f64);
+                eprintln!(
+                    "bench: wsgi burst {n} {name} run {}: last answer {} ms, {} processes {:?} ms, \
+                     {} errors",
+                    run + 1,
+                    ms(*r.last.last().unwrap_or(&f64::NAN)),
+                    MAX_PROCESSES,
+                    all_workers.map(|t| t.round()),
+                    requests.iter().filter(|t| !t.ok).count()
+                );
+            }
+        }
+        for (i, name) in [PADDOCK, UWSGI].iter().enumerate() {
+            let r = &results[i];
+            let reached = if r.never > 0 {
+                format!(
+                    "{} (not reached in {} runs)",
+                    ms(median(&r.all_workers)),
+                    r.never
+                )
+            } else {
+                ms(median(&r.all_workers))
+            };
+            table.row(vec![
+                format!("{n} × {SLEEP_MS} ms"),
+                name.to_string(),
+                ms(median(&r.first)),
+                ms(median(&r.last)),
+                reached,
+                format!("{:.0}", median(&r.max_workers)),
+                r.errors.to_string(),
+            ]);
+            json.insert(
+                format!("{n}/{name}"),
+                serde_json::json!({
+                    "first_ms": r.first, "last_ms": r.last, "all_workers_ms": r.all_workers,
+                    "max_workers": r.max_workers, "errors": r.errors,
+                }),
+            );
+        }
+    }
+    table.note(format!(
+        "Each process has {THREADS} threads, so 32 requests need all 4 processes and 64 need two \
+         rounds. paddock starts with no process and spawns as requests queue; uWSGI keeps its \
+         minimum of one (--cheaper 1) and spawns the rest with --cheaper-algo spare \
+         --cheaper-step 4 --cheaper-overload 1 (checked once a second). A process is counted \
+         once it exists (for Python the app import follows)."
+    ));
+    bench.report.table(&table);
+    bench.report.record("wsgi-burst", json.into());
+}
