@@ -2,7 +2,7 @@
 # Runs the benchmark: paddock side by side with nginx + php-fpm, nginx + php-cgi and Apache.
 #   tests/bench/run.sh [--quick] [--runs N] [--duration S] [--out DIR] [scenario…]
 # Scenarios: static php keepalive memory burst step kills rules builtin wsgi (or 1-9); default: all.
-# wsgi-burst runs only the cold burst at the end of wsgi.
+# builtin-burst and wsgi-burst run only the cold burst of builtin or of wsgi.
 # Builds paddock and the benchmark in release mode, installs missing peers from Debian packages,
 # raises the open-file limit, and leaves the results in target/bench/<timestamp>/ (see
 # docs/benchmarks.md). Every process it starts is stopped by pid before it exits.

@@ -28,7 +28,7 @@ use servers::Shared;
 
 const USAGE: &str = "usage: bench [--quick] [--runs N] [--duration SECONDS] [--out DIR] [scenario…]
 scenarios: static php keepalive memory burst step kills rules builtin wsgi (or 1-9; 5 = burst + step); default all
-wsgi-burst: only the cold burst that ends wsgi (scenario 9c)";
+builtin-burst, wsgi-burst: only the cold burst of builtin (8) or of wsgi (9c)";
 
 /// Everything a scenario needs: the shared site and certificate, run settings, the report.
 #[derive(Debug)]
@@ -169,6 +169,7 @@ fn parse_options() -> Result<Options, String> {
             "8" => options.scenarios.push("builtin"),
             "9" => options.scenarios.push("wsgi"),
             "wsgi-burst" => options.scenarios.push("wsgi-burst"),
+            "builtin-burst" => options.scenarios.push("builtin-burst"),
             name => match ALL.iter().find(|s| **s == name) {
                 Some(s) => options.scenarios.push(s),
                 None => return Err(format!("unknown scenario or option `{name}`\n{USAGE}")),
@@ -315,6 +316,7 @@ fn main() {
             "builtin" => scenarios::builtin::run(&mut bench),
             "wsgi" => scenarios::wsgi::run(&mut bench),
             "wsgi-burst" => scenarios::wsgi_burst::run(&mut bench),
+            "builtin-burst" => scenarios::builtin::run_burst(&mut bench),
             other => unreachable!("scenario {other}"),
         }
     }

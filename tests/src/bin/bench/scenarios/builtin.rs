@@ -162,17 +162,24 @@ fn cold_burst(
     }
 }
 
-pub(crate) fn run(bench: &mut Bench) {
-    if !bench
+/// Whether paddock-php was built next to paddock; says so when not.
+fn have_builtin(bench: &Bench) -> bool {
+    let built = bench
         .shared
         .paddock_bin
         .with_file_name("paddock-php")
-        .exists()
-    {
+        .exists();
+    if !built {
         eprintln!(
             "bench: builtin: skipped, no paddock-php next to paddock (apt-get install \
              libphp8.2-embed php8.2-dev; tests/bench/run.sh builds it)"
         );
+    }
+    built
+}
+
+pub(crate) fn run(bench: &mut Bench) {
+    if !have_builtin(bench) {
         return;
     }
     let mut json = serde_json::Map::new();
@@ -197,16 +204,30 @@ pub(crate) fn run(bench: &mut Bench) {
          builtin and php-fpm, an equal share of the PHP parent (paddock-php, the php-fpm master).",
     );
     bench.report.table(&table);
+    spawning(bench, &mut json);
+    bench.report.record("builtin", json.into());
+}
+
+/// Only the cold burst (`bench builtin-burst`).
+pub(crate) fn run_burst(bench: &mut Bench) {
+    if !have_builtin(bench) {
+        return;
+    }
+    let mut json = serde_json::Map::new();
+    spawning(bench, &mut json);
+    bench.report.record("builtin-burst", json.into());
+}
+
+fn spawning(bench: &mut Bench, json: &mut serde_json::Map<String, serde_json::Value>) {
     let mut spawn = Table::new(
         "Scenario 8: spawning from cold (ondemand, max 64)",
         &["burst", "server", "last answer", "errors"],
     );
-    cold_burst(bench, &mut spawn, &mut json);
+    cold_burst(bench, &mut spawn, json);
     spawn.note(format!(
         "Medians of {} bursts per row, each on a fresh server; the ideal is {SLEEP_MS} ms plus one \
          worker start (issue 14's target: 300 ms).",
         bench.runs
     ));
     bench.report.table(&spawn);
-    bench.report.record("builtin", json.into());
 }
