@@ -17,7 +17,13 @@ use protocol::zygote::{self as wire, CONTROL_FD, FDS_PER_FORK, FORK_LEN};
 use crate::args::Args;
 use crate::fork::{fork_worker, Forked};
 
+/// The parent's process name (its workers rename themselves `php-worker`).
+const PARENT_NAME: &std::ffi::CStr = c"paddock-php";
+
 pub(crate) fn run(args: &Args) -> ExitCode {
+    // The master starts this program through a descriptor (`/proc/self/fd/N`), which names the
+    // process after the number; `ps`, the status page's tools and the tests look for this name.
+    let _ = nix::sys::prctl::set_name(PARENT_NAME);
     let master = getppid();
     // SAFETY: F_GETFD only reads the descriptor flags; harmless on any number.
     if unsafe { libc::fcntl(CONTROL_FD, libc::F_GETFD) } < 0 {

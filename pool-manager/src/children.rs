@@ -117,7 +117,15 @@ pub(crate) fn spawn_worker(
 /// directory, user and group, its own process group (so that stopping a worker also ends
 /// whatever it started, e.g. CGI scripts). The caller sets the standard descriptors.
 pub(crate) fn pool_command(pool: &PoolConfig) -> Result<Command, SpawnError> {
-    let mut command = Command::new(&pool.command[0]);
+    pool_command_of(pool, Command::new(&pool.command[0]))
+}
+
+/// [`pool_command`] for a `command` whose program the caller chose (see
+/// `php_parent::parent_command`).
+pub(crate) fn pool_command_of(
+    pool: &PoolConfig,
+    mut command: Command,
+) -> Result<Command, SpawnError> {
     command
         .args(&pool.command[1..])
         .env_clear()

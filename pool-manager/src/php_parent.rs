@@ -16,7 +16,8 @@
 use std::io::{self, IoSlice, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::process::Stdio;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -27,7 +28,7 @@ use nix::unistd::Pid;
 use protocol::control::WorkerId;
 use protocol::zygote::{self as wire, CONTROL_FD, FORKED_LEN};
 
-use crate::children::{limits, pool_command, start_error, SpawnError, SpawnedWorker};
+use crate::children::{limits, pool_command_of, start_error, SpawnError, SpawnedWorker};
 use crate::config::PoolConfig;
 use crate::sockets::RuntimeDir;
 use crate::spawn::{spawn, Inherit};
@@ -72,6 +73,26 @@ pub(crate) enum Ended {
     Unresponsive,
 }
 
+/// Where the parent finds its own program when the master starts it through a descriptor.
+const PROGRAM_FD: RawFd = CONTROL_FD + 1;
+
+/// paddock-php as the master starts it. With a pool `user` or `group` the parent runs as that
+/// user, who need not be able to reach paddock's own directory (a build under a directory only
+/// root may enter: `mktemp -d`, a home directory), so the master opens the program while it is
+/// still root and the parent is started through that descriptor (`/proc/self/fd/N`), which
+/// checks only the file's own execute permission. The descriptor stays open across the exec
+/// (a `#!` stand-in's interpreter reads the program through it); paddock-php names itself,
+/// since a program started this way is named after the descriptor's number.
+fn parent_command(pool: &PoolConfig, program: &str) -> io::Result<(Command, Option<Inherit>)> {
+    if pool.user.is_none() && pool.group.is_none() {
+        return Ok((Command::new(program), None));
+    }
+    let file = std::fs::File::open(program)?;
+    let mut command = Command::new(format!("/proc/self/fd/{PROGRAM_FD}"));
+    command.arg0(program);
+    Ok((command, Some(Inherit::new(&file, PROGRAM_FD)?)))
+}
+
 impl PhpParent {
     /// Starts the pool's parent; it starts PHP while the master goes on.
     pub(crate) fn start(pool: &PoolConfig, token: WorkerId) -> Result<PhpParent, SpawnError> {
@@ -85,16 +106,14 @@ impl PhpParent {
             .as_fd()
             .try_clone_to_owned()
             .map_err(error)?;
-        let mut command = pool_command(pool)?;
+        let (command, program_fd) = parent_command(pool, program).map_err(error)?;
+        let mut command = pool_command_of(pool, command)?;
         // PHP's start-up messages go to the master's log, like paddock's own.
         command.stdin(Stdio::null()).stdout(Stdio::from(log));
-        let child = spawn(
-            &mut command,
-            vec![Inherit::new(&theirs, CONTROL_FD).map_err(error)?],
-            limits(pool),
-            Some(libc::SIGTERM),
-        )
-        .map_err(error)?;
+        let mut inherit = vec![Inherit::new(&theirs, CONTROL_FD).map_err(error)?];
+        inherit.extend(program_fd);
+        let child =
+            spawn(&mut command, inherit, limits(pool), Some(libc::SIGTERM)).map_err(error)?;
         Ok(PhpParent {
             pid: Pid::from_raw(child.id() as i32),
             started: Instant::now(),

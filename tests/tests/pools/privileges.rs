@@ -119,3 +119,81 @@ fn nix_is_root() -> bool {
         .find_map(|l| l.strip_prefix("Uid:"))
         .is_some_and(|uids| uids.split_whitespace().nth(1) == Some("0"))
 }
+
+/// A `builtin = "php"` pool with a `user`: the PHP parent and its workers run as that user, even
+/// when paddock is installed where that user cannot go (here, copies of paddock and paddock-php
+/// in a directory only root may enter, as a `mktemp -d` clone is): the master opens paddock-php
+/// while it is still root and starts the parent through that descriptor.
+#[test]
+fn builtin_php_parent_and_workers_run_as_the_pools_user() {
+    if !nix_is_root() {
+        eprintln!("privilege test skipped: it needs root (CI runs it as root)");
+        return;
+    }
+    if !harness::php_builtin::require_libphp() {
+        return;
+    }
+    let private = tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .unwrap();
+    let paddock_copy = private.path().join("paddock");
+    std::fs::copy(harness::paddock_bin(), &paddock_copy).unwrap();
+    std::fs::copy(
+        harness::php_builtin::paddock_php_bin(),
+        private.path().join("paddock-php"),
+    )
+    .unwrap();
+    let public = tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .tempdir()
+        .unwrap();
+    let site = public.path().join("site");
+    std::fs::create_dir(&site).unwrap();
+    std::fs::write(
+        site.join("whoami.php"),
+        "<?php echo posix_geteuid(), ' ', getmypid();",
+    )
+    .unwrap();
+    let config = format!(
+        r#"{listeners}
+[sites.test]
+root = "{site}"
+
+[sites.test.scripts]
+pool = "php"
+
+[pools.php]
+mode = "prefork"
+builtin = "php"
+workers = 2
+user = "daemon"
+"#,
+        listeners = harness::LISTENERS,
+        site = site.display()
+    );
+    let paddock = Paddock::start_binary(&paddock_copy, &config, true);
+    let daemon = id("-u", "daemon");
+
+    let response = Connection::open(paddock.http)
+        .unwrap()
+        .request("GET", "/whoami.php", &[], b"")
+        .unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    let text = response.text();
+    let (uid, worker) = text.split_once(' ').expect("uid and pid");
+    assert_eq!(uid, daemon, "the script's user");
+
+    let parent = harness::php_builtin::php_parent_pid(paddock.pid())
+        .unwrap_or_else(|| panic!("no paddock-php parent: {}", paddock.log()));
+    assert_eq!(
+        field(&proc_status(parent), "Uid:"),
+        [daemon.as_str(); 4],
+        "the PHP parent's uid"
+    );
+    let worker: u32 = worker.parse().expect("the worker's pid");
+    let status = proc_status(worker);
+    assert_eq!(field(&status, "Uid:"), [daemon.as_str(); 4], "worker uid");
+    let name = std::fs::read_to_string(format!("/proc/{worker}/comm")).unwrap();
+    assert_eq!(name.trim(), "php-worker", "a worker forked by the parent");
+}
