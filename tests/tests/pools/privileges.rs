@@ -25,14 +25,9 @@ fn id(flag: &str, name: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-#[test]
-fn front_end_and_workers_run_unprivileged() {
-    if !nix_is_root() {
-        eprintln!("privilege test skipped: it needs root (CI runs it as root)");
-        return;
-    }
-    require_php_cgi();
-    // A document root and key every test user can reach, except the key for the workers.
+/// A directory every user may enter, holding a document root `site` with `whoami.php` (the
+/// script's uid and pid).
+fn whoami_site() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::Builder::new()
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .tempdir()
@@ -44,6 +39,18 @@ fn front_end_and_workers_run_unprivileged() {
         "<?php echo posix_geteuid(), ' ', getmypid();",
     )
     .unwrap();
+    (dir, site)
+}
+
+#[test]
+fn front_end_and_workers_run_unprivileged() {
+    if !nix_is_root() {
+        eprintln!("privilege test skipped: it needs root (CI runs it as root)");
+        return;
+    }
+    require_php_cgi();
+    // A document root and key every test user can reach, except the key for the workers.
+    let (dir, site) = whoami_site();
     std::fs::write(site.join("hello.txt"), "hello\n").unwrap();
     let (cert, key) = harness::self_signed_certificate(dir.path(), "tls");
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
@@ -144,17 +151,7 @@ fn builtin_php_parent_and_workers_run_as_the_pools_user() {
         private.path().join("paddock-php"),
     )
     .unwrap();
-    let public = tempfile::Builder::new()
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .tempdir()
-        .unwrap();
-    let site = public.path().join("site");
-    std::fs::create_dir(&site).unwrap();
-    std::fs::write(
-        site.join("whoami.php"),
-        "<?php echo posix_geteuid(), ' ', getmypid();",
-    )
-    .unwrap();
+    let (_public, site) = whoami_site();
     let config = format!(
         r#"{listeners}
 [sites.test]
