@@ -32,6 +32,7 @@ use crate::conn::handshake::serve_tls;
 use crate::conn::http1_session::serve_http1;
 use crate::conn::hyper_session::{http1_builder, http_builder, serve_http};
 use crate::conn::limits::{ConnectionLimits, ConnectionSlot};
+use crate::conn::parking::Parkable;
 use crate::conn::proxy_protocol;
 use crate::metrics::connections::CountingStream;
 use crate::state::State;
@@ -242,19 +243,10 @@ async fn serve_connection(
     let session: Pin<Box<dyn Future<Output = ()> + Send>> = {
         let (io, activity) = watched(stream, &state, &context);
         match context.tls.clone() {
-            None if context.admin || context.h2c => Box::pin(async move {
-                serve_http(io, conn, context, state, activity, stop).await;
-                drop(slot);
-            }),
-            None => Box::pin(serve_http1(
-                io,
-                Arc::new(conn),
-                context,
-                state,
-                activity,
-                stop,
-                slot,
-            )),
+            None => {
+                let any_version = context.admin || context.h2c;
+                http_session(io, conn, context, state, activity, stop, slot, any_version)
+            }
             Some(acceptor) => Box::pin(serve_tls(
                 io,
                 acceptor,
@@ -268,6 +260,39 @@ async fn serve_connection(
         }
     };
     session.await
+}
+
+/// A connection's HTTP session once its bytes are plain HTTP (cleartext, or TLS after the
+/// handshake): hyper's HTTP/1.1-and-2 connection where HTTP/2 may come (`any_version`: the admin
+/// listener, h2c, ALPN `h2`), else paddock's own HTTP/1.1 session, which parks idle
+/// connections. Boxed, so that the connection's task holds a pointer, not the session.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn http_session<I: Parkable>(
+    io: I,
+    conn: ConnInfo,
+    context: Arc<ListenerContext>,
+    state: Arc<State>,
+    activity: Arc<Activity>,
+    stop: StopSignal,
+    slot: ConnectionSlot,
+    any_version: bool,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    if any_version {
+        Box::pin(async move {
+            serve_http(io, conn, context, state, activity, stop).await;
+            drop(slot);
+        })
+    } else {
+        Box::pin(serve_http1(
+            io,
+            Arc::new(conn),
+            context,
+            state,
+            activity,
+            stop,
+            slot,
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -10,10 +10,8 @@ use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
 use crate::acme::challenges::ACME_TLS_ALPN;
-use crate::conn::accept::{ListenerContext, StopSignal};
+use crate::conn::accept::{http_session, ListenerContext, StopSignal};
 use crate::conn::deadlines::{Activity, WatchedIo};
-use crate::conn::http1_session::serve_http1;
-use crate::conn::hyper_session::serve_http;
 use crate::conn::limits::ConnectionSlot;
 use crate::state::State;
 use crate::upstream::buffered::ConnInfo;
@@ -90,20 +88,15 @@ fn session_after_handshake(
         activity.speaks_http2();
     }
     let conn = ConnInfo { sni, ..conn };
-    Some(if context.admin || h2 {
-        Box::pin(async move {
-            serve_http(tls, conn, context, state, activity, stop).await;
-            drop(slot);
-        })
-    } else {
-        Box::pin(serve_http1(
-            tls,
-            Arc::new(conn),
-            context,
-            state,
-            activity,
-            stop,
-            slot,
-        ))
-    })
+    let any_version = context.admin || h2;
+    Some(http_session(
+        tls,
+        conn,
+        context,
+        state,
+        activity,
+        stop,
+        slot,
+        any_version,
+    ))
 }

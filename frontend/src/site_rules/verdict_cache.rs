@@ -328,12 +328,7 @@ pub(super) fn before_routing(
     if !worth_it || target.len() > MAX_TARGET_BYTES {
         return super::evaluate(compiled, site, parts, client, files).0;
     }
-    let recalled = CACHE.with(|cache| {
-        cache
-            .borrow()
-            .recall(compiled.id, target, site, parts, client, files)
-    });
-    if let Some(routing) = recalled {
+    if let Some(routing) = recalled(compiled, target, site, parts, client, files) {
         #[cfg(debug_assertions)]
         return cross_check(compiled, site, parts, client, files, routing);
         #[cfg(not(debug_assertions))]
@@ -350,6 +345,22 @@ pub(super) fn before_routing(
         }
     }
     verdict
+}
+
+/// This thread's remembered outcome for `target`, if its inputs still hold.
+fn recalled(
+    compiled: &CompiledSite,
+    target: &str,
+    site: &SiteSpec,
+    parts: &Parts,
+    client: Client,
+    files: &RuleFiles,
+) -> Option<Routing> {
+    CACHE.with(|cache| {
+        cache
+            .borrow()
+            .recall(compiled.id, target, site, parts, client, files)
+    })
 }
 
 /// What to remember of an evaluation, if it may be.
@@ -398,12 +409,7 @@ fn cross_check(
         return Verdict::Route(cached);
     }
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let still_holds = CACHE.with(|cache| {
-        cache
-            .borrow()
-            .recall(compiled.id, target, site, parts, client, files)
-            .is_some()
-    });
+    let still_holds = recalled(compiled, target, site, parts, client, files).is_some();
     assert!(
         !still_holds,
         "the verdict cache disagrees with the rules for {} {target}: cached {cached:?}, evaluated {full:?}",
@@ -434,12 +440,7 @@ pub(super) fn would_hit(
     files: &RuleFiles,
 ) -> bool {
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    CACHE.with(|cache| {
-        cache
-            .borrow()
-            .recall(compiled.id, target, site, parts, client, files)
-            .is_some()
-    })
+    recalled(compiled, target, site, parts, client, files).is_some()
 }
 
 #[cfg(test)]

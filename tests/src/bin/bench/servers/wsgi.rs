@@ -280,35 +280,7 @@ pub(crate) fn nginx_gunicorn(name: &str) -> Server {
 
 /// nginx + uWSGI (`--processes P --threads T`, its master process), over the uwsgi protocol.
 pub(crate) fn nginx_uwsgi(name: &str) -> Server {
-    let dir = server_dir("uwsgi");
-    let socket = dir.path().join("uwsgi.sock");
-    let process = start_backend(
-        "uwsgi",
-        Command::new("/usr/bin/uwsgi")
-            .args(["--plugin", "python3", "--master", "--die-on-term"])
-            .arg("--socket")
-            .arg(&socket)
-            .args(["--processes", &PROCESSES.to_string()])
-            .args(["--threads", &THREADS.to_string()])
-            .args([
-                "--module",
-                "app:app",
-                "--disable-logging",
-                "--listen",
-                "1024",
-            ]),
-        &socket,
-        &dir.path().join("uwsgi.log"),
-    );
-    let backend = Backend {
-        process,
-        upstream: String::new(),
-        location: format!(
-            "include /etc/nginx/uwsgi_params;\n      uwsgi_pass unix:{};",
-            socket.display()
-        ),
-    };
-    behind_nginx(name, dir, backend)
+    uwsgi_behind_nginx(name, "uwsgi", PROCESSES, PROCESSES, &[])
 }
 
 /// nginx + uWSGI sized on demand by its "cheaper" subsystem: one process while idle (its
@@ -316,24 +288,42 @@ pub(crate) fn nginx_uwsgi(name: &str) -> Server {
 /// default of one more per second of load, or at once with `--cheaper-algo spare` as here
 /// (`--cheaper-step` processes whenever none is idle).
 pub(crate) fn nginx_uwsgi_cheaper(name: &str, max: u32) -> Server {
-    let dir = server_dir("uwsgi-cheaper");
+    let max_text = max.to_string();
+    let cheaper = [
+        "--cheaper",
+        "1",
+        "--cheaper-initial",
+        "1",
+        "--cheaper-algo",
+        "spare",
+        "--cheaper-step",
+        &max_text,
+        "--cheaper-overload",
+        "1",
+    ];
+    uwsgi_behind_nginx(name, "uwsgi-cheaper", max, 1, &cheaper)
+}
+
+/// uWSGI (its master, up to `processes` × THREADS, plus `extra` options) on a Unix socket,
+/// behind nginx's `uwsgi_pass`; ready once the socket accepts and the `initial` processes it
+/// starts with exist.
+fn uwsgi_behind_nginx(
+    name: &str,
+    label: &str,
+    processes: u32,
+    initial: u32,
+    extra: &[&str],
+) -> Server {
+    let dir = server_dir(label);
     let socket = dir.path().join("uwsgi.sock");
-    let stderr = dir.path().join("uwsgi.log");
     let process = start_backend_until(
         "uwsgi",
         Command::new("/usr/bin/uwsgi")
             .args(["--plugin", "python3", "--master", "--die-on-term"])
             .arg("--socket")
             .arg(&socket)
-            .args(["--processes", &max.to_string()])
-            .args(["--cheaper", "1", "--cheaper-initial", "1"])
-            .args([
-                "--cheaper-algo",
-                "spare",
-                "--cheaper-step",
-                &max.to_string(),
-            ])
-            .args(["--cheaper-overload", "1"])
+            .args(["--processes", &processes.to_string()])
+            .args(extra)
             .args(["--threads", &THREADS.to_string()])
             .args([
                 "--module",
@@ -342,8 +332,8 @@ pub(crate) fn nginx_uwsgi_cheaper(name: &str, max: u32) -> Server {
                 "--listen",
                 "1024",
             ]),
-        &stderr,
-        1,
+        &dir.path().join("uwsgi.log"),
+        initial as usize,
         || UnixStream::connect(&socket).is_ok(),
     );
     let backend = Backend {
