@@ -381,10 +381,6 @@ impl<T> WatchedIo<T> {
     pub(crate) fn new(inner: T, activity: Arc<Activity>) -> Self {
         Self { inner, activity }
     }
-
-    pub(crate) fn get_ref(&self) -> &T {
-        &self.inner
-    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for WatchedIo<T> {

@@ -9,6 +9,7 @@ use std::task::Poll;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
+use hyper::Response;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -18,7 +19,9 @@ use tracing::debug;
 use crate::conn::accept::{ListenerContext, StopSignal};
 use crate::conn::deadlines::Activity;
 use crate::conn::drive::{drive, GracefulConnection, DRAIN_LINGER};
-use crate::conn::hyper_session::public_handler;
+use crate::conn::http1_direct::{self, Direct, FIRST_READ};
+use crate::conn::hyper_session::{public_handler, Answer};
+use crate::http::response::Body;
 use crate::conn::limits::ConnectionSlot;
 use crate::conn::parking::{Parkable, ParkingIo};
 use crate::state::State;
@@ -46,12 +49,23 @@ pub(super) fn serve_http1<I: Parkable>(
     async move {
         let mut unread = Bytes::new();
         loop {
-            if unread.is_empty() && !io.has_buffered_input() {
+            let mut answered = None;
+            if unread.is_empty() {
                 let timeouts = &state.spec().timeouts;
-                let waited = wait_for_request(io.socket(), &activity, timeouts, &mut stop).await;
-                if let Err(reason) = waited {
-                    debug!(peer = %conn.peer, reason, "closing idle connection");
-                    break;
+                let first = match wait_for_request(&mut io, &activity, timeouts, &mut stop).await {
+                    Ok(first) => first,
+                    Err(reason) => {
+                        debug!(peer = %conn.peer, reason, "closing idle connection");
+                        break;
+                    }
+                };
+                // Boxed like the hyper connection below: a parked connection's future stays
+                // small.
+                let direct = http1_direct::serve(&mut io, first, &conn, &state, &activity);
+                match Box::pin(direct).await {
+                    Direct::Served => continue,
+                    Direct::Closed => break,
+                    Direct::Hyper { bytes, answered: made } => (unread, answered) = (bytes, made),
                 }
             }
             // The hyper connection borrows the socket instead of taking it and giving it back:
@@ -59,7 +73,7 @@ pub(super) fn serve_http1<I: Parkable>(
             // future as large as the value, and a TLS stream is over a kilobyte. Boxed for the
             // same reason: the hyper connection is large.
             let active = Box::pin(serve_until_idle(
-                &mut io, unread, &conn, &context, &state, &activity, &stop,
+                &mut io, unread, answered, &conn, &context, &state, &activity, &stop,
             ));
             match active.await {
                 Some(left) => unread = left,
@@ -71,10 +85,13 @@ pub(super) fn serve_http1<I: Parkable>(
 }
 
 /// Serves requests on one hyper connection until it parks (then any bytes hyper did not use come
-/// back) or ends (`None`).
+/// back) or ends (`None`). `answered` is the answer the direct path already made for the request
+/// at the start of `unread`: hyper parses that request again and sends this answer for it.
+#[allow(clippy::too_many_arguments)]
 async fn serve_until_idle<I: Parkable>(
     io: &mut I,
     unread: Bytes,
+    answered: Option<Response<Body>>,
     conn: &Arc<ConnInfo>,
     context: &ListenerContext,
     state: &Arc<State>,
@@ -83,12 +100,15 @@ async fn serve_until_idle<I: Parkable>(
 ) -> Option<Bytes> {
     let timeouts = state.spec().timeouts.clone();
     let peer = conn.peer;
-    let service = service_fn(public_handler(
-        state.clone(),
-        conn.clone(),
-        activity.clone(),
-    ));
-    let parking = ParkingIo::new(io, activity.clone(), unread);
+    // The request answered already was counted when the direct path began it.
+    let requests_at_start = activity.requests() - u64::from(answered.is_some());
+    let handler = public_handler(state.clone(), conn.clone(), activity.clone());
+    let answered = std::sync::Mutex::new(answered);
+    let service = service_fn(move |request| match answered.lock().expect("not poisoned").take() {
+        Some(response) => Box::pin(std::future::ready(Ok(response))) as Answer,
+        None => handler(request),
+    });
+    let parking = ParkingIo::new(io, activity.clone(), unread, requests_at_start);
     let mut connection = Box::pin(Http1Connection(
         context
             .http1
@@ -110,14 +130,15 @@ async fn serve_until_idle<I: Parkable>(
     Some(Bytes::copy_from_slice(&parts.read_buf))
 }
 
-/// Waits, holding nothing but the socket, until the next request starts to arrive. `Err` says
-/// why the connection should close instead: a deadline passed, a stop, or a socket error.
-async fn wait_for_request(
-    socket: &tokio::net::TcpStream,
+/// Waits, holding nothing but the socket, until the next request starts to arrive, and returns
+/// its first bytes. `Err` says why the connection should close instead: a deadline passed, a
+/// stop, the client left, or a socket error.
+async fn wait_for_request<I: Parkable>(
+    io: &mut I,
     activity: &Activity,
     timeouts: &protocol::control::TimeoutsSpec,
     stop: &mut StopSignal,
-) -> Result<(), &'static str> {
+) -> Result<Bytes, &'static str> {
     // While stopping, an idle connection still gets the drain linger (see `drive`).
     let mut linger = stop
         .borrow()
@@ -133,14 +154,18 @@ async fn wait_for_request(
     let stopped = stop.changed();
     tokio::pin!(stopped);
     std::future::poll_fn(|cx| {
-        // A peek, not a readiness wait: readiness can be reported for a socket with nothing to
+        // A read, not a readiness wait: readiness can be reported for a socket with nothing to
         // read (tokio documents such false positives, and a fresh socket showed them), and a
         // hyper connection started for nothing would hold its buffers until the next request.
+        // The buffer lives on the stack for this poll only, so a parked connection holds none.
         // A request that arrived is served even when a deadline passed at the same time.
-        let mut first = [0u8; 1];
-        match socket.poll_peek(cx, &mut ReadBuf::new(&mut first)) {
-            Poll::Ready(Ok(0)) => return Poll::Ready(Err("client closed the connection")),
-            Poll::Ready(Ok(_)) => return Poll::Ready(Ok(())),
+        let mut space = [std::mem::MaybeUninit::<u8>::uninit(); FIRST_READ];
+        let mut first = ReadBuf::uninit(&mut space);
+        match Pin::new(&mut *io).poll_read(cx, &mut first) {
+            Poll::Ready(Ok(())) if first.filled().is_empty() => {
+                return Poll::Ready(Err("client closed the connection"))
+            }
+            Poll::Ready(Ok(())) => return Poll::Ready(Ok(Bytes::copy_from_slice(first.filled()))),
             Poll::Ready(Err(_)) => return Poll::Ready(Err("socket error")),
             Poll::Pending => {}
         }

@@ -11,6 +11,7 @@ pub(crate) mod accept;
 pub(crate) mod deadlines;
 mod drive;
 mod handshake;
+mod http1_direct;
 mod http1_session;
 mod hyper_session;
 pub(crate) mod inherited;

@@ -55,8 +55,13 @@ pub(crate) struct ParkingIo<I> {
 }
 
 impl<I> ParkingIo<I> {
-    pub(crate) fn new(inner: I, activity: Arc<Activity>, unread: Bytes) -> Self {
-        let requests_at_start = activity.requests();
+    /// `requests_at_start`: the connection's requests before this hyper connection's first.
+    pub(crate) fn new(
+        inner: I,
+        activity: Arc<Activity>,
+        unread: Bytes,
+        requests_at_start: u64,
+    ) -> Self {
         Self {
             inner,
             activity,
@@ -152,38 +157,16 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for ParkingIo<I> {
     }
 }
 
-/// A client stream a parked connection can wait on without reading from it.
-pub(crate) trait Parkable: AsyncRead + AsyncWrite + Unpin + Send + 'static {
-    /// The TCP socket underneath, whose readiness says a next request is arriving.
-    fn socket(&self) -> &TcpStream;
-
-    /// Whether bytes were already read from the socket and wait above it (decrypted TLS data):
-    /// then there is no point in waiting for the socket.
-    fn has_buffered_input(&self) -> bool;
-}
+/// A client stream a connection can park on: the plain socket or TLS over it. Waiting for the
+/// next request reads the stream itself (`conn::http1_session`), so TLS data rustls already
+/// holds is seen without asking the socket.
+pub(crate) trait Parkable: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 
 type PlainStream = WatchedIo<CountingStream<TcpStream>>;
 
-impl Parkable for PlainStream {
-    fn socket(&self) -> &TcpStream {
-        self.get_ref().get_ref()
-    }
+impl Parkable for PlainStream {}
 
-    fn has_buffered_input(&self) -> bool {
-        false
-    }
-}
-
-impl Parkable for tokio_rustls::server::TlsStream<PlainStream> {
-    fn socket(&self) -> &TcpStream {
-        self.get_ref().0.socket()
-    }
-
-    fn has_buffered_input(&self) -> bool {
-        // rustls wants more TLS data exactly when it has no plaintext left to give.
-        !self.get_ref().1.wants_read()
-    }
-}
+impl Parkable for tokio_rustls::server::TlsStream<PlainStream> {}
 
 #[cfg(test)]
 mod tests;

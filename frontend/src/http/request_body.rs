@@ -17,6 +17,8 @@ pub(crate) type ReadError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug)]
 pub(crate) enum RequestBody {
     Hyper(Incoming),
+    /// A request read without hyper, which has no body (`conn::http1_direct`).
+    Empty,
     Http3(RequestStreamBody),
 }
 
@@ -33,6 +35,7 @@ impl Body for RequestBody {
                 .poll_frame(cx)
                 .map_err(|e| Box::new(e) as ReadError),
             RequestBody::Http3(body) => Pin::new(body).poll_frame(cx),
+            RequestBody::Empty => Poll::Ready(None),
         }
     }
 
@@ -40,6 +43,7 @@ impl Body for RequestBody {
         match self {
             RequestBody::Hyper(body) => body.is_end_stream(),
             RequestBody::Http3(body) => body.is_end_stream(),
+            RequestBody::Empty => true,
         }
     }
 
@@ -47,6 +51,7 @@ impl Body for RequestBody {
         match self {
             RequestBody::Hyper(body) => body.size_hint(),
             RequestBody::Http3(body) => body.size_hint(),
+            RequestBody::Empty => SizeHint::with_exact(0),
         }
     }
 }

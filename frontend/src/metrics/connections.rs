@@ -206,10 +206,6 @@ pub(crate) struct CountingStream<S> {
 }
 
 impl<S> CountingStream<S> {
-    pub(crate) fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
     pub(super) fn new(inner: S, received: IntCounter, sent: IntCounter) -> Self {
         Self {
             inner,

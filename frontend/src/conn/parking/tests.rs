@@ -26,7 +26,8 @@ async fn try_read(io: &mut Io) -> Option<Vec<u8>> {
 fn pair(activity: &Arc<Activity>, unread: &'static [u8]) -> (Io, DuplexStream) {
     let (server, client) = tokio::io::duplex(64);
     let server = WatchedIo::new(server, activity.clone());
-    let io = ParkingIo::new(server, activity.clone(), Bytes::from_static(unread));
+    let requests = activity.requests();
+    let io = ParkingIo::new(server, activity.clone(), Bytes::from_static(unread), requests);
     (io, client)
 }
 

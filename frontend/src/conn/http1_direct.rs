@@ -1,0 +1,288 @@
+//! The direct path: a plain GET or HEAD on an HTTP/1.1 connection answered without a hyper
+//! connection.
+//!
+//! Why: a keep-alive connection parks between requests ([`crate::conn::parking`]), so each
+//! request used to start a hyper connection (its buffers, its dispatcher, the task's deadline
+//! loop in `drive`) and take it down again. Profiles of the static benchmark put that, with
+//! hyper's parsing and encoding, at a large share of the front end's own CPU per request
+//! (docs/benchmarks.md, scenario 1). Here the request head is read with one `read`, parsed with
+//! `httparse` (the parser hyper uses), handed to the same service as every other request, and a
+//! complete answer is written with one `writev`.
+//!
+//! Exactness over reach: only what is certainly the same on both paths is done here.
+//! - The request must be a complete GET or HEAD head in one read, HTTP/1.1, in origin form,
+//!   with no body (no `Content-Length`, no `Transfer-Encoding`), no `Expect`, no `Upgrade`, and
+//!   no `Connection` option other than `keep-alive`; and nothing may follow it (a pipelined next
+//!   request). Anything else, and any head `httparse` does not accept, goes to hyper as it came
+//!   ([`Direct::Hyper`]), which answers exactly as before (a 400, a 431, a body read).
+//! - The service answers the request as it answers every other one (rules, routing, metrics,
+//!   access log, every header). The answer is written here only when its framing is certain: a
+//!   status with a standard reason phrase other than 1xx, 204 and 304, one `Content-Length`
+//!   that the body matches, and a body in memory. Anything else (a 304, a streamed or chunked
+//!   body, a PHP reason phrase) goes to a hyper connection together with the answer already
+//!   made ([`Direct::Hyper`] with `answered`), which hyper writes from the same bytes.
+//! - Written the way hyper writes it: `HTTP/1.1 <code> <reason>`, the headers in order with
+//!   their lower-case names, then `date` (cached per second, as hyper does) unless the answer
+//!   has one. A `Connection: close` answer closes the connection after it, with a FIN.
+
+use std::cell::RefCell;
+use std::io::{self, IoSlice};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use protocol::control::FrontendSpec;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use crate::conn::deadlines::Activity;
+use crate::http::request_body::RequestBody;
+use crate::http::response::Body;
+use crate::http::service;
+use crate::state::State;
+use crate::upstream::buffered::ConnInfo;
+
+/// What the first read of a request may take: a request head longer than this goes to hyper,
+/// which reads the rest.
+pub(super) const FIRST_READ: usize = 4096;
+/// Request headers parsed here at most (the configured `max_headers` when lower).
+const MAX_HEADERS: usize = 64;
+/// Largest answer body written here; a larger one goes to hyper, which streams it.
+const MAX_BODY: u64 = 256 * 1024;
+
+/// How the direct path left the connection.
+pub(super) enum Direct {
+    /// A request was answered; the connection is at a request boundary and stays open.
+    Served,
+    /// The connection is done (the client left, an error, or an answer that closes it).
+    Closed,
+    /// hyper takes over: `bytes` are what was read (to be parsed again by hyper), `answered` the
+    /// answer already made for the request they hold, if any.
+    Hyper {
+        bytes: Bytes,
+        answered: Option<Response<Body>>,
+    },
+}
+
+/// Answers the request whose first bytes are `bytes` directly if it can (see the module docs).
+/// Call it when the connection is at a request boundary.
+pub(super) async fn serve<I>(
+    io: &mut I,
+    bytes: Bytes,
+    conn: &Arc<ConnInfo>,
+    state: &Arc<State>,
+    activity: &Arc<Activity>,
+) -> Direct
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    let spec = state.spec();
+    let Some(request) = parse(&bytes, &spec) else {
+        return to_hyper(bytes, None);
+    };
+    let head = request.method() == Method::HEAD;
+    let response = match service::handle(state.clone(), conn.clone(), activity.clone(), request)
+        .await
+    {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let Some(length) = simple_length(&response) else {
+        return to_hyper(bytes, Some(response));
+    };
+    let close = closes(&response);
+    let (parts, body) = response.into_parts();
+    let Some(body) = collect(body, if head { None } else { Some(length) }).await else {
+        // The body failed or did not match its Content-Length: as hyper does, end the
+        // connection rather than send a short answer.
+        return Direct::Closed;
+    };
+    let encoded = encode_head(&parts);
+    let send = Duration::from_millis(spec.timeouts.send_ms);
+    drop(spec);
+    let written = tokio::time::timeout(send, write_answer(io, &encoded, &body)).await;
+    if !matches!(written, Ok(Ok(()))) {
+        return Direct::Closed;
+    }
+    if close {
+        let _ = io.shutdown().await;
+        return Direct::Closed;
+    }
+    Direct::Served
+}
+
+fn to_hyper(bytes: Bytes, answered: Option<Response<Body>>) -> Direct {
+    Direct::Hyper { bytes, answered }
+}
+
+/// The request in `bytes` if the direct path may take it: one complete bodiless GET or HEAD
+/// head and nothing after it (see the module docs).
+fn parse(bytes: &[u8], spec: &FrontendSpec) -> Option<Request<RequestBody>> {
+    if bytes.len() > spec.limits.max_header_bytes as usize {
+        return None;
+    }
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let slots = &mut slots[..spec.limits.max_headers.min(MAX_HEADERS)];
+    let mut parsed = httparse::Request::new(slots);
+    match parsed.parse(bytes) {
+        Ok(httparse::Status::Complete(len)) if len == bytes.len() => {}
+        _ => return None,
+    }
+    let method = match parsed.method? {
+        "GET" => Method::GET,
+        "HEAD" => Method::HEAD,
+        _ => return None,
+    };
+    if parsed.version? != 1 {
+        return None;
+    }
+    let path = parsed.path?;
+    if !path.starts_with('/') {
+        return None;
+    }
+    let mut request = Request::new(RequestBody::Empty);
+    *request.method_mut() = method;
+    *request.uri_mut() = Uri::try_from(path).ok()?;
+    *request.version_mut() = Version::HTTP_11;
+    let headers = request.headers_mut();
+    headers.reserve(parsed.headers.len());
+    for header in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(header.name.as_bytes()).ok()?;
+        if !allowed(&name, header.value) {
+            return None;
+        }
+        headers.append(name, HeaderValue::from_bytes(header.value).ok()?);
+    }
+    Some(request)
+}
+
+/// Whether a request header leaves the request for the direct path: none that frames a body
+/// or asks for something other than one answer on a kept connection.
+fn allowed(name: &HeaderName, value: &[u8]) -> bool {
+    match name.as_str() {
+        "content-length" | "transfer-encoding" | "expect" | "upgrade" => false,
+        "connection" => value.trim_ascii().eq_ignore_ascii_case(b"keep-alive"),
+        _ => true,
+    }
+}
+
+/// The answer's `Content-Length` when the direct path can write the answer exactly as hyper
+/// would: a plain status and one length that fits in memory.
+fn simple_length(response: &Response<Body>) -> Option<u64> {
+    let status = response.status();
+    if status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || status.canonical_reason().is_none()
+        || response.extensions().get::<hyper::ext::ReasonPhrase>().is_some()
+        || response.headers().contains_key(TRANSFER_ENCODING)
+    {
+        return None;
+    }
+    let mut lengths = response.headers().get_all(CONTENT_LENGTH).iter();
+    let length: u64 = lengths.next()?.to_str().ok()?.parse().ok()?;
+    if lengths.next().is_some() || length > MAX_BODY {
+        return None;
+    }
+    Some(length)
+}
+
+/// Whether the answer ends the connection.
+fn closes(response: &Response<Body>) -> bool {
+    response
+        .headers()
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .any(|option| option.trim_ascii().eq_ignore_ascii_case(b"close"))
+}
+
+/// The whole body, polled to its end (so that the access log, the metrics and the in-flight
+/// guard riding on it finish as they do under hyper); `None` if it fails or, when `expected` is
+/// given, its length differs.
+async fn collect(mut body: Body, expected: Option<u64>) -> Option<Bytes> {
+    let mut whole: Option<BytesMut> = None;
+    let mut first = Bytes::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.ok()?.into_data() else {
+            continue; // trailers: HTTP/1.1 without chunked coding has no place for them
+        };
+        if first.is_empty() && whole.is_none() {
+            first = data;
+        } else {
+            whole
+                .get_or_insert_with(|| BytesMut::from(&first[..]))
+                .extend_from_slice(&data);
+        }
+    }
+    let body = whole.map_or(first, BytesMut::freeze);
+    match expected {
+        Some(length) if body.len() as u64 != length => None,
+        Some(_) => Some(body),
+        // HEAD: the body (empty for paddock's own HEAD answers) is never sent.
+        None => Some(Bytes::new()),
+    }
+}
+
+/// The status line and headers as hyper writes them.
+fn encode_head(parts: &http::response::Parts) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(parts.status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !parts.headers.contains_key(DATE) {
+        out.extend_from_slice(b"date: ");
+        with_date(|date| out.extend_from_slice(date));
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// The current `Date` value, formatted once a second per thread (hyper caches it the same way).
+fn with_date(use_it: impl FnOnce(&[u8])) {
+    thread_local! {
+        static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with_borrow_mut(|(at, text)| {
+        if *at != secs {
+            *at = secs;
+            *text = httpdate::fmt_http_date(now);
+        }
+        use_it(text.as_bytes());
+    });
+}
+
+/// Head and body with as few writes as the socket allows (one, normally), then a flush (which a
+/// TLS stream needs to send its records).
+async fn write_answer<I: AsyncWrite + Unpin>(io: &mut I, head: &[u8], body: &[u8]) -> io::Result<()> {
+    let (mut head, mut body) = (head, body);
+    while !head.is_empty() {
+        let n = io
+            .write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
+            .await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head = &head[from_head..];
+        body = &body[n - from_head..];
+    }
+    io.write_all(body).await?;
+    io.flush().await
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,194 @@
+use std::convert::Infallible;
+
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, VARY};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+use crate::http::response::full;
+
+fn spec() -> FrontendSpec {
+    crate::metrics::tests::spec()
+}
+
+fn parsed(head: &str) -> Option<Request<RequestBody>> {
+    parse(head.as_bytes(), &spec())
+}
+
+#[test]
+fn takes_a_complete_bodiless_get_or_head() {
+    let request = parsed("GET /a/b.css?v=2 HTTP/1.1\r\nHost: example.test\r\nAccept: */*\r\n\r\n")
+        .expect("taken");
+    assert_eq!(request.method(), Method::GET);
+    assert_eq!(request.uri(), "/a/b.css?v=2");
+    assert_eq!(request.version(), Version::HTTP_11);
+    assert_eq!(request.headers()["host"], "example.test");
+    assert_eq!(request.headers()["accept"], "*/*");
+    let head = parsed("HEAD / HTTP/1.1\r\nHost: h\r\nConnection: Keep-Alive\r\n\r\n");
+    assert_eq!(head.expect("taken").method(), Method::HEAD);
+}
+
+#[test]
+fn leaves_everything_else_to_hyper() {
+    for head in [
+        // Not complete, or followed by a pipelined request.
+        "GET / HTTP/1.1\r\nHost: h\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        // Another method, another version, another target form.
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+        "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET / HTTP/1.0\r\nHost: h\r\n\r\n",
+        "GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n",
+        // A body, or a wish other than one answer on a kept connection.
+        "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        // What httparse refuses: hyper answers it (400).
+        "GET /a b HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost h\r\n\r\n",
+        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    ] {
+        assert!(parsed(head).is_none(), "{head:?} must go to hyper");
+    }
+}
+
+#[test]
+fn more_headers_than_allowed_go_to_hyper() {
+    let mut spec = spec();
+    spec.limits.max_headers = 2;
+    let head = b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n";
+    assert!(parse(head, &spec).is_none());
+    spec.limits.max_headers = 3;
+    assert!(parse(head, &spec).is_some());
+}
+
+fn static_like() -> Response<Body> {
+    let mut response = Response::new(full("hello world"));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(11));
+    headers.insert(ETAG, HeaderValue::from_static("\"1-b\""));
+    headers.append(VARY, HeaderValue::from_static("accept-encoding"));
+    headers.append(VARY, HeaderValue::from_static("cookie"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("max-age=60"));
+    headers.insert("x-request-id", HeaderValue::from_static("abc-1"));
+    response
+}
+
+#[test]
+fn simple_answers_are_those_with_certain_framing() {
+    assert_eq!(simple_length(&static_like()), Some(11));
+    let no_length = Response::new(full("x"));
+    assert_eq!(simple_length(&no_length), None);
+    for status in [StatusCode::NOT_MODIFIED, StatusCode::NO_CONTENT] {
+        let mut response = static_like();
+        *response.status_mut() = status;
+        assert_eq!(simple_length(&response), None, "{status}");
+    }
+    let mut odd = static_like();
+    *odd.status_mut() = StatusCode::from_u16(299).unwrap();
+    assert_eq!(simple_length(&odd), None, "no standard reason phrase");
+    let mut reason = static_like();
+    reason
+        .extensions_mut()
+        .insert(hyper::ext::ReasonPhrase::from_static(b"Fine"));
+    assert_eq!(simple_length(&reason), None, "a reason phrase of its own");
+    let mut twice = static_like();
+    twice
+        .headers_mut()
+        .append(CONTENT_LENGTH, HeaderValue::from(11));
+    assert_eq!(simple_length(&twice), None);
+}
+
+/// The first `length` bytes hyper's HTTP/1 server writes for `response` to the request `head`.
+async fn written_by_hyper(
+    head: &'static [u8],
+    response: fn() -> Response<Body>,
+    length: usize,
+) -> Vec<u8> {
+    let (server, mut client) = tokio::io::duplex(1 << 16);
+    let service = service_fn(move |_| async move { Ok::<_, Infallible>(response()) });
+    let connection = http1::Builder::new().serve_connection(TokioIo::new(server), service);
+    let task = tokio::spawn(connection);
+    client.write_all(head).await.unwrap();
+    let mut written = vec![0; length];
+    client.read_exact(&mut written).await.unwrap();
+    // Nothing more: the same length, not just the same start.
+    client.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    client.read_to_end(&mut rest).await.unwrap();
+    assert_eq!(rest, b"", "hyper wrote more");
+    let _ = task.await.unwrap();
+    written
+}
+
+/// What the direct path writes for `response` (the request method given by `head_request`).
+async fn written_directly(head_request: bool, response: Response<Body>) -> Vec<u8> {
+    let length = simple_length(&response).expect("simple");
+    let (parts, body) = response.into_parts();
+    let body = collect(body, (!head_request).then_some(length))
+        .await
+        .unwrap();
+    let mut written = Vec::new();
+    write_answer(&mut written, &encode_head(&parts), &body)
+        .await
+        .unwrap();
+    written
+}
+
+/// The `date` value blanked: the two writers may run on either side of a second.
+fn without_date(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let start = text.find("\r\ndate: ").expect("a date header") + 8;
+    format!("{}{}", &text[..start], &text[start + 29..])
+}
+
+#[tokio::test]
+async fn a_simple_answer_is_written_byte_for_byte_as_hyper_writes_it() {
+    let get: &[u8] = b"GET /f HTTP/1.1\r\nHost: h\r\n\r\n";
+    let head: &[u8] = b"HEAD /f HTTP/1.1\r\nHost: h\r\n\r\n";
+    fn closing() -> Response<Body> {
+        let mut response = static_like();
+        *response.status_mut() = StatusCode::NOT_FOUND;
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+        response
+    }
+    fn empty_head() -> Response<Body> {
+        let mut response = static_like();
+        *response.body_mut() = full(Bytes::new());
+        response
+    }
+    let cases: [(&[u8], fn() -> Response<Body>); 3] =
+        [(get, static_like), (get, closing), (head, empty_head)];
+    for (request, response) in cases {
+        let direct = written_directly(request.starts_with(b"HEAD"), response()).await;
+        let hyper = written_by_hyper(request, response, direct.len()).await;
+        assert_eq!(without_date(&direct), without_date(&hyper));
+    }
+    assert!(closes(&closing()));
+    assert!(!closes(&static_like()));
+}
+
+#[tokio::test]
+async fn a_date_of_the_answers_own_is_kept() {
+    let mut response = static_like();
+    response.headers_mut().insert(
+        DATE,
+        HeaderValue::from_static("Tue, 01 Dec 2026 10:00:00 GMT"),
+    );
+    let written = String::from_utf8(written_directly(false, response).await).unwrap();
+    assert_eq!(written.matches("date: ").count(), 1);
+    assert!(written.contains("date: Tue, 01 Dec 2026 10:00:00 GMT\r\n"));
+}
+
+#[tokio::test]
+async fn a_body_shorter_than_its_length_is_not_sent() {
+    let (_, body) = static_like().into_parts();
+    assert!(collect(body, Some(12)).await.is_none());
+}
