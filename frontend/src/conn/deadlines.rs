@@ -135,6 +135,14 @@ impl Activity {
         self.changed.notify_one();
     }
 
+    /// Withdraws a close request that an HTTP/1.1 answer carries itself (`Connection: close`,
+    /// which hyper honours after writing it). For an answer made before its hyper connection
+    /// exists (`conn::http1_direct`): that connection would otherwise close at once, before it
+    /// has read the request, let alone written the answer.
+    pub(crate) fn withdraw_close_request(&self) {
+        self.lock().close_requested = false;
+    }
+
     pub(crate) fn close_requested(&self) -> bool {
         self.lock().close_requested
     }

@@ -26,8 +26,13 @@
 //!   has one. A `Connection: close` answer closes the connection after it, with a FIN.
 
 use std::cell::RefCell;
+use std::convert::Infallible;
+use std::future::Future;
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
@@ -35,7 +40,7 @@ use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, DATE, TR
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use protocol::control::FrontendSpec;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::conn::deadlines::Activity;
 use crate::http::request_body::RequestBody;
@@ -51,18 +56,23 @@ pub(super) const FIRST_READ: usize = 4096;
 const MAX_HEADERS: usize = 64;
 /// Largest answer body written here; a larger one goes to hyper, which streams it.
 const MAX_BODY: u64 = 256 * 1024;
+/// Bytes read ahead while an answer is made, at most (see [`answer_watching_client`]).
+const WATCH_LIMIT: usize = 64 * 1024;
 
 /// How the direct path left the connection.
 pub(super) enum Direct {
-    /// A request was answered; the connection is at a request boundary and stays open.
-    Served,
+    /// A request was answered and the connection stays open; `unread` is what the client sent
+    /// meanwhile (the start of its next request), usually nothing.
+    Served { unread: Bytes },
     /// The connection is done (the client left, an error, or an answer that closes it).
     Closed,
     /// hyper takes over: `bytes` are what was read (to be parsed again by hyper), `answered` the
     /// answer already made for the request they hold, if any.
     Hyper {
         bytes: Bytes,
-        answered: Option<Response<Body>>,
+        /// Boxed: this value passes through the connection task's future, which a parked
+        /// connection holds (docs/frontend.md, "Idle connections cost almost nothing").
+        answered: Option<Box<Response<Body>>>,
     },
 }
 
@@ -83,14 +93,24 @@ where
         return to_hyper(bytes, None);
     };
     let head = request.method() == Method::HEAD;
-    let response = match service::handle(state.clone(), conn.clone(), activity.clone(), request)
-        .await
-    {
-        Ok(response) => response,
-        Err(never) => match never {},
+    let answering = service::handle(state.clone(), conn.clone(), activity.clone(), request);
+    let mut arrived = BytesMut::new();
+    let Some(response) = answer_watching_client(io, answering, &mut arrived).await else {
+        // The client left: the request is abandoned (its worker call dropped), as hyper does.
+        return Direct::Closed;
+    };
+    let bytes = if arrived.is_empty() {
+        bytes
+    } else {
+        let mut both = BytesMut::from(&bytes[..]);
+        both.extend_from_slice(&arrived);
+        both.freeze()
     };
     let Some(length) = simple_length(&response) else {
-        return to_hyper(bytes, Some(response));
+        if closes(&response) {
+            activity.withdraw_close_request();
+        }
+        return to_hyper(bytes, Some(Box::new(response)));
     };
     let close = closes(&response);
     let (parts, body) = response.into_parts();
@@ -110,10 +130,46 @@ where
         let _ = io.shutdown().await;
         return Direct::Closed;
     }
-    Direct::Served
+    Direct::Served {
+        unread: arrived.freeze(),
+    }
 }
 
-fn to_hyper(bytes: Bytes, answered: Option<Response<Body>>) -> Direct {
+/// The service's answer, while the client is watched as hyper watches it: a client that closes
+/// the connection meanwhile abandons the request (`None`, the answer's future is dropped), and
+/// bytes it sends (a pipelined next request) are kept in `arrived`, up to
+/// [`WATCH_LIMIT`] (hyper, too, stops reading when its buffer is full).
+async fn answer_watching_client<I, F>(
+    io: &mut I,
+    answering: F,
+    arrived: &mut BytesMut,
+) -> Option<Response<Body>>
+where
+    I: AsyncRead + Unpin,
+    F: Future<Output = Result<Response<Body>, Infallible>>,
+{
+    let mut answering = std::pin::pin!(answering);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(answer) = answering.as_mut().poll(cx) {
+            let Ok(response) = answer;
+            return Poll::Ready(Some(response));
+        }
+        while arrived.len() < WATCH_LIMIT {
+            let mut space = [MaybeUninit::<u8>::uninit(); 2048];
+            let mut read = ReadBuf::uninit(&mut space);
+            match Pin::new(&mut *io).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) if read.filled().is_empty() => return Poll::Ready(None),
+                Poll::Ready(Ok(())) => arrived.extend_from_slice(read.filled()),
+                Poll::Ready(Err(_)) => return Poll::Ready(None),
+                Poll::Pending => break,
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+fn to_hyper(bytes: Bytes, answered: Option<Box<Response<Body>>>) -> Direct {
     Direct::Hyper { bytes, answered }
 }
 
@@ -176,7 +232,10 @@ fn simple_length(response: &Response<Body>) -> Option<u64> {
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
         || status.canonical_reason().is_none()
-        || response.extensions().get::<hyper::ext::ReasonPhrase>().is_some()
+        || response
+            .extensions()
+            .get::<hyper::ext::ReasonPhrase>()
+            .is_some()
         || response.headers().contains_key(TRANSFER_ENCODING)
     {
         return None;
@@ -267,7 +326,11 @@ fn with_date(use_it: impl FnOnce(&[u8])) {
 
 /// Head and body with as few writes as the socket allows (one, normally), then a flush (which a
 /// TLS stream needs to send its records).
-async fn write_answer<I: AsyncWrite + Unpin>(io: &mut I, head: &[u8], body: &[u8]) -> io::Result<()> {
+async fn write_answer<I: AsyncWrite + Unpin>(
+    io: &mut I,
+    head: &[u8],
+    body: &[u8],
+) -> io::Result<()> {
     let (mut head, mut body) = (head, body);
     while !head.is_empty() {
         let n = io

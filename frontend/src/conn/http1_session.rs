@@ -9,9 +9,9 @@ use std::task::Poll;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper::Response;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper::Response;
 use hyper_util::rt::TokioIo;
 use tokio::io::ReadBuf;
 use tracing::debug;
@@ -21,9 +21,9 @@ use crate::conn::deadlines::Activity;
 use crate::conn::drive::{drive, GracefulConnection, DRAIN_LINGER};
 use crate::conn::http1_direct::{self, Direct, FIRST_READ};
 use crate::conn::hyper_session::{public_handler, Answer};
-use crate::http::response::Body;
 use crate::conn::limits::ConnectionSlot;
 use crate::conn::parking::{Parkable, ParkingIo};
+use crate::http::response::Body;
 use crate::state::State;
 use crate::upstream::buffered::ConnInfo;
 
@@ -49,8 +49,7 @@ pub(super) fn serve_http1<I: Parkable>(
     async move {
         let mut unread = Bytes::new();
         loop {
-            let mut answered = None;
-            if unread.is_empty() {
+            let (unread_now, answered) = if unread.is_empty() {
                 let timeouts = &state.spec().timeouts;
                 let first = match wait_for_request(&mut io, &activity, timeouts, &mut stop).await {
                     Ok(first) => first,
@@ -63,17 +62,22 @@ pub(super) fn serve_http1<I: Parkable>(
                 // small.
                 let direct = http1_direct::serve(&mut io, first, &conn, &state, &activity);
                 match Box::pin(direct).await {
-                    Direct::Served => continue,
+                    Direct::Served { unread: left } => {
+                        unread = left;
+                        continue;
+                    }
                     Direct::Closed => break,
-                    Direct::Hyper { bytes, answered: made } => (unread, answered) = (bytes, made),
+                    Direct::Hyper { bytes, answered } => (bytes, answered),
                 }
-            }
+            } else {
+                (std::mem::take(&mut unread), None)
+            };
             // The hyper connection borrows the socket instead of taking it and giving it back:
             // an awaited value (here, what the served connection returns) keeps a slot in this
             // future as large as the value, and a TLS stream is over a kilobyte. Boxed for the
             // same reason: the hyper connection is large.
             let active = Box::pin(serve_until_idle(
-                &mut io, unread, answered, &conn, &context, &state, &activity, &stop,
+                &mut io, unread_now, answered, &conn, &context, &state, &activity, &stop,
             ));
             match active.await {
                 Some(left) => unread = left,
@@ -91,7 +95,7 @@ pub(super) fn serve_http1<I: Parkable>(
 async fn serve_until_idle<I: Parkable>(
     io: &mut I,
     unread: Bytes,
-    answered: Option<Response<Body>>,
+    answered: Option<Box<Response<Body>>>,
     conn: &Arc<ConnInfo>,
     context: &ListenerContext,
     state: &Arc<State>,
@@ -104,10 +108,12 @@ async fn serve_until_idle<I: Parkable>(
     let requests_at_start = activity.requests() - u64::from(answered.is_some());
     let handler = public_handler(state.clone(), conn.clone(), activity.clone());
     let answered = std::sync::Mutex::new(answered);
-    let service = service_fn(move |request| match answered.lock().expect("not poisoned").take() {
-        Some(response) => Box::pin(std::future::ready(Ok(response))) as Answer,
-        None => handler(request),
-    });
+    let service = service_fn(
+        move |request| match answered.lock().expect("not poisoned").take() {
+            Some(response) => Box::pin(std::future::ready(Ok(*response))) as Answer,
+            None => handler(request),
+        },
+    );
     let parking = ParkingIo::new(io, activity.clone(), unread, requests_at_start);
     let mut connection = Box::pin(Http1Connection(
         context

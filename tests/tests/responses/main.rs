@@ -3,5 +3,6 @@
 
 mod buffering;
 mod compression;
+mod direct_path;
 mod sendfile;
 mod static_files;

@@ -12,7 +12,7 @@ use harness::{header, split_response, Paddock};
 const SECRET: &str = "TOP SECRET outside the root";
 
 /// `<tmp>/root` (the document root) next to `<tmp>/outside` (must stay unreachable).
-fn tree() -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn tree() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     let outside = dir.path().join("outside");
@@ -44,7 +44,7 @@ fn tree() -> (tempfile::TempDir, PathBuf) {
     (dir, root)
 }
 
-fn start(root: &Path, site_extra: &str) -> Paddock {
+pub(crate) fn start(root: &Path, site_extra: &str) -> Paddock {
     Paddock::start(&format!(
         r#"
 [sites.files]

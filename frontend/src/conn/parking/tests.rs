@@ -27,7 +27,12 @@ fn pair(activity: &Arc<Activity>, unread: &'static [u8]) -> (Io, DuplexStream) {
     let (server, client) = tokio::io::duplex(64);
     let server = WatchedIo::new(server, activity.clone());
     let requests = activity.requests();
-    let io = ParkingIo::new(server, activity.clone(), Bytes::from_static(unread), requests);
+    let io = ParkingIo::new(
+        server,
+        activity.clone(),
+        Bytes::from_static(unread),
+        requests,
+    );
     (io, client)
 }
 
