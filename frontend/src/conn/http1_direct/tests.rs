@@ -66,6 +66,9 @@ fn more_headers_than_allowed_go_to_hyper() {
     assert!(parse(head, &spec).is_some());
 }
 
+/// Makes one answer (a `fn`, so that hyper's service can make it again).
+type Answer = fn() -> Response<Body>;
+
 fn static_like() -> Response<Body> {
     let mut response = Response::new(full("hello world"));
     let headers = response.headers_mut();
@@ -164,8 +167,7 @@ async fn a_simple_answer_is_written_byte_for_byte_as_hyper_writes_it() {
         *response.body_mut() = full(Bytes::new());
         response
     }
-    let cases: [(&[u8], fn() -> Response<Body>); 3] =
-        [(get, static_like), (get, closing), (head, empty_head)];
+    let cases: [(&[u8], Answer); 3] = [(get, static_like), (get, closing), (head, empty_head)];
     for (request, response) in cases {
         let direct = written_directly(request.starts_with(b"HEAD"), response()).await;
         let hyper = written_by_hyper(request, response, direct.len()).await;
