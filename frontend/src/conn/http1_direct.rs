@@ -93,7 +93,13 @@ where
         return to_hyper(bytes, None);
     };
     let head = request.method() == Method::HEAD;
-    let answering = service::handle(state.clone(), conn.clone(), activity.clone(), request);
+    // Boxed, as hyper's path boxes it: inline, this large future would be moved twice more.
+    let answering = Box::pin(service::handle(
+        state.clone(),
+        conn.clone(),
+        activity.clone(),
+        request,
+    ));
     let mut arrived = BytesMut::new();
     let Some(response) = answer_watching_client(io, answering, &mut arrived).await else {
         // The client left: the request is abandoned (its worker call dropped), as hyper does.
@@ -146,11 +152,11 @@ async fn answer_watching_client<I, F>(
 ) -> Option<Response<Body>>
 where
     I: AsyncRead + Unpin,
-    F: Future<Output = Result<Response<Body>, Infallible>>,
+    F: Future<Output = Result<Response<Body>, Infallible>> + Unpin,
 {
-    let mut answering = std::pin::pin!(answering);
+    let mut answering = answering;
     std::future::poll_fn(|cx| {
-        if let Poll::Ready(answer) = answering.as_mut().poll(cx) {
+        if let Poll::Ready(answer) = Pin::new(&mut answering).poll(cx) {
             let Ok(response) = answer;
             return Poll::Ready(Some(response));
         }

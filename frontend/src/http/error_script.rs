@@ -121,7 +121,10 @@ async fn run(
         ..*scope
     };
     let asked = original.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let mut answer = route_and_respond(&inner, &parts, asked, &routing, None).await;
+    // Boxed: inline, a second copy of the request's whole answering future would sit in every
+    // request's future, for the few that end in an error page run by a script.
+    let answering = route_and_respond(&inner, &parts, asked, &routing, None);
+    let mut answer = Box::pin(answering).await;
     if answer.extensions().get::<OwnError>().is_some() {
         return error;
     }

@@ -465,7 +465,10 @@ async fn respond(
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok());
             let incoming = body.take().expect("buffered once");
-            match body::buffer(incoming, declared, &spec.limits, &spec.timeouts).await {
+            // The worker branch's futures are boxed (here and below): inline, they made every
+            // request's future, static files' too, several kilobytes to allocate and move.
+            let buffering = body::buffer(incoming, declared, &spec.limits, &spec.timeouts);
+            match Box::pin(buffering).await {
                 Ok(b) => buffered = Some(b),
                 Err(e) => return body_error(&e),
             }
@@ -490,21 +493,22 @@ async fn respond(
         let unbuffered =
             request.parts.method != Method::HEAD && settings.unbuffered(&request.target);
         let outcome = if unbuffered {
-            streaming::run(state, request, pool).await
+            Box::pin(streaming::run(state, request, pool)).await
         } else {
-            buffered::run(state, &request, pool).await
+            Box::pin(buffered::run(state, &request, pool)).await
         };
         let outcome = match outcome {
             ScriptOutcome::Response(response) if !unbuffered => {
                 let cache = state.file_cache();
-                let response = sendfile::take_over(parts, site, rules, &cache, response).await;
+                let taking_over = sendfile::take_over(parts, site, rules, &cache, response);
+                let response = Box::pin(taking_over).await;
                 ScriptOutcome::Response(response)
             }
             other => other,
         };
         match outcome {
             ScriptOutcome::Response(response) if settings.compress && !unbuffered => {
-                let response = compression::compress(&parts.headers, response).await;
+                let response = Box::pin(compression::compress(&parts.headers, response)).await;
                 return crate::metrics::served_by(response, pool);
             }
             ScriptOutcome::Response(response) => return crate::metrics::served_by(response, pool),

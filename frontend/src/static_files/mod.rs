@@ -54,7 +54,8 @@ pub(crate) async fn serve(
     }
     let mut response = match from_cache(parts, site, &file, cache).await {
         Some(response) => response,
-        None => from_disk(parts, site, &file.path).await,
+        // Boxed: tower-http's future is large, and only this path needs it.
+        None => Box::pin(from_disk(parts, site, &file.path)).await,
     };
     if let Some(rule) = site
         .cache_control
@@ -98,7 +99,7 @@ async fn from_cache(
     }
     let cached = match cache.get(path, meta) {
         Some(cached) => cached,
-        None => cache.load(path).await?,
+        None => Box::pin(cache.load(path)).await?,
     };
     let mut response = if not_modified(headers, &cached) {
         let mut response = Response::new(response::full(bytes::Bytes::new()));
