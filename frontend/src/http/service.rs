@@ -104,7 +104,10 @@ async fn answer(
     if let Some(alt_svc) = &conn.alt_svc {
         response.headers_mut().insert(ALT_SVC, alt_svc.clone());
     }
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    if let Ok(mut value) = HeaderValue::from_str(&request_id) {
+        // Unique to this response: HTTP/2's HPACK would add it to the connection's table, where
+        // it only evicts reusable entries and costs a table search (`sensitive` = never indexed).
+        value.set_sensitive(true);
         response.headers_mut().insert("x-request-id", value);
     }
     if must_close(&parts, &response)
