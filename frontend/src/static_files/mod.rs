@@ -176,13 +176,18 @@ fn content_type(file: &Path) -> HeaderValue {
     )
 }
 
+/// The reads of a file served from disk: tower-http's default of 64 KiB sends each through
+/// tokio's blocking pool and back four times as often (1 MiB and 100 MiB files: +5-12 % req/s,
+/// docs/benchmarks.md scenario 1b). One such buffer exists per response being read from disk.
+const FILE_CHUNK: usize = 256 * 1024;
+
 /// Through tower-http's `ServeFile`, for what the cache does not answer.
 async fn from_disk(parts: &Parts, site: &SiteSpec, file: &Path) -> Response<Body> {
     let mut request = Request::new(http_body_util::Empty::<bytes::Bytes>::new());
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = parts.uri.clone();
     *request.headers_mut() = parts.headers.clone();
-    let mut service = ServeFile::new(file);
+    let mut service = ServeFile::new(file).with_buf_chunk_size(FILE_CHUNK);
     let mut has_sibling = false;
     if site.precompressed {
         if usable_sibling(site, file, "br") {

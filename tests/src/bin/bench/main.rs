@@ -27,8 +27,8 @@ use report::Report;
 use servers::Shared;
 
 const USAGE: &str = "usage: bench [--quick] [--runs N] [--duration SECONDS] [--out DIR] [scenario…]
-scenarios: static php keepalive memory burst step kills rules builtin wsgi (or 1-9; 5 = burst + step); default all
-builtin-burst, wsgi-burst: only the cold burst of builtin (8) or of wsgi (9c)";
+scenarios: static large php keepalive memory burst step kills rules builtin wsgi (or 1-9; 5 = burst + step); default all
+large: 1 MiB and 100 MiB static files (1b); builtin-burst, wsgi-burst: only the cold burst of builtin (8) or of wsgi (9c)";
 
 /// Everything a scenario needs: the shared site and certificate, run settings, the report.
 #[derive(Debug)]
@@ -118,8 +118,9 @@ struct Options {
     out: Option<PathBuf>,
 }
 
-const ALL: [&str; 10] = [
+const ALL: [&str; 11] = [
     "static",
+    "large",
     "php",
     "keepalive",
     "memory",
@@ -306,6 +307,7 @@ fn main() {
         bench.check_interrupted();
         match *scenario {
             "static" => scenarios::static_files::run(&mut bench),
+            "large" => scenarios::static_large::run(&mut bench),
             "php" => scenarios::php::run(&mut bench),
             "keepalive" => scenarios::keepalive::run(&mut bench),
             "memory" => scenarios::idle_memory::run(&mut bench),

@@ -9,6 +9,7 @@ pub(crate) mod php;
 pub(crate) mod rules;
 pub(crate) mod slow;
 pub(crate) mod static_files;
+pub(crate) mod static_large;
 pub(crate) mod step;
 pub(crate) mod wsgi;
 pub(crate) mod wsgi_burst;
