@@ -21,6 +21,9 @@
 //!   that the body matches, and a body in memory. Anything else (a 304, a streamed or chunked
 //!   body, a PHP reason phrase) goes to a hyper connection together with the answer already
 //!   made ([`Direct::Hyper`] with `answered`), which hyper writes from the same bytes.
+//! - While the answer is made, the client is watched as hyper watches it: a client that closes
+//!   the connection abandons the request (its future, and with it any worker call, is dropped),
+//!   and bytes it sends meanwhile are kept for its next request.
 //! - Written the way hyper writes it: `HTTP/1.1 <code> <reason>`, the headers in order with
 //!   their lower-case names, then `date` (cached per second, as hyper does) unless the answer
 //!   has one. A `Connection: close` answer closes the connection after it, with a FIN.
