@@ -234,7 +234,9 @@ fn allowed(name: &HeaderName, value: &[u8]) -> bool {
 }
 
 /// The answer's `Content-Length` when the direct path can write the answer exactly as hyper
-/// would: a plain status and one length that fits in memory.
+/// would: a plain status, one length that fits in memory, and a body whose size is known, so
+/// that collecting it never holds back a stream (a script's progressive output, which hyper
+/// sends as it comes).
 fn simple_length(response: &Response<Body>) -> Option<u64> {
     let status = response.status();
     if status.is_informational()
@@ -254,6 +256,8 @@ fn simple_length(response: &Response<Body>) -> Option<u64> {
     if lengths.next().is_some() || length > MAX_BODY {
         return None;
     }
+    // A HEAD answer's body is never sent and may be empty (paddock's own) or not: known is enough.
+    hyper::body::Body::size_hint(response.body()).exact()?;
     Some(length)
 }
 

@@ -1,6 +1,7 @@
 use std::convert::Infallible;
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, VARY};
+use http_body_util::BodyExt as _;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -100,11 +101,38 @@ fn simple_answers_are_those_with_certain_framing() {
         .extensions_mut()
         .insert(hyper::ext::ReasonPhrase::from_static(b"Fine"));
     assert_eq!(simple_length(&reason), None, "a reason phrase of its own");
+    assert_eq!(
+        simple_length(&unknown_size()),
+        None,
+        "a body of unknown size"
+    );
     let mut twice = static_like();
     twice
         .headers_mut()
         .append(CONTENT_LENGTH, HeaderValue::from(11));
     assert_eq!(simple_length(&twice), None);
+}
+
+/// A body that does not tell its size, as a script's streamed output does.
+struct Streamed(Option<Bytes>);
+
+impl hyper::body::Body for Streamed {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.take().map(|data| Ok(hyper::body::Frame::data(data))))
+    }
+}
+
+/// The static-like answer with a body of unknown size (its Content-Length still right).
+fn unknown_size() -> Response<Body> {
+    let (parts, _) = static_like().into_parts();
+    let body = Streamed(Some(Bytes::from_static(b"hello world")));
+    Response::from_parts(parts, body.boxed_unsync())
 }
 
 /// The first `length` bytes hyper's HTTP/1 server writes for `response` to the request `head`.
