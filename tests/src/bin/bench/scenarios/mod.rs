@@ -16,8 +16,30 @@ pub(crate) mod wsgi_burst;
 pub(crate) mod wsgi_storm;
 
 use crate::load::Load;
-use crate::report::Summary;
+use crate::report::{ratio, Summary};
+use crate::servers::Server;
 use crate::Bench;
+
+/// The columns of one measured load (`Summary::cells`), between a table's own columns.
+pub(crate) const LOAD_COLUMNS: [&str; 5] = ["req/s", "spread", "p50 ms", "p99 ms", "errors"];
+
+/// `path` on `server`: plain HTTP for the variant "plain", HTTPS for any other.
+pub(crate) fn url_for(server: &Server, variant: &str, path: &str) -> String {
+    if variant == "plain" {
+        server.url(path)
+    } else {
+        server.https_url(path)
+    }
+}
+
+/// The paddock / peer column of a row: empty on paddock's own row.
+pub(crate) fn ratio_cell(server: &Server, paddock_rps: f64, summary: &Summary) -> String {
+    if server.name == "paddock" {
+        String::new()
+    } else {
+        ratio(paddock_rps, summary.rps())
+    }
+}
 
 /// Warms every load up, then runs each `bench.runs` times, interleaved (the order rotates every
 /// round, so a burst of noise from the shared machine does not hit one server only).

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::load::{run_bounded, Client};
-use crate::report::{ratio, Table};
+use crate::report::Table;
 use crate::servers::{nginx, paddock, Server};
 use crate::Bench;
 
@@ -38,29 +38,19 @@ pub(crate) fn run(bench: &mut Bench) {
         ("tls", "HTTP/1.1 + TLS", Client::Wrk),
         ("h2", "HTTP/2 + TLS", Client::H2load),
     ];
-    let mut table = Table::new(
-        "Scenario 1: static 1 KiB file, 64 connections",
-        &[
-            "protocol",
-            "server",
-            "req/s",
-            "spread",
-            "p50 ms",
-            "p99 ms",
-            "errors",
-            "paddock / nginx",
-        ],
-    );
+    let columns = [
+        &["protocol", "server"][..],
+        &super::LOAD_COLUMNS,
+        &["paddock / nginx"],
+    ]
+    .concat();
+    let mut table = Table::new("Scenario 1: static 1 KiB file, 64 connections", &columns);
     let mut json = serde_json::Map::new();
     for (key, protocol, client) in variants {
         let loads: Vec<_> = servers
             .iter()
             .map(|s| {
-                let url = if key == "plain" {
-                    s.url(PATH)
-                } else {
-                    s.https_url(PATH)
-                };
+                let url = super::url_for(s, key, PATH);
                 (
                     format!("{}-{key}", s.name),
                     bench.load(url, CONNECTIONS, client),
@@ -72,11 +62,7 @@ pub(crate) fn run(bench: &mut Bench) {
         for (server, summary) in servers.iter().zip(&summaries) {
             let mut cells = vec![protocol.to_string(), server.name.clone()];
             cells.extend(summary.cells());
-            cells.push(if server.name == "paddock" {
-                String::new()
-            } else {
-                ratio(paddock_rps, summary.rps())
-            });
+            cells.push(super::ratio_cell(server, paddock_rps, summary));
             table.row(cells);
             json.insert(format!("{key}/{}", server.name), summary.to_json());
         }

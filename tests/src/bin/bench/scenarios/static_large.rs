@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::load::Client;
-use crate::report::{ratio, Table};
+use crate::report::Table;
 use crate::servers::{nginx, paddock, Shared};
 use crate::Bench;
 
@@ -40,33 +40,20 @@ pub(crate) fn run(bench: &mut Bench) {
         nginx::start(&shared, "nginx", |_| None),
     ];
     let before: Vec<u64> = servers.iter().map(|s| s.rss_kib()).collect();
-    let mut table = Table::new(
-        "Scenario 1b: large static files, HTTP/1.1",
-        &[
-            "file",
-            "protocol",
-            "connections",
-            "server",
-            "req/s",
-            "spread",
-            "p50 ms",
-            "p99 ms",
-            "errors",
-            "MiB/s",
-            "paddock / nginx",
-        ],
-    );
+    let columns = [
+        &["file", "protocol", "connections", "server"][..],
+        &super::LOAD_COLUMNS,
+        &["MiB/s", "paddock / nginx"],
+    ]
+    .concat();
+    let mut table = Table::new("Scenario 1b: large static files, HTTP/1.1", &columns);
     let mut json = serde_json::Map::new();
     for (path, size, connections) in FILES {
         for (key, protocol) in [("plain", "HTTP/1.1"), ("tls", "HTTP/1.1 + TLS")] {
             let loads: Vec<_> = servers
                 .iter()
                 .map(|s| {
-                    let url = if key == "plain" {
-                        s.url(path)
-                    } else {
-                        s.https_url(path)
-                    };
+                    let url = super::url_for(s, key, path);
                     let label = format!("{}-{key}-{}", s.name, path.trim_start_matches('/'));
                     (label, bench.load(url, connections, Client::Wrk))
                 })
@@ -83,11 +70,7 @@ pub(crate) fn run(bench: &mut Bench) {
                 cells.extend(summary.cells());
                 let mib_per_s = summary.rps() * size as f64 / f64::from(1 << 20);
                 cells.push(format!("{mib_per_s:.0}"));
-                cells.push(if server.name == "paddock" {
-                    String::new()
-                } else {
-                    ratio(paddock_rps, summary.rps())
-                });
+                cells.push(super::ratio_cell(server, paddock_rps, summary));
                 table.row(cells);
                 json.insert(format!("{path}/{key}/{}", server.name), summary.to_json());
             }
