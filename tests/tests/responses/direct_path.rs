@@ -44,6 +44,7 @@ format = "combined"
 [sites.files]
 root = "{root}"
 index = ["index.html"]
+hsts = "max-age=600"
 cache_control = [
     {{ prefix = "/assets/", value = "public, max-age=31536000, immutable" }},
     {{ prefix = "/", value = "no-cache" }},
@@ -171,4 +172,74 @@ fn a_kept_connection_alternates_between_the_two_paths() {
     conn.send(refused.as_bytes()).unwrap();
     assert_eq!(read(&mut conn, refused).status, 400);
     assert!(conn.closed_within(std::time::Duration::from_secs(10)));
+}
+
+/// Header lines of the first response in `raw` (names lower-cased), in order, without the two
+/// that differ by nature; and its status line.
+fn head_lines(raw: &str) -> (String, Vec<String>) {
+    let start = raw
+        .find("HTTP/1.1 ")
+        .unwrap_or_else(|| panic!("no response in {raw:?}"));
+    let head = raw[start..].split("\r\n\r\n").next().unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().to_owned();
+    let headers = lines
+        .map(|line| {
+            let (name, value) = line.split_once(':').expect("a header line");
+            format!("{}:{}", name.to_ascii_lowercase(), value)
+        })
+        .filter(|line| !line.starts_with("date:") && !line.starts_with("x-request-id:"))
+        .collect();
+    (status, headers)
+}
+
+/// Over TLS the same: curl's one request per connection is answered directly; two requests
+/// that arrive in one TLS record (`openssl s_client` sends its whole input at once) go
+/// through hyper. HSTS, which only HTTPS answers carry, comes out the same.
+#[test]
+fn over_tls_too_and_with_hsts() {
+    let (dir, root) = tree();
+    let paddock = start(&root, &dir.path().join("access.log"));
+    for path in ["/style.css", "/assets/logo.txt", "/missing.txt"] {
+        let direct = paddock.curl(&["--http1.1", "-i", &paddock.https_url(path)]);
+        let direct = head_lines(&String::from_utf8_lossy(&direct.stdout));
+        let both = format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n\
+             GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        );
+        let mut client = std::process::Command::new("openssl")
+            .args([
+                "s_client",
+                "-quiet",
+                "-ign_eof",
+                "-servername",
+                "localhost",
+                "-connect",
+            ])
+            .arg(paddock.https.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl s_client");
+        use std::io::Write as _;
+        client
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(both.as_bytes())
+            .unwrap();
+        let output = client.wait_with_output().unwrap();
+        let through_hyper = head_lines(&String::from_utf8_lossy(&output.stdout));
+        assert_eq!(direct, through_hyper, "{path}");
+        if path != "/missing.txt" {
+            assert!(
+                direct
+                    .1
+                    .iter()
+                    .any(|h| h == "strict-transport-security: max-age=600"),
+                "{path}: {direct:?}"
+            );
+        }
+    }
 }
