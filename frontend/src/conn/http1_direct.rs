@@ -93,8 +93,13 @@ where
 {
     let spec = state.spec();
     let Some(request) = parse(&bytes, &spec) else {
-        return to_hyper(bytes, None);
+        return Direct::Hyper {
+            bytes,
+            answered: None,
+        };
     };
+    let send = Duration::from_millis(spec.timeouts.send_ms);
+    drop(spec);
     let head = request.method() == Method::HEAD;
     // Boxed, as hyper's path boxes it: inline, this large future would be moved twice more.
     let answering = Box::pin(service::handle(
@@ -115,13 +120,16 @@ where
         both.extend_from_slice(&arrived);
         both.freeze()
     };
+    let close = closes(&response);
     let Some(length) = simple_length(&response) else {
-        if closes(&response) {
+        if close {
             activity.withdraw_close_request();
         }
-        return to_hyper(bytes, Some(Box::new(response)));
+        return Direct::Hyper {
+            bytes,
+            answered: Some(Box::new(response)),
+        };
     };
-    let close = closes(&response);
     let (parts, body) = response.into_parts();
     let Some(body) = collect(body, if head { None } else { Some(length) }).await else {
         // The body failed or did not match its Content-Length: as hyper does, end the
@@ -129,8 +137,6 @@ where
         return Direct::Closed;
     };
     let encoded = encode_head(&parts);
-    let send = Duration::from_millis(spec.timeouts.send_ms);
-    drop(spec);
     let written = tokio::time::timeout(send, write_answer(io, &encoded, &body)).await;
     if !matches!(written, Ok(Ok(()))) {
         return Direct::Closed;
@@ -150,14 +156,13 @@ where
 /// [`WATCH_LIMIT`] (hyper, too, stops reading when its buffer is full).
 async fn answer_watching_client<I, F>(
     io: &mut I,
-    answering: F,
+    mut answering: F,
     arrived: &mut BytesMut,
 ) -> Option<Response<Body>>
 where
     I: AsyncRead + Unpin,
     F: Future<Output = Result<Response<Body>, Infallible>> + Unpin,
 {
-    let mut answering = answering;
     std::future::poll_fn(|cx| {
         if let Poll::Ready(answer) = Pin::new(&mut answering).poll(cx) {
             let Ok(response) = answer;
@@ -176,10 +181,6 @@ where
         Poll::Pending
     })
     .await
-}
-
-fn to_hyper(bytes: Bytes, answered: Option<Box<Response<Body>>>) -> Direct {
-    Direct::Hyper { bytes, answered }
 }
 
 /// The request in `bytes` if the direct path may take it: one complete bodiless GET or HEAD
