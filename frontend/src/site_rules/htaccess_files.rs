@@ -21,7 +21,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use protocol::control::SiteSpec;
@@ -48,6 +48,11 @@ pub struct HtaccessFiles {
     notices: AtomicU64,
     /// Names this cache for the threads' copies.
     id: u64,
+    /// Document roots by path: `true` while their path is watched and has not moved since (a
+    /// switch to another directory is then a notice), `false` where it cannot be watched.
+    roots: Mutex<HashMap<PathBuf, bool>>,
+    /// Counts the roots' moves applied (and losses of notices).
+    root_moves: AtomicU64,
 }
 
 impl Default for HtaccessFiles {
@@ -57,12 +62,17 @@ impl Default for HtaccessFiles {
             watcher: Watcher::default(),
             notices: AtomicU64::new(0),
             id: super::replica::next_id(),
+            roots: Mutex::default(),
+            root_moves: AtomicU64::new(0),
         }
     }
 }
 
 thread_local! {
     static LOCAL: RefCell<LocalDirs> = RefCell::default();
+    /// The roots this thread found watched, and the notice count then: while it has not moved,
+    /// no root has moved either (a move is a notice).
+    static LOCAL_ROOTS: RefCell<(u64, u64, Vec<PathBuf>)> = RefCell::default();
 }
 
 /// One runtime thread's copies of the rules it used, so that a request reads no memory the
@@ -154,8 +164,27 @@ pub(crate) struct Chain {
     pub all_watched: bool,
     /// [`HtaccessFiles::version`] before any directory was looked at.
     pub version: (u64, u64),
-    /// The document root's device and inode (`None`: it is not there).
-    pub root: Option<(u64, u64)>,
+    /// The document root's identity (`None`: it is not there).
+    pub root: Option<RootIdentity>,
+}
+
+/// How an outcome found in one document root is known to be still about the same directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RootIdentity {
+    /// The root's path is watched: a switch is a notice, which moves the version.
+    Watched,
+    /// Its device and inode, to compare with a `stat`.
+    Stat(u64, u64),
+}
+
+impl RootIdentity {
+    pub(crate) fn new(watched: bool, meta: &std::fs::Metadata) -> Self {
+        if watched {
+            Self::Watched
+        } else {
+            Self::Stat(meta.dev(), meta.ino())
+        }
+    }
 }
 
 impl Chain {
@@ -214,7 +243,7 @@ impl HtaccessFiles {
     /// the file the path maps to, as [`super::context::mapped_file`] finds it (the same walk,
     /// through the request's `stats`, which the router reads again).
     pub(crate) fn chain(&self, site: &SiteSpec, path: &str, stats: &StatMemo) -> Chain {
-        let version = self.version();
+        let (version, root_watched) = self.version(&site.root);
         let mut chain = Chain {
             rules: Vec::new(),
             file: site.root.clone(),
@@ -226,7 +255,7 @@ impl HtaccessFiles {
             chain.all_watched = false;
             return chain;
         };
-        chain.root = Some((root.dev(), root.ino()));
+        chain.root = Some(RootIdentity::new(root_watched, &root));
         let mut url = String::from("/");
         chain.push(self.get(&site.root, &url, &root));
         for segment in path.split('/').filter(|s| !s.is_empty()) {
@@ -248,9 +277,56 @@ impl HtaccessFiles {
 
     /// This cache's id and the count of change notices applied, after applying those the
     /// kernel has queued: while both stay the same, no watched directory's `.htaccess` changed.
-    pub(crate) fn version(&self) -> (u64, u64) {
+    /// Also whether the same holds for what the document root `root` is: `true` when its path
+    /// is watched, so that a switch to another directory counts as a notice; `false` when the
+    /// caller must compare the root's device and inode itself.
+    pub(crate) fn version(&self, root: &Path) -> ((u64, u64), bool) {
         self.apply_notices();
-        (self.id, self.notices.load(Ordering::SeqCst))
+        let notices = self.notices.load(Ordering::SeqCst);
+        let known = LOCAL_ROOTS.with(|local| {
+            let (owner, at, roots) = &*local.borrow();
+            *owner == self.id && *at == notices && roots.iter().any(|r| r == root)
+        });
+        if known {
+            return ((self.id, notices), true);
+        }
+        let watched = self.root_watched(root);
+        let notices = self.notices.load(Ordering::SeqCst);
+        if watched {
+            LOCAL_ROOTS.with(|local| {
+                let (owner, at, roots) = &mut *local.borrow_mut();
+                if (*owner, *at) != (self.id, notices) {
+                    (*owner, *at) = (self.id, notices);
+                    roots.clear();
+                }
+                roots.push(root.to_path_buf());
+            });
+        }
+        ((self.id, notices), watched)
+    }
+
+    /// Whether `root`'s path is watched, watching it if it has not been tried yet.
+    fn root_watched(&self, root: &Path) -> bool {
+        if let Some(&known) = self.lock_roots().get(root) {
+            return known;
+        }
+        // Not under the roots' lock: a drain holds the watcher's lock while it takes this one.
+        let moves = self.root_moves.load(Ordering::SeqCst);
+        let watched = self.watcher.watch_root(root);
+        let mut roots = self.lock_roots();
+        if self.root_moves.load(Ordering::SeqCst) != moves {
+            // A move while the watches were being set up may have removed one: try again.
+            return false;
+        }
+        roots.insert(root.to_path_buf(), watched);
+        // What was found before the watches were in place may predate a switch that no notice
+        // told of: it counts as changed.
+        self.notices.fetch_add(1, Ordering::SeqCst);
+        watched
+    }
+
+    fn lock_roots(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, bool>> {
+        self.roots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Brings what is remembered up to date with the changes the kernel reported.
@@ -267,7 +343,15 @@ impl HtaccessFiles {
                 Notice::DirGone(dir) => self
                     .files
                     .retain(|path, _| !Path::new(path).starts_with(dir)),
-                Notice::Lost => self.files.clear(),
+                Notice::RootMoved(root) => {
+                    self.root_moves.fetch_add(1, Ordering::SeqCst);
+                    self.lock_roots().remove(root);
+                }
+                Notice::Lost => {
+                    self.files.clear();
+                    self.root_moves.fetch_add(1, Ordering::SeqCst);
+                    self.lock_roots().clear();
+                }
             }
         });
     }

@@ -13,7 +13,7 @@
 //!   asked for, with its value (they all ask through [`RequestContext`]);
 //! - the `.htaccess` state: every directory of the chain watched by inotify, and no change
 //!   notice applied since (after draining the queue), and the document root still the same
-//!   directory (a switched symlink sends no notice);
+//!   directory (its path watched too, else compared with a `stat`);
 //! - every file-system answer the evaluation used (the request's stat memo), asked again
 //!   through a fresh memo that the router then reads: a use costs about the router's own walk,
 //!   which a site without rules makes anyway.
@@ -45,6 +45,7 @@ use http::Method;
 use protocol::control::SiteSpec;
 
 use super::context::RequestContext;
+use super::htaccess_files::RootIdentity;
 use super::{Client, CompiledSite, Routing, RuleFiles, Verdict};
 
 /// Past this many bytes (an estimate of what the entries hold) a thread's cache starts again:
@@ -113,22 +114,25 @@ fn fingerprint(meta: Option<&Metadata>) -> Option<Fingerprint> {
 pub(super) struct HtaccessState {
     /// The file cache's id and its count of applied change notices.
     version: (u64, u64),
-    /// The document root's device and inode.
-    root: (u64, u64),
+    /// Which directory the document root was.
+    root: RootIdentity,
 }
 
 impl HtaccessState {
-    pub(super) fn new(version: (u64, u64), root: (u64, u64)) -> Self {
+    pub(super) fn new(version: (u64, u64), root: RootIdentity) -> Self {
         Self { version, root }
     }
 
+    /// Where the root's path is watched (the usual case), no file-system call but the drain.
     fn now(site: &SiteSpec, files: &RuleFiles) -> Option<Self> {
-        let version = files.htaccess.version();
-        let root = std::fs::metadata(&site.root).ok()?;
-        Some(Self {
-            version,
-            root: (root.dev(), root.ino()),
-        })
+        let (version, root_watched) = files.htaccess.version(&site.root);
+        let root = if root_watched {
+            RootIdentity::Watched
+        } else {
+            let meta = std::fs::metadata(&site.root).ok()?;
+            RootIdentity::Stat(meta.dev(), meta.ino())
+        };
+        Some(Self { version, root })
     }
 }
 

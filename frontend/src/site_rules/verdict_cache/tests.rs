@@ -10,7 +10,7 @@ use protocol::site_rules::{
 };
 use rules::site::SiteRules;
 
-use super::super::tests::{site, site_with_htaccess, LOCALHOST};
+use super::super::tests::{htaccess_site, site, site_with_htaccess, LOCALHOST};
 use super::*;
 
 const WORDPRESS: &str = "RewriteEngine On\nRewriteBase /\nRewriteRule ^index\\.php$ - [L]\n\
@@ -105,6 +105,41 @@ fn editing_creating_or_removing_an_htaccess_counts_from_the_next_request() {
     let (hit, verdict) = ask();
     assert!(!hit);
     assert_eq!(&*routed(verdict).headers[0].name, "X-B");
+    assert!(ask().0);
+}
+
+#[test]
+fn a_deploy_switching_the_root_symlink_counts_from_the_next_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().canonicalize().unwrap();
+    for release in ["r1", "r2"] {
+        fs::create_dir(base.join(release)).unwrap();
+        fs::write(base.join(release).join("page.txt"), "x").unwrap();
+        let header = format!("Header set X-Release {release}\n");
+        fs::write(base.join(release).join(".htaccess"), header).unwrap();
+    }
+    // The same file in both releases (as `rsync --link-dest` deploys make it): only the
+    // root's identity tells the releases apart.
+    fs::remove_file(base.join("r2/page.txt")).unwrap();
+    fs::hard_link(base.join("r1/page.txt"), base.join("r2/page.txt")).unwrap();
+    std::os::unix::fs::symlink("r1", base.join("current")).unwrap();
+    let (site, compiled) = htaccess_site(base.join("current"));
+    let files = RuleFiles::default();
+    let parts = get("/page.txt");
+    let ask = || ask(&compiled, &site, &parts, LOCALHOST, &files);
+    let release = |verdict| routed(verdict).headers[0].value.to_string();
+    assert_eq!(release(ask().1), "r1");
+    assert!(
+        files.htaccess.version(&site.root).1,
+        "the root's path is watched: no stat of it per request"
+    );
+    ask();
+    assert!(ask().0);
+    std::os::unix::fs::symlink("r2", base.join("next")).unwrap();
+    fs::rename(base.join("next"), base.join("current")).unwrap();
+    let (hit, verdict) = ask();
+    assert!(!hit);
+    assert_eq!(release(verdict), "r2");
     assert!(ask().0);
 }
 
