@@ -111,6 +111,9 @@ pub(crate) fn route_with_index(
 }
 
 /// The walk from the root described at the top of this file.
+/// Room left in a walk's path buffer for an index file's name.
+const MAX_INDEX_NAME: usize = 16;
+
 fn walk(
     site: &SiteSpec,
     raw_path: &str,
@@ -123,14 +126,17 @@ fn walk(
         return Route::NotFound;
     }
     let script = script_route(site, segments);
-    let mut dir = site.root.clone();
+    // One buffer for the whole walk, sized for it: a `join` per segment allocated a path and
+    // grew it again on every level.
+    let mut candidate =
+        PathBuf::with_capacity(site.root.as_os_str().len() + raw_path.len() + MAX_INDEX_NAME);
+    candidate.push(&site.root);
     for (i, segment) in segments.iter().enumerate() {
-        let candidate = dir.join(segment);
+        candidate.push(segment);
         let Some(meta) = memo.recalled_or_stat(site, &candidate) else {
             return fallback(site, script, segment, memo);
         };
         if meta.is_dir() {
-            dir = candidate;
             continue;
         }
         if !meta.is_file() {
@@ -160,6 +166,7 @@ fn walk(
     if !raw_path.ends_with('/') {
         return Route::AddSlash(format!("/{}/", raw_path.trim_start_matches('/')));
     }
+    let dir = candidate;
     let dir_url = segments.iter().fold(String::new(), |acc, s| acc + "/" + s) + "/";
     for index in index {
         let candidate = dir.join(index);

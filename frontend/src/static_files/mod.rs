@@ -69,6 +69,12 @@ pub(crate) async fn serve(
     response
 }
 
+/// Room in a file's answer for its own headers, paddock's (`X-Request-Id`, HSTS) and a site's
+/// header rules, so that none of them grows the map: a growth reallocates and rehashes it, and
+/// a file's answer with six rule headers grew twice (measured on scenario 7's site adding six:
+/// 0.8 µs a request less in the allocator once reserved).
+const ANSWER_HEADERS: usize = 16;
+
 /// The cached answer, or `None` when the request or the file needs `ServeFile`.
 async fn from_cache(
     parts: &Parts,
@@ -113,6 +119,7 @@ async fn from_cache(
         };
         let mut response = Response::new(response::full(body));
         let out = response.headers_mut();
+        *out = HeaderMap::with_capacity(ANSWER_HEADERS);
         out.insert(CONTENT_TYPE, content_type(&file.path));
         out.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         if let Some(coding) = encoding {

@@ -145,7 +145,9 @@ fn split_field(line: &[u8], line_number: usize) -> Result<(&[u8], &[u8]), Respon
 fn build_head(block: &[u8]) -> Result<CgiResponseHead, ResponseError> {
     let mut lines = Lines::new(block);
     let mut line_number = 0;
-    let mut headers = HeaderMap::new();
+    // Room for a script's usual headers and those the front end adds (`X-Request-Id`, HSTS, a
+    // site's header rules): a map that grows reallocates and rehashes.
+    let mut headers = HeaderMap::with_capacity(16);
     let mut status: Option<(StatusCode, Option<String>)> = None;
     while let Some(Line::Field(line)) = lines.next() {
         line_number += 1;
