@@ -8,7 +8,9 @@
 //! file is validated with a `stat` on every request, as the static file cache does. Each
 //! remembered directory is tied to the directory's device and inode, which the walk learns
 //! anyway, so a different directory at the same path (a deploy's symlink switched to a new
-//! release, a directory replaced) is looked at afresh.
+//! release, a directory replaced) is looked at afresh. The document root's own path is watched
+//! too ([`HtaccessFiles::version`]), so that what depends on which directory the root is needs
+//! no `stat` of it per request either.
 //!
 //! Only directories the router would enter are looked at (the site's symlink policy applies), and
 //! a file's notes (directives paddock ignores or does not know) are logged once per version,
