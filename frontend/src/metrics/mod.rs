@@ -32,6 +32,7 @@ pub(crate) mod history;
 pub(crate) mod labels;
 pub(crate) mod names;
 pub(crate) mod report;
+mod request_handles;
 #[cfg(test)]
 pub(crate) mod tests;
 mod usage;
@@ -110,6 +111,8 @@ pub(crate) struct Metrics {
     history: Arc<history::History>,
     /// Serialises scrapes: each one resets and refills the sampled gauges.
     scrape: Mutex<()>,
+    /// Names these metrics for the threads' remembered handles ([`request_handles`]).
+    id: u64,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -180,6 +183,7 @@ impl Metrics {
             started_at: SystemTime::now(),
             history: Arc::default(),
             scrape: Mutex::new(()),
+            id: request_handles::next_owner(),
         };
         registry
             .register(Box::new(metrics.last_reload_successful.clone()))
@@ -312,16 +316,16 @@ impl Metrics {
             .extensions()
             .get::<ServedBy>()
             .map_or(names::NO_POOL, |s| s.0.as_str());
-        self.requests
-            .with_label_values(&[
-                pool,
-                labels::status_class(response.status()),
-                labels::method(method),
-            ])
-            .inc();
-        self.request_duration
-            .with_label_values(&[pool])
-            .observe(started.elapsed().as_secs_f64());
+        let class = labels::status_class(response.status());
+        let method = labels::method(method);
+        let lookup = || {
+            (
+                self.requests.with_label_values(&[pool, class, method]),
+                self.request_duration.with_label_values(&[pool]),
+            )
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        request_handles::count(self.id, (pool, class, method), lookup, seconds);
     }
 
     /// Starts timing a request's wait in `pool`'s queue; report how it ended on the guard.
