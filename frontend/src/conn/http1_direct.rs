@@ -35,7 +35,7 @@ use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
@@ -137,9 +137,20 @@ where
         return Direct::Closed;
     };
     let encoded = encode_head(&parts);
-    let written = tokio::time::timeout(send, write_answer(io, &encoded, &body)).await;
-    if !matches!(written, Ok(Ok(()))) {
-        return Direct::Closed;
+    let mut sent = 0;
+    let all_sent = std::future::poll_fn(|cx| {
+        Poll::Ready(write_without_waiting(io, cx, &encoded, &body, &mut sent))
+    })
+    .await;
+    if !all_sent {
+        // The socket's buffer is full (a slow reader, a large answer): wait, up to the send
+        // timeout. Boxed: this future and its timer would otherwise make every request's
+        // future larger, and most answers never come here.
+        let (head, body) = unsent(&encoded, &body, sent);
+        let written = Box::pin(tokio::time::timeout(send, write_answer(io, head, body))).await;
+        if !matches!(written, Ok(Ok(()))) {
+            return Direct::Closed;
+        }
     }
     if close {
         let _ = io.shutdown().await;
@@ -338,8 +349,38 @@ fn with_date(use_it: impl FnOnce(&[u8])) {
     });
 }
 
-/// Head and body with as few writes as the socket allows (one, normally), then a flush (which a
-/// TLS stream needs to send its records).
+/// Head and body written and flushed as far as the socket takes them now, counting the bytes
+/// taken in `sent`; `true` when all of it is sent. An error is left for [`write_answer`] to meet
+/// again.
+fn write_without_waiting<I: AsyncWrite + Unpin>(
+    io: &mut I,
+    cx: &mut Context<'_>,
+    head: &[u8],
+    body: &[u8],
+    sent: &mut usize,
+) -> bool {
+    loop {
+        let (head, body) = unsent(head, body, *sent);
+        if head.is_empty() && body.is_empty() {
+            break;
+        }
+        let slices = [IoSlice::new(head), IoSlice::new(body)];
+        match Pin::new(&mut *io).poll_write_vectored(cx, &slices) {
+            Poll::Ready(Ok(n)) if n > 0 => *sent += n,
+            _ => return false,
+        }
+    }
+    matches!(Pin::new(&mut *io).poll_flush(cx), Poll::Ready(Ok(())))
+}
+
+/// What is left of head then body once `sent` bytes of them are written.
+fn unsent<'a>(head: &'a [u8], body: &'a [u8], sent: usize) -> (&'a [u8], &'a [u8]) {
+    let from_head = sent.min(head.len());
+    (&head[from_head..], &body[sent - from_head..])
+}
+
+/// Head and body with as few writes as the socket allows, then a flush (which a TLS stream
+/// needs to send its records).
 async fn write_answer<I: AsyncWrite + Unpin>(
     io: &mut I,
     head: &[u8],

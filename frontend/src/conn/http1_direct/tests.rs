@@ -233,3 +233,55 @@ fn the_service_future_is_boxed_not_inlined() {
     let direct = size5(serve::<tokio::io::DuplexStream>);
     assert!(direct <= 2048, "the direct path's future: {direct} bytes");
 }
+
+#[test]
+fn unsent_continues_where_the_socket_stopped() {
+    assert_eq!(unsent(b"head", b"body", 0), (&b"head"[..], &b"body"[..]));
+    assert_eq!(unsent(b"head", b"body", 3), (&b"d"[..], &b"body"[..]));
+    assert_eq!(unsent(b"head", b"body", 6), (&b""[..], &b"dy"[..]));
+    assert_eq!(unsent(b"head", b"body", 8), (&b""[..], &b""[..]));
+}
+
+#[tokio::test]
+async fn an_answer_larger_than_the_socket_takes_is_finished_by_waiting() {
+    // A socket that takes 16 bytes at a time: the first try sends what fits, the rest waits
+    // for the reader, and the reader gets every byte once, in order.
+    let (mut ours, mut theirs) = tokio::io::duplex(16);
+    let head = b"HTTP/1.1 200 OK\r\ncontent-length: 40\r\n\r\n".to_vec();
+    let body = vec![b'x'; 40];
+    let mut sent = 0;
+    let all = std::future::poll_fn(|cx| {
+        Poll::Ready(write_without_waiting(
+            &mut ours, cx, &head, &body, &mut sent,
+        ))
+    })
+    .await;
+    assert!(!all);
+    assert_eq!(sent, 16);
+    let expected = [head.clone(), body.clone()].concat();
+    let reader = tokio::spawn(async move {
+        let mut got = vec![0; expected.len()];
+        theirs.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, expected);
+    });
+    let (rest_head, rest_body) = unsent(&head, &body, sent);
+    write_answer(&mut ours, rest_head, rest_body).await.unwrap();
+    reader.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_answer_the_socket_takes_at_once_needs_no_wait() {
+    let (mut ours, mut theirs) = tokio::io::duplex(4096);
+    let mut sent = 0;
+    let all = std::future::poll_fn(|cx| {
+        Poll::Ready(write_without_waiting(
+            &mut ours, cx, b"head ", b"body", &mut sent,
+        ))
+    })
+    .await;
+    assert!(all);
+    assert_eq!(sent, 9);
+    let mut got = [0; 9];
+    theirs.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"head body");
+}
