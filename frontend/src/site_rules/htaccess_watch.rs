@@ -416,6 +416,16 @@ mod tests {
         (dir, base)
     }
 
+    /// [`deploy`], with `current` watched as a document root: the tree's base, the root, and
+    /// the watcher.
+    fn watched_deploy() -> (tempfile::TempDir, PathBuf, PathBuf, Watcher) {
+        let (dir, base) = deploy();
+        let root = base.join("current");
+        let watcher = Watcher::default();
+        assert!(watcher.watch_root(&root));
+        (dir, base, root, watcher)
+    }
+
     fn roots_moved(watcher: &Watcher, root: &Path) -> usize {
         let root = format!("root {}", root.display());
         drained(watcher).iter().filter(|s| **s == root).count()
@@ -423,10 +433,7 @@ mod tests {
 
     #[test]
     fn a_switched_root_symlink_is_a_root_notice() {
-        let (_dir, base) = deploy();
-        let root = base.join("current");
-        let watcher = Watcher::default();
-        assert!(watcher.watch_root(&root));
+        let (_dir, base, root, watcher) = watched_deploy();
         assert_eq!(roots_moved(&watcher, &root), 0);
         // As deploy tools switch: a new link renamed over the old one.
         std::os::unix::fs::symlink("releases/r2", base.join("next")).unwrap();
@@ -441,10 +448,7 @@ mod tests {
 
     #[test]
     fn a_directory_moved_on_the_way_to_a_link_s_target_is_a_root_notice() {
-        let (_dir, base) = deploy();
-        let root = base.join("current");
-        let watcher = Watcher::default();
-        assert!(watcher.watch_root(&root));
+        let (_dir, base, root, watcher) = watched_deploy();
         std::fs::rename(base.join("releases/r1"), base.join("releases/r1-old")).unwrap();
         std::fs::rename(base.join("releases/r2"), base.join("releases/r1")).unwrap();
         assert!(roots_moved(&watcher, &root) > 0);
@@ -454,10 +458,7 @@ mod tests {
 
     #[test]
     fn other_names_beside_the_root_path_say_nothing() {
-        let (_dir, base) = deploy();
-        let root = base.join("current");
-        let watcher = Watcher::default();
-        assert!(watcher.watch_root(&root));
+        let (_dir, base, root, watcher) = watched_deploy();
         std::fs::create_dir(base.join("releases/r3")).unwrap();
         std::fs::write(base.join("notes.txt"), "x").unwrap();
         std::fs::remove_file(base.join("notes.txt")).unwrap();

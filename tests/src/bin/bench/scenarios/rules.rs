@@ -105,28 +105,22 @@ pub(crate) fn run(bench: &mut Bench) {
     let added = tempfile::tempdir().expect("temp dir");
     let prefix = build_site(&bench.shared.site, same.path(), Headers::Elsewhere);
     build_site(&bench.shared.site, added.path(), Headers::Added);
-    let plain = paddock::start_site(
-        &bench.shared,
-        "no rules",
-        Sizing::Static(4),
-        same.path(),
-        "htaccess = false\n",
-    );
-    let ruled = paddock::start_site(
-        &bench.shared,
-        "50 rules + 5 .htaccess",
-        Sizing::Static(4),
-        same.path(),
-        &fifty_rules(Headers::Elsewhere),
-    );
-    let with_headers = paddock::start_site(
-        &bench.shared,
-        "the same, adding 6 headers",
-        Sizing::Static(4),
-        added.path(),
-        &fifty_rules(Headers::Added),
-    );
-    let servers = [plain, ruled, with_headers];
+    let instances = [
+        ("no rules", same.path(), "htaccess = false\n".to_string()),
+        (
+            "50 rules + 5 .htaccess",
+            same.path(),
+            fifty_rules(Headers::Elsewhere),
+        ),
+        (
+            "the same, adding 6 headers",
+            added.path(),
+            fifty_rules(Headers::Added),
+        ),
+    ];
+    let servers = instances.map(|(name, root, rules)| {
+        paddock::start_site(&bench.shared, name, Sizing::Static(4), root, &rules)
+    });
     let mut table = Table::new(
         "Scenario 7: a site's rules (50 native rules, an .htaccess at each of 5 levels)",
         &[
