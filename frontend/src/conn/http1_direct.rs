@@ -91,23 +91,28 @@ pub(super) async fn serve<I>(
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
-    let spec = state.spec();
-    let Some(request) = parse(&bytes, &spec) else {
-        return Direct::Hyper {
-            bytes,
-            answered: None,
+    // In a block: the request's and the configuration's storage then ends before the first
+    // await instead of taking room in this future for its whole life.
+    let (answering, send, head) = {
+        let spec = state.spec();
+        let Some(request) = parse(&bytes, &spec) else {
+            return Direct::Hyper {
+                bytes,
+                answered: None,
+            };
         };
+        let send = Duration::from_millis(spec.timeouts.send_ms);
+        drop(spec);
+        let head = request.method() == Method::HEAD;
+        // Boxed, as hyper's path boxes it: inline, this large future would be moved twice more.
+        let answering = Box::pin(service::handle(
+            state.clone(),
+            conn.clone(),
+            activity.clone(),
+            request,
+        ));
+        (answering, send, head)
     };
-    let send = Duration::from_millis(spec.timeouts.send_ms);
-    drop(spec);
-    let head = request.method() == Method::HEAD;
-    // Boxed, as hyper's path boxes it: inline, this large future would be moved twice more.
-    let answering = Box::pin(service::handle(
-        state.clone(),
-        conn.clone(),
-        activity.clone(),
-        request,
-    ));
     let mut arrived = BytesMut::new();
     let Some(response) = answer_watching_client(io, answering, &mut arrived).await else {
         // The client left: the request is abandoned (its worker call dropped), as hyper does.

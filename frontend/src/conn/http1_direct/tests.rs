@@ -224,14 +224,17 @@ async fn a_body_shorter_than_its_length_is_not_sent() {
 }
 
 /// The service's future is several kilobytes; inline in the direct path's future it was moved
-/// twice per request (17.5 KiB in a debug build), boxed once it is not.
+/// twice per request (17.5 KiB in a debug build), boxed once it is not. The direct path's own
+/// future is boxed for every request, and glibc serves blocks up to 1,032 bytes from a
+/// per-thread cache, larger ones from the shared arena under its lock: it stays below that
+/// (it was 1,200 bytes while the parsed request's storage lasted the whole future).
 #[test]
 fn the_service_future_is_boxed_not_inlined() {
     fn size5<A, B, C, D, E, F>(_: fn(A, B, C, D, E) -> F) -> usize {
         std::mem::size_of::<F>()
     }
     let direct = size5(serve::<tokio::io::DuplexStream>);
-    assert!(direct <= 2048, "the direct path's future: {direct} bytes");
+    assert!(direct <= 1024, "the direct path's future: {direct} bytes");
 }
 
 #[test]
