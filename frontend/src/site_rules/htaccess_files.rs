@@ -287,7 +287,9 @@ impl HtaccessFiles {
         let notices = self.notices.load(Ordering::SeqCst);
         let known = LOCAL_ROOTS.with(|local| {
             let (owner, at, roots) = &*local.borrow();
-            *owner == self.id && *at == notices && roots.iter().any(|r| r == root)
+            // Compared as bytes: `Path` equality parses both into components, per request.
+            let root = root.as_os_str();
+            *owner == self.id && *at == notices && roots.iter().any(|r| r.as_os_str() == root)
         });
         if known {
             return ((self.id, notices), true);
