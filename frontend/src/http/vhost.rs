@@ -48,11 +48,12 @@ pub(crate) fn normalize(host: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use protocol::control::SymlinkPolicy;
 
-    fn site(name: &str, hosts: &[&str], default: bool) -> SiteSpec {
+    /// A static site served from `/`, for tests that need one.
+    pub(crate) fn site(name: &str, hosts: &[&str], default: bool) -> SiteSpec {
         SiteSpec {
             name: name.into(),
             hosts: hosts.iter().map(|h| h.to_string()).collect(),

@@ -67,6 +67,9 @@ fn sigusr2_hands_the_listeners_to_the_new_binary_without_dropping_requests() {
 
     let report = traffic.join().unwrap();
     let long = long.join().unwrap().unwrap();
+    if !report.failures.is_empty() {
+        eprintln!("{}", paddock.log());
+    }
     assert!(
         report.failures.is_empty(),
         "{:?}",
