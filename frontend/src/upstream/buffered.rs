@@ -87,7 +87,7 @@ pub(crate) async fn run(
         Ok(reply) => worker_response::from_buffer(reply, &request.parts.method),
         Err(e) => {
             let error = ScriptError::ReadBack(e);
-            error.log(pool_name, None, false);
+            error.log(pool_name, call.request_id, None, false);
             ScriptOutcome::Response(error.response())
         }
     }

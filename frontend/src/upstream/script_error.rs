@@ -169,24 +169,32 @@ impl ScriptError {
     /// Logs the failure at the level its classification calls for: the client's doing and a
     /// turned-away request at debug (a rejection is counted in the metrics; logging each one
     /// would flood the log under the very overload that causes them), a missing pool at error,
-    /// everything else at warn. `pid` is the worker's, when one had the request.
-    pub(crate) fn log(&self, pool: &str, pid: Option<u32>, retry: bool) {
+    /// everything else at warn. `pid` is the worker's, when one had the request; the request id
+    /// ties every attempt of a retried request to its access-log line.
+    pub(crate) fn log(&self, pool: &str, request_id: &str, pid: Option<u32>, retry: bool) {
         let source = self.source();
         match self {
-            ScriptError::NoSuchPool => error!(pool, "{self}"),
-            ScriptError::Admission(_) => debug!(pool, error = %self, "request turned away"),
-            _ if source == ErrorSource::Client => {
-                debug!(pool, pid, error = %self, "client went away during a script request")
+            ScriptError::NoSuchPool => error!(pool, request_id, "{self}"),
+            ScriptError::Admission(_) => {
+                debug!(pool, request_id, error = %self, "request turned away")
             }
-            ScriptError::Connect(_) => warn!(pool, pid, error = %self, retry, ?source,
-                "worker unreachable"),
+            _ if source == ErrorSource::Client => debug!(
+                pool,
+                request_id,
+                pid,
+                error = %self,
+                "client went away during a script request"
+            ),
+            ScriptError::Connect(_) => warn!(pool, request_id, pid, error = %self, retry,
+                ?source, "worker unreachable"),
             ScriptError::Deadline(timeout) => warn!(
                 pool,
+                request_id,
                 pid,
                 ?timeout,
                 "request timed out; worker will be killed"
             ),
-            _ => warn!(pool, pid, error = %self, retry, ?source, "worker failed"),
+            _ => warn!(pool, request_id, pid, error = %self, retry, ?source, "worker failed"),
         }
     }
 }

@@ -69,7 +69,7 @@ pub(crate) async fn call(
     let pool = state.pools.get(call.pool).map(|p| p.clone());
     let Some(pool) = pool else {
         let error = ScriptError::NoSuchPool;
-        error.log(call.pool, None, false);
+        error.log(call.pool, call.request_id, None, false);
         return Err(error);
     };
     let timeout = Duration::from_millis(pool.spec().request_timeout_ms);
@@ -80,7 +80,7 @@ pub(crate) async fn call(
         // has `threads` of them, more than the retries). A new connection to a dead worker is
         // refused at once, which marks the worker gone.
         let fresh = retries > 0;
-        let mut lease = lease_and_connect(state, &pool, fresh).await?;
+        let mut lease = lease_and_connect(state, &pool, call.request_id, fresh).await?;
         let worker = lease.worker().clone();
         let mut stderr = WorkerStderr::new(call.pool, worker.pid, call.request_id);
         let on_worker = state.metrics.worker_request(
@@ -120,7 +120,7 @@ pub(crate) async fn call(
         if matches!(error, ScriptError::Exchange(ExchangeError::ClientGone)) {
             // The worker may still be running the script: its slot comes back when it is done.
             lease.client_gone();
-            error.log(call.pool, Some(worker.pid), false);
+            error.log(call.pool, call.request_id, Some(worker.pid), false);
             return Err(error);
         }
         // Its state is unknown after a failed or abandoned exchange.
@@ -129,7 +129,7 @@ pub(crate) async fn call(
         let retry = retries < MAX_IDEMPOTENT_RETRIES
             && error.may_retry(call.idempotent())
             && (!sink.started() || sink.restart());
-        error.log(call.pool, Some(worker.pid), retry);
+        error.log(call.pool, call.request_id, Some(worker.pid), retry);
         if !retry {
             return Err(error);
         }
@@ -145,6 +145,7 @@ pub(crate) async fn call(
 pub(crate) async fn lease_and_connect(
     state: &State,
     pool: &Arc<PoolDispatch>,
+    request_id: &str,
     fresh: bool,
 ) -> Result<Lease, ScriptError> {
     let mut attempts = 0;
@@ -154,7 +155,7 @@ pub(crate) async fn lease_and_connect(
             Ok(lease) => lease,
             Err(e) => {
                 let error = ScriptError::from(e);
-                error.log(&pool.name, None, false);
+                error.log(&pool.name, request_id, None, false);
                 return Err(error);
             }
         };
@@ -170,7 +171,7 @@ pub(crate) async fn lease_and_connect(
         settle(state, pool, &worker, &error);
         attempts += 1;
         let retry = attempts < MAX_CONNECT_ATTEMPTS;
-        error.log(&pool.name, Some(worker.pid), retry);
+        error.log(&pool.name, request_id, Some(worker.pid), retry);
         if !retry {
             return Err(error);
         }

@@ -49,8 +49,6 @@ fn killing_a_worker_every_100ms_loses_no_idempotent_request_and_runs_no_post_twi
 }
 
 #[test]
-#[ignore = "known bug (issue 14): about one clean-clone CI run in four, one GET gets 502 after \
-            every retry landed on a killed builtin worker; run with --ignored while fixing it"]
 fn killing_a_builtin_php_worker_every_100ms_loses_no_idempotent_request_and_runs_no_post_twice() {
     chaos(Php::Builtin);
 }
