@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the benchmark: paddock side by side with nginx + php-fpm, nginx + php-cgi and Apache.
 #   tests/bench/run.sh [--quick] [--runs N] [--duration S] [--out DIR] [scenario…]
-# Scenarios: static large php keepalive memory burst step kills rules builtin wsgi (or 1-9); default: all.
+# Scenarios: static large php keepalive memory burst step kills rules builtin builtin-app wsgi (or 1-9, 8b); default: all.
 # builtin-burst and wsgi-burst run only the cold burst of builtin or of wsgi.
 # Builds paddock and the benchmark in release mode, installs missing peers from Debian packages,
 # raises the open-file limit, and leaves the results in target/bench/<timestamp>/ (see

@@ -22,6 +22,7 @@ pub mod client;
 pub mod h3_client;
 pub mod hostile;
 pub mod mariadb;
+pub mod mediawiki;
 pub mod observe;
 pub mod pebble;
 pub mod peers;

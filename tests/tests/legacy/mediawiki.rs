@@ -10,42 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use harness::client::{Connection, Response};
+use harness::mediawiki::{self, PASSWORD};
 use harness::{require_php_cgi, Paddock};
 use serde_json::Value;
 
 use super::browser::{Browser, Page};
 
-const PASSWORD: &str = "Correct-Horse-9";
 /// The uploaded image's name: not ASCII, so its URLs are percent-encoded.
 const IMAGE: &str = "Rotes Quadrat für Paddock.png";
-/// Debian's document root for MediaWiki (its Apache alias points here): links into
-/// /usr/share/mediawiki, plus `cache/` and `images/` with the `.htaccess` files Debian ships.
-const PACKAGE: &str = "/var/lib/mediawiki";
-
-/// MediaWiki's documented short-URL rules for a `.htaccess` in the document root, as its
-/// short-URL builder writes them for a wiki in `/w` with articles under `/wiki/`, and its
-/// documented 404 handler for thumbnails not rendered yet. The handler's rule applies under
-/// `w/images/` too: Debian's `.htaccess` there has no rewrite directives of its own, so the
-/// parent's are in force, as in Apache.
-const SHORT_URL_HTACCESS: &str = "\
-## https://www.mediawiki.org/wiki/Manual:Short_URL/Apache
-
-# Enable the rewrite engine
-RewriteEngine On
-
-# Short URL for wiki pages
-RewriteRule ^/?wiki(/.*)?$ %{DOCUMENT_ROOT}/w/index.php [L]
-
-# Redirect / to Main Page
-RewriteRule ^/?$ %{DOCUMENT_ROOT}/w/index.php [L]
-
-## https://www.mediawiki.org/wiki/Manual:Thumb_handler.php
-
-# Thumbnail 404 handler
-RewriteCond %{DOCUMENT_ROOT}%{REQUEST_URI} !-f
-RewriteCond %{DOCUMENT_ROOT}%{REQUEST_URI} !-d
-RewriteRule ^/?w/images/thumb/[0-9a-f]/[0-9a-f][0-9a-f]/[^/]+/[^/]+$ %{DOCUMENT_ROOT}/w/thumb_handler.php [L]
-";
 
 /// What the test adds below the installer's LocalSettings.php.
 const LOCAL_SETTINGS: &str = r#"
@@ -99,65 +71,17 @@ impl Wiki {
 
 fn install(handler: &str) -> Wiki {
     assert!(
-        Path::new(PACKAGE).join("index.php").exists(),
-        "apt-get install mediawiki (scripts/test.sh installs it)"
-    );
-    assert!(
         Command::new("convert").arg("-version").output().is_ok(),
         "apt-get install imagemagick (scripts/test.sh installs it)"
     );
     let dir = tempfile::tempdir().unwrap();
     let htdocs = dir.path().join("htdocs");
-    let w = htdocs.join("w");
-    fs::create_dir_all(&w).unwrap();
-    // Self-contained: every link resolved. Debian's LocalSettings.php link points at
-    // /etc/mediawiki, empty until someone installs; the installer below writes our own. The
-    // bundled extensions (a third of the package) stay out: the installer enables none.
-    fs::create_dir_all(w.join("extensions")).unwrap();
-    for entry in fs::read_dir(PACKAGE).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_name() == "LocalSettings.php" || entry.file_name() == "extensions" {
-            continue;
-        }
-        let copied = Command::new("cp")
-            .arg("-aL")
-            .arg(entry.path())
-            .arg(&w)
-            .status()
-            .unwrap();
-        assert!(copied.success(), "copy {}", entry.path().display());
-    }
-    fs::write(htdocs.join(".htaccess"), SHORT_URL_HTACCESS).unwrap();
+    let w = mediawiki::copy_package(&htdocs);
     let paddock = Paddock::start(&site_config(&htdocs, handler));
-
-    // The command-line installer, against the running server's address.
-    let data = dir.path().join("data");
-    fs::create_dir_all(&data).unwrap();
-    let server = paddock.url("");
-    let installed = Command::new("php")
-        .current_dir(&w)
-        .arg("maintenance/install.php")
-        .args([
-            "--dbtype=sqlite",
-            "--dbname=wiki",
-            "--scriptpath=/w",
-            "--lang=en",
-        ])
-        .arg(format!("--dbpath={}", data.display()))
-        .arg(format!("--server={server}"))
-        .arg(format!("--pass={PASSWORD}"))
-        .args(["Paddock Wiki", "Admin"])
-        .output()
-        .expect("run php (php-cli comes with php-cgi's dependencies)");
-    assert!(
-        installed.status.success(),
-        "install.php: {}{}",
-        String::from_utf8_lossy(&installed.stdout),
-        String::from_utf8_lossy(&installed.stderr)
-    );
-    assert!(data.join("wiki.sqlite").exists());
+    // The installer builds the wiki's URLs on the running server's address.
+    mediawiki::run_installer(&w, &dir.path().join("data"), &paddock.url(""));
     let settings = w.join("LocalSettings.php");
-    let mut text = fs::read_to_string(&settings).expect("install.php writes LocalSettings.php");
+    let mut text = fs::read_to_string(&settings).unwrap();
     text.push_str(LOCAL_SETTINGS);
     fs::write(&settings, text).unwrap();
     Wiki { dir, paddock }

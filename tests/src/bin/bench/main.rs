@@ -27,8 +27,9 @@ use report::Report;
 use servers::Shared;
 
 const USAGE: &str = "usage: bench [--quick] [--runs N] [--duration SECONDS] [--out DIR] [scenario…]
-scenarios: static large php keepalive memory burst step kills rules builtin wsgi (or 1-9; 5 = burst + step); default all
-large: 1 MiB and 100 MiB static files (1b); builtin-burst, wsgi-burst: only the cold burst of builtin (8) or of wsgi (9c)";
+scenarios: static large php keepalive memory burst step kills rules builtin builtin-app wsgi (or 1-9, 8b; 5 = burst + step); default all
+large: 1 MiB and 100 MiB static files (1b); builtin-burst, wsgi-burst: only the cold burst of builtin (8) or of wsgi (9c);
+builtin-app (8b): MediaWiki on builtin php, php-cgi and php-fpm, and a recycled worker's first request";
 
 /// Everything a scenario needs: the shared site and certificate, run settings, the report.
 #[derive(Debug)]
@@ -118,7 +119,7 @@ struct Options {
     out: Option<PathBuf>,
 }
 
-const ALL: [&str; 11] = [
+const ALL: [&str; 12] = [
     "static",
     "large",
     "php",
@@ -129,6 +130,7 @@ const ALL: [&str; 11] = [
     "kills",
     "rules",
     "builtin",
+    "builtin-app",
     "wsgi",
 ];
 
@@ -171,6 +173,7 @@ fn parse_options() -> Result<Options, String> {
             "9" => options.scenarios.push("wsgi"),
             "wsgi-burst" => options.scenarios.push("wsgi-burst"),
             "builtin-burst" => options.scenarios.push("builtin-burst"),
+            "8b" => options.scenarios.push("builtin-app"),
             name => match ALL.iter().find(|s| **s == name) {
                 Some(s) => options.scenarios.push(s),
                 None => return Err(format!("unknown scenario or option `{name}`\n{USAGE}")),
@@ -319,6 +322,7 @@ fn main() {
             "wsgi" => scenarios::wsgi::run(&mut bench),
             "wsgi-burst" => scenarios::wsgi_burst::run(&mut bench),
             "builtin-burst" => scenarios::builtin::run_burst(&mut bench),
+            "builtin-app" => scenarios::builtin_app::run(&mut bench),
             other => unreachable!("scenario {other}"),
         }
     }

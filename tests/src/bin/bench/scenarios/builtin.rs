@@ -18,9 +18,9 @@ use crate::Bench;
 use super::php::{CONNECTIONS, PREFORK_PROCESSES, WORKERS};
 use super::slow::burst;
 
-const BUILTIN: &str = "paddock builtin php";
-const CGI: &str = "paddock php-cgi";
-const FPM: &str = "nginx + php-fpm";
+pub(super) const BUILTIN: &str = "paddock builtin php";
+pub(super) const CGI: &str = "paddock php-cgi";
+pub(super) const FPM: &str = "nginx + php-fpm";
 const PREFORK: &str = "Apache prefork + mod_php";
 const BURST: usize = 32;
 const SLEEP_MS: u32 = 200;
@@ -58,7 +58,7 @@ fn pss_kib(pid: u32) -> Option<u64> {
 /// PSS of the server's PHP workers, plus their PHP parent's when they have one (builtin's
 /// `paddock-php`, php-fpm's master), divided by the number of workers, in MiB: what each worker
 /// costs, its share of the parent included.
-fn pss_per_worker_mib(server: &Server) -> f64 {
+pub(super) fn pss_per_worker_mib(server: &Server) -> f64 {
     let Some(workers) = &server.workers else {
         return f64::NAN;
     };
@@ -163,7 +163,7 @@ fn cold_burst(
 }
 
 /// Whether paddock-php was built next to paddock; says so when not.
-fn have_builtin(bench: &Bench) -> bool {
+pub(super) fn have_builtin(bench: &Bench) -> bool {
     let built = bench
         .shared
         .paddock_bin

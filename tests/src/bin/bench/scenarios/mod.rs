@@ -1,6 +1,7 @@
 //! One module per scenario of issue 7 (and the benchmarks of issues 4 and 5).
 
 pub(crate) mod builtin;
+pub(crate) mod builtin_app;
 pub(crate) mod burst;
 pub(crate) mod idle_memory;
 pub(crate) mod keepalive;

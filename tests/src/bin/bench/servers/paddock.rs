@@ -81,7 +81,18 @@ pub(crate) fn start(shared: &Shared, name: &str, sizing: Sizing) -> Server {
 
 /// [`start`] with a `builtin = "php"` pool.
 pub(crate) fn start_builtin(shared: &Shared, name: &str, sizing: Sizing) -> Server {
-    start_with(shared, name, sizing, &shared.site, "", Handler::Builtin)
+    start_with(shared, name, sizing, &shared.site, "", Handler::Builtin, "")
+}
+
+/// An application's site: the shared site's root, `handler`'s pool with more `[pools.php]` keys.
+pub(crate) fn start_app(
+    shared: &Shared,
+    name: &str,
+    sizing: Sizing,
+    handler: Handler,
+    pool_extra: &str,
+) -> Server {
+    start_with(shared, name, sizing, &shared.site, "", handler, pool_extra)
 }
 
 /// [`start`] over another document root, with more `[sites.bench]` keys and tables.
@@ -92,7 +103,7 @@ pub(crate) fn start_site(
     site: &std::path::Path,
     site_extra: &str,
 ) -> Server {
-    start_with(shared, name, sizing, site, site_extra, Handler::PhpCgi)
+    start_with(shared, name, sizing, site, site_extra, Handler::PhpCgi, "")
 }
 
 fn start_with(
@@ -102,6 +113,7 @@ fn start_with(
     site: &std::path::Path,
     site_extra: &str,
     handler: Handler,
+    pool_extra: &str,
 ) -> Server {
     let dir = server_dir("paddock");
     let d = dir.path();
@@ -141,7 +153,7 @@ pool = "php"
 [pools.php]
 mode = "prefork"
 {handler}
-{sizing}"#,
+{sizing}{pool_extra}"#,
         run = d.join("run").display(),
         cert = shared.certs.certificate.display(),
         key = shared.certs.key.display(),
