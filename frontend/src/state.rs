@@ -311,4 +311,4 @@ fn file_cache_for(spec: &FrontendSpec) -> FileCache {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

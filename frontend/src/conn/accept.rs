@@ -314,16 +314,7 @@ mod tests {
         let mut spec = crate::metrics::tests::spec();
         spec.sites
             .push(crate::http::vhost::tests::site("static", &["*"], true));
-        let metrics = crate::metrics::Metrics::new(&prometheus::Registry::new(), &spec);
-        let (to_master, _) = tokio::sync::mpsc::unbounded_channel();
-        Arc::new(State::new(
-            spec,
-            to_master,
-            Vec::new(),
-            None,
-            metrics,
-            Default::default(),
-        ))
+        Arc::new(crate::state::tests::state_for(spec))
     }
 
     fn plain_listener(tcp: std::net::TcpListener) -> Listener {

@@ -8,7 +8,11 @@ use crate::metrics::tests::{sample, spec};
 use crate::metrics::Metrics;
 
 fn state() -> State {
-    let spec = spec();
+    state_for(spec())
+}
+
+/// A front end's state for `spec`, with no master on the other end of its channel.
+pub(crate) fn state_for(spec: protocol::control::FrontendSpec) -> State {
     let metrics = Metrics::new(&prometheus::Registry::new(), &spec);
     let (to_master, _) = tokio::sync::mpsc::unbounded_channel();
     State::new(
