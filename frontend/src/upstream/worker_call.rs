@@ -31,8 +31,19 @@ use crate::upstream::fastcgi_client::{ExchangeError, StdoutSink};
 use crate::upstream::script_error::{ScriptError, WorkerFate};
 use crate::upstream::worker_stderr::WorkerStderr;
 
-/// Attempts when the worker could not even be reached (nothing was sent).
+/// Attempts when the worker could not even be reached (nothing was sent) for a reason of
+/// paddock's own, such as no descriptor left.
 pub(crate) const MAX_CONNECT_ATTEMPTS: usize = 3;
+/// Slots skipped because their worker turned out to be gone (socket refused or removed), per
+/// request. Such a slot is a worker that died before the master said so: the connect fails at
+/// once, marks the worker dead (its slots never come back) and sends nothing, so trying the
+/// next slot is always safe. These have their own, larger bound than `MAX_CONNECT_ATTEMPTS`:
+/// with workers killed one after another, the slot of each victim is usually handed to the
+/// request at the head of the queue, and one request met three in a row (a CI run of the
+/// builtin chaos test: a GET failed with 502 after three connects to removed sockets, with
+/// live workers in the pool). The bound only guards against a pool whose every new worker is
+/// gone before it is used; the master stops such a crash loop long before.
+pub(crate) const MAX_STALE_SLOTS: usize = 16;
 /// Retries of an idempotent request whose worker failed before answering.
 /// Three, so that in a pool of four each worker is tried once (nginx's `proxy_next_upstream_tries`
 /// defaults to every upstream): with workers killed every 100 ms under a CPU hog, two retries
@@ -149,6 +160,7 @@ pub(crate) async fn lease_and_connect(
     fresh: bool,
 ) -> Result<Lease, ScriptError> {
     let mut attempts = 0;
+    let mut stale = 0;
     loop {
         let queued = state.metrics.queue_entered(&pool.name);
         let mut lease = match queued.wait(pool.acquire()).await {
@@ -169,8 +181,12 @@ pub(crate) async fn lease_and_connect(
         // Before the lease goes back: a gone worker's slot must not return to the idle stack.
         let worker = lease.worker().clone();
         settle(state, pool, &worker, &error);
-        attempts += 1;
-        let retry = attempts < MAX_CONNECT_ATTEMPTS;
+        if error.worker_fate(pool.spec().external) == WorkerFate::Gone {
+            stale += 1;
+        } else {
+            attempts += 1;
+        }
+        let retry = attempts < MAX_CONNECT_ATTEMPTS && stale < MAX_STALE_SLOTS;
         error.log(&pool.name, request_id, Some(worker.pid), retry);
         if !retry {
             return Err(error);
@@ -199,6 +215,39 @@ fn settle(state: &State, pool: &PoolDispatch, worker: &WorkerHandle, error: &Scr
                 worker: worker.id,
                 reason,
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Workers that died before the master reported them: their slots are on top of the idle
+    /// stack and their sockets are gone. The request skips all of them and reaches the live
+    /// worker under them (with three connect attempts in all, it failed with 502).
+    #[tokio::test]
+    async fn a_request_skips_every_slot_of_a_gone_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let live_socket = dir.path().join("live.sock");
+        let _live = std::os::unix::net::UnixListener::bind(&live_socket).unwrap();
+        let state = crate::state::tests::state_for(crate::metrics::tests::spec());
+        let pool = state.pools.get("php").unwrap().clone();
+        pool.worker_up(1, 100, live_socket, 1);
+        // Pushed last, popped first: four workers whose sockets were removed when they died.
+        for id in 2..=5 {
+            let removed = dir.path().join(format!("gone-{id}.sock"));
+            pool.worker_up(id, 100 + id as u32, removed, 1);
+        }
+        let lease = lease_and_connect(&state, &pool, "test", false)
+            .await
+            .expect("the live worker is reached");
+        assert_eq!(lease.worker().pid, 100);
+        for id in 2..=5 {
+            assert!(
+                !pool.worker(id).unwrap().is_alive(),
+                "worker {id} marked dead"
+            );
         }
     }
 }
