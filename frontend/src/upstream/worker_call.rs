@@ -180,8 +180,7 @@ pub(crate) async fn lease_and_connect(
         };
         // Before the lease goes back: a gone worker's slot must not return to the idle stack.
         let worker = lease.worker().clone();
-        settle(state, pool, &worker, &error);
-        if error.worker_fate(pool.spec().external) == WorkerFate::Gone {
+        if settle(state, pool, &worker, &error) == WorkerFate::Gone {
             stale += 1;
         } else {
             attempts += 1;
@@ -195,12 +194,18 @@ pub(crate) async fn lease_and_connect(
     }
 }
 
-/// Does to the worker what the failure calls for, and counts a timeout.
-fn settle(state: &State, pool: &PoolDispatch, worker: &WorkerHandle, error: &ScriptError) {
+/// Does to the worker what the failure calls for, and counts a timeout; returns that fate.
+fn settle(
+    state: &State,
+    pool: &PoolDispatch,
+    worker: &WorkerHandle,
+    error: &ScriptError,
+) -> WorkerFate {
     if matches!(error, ScriptError::Deadline(_)) {
         state.metrics.request_timed_out(&pool.name);
     }
-    match error.worker_fate(pool.spec().external) {
+    let fate = error.worker_fate(pool.spec().external);
+    match fate {
         WorkerFate::Keep => {}
         WorkerFate::Gone => worker.mark_dead(),
         // A threaded worker's other requests are not the hung one's victims: it retires, and is
@@ -217,6 +222,7 @@ fn settle(state: &State, pool: &PoolDispatch, worker: &WorkerHandle, error: &Scr
             });
         }
     }
+    fate
 }
 
 #[cfg(test)]
