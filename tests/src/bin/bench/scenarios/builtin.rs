@@ -25,7 +25,7 @@ const PREFORK: &str = "Apache prefork + mod_php";
 const BURST: usize = 32;
 const SLEEP_MS: u32 = 200;
 
-fn start(shared: &Shared, name: &str, sizing: paddock::Sizing) -> Server {
+pub(super) fn start(shared: &Shared, name: &str, sizing: paddock::Sizing) -> Server {
     match name {
         BUILTIN => paddock::start_builtin(shared, name, sizing),
         CGI => paddock::start(shared, name, sizing),

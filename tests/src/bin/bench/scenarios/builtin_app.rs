@@ -15,31 +15,21 @@ use harness::client::Connection;
 use crate::load::Client;
 use crate::report::{ms, ratio, Table};
 use crate::servers::paddock::{self, Handler, Sizing};
-use crate::servers::php::{php_fpm, Pm};
-use crate::servers::{nginx, Server, Shared};
+use crate::servers::{Server, Shared};
 use crate::stats::median;
 use crate::Bench;
 
 use super::builtin::{have_builtin, pss_per_worker_mib, BUILTIN, CGI, FPM};
+use super::php::WORKERS;
 use super::LOAD_COLUMNS;
 
 /// The wiki's main page, by its script's name (nginx reads no `.htaccess`, so no short URL).
 const PAGE: &str = "/w/index.php?title=Main_Page";
 const CONNECTIONS: u32 = 8;
-const WORKERS: u32 = 4;
 /// Requests per worker before it retires, in the recycling part.
 const RECYCLE_EVERY: usize = 10;
 /// Workers whose first request is timed, per server.
 const RECYCLES: usize = 8;
-
-fn start(shared: &Shared, name: &str) -> Server {
-    match name {
-        BUILTIN => paddock::start_app(shared, name, Sizing::Static(WORKERS), Handler::Builtin, ""),
-        CGI => paddock::start_app(shared, name, Sizing::Static(WORKERS), Handler::PhpCgi, ""),
-        FPM => nginx::start(shared, name, |d| Some(php_fpm(d, Pm::Static(WORKERS)))),
-        other => unreachable!("no server {other}"),
-    }
-}
 
 fn throughput(bench: &mut Bench, shared: &Shared) -> Table {
     let mut columns = vec!["server"];
@@ -51,7 +41,7 @@ fn throughput(bench: &mut Bench, shared: &Shared) -> Table {
     );
     let servers: Vec<Server> = [BUILTIN, CGI, FPM]
         .iter()
-        .map(|name| start(shared, name))
+        .map(|name| super::builtin::start(shared, name, Sizing::Static(WORKERS)))
         .collect();
     let loads: Vec<_> = servers
         .iter()

@@ -81,10 +81,10 @@ pub(crate) fn start(shared: &Shared, name: &str, sizing: Sizing) -> Server {
 
 /// [`start`] with a `builtin = "php"` pool.
 pub(crate) fn start_builtin(shared: &Shared, name: &str, sizing: Sizing) -> Server {
-    start_with(shared, name, sizing, &shared.site, "", Handler::Builtin, "")
+    start_app(shared, name, sizing, Handler::Builtin, "")
 }
 
-/// An application's site: the shared site's root, `handler`'s pool with more `[pools.php]` keys.
+/// [`start`] with `handler`'s pool and more `[pools.php]` keys (`max_requests = 10`).
 pub(crate) fn start_app(
     shared: &Shared,
     name: &str,
