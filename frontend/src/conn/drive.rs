@@ -64,9 +64,20 @@ pub(super) async fn drive<C: GracefulConnection + ?Sized>(
         .borrow()
         .is_some()
         .then(|| tokio::time::Instant::now() + DRAIN_LINGER);
+    // One timer for the connection's life, moved only when a deadline comes earlier than the one
+    // it is set for. The state changes several times a request (a read, the request's start, its
+    // end), and each used to register a new timer in tokio's wheel and remove the old one; a
+    // deadline that moved later (the keep-alive one, after every request) is found when the timer
+    // fires early, which then sets it again.
+    let mut deadline_timer = std::pin::pin!(tokio::time::sleep_until(tokio::time::Instant::now()));
+    let mut armed_for: Option<tokio::time::Instant> = None;
     loop {
-        let next = activity.next_deadline(timeouts);
-        let sleep_until = next.map(|(at, _)| at);
+        if let Some((at, _)) = activity.next_deadline(timeouts) {
+            if armed_for.is_none_or(|armed| at < armed) {
+                deadline_timer.as_mut().reset(at);
+                armed_for = Some(at);
+            }
+        }
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(e) = &result {
@@ -74,7 +85,8 @@ pub(super) async fn drive<C: GracefulConnection + ?Sized>(
                 }
                 return result.is_ok();
             }
-            () = sleep(sleep_until) => {
+            () = deadline_timer.as_mut(), if armed_for.is_some() => {
+                armed_for = None;
                 let Some((at, expiry)) = activity.next_deadline(timeouts) else { continue };
                 if at > tokio::time::Instant::now() {
                     continue;
