@@ -130,3 +130,95 @@ async fn sleep(until: Option<tokio::time::Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::deadlines::guard_body;
+    use crate::http::response;
+    use protocol::control::TimeoutsSpec;
+
+    /// A connection that never ends on its own: only a deadline ends `drive`.
+    struct Endless;
+
+    impl Future for Endless {
+        type Output = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+        fn poll(
+            self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Self::Output> {
+            std::task::Poll::Pending
+        }
+    }
+
+    impl GracefulConnection for Endless {
+        fn start_graceful_shutdown(self: Pin<&mut Self>) {}
+    }
+
+    fn timeouts() -> TimeoutsSpec {
+        TimeoutsSpec {
+            tls_handshake_ms: 1_000,
+            request_header_ms: 5_000,
+            request_body_ms: 5_000,
+            keepalive_ms: 75_000,
+            send_ms: 10_000,
+        }
+    }
+
+    /// Runs `drive` on an endless connection; returns when it ends, with the time it took.
+    fn drive_endless(activity: std::sync::Arc<Activity>) -> tokio::task::JoinHandle<Duration> {
+        let (_stop_tx, stop) = tokio::sync::watch::channel(None);
+        tokio::spawn(async move {
+            let _keep_open = _stop_tx;
+            let start = tokio::time::Instant::now();
+            let mut connection = Endless;
+            let peer = "127.0.0.1:1".parse().expect("address");
+            drive(
+                Pin::new(&mut connection),
+                peer,
+                &activity,
+                &timeouts(),
+                stop,
+            )
+            .await;
+            start.elapsed()
+        })
+    }
+
+    /// The timer is set for the keep-alive deadline (75 s); a response that then waits on the
+    /// client brings the send deadline (10 s after it) in front of it, and the timer must move.
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_that_comes_earlier_moves_the_timer() {
+        let activity = Activity::new();
+        drop(activity.begin_request().1);
+        let ended = drive_endless(activity.clone());
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let (_, in_flight) = activity.begin_request();
+        let _waiting_body = guard_body(response::full("answer"), in_flight);
+        let took = ended.await.expect("drive");
+        assert_eq!(
+            took.as_secs(),
+            30,
+            "closed at the send deadline, 20 s + 10 s"
+        );
+    }
+
+    /// A deadline that moved later (a request at 50 s restarts the 75 s keep-alive) neither closes
+    /// the connection at the old deadline nor lets it live past the new one.
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_that_moved_later_is_kept_not_the_old_one() {
+        let activity = Activity::new();
+        drop(activity.begin_request().1);
+        let ended = drive_endless(activity.clone());
+        tokio::time::sleep(Duration::from_secs(50)).await;
+        drop(activity.begin_request().1);
+        let took = ended.await.expect("drive");
+        // An idle connection at its keep-alive deadline gets GOAWAY_GRACE to end by itself.
+        assert_eq!(
+            took,
+            Duration::from_secs(125) + GOAWAY_GRACE,
+            "closed 75 s after the second request"
+        );
+    }
+}
