@@ -168,9 +168,10 @@ mod tests {
 
     /// Runs `drive` on an endless connection; returns when it ends, with the time it took.
     fn drive_endless(activity: std::sync::Arc<Activity>) -> tokio::task::JoinHandle<Duration> {
-        let (_stop_tx, stop) = tokio::sync::watch::channel(None);
+        let (stop_sender, stop) = tokio::sync::watch::channel(None);
         tokio::spawn(async move {
-            let _keep_open = _stop_tx;
+            // No stop ever comes, and a dropped sender would read as one.
+            let _no_stop = stop_sender;
             let start = tokio::time::Instant::now();
             let mut connection = Endless;
             let peer = "127.0.0.1:1".parse().expect("address");
