@@ -7,14 +7,16 @@
 //!
 //! Output is gathered into one STDOUT record of up to [`FLUSH_AT`] bytes, so a typical page
 //! leaves in one `write` together with the end of the request; `flush()` in a script sends what
-//! is gathered at once.
+//! is gathered at once. The record is built in place in the send buffer (its header reserved in
+//! front, filled in when it leaves), so PHP's output is copied once and a worker touches one
+//! buffer's worth of memory for it, not two.
 
 use std::cell::RefCell;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 
 use nix::time::{clock_gettime, ClockId};
-use protocol::fcgi::{self, ProtocolStatus, RecordType, RequestUsage};
+use protocol::fcgi::{self, ProtocolStatus, RecordType, RequestUsage, HEADER_LEN, MAX_CONTENT_LEN};
 
 /// Output gathered before it is sent as a record.
 const FLUSH_AT: usize = 32 * 1024;
@@ -29,8 +31,9 @@ pub(crate) struct Exchange {
     id: u16,
     body: Vec<u8>,
     body_read: usize,
-    stdout: Vec<u8>,
-    record: Vec<u8>,
+    /// What goes out next: a STDOUT record being gathered, its header reserved at the start
+    /// and its content after it (see [`fcgi::seal_stream_record`]).
+    out: Vec<u8>,
     wrote_stderr: bool,
     /// END_REQUEST already sent (fastcgi_finish_request): later output is discarded.
     ended: bool,
@@ -54,8 +57,7 @@ impl Exchange {
             id,
             body,
             body_read: 0,
-            stdout: Vec::with_capacity(FLUSH_AT),
-            record: Vec::with_capacity(FLUSH_AT + 64),
+            out: Self::reserved_header(Vec::with_capacity(HEADER_LEN + FLUSH_AT + 64)),
             wrote_stderr: false,
             ended: false,
             broken: false,
@@ -63,34 +65,51 @@ impl Exchange {
         }
     }
 
+    /// `out` emptied down to the reserved header of the next STDOUT record.
+    fn reserved_header(mut out: Vec<u8>) -> Vec<u8> {
+        out.clear();
+        out.resize(HEADER_LEN, 0);
+        out
+    }
+
+    fn gathered(&self) -> usize {
+        self.out.len() - HEADER_LEN
+    }
+
     /// Output for STDOUT; false once the web server is gone.
-    pub(crate) fn write(&mut self, bytes: &[u8]) -> bool {
+    pub(crate) fn write(&mut self, mut bytes: &[u8]) -> bool {
         if self.ended {
             return true;
         }
-        self.stdout.extend_from_slice(bytes);
-        if self.stdout.len() >= FLUSH_AT {
-            return self.flush();
+        // Taken in pieces that keep the gathered record within one record's limit: a piece
+        // that reaches FLUSH_AT is sent before the next is taken.
+        while !bytes.is_empty() {
+            let room = MAX_CONTENT_LEN - self.gathered();
+            let (now, later) = bytes.split_at(bytes.len().min(room));
+            self.out.extend_from_slice(now);
+            bytes = later;
+            if self.gathered() >= FLUSH_AT && !self.flush() {
+                return false;
+            }
         }
         !self.broken
     }
 
     /// Sends the gathered output now.
     pub(crate) fn flush(&mut self) -> bool {
-        if self.ended || self.stdout.is_empty() {
+        if self.ended || self.gathered() == 0 {
             return !self.broken;
         }
-        self.record.clear();
-        fcgi::encode_stream(&mut self.record, RecordType::Stdout, self.id, &self.stdout);
-        self.stdout.clear();
-        self.send()
+        fcgi::seal_stream_record(&mut self.out, 0, RecordType::Stdout, self.id);
+        self.send();
+        self.out = Self::reserved_header(std::mem::take(&mut self.out));
+        !self.broken
     }
 
-    fn send(&mut self) -> bool {
-        if !self.broken && self.stream.write_all(&self.record).is_err() {
+    fn send(&mut self) {
+        if !self.broken && self.stream.write_all(&self.out).is_err() {
             self.broken = true;
         }
-        !self.broken
     }
 
     pub(crate) fn read_body(&mut self, buffer: &mut [u8]) -> usize {
@@ -104,12 +123,13 @@ impl Exchange {
     /// A message for the web server's error log (FCGI_STDERR), in order with the output.
     fn stderr(&mut self, message: &[u8]) {
         self.flush();
-        self.record.clear();
         let mut line = message.to_vec();
         line.push(b'\n');
-        fcgi::encode_stream(&mut self.record, RecordType::Stderr, self.id, &line);
+        self.out.clear();
+        fcgi::encode_stream(&mut self.out, RecordType::Stderr, self.id, &line);
         self.wrote_stderr = true;
         self.send();
+        self.out = Self::reserved_header(std::mem::take(&mut self.out));
     }
 
     /// Ends the response now (fastcgi_finish_request): output, stream ends and END_REQUEST in
@@ -118,12 +138,10 @@ impl Exchange {
         if self.ended {
             return;
         }
-        self.record.clear();
-        fcgi::encode_stream(&mut self.record, RecordType::Stdout, self.id, &self.stdout);
-        self.stdout.clear();
-        fcgi::encode_stream_end(&mut self.record, RecordType::Stdout, self.id);
+        fcgi::seal_stream_record(&mut self.out, 0, RecordType::Stdout, self.id);
+        fcgi::encode_stream_end(&mut self.out, RecordType::Stdout, self.id);
         if self.wrote_stderr {
-            fcgi::encode_stream_end(&mut self.record, RecordType::Stderr, self.id);
+            fcgi::encode_stream_end(&mut self.out, RecordType::Stderr, self.id);
         }
         // What the request cost, for the front end's metrics and status page (up to here when
         // the script ends the response early and runs on).
@@ -133,13 +151,8 @@ impl Exchange {
             peak_memory_bytes: crate::ffi::request_peak_memory(),
             process_cpu_us,
         };
-        usage.encode(&mut self.record, self.id);
-        fcgi::encode_end_request(
-            &mut self.record,
-            self.id,
-            0,
-            ProtocolStatus::RequestComplete,
-        );
+        usage.encode(&mut self.out, self.id);
+        fcgi::encode_end_request(&mut self.out, self.id, 0, ProtocolStatus::RequestComplete);
         self.send();
         self.ended = true;
     }
@@ -179,5 +192,70 @@ pub(crate) fn log(message: &[u8]) {
         let mut stderr = std::io::stderr().lock();
         let _ = stderr.write_all(message);
         let _ = stderr.write_all(b"\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use protocol::fcgi::{decode_record, Decoded, Record};
+
+    use super::*;
+
+    /// The STDOUT contents of every record on `wire`, checked to be padded to 8 bytes.
+    fn stdout_records(wire: &[u8]) -> Vec<Vec<u8>> {
+        let mut at = 0;
+        let mut records = Vec::new();
+        while at < wire.len() {
+            let Ok(Decoded::Record { record, consumed }) = decode_record(&wire[at..]) else {
+                panic!("a whole record at byte {at}");
+            };
+            assert_eq!(consumed % 8, 0, "records are padded to 8 bytes");
+            let Record::Stdout { content, .. } = record else {
+                panic!("only STDOUT records: {record:?}");
+            };
+            records.push(content.to_vec());
+            at += consumed;
+        }
+        records
+    }
+
+    #[test]
+    fn output_leaves_in_records_of_at_most_flush_at_with_nothing_lost() {
+        let (ours, mut theirs) = UnixStream::pair().expect("socket pair");
+        let mut exchange = Exchange::new(ours, 5, Vec::new());
+        let output: Vec<u8> = (0..200_000u32).map(|i| (i % 249) as u8).collect();
+        // Small writes, then one larger than a record can hold.
+        for piece in output[..20_000].chunks(3_000) {
+            assert!(exchange.write(piece));
+        }
+        assert!(exchange.write(&output[20_000..]));
+        assert!(exchange.flush());
+        drop(exchange);
+        let mut wire = Vec::new();
+        theirs.read_to_end(&mut wire).expect("read");
+        let records = stdout_records(&wire);
+        assert!(records
+            .iter()
+            .all(|r| !r.is_empty() && r.len() <= MAX_CONTENT_LEN));
+        assert!(records[..records.len() - 1]
+            .iter()
+            .all(|r| r.len() >= FLUSH_AT));
+        assert_eq!(records.concat(), output);
+    }
+
+    #[test]
+    fn a_flush_with_nothing_gathered_sends_nothing() {
+        let (ours, mut theirs) = UnixStream::pair().expect("socket pair");
+        let mut exchange = Exchange::new(ours, 1, Vec::new());
+        assert!(exchange.flush());
+        assert!(exchange.write(b"hello"));
+        assert!(exchange.flush());
+        assert!(exchange.flush());
+        drop(exchange);
+        let mut wire = Vec::new();
+        theirs.read_to_end(&mut wire).expect("read");
+        assert_eq!(stdout_records(&wire), vec![b"hello".to_vec()]);
     }
 }

@@ -119,23 +119,47 @@ pub fn encode_stream_with(
     let content_at = header_at + HEADER_LEN;
     out.resize(content_at, 0);
     fill(out);
-    let content_len = out.len() - content_at;
-    if content_len == 0 {
-        out.truncate(header_at);
-    } else if content_len <= MAX_CONTENT_LEN {
-        let padding = padding_for(content_len);
-        out[header_at..content_at].copy_from_slice(&header(
-            record_type,
-            request_id,
-            content_len,
-            padding,
-        ));
-        push_padding(out, padding);
+    if out.len() - content_at <= MAX_CONTENT_LEN {
+        seal_stream_record(out, header_at, record_type, request_id);
     } else {
         let content = out.split_off(content_at);
         out.truncate(header_at);
         encode_stream(out, record_type, request_id, &content);
     }
+}
+
+/// Completes a stream record built in place: `out[header_at..]` is [`HEADER_LEN`] reserved bytes
+/// followed by the record's content, which runs to the end of `out`. Fills in the header and
+/// appends the padding; removes the reserved header when no content followed it. Lets a writer
+/// gather content straight into its send buffer, copied once.
+///
+/// # Panics
+/// If the content is longer than [`MAX_CONTENT_LEN`] (the caller bounds what it gathers), or
+/// `out` is shorter than `header_at + HEADER_LEN`.
+pub fn seal_stream_record(
+    out: &mut Vec<u8>,
+    header_at: usize,
+    record_type: RecordType,
+    request_id: u16,
+) {
+    let content_at = header_at + HEADER_LEN;
+    let content_len = out.len() - content_at;
+    assert!(
+        content_len <= MAX_CONTENT_LEN,
+        "a record holds at most {MAX_CONTENT_LEN} bytes"
+    );
+    if content_len == 0 {
+        out.truncate(header_at);
+        return;
+    }
+    let padding = padding_for(content_len);
+    out[header_at..content_at].copy_from_slice(&header(
+        record_type,
+        request_id,
+        content_len,
+        padding,
+    ));
+    push_padding(out, padding);
 }
 
 /// The empty record that ends a stream (PARAMS, STDIN, STDOUT, STDERR, DATA).

@@ -23,7 +23,7 @@ pub use decode::{decode_record, Decoded};
 pub use encode::{
     encode_abort_request, encode_begin_request, encode_end_request, encode_get_values,
     encode_get_values_result, encode_record, encode_stream, encode_stream_end, encode_stream_with,
-    encode_unknown_type,
+    encode_unknown_type, seal_stream_record,
 };
 pub use error::DecodeError;
 pub use name_value::{encode_name_value, encode_name_value_lengths, name_values, NameValues};

@@ -608,3 +608,25 @@ fn stream_filled_in_place_matches_stream_from_a_slice() {
         assert_eq!(filled, expected, "{len} bytes");
     }
 }
+
+#[test]
+fn a_record_sealed_in_place_is_the_record_encode_stream_makes() {
+    for len in [0, 1, 7, 8, 9, 1000, MAX_CONTENT_LEN] {
+        let content: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let mut expected = b"before".to_vec();
+        encode_stream(&mut expected, RecordType::Stdout, 9, &content);
+        let mut built = b"before".to_vec();
+        let header_at = built.len();
+        built.resize(header_at + HEADER_LEN, 0xAA);
+        built.extend_from_slice(&content);
+        seal_stream_record(&mut built, header_at, RecordType::Stdout, 9);
+        assert_eq!(built, expected, "{len} bytes");
+    }
+}
+
+#[test]
+#[should_panic(expected = "a record holds at most")]
+fn sealing_more_than_one_record_holds_panics() {
+    let mut built = vec![0; HEADER_LEN + MAX_CONTENT_LEN + 1];
+    seal_stream_record(&mut built, 0, RecordType::Stdout, 1);
+}

@@ -68,6 +68,15 @@ pub(super) fn pss_per_worker_mib(server: &Server) -> f64 {
         FPM => vec![workers.parent],
         _ => Vec::new(),
     };
+    // For finding where a difference lies (docs/benchmarks.md, "BENCH_SMAPS_DIR").
+    if let Ok(dir) = std::env::var("BENCH_SMAPS_DIR") {
+        for p in pids.iter().chain(&parents) {
+            let _ = std::fs::copy(
+                format!("/proc/{p}/smaps"),
+                format!("{dir}/{}-{p}.smaps", server.name.replace(' ', "_")),
+            );
+        }
+    }
     let total: u64 = pids
         .iter()
         .chain(&parents)
