@@ -31,6 +31,7 @@ use crate::conn::deadlines::{Activity, WatchedIo};
 use crate::conn::handshake::serve_tls;
 use crate::conn::http1_session::serve_http1;
 use crate::conn::hyper_session::{http1_builder, http_builder, serve_http};
+use crate::conn::idle_deadlines::IdleDeadlines;
 use crate::conn::limits::{ConnectionLimits, ConnectionSlot};
 use crate::conn::parking::Parkable;
 use crate::conn::proxy_protocol;
@@ -86,7 +87,12 @@ pub(crate) async fn serve(
         name: listener.spec.name.clone(),
         proxy_protocol: listener.spec.proxy_protocol,
         alt_svc: crate::http3::alt_svc(&listener.spec),
+        idle_deadlines: IdleDeadlines::new(),
     });
+    // Ends with this function, once the connections it wakes are gone.
+    let idle_task = AbortOnDrop(tokio::spawn(
+        context.idle_deadlines.clone().run(stop.clone()),
+    ));
     // Shared by every connection's metrics tracker.
     let name: Arc<str> = listener.spec.name.as_str().into();
     let mut connections = JoinSet::new();
@@ -188,6 +194,16 @@ pub(crate) async fn serve(
         warn!("shutdown deadline reached with connections still open; closing them");
         connections.abort_all();
     }
+    drop(idle_task);
+}
+
+/// A task aborted when this handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// What every connection of one listener shares.
@@ -203,6 +219,8 @@ pub(super) struct ListenerContext {
     pub(super) proxy_protocol: bool,
     /// The `Alt-Svc` value announcing this listener's HTTP/3, when it has it.
     pub(super) alt_svc: Option<http::HeaderValue>,
+    /// The deadlines and the stop of this listener's parked connections.
+    pub(super) idle_deadlines: Arc<IdleDeadlines>,
 }
 
 /// The client socket as a session reads it: bytes counted for the metrics, reads and blocked

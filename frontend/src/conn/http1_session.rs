@@ -21,11 +21,15 @@ use crate::conn::deadlines::Activity;
 use crate::conn::drive::{drive, GracefulConnection, DRAIN_LINGER};
 use crate::conn::http1_direct::{self, Direct, FIRST_READ};
 use crate::conn::hyper_session::{public_handler, Answer};
+use crate::conn::idle_deadlines::{IdleDeadlines, Wait};
 use crate::conn::limits::ConnectionSlot;
 use crate::conn::parking::{Parkable, ParkingIo};
 use crate::http::response::Body;
 use crate::state::State;
 use crate::upstream::buffered::ConnInfo;
+
+/// How often a parked connection with no deadline at all would look at the clock again.
+const NO_DEADLINE_RECHECK: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// A public HTTP/1.1 connection: served by a hyper connection while requests come, parked
 /// outside hyper while idle ([`crate::conn::parking`]), until the client leaves or a deadline
@@ -43,7 +47,7 @@ pub(super) fn serve_http1<I: Parkable>(
     context: Arc<ListenerContext>,
     state: Arc<State>,
     activity: Arc<Activity>,
-    mut stop: StopSignal,
+    stop: StopSignal,
     slot: ConnectionSlot,
 ) -> impl Future<Output = ()> + Send {
     async move {
@@ -51,7 +55,8 @@ pub(super) fn serve_http1<I: Parkable>(
         loop {
             let (unread_now, answered) = if unread.is_empty() {
                 let timeouts = &state.spec().timeouts;
-                let first = match wait_for_request(&mut io, &activity, timeouts, &mut stop).await {
+                let idle = &context.idle_deadlines;
+                let first = match wait_for_request(&mut io, &activity, timeouts, idle).await {
                     Ok(first) => first,
                     Err(reason) => {
                         debug!(peer = %conn.peer, reason, "closing idle connection");
@@ -143,22 +148,18 @@ async fn wait_for_request<I: Parkable>(
     io: &mut I,
     activity: &Activity,
     timeouts: &protocol::control::TimeoutsSpec,
-    stop: &mut StopSignal,
+    idle: &IdleDeadlines,
 ) -> Result<Bytes, &'static str> {
     // While stopping, an idle connection still gets the drain linger (see `drive`).
-    let mut linger = stop
-        .borrow()
-        .is_some()
+    let mut linger = idle
+        .stopping()
         .then(|| tokio::time::Instant::now() + DRAIN_LINGER);
-    // Polled by hand rather than with `select!` over fresh futures on each turn: this
-    // future is what every parked connection holds, and a `select!` keeps all its branches'
-    // futures (a socket readiness waiter, an `async fn` around the timer, the stop watcher)
-    // in it. Here the socket is peeked with `poll_peek` (its waker lives in the socket's
-    // registration), one `Sleep` is re-armed in place, and the stop watcher exists once.
-    let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
-    tokio::pin!(sleep);
-    let stopped = stop.changed();
-    tokio::pin!(stopped);
+    // Polled by hand rather than with `select!` over fresh futures on each turn: this future is
+    // what every parked connection holds, and a `select!` keeps all its branches' futures in
+    // it. The socket is peeked with `poll_read` (its waker lives in the socket's registration);
+    // the deadline and the stop are the listener's `IdleDeadlines`, of which this future holds
+    // one small timer.
+    let mut timer = idle.timer();
     std::future::poll_fn(|cx| {
         // A read, not a readiness wait: readiness can be reported for a socket with nothing to
         // read (tokio documents such false positives, and a fresh socket showed them), and a
@@ -175,20 +176,24 @@ async fn wait_for_request<I: Parkable>(
             Poll::Ready(Err(_)) => return Poll::Ready(Err("socket error")),
             Poll::Pending => {}
         }
-        if linger.is_none() && stopped.as_mut().poll(cx).is_ready() {
-            linger = Some(tokio::time::Instant::now() + DRAIN_LINGER);
-        }
         loop {
-            let deadline = activity.next_deadline(timeouts).map(|(at, _)| at);
-            // One timer for both: the sooner of the connection's deadline and the linger.
-            let Some(wake) = deadline.into_iter().chain(linger).min() else {
-                return Poll::Pending;
-            };
-            if sleep.deadline() != wake {
-                sleep.as_mut().reset(wake);
+            if linger.is_none() && idle.stopping() {
+                linger = Some(tokio::time::Instant::now() + DRAIN_LINGER);
             }
-            if sleep.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
+            let deadline = activity.next_deadline(timeouts).map(|(at, _)| at);
+            // One timer for both: the sooner of the connection's deadline and the linger. A
+            // parked connection always has a deadline (nothing is in flight); the fallback only
+            // keeps the stop's wake-up if that ever changes.
+            let wake = deadline
+                .into_iter()
+                .chain(linger)
+                .min()
+                .unwrap_or_else(|| tokio::time::Instant::now() + NO_DEADLINE_RECHECK);
+            match timer.poll_until(wake, linger.is_some(), cx) {
+                Wait::Armed => return Poll::Pending,
+                // The next turn takes the linger.
+                Wait::Stopping => continue,
+                Wait::Due => {}
             }
             let now = tokio::time::Instant::now();
             if linger.is_some_and(|at| at <= now) {

@@ -19,7 +19,7 @@ use crate::servers::{Server, Shared};
 use crate::stats::median;
 use crate::Bench;
 
-use super::builtin::{have_builtin, pss_per_worker_mib, BUILTIN, CGI, FPM};
+use super::builtin::{have_builtin, pss_per_worker, BUILTIN, CGI, FPM};
 use super::php::WORKERS;
 use super::LOAD_COLUMNS;
 
@@ -36,7 +36,10 @@ const PRIMING_REQUESTS: usize = 3;
 fn throughput(bench: &mut Bench, shared: &Shared) -> Table {
     let mut columns = vec!["server"];
     columns.extend(LOAD_COLUMNS);
-    columns.extend(["builtin / peer req/s", "PSS per PHP worker MiB"]);
+    columns.extend([
+        "builtin / peer req/s",
+        "PSS per PHP worker MiB: mean (median worker)",
+    ]);
     let mut table = Table::new(
         "Scenario 8b: MediaWiki's main page, builtin php vs php-cgi and php-fpm, 8 connections",
         &columns,
@@ -62,7 +65,7 @@ fn throughput(bench: &mut Bench, shared: &Shared) -> Table {
         } else {
             ratio(base, summary.rps())
         });
-        cells.push(format!("{:.1}", pss_per_worker_mib(server)));
+        cells.push(pss_per_worker(server).cells());
         table.row(cells);
     }
     table.note(
