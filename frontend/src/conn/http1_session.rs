@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -21,7 +21,7 @@ use crate::conn::deadlines::Activity;
 use crate::conn::drive::{drive, GracefulConnection, DRAIN_LINGER};
 use crate::conn::http1_direct::{self, Direct, FIRST_READ};
 use crate::conn::hyper_session::{public_handler, Answer};
-use crate::conn::idle_deadlines::{IdleDeadlines, Wait};
+use crate::conn::idle_deadlines::{IdleDeadlines, IdleTimer, Wait};
 use crate::conn::limits::ConnectionSlot;
 use crate::conn::parking::{Parkable, ParkingIo};
 use crate::http::response::Body;
@@ -144,23 +144,44 @@ async fn serve_until_idle<I: Parkable>(
 /// Waits, holding nothing but the socket, until the next request starts to arrive, and returns
 /// its first bytes. `Err` says why the connection should close instead: a deadline passed, a
 /// stop, the client left, or a socket error.
-async fn wait_for_request<I: Parkable>(
-    io: &mut I,
-    activity: &Activity,
-    timeouts: &protocol::control::TimeoutsSpec,
-    idle: &IdleDeadlines,
-) -> Result<Bytes, &'static str> {
-    // While stopping, an idle connection still gets the drain linger (see `drive`).
-    let mut linger = idle
-        .stopping()
-        .then(|| tokio::time::Instant::now() + DRAIN_LINGER);
-    // Polled by hand rather than with `select!` over fresh futures on each turn: this future is
-    // what every parked connection holds, and a `select!` keeps all its branches' futures in
-    // it. The socket is peeked with `poll_read` (its waker lives in the socket's registration);
-    // the deadline and the stop are the listener's `IdleDeadlines`, of which this future holds
-    // one small timer.
-    let mut timer = idle.timer();
-    std::future::poll_fn(|cx| {
+fn wait_for_request<'a, I: Parkable>(
+    io: &'a mut I,
+    activity: &'a Activity,
+    timeouts: &'a protocol::control::TimeoutsSpec,
+    idle: &'a IdleDeadlines,
+) -> WaitForRequest<'a, I> {
+    WaitForRequest {
+        io,
+        activity,
+        timeouts,
+        // While stopping, an idle connection still gets the drain linger (see `drive`).
+        linger: idle
+            .stopping()
+            .then(|| tokio::time::Instant::now() + DRAIN_LINGER),
+        timer: idle.timer(),
+    }
+}
+
+/// The future of [`wait_for_request`]: every parked connection holds one, so it is a plain
+/// struct polled by hand, each field once (an `async fn` around a `poll_fn` kept its arguments
+/// and the closure's references to them both, and a `select!` would keep all its branches'
+/// futures). The socket is read with `poll_read` (its waker lives in the socket's
+/// registration); the deadline and the stop are the listener's `IdleDeadlines`, of which this
+/// holds one small timer.
+struct WaitForRequest<'a, I> {
+    io: &'a mut I,
+    activity: &'a Activity,
+    timeouts: &'a protocol::control::TimeoutsSpec,
+    /// When the drain linger ends, once the stop has come.
+    linger: Option<tokio::time::Instant>,
+    timer: IdleTimer<'a>,
+}
+
+impl<I: Parkable> Future for WaitForRequest<'_, I> {
+    type Output = Result<Bytes, &'static str>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
         // A read, not a readiness wait: readiness can be reported for a socket with nothing to
         // read (tokio documents such false positives, and a fresh socket showed them), and a
         // hyper connection started for nothing would hold its buffers until the next request.
@@ -168,7 +189,7 @@ async fn wait_for_request<I: Parkable>(
         // A request that arrived is served even when a deadline passed at the same time.
         let mut space = [std::mem::MaybeUninit::<u8>::uninit(); FIRST_READ];
         let mut first = ReadBuf::uninit(&mut space);
-        match Pin::new(&mut *io).poll_read(cx, &mut first) {
+        match Pin::new(&mut *this.io).poll_read(cx, &mut first) {
             Poll::Ready(Ok(())) if first.filled().is_empty() => {
                 return Poll::Ready(Err("client closed the connection"))
             }
@@ -177,36 +198,35 @@ async fn wait_for_request<I: Parkable>(
             Poll::Pending => {}
         }
         loop {
-            if linger.is_none() && idle.stopping() {
-                linger = Some(tokio::time::Instant::now() + DRAIN_LINGER);
+            if this.linger.is_none() && this.timer.stopping() {
+                this.linger = Some(tokio::time::Instant::now() + DRAIN_LINGER);
             }
-            let deadline = activity.next_deadline(timeouts).map(|(at, _)| at);
+            let deadline = this.activity.next_deadline(this.timeouts).map(|(at, _)| at);
             // One timer for both: the sooner of the connection's deadline and the linger. A
             // parked connection always has a deadline (nothing is in flight); the fallback only
             // keeps the stop's wake-up if that ever changes.
             let wake = deadline
                 .into_iter()
-                .chain(linger)
+                .chain(this.linger)
                 .min()
                 .unwrap_or_else(|| tokio::time::Instant::now() + NO_DEADLINE_RECHECK);
-            match timer.poll_until(wake, linger.is_some(), cx) {
+            match this.timer.poll_until(wake, this.linger.is_some(), cx) {
                 Wait::Armed => return Poll::Pending,
                 // The next turn takes the linger.
                 Wait::Stopping => continue,
                 Wait::Due => {}
             }
             let now = tokio::time::Instant::now();
-            if linger.is_some_and(|at| at <= now) {
+            if this.linger.is_some_and(|at| at <= now) {
                 return Poll::Ready(Err("stopping"));
             }
-            if let Some((at, expiry)) = activity.next_deadline(timeouts) {
+            if let Some((at, expiry)) = this.activity.next_deadline(this.timeouts) {
                 if at <= now {
                     return Poll::Ready(Err(expiry.describe()));
                 }
             }
         }
-    })
-    .await
+    }
 }
 
 /// A hyper HTTP/1 connection that is not shut down when it ends, so its socket can be reused.

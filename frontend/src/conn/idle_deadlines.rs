@@ -4,7 +4,7 @@
 //! the future that waits on it, and that future is most of what an idle connection costs (its
 //! task is the future, rounded up to tokio's 128-byte alignment). With a tokio `Sleep` for its
 //! deadline (112 bytes) and a watcher of the stop signal (about 120) in every one of them, those
-//! two were 40 % of the future. Here each parked connection holds a [`IdleTimer`] of 24 bytes
+//! two were 40 % of the future. Here each parked connection holds an [`IdleTimer`] of 32 bytes
 //! instead; its deadline and waker sit in the listener's table (about 70 bytes with its share of
 //! the ordered index), and one task per listener ([`IdleDeadlines::run`]) sleeps until the
 //! earliest deadline, wakes the connections whose deadline passed, and wakes them all when the
@@ -80,7 +80,7 @@ impl IdleDeadlines {
     pub(crate) fn timer(&self) -> IdleTimer<'_> {
         IdleTimer {
             deadlines: self,
-            key: None,
+            key: NO_KEY,
             at: None,
         }
     }
@@ -153,12 +153,22 @@ impl IdleDeadlines {
 #[derive(Debug)]
 pub(crate) struct IdleTimer<'a> {
     deadlines: &'a IdleDeadlines,
-    key: Option<usize>,
+    /// The entry in the table, or [`NO_KEY`]: a `u32`, not an `Option<usize>`, to keep 8 bytes
+    /// out of every parked connection.
+    key: u32,
     /// The deadline last armed (a poll that finds the same one does not touch the table).
     at: Option<Instant>,
 }
 
+/// An [`IdleTimer`] that has no entry.
+const NO_KEY: u32 = u32::MAX;
+
 impl IdleTimer<'_> {
+    /// Whether the listener's stop has come.
+    pub(crate) fn stopping(&self) -> bool {
+        self.deadlines.stopping()
+    }
+
     /// `Due` when `at` has passed; else arms the timer for `at` with this task's waker.
     /// `knows_stop`: the caller already reacts to the stop (its `at` includes the drain
     /// linger); otherwise a stopping listener answers `Stopping` and arms nothing.
@@ -175,7 +185,16 @@ impl IdleTimer<'_> {
             return Wait::Stopping;
         }
         let key = match self.key {
-            Some(key) => {
+            NO_KEY => {
+                let key = table.entries.insert(Entry {
+                    at: Some(at),
+                    waker: cx.waker().clone(),
+                });
+                self.key = u32::try_from(key).expect("fewer than 4 billion parked connections");
+                key
+            }
+            key => {
+                let key = key as usize;
                 let entry = &mut table.entries[key];
                 let old = entry.at.replace(at);
                 if !entry.waker.will_wake(cx.waker()) {
@@ -184,14 +203,6 @@ impl IdleTimer<'_> {
                 if let Some(old) = old {
                     table.order.remove(&(old, key));
                 }
-                key
-            }
-            None => {
-                let key = table.entries.insert(Entry {
-                    at: Some(at),
-                    waker: cx.waker().clone(),
-                });
-                self.key = Some(key);
                 key
             }
         };
@@ -208,7 +219,10 @@ impl IdleTimer<'_> {
 
 impl Drop for IdleTimer<'_> {
     fn drop(&mut self) {
-        let Some(key) = self.key else { return };
+        if self.key == NO_KEY {
+            return;
+        }
+        let key = self.key as usize;
         let mut table = self.deadlines.lock();
         if let Some(at) = table.entries.remove(key).at {
             table.order.remove(&(at, key));
