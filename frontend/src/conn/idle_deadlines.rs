@@ -103,12 +103,10 @@ impl IdleDeadlines {
             tokio::select! {
                 biased;
                 changed = stop.changed(), if !stop_seen => {
-                    // A dropped sender ends nothing here: the accept loop aborts this task.
-                    if changed.is_ok() && stop.borrow_and_update().is_some() {
+                    // A dropped sender is a stop, as the accept loop takes it.
+                    if changed.is_err() || stop.borrow_and_update().is_some() {
                         stop_seen = true;
                         self.stop_now();
-                    } else if changed.is_err() {
-                        stop_seen = true;
                     }
                 }
                 () = self.earlier.notified() => {}
