@@ -86,15 +86,15 @@ pub(crate) async fn serve(
         tls: listener.tls.clone(),
         name: listener.spec.name.clone(),
         proxy_protocol: listener.spec.proxy_protocol,
-        alt_svc: crate::http3::alt_svc(&listener.spec),
+        alt_svc: crate::http3::alt_svc(&listener.spec).map(Arc::new),
         idle_deadlines: IdleDeadlines::new(),
     });
     // Ends with this function, once the connections it wakes are gone.
     let idle_task = AbortOnDrop(tokio::spawn(
         context.idle_deadlines.clone().run(stop.clone()),
     ));
-    // Shared by every connection's metrics tracker.
-    let name: Arc<str> = listener.spec.name.as_str().into();
+    // What every connection's metrics tracker shares.
+    let tracking = state.metrics.listener_tracking(listener.spec.name.as_str());
     let mut connections = JoinSet::new();
     loop {
         // Both `select!`s are biased, because a connection once accepted must be answered: closed
@@ -138,7 +138,7 @@ pub(crate) async fn serve(
             local: stream.local_addr().unwrap_or(listener.spec.address),
             peer,
             https: context.https,
-            tracker: state.metrics.connection(name.clone()),
+            tracker: tracking.open(),
             sni: None,
             alt_svc: context.alt_svc.clone(),
         };
@@ -218,7 +218,7 @@ pub(super) struct ListenerContext {
     pub(super) name: String,
     pub(super) proxy_protocol: bool,
     /// The `Alt-Svc` value announcing this listener's HTTP/3, when it has it.
-    pub(super) alt_svc: Option<http::HeaderValue>,
+    pub(super) alt_svc: Option<Arc<http::HeaderValue>>,
     /// The deadlines and the stop of this listener's parked connections.
     pub(super) idle_deadlines: Arc<IdleDeadlines>,
 }

@@ -58,7 +58,7 @@ impl Expiry {
 
 #[derive(Debug)]
 struct ActivityState {
-    in_flight: usize,
+    in_flight: u32,
     requests: u64,
     /// When the connection last had no request in flight (accept, or the end of a response).
     idle_since: Instant,

@@ -82,7 +82,7 @@ fn session_after_handshake(
         debug!(%peer, "ACME TLS-ALPN-01 validation handshake answered");
         return None;
     }
-    let sni = tls.get_ref().1.server_name().map(str::to_owned);
+    let sni = tls.get_ref().1.server_name().map(Box::from);
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     if h2 {
         activity.speaks_http2();

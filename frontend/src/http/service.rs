@@ -102,7 +102,7 @@ async fn answer(
     response = error_script::site_error_page(&scope, &parts, response).await;
     site_policy::add_hsts(site, conn.https, &mut response);
     if let Some(alt_svc) = &conn.alt_svc {
-        response.headers_mut().insert(ALT_SVC, alt_svc.clone());
+        response.headers_mut().insert(ALT_SVC, (**alt_svc).clone());
     }
     if let Ok(mut value) = HeaderValue::from_str(&request_id) {
         // Unique to this response: HTTP/2's HPACK would add it to the connection's table, where

@@ -53,7 +53,8 @@ pub(super) async fn serve_connection(
     let sni = connection
         .handshake_data()
         .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
-        .and_then(|data| data.server_name);
+        .and_then(|data| data.server_name)
+        .map(String::into_boxed_str);
     let info = Arc::new(ConnInfo {
         local: local.unwrap_or(peer),
         peer,

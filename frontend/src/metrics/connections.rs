@@ -34,9 +34,45 @@ pub(crate) struct ConnectionTracker(Arc<Tracked>);
 
 #[derive(Debug)]
 struct Tracked {
+    /// The listener's families and name, shared by its connections rather than copied into
+    /// each (40 bytes a connection, which an idle connection is made of; docs/frontend.md).
+    share: Arc<ListenerShare>,
+    state: Mutex<ConnState>,
+}
+
+/// What the trackers of one listener's connections share.
+#[derive(Debug)]
+struct ListenerShare {
     families: ConnectionFamilies,
     listener: Arc<str>,
-    state: Mutex<ConnState>,
+}
+
+/// Opens the trackers of one listener's connections, with what they share made once.
+#[derive(Debug, Clone)]
+pub(crate) struct ListenerTracking {
+    share: Arc<ListenerShare>,
+    /// The listener's `accepted` counter, looked up once.
+    accepted: IntCounter,
+}
+
+impl ListenerTracking {
+    pub(super) fn new(
+        families: ConnectionFamilies,
+        listener: Arc<str>,
+        accepted: IntCounter,
+    ) -> Self {
+        Self {
+            share: Arc::new(ListenerShare { families, listener }),
+            accepted,
+        }
+    }
+
+    /// A newly accepted connection; it counts as open until every clone of its tracker is
+    /// dropped.
+    pub(crate) fn open(&self) -> ConnectionTracker {
+        self.accepted.inc();
+        ConnectionTracker::on(self.share.clone())
+    }
 }
 
 #[derive(Debug)]
@@ -54,26 +90,28 @@ impl ConnState {
         let protocol = self.protocol;
         self.idle.get_or_insert_with(|| {
             tracked
+                .share
                 .families
                 .idle
-                .with_label_values(&[&*tracked.listener, protocol])
+                .with_label_values(&[&*tracked.share.listener, protocol])
         })
     }
 }
 
 impl ConnectionTracker {
+    /// A tracker with a listener share of its own (tests; the front end opens trackers through
+    /// [`ListenerTracking`]).
+    #[cfg(test)]
     pub(super) fn new(families: ConnectionFamilies, listener: Arc<str>) -> Self {
-        families
-            .open
-            .with_label_values(&[&*listener, PROTOCOL_PENDING])
-            .inc();
-        families
-            .idle
-            .with_label_values(&[&*listener, PROTOCOL_PENDING])
-            .inc();
+        Self::on(Arc::new(ListenerShare { families, listener }))
+    }
+
+    fn on(share: Arc<ListenerShare>) -> Self {
+        let labels = [&*share.listener, PROTOCOL_PENDING];
+        share.families.open.with_label_values(&labels).inc();
+        share.families.idle.with_label_values(&labels).inc();
         Self(Arc::new(Tracked {
-            families,
-            listener,
+            share,
             state: Mutex::new(ConnState {
                 protocol: PROTOCOL_PENDING,
                 active: 0,
@@ -90,9 +128,10 @@ impl ConnectionTracker {
             _ => "other",
         };
         self.0
+            .share
             .families
             .tls_handshakes
-            .with_label_values(&[&*self.0.listener, version])
+            .with_label_values(&[&*self.0.share.listener, version])
             .inc();
         let protocol = match connection.alpn_protocol() {
             Some(b"h2") => PROTOCOL_HTTP2,
@@ -104,9 +143,10 @@ impl ConnectionTracker {
     /// Records a TLS handshake that failed (`error`) or did not finish in time (`timeout`).
     pub(crate) fn tls_failed(&self, reason: &'static str) {
         self.0
+            .share
             .families
             .tls_failures
-            .with_label_values(&[&*self.0.listener, reason])
+            .with_label_values(&[&*self.0.share.listener, reason])
             .inc();
     }
 
@@ -138,26 +178,28 @@ impl ConnectionTracker {
 
     fn open(&self, protocol: &str) -> prometheus::IntGauge {
         self.0
+            .share
             .families
             .open
-            .with_label_values(&[&*self.0.listener, protocol])
+            .with_label_values(&[&*self.0.share.listener, protocol])
     }
 
     fn idle(&self, protocol: &str) -> prometheus::IntGauge {
         self.0
+            .share
             .families
             .idle
-            .with_label_values(&[&*self.0.listener, protocol])
+            .with_label_values(&[&*self.0.share.listener, protocol])
     }
 }
 
 impl Drop for Tracked {
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap();
-        let labels = [&*self.listener, state.protocol];
-        self.families.open.with_label_values(&labels).dec();
+        let labels = [&*self.share.listener, state.protocol];
+        self.share.families.open.with_label_values(&labels).dec();
         if state.active == 0 {
-            self.families.idle.with_label_values(&labels).dec();
+            self.share.families.idle.with_label_values(&labels).dec();
         }
     }
 }

@@ -49,7 +49,7 @@ use protocol::control::{ExitReason, FrontendSpec, ListenerKind};
 
 use self::activity::{WorkerActivity, WorkerState};
 pub(crate) use self::connections::hold_until_sent;
-use self::connections::{ConnectionFamilies, ConnectionTracker, CountingStream};
+use self::connections::{ConnectionFamilies, ConnectionTracker, CountingStream, ListenerTracking};
 pub(crate) use self::control_events::KnownBefore;
 use self::exits::ExitLog;
 use self::labels::{PROTOCOL_HTTP1, PROTOCOL_HTTP2, PROTOCOL_HTTP3, PROTOCOL_PENDING};
@@ -289,9 +289,15 @@ impl Metrics {
     /// A newly accepted connection on `listener`; it counts as open until every clone is dropped.
     /// The name comes shared so that a connection does not hold a copy of its own.
     pub(crate) fn connection(&self, listener: impl Into<Arc<str>>) -> ConnectionTracker {
+        self.listener_tracking(listener).open()
+    }
+
+    /// Opens the trackers of `listener`'s connections; made once per listener, so that its
+    /// connections share the families, the name and the `accepted` counter.
+    pub(crate) fn listener_tracking(&self, listener: impl Into<Arc<str>>) -> ListenerTracking {
         let listener = listener.into();
-        self.accepted.with_label_values(&[&*listener]).inc();
-        ConnectionTracker::new(self.connections.clone(), listener)
+        let accepted = self.accepted.with_label_values(&[&*listener]);
+        ListenerTracking::new(self.connections.clone(), listener, accepted)
     }
 
     /// Wraps a socket so that the bytes crossing it are counted for `listener`.

@@ -30,9 +30,11 @@ pub(crate) struct ConnInfo {
     /// Open/idle accounting for metrics.
     pub tracker: crate::metrics::connections::ConnectionTracker,
     /// The TLS SNI name the client sent, if any.
-    pub sni: Option<String>,
+    /// Boxed, not a `String`: the record is kept for an idle connection's whole life.
+    pub sni: Option<Box<str>>,
     /// `Alt-Svc` for the responses on this connection: the HTTPS listener also serves HTTP/3.
-    pub alt_svc: Option<http::HeaderValue>,
+    /// Shared by the listener's connections (a pointer, not a 40-byte value in each).
+    pub alt_svc: Option<std::sync::Arc<http::HeaderValue>>,
 }
 
 /// Everything about one script request that does not change between attempts.
