@@ -27,15 +27,15 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
+use crate::conn::client_socket::ClientSocket;
 use crate::conn::deadlines::{Activity, WatchedIo};
 use crate::conn::handshake::serve_tls;
 use crate::conn::http1_session::serve_http1;
 use crate::conn::hyper_session::{http1_builder, http_builder, serve_http};
 use crate::conn::idle_deadlines::IdleDeadlines;
 use crate::conn::limits::{ConnectionLimits, ConnectionSlot};
-use crate::conn::parking::Parkable;
+use crate::conn::parking::{Parkable, PlainStream};
 use crate::conn::proxy_protocol;
-use crate::metrics::connections::CountingStream;
 use crate::state::State;
 use crate::upstream::buffered::ConnInfo;
 
@@ -229,12 +229,11 @@ fn watched(
     stream: tokio::net::TcpStream,
     state: &State,
     context: &ListenerContext,
-) -> (
-    WatchedIo<CountingStream<tokio::net::TcpStream>>,
-    Arc<Activity>,
-) {
+) -> (PlainStream, Arc<Activity>) {
     let activity = Activity::new();
-    let counted = state.metrics.count_bytes(stream, &context.name);
+    let counted = state
+        .metrics
+        .count_bytes(ClientSocket::new(stream), &context.name);
     (WatchedIo::new(counted, activity.clone()), activity)
 }
 
@@ -326,7 +325,7 @@ pub(super) fn http_session<I: Parkable>(
 mod tests {
     use super::*;
 
-    type Plain = WatchedIo<CountingStream<tokio::net::TcpStream>>;
+    type Plain = PlainStream;
 
     fn test_state() -> Arc<State> {
         let mut spec = crate::metrics::tests::spec();

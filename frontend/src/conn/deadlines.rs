@@ -157,6 +157,13 @@ impl Activity {
         self.lock().write_blocked_since.is_some()
     }
 
+    /// Since when the connection has had no request in flight (its accept, or the end of its last
+    /// response); `None` while one is.
+    pub(crate) fn idle_since(&self) -> Option<Instant> {
+        let state = self.lock();
+        (state.in_flight == 0).then_some(state.idle_since)
+    }
+
     /// No request in flight and none partly received: closing now loses nothing.
     pub(crate) fn is_idle(&self) -> bool {
         let state = self.lock();
@@ -388,6 +395,10 @@ pub(crate) struct WatchedIo<T> {
 impl<T> WatchedIo<T> {
     pub(crate) fn new(inner: T, activity: Arc<Activity>) -> Self {
         Self { inner, activity }
+    }
+
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        &mut self.inner
     }
 }
 

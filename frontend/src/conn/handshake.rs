@@ -11,7 +11,7 @@ use tracing::debug;
 
 use crate::acme::challenges::ACME_TLS_ALPN;
 use crate::conn::accept::{http_session, ListenerContext, StopSignal};
-use crate::conn::deadlines::{Activity, WatchedIo};
+use crate::conn::deadlines::Activity;
 use crate::conn::limits::ConnectionSlot;
 use crate::state::State;
 use crate::upstream::buffered::ConnInfo;
@@ -63,7 +63,7 @@ pub(super) fn serve_tls(
     }
 }
 
-type PlainIo = WatchedIo<crate::metrics::connections::CountingStream<tokio::net::TcpStream>>;
+type PlainIo = crate::conn::parking::PlainStream;
 
 /// The HTTP session of a connection whose handshake completed (`None`: nothing follows it).
 fn session_after_handshake(

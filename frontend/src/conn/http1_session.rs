@@ -182,6 +182,16 @@ impl<I: Parkable> Future for WaitForRequest<'_, I> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
+        if let Some(socket) = this.io.client_socket().filter(|s| s.is_asleep()) {
+            // Woken while the socket slept in the listener's epoll set: by the client, a
+            // deadline or the stop. Whichever, tokio watches it again from here, for the rest
+            // of this wait (`timer.deep` stays set): its first read after the move finds no
+            // readiness yet, and going back to sleep then would lose the client's bytes to a
+            // loop of moves.
+            if this.timer.deadlines().wake_deep(socket).is_err() {
+                return Poll::Ready(Err("socket error"));
+            }
+        }
         // A read, not a readiness wait: readiness can be reported for a socket with nothing to
         // read (tokio documents such false positives, and a fresh socket showed them), and a
         // hyper connection started for nothing would hold its buffers until the next request.
@@ -202,12 +212,19 @@ impl<I: Parkable> Future for WaitForRequest<'_, I> {
                 this.linger = Some(tokio::time::Instant::now() + DRAIN_LINGER);
             }
             let deadline = this.activity.next_deadline(this.timeouts).map(|(at, _)| at);
-            // One timer for both: the sooner of the connection's deadline and the linger. A
-            // parked connection always has a deadline (nothing is in flight); the fallback only
-            // keeps the stop's wake-up if that ever changes.
+            // Once idle long enough, the socket goes to sleep outside tokio (not while the
+            // stop's linger runs: that is the last second of the connection anyway).
+            let deep_at = (this.linger.is_none() && !this.timer.deep)
+                .then(|| this.activity.idle_since())
+                .flatten()
+                .and_then(|since| this.timer.deadlines().deep_park_at(since));
+            // One timer for all: the sooner of the connection's deadline, the linger and the
+            // move to deep sleep. A parked connection always has a deadline (nothing is in
+            // flight); the fallback only keeps the stop's wake-up if that ever changes.
             let wake = deadline
                 .into_iter()
                 .chain(this.linger)
+                .chain(deep_at)
                 .min()
                 .unwrap_or_else(|| tokio::time::Instant::now() + NO_DEADLINE_RECHECK);
             match this.timer.poll_until(wake, this.linger.is_some(), cx) {
@@ -224,6 +241,13 @@ impl<I: Parkable> Future for WaitForRequest<'_, I> {
                 if at <= now {
                     return Poll::Ready(Err(expiry.describe()));
                 }
+            }
+            if deep_at.is_some_and(|at| at <= now) {
+                if let Some(socket) = this.io.client_socket() {
+                    this.timer.deadlines().sleep_deep(socket, &this.timer);
+                }
+                // Set even when the socket stayed with tokio: one move per wait.
+                this.timer.deep = true;
             }
         }
     }

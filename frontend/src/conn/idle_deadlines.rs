@@ -19,21 +19,42 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
 
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
+
+use rustix::buffer::spare_capacity;
+use rustix::event::{epoll, Timespec};
 use slab::Slab;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::conn::client_socket::ClientSocket;
 
 use crate::conn::accept::StopSignal;
 
 /// The parked connections of one listener: their deadlines, in order, and whether it stops.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct IdleDeadlines {
     table: Mutex<Table>,
     /// Set once the listener stops; read without the lock by connections deciding their linger.
     stopping: AtomicBool,
     /// Tells the task that a deadline earlier than the one it sleeps for was armed.
     earlier: Notify,
+    /// Where the sockets of long-idle connections sleep ([`ClientSocket`]); `None` if it could
+    /// not be made (then they stay with tokio).
+    deep: Option<AsyncFd<OwnedFd>>,
+    /// How long a connection is idle before its socket goes to sleep in `deep`.
+    deep_after: Duration,
 }
+
+/// How long a parked connection waits before its socket leaves tokio for the listener's epoll
+/// set: long enough that a connection between the requests of one page view (a browser's,
+/// tens of milliseconds apart) never moves, short against the keep-alive timeout (75 s by
+/// default), so that an idle connection spends nearly all its life in the cheap place.
+pub(crate) const DEEP_PARK_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 struct Table {
@@ -51,6 +72,28 @@ struct Entry {
     waker: Waker,
 }
 
+/// A new epoll set, watched by tokio's driver.
+#[allow(unsafe_code)] // tokio's registration of a raw descriptor (I/O safety, see below)
+fn epoll_set() -> std::io::Result<AsyncFd<OwnedFd>> {
+    let fd = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+    // SAFETY: the `OwnedFd` is the only owner of the descriptor; it stays open and the same
+    // until the `AsyncFd` drops it.
+    unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.map_err(|e| e.into())
+}
+
+/// Sleeping sockets taken from the epoll set per wake-up of the task.
+const EVENTS_PER_WAIT: usize = 256;
+
+/// Readability of the epoll set, or never when there is none.
+async fn readable(
+    deep: &Option<AsyncFd<OwnedFd>>,
+) -> std::io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, OwnedFd>> {
+    match deep {
+        Some(deep) => deep.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// What [`IdleTimer::poll_until`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Wait {
@@ -63,8 +106,63 @@ pub(crate) enum Wait {
 }
 
 impl IdleDeadlines {
+    /// Must be called inside the runtime (the epoll set registers with its driver).
     pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+        Self::with_deep_park_after(DEEP_PARK_AFTER)
+    }
+
+    pub(crate) fn with_deep_park_after(deep_after: Duration) -> Arc<Self> {
+        let deep = match epoll_set() {
+            Ok(deep) => Some(deep),
+            Err(e) => {
+                warn!(error = %e, "no epoll set for long-idle connections; they stay with tokio");
+                None
+            }
+        };
+        Arc::new(Self {
+            table: Mutex::default(),
+            stopping: AtomicBool::new(false),
+            earlier: Notify::new(),
+            deep,
+            deep_after,
+        })
+    }
+
+    /// When a connection idle since `since` should put its socket to sleep, if it can.
+    pub(crate) fn deep_park_at(&self, since: Instant) -> Option<Instant> {
+        self.deep.as_ref().map(|_| since + self.deep_after)
+    }
+
+    /// Puts `socket` to sleep in the epoll set; its readability wakes `timer`'s connection.
+    /// `false` when it stays with tokio (no set, or the move failed).
+    pub(crate) fn sleep_deep(&self, socket: &mut ClientSocket, timer: &IdleTimer<'_>) -> bool {
+        let (Some(deep), Some(key)) = (&self.deep, timer.key()) else {
+            return false;
+        };
+        match socket.sleep_in(deep.get_ref().as_fd(), u64::from(key)) {
+            Ok(()) => true,
+            Err(e) => {
+                debug!(error = %e, "a long-idle socket stays with tokio");
+                false
+            }
+        }
+    }
+
+    /// Takes `socket` back from the epoll set into tokio.
+    pub(crate) fn wake_deep(&self, socket: &mut ClientSocket) -> std::io::Result<()> {
+        socket.wake_up(self.deep.as_ref().map(|d| d.get_ref().as_fd()))
+    }
+
+    /// Wakes the connections whose sleeping sockets became readable.
+    fn wake_readable(&self, events: &[epoll::Event]) {
+        let table = self.lock();
+        let wakers: Vec<Waker> = events
+            .iter()
+            .filter_map(|event| usize::try_from(event.data.u64()).ok())
+            .filter_map(|key| table.entries.get(key).map(|e| e.waker.clone()))
+            .collect();
+        drop(table);
+        wakers.into_iter().for_each(Waker::wake);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
@@ -81,6 +179,7 @@ impl IdleDeadlines {
         IdleTimer {
             deadlines: self,
             key: NO_KEY,
+            deep: false,
             at: None,
         }
     }
@@ -107,6 +206,19 @@ impl IdleDeadlines {
                     if changed.is_err() || stop.borrow_and_update().is_some() {
                         stop_seen = true;
                         self.stop_now();
+                    }
+                }
+                ready = readable(&self.deep) => {
+                    if let Ok(mut guard) = ready {
+                        let deep = guard.get_inner().as_fd();
+                        // Made here, not kept across the loop's awaits: an event is not `Send`.
+                        let mut events = Vec::with_capacity(EVENTS_PER_WAIT);
+                        // Not waiting (a zero timeout): the set is known to be readable.
+                        let _ = epoll::wait(deep, spare_capacity(&mut events), Some(&Timespec::default()));
+                        self.wake_readable(&events);
+                        if events.len() < events.capacity() {
+                            guard.clear_ready();
+                        }
                     }
                 }
                 () = self.earlier.notified() => {}
@@ -154,6 +266,10 @@ pub(crate) struct IdleTimer<'a> {
     /// The entry in the table, or [`NO_KEY`]: a `u32`, not an `Option<usize>`, to keep 8 bytes
     /// out of every parked connection.
     key: u32,
+    /// This wait has put its connection's socket to sleep in the listener's epoll set (or
+    /// tried to); it does so once. Kept here, where it takes no room of its own: it fills the
+    /// key's padding.
+    pub(crate) deep: bool,
     /// The deadline last armed (a poll that finds the same one does not touch the table).
     at: Option<Instant>,
 }
@@ -165,6 +281,16 @@ impl IdleTimer<'_> {
     /// Whether the listener's stop has come.
     pub(crate) fn stopping(&self) -> bool {
         self.deadlines.stopping()
+    }
+
+    /// The listener this timer belongs to.
+    pub(crate) fn deadlines(&self) -> &IdleDeadlines {
+        self.deadlines
+    }
+
+    /// The timer's entry in the table, once armed.
+    fn key(&self) -> Option<u32> {
+        (self.key != NO_KEY).then_some(self.key)
     }
 
     /// `Due` when `at` has passed; else arms the timer for `at` with this task's waker.

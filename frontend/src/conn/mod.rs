@@ -9,6 +9,7 @@
 //! `inherited` takes the descriptors the master passed. The request path itself is in `http`.
 
 pub(crate) mod accept;
+mod client_socket;
 pub(crate) mod deadlines;
 mod drive;
 mod handshake;

@@ -32,8 +32,8 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
+use crate::conn::client_socket::ClientSocket;
 use crate::conn::deadlines::{Activity, WatchedIo};
 use crate::metrics::connections::CountingStream;
 
@@ -160,11 +160,21 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for ParkingIo<I> {
 /// A client stream a connection can park on: the plain socket or TLS over it. Waiting for the
 /// next request reads the stream itself (`conn::http1_session`), so TLS data rustls already
 /// holds is seen without asking the socket.
-pub(crate) trait Parkable: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+pub(crate) trait Parkable: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The plain socket under the stream, which may sleep outside tokio while the connection is
+    /// long idle (`conn::client_socket`); `None` over TLS, whose state dwarfs the registration.
+    fn client_socket(&mut self) -> Option<&mut ClientSocket> {
+        None
+    }
+}
 
-type PlainStream = WatchedIo<CountingStream<TcpStream>>;
+pub(crate) type PlainStream = WatchedIo<CountingStream<ClientSocket>>;
 
-impl Parkable for PlainStream {}
+impl Parkable for PlainStream {
+    fn client_socket(&mut self) -> Option<&mut ClientSocket> {
+        Some(self.get_mut().get_mut())
+    }
+}
 
 impl Parkable for tokio_rustls::server::TlsStream<PlainStream> {}
 

@@ -272,6 +272,10 @@ impl<S> CountingStream<S> {
             sent,
         }
     }
+
+    pub(crate) fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for CountingStream<S> {

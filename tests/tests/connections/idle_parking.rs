@@ -11,6 +11,8 @@ use harness::raw::RawConn;
 use harness::{php_site, test_site, Paddock, LISTENERS, PATIENCE};
 
 const PAUSE: Duration = Duration::from_millis(300);
+/// Longer than the front end's deep-park delay (1 s), so the socket goes to sleep.
+const DEEP_PAUSE: Duration = Duration::from_millis(2500);
 
 fn start(extra: &str) -> Paddock {
     Paddock::start(&format!("{extra}\n{}", php_site(&test_site(), 1, "")))
@@ -72,6 +74,38 @@ fn requests_around_idle_pauses_are_served_on_the_same_connection() {
     std::thread::sleep(PAUSE);
     conn.get("/static/hello.txt").unwrap();
     answered(&mut conn, "GET after GET");
+}
+
+/// Past a second of idleness a parked connection's socket sleeps outside tokio, in its
+/// listener's epoll set (frontend/src/conn/client_socket.rs). It must come back for the next
+/// request, whole or split across a pause, and for a body.
+#[test]
+fn connections_idle_long_enough_to_sleep_come_back() {
+    let paddock = start("");
+    let mut conn = RawConn::connect(paddock.http);
+    conn.get("/static/hello.txt").unwrap();
+    answered(&mut conn, "first request");
+    std::thread::sleep(DEEP_PAUSE);
+    conn.get("/echo.php?after=sleep").unwrap();
+    assert!(answered(&mut conn, "after a sleep").contains("sleep"));
+    std::thread::sleep(DEEP_PAUSE);
+    conn.send(b"GET /echo.php?split=yes HTTP/1.1\r\nHost: localhost\r\n")
+        .unwrap();
+    std::thread::sleep(DEEP_PAUSE);
+    conn.send(b"\r\n").unwrap();
+    assert!(answered(&mut conn, "split head").contains("split"));
+    std::thread::sleep(DEEP_PAUSE);
+    let body = "name=Ada";
+    conn.send(
+        format!(
+            "POST /echo.php HTTP/1.1\r\nHost: localhost\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert!(answered(&mut conn, "POST after a sleep").contains("Ada"));
 }
 
 /// One TLS session (openssl s_client, HTTP/1.1 by ALPN), three requests with pauses between.

@@ -129,3 +129,57 @@ async fn a_connection_arming_once_the_stop_came_is_told_so() {
     assert_eq!(entries(&idle), (0, 0));
     assert_eq!(timer.poll_until(at, true, &cx), Wait::Armed);
 }
+
+/// Counts its wake-ups.
+struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A real socket put to sleep in the listener's epoll set: it leaves tokio, the client's bytes
+/// wake its connection through the set, and taken back it reads them. (Real time: epoll.)
+#[tokio::test]
+async fn a_sleeping_socket_wakes_its_connection_when_the_client_speaks() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let idle = IdleDeadlines::with_deep_park_after(Duration::from_millis(10));
+    let (_stop, stopped) = watch::channel(None);
+    let _task = tokio::spawn(idle.clone().run(stopped));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (server, _) = listener.accept().await.unwrap();
+    let mut socket = ClientSocket::new(server);
+
+    let woken = Arc::new(CountingWaker(std::sync::atomic::AtomicUsize::new(0)));
+    let waker = std::task::Waker::from(woken.clone());
+    let cx = std::task::Context::from_waker(&waker);
+    let mut timer = idle.timer();
+    let far = Instant::now() + Duration::from_secs(60);
+    assert_eq!(timer.poll_until(far, false, &cx), Wait::Armed);
+    assert!(idle.sleep_deep(&mut socket, &timer));
+    assert!(socket.is_asleep());
+
+    client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while woken.0.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not woken by the client's bytes"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    idle.wake_deep(&mut socket).unwrap();
+    assert!(!socket.is_asleep());
+    let mut read = [0u8; 18];
+    socket.read_exact(&mut read).await.unwrap();
+    assert_eq!(&read, b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(
+        idle.deep_park_at(far),
+        Some(far + Duration::from_millis(10))
+    );
+}
