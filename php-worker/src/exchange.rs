@@ -57,7 +57,12 @@ impl Exchange {
             id,
             body,
             body_read: 0,
-            out: Self::reserved_header(Vec::with_capacity(HEADER_LEN + FLUSH_AT + 64)),
+            // Room for a whole gathered record from the start: no growth per page.
+            out: {
+                let mut out = Vec::with_capacity(HEADER_LEN + FLUSH_AT + 64);
+                out.resize(HEADER_LEN, 0);
+                out
+            },
             wrote_stderr: false,
             ended: false,
             broken: false,
@@ -65,11 +70,10 @@ impl Exchange {
         }
     }
 
-    /// `out` emptied down to the reserved header of the next STDOUT record.
-    fn reserved_header(mut out: Vec<u8>) -> Vec<u8> {
-        out.clear();
-        out.resize(HEADER_LEN, 0);
-        out
+    /// Empties `out` down to the reserved header of the next STDOUT record.
+    fn restart_record(&mut self) {
+        self.out.clear();
+        self.out.resize(HEADER_LEN, 0);
     }
 
     fn gathered(&self) -> usize {
@@ -102,7 +106,7 @@ impl Exchange {
         }
         fcgi::seal_stream_record(&mut self.out, 0, RecordType::Stdout, self.id);
         self.send();
-        self.out = Self::reserved_header(std::mem::take(&mut self.out));
+        self.restart_record();
         !self.broken
     }
 
@@ -129,7 +133,7 @@ impl Exchange {
         fcgi::encode_stream(&mut self.out, RecordType::Stderr, self.id, &line);
         self.wrote_stderr = true;
         self.send();
-        self.out = Self::reserved_header(std::mem::take(&mut self.out));
+        self.restart_record();
     }
 
     /// Ends the response now (fastcgi_finish_request): output, stream ends and END_REQUEST in

@@ -208,7 +208,7 @@ impl<I: Parkable> Future for WaitForRequest<'_, I> {
             Poll::Pending => {}
         }
         loop {
-            if this.linger.is_none() && this.timer.stopping() {
+            if this.linger.is_none() && this.timer.deadlines().stopping() {
                 this.linger = Some(tokio::time::Instant::now() + DRAIN_LINGER);
             }
             let deadline = this.activity.next_deadline(this.timeouts).map(|(at, _)| at);

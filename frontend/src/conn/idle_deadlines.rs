@@ -13,13 +13,16 @@
 //! The table is one mutex per listener. A connection arms its timer when it parks (once per
 //! keep-alive request under load) and disarms it when it unparks: two short critical sections
 //! a request, as tokio's own timer has (reset, then drop).
+//!
+//! The same task watches the listener's epoll set, where the sockets of connections parked
+//! longer than [`DEEP_PARK_AFTER`] sleep outside tokio ([`ClientSocket`]): a socket there is
+//! keyed by its connection's entry in the table, and its readability wakes that entry.
 
 use std::collections::BTreeSet;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
-
-use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use rustix::buffer::spare_capacity;
@@ -31,9 +34,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::conn::client_socket::ClientSocket;
-
 use crate::conn::accept::StopSignal;
+use crate::conn::client_socket::ClientSocket;
 
 /// The parked connections of one listener: their deadlines, in order, and whether it stops.
 #[derive(Debug)]
@@ -251,7 +253,7 @@ impl IdleDeadlines {
     fn stop_now(&self) {
         self.stopping.store(true, Ordering::Release);
         // Under the lock, so that a connection arming at the same time either is in the table
-        // here or sees `stopping` when it arms (`arm` reads it under the same lock).
+        // here or sees `stopping` when it arms (`poll_until` reads it under the same lock).
         let table = self.lock();
         let all: Vec<Waker> = table.entries.iter().map(|(_, e)| e.waker.clone()).collect();
         drop(table);
@@ -278,11 +280,6 @@ pub(crate) struct IdleTimer<'a> {
 const NO_KEY: u32 = u32::MAX;
 
 impl IdleTimer<'_> {
-    /// Whether the listener's stop has come.
-    pub(crate) fn stopping(&self) -> bool {
-        self.deadlines.stopping()
-    }
-
     /// The listener this timer belongs to.
     pub(crate) fn deadlines(&self) -> &IdleDeadlines {
         self.deadlines
@@ -343,10 +340,8 @@ impl IdleTimer<'_> {
 
 impl Drop for IdleTimer<'_> {
     fn drop(&mut self) {
-        if self.key == NO_KEY {
-            return;
-        }
-        let key = self.key as usize;
+        let Some(key) = self.key() else { return };
+        let key = key as usize;
         let mut table = self.deadlines.lock();
         if let Some(at) = table.entries.remove(key).at {
             table.order.remove(&(at, key));
