@@ -46,6 +46,7 @@ use protocol::control::FrontendSpec;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::conn::deadlines::Activity;
+use crate::conn::parking::Parkable;
 use crate::http::request_body::RequestBody;
 use crate::http::response::Body;
 use crate::http::service;
@@ -81,16 +82,13 @@ pub(super) enum Direct {
 
 /// Answers the request whose first bytes are `bytes` directly if it can (see the module docs).
 /// Call it when the connection is at a request boundary.
-pub(super) async fn serve<I>(
+pub(super) async fn serve<I: Parkable>(
     io: &mut I,
     bytes: Bytes,
     conn: &Arc<ConnInfo>,
     state: &Arc<State>,
     activity: &Arc<Activity>,
-) -> Direct
-where
-    I: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Direct {
     // In a block: the request's and the configuration's storage then ends before the first
     // await instead of taking room in this future for its whole life.
     let (answering, send, head) = {
@@ -126,6 +124,18 @@ where
         both.freeze()
     };
     let close = closes(&response);
+    if !head {
+        if let Some((file, length, sent)) = send_file::sendable(io, &response) {
+            let (parts, body) = response.into_parts();
+            let encoded = encode_head(&parts);
+            let sending = send_file::send(io, &encoded, &file, length, send, &sent);
+            let all_sent = Box::pin(sending).await;
+            // The access log line, the metrics and the in-flight guard riding on the unread
+            // body end here, after the file.
+            drop(body);
+            return finish(io, all_sent, close, arrived).await;
+        }
+    }
     let Some(length) = simple_length(&response) else {
         if close {
             activity.withdraw_close_request();
@@ -156,6 +166,19 @@ where
         if !matches!(written, Ok(Ok(()))) {
             return Direct::Closed;
         }
+    }
+    finish(io, true, close, arrived).await
+}
+
+/// How the connection goes on once an answer was written (`all_sent`) or failed to be.
+async fn finish<I: AsyncWrite + Unpin>(
+    io: &mut I,
+    all_sent: bool,
+    close: bool,
+    arrived: BytesMut,
+) -> Direct {
+    if !all_sent {
+        return Direct::Closed;
     }
     if close {
         let _ = io.shutdown().await;
@@ -407,5 +430,6 @@ async fn write_answer<I: AsyncWrite + Unpin>(
     io.flush().await
 }
 
+mod send_file;
 #[cfg(test)]
 mod tests;

@@ -26,6 +26,7 @@
 //! Any bytes hyper still reports as unread are handed back through [`ParkingIo::unread`].
 
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -166,6 +167,19 @@ pub(crate) trait Parkable: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     fn client_socket(&mut self) -> Option<&mut ClientSocket> {
         None
     }
+
+    /// Sends up to `len` bytes of `file` from `*offset` with sendfile(2), counted as written
+    /// like every other write; only where [`Parkable::client_socket`] is `Some` (under TLS the
+    /// records are made in paddock, so the bytes must pass through it).
+    fn poll_send_file(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _file: BorrowedFd<'_>,
+        _offset: &mut u64,
+        _len: usize,
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Err(io::ErrorKind::Unsupported.into()))
+    }
 }
 
 pub(crate) type PlainStream = WatchedIo<CountingStream<ClientSocket>>;
@@ -173,6 +187,21 @@ pub(crate) type PlainStream = WatchedIo<CountingStream<ClientSocket>>;
 impl Parkable for PlainStream {
     fn client_socket(&mut self) -> Option<&mut ClientSocket> {
         Some(self.get_mut().get_mut())
+    }
+
+    fn poll_send_file(
+        &mut self,
+        cx: &mut Context<'_>,
+        file: BorrowedFd<'_>,
+        offset: &mut u64,
+        len: usize,
+    ) -> Poll<io::Result<usize>> {
+        let counted = self.get_mut();
+        let sent = counted.get_mut().poll_send_file(cx, file, offset, len);
+        if let Poll::Ready(Ok(bytes)) = sent {
+            counted.count_sent(bytes as u64);
+        }
+        sent
     }
 }
 

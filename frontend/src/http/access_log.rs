@@ -13,7 +13,7 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -279,11 +279,31 @@ fn iso_time(time: SystemTime) -> String {
     format!("{y}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
 }
 
+/// Bytes of an answer sent beside its body (a file sent with sendfile(2), see
+/// `static_files::file_on_disk`), which the log line counts as the body's.
+#[derive(Debug, Default)]
+pub(crate) struct SentBeside {
+    bytes: AtomicU64,
+    complete: AtomicBool,
+}
+
+impl SentBeside {
+    pub(crate) fn add(&self, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The whole answer was sent.
+    pub(crate) fn finish(&self) {
+        self.complete.store(true, Ordering::Relaxed);
+    }
+}
+
 /// A response body that writes the request's log line when it is finished or dropped.
 struct LoggedBody {
     inner: Body,
     log: Arc<AccessLog>,
     entry: Entry,
+    beside: Option<Arc<SentBeside>>,
 }
 
 impl HttpBody for LoggedBody {
@@ -321,16 +341,27 @@ impl Drop for LoggedBody {
         if self.inner.is_end_stream() {
             self.entry.complete = true;
         }
+        if let Some(beside) = &self.beside {
+            self.entry.bytes += beside.bytes.load(Ordering::Relaxed);
+            self.entry.complete |= beside.complete.load(Ordering::Relaxed);
+        }
         self.log.write(&self.entry);
     }
 }
 
-/// Wraps `body` so that `entry` is logged when the response ends.
-pub(crate) fn log_body(body: Body, log: Arc<AccessLog>, entry: Entry) -> Body {
+/// Wraps `body` so that `entry` is logged when the response ends, with what was sent
+/// `beside` the body.
+pub(crate) fn log_body(
+    body: Body,
+    log: Arc<AccessLog>,
+    entry: Entry,
+    beside: Option<Arc<SentBeside>>,
+) -> Body {
     LoggedBody {
         inner: body,
         log,
         entry,
+        beside,
     }
     .boxed_unsync()
 }

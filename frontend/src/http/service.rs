@@ -22,7 +22,7 @@ use crate::http::router::{self, Route};
 use crate::http::{access_log, client_addr, compression, error_script, site_policy};
 use crate::site_rules::{self, CompiledSite};
 use crate::state::State;
-use crate::static_files;
+use crate::static_files::{self, file_on_disk::FileOnDisk};
 use crate::upstream::buffered::{self, ConnInfo, ScriptOutcome, ScriptRequest};
 use crate::upstream::{sendfile, streaming};
 
@@ -132,12 +132,16 @@ async fn answer(
         (entry.time, entry.started) = (received, started);
         (log.clone(), entry)
     });
+    let sent_beside = response
+        .extensions()
+        .get::<FileOnDisk>()
+        .map(|file| file.sent.clone());
     let response =
         response.map(|body| crate::metrics::hold_until_sent(body, active).boxed_unsync());
     Ok(response.map(|body| {
         let body = deadlines::guard_body(body, in_flight);
         match log_entry {
-            Some((log, entry)) => access_log::log_body(body, log, entry),
+            Some((log, entry)) => access_log::log_body(body, log, entry, sent_beside),
             None => body,
         }
     }))

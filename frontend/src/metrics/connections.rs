@@ -276,6 +276,11 @@ impl<S> CountingStream<S> {
     pub(crate) fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
+
+    /// Counts bytes written to the socket past [`AsyncWrite`] (sendfile(2)).
+    pub(crate) fn count_sent(&self, bytes: u64) {
+        self.sent.inc_by(bytes);
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for CountingStream<S> {

@@ -220,22 +220,28 @@ fn read_stable(path: &Path, max_file: u64) -> Option<CachedFile> {
     if Identity::of(&after) != identity || contents.len() as u64 != before.len() {
         return None;
     }
-    let modified = before.modified().ok()?;
-    let since_epoch = modified.duration_since(UNIX_EPOCH).ok()?;
-    let etag = format!(
-        "\"{:x}.{:08x}-{:x}\"",
-        since_epoch.as_secs(),
-        since_epoch.subsec_nanos(),
-        before.len()
-    );
+    let since_epoch = before.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
     let whole_seconds = UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs());
     Some(CachedFile {
         identity,
         bytes: Bytes::from(contents),
-        etag: HeaderValue::from_str(&etag).ok()?,
+        etag: etag(&before)?,
         last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(whole_seconds)).ok()?,
         modified_secs: since_epoch.as_secs(),
     })
+}
+
+/// The strong validator of a file with this metadata (size and modification time), in the
+/// format tower-http's `ServeFile` uses.
+pub(crate) fn etag(meta: &Metadata) -> Option<HeaderValue> {
+    let since_epoch = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
+    let etag = format!(
+        "\"{:x}.{:08x}-{:x}\"",
+        since_epoch.as_secs(),
+        since_epoch.subsec_nanos(),
+        meta.len()
+    );
+    HeaderValue::from_str(&etag).ok()
 }
 
 /// Seconds since the epoch of an HTTP date, for `If-Modified-Since`.

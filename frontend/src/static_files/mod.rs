@@ -17,6 +17,7 @@
 //! connection and has its own expiry and size rules.
 
 pub(crate) mod file_cache;
+pub(crate) mod file_on_disk;
 
 use std::path::{Path, PathBuf};
 
@@ -33,6 +34,7 @@ use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
 use self::file_cache::{CachedFile, FileCache};
+use self::file_on_disk::FileOnDisk;
 use crate::http::response::{self, Body};
 use crate::http::router::{self, StaticFile};
 
@@ -55,7 +57,7 @@ pub(crate) async fn serve(
     let mut response = match from_cache(parts, site, &file, cache).await {
         Some(response) => response,
         // Boxed: tower-http's future is large, and only this path needs it.
-        None => Box::pin(from_disk(parts, site, &file.path)).await,
+        None => Box::pin(from_disk(parts, site, &file)).await,
     };
     if let Some(rule) = site
         .cache_control
@@ -188,8 +190,11 @@ fn content_type(file: &Path) -> HeaderValue {
 /// docs/benchmarks.md scenario 1b). One such buffer exists per response being read from disk.
 const FILE_CHUNK: usize = 256 * 1024;
 
-/// Through tower-http's `ServeFile`, for what the cache does not answer.
-async fn from_disk(parts: &Parts, site: &SiteSpec, file: &Path) -> Response<Body> {
+/// Through tower-http's `ServeFile`, for what the cache does not answer. A whole file's GET
+/// answer also says which file it sends ([`FileOnDisk`]), for a connection that can send it
+/// itself.
+async fn from_disk(parts: &Parts, site: &SiteSpec, static_file: &StaticFile) -> Response<Body> {
+    let file = &static_file.path;
     let mut request = Request::new(http_body_util::Empty::<bytes::Bytes>::new());
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = parts.uri.clone();
@@ -214,6 +219,11 @@ async fn from_disk(parts: &Parts, site: &SiteSpec, file: &Path) -> Response<Body
         response
             .headers_mut()
             .append(VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    if parts.method == Method::GET {
+        if let Some(on_disk) = FileOnDisk::for_answer(file, &static_file.meta, &response) {
+            response.extensions_mut().insert(on_disk);
+        }
     }
     response
 }

@@ -4,5 +4,6 @@
 mod buffering;
 mod compression;
 mod direct_path;
+mod large_files;
 mod sendfile;
 mod static_files;

@@ -233,7 +233,7 @@ fn the_service_future_is_boxed_not_inlined() {
     fn size5<A, B, C, D, E, F>(_: fn(A, B, C, D, E) -> F) -> usize {
         std::mem::size_of::<F>()
     }
-    let direct = size5(serve::<tokio::io::DuplexStream>);
+    let direct = size5(serve::<crate::conn::parking::PlainStream>);
     assert!(direct <= 1024, "the direct path's future: {direct} bytes");
 }
 
