@@ -93,6 +93,16 @@ impl ClientSocket {
 }
 
 impl ClientSocket {
+    /// Holds back partial TCP segments while `corked` (TCP_CORK), so that an answer's head and
+    /// the start of a file sent after it leave in full segments; uncorking sends what is held.
+    pub(crate) fn set_corked(&self, corked: bool) -> io::Result<()> {
+        match &self.0 {
+            Place::Tokio(stream) => Ok(rustix::net::sockopt::set_tcp_cork(stream, corked)?),
+            Place::Asleep(stream) => Ok(rustix::net::sockopt::set_tcp_cork(stream, corked)?),
+            Place::Gone => Err(gone()),
+        }
+    }
+
     /// Sends up to `len` bytes of `file` from `*offset` (which it advances) straight from the
     /// page cache with sendfile(2): no copy through paddock. `Ok(0)` means the file ended
     /// before `*offset + len`.

@@ -93,12 +93,36 @@ pub(crate) struct Sibling {
 pub(crate) struct CachedFile {
     identity: Identity,
     pub bytes: Bytes,
-    /// Strong validator from size and mtime, in the format tower-http's `ServeFile` uses, so a
-    /// client's cached copy validates whichever of the two paths answers.
+    pub validators: Validators,
+}
+
+/// The validators of one version of a file, in the formats tower-http's `ServeFile` uses, so a
+/// client's cached copy validates whichever path answers.
+#[derive(Debug, Clone)]
+pub(crate) struct Validators {
+    /// Strong, from size and mtime.
     pub etag: HeaderValue,
     pub last_modified: HeaderValue,
     /// Modification time in whole seconds, as `Last-Modified` and `If-Modified-Since` carry it.
     pub modified_secs: u64,
+}
+
+impl Validators {
+    pub(crate) fn of(meta: &Metadata) -> Option<Self> {
+        let since_epoch = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
+        let etag = format!(
+            "\"{:x}.{:08x}-{:x}\"",
+            since_epoch.as_secs(),
+            since_epoch.subsec_nanos(),
+            meta.len()
+        );
+        let whole_seconds = UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs());
+        Some(Self {
+            etag: HeaderValue::from_str(&etag).ok()?,
+            last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(whole_seconds)).ok()?,
+            modified_secs: since_epoch.as_secs(),
+        })
+    }
 }
 
 impl FileCache {
@@ -220,28 +244,11 @@ fn read_stable(path: &Path, max_file: u64) -> Option<CachedFile> {
     if Identity::of(&after) != identity || contents.len() as u64 != before.len() {
         return None;
     }
-    let since_epoch = before.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
-    let whole_seconds = UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs());
     Some(CachedFile {
         identity,
         bytes: Bytes::from(contents),
-        etag: etag(&before)?,
-        last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(whole_seconds)).ok()?,
-        modified_secs: since_epoch.as_secs(),
+        validators: Validators::of(&before)?,
     })
-}
-
-/// The strong validator of a file with this metadata (size and modification time), in the
-/// format tower-http's `ServeFile` uses.
-pub(crate) fn etag(meta: &Metadata) -> Option<HeaderValue> {
-    let since_epoch = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
-    let etag = format!(
-        "\"{:x}.{:08x}-{:x}\"",
-        since_epoch.as_secs(),
-        since_epoch.subsec_nanos(),
-        meta.len()
-    );
-    HeaderValue::from_str(&etag).ok()
 }
 
 /// Seconds since the epoch of an HTTP date, for `If-Modified-Since`.

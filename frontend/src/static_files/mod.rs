@@ -1,9 +1,12 @@
 //! Static files, once the router has resolved a path.
 //!
-//! Small files are answered from the in-memory [`FileCache`] on the event loop: full GET and HEAD
-//! responses, `If-None-Match` / `If-Modified-Since` (304) and the precompressed siblings. Anything
-//! else (ranges, `If-Match` / `If-Unmodified-Since`, large files, a full cache) goes to
-//! tower-http's `ServeFile`, and both paths give the same headers and validators.
+//! Whole files are answered on the event loop: small ones from the in-memory [`FileCache`]
+//! (full GET and HEAD responses, `If-None-Match` / `If-Modified-Since` (304) and the
+//! precompressed siblings), larger ones from their metadata with a body read only when it is
+//! sent ([`file_on_disk`], which a plain HTTP/1.1 connection sends with sendfile(2)). Anything
+//! else (ranges, `If-Match` / `If-Unmodified-Since`, a large precompressed sibling, a file that
+//! cannot be read) goes to tower-http's `ServeFile`, and all paths give the same headers and
+//! validators.
 //!
 //! The router decides *which* file (root containment, dotfiles, the symlink policy, script
 //! detection); tower-http does the HTTP part it is good at and is well tested for: content types
@@ -20,6 +23,7 @@ pub(crate) mod file_cache;
 pub(crate) mod file_on_disk;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use http::header::{
     HeaderMap, HeaderValue, ACCEPT_ENCODING, ACCEPT_RANGES, ALLOW, CACHE_CONTROL, CONTENT_ENCODING,
@@ -33,8 +37,8 @@ use protocol::control::SiteSpec;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
-use self::file_cache::{CachedFile, FileCache};
-use self::file_on_disk::FileOnDisk;
+use self::file_cache::{CachedFile, FileCache, Validators};
+use self::file_on_disk::{FileOnDisk, FILE_CHUNK};
 use crate::http::response::{self, Body};
 use crate::http::router::{self, StaticFile};
 
@@ -57,7 +61,7 @@ pub(crate) async fn serve(
     let mut response = match from_cache(parts, site, &file, cache).await {
         Some(response) => response,
         // Boxed: tower-http's future is large, and only this path needs it.
-        None => Box::pin(from_disk(parts, site, &file)).await,
+        None => Box::pin(from_disk(parts, site, &file.path)).await,
     };
     if let Some(rule) = site
         .cache_control
@@ -102,24 +106,39 @@ async fn from_cache(
         Some(v) => (Some(v.coding), &v.path, &v.meta),
         None => (None, &file.path, &file.meta),
     };
-    if !cache.accepts(meta) {
+    let (validators, contents) = if cache.accepts(meta) {
+        let cached = match cache.get(path, meta) {
+            Some(cached) => cached,
+            None => Box::pin(cache.load(path)).await?,
+        };
+        (cached.validators.clone(), Contents::Cached(cached))
+    } else if encoding.is_none() && meta.is_file() {
+        let on_disk = FileOnDisk::new(path, meta);
+        (Validators::of(meta)?, Contents::OnDisk(on_disk))
+    } else {
         return None;
-    }
-    let cached = match cache.get(path, meta) {
-        Some(cached) => cached,
-        None => Box::pin(cache.load(path)).await?,
     };
-    let mut response = if not_modified(headers, &cached) {
+    let mut response = if not_modified(headers, &validators) {
         let mut response = Response::new(response::full(bytes::Bytes::new()));
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         response
     } else {
-        let body = if parts.method == Method::HEAD {
-            bytes::Bytes::new()
-        } else {
-            cached.bytes.clone()
+        let head = parts.method == Method::HEAD;
+        let (body, length) = match &contents {
+            Contents::Cached(cached) if head => (
+                response::full(bytes::Bytes::new()),
+                cached.bytes.len() as u64,
+            ),
+            Contents::Cached(cached) => (
+                response::full(cached.bytes.clone()),
+                cached.bytes.len() as u64,
+            ),
+            Contents::OnDisk(on_disk) if head => {
+                (response::full(bytes::Bytes::new()), on_disk.len())
+            }
+            Contents::OnDisk(on_disk) => (on_disk.body(), on_disk.len()),
         };
-        let mut response = Response::new(response::full(body));
+        let mut response = Response::new(body);
         let out = response.headers_mut();
         *out = HeaderMap::with_capacity(ANSWER_HEADERS);
         out.insert(CONTENT_TYPE, content_type(&file.path));
@@ -127,21 +146,31 @@ async fn from_cache(
         if let Some(coding) = encoding {
             out.insert(CONTENT_ENCODING, HeaderValue::from_static(coding));
         }
-        out.insert(CONTENT_LENGTH, HeaderValue::from(cached.bytes.len()));
+        out.insert(CONTENT_LENGTH, HeaderValue::from(length));
+        if let (Contents::OnDisk(on_disk), false) = (contents, head) {
+            response.extensions_mut().insert(on_disk);
+        }
         response
     };
     let out = response.headers_mut();
-    out.insert(LAST_MODIFIED, cached.last_modified.clone());
-    out.insert(ETAG, cached.etag.clone());
+    out.insert(LAST_MODIFIED, validators.last_modified);
+    out.insert(ETAG, validators.etag);
     if !variants.is_empty() {
         out.append(VARY, HeaderValue::from_static("accept-encoding"));
     }
     Some(response)
 }
 
+/// Where a whole file's answer takes its bytes from.
+enum Contents {
+    Cached(Arc<CachedFile>),
+    /// Too large to cache: read when sent, or sent by the kernel (`file_on_disk`).
+    OnDisk(FileOnDisk),
+}
+
 /// RFC 9110 §13.2.2 for GET and HEAD: `If-None-Match` (weak comparison) decides when present,
 /// else `If-Modified-Since`.
-fn not_modified(headers: &HeaderMap, file: &CachedFile) -> bool {
+fn not_modified(headers: &HeaderMap, file: &Validators) -> bool {
     if let Some(tags) = headers.get(IF_NONE_MATCH) {
         let tags = tags.as_bytes();
         let ours = file.etag.as_bytes();
@@ -185,16 +214,8 @@ fn content_type(file: &Path) -> HeaderValue {
     )
 }
 
-/// The reads of a file served from disk: tower-http's default of 64 KiB sends each through
-/// tokio's blocking pool and back four times as often (1 MiB and 100 MiB files: +5-12 % req/s,
-/// docs/benchmarks.md scenario 1b). One such buffer exists per response being read from disk.
-const FILE_CHUNK: usize = 256 * 1024;
-
-/// Through tower-http's `ServeFile`, for what the cache does not answer. A whole file's GET
-/// answer also says which file it sends ([`FileOnDisk`]), for a connection that can send it
-/// itself.
-async fn from_disk(parts: &Parts, site: &SiteSpec, static_file: &StaticFile) -> Response<Body> {
-    let file = &static_file.path;
+/// Through tower-http's `ServeFile`, for what [`from_cache`] does not answer.
+async fn from_disk(parts: &Parts, site: &SiteSpec, file: &Path) -> Response<Body> {
     let mut request = Request::new(http_body_util::Empty::<bytes::Bytes>::new());
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = parts.uri.clone();
@@ -219,11 +240,6 @@ async fn from_disk(parts: &Parts, site: &SiteSpec, static_file: &StaticFile) -> 
         response
             .headers_mut()
             .append(VARY, HeaderValue::from_static("accept-encoding"));
-    }
-    if parts.method == Method::GET {
-        if let Some(on_disk) = FileOnDisk::for_answer(file, &static_file.meta, &response) {
-            response.extensions_mut().insert(on_disk);
-        }
     }
     response
 }

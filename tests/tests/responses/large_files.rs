@@ -1,7 +1,7 @@
 //! Files above the in-memory cache's limit (256 KiB). On a plain HTTP/1.1 connection a whole
 //! file's GET is sent with sendfile(2) by the direct path (frontend/src/conn/http1_direct/
-//! send_file.rs); everything else (pipelined requests, TLS, ranges, HEAD, conditional
-//! requests) is streamed by hyper from tower-http's body. The two must be indistinguishable to
+//! send_file.rs); pipelined requests and TLS stream the same answer's body through hyper
+//! (frontend/src/static_files/file_on_disk.rs), and ranges go to tower-http. The two must be indistinguishable to
 //! the client, the access log and the metrics; and a slow client, a file cut short while it is
 //! sent, and the next request on the same connection must all be handled.
 
@@ -100,6 +100,10 @@ fn a_large_file_is_the_same_sent_by_the_kernel_or_streamed_by_hyper() {
     let range = conn.read_response().unwrap();
     assert_eq!(range.status, 206);
     assert_eq!(range.body, pattern(BIG)[1_048_570..1_048_580]);
+    // The range is tower-http's answer, the whole file paddock's own: the same validators.
+    for name in ["etag", "last-modified", "content-type", "accept-ranges"] {
+        assert_eq!(range.header(name), direct.header(name), "{name}");
+    }
     let etag = direct.header("etag").unwrap().to_owned();
     conn.send(request("/big.bin", &format!("If-None-Match: {etag}\r\n")).as_bytes())
         .unwrap();

@@ -57,6 +57,28 @@ pub(super) async fn send<I: Parkable>(
     send: Duration,
     sent: &SentBeside,
 ) -> bool {
+    // Corked while the head and the file go out, as nginx's `tcp_nopush`: the head does not
+    // leave alone in a small segment of its own.
+    let corked = io
+        .client_socket()
+        .is_some_and(|s| s.set_corked(true).is_ok());
+    let all_sent = send_corked(io, head, file, len, send, sent).await;
+    if corked {
+        if let Some(socket) = io.client_socket() {
+            let _ = socket.set_corked(false);
+        }
+    }
+    all_sent
+}
+
+async fn send_corked<I: Parkable>(
+    io: &mut I,
+    head: &[u8],
+    file: &File,
+    len: u64,
+    send: Duration,
+    sent: &SentBeside,
+) -> bool {
     if !matches!(
         tokio::time::timeout(send, write_answer(io, head, &[])).await,
         Ok(Ok(()))

@@ -23,9 +23,12 @@ async fn a_loaded_file_is_served_until_it_changes() {
     assert!(cache.get(&path, &meta(&path)).is_none());
     let loaded = cache.load(&path).await.unwrap();
     assert_eq!(&loaded.bytes[..], b"first");
-    assert_eq!(loaded.modified_secs, 1_700_000_000);
-    assert_eq!(loaded.last_modified, "Tue, 14 Nov 2023 22:13:20 GMT");
-    assert_eq!(loaded.etag, "\"6553f100.00000000-5\"");
+    assert_eq!(loaded.validators.modified_secs, 1_700_000_000);
+    assert_eq!(
+        loaded.validators.last_modified,
+        "Tue, 14 Nov 2023 22:13:20 GMT"
+    );
+    assert_eq!(loaded.validators.etag, "\"6553f100.00000000-5\"");
     let hit = cache.get(&path, &meta(&path)).unwrap();
     assert!(Arc::ptr_eq(&hit, &loaded));
 
