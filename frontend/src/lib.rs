@@ -31,6 +31,7 @@ mod http;
 mod http3;
 mod metrics;
 mod privileges;
+mod runtime_layout;
 pub mod site_rules;
 mod state;
 mod static_files;
@@ -38,6 +39,7 @@ mod upstream;
 
 pub use crate::conn::tls;
 pub use crate::http::router;
+pub use crate::runtime_layout::RuntimeLayout;
 
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -56,19 +58,15 @@ use crate::http::access_log;
 use crate::state::State;
 
 /// Entry point of the `paddock frontend` role: claims the inherited descriptors and serves until
-/// the master says stop.
-pub fn run_inherited() -> anyhow::Result<()> {
+/// the master says stop, with its event loops laid out as `layout` says.
+pub fn run_inherited(layout: RuntimeLayout) -> anyhow::Result<()> {
     let control = UnixStream::from(inherited::claim(CONTROL_FD)?);
     control.set_nonblocking(true)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("paddock-frontend")
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(run(control))
+    let runtime = layout.main_runtime()?;
+    runtime.block_on(run(control, layout))
 }
 
-async fn run(control: UnixStream) -> anyhow::Result<()> {
+async fn run(control: UnixStream, layout: RuntimeLayout) -> anyhow::Result<()> {
     let (reader, writer) = tokio::net::UnixStream::from_std(control)?.into_split();
     let mut inbox = Inbox::new(reader);
     let mut spec = match inbox.next().await? {
@@ -180,6 +178,8 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
         move || sampled.status_report(),
     ));
 
+    let other_threads =
+        runtime_layout::serve_on_other_threads(layout, &listeners, &state, &limits, &stop_rx)?;
     let tasks: Vec<_> = listeners
         .into_iter()
         .map(|listener| {
@@ -206,6 +206,9 @@ async fn run(control: UnixStream) -> anyhow::Result<()> {
     info!(pid = std::process::id(), "front end serving");
     for task in tasks.into_iter().chain(http3_tasks) {
         let _ = task.await;
+    }
+    for thread in other_threads {
+        let _ = thread.await;
     }
     info!("front end stopped");
     Ok(())

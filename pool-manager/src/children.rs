@@ -21,6 +21,7 @@ use crate::worker_output::WorkerOutput;
 pub(crate) fn spawn_frontend(
     exe: &Path,
     log_level: &str,
+    runtime: frontend::RuntimeLayout,
     control: &UnixStream,
     listeners: &[TcpListener],
 ) -> io::Result<Pid> {
@@ -33,6 +34,8 @@ pub(crate) fn spawn_frontend(
         .arg("frontend")
         .arg("--log-level")
         .arg(log_level)
+        .arg("--runtime")
+        .arg(runtime.name())
         .env_remove(crate::sd_notify::NOTIFY_SOCKET)
         .stdin(Stdio::null())
         // Its own process group: a Ctrl-C on the terminal reaches only the master, which then

@@ -54,6 +54,9 @@ enum Command {
     Frontend {
         #[arg(long, default_value = "info")]
         log_level: String,
+        /// `per-core` or `shared` (`server.frontend_runtime`).
+        #[arg(long, default_value = "per-core")]
+        runtime: String,
     },
 }
 
@@ -103,9 +106,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Frontend { log_level } => {
+        Command::Frontend { log_level, runtime } => {
             pool_manager::init_logging(&log_level);
-            match frontend::run_inherited() {
+            let Some(layout) = frontend::RuntimeLayout::parse(&runtime) else {
+                eprintln!("paddock frontend: unknown --runtime {runtime:?}");
+                return ExitCode::FAILURE;
+            };
+            match frontend::run_inherited(layout) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("front end failed: {e:#}");

@@ -163,3 +163,19 @@ fn http3_is_an_https_listener_option_without_proxy_protocol() {
     let error = with(&https, "http3 = true\nproxy_protocol = true").unwrap_err();
     assert_eq!(error.key, "listeners.web.http3", "{error}");
 }
+
+#[test]
+fn the_front_end_runtime_is_per_core_unless_told_and_only_a_known_layout() {
+    assert_eq!(
+        load(MINIMAL).unwrap().frontend_runtime,
+        frontend::RuntimeLayout::PerCore
+    );
+    let shared = format!("[server]\nfrontend_runtime = \"shared\"\n{MINIMAL}");
+    assert_eq!(
+        load(&shared).unwrap().frontend_runtime,
+        frontend::RuntimeLayout::Shared
+    );
+    let error = load(&format!("[server]\nfrontend_runtime = \"many\"\n{MINIMAL}")).unwrap_err();
+    assert_eq!(error.key, "server.frontend_runtime", "{error}");
+    assert!(error.to_string().contains("per-core, shared"), "{error}");
+}

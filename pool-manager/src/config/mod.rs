@@ -52,6 +52,8 @@ pub struct Config {
     /// `<runtime_dir>/control.sock` when a runtime directory is configured.
     pub control_socket: Option<PathBuf>,
     pub log_level: String,
+    /// How the front end's event loops use the cores (read when the front end starts).
+    pub frontend_runtime: frontend::RuntimeLayout,
     pub shutdown_timeout: Duration,
     /// The part the front end needs; listeners are in bind order.
     pub frontend: FrontendSpec,

@@ -49,6 +49,8 @@ pub(super) struct RawServer {
     pub temp_dir: Option<PathBuf>,
     pub log_level: Option<String>,
     pub shutdown_timeout: Option<Duration>,
+    /// How the front end's event loops use the cores: `per-core` or `shared`.
+    pub frontend_runtime: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -64,6 +64,19 @@ pub(super) fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config
         ));
     }
 
+    let frontend_runtime = match raw.server.frontend_runtime.as_deref() {
+        None => frontend::RuntimeLayout::default(),
+        Some(name) => frontend::RuntimeLayout::parse(name).ok_or_else(|| {
+            invalid(
+                &["server", "frontend_runtime"],
+                format!(
+                    "must be one of {}",
+                    frontend::RuntimeLayout::NAMES.join(", ")
+                ),
+            )
+        })?,
+    };
+
     Ok(Config {
         origin: file.to_string(),
         path: None,
@@ -74,6 +87,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path, file: &str) -> Result<Config
             (None, None) => None,
         },
         log_level,
+        frontend_runtime,
         shutdown_timeout: raw
             .server
             .shutdown_timeout

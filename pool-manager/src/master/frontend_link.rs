@@ -15,7 +15,13 @@ use crate::pool::backoff;
 impl Master {
     pub(super) fn start_frontend(&mut self) -> io::Result<()> {
         let (ours, theirs) = UnixStream::pair()?;
-        let pid = spawn_frontend(&self.exe, &self.config.log_level, &theirs, &self.listeners)?;
+        let pid = spawn_frontend(
+            &self.exe,
+            &self.config.log_level,
+            self.config.frontend_runtime,
+            &theirs,
+            &self.listeners,
+        )?;
         drop(theirs);
         let mut channel = crate::control::ControlChannel::new(ours)?;
         self.poll.registry().register(

@@ -82,6 +82,9 @@ impl Master {
         if new.runtime_dir != self.config.runtime_dir {
             warn!("server.runtime_dir changed: it takes effect at the next restart");
         }
+        if new.frontend_runtime != self.config.frontend_runtime {
+            warn!("server.frontend_runtime changed: it takes effect when the front end next starts (a restart or an upgrade)");
+        }
         Ok(())
     }
 

@@ -7,4 +7,5 @@ mod framing;
 mod idle_parking;
 mod keep_alive;
 mod limits;
+mod runtime_layout;
 mod tls_sni;

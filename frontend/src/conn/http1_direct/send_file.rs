@@ -15,7 +15,10 @@ use std::time::Duration;
 use http::header::{CONTENT_ENCODING, TRANSFER_ENCODING};
 use http::{Response, StatusCode};
 
+use tracing::debug;
+
 use super::write_answer;
+use crate::conn::deadlines::Expiry;
 use crate::conn::parking::Parkable;
 use crate::http::access_log::SentBeside;
 use crate::http::response::Body;
@@ -79,11 +82,10 @@ async fn send_corked<I: Parkable>(
     send: Duration,
     sent: &SentBeside,
 ) -> bool {
-    if !matches!(
-        tokio::time::timeout(send, write_answer(io, head, &[])).await,
-        Ok(Ok(()))
-    ) {
-        return false;
+    match tokio::time::timeout(send, write_answer(io, head, &[])).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return closing(&e.to_string()),
+        Err(_) => return closing(Expiry::Send.describe()),
     }
     let mut offset = 0;
     while offset < len {
@@ -93,9 +95,18 @@ async fn send_corked<I: Parkable>(
             Ok(Ok(bytes)) if bytes > 0 => sent.add(bytes as u64),
             // A file shorter than its answer (truncated meanwhile): as hyper does with a short
             // body, end the connection rather than let the client wait for the rest.
-            _ => return false,
+            Ok(Ok(_)) => return closing("the file ended before its length"),
+            Ok(Err(e)) => return closing(&e.to_string()),
+            // The same limit, and the same words, as for any other answer (`conn::drive`).
+            Err(_) => return closing(Expiry::Send.describe()),
         }
     }
     sent.finish();
     true
+}
+
+/// Logs why a file's answer stopped; `false`, for the caller to close the connection.
+fn closing(reason: &str) -> bool {
+    debug!(reason, "closing connection while sending a file");
+    false
 }
