@@ -34,7 +34,7 @@ const REQUESTS: &[&str] = &[
     "GET /style.css HTTP/1.1\r\n\r\n",
 ];
 
-fn start(root: &Path, log: &Path) -> Paddock {
+pub(crate) fn start(root: &Path, log: &Path) -> Paddock {
     Paddock::start(&format!(
         r#"
 [access_log]
@@ -92,7 +92,7 @@ fn closes(response: &RawResponse) -> bool {
 }
 
 /// Everything but the two headers that differ by nature, in the order sent.
-fn comparable(response: &RawResponse) -> (u16, Vec<(String, String)>, Vec<u8>) {
+pub(crate) fn comparable(response: &RawResponse) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let headers = response
         .headers
         .iter()

@@ -6,11 +6,12 @@
 //! sent, and the next request on the same connection must all be handled.
 
 use std::io::Read;
-use std::path::Path;
 use std::time::Duration;
 
-use harness::raw::{RawConn, RawResponse};
+use harness::raw::RawConn;
 use harness::{observe, wait_for, Paddock};
+
+use crate::direct_path::{comparable, start};
 
 /// 1 MiB and a bit: not a multiple of any buffer size on the way.
 const BIG: usize = (1 << 20) + 4321;
@@ -18,21 +19,6 @@ const BIG: usize = (1 << 20) + 4321;
 /// Bytes that differ from one position to the next, so that a misplaced chunk shows.
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
-}
-
-fn start(root: &Path, log: &Path) -> Paddock {
-    Paddock::start(&format!(
-        r#"
-[access_log]
-path = "{log}"
-format = "combined"
-
-[sites.files]
-root = "{root}"
-"#,
-        root = root.display(),
-        log = log.display(),
-    ))
 }
 
 fn site() -> (tempfile::TempDir, std::path::PathBuf) {
@@ -45,16 +31,6 @@ fn site() -> (tempfile::TempDir, std::path::PathBuf) {
 
 fn request(path: &str, extra: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}\r\n")
-}
-
-fn comparable(response: &RawResponse) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let headers = response
-        .headers
-        .iter()
-        .filter(|(name, _)| name != "date" && name != "x-request-id")
-        .cloned()
-        .collect();
-    (response.status, headers, response.body.clone())
 }
 
 fn sent_bytes(paddock: &Paddock) -> f64 {
