@@ -74,7 +74,8 @@ impl RuntimeLayout {
             .context("cannot start the async runtime")
     }
 
-    /// Runtimes besides the main thread's: one per core but one when per core, else none.
+    /// How many runtimes run beside the main thread's: one for every core after the first
+    /// (per core), none (shared).
     fn more_threads(self) -> usize {
         match self {
             Self::PerCore => std::thread::available_parallelism().map_or(1, |n| n.get()) - 1,

@@ -18,9 +18,10 @@
 //! - The service answers the request as it answers every other one (rules, routing, metrics,
 //!   access log, every header). The answer is written here only when its framing is certain: a
 //!   status with a standard reason phrase other than 1xx, 204 and 304, one `Content-Length`
-//!   that the body matches, and a body in memory. Anything else (a 304, a streamed or chunked
-//!   body, a PHP reason phrase) goes to a hyper connection together with the answer already
-//!   made ([`Direct::Hyper`] with `answered`), which hyper writes from the same bytes.
+//!   that the body matches, and a body in memory; or a whole static file too large for memory,
+//!   which a plain socket sends with sendfile(2) (`send_file`). Anything else (a 304, a
+//!   streamed or chunked body, a PHP reason phrase) goes to a hyper connection together with
+//!   the answer already made ([`Direct::Hyper`] with `answered`), which hyper writes from the same bytes.
 //! - While the answer is made, the client is watched as hyper watches it: a client that closes
 //!   the connection abandons the request (its future, and with it any worker call, is dropped),
 //!   and bytes it sends meanwhile are kept for its next request.

@@ -58,7 +58,7 @@ pub(crate) async fn serve(
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
-    let mut response = match from_cache(parts, site, &file, cache).await {
+    let mut response = match whole_file(parts, site, &file, cache).await {
         Some(response) => response,
         // Boxed: tower-http's future is large, and only this path needs it.
         None => Box::pin(from_disk(parts, site, &file.path)).await,
@@ -81,8 +81,9 @@ pub(crate) async fn serve(
 /// 0.8 µs a request less in the allocator once reserved).
 const ANSWER_HEADERS: usize = 16;
 
-/// The cached answer, or `None` when the request or the file needs `ServeFile`.
-async fn from_cache(
+/// A whole file's answer made on the event loop (from the cache, or from the metadata of a file
+/// too large for it), or `None` when the request or the file needs `ServeFile`.
+async fn whole_file(
     parts: &Parts,
     site: &SiteSpec,
     file: &StaticFile,
@@ -214,7 +215,7 @@ fn content_type(file: &Path) -> HeaderValue {
     )
 }
 
-/// Through tower-http's `ServeFile`, for what [`from_cache`] does not answer.
+/// Through tower-http's `ServeFile`, for what [`whole_file`] does not answer.
 async fn from_disk(parts: &Parts, site: &SiteSpec, file: &Path) -> Response<Body> {
     let mut request = Request::new(http_body_util::Empty::<bytes::Bytes>::new());
     *request.method_mut() = parts.method.clone();

@@ -5,7 +5,8 @@
 //! it), only for a GET whose answer is framed exactly as hyper would frame the file body: a
 //! `200` with its standard reason, one `Content-Length` that is the file's, no other coding.
 //! The file is opened here and checked to be the version the answer's headers describe;
-//! otherwise the answer goes to hyper, which streams tower-http's body as before.
+//! otherwise the answer goes to hyper, which streams the answer's own body (and that body,
+//! checking the same version, ends the connection rather than send other bytes).
 
 use std::fs::File;
 use std::future::poll_fn;
@@ -14,7 +15,6 @@ use std::time::Duration;
 
 use http::header::{CONTENT_ENCODING, TRANSFER_ENCODING};
 use http::{Response, StatusCode};
-
 use tracing::debug;
 
 use super::write_answer;
