@@ -65,48 +65,42 @@ pub(super) async fn send<I: Parkable>(
     let corked = io
         .client_socket()
         .is_some_and(|s| s.set_corked(true).is_ok());
-    let all_sent = send_corked(io, head, file, len, send, sent).await;
+    let sending = async {
+        match tokio::time::timeout(send, write_answer(io, head, &[])).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err(Expiry::Send.describe().to_owned()),
+        }
+        let mut offset = 0;
+        while offset < len {
+            let asked = (len - offset).min(MOST_PER_CALL) as usize;
+            let once = poll_fn(|cx| io.poll_send_file(cx, file.as_fd(), &mut offset, asked));
+            match tokio::time::timeout(send, once).await {
+                Ok(Ok(bytes)) if bytes > 0 => sent.add(bytes as u64),
+                // A file shorter than its answer (truncated meanwhile): as hyper does with a
+                // short body, end the connection rather than let the client wait for the rest.
+                Ok(Ok(_)) => return Err("the file ended before its length".to_owned()),
+                Ok(Err(e)) => return Err(e.to_string()),
+                // The same limit, and the same words, as for any other answer (`conn::drive`).
+                Err(_) => return Err(Expiry::Send.describe().to_owned()),
+            }
+        }
+        Ok(())
+    };
+    let outcome = sending.await;
     if corked {
         if let Some(socket) = io.client_socket() {
             let _ = socket.set_corked(false);
         }
     }
-    all_sent
-}
-
-async fn send_corked<I: Parkable>(
-    io: &mut I,
-    head: &[u8],
-    file: &File,
-    len: u64,
-    send: Duration,
-    sent: &SentBeside,
-) -> bool {
-    match tokio::time::timeout(send, write_answer(io, head, &[])).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return closing(&e.to_string()),
-        Err(_) => return closing(Expiry::Send.describe()),
-    }
-    let mut offset = 0;
-    while offset < len {
-        let asked = (len - offset).min(MOST_PER_CALL) as usize;
-        let once = poll_fn(|cx| io.poll_send_file(cx, file.as_fd(), &mut offset, asked));
-        match tokio::time::timeout(send, once).await {
-            Ok(Ok(bytes)) if bytes > 0 => sent.add(bytes as u64),
-            // A file shorter than its answer (truncated meanwhile): as hyper does with a short
-            // body, end the connection rather than let the client wait for the rest.
-            Ok(Ok(_)) => return closing("the file ended before its length"),
-            Ok(Err(e)) => return closing(&e.to_string()),
-            // The same limit, and the same words, as for any other answer (`conn::drive`).
-            Err(_) => return closing(Expiry::Send.describe()),
+    match outcome {
+        Ok(()) => {
+            sent.finish();
+            true
+        }
+        Err(reason) => {
+            debug!(reason, "closing connection while sending a file");
+            false
         }
     }
-    sent.finish();
-    true
-}
-
-/// Logs why a file's answer stopped; `false`, for the caller to close the connection.
-fn closing(reason: &str) -> bool {
-    debug!(reason, "closing connection while sending a file");
-    false
 }
