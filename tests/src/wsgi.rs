@@ -74,8 +74,11 @@ pub fn registry_venv(package: &str, version: &str) -> PathBuf {
         .join(format!(".building-{package}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&building);
     std::fs::create_dir_all(&building).expect("create the venv directory");
+    // Without pip of its own: Debian's pip (python3-pip), seen through the system site packages,
+    // installs into the environment. Bootstrapping a private pip (ensurepip) is one more step
+    // that can fail (it did on a CI machine) and buys nothing here.
     run(Command::new(SYSTEM_PYTHON)
-        .args(["-m", "venv", "--system-site-packages"])
+        .args(["-m", "venv", "--system-site-packages", "--without-pip"])
         .arg(&building));
     run(Command::new(building.join("bin/python3")).args([
         "-m",
@@ -102,7 +105,7 @@ pub fn registry_venv(package: &str, version: &str) -> PathBuf {
 fn run(command: &mut Command) {
     let output = command
         .output()
-        .unwrap_or_else(|e| panic!("{command:?}: {e} (apt-get install python3-venv)"));
+        .unwrap_or_else(|e| panic!("{command:?}: {e} (apt-get install python3-venv python3-pip)"));
     assert!(
         output.status.success(),
         "{command:?} failed: {}{}",
