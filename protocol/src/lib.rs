@@ -14,6 +14,8 @@
 //!   `protocol/fuzz` check, replayed over the checked-in corpus by `cargo test`.
 //! - [`site_rules`] — a site's native rules (deny, rewrites, auth, …) as data, for the front end.
 //! - [`log_budget`] — a token bucket that rate-limits how much worker output reaches the log.
+//! - [`uwsgi`] — the uwsgi protocol's request packet (uWSGI's native wire) and the status line
+//!   of its answer.
 //! - [`zygote`] — the fixed-size messages between the master and the warm PHP parent of a
 //!   `builtin = "php"` pool.
 //! - `responder` (cargo feature `responder`, off by default) — the one exception to "no I/O": a
@@ -30,4 +32,5 @@ pub mod log_budget;
 #[cfg(feature = "responder")]
 pub mod responder;
 pub mod site_rules;
+pub mod uwsgi;
 pub mod zygote;

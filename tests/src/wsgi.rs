@@ -123,10 +123,13 @@ pub enum WsgiServer {
     /// Debian's uWSGI (`uwsgi` + `uwsgi-plugin-python3`) with `--protocol fastcgi`: one process of
     /// `threads` threads per worker, no uWSGI master (paddock is the master).
     Uwsgi,
+    /// The same uWSGI speaking its own protocol, uwsgi, to a pool with `protocol = "uwsgi"`.
+    UwsgiNative,
 }
 
 impl WsgiServer {
-    /// The pool's `command` for `module:attribute` with `threads` threads, as a TOML array.
+    /// The pool's `command` for `module:attribute` with `threads` threads, as a TOML array (and
+    /// the `protocol` line after it when the workers speak anything but FastCGI).
     fn command(self, target: &str, threads: u32) -> String {
         match self {
             WsgiServer::Flup => format!(
@@ -139,6 +142,11 @@ impl WsgiServer {
                  \"--threads\", \"{threads}\", \"--module\", \"{target}\", \"--need-app\", \
                  \"--die-on-term\", \"--disable-logging\"]"
             ),
+            WsgiServer::UwsgiNative => format!(
+                "[\"/usr/bin/uwsgi\", \"--plugin\", \"python3\", \
+                 \"--threads\", \"{threads}\", \"--module\", \"{target}\", \"--need-app\", \
+                 \"--die-on-term\", \"--disable-logging\"]\nprotocol = \"uwsgi\""
+            ),
         }
     }
 
@@ -147,7 +155,7 @@ impl WsgiServer {
     pub fn available(self) -> bool {
         match self {
             WsgiServer::Flup => true,
-            WsgiServer::Uwsgi => {
+            WsgiServer::Uwsgi | WsgiServer::UwsgiNative => {
                 let ok = Path::new("/usr/bin/uwsgi").exists()
                     && Path::new("/usr/lib/uwsgi/plugins/python3_plugin.so").exists();
                 if !ok {

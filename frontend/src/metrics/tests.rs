@@ -20,6 +20,7 @@ pub(crate) fn spec() -> FrontendSpec {
             max_requests_jitter: 0,
             external: false,
             starts_empty: false,
+            protocol: Default::default(),
         }],
         limits: LimitsSpec {
             max_body_bytes: 1 << 20,

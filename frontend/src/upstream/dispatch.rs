@@ -18,7 +18,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::metrics::activity::WorkerActivity;
 use crate::metrics::{Rejection, WorkerRequest};
-use crate::upstream::fastcgi_client::FcgiConnection;
+use crate::upstream::worker_connection::WorkerConnection;
 
 /// One worker process as the front end sees it.
 #[derive(Debug)]
@@ -91,7 +91,7 @@ fn drained_message(pool: &str, worker: &WorkerHandle, reason: ExitReason) -> ToM
 #[derive(Debug)]
 struct Slot {
     worker: Arc<WorkerHandle>,
-    connection: Option<FcgiConnection>,
+    connection: Option<WorkerConnection>,
 }
 
 /// Why no slot was handed out.
@@ -473,23 +473,24 @@ impl Lease {
     }
 
     /// The slot's connection to its worker, opened (or reopened, if the worker closed it) as needed.
-    pub(crate) async fn connection(&mut self) -> std::io::Result<&mut FcgiConnection> {
+    pub(crate) async fn connection(&mut self) -> std::io::Result<&mut WorkerConnection> {
+        let protocol = self.pool.spec().protocol;
         let slot = self.slot();
         if slot
             .connection
             .as_ref()
-            .is_some_and(FcgiConnection::is_stale)
+            .is_some_and(WorkerConnection::is_stale)
         {
             slot.connection = None;
         }
         if slot.connection.is_none() {
-            slot.connection = Some(FcgiConnection::connect(&slot.worker.socket).await?);
+            slot.connection = Some(WorkerConnection::connect(&slot.worker.socket, protocol).await?);
         }
         Ok(slot.connection.as_mut().expect("just set"))
     }
 
     /// The connection [`Lease::connection`] opened, if the slot still holds it.
-    pub(crate) fn open_connection(&mut self) -> Option<&mut FcgiConnection> {
+    pub(crate) fn open_connection(&mut self) -> Option<&mut WorkerConnection> {
         self.slot().connection.as_mut()
     }
 
@@ -527,7 +528,7 @@ impl Drop for Lease {
         let abandoned = slot
             .connection
             .as_ref()
-            .is_some_and(FcgiConnection::interrupted);
+            .is_some_and(WorkerConnection::interrupted);
         let runtime = tokio::runtime::Handle::try_current();
         // A retiring worker is drained too: the master stops it once its last slot is back.
         match (abandoned && slot.worker.is_alive(), self.deadline, runtime) {
@@ -566,6 +567,7 @@ mod tests {
             max_requests_jitter: 0,
             external: false,
             starts_empty: false,
+            protocol: Default::default(),
         };
         (
             Arc::new(PoolDispatch::new(spec, tx, Arc::new(Notify::new()))),
@@ -758,6 +760,7 @@ mod tests {
             max_requests_jitter: 0,
             external: false,
             starts_empty: false,
+            protocol: Default::default(),
         };
         let pressure = Arc::new(Notify::new());
         let pool = Arc::new(PoolDispatch::new(spec, tx, pressure.clone()));

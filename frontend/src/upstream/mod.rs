@@ -1,7 +1,8 @@
 //! Scripts on worker pools: everything between a routed request and a worker's answer.
 //!
-//! `dispatch` holds each pool's slots and FIFO queue; `worker_call` leases a slot and a FastCGI
-//! connection (`fastcgi_client`) for one request, with retries and a deadline, and
+//! `dispatch` holds each pool's slots and FIFO queue; `worker_call` leases a slot and a worker
+//! connection (`worker_connection`, speaking FastCGI through `fastcgi_client` or uwsgi through
+//! `uwsgi_client`) for one request, with retries and a deadline, and
 //! `script_error` classifies what can go wrong. The reply is either buffered (`buffered`, into a
 //! `response_buffer`, so the worker is free at once) or streamed (`streaming`), and turned into
 //! the client's response by `worker_response`; the worker's STDERR goes to `worker_stderr`. A
@@ -14,6 +15,8 @@ pub(crate) mod response_buffer;
 pub(crate) mod script_error;
 pub(crate) mod sendfile;
 pub(crate) mod streaming;
+pub(crate) mod uwsgi_client;
 pub(crate) mod worker_call;
+pub(crate) mod worker_connection;
 pub(crate) mod worker_response;
 pub(crate) mod worker_stderr;

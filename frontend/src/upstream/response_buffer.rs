@@ -16,7 +16,7 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use protocol::control::LimitsSpec;
 use tokio::io::{AsyncRead, AsyncSeekExt, AsyncWriteExt, ReadBuf};
 
-use crate::upstream::fastcgi_client::{ExchangeError, StdoutSink};
+use crate::upstream::worker_connection::{ExchangeError, StdoutSink};
 use crate::upstream::worker_response::MAX_RESPONSE_HEAD;
 
 const FILE_CHUNK: usize = 64 * 1024;

@@ -17,7 +17,7 @@ use tracing::{debug, error, warn};
 
 use crate::http::response::{self, Body};
 use crate::upstream::dispatch::AdmissionError;
-use crate::upstream::fastcgi_client::ExchangeError;
+use crate::upstream::worker_connection::ExchangeError;
 
 /// Who caused a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +77,9 @@ impl ScriptError {
             ScriptError::Exchange(ExchangeError::ClientGone) => ErrorSource::Client,
             ScriptError::Admission(AdmissionError::Failing { .. }) => ErrorSource::Worker,
             ScriptError::Connect(e) if worker_gone(e) => ErrorSource::Worker,
-            ScriptError::Exchange(ExchangeError::Spool(_)) => ErrorSource::Internal,
+            ScriptError::Exchange(ExchangeError::Spool(_) | ExchangeError::Unsendable(_)) => {
+                ErrorSource::Internal
+            }
             ScriptError::Exchange(_) | ScriptError::Deadline(_) => ErrorSource::Worker,
             ScriptError::NoSuchPool
             | ScriptError::Admission(_)
@@ -162,6 +164,10 @@ impl ScriptError {
             ScriptError::ReadBack(_) | ScriptError::Exchange(ExchangeError::Spool(_)) => {
                 response::error(status, "the response could not be stored")
             }
+            ScriptError::Exchange(ExchangeError::Unsendable(_)) => response::error(
+                status,
+                "the request is too large to pass to the application",
+            ),
             ScriptError::Exchange(_) => response::error(status, "the application failed to answer"),
         }
     }

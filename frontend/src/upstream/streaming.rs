@@ -30,9 +30,9 @@ use crate::http::body::BufferedBody;
 use crate::http::response::{self, Body};
 use crate::state::State;
 use crate::upstream::buffered::{self, ScriptOutcome, ScriptRequest};
-use crate::upstream::fastcgi_client::{ExchangeError, StdoutSink};
 use crate::upstream::script_error::ScriptError;
 use crate::upstream::worker_call::{self, ScriptCall};
+use crate::upstream::worker_connection::{ExchangeError, StdoutSink};
 use crate::upstream::worker_response;
 
 /// Chunks in flight between the worker and the client.

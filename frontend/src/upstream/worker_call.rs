@@ -27,8 +27,8 @@ use protocol::control::{KillReason, ToMaster};
 use crate::http::body::BufferedBody;
 use crate::state::State;
 use crate::upstream::dispatch::{Lease, PoolDispatch, WorkerHandle};
-use crate::upstream::fastcgi_client::{ExchangeError, StdoutSink};
 use crate::upstream::script_error::{ScriptError, WorkerFate};
+use crate::upstream::worker_connection::{ExchangeError, StdoutSink};
 use crate::upstream::worker_stderr::WorkerStderr;
 
 /// Attempts when the worker could not even be reached (nothing was sent) for a reason of

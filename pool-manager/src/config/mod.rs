@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use protocol::control::FrontendSpec;
+use protocol::control::{FrontendSpec, WorkerProtocol};
 
 pub use self::error::ConfigError;
 
@@ -129,6 +129,8 @@ pub struct PoolConfig {
     pub builtin_php: bool,
     /// The socket of an external pool.
     pub external_socket: Option<PathBuf>,
+    /// What the front end speaks to the workers (FastCGI unless `protocol = "uwsgi"`).
+    pub protocol: WorkerProtocol,
     /// Concurrent requests per worker: 1 for prefork.
     pub slots_per_worker: u32,
     pub sizing: Sizing,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use protocol::control::PoolDispatchSpec;
+use protocol::control::{PoolDispatchSpec, WorkerProtocol};
 
 use super::error::{invalid, Invalid};
 use super::paths::existing_dir;
@@ -132,6 +132,13 @@ pub(super) fn validate_pool(
     if pool.builtin != Some(RawBuiltin::Php) {
         super::php::forbid_settings(name, pool)?;
     }
+    let protocol = pool.protocol.unwrap_or_default();
+    if protocol != WorkerProtocol::Fastcgi && pool.builtin.is_some() {
+        return fail(
+            "protocol",
+            "paddock's builtin workers speak FastCGI only; leave `protocol` out".into(),
+        );
+    }
     let external_socket = match (mode, &pool.socket) {
         (PoolMode::External, Some(socket)) => Some(base.join(socket)),
         (PoolMode::External, None) => {
@@ -223,6 +230,7 @@ pub(super) fn validate_pool(
         command,
         builtin_php: pool.builtin == Some(RawBuiltin::Php),
         external_socket,
+        protocol,
         slots_per_worker,
         sizing,
         spawn_rate,
@@ -424,6 +432,7 @@ pub(super) fn dispatch_spec(name: &str, pool: &RawPool, config: &PoolConfig) -> 
         },
         external: config.mode == PoolMode::External,
         starts_empty: matches!(config.sizing, Sizing::OnDemand { .. }),
+        protocol: config.protocol,
     }
 }
 

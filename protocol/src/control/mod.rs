@@ -25,7 +25,7 @@ pub use self::spec::{
     AccessLogFormat, AccessLogSpec, AcmeChallenge, AcmeSpec, CacheRule, FrontendSpec, Http2Spec,
     IpNetwork, LimitsSpec, ListenerKind, ListenerSpec, MountSpec, PoolDispatchSpec, RedirectRule,
     RunAs, ScriptRouteSpec, SendfileSpec, SiteAcmeSpec, SiteSpec, SymlinkPolicy, TimeoutsSpec,
-    TlsFiles,
+    TlsFiles, WorkerProtocol,
 };
 
 /// The descriptor number at which the front end inherits its end of the control channel.

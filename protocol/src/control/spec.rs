@@ -315,6 +315,31 @@ pub struct PoolDispatchSpec {
     pub external: bool,
     /// The pool runs no worker while idle (ondemand): having none is not a reason to be unready.
     pub starts_empty: bool,
+    /// What the front end speaks to the pool's workers.
+    #[serde(default)]
+    pub protocol: WorkerProtocol,
+}
+
+/// The wire between the front end and a pool's workers (a pool's `protocol` key).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerProtocol {
+    /// FastCGI: php-cgi, paddock's own workers, flup, uWSGI's `--protocol fastcgi`. A connection
+    /// carries request after request.
+    #[default]
+    Fastcgi,
+    /// uwsgi, uWSGI's native protocol (nginx's `uwsgi_pass`): the request as one packet, the
+    /// answer as HTTP, one connection a request.
+    Uwsgi,
+}
+
+impl WorkerProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkerProtocol::Fastcgi => "fastcgi",
+            WorkerProtocol::Uwsgi => "uwsgi",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -61,6 +61,12 @@ fn a_flask_app_works_end_to_end_in_uwsgi_workers() {
     end_to_end(WsgiServer::Uwsgi);
 }
 
+/// The same with uWSGI speaking its own protocol to a pool with `protocol = "uwsgi"`.
+#[test]
+fn a_flask_app_works_end_to_end_over_the_uwsgi_protocol() {
+    end_to_end(WsgiServer::UwsgiNative);
+}
+
 fn end_to_end(server: WsgiServer) {
     let Some(site) = flask_site_on(server, "") else {
         return;
@@ -68,7 +74,7 @@ fn end_to_end(server: WsgiServer) {
     let paddock = &site.paddock;
     let expected = match server {
         WsgiServer::Flup => "python3",
-        WsgiServer::Uwsgi => "uwsgi",
+        WsgiServer::Uwsgi | WsgiServer::UwsgiNative => "uwsgi",
     };
     let pids = harness::wait::wait_for("both workers on /status", || {
         Some(worker_pids(paddock)).filter(|pids| pids.len() == 2)
@@ -191,6 +197,11 @@ fn a_streamed_response_arrives_as_the_app_writes_it() {
 #[test]
 fn a_streamed_response_arrives_as_the_app_writes_it_from_uwsgi() {
     streams(WsgiServer::Uwsgi);
+}
+
+#[test]
+fn a_streamed_response_arrives_as_the_app_writes_it_over_the_uwsgi_protocol() {
+    streams(WsgiServer::UwsgiNative);
 }
 
 fn streams(server: WsgiServer) {

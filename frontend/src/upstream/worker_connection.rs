@@ -1,0 +1,245 @@
+//! A connection to one worker slot over its Unix socket, and the exchange of one request on it,
+//! in the pool's protocol: FastCGI (`fastcgi_client`, a connection kept for request after
+//! request) or uwsgi (`uwsgi_client`, one connection a request).
+//!
+//! Either way the request is written while the response is read, so a worker that starts
+//! answering before it has read all of its input can never deadlock against us. The response
+//! goes to a [`StdoutSink`] as CGI output (headers, blank line, body) as it arrives: normally a
+//! [`ResponseBuffer`](crate::upstream::response_buffer::ResponseBuffer) that takes it as fast as
+//! the worker writes it, so the worker is free again as soon as its answer ends, whatever the
+//! client's pace; for unbuffered routes, a channel to the client.
+
+use std::io;
+use std::path::Path;
+
+use bytes::BytesMut;
+use protocol::control::WorkerProtocol;
+use protocol::fcgi::{DecodeError, ProtocolStatus, RequestUsage};
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixStream;
+
+use crate::http::body::BufferedBody;
+use crate::upstream::{fastcgi_client, uwsgi_client};
+
+/// Room made in the read buffer before each read.
+pub(super) const READ_CHUNK: usize = 64 * 1024;
+/// A request body held in memory up to this size goes out in the same write as the request head
+/// (one syscall and one wakeup of the worker for the whole request); a larger one follows in
+/// writes of its own, so the write buffer kept per connection stays small.
+pub(super) const INLINE_BODY: usize = 16 * 1024;
+/// Buffers that grew past this for one exchange (a large body or reply) are not kept.
+const KEEP_BUFFER: usize = 256 * 1024;
+
+/// A connection to one worker slot, with the buffers its exchanges reuse.
+#[derive(Debug)]
+pub(crate) struct WorkerConnection {
+    protocol: WorkerProtocol,
+    stream: UnixStream,
+    /// The request being sent, in the pool's protocol.
+    out: Vec<u8>,
+    /// Bytes received from the worker and not yet handled.
+    input: BytesMut,
+    /// An exchange started and has not returned: its future was dropped midway (the client went
+    /// away), so the worker may still be answering that request on this connection.
+    interrupted: bool,
+}
+
+/// How an exchange ended.
+#[derive(Debug)]
+pub(crate) struct WorkerReply {
+    /// Whether the connection can carry another request.
+    pub reusable: bool,
+    /// What the request cost, if the worker said (paddock's own PHP worker does).
+    pub usage: Option<RequestUsage>,
+}
+
+/// Where the FCGI_STDOUT stream (CGI headers, blank line, body) goes as it arrives.
+pub(crate) trait StdoutSink {
+    /// Takes the next piece; an error ends the exchange.
+    fn write(
+        &mut self,
+        data: &[u8],
+    ) -> impl std::future::Future<Output = Result<(), ExchangeError>>;
+    /// Whether any byte has been taken (decides whether a failed request may be retried).
+    fn started(&self) -> bool;
+    /// Forgets every byte taken, so that another worker's reply can be taken instead; `false`
+    /// when some have already left for the client and cannot be taken back.
+    fn restart(&mut self) -> bool;
+}
+
+/// An exchange failed. `response_started` tells whether any response byte had arrived, which
+/// decides whether the request may be retried on another worker.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ExchangeError {
+    #[error("worker closed the connection before ending the request")]
+    Closed { response_started: bool },
+    #[error("reading from the worker failed: {source}")]
+    Read {
+        source: io::Error,
+        response_started: bool,
+    },
+    #[error("worker broke the protocol: {0}")]
+    Protocol(String),
+    #[error("worker response exceeds the {limit}-byte limit")]
+    TooLarge { limit: u64 },
+    #[error("worker refused the request ({0:?})")]
+    Refused(ProtocolStatus),
+    #[error("cannot store the worker response: {0}")]
+    Spool(io::Error),
+    #[error("the client went away while the response streamed")]
+    ClientGone,
+    #[error("worker sent no end of its CGI header block within {limit} bytes")]
+    HeadTooLarge { limit: usize },
+    #[error("the request cannot be sent in the pool's protocol: {0}")]
+    Unsendable(String),
+}
+
+impl ExchangeError {
+    pub(crate) fn response_started(&self) -> bool {
+        match self {
+            ExchangeError::Closed { response_started }
+            | ExchangeError::Read {
+                response_started, ..
+            } => *response_started,
+            ExchangeError::Refused(_) => false,
+            ExchangeError::Protocol(_)
+            | ExchangeError::TooLarge { .. }
+            | ExchangeError::Spool(_)
+            | ExchangeError::ClientGone
+            | ExchangeError::HeadTooLarge { .. }
+            // Not sent, but sending it again cannot help.
+            | ExchangeError::Unsendable(_) => true,
+        }
+    }
+
+    /// Whether the worker itself misbehaved (broke the protocol, sent a reply without end, or
+    /// abandoned a reply it had started), so that the process must be replaced rather than
+    /// merely its connection. A worker that closes before answering is not counted: php-cgi does
+    /// that at its request limit, and the request is retried.
+    pub(crate) fn worker_is_broken(&self) -> bool {
+        match self {
+            ExchangeError::Protocol(_)
+            | ExchangeError::TooLarge { .. }
+            | ExchangeError::HeadTooLarge { .. } => true,
+            ExchangeError::Closed { response_started }
+            | ExchangeError::Read {
+                response_started, ..
+            } => *response_started,
+            ExchangeError::Refused(_)
+            | ExchangeError::Spool(_)
+            | ExchangeError::ClientGone
+            | ExchangeError::Unsendable(_) => false,
+        }
+    }
+}
+
+impl From<DecodeError> for ExchangeError {
+    fn from(e: DecodeError) -> Self {
+        ExchangeError::Protocol(e.to_string())
+    }
+}
+
+impl WorkerConnection {
+    pub(crate) async fn connect(socket: &Path, protocol: WorkerProtocol) -> io::Result<Self> {
+        Ok(Self {
+            protocol,
+            stream: UnixStream::connect(socket).await?,
+            out: Vec::new(),
+            input: BytesMut::new(),
+            interrupted: false,
+        })
+    }
+
+    /// True when the worker has closed its end since the last exchange (php-cgi exiting after its
+    /// request limit, a crash), or when the last exchange was abandoned midway: such a connection
+    /// must not carry a request. (On an abandoned one, the worker's late answer to the old request
+    /// would be read as the answer to the new one, and go to the wrong client.)
+    pub(crate) fn is_stale(&self) -> bool {
+        if self.interrupted {
+            return true;
+        }
+        let mut probe = [0u8; 1];
+        !matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Whether the last exchange was abandoned midway (its future dropped, or its client gone
+    /// while the response streamed).
+    pub(crate) fn interrupted(&self) -> bool {
+        self.interrupted
+    }
+
+    /// The exchange ended because its client went away: the worker may still be answering.
+    pub(crate) fn mark_interrupted(&mut self) {
+        self.interrupted = true;
+    }
+
+    /// After an abandoned exchange: reads and throws away the rest of the worker's answer, so
+    /// that whoever holds the worker's slot knows when the worker is free again. php-cgi does
+    /// not stop a script whose client went away (it notices only when a write fails), so until
+    /// then the worker is busy, and a request sent to it would wait unseen in its socket's
+    /// backlog. Returns once the answer ends or the worker closes the connection.
+    ///
+    /// The write half is shut first: a worker still reading a request body then sees its end
+    /// instead of waiting for the rest.
+    pub(crate) async fn drain_abandoned(&mut self) -> io::Result<()> {
+        let _ = self.stream.shutdown().await;
+        match self.protocol {
+            WorkerProtocol::Fastcgi => {
+                fastcgi_client::drain(&mut self.stream, &mut self.input).await
+            }
+            WorkerProtocol::Uwsgi => uwsgi_client::drain(&mut self.stream, &mut self.input).await,
+        }
+    }
+
+    /// Sends one request and passes the whole reply to `stdout`. `params` appends the request's
+    /// CGI meta-variables, FastCGI-encoded (name-value pairs), to the buffer it is given.
+    pub(crate) async fn exchange(
+        &mut self,
+        params: impl FnOnce(&mut Vec<u8>),
+        body: &BufferedBody,
+        stdout: &mut impl StdoutSink,
+        on_stderr: impl FnMut(&[u8]),
+    ) -> Result<WorkerReply, ExchangeError> {
+        // Stays set if this future is dropped before the exchange ends.
+        self.interrupted = true;
+        self.out.clear();
+        self.input.clear();
+        let buffers = Buffers {
+            out: &mut self.out,
+            input: &mut self.input,
+        };
+        let result = match self.protocol {
+            WorkerProtocol::Fastcgi => {
+                fastcgi_client::send_and_receive(
+                    &mut self.stream,
+                    buffers,
+                    params,
+                    body,
+                    stdout,
+                    on_stderr,
+                )
+                .await
+            }
+            WorkerProtocol::Uwsgi => {
+                uwsgi_client::send_and_receive(&mut self.stream, buffers, params, body, stdout)
+                    .await
+            }
+        };
+        self.interrupted = false;
+        if self.out.capacity() > KEEP_BUFFER {
+            self.out = Vec::new();
+        }
+        if self.input.capacity() > KEEP_BUFFER {
+            self.input = BytesMut::new();
+        }
+        result
+    }
+}
+
+/// A connection's reused buffers, lent to one exchange (both empty at its start).
+pub(super) struct Buffers<'a> {
+    /// The request as it is sent.
+    pub out: &'a mut Vec<u8>,
+    /// The worker's bytes not yet handled.
+    pub input: &'a mut BytesMut,
+}
