@@ -1,6 +1,6 @@
 //! The uwsgi protocol, the wire uWSGI speaks natively (nginx's `uwsgi_pass`), for the request
-//! side; the answer is a plain HTTP/1.x response, which [`status_line_to_cgi`] turns into the
-//! CGI `Status:` header the rest of paddock expects.
+//! side; the answer is an HTTP response, whose head [`parse_answer_head`] turns into the CGI
+//! output (a `Status:` header first) the rest of paddock expects.
 //!
 //! A request is a four-byte header — `modifier1` (0: a WSGI/PSGI/… request), the size of the
 //! variables block as a little-endian `u16`, `modifier2` (0) — then the variables, each a
@@ -64,78 +64,113 @@ pub fn params_to_packet(buf: &mut Vec<u8>) -> Result<(), EncodeError> {
     Ok(())
 }
 
-/// What the start of a uwsgi worker's answer holds.
+/// The head of a uwsgi worker's answer (an HTTP response head), turned into CGI output.
 #[derive(Debug, PartialEq, Eq)]
-pub enum StatusLine<'a> {
-    /// More bytes are needed to see the whole status line.
-    Incomplete,
-    /// The status line, as the CGI header that carries the same status (`Status: 404 Not
-    /// Found\r\n`), and how many bytes of the input it took.
-    Complete {
-        cgi_header: Vec<u8>,
-        consumed: usize,
-    },
-    /// Not an HTTP status line.
-    Invalid(&'a [u8]),
+pub struct AnswerHead {
+    /// `Status: NNN Reason`, then the header lines as they came, then the blank line.
+    pub cgi_head: Vec<u8>,
+    /// Bytes of the input the head took.
+    pub consumed: usize,
+    pub status: u16,
+    /// The body's length, when the worker said it: a shorter body means the worker died.
+    pub content_length: Option<u64>,
 }
 
-/// The longest status line accepted (nginx's `uwsgi_buffer_size` holds the whole head; a status
-/// line this long is never a real one).
-pub const MAX_STATUS_LINE: usize = 1024;
+/// What the start of a uwsgi worker's answer holds.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Head {
+    /// More bytes are needed to see the whole head.
+    Incomplete,
+    Complete(AnswerHead),
+    /// Not an HTTP response head; says why.
+    Invalid(String),
+}
 
-/// Reads the `HTTP/x.y NNN Reason` line at the start of `head`. The line may end in CRLF or a
-/// bare LF; the reason may be empty.
-pub fn status_line_to_cgi(head: &[u8]) -> StatusLine<'_> {
-    let Some(end) = head.iter().position(|&b| b == b'\n') else {
-        return if head.len() > MAX_STATUS_LINE {
-            StatusLine::Invalid(&head[..MAX_STATUS_LINE])
-        } else {
-            StatusLine::Incomplete
+/// Reads the HTTP response head at the start of `buf`: the `HTTP/x.y NNN Reason` status line
+/// and the header lines up to the blank line. Lines may end in CRLF or a bare LF.
+pub fn parse_answer_head(buf: &[u8]) -> Head {
+    let Some(status_end) = memchr::memchr(b'\n', buf) else {
+        return Head::Incomplete;
+    };
+    let (status, status_header) = match status_line_to_cgi(&buf[..status_end]) {
+        Ok(found) => found,
+        Err(()) => {
+            let line = &buf[..status_end.min(MAX_STATUS_LINE)];
+            let line = String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line));
+            return Head::Invalid(format!("not an HTTP status line: {line:?}"));
+        }
+    };
+    let mut content_length = None;
+    let mut at = status_end + 1;
+    loop {
+        let Some(len) = memchr::memchr(b'\n', &buf[at..]) else {
+            return Head::Incomplete;
         };
-    };
-    let line = &head[..end];
+        let line = &buf[at..at + len];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        at += len + 1;
+        if line.is_empty() {
+            break;
+        }
+        let Some(colon) = memchr::memchr(b':', line) else {
+            let line = String::from_utf8_lossy(line);
+            return Head::Invalid(format!("not a header line: {line:?}"));
+        };
+        if line[..colon].eq_ignore_ascii_case(b"content-length") {
+            let value = std::str::from_utf8(&line[colon + 1..]).unwrap_or("").trim();
+            match (value.parse::<u64>(), content_length) {
+                (Ok(n), None) => content_length = Some(n),
+                (Ok(n), Some(m)) if n == m => {}
+                _ => return Head::Invalid(format!("a bad or second Content-Length: {value:?}")),
+            }
+        }
+    }
+    let mut cgi_head = status_header;
+    cgi_head.extend_from_slice(&buf[status_end + 1..at]);
+    Head::Complete(AnswerHead {
+        cgi_head,
+        consumed: at,
+        status,
+        content_length,
+    })
+}
+
+/// The longest status line quoted in an error.
+const MAX_STATUS_LINE: usize = 200;
+
+/// Reads one `HTTP/x.y NNN Reason` line (without its LF) as its status and the CGI header that
+/// carries the same status (`Status: 404 Not Found\r\n`).
+fn status_line_to_cgi(line: &[u8]) -> Result<(u16, Vec<u8>), ()> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let invalid = StatusLine::Invalid(line);
     // uWSGI echoes the request's SERVER_PROTOCOL, so an HTTP/2 request's answer starts with
-    // "HTTP/2.0": any version of digits and one dot is taken.
-    let Some((version, rest)) = line
+    // "HTTP/2.0": any version of digits and at most one dot is taken.
+    let (version, rest) = line
         .strip_prefix(b"HTTP/")
-        .and_then(|l| l.split_at_checked(l.iter().position(|&b| b == b' ')?))
-    else {
-        return invalid;
-    };
-    let version_ok = match version.iter().position(|&b| b == b'.') {
+        .and_then(|l| l.split_at_checked(memchr::memchr(b' ', l)?))
+        .ok_or(())?;
+    let version_ok = match memchr::memchr(b'.', version) {
         Some(dot) => all_digits(&version[..dot]) && all_digits(&version[dot + 1..]),
         None => all_digits(version),
     };
-    let rest = &rest[1..];
-    if !version_ok {
-        return invalid;
-    }
-    let (code, reason) = match rest.split_first_chunk::<3>() {
-        Some((code, reason)) => (code, reason),
-        None => return invalid,
-    };
+    let (code, reason) = rest[1..].split_first_chunk::<3>().ok_or(())?;
     let reason = match reason {
         [] => &[][..],
         [b' ', reason @ ..] => reason,
-        _ => return invalid,
+        _ => return Err(()),
     };
-    if !all_digits(code) || code[0] == b'0' || reason.contains(&0) {
-        return invalid;
+    if !version_ok || !all_digits(code) || code[0] == b'0' || reason.contains(&0) {
+        return Err(());
     }
-    let mut cgi_header = Vec::with_capacity(12 + reason.len());
-    cgi_header.extend_from_slice(b"Status: ");
-    cgi_header.extend_from_slice(code);
+    let status = code.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    let mut header = Vec::with_capacity(12 + reason.len());
+    header.extend_from_slice(b"Status: ");
+    header.extend_from_slice(code);
     if !reason.is_empty() {
-        cgi_header.push(b' ');
-        cgi_header.extend_from_slice(reason);
+        header.push(b' ');
+        header.extend_from_slice(reason);
     }
-    cgi_header.extend_from_slice(b"\r\n");
-    StatusLine::Complete {
-        cgi_header,
-        consumed: end + 1,
-    }
+    header.extend_from_slice(b"\r\n");
+    Ok((status, header))
 }
 
 fn all_digits(bytes: &[u8]) -> bool {
@@ -218,58 +253,71 @@ mod tests {
         assert_eq!(error, EncodeError::TooLarge(70_000));
     }
 
-    #[test]
-    fn status_lines_become_cgi_status_headers() {
-        let complete = |input: &[u8]| match status_line_to_cgi(input) {
-            StatusLine::Complete {
-                cgi_header,
-                consumed,
-            } => (String::from_utf8(cgi_header).unwrap(), consumed),
-            other => panic!("{other:?} for {input:?}"),
-        };
-        assert_eq!(
-            complete(b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"),
-            ("Status: 404 Not Found\r\n".into(), 24)
-        );
-        assert_eq!(
-            complete(b"HTTP/1.0 200 OK\nX: y"),
-            ("Status: 200 OK\r\n".into(), 16)
-        );
-        assert_eq!(
-            complete(b"HTTP/1.1 204\r\n"),
-            ("Status: 204\r\n".into(), 14)
-        );
-        assert_eq!(
-            complete(b"HTTP/2.0 201 Created\r\n"),
-            ("Status: 201 Created\r\n".into(), 22)
-        );
+    fn complete(input: &[u8]) -> AnswerHead {
+        match parse_answer_head(input) {
+            Head::Complete(head) => head,
+            other => panic!("{other:?} for {:?}", String::from_utf8_lossy(input)),
+        }
     }
 
     #[test]
-    fn a_partial_status_line_waits_and_a_wrong_one_is_refused() {
-        assert_eq!(status_line_to_cgi(b"HTTP/1.1 20"), StatusLine::Incomplete);
-        assert_eq!(status_line_to_cgi(b""), StatusLine::Incomplete);
+    fn an_answer_head_becomes_cgi_output() {
+        let answer =
+            b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nnope!";
+        let head = complete(answer);
+        assert_eq!(
+            String::from_utf8(head.cgi_head).unwrap(),
+            "Status: 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n"
+        );
+        assert_eq!(&answer[head.consumed..], b"nope!");
+        assert_eq!((head.status, head.content_length), (404, Some(5)));
+
+        let head = complete(b"HTTP/1.0 200 OK\nX: y\n\nbody");
+        assert_eq!(head.cgi_head, b"Status: 200 OK\r\nX: y\n\n");
+        assert_eq!((head.consumed, head.content_length), (22, None));
+        let head = complete(b"HTTP/1.1 204\r\n\r\n");
+        assert_eq!(
+            (head.cgi_head, head.status),
+            (b"Status: 204\r\n\r\n".to_vec(), 204)
+        );
+        // uWSGI answers an HTTP/2 request in the request's own version.
+        let head = complete(b"HTTP/2.0 201 Created\r\ncontent-length:  0 \r\n\r\n");
+        assert_eq!((head.status, head.content_length), (201, Some(0)));
+    }
+
+    #[test]
+    fn a_partial_head_waits_and_a_wrong_one_is_refused() {
+        for partial in [
+            &b""[..],
+            b"HTTP/1.1 20",
+            b"HTTP/1.1 200 OK\r\n",
+            b"HTTP/1.1 200 OK\r\nA: b\r\n",
+        ] {
+            assert_eq!(parse_answer_head(partial), Head::Incomplete, "{partial:?}");
+        }
         for wrong in [
-            &b"Status: 200 OK\r\n"[..],
-            b"HTTP 200 OK\r\n",
-            b"HTTP/1.x 200 OK\r\n",
-            b"HTTP/1. 200 OK\r\n",
-            b"HTTP/1.1\r\n",
-            b"HTTP/1.1 20 OK\r\n",
-            b"HTTP/1.1 2000 OK\r\n",
-            b"HTTP/1.1 abc OK\r\n",
-            b"HTTP/1.1 099 Low\r\n",
-            b"HTTP/1.1 200\0OK\r\n",
+            &b"Status: 200 OK\r\n\r\n"[..],
+            b"HTTP 200 OK\r\n\r\n",
+            b"HTTP/1.x 200 OK\r\n\r\n",
+            b"HTTP/1. 200 OK\r\n\r\n",
+            b"HTTP/1.1\r\n\r\n",
+            b"HTTP/1.1 20 OK\r\n\r\n",
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+            b"HTTP/1.1 abc OK\r\n\r\n",
+            b"HTTP/1.1 099 Low\r\n\r\n",
+            b"HTTP/1.1 200\0OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
         ] {
             assert!(
-                matches!(status_line_to_cgi(wrong), StatusLine::Invalid(_)),
-                "{wrong:?}"
+                matches!(parse_answer_head(wrong), Head::Invalid(_)),
+                "{:?}",
+                String::from_utf8_lossy(wrong)
             );
         }
-        let endless = vec![b'H'; MAX_STATUS_LINE + 1];
-        assert!(matches!(
-            status_line_to_cgi(&endless),
-            StatusLine::Invalid(_)
-        ));
+        // The same length twice is one length.
+        let head = complete(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n");
+        assert_eq!(head.content_length, Some(5));
     }
 }

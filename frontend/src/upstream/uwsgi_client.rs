@@ -2,15 +2,18 @@
 //! connection, which the worker closes at the end of its answer.
 //!
 //! The request is one packet (the CGI variables, `protocol::uwsgi`) followed by the raw body; the
-//! answer is an HTTP response, whose status line becomes a CGI `Status:` header so that the rest
-//! of the answer goes to the [`StdoutSink`] as any worker's CGI output does. The end of the
-//! stream is the end of the answer: a worker that dies mid-body cannot be told from one that
-//! has finished (as behind nginx's `uwsgi_pass`), except by the `Content-Length` it sent.
+//! answer is an HTTP response, whose head is turned into CGI output (its status line into a
+//! `Status:` header) so that it goes to the [`StdoutSink`] as any worker's CGI output does. The
+//! end of the stream is the end of the answer, so a worker that dies mid-body is told from one
+//! that has finished only by the `Content-Length` it sent: a body shorter than that is a failed
+//! exchange (retried like a FastCGI worker's, if nothing reached the client); without one, the
+//! answer is whatever arrived (as behind nginx's `uwsgi_pass`).
 
 use std::io;
 
 use bytes::{Buf, BytesMut};
-use protocol::uwsgi::{self, StatusLine};
+use protocol::fcgi;
+use protocol::uwsgi::{self, Head};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
@@ -18,6 +21,7 @@ use crate::http::body::BufferedBody;
 use crate::upstream::worker_connection::{
     Buffers, ExchangeError, StdoutSink, WorkerReply, INLINE_BODY, READ_CHUNK,
 };
+use crate::upstream::worker_response::MAX_RESPONSE_HEAD;
 
 /// Reads and throws away the rest of the answer, up to the connection's end.
 pub(super) async fn drain(stream: &mut UnixStream, input: &mut BytesMut) -> io::Result<()> {
@@ -41,6 +45,8 @@ pub(super) async fn send_and_receive(
     let (mut reader, mut writer) = stream.split();
     let Buffers { out, input } = buffers;
     params(out);
+    // A HEAD request's answer says the length of a body it does not carry.
+    let head_request = request_method(out) == Some(&b"HEAD"[..]);
     uwsgi::params_to_packet(out).map_err(|e| ExchangeError::Unsendable(e.to_string()))?;
     let write = async {
         match body {
@@ -60,21 +66,22 @@ pub(super) async fn send_and_receive(
         }
     };
     let read = async {
-        let mut status_seen = false;
+        // None until the head has arrived; then the body bytes still to come, if the worker said.
+        let mut body_left: Option<Option<u64>> = None;
         loop {
             input.reserve(READ_CHUNK);
             let started = stdout.started() || !input.is_empty();
             match reader.read_buf(input).await {
-                Ok(0) if status_seen => return Ok(()),
-                Ok(0) if input.is_empty() => {
-                    return Err(ExchangeError::Closed {
-                        response_started: false,
-                    })
-                }
                 Ok(0) => {
-                    return Err(ExchangeError::Protocol(
-                        "the answer ended inside its status line".into(),
-                    ))
+                    return match body_left {
+                        Some(None | Some(0)) => Ok(()),
+                        Some(Some(_)) | None if started => Err(ExchangeError::Closed {
+                            response_started: true,
+                        }),
+                        _ => Err(ExchangeError::Closed {
+                            response_started: false,
+                        }),
+                    }
                 }
                 Ok(_) => {}
                 Err(source) => {
@@ -84,29 +91,40 @@ pub(super) async fn send_and_receive(
                     })
                 }
             }
-            if !status_seen {
-                match uwsgi::status_line_to_cgi(input) {
-                    StatusLine::Incomplete => continue,
-                    StatusLine::Invalid(line) => {
-                        return Err(ExchangeError::Protocol(format!(
-                            "the answer does not start with an HTTP status line: {:?}",
-                            String::from_utf8_lossy(line)
-                        )))
+            if body_left.is_none() {
+                match uwsgi::parse_answer_head(input) {
+                    Head::Incomplete if input.len() > MAX_RESPONSE_HEAD => {
+                        return Err(ExchangeError::HeadTooLarge {
+                            limit: MAX_RESPONSE_HEAD,
+                        })
                     }
-                    StatusLine::Complete {
-                        cgi_header,
-                        consumed,
-                    } => {
-                        stdout.write(&cgi_header).await?;
-                        input.advance(consumed);
-                        status_seen = true;
+                    Head::Incomplete => continue,
+                    Head::Invalid(why) => return Err(ExchangeError::Protocol(why)),
+                    Head::Complete(head) => {
+                        stdout.write(&head.cgi_head).await?;
+                        input.advance(head.consumed);
+                        let bodiless =
+                            head_request || head.status < 200 || matches!(head.status, 204 | 304);
+                        body_left = Some(if bodiless {
+                            Some(0)
+                        } else {
+                            head.content_length
+                        });
                     }
                 }
             }
-            if !input.is_empty() {
-                stdout.write(input).await?;
-                input.clear();
+            // Bytes past the length the worker gave are not part of the answer.
+            let take = match body_left {
+                Some(Some(left)) => input.len().min(usize::try_from(left).unwrap_or(usize::MAX)),
+                _ => input.len(),
+            };
+            if take > 0 {
+                stdout.write(&input[..take]).await?;
+                if let Some(Some(left)) = body_left.as_mut() {
+                    *left -= take as u64;
+                }
             }
+            input.clear();
         }
     };
     tokio::pin!(write);
@@ -124,4 +142,12 @@ pub(super) async fn send_and_receive(
         reusable: false,
         usage: None,
     })
+}
+
+/// The REQUEST_METHOD among FastCGI-encoded `params`.
+fn request_method(params: &[u8]) -> Option<&[u8]> {
+    fcgi::name_values(params)
+        .map_while(Result::ok)
+        .find(|(name, _)| *name == b"REQUEST_METHOD")
+        .map(|(_, value)| value)
 }

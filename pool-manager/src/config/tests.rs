@@ -312,3 +312,35 @@ fn sendfile_settings_are_checked_with_their_key_and_line() {
         assert!(error.message.contains(wanted), "{error}");
     }
 }
+
+#[test]
+fn a_pool_speaks_fastcgi_unless_told_uwsgi() {
+    let pool = |lines: &str| format!("{MINIMAL}\n[pools.app]\nmode = \"threaded\"\n{lines}\n");
+    let config = load(&pool("command = [\"uwsgi\"]")).expect("valid");
+    assert_eq!(config.frontend.pools[0].protocol, WorkerProtocol::Fastcgi);
+    let config = load(&pool("command = [\"uwsgi\"]\nprotocol = \"uwsgi\"")).expect("valid");
+    assert_eq!(config.frontend.pools[0].protocol, WorkerProtocol::Uwsgi);
+    assert_eq!(config.pools[0].protocol, WorkerProtocol::Uwsgi);
+    let external = format!(
+        "{MINIMAL}\n[pools.app]\nmode = \"external\"\nsocket = \"/run/app.sock\"\nprotocol = \"uwsgi\"\n"
+    );
+    let config = load(&external).expect("an external uWSGI");
+    assert_eq!(config.frontend.pools[0].protocol, WorkerProtocol::Uwsgi);
+
+    let text = pool("builtin = \"cgi\"\nprotocol = \"uwsgi\"");
+    let error = load(&text).unwrap_err();
+    assert_eq!(error.key, "pools.app.protocol", "{error}");
+    assert!(error.message.contains("FastCGI"), "{error}");
+    let text = pool("command = [\"uwsgi\"]\nprotocol = \"http\"");
+    let error = load(&text).unwrap_err();
+    assert_eq!(error.key, "pools.app.protocol", "{error}");
+    assert_eq!(
+        error.line,
+        Some(
+            text.lines()
+                .position(|l| l.starts_with("protocol"))
+                .unwrap()
+                + 1
+        )
+    );
+}

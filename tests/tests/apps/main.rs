@@ -1,8 +1,9 @@
 //! Real Python applications in threaded pools: Debian's Flask and Django served by flup
-//! (`deploy/examples/wsgi/fcgi_serve.py`), and Flask also by Debian's uWSGI in FastCGI mode,
-//! behind an application mount, end to end over
+//! (`deploy/examples/wsgi/fcgi_serve.py`), and Flask also by Debian's uWSGI, in FastCGI mode and
+//! over its own uwsgi protocol, behind an application mount, end to end over
 //! HTTP/1.1, TLS and HTTP/2; thread safety under 64 clients with the slot accounting checked; faults (a hung
-//! thread, a SIGKILLed process, recycling) under load.
+//! thread, a SIGKILLed process, recycling) under load; and the uwsgi protocol's edges against a
+//! worker that answers wrongly on purpose (`uwsgi_wire`).
 //!
 //! Each test does nothing, saying why, when Debian's python3-flask or python3-django is missing
 //! (CI installs them); flup comes from the package registry into a cached venv (`harness::wsgi`).
@@ -12,3 +13,4 @@ mod faults;
 mod flask_site;
 mod support;
 mod thread_safety;
+mod uwsgi_wire;

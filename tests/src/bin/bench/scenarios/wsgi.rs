@@ -1,20 +1,20 @@
 //! Scenario 9: a Flask application (tests/apps/flask_app, Debian's Flask) with 2 processes × 8
-//! threads, 32 connections: paddock's threaded pool (its workers running uWSGI's FastCGI server,
-//! or flup) vs nginx + gunicorn (gthread) and nginx + uWSGI (threads). Two endpoints: a small JSON API answer and a rendered page that also
+//! threads, 32 connections: paddock's threaded pool (its workers running uWSGI, speaking the
+//! uwsgi protocol or FastCGI) vs nginx + gunicorn (gthread) and nginx + uWSGI (threads). Two endpoints: a small JSON API answer and a rendered page that also
 //! sets a session cookie. Memory is the resident set of every process of each stack (front end
 //! and Python workers), read after the measured runs. Then the keep-alive storm (`wsgi_storm`)
 //! and a cold burst on pools sized on demand (`wsgi_burst`).
 
 use crate::load::Client;
 use crate::report::{ratio, Table};
-use crate::servers::wsgi::{self, FastCgiServer, PROCESSES, THREADS};
+use crate::servers::wsgi::{self, WorkerServer, PROCESSES, THREADS};
 use crate::servers::Server;
 use crate::Bench;
 
 const CONNECTIONS: u32 = 32;
 /// The stack the ratios are taken against the peers for: paddock's fastest set-up.
-const PADDOCK: &str = "paddock (threaded pool, uWSGI FastCGI)";
-const PADDOCK_FLUP: &str = "paddock (threaded pool, flup)";
+const PADDOCK: &str = "paddock (threaded pool, uWSGI, uwsgi protocol)";
+const PADDOCK_FASTCGI: &str = "paddock (threaded pool, uWSGI FastCGI)";
 const GUNICORN: &str = "nginx + gunicorn gthread";
 const UWSGI: &str = "nginx + uWSGI";
 const GUNICORN_ALONE: &str = "gunicorn gthread alone";
@@ -23,7 +23,7 @@ const GUNICORN_ALONE: &str = "gunicorn gthread alone";
 fn tag(server: &str) -> &'static str {
     match server {
         PADDOCK => "paddock",
-        PADDOCK_FLUP => "paddock-flup",
+        PADDOCK_FASTCGI => "paddock-fastcgi",
         GUNICORN => "gunicorn",
         _ => "uwsgi",
     }
@@ -31,8 +31,8 @@ fn tag(server: &str) -> &'static str {
 
 pub(crate) fn run(bench: &mut Bench) {
     let servers: Vec<Server> = vec![
-        wsgi::paddock(&bench.shared, PADDOCK, FastCgiServer::Uwsgi),
-        wsgi::paddock(&bench.shared, PADDOCK_FLUP, FastCgiServer::Flup),
+        wsgi::paddock(&bench.shared, PADDOCK, WorkerServer::Uwsgi),
+        wsgi::paddock(&bench.shared, PADDOCK_FASTCGI, WorkerServer::UwsgiFastcgi),
         wsgi::nginx_gunicorn(GUNICORN),
         wsgi::nginx_uwsgi(UWSGI),
     ];

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::report::{ms, Table};
-use crate::servers::wsgi::{self, FastCgiServer, PoolSizing, THREADS};
+use crate::servers::wsgi::{self, PoolSizing, WorkerServer, THREADS};
 use crate::servers::{Server, Workers};
 use crate::stats::median;
 use crate::Bench;
@@ -25,7 +25,7 @@ fn start(bench: &Bench, name: &str) -> Server {
         wsgi::paddock_sized(
             &bench.shared,
             name,
-            FastCgiServer::Uwsgi,
+            WorkerServer::Uwsgi,
             PoolSizing::Ondemand { max: MAX_PROCESSES },
         )
     } else {

@@ -1,8 +1,8 @@
 //! The Flask test app (`tests/apps/flask_app`) served four ways, each with P processes × T
-//! threads: paddock's threaded pool (an application mount at `/`) running either flup or uWSGI
-//! as the FastCGI server on fd 0, nginx in front of gunicorn's gthread workers (HTTP over a Unix
-//! socket, upstream keep-alive), and nginx in front of uWSGI's threads (the uwsgi protocol over a
-//! Unix socket). All of them import Debian's Flask through Debian's `/usr/bin/python3`.
+//! threads: paddock's threaded pool (an application mount at `/`) running uWSGI on fd 0
+//! (speaking its own uwsgi protocol, or FastCGI), nginx in front of gunicorn's gthread workers
+//! (HTTP over a Unix socket, upstream keep-alive), and nginx in front of uWSGI's threads (the
+//! uwsgi protocol over a Unix socket). All of them import Debian's Flask through Debian's `/usr/bin/python3`.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::net::UnixStream;
@@ -26,36 +26,34 @@ fn app_dir() -> PathBuf {
 /// How long a Python stack may take to import Flask and come up on a loaded machine.
 const START_LIMIT: Duration = Duration::from_secs(60);
 
-/// The FastCGI server a paddock worker runs the app in.
+/// The application server a paddock worker runs the app in, and the protocol it speaks.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum FastCgiServer {
-    /// deploy/examples/wsgi/fcgi_serve.py: flup's WSGIServer, in a virtual environment.
-    Flup,
+pub(crate) enum WorkerServer {
     /// Debian's uWSGI speaking FastCGI on the inherited socket, one process of THREADS threads
     /// per paddock worker (paddock is the master).
+    UwsgiFastcgi,
+    /// The same uWSGI speaking its own protocol, uwsgi, to a pool with `protocol = "uwsgi"`.
     Uwsgi,
 }
 
-impl FastCgiServer {
-    /// The pool's `command`, as TOML.
+impl WorkerServer {
+    /// The pool's `command`, as TOML, and its `protocol` line when it is not FastCGI.
     fn command(self) -> String {
+        let uwsgi = |protocol: &str| {
+            format!(
+                r#"["/usr/bin/uwsgi", "--plugin", "python3", {protocol}"--threads", "{THREADS}", "--module", "app:app", "--need-app", "--die-on-term", "--disable-logging"]"#
+            )
+        };
         match self {
-            FastCgiServer::Flup => format!(
-                r#"["{}", "{}", "app:app"]"#,
-                harness::wsgi::flup_python().display(),
-                harness::deploy("examples/wsgi/fcgi_serve.py").display(),
-            ),
-            FastCgiServer::Uwsgi => format!(
-                r#"["/usr/bin/uwsgi", "--plugin", "python3", "--protocol", "fastcgi", "--threads", "{THREADS}", "--module", "app:app", "--need-app", "--die-on-term", "--disable-logging"]"#
-            ),
+            WorkerServer::UwsgiFastcgi => uwsgi(r#""--protocol", "fastcgi", "#),
+            WorkerServer::Uwsgi => format!("{}\nprotocol = \"uwsgi\"", uwsgi("")),
         }
     }
 
     /// The name of the worker processes, for their memory.
     fn comm(self) -> &'static str {
         match self {
-            FastCgiServer::Flup => "python3",
-            FastCgiServer::Uwsgi => "uwsgi",
+            WorkerServer::UwsgiFastcgi | WorkerServer::Uwsgi => "uwsgi",
         }
     }
 }
@@ -70,7 +68,7 @@ pub(crate) enum PoolSizing {
 }
 
 /// paddock: the app mounted at `/`, a static threaded pool of PROCESSES × THREADS.
-pub(crate) fn paddock(shared: &Shared, name: &str, server: FastCgiServer) -> Server {
+pub(crate) fn paddock(shared: &Shared, name: &str, server: WorkerServer) -> Server {
     paddock_sized(shared, name, server, PoolSizing::Static)
 }
 
@@ -78,7 +76,7 @@ pub(crate) fn paddock(shared: &Shared, name: &str, server: FastCgiServer) -> Ser
 pub(crate) fn paddock_sized(
     shared: &Shared,
     name: &str,
-    server: FastCgiServer,
+    server: WorkerServer,
     sizing: PoolSizing,
 ) -> Server {
     let (sizing_toml, expected) = match sizing {
@@ -152,7 +150,7 @@ env = {{ PYTHONDONTWRITEBYTECODE = "1" }}
         parent: pid,
         comm: server.comm().into(),
     };
-    wait_for("paddock's FastCGI workers", START_LIMIT, &log, || {
+    wait_for("paddock's workers", START_LIMIT, &log, || {
         workers.pids().len() >= expected
     });
     Server {
