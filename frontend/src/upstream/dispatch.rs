@@ -18,7 +18,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::metrics::activity::WorkerActivity;
 use crate::metrics::{Rejection, WorkerRequest};
-use crate::upstream::worker_connection::WorkerConnection;
+use crate::upstream::worker_connection::{SpareBuffers, WorkerConnection};
 
 /// One worker process as the front end sees it.
 #[derive(Debug)]
@@ -92,6 +92,16 @@ fn drained_message(pool: &str, worker: &WorkerHandle, reason: ExitReason) -> ToM
 struct Slot {
     worker: Arc<WorkerHandle>,
     connection: Option<WorkerConnection>,
+    /// The buffers of the last connection closed, for the next one.
+    spare: Option<SpareBuffers>,
+}
+
+impl Slot {
+    fn close_connection(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            self.spare = Some(connection.close());
+        }
+    }
 }
 
 /// Why no slot was handed out.
@@ -226,6 +236,7 @@ impl PoolDispatch {
             idle.push(Slot {
                 worker: worker.clone(),
                 connection: None,
+                spare: None,
             });
         }
         drop(idle);
@@ -481,10 +492,12 @@ impl Lease {
             .as_ref()
             .is_some_and(WorkerConnection::is_stale)
         {
-            slot.connection = None;
+            slot.close_connection();
         }
         if slot.connection.is_none() {
-            slot.connection = Some(WorkerConnection::connect(&slot.worker.socket, protocol).await?);
+            let spare = slot.spare.take();
+            slot.connection =
+                Some(WorkerConnection::connect(&slot.worker.socket, protocol, spare).await?);
         }
         Ok(slot.connection.as_mut().expect("just set"))
     }
@@ -496,7 +509,7 @@ impl Lease {
 
     /// Drop the connection: its state is unknown after a failed or abandoned exchange.
     pub(crate) fn discard_connection(&mut self) {
-        self.slot().connection = None;
+        self.slot().close_connection();
     }
 
     /// The client went away while its answer streamed: the worker is drained like an abandoned
