@@ -47,8 +47,8 @@ pub(crate) fn run(bench: &mut Bench) {
             "p99 ms",
             "errors",
             "memory MiB",
-            "paddock (uWSGI) / this req/s",
-            "paddock (uWSGI) / this p99",
+            "paddock (uwsgi) / this req/s",
+            "paddock (uwsgi) / this p99",
         ],
     );
     let mut json = serde_json::Map::new();
@@ -87,9 +87,9 @@ pub(crate) fn run(bench: &mut Bench) {
          --workers 2 --threads 8, nginx proxy_pass over a Unix socket with upstream keepalive. \
          uWSGI: --master --processes 2 --threads 8, nginx uwsgi_pass over a Unix socket. paddock: \
          an application mount at / to a static threaded pool of 2 × 8, each worker running \
-         either Debian's uWSGI (--protocol fastcgi --threads 8, no master: paddock is the master) \
-         or deploy/examples/wsgi/fcgi_serve.py (flup 1.0.3). No recycling, access logs off. A \
-         paddock / this p99 below 1 means paddock's p99 is lower.",
+         Debian's uWSGI (--threads 8, no master: paddock is the master), speaking the uwsgi \
+         protocol to a pool with protocol = \"uwsgi\", or FastCGI (--protocol fastcgi). No \
+         recycling, access logs off. A paddock / this p99 below 1 means paddock's p99 is lower.",
     );
     bench.report.table(&table);
     bench.report.record("wsgi", json.into());
@@ -97,7 +97,7 @@ pub(crate) fn run(bench: &mut Bench) {
     // The keep-alive storm, on the same running stacks plus gunicorn with no proxy in front.
     let mut servers = servers.into_iter();
     let mut stacks: Vec<(&str, Server)> = Vec::new();
-    for tag in ["paddock", "paddock-flup", "gunicorn", "uwsgi"] {
+    for tag in ["paddock", "paddock-fastcgi", "gunicorn", "uwsgi"] {
         stacks.push((tag, servers.next().expect("four stacks")));
     }
     stacks.push(("gunicorn-alone", wsgi::gunicorn_alone(GUNICORN_ALONE)));
