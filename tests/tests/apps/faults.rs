@@ -4,7 +4,8 @@
 //!   killed and replaced;
 //! - a process SIGKILLed with requests in flight: its GETs are retried on another process and
 //!   answered, its POSTs get 502 and never run twice; and under a steady load, killing processes
-//!   costs no GET;
+//!   costs no GET (both also with uWSGI over the uwsgi protocol, where the end of a connection
+//!   is the end of an answer);
 //! - recycling by `max_requests` under load costs no request.
 
 use std::collections::HashMap;
@@ -12,9 +13,10 @@ use std::time::Duration;
 
 use harness::client::{get_in_background, load_bounded, Connection};
 use harness::observe::{scrape, value};
+use harness::wsgi::WsgiServer;
 use harness::{process_alive, signal, wait_until};
 
-use crate::support::{flask_site, json, worker_pids, THREADS, WORKERS};
+use crate::support::{flask_site, flask_site_on, json, worker_pids, THREADS, WORKERS};
 
 /// The pid of the process whose current requests include one for `path`.
 fn pid_running(pool: &serde_json::Value, path: &str) -> Option<u64> {
@@ -138,7 +140,17 @@ fn pid_list(pool: &serde_json::Value) -> Vec<u64> {
 /// answered; its POSTs get 502, and the order log shows each order exactly once.
 #[test]
 fn a_killed_process_costs_no_get_and_runs_no_post_twice() {
-    let Some(site) = flask_site("") else {
+    killed_process_with_posts(WsgiServer::Flup);
+}
+
+/// The same with uWSGI over the uwsgi protocol, where a connection's end is the answer's end.
+#[test]
+fn a_killed_uwsgi_process_costs_no_get_and_runs_no_post_twice() {
+    killed_process_with_posts(WsgiServer::UwsgiNative);
+}
+
+fn killed_process_with_posts(server: WsgiServer) {
+    let Some(site) = flask_site_on(server, "") else {
         return;
     };
     let paddock = &site.paddock;
@@ -241,7 +253,18 @@ fn a_killed_process_costs_no_get_and_runs_no_post_twice() {
 /// time once its successor has settled): not one GET fails.
 #[test]
 fn processes_killed_under_load_cost_no_get() {
-    let Some(site) = flask_site("") else {
+    killed_under_load(WsgiServer::Flup);
+}
+
+/// The same with uWSGI over the uwsgi protocol: every answer is also checked whole (a cut one
+/// would end where the killed process's connection ended).
+#[test]
+fn uwsgi_processes_killed_under_load_cost_no_get() {
+    killed_under_load(WsgiServer::UwsgiNative);
+}
+
+fn killed_under_load(server: WsgiServer) {
+    let Some(site) = flask_site_on(server, "") else {
         return;
     };
     let paddock = &site.paddock;
@@ -258,7 +281,11 @@ fn processes_killed_under_load_cost_no_get() {
                 let item = client as u64 * 1000 + n;
                 ("GET".into(), format!("/api/items/{item}"), Vec::new())
             },
-            |r| r.status == 200,
+            |r| {
+                r.status == 200
+                    && serde_json::from_str::<serde_json::Value>(&r.text())
+                        .is_ok_and(|item| item["name"].as_str().is_some())
+            },
         )
     });
     // Kill a process that is serving and has lived past the 1 s in which a death counts towards
