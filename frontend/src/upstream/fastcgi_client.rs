@@ -12,7 +12,7 @@ use tokio::net::UnixStream;
 
 use crate::http::body::BufferedBody;
 use crate::upstream::worker_connection::{
-    Buffers, ExchangeError, StdoutSink, WorkerReply, INLINE_BODY, READ_CHUNK,
+    read_while_writing, Buffers, ExchangeError, StdoutSink, WorkerReply, INLINE_BODY, READ_CHUNK,
 };
 
 /// Every exchange uses this id: a connection carries one request at a time.
@@ -154,18 +154,11 @@ pub(super) async fn send_and_receive(
             }
         }
     };
-    tokio::pin!(write);
-    tokio::pin!(read);
-    let mut write_result = None;
-    let (clean_end, usage) = loop {
-        tokio::select! {
-            result = &mut write, if write_result.is_none() => write_result = Some(result),
-            result = &mut read => break result?,
-        }
-    };
+    let (read_result, written) = read_while_writing(read, write).await;
+    let (clean_end, usage) = read_result?;
     // A worker may answer without reading all of its input (then the write fails or is still
     // pending): the reply stands, but the connection is no longer in a known state.
-    let reusable = clean_end && matches!(write_result, Some(Ok(())));
+    let reusable = clean_end && written;
     Ok(WorkerReply { reusable, usage })
 }
 

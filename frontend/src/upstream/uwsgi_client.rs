@@ -19,7 +19,7 @@ use tokio::net::UnixStream;
 
 use crate::http::body::BufferedBody;
 use crate::upstream::worker_connection::{
-    Buffers, ExchangeError, StdoutSink, WorkerReply, INLINE_BODY, READ_CHUNK,
+    read_while_writing, Buffers, ExchangeError, StdoutSink, WorkerReply, INLINE_BODY, READ_CHUNK,
 };
 use crate::upstream::worker_response::MAX_RESPONSE_HEAD;
 
@@ -127,17 +127,9 @@ pub(super) async fn send_and_receive(
             input.clear();
         }
     };
-    tokio::pin!(write);
-    tokio::pin!(read);
-    let mut write_done = false;
-    loop {
-        tokio::select! {
-            // A worker may answer without reading all of its input: the answer stands, and the
-            // connection ends with it anyway.
-            _ = &mut write, if !write_done => write_done = true,
-            result = &mut read => break result?,
-        }
-    }
+    // A worker may answer without reading all of its input: the answer stands, and the
+    // connection ends with it anyway.
+    read_while_writing(read, write).await.0?;
     Ok(WorkerReply {
         reusable: false,
         usage: None,

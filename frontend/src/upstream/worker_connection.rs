@@ -267,3 +267,21 @@ pub(super) struct Buffers<'a> {
     /// The worker's bytes not yet handled.
     pub input: &'a mut BytesMut,
 }
+
+/// Runs `read` (the worker's reply) while `write` (the request) goes out, until the reply has
+/// been read: a worker that starts answering before it has read all of its input can then never
+/// deadlock against us. Returns the reply and whether the whole request was written by then.
+pub(super) async fn read_while_writing<T>(
+    read: impl std::future::Future<Output = Result<T, ExchangeError>>,
+    write: impl std::future::Future<Output = io::Result<()>>,
+) -> (Result<T, ExchangeError>, bool) {
+    tokio::pin!(read);
+    tokio::pin!(write);
+    let mut written = None;
+    loop {
+        tokio::select! {
+            result = &mut write, if written.is_none() => written = Some(result.is_ok()),
+            result = &mut read => return (result, written == Some(true)),
+        }
+    }
+}
