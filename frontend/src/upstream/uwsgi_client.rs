@@ -16,12 +16,16 @@ use protocol::fcgi;
 use protocol::uwsgi::{self, Head};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
+use tracing::warn;
 
 use crate::http::body::BufferedBody;
 use crate::upstream::worker_connection::{
     read_while_writing, Buffers, ExchangeError, StdoutSink, WorkerReply, INLINE_BODY, READ_CHUNK,
 };
 use crate::upstream::worker_response::MAX_RESPONSE_HEAD;
+
+/// uWSGI's default `--buffer-size`: the most bytes of variables it takes in a request.
+const UWSGI_BUFFER_SIZE: usize = 4096;
 
 /// Reads and throws away the rest of the answer, up to the connection's end.
 pub(super) async fn drain(stream: &mut UnixStream, input: &mut BytesMut) -> io::Result<()> {
@@ -48,6 +52,7 @@ pub(super) async fn send_and_receive(
     // A HEAD request's answer says the length of a body it does not carry.
     let head_request = request_method(out) == Some(&b"HEAD"[..]);
     uwsgi::params_to_packet(out).map_err(|e| ExchangeError::Unsendable(e.to_string()))?;
+    let vars_len = out.len() - uwsgi::HEADER_LEN;
     let write = async {
         match body {
             // The usual case (no body, or a small form): the whole request in one write.
@@ -129,7 +134,17 @@ pub(super) async fn send_and_receive(
     };
     // A worker may answer without reading all of its input: the answer stands, and the
     // connection ends with it anyway.
-    read_while_writing(read, write).await.0?;
+    let result = read_while_writing(read, write).await.0;
+    if result.as_ref().is_err_and(|e| !e.response_started()) && vars_len > UWSGI_BUFFER_SIZE {
+        // What uWSGI does with such a request, saying so only in its own log.
+        warn!(
+            vars_len,
+            "the uwsgi worker closed the connection without answering a request whose variables \
+             take {vars_len} bytes: uWSGI refuses more than its --buffer-size ({UWSGI_BUFFER_SIZE} \
+             bytes unless raised)"
+        );
+    }
+    result?;
     Ok(WorkerReply {
         reusable: false,
         usage: None,

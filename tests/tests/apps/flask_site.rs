@@ -232,3 +232,31 @@ fn streams(server: WsgiServer) {
         assert!(child.wait().unwrap().success(), "{}", t.name);
     }
 }
+
+/// uWSGI refuses a request whose variables pass its `--buffer-size` (4096 bytes by default) by
+/// closing the connection: the client gets 502, and paddock's log names the option to raise.
+#[test]
+fn a_request_past_uwsgis_buffer_size_is_a_bad_gateway_naming_the_option() {
+    let Some(site) = flask_site_on(WsgiServer::UwsgiNative, "") else {
+        return;
+    };
+    let paddock = &site.paddock;
+    let cookie = format!("Cookie: big={}", "x".repeat(5000));
+    let status = curl_ok(
+        paddock,
+        &[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            &cookie,
+            &paddock.url("/api/items/1"),
+        ],
+    );
+    assert_eq!(status, "502");
+    assert!(paddock.log().contains("--buffer-size"), "{}", paddock.log());
+    // The workers were not at fault: the next request is answered.
+    let item = json(&curl_ok(paddock, &[&paddock.url("/api/items/2")]));
+    assert_eq!(item["name"], "item 2");
+}
