@@ -130,6 +130,11 @@ pub(super) async fn send_and_receive(
                 }
             }
             input.clear();
+            // The whole answer is in: its connection's end need not be waited for (one read
+            // less a request).
+            if body_left == Some(Some(0)) {
+                return Ok(());
+            }
         }
     };
     // A worker may answer without reading all of its input: the answer stands, and the
