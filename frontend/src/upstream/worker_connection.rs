@@ -159,7 +159,7 @@ impl WorkerConnection {
         let SpareBuffers { out, input } = spare.unwrap_or_default();
         Ok(Self {
             protocol,
-            stream: UnixStream::connect(socket).await?,
+            stream: connect_unix(socket)?,
             out,
             input,
             interrupted: false,
@@ -284,4 +284,20 @@ pub(super) async fn read_while_writing<T>(
             result = &mut read => return (result, written == Some(true)),
         }
     }
+}
+
+/// A connection to a Unix socket. A connect on a Unix socket succeeds or fails at once (it is
+/// never in progress), so the socket goes to tokio already connected: tokio's own connect waits
+/// for writability and asks the socket for its error, a `getsockopt` on every connection (every
+/// request of a uwsgi pool). A full backlog is `WouldBlock`, as with tokio's connect.
+fn connect_unix(socket: &Path) -> io::Result<UnixStream> {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    )?;
+    rustix::net::connect(&fd, &SocketAddrUnix::new(socket)?)?;
+    UnixStream::from_std(std::os::unix::net::UnixStream::from(fd))
 }
