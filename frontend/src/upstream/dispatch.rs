@@ -484,7 +484,7 @@ impl Lease {
     }
 
     /// The slot's connection to its worker, opened (or reopened, if the worker closed it) as needed.
-    pub(crate) async fn connection(&mut self) -> std::io::Result<&mut WorkerConnection> {
+    pub(crate) fn connection(&mut self) -> std::io::Result<&mut WorkerConnection> {
         let protocol = self.pool.spec().protocol;
         let slot = self.slot();
         if slot
@@ -496,8 +496,11 @@ impl Lease {
         }
         if slot.connection.is_none() {
             let spare = slot.spare.take();
-            slot.connection =
-                Some(WorkerConnection::connect(&slot.worker.socket, protocol, spare).await?);
+            slot.connection = Some(WorkerConnection::connect(
+                &slot.worker.socket,
+                protocol,
+                spare,
+            )?);
         }
         Ok(slot.connection.as_mut().expect("just set"))
     }

@@ -174,7 +174,7 @@ pub(crate) async fn lease_and_connect(
         if fresh {
             lease.discard_connection();
         }
-        let error = match lease.connection().await {
+        let error = match lease.connection() {
             Ok(_) => return Ok(lease),
             Err(e) => ScriptError::Connect(e),
         };

@@ -150,8 +150,9 @@ pub(crate) struct SpareBuffers {
 }
 
 impl WorkerConnection {
-    /// Connects to `socket`, reusing `spare` buffers if there are any.
-    pub(crate) async fn connect(
+    /// Connects to `socket`, reusing `spare` buffers if there are any. Never waits: see
+    /// [`connect_unix`].
+    pub(crate) fn connect(
         socket: &Path,
         protocol: WorkerProtocol,
         spare: Option<SpareBuffers>,
