@@ -144,7 +144,7 @@ pub(super) fn validate_pool(
         (PoolMode::External, None) => {
             return fail(
                 "socket",
-                "external pools need the FastCGI server's Unix socket path".into(),
+                "external pools need the server's Unix socket path".into(),
             )
         }
         (_, Some(_)) => {
