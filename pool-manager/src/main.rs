@@ -5,6 +5,21 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// jemalloc, not glibc's allocator: it keeps blocks of one size together without a header each
+/// and hands back pages that a burst of connections left empty, where glibc keeps the freed
+/// blocks between live ones for good (docs/benchmarks.md, row 25: 1.23 → 0.93 KiB per idle
+/// connection).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, which it reads by this symbol's name before `main`: a background thread
+/// returns freed pages to the system about a second after they empty, instead of at the next
+/// allocation after ten seconds (an idle server allocates nothing, so it would keep them).
+/// `_RJEM_MALLOC_CONF` in the environment still overrides these.
+#[allow(unsafe_code)] // an exported symbol (jemalloc's weak `malloc_conf`), no unsafe operation
+#[export_name = "_rjem_malloc_conf"]
+static JEMALLOC_OPTIONS: &u8 = &b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0"[0];
+
 #[derive(Debug, Parser)]
 #[command(
     name = "paddock",
