@@ -256,10 +256,33 @@ fn is_hidden(segment: &str) -> bool {
 /// lets the front end follow it. The walk in [`route`] calls this for every segment, so a
 /// symlinked directory on the way is checked as well as the final file.
 pub fn allowed_metadata(site: &SiteSpec, path: &Path) -> Option<std::fs::Metadata> {
-    let link = std::fs::symlink_metadata(path).ok()?;
+    allowed_metadata_and_link(site, path).0
+}
+
+/// [`allowed_metadata`], and whether `path` is a symbolic link (then the answer depends on the
+/// link's target and on the symlink policy, not only on `path`'s directory).
+pub(crate) fn allowed_metadata_and_link(
+    site: &SiteSpec,
+    path: &Path,
+) -> (Option<std::fs::Metadata>, bool) {
+    #[cfg(test)]
+    stat_count::add();
+    let Ok(link) = std::fs::symlink_metadata(path) else {
+        return (None, false);
+    };
     if !link.file_type().is_symlink() {
-        return Some(link);
+        return (Some(link), false);
     }
+    (followed_link(site, path, &link), true)
+}
+
+/// The target's metadata of the symbolic link `path` (whose own is `link`), if the site's
+/// symlink policy lets the front end follow it.
+fn followed_link(
+    site: &SiteSpec,
+    path: &Path,
+    link: &std::fs::Metadata,
+) -> Option<std::fs::Metadata> {
     let target = std::fs::metadata(path).ok()?;
     let allowed = match site.symlinks {
         SymlinkPolicy::Always => true,
@@ -274,6 +297,25 @@ pub fn allowed_metadata(site: &SiteSpec, path: &Path) -> Option<std::fs::Metadat
 }
 
 mod mounts;
+
+/// How many times this thread asked the file system through [`allowed_metadata_and_link`]
+/// (tests of what is answered without asking).
+#[cfg(test)]
+pub(crate) mod stat_count {
+    use std::cell::Cell;
+
+    thread_local! {
+        static STATS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    pub(crate) fn add() {
+        STATS.with(|n| n.set(n.get() + 1));
+    }
+
+    pub(crate) fn get() -> u64 {
+        STATS.with(Cell::get)
+    }
+}
 
 #[cfg(test)]
 mod tests;

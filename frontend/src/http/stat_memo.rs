@@ -4,16 +4,20 @@
 //!
 //! Only the rules phase records: a site without `.htaccess` and rewrites never fills the memo,
 //! and the router then stats as it always did, with no copy of a path. Answers are as fresh as
-//! the request: the memo lives and dies with it.
+//! the request: the memo lives and dies with it. Once the rules phase has drained the site's
+//! change notices it says so ([`StatMemo::validate`]), and from then on the memo also takes
+//! answers that earlier requests found, where no notice has voided them
+//! ([`crate::site_rules::watched_stats`]).
 
 use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use protocol::control::SiteSpec;
 
 use super::router;
+use crate::site_rules::watched_stats::{self, StatValidity};
 
 /// A rewrite loop may name many paths; past this many the memo stops growing (lookups still
 /// work, they just are not remembered).
@@ -39,6 +43,9 @@ pub(crate) struct StatMemo {
     /// Some answer was not remembered (past [`MAX_ENTRIES`]): the memo no longer lists every
     /// path the request's rules looked at, so what they decided cannot be re-validated from it.
     overflowed: AtomicBool,
+    /// Set once the request has drained its site's change notices: answers may then come from
+    /// earlier requests ([`watched_stats`]).
+    validity: OnceLock<StatValidity>,
 }
 
 impl StatMemo {
@@ -48,7 +55,7 @@ impl StatMemo {
         if let Some(meta) = find(&known, path) {
             return meta;
         }
-        let meta = router::allowed_metadata(site, path);
+        let meta = self.ask(site, path);
         if known.len() < MAX_ENTRIES {
             if known.capacity() == 0 {
                 *known = SPARE
@@ -85,8 +92,30 @@ impl StatMemo {
     pub(crate) fn recalled_or_stat(&self, site: &SiteSpec, path: &Path) -> Option<Metadata> {
         match self.known(path) {
             Some(known) => known,
-            None => router::allowed_metadata(site, path),
+            None => self.ask(site, path),
         }
+    }
+
+    /// The request has drained its site's change notices; `validity` is what they counted.
+    pub(crate) fn validate(&self, validity: StatValidity) {
+        let _ = self.validity.set(validity);
+    }
+
+    /// [`router::allowed_metadata`], from an earlier request where nothing has changed since.
+    fn ask(&self, site: &SiteSpec, path: &Path) -> Option<Metadata> {
+        let Some(validity) = self.validity.get() else {
+            return router::allowed_metadata(site, path);
+        };
+        if let Some(answer) = watched_stats::recall(validity, path) {
+            return answer;
+        }
+        // Before the `stat`: a change after it must be a notice to come.
+        let may_remember = watched_stats::may_remember(validity, path);
+        let (answer, link) = router::allowed_metadata_and_link(site, path);
+        if may_remember && !link {
+            watched_stats::remember(validity, path, &answer);
+        }
+        answer
     }
 
     /// The remembered answer: `Some(None)` means "looked up, not there (or not allowed)".

@@ -31,6 +31,7 @@ use rules::htaccess::{DirRules, NoteKind};
 use tracing::{debug, warn};
 
 use super::htaccess_watch::{Notice, Watcher};
+use super::watched_stats::StatValidity;
 use crate::http::stat_memo::StatMemo;
 use crate::static_files::file_cache::Identity;
 
@@ -55,6 +56,11 @@ pub struct HtaccessFiles {
     roots: Mutex<HashMap<PathBuf, bool>>,
     /// Counts the roots' moves applied (and losses of notices).
     root_moves: AtomicU64,
+    /// Counts every notice applied, those about names other than `.htaccess` too: while it
+    /// stays the same, a `stat` in a watched directory would say what it said before
+    /// ([`super::watched_stats`]). Kept apart from `notices`, which a write to any file in a
+    /// watched directory would otherwise move, voiding every remembered verdict.
+    entry_changes: AtomicU64,
 }
 
 impl Default for HtaccessFiles {
@@ -66,6 +72,7 @@ impl Default for HtaccessFiles {
             id: super::replica::next_id(),
             roots: Mutex::default(),
             root_moves: AtomicU64::new(0),
+            entry_changes: AtomicU64::new(0),
         }
     }
 }
@@ -153,6 +160,19 @@ impl LocalDirs {
         );
         copy
     }
+}
+
+/// Whether this thread last found `dir` watched, with no `.htaccess` notice applied since (a
+/// watch that ended is such a notice), in the cache `owner`.
+pub(super) fn watched_on_this_thread(owner: u64, notices: u64, dir: &Path) -> bool {
+    LOCAL.with(|local| {
+        let local = local.borrow();
+        local.owner == owner
+            && local
+                .dirs
+                .get(dir.as_os_str())
+                .is_some_and(|d| d.watched && d.checked_at == notices)
+    })
 }
 
 /// A request path's `.htaccess` files, as [`HtaccessFiles::chain`] finds them.
@@ -246,6 +266,7 @@ impl HtaccessFiles {
     /// through the request's `stats`, which the router reads again).
     pub(crate) fn chain(&self, site: &SiteSpec, path: &str, stats: &StatMemo) -> Chain {
         let (version, root_watched) = self.version(&site.root);
+        stats.validate(self.stat_validity());
         let mut chain = Chain {
             rules: Vec::new(),
             file: site.root.clone(),
@@ -309,6 +330,17 @@ impl HtaccessFiles {
         ((self.id, notices), watched)
     }
 
+    /// What a request's file-system answers may be remembered under and checked against
+    /// ([`super::watched_stats`]). Call it right after [`HtaccessFiles::version`], which
+    /// drained the notices: the counts are then those of every change made before the request.
+    pub(crate) fn stat_validity(&self) -> StatValidity {
+        StatValidity {
+            owner: self.id,
+            notices: self.notices.load(Ordering::SeqCst),
+            changes: self.entry_changes.load(Ordering::SeqCst),
+        }
+    }
+
     /// Whether `root`'s path is watched, watching it if it has not been tried yet.
     fn root_watched(&self, root: &Path) -> bool {
         if let Some(&known) = self.lock_roots().get(root) {
@@ -337,8 +369,14 @@ impl HtaccessFiles {
     fn apply_notices(&self) {
         self.watcher.drain(|notice| {
             // Counted before it is applied: see `look`.
+            self.entry_changes.fetch_add(1, Ordering::SeqCst);
+            if matches!(notice, Notice::EntryChanged(_)) {
+                return;
+            }
             self.notices.fetch_add(1, Ordering::SeqCst);
             match notice {
+                // Counted above, and nothing remembered here is about other names.
+                Notice::EntryChanged(_) => {}
                 Notice::FileChanged(dir) => {
                     if let Some(mut entry) = self.files.get_mut(dir.as_os_str()) {
                         entry.state = State::Unchecked;

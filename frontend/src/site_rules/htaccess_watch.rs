@@ -31,6 +31,9 @@ pub(super) enum Notice<'a> {
     /// The directory's `.htaccess` was created, written, removed, renamed or its permissions
     /// changed.
     FileChanged(&'a Path),
+    /// Another name in the directory was created, written, removed, renamed or its attributes
+    /// changed: what a `stat` of it says may have changed ([`super::watched_stats`]).
+    EntryChanged(&'a Path),
     /// The directory is no longer at this path (deleted or moved), or its watch ended.
     DirGone(&'a Path),
     /// What this document root's path leads to may have changed: one of the names on the way
@@ -304,6 +307,7 @@ impl Watcher {
                         Watched::Dir(path) if name == super::htaccess_files::FILE_NAME => {
                             apply(Notice::FileChanged(path))
                         }
+                        Watched::Dir(path) => apply(Notice::EntryChanged(path)),
                         Watched::OnRootPath {
                             name: on_path,
                             root,
@@ -340,6 +344,7 @@ mod tests {
         watcher.drain(|notice| {
             seen.push(match notice {
                 Notice::FileChanged(p) => format!("changed {}", p.display()),
+                Notice::EntryChanged(p) => format!("entry in {}", p.display()),
                 Notice::DirGone(p) => format!("gone {}", p.display()),
                 Notice::RootMoved(p) => format!("root {}", p.display()),
                 Notice::Lost => "lost".to_string(),
@@ -366,14 +371,19 @@ mod tests {
         );
     }
 
+    /// Other names in the directory are never an `.htaccess` change, only an entry change
+    /// (which voids remembered `stat` answers, not remembered rules).
     #[test]
-    fn other_files_in_the_directory_say_nothing() {
+    fn other_files_in_the_directory_are_entry_changes() {
         let dir = tempfile::tempdir().unwrap();
         let watcher = Watcher::default();
         assert!(watcher.watch(dir.path()));
         std::fs::write(dir.path().join("upload.jpg"), "x").unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
-        assert!(drained(&watcher).is_empty());
+        let seen = drained(&watcher);
+        assert!(!seen.is_empty());
+        let entry = format!("entry in {}", dir.path().display());
+        assert!(seen.iter().all(|notice| *notice == entry), "{seen:?}");
     }
 
     #[test]

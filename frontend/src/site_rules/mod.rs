@@ -20,6 +20,7 @@ mod htaccess_watch;
 mod rate_limit;
 mod replica;
 mod verdict_cache;
+pub(crate) mod watched_stats;
 
 #[cfg(test)]
 mod cost_probe;
@@ -132,6 +133,9 @@ impl SiteRuleSets {
 }
 
 /// What the rules say before routing.
+// Made once per request and taken apart at once: boxing the routing would cost an allocation
+// per request to save a copy of a few hundred bytes.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Verdict {
     /// Route the request (or the path a rewrite made of it) with these settings.

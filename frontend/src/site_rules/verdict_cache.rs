@@ -193,6 +193,8 @@ impl Entry {
             if HtaccessState::now(site, files) != Some(state) {
                 return None;
             }
+            // The notices are drained: the answers below may come from earlier requests.
+            ctx.stats.validate(files.htaccess.stat_validity());
         }
         let stats_hold = self.stats.iter().all(|(path, known)| {
             fingerprint(ctx.stats.allowed_metadata(site, path).as_ref()) == *known
