@@ -206,3 +206,24 @@ fn a_site_without_htaccess_keeps_nothing() {
     }
     assert_eq!(super::held(), 0);
 }
+
+/// A change no notice reports (a write through a hard link in a directory the site does not
+/// watch) counts once the answer is [`super::MAX_AGE`] old.
+#[test]
+fn an_unreported_change_counts_within_a_second() {
+    let (_dir, site, compiled) = site_with_htaccess(WORDPRESS);
+    let outside = tempfile::tempdir().unwrap();
+    let elsewhere = outside.path().join("alias.txt");
+    fs::write(&elsewhere, "one").unwrap();
+    fs::hard_link(&elsewhere, site.root.join("robots.txt")).unwrap();
+    let files = RuleFiles::default();
+    assert_eq!(
+        size(&warm(&compiled, &site, &files, "/robots.txt")),
+        Some(3)
+    );
+    fs::write(&elsewhere, "three").unwrap();
+    std::thread::sleep(super::MAX_AGE + std::time::Duration::from_millis(50));
+    let (route, stats) = serve(&compiled, &site, &files, "/robots.txt");
+    assert_eq!(size(&route), Some(5));
+    assert!(stats > 0);
+}
