@@ -94,6 +94,9 @@ pub(crate) struct CachedFile {
     identity: Identity,
     pub bytes: Bytes,
     pub validators: Validators,
+    /// The `Content-Type` of the file's own name, found once rather than per answer (a
+    /// precompressed sibling is served with its original's, not this).
+    pub content_type: HeaderValue,
 }
 
 /// The validators of one version of a file, in the formats tower-http's `ServeFile` uses, so a
@@ -248,6 +251,7 @@ fn read_stable(path: &Path, max_file: u64) -> Option<CachedFile> {
         identity,
         bytes: Bytes::from(contents),
         validators: Validators::of(&before)?,
+        content_type: super::content_type(path),
     })
 }
 

@@ -142,7 +142,11 @@ async fn whole_file(
         let mut response = Response::new(body);
         let out = response.headers_mut();
         *out = HeaderMap::with_capacity(ANSWER_HEADERS);
-        out.insert(CONTENT_TYPE, content_type(&file.path));
+        let content_type = match &contents {
+            Contents::Cached(cached) if encoding.is_none() => cached.content_type.clone(),
+            _ => content_type(&file.path),
+        };
+        out.insert(CONTENT_TYPE, content_type);
         out.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         if let Some(coding) = encoding {
             out.insert(CONTENT_ENCODING, HeaderValue::from_static(coding));
@@ -208,7 +212,7 @@ fn accepts(headers: &HeaderMap, coding: &str) -> bool {
 }
 
 /// The `Content-Type` of the file's own name (a sibling is served with its original's type).
-fn content_type(file: &Path) -> HeaderValue {
+pub(super) fn content_type(file: &Path) -> HeaderValue {
     mime_guess::from_path(file).first_raw().map_or_else(
         || HeaderValue::from_static("application/octet-stream"),
         HeaderValue::from_static,
