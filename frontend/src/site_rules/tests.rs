@@ -59,6 +59,18 @@ pub(super) fn site(root: std::path::PathBuf) -> SiteSpec {
     }
 }
 
+/// A front controller's `.htaccess`, as WordPress ships it: every request tests its file (`-f`,
+/// `-d`) before it goes to `index.php`.
+pub(super) const WORDPRESS: &str =
+    "RewriteEngine On\nRewriteBase /\nRewriteRule ^index\\.php$ - [L]\n\
+    RewriteCond %{REQUEST_FILENAME} !-f\nRewriteCond %{REQUEST_FILENAME} !-d\n\
+    RewriteRule . /index.php [L]\n";
+
+/// A GET of `target`, as the rules phase takes it.
+pub(super) fn get(target: &str) -> http::request::Parts {
+    http::Request::get(target).body(()).unwrap().into_parts().0
+}
+
 /// A client on this machine, over plain HTTP.
 pub(super) const LOCALHOST: Client = Client {
     ip: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),

@@ -10,16 +10,8 @@ use protocol::site_rules::{
 };
 use rules::site::SiteRules;
 
-use super::super::tests::{htaccess_site, site, site_with_htaccess, LOCALHOST};
+use super::super::tests::{get, htaccess_site, site, site_with_htaccess, LOCALHOST, WORDPRESS};
 use super::*;
-
-const WORDPRESS: &str = "RewriteEngine On\nRewriteBase /\nRewriteRule ^index\\.php$ - [L]\n\
-    RewriteCond %{REQUEST_FILENAME} !-f\nRewriteCond %{REQUEST_FILENAME} !-d\n\
-    RewriteRule . /index.php [L]\n";
-
-fn get(target: &str) -> Parts {
-    http::Request::get(target).body(()).unwrap().into_parts().0
-}
 
 /// Whether the request was served from the cache, and the verdict.
 fn ask(

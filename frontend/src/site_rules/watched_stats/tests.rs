@@ -5,21 +5,11 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use http::request::Parts;
 use protocol::control::{SiteSpec, SymlinkPolicy};
 
-use super::super::tests::{site_with_htaccess, LOCALHOST};
+use super::super::tests::{get, site_with_htaccess, LOCALHOST, WORDPRESS};
 use super::super::{before_routing, CompiledSite, RuleFiles, Verdict};
 use crate::http::router::{route_with_index, stat_count, Route};
-
-/// A front controller's rules: every request tests its file (`-f`, `-d`), as WordPress's do.
-const WORDPRESS: &str = "RewriteEngine On\nRewriteBase /\nRewriteRule ^index\\.php$ - [L]\n\
-    RewriteCond %{REQUEST_FILENAME} !-f\nRewriteCond %{REQUEST_FILENAME} !-d\n\
-    RewriteRule . /index.php [L]\n";
-
-fn get(target: &str) -> Parts {
-    http::Request::get(target).body(()).unwrap().into_parts().0
-}
 
 /// What a request for `target` is served as, as the front end finds it: the rules phase, then
 /// the router's walk through what the rules phase found on disk. The second value counts the
@@ -99,7 +89,7 @@ fn a_written_file_counts_from_the_next_request() {
 }
 
 #[test]
-fn permissions_ownership_and_times_count_from_the_next_request() {
+fn permissions_and_times_count_from_the_next_request() {
     let (_dir, site, compiled) = site_with_htaccess(WORDPRESS);
     let file = site.root.join("robots.txt");
     fs::write(&file, "x").unwrap();
