@@ -79,6 +79,101 @@ struct ActivityState {
     http2: bool,
     /// The first bytes have been looked at (an HTTP/2 preface tells the protocol in cleartext).
     first_read_seen: bool,
+    /// What the connection task's timer is set for, while a task watches the deadlines. Boxed:
+    /// a parked HTTP/1.1 connection has no such task, and its record stays in jemalloc's 160-byte
+    /// class (192 with the timer inline).
+    timer: Option<Box<ArmedTimer>>,
+}
+
+/// The deadline the connection task's timer is set for, with the timeouts that turn an event into
+/// a deadline. A state change wakes the task only when the deadline it brings is earlier than this
+/// one: a deadline that moves later is found when the timer fires early. Waking the task polls its
+/// whole connection again (for HTTP/2, h2's state machine), and a request changes the state four
+/// times (the read of its head, its body handed to hyper, its end, the read of the next head).
+#[derive(Debug)]
+struct ArmedTimer {
+    /// `None`: no deadline is due, so every change that makes one wakes the task.
+    at: Option<Instant>,
+    request_header_ms: u32,
+    send_ms: u32,
+    keepalive_ms: u32,
+}
+
+impl ArmedTimer {
+    fn new(at: Option<Instant>, timeouts: &TimeoutsSpec) -> Self {
+        let ms = |value: u64| u32::try_from(value).unwrap_or(u32::MAX);
+        Self {
+            at,
+            request_header_ms: ms(timeouts.request_header_ms),
+            send_ms: ms(timeouts.send_ms),
+            keepalive_ms: ms(timeouts.keepalive_ms),
+        }
+    }
+}
+
+/// The timeout of a deadline that an event starts.
+#[derive(Debug, Clone, Copy)]
+enum Starts {
+    RequestHeader,
+    Send,
+    KeepAlive,
+}
+
+impl ActivityState {
+    /// Whether a deadline of kind `starts`, counted from `from`, must wake the connection task:
+    /// when its timer is set for later, or for nothing.
+    fn wakes(&self, starts: Starts, from: Instant) -> bool {
+        let Some(timer) = &self.timer else {
+            return true;
+        };
+        let Some(at) = timer.at else {
+            return true;
+        };
+        let ms = match starts {
+            Starts::RequestHeader => timer.request_header_ms,
+            Starts::Send => timer.send_ms,
+            Starts::KeepAlive => timer.keepalive_ms,
+        };
+        from + Duration::from_millis(u64::from(ms)) < at
+    }
+
+    fn next_deadline(&self, timeouts: &TimeoutsSpec) -> Option<(Instant, Expiry)> {
+        let ms = Duration::from_millis;
+        let send = self
+            .write_blocked_since
+            .into_iter()
+            .chain(self.bodies.iter().filter_map(|&(_, since)| since))
+            .min()
+            .map(|since| (since + ms(timeouts.send_ms), Expiry::Send));
+        let idle = (self.in_flight == 0).then(|| {
+            let waiting = if self.requests == 0 {
+                (
+                    self.idle_since + ms(timeouts.request_header_ms),
+                    Expiry::RequestHeader,
+                )
+            } else {
+                (
+                    self.idle_since + ms(timeouts.keepalive_ms),
+                    Expiry::KeepAlive,
+                )
+            };
+            match self.read_while_idle {
+                None => waiting,
+                Some(first) => {
+                    let head = (
+                        first + ms(timeouts.request_header_ms),
+                        Expiry::RequestHeader,
+                    );
+                    if self.http2 {
+                        std::cmp::min_by_key(waiting, head, |(at, _)| *at)
+                    } else {
+                        head
+                    }
+                }
+            }
+        });
+        [send, idle].into_iter().flatten().min_by_key(|(at, _)| *at)
+    }
 }
 
 /// Shared between a connection's socket wrapper, its service and its task.
@@ -103,6 +198,7 @@ impl Activity {
                 next_body: 0,
                 http2: false,
                 first_read_seen: false,
+                timer: None,
             }),
             changed: Notify::new(),
         })
@@ -113,14 +209,14 @@ impl Activity {
     }
 
     /// A request reached the service; returns its number on this connection (1-based) and the
-    /// guard that marks it finished when dropped.
+    /// guard that marks it finished when dropped. No deadline comes earlier (the idle one ends),
+    /// so the connection task is not woken.
     pub(crate) fn begin_request(self: &Arc<Self>) -> (u64, InFlight) {
         let mut state = self.lock();
         state.in_flight += 1;
         state.requests += 1;
         let n = state.requests;
         drop(state);
-        self.changed.notify_one();
         (
             n,
             InFlight {
@@ -172,42 +268,28 @@ impl Activity {
 
     /// The next deadline to enforce and what it is, or `None` when nothing is due.
     pub(crate) fn next_deadline(&self, timeouts: &TimeoutsSpec) -> Option<(Instant, Expiry)> {
-        let ms = Duration::from_millis;
-        let state = self.lock();
-        let send = state
-            .write_blocked_since
-            .into_iter()
-            .chain(state.bodies.iter().filter_map(|&(_, since)| since))
-            .min()
-            .map(|since| (since + ms(timeouts.send_ms), Expiry::Send));
-        let idle = (state.in_flight == 0).then(|| {
-            let waiting = if state.requests == 0 {
-                (
-                    state.idle_since + ms(timeouts.request_header_ms),
-                    Expiry::RequestHeader,
-                )
-            } else {
-                (
-                    state.idle_since + ms(timeouts.keepalive_ms),
-                    Expiry::KeepAlive,
-                )
-            };
-            match state.read_while_idle {
-                None => waiting,
-                Some(first) => {
-                    let head = (
-                        first + ms(timeouts.request_header_ms),
-                        Expiry::RequestHeader,
-                    );
-                    if state.http2 {
-                        std::cmp::min_by_key(waiting, head, |(at, _)| *at)
-                    } else {
-                        head
-                    }
-                }
-            }
-        });
-        [send, idle].into_iter().flatten().min_by_key(|(at, _)| *at)
+        self.lock().next_deadline(timeouts)
+    }
+
+    /// For the connection task: the deadline to set its timer for, when the next one is earlier
+    /// than `armed` (what the timer is set for now) or nothing is armed; `None` keeps the timer as
+    /// it is. Records what the timer is then set for, so that later state changes wake the task
+    /// only for an earlier deadline.
+    pub(crate) fn arm(&self, timeouts: &TimeoutsSpec, armed: Option<Instant>) -> Option<Instant> {
+        let mut state = self.lock();
+        let next = state.next_deadline(timeouts).map(|(at, _)| at);
+        let set = next.filter(|&at| armed.is_none_or(|armed| at < armed));
+        let at = set.or(armed);
+        match &mut state.timer {
+            Some(timer) => timer.at = at,
+            None => state.timer = Some(Box::new(ArmedTimer::new(at, timeouts))),
+        }
+        set
+    }
+
+    /// The connection task stopped watching: every change that makes a deadline wakes it again.
+    pub(crate) fn disarm(&self) {
+        self.lock().timer = None;
     }
 
     /// The connection speaks HTTP/2 (negotiated by ALPN).
@@ -224,9 +306,13 @@ impl Activity {
             state.http2 |= data.starts_with(b"PRI ");
         }
         if state.in_flight == 0 && state.read_while_idle.is_none() {
-            state.read_while_idle = Some(Instant::now());
+            let now = Instant::now();
+            state.read_while_idle = Some(now);
+            let wake = state.wakes(Starts::RequestHeader, now);
             drop(state);
-            self.changed.notify_one();
+            if wake {
+                self.changed.notify_one();
+            }
         }
     }
 
@@ -234,9 +320,13 @@ impl Activity {
         let mut state = self.lock();
         match (blocked, state.write_blocked_since.is_some()) {
             (true, false) => {
-                state.write_blocked_since = Some(Instant::now());
+                let now = Instant::now();
+                state.write_blocked_since = Some(now);
+                let wake = state.wakes(Starts::Send, now);
                 drop(state);
-                self.changed.notify_one();
+                if wake {
+                    self.changed.notify_one();
+                }
             }
             (false, true) => state.write_blocked_since = None,
             _ => {}
@@ -255,12 +345,17 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         let mut state = self.activity.lock();
         state.in_flight -= 1;
+        let mut wake = false;
         if state.in_flight == 0 {
-            state.idle_since = Instant::now();
+            let now = Instant::now();
+            state.idle_since = now;
             state.read_while_idle = None;
+            wake = state.wakes(Starts::KeepAlive, now);
         }
         drop(state);
-        self.activity.changed.notify_one();
+        if wake {
+            self.activity.changed.notify_one();
+        }
     }
 }
 
@@ -291,8 +386,9 @@ impl Activity {
         };
         let newly = slot.is_none() && since.is_some();
         *slot = since;
+        let wake = newly && since.is_some_and(|since| state.wakes(Starts::Send, since));
         drop(state);
-        if newly {
+        if wake {
             self.changed.notify_one();
         }
     }
@@ -368,14 +464,17 @@ impl Drop for GuardedBody {
 /// the client side.
 pub(crate) fn guard_body(body: Body, guard: InFlight) -> Body {
     let activity = guard.activity.clone();
-    let id = {
+    let (id, wake) = {
         let mut state = activity.lock();
         state.next_body += 1;
         let id = state.next_body;
-        state.bodies.push((id, Some(Instant::now())));
-        id
+        let now = Instant::now();
+        state.bodies.push((id, Some(now)));
+        (id, state.wakes(Starts::Send, now))
     };
-    activity.changed.notify_one();
+    if wake {
+        activity.changed.notify_one();
+    }
     GuardedBody {
         inner: body,
         guard,
@@ -489,6 +588,65 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         activity.on_read(b"Host: x\r\n");
         assert_eq!(activity.next_deadline(&t).unwrap().0, at);
+    }
+
+    /// Whether the connection task would be woken now (a stored notification), taking it.
+    fn woken(activity: &Activity) -> bool {
+        use std::future::Future;
+        let notified = std::pin::pin!(activity.changed.notified());
+        notified
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_ready()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_change_that_brings_a_deadline_before_the_timer_wakes_the_task() {
+        let t = timeouts();
+        let activity = Activity::new();
+        let (_, in_flight) = activity.begin_request();
+        assert!(!woken(&activity), "a request's start brings no deadline");
+        // No timer set: a response waiting on the client must set one.
+        let body = guard_body(crate::http::response::full("answer"), in_flight);
+        assert!(woken(&activity));
+        let send = activity.arm(&t, None).expect("the send deadline");
+        assert_eq!(send, Instant::now() + Duration::from_millis(t.send_ms));
+        // The answer ends: the keep-alive deadline (500 ms) comes after the timer (300 ms).
+        drop(body);
+        assert!(
+            !woken(&activity),
+            "a later deadline is found when the timer fires"
+        );
+        assert_eq!(activity.arm(&t, Some(send)), None, "the timer stays");
+        // A read starts a request head, due in 100 ms: before the timer.
+        activity.on_read(b"GET / HTTP/1.1\r\n");
+        assert!(woken(&activity));
+        let head = activity.arm(&t, Some(send)).expect("the head deadline");
+        assert_eq!(
+            head,
+            Instant::now() + Duration::from_millis(t.request_header_ms)
+        );
+        // A write that blocks later than that brings its send deadline after the timer.
+        tokio::time::advance(Duration::from_millis(10)).await;
+        let (_, in_flight) = activity.begin_request();
+        activity.on_write(true);
+        assert!(!woken(&activity));
+        activity.on_write(false);
+        drop(in_flight);
+        assert!(!woken(&activity));
+        // A close request always wakes the task.
+        activity.request_close();
+        assert!(woken(&activity));
+        // Once the task stops watching, every change that makes a deadline wakes again.
+        activity.disarm();
+        activity.on_read(b"GET");
+        assert!(woken(&activity));
+    }
+
+    /// Every connection, idle ones too, holds an `Activity` behind an `Arc`: 16 bytes of counts
+    /// and 144 of record fill jemalloc's 160-byte size class, the next one is 192.
+    #[test]
+    fn the_record_of_an_idle_connection_stays_small() {
+        assert!(std::mem::size_of::<Activity>() <= 144);
     }
 
     #[tokio::test]

@@ -68,15 +68,15 @@ pub(super) async fn drive<C: GracefulConnection + ?Sized>(
     // it is set for. The state changes several times a request (a read, the request's start, its
     // end), and each used to register a new timer in tokio's wheel and remove the old one; a
     // deadline that moved later (the keep-alive one, after every request) is found when the timer
-    // fires early, which then sets it again.
+    // fires early, which then sets it again. The activity record knows what the timer is set for,
+    // and wakes this task only for a change that brings a deadline before it.
     let mut deadline_timer = std::pin::pin!(tokio::time::sleep_until(tokio::time::Instant::now()));
     let mut armed_for: Option<tokio::time::Instant> = None;
+    let _watching = Watching(activity);
     loop {
-        if let Some((at, _)) = activity.next_deadline(timeouts) {
-            if armed_for.is_none_or(|armed| at < armed) {
-                deadline_timer.as_mut().reset(at);
-                armed_for = Some(at);
-            }
+        if let Some(at) = activity.arm(timeouts, armed_for) {
+            deadline_timer.as_mut().reset(at);
+            armed_for = Some(at);
         }
         tokio::select! {
             result = connection.as_mut() => {
@@ -121,6 +121,16 @@ pub(super) async fn drive<C: GracefulConnection + ?Sized>(
                 linger = Some(tokio::time::Instant::now() + DRAIN_LINGER);
             }
         }
+    }
+}
+
+/// While alive, the activity record knows what `drive`'s timer is set for; when `drive` ends (or
+/// is dropped), every deadline-making change wakes the next task that watches the connection.
+struct Watching<'a>(&'a Activity);
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        self.0.disarm();
     }
 }
 

@@ -77,6 +77,11 @@ impl Load {
             }
         };
         let output = run_bounded(&mut command, self.duration + GRACE);
+        // A missing client would read as a server that answered nothing.
+        assert!(
+            !output.starts_with("cannot start"),
+            "bench: {output}; tests/bench/run.sh installs the load clients (wrk, nghttp2-client)"
+        );
         let header = format!(
             "# {:?} {} connections {}\n",
             self.client, connections, self.url
