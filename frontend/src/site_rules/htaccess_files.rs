@@ -370,12 +370,11 @@ impl HtaccessFiles {
         self.watcher.drain(|notice| {
             // Counted before it is applied: see `look`.
             self.entry_changes.fetch_add(1, Ordering::SeqCst);
-            if matches!(notice, Notice::EntryChanged(_)) {
-                return;
+            if !matches!(notice, Notice::EntryChanged(_)) {
+                self.notices.fetch_add(1, Ordering::SeqCst);
             }
-            self.notices.fetch_add(1, Ordering::SeqCst);
             match notice {
-                // Counted above, and nothing remembered here is about other names.
+                // Nothing remembered here is about names other than `.htaccess`.
                 Notice::EntryChanged(_) => {}
                 Notice::FileChanged(dir) => {
                     if let Some(mut entry) = self.files.get_mut(dir.as_os_str()) {
