@@ -4,12 +4,16 @@
 # static site (a 1 KiB file, loopback only), warms it for 2 s, loads it for 4 s with h2load and
 # reads the CPU time of paddock's processes from /proc; then the other binary. CPU per request
 # moves less with the machine's load than req/s does.
-#   tests/bench/cpu-ab.sh BINARY_A BINARY_B [ROUNDS] [h2|h1|h2c]
-# h2: HTTP/2 over TLS (default); h1: HTTP/1.1 plain (h2load --h1); h2c: HTTP/2 plain.
+#   tests/bench/cpu-ab.sh BINARY_A BINARY_B [ROUNDS] [h2|h1|h2c|php|wsgi]
+# h2: HTTP/2 over TLS (default); h1: HTTP/1.1 plain (h2load --h1); h2c: HTTP/2 plain;
+# php: hello.php over HTTP/1.1 on a static pool of 4 `builtin = "php"` workers (paddock-php must
+# sit next to each binary), 8 connections, with the front end's and the workers' CPU apart;
+# wsgi: deploy/examples/wsgi/hello.py's JSON endpoint on a threaded pool of 2 uWSGI processes ×
+# 8 threads over the uwsgi protocol (needs uwsgi and Flask), 32 connections.
 set -euo pipefail
 
-a=${1:?usage: cpu-ab.sh BINARY_A BINARY_B [ROUNDS] [h2|h1|h2c]}
-b=${2:?usage: cpu-ab.sh BINARY_A BINARY_B [ROUNDS] [h2|h1|h2c]}
+a=${1:?usage: cpu-ab.sh BINARY_A BINARY_B [ROUNDS] [h2|h1|h2c|php|wsgi]}
+b=${2:?usage: cpu-ab.sh BINARY_A BINARY_B [ROUNDS] [h2|h1|h2c|php|wsgi]}
 rounds=${3:-5}
 mode=${4:-h2}
 for tool in h2load openssl curl; do
@@ -25,6 +29,7 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$dir/site" "$dir/run"
 head -c 1024 /dev/zero | tr '\0' 'x' >"$dir/site/file.txt"
+echo '<?php echo "Hello, world\n";' >"$dir/site/hello.php"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
     -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
 port=$((20000 + RANDOM % 20000))
@@ -56,18 +61,69 @@ max_requests_per_connection = 1000000
 [sites.bench]
 root = "$dir/site"
 EOF
+if [ "$mode" = php ]; then
+    cat >>"$dir/paddock.toml" <<EOF
+
+[sites.bench.scripts]
+pool = "php"
+
+[pools.php]
+mode = "prefork"
+builtin = "php"
+sizing = "static"
+workers = 4
+EOF
+fi
+if [ "$mode" = wsgi ]; then
+    cat >>"$dir/paddock.toml" <<EOF
+
+[sites.bench.mounts.app]
+prefix = "/"
+pool = "flask"
+static_first = true
+
+[pools.flask]
+mode = "threaded"
+workers = 2
+threads = 8
+command = ["uwsgi", "--plugin", "python3", "--threads", "8", "--module", "hello:app",
+    "--need-app", "--die-on-term", "--disable-logging"]
+protocol = "uwsgi"
+working_directory = "$(cd "$(dirname "$0")/../../deploy/examples/wsgi" && pwd)"
+EOF
+fi
+connections=64
 case $mode in
     h2) url="https://127.0.0.1:$((port + 2))/file.txt"; extra=() ;;
     h1) url="http://127.0.0.1:$port/file.txt"; extra=(--h1) ;;
     h2c) url="http://127.0.0.1:$port/file.txt"; extra=() ;;
-    *) echo "cpu-ab.sh: mode is h2, h1 or h2c" >&2; exit 2 ;;
+    php) url="http://127.0.0.1:$port/hello.php"; extra=(--h1); connections=8 ;;
+    wsgi) url="http://127.0.0.1:$port/api/hello"; extra=(--h1); connections=32 ;;
+    *) echo "cpu-ab.sh: mode is h2, h1, h2c, php or wsgi" >&2; exit 2 ;;
 esac
 
-# utime + stime of paddock and its children (the front end is one), in clock ticks.
+# utime + stime of the front end (the master's child that runs the same program) and of the
+# whole process tree under paddock, in clock ticks.
+tree() {
+    echo "$1"
+    for child in $(pgrep -P "$1"); do tree "$child"; done
+}
 ticks() {
-    local files=("/proc/$1/stat")
-    for child in $(pgrep -P "$1"); do files+=("/proc/$child/stat"); done
-    cat "${files[@]}" 2>/dev/null | awk '{s += $14 + $15} END {print s}'
+    local front=0 all=0 stat comm rest used master
+    master=$(cat "/proc/$1/comm")
+    for p in $(tree "$1"); do
+        stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+        # The command name may hold spaces ("uWSGI worker 1"): fields are counted after it.
+        comm=${stat#*(}
+        comm=${comm%)*}
+        rest=${stat##*) }
+        used=$(awk '{print $12 + $13}' <<<"$rest")
+        all=$((all + used))
+        if [ "$p" != "$1" ] && [ "$comm" = "$master" ]; then
+            front=$((front + used))
+        fi
+    done
+    echo "$front $all"
 }
 hz=$(getconf CLK_TCK)
 
@@ -79,14 +135,26 @@ for _ in $(seq "$rounds"); do
             curl -fs -o /dev/null "http://127.0.0.1:$admin/readyz" && break
             sleep 0.1
         done
-        timeout 10 h2load "${extra[@]}" -t1 -m1 -c64 -D 2 "$url" >/dev/null 2>&1 || true
-        before=$(ticks "$pid")
-        out=$(timeout 15 h2load "${extra[@]}" -t1 -m1 -c64 -D 4 "$url" 2>&1 || true)
-        after=$(ticks "$pid")
+        if ! curl -fs -o /dev/null "http://127.0.0.1:$admin/readyz"; then
+            echo "cpu-ab.sh: $bin did not become ready:" >&2
+            cat "$dir/log.txt" >&2
+            exit 1
+        fi
+        timeout 10 h2load "${extra[@]}" -t1 -m1 -c$connections -D 2 "$url" >/dev/null 2>&1 || true
+        read -r front_before all_before <<<"$(ticks "$pid")"
+        out=$(timeout 15 h2load "${extra[@]}" -t1 -m1 -c$connections -D 4 "$url" 2>&1 || true)
+        read -r front_after all_after <<<"$(ticks "$pid")"
         done_requests=$(awk '/^requests:/ {print $8}' <<<"$out")
         rps=$(awk '/^finished in/ {print $4}' <<<"$out")
-        awk -v bin="$bin" -v rps="$rps" -v n="$done_requests" -v t=$((after - before)) -v hz="$hz" \
-            'BEGIN {printf "%s: %s req/s, %.2f us of CPU per request\n", bin, rps, n ? t * 1e6 / hz / n : 0}'
+        if [ "${done_requests:-0}" -eq 0 ]; then
+            echo "cpu-ab.sh: no request succeeded against $bin:" >&2
+            grep -E '^(requests|status codes):' <<<"$out" >&2 || true
+        fi
+        awk -v bin="$bin" -v rps="$rps" -v n="$done_requests" -v hz="$hz" \
+            -v front=$((front_after - front_before)) -v all=$((all_after - all_before)) \
+            'BEGIN {us = n ? 1e6 / hz / n : 0
+                printf "%s: %s req/s, CPU per request: front end %.2f us, all of paddock %.2f us\n",
+                    bin, rps, front * us, all * us}'
         kill "$pid"
         wait "$pid" 2>/dev/null || true
         pid=""
