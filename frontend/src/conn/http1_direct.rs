@@ -18,7 +18,9 @@
 //! - The service answers the request as it answers every other one (rules, routing, metrics,
 //!   access log, every header). The answer is written here only when its framing is certain: a
 //!   status with a standard reason phrase other than 1xx, 204 and 304, one `Content-Length`
-//!   that the body matches, and a body in memory; or a whole static file too large for memory,
+//!   that the body matches (or none, when the body tells its exact size, as a script's buffered
+//!   output does: the header is then added where hyper adds it), and a body in memory; or a
+//!   whole static file too large for memory,
 //!   which a plain socket sends with sendfile(2) (`send_file`). Anything else (a 304, a
 //!   streamed or chunked body, a PHP reason phrase) goes to a hyper connection together with
 //!   the answer already made ([`Direct::Hyper`] with `answered`), which hyper writes from the same bytes.
@@ -32,7 +34,7 @@
 use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::Future;
-use std::io::{self, IoSlice};
+use std::io::{self, IoSlice, Write};
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -128,7 +130,7 @@ pub(super) async fn serve<I: Parkable>(
     if !head {
         if let Some((file, length, sent)) = send_file::sendable(io, &response) {
             let (parts, body) = response.into_parts();
-            let encoded = encode_head(&parts);
+            let encoded = encode_head(&parts, None);
             let sending = send_file::send(io, &encoded, &file, length, send, &sent);
             let all_sent = Box::pin(sending).await;
             // The access log line, the metrics and the in-flight guard riding on the unread
@@ -137,7 +139,7 @@ pub(super) async fn serve<I: Parkable>(
             return finish(io, all_sent, close, arrived).await;
         }
     }
-    let Some(length) = simple_length(&response) else {
+    let Some(framing) = simple_length(&response, head) else {
         if close {
             activity.withdraw_close_request();
         }
@@ -147,12 +149,13 @@ pub(super) async fn serve<I: Parkable>(
         };
     };
     let (parts, body) = response.into_parts();
-    let Some(body) = collect(body, if head { None } else { Some(length) }).await else {
+    let expected = if head { None } else { Some(framing.length) };
+    let Some(body) = collect(body, expected).await else {
         // The body failed or did not match its Content-Length: as hyper does, end the
         // connection rather than send a short answer.
         return Direct::Closed;
     };
-    let encoded = encode_head(&parts);
+    let encoded = encode_head(&parts, framing.added_length);
     let mut sent = 0;
     let all_sent = std::future::poll_fn(|cx| {
         Poll::Ready(write_without_waiting(io, cx, &encoded, &body, &mut sent))
@@ -274,11 +277,22 @@ fn allowed(name: &HeaderName, value: &[u8]) -> bool {
     }
 }
 
-/// The answer's `Content-Length` when the direct path can write the answer exactly as hyper
-/// would: a plain status, one length that fits in memory, and a body whose size is known, so
+/// How an answer the direct path writes is framed (see [`simple_length`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Framing {
+    /// The body's length.
+    length: u64,
+    /// A `Content-Length` written after the answer's own headers. hyper adds one to an answer
+    /// that has none and whose body tells its exact size, which a script's buffered output does
+    /// (a CGI script rarely sends the header itself).
+    added_length: Option<u64>,
+}
+
+/// The answer's framing when the direct path can write the answer exactly as hyper would: a
+/// plain status, at most one length that fits in memory, and a body whose size is known, so
 /// that collecting it never holds back a stream (a script's progressive output, which hyper
-/// sends as it comes).
-fn simple_length(response: &Response<Body>) -> Option<u64> {
+/// sends as it comes). `head_request`: the answer is to a HEAD.
+fn simple_length(response: &Response<Body>, head_request: bool) -> Option<Framing> {
     let status = response.status();
     if status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -292,14 +306,26 @@ fn simple_length(response: &Response<Body>) -> Option<u64> {
     {
         return None;
     }
+    // A HEAD answer's body is never sent and may be empty (paddock's own) or not: known is enough.
+    let size = hyper::body::Body::size_hint(response.body()).exact()?;
     let mut lengths = response.headers().get_all(CONTENT_LENGTH).iter();
-    let length: u64 = lengths.next()?.to_str().ok()?.parse().ok()?;
+    let Some(declared) = lengths.next() else {
+        // hyper's rule for an answer without the header: the body's size, except that an empty
+        // answer to a HEAD gets no header (it cannot tell the size of the GET's body).
+        let added_length = (!(head_request && size == 0)).then_some(size);
+        return (size <= MAX_BODY).then_some(Framing {
+            length: size,
+            added_length,
+        });
+    };
+    let length: u64 = declared.to_str().ok()?.parse().ok()?;
     if lengths.next().is_some() || length > MAX_BODY {
         return None;
     }
-    // A HEAD answer's body is never sent and may be empty (paddock's own) or not: known is enough.
-    hyper::body::Body::size_hint(response.body()).exact()?;
-    Some(length)
+    Some(Framing {
+        length,
+        added_length: None,
+    })
 }
 
 /// Whether the answer ends the connection.
@@ -340,7 +366,7 @@ async fn collect(mut body: Body, expected: Option<u64>) -> Option<Bytes> {
 }
 
 /// The status line and headers as hyper writes them.
-fn encode_head(parts: &http::response::Parts) -> Vec<u8> {
+fn encode_head(parts: &http::response::Parts, added_length: Option<u64>) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(parts.status.as_str().as_bytes());
@@ -352,6 +378,10 @@ fn encode_head(parts: &http::response::Parts) -> Vec<u8> {
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
+    }
+    if let Some(length) = added_length {
+        // Writing to a Vec cannot fail.
+        let _ = write!(out, "content-length: {length}\r\n");
     }
     if !parts.headers.contains_key(DATE) {
         out.extend_from_slice(b"date: ");

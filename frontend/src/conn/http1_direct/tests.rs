@@ -85,24 +85,54 @@ fn static_like() -> Response<Body> {
 
 #[test]
 fn simple_answers_are_those_with_certain_framing() {
-    assert_eq!(simple_length(&static_like()), Some(11));
-    let no_length = Response::new(full("x"));
-    assert_eq!(simple_length(&no_length), None);
+    let declared = Framing {
+        length: 11,
+        added_length: None,
+    };
+    assert_eq!(simple_length(&static_like(), false), Some(declared));
+    assert_eq!(simple_length(&static_like(), true), Some(declared));
+    let undeclared = Response::new(full("x"));
+    let added = |length| Framing {
+        length,
+        added_length: Some(length),
+    };
+    assert_eq!(simple_length(&undeclared, false), Some(added(1)));
+    assert_eq!(simple_length(&undeclared, true), Some(added(1)));
+    let empty = Response::new(full(""));
+    assert_eq!(simple_length(&empty, false), Some(added(0)));
+    assert_eq!(
+        simple_length(&empty, true),
+        Some(Framing {
+            length: 0,
+            added_length: None
+        }),
+        "hyper adds no length to an empty answer to a HEAD"
+    );
+    let too_large = Response::new(full(vec![b'x'; MAX_BODY as usize + 1]));
+    assert_eq!(simple_length(&too_large, false), None);
     for status in [StatusCode::NOT_MODIFIED, StatusCode::NO_CONTENT] {
         let mut response = static_like();
         *response.status_mut() = status;
-        assert_eq!(simple_length(&response), None, "{status}");
+        assert_eq!(simple_length(&response, false), None, "{status}");
     }
     let mut odd = static_like();
     *odd.status_mut() = StatusCode::from_u16(299).unwrap();
-    assert_eq!(simple_length(&odd), None, "no standard reason phrase");
+    assert_eq!(
+        simple_length(&odd, false),
+        None,
+        "no standard reason phrase"
+    );
     let mut reason = static_like();
     reason
         .extensions_mut()
         .insert(hyper::ext::ReasonPhrase::from_static(b"Fine"));
-    assert_eq!(simple_length(&reason), None, "a reason phrase of its own");
     assert_eq!(
-        simple_length(&unknown_size()),
+        simple_length(&reason, false),
+        None,
+        "a reason phrase of its own"
+    );
+    assert_eq!(
+        simple_length(&unknown_size(), false),
         None,
         "a body of unknown size"
     );
@@ -110,7 +140,7 @@ fn simple_answers_are_those_with_certain_framing() {
     twice
         .headers_mut()
         .append(CONTENT_LENGTH, HeaderValue::from(11));
-    assert_eq!(simple_length(&twice), None);
+    assert_eq!(simple_length(&twice, false), None);
 }
 
 /// A body that does not tell its size, as a script's streamed output does.
@@ -159,15 +189,19 @@ async fn written_by_hyper(
 
 /// What the direct path writes for `response` (the request method given by `head_request`).
 async fn written_directly(head_request: bool, response: Response<Body>) -> Vec<u8> {
-    let length = simple_length(&response).expect("simple");
+    let framing = simple_length(&response, head_request).expect("simple");
     let (parts, body) = response.into_parts();
-    let body = collect(body, (!head_request).then_some(length))
+    let body = collect(body, (!head_request).then_some(framing.length))
         .await
         .unwrap();
     let mut written = Vec::new();
-    write_answer(&mut written, &encode_head(&parts), &body)
-        .await
-        .unwrap();
+    write_answer(
+        &mut written,
+        &encode_head(&parts, framing.added_length),
+        &body,
+    )
+    .await
+    .unwrap();
     written
 }
 
@@ -195,7 +229,32 @@ async fn a_simple_answer_is_written_byte_for_byte_as_hyper_writes_it() {
         *response.body_mut() = full(Bytes::new());
         response
     }
-    let cases: [(&[u8], Answer); 3] = [(get, static_like), (get, closing), (head, empty_head)];
+    // A script's buffered answer: no Content-Length of its own, a body of known size.
+    fn script_like() -> Response<Body> {
+        let mut response = Response::new(full("Hello, world\n"));
+        let headers = response.headers_mut();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=UTF-8"),
+        );
+        headers.append("set-cookie", HeaderValue::from_static("a=1"));
+        headers.append("set-cookie", HeaderValue::from_static("b=2"));
+        response
+    }
+    fn script_empty() -> Response<Body> {
+        let mut response = script_like();
+        *response.body_mut() = full(Bytes::new());
+        response
+    }
+    let cases: [(&[u8], Answer); 7] = [
+        (get, static_like),
+        (get, closing),
+        (head, empty_head),
+        (get, script_like),
+        (get, script_empty),
+        (head, script_like),
+        (head, script_empty),
+    ];
     for (request, response) in cases {
         let direct = written_directly(request.starts_with(b"HEAD"), response()).await;
         let hyper = written_by_hyper(request, response, direct.len()).await;
