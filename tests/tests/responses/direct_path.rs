@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use harness::raw::{RawConn, RawResponse};
-use harness::{observe, wait_for, Paddock};
+use harness::{observe, php_site, require_php_cgi, test_site, wait_for, Paddock};
 
 use crate::static_files::tree;
 
@@ -137,6 +137,37 @@ fn direct_answers_equal_hypers_header_for_header() {
         expected as u64,
         "paddock_requests_total"
     );
+}
+
+/// A script's answers: PHP sends no `Content-Length`, so the direct path adds the one hyper
+/// adds (none to an empty answer to a HEAD); an answer with its own reason phrase goes to hyper.
+const SCRIPT_REQUESTS: &[&str] = &[
+    "GET /headers.php?case=cookies HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    "HEAD /headers.php?case=cookies HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    "GET /headers.php?case=created HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    "GET /headers.php?case=redirect HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    "HEAD /headers.php?case=redirect HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    "GET /headers.php?case=status HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    "GET /no/such/page HTTP/1.1\r\nHost: localhost\r\n\r\n",
+];
+
+#[test]
+fn script_answers_equal_hypers_header_for_header() {
+    require_php_cgi();
+    let paddock = Paddock::start(&php_site(&test_site(), 2, ""));
+    for request in SCRIPT_REQUESTS {
+        let direct = alone(&paddock, request);
+        let hyper = through_hyper(&paddock, request);
+        assert_eq!(comparable(&direct), comparable(&hyper), "{request:?}");
+        if !is_head(request) {
+            let length = direct.header("content-length").map(str::to_owned);
+            assert_eq!(
+                length,
+                Some(direct.body.len().to_string()),
+                "{request:?}: the length hyper would add"
+            );
+        }
+    }
 }
 
 /// The front end's count of answered requests, from its metrics.
