@@ -102,14 +102,15 @@ case $mode in
     *) echo "cpu-ab.sh: mode is h2, h1, h2c, php or wsgi" >&2; exit 2 ;;
 esac
 
-# utime + stime of the front end (the master's child that runs the same program) and of the
-# whole process tree under paddock, in clock ticks.
+# utime + stime of the front end (the master's child that runs the same program), its utime
+# alone (user space: moves less with the machine's noise than the kernel's share), and utime +
+# stime of the whole process tree under paddock, in clock ticks.
 tree() {
     echo "$1"
     for child in $(pgrep -P "$1"); do tree "$child"; done
 }
 ticks() {
-    local front=0 all=0 stat comm rest used master
+    local front=0 front_user=0 all=0 stat comm rest used master
     master=$(cat "/proc/$1/comm")
     for p in $(tree "$1"); do
         stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
@@ -121,9 +122,10 @@ ticks() {
         all=$((all + used))
         if [ "$p" != "$1" ] && [ "$comm" = "$master" ]; then
             front=$((front + used))
+            front_user=$((front_user + $(awk '{print $12}' <<<"$rest")))
         fi
     done
-    echo "$front $all"
+    echo "$front $front_user $all"
 }
 hz=$(getconf CLK_TCK)
 
@@ -141,9 +143,9 @@ for _ in $(seq "$rounds"); do
             exit 1
         fi
         timeout 10 h2load "${extra[@]}" -t1 -m1 -c$connections -D 2 "$url" >/dev/null 2>&1 || true
-        read -r front_before all_before <<<"$(ticks "$pid")"
+        read -r front_before user_before all_before <<<"$(ticks "$pid")"
         out=$(timeout 15 h2load "${extra[@]}" -t1 -m1 -c$connections -D 4 "$url" 2>&1 || true)
-        read -r front_after all_after <<<"$(ticks "$pid")"
+        read -r front_after user_after all_after <<<"$(ticks "$pid")"
         done_requests=$(awk '/^requests:/ {print $8}' <<<"$out")
         rps=$(awk '/^finished in/ {print $4}' <<<"$out")
         if [ "${done_requests:-0}" -eq 0 ]; then
@@ -151,10 +153,11 @@ for _ in $(seq "$rounds"); do
             grep -E '^(requests|status codes):' <<<"$out" >&2 || true
         fi
         awk -v bin="$bin" -v rps="$rps" -v n="$done_requests" -v hz="$hz" \
-            -v front=$((front_after - front_before)) -v all=$((all_after - all_before)) \
+            -v front=$((front_after - front_before)) -v user=$((user_after - user_before)) \
+            -v all=$((all_after - all_before)) \
             'BEGIN {us = n ? 1e6 / hz / n : 0
-                printf "%s: %s req/s, CPU per request: front end %.2f us, all of paddock %.2f us\n",
-                    bin, rps, front * us, all * us}'
+                printf "%s: %s req/s, CPU per request: front end %.2f us (user %.2f), all of paddock %.2f us\n",
+                    bin, rps, front * us, user * us, all * us}'
         kill "$pid"
         wait "$pid" 2>/dev/null || true
         pid=""
