@@ -110,7 +110,7 @@ tree() {
     for child in $(pgrep -P "$1"); do tree "$child"; done
 }
 ticks() {
-    local front=0 front_user=0 all=0 stat comm rest used master
+    local front=0 front_user=0 all=0 stat comm rest utime stime master
     master=$(cat "/proc/$1/comm")
     for p in $(tree "$1"); do
         stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
@@ -118,11 +118,11 @@ ticks() {
         comm=${stat#*(}
         comm=${comm%)*}
         rest=${stat##*) }
-        used=$(awk '{print $12 + $13}' <<<"$rest")
-        all=$((all + used))
+        read -r utime stime <<<"$(awk '{print $12, $13}' <<<"$rest")"
+        all=$((all + utime + stime))
         if [ "$p" != "$1" ] && [ "$comm" = "$master" ]; then
-            front=$((front + used))
-            front_user=$((front_user + $(awk '{print $12}' <<<"$rest")))
+            front=$((front + utime + stime))
+            front_user=$((front_user + utime))
         fi
     done
     echo "$front $front_user $all"

@@ -20,8 +20,8 @@
 //!   status with a standard reason phrase other than 1xx, 204 and 304, one `Content-Length`
 //!   that the body matches (or none, when the body tells its exact size, as a script's buffered
 //!   output does: the header is then added where hyper adds it), and a body in memory; or a
-//!   whole static file too large for memory,
-//!   which a plain socket sends with sendfile(2) (`send_file`). Anything else (a 304, a
+//!   whole static file too large for memory, which a plain socket sends with sendfile(2)
+//!   (`send_file`). Anything else (a 304, a
 //!   streamed or chunked body, a PHP reason phrase) goes to a hyper connection together with
 //!   the answer already made ([`Direct::Hyper`] with `answered`), which hyper writes from the same bytes.
 //! - While the answer is made, the client is watched as hyper watches it: a client that closes
