@@ -14,8 +14,9 @@
 //!   `protocol/fuzz` check, replayed over the checked-in corpus by `cargo test`.
 //! - [`site_rules`] — a site's native rules (deny, rewrites, auth, …) as data, for the front end.
 //! - [`log_budget`] — a token bucket that rate-limits how much worker output reaches the log.
-//! - [`uwsgi`] — the uwsgi protocol's request packet (uWSGI's native wire) and the status line
-//!   of its answer.
+//! - [`uwsgi`] — the uwsgi protocol's request packet (uWSGI's native wire).
+//! - [`http_answer`] — the head of a worker's HTTP answer as CGI output, and the chunked body
+//!   coding (`protocol = "uwsgi"` and `protocol = "http"` pools).
 //! - [`zygote`] — the fixed-size messages between the master and the warm PHP parent of a
 //!   `builtin = "php"` pool.
 //! - `responder` (cargo feature `responder`, off by default) — the one exception to "no I/O": a
@@ -28,6 +29,7 @@ pub mod control;
 pub mod fcgi;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+pub mod http_answer;
 pub mod log_budget;
 #[cfg(feature = "responder")]
 pub mod responder;

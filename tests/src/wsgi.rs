@@ -114,6 +114,11 @@ fn run(command: &mut Command) {
     );
 }
 
+/// How long uWSGI keeps an idle HTTP connection ([`WsgiServer::UwsgiHttp`]'s
+/// `--socket-timeout`): an hour, as docs/wsgi-apps.md advises, so that paddock, not the worker,
+/// decides when a slot's connection ends.
+pub const HTTP_IDLE_SECONDS: u32 = 3600;
+
 /// The FastCGI server a threaded pool's workers run the WSGI app in, on the socket paddock hands
 /// them as fd 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +130,10 @@ pub enum WsgiServer {
     Uwsgi,
     /// The same uWSGI speaking its own protocol, uwsgi, to a pool with `protocol = "uwsgi"`.
     UwsgiNative,
+    /// The same uWSGI speaking HTTP/1.1 (`--protocol http11`) to a pool with
+    /// `protocol = "http"`, on connections kept from request to request. The application must
+    /// take what it knows of the client from `X-Forwarded-*` headers ([`Self::speaks_http`]).
+    UwsgiHttp,
 }
 
 impl WsgiServer {
@@ -147,7 +156,19 @@ impl WsgiServer {
                  \"--threads\", \"{threads}\", \"--module\", \"{target}\", \"--need-app\", \
                  \"--die-on-term\", \"--disable-logging\"]\nprotocol = \"uwsgi\""
             ),
+            WsgiServer::UwsgiHttp => format!(
+                "[\"/usr/bin/uwsgi\", \"--plugin\", \"python3\", \"--protocol\", \"http11\", \
+                 \"--socket-timeout\", \"{HTTP_IDLE_SECONDS}\", \
+                 \"--threads\", \"{threads}\", \"--module\", \"{target}\", \"--need-app\", \
+                 \"--die-on-term\", \"--disable-logging\"]\nprotocol = \"http\""
+            ),
         }
+    }
+
+    /// Whether the workers get the request over HTTP, as an application behind a reverse proxy
+    /// does (so it needs a proxy-aware entry point, e.g. werkzeug's `ProxyFix`).
+    pub fn speaks_http(self) -> bool {
+        self == WsgiServer::UwsgiHttp
     }
 
     /// Whether the server can run here; if not, says which packages are missing (the caller's
@@ -155,7 +176,7 @@ impl WsgiServer {
     pub fn available(self) -> bool {
         match self {
             WsgiServer::Flup => true,
-            WsgiServer::Uwsgi | WsgiServer::UwsgiNative => {
+            WsgiServer::Uwsgi | WsgiServer::UwsgiNative | WsgiServer::UwsgiHttp => {
                 let ok = Path::new("/usr/bin/uwsgi").exists()
                     && Path::new("/usr/lib/uwsgi/plugins/python3_plugin.so").exists();
                 if !ok {

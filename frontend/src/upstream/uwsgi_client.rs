@@ -5,24 +5,25 @@
 //! answer is an HTTP response, whose head is turned into CGI output (its status line into a
 //! `Status:` header) so that it goes to the [`StdoutSink`] as any worker's CGI output does. The
 //! end of the stream is the end of the answer, so a worker that dies mid-body is told from one
-//! that has finished only by the `Content-Length` it sent: a body shorter than that is a failed
-//! exchange (retried like a FastCGI worker's, if nothing reached the client); without one, the
-//! answer is whatever arrived (as behind nginx's `uwsgi_pass`).
+//! that has finished only by the `Content-Length` it sent (or its chunks, decoded on the way by
+//! `answer_reader`): a body shorter than that is a failed exchange (retried like a FastCGI
+//! worker's, if nothing reached the client); without either, the answer is whatever arrived (as
+//! behind nginx's `uwsgi_pass`).
 
 use std::io;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use protocol::fcgi;
-use protocol::uwsgi::{self, Head};
+use protocol::uwsgi;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tracing::warn;
 
 use crate::http::body::BufferedBody;
+use crate::upstream::answer_reader;
 use crate::upstream::worker_connection::{
     read_while_writing, Buffers, ExchangeError, StdoutSink, WorkerReply, INLINE_BODY, READ_CHUNK,
 };
-use crate::upstream::worker_response::MAX_RESPONSE_HEAD;
 
 /// uWSGI's default `--buffer-size`: the most bytes of variables it takes in a request.
 const UWSGI_BUFFER_SIZE: usize = 4096;
@@ -70,73 +71,9 @@ pub(super) async fn send_and_receive(
             }
         }
     };
-    let read = async {
-        // None until the head has arrived; then the body bytes still to come, if the worker said.
-        let mut body_left: Option<Option<u64>> = None;
-        loop {
-            input.reserve(READ_CHUNK);
-            let started = stdout.started() || !input.is_empty();
-            match reader.read_buf(input).await {
-                Ok(0) => {
-                    return match body_left {
-                        Some(None | Some(0)) => Ok(()),
-                        Some(Some(_)) | None if started => Err(ExchangeError::Closed {
-                            response_started: true,
-                        }),
-                        _ => Err(ExchangeError::Closed {
-                            response_started: false,
-                        }),
-                    }
-                }
-                Ok(_) => {}
-                Err(source) => {
-                    return Err(ExchangeError::Read {
-                        source,
-                        response_started: started,
-                    })
-                }
-            }
-            if body_left.is_none() {
-                match uwsgi::parse_answer_head(input) {
-                    Head::Incomplete if input.len() > MAX_RESPONSE_HEAD => {
-                        return Err(ExchangeError::HeadTooLarge {
-                            limit: MAX_RESPONSE_HEAD,
-                        })
-                    }
-                    Head::Incomplete => continue,
-                    Head::Invalid(why) => return Err(ExchangeError::Protocol(why)),
-                    Head::Complete(head) => {
-                        stdout.write(&head.cgi_head).await?;
-                        input.advance(head.consumed);
-                        let bodiless =
-                            head_request || head.status < 200 || matches!(head.status, 204 | 304);
-                        body_left = Some(if bodiless {
-                            Some(0)
-                        } else {
-                            head.content_length
-                        });
-                    }
-                }
-            }
-            // Bytes past the length the worker gave are not part of the answer.
-            let take = match body_left {
-                Some(Some(left)) => input.len().min(usize::try_from(left).unwrap_or(usize::MAX)),
-                _ => input.len(),
-            };
-            if take > 0 {
-                stdout.write(&input[..take]).await?;
-                if let Some(Some(left)) = body_left.as_mut() {
-                    *left -= take as u64;
-                }
-            }
-            input.clear();
-            // The whole answer is in: its connection's end need not be waited for (one read
-            // less a request).
-            if body_left == Some(Some(0)) {
-                return Ok(());
-            }
-        }
-    };
+    // The whole answer in: its connection's end need not be waited for (one read less a
+    // request).
+    let read = answer_reader::read_answer(&mut reader, input, stdout, head_request, || {});
     // A worker may answer without reading all of its input: the answer stands, and the
     // connection ends with it anyway.
     let result = read_while_writing(read, write).await.0;
@@ -157,7 +94,7 @@ pub(super) async fn send_and_receive(
 }
 
 /// The REQUEST_METHOD among FastCGI-encoded `params`.
-fn request_method(params: &[u8]) -> Option<&[u8]> {
+pub(super) fn request_method(params: &[u8]) -> Option<&[u8]> {
     fcgi::name_values(params)
         .map_while(Result::ok)
         .find(|(name, _)| *name == b"REQUEST_METHOD")

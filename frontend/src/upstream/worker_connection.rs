@@ -1,6 +1,7 @@
 //! A connection to one worker slot over its Unix socket, and the exchange of one request on it,
-//! in the pool's protocol: FastCGI (`fastcgi_client`, a connection kept for request after
-//! request) or uwsgi (`uwsgi_client`, one connection a request).
+//! in the pool's protocol: FastCGI (`fastcgi_client`) or HTTP/1.1 (`http_client`), each a
+//! connection kept for request after request, or uwsgi (`uwsgi_client`, one connection a
+//! request).
 //!
 //! Either way the request is written while the response is read, so a worker that starts
 //! answering before it has read all of its input can never deadlock against us. The response
@@ -19,7 +20,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 
 use crate::http::body::BufferedBody;
-use crate::upstream::{fastcgi_client, uwsgi_client};
+use crate::upstream::{fastcgi_client, http_client, uwsgi_client};
 
 /// Room made in the read buffer before each read.
 pub(super) const READ_CHUNK: usize = 64 * 1024;
@@ -212,7 +213,11 @@ impl WorkerConnection {
             WorkerProtocol::Fastcgi => {
                 fastcgi_client::drain(&mut self.stream, &mut self.input).await
             }
-            WorkerProtocol::Uwsgi => uwsgi_client::drain(&mut self.stream, &mut self.input).await,
+            // An HTTP worker keeps the connection after an answer, so the shut write side is
+            // what makes it close the connection once it has answered.
+            WorkerProtocol::Uwsgi | WorkerProtocol::Http => {
+                uwsgi_client::drain(&mut self.stream, &mut self.input).await
+            }
         }
     }
 
@@ -248,6 +253,9 @@ impl WorkerConnection {
             WorkerProtocol::Uwsgi => {
                 uwsgi_client::send_and_receive(&mut self.stream, buffers, params, body, stdout)
                     .await
+            }
+            WorkerProtocol::Http => {
+                http_client::send_and_receive(&mut self.stream, buffers, params, body, stdout).await
             }
         };
         self.interrupted = false;

@@ -314,7 +314,7 @@ fn sendfile_settings_are_checked_with_their_key_and_line() {
 }
 
 #[test]
-fn a_pool_speaks_fastcgi_unless_told_uwsgi() {
+fn a_pool_speaks_fastcgi_unless_told_uwsgi_or_http() {
     let pool = |lines: &str| format!("{MINIMAL}\n[pools.app]\nmode = \"threaded\"\n{lines}\n");
     let config = load(&pool("command = [\"uwsgi\"]")).expect("valid");
     assert_eq!(config.frontend.pools[0].protocol, WorkerProtocol::Fastcgi);
@@ -331,7 +331,12 @@ fn a_pool_speaks_fastcgi_unless_told_uwsgi() {
     let error = load(&text).unwrap_err();
     assert_eq!(error.key, "pools.app.protocol", "{error}");
     assert!(error.message.contains("FastCGI"), "{error}");
-    let text = pool("command = [\"uwsgi\"]\nprotocol = \"http\"");
+    let config = load(&pool("command = [\"uwsgi\"]\nprotocol = \"http\"")).expect("valid");
+    assert_eq!(config.pools[0].protocol, WorkerProtocol::Http);
+    let text = pool("builtin = \"cgi\"\nprotocol = \"http\"");
+    let error = load(&text).unwrap_err();
+    assert_eq!(error.key, "pools.app.protocol", "{error}");
+    let text = pool("command = [\"uwsgi\"]\nprotocol = \"http2\"");
     let error = load(&text).unwrap_err();
     assert_eq!(error.key, "pools.app.protocol", "{error}");
     assert_eq!(

@@ -331,6 +331,10 @@ pub enum WorkerProtocol {
     /// uwsgi, uWSGI's native protocol (nginx's `uwsgi_pass`): the request as one packet, the
     /// answer as HTTP, one connection a request.
     Uwsgi,
+    /// HTTP/1.1 (uWSGI's `--protocol http11`, or any HTTP server on the pool's socket): the
+    /// request as the client's, with `X-Forwarded-*` headers for what only CGI variables carry;
+    /// a connection carries request after request, as nginx's `keepalive` upstreams do.
+    Http,
 }
 
 impl WorkerProtocol {
@@ -338,6 +342,7 @@ impl WorkerProtocol {
         match self {
             WorkerProtocol::Fastcgi => "fastcgi",
             WorkerProtocol::Uwsgi => "uwsgi",
+            WorkerProtocol::Http => "http",
         }
     }
 }

@@ -2,7 +2,8 @@
 application has (a rendered page, a form, a JSON API, uploads, a session cookie, a streamed
 response, a slow endpoint), each answering with what a test can check exactly.
 
-Served by deploy/examples/wsgi/fcgi_serve.py in a paddock threaded pool; several threads run these views at once.
+Served by deploy/examples/wsgi/fcgi_serve.py or uWSGI in a paddock threaded pool (through
+behind_proxy.py when the worker speaks HTTP); several threads run these views at once.
 """
 
 import hashlib
@@ -73,6 +74,21 @@ def item(item):
         pid=os.getpid(),
         thread=threading.get_ident(),
         served=_count(),
+    )
+
+
+@app.route("/api/client")
+def client():
+    """What the application was told about the request: the client's address, the scheme, where
+    it is mounted, and paddock's request id (a variable of its own, or the X-Request-Id header a
+    worker that speaks HTTP gets)."""
+    return jsonify(
+        remote_addr=request.remote_addr,
+        scheme=request.scheme,
+        script_root=request.script_root,
+        path=request.path,
+        request_id=request.environ.get("PADDOCK_REQUEST_ID")
+        or request.headers.get("X-Request-Id"),
     )
 
 

@@ -149,6 +149,12 @@ fn a_killed_uwsgi_process_costs_no_get_and_runs_no_post_twice() {
     killed_process_with_posts(WsgiServer::UwsgiNative);
 }
 
+/// The same over HTTP, where every slot's connection is kept from one request to the next.
+#[test]
+fn a_killed_http_worker_costs_no_get_and_runs_no_post_twice() {
+    killed_process_with_posts(WsgiServer::UwsgiHttp);
+}
+
 fn killed_process_with_posts(server: WsgiServer) {
     let Some(site) = flask_site_on(server, "") else {
         return;
@@ -261,6 +267,13 @@ fn processes_killed_under_load_cost_no_get() {
 #[test]
 fn uwsgi_processes_killed_under_load_cost_no_get() {
     killed_under_load(WsgiServer::UwsgiNative);
+}
+
+/// The same over HTTP: the killed process's kept connections are not trusted again, and every
+/// answer is checked whole.
+#[test]
+fn http_workers_killed_under_load_cost_no_get() {
+    killed_under_load(WsgiServer::UwsgiHttp);
 }
 
 fn killed_under_load(server: WsgiServer) {

@@ -10,7 +10,7 @@ use harness::Paddock;
 
 use harness::wsgi::WsgiServer;
 
-use crate::support::{curl_ok, flask_site_on, json, worker_pids};
+use crate::support::{curl_ok, flask_site_at, flask_site_on, json, worker_pids};
 
 /// A way to reach the site: its base URL, curl's protocol option, and the HTTP version curl must
 /// report.
@@ -67,6 +67,12 @@ fn a_flask_app_works_end_to_end_over_the_uwsgi_protocol() {
     end_to_end(WsgiServer::UwsgiNative);
 }
 
+/// The same with uWSGI speaking HTTP/1.1 to a pool with `protocol = "http"`.
+#[test]
+fn a_flask_app_works_end_to_end_over_http() {
+    end_to_end(WsgiServer::UwsgiHttp);
+}
+
 fn end_to_end(server: WsgiServer) {
     let Some(site) = flask_site_on(server, "") else {
         return;
@@ -74,7 +80,7 @@ fn end_to_end(server: WsgiServer) {
     let paddock = &site.paddock;
     let expected = match server {
         WsgiServer::Flup => "python3",
-        WsgiServer::Uwsgi | WsgiServer::UwsgiNative => "uwsgi",
+        WsgiServer::Uwsgi | WsgiServer::UwsgiNative | WsgiServer::UwsgiHttp => "uwsgi",
     };
     let pids = harness::wait::wait_for("both workers on /status", || {
         Some(worker_pids(paddock)).filter(|pids| pids.len() == 2)
@@ -107,6 +113,15 @@ fn end_to_end(server: WsgiServer) {
         );
         let second = curl(&[&url("/")]);
         assert!(second.contains("visits: 2"), "{what}: {second}");
+
+        // What the app was told about the client, whichever way it was told.
+        let https = t.base.starts_with("https:");
+        assert_client_seen(
+            &curl(&[CLIENT_AND_ID, &url("/api/client")]),
+            "",
+            https,
+            what,
+        );
 
         // A static file is the front end's (no session cookie from the app).
         let css = curl(&["-i", &url("/static/site.css")]);
@@ -202,6 +217,13 @@ fn a_streamed_response_arrives_as_the_app_writes_it_over_the_uwsgi_protocol() {
     streams(WsgiServer::UwsgiNative);
 }
 
+/// A streamed answer has no length: over HTTP it ends when the worker closes the connection,
+/// which paddock's half-close makes it do at once (uWSGI would otherwise wait for a next request).
+#[test]
+fn a_streamed_response_arrives_as_the_app_writes_it_over_http() {
+    streams(WsgiServer::UwsgiHttp);
+}
+
 fn streams(server: WsgiServer) {
     let Some(site) = flask_site_on(server, "") else {
         return;
@@ -228,6 +250,52 @@ fn streams(server: WsgiServer) {
         assert_eq!(last, "chunk 2 of 3", "{}", t.name);
         assert!(lines.next().is_none(), "{}", t.name);
         assert!(child.wait().unwrap().success(), "{}", t.name);
+    }
+}
+
+/// curl's `-w` for [`assert_client_seen`]: the answer, then paddock's `X-Request-Id`.
+const CLIENT_AND_ID: &str = "-w\n%header{x-request-id}";
+
+/// The answer of `/api/client` (with [`CLIENT_AND_ID`]): the client's address and scheme, the
+/// mount, and the request id paddock logged.
+fn assert_client_seen(answer: &str, mount: &str, https: bool, what: &str) {
+    let (body, id) = answer.rsplit_once('\n').expect("the request id line");
+    let seen = json(body);
+    assert_eq!(seen["remote_addr"], "127.0.0.1", "{what}: {seen}");
+    let scheme = if https { "https" } else { "http" };
+    assert_eq!(seen["scheme"], scheme, "{what}: {seen}");
+    assert_eq!(seen["script_root"], mount, "{what}: {seen}");
+    assert_eq!(seen["path"], "/api/client", "{what}: {seen}");
+    assert!(!id.is_empty(), "{what}: no X-Request-Id");
+    assert_eq!(seen["request_id"], id, "{what}: {seen}");
+}
+
+/// Mounted below the site's root, the app sees its prefix as its root (`SCRIPT_NAME`, or
+/// `X-Forwarded-Prefix` over HTTP) and the rest as its path, and builds its links with it.
+#[test]
+fn a_mounted_flask_app_sees_its_prefix_as_its_root() {
+    for server in [WsgiServer::Flup, WsgiServer::UwsgiHttp] {
+        let Some(site) = flask_site_at(server, "/shop", "") else {
+            continue;
+        };
+        let paddock = &site.paddock;
+        let what = format!("{server:?}");
+        let answer = curl_ok(paddock, &[CLIENT_AND_ID, &paddock.url("/shop/api/client")]);
+        assert_client_seen(&answer, "/shop", false, &what);
+        let home = curl_ok(paddock, &[&paddock.url("/shop/")]);
+        assert!(home.contains("script root: [/shop]"), "{what}: {home}");
+        // Outside the mount, nothing reaches the app.
+        let outside = curl_ok(
+            paddock,
+            &[
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &paddock.url("/api/client"),
+            ],
+        );
+        assert_eq!(outside, "404", "{what}");
     }
 }
 

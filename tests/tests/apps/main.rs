@@ -13,6 +13,7 @@ mod django_admin;
 mod external_uwsgi;
 mod faults;
 mod flask_site;
+mod http_pool;
 mod support;
 mod thread_safety;
 mod uwsgi_wire;

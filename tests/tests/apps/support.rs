@@ -26,6 +26,25 @@ pub(crate) fn flask_site(extra_pool: &str) -> Option<FlaskSite> {
 
 /// [`flask_site`] with the workers running `server`; `None` also when it is not installed.
 pub(crate) fn flask_site_on(server: WsgiServer, extra_pool: &str) -> Option<FlaskSite> {
+    flask_site_at(server, "/", extra_pool)
+}
+
+/// [`flask_site_on`] with the app mounted at `prefix`.
+pub(crate) fn flask_site_at(
+    server: WsgiServer,
+    prefix: &str,
+    extra_pool: &str,
+) -> Option<FlaskSite> {
+    flask_site_edited(server, prefix, extra_pool, |config| config)
+}
+
+/// [`flask_site_at`] with its configuration passed through `edit` before paddock starts.
+pub(crate) fn flask_site_edited(
+    server: WsgiServer,
+    prefix: &str,
+    extra_pool: &str,
+    edit: impl FnOnce(String) -> String,
+) -> Option<FlaskSite> {
     if !python_has(&["flask"], "python3-flask") || !server.available() {
         return None;
     }
@@ -35,10 +54,17 @@ pub(crate) fn flask_site_on(server: WsgiServer, extra_pool: &str) -> Option<Flas
     std::fs::write(root.join("static/site.css"), "h1 { color: teal }\n").unwrap();
     let order_log = scratch.path().join("orders.log");
     let app_dir = apps_dir().join("flask_app");
+    // A worker that gets the request over HTTP learns the client's address, scheme and mount
+    // from X-Forwarded-* headers, as behind any reverse proxy.
+    let target = if server.speaks_http() {
+        "behind_proxy:app"
+    } else {
+        "app:app"
+    };
     let pool = threaded_pool_on(
         server,
         &app_dir,
-        "app:app",
+        target,
         WORKERS,
         THREADS,
         &format!(
@@ -52,7 +78,7 @@ pub(crate) fn flask_site_on(server: WsgiServer, extra_pool: &str) -> Option<Flas
 root = "{root}"
 
 [sites.flask.mounts.app]
-prefix = "/"
+prefix = "{prefix}"
 pool = "flask"
 static_first = true
 unbuffered = ["/stream"]
@@ -63,7 +89,7 @@ unbuffered = ["/stream"]
         listeners = listeners_h2c(),
         root = root.display(),
     );
-    let paddock = Paddock::start_with(&config, true);
+    let paddock = Paddock::start_with(&edit(config), true);
     Some(FlaskSite {
         paddock,
         order_log,

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use harness::client::{get_in_background, Connection};
 use harness::observe::{scrape, value};
 
-use crate::support::{flask_site, json, THREADS, WORKERS};
+use harness::wsgi::WsgiServer;
+
+use crate::support::{flask_site, flask_site_on, json, THREADS, WORKERS};
 
 const CLIENTS: usize = 64;
 const REQUESTS_PER_CLIENT: u64 = 8;
@@ -23,7 +25,18 @@ fn digest(tag: &str) -> String {
 
 #[test]
 fn sixty_four_clients_never_get_each_others_answers() {
-    let Some(site) = flask_site("") else {
+    never_mixed_up(WsgiServer::Flup);
+}
+
+/// The same over HTTP, where each slot's connection to its uWSGI thread carries request after
+/// request: an answer read short or long would shift every later one onto the wrong client.
+#[test]
+fn sixty_four_clients_never_get_each_others_answers_over_http() {
+    never_mixed_up(WsgiServer::UwsgiHttp);
+}
+
+fn never_mixed_up(server: WsgiServer) {
+    let Some(site) = flask_site_on(server, "") else {
         return;
     };
     let addr = site.paddock.http;
