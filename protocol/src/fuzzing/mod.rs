@@ -10,10 +10,14 @@
 //! - [`response_head`]: a parsed CGI head is well-formed and needs exactly its own bytes.
 //! - [`request_params`]: the PARAMS built from a request never carry CR, LF or NUL, and
 //!   SCRIPT_NAME and PATH_INFO are what REQUEST_URI says.
+//! - [`http_answer`]: a worker's HTTP answer head needs only its own bytes; a chunked body
+//!   decodes the same however reads split it.
 
+mod http_answer;
 mod params;
 mod wire;
 
+pub use http_answer::http_answer;
 pub use params::request_params;
 pub use wire::{name_value_decoder, record_decoder, response_head};
 

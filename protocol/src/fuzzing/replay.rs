@@ -37,3 +37,8 @@ fn response_head_corpus() {
 fn request_params_corpus() {
     replay("request_params", super::request_params);
 }
+
+#[test]
+fn http_answer_corpus() {
+    replay("http_answer", super::http_answer);
+}

@@ -1,6 +1,6 @@
 //! Scenario 9: a Flask application (tests/apps/flask_app, Debian's Flask) with 2 processes × 8
-//! threads, 32 connections: paddock's threaded pool (its workers running uWSGI, speaking the
-//! uwsgi protocol or FastCGI) vs nginx + gunicorn (gthread) and nginx + uWSGI (threads). Two endpoints: a small JSON API answer and a rendered page that also
+//! threads, 32 connections: paddock's threaded pool (its workers running uWSGI, speaking
+//! HTTP/1.1 on kept connections or the uwsgi protocol) vs nginx + gunicorn (gthread) and nginx + uWSGI (threads). Two endpoints: a small JSON API answer and a rendered page that also
 //! sets a session cookie. Memory is the resident set of every process of each stack (front end
 //! and Python workers), read after the measured runs. Then the keep-alive storm (`wsgi_storm`)
 //! and a cold burst on pools sized on demand (`wsgi_burst`).
@@ -13,8 +13,8 @@ use crate::Bench;
 
 const CONNECTIONS: u32 = 32;
 /// The stack the ratios are taken against the peers for: paddock's fastest set-up.
-const PADDOCK: &str = "paddock (threaded pool, uWSGI, uwsgi protocol)";
-const PADDOCK_FASTCGI: &str = "paddock (threaded pool, uWSGI FastCGI)";
+const PADDOCK: &str = "paddock (threaded pool, uWSGI, HTTP/1.1 kept)";
+const PADDOCK_UWSGI: &str = "paddock (threaded pool, uWSGI, uwsgi protocol)";
 const GUNICORN: &str = "nginx + gunicorn gthread";
 const UWSGI: &str = "nginx + uWSGI";
 const GUNICORN_ALONE: &str = "gunicorn gthread alone";
@@ -23,7 +23,7 @@ const GUNICORN_ALONE: &str = "gunicorn gthread alone";
 fn tag(server: &str) -> &'static str {
     match server {
         PADDOCK => "paddock",
-        PADDOCK_FASTCGI => "paddock-fastcgi",
+        PADDOCK_UWSGI => "paddock-uwsgi",
         GUNICORN => "gunicorn",
         _ => "uwsgi",
     }
@@ -31,8 +31,8 @@ fn tag(server: &str) -> &'static str {
 
 pub(crate) fn run(bench: &mut Bench) {
     let servers: Vec<Server> = vec![
-        wsgi::paddock(&bench.shared, PADDOCK, WorkerServer::Uwsgi),
-        wsgi::paddock(&bench.shared, PADDOCK_FASTCGI, WorkerServer::UwsgiFastcgi),
+        wsgi::paddock(&bench.shared, PADDOCK, WorkerServer::UwsgiHttp),
+        wsgi::paddock(&bench.shared, PADDOCK_UWSGI, WorkerServer::Uwsgi),
         wsgi::nginx_gunicorn(GUNICORN),
         wsgi::nginx_uwsgi(UWSGI),
     ];
@@ -47,8 +47,8 @@ pub(crate) fn run(bench: &mut Bench) {
             "p99 ms",
             "errors",
             "memory MiB",
-            "paddock (uwsgi) / this req/s",
-            "paddock (uwsgi) / this p99",
+            "paddock (HTTP) / this req/s",
+            "paddock (HTTP) / this p99",
         ],
     );
     let mut json = serde_json::Map::new();
@@ -87,9 +87,10 @@ pub(crate) fn run(bench: &mut Bench) {
          --workers 2 --threads 8, nginx proxy_pass over a Unix socket with upstream keepalive. \
          uWSGI: --master --processes 2 --threads 8, nginx uwsgi_pass over a Unix socket. paddock: \
          an application mount at / to a static threaded pool of 2 × 8, each worker running \
-         Debian's uWSGI (--threads 8, no master: paddock is the master), speaking the uwsgi \
-         protocol to a pool with protocol = \"uwsgi\", or FastCGI (--protocol fastcgi). No \
-         recycling, access logs off. A paddock / this p99 below 1 means paddock's p99 is lower.",
+         Debian's uWSGI (--threads 8, no master: paddock is the master), speaking HTTP/1.1 \
+         (--protocol http11 --socket-timeout 3600) to a pool with protocol = \"http\", which \
+         keeps each slot's connection, or the uwsgi protocol to a pool with protocol = \
+         \"uwsgi\", a connection a request. No recycling, access logs off. A paddock / this p99 below 1 means paddock's p99 is lower.",
     );
     bench.report.table(&table);
     bench.report.record("wsgi", json.into());
@@ -97,7 +98,7 @@ pub(crate) fn run(bench: &mut Bench) {
     // The keep-alive storm, on the same running stacks plus gunicorn with no proxy in front.
     let mut servers = servers.into_iter();
     let mut stacks: Vec<(&str, Server)> = Vec::new();
-    for tag in ["paddock", "paddock-fastcgi", "gunicorn", "uwsgi"] {
+    for tag in ["paddock", "paddock-uwsgi", "gunicorn", "uwsgi"] {
         stacks.push((tag, servers.next().expect("four stacks")));
     }
     stacks.push(("gunicorn-alone", wsgi::gunicorn_alone(GUNICORN_ALONE)));

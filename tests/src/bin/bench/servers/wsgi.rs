@@ -1,6 +1,6 @@
 //! The Flask test app (`tests/apps/flask_app`) served four ways, each with P processes × T
 //! threads: paddock's threaded pool (an application mount at `/`) running uWSGI on fd 0
-//! (speaking its own uwsgi protocol, or FastCGI), nginx in front of gunicorn's gthread workers
+//! (speaking HTTP/1.1 on kept connections, or its own uwsgi protocol), nginx in front of gunicorn's gthread workers
 //! (HTTP over a Unix socket, upstream keep-alive), and nginx in front of uWSGI's threads (the
 //! uwsgi protocol over a Unix socket). All of them import Debian's Flask through Debian's `/usr/bin/python3`.
 
@@ -29,11 +29,13 @@ const START_LIMIT: Duration = Duration::from_secs(60);
 /// The application server a paddock worker runs the app in, and the protocol it speaks.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum WorkerServer {
-    /// Debian's uWSGI speaking FastCGI on the inherited socket, one process of THREADS threads
-    /// per paddock worker (paddock is the master).
-    UwsgiFastcgi,
-    /// The same uWSGI speaking its own protocol, uwsgi, to a pool with `protocol = "uwsgi"`.
+    /// Debian's uWSGI speaking its own protocol, uwsgi, on the inherited socket, to a pool with
+    /// `protocol = "uwsgi"`: one process of THREADS threads per paddock worker (paddock is the
+    /// master).
     Uwsgi,
+    /// The same uWSGI speaking HTTP/1.1 (`--protocol http11`) to a pool with
+    /// `protocol = "http"`, each slot's connection kept from request to request.
+    UwsgiHttp,
 }
 
 impl WorkerServer {
@@ -45,15 +47,18 @@ impl WorkerServer {
             )
         };
         match self {
-            WorkerServer::UwsgiFastcgi => uwsgi(r#""--protocol", "fastcgi", "#),
             WorkerServer::Uwsgi => format!("{}\nprotocol = \"uwsgi\"", uwsgi("")),
+            WorkerServer::UwsgiHttp => format!(
+                "{}\nprotocol = \"http\"",
+                uwsgi(r#""--protocol", "http11", "--socket-timeout", "3600", "#)
+            ),
         }
     }
 
     /// The name of the worker processes, for their memory.
     fn comm(self) -> &'static str {
         match self {
-            WorkerServer::UwsgiFastcgi | WorkerServer::Uwsgi => "uwsgi",
+            WorkerServer::Uwsgi | WorkerServer::UwsgiHttp => "uwsgi",
         }
     }
 }
