@@ -24,7 +24,7 @@ use crate::http::body::BufferedBody;
 use crate::upstream::worker_connection::{
     read_while_writing, Buffers, ExchangeError, StdoutSink, WorkerReply, INLINE_BODY, READ_CHUNK,
 };
-use crate::upstream::{answer_reader, http_request};
+use crate::upstream::{answer_reader, http_request, uwsgi_client};
 
 /// Room for a request's CGI variables, the head's raw material (most take well under this).
 const CGI_CAPACITY: usize = 2048;
@@ -41,6 +41,7 @@ pub(super) async fn send_and_receive(
     let mut cgi = Vec::with_capacity(CGI_CAPACITY);
     params(&mut cgi);
     let head_request = http_request::write_head(&cgi, out).map_err(ExchangeError::Unsendable)?;
+    let head_len = out.len();
     drop(cgi);
     let (mut reader, mut writer) = stream.split();
     let sent = AtomicBool::new(false);
@@ -69,7 +70,9 @@ pub(super) async fn send_and_receive(
     let read = answer_reader::read_answer(&mut reader, input, stdout, head_request, || {
         unframed.notify_one()
     });
-    let end = read_while_writing(read, write).await.0?;
+    let result = read_while_writing(read, write).await.0;
+    uwsgi_client::explain_refusal(&result, "head", head_len);
+    let end = result?;
     Ok(WorkerReply {
         reusable: end.delimited && !end.close && sent.load(Ordering::Relaxed),
         usage: None,

@@ -77,20 +77,26 @@ pub(super) async fn send_and_receive(
     // A worker may answer without reading all of its input: the answer stands, and the
     // connection ends with it anyway.
     let result = read_while_writing(read, write).await.0;
-    if result.as_ref().is_err_and(|e| !e.response_started()) && vars_len > UWSGI_BUFFER_SIZE {
-        // What uWSGI does with such a request, saying so only in its own log.
-        warn!(
-            vars_len,
-            "the uwsgi worker closed the connection without answering a request whose variables \
-             take {vars_len} bytes: uWSGI refuses more than its --buffer-size ({UWSGI_BUFFER_SIZE} \
-             bytes unless raised)"
-        );
-    }
+    explain_refusal(&result, "variables", vars_len);
     result?;
     Ok(WorkerReply {
         reusable: false,
         usage: None,
     })
+}
+
+/// After an exchange that failed before any answer: if the request's `part` (its uwsgi
+/// variables, or its HTTP head) took more than uWSGI's default `--buffer-size`, says that uWSGI
+/// refuses such requests (closing the connection, saying so only in its own log).
+pub(super) fn explain_refusal<T>(result: &Result<T, ExchangeError>, part: &str, len: usize) {
+    if len > UWSGI_BUFFER_SIZE && result.as_ref().is_err_and(|e| !e.response_started()) {
+        warn!(
+            len,
+            "the worker closed the connection without answering a request whose {part} take \
+             {len} bytes: uWSGI refuses more than its --buffer-size ({UWSGI_BUFFER_SIZE} bytes \
+             unless raised)"
+        );
+    }
 }
 
 /// The REQUEST_METHOD among FastCGI-encoded `params`.

@@ -303,7 +303,17 @@ fn a_mounted_flask_app_sees_its_prefix_as_its_root() {
 /// closing the connection: the client gets 502, and paddock's log names the option to raise.
 #[test]
 fn a_request_past_uwsgis_buffer_size_is_a_bad_gateway_naming_the_option() {
-    let Some(site) = flask_site_on(WsgiServer::UwsgiNative, "") else {
+    past_buffer_size(WsgiServer::UwsgiNative);
+}
+
+/// The same over HTTP, where the limit is on the request head (uWSGI resets the connection).
+#[test]
+fn a_request_past_uwsgis_buffer_size_over_http_is_a_bad_gateway_naming_the_option() {
+    past_buffer_size(WsgiServer::UwsgiHttp);
+}
+
+fn past_buffer_size(server: WsgiServer) {
+    let Some(site) = flask_site_on(server, "") else {
         return;
     };
     let paddock = &site.paddock;
