@@ -16,7 +16,7 @@ use harness::observe::{scrape, value};
 use harness::wsgi::WsgiServer;
 use harness::{process_alive, signal, wait_until};
 
-use crate::support::{flask_site, flask_site_on, json, worker_pids, THREADS, WORKERS};
+use crate::support::{flask_site_on, json, worker_pids, THREADS, WORKERS};
 
 /// The pid of the process whose current requests include one for `path`.
 fn pid_running(pool: &serde_json::Value, path: &str) -> Option<u64> {
@@ -34,7 +34,19 @@ const REQUEST_TIMEOUT_SECS: f64 = 8.0;
 
 #[test]
 fn a_hung_thread_retires_its_process_without_failing_its_neighbours() {
-    let Some(site) = flask_site(&format!("request_timeout = \"{REQUEST_TIMEOUT_SECS}s\"")) else {
+    hung_thread(WsgiServer::Flup);
+}
+
+/// The same over HTTP: the hung request's kept connection is given up with it, and the
+/// neighbours' connections carry on.
+#[test]
+fn a_hung_thread_over_http_retires_its_process_without_failing_its_neighbours() {
+    hung_thread(WsgiServer::UwsgiHttp);
+}
+
+fn hung_thread(server: WsgiServer) {
+    let timeout = format!("request_timeout = \"{REQUEST_TIMEOUT_SECS}s\"");
+    let Some(site) = flask_site_on(server, &timeout) else {
         return;
     };
     let paddock = &site.paddock;
@@ -356,7 +368,17 @@ fn killed_under_load(server: WsgiServer) {
 /// over, and not one request fails.
 #[test]
 fn recycling_by_max_requests_under_load_costs_no_request() {
-    let Some(site) = flask_site("max_requests = 40\nmax_requests_jitter = 10") else {
+    recycling_under_load(WsgiServer::Flup);
+}
+
+/// The same over HTTP, where each retiring process takes its slots' kept connections with it.
+#[test]
+fn recycling_over_http_under_load_costs_no_request() {
+    recycling_under_load(WsgiServer::UwsgiHttp);
+}
+
+fn recycling_under_load(server: WsgiServer) {
+    let Some(site) = flask_site_on(server, "max_requests = 40\nmax_requests_jitter = 10") else {
         return;
     };
     let paddock = &site.paddock;
