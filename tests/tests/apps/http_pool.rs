@@ -1,12 +1,20 @@
 //! What `protocol = "http"` adds to a pool: each slot's connection to its uWSGI thread carries
-//! request after request, and one that the worker closed while it sat idle is never used again
-//! (no request fails for it, not even a POST).
+//! request after request; one that the worker closed while it sat idle is never used again (no
+//! request fails for it, not even a POST); and one whose client went away midway is given up
+//! only once uWSGI has answered, so the late answer reaches nobody.
 
 use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::time::Duration;
 
 use harness::wsgi::{WsgiServer, HTTP_IDLE_SECONDS};
 
-use crate::support::{curl_ok, flask_site_edited, flask_site_on, json, worker_pids};
+use crate::support::{
+    curl_ok, flask_site_edited, flask_site_on, json, worker_pids, THREADS, WORKERS,
+};
+
+/// How long a test waits for what the front end does on its own (generous: loaded machines).
+const PATIENCE: Duration = Duration::from_secs(60);
 
 /// The sockets the workers hold, but their listening socket (fd 0): the connections from
 /// paddock's slots, and any uWSGI keeps for itself.
@@ -114,4 +122,61 @@ fn a_connection_the_worker_closed_while_idle_is_not_used_again() {
             .count();
         assert_eq!(runs, 1, "{orders}");
     }
+}
+
+/// Every slot's client goes away while uWSGI runs its request: the slots stay taken until uWSGI
+/// has answered (paddock shuts its side so that uWSGI closes the connection after the answer),
+/// requests sent meanwhile wait in paddock's queue, and each then gets its own answer, not one
+/// of the abandoned ones left on a kept connection.
+#[test]
+fn answers_to_abandoned_requests_never_reach_the_next_clients() {
+    let Some(site) = flask_site_on(WsgiServer::UwsgiHttp, "") else {
+        return;
+    };
+    let paddock = &site.paddock;
+    let slots = (WORKERS * THREADS) as usize;
+    let release = site.scratch.path().join("release");
+    let held = paddock.url(&format!("/slow?until={}", release.display()));
+    let mut clients: Vec<_> = (0..slots)
+        .map(|_| {
+            paddock
+                .curl_command(&[&held])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    paddock.wait_pool("flask", "every slot held", |p| p["busy_slots"] == slots);
+    for client in &mut clients {
+        client.kill().unwrap();
+        client.wait().unwrap();
+    }
+    paddock.wait_until("the front end to see every client go", PATIENCE, || {
+        paddock
+            .log()
+            .matches("a client went away during its request")
+            .count()
+            == slots
+    });
+    let next: Vec<_> = (0..slots)
+        .map(|n| {
+            let url = paddock.url(&format!("/api/whoami?tag=next-{n}"));
+            let mut curl = paddock.curl_command(&[&url]);
+            std::thread::spawn(move || curl.output().unwrap())
+        })
+        .collect();
+    let pool = paddock.wait_pool("flask", "the next requests queued", |p| {
+        p["waiting"] == slots
+    });
+    assert_eq!(pool["busy_slots"], slots, "{pool}");
+    std::fs::write(&release, b"").unwrap();
+    for (n, answer) in next.into_iter().enumerate() {
+        let output = answer.join().unwrap();
+        let seen = json(&String::from_utf8_lossy(&output.stdout));
+        assert_eq!(seen["tag"], format!("next-{n}"), "{seen}");
+    }
+    paddock.wait_pool("flask", "every slot idle again", |p| {
+        p["idle_slots"] == slots
+    });
 }
