@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 
 use crate::http::body::BufferedBody;
 use crate::upstream::worker_connection::{
-    read_while_writing, Buffers, ExchangeError, StdoutSink, WorkerReply, INLINE_BODY, READ_CHUNK,
+    read_while_writing, write_head_and_body, Buffers, ExchangeError, StdoutSink, WorkerReply,
 };
 use crate::upstream::{answer_reader, http_request, uwsgi_client};
 
@@ -47,20 +47,7 @@ pub(super) async fn send_and_receive(
     let sent = AtomicBool::new(false);
     let unframed = Notify::new();
     let write = async {
-        match body {
-            // The usual case (no body, or a small form): the whole request in one write.
-            BufferedBody::Memory(bytes) if bytes.len() <= INLINE_BODY => {
-                out.extend_from_slice(bytes);
-                writer.write_all(out).await?;
-            }
-            _ => {
-                writer.write_all(out).await?;
-                let mut chunks = body.chunks()?;
-                while let Some(chunk) = chunks.next(READ_CHUNK).await? {
-                    writer.write_all(&chunk).await?;
-                }
-            }
-        }
+        write_head_and_body(&mut writer, out, body).await?;
         sent.store(true, Ordering::Relaxed);
         // Only for an answer that the end of the connection ends; otherwise this waits until
         // the answer has been read, and is dropped.

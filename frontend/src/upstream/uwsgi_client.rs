@@ -15,14 +15,15 @@ use std::io;
 use bytes::BytesMut;
 use protocol::fcgi;
 use protocol::uwsgi;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::UnixStream;
 use tracing::warn;
 
 use crate::http::body::BufferedBody;
 use crate::upstream::answer_reader;
 use crate::upstream::worker_connection::{
-    read_while_writing, Buffers, ExchangeError, StdoutSink, WorkerReply, INLINE_BODY, READ_CHUNK,
+    read_while_writing, write_head_and_body, Buffers, ExchangeError, StdoutSink, WorkerReply,
+    READ_CHUNK,
 };
 
 /// uWSGI's default `--buffer-size`: the most bytes of variables it takes in a request.
@@ -54,23 +55,7 @@ pub(super) async fn send_and_receive(
     let head_request = request_method(out) == Some(&b"HEAD"[..]);
     uwsgi::params_to_packet(out).map_err(|e| ExchangeError::Unsendable(e.to_string()))?;
     let vars_len = out.len() - uwsgi::HEADER_LEN;
-    let write = async {
-        match body {
-            // The usual case (no body, or a small form): the whole request in one write.
-            BufferedBody::Memory(bytes) if bytes.len() <= INLINE_BODY => {
-                out.extend_from_slice(bytes);
-                writer.write_all(out).await
-            }
-            _ => {
-                writer.write_all(out).await?;
-                let mut chunks = body.chunks()?;
-                while let Some(chunk) = chunks.next(READ_CHUNK).await? {
-                    writer.write_all(&chunk).await?;
-                }
-                Ok(())
-            }
-        }
-    };
+    let write = write_head_and_body(&mut writer, out, body);
     // The whole answer in: its connection's end need not be waited for (one read less a
     // request).
     let read = answer_reader::read_answer(&mut reader, input, stdout, head_request, || {});

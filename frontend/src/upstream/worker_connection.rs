@@ -16,7 +16,7 @@ use std::path::Path;
 use bytes::BytesMut;
 use protocol::control::WorkerProtocol;
 use protocol::fcgi::{DecodeError, ProtocolStatus, RequestUsage};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 use crate::http::body::BufferedBody;
@@ -291,6 +291,30 @@ pub(super) async fn read_while_writing<T>(
         tokio::select! {
             result = &mut write, if written.is_none() => written = Some(result.is_ok()),
             result = &mut read => return (result, written == Some(true)),
+        }
+    }
+}
+
+/// Writes a request whose head (in the pool's protocol) is `out`, then its raw `body`: the
+/// usual request (no body, or a small form) in one write; a larger body in writes of its own.
+/// (FastCGI frames the body in records instead: `fastcgi_client`.)
+pub(super) async fn write_head_and_body(
+    writer: &mut (impl AsyncWrite + Unpin),
+    out: &mut Vec<u8>,
+    body: &BufferedBody,
+) -> io::Result<()> {
+    match body {
+        BufferedBody::Memory(bytes) if bytes.len() <= INLINE_BODY => {
+            out.extend_from_slice(bytes);
+            writer.write_all(out).await
+        }
+        _ => {
+            writer.write_all(out).await?;
+            let mut chunks = body.chunks()?;
+            while let Some(chunk) = chunks.next(READ_CHUNK).await? {
+                writer.write_all(&chunk).await?;
+            }
+            Ok(())
         }
     }
 }

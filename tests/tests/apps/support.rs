@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
+use harness::peers::Process;
 use harness::wsgi::{apps_dir, python_has, threaded_pool_on, WsgiServer};
-use harness::{listeners_h2c, Paddock};
+use harness::{children_of, listeners_h2c, Paddock};
 use serde_json::Value;
 
 pub(crate) const WORKERS: u32 = 2;
@@ -120,4 +121,100 @@ pub(crate) fn worker_pids(paddock: &Paddock) -> Vec<u64> {
         .as_array()
         .map(|p| p.iter().filter_map(|w| w["pid"].as_u64()).collect())
         .unwrap_or_default()
+}
+
+/// paddock in front of an application server it does not start (`server`, already listening on
+/// `socket`, with two worker processes): every path goes to the external pool `name`, spoken to
+/// in `protocol`. Returns paddock and the pids of the server's workers.
+pub(crate) fn external_site(
+    server: &Process,
+    name: &str,
+    socket: &std::path::Path,
+    protocol: &str,
+    root: &std::path::Path,
+) -> (Paddock, Vec<u64>) {
+    let config = format!(
+        r#"{listeners}
+[sites.app]
+root = "{root}"
+
+[sites.app.mounts.app]
+prefix = "/"
+pool = "{name}"
+unbuffered = ["/stream"]
+
+[pools.{name}]
+mode = "external"
+socket = "{socket}"
+connections = 8
+protocol = "{protocol}"
+"#,
+        listeners = listeners_h2c(),
+        root = root.display(),
+        socket = socket.display(),
+    );
+    let paddock = Paddock::start_with(&config, true);
+    let workers = harness::wait::wait_for(&format!("{name}'s two workers"), || {
+        Some(children_of(server.pid()))
+            .filter(|children| children.len() == 2)
+            .map(|children| children.iter().map(|&(pid, _)| u64::from(pid)).collect())
+    });
+    (paddock, workers)
+}
+
+/// Starts an application server of the test's own (`command`, its stderr to `log`) and waits
+/// until it accepts on `socket`.
+pub(crate) fn start_listening(
+    name: &'static str,
+    command: &mut std::process::Command,
+    socket: &std::path::Path,
+    log: &std::path::Path,
+) -> Process {
+    let mut server = Process::spawn(
+        name,
+        command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap()),
+    );
+    harness::peers::wait_until(
+        &mut server,
+        || std::os::unix::net::UnixStream::connect(socket).is_ok(),
+        || std::fs::read_to_string(log).unwrap_or_default(),
+    );
+    server
+}
+
+/// What any external server of the Flask app must do behind paddock, with curl's `option`
+/// (`--http1.1` or `--http2-prior-knowledge`): a JSON answer from one of its `workers`, and a
+/// form POST escaped by the template (`log`: the server's, for the failure message).
+pub(crate) fn assert_serves_the_app(
+    paddock: &Paddock,
+    workers: &[u64],
+    option: &str,
+    log: &std::path::Path,
+) {
+    let item = json(&curl_ok(paddock, &[option, &paddock.url("/api/items/42")]));
+    assert_eq!(item["name"], "item 42", "{option}");
+    let pid = item["pid"].as_u64().unwrap();
+    assert!(
+        workers.contains(&pid),
+        "{option}: answered by {pid}, not one of the server's workers {workers:?}"
+    );
+    let thanks = curl_ok(
+        paddock,
+        &[
+            option,
+            "--data-urlencode",
+            "name=Ana & <Bo>",
+            "-d",
+            "colour=red",
+            &paddock.url("/form"),
+        ],
+    );
+    assert!(
+        thanks.contains("Thanks, Ana &amp; &lt;Bo&gt;!"),
+        "{option}: {thanks}\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
 }
