@@ -4,16 +4,17 @@
 # static site (a 1 KiB file, loopback only), warms it for 2 s, loads it for 4 s with h2load and
 # reads the CPU time of paddock's processes from /proc; then the other binary. CPU per request
 # moves less with the machine's load than req/s does.
-#   tests/bench/cpu-ab.sh BINARY_A BINARY_B [ROUNDS] [h2|h1|h2c|php|wsgi]
+#   tests/bench/cpu-ab.sh BINARY_A BINARY_B [ROUNDS] [h2|h1|h2c|php|wsgi|wsgi-http]
 # h2: HTTP/2 over TLS (default); h1: HTTP/1.1 plain (h2load --h1); h2c: HTTP/2 plain;
 # php: hello.php over HTTP/1.1 on a static pool of 4 `builtin = "php"` workers (paddock-php must
 # sit next to each binary), 8 connections, with the front end's and the workers' CPU apart;
 # wsgi: deploy/examples/wsgi/hello.py's JSON endpoint on a threaded pool of 2 uWSGI processes ×
-# 8 threads over the uwsgi protocol (needs uwsgi and Flask), 32 connections.
+# 8 threads over the uwsgi protocol (needs uwsgi and Flask), 32 connections; wsgi-http: the same
+# over HTTP/1.1 on kept connections (`protocol = "http"`, uWSGI's `--protocol http11`).
 set -euo pipefail
 
-a=${1:?usage: cpu-ab.sh BINARY_A BINARY_B [ROUNDS] [h2|h1|h2c|php|wsgi]}
-b=${2:?usage: cpu-ab.sh BINARY_A BINARY_B [ROUNDS] [h2|h1|h2c|php|wsgi]}
+a=${1:?usage: cpu-ab.sh BINARY_A BINARY_B [ROUNDS] [h2|h1|h2c|php|wsgi|wsgi-http]}
+b=${2:?usage: cpu-ab.sh BINARY_A BINARY_B [ROUNDS] [h2|h1|h2c|php|wsgi|wsgi-http]}
 rounds=${3:-5}
 mode=${4:-h2}
 for tool in h2load openssl curl; do
@@ -74,7 +75,12 @@ sizing = "static"
 workers = 4
 EOF
 fi
-if [ "$mode" = wsgi ]; then
+if [ "$mode" = wsgi ] || [ "$mode" = wsgi-http ]; then
+    if [ "$mode" = wsgi ]; then
+        protocol=uwsgi uwsgi_protocol=""
+    else
+        protocol=http uwsgi_protocol='"--protocol", "http11", "--socket-timeout", "3600",'
+    fi
     cat >>"$dir/paddock.toml" <<EOF
 
 [sites.bench.mounts.app]
@@ -86,9 +92,9 @@ static_first = true
 mode = "threaded"
 workers = 2
 threads = 8
-command = ["uwsgi", "--plugin", "python3", "--threads", "8", "--module", "hello:app",
-    "--need-app", "--die-on-term", "--disable-logging"]
-protocol = "uwsgi"
+command = ["uwsgi", "--plugin", "python3", $uwsgi_protocol "--threads", "8",
+    "--module", "hello:app", "--need-app", "--die-on-term", "--disable-logging"]
+protocol = "$protocol"
 working_directory = "$(cd "$(dirname "$0")/../../deploy/examples/wsgi" && pwd)"
 EOF
 fi
@@ -98,8 +104,8 @@ case $mode in
     h1) url="http://127.0.0.1:$port/file.txt"; extra=(--h1) ;;
     h2c) url="http://127.0.0.1:$port/file.txt"; extra=() ;;
     php) url="http://127.0.0.1:$port/hello.php"; extra=(--h1); connections=8 ;;
-    wsgi) url="http://127.0.0.1:$port/api/hello"; extra=(--h1); connections=32 ;;
-    *) echo "cpu-ab.sh: mode is h2, h1, h2c, php or wsgi" >&2; exit 2 ;;
+    wsgi | wsgi-http) url="http://127.0.0.1:$port/api/hello"; extra=(--h1); connections=32 ;;
+    *) echo "cpu-ab.sh: mode is h2, h1, h2c, php, wsgi or wsgi-http" >&2; exit 2 ;;
 esac
 
 # utime + stime of the front end (the master's child that runs the same program), its utime
