@@ -53,7 +53,7 @@ pub(super) async fn send_and_receive(
     mut on_stderr: impl FnMut(&[u8]),
 ) -> Result<WorkerReply, ExchangeError> {
     let (mut reader, mut writer) = stream.split();
-    let Buffers { out, input } = buffers;
+    let Buffers { out, input, .. } = buffers;
     fcgi::encode_begin_request(out, REQUEST_ID, Role::Responder, true);
     fcgi::encode_stream_with(out, RecordType::Params, REQUEST_ID, params);
     fcgi::encode_stream_end(out, RecordType::Params, REQUEST_ID);

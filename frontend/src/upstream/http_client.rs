@@ -26,9 +26,6 @@ use crate::upstream::worker_connection::{
 };
 use crate::upstream::{answer_reader, http_request, uwsgi_client};
 
-/// Room for a request's CGI variables, the head's raw material (most take well under this).
-const CGI_CAPACITY: usize = 2048;
-
 /// Sends one request and passes the whole answer, as CGI output, to `stdout`.
 pub(super) async fn send_and_receive(
     stream: &mut UnixStream,
@@ -37,12 +34,10 @@ pub(super) async fn send_and_receive(
     body: &BufferedBody,
     stdout: &mut impl StdoutSink,
 ) -> Result<WorkerReply, ExchangeError> {
-    let Buffers { out, input } = buffers;
-    let mut cgi = Vec::with_capacity(CGI_CAPACITY);
-    params(&mut cgi);
-    let head_request = http_request::write_head(&cgi, out).map_err(ExchangeError::Unsendable)?;
+    let Buffers { out, input, cgi } = buffers;
+    params(cgi);
+    let head_request = http_request::write_head(cgi, out).map_err(ExchangeError::Unsendable)?;
     let head_len = out.len();
-    drop(cgi);
     let (mut reader, mut writer) = stream.split();
     let sent = AtomicBool::new(false);
     let unframed = Notify::new();

@@ -49,7 +49,7 @@ pub(super) async fn send_and_receive(
     stdout: &mut impl StdoutSink,
 ) -> Result<WorkerReply, ExchangeError> {
     let (mut reader, mut writer) = stream.split();
-    let Buffers { out, input } = buffers;
+    let Buffers { out, input, .. } = buffers;
     params(out);
     // A HEAD request's answer says the length of a body it does not carry.
     let head_request = request_method(out) == Some(&b"HEAD"[..]);

@@ -40,6 +40,8 @@ pub(crate) struct WorkerConnection {
     out: Vec<u8>,
     /// Bytes received from the worker and not yet handled.
     input: BytesMut,
+    /// The request's CGI variables, when the pool's protocol is not made of them (HTTP).
+    cgi: Vec<u8>,
     /// An exchange started and has not returned: its future was dropped midway (the client went
     /// away), so the worker may still be answering that request on this connection.
     interrupted: bool,
@@ -164,6 +166,7 @@ impl WorkerConnection {
             stream: connect_unix(socket)?,
             out,
             input,
+            cgi: Vec::new(),
             interrupted: false,
         })
     }
@@ -234,9 +237,11 @@ impl WorkerConnection {
         self.interrupted = true;
         self.out.clear();
         self.input.clear();
+        self.cgi.clear();
         let buffers = Buffers {
             out: &mut self.out,
             input: &mut self.input,
+            cgi: &mut self.cgi,
         };
         let result = match self.protocol {
             WorkerProtocol::Fastcgi => {
@@ -265,6 +270,9 @@ impl WorkerConnection {
         if self.input.capacity() > KEEP_BUFFER {
             self.input = BytesMut::new();
         }
+        if self.cgi.capacity() > KEEP_BUFFER {
+            self.cgi = Vec::new();
+        }
         result
     }
 }
@@ -275,6 +283,8 @@ pub(super) struct Buffers<'a> {
     pub out: &'a mut Vec<u8>,
     /// The worker's bytes not yet handled.
     pub input: &'a mut BytesMut,
+    /// Room for the request's CGI variables where they are not the request itself.
+    pub cgi: &'a mut Vec<u8>,
 }
 
 /// Runs `read` (the worker's reply) while `write` (the request) goes out, until the reply has
