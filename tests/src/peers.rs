@@ -15,11 +15,44 @@ use crate::signal;
 /// How long a peer may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A port that was free a moment ago on `ip`: bound to port 0, read back, released. nginx needs a
-/// number in its config; the tiny window in which another process could take it is accepted.
+/// A port that was free a moment ago on `ip`, for a server that needs its number in its config
+/// before it starts (nginx, pebble, paddock's ACME listeners).
+///
+/// It comes from below the kernel's ephemeral range, never from it. In that range, every
+/// outgoing connection of the tests running alongside (and every bind to port 0) takes a port
+/// the kernel chooses. One of them could take a port handed out here in the seconds before its
+/// server binds it; a CI run failed that way ("Address already in use"). Below the range, only
+/// this function hands out ports. It walks the range from a start of its own per process, so the
+/// tests of one binary never get the same port. A port in use right now is skipped.
 pub fn free_port(ip: IpAddr) -> u16 {
-    let listener = TcpListener::bind((ip, 0)).expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static HANDED_OUT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = reserved_range();
+    let span = u32::from(high - low);
+    // Spread the starts of concurrent test processes over the range.
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let n = HANDED_OUT.fetch_add(1, Ordering::Relaxed);
+        let port = low + ((start + n) % span) as u16;
+        if TcpListener::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {low} and {high} on {ip}");
+}
+
+/// The ports [`free_port`] hands out: from 10000 up to the start of the kernel's ephemeral range.
+fn reserved_range() -> (u16, u16) {
+    const LOW: u16 = 10_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    assert!(
+        ephemeral_low > LOW + 1_000,
+        "the ephemeral port range starts at {ephemeral_low}: too low to keep ports for servers"
+    );
+    (LOW, ephemeral_low)
 }
 
 /// Whether this machine has an IPv6 loopback address (containers often have none).
@@ -364,5 +397,25 @@ impl PhpFpm {
 
     pub fn pid(&self) -> u32 {
         self.process.pid()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_distinct_bindable_and_outside_the_ephemeral_range() {
+        let ip = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+        let (low, high) = reserved_range();
+        let ports: Vec<u16> = (0..50).map(|_| free_port(ip)).collect();
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+        for port in ports {
+            assert!((low..high).contains(&port), "{port}");
+            TcpListener::bind((ip, port)).expect("the port is free");
+        }
     }
 }
