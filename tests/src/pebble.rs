@@ -10,7 +10,6 @@
 //! management port ([`Pebble::issuing_root`]): the test's TLS client trusts that root only.
 
 use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -18,13 +17,10 @@ use std::sync::{Arc, Mutex};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
-use crate::peers::{find_program, free_port};
+use crate::peers::find_program;
 use crate::wait::wait_for;
 
-/// A free loopback port (bound and released: the test uses it right away).
-pub fn loopback_port() -> u16 {
-    free_port(IpAddr::V4(Ipv4Addr::LOCALHOST))
-}
+pub use crate::peers::loopback_port;
 
 /// Where pebble validates, and how long its certificates live.
 #[derive(Debug, Clone, Copy)]

@@ -41,6 +41,11 @@ pub fn free_port(ip: IpAddr) -> u16 {
     panic!("no free port between {low} and {high} on {ip}");
 }
 
+/// [`free_port`] on 127.0.0.1.
+pub fn loopback_port() -> u16 {
+    free_port(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+}
+
 /// The ports [`free_port`] hands out: from 10000 up to the start of the kernel's ephemeral range.
 fn reserved_range() -> (u16, u16) {
     const LOW: u16 = 10_000;

@@ -4,7 +4,7 @@
 //! that a live paddock exports.
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -135,13 +135,6 @@ impl Drop for Prometheus {
     }
 }
 
-fn free_loopback_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// The shipped scrape config with the target replaced by `admin` and a 1 s interval.
 fn scrape_config_for(admin: SocketAddr) -> String {
     let shipped = std::fs::read_to_string(deploy("prometheus/prometheus.yml")).unwrap();
@@ -173,7 +166,7 @@ fn start_prometheus(admin: SocketAddr) -> Prometheus {
         dir.path().join("alerts.yml"),
     )
     .unwrap();
-    let address = SocketAddr::from(([127, 0, 0, 1], free_loopback_port()));
+    let address = SocketAddr::from(([127, 0, 0, 1], harness::peers::loopback_port()));
     let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
     let child = Command::new("prometheus")
         .arg(format!(
