@@ -534,9 +534,12 @@ def send_batches(conn, frames_iter, batch=200, deadline=None):
     return sent
 
 
-def finish(conn, started, sent, extra=None):
+def finish(conn, started, sent, extra=None, wait=10):
     seconds = round(time.time() - started, 3)
-    conn.read_until(lambda e: e[0] in ("goaway", "closed"), 2)
+    # Returns as soon as the server ends the connection. `wait` only matters when it does not:
+    # for a flood it must cut off, long enough for a server starved of CPU time to read what
+    # was sent; for one it may leave open, short.
+    conn.read_until(lambda e: e[0] in ("goaway", "closed"), wait)
     goaway = [e for e in conn.events if e[0] == "goaway"]
     if goaway:
         end = "goaway:" + goaway[0][1]
@@ -618,13 +621,13 @@ def flood(host, port, name, count):
                 yield frame(HEADERS, END_STREAM | END_HEADERS, sid, head + refs)
 
         sent = send_batches(conn, frames(), batch=10, deadline=deadline)
-        return finish(conn, started, sent, {"decoded_bytes_claimed": sent * 4000 * 4000})
+        return finish(conn, started, sent, {"decoded_bytes_claimed": sent * 4000 * 4000}, wait=2)
     if name == "ping-flood":
         sent = send_batches(conn, (frame(PING, 0, 0, struct.pack(">Q", i)) for i in range(count)), batch=1000, deadline=deadline)
-        return finish(conn, started, sent)
+        return finish(conn, started, sent, wait=2)
     if name == "settings-flood":
         sent = send_batches(conn, (settings([(4, 65535 + (i % 2))]) for i in range(count)), batch=1000, deadline=deadline)
-        return finish(conn, started, sent)
+        return finish(conn, started, sent, wait=2)
     if name == "empty-data-flood":
         def frames():
             yield hdrs(conn, 1, "/marklog.php?m=h2empty", "POST", flags=END_HEADERS)
@@ -636,7 +639,7 @@ def flood(host, port, name, count):
         return finish(conn, started, sent)
     if name == "window-update-flood":
         sent = send_batches(conn, (frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1)) for _ in range(count)), batch=1000, deadline=deadline)
-        return finish(conn, started, sent)
+        return finish(conn, started, sent, wait=2)
     raise SystemExit("unknown flood " + name)
 
 

@@ -16,6 +16,8 @@ use harness::{listeners_h2c, php_site, require_php_cgi, test_site, Paddock, PATI
 use serde_json::Value;
 
 const WORKERS: u64 = 2;
+/// `[limits.http2] max_local_error_reset_streams`, left at its default.
+const MAX_LOCAL_ERROR_RESETS: u64 = 256;
 
 fn start(marks: &MarkLog) -> Paddock {
     require_php_cgi();
@@ -200,9 +202,11 @@ fn floods_are_cut_off_with_bounded_memory_and_cancelled_streams_never_reach_work
     let paddock = start(&marks);
 
     // Rapid reset (CVE-2023-44487): GOAWAY after max_pending_accept_reset_streams (20).
+    // (How much of a flood the client got out before the GOAWAY is not checked: 20,000 small
+    // frame pairs fit in loopback's socket buffers, so a front end starved of CPU for a moment
+    // finds the whole flood already sent. What the server did with it is checked instead.)
     let report = run_flood(&paddock, "rapid-reset", "20000");
     assert_eq!(report["end"], "goaway:ENHANCE_YOUR_CALM", "{report}");
-    assert!(report["sent"].as_u64().unwrap() < 20000, "{report}");
     // Complete GETs may run if accepted before their reset arrives; at most one window of them.
     assert!(
         marks.count_prefix("h2rr-") <= 128,
@@ -217,7 +221,11 @@ fn floods_are_cut_off_with_bounded_memory_and_cancelled_streams_never_reach_work
     // Server-provoked resets (CVE-2025-8671): GOAWAY after max_local_error_reset_streams.
     let report = run_flood(&paddock, "made-you-reset", "5000");
     assert_eq!(report["end"], "goaway:ENHANCE_YOUR_CALM", "{report}");
-    assert!(report["sent"].as_u64().unwrap() < 5000, "{report}");
+    // The server stopped resetting at its limit (256 by default), however much was sent.
+    assert!(
+        report["resets_received"].as_u64().unwrap() <= MAX_LOCAL_ERROR_RESETS + 1,
+        "{report}"
+    );
     assert_eq!(marks.count_prefix("h2myr-"), 0);
 
     // CONTINUATION flood: cut off long before the 5000 frames (70 MiB) were sent.
@@ -256,9 +264,11 @@ fn floods_are_cut_off_with_bounded_memory_and_cancelled_streams_never_reach_work
             "{report}"
         );
     }
-    let report = run_flood(&paddock, "empty-data-flood", "200000");
+    // 2,000,000 empty frames are 18 MB, more than loopback's socket buffers hold: the client
+    // gets them all out only if the server keeps reading them.
+    let report = run_flood(&paddock, "empty-data-flood", "2000000");
     assert!(
-        report["sent"].as_u64().unwrap() < 200000,
+        report["sent"].as_u64().unwrap() < 2000000,
         "empty DATA frames are cut off: {report}"
     );
     assert_eq!(marks.count_prefix("h2empty"), 0);
