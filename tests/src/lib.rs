@@ -500,10 +500,10 @@ fn write_config(dir: &Path, config: &str) -> PathBuf {
     path
 }
 
-/// Child processes of `parent` (pid, command name), read with ps.
+/// Child processes of `parent` (pid, command name), read with ps, the oldest first.
 pub fn children_of(parent: u32) -> Vec<(u32, String)> {
     let output = Command::new("ps")
-        .args(["-o", "pid=,comm=", "--ppid"])
+        .args(["-o", "pid=,comm=", "--sort=start_time", "--ppid"])
         .arg(parent.to_string())
         .output()
         .expect("ps (apt-get install procps)");

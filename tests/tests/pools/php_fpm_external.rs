@@ -81,7 +81,13 @@ fn php_pages_are_served_by_an_external_php_fpm() {
     let output = paddock.curl(&["-i", &paddock.url("/no/such/page")]);
     let raw = String::from_utf8_lossy(&output.stdout);
     let (status, _, body) = harness::split_response(&raw);
-    assert_eq!(status, 200, "{raw}");
+    assert_eq!(
+        status,
+        200,
+        "{raw}\ncurl: {output:?}\n{}\nphp-fpm: {}",
+        paddock.log(),
+        fpm.log()
+    );
     assert_eq!(body, "front controller: /no/such/page\n");
 }
 
