@@ -21,6 +21,7 @@ pub(crate) fn spec() -> FrontendSpec {
             external: false,
             starts_empty: false,
             protocol: Default::default(),
+            keep_connections: true,
         }],
         limits: LimitsSpec {
             max_body_bytes: 1 << 20,

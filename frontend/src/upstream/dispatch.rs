@@ -485,7 +485,8 @@ impl Lease {
 
     /// The slot's connection to its worker, opened (or reopened, if the worker closed it) as needed.
     pub(crate) fn connection(&mut self) -> std::io::Result<&mut WorkerConnection> {
-        let protocol = self.pool.spec().protocol;
+        let spec = self.pool.spec();
+        let (protocol, keep) = (spec.protocol, spec.keep_connections);
         let slot = self.slot();
         if slot
             .connection
@@ -499,6 +500,7 @@ impl Lease {
             slot.connection = Some(WorkerConnection::connect(
                 &slot.worker.socket,
                 protocol,
+                keep,
                 spare,
             )?);
         }
@@ -584,6 +586,7 @@ mod tests {
             external: false,
             starts_empty: false,
             protocol: Default::default(),
+            keep_connections: true,
         };
         (
             Arc::new(PoolDispatch::new(spec, tx, Arc::new(Notify::new()))),
@@ -777,6 +780,7 @@ mod tests {
             external: false,
             starts_empty: false,
             protocol: Default::default(),
+            keep_connections: true,
         };
         let pressure = Arc::new(Notify::new());
         let pool = Arc::new(PoolDispatch::new(spec, tx, pressure.clone()));

@@ -1,7 +1,8 @@
 //! One FastCGI exchange on a worker connection that stays open for the next request.
 //!
-//! The request is BEGIN_REQUEST with FCGI_KEEP_CONN, PARAMS and STDIN; the reply is STDOUT and
-//! STDERR records, paddock's own usage record from its PHP worker, and END_REQUEST.
+//! The request is BEGIN_REQUEST (with FCGI_KEEP_CONN unless the pool keeps no connections),
+//! PARAMS and STDIN; the reply is STDOUT and STDERR records, paddock's own usage record from its
+//! PHP worker, and END_REQUEST.
 
 use std::io;
 
@@ -47,6 +48,7 @@ pub(super) async fn drain(stream: &mut UnixStream, input: &mut BytesMut) -> io::
 pub(super) async fn send_and_receive(
     stream: &mut UnixStream,
     buffers: Buffers<'_>,
+    keep: bool,
     params: impl FnOnce(&mut Vec<u8>),
     body: &BufferedBody,
     stdout: &mut impl StdoutSink,
@@ -54,7 +56,7 @@ pub(super) async fn send_and_receive(
 ) -> Result<WorkerReply, ExchangeError> {
     let (mut reader, mut writer) = stream.split();
     let Buffers { out, input, .. } = buffers;
-    fcgi::encode_begin_request(out, REQUEST_ID, Role::Responder, true);
+    fcgi::encode_begin_request(out, REQUEST_ID, Role::Responder, keep);
     fcgi::encode_stream_with(out, RecordType::Params, REQUEST_ID, params);
     fcgi::encode_stream_end(out, RecordType::Params, REQUEST_ID);
     let write = async {

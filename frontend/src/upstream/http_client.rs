@@ -30,13 +30,15 @@ use crate::upstream::{answer_reader, http_request, uwsgi_client};
 pub(super) async fn send_and_receive(
     stream: &mut UnixStream,
     buffers: Buffers<'_>,
+    keep: bool,
     params: impl FnOnce(&mut Vec<u8>),
     body: &BufferedBody,
     stdout: &mut impl StdoutSink,
 ) -> Result<WorkerReply, ExchangeError> {
     let Buffers { out, input, cgi } = buffers;
     params(cgi);
-    let head_request = http_request::write_head(cgi, out).map_err(ExchangeError::Unsendable)?;
+    let head_request =
+        http_request::write_head(cgi, keep, out).map_err(ExchangeError::Unsendable)?;
     let head_len = out.len();
     let (mut reader, mut writer) = stream.split();
     let sent = AtomicBool::new(false);

@@ -15,7 +15,8 @@
 //!
 //! Hop-by-hop headers (`Connection`, `Keep-Alive`, `TE`, `Upgrade`, …) and `Expect` are the front
 //! end's business and are not passed on: the body is already complete, and the connection to
-//! the worker is kept for the slot's next request whatever the client asked of its own.
+//! the worker is kept for the slot's next request whatever the client asked of its own (unless
+//! an external pool keeps no connections: then the worker gets `Connection: close`).
 
 use protocol::fcgi;
 
@@ -92,9 +93,10 @@ impl<'a> Request<'a> {
 }
 
 /// Appends the request head (request line, headers, blank line) for the FastCGI-encoded CGI
-/// variables `params` to `out`. Returns whether the request is a HEAD (whose answer has no body
-/// whatever its headers say); `Err` for variables that make no request.
-pub(crate) fn write_head(params: &[u8], out: &mut Vec<u8>) -> Result<bool, String> {
+/// variables `params` to `out`, with `Connection: close` unless the connection is to be `kept`.
+/// Returns whether the request is a HEAD (whose answer has no body whatever its headers say);
+/// `Err` for variables that make no request.
+pub(crate) fn write_head(params: &[u8], kept: bool, out: &mut Vec<u8>) -> Result<bool, String> {
     let request = Request::from_params(params)?;
     let (target, prefix) = request.target();
     out.reserve(params.len() + 128);
@@ -138,6 +140,9 @@ pub(crate) fn write_head(params: &[u8], out: &mut Vec<u8>) -> Result<bool, Strin
     if let Some(id) = request.request_id {
         push_header(out, b"x-request-id", &[id]);
     }
+    if !kept {
+        push_header(out, b"connection", &[b"close"]);
+    }
     out.extend_from_slice(b"\r\n");
     Ok(request.method == b"HEAD")
 }
@@ -173,7 +178,7 @@ mod tests {
             encode_name_value(&mut params, name.as_bytes(), value.as_bytes());
         }
         let mut out = b"kept".to_vec();
-        let head_request = write_head(&params, &mut out).unwrap();
+        let head_request = write_head(&params, true, &mut out).unwrap();
         assert!(out.starts_with(b"kept"), "appends");
         (String::from_utf8(out[4..].to_vec()).unwrap(), head_request)
     }
@@ -222,6 +227,23 @@ mod tests {
              \r\n"
         );
         assert!(!head_request);
+    }
+
+    #[test]
+    fn a_connection_not_kept_is_closed_by_the_request_whatever_the_client_asked() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("HTTP_CONNECTION", "keep-alive"));
+        let mut params = Vec::new();
+        for (name, value) in &pairs {
+            encode_name_value(&mut params, name.as_bytes(), value.as_bytes());
+        }
+        let mut out = Vec::new();
+        write_head(&params, false, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.ends_with("\r\nconnection: close\r\n\r\n"), "{text}");
+        assert_eq!(text.matches("onnection:").count(), 1, "{text}");
+        let (kept, _) = head(&pairs);
+        assert!(!kept.contains("onnection:"), "{kept}");
     }
 
     #[test]
@@ -294,7 +316,7 @@ mod tests {
         let mut params = Vec::new();
         encode_name_value(&mut params, b"REQUEST_METHOD", b"GET");
         encode_name_value(&mut params, b"REQUEST_URI", b"*");
-        assert!(write_head(&params, &mut Vec::new()).is_err());
-        assert!(write_head(&[0x05], &mut Vec::new()).is_err());
+        assert!(write_head(&params, true, &mut Vec::new()).is_err());
+        assert!(write_head(&[0x05], true, &mut Vec::new()).is_err());
     }
 }

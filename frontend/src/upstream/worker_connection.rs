@@ -36,6 +36,9 @@ const KEEP_BUFFER: usize = 256 * 1024;
 pub(crate) struct WorkerConnection {
     protocol: WorkerProtocol,
     stream: UnixStream,
+    /// The worker is asked to keep the connection for the next request (see
+    /// `PoolDispatchSpec::keep_connections`); when not, the exchange's connection is not reused.
+    keep: bool,
     /// The request being sent, in the pool's protocol.
     out: Vec<u8>,
     /// Bytes received from the worker and not yet handled.
@@ -158,12 +161,14 @@ impl WorkerConnection {
     pub(crate) fn connect(
         socket: &Path,
         protocol: WorkerProtocol,
+        keep: bool,
         spare: Option<SpareBuffers>,
     ) -> io::Result<Self> {
         let SpareBuffers { out, input } = spare.unwrap_or_default();
         Ok(Self {
             protocol,
             stream: connect_unix(socket)?,
+            keep,
             out,
             input,
             cgi: Vec::new(),
@@ -248,6 +253,7 @@ impl WorkerConnection {
                 fastcgi_client::send_and_receive(
                     &mut self.stream,
                     buffers,
+                    self.keep,
                     params,
                     body,
                     stdout,
@@ -260,9 +266,21 @@ impl WorkerConnection {
                     .await
             }
             WorkerProtocol::Http => {
-                http_client::send_and_receive(&mut self.stream, buffers, params, body, stdout).await
+                http_client::send_and_receive(
+                    &mut self.stream,
+                    buffers,
+                    self.keep,
+                    params,
+                    body,
+                    stdout,
+                )
+                .await
             }
         };
+        let result = result.map(|reply| WorkerReply {
+            reusable: reply.reusable && self.keep,
+            ..reply
+        });
         self.interrupted = false;
         if self.out.capacity() > KEEP_BUFFER {
             self.out = Vec::new();

@@ -131,6 +131,9 @@ pub struct PoolConfig {
     pub external_socket: Option<PathBuf>,
     /// What the front end speaks to the workers (FastCGI unless `protocol = "uwsgi"`).
     pub protocol: WorkerProtocol,
+    /// Whether a connection to a worker carries more than one request (see
+    /// `PoolDispatchSpec::keep_connections`).
+    pub keep_connections: bool,
     /// Concurrent requests per worker: 1 for prefork.
     pub slots_per_worker: u32,
     pub sizing: Sizing,

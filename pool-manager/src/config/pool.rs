@@ -161,6 +161,30 @@ pub(super) fn validate_pool(
             "only external pools take `connections`; use `threads` for threaded pools".into(),
         );
     }
+    let keep_connections = match (mode, pool.keep_connections) {
+        (PoolMode::External, _) if protocol == WorkerProtocol::Uwsgi => {
+            if pool.keep_connections == Some(true) {
+                return fail(
+                    "keep_connections",
+                    "the uwsgi protocol carries one request per connection".into(),
+                );
+            }
+            false
+        }
+        // Off unless asked for: a server that serves a kept connection with one process or
+        // thread until it closes (php-fpm, uWSGI over HTTP) and has fewer of them than
+        // `connections` would leave requests waiting in its backlog behind idle ones.
+        (PoolMode::External, keep) => keep.unwrap_or(false),
+        (_, None) => true,
+        (_, Some(_)) => {
+            return fail(
+                "keep_connections",
+                "only external pools take `keep_connections`; paddock keeps a connection to \
+                 each slot of its own workers"
+                    .into(),
+            )
+        }
+    };
 
     let sizing = validate_sizing(name, pool, mode, slots_per_worker)?;
     let spawn_rate = pool.spawn_rate.unwrap_or(DEFAULT_SPAWN_RATE);
@@ -231,6 +255,7 @@ pub(super) fn validate_pool(
         builtin_php: pool.builtin == Some(RawBuiltin::Php),
         external_socket,
         protocol,
+        keep_connections,
         slots_per_worker,
         sizing,
         spawn_rate,
@@ -433,6 +458,7 @@ pub(super) fn dispatch_spec(name: &str, pool: &RawPool, config: &PoolConfig) -> 
         external: config.mode == PoolMode::External,
         starts_empty: matches!(config.sizing, Sizing::OnDemand { .. }),
         protocol: config.protocol,
+        keep_connections: config.keep_connections,
     }
 }
 

@@ -288,6 +288,7 @@ pub(super) struct RawPool {
     pub threads: Option<u32>,
     pub socket: Option<PathBuf>,
     pub connections: Option<u32>,
+    pub keep_connections: Option<bool>,
     pub protocol: Option<protocol::control::WorkerProtocol>,
 
     pub sizing: Option<RawSizing>,

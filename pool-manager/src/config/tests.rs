@@ -175,6 +175,26 @@ fn external_pools_take_a_socket_not_a_command() {
 }
 
 #[test]
+fn only_external_pools_choose_whether_connections_are_kept() {
+    let external = |body: &str| {
+        format!("{MINIMAL}\n[pools.fpm]\nmode = \"external\"\nsocket = \"/s\"\n{body}\n")
+    };
+    let spec = |text: &str| load(text).unwrap().frontend.pools[0].keep_connections;
+    // An external server's processes are not paddock's to count: not kept unless asked for.
+    assert!(!spec(&external("")));
+    assert!(spec(&external("keep_connections = true")));
+    assert!(!spec(&external("protocol = \"http\"")));
+    let error = load(&external("protocol = \"uwsgi\"\nkeep_connections = true")).unwrap_err();
+    assert_eq!(error.key, "pools.fpm.keep_connections");
+    // paddock's own workers: always kept, and the key is refused with the line it is on.
+    let own = format!("{MINIMAL}\n[pools.php]\nmode = \"prefork\"\ncommand = [\"php-cgi\"]\n");
+    assert!(spec(&own));
+    let error = load(&format!("{own}keep_connections = false\n")).unwrap_err();
+    assert_eq!(error.key, "pools.php.keep_connections");
+    assert!(error.to_string().contains("only external pools"), "{error}");
+}
+
+#[test]
 fn php_cgi_self_exit_limit_becomes_the_front_ends_retirement_count() {
     let text = format!(
         "{MINIMAL}\n[pools.php]\nmode = \"prefork\"\ncommand = [\"php-cgi\"]\nmax_requests = 500\nenv = {{ PHP_FCGI_MAX_REQUESTS = \"50\" }}\n"

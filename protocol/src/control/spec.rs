@@ -318,6 +318,15 @@ pub struct PoolDispatchSpec {
     /// What the front end speaks to the pool's workers.
     #[serde(default)]
     pub protocol: WorkerProtocol,
+    /// A connection carries the slot's next request (FastCGI's `FCGI_KEEP_CONN`, HTTP/1.1
+    /// keep-alive). Always for paddock's own workers; for an external server only when its
+    /// config says so, since a kept connection can hold one of its processes.
+    #[serde(default = "keep_connections_by_default")]
+    pub keep_connections: bool,
+}
+
+fn keep_connections_by_default() -> bool {
+    true
 }
 
 /// The wire between the front end and a pool's workers (a pool's `protocol` key).

@@ -3,7 +3,7 @@
 
 use harness::observe::{scrape, value};
 use harness::peers::PhpFpm;
-use harness::{children_of, test_site, Paddock};
+use harness::{children_of, test_site, Hold, Paddock};
 use serde_json::Value;
 
 fn paddock_in_front_of(fpm: &PhpFpm) -> Paddock {
@@ -148,5 +148,87 @@ connections = 2
         "chunk 1\nchunk 2\ndone\n",
         "{output:?}\n{}",
         paddock.log()
+    );
+}
+
+/// paddock with `connections = 4` in front of a php-fpm `pm = static` of 2, plus `extra` pool
+/// settings: 4 requests are sent at once and held in the application; once all 4 hold a slot
+/// (two of them running in php-fpm's children, two waiting in its backlog), they are released.
+/// Returns their statuses and the logs.
+fn four_at_once_to_two_children(dir: &std::path::Path, extra: &str) -> (Vec<String>, String) {
+    let fpm = PhpFpm::start(dir, 2, "");
+    let paddock = Paddock::start(&format!(
+        r#"
+[sites.test]
+root = "{root}"
+
+[sites.test.scripts]
+pool = "fpm"
+
+[pools.fpm]
+mode = "external"
+socket = "{socket}"
+connections = 4
+{extra}
+"#,
+        root = test_site().display(),
+        socket = fpm.socket.display(),
+    ));
+    let hold = Hold::new();
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            paddock
+                .curl_command(&[
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    &paddock.url(&hold.path()),
+                ])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("run curl")
+        })
+        .collect();
+    paddock.wait_pool("fpm", "all 4 requests on a connection", |pool| {
+        pool["idle_slots"].as_u64() == Some(0)
+    });
+    hold.release();
+    let codes = clients
+        .into_iter()
+        .map(|c| String::from_utf8_lossy(&c.wait_with_output().unwrap().stdout).into_owned())
+        .collect();
+    (codes, format!("{}\nphp-fpm: {}", paddock.log(), fpm.log()))
+}
+
+/// More connections than the external server has processes (paddock's default of 4 against a
+/// php-fpm `pm = static` of 2): requests that arrive together are all answered. By default an
+/// external pool keeps no connection, so a php-fpm child is free again after each request.
+#[test]
+fn more_connections_than_php_fpm_children_lose_no_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let (codes, logs) = four_at_once_to_two_children(dir.path(), "");
+    assert_eq!(codes, ["200"; 4], "{logs}");
+}
+
+/// Why kept connections are not the default for external pools: php-fpm serves a kept
+/// connection with one child until paddock closes it, so with both children held by idle kept
+/// connections the other requests wait in php-fpm's backlog until their deadline.
+#[test]
+fn kept_connections_to_fewer_php_fpm_children_leave_requests_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let (codes, logs) = four_at_once_to_two_children(
+        dir.path(),
+        "keep_connections = true\nrequest_timeout = \"3s\"",
+    );
+    assert_eq!(
+        codes.iter().filter(|c| *c == "200").count(),
+        2,
+        "{codes:?}\n{logs}"
+    );
+    assert_eq!(
+        codes.iter().filter(|c| *c == "504").count(),
+        2,
+        "{codes:?}\n{logs}"
     );
 }

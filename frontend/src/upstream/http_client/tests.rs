@@ -157,7 +157,7 @@ async fn exchange(
 async fn framed_answers_keep_the_connection_for_the_next_request() {
     let worker = worker();
     let mut connection =
-        WorkerConnection::connect(&worker.socket, WorkerProtocol::Http, None).unwrap();
+        WorkerConnection::connect(&worker.socket, WorkerProtocol::Http, true, None).unwrap();
     for round in 0..3 {
         let (reply, out) = exchange(&mut connection, "GET", "/length", b"").await;
         assert!(reply.unwrap().reusable, "round {round}");
@@ -192,7 +192,7 @@ async fn framed_answers_keep_the_connection_for_the_next_request() {
 async fn an_answer_ended_by_the_connection_ends_without_waiting_for_the_worker() {
     let worker = worker();
     let mut connection =
-        WorkerConnection::connect(&worker.socket, WorkerProtocol::Http, None).unwrap();
+        WorkerConnection::connect(&worker.socket, WorkerProtocol::Http, true, None).unwrap();
     let (reply, out) = exchange(&mut connection, "GET", "/unframed", b"").await;
     assert!(!reply.unwrap().reusable);
     assert!(out.ends_with("\r\n\r\nstreamed"), "{out:?}");
@@ -202,7 +202,7 @@ async fn an_answer_ended_by_the_connection_ends_without_waiting_for_the_worker()
 async fn connection_close_is_honoured() {
     let worker = worker();
     let mut connection =
-        WorkerConnection::connect(&worker.socket, WorkerProtocol::Http, None).unwrap();
+        WorkerConnection::connect(&worker.socket, WorkerProtocol::Http, true, None).unwrap();
     let (reply, out) = exchange(&mut connection, "GET", "/close", b"").await;
     assert!(!reply.unwrap().reusable);
     assert!(out.ends_with("\r\n\r\nok"), "{out:?}");
