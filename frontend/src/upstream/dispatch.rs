@@ -488,10 +488,12 @@ impl Lease {
         let spec = self.pool.spec();
         let (protocol, keep) = (spec.protocol, spec.keep_connections);
         let slot = self.slot();
+        // A reload may have changed `keep_connections`: a connection opened under the other
+        // setting is replaced, so that none asks an external server to keep it any more.
         if slot
             .connection
             .as_ref()
-            .is_some_and(WorkerConnection::is_stale)
+            .is_some_and(|c| c.is_stale() || c.keeps() != keep)
         {
             slot.close_connection();
         }
@@ -765,6 +767,26 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         drop(held);
         assert_eq!(waiter.await.unwrap(), Ok(1));
+    }
+
+    #[tokio::test]
+    async fn a_reload_that_changes_keep_connections_replaces_the_kept_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("worker.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let pool = pool(10, 1_000);
+        pool.worker_up(1, 11, socket, 1);
+        let mut lease = pool.acquire().await.unwrap();
+        assert!(lease.connection().unwrap().keeps());
+        drop(lease);
+        let mut spec = (*pool.spec()).clone();
+        spec.keep_connections = false;
+        pool.set_spec(spec);
+        let mut lease = pool.acquire().await.unwrap();
+        assert!(
+            !lease.connection().unwrap().keeps(),
+            "opened again, not kept"
+        );
     }
 
     #[tokio::test]

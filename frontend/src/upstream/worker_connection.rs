@@ -176,6 +176,11 @@ impl WorkerConnection {
         })
     }
 
+    /// Whether the worker was asked to keep this connection for the next request.
+    pub(crate) fn keeps(&self) -> bool {
+        self.keep
+    }
+
     /// Closes the connection, keeping its buffers for the next one.
     pub(crate) fn close(self) -> SpareBuffers {
         SpareBuffers {
