@@ -6,7 +6,8 @@ use harness::peers::PhpFpm;
 use harness::{children_of, test_site, Hold, Paddock};
 use serde_json::Value;
 
-fn paddock_in_front_of(fpm: &PhpFpm) -> Paddock {
+/// paddock in front of `fpm` as an external pool of 4 connections, with `extra` pool settings.
+fn paddock_in_front_of(fpm: &PhpFpm, extra: &str) -> Paddock {
     Paddock::start(&format!(
         r#"
 [sites.test]
@@ -21,6 +22,7 @@ front_controller = "/index.php"
 mode = "external"
 socket = "{socket}"
 connections = 4
+{extra}
 "#,
         root = test_site().display(),
         socket = fpm.socket.display(),
@@ -40,7 +42,7 @@ fn json(paddock: &Paddock, args: &[&str]) -> Value {
 fn php_pages_are_served_by_an_external_php_fpm() {
     let dir = tempfile::tempdir().unwrap();
     let fpm = PhpFpm::start(dir.path(), 2, "");
-    let paddock = paddock_in_front_of(&fpm);
+    let paddock = paddock_in_front_of(&fpm, "");
     let fpm_children: Vec<u32> = children_of(fpm.pid())
         .into_iter()
         .map(|(pid, _)| pid)
@@ -155,49 +157,24 @@ connections = 2
 /// settings: 4 requests are sent at once and held in the application; once all 4 hold a slot
 /// (two of them running in php-fpm's children, two waiting in its backlog), they are released.
 /// Returns their statuses and the logs.
-fn four_at_once_to_two_children(dir: &std::path::Path, extra: &str) -> (Vec<String>, String) {
+fn four_at_once_to_two_children(dir: &std::path::Path, extra: &str) -> (Vec<u16>, String) {
     let fpm = PhpFpm::start(dir, 2, "");
-    let paddock = Paddock::start(&format!(
-        r#"
-[sites.test]
-root = "{root}"
-
-[sites.test.scripts]
-pool = "fpm"
-
-[pools.fpm]
-mode = "external"
-socket = "{socket}"
-connections = 4
-{extra}
-"#,
-        root = test_site().display(),
-        socket = fpm.socket.display(),
-    ));
+    let paddock = paddock_in_front_of(&fpm, extra);
     let hold = Hold::new();
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
-            paddock
-                .curl_command(&[
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{http_code}",
-                    &paddock.url(&hold.path()),
-                ])
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .expect("run curl")
-        })
-        .collect();
-    paddock.wait_pool("fpm", "all 4 requests on a connection", |pool| {
-        pool["idle_slots"].as_u64() == Some(0)
+    let url = paddock.url(&hold.path());
+    let codes = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| paddock.curl_status(&[&url])))
+            .collect();
+        paddock.wait_pool("fpm", "all 4 requests on a connection", |pool| {
+            pool["idle_slots"].as_u64() == Some(0)
+        });
+        hold.release();
+        clients
+            .into_iter()
+            .map(|client| client.join().unwrap())
+            .collect()
     });
-    hold.release();
-    let codes = clients
-        .into_iter()
-        .map(|c| String::from_utf8_lossy(&c.wait_with_output().unwrap().stdout).into_owned())
-        .collect();
     (codes, format!("{}\nphp-fpm: {}", paddock.log(), fpm.log()))
 }
 
@@ -208,7 +185,7 @@ connections = 4
 fn more_connections_than_php_fpm_children_lose_no_request() {
     let dir = tempfile::tempdir().unwrap();
     let (codes, logs) = four_at_once_to_two_children(dir.path(), "");
-    assert_eq!(codes, ["200"; 4], "{logs}");
+    assert_eq!(codes, [200; 4], "{logs}");
 }
 
 /// Why kept connections are not the default for external pools: php-fpm serves a kept
@@ -223,12 +200,12 @@ fn kept_connections_to_fewer_php_fpm_children_leave_requests_waiting() {
         "keep_connections = true\nrequest_timeout = \"10s\"",
     );
     assert_eq!(
-        codes.iter().filter(|c| *c == "200").count(),
+        codes.iter().filter(|&&c| c == 200).count(),
         2,
         "{codes:?}\n{logs}"
     );
     assert_eq!(
-        codes.iter().filter(|c| *c == "504").count(),
+        codes.iter().filter(|&&c| c == 504).count(),
         2,
         "{codes:?}\n{logs}"
     );
