@@ -291,6 +291,7 @@ impl State {
                     name: snapshot.name,
                     idle_slots: snapshot.idle_slots,
                     waiting: snapshot.waiting,
+                    sent_ahead: snapshot.sent_ahead,
                     queue_max: pool.spec().queue_max,
                     queue_timeout_ms: pool.spec().queue_timeout_ms,
                     request_timeout_ms: pool.spec().request_timeout_ms,

@@ -39,6 +39,21 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
+    /// Bytes read and not yet decoded: maybe a whole next request.
+    pub(crate) fn has_buffered(&self) -> bool {
+        self.start < self.buf.len()
+    }
+
+    /// Reads what the kernel already has for this connection without waiting: `None` when it has
+    /// nothing, `Some(0)` at the end of the stream.
+    pub(crate) fn read_waiting(&mut self, stream: &UnixStream) -> io::Result<Option<usize>> {
+        match read_more(stream, &mut self.buf, libc::MSG_DONTWAIT) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The next complete request; `None` when the web server closed the connection.
     pub(crate) fn next_request(&mut self, stream: &mut UnixStream) -> io::Result<Option<Incoming>> {
         let mut partial: Option<Partial> = None;
@@ -63,7 +78,7 @@ impl Reader {
             self.buf.drain(..self.start);
             self.start = 0;
             let filled = self.buf.len();
-            match read_more(stream, &mut self.buf) {
+            match read_more(stream, &mut self.buf, 0) {
                 Ok(0) | Err(_) if partial.is_none() && filled == 0 => {
                     self.buf.clear();
                     return Ok(None);
@@ -77,21 +92,29 @@ impl Reader {
 }
 
 /// Reads up to [`READ_CHUNK`] more bytes onto the end of `buf`; how many (0: end of stream).
+/// `flags` are recv(2)'s (`MSG_DONTWAIT` not to wait).
 ///
 /// Read into the vector's spare capacity, not into zeroed space: zeroing 64 KiB before every
 /// read would write every page of the buffer, and a worker keeps what it has written for life.
 /// A request of a few KiB then costs its worker the pages it fills, not 64 KiB.
 #[allow(unsafe_code)] // std has no stable read into uninitialised memory
-fn read_more(stream: &UnixStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+fn read_more(stream: &UnixStream, buf: &mut Vec<u8>, flags: libc::c_int) -> io::Result<usize> {
     buf.reserve(READ_CHUNK);
     let spare = &mut buf.spare_capacity_mut()[..READ_CHUNK];
     loop {
-        // SAFETY: `spare` is writable memory of `spare.len()` bytes owned by `buf`; read(2)
+        // SAFETY: `spare` is writable memory of `spare.len()` bytes owned by `buf`; recv(2)
         // writes at most that many bytes into it and returns how many it wrote.
-        let n = unsafe { libc::read(stream.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+        let n = unsafe {
+            libc::recv(
+                stream.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                flags,
+            )
+        };
         if n >= 0 {
             let n = n as usize;
-            // SAFETY: read(2) initialised the first `n` bytes of the spare capacity.
+            // SAFETY: recv(2) initialised the first `n` bytes of the spare capacity.
             unsafe { buf.set_len(buf.len() + n) };
             return Ok(n);
         }

@@ -21,6 +21,7 @@
 //! install (see `build.rs`).
 
 mod args;
+mod connections;
 #[cfg(paddock_libphp)]
 mod exchange;
 #[cfg(paddock_libphp)]

@@ -1,17 +1,18 @@
 //! A worker's life after the fork: take its descriptors, wait to be the master's child, serve.
 //!
 //! The master hands each worker its own listening socket, as it does for php-cgi; the worker
-//! accepts one connection at a time and serves its requests one after the other (prefork).
+//! serves the front end's kept connections to it one request at a time (prefork), taking them in
+//! turn (`connections`).
 
 use std::os::fd::OwnedFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 
 use crate::args::{Args, DEFAULT_SLOWLOG_DEPTH};
+use crate::connections::{Connection, Connections};
 use crate::exchange::{self, Exchange};
-use crate::fcgi_conn::Reader;
 use crate::ffi;
 use crate::request::PhpRequest;
 use crate::slowlog::SlowLog;
@@ -52,56 +53,61 @@ pub(crate) fn run(
             .map_err(|e| eprintln!("paddock-php worker: no slow-request log: {e}"))
             .ok()
     });
+    let mut connections = Connections::default();
     loop {
-        match listener.accept() {
-            Ok((stream, _)) => serve_connection(stream, timeout, slowlog.as_ref()),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+        let connection = match connections.next_ready(&listener) {
+            Ok(connection) => connection,
             Err(e) => {
-                eprintln!("paddock-php worker: accept failed: {e}");
+                eprintln!("paddock-php worker: waiting for requests failed: {e}");
                 std::process::exit(1);
             }
+        };
+        if let Some(kept) = serve_request(connection, timeout, slowlog.as_ref()) {
+            connections.put_back(kept);
         }
     }
 }
 
-fn serve_connection(mut stream: UnixStream, timeout: Duration, slowlog: Option<&SlowLog>) {
-    let mut reader = Reader::default();
-    loop {
-        let incoming = match reader.next_request(&mut stream) {
-            Ok(Some(incoming)) => incoming,
-            Ok(None) => return,
-            Err(e) => {
-                eprintln!("paddock-php worker: bad FastCGI connection: {e}");
-                return;
-            }
-        };
-        let Some(mut request) = PhpRequest::from_params(&incoming.params) else {
-            eprintln!("paddock-php worker: malformed PARAMS; closing the connection");
-            return;
-        };
-        let started = Instant::now();
-        exchange::begin(Exchange::new(stream, incoming.id, incoming.stdin));
-        let view = request.c_view();
-        if let Some(slowlog) = slowlog {
-            slowlog.begin();
+/// Serves the request whose bytes have begun to arrive on `connection`; the connection back if the
+/// front end keeps it for more.
+fn serve_request(
+    connection: Connection,
+    timeout: Duration,
+    slowlog: Option<&SlowLog>,
+) -> Option<Connection> {
+    let Connection {
+        mut stream,
+        mut reader,
+    } = connection;
+    let incoming = match reader.next_request(&mut stream) {
+        Ok(Some(incoming)) => incoming,
+        Ok(None) => return None,
+        Err(e) => {
+            eprintln!("paddock-php worker: bad FastCGI connection: {e}");
+            return None;
         }
-        let ran = ffi::run_request(&view, timeout);
-        if let Some(slowlog) = slowlog {
-            slowlog.end();
-        }
-        let exchange = exchange::take().expect("the exchange begun above");
-        if !ran {
-            eprintln!(
-                "paddock-php worker: PHP could not start a request ({:?})",
-                started.elapsed()
-            );
-        }
-        stream = match exchange.end() {
-            Some(stream) => stream,
-            None => return,
-        };
-        if !incoming.keep_conn {
-            return;
-        }
+    };
+    let Some(mut request) = PhpRequest::from_params(&incoming.params) else {
+        eprintln!("paddock-php worker: malformed PARAMS; closing the connection");
+        return None;
+    };
+    let started = Instant::now();
+    exchange::begin(Exchange::new(stream, incoming.id, incoming.stdin));
+    let view = request.c_view();
+    if let Some(slowlog) = slowlog {
+        slowlog.begin();
     }
+    let ran = ffi::run_request(&view, timeout);
+    if let Some(slowlog) = slowlog {
+        slowlog.end();
+    }
+    let exchange = exchange::take().expect("the exchange begun above");
+    if !ran {
+        eprintln!(
+            "paddock-php worker: PHP could not start a request ({:?})",
+            started.elapsed()
+        );
+    }
+    let stream = exchange.end()?;
+    incoming.keep_conn.then_some(Connection { stream, reader })
 }

@@ -111,6 +111,14 @@ pub(super) fn render(report: &StatusReport, refresh: Option<u32>) -> String {
     page
 }
 
+/// The pool's queue, and the requests sent ahead to its busy workers if any.
+fn waiting(pool: &PoolReport) -> String {
+    match pool.sent_ahead {
+        0 => pool.waiting.to_string(),
+        ahead => format!("{} (+{ahead} sent ahead)", pool.waiting),
+    }
+}
+
 fn render_pool(page: &mut String, pool: &PoolReport) {
     let name = escape(&pool.name);
     let health = match (&pool.failing, pool.ready) {
@@ -135,7 +143,7 @@ fn render_pool(page: &mut String, pool: &PoolReport) {
         pool.workers,
         pool.busy_slots,
         pool.total_slots,
-        pool.waiting,
+        waiting(pool),
         pool.queue_max,
         duration(pool.queue_timeout_ms as f64 / 1000.0),
         duration(pool.request_timeout_ms as f64 / 1000.0),
@@ -325,6 +333,7 @@ mod tests {
                 busy_slots: 1,
                 idle_slots: 0,
                 waiting: 2,
+                sent_ahead: 0,
                 queue_max: 100,
                 queue_timeout_ms: 30_000,
                 request_timeout_ms: 60_000,

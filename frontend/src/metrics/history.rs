@@ -157,7 +157,8 @@ pub(crate) async fn sample_every_second(
         let now = SystemTime::now();
         for pool in &report.pools {
             let counts = Counts::of(&histograms, &pool.name);
-            history.record(&pool.name, now, counts, pool.waiting, pool.busy_slots);
+            let waiting = pool.waiting + pool.sent_ahead;
+            history.record(&pool.name, now, counts, waiting, pool.busy_slots);
         }
         let names: Vec<&str> = report.pools.iter().map(|p| p.name.as_str()).collect();
         history.keep_only(&names);

@@ -90,6 +90,7 @@ pub(crate) struct Metrics {
     pool_slots: IntGaugeVec,
     pool_busy_slots: IntGaugeVec,
     queue_depth: IntGaugeVec,
+    sent_ahead: IntGaugeVec,
     queue_limit: IntGaugeVec,
     rejections: IntCounterVec,
     pool_failing: IntGaugeVec,
@@ -166,6 +167,7 @@ impl Metrics {
             pool_slots: gauge(r, POOL_SLOTS, "Request slots of the pool's live workers (one per prefork worker, threads per threaded worker).", pool),
             pool_busy_slots: gauge(r, POOL_BUSY_SLOTS, "Slots running a request right now.", pool),
             queue_depth: gauge(r, QUEUE_DEPTH, "Requests waiting for a free slot right now.", pool),
+            sent_ahead: gauge(r, SENT_AHEAD, "Requests sent ahead to a busy builtin PHP worker (send_ahead), waiting in its socket right now.", pool),
             queue_limit: gauge(r, QUEUE_LIMIT, "The pool's queue_max: more waiting requests are rejected.", pool),
             rejections: counter(r, QUEUE_REJECTIONS_TOTAL, "Requests that never got a slot, by reason (full, timeout, client_gone, failing).", &[label::POOL, label::REASON]),
             pool_failing: gauge(r, POOL_FAILING, "1 while the pool is crash-looping or cannot start workers (fast 503s), else 0.", pool),
@@ -410,6 +412,7 @@ impl Metrics {
             &self.pool_slots,
             &self.pool_busy_slots,
             &self.queue_depth,
+            &self.sent_ahead,
             &self.queue_limit,
             &self.pool_failing,
             &self.pool_rss,
@@ -431,6 +434,7 @@ impl Metrics {
             set(&self.pool_slots, pool.total_slots);
             set(&self.pool_busy_slots, pool.busy_slots);
             set(&self.queue_depth, pool.waiting as u64);
+            set(&self.sent_ahead, pool.sent_ahead as u64);
             set(&self.queue_limit, pool.queue_max as u64);
             set(&self.pool_failing, u64::from(pool.failing.is_some()));
             let rss = pool.processes.iter().filter_map(|w| w.rss_bytes);

@@ -27,6 +27,7 @@ pub(crate) const SENT_BYTES_TOTAL: &str = "paddock_sent_bytes_total";
 
 // Pools and workers (gauges are sampled when /metrics is scraped).
 pub(crate) const POOL_WORKERS: &str = "paddock_pool_workers";
+pub(crate) const SENT_AHEAD: &str = "paddock_pool_sent_ahead";
 pub(crate) const POOL_SLOTS: &str = "paddock_pool_slots";
 pub(crate) const POOL_BUSY_SLOTS: &str = "paddock_pool_busy_slots";
 pub(crate) const QUEUE_DEPTH: &str = "paddock_queue_depth";

@@ -34,6 +34,8 @@ pub(crate) struct PoolReport {
     pub idle_slots: usize,
     /// Requests waiting in the queue now.
     pub waiting: usize,
+    /// Requests sent ahead to a busy worker (`send_ahead`), waiting in its socket now.
+    pub sent_ahead: usize,
     pub queue_max: usize,
     pub queue_timeout_ms: u64,
     pub request_timeout_ms: u64,
@@ -117,6 +119,7 @@ pub(crate) struct PoolFigures {
     pub name: String,
     pub idle_slots: usize,
     pub waiting: usize,
+    pub sent_ahead: usize,
     pub queue_max: usize,
     pub queue_timeout_ms: u64,
     pub request_timeout_ms: u64,
@@ -154,6 +157,7 @@ impl Metrics {
                     busy_slots: live().map(|w| u64::from(w.busy_slots)).sum(),
                     idle_slots: figures.idle_slots,
                     waiting: figures.waiting,
+                    sent_ahead: figures.sent_ahead,
                     queue_max: figures.queue_max,
                     queue_timeout_ms: figures.queue_timeout_ms,
                     request_timeout_ms: figures.request_timeout_ms,

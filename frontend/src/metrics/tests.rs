@@ -22,6 +22,7 @@ pub(crate) fn spec() -> FrontendSpec {
             starts_empty: false,
             protocol: Default::default(),
             keep_connections: true,
+            send_ahead: false,
         }],
         limits: LimitsSpec {
             max_body_bytes: 1 << 20,

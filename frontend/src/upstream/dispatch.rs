@@ -5,6 +5,15 @@
 //! and time), then pops the most recently used slot, so the least recently used workers stay idle
 //! and can be retired. A dropped request future leaves the queue by itself: a client that goes away
 //! while queued never reaches a worker.
+//!
+//! A `builtin = "php"` pool with `send_ahead` also keeps one place ahead per worker: a GET, HEAD
+//! or OPTIONS that finds every worker busy is sent on the worker's second connection at once and
+//! waits in its socket, so the worker finds it there when it ends the request it runs, instead of
+//! sleeping until the front end has read that answer and sent the next request (a sleep and a
+//! wake-up that cost about as much CPU as a small PHP page on a loaded machine). A request sent
+//! ahead counts as waiting, not running (for the master's sizing and the status page), and its
+//! `request_timeout` starts when the request before it ends. Only requests that may run twice
+//! go ahead: if the worker dies with one waiting, it is retried on another worker.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -40,6 +49,11 @@ pub(crate) struct WorkerHandle {
     drained_reported: AtomicBool,
     /// When it last finished a request (or came up).
     last_used: Mutex<Instant>,
+    /// Places ahead (`send_ahead`): requests sent beyond `slots`, waiting in its sockets.
+    ahead_places: u32,
+    /// Requests it has ended; with `turn`, how a request sent ahead learns that its turn came.
+    ended: AtomicU64,
+    turn: Notify,
     /// Requests running and served, RSS, age: for the status page and metrics.
     pub activity: Arc<WorkerActivity>,
 }
@@ -65,6 +79,18 @@ impl WorkerHandle {
 
     fn retire(&self, reason: ExitReason) {
         self.retiring.lock().unwrap().get_or_insert(reason);
+    }
+
+    /// Returns once the worker has ended more than `ended` requests: for a request sent ahead
+    /// while one other ran, the moment it starts to run.
+    pub(crate) async fn ended_more_than(&self, ended: u64) {
+        loop {
+            let turn = self.turn.notified();
+            if self.ended.load(Ordering::Acquire) > ended {
+                return;
+            }
+            turn.await;
+        }
     }
 }
 
@@ -134,6 +160,11 @@ pub(crate) struct PoolDispatch {
     idle: Mutex<Vec<Slot>>,
     /// One permit per slot in `idle` (unusable slots included until popped and discarded).
     free: Semaphore,
+    /// The places ahead not in use (`send_ahead`), each a slot of its own on a worker. A worker's
+    /// leased count changes under this lock when it has places ahead, so that a place is taken
+    /// only on a worker that is running a request, and given back as the idle slot when it ends
+    /// the last one.
+    ahead: Mutex<Vec<Slot>>,
     waiting: AtomicUsize,
     /// `waiting` as of the last load report (0 again once the queue empties): only a queue grown
     /// past it is news for the master, so a pool kept saturated by steady traffic does not send a
@@ -156,6 +187,8 @@ pub(crate) struct PoolSnapshot {
     pub workers: usize,
     pub idle_slots: usize,
     pub waiting: usize,
+    /// Requests sent ahead (`send_ahead`), waiting in a busy worker's socket.
+    pub sent_ahead: usize,
     pub failing: Option<String>,
 }
 
@@ -170,6 +203,7 @@ impl PoolDispatch {
             spec: arc_swap::ArcSwap::from_pointee(spec),
             idle: Mutex::new(Vec::new()),
             free: Semaphore::new(0),
+            ahead: Mutex::new(Vec::new()),
             waiting: AtomicUsize::new(0),
             reported_waiting: AtomicUsize::new(0),
             workers: Mutex::new(HashMap::new()),
@@ -228,8 +262,20 @@ impl PoolDispatch {
             retiring: Mutex::new(None),
             drained_reported: AtomicBool::new(false),
             last_used: Mutex::new(Instant::now()),
+            ahead_places: u32::from(self.spec().send_ahead && slots == 1),
+            ended: AtomicU64::new(0),
+            turn: Notify::new(),
             activity: Arc::new(WorkerActivity::new(slots)),
         });
+        let mut ahead = self.ahead.lock().unwrap();
+        for _ in 0..worker.ahead_places {
+            ahead.push(Slot {
+                worker: worker.clone(),
+                connection: None,
+                spare: None,
+            });
+        }
+        drop(ahead);
         self.workers.lock().unwrap().insert(id, worker.clone());
         let mut idle = self.idle.lock().unwrap();
         for _ in 0..slots {
@@ -246,6 +292,8 @@ impl PoolDispatch {
     pub(crate) fn worker_down(&self, id: WorkerId) {
         if let Some(worker) = self.workers.lock().unwrap().remove(&id) {
             worker.mark_dead();
+            // Its idle slot goes when popped; its places ahead (and their connections) now.
+            self.ahead.lock().unwrap().retain(|s| s.worker.id != id);
         }
     }
 
@@ -297,9 +345,11 @@ impl PoolDispatch {
         let mut busy_slots = 0;
         let mut workers_known = 0;
         let mut idle_workers = Vec::new();
+        let mut sent_ahead = 0;
         for worker in workers.values() {
             let leased = worker.leased.load(Ordering::Acquire);
-            busy_slots += leased;
+            busy_slots += leased.min(worker.slots);
+            sent_ahead += leased.saturating_sub(worker.slots);
             if worker.is_usable() {
                 workers_known += 1;
                 if leased == 0 {
@@ -314,7 +364,7 @@ impl PoolDispatch {
             workers_known,
             idle_slots,
             busy_slots,
-            waiting: waiting as u32,
+            waiting: waiting as u32 + sent_ahead,
             idle_workers,
         }
     }
@@ -340,18 +390,34 @@ impl PoolDispatch {
     }
 
     pub(crate) fn snapshot(&self) -> PoolSnapshot {
+        let sent_ahead = self.sent_ahead();
         let idle = self.idle.lock().unwrap();
         PoolSnapshot {
             name: self.name.clone(),
             workers: self.workers.lock().unwrap().len(),
             idle_slots: idle.iter().filter(|s| s.worker.is_alive()).count(),
             waiting: self.waiting.load(Ordering::Relaxed),
+            sent_ahead,
             failing: self.failing.lock().unwrap().clone(),
         }
     }
 
-    /// Waits in the pool's queue for a free slot.
-    pub(crate) async fn acquire(self: &Arc<Self>) -> Result<Lease, AdmissionError> {
+    /// Requests sent ahead, waiting in their worker's socket.
+    pub(crate) fn sent_ahead(&self) -> usize {
+        self.workers
+            .lock()
+            .unwrap()
+            .values()
+            .map(|w| w.leased.load(Ordering::Acquire).saturating_sub(w.slots) as usize)
+            .sum()
+    }
+
+    /// Waits in the pool's queue for a free slot. A request that `may_go_ahead` (idempotent)
+    /// and finds no slot free takes a place ahead on a busy worker if there is one.
+    pub(crate) async fn acquire(
+        self: &Arc<Self>,
+        may_go_ahead: bool,
+    ) -> Result<Lease, AdmissionError> {
         let name = &self.name;
         let spec = self.spec();
         if let Some(reason) = self.failing.lock().unwrap().clone() {
@@ -360,6 +426,11 @@ impl PoolDispatch {
                     pool: name.clone(),
                     reason,
                 });
+            }
+        }
+        if may_go_ahead && spec.send_ahead && self.free.available_permits() == 0 {
+            if let Some(lease) = self.take_place_ahead() {
+                return Ok(lease);
             }
         }
         if self.waiting.load(Ordering::Relaxed) >= spec.queue_max {
@@ -388,22 +459,47 @@ impl PoolDispatch {
             let slot = self.idle.lock().unwrap().pop();
             match slot {
                 Some(slot) if slot.worker.is_usable() => {
-                    let worker = &slot.worker;
-                    worker.leased.fetch_add(1, Ordering::AcqRel);
-                    let served = worker.served.fetch_add(1, Ordering::Relaxed) + 1;
-                    if served >= worker.request_limit {
-                        worker.retire(ExitReason::MaxRequests);
+                    if slot.worker.ahead_places > 0 {
+                        let _ahead = self.ahead.lock().unwrap();
+                        slot.worker.leased.fetch_add(1, Ordering::AcqRel);
+                    } else {
+                        slot.worker.leased.fetch_add(1, Ordering::AcqRel);
                     }
-                    return Ok(Lease {
-                        pool: self.clone(),
-                        slot: Some(slot),
-                        deadline: None,
-                        activity: None,
-                    });
+                    return Ok(self.lease(slot, None));
                 }
                 // A dead or retiring worker's slot: its permit is spent, wait for a usable one.
                 _ => continue,
             }
+        }
+    }
+
+    /// A place ahead on a usable worker that runs a request, if one is free (the most recently
+    /// given back first).
+    fn take_place_ahead(self: &Arc<Self>) -> Option<Lease> {
+        let mut ahead = self.ahead.lock().unwrap();
+        let index = ahead.iter().rposition(|s| {
+            s.worker.is_usable() && s.worker.leased.load(Ordering::Acquire) >= s.worker.slots
+        })?;
+        let slot = ahead.swap_remove(index);
+        slot.worker.leased.fetch_add(1, Ordering::AcqRel);
+        let ended = slot.worker.ended.load(Ordering::Acquire);
+        drop(ahead);
+        Some(self.lease(slot, Some(ended)))
+    }
+
+    /// Hands `slot` out, counting the request on its worker (which retires at its limit).
+    fn lease(self: &Arc<Self>, slot: Slot, ahead_of: Option<u64>) -> Lease {
+        let worker = &slot.worker;
+        let served = worker.served.fetch_add(1, Ordering::Relaxed) + 1;
+        if served >= worker.request_limit {
+            worker.retire(ExitReason::MaxRequests);
+        }
+        Lease {
+            pool: self.clone(),
+            slot: Some(slot),
+            deadline: None,
+            activity: None,
+            ahead_of,
         }
     }
 
@@ -436,6 +532,9 @@ impl PoolDispatch {
     fn release(&self, slot: Slot) {
         let worker = slot.worker.clone();
         *worker.last_used.lock().unwrap() = Instant::now();
+        if worker.ahead_places > 0 {
+            return self.release_with_places_ahead(slot);
+        }
         if worker.is_usable() {
             self.idle.lock().unwrap().push(slot);
             self.free.add_permits(1);
@@ -443,6 +542,30 @@ impl PoolDispatch {
             drop(slot);
         }
         worker.leased.fetch_sub(1, Ordering::AcqRel);
+        self.report_if_drained(&worker);
+    }
+
+    /// A worker with places ahead: the slot given back is its idle slot if the worker has
+    /// nothing else in flight, and a place ahead if a request still runs there.
+    fn release_with_places_ahead(&self, slot: Slot) {
+        let worker = slot.worker.clone();
+        let mut ahead = self.ahead.lock().unwrap();
+        let still_running = worker.leased.fetch_sub(1, Ordering::AcqRel) - 1;
+        worker.ended.fetch_add(1, Ordering::AcqRel);
+        let usable = worker.is_usable();
+        if usable && still_running >= worker.slots {
+            ahead.push(slot);
+            drop(ahead);
+        } else {
+            drop(ahead);
+            if usable {
+                self.idle.lock().unwrap().push(slot);
+                self.free.add_permits(1);
+            } else {
+                drop(slot);
+            }
+        }
+        worker.turn.notify_waiters();
         self.report_if_drained(&worker);
     }
 }
@@ -472,6 +595,9 @@ pub(crate) struct Lease {
     /// The request as the status page and metrics show it on the worker: it stays there while
     /// an abandoned request is drained.
     activity: Option<WorkerRequest>,
+    /// Taken as a place ahead: the worker's ended-request count then; the request runs once
+    /// the count has grown past it.
+    ahead_of: Option<u64>,
 }
 
 impl Lease {
@@ -481,6 +607,12 @@ impl Lease {
 
     pub(crate) fn worker(&self) -> &Arc<WorkerHandle> {
         &self.slot.as_ref().expect("present until drop").worker
+    }
+
+    /// For a place ahead, the worker's ended-request count when it was taken (see
+    /// [`WorkerHandle::ended_more_than`]); `None` for a request that runs at once.
+    pub(crate) fn ahead_of(&self) -> Option<u64> {
+        self.ahead_of
     }
 
     /// The slot's connection to its worker, opened (or reopened, if the worker closed it) as needed.
@@ -533,9 +665,14 @@ impl Lease {
     pub(crate) fn begin_request(
         &mut self,
         deadline: tokio::time::Instant,
-        activity: WorkerRequest,
+        activity: Option<WorkerRequest>,
     ) {
         self.deadline = Some(deadline);
+        self.activity = activity;
+    }
+
+    /// The request's entry on the worker's activity, once it runs (see [`Lease::begin_request`]).
+    pub(crate) fn set_activity(&mut self, activity: WorkerRequest) {
         self.activity = Some(activity);
     }
 }
@@ -589,6 +726,7 @@ mod tests {
             starts_empty: false,
             protocol: Default::default(),
             keep_connections: true,
+            send_ahead: false,
         };
         (
             Arc::new(PoolDispatch::new(spec, tx, Arc::new(Notify::new()))),
@@ -605,12 +743,12 @@ mod tests {
         let (pool, mut to_master) = pool_with(10, 50, 0);
         pool.worker_up(1, 11, "/a".into(), 1);
         pool.worker_up(2, 22, "/b".into(), 1);
-        let lease = pool.acquire().await.unwrap();
+        let lease = pool.acquire(false).await.unwrap();
         assert_eq!(lease.worker().id, 2);
         pool.retire(2, ExitReason::Idle);
         assert!(to_master.try_recv().is_err(), "still busy: not drained yet");
         assert_eq!(
-            pool.acquire().await.unwrap().worker().id,
+            pool.acquire(false).await.unwrap().worker().id,
             1,
             "no new request for a retiring worker"
         );
@@ -631,8 +769,8 @@ mod tests {
         let (pool, mut to_master) = pool_with(10, 50, 0);
         pool.worker_up(1, 11, "/a".into(), 1);
         pool.worker_up(2, 22, "/b".into(), 3);
-        let hung = pool.acquire().await.unwrap();
-        let other = pool.acquire().await.unwrap();
+        let hung = pool.acquire(false).await.unwrap();
+        let other = pool.acquire(false).await.unwrap();
         assert_eq!((hung.worker().id, other.worker().id), (2, 2));
         pool.retire_after_timeout(&hung.worker().clone());
         drop(hung);
@@ -641,7 +779,7 @@ mod tests {
             "a request still runs on it: no kill yet"
         );
         assert_eq!(
-            pool.acquire().await.unwrap().worker().id,
+            pool.acquire(false).await.unwrap().worker().id,
             1,
             "its free slot takes no new request"
         );
@@ -660,9 +798,9 @@ mod tests {
     async fn worker_retires_after_max_requests() {
         let (pool, mut to_master) = pool_with(10, 50, 2);
         pool.worker_up(1, 11, "/a".into(), 1);
-        drop(pool.acquire().await.unwrap());
+        drop(pool.acquire(false).await.unwrap());
         assert!(to_master.try_recv().is_err());
-        drop(pool.acquire().await.unwrap());
+        drop(pool.acquire(false).await.unwrap());
         assert!(matches!(
             to_master.try_recv().unwrap(),
             ToMaster::Drained {
@@ -672,7 +810,7 @@ mod tests {
             }
         ));
         assert!(matches!(
-            pool.acquire().await,
+            pool.acquire(false).await,
             Err(AdmissionError::QueueTimeout(_))
         ));
     }
@@ -681,7 +819,7 @@ mod tests {
     async fn load_reports_idle_and_waiting() {
         let pool = pool(10, 1_000);
         pool.worker_up(1, 11, "/a".into(), 2);
-        let held = pool.acquire().await.unwrap();
+        let held = pool.acquire(false).await.unwrap();
         let load = pool.load();
         assert_eq!(
             (
@@ -703,24 +841,24 @@ mod tests {
         let pool = pool(10, 100);
         pool.worker_up(1, 11, "/a".into(), 1);
         pool.worker_up(2, 22, "/b".into(), 1);
-        let first = pool.acquire().await.unwrap();
+        let first = pool.acquire(false).await.unwrap();
         assert_eq!(first.worker().id, 2);
         drop(first);
-        assert_eq!(pool.acquire().await.unwrap().worker().id, 2);
+        assert_eq!(pool.acquire(false).await.unwrap().worker().id, 2);
     }
 
     #[tokio::test]
     async fn queue_times_out_and_bounds_length() {
         let pool = pool(1, 50);
         pool.worker_up(1, 11, "/a".into(), 1);
-        let held = pool.acquire().await.unwrap();
+        let held = pool.acquire(false).await.unwrap();
         let waiter = tokio::spawn({
             let pool = pool.clone();
-            async move { pool.acquire().await.map(|_| ()) }
+            async move { pool.acquire(false).await.map(|_| ()) }
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(
-            pool.acquire().await.unwrap_err(),
+            pool.acquire(false).await.unwrap_err(),
             AdmissionError::QueueFull("php".into())
         );
         assert_eq!(
@@ -737,12 +875,12 @@ mod tests {
         pool.worker_up(1, 11, "/a".into(), 2);
         pool.worker_up(2, 22, "/b".into(), 1);
         pool.worker_down(2);
-        let lease = pool.acquire().await.unwrap();
+        let lease = pool.acquire(false).await.unwrap();
         assert_eq!(lease.worker().id, 1);
         drop(lease);
         pool.worker_down(1);
         assert!(matches!(
-            pool.acquire().await,
+            pool.acquire(false).await,
             Err(AdmissionError::QueueTimeout(_))
         ));
     }
@@ -751,7 +889,7 @@ mod tests {
     async fn failing_pool_without_workers_answers_at_once() {
         let pool = pool(10, 10_000);
         pool.set_failing(Some("command `php-cgi` was not found".into()));
-        let error = pool.acquire().await.unwrap_err();
+        let error = pool.acquire(false).await.unwrap_err();
         assert!(matches!(error, AdmissionError::Failing { .. }));
     }
 
@@ -759,10 +897,10 @@ mod tests {
     async fn a_waiter_gets_a_slot_released_later() {
         let pool = pool(10, 1_000);
         pool.worker_up(1, 11, "/a".into(), 1);
-        let held = pool.acquire().await.unwrap();
+        let held = pool.acquire(false).await.unwrap();
         let waiter = tokio::spawn({
             let pool = pool.clone();
-            async move { pool.acquire().await.map(|l| l.worker().id) }
+            async move { pool.acquire(false).await.map(|l| l.worker().id) }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         drop(held);
@@ -776,13 +914,13 @@ mod tests {
         let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
         let pool = pool(10, 1_000);
         pool.worker_up(1, 11, socket, 1);
-        let mut lease = pool.acquire().await.unwrap();
+        let mut lease = pool.acquire(false).await.unwrap();
         assert!(lease.connection().unwrap().keeps());
         drop(lease);
         let mut spec = (*pool.spec()).clone();
         spec.keep_connections = false;
         pool.set_spec(spec);
-        let mut lease = pool.acquire().await.unwrap();
+        let mut lease = pool.acquire(false).await.unwrap();
         assert!(
             !lease.connection().unwrap().keeps(),
             "opened again, not kept"
@@ -803,6 +941,7 @@ mod tests {
             starts_empty: false,
             protocol: Default::default(),
             keep_connections: true,
+            send_ahead: false,
         };
         let pressure = Arc::new(Notify::new());
         let pool = Arc::new(PoolDispatch::new(spec, tx, pressure.clone()));
@@ -813,10 +952,10 @@ mod tests {
         };
         let wait_for_slot = |pool: &Arc<PoolDispatch>| {
             let pool = pool.clone();
-            tokio::spawn(async move { pool.acquire().await.map(|_| ()) })
+            tokio::spawn(async move { pool.acquire(false).await.map(|_| ()) })
         };
         pool.worker_up(1, 11, "/a".into(), 1);
-        let held = pool.acquire().await.unwrap();
+        let held = pool.acquire(false).await.unwrap();
         assert!(!signalled().await, "a free slot was taken: no pressure");
         let first = wait_for_slot(&pool);
         assert!(signalled().await, "the first request to wait is news");
@@ -834,7 +973,7 @@ mod tests {
         second.await.unwrap().unwrap();
         third.await.unwrap().unwrap();
         assert_eq!(pool.snapshot().waiting, 0);
-        let after_empty = pool.acquire().await.unwrap();
+        let after_empty = pool.acquire(false).await.unwrap();
         let next = wait_for_slot(&pool);
         assert!(
             signalled().await,
@@ -844,3 +983,7 @@ mod tests {
         next.await.unwrap().unwrap();
     }
 }
+
+#[cfg(test)]
+#[path = "dispatch_ahead_tests.rs"]
+mod ahead_tests;

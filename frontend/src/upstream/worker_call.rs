@@ -91,17 +91,30 @@ pub(crate) async fn call(
         // has `threads` of them, more than the retries). A new connection to a dead worker is
         // refused at once, which marks the worker gone.
         let fresh = retries > 0;
-        let mut lease = lease_and_connect(state, &pool, call.request_id, fresh).await?;
+        // Only a first attempt goes ahead: a retry waits for a worker that is free.
+        let may_go_ahead = call.idempotent() && !fresh;
+        let mut lease =
+            lease_and_connect(state, &pool, call.request_id, fresh, may_go_ahead).await?;
         let worker = lease.worker().clone();
+        let ahead_of = lease.ahead_of();
         let mut stderr = WorkerStderr::new(call.pool, worker.pid, call.request_id);
-        let on_worker = state.metrics.worker_request(
-            call.pool,
-            &worker.activity,
-            call.request_id,
-            call.method,
-            call.path,
-        );
-        lease.begin_request(tokio::time::Instant::now() + timeout, on_worker);
+        let on_worker = || {
+            state.metrics.worker_request(
+                call.pool,
+                &worker.activity,
+                call.request_id,
+                call.method,
+                call.path,
+            )
+        };
+        // A request sent ahead shows on its worker, and has its deadline, from when the request
+        // before it ends (it waits behind it in the worker's socket until then). Should the
+        // client go away while it waits, the worker is given that one's deadline too.
+        match ahead_of {
+            None => lease.begin_request(tokio::time::Instant::now() + timeout, Some(on_worker())),
+            Some(_) => lease.begin_request(tokio::time::Instant::now() + 2 * timeout, None),
+        }
+        let mut began_ahead = None;
         let connection = lease
             .open_connection()
             .expect("lease_and_connect hands out connected slots");
@@ -111,7 +124,21 @@ pub(crate) async fn call(
             sink,
             |b| stderr.write(b),
         );
-        let error = match tokio::time::timeout(timeout, exchange).await {
+        let deadline = async {
+            if let Some(ended) = ahead_of {
+                worker.ended_more_than(ended).await;
+                began_ahead = Some(on_worker());
+            }
+            tokio::time::sleep(timeout).await;
+        };
+        let outcome = tokio::select! {
+            outcome = exchange => Ok(outcome),
+            () = deadline => Err(()),
+        };
+        if ahead_of.is_some() {
+            lease.set_activity(began_ahead.take().unwrap_or_else(on_worker));
+        }
+        let error = match outcome {
             Ok(Ok(reply)) => {
                 if let Some(usage) = reply.usage {
                     state
@@ -126,7 +153,7 @@ pub(crate) async fn call(
                 return Ok(());
             }
             Ok(Err(e)) => ScriptError::Exchange(e),
-            Err(_elapsed) => ScriptError::Deadline(timeout),
+            Err(()) => ScriptError::Deadline(timeout),
         };
         if matches!(error, ScriptError::Exchange(ExchangeError::ClientGone)) {
             // The worker may still be running the script: its slot comes back when it is done.
@@ -158,12 +185,13 @@ pub(crate) async fn lease_and_connect(
     pool: &Arc<PoolDispatch>,
     request_id: &str,
     fresh: bool,
+    may_go_ahead: bool,
 ) -> Result<Lease, ScriptError> {
     let mut attempts = 0;
     let mut stale = 0;
     loop {
         let queued = state.metrics.queue_entered(&pool.name);
-        let mut lease = match queued.wait(pool.acquire()).await {
+        let mut lease = match queued.wait(pool.acquire(may_go_ahead)).await {
             Ok(lease) => lease,
             Err(e) => {
                 let error = ScriptError::from(e);
@@ -245,7 +273,7 @@ mod tests {
             let removed = dir.path().join(format!("gone-{id}.sock"));
             pool.worker_up(id, 100 + id as u32, removed, 1);
         }
-        let lease = lease_and_connect(&state, &pool, "test", false)
+        let lease = lease_and_connect(&state, &pool, "test", false, false)
             .await
             .expect("the live worker is reached");
         assert_eq!(lease.worker().pid, 100);

@@ -134,6 +134,8 @@ pub struct PoolConfig {
     /// Whether a connection to a worker carries more than one request (see
     /// `PoolDispatchSpec::keep_connections`).
     pub keep_connections: bool,
+    /// `send_ahead` (builtin PHP pools; see `PoolDispatchSpec::send_ahead`).
+    pub send_ahead: bool,
     /// Concurrent requests per worker: 1 for prefork.
     pub slots_per_worker: u32,
     pub sizing: Sizing,

@@ -186,6 +186,21 @@ pub(super) fn validate_pool(
         }
     };
 
+    // Only paddock's own PHP worker serves two connections in turn; php-cgi serves one until it
+    // closes, so a request sent ahead on a second one would wait for the first to close.
+    let send_ahead = match (pool.builtin == Some(RawBuiltin::Php), pool.send_ahead) {
+        (true, send_ahead) => send_ahead.unwrap_or(true),
+        (false, None) => false,
+        (false, Some(_)) => {
+            return fail(
+                "send_ahead",
+                "only builtin = \"php\" pools take `send_ahead`: other workers serve one \
+                 connection at a time"
+                    .into(),
+            )
+        }
+    };
+
     let sizing = validate_sizing(name, pool, mode, slots_per_worker)?;
     let spawn_rate = pool.spawn_rate.unwrap_or(DEFAULT_SPAWN_RATE);
     if spawn_rate == 0 {
@@ -256,6 +271,7 @@ pub(super) fn validate_pool(
         external_socket,
         protocol,
         keep_connections,
+        send_ahead,
         slots_per_worker,
         sizing,
         spawn_rate,
@@ -459,6 +475,7 @@ pub(super) fn dispatch_spec(name: &str, pool: &RawPool, config: &PoolConfig) -> 
         starts_empty: matches!(config.sizing, Sizing::OnDemand { .. }),
         protocol: config.protocol,
         keep_connections: config.keep_connections,
+        send_ahead: config.send_ahead,
     }
 }
 

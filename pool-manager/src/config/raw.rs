@@ -289,6 +289,7 @@ pub(super) struct RawPool {
     pub socket: Option<PathBuf>,
     pub connections: Option<u32>,
     pub keep_connections: Option<bool>,
+    pub send_ahead: Option<bool>,
     pub protocol: Option<protocol::control::WorkerProtocol>,
 
     pub sizing: Option<RawSizing>,

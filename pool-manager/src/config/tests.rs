@@ -195,6 +195,23 @@ fn only_external_pools_choose_whether_connections_are_kept() {
 }
 
 #[test]
+fn send_ahead_is_on_for_builtin_php_pools_and_refused_elsewhere() {
+    let builtin = |body: &str| {
+        format!("{MINIMAL}\n[pools.php]\nmode = \"prefork\"\nbuiltin = \"php\"\n{body}\n")
+    };
+    let spec = |text: &str| load(text).unwrap().frontend.pools[0].send_ahead;
+    assert!(spec(&builtin("")), "on by default");
+    assert!(!spec(&builtin("send_ahead = false")));
+    // php-cgi serves one connection until it closes: a request on a second would wait for that.
+    let cgi = format!("{MINIMAL}\n[pools.php]\nmode = \"prefork\"\ncommand = [\"php-cgi\"]\n");
+    assert!(!spec(&cgi));
+    let error = load(&format!("{cgi}send_ahead = true\n")).unwrap_err();
+    assert_eq!(error.key, "pools.php.send_ahead");
+    assert_eq!(error.line, Some(12), "{error}");
+    assert!(error.to_string().contains("only builtin"), "{error}");
+}
+
+#[test]
 fn php_cgi_self_exit_limit_becomes_the_front_ends_retirement_count() {
     let text = format!(
         "{MINIMAL}\n[pools.php]\nmode = \"prefork\"\ncommand = [\"php-cgi\"]\nmax_requests = 500\nenv = {{ PHP_FCGI_MAX_REQUESTS = \"50\" }}\n"

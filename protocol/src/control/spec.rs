@@ -323,6 +323,10 @@ pub struct PoolDispatchSpec {
     /// config says so, since a kept connection can hold one of its processes.
     #[serde(default = "keep_connections_by_default")]
     pub keep_connections: bool,
+    /// `send_ahead`: a prefork worker of paddock's own PHP keeps a second connection, on which
+    /// one idempotent request is sent while it runs another, to wait there until it is done.
+    #[serde(default)]
+    pub send_ahead: bool,
 }
 
 fn keep_connections_by_default() -> bool {

@@ -3,6 +3,7 @@
 //! `builtin = "php"` worker with its warm parent.
 
 mod builtin_php;
+mod builtin_php_ahead;
 mod builtin_php_parent;
 mod builtin_php_usage;
 mod faults;

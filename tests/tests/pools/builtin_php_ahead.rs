@@ -1,0 +1,150 @@
+//! `send_ahead` on `builtin = "php"` pools: a GET that finds every worker busy is sent on a
+//! worker's second connection and waits there; a POST waits in the pool's queue; a request sent
+//! ahead of one that times out, or to a worker that is killed, is still answered.
+
+use harness::observe::{sample, scrape};
+use harness::php_builtin::{php_builtin_site, require_libphp};
+use harness::{signal, test_site, Hold, Paddock};
+
+/// The body of a GET of `hold.php` or `sleep.php`: ends with the pid of the worker that ran it.
+fn pid_in(answer: &str) -> Option<u32> {
+    answer.split_whitespace().last()?.parse().ok()
+}
+
+fn get(paddock: &Paddock, path: &str) -> (u16, String) {
+    let output = paddock.curl(&["-s", "-w", "\n%{http_code}", &paddock.url(path)]);
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (status.trim().parse().unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn a_get_goes_ahead_to_a_busy_worker_a_post_waits_in_the_queue() {
+    if !require_libphp() {
+        return;
+    }
+    let paddock = Paddock::start(&php_builtin_site(&test_site(), 1, ""));
+    let hold = Hold::new();
+    std::thread::scope(|scope| {
+        let running = scope.spawn(|| get(&paddock, &hold.path()));
+        paddock.wait_pool("php", "the held request running", |p| {
+            p["busy_slots"].as_u64() == Some(1)
+        });
+        let ahead = scope.spawn(|| get(&paddock, "/sleep.php?ms=0"));
+        paddock.wait_pool("php", "a GET sent ahead", |p| {
+            p["sent_ahead"].as_u64() == Some(1)
+        });
+        let post = scope.spawn(|| paddock.curl_status(&["-d", "a=1", &paddock.url("/echo.php")]));
+        let pool = paddock.wait_pool("php", "a POST in the queue", |p| {
+            p["waiting"].as_u64() == Some(1)
+        });
+        assert_eq!(pool["sent_ahead"], 1, "the POST did not go ahead: {pool}");
+        assert_eq!(
+            pool["busy_slots"], 1,
+            "the request sent ahead is not running: {pool}"
+        );
+        let metrics = scrape(paddock.admin);
+        assert_eq!(
+            sample(&metrics, "paddock_pool_sent_ahead", &[("pool", "php")]),
+            Some(1.0),
+            "{metrics}"
+        );
+        hold.release();
+        let (status, first) = running.join().unwrap();
+        assert_eq!(status, 200, "{first}\n{}", paddock.log());
+        let (status, second) = ahead.join().unwrap();
+        assert_eq!(status, 200, "{second}\n{}", paddock.log());
+        assert_eq!(
+            pid_in(&first),
+            pid_in(&second),
+            "the GET sent ahead ran on the same worker, after the held one"
+        );
+        assert_eq!(post.join().unwrap(), 200, "{}", paddock.log());
+    });
+    let pool = paddock.pool_status("php");
+    assert_eq!(pool["sent_ahead"], 0, "{pool}");
+}
+
+#[test]
+fn without_send_ahead_a_get_waits_in_the_queue() {
+    if !require_libphp() {
+        return;
+    }
+    let paddock = Paddock::start(&php_builtin_site(&test_site(), 1, "send_ahead = false"));
+    let hold = Hold::new();
+    std::thread::scope(|scope| {
+        let running = scope.spawn(|| get(&paddock, &hold.path()));
+        paddock.wait_pool("php", "the held request running", |p| {
+            p["busy_slots"].as_u64() == Some(1)
+        });
+        let queued = scope.spawn(|| get(&paddock, "/sleep.php?ms=0"));
+        let pool = paddock.wait_pool("php", "a GET in the queue", |p| {
+            p["waiting"].as_u64() == Some(1)
+        });
+        assert_eq!(pool["sent_ahead"], 0, "{pool}");
+        hold.release();
+        assert_eq!(running.join().unwrap().0, 200);
+        assert_eq!(queued.join().unwrap().0, 200);
+    });
+}
+
+/// The request before it overruns `request_timeout` and ends with PHP's timeout error (504):
+/// the GET sent ahead runs next on the same worker, with a deadline of its own from then on.
+#[test]
+fn a_get_sent_ahead_of_a_request_that_times_out_is_answered() {
+    if !require_libphp() {
+        return;
+    }
+    let paddock = Paddock::start(&php_builtin_site(
+        &test_site(),
+        1,
+        "request_timeout = \"2s\"",
+    ));
+    std::thread::scope(|scope| {
+        let slow = scope.spawn(|| get(&paddock, "/sleep.php?ms=60000"));
+        paddock.wait_pool("php", "the slow request running", |p| {
+            p["busy_slots"].as_u64() == Some(1)
+        });
+        // Its own deadline starts when the slow one ends; it runs in no time then.
+        let ahead = scope.spawn(|| get(&paddock, "/sleep.php?ms=1500"));
+        paddock.wait_pool("php", "a GET sent ahead", |p| {
+            p["sent_ahead"].as_u64() == Some(1)
+        });
+        assert_eq!(slow.join().unwrap().0, 504, "{}", paddock.log());
+        let (status, body) = ahead.join().unwrap();
+        assert_eq!(status, 200, "{body}\n{}", paddock.log());
+    });
+    let log = paddock.log();
+    assert!(!log.contains("reason=timeout_kill"), "{log}");
+}
+
+/// The worker is killed while it runs one request and holds another sent ahead: both are GETs,
+/// so both are retried on the worker that replaces it (nothing of either had been answered).
+#[test]
+fn gets_on_a_killed_worker_are_retried_on_its_successor() {
+    if !require_libphp() {
+        return;
+    }
+    let paddock = Paddock::start(&php_builtin_site(&test_site(), 1, ""));
+    let hold = Hold::new();
+    let victim = paddock.worker_pids("php-worker")[0];
+    std::thread::scope(|scope| {
+        let running = scope.spawn(|| get(&paddock, &hold.path()));
+        paddock.wait_pool("php", "the held request running", |p| {
+            p["busy_slots"].as_u64() == Some(1)
+        });
+        let ahead = scope.spawn(|| get(&paddock, "/sleep.php?ms=0"));
+        paddock.wait_pool("php", "a GET sent ahead", |p| {
+            p["sent_ahead"].as_u64() == Some(1)
+        });
+        signal(victim, "KILL");
+        hold.release();
+        let (status, first) = running.join().unwrap();
+        assert_eq!(status, 200, "{first}\n{}", paddock.log());
+        let (status, second) = ahead.join().unwrap();
+        assert_eq!(status, 200, "{second}\n{}", paddock.log());
+        for answer in [&first, &second] {
+            assert_ne!(pid_in(answer), Some(victim), "{answer}");
+        }
+    });
+}
