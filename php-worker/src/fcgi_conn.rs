@@ -47,6 +47,10 @@ impl Reader {
     /// Reads what the kernel already has for this connection without waiting: `None` when it has
     /// nothing, `Some(0)` at the end of the stream.
     pub(crate) fn read_waiting(&mut self, stream: &UnixStream) -> io::Result<Option<usize>> {
+        // What was decoded goes first: a connection whose requests always arrive whole between
+        // two requests would otherwise keep every byte it ever carried.
+        self.buf.drain(..self.start);
+        self.start = 0;
         match read_more(stream, &mut self.buf, libc::MSG_DONTWAIT) {
             Ok(n) => Ok(Some(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),

@@ -6,14 +6,14 @@
 //! and can be retired. A dropped request future leaves the queue by itself: a client that goes away
 //! while queued never reaches a worker.
 //!
-//! A `builtin = "php"` pool with `send_ahead` also keeps one place ahead per worker: a GET, HEAD
-//! or OPTIONS that finds every worker busy is sent on the worker's second connection at once and
-//! waits in its socket, so the worker finds it there when it ends the request it runs, instead of
-//! sleeping until the front end has read that answer and sent the next request (a sleep and a
-//! wake-up that cost about as much CPU as a small PHP page on a loaded machine). A request sent
-//! ahead counts as waiting, not running (for the master's sizing and the status page), and its
-//! `request_timeout` starts when the request before it ends. Only requests that may run twice
-//! go ahead: if the worker dies with one waiting, it is retried on another worker.
+//! A `builtin = "php"` worker with `send_ahead` has a second slot, a place ahead: its own kept
+//! connection, on which a request is sent while the worker runs another, to wait in that socket.
+//! The worker finds it there when it ends the running one and goes on without sleeping, instead of
+//! waiting for the front end to read that answer and send the next request (a sleep and a wake-up
+//! that cost about as much CPU as a small PHP page on a loaded machine). A slot of an idle worker
+//! is always handed out before a place ahead. A request sent ahead counts as waiting, not running
+//! (for the master's sizing and the status page), until the request before it ends; its
+//! `request_timeout` starts then.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -49,11 +49,14 @@ pub(crate) struct WorkerHandle {
     drained_reported: AtomicBool,
     /// When it last finished a request (or came up).
     last_used: Mutex<Instant>,
-    /// Places ahead (`send_ahead`): requests sent beyond `slots`, waiting in its sockets.
+    /// Places ahead (`send_ahead`): slots beyond `slots`, for requests that wait in its socket.
     ahead_places: u32,
     /// Requests it has ended; with `turn`, how a request sent ahead learns that its turn came.
     ended: AtomicU64,
     turn: Notify,
+    /// Held while `leased` and `ended` change together on a worker with places ahead, so that a
+    /// new lease knows exactly whether a request runs before it, and which end is its turn.
+    order: Mutex<()>,
     /// Requests running and served, RSS, age: for the status page and metrics.
     pub activity: Arc<WorkerActivity>,
 }
@@ -160,11 +163,6 @@ pub(crate) struct PoolDispatch {
     idle: Mutex<Vec<Slot>>,
     /// One permit per slot in `idle` (unusable slots included until popped and discarded).
     free: Semaphore,
-    /// The places ahead not in use (`send_ahead`), each a slot of its own on a worker. A worker's
-    /// leased count changes under this lock when it has places ahead, so that a place is taken
-    /// only on a worker that is running a request, and given back as the idle slot when it ends
-    /// the last one.
-    ahead: Mutex<Vec<Slot>>,
     waiting: AtomicUsize,
     /// `waiting` as of the last load report (0 again once the queue empties): only a queue grown
     /// past it is news for the master, so a pool kept saturated by steady traffic does not send a
@@ -203,7 +201,6 @@ impl PoolDispatch {
             spec: arc_swap::ArcSwap::from_pointee(spec),
             idle: Mutex::new(Vec::new()),
             free: Semaphore::new(0),
-            ahead: Mutex::new(Vec::new()),
             waiting: AtomicUsize::new(0),
             reported_waiting: AtomicUsize::new(0),
             workers: Mutex::new(HashMap::new()),
@@ -265,20 +262,13 @@ impl PoolDispatch {
             ahead_places: u32::from(self.spec().send_ahead && slots == 1),
             ended: AtomicU64::new(0),
             turn: Notify::new(),
+            order: Mutex::new(()),
             activity: Arc::new(WorkerActivity::new(slots)),
         });
-        let mut ahead = self.ahead.lock().unwrap();
-        for _ in 0..worker.ahead_places {
-            ahead.push(Slot {
-                worker: worker.clone(),
-                connection: None,
-                spare: None,
-            });
-        }
-        drop(ahead);
+        let places = slots + worker.ahead_places;
         self.workers.lock().unwrap().insert(id, worker.clone());
         let mut idle = self.idle.lock().unwrap();
-        for _ in 0..slots {
+        for _ in 0..places {
             idle.push(Slot {
                 worker: worker.clone(),
                 connection: None,
@@ -286,14 +276,12 @@ impl PoolDispatch {
             });
         }
         drop(idle);
-        self.free.add_permits(slots as usize);
+        self.free.add_permits(places as usize);
     }
 
     pub(crate) fn worker_down(&self, id: WorkerId) {
         if let Some(worker) = self.workers.lock().unwrap().remove(&id) {
             worker.mark_dead();
-            // Its idle slot goes when popped; its places ahead (and their connections) now.
-            self.ahead.lock().unwrap().retain(|s| s.worker.id != id);
         }
     }
 
@@ -412,12 +400,8 @@ impl PoolDispatch {
             .sum()
     }
 
-    /// Waits in the pool's queue for a free slot. A request that `may_go_ahead` (idempotent)
-    /// and finds no slot free takes a place ahead on a busy worker if there is one.
-    pub(crate) async fn acquire(
-        self: &Arc<Self>,
-        may_go_ahead: bool,
-    ) -> Result<Lease, AdmissionError> {
+    /// Waits in the pool's queue for a free slot.
+    pub(crate) async fn acquire(self: &Arc<Self>) -> Result<Lease, AdmissionError> {
         let name = &self.name;
         let spec = self.spec();
         if let Some(reason) = self.failing.lock().unwrap().clone() {
@@ -426,11 +410,6 @@ impl PoolDispatch {
                     pool: name.clone(),
                     reason,
                 });
-            }
-        }
-        if may_go_ahead && spec.send_ahead && self.free.available_permits() == 0 {
-            if let Some(lease) = self.take_place_ahead() {
-                return Ok(lease);
             }
         }
         if self.waiting.load(Ordering::Relaxed) >= spec.queue_max {
@@ -456,40 +435,43 @@ impl PoolDispatch {
                 .map_err(|_| AdmissionError::QueueTimeout(name.clone()))?
                 .expect("the semaphore is never closed");
             permit.forget();
-            let slot = self.idle.lock().unwrap().pop();
+            let slot = self.take_idle_slot(spec.send_ahead);
             match slot {
-                Some(slot) if slot.worker.is_usable() => {
-                    if slot.worker.ahead_places > 0 {
-                        let _ahead = self.ahead.lock().unwrap();
-                        slot.worker.leased.fetch_add(1, Ordering::AcqRel);
-                    } else {
-                        slot.worker.leased.fetch_add(1, Ordering::AcqRel);
-                    }
-                    return Ok(self.lease(slot, None));
-                }
+                Some(slot) if slot.worker.is_usable() => return Ok(self.lease(slot)),
                 // A dead or retiring worker's slot: its permit is spent, wait for a usable one.
                 _ => continue,
             }
         }
     }
 
-    /// A place ahead on a usable worker that runs a request, if one is free (the most recently
-    /// given back first).
-    fn take_place_ahead(self: &Arc<Self>) -> Option<Lease> {
-        let mut ahead = self.ahead.lock().unwrap();
-        let index = ahead.iter().rposition(|s| {
-            s.worker.is_usable() && s.worker.leased.load(Ordering::Acquire) >= s.worker.slots
-        })?;
-        let slot = ahead.swap_remove(index);
-        slot.worker.leased.fetch_add(1, Ordering::AcqRel);
-        let ended = slot.worker.ended.load(Ordering::Acquire);
-        drop(ahead);
-        Some(self.lease(slot, Some(ended)))
+    /// The most recently used idle slot; with places ahead, one of a worker that runs nothing if
+    /// there is one, so that no request waits behind another while a worker is free.
+    fn take_idle_slot(&self, places_ahead: bool) -> Option<Slot> {
+        let mut idle = self.idle.lock().unwrap();
+        if places_ahead {
+            let free_worker = idle.iter().rposition(|s| {
+                s.worker.leased.load(Ordering::Acquire) == 0 && s.worker.is_usable()
+            });
+            if let Some(index) = free_worker {
+                return Some(idle.remove(index));
+            }
+        }
+        idle.pop()
     }
 
-    /// Hands `slot` out, counting the request on its worker (which retires at its limit).
-    fn lease(self: &Arc<Self>, slot: Slot, ahead_of: Option<u64>) -> Lease {
+    /// Hands `slot` out, counting the request on its worker (which retires at its limit). On a
+    /// worker with places ahead, a request that finds `slots` others there is sent ahead: it
+    /// runs once the worker has ended one more request than now.
+    fn lease(self: &Arc<Self>, slot: Slot) -> Lease {
         let worker = &slot.worker;
+        let ahead_of = if worker.ahead_places > 0 {
+            let _order = worker.order.lock().unwrap();
+            let before = worker.leased.fetch_add(1, Ordering::AcqRel);
+            (before >= worker.slots).then(|| worker.ended.load(Ordering::Acquire))
+        } else {
+            worker.leased.fetch_add(1, Ordering::AcqRel);
+            None
+        };
         let served = worker.served.fetch_add(1, Ordering::Relaxed) + 1;
         if served >= worker.request_limit {
             worker.retire(ExitReason::MaxRequests);
@@ -532,40 +514,21 @@ impl PoolDispatch {
     fn release(&self, slot: Slot) {
         let worker = slot.worker.clone();
         *worker.last_used.lock().unwrap() = Instant::now();
-        if worker.ahead_places > 0 {
-            return self.release_with_places_ahead(slot);
-        }
         if worker.is_usable() {
             self.idle.lock().unwrap().push(slot);
             self.free.add_permits(1);
         } else {
             drop(slot);
         }
-        worker.leased.fetch_sub(1, Ordering::AcqRel);
-        self.report_if_drained(&worker);
-    }
-
-    /// A worker with places ahead: the slot given back is its idle slot if the worker has
-    /// nothing else in flight, and a place ahead if a request still runs there.
-    fn release_with_places_ahead(&self, slot: Slot) {
-        let worker = slot.worker.clone();
-        let mut ahead = self.ahead.lock().unwrap();
-        let still_running = worker.leased.fetch_sub(1, Ordering::AcqRel) - 1;
-        worker.ended.fetch_add(1, Ordering::AcqRel);
-        let usable = worker.is_usable();
-        if usable && still_running >= worker.slots {
-            ahead.push(slot);
-            drop(ahead);
+        if worker.ahead_places > 0 {
+            let order = worker.order.lock().unwrap();
+            worker.leased.fetch_sub(1, Ordering::AcqRel);
+            worker.ended.fetch_add(1, Ordering::AcqRel);
+            drop(order);
+            worker.turn.notify_waiters();
         } else {
-            drop(ahead);
-            if usable {
-                self.idle.lock().unwrap().push(slot);
-                self.free.add_permits(1);
-            } else {
-                drop(slot);
-            }
+            worker.leased.fetch_sub(1, Ordering::AcqRel);
         }
-        worker.turn.notify_waiters();
         self.report_if_drained(&worker);
     }
 }
@@ -743,12 +706,12 @@ mod tests {
         let (pool, mut to_master) = pool_with(10, 50, 0);
         pool.worker_up(1, 11, "/a".into(), 1);
         pool.worker_up(2, 22, "/b".into(), 1);
-        let lease = pool.acquire(false).await.unwrap();
+        let lease = pool.acquire().await.unwrap();
         assert_eq!(lease.worker().id, 2);
         pool.retire(2, ExitReason::Idle);
         assert!(to_master.try_recv().is_err(), "still busy: not drained yet");
         assert_eq!(
-            pool.acquire(false).await.unwrap().worker().id,
+            pool.acquire().await.unwrap().worker().id,
             1,
             "no new request for a retiring worker"
         );
@@ -769,8 +732,8 @@ mod tests {
         let (pool, mut to_master) = pool_with(10, 50, 0);
         pool.worker_up(1, 11, "/a".into(), 1);
         pool.worker_up(2, 22, "/b".into(), 3);
-        let hung = pool.acquire(false).await.unwrap();
-        let other = pool.acquire(false).await.unwrap();
+        let hung = pool.acquire().await.unwrap();
+        let other = pool.acquire().await.unwrap();
         assert_eq!((hung.worker().id, other.worker().id), (2, 2));
         pool.retire_after_timeout(&hung.worker().clone());
         drop(hung);
@@ -779,7 +742,7 @@ mod tests {
             "a request still runs on it: no kill yet"
         );
         assert_eq!(
-            pool.acquire(false).await.unwrap().worker().id,
+            pool.acquire().await.unwrap().worker().id,
             1,
             "its free slot takes no new request"
         );
@@ -798,9 +761,9 @@ mod tests {
     async fn worker_retires_after_max_requests() {
         let (pool, mut to_master) = pool_with(10, 50, 2);
         pool.worker_up(1, 11, "/a".into(), 1);
-        drop(pool.acquire(false).await.unwrap());
+        drop(pool.acquire().await.unwrap());
         assert!(to_master.try_recv().is_err());
-        drop(pool.acquire(false).await.unwrap());
+        drop(pool.acquire().await.unwrap());
         assert!(matches!(
             to_master.try_recv().unwrap(),
             ToMaster::Drained {
@@ -810,7 +773,7 @@ mod tests {
             }
         ));
         assert!(matches!(
-            pool.acquire(false).await,
+            pool.acquire().await,
             Err(AdmissionError::QueueTimeout(_))
         ));
     }
@@ -819,7 +782,7 @@ mod tests {
     async fn load_reports_idle_and_waiting() {
         let pool = pool(10, 1_000);
         pool.worker_up(1, 11, "/a".into(), 2);
-        let held = pool.acquire(false).await.unwrap();
+        let held = pool.acquire().await.unwrap();
         let load = pool.load();
         assert_eq!(
             (
@@ -841,24 +804,24 @@ mod tests {
         let pool = pool(10, 100);
         pool.worker_up(1, 11, "/a".into(), 1);
         pool.worker_up(2, 22, "/b".into(), 1);
-        let first = pool.acquire(false).await.unwrap();
+        let first = pool.acquire().await.unwrap();
         assert_eq!(first.worker().id, 2);
         drop(first);
-        assert_eq!(pool.acquire(false).await.unwrap().worker().id, 2);
+        assert_eq!(pool.acquire().await.unwrap().worker().id, 2);
     }
 
     #[tokio::test]
     async fn queue_times_out_and_bounds_length() {
         let pool = pool(1, 50);
         pool.worker_up(1, 11, "/a".into(), 1);
-        let held = pool.acquire(false).await.unwrap();
+        let held = pool.acquire().await.unwrap();
         let waiter = tokio::spawn({
             let pool = pool.clone();
-            async move { pool.acquire(false).await.map(|_| ()) }
+            async move { pool.acquire().await.map(|_| ()) }
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(
-            pool.acquire(false).await.unwrap_err(),
+            pool.acquire().await.unwrap_err(),
             AdmissionError::QueueFull("php".into())
         );
         assert_eq!(
@@ -875,12 +838,12 @@ mod tests {
         pool.worker_up(1, 11, "/a".into(), 2);
         pool.worker_up(2, 22, "/b".into(), 1);
         pool.worker_down(2);
-        let lease = pool.acquire(false).await.unwrap();
+        let lease = pool.acquire().await.unwrap();
         assert_eq!(lease.worker().id, 1);
         drop(lease);
         pool.worker_down(1);
         assert!(matches!(
-            pool.acquire(false).await,
+            pool.acquire().await,
             Err(AdmissionError::QueueTimeout(_))
         ));
     }
@@ -889,7 +852,7 @@ mod tests {
     async fn failing_pool_without_workers_answers_at_once() {
         let pool = pool(10, 10_000);
         pool.set_failing(Some("command `php-cgi` was not found".into()));
-        let error = pool.acquire(false).await.unwrap_err();
+        let error = pool.acquire().await.unwrap_err();
         assert!(matches!(error, AdmissionError::Failing { .. }));
     }
 
@@ -897,10 +860,10 @@ mod tests {
     async fn a_waiter_gets_a_slot_released_later() {
         let pool = pool(10, 1_000);
         pool.worker_up(1, 11, "/a".into(), 1);
-        let held = pool.acquire(false).await.unwrap();
+        let held = pool.acquire().await.unwrap();
         let waiter = tokio::spawn({
             let pool = pool.clone();
-            async move { pool.acquire(false).await.map(|l| l.worker().id) }
+            async move { pool.acquire().await.map(|l| l.worker().id) }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         drop(held);
@@ -914,13 +877,13 @@ mod tests {
         let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
         let pool = pool(10, 1_000);
         pool.worker_up(1, 11, socket, 1);
-        let mut lease = pool.acquire(false).await.unwrap();
+        let mut lease = pool.acquire().await.unwrap();
         assert!(lease.connection().unwrap().keeps());
         drop(lease);
         let mut spec = (*pool.spec()).clone();
         spec.keep_connections = false;
         pool.set_spec(spec);
-        let mut lease = pool.acquire(false).await.unwrap();
+        let mut lease = pool.acquire().await.unwrap();
         assert!(
             !lease.connection().unwrap().keeps(),
             "opened again, not kept"
@@ -952,10 +915,10 @@ mod tests {
         };
         let wait_for_slot = |pool: &Arc<PoolDispatch>| {
             let pool = pool.clone();
-            tokio::spawn(async move { pool.acquire(false).await.map(|_| ()) })
+            tokio::spawn(async move { pool.acquire().await.map(|_| ()) })
         };
         pool.worker_up(1, 11, "/a".into(), 1);
-        let held = pool.acquire(false).await.unwrap();
+        let held = pool.acquire().await.unwrap();
         assert!(!signalled().await, "a free slot was taken: no pressure");
         let first = wait_for_slot(&pool);
         assert!(signalled().await, "the first request to wait is news");
@@ -973,7 +936,7 @@ mod tests {
         second.await.unwrap().unwrap();
         third.await.unwrap().unwrap();
         assert_eq!(pool.snapshot().waiting, 0);
-        let after_empty = pool.acquire(false).await.unwrap();
+        let after_empty = pool.acquire().await.unwrap();
         let next = wait_for_slot(&pool);
         assert!(
             signalled().await,

@@ -91,10 +91,7 @@ pub(crate) async fn call(
         // has `threads` of them, more than the retries). A new connection to a dead worker is
         // refused at once, which marks the worker gone.
         let fresh = retries > 0;
-        // Only a first attempt goes ahead: a retry waits for a worker that is free.
-        let may_go_ahead = call.idempotent() && !fresh;
-        let mut lease =
-            lease_and_connect(state, &pool, call.request_id, fresh, may_go_ahead).await?;
+        let mut lease = lease_and_connect(state, &pool, call.request_id, fresh).await?;
         let worker = lease.worker().clone();
         let ahead_of = lease.ahead_of();
         let mut stderr = WorkerStderr::new(call.pool, worker.pid, call.request_id);
@@ -185,13 +182,12 @@ pub(crate) async fn lease_and_connect(
     pool: &Arc<PoolDispatch>,
     request_id: &str,
     fresh: bool,
-    may_go_ahead: bool,
 ) -> Result<Lease, ScriptError> {
     let mut attempts = 0;
     let mut stale = 0;
     loop {
         let queued = state.metrics.queue_entered(&pool.name);
-        let mut lease = match queued.wait(pool.acquire(may_go_ahead)).await {
+        let mut lease = match queued.wait(pool.acquire()).await {
             Ok(lease) => lease,
             Err(e) => {
                 let error = ScriptError::from(e);
@@ -273,7 +269,7 @@ mod tests {
             let removed = dir.path().join(format!("gone-{id}.sock"));
             pool.worker_up(id, 100 + id as u32, removed, 1);
         }
-        let lease = lease_and_connect(&state, &pool, "test", false, false)
+        let lease = lease_and_connect(&state, &pool, "test", false)
             .await
             .expect("the live worker is reached");
         assert_eq!(lease.worker().pid, 100);
