@@ -23,6 +23,7 @@ pub(crate) fn spec() -> FrontendSpec {
             protocol: Default::default(),
             keep_connections: true,
             send_ahead: false,
+            send_ahead_below_us: 500,
         }],
         limits: LimitsSpec {
             max_body_bytes: 1 << 20,

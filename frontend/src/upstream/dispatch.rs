@@ -57,6 +57,9 @@ pub(crate) struct WorkerHandle {
     /// Held while `leased` and `ended` change together on a worker with places ahead, so that a
     /// new lease knows exactly whether a request runs before it, and which end is its turn.
     order: Mutex<()>,
+    /// Its places ahead while they are held back: from the start, and while the pool's requests
+    /// take so long that waiting behind one costs more than the worker's sleep it saves.
+    parked: Mutex<Vec<Slot>>,
     /// Requests running and served, RSS, age: for the status page and metrics.
     pub activity: Arc<WorkerActivity>,
 }
@@ -120,12 +123,23 @@ fn drained_message(pool: &str, worker: &WorkerHandle, reason: ExitReason) -> ToM
 #[derive(Debug)]
 struct Slot {
     worker: Arc<WorkerHandle>,
+    /// When it was last handed out: how long a request kept its worker (`send_ahead`).
+    leased_at: Instant,
     connection: Option<WorkerConnection>,
     /// The buffers of the last connection closed, for the next one.
     spare: Option<SpareBuffers>,
 }
 
 impl Slot {
+    fn new(worker: &Arc<WorkerHandle>) -> Self {
+        Self {
+            worker: worker.clone(),
+            leased_at: Instant::now(),
+            connection: None,
+            spare: None,
+        }
+    }
+
     fn close_connection(&mut self) {
         if let Some(connection) = self.connection.take() {
             self.spare = Some(connection.close());
@@ -164,6 +178,14 @@ pub(crate) struct PoolDispatch {
     /// One permit per slot in `idle` (unusable slots included until popped and discarded).
     free: Semaphore,
     waiting: AtomicUsize,
+    /// How long a request keeps its worker, in µs: a moving average over the pool's recent
+    /// requests (`send_ahead` pools only). Places ahead are given out while it is below
+    /// `send_ahead_below` (500 µs by default). AHEAD_PAYS_BELOW: a worker's sleep and wake-up
+    /// between two requests costs it about 25 µs of CPU on the 2-core machine of
+    /// docs/benchmarks.md, 5 % of a 500 µs request, while a request sent ahead waits up to that
+    /// long behind the one before it even if another worker frees up first; for longer requests
+    /// queueing in the front end costs less in latency than the places save.
+    service_us: AtomicU64,
     /// `waiting` as of the last load report (0 again once the queue empties): only a queue grown
     /// past it is news for the master, so a pool kept saturated by steady traffic does not send a
     /// report (and wake the master) for every request that waits.
@@ -198,6 +220,8 @@ impl PoolDispatch {
     ) -> Self {
         Self {
             name: spec.name.clone(),
+            // Unknown yet: no place ahead until a request shorter than the bound is measured.
+            service_us: AtomicU64::new(spec.send_ahead_below_us),
             spec: arc_swap::ArcSwap::from_pointee(spec),
             idle: Mutex::new(Vec::new()),
             free: Semaphore::new(0),
@@ -263,25 +287,30 @@ impl PoolDispatch {
             ended: AtomicU64::new(0),
             turn: Notify::new(),
             order: Mutex::new(()),
+            parked: Mutex::new(Vec::new()),
             activity: Arc::new(WorkerActivity::new(slots)),
         });
-        let places = slots + worker.ahead_places;
+        // Places ahead start held back: they are given out once the pool's requests have shown
+        // to be short (see `release`).
+        worker
+            .parked
+            .lock()
+            .unwrap()
+            .extend((0..worker.ahead_places).map(|_| Slot::new(&worker)));
         self.workers.lock().unwrap().insert(id, worker.clone());
         let mut idle = self.idle.lock().unwrap();
-        for _ in 0..places {
-            idle.push(Slot {
-                worker: worker.clone(),
-                connection: None,
-                spare: None,
-            });
+        for _ in 0..slots {
+            idle.push(Slot::new(&worker));
         }
         drop(idle);
-        self.free.add_permits(places as usize);
+        self.free.add_permits(slots as usize);
     }
 
     pub(crate) fn worker_down(&self, id: WorkerId) {
         if let Some(worker) = self.workers.lock().unwrap().remove(&id) {
             worker.mark_dead();
+            // Its parked places hold the handle: let both go.
+            worker.parked.lock().unwrap().clear();
         }
     }
 
@@ -463,6 +492,8 @@ impl PoolDispatch {
     /// worker with places ahead, a request that finds `slots` others there is sent ahead: it
     /// runs once the worker has ended one more request than now.
     fn lease(self: &Arc<Self>, slot: Slot) -> Lease {
+        let mut slot = slot;
+        slot.leased_at = Instant::now();
         let worker = &slot.worker;
         let ahead_of = if worker.ahead_places > 0 {
             let _order = worker.order.lock().unwrap();
@@ -513,21 +544,62 @@ impl PoolDispatch {
 
     fn release(&self, slot: Slot) {
         let worker = slot.worker.clone();
-        *worker.last_used.lock().unwrap() = Instant::now();
+        let now = Instant::now();
+        let previous_end = std::mem::replace(&mut *worker.last_used.lock().unwrap(), now);
+        if worker.ahead_places > 0 {
+            // The request had its worker from when it was sent or the one before it ended.
+            let kept = now.duration_since(slot.leased_at.max(previous_end));
+            self.record_service(kept);
+            return self.release_with_places_ahead(slot);
+        }
         if worker.is_usable() {
             self.idle.lock().unwrap().push(slot);
             self.free.add_permits(1);
         } else {
             drop(slot);
         }
-        if worker.ahead_places > 0 {
-            let order = worker.order.lock().unwrap();
-            worker.leased.fetch_sub(1, Ordering::AcqRel);
-            worker.ended.fetch_add(1, Ordering::AcqRel);
-            drop(order);
-            worker.turn.notify_waiters();
+        worker.leased.fetch_sub(1, Ordering::AcqRel);
+        self.report_if_drained(&worker);
+    }
+
+    fn record_service(&self, kept: Duration) {
+        let sample = kept.as_micros().min(u128::from(u32::MAX)) as u64;
+        let average = self.service_us.load(Ordering::Relaxed);
+        // An average over about the last 8 requests (concurrent updates may lose one: harmless).
+        let next = average - average / 8 + sample / 8;
+        self.service_us.store(next, Ordering::Relaxed);
+    }
+
+    /// Whether a request waiting behind another on its worker costs less than the worker's sleep
+    /// between two requests that it saves (docs/worker-lifecycle.md, `builtin = "php"`, step 7).
+    fn places_ahead_pay(&self) -> bool {
+        self.service_us.load(Ordering::Relaxed) < self.spec().send_ahead_below_us
+    }
+
+    /// A worker with places ahead: a slot freed while the worker still runs a request is a place
+    /// ahead, given out only while they pay; a worker left with nothing to run gets its places
+    /// back when they do.
+    fn release_with_places_ahead(&self, slot: Slot) {
+        let worker = slot.worker.clone();
+        let order = worker.order.lock().unwrap();
+        let in_flight = worker.leased.fetch_sub(1, Ordering::AcqRel) - 1;
+        worker.ended.fetch_add(1, Ordering::AcqRel);
+        drop(order);
+        worker.turn.notify_waiters();
+        let pay = self.places_ahead_pay();
+        let mut freed = Vec::with_capacity(2);
+        if in_flight >= worker.slots && !pay {
+            worker.parked.lock().unwrap().push(slot);
         } else {
-            worker.leased.fetch_sub(1, Ordering::AcqRel);
+            freed.push(slot);
+        }
+        if in_flight == 0 && pay {
+            freed.append(&mut worker.parked.lock().unwrap());
+        }
+        if worker.is_usable() && !freed.is_empty() {
+            let count = freed.len();
+            self.idle.lock().unwrap().extend(freed);
+            self.free.add_permits(count);
         }
         self.report_if_drained(&worker);
     }
@@ -690,6 +762,7 @@ mod tests {
             protocol: Default::default(),
             keep_connections: true,
             send_ahead: false,
+            send_ahead_below_us: 500,
         };
         (
             Arc::new(PoolDispatch::new(spec, tx, Arc::new(Notify::new()))),
@@ -905,6 +978,7 @@ mod tests {
             protocol: Default::default(),
             keep_connections: true,
             send_ahead: false,
+            send_ahead_below_us: 500,
         };
         let pressure = Arc::new(Notify::new());
         let pool = Arc::new(PoolDispatch::new(spec, tx, pressure.clone()));

@@ -1,5 +1,6 @@
 //! Places ahead (`send_ahead`): when a request takes one, and how it learns its turn.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ fn pool_sending_ahead() -> Arc<PoolDispatch> {
         protocol: Default::default(),
         keep_connections: true,
         send_ahead: true,
+        send_ahead_below_us: 500,
     };
     let pool = Arc::new(PoolDispatch::new(spec, tx, Arc::new(Notify::new())));
     pool.worker_up(1, 11, "/a".into(), 1);
@@ -30,9 +32,46 @@ fn pool_sending_ahead() -> Arc<PoolDispatch> {
     pool
 }
 
+/// Puts the pool's requests on record as short, and has each worker end a request with nothing
+/// else in flight: that is when a worker gets its place ahead.
+async fn measured_short(pool: &Arc<PoolDispatch>) {
+    pool.service_us.store(0, Ordering::Relaxed);
+    drop([pool.acquire().await.unwrap(), pool.acquire().await.unwrap()]);
+}
+
+#[tokio::test]
+async fn places_ahead_are_held_back_until_requests_are_measured_short_and_while_they_are_long() {
+    let pool = pool_sending_ahead();
+    let running = [pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
+    assert_eq!(
+        pool.acquire().await.unwrap_err(),
+        AdmissionError::QueueTimeout("php".into()),
+        "nothing measured yet: no place ahead"
+    );
+    drop(running);
+    measured_short(&pool).await;
+    let running = [pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
+    let ahead = [pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
+    assert!(ahead.iter().all(|l| l.ahead_of().is_some()));
+
+    // Requests turn long: a place freed while its worker still runs a request is held back.
+    pool.service_us.store(1_000_000, Ordering::Relaxed);
+    drop(running);
+    assert_eq!(pool.snapshot().sent_ahead, 0, "the two sent ahead run now");
+    assert_eq!(
+        pool.acquire().await.unwrap_err(),
+        AdmissionError::QueueTimeout("php".into()),
+        "both workers busy, their places ahead held back"
+    );
+    drop(ahead);
+    let again = [pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
+    assert!(again.iter().all(|l| l.ahead_of().is_none()));
+}
+
 #[tokio::test]
 async fn requests_go_ahead_only_once_every_worker_is_busy() {
     let pool = pool_sending_ahead();
+    measured_short(&pool).await;
     let first = pool.acquire().await.unwrap();
     let second = pool.acquire().await.unwrap();
     assert_eq!(first.ahead_of(), None, "a free worker runs it at once");
@@ -67,6 +106,7 @@ async fn requests_go_ahead_only_once_every_worker_is_busy() {
 #[tokio::test]
 async fn a_request_sent_ahead_runs_once_the_one_before_it_ends() {
     let pool = pool_sending_ahead();
+    measured_short(&pool).await;
     let [a, b] = [pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
     let ahead = pool.acquire().await.unwrap();
     let ended = ahead.ahead_of().expect("sent ahead");
@@ -97,6 +137,7 @@ async fn a_request_sent_ahead_runs_once_the_one_before_it_ends() {
 #[tokio::test]
 async fn a_free_worker_is_taken_before_a_place_ahead() {
     let pool = pool_sending_ahead();
+    measured_short(&pool).await;
     let [a, b] = [pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
     let ahead = pool.acquire().await.unwrap();
     let busy = ahead.worker().id;
@@ -114,6 +155,7 @@ async fn without_send_ahead_a_prefork_worker_has_one_slot() {
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let spec = PoolDispatchSpec {
         send_ahead: false,
+        send_ahead_below_us: 500,
         ..(*pool_sending_ahead().spec()).clone()
     };
     let pool = Arc::new(PoolDispatch::new(spec, tx, Arc::new(Notify::new())));

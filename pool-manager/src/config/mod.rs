@@ -136,6 +136,8 @@ pub struct PoolConfig {
     pub keep_connections: bool,
     /// `send_ahead` (builtin PHP pools; see `PoolDispatchSpec::send_ahead`).
     pub send_ahead: bool,
+    /// `send_ahead_below`, in µs.
+    pub send_ahead_below_us: u64,
     /// Concurrent requests per worker: 1 for prefork.
     pub slots_per_worker: u32,
     pub sizing: Sizing,

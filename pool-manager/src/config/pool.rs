@@ -24,6 +24,8 @@ const DEFAULT_MAX_WORKERS: u32 = 16;
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Apache's and php-fpm's cap on spawns per second.
 const DEFAULT_SPAWN_RATE: u32 = 32;
+/// `send_ahead_below`: see `AHEAD_PAYS_BELOW` in the front end's dispatch for the reasoning.
+const DEFAULT_SEND_AHEAD_BELOW_US: u64 = 500;
 const MAX_WORKERS: u32 = 4096;
 const MAX_THREADS: u32 = 1024;
 
@@ -188,7 +190,17 @@ pub(super) fn validate_pool(
 
     // Only paddock's own PHP worker serves two connections in turn; php-cgi serves one until it
     // closes, so a request sent ahead on a second one would wait for the first to close.
-    let send_ahead = match (pool.builtin == Some(RawBuiltin::Php), pool.send_ahead) {
+    let builtin_php = pool.builtin == Some(RawBuiltin::Php);
+    if !builtin_php && pool.send_ahead_below.is_some() {
+        return fail(
+            "send_ahead_below",
+            "only builtin = \"php\" pools take `send_ahead_below`".into(),
+        );
+    }
+    let send_ahead_below_us = pool
+        .send_ahead_below
+        .map_or(DEFAULT_SEND_AHEAD_BELOW_US, |d| d.0.as_micros() as u64);
+    let send_ahead = match (builtin_php, pool.send_ahead) {
         (true, send_ahead) => send_ahead.unwrap_or(true),
         (false, None) => false,
         (false, Some(_)) => {
@@ -272,6 +284,7 @@ pub(super) fn validate_pool(
         protocol,
         keep_connections,
         send_ahead,
+        send_ahead_below_us,
         slots_per_worker,
         sizing,
         spawn_rate,
@@ -476,6 +489,7 @@ pub(super) fn dispatch_spec(name: &str, pool: &RawPool, config: &PoolConfig) -> 
         protocol: config.protocol,
         keep_connections: config.keep_connections,
         send_ahead: config.send_ahead,
+        send_ahead_below_us: config.send_ahead_below_us,
     }
 }
 

@@ -290,6 +290,7 @@ pub(super) struct RawPool {
     pub connections: Option<u32>,
     pub keep_connections: Option<bool>,
     pub send_ahead: Option<bool>,
+    pub send_ahead_below: Option<Duration>,
     pub protocol: Option<protocol::control::WorkerProtocol>,
 
     pub sizing: Option<RawSizing>,

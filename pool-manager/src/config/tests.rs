@@ -209,6 +209,13 @@ fn send_ahead_is_on_for_builtin_php_pools_and_refused_elsewhere() {
     assert_eq!(error.key, "pools.php.send_ahead");
     assert_eq!(error.line, Some(12), "{error}");
     assert!(error.to_string().contains("only builtin"), "{error}");
+    // The bound on the average request below which requests are sent ahead, in µs.
+    let below = |text: &str| load(text).unwrap().frontend.pools[0].send_ahead_below_us;
+    assert_eq!(below(&builtin("")), 500);
+    assert_eq!(below(&builtin("send_ahead_below = \"250us\"")), 250);
+    assert_eq!(below(&builtin("send_ahead_below = \"2ms\"")), 2_000);
+    let error = load(&format!("{cgi}send_ahead_below = \"1ms\"\n")).unwrap_err();
+    assert_eq!(error.key, "pools.php.send_ahead_below");
 }
 
 #[test]

@@ -38,18 +38,19 @@ pub fn parse_size(text: &str) -> Option<u64> {
     number.checked_mul(multiplier)
 }
 
-/// Parses `"250ms"`, `"30s"`, `"5m"`, `"1h"`, `"60"` (seconds).
+/// Parses `"500us"`, `"250ms"`, `"30s"`, `"5m"`, `"1h"`, `"60"` (seconds).
 pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
     let (number, suffix) = split_number(text)?;
-    let millis: u64 = match suffix {
-        "ms" => 1,
-        "" | "s" => 1_000,
-        "m" | "min" => 60_000,
-        "h" => 3_600_000,
+    let micros: u64 = match suffix {
+        "us" | "µs" => 1,
+        "ms" => 1_000,
+        "" | "s" => 1_000_000,
+        "m" | "min" => 60_000_000,
+        "h" => 3_600_000_000,
         _ => return None,
     };
-    Some(std::time::Duration::from_millis(
-        number.checked_mul(millis)?,
+    Some(std::time::Duration::from_micros(
+        number.checked_mul(micros)?,
     ))
 }
 
@@ -95,11 +96,11 @@ impl<'de> Deserialize<'de> for Size {
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(UnitVisitor {
-            what: "a duration such as 30, \"30s\", \"250ms\" or \"5m\"",
-            parse: |text| parse_duration(text).map(|d| d.as_millis() as u64),
-            from_integer: |seconds| seconds.saturating_mul(1_000),
+            what: "a duration such as 30, \"30s\", \"250ms\", \"500us\" or \"5m\"",
+            parse: |text| parse_duration(text).map(|d| d.as_micros() as u64),
+            from_integer: |seconds| seconds.saturating_mul(1_000_000),
         })
-        .map(|millis| Duration(std::time::Duration::from_millis(millis)))
+        .map(|micros| Duration(std::time::Duration::from_micros(micros)))
     }
 }
 
@@ -123,6 +124,10 @@ mod tests {
         assert_eq!(
             parse_duration("250ms"),
             Some(std::time::Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_duration("500us"),
+            Some(std::time::Duration::from_micros(500))
         );
         assert_eq!(
             parse_duration("30"),

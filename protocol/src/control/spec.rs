@@ -327,6 +327,15 @@ pub struct PoolDispatchSpec {
     /// one idempotent request is sent while it runs another, to wait there until it is done.
     #[serde(default)]
     pub send_ahead: bool,
+    /// Requests are sent ahead only while the pool's requests keep their worker less than this
+    /// long on average (`send_ahead_below`, in µs): waiting behind a longer one costs more than
+    /// the worker's sleep between requests it saves.
+    #[serde(default = "send_ahead_below_by_default")]
+    pub send_ahead_below_us: u64,
+}
+
+fn send_ahead_below_by_default() -> u64 {
+    500
 }
 
 fn keep_connections_by_default() -> bool {

@@ -11,6 +11,19 @@ fn pid_in(answer: &str) -> Option<u32> {
     answer.split_whitespace().last()?.parse().ok()
 }
 
+/// A pool of one worker whose places ahead are given out whatever the requests' length (the
+/// default bound, 500 µs on average, depends on the machine's speed), once one request has been
+/// answered.
+fn one_worker_sending_ahead(extra: &str) -> Paddock {
+    let paddock = Paddock::start(&php_builtin_site(
+        &test_site(),
+        1,
+        &format!("send_ahead_below = \"1h\"\n{extra}"),
+    ));
+    assert_eq!(get(&paddock, "/sleep.php?ms=0").0, 200, "{}", paddock.log());
+    paddock
+}
+
 fn get(paddock: &Paddock, path: &str) -> (u16, String) {
     let output = paddock.curl(&["-s", "-w", "\n%{http_code}", &paddock.url(path)]);
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -25,7 +38,7 @@ fn a_request_goes_ahead_to_a_busy_worker_and_runs_after_the_one_there() {
     if !require_libphp() {
         return;
     }
-    let paddock = Paddock::start(&php_builtin_site(&test_site(), 1, ""));
+    let paddock = one_worker_sending_ahead("");
     let hold = Hold::new();
     std::thread::scope(|scope| {
         let running = scope.spawn(|| get(&paddock, &hold.path()));
@@ -76,7 +89,12 @@ fn without_send_ahead_a_get_waits_in_the_queue() {
     if !require_libphp() {
         return;
     }
-    let paddock = Paddock::start(&php_builtin_site(&test_site(), 1, "send_ahead = false"));
+    let paddock = Paddock::start(&php_builtin_site(
+        &test_site(),
+        1,
+        "send_ahead = false\nsend_ahead_below = \"1h\"",
+    ));
+    assert_eq!(get(&paddock, "/sleep.php?ms=0").0, 200);
     let hold = Hold::new();
     std::thread::scope(|scope| {
         let running = scope.spawn(|| get(&paddock, &hold.path()));
@@ -101,11 +119,7 @@ fn a_get_sent_ahead_of_a_request_that_times_out_is_answered() {
     if !require_libphp() {
         return;
     }
-    let paddock = Paddock::start(&php_builtin_site(
-        &test_site(),
-        1,
-        "request_timeout = \"2s\"",
-    ));
+    let paddock = one_worker_sending_ahead("request_timeout = \"2s\"");
     std::thread::scope(|scope| {
         let slow = scope.spawn(|| get(&paddock, "/sleep.php?ms=60000"));
         paddock.wait_pool("php", "the slow request running", |p| {
@@ -131,7 +145,7 @@ fn gets_on_a_killed_worker_are_retried_on_its_successor() {
     if !require_libphp() {
         return;
     }
-    let paddock = Paddock::start(&php_builtin_site(&test_site(), 1, ""));
+    let paddock = one_worker_sending_ahead("");
     let hold = Hold::new();
     let victim = paddock.worker_pids("php-worker")[0];
     std::thread::scope(|scope| {
@@ -152,5 +166,33 @@ fn gets_on_a_killed_worker_are_retried_on_its_successor() {
         for answer in [&first, &second] {
             assert_ne!(pid_in(answer), Some(victim), "{answer}");
         }
+    });
+}
+
+/// By default places ahead wait for short requests: after requests that each keep the worker
+/// 200 ms, a request that finds the worker busy waits in the pool's queue.
+#[test]
+fn after_long_requests_a_request_waits_in_the_queue_by_default() {
+    if !require_libphp() {
+        return;
+    }
+    let paddock = Paddock::start(&php_builtin_site(&test_site(), 1, ""));
+    for _ in 0..3 {
+        assert_eq!(get(&paddock, "/sleep.php?ms=200").0, 200);
+    }
+    let hold = Hold::new();
+    std::thread::scope(|scope| {
+        let running = scope.spawn(|| get(&paddock, &hold.path()));
+        paddock.wait_pool("php", "the held request running", |p| {
+            p["busy_slots"].as_u64() == Some(1)
+        });
+        let queued = scope.spawn(|| get(&paddock, "/sleep.php?ms=0"));
+        let pool = paddock.wait_pool("php", "a request in the queue", |p| {
+            p["waiting"].as_u64() == Some(1)
+        });
+        assert_eq!(pool["sent_ahead"], 0, "{pool}");
+        hold.release();
+        assert_eq!(running.join().unwrap().0, 200);
+        assert_eq!(queued.join().unwrap().0, 200);
     });
 }
