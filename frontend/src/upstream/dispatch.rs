@@ -573,7 +573,10 @@ impl PoolDispatch {
     /// Whether a request waiting behind another on its worker costs less than the worker's sleep
     /// between two requests that it saves (docs/worker-lifecycle.md, `builtin = "php"`, step 7).
     fn places_ahead_pay(&self) -> bool {
-        self.service_us.load(Ordering::Relaxed) < self.spec().send_ahead_below_us
+        // A reload may have turned send_ahead off: the places of workers started before it
+        // are parked as they come back.
+        let spec = self.spec();
+        spec.send_ahead && self.service_us.load(Ordering::Relaxed) < spec.send_ahead_below_us
     }
 
     /// A worker with places ahead: a slot freed while the worker still runs a request is a place
