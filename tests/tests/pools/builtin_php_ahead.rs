@@ -24,6 +24,26 @@ fn one_worker_sending_ahead(extra: &str) -> Paddock {
     paddock
 }
 
+/// With the pool's one worker held, a request waits in the pool's queue (not ahead), and both
+/// are answered once the held one is released.
+fn a_request_behind_a_held_one_waits_in_the_queue(paddock: &Paddock) {
+    let hold = Hold::new();
+    std::thread::scope(|scope| {
+        let running = scope.spawn(|| get(paddock, &hold.path()));
+        paddock.wait_pool("php", "the held request running", |p| {
+            p["busy_slots"].as_u64() == Some(1)
+        });
+        let queued = scope.spawn(|| get(paddock, "/sleep.php?ms=0"));
+        let pool = paddock.wait_pool("php", "a request in the queue", |p| {
+            p["waiting"].as_u64() == Some(1)
+        });
+        assert_eq!(pool["sent_ahead"], 0, "{pool}");
+        hold.release();
+        assert_eq!(running.join().unwrap().0, 200);
+        assert_eq!(queued.join().unwrap().0, 200);
+    });
+}
+
 fn get(paddock: &Paddock, path: &str) -> (u16, String) {
     let output = paddock.curl(&["-s", "-w", "\n%{http_code}", &paddock.url(path)]);
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -95,21 +115,7 @@ fn without_send_ahead_a_get_waits_in_the_queue() {
         "send_ahead = false\nsend_ahead_below = \"1h\"",
     ));
     assert_eq!(get(&paddock, "/sleep.php?ms=0").0, 200);
-    let hold = Hold::new();
-    std::thread::scope(|scope| {
-        let running = scope.spawn(|| get(&paddock, &hold.path()));
-        paddock.wait_pool("php", "the held request running", |p| {
-            p["busy_slots"].as_u64() == Some(1)
-        });
-        let queued = scope.spawn(|| get(&paddock, "/sleep.php?ms=0"));
-        let pool = paddock.wait_pool("php", "a GET in the queue", |p| {
-            p["waiting"].as_u64() == Some(1)
-        });
-        assert_eq!(pool["sent_ahead"], 0, "{pool}");
-        hold.release();
-        assert_eq!(running.join().unwrap().0, 200);
-        assert_eq!(queued.join().unwrap().0, 200);
-    });
+    a_request_behind_a_held_one_waits_in_the_queue(&paddock);
 }
 
 /// The request before it overruns `request_timeout` and ends with PHP's timeout error (504):
@@ -180,19 +186,5 @@ fn after_long_requests_a_request_waits_in_the_queue_by_default() {
     for _ in 0..3 {
         assert_eq!(get(&paddock, "/sleep.php?ms=200").0, 200);
     }
-    let hold = Hold::new();
-    std::thread::scope(|scope| {
-        let running = scope.spawn(|| get(&paddock, &hold.path()));
-        paddock.wait_pool("php", "the held request running", |p| {
-            p["busy_slots"].as_u64() == Some(1)
-        });
-        let queued = scope.spawn(|| get(&paddock, "/sleep.php?ms=0"));
-        let pool = paddock.wait_pool("php", "a request in the queue", |p| {
-            p["waiting"].as_u64() == Some(1)
-        });
-        assert_eq!(pool["sent_ahead"], 0, "{pool}");
-        hold.release();
-        assert_eq!(running.join().unwrap().0, 200);
-        assert_eq!(queued.join().unwrap().0, 200);
-    });
+    a_request_behind_a_held_one_waits_in_the_queue(&paddock);
 }
