@@ -1,9 +1,9 @@
 //! Per-pool worker slots and the FIFO queue in front of them.
 //!
-//! Each pool holds a stack of idle slots (a prefork worker has one, a threaded worker several) and a
-//! fair semaphore counting them. A request takes a permit (waiting in FIFO order, bounded in length
-//! and time), then pops the most recently used slot, so the least recently used workers stay idle
-//! and can be retired. A dropped request future leaves the queue by itself: a client that goes away
+//! Each pool holds a stack of idle slots (a prefork worker has one, or two with a place ahead
+//! below; a threaded worker several) and a fair semaphore counting them. A request takes a permit
+//! (waiting in FIFO order, bounded in length and time), then pops the most recently used slot, so
+//! the least recently used workers stay idle and can be retired. A dropped request future leaves the queue by itself: a client that goes away
 //! while queued never reaches a worker.
 //!
 //! A `builtin = "php"` worker with `send_ahead` has a second slot, a place ahead: its own kept
