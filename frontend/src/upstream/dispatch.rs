@@ -87,6 +87,13 @@ impl WorkerHandle {
         self.retiring.lock().unwrap().get_or_insert(reason);
     }
 
+    /// Requests sent ahead to it: in flight beyond the ones it runs.
+    fn sent_ahead(&self) -> u32 {
+        self.leased
+            .load(Ordering::Acquire)
+            .saturating_sub(self.slots)
+    }
+
     /// Returns once the worker has ended more than `ended` requests: for a request sent ahead
     /// while one other ran, the moment it starts to run.
     pub(crate) async fn ended_more_than(&self, ended: u64) {
@@ -123,7 +130,8 @@ fn drained_message(pool: &str, worker: &WorkerHandle, reason: ExitReason) -> ToM
 #[derive(Debug)]
 struct Slot {
     worker: Arc<WorkerHandle>,
-    /// When it was last handed out: how long a request kept its worker (`send_ahead`).
+    /// When it was last handed out, on a worker with places ahead: how long a request kept its
+    /// worker (`send_ahead`).
     leased_at: Instant,
     connection: Option<WorkerConnection>,
     /// The buffers of the last connection closed, for the next one.
@@ -366,7 +374,7 @@ impl PoolDispatch {
         for worker in workers.values() {
             let leased = worker.leased.load(Ordering::Acquire);
             busy_slots += leased.min(worker.slots);
-            sent_ahead += leased.saturating_sub(worker.slots);
+            sent_ahead += worker.sent_ahead();
             if worker.is_usable() {
                 workers_known += 1;
                 if leased == 0 {
@@ -425,7 +433,7 @@ impl PoolDispatch {
             .lock()
             .unwrap()
             .values()
-            .map(|w| w.leased.load(Ordering::Acquire).saturating_sub(w.slots) as usize)
+            .map(|w| w.sent_ahead() as usize)
             .sum()
     }
 
@@ -493,9 +501,9 @@ impl PoolDispatch {
     /// runs once the worker has ended one more request than now.
     fn lease(self: &Arc<Self>, slot: Slot) -> Lease {
         let mut slot = slot;
-        slot.leased_at = Instant::now();
         let worker = &slot.worker;
         let ahead_of = if worker.ahead_places > 0 {
+            slot.leased_at = Instant::now();
             let _order = worker.order.lock().unwrap();
             let before = worker.leased.fetch_add(1, Ordering::AcqRel);
             (before >= worker.slots).then(|| worker.ended.load(Ordering::Acquire))
@@ -744,6 +752,24 @@ impl Drop for Lease {
 mod tests {
     use super::*;
 
+    /// Pool `php`'s settings for these tests: a 1 s request timeout, no recycling.
+    pub(super) fn spec(queue_max: usize, queue_timeout_ms: u64) -> PoolDispatchSpec {
+        PoolDispatchSpec {
+            name: "php".into(),
+            queue_timeout_ms,
+            queue_max,
+            request_timeout_ms: 1000,
+            max_requests: 0,
+            max_requests_jitter: 0,
+            external: false,
+            starts_empty: false,
+            protocol: Default::default(),
+            keep_connections: true,
+            send_ahead: false,
+            send_ahead_below_us: 500,
+        }
+    }
+
     fn pool_with(
         queue_max: usize,
         queue_timeout_ms: u64,
@@ -754,18 +780,8 @@ mod tests {
     ) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let spec = PoolDispatchSpec {
-            name: "php".into(),
-            queue_timeout_ms,
-            queue_max,
-            request_timeout_ms: 1000,
             max_requests,
-            max_requests_jitter: 0,
-            external: false,
-            starts_empty: false,
-            protocol: Default::default(),
-            keep_connections: true,
-            send_ahead: false,
-            send_ahead_below_us: 500,
+            ..spec(queue_max, queue_timeout_ms)
         };
         (
             Arc::new(PoolDispatch::new(spec, tx, Arc::new(Notify::new()))),
@@ -969,20 +985,7 @@ mod tests {
     #[tokio::test]
     async fn the_master_hears_of_a_queue_only_when_it_grows() {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let spec = PoolDispatchSpec {
-            name: "php".into(),
-            queue_timeout_ms: 5_000,
-            queue_max: 10,
-            request_timeout_ms: 1000,
-            max_requests: 0,
-            max_requests_jitter: 0,
-            external: false,
-            starts_empty: false,
-            protocol: Default::default(),
-            keep_connections: true,
-            send_ahead: false,
-            send_ahead_below_us: 500,
-        };
+        let spec = spec(10, 5_000);
         let pressure = Arc::new(Notify::new());
         let pool = Arc::new(PoolDispatch::new(spec, tx, pressure.clone()));
         let signalled = || async {

@@ -7,24 +7,15 @@ use std::time::Duration;
 use protocol::control::PoolDispatchSpec;
 use tokio::sync::Notify;
 
+use super::tests::spec;
 use super::{AdmissionError, PoolDispatch};
 
 /// Two prefork workers, 1 and 2, each with a place ahead.
 fn pool_sending_ahead() -> Arc<PoolDispatch> {
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let spec = PoolDispatchSpec {
-        name: "php".into(),
-        queue_timeout_ms: 50,
-        queue_max: 10,
-        request_timeout_ms: 1000,
-        max_requests: 0,
-        max_requests_jitter: 0,
-        external: false,
-        starts_empty: false,
-        protocol: Default::default(),
-        keep_connections: true,
         send_ahead: true,
-        send_ahead_below_us: 500,
+        ..spec(10, 50)
     };
     let pool = Arc::new(PoolDispatch::new(spec, tx, Arc::new(Notify::new())));
     pool.worker_up(1, 11, "/a".into(), 1);
