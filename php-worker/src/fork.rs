@@ -2,57 +2,82 @@
 //! place in the crate that forks.
 //!
 //! The master is a child subreaper. The parent forks a middle process; the middle process forks
-//! the worker, makes it the leader of its own process group (so that the master's `killpg`
-//! reaches it and whatever it starts), reports its pid to the master and exits. The orphaned
-//! worker is re-parented to the master, which reaps, times out and recycles it exactly as a
-//! php-cgi worker it started itself. The parent never has a worker as its child, so its death
+//! the workers, makes each the leader of its own process group (so that the master's `killpg`
+//! reaches it and whatever it starts), reports their pids to the master and exits. The orphaned
+//! workers are re-parented to the master, which reaps, times out and recycles them exactly as
+//! php-cgi workers it started itself. The parent never has a worker as its child, so its death
 //! costs no worker anything.
+//!
+//! Forking this process is not cheap: PHP with Debian's extensions maps about 110 libraries in
+//! 580 areas, and a fork copies every area's bookkeeping (most of a fork's time, `perf`). So one
+//! middle process forks up to [`GROUP`] workers, asked for at once, instead of one each (a burst
+//! of 32 workers costs 8 middle processes, not 32), and the parent does not wait for a middle
+//! process before it takes the next requests: middle processes of different groups run side by
+//! side. They are reaped before the parent waits for more requests, so none stays a zombie.
 #![allow(unsafe_code)]
 
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use nix::sys::wait::waitpid;
 use nix::unistd::{fork, getppid, setpgid, ForkResult, Pid};
 
-/// Which side of [`fork_worker`] this process is on.
+/// The most workers one middle process forks. A worker waits for its middle process to exit
+/// (to become the master's child), so a larger group delays its first workers by the forks
+/// after theirs.
+pub(crate) const GROUP: usize = 4;
+
+/// A fork request: the worker id, its listening socket and its output pipe.
+pub(crate) type Request = (u64, OwnedFd, OwnedFd);
+
+/// Which side of [`fork_workers`] this process is on.
 #[derive(Debug)]
 pub(crate) enum Forked {
-    /// The new worker: it still has to call [`become_masters_child`].
-    Worker,
-    /// The warm parent, after the middle process has reported and exited.
-    Parent,
+    /// A new worker, with its own request (the others' descriptors closed): it still has to
+    /// call [`become_masters_child`].
+    Worker(Request),
+    /// The warm parent. The middle process reports and exits on its own; the parent must
+    /// [`reap`] it (not at once: it can fork the next workers meanwhile).
+    Parent { middle: Pid },
 }
 
-/// Forks a worker through a middle process that calls `report` with the worker's pid (0 when
-/// the second fork failed) before it exits.
-pub(crate) fn fork_worker(report: impl FnOnce(i32)) -> nix::Result<Forked> {
+/// Forks the workers of `group` through one middle process, which calls `report(id, pid)` for
+/// each (pid 0 when that fork failed) before it exits. In the parent, the group's descriptors
+/// are closed when this returns.
+pub(crate) fn fork_workers(group: Vec<Request>, report: impl Fn(u64, i32)) -> nix::Result<Forked> {
     // SAFETY: the warm parent has a single thread (it never starts one, and PHP's non-thread-safe
     // build starts none), so the child gets a consistent copy of all memory, locks included.
     match unsafe { fork() }? {
-        ForkResult::Parent { child } => {
-            // The middle process exits at once; reap it so it leaves no zombie.
-            while let Err(nix::errno::Errno::EINTR) = waitpid(child, None) {}
-            Ok(Forked::Parent)
+        ForkResult::Parent { child } => Ok(Forked::Parent { middle: child }),
+        ForkResult::Child => {
+            for request in group {
+                // SAFETY: as above: this middle process is single-threaded too.
+                match unsafe { fork() } {
+                    // Returning drops the rest of the group: the worker keeps only its own.
+                    Ok(ForkResult::Child) => return Ok(Forked::Worker(request)),
+                    Ok(ForkResult::Parent { child }) => {
+                        // Done here as well as in the worker, so the group exists whichever runs
+                        // first: the master may signal the group as soon as it has the pid.
+                        let _ = setpgid(child, child);
+                        report(request.0, child.as_raw());
+                    }
+                    Err(_) => report(request.0, 0),
+                }
+                // The request's descriptors close here, before the next worker's fork.
+            }
+            // SAFETY: _exit ends this process without running atexit handlers or flushing
+            // stdio buffers copied from the parent, which belong to the parent.
+            unsafe { libc::_exit(0) }
         }
-        // SAFETY: as above: this middle process is single-threaded too.
-        ForkResult::Child => match unsafe { fork() } {
-            Ok(ForkResult::Child) => Ok(Forked::Worker),
-            Ok(ForkResult::Parent { child }) => {
-                // Done here as well as in the worker, so the group exists whichever runs first:
-                // the master may signal the group as soon as it has the pid.
-                let _ = setpgid(child, child);
-                report(child.as_raw());
-                // SAFETY: _exit ends this process without running atexit handlers or flushing
-                // stdio buffers copied from the parent, which belong to the parent.
-                unsafe { libc::_exit(0) }
-            }
-            Err(_) => {
-                report(0);
-                // SAFETY: as above.
-                unsafe { libc::_exit(1) }
-            }
-        },
+    }
+}
+
+/// Waits for middle processes to exit, so that none is left a zombie. Each exits right after its
+/// fork and report, within a millisecond or two.
+pub(crate) fn reap(middles: &mut Vec<Pid>) {
+    for middle in middles.drain(..) {
+        while let Err(nix::errno::Errno::EINTR) = waitpid(middle, None) {}
     }
 }
 

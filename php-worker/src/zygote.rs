@@ -15,7 +15,7 @@ use nix::unistd::getppid;
 use protocol::zygote::{self as wire, CONTROL_FD, FDS_PER_FORK, FORK_LEN};
 
 use crate::args::Args;
-use crate::fork::{fork_worker, Forked};
+use crate::fork::{fork_workers, reap, Forked, Request, GROUP};
 
 /// The parent's process name (its workers rename themselves `php-worker`).
 const PARENT_NAME: &std::ffi::CStr = c"paddock-php";
@@ -51,17 +51,44 @@ pub(crate) fn run(args: &Args) -> ExitCode {
         eprintln!("paddock-php: control socket: {e}");
         return ExitCode::FAILURE;
     }
+    let mut middles = Vec::new();
     loop {
-        let (worker, listener, output) = match receive(control.as_raw_fd()) {
-            Ok(Some(request)) => request,
+        // Fork requests already queued are taken at once; the middle processes of those forked
+        // so far are reaped before the parent waits for more.
+        let first = match receive(control.as_raw_fd(), MsgFlags::MSG_DONTWAIT) {
+            Err(nix::errno::Errno::EAGAIN) => {
+                reap(&mut middles);
+                receive(control.as_raw_fd(), MsgFlags::empty())
+            }
+            other => other,
+        };
+        let mut group = match first {
+            Ok(Some(request)) => vec![request],
             // The master closed the channel: the pool was removed or reloaded, or paddock stops.
-            Ok(None) => return ExitCode::SUCCESS,
+            Ok(None) => {
+                reap(&mut middles);
+                return ExitCode::SUCCESS;
+            }
             Err(e) => {
                 eprintln!("paddock-php: control socket: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        let report = |pid: i32| {
+        // More requests sent with it (the master asks for a burst's workers at once) share its
+        // middle process; the end of the channel shows again at the next receive.
+        let mut broken = None;
+        while group.len() < GROUP {
+            match receive(control.as_raw_fd(), MsgFlags::MSG_DONTWAIT) {
+                Ok(Some(request)) => group.push(request),
+                Ok(None) | Err(nix::errno::Errno::EAGAIN) => break,
+                Err(e) => {
+                    broken = Some(e);
+                    break;
+                }
+            }
+        }
+        let ids: Vec<u64> = group.iter().map(|(id, _, _)| *id).collect();
+        let report = |worker: u64, pid: i32| {
             let message = wire::encode_forked(worker, pid);
             let _ = sendmsg::<()>(
                 control.as_raw_fd(),
@@ -71,20 +98,32 @@ pub(crate) fn run(args: &Args) -> ExitCode {
                 None,
             );
         };
-        match fork_worker(report) {
-            Ok(Forked::Worker) => crate::worker::run(listener, output, control, master, args),
-            Ok(Forked::Parent) => {}
-            Err(e) => {
-                eprintln!("paddock-php: cannot fork a worker: {e}");
-                report(0);
+        match fork_workers(group, report) {
+            Ok(Forked::Worker((_, listener, output))) => {
+                // The worker's copy of the list names other middle processes, not its children.
+                middles.clear();
+                crate::worker::run(listener, output, control, master, args)
             }
+            Ok(Forked::Parent { middle }) => middles.push(middle),
+            Err(e) => {
+                eprintln!("paddock-php: cannot fork workers: {e}");
+                for id in ids {
+                    report(id, 0);
+                }
+            }
+        }
+        if let Some(e) = broken {
+            eprintln!("paddock-php: control socket: {e}");
+            reap(&mut middles);
+            return ExitCode::FAILURE;
         }
     }
 }
 
 /// One fork request: the worker id, its listening socket and its output pipe. `None` at the end
 /// of the channel.
-fn receive(control: RawFd) -> nix::Result<Option<(u64, OwnedFd, OwnedFd)>> {
+/// `flags`: `MSG_DONTWAIT` to take only a request already queued (`EAGAIN` when none is).
+fn receive(control: RawFd, flags: MsgFlags) -> nix::Result<Option<Request>> {
     let mut bytes = [0u8; FORK_LEN];
     let mut space = nix::cmsg_space!([RawFd; FDS_PER_FORK]);
     let (read, fds) = loop {
@@ -93,7 +132,7 @@ fn receive(control: RawFd) -> nix::Result<Option<(u64, OwnedFd, OwnedFd)>> {
             control,
             &mut iov,
             Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
+            MsgFlags::MSG_CMSG_CLOEXEC | flags,
         ) {
             Ok(message) => {
                 let mut fds = Vec::new();

@@ -175,33 +175,57 @@ impl PhpParent {
         Some(wire::decode_forked(bytes))
     }
 
-    /// Forks worker `id` serving on `listener`, its output on `output`; returns its pid.
-    fn fork_worker(
+    /// Forks one worker per `(id, listener, output)`: worker `id` serves on `listener`, its
+    /// output on `output`. All requests are sent before any answer is read, so the parent forks
+    /// them back to back. Returns each worker's pid or why it has none, in order. A worker
+    /// whose pid came is running even if a later one failed: the caller keeps it.
+    fn fork_workers(
         &mut self,
-        id: WorkerId,
-        listener: &UnixListener,
-        output: &OwnedFd,
-    ) -> io::Result<Pid> {
-        let message = wire::encode_fork(id);
-        let fds = [listener.as_raw_fd(), output.as_raw_fd()];
-        sendmsg::<()>(
-            self.channel.as_raw_fd(),
-            &[IoSlice::new(&message)],
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        )?;
+        batch: &[(WorkerId, &UnixListener, &OwnedFd)],
+    ) -> Vec<io::Result<Pid>> {
+        let mut pids: Vec<Option<i32>> = vec![None; batch.len()];
+        let failure = self.ask_forks(batch, &mut pids).err();
+        pids.into_iter()
+            .map(|pid| match (pid, &failure) {
+                (Some(pid), _) if pid > 0 => Ok(Pid::from_raw(pid)),
+                (Some(_), _) => Err(io::Error::other("the PHP parent could not fork")),
+                (None, Some(e)) => Err(io::Error::new(e.kind(), e.to_string())),
+                (None, None) => Err(io::ErrorKind::UnexpectedEof.into()),
+            })
+            .collect()
+    }
+
+    /// Sends the fork requests of `batch` and fills `pids` (same order) as the answers come.
+    fn ask_forks(
+        &mut self,
+        batch: &[(WorkerId, &UnixListener, &OwnedFd)],
+        pids: &mut [Option<i32>],
+    ) -> io::Result<()> {
+        for (id, listener, output) in batch {
+            let message = wire::encode_fork(*id);
+            let fds = [listener.as_raw_fd(), output.as_raw_fd()];
+            sendmsg::<()>(
+                self.channel.as_raw_fd(),
+                &[IoSlice::new(&message)],
+                &[ControlMessage::ScmRights(&fds)],
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            )?;
+        }
+        let mut missing = batch.len();
         let deadline = Instant::now() + FORK_TIMEOUT;
         loop {
+            // The middle processes report in the order they get to run, not the order asked.
             while let Some((worker, pid)) = self.next_message() {
-                // Anything else is stale: the answer to a request that timed out.
-                if worker != id {
-                    continue;
+                let asked = batch.iter().position(|(id, _, _)| *id == worker);
+                if let Some(slot) = asked.and_then(|i| pids.get_mut(i)) {
+                    if slot.replace(pid).is_none() {
+                        missing -= 1;
+                    }
                 }
-                if pid <= 0 {
-                    return Err(io::Error::other("the PHP parent could not fork"));
-                }
-                return Ok(Pid::from_raw(pid));
+            }
+            if missing == 0 {
+                return Ok(());
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -272,14 +296,65 @@ pub(crate) fn explain(ended: Ended) -> SpawnError {
     SpawnError::PhpParent { reason, missing }
 }
 
-/// Starts one worker of a `builtin = "php"` pool through its ready parent. On failure the
-/// caller stops the parent ([`PhpParent::kill_and_explain`]).
-pub(crate) fn spawn_php_worker(
+/// Starts workers `ids` of a `builtin = "php"` pool through its ready parent, asking for all of
+/// them at once. One result per worker started or failed, in order; a [`ForkFailed::Spawn`]
+/// (a socket or pipe that could not be made) ends the list there. On a
+/// [`ForkFailed::Parent`] the caller stops the parent ([`PhpParent::kill_and_explain`]).
+pub(crate) fn spawn_php_workers(
     pool: &PoolConfig,
     parent: &mut PhpParent,
-    id: WorkerId,
+    ids: &[WorkerId],
     runtime: &RuntimeDir,
-) -> Result<SpawnedWorker, ForkFailed> {
+) -> Vec<Result<(WorkerId, SpawnedWorker), ForkFailed>> {
+    let mut prepared = Vec::with_capacity(ids.len());
+    let mut unprepared = None;
+    for &id in ids {
+        match prepare(pool, id, runtime) {
+            Ok(p) => prepared.push(p),
+            Err(e) => {
+                unprepared = Some(e);
+                break;
+            }
+        }
+    }
+    let batch: Vec<_> = prepared
+        .iter()
+        .map(|p| (p.id, &p.listener, &p.write_end))
+        .collect();
+    let pids = parent.fork_workers(&batch);
+    let mut results: Vec<_> = prepared
+        .into_iter()
+        .zip(pids)
+        .map(|(p, pid)| match pid {
+            Ok(pid) => Ok((
+                p.id,
+                SpawnedWorker {
+                    pid,
+                    socket: p.socket,
+                    output: p.output,
+                },
+            )),
+            Err(e) => {
+                let _ = std::fs::remove_file(&p.socket);
+                Err(ForkFailed::Parent(e))
+            }
+        })
+        .collect();
+    results.extend(unprepared.map(Err));
+    results
+}
+
+/// What the master makes for a worker before the parent forks it. The listener and the pipe's
+/// write end go to the worker; the master closes its copies once the fork is done.
+struct Prepared {
+    id: WorkerId,
+    listener: UnixListener,
+    socket: std::path::PathBuf,
+    write_end: OwnedFd,
+    output: WorkerOutput,
+}
+
+fn prepare(pool: &PoolConfig, id: WorkerId, runtime: &RuntimeDir) -> Result<Prepared, ForkFailed> {
     let (listener, socket) = runtime
         .bind_worker_socket(&pool.name, id)
         .map_err(|source| {
@@ -288,27 +363,23 @@ pub(crate) fn spawn_php_worker(
                 source,
             })
         })?;
-    let fail = |error: ForkFailed| {
+    let fail = |source: io::Error| {
         let _ = std::fs::remove_file(&socket);
-        error
-    };
-    let io_error = |source: io::Error| {
         ForkFailed::Spawn(SpawnError::Exec {
             program: pool.command[0].clone(),
             source,
         })
     };
     let (read_end, write_end) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(io_error(e.into())))?;
-    let output = WorkerOutput::new(read_end).map_err(|e| fail(io_error(e)))?;
-    match parent.fork_worker(id, &listener, &write_end) {
-        Ok(pid) => Ok(SpawnedWorker {
-            pid,
-            socket,
-            output,
-        }),
-        Err(e) => Err(fail(ForkFailed::Parent(e))),
-    }
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(e.into()))?;
+    let output = WorkerOutput::new(read_end).map_err(fail)?;
+    Ok(Prepared {
+        id,
+        listener,
+        socket,
+        write_end,
+        output,
+    })
 }
 
 /// Why a worker of a builtin PHP pool could not be started.

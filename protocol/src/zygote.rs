@@ -8,8 +8,10 @@
 //! - parent → master, once PHP has started: `encode_forked(READY, its own pid)`. The master sends
 //!   no fork request before it, so it never waits for PHP to start.
 //!
-//! The messages are a few bytes long and written with one `write`, so they never interleave:
-//! the parent handles one fork at a time and is silent while its middle child reports.
+//! The master may send many fork requests before it reads an answer; the answers come in the
+//! order the middle processes get to run, each naming its worker id. Every message is a few
+//! bytes written with one `sendmsg`, which a Unix stream socket queues whole, so the reports of
+//! middle processes running side by side never interleave.
 
 /// Where the parent finds its control socket.
 pub const CONTROL_FD: i32 = 3;

@@ -1,5 +1,5 @@
-//! The PHP parents of `builtin = "php"` pools: starting one when a pool first needs a worker,
-//! asking it for workers once it is ready, and replacing it when it dies (its workers serve on).
+//! The PHP parents of `builtin = "php"` pools: starting one with its pool, asking it for
+//! workers once it is ready, and replacing it when it dies (its workers serve on).
 
 use std::time::Instant;
 
@@ -10,7 +10,7 @@ use tracing::{debug, error, info, warn};
 
 use super::{ExitKind, Master, FIRST_WORKER_TOKEN};
 use crate::children::{SpawnError, SpawnedWorker};
-use crate::php_parent::{explain, spawn_php_worker, Ended, ForkFailed, ParentNews, PhpParent};
+use crate::php_parent::{explain, spawn_php_workers, Ended, ForkFailed, ParentNews, PhpParent};
 
 impl Master {
     /// Whether the pool's PHP parent is ready for fork requests; starts one if the pool has none.
@@ -41,30 +41,41 @@ impl Master {
         Ok(())
     }
 
-    /// Forks one worker through the pool's ready parent; a parent that fails is replaced.
-    pub(super) fn fork_php_worker(
+    /// Forks `count` workers through the pool's ready parent, asked all at once; a parent that
+    /// fails is replaced. The workers that did start come first; an error ends the list.
+    pub(super) fn fork_php_workers(
         &mut self,
         pool: usize,
-    ) -> Result<(WorkerId, SpawnedWorker), SpawnError> {
-        let id = self.next_worker;
-        self.next_worker += 1;
+        count: u32,
+    ) -> Vec<Result<(WorkerId, SpawnedWorker), SpawnError>> {
+        let ids: Vec<WorkerId> = (0..count)
+            .map(|_| {
+                self.next_worker += 1;
+                self.next_worker - 1
+            })
+            .collect();
         let p = &mut self.pools[pool];
         let parent = p.php_parent.as_mut().expect("a ready parent");
         let asked = Instant::now();
-        match spawn_php_worker(&p.config, parent, id, &self.runtime) {
-            Ok(spawned) => {
-                // From the request to the pid: the whole cost of a new worker to the master.
-                let fork_us = asked.elapsed().as_micros() as u64;
-                debug!(pool = %p.config.name, pid = spawned.pid.as_raw(), worker = id, fork_us, "worker forked by the PHP parent");
-                Ok((id, spawned))
-            }
-            Err(ForkFailed::Spawn(e)) => Err(e),
-            Err(ForkFailed::Parent(e)) => {
-                let parent = p.php_parent.take().expect("a ready parent");
-                warn!(pool = %p.config.name, pid = parent.pid.as_raw(), error = %e, "the PHP parent did not fork; replacing it");
-                Err(parent.kill_and_explain())
+        let mut started = Vec::with_capacity(ids.len());
+        let mut failed = None;
+        for result in spawn_php_workers(&p.config, parent, &ids, &self.runtime) {
+            match result {
+                Ok(worker) => started.push(Ok(worker)),
+                Err(ForkFailed::Spawn(e)) => failed = failed.or(Some(e)),
+                Err(ForkFailed::Parent(e)) => {
+                    if let Some(parent) = p.php_parent.take() {
+                        warn!(pool = %p.config.name, pid = parent.pid.as_raw(), error = %e, "the PHP parent did not fork; replacing it");
+                        failed = Some(parent.kill_and_explain());
+                    }
+                }
             }
         }
+        // From the requests to the last pid: the whole cost of the new workers to the master.
+        let fork_us = asked.elapsed().as_micros() as u64;
+        debug!(pool = %p.config.name, workers = started.len(), asked = count, fork_us, "workers forked by the PHP parent");
+        started.extend(failed.map(Err));
+        started
     }
 
     /// The pool whose PHP parent is watched under `token`, if any.
@@ -92,11 +103,7 @@ impl Master {
             .values()
             .filter(|w| w.pool == pool && w.is_active())
             .count() as u32;
-        for _ in active..wanted {
-            if !self.start_worker(pool, now) {
-                break;
-            }
-        }
+        self.start_workers(pool, wanted.saturating_sub(active), now);
         self.size_pool(pool, now, false);
     }
 

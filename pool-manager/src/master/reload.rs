@@ -112,19 +112,14 @@ impl Master {
                 Some(index) => {
                     touched[index] = true;
                     if self.pools[index].config != *pool_config {
-                        self.replace_pool(index, pool_config.clone());
+                        self.replace_pool(index, pool_config.clone(), now);
                     }
                 }
                 None => {
                     let external_id = self.external_id_for(pool_config);
                     self.pools.push(Pool::new(pool_config.clone(), external_id));
                     self.announce_external(self.pools.len() - 1);
-                    let index = self.pools.len() - 1;
-                    for _ in 0..self.pools[index].initial_workers() {
-                        if !self.start_worker(index, now) {
-                            break;
-                        }
-                    }
+                    self.start_pool(self.pools.len() - 1, now);
                 }
             }
         }
@@ -143,7 +138,7 @@ impl Master {
     }
 
     /// A pool's settings changed: new workers with the new settings replace the old generation.
-    fn replace_pool(&mut self, index: usize, config: PoolConfig) {
+    fn replace_pool(&mut self, index: usize, config: PoolConfig, now: Instant) {
         info!(pool = %config.name, "pool settings changed: starting a new generation of workers");
         self.withdraw_external(index);
         let external_id = self.external_id_for(&config);
@@ -151,6 +146,7 @@ impl Master {
         *pool = Pool::new(config, external_id);
         self.announce_external(index);
         self.retire_generation(index);
+        self.start_pool(index, now);
     }
 
     fn retire_generation(&mut self, index: usize) {

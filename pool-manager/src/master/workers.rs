@@ -9,7 +9,7 @@ use protocol::control::{ExitReason, ToFrontend, WorkerId};
 use tracing::{debug, error, info, warn};
 
 use super::{ExitKind, Master, Worker, FIRST_WORKER_TOKEN};
-use crate::children::{spawn_worker, SpawnError};
+use crate::children::{spawn_worker, SpawnError, SpawnedWorker};
 use crate::policy::{self, Action};
 
 /// Time between SIGTERM and SIGKILL for a worker being stopped.
@@ -20,12 +20,22 @@ const MISSING_PROGRAM_RETRY: Duration = Duration::from_secs(5);
 impl Master {
     pub(super) fn start_initial_workers(&mut self, now: Instant) {
         for pool in 0..self.pools.len() {
-            for _ in 0..self.pools[pool].initial_workers() {
-                if !self.start_worker(pool, now) {
-                    break;
-                }
+            self.start_pool(pool, now);
+        }
+    }
+
+    /// Starts a new pool: its initial workers and, for a `builtin = "php"` pool, its PHP parent
+    /// whatever the sizing, so that even an on-demand pool's first workers are a fork away
+    /// rather than PHP's whole start-up (about 30 ms, more with a large `opcache.preload`).
+    pub(super) fn start_pool(&mut self, pool: usize, now: Instant) {
+        if self.pools[pool].config.builtin_php && self.pools[pool].is_managed() {
+            if let Err(e) = self.php_parent_ready(pool) {
+                self.spawn_failed(pool, &e, now);
+                return;
             }
         }
+        let count = self.pools[pool].initial_workers();
+        self.start_workers(pool, count, now);
     }
 
     fn active_workers(&self, pool: usize) -> u32 {
@@ -56,11 +66,7 @@ impl Master {
                     if self.pools[pool].is_held(now) {
                         break;
                     }
-                    for _ in 0..count {
-                        if !self.start_worker(pool, now) {
-                            break;
-                        }
-                    }
+                    self.start_workers(pool, count, now);
                 }
                 Action::Retire(worker) => self.retire_worker(worker, ExitReason::Idle),
                 Action::MaxReached => {
@@ -77,63 +83,82 @@ impl Master {
         }
     }
 
-    /// Starts one worker; false when the pool cannot start workers now (for a `builtin = "php"`
-    /// pool, also while its PHP parent starts: it asks for its workers once ready).
-    pub(super) fn start_worker(&mut self, pool: usize, now: Instant) -> bool {
+    /// Starts `count` workers; false when the pool cannot start (more) workers now (for a
+    /// `builtin = "php"` pool, also while its PHP parent starts: it asks for its workers once
+    /// ready). A builtin pool's workers are asked of its parent all at once.
+    pub(super) fn start_workers(&mut self, pool: usize, count: u32, now: Instant) -> bool {
+        if count == 0 {
+            return true;
+        }
         let spawned = if self.pools[pool].config.builtin_php {
             match self.php_parent_ready(pool) {
-                Ok(true) => self.fork_php_worker(pool),
+                Ok(true) => self.fork_php_workers(pool, count),
                 Ok(false) => return false,
-                Err(e) => Err(e),
+                Err(e) => vec![Err(e)],
             }
         } else {
-            let id = self.next_worker;
-            self.next_worker += 1;
-            spawn_worker(&self.pools[pool].config, id, &self.runtime).map(|s| (id, s))
-        };
-        let config = &self.pools[pool].config;
-        match spawned {
-            Ok((id, spawned)) => {
-                let name = config.name.clone();
-                let slots = config.slots_per_worker;
-                let fd = spawned.output.source_fd();
-                let token = Token(FIRST_WORKER_TOKEN + id as usize);
-                if let Err(e) =
-                    self.poll
-                        .registry()
-                        .register(&mut SourceFd(&fd), token, Interest::READABLE)
-                {
-                    warn!(error = %e, "cannot watch worker output");
+            let mut spawned = Vec::new();
+            for _ in 0..count {
+                let id = self.next_worker;
+                self.next_worker += 1;
+                let result =
+                    spawn_worker(&self.pools[pool].config, id, &self.runtime).map(|s| (id, s));
+                let failed = result.is_err();
+                spawned.push(result);
+                if failed {
+                    break;
                 }
-                debug!(pool = %name, pid = spawned.pid.as_raw(), worker = id, "worker started");
-                self.tell_frontend(ToFrontend::WorkerUp {
-                    pool: name,
-                    worker: id,
-                    pid: spawned.pid.as_raw() as u32,
-                    socket: spawned.socket.clone(),
-                    slots,
-                });
-                self.workers.insert(
-                    id,
-                    Worker {
-                        pool,
-                        pid: spawned.pid,
-                        socket: spawned.socket,
-                        output: Some(spawned.output),
-                        started: now,
-                        healthy: false,
-                        retiring: None,
-                        stopping: None,
-                        rss_bytes: 0,
-                    },
-                );
-                true
             }
-            Err(e) => {
-                self.spawn_failed(pool, &e, now);
-                false
+            spawned
+        };
+        for result in spawned {
+            match result {
+                Ok((id, worker)) => self.add_worker(pool, id, worker, now),
+                Err(e) => {
+                    self.spawn_failed(pool, &e, now);
+                    return false;
+                }
             }
         }
+        true
+    }
+
+    /// A started worker: watched, announced to the front end and recorded.
+    fn add_worker(&mut self, pool: usize, id: WorkerId, spawned: SpawnedWorker, now: Instant) {
+        let config = &self.pools[pool].config;
+        let name = config.name.clone();
+        let slots = config.slots_per_worker;
+        let fd = spawned.output.source_fd();
+        let token = Token(FIRST_WORKER_TOKEN + id as usize);
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut SourceFd(&fd), token, Interest::READABLE)
+        {
+            warn!(error = %e, "cannot watch worker output");
+        }
+        debug!(pool = %name, pid = spawned.pid.as_raw(), worker = id, "worker started");
+        self.tell_frontend(ToFrontend::WorkerUp {
+            pool: name,
+            worker: id,
+            pid: spawned.pid.as_raw() as u32,
+            socket: spawned.socket.clone(),
+            slots,
+        });
+        self.workers.insert(
+            id,
+            Worker {
+                pool,
+                pid: spawned.pid,
+                socket: spawned.socket,
+                output: Some(spawned.output),
+                started: now,
+                healthy: false,
+                retiring: None,
+                stopping: None,
+                rss_bytes: 0,
+            },
+        );
     }
 
     /// A worker (or a pool's PHP parent) could not be started: crash-loop backoff, and the pool

@@ -282,3 +282,63 @@ workers = 1
         assert!(workers.contains(&pid.parse().unwrap()), "{text}");
     }
 }
+
+#[test]
+fn an_on_demand_pool_has_its_php_parent_at_once_and_forks_a_burst_of_workers_together() {
+    if !require_libphp() {
+        return;
+    }
+    let site = tempfile::tempdir().unwrap();
+    let root = site.path().canonicalize().unwrap();
+    write(
+        &root,
+        "pid.php",
+        "<?php usleep(1000000); echo getmypid(), \"\\n\";\n",
+    );
+    let config = php_builtin_site(&root, 1, "")
+        .replace("workers = 1\n", "sizing = \"ondemand\"\nmax_workers = 16\n");
+    let paddock = Paddock::start(&config);
+    let master = paddock.pid();
+    // Started with the pool, before any request: an on-demand pool's first workers are a fork
+    // away, not PHP's whole start-up.
+    let parent = wait_for("the PHP parent, with no request sent", || {
+        php_parent_pid(master)
+    });
+    assert!(paddock.worker_pids("php-worker").is_empty());
+
+    // Twelve requests at once, each holding its worker for a second: the master asks the
+    // parent for their workers together, and the parent forks them through middle processes
+    // shared by up to four workers.
+    let url = paddock.url("/pid.php");
+    let answers: Vec<String> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..12)
+            .map(|_| scope.spawn(|| paddock.curl(&["-s", "--fail", &url])))
+            .collect();
+        clients
+            .into_iter()
+            .map(|c| {
+                let output = c.join().unwrap();
+                assert!(output.status.success(), "{output:?}\n{}", paddock.log());
+                String::from_utf8_lossy(&output.stdout).trim().to_string()
+            })
+            .collect()
+    });
+    let mut pids: Vec<u32> = answers.iter().map(|a| a.parse().unwrap()).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    // All twelve overlap for a second; a worker can serve a second request only if the others'
+    // workers took that long to fork.
+    assert!(pids.len() >= 8, "{answers:?}\n{}", paddock.log());
+    let workers = paddock.worker_pids("php-worker");
+    for pid in &pids {
+        assert!(
+            workers.contains(pid),
+            "worker {pid} is not the master's child: {workers:?}"
+        );
+    }
+    // The middle processes exited and were reaped: the parent has no child, not even a zombie.
+    wait_for("the middle processes reaped", || {
+        harness::children_of(parent).is_empty().then_some(())
+    });
+    assert_eq!(php_parent_pid(master), Some(parent));
+}
