@@ -31,6 +31,8 @@ mod ffi;
 #[cfg(paddock_libphp)]
 mod fork;
 #[cfg(paddock_libphp)]
+mod premap;
+#[cfg(paddock_libphp)]
 mod request;
 #[cfg(paddock_libphp)]
 mod slowlog;

@@ -45,6 +45,9 @@ pub(crate) fn run(
     }
     // `top` and /proc/PID/comm tell workers from their parent (`paddock-php`).
     let _ = nix::sys::prctl::set_name(WORKER_NAME);
+    // The scripts other workers compiled, mapped now rather than a page fault at a time in the
+    // first request (a recycled worker's first request is otherwise the slowest it serves).
+    crate::premap::map_shared_memory();
     let listener = UnixListener::from(listener);
     let timeout = args.request_timeout.unwrap_or_default();
     let slowlog = args.slowlog_timeout.and_then(|after| {

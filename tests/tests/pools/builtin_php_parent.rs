@@ -77,6 +77,11 @@ fn a_script_compiled_by_one_worker_is_cached_for_a_worker_forked_later() {
         let workers = paddock.worker_pids("php-worker");
         (workers.len() == 1 && workers[0] != old).then(|| workers[0])
     });
+    // Before its first request, the new worker has OPcache's pages in its page tables (it
+    // mapped them after the fork), not left for the request to fault in one by one.
+    wait_for("OPcache mapped by the new worker", || {
+        (opcache_resident_kib(new) > 0).then_some(())
+    });
     let second = get_json(&paddock, "/probe.php");
     assert_eq!(second["pid"], new, "{second}");
     assert_eq!(
@@ -89,6 +94,30 @@ fn a_script_compiled_by_one_worker_is_cached_for_a_worker_forked_later() {
         Some(parent),
         "forked by the same parent"
     );
+}
+
+/// KiB of OPcache's shared memory (a shared anonymous mapping, `/dev/zero (deleted)` in
+/// `/proc/PID/smaps`) that `pid` has mapped.
+fn opcache_resident_kib(pid: u32) -> u64 {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut in_opcache = false;
+    let mut kib = 0;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            in_opcache = line.contains(" rw-s ") && line.contains("/dev/zero");
+        } else if in_opcache {
+            if let Some(rss) = line.strip_prefix("Rss:") {
+                kib += rss
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap_or(0);
+            }
+        }
+    }
+    kib
 }
 
 /// The time of a log line ("2026-12-02T12:23:14.959489Z ..."), as tracing writes it in UTC.
