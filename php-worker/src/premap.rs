@@ -6,7 +6,10 @@
 //! compiled scripts) are all missing from a new worker's tables: MediaWiki's first request in a
 //! new worker took about 1,400 page faults, 420 of them for 27 MiB of OPcache, where later
 //! requests take about 300 (`perf stat`, 2026-12-05). One `madvise(MADV_POPULATE_READ)` per run
-//! of pages maps them without a fault each, before the worker takes a request.
+//! of pages maps them before the worker takes a request. That is not much cheaper than the
+//! faults (the kernel maps the same pages, 1.5–5 ms for those 27 MiB here), but it is done
+//! while the new worker waits for its first request, which a recycled worker or one started
+//! ahead of demand usually does, instead of inside it.
 //!
 //! Only pages that already exist are mapped (`mincore` says which): populating a hole of a
 //! shared mapping would allocate it, and OPcache reserves far more than it fills. Nothing is
