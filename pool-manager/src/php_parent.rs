@@ -175,32 +175,10 @@ impl PhpParent {
         Some(wire::decode_forked(bytes))
     }
 
-    /// Forks one worker per `(id, listener, output)`: worker `id` serves on `listener`, its
-    /// output on `output`. All requests are sent before any answer is read, so the parent forks
-    /// them back to back. Returns each worker's pid or why it has none, in order. A worker
-    /// whose pid came is running even if a later one failed: the caller keeps it.
-    fn fork_workers(
-        &mut self,
-        batch: &[(WorkerId, &UnixListener, &OwnedFd)],
-    ) -> Vec<io::Result<Pid>> {
-        let mut pids: Vec<Option<i32>> = vec![None; batch.len()];
-        let failure = self.ask_forks(batch, &mut pids).err();
-        pids.into_iter()
-            .map(|pid| match (pid, &failure) {
-                (Some(pid), _) if pid > 0 => Ok(Pid::from_raw(pid)),
-                (Some(_), _) => Err(io::Error::other("the PHP parent could not fork")),
-                (None, Some(e)) => Err(io::Error::new(e.kind(), e.to_string())),
-                (None, None) => Err(io::ErrorKind::UnexpectedEof.into()),
-            })
-            .collect()
-    }
-
-    /// Sends the fork requests of `batch` and fills `pids` (same order) as the answers come.
-    fn ask_forks(
-        &mut self,
-        batch: &[(WorkerId, &UnixListener, &OwnedFd)],
-        pids: &mut [Option<i32>],
-    ) -> io::Result<()> {
+    /// Asks for one worker per `(id, listener, output)`: worker `id` serves on `listener`, its
+    /// output on `output`. All requests go before any answer is read, so the parent forks them
+    /// back to back; [`Self::await_forks`] takes the answers.
+    fn send_forks(&mut self, batch: &[(WorkerId, &UnixListener, &OwnedFd)]) -> io::Result<()> {
         for (id, listener, output) in batch {
             let message = wire::encode_fork(*id);
             let fds = [listener.as_raw_fd(), output.as_raw_fd()];
@@ -212,16 +190,25 @@ impl PhpParent {
                 None,
             )?;
         }
-        let mut missing = batch.len();
+        Ok(())
+    }
+
+    /// Waits for the answers to the fork requests for `ids`, calling `answer(index in ids, pid)`
+    /// as each comes (pid 0: that fork failed). The middle processes report in the order they
+    /// get to run, not the order asked. An error when the parent does not answer them all within
+    /// [`FORK_TIMEOUT`].
+    fn await_forks(
+        &mut self,
+        ids: &[WorkerId],
+        mut answer: impl FnMut(usize, i32),
+    ) -> io::Result<()> {
+        let mut missing = ids.len();
         let deadline = Instant::now() + FORK_TIMEOUT;
         loop {
-            // The middle processes report in the order they get to run, not the order asked.
             while let Some((worker, pid)) = self.next_message() {
-                let asked = batch.iter().position(|(id, _, _)| *id == worker);
-                if let Some(slot) = asked.and_then(|i| pids.get_mut(i)) {
-                    if slot.replace(pid).is_none() {
-                        missing -= 1;
-                    }
+                if let Some(index) = ids.iter().position(|&id| id == worker) {
+                    missing -= 1;
+                    answer(index, pid);
                 }
             }
             if missing == 0 {
@@ -296,57 +283,85 @@ pub(crate) fn explain(ended: Ended) -> SpawnError {
     SpawnError::PhpParent { reason, missing }
 }
 
-/// Starts workers `ids` of a `builtin = "php"` pool through its ready parent, asking for all of
-/// them at once. One result per worker started or failed, in order; a [`ForkFailed::Spawn`]
-/// (a socket or pipe that could not be made) ends the list there. On a
-/// [`ForkFailed::Parent`] the caller stops the parent ([`PhpParent::kill_and_explain`]).
-pub(crate) fn spawn_php_workers(
+/// Makes the sockets and pipes of workers `ids` of a `builtin = "php"` pool, to be forked by
+/// [`fork_prepared`]; stops at the first that cannot be made, and says why (the parent is not
+/// at fault).
+pub(crate) fn prepare_workers(
     pool: &PoolConfig,
-    parent: &mut PhpParent,
     ids: &[WorkerId],
     runtime: &RuntimeDir,
-) -> Vec<Result<(WorkerId, SpawnedWorker), ForkFailed>> {
+) -> (Vec<Prepared>, Option<SpawnError>) {
     let mut prepared = Vec::with_capacity(ids.len());
-    let mut unprepared = None;
     for &id in ids {
         match prepare(pool, id, runtime) {
             Ok(p) => prepared.push(p),
-            Err(e) => {
-                unprepared = Some(e);
-                break;
-            }
+            Err(e) => return (prepared, Some(e)),
         }
     }
+    (prepared, None)
+}
+
+/// Asks the pool's ready parent for all the `prepared` workers at once, and hands each to
+/// `started` as soon as its pid comes (the front end can use it while its siblings are still
+/// being forked). An error when some did not start: the parent failed, and the caller stops it
+/// ([`PhpParent::kill_and_explain`]).
+pub(crate) fn fork_prepared(
+    parent: &mut PhpParent,
+    prepared: Vec<Prepared>,
+    mut started: impl FnMut(WorkerId, SpawnedWorker),
+) -> io::Result<()> {
+    let asked: Vec<WorkerId> = prepared.iter().map(|p| p.id).collect();
     let batch: Vec<_> = prepared
         .iter()
         .map(|p| (p.id, &p.listener, &p.write_end))
         .collect();
-    let pids = parent.fork_workers(&batch);
-    let mut results: Vec<_> = prepared
+    let sent = parent.send_forks(&batch);
+    // The parent has its own copies of the listeners and pipes now; the master keeps the
+    // socket paths and the pipes' read ends.
+    let mut waiting: Vec<Option<Waiting>> = prepared
         .into_iter()
-        .zip(pids)
-        .map(|(p, pid)| match pid {
-            Ok(pid) => Ok((
-                p.id,
-                SpawnedWorker {
-                    pid,
-                    socket: p.socket,
-                    output: p.output,
-                },
-            )),
-            Err(e) => {
-                let _ = std::fs::remove_file(&p.socket);
-                Err(ForkFailed::Parent(e))
-            }
+        .map(|p| {
+            Some(Waiting {
+                socket: p.socket,
+                output: p.output,
+            })
         })
         .collect();
-    results.extend(unprepared.map(Err));
-    results
+    let mut refused = false;
+    let answered = sent.and_then(|()| {
+        parent.await_forks(&asked, |index, pid| {
+            let Some(w) = waiting.get_mut(index).and_then(Option::take) else {
+                return;
+            };
+            if pid > 0 {
+                let (socket, output) = (w.socket, w.output);
+                started(
+                    asked[index],
+                    SpawnedWorker {
+                        pid: Pid::from_raw(pid),
+                        socket,
+                        output,
+                    },
+                );
+            } else {
+                refused = true;
+                let _ = std::fs::remove_file(&w.socket);
+            }
+        })
+    });
+    // Workers asked for and not started: their sockets go.
+    for w in waiting.into_iter().flatten() {
+        let _ = std::fs::remove_file(&w.socket);
+    }
+    match answered {
+        Ok(()) if refused => Err(io::Error::other("the PHP parent could not fork")),
+        other => other,
+    }
 }
 
 /// What the master makes for a worker before the parent forks it. The listener and the pipe's
-/// write end go to the worker; the master closes its copies once the fork is done.
-struct Prepared {
+/// write end go to the worker; the master closes its copies once they are sent.
+pub(crate) struct Prepared {
     id: WorkerId,
     listener: UnixListener,
     socket: std::path::PathBuf,
@@ -354,21 +369,25 @@ struct Prepared {
     output: WorkerOutput,
 }
 
-fn prepare(pool: &PoolConfig, id: WorkerId, runtime: &RuntimeDir) -> Result<Prepared, ForkFailed> {
+/// What the master keeps of a worker asked for until its pid comes.
+struct Waiting {
+    socket: std::path::PathBuf,
+    output: WorkerOutput,
+}
+
+fn prepare(pool: &PoolConfig, id: WorkerId, runtime: &RuntimeDir) -> Result<Prepared, SpawnError> {
     let (listener, socket) = runtime
         .bind_worker_socket(&pool.name, id)
-        .map_err(|source| {
-            ForkFailed::Spawn(SpawnError::Socket {
-                path: runtime.path().to_path_buf(),
-                source,
-            })
+        .map_err(|source| SpawnError::Socket {
+            path: runtime.path().to_path_buf(),
+            source,
         })?;
     let fail = |source: io::Error| {
         let _ = std::fs::remove_file(&socket);
-        ForkFailed::Spawn(SpawnError::Exec {
+        SpawnError::Exec {
             program: pool.command[0].clone(),
             source,
-        })
+        }
     };
     let (read_end, write_end) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(e.into()))?;
@@ -380,15 +399,6 @@ fn prepare(pool: &PoolConfig, id: WorkerId, runtime: &RuntimeDir) -> Result<Prep
         write_end,
         output,
     })
-}
-
-/// Why a worker of a builtin PHP pool could not be started.
-#[derive(Debug)]
-pub(crate) enum ForkFailed {
-    /// Before the parent was asked (socket, pipe): the parent is fine.
-    Spawn(SpawnError),
-    /// The parent did not fork: it must be replaced.
-    Parent(io::Error),
 }
 
 #[cfg(test)]

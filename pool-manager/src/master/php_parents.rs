@@ -9,8 +9,8 @@ use protocol::control::WorkerId;
 use tracing::{debug, error, info, warn};
 
 use super::{ExitKind, Master, FIRST_WORKER_TOKEN};
-use crate::children::{SpawnError, SpawnedWorker};
-use crate::php_parent::{explain, spawn_php_workers, Ended, ForkFailed, ParentNews, PhpParent};
+use crate::children::SpawnError;
+use crate::php_parent::{explain, fork_prepared, prepare_workers, Ended, ParentNews, PhpParent};
 
 impl Master {
     /// Whether the pool's PHP parent is ready for fork requests; starts one if the pool has none.
@@ -41,41 +41,44 @@ impl Master {
         Ok(())
     }
 
-    /// Forks `count` workers through the pool's ready parent, asked all at once; a parent that
-    /// fails is replaced. The workers that did start come first; an error ends the list.
-    pub(super) fn fork_php_workers(
-        &mut self,
-        pool: usize,
-        count: u32,
-    ) -> Vec<Result<(WorkerId, SpawnedWorker), SpawnError>> {
+    /// Forks `count` workers through the pool's ready parent, asked for all at once, and adds
+    /// each as its pid comes; a parent that fails is replaced. False when not all started.
+    pub(super) fn fork_php_workers(&mut self, pool: usize, count: u32, now: Instant) -> bool {
         let ids: Vec<WorkerId> = (0..count)
             .map(|_| {
                 self.next_worker += 1;
                 self.next_worker - 1
             })
             .collect();
-        let p = &mut self.pools[pool];
-        let parent = p.php_parent.as_mut().expect("a ready parent");
+        let (prepared, unprepared) = prepare_workers(&self.pools[pool].config, &ids, &self.runtime);
+        let name = self.pools[pool].config.name.clone();
+        // Out of the pool while the master adds the workers it forks.
+        let mut parent = self.pools[pool].php_parent.take().expect("a ready parent");
         let asked = Instant::now();
-        let mut started = Vec::with_capacity(ids.len());
-        let mut failed = None;
-        for result in spawn_php_workers(&p.config, parent, &ids, &self.runtime) {
-            match result {
-                Ok(worker) => started.push(Ok(worker)),
-                Err(ForkFailed::Spawn(e)) => failed = failed.or(Some(e)),
-                Err(ForkFailed::Parent(e)) => {
-                    if let Some(parent) = p.php_parent.take() {
-                        warn!(pool = %p.config.name, pid = parent.pid.as_raw(), error = %e, "the PHP parent did not fork; replacing it");
-                        failed = Some(parent.kill_and_explain());
-                    }
-                }
-            }
-        }
+        let mut forked = 0;
+        let result = fork_prepared(&mut parent, prepared, |id, spawned| {
+            forked += 1;
+            self.add_worker(pool, id, spawned, now);
+        });
         // From the requests to the last pid: the whole cost of the new workers to the master.
         let fork_us = asked.elapsed().as_micros() as u64;
-        debug!(pool = %p.config.name, workers = started.len(), asked = count, fork_us, "workers forked by the PHP parent");
-        started.extend(failed.map(Err));
-        started
+        debug!(pool = %name, workers = forked, asked = count, fork_us, "workers forked by the PHP parent");
+        let failure = match (result, unprepared) {
+            (Ok(()), None) => {
+                self.pools[pool].php_parent = Some(parent);
+                return true;
+            }
+            (Ok(()), Some(e)) => {
+                self.pools[pool].php_parent = Some(parent);
+                e
+            }
+            (Err(e), _) => {
+                warn!(pool = %name, pid = parent.pid.as_raw(), error = %e, "the PHP parent did not fork; replacing it");
+                parent.kill_and_explain()
+            }
+        };
+        self.spawn_failed(pool, &failure, now);
+        false
     }
 
     /// The pool whose PHP parent is watched under `token`, if any.

@@ -90,30 +90,21 @@ impl Master {
         if count == 0 {
             return true;
         }
-        let spawned = if self.pools[pool].config.builtin_php {
-            match self.php_parent_ready(pool) {
-                Ok(true) => self.fork_php_workers(pool, count),
-                Ok(false) => return false,
-                Err(e) => vec![Err(e)],
-            }
-        } else {
-            let mut spawned = Vec::new();
-            for _ in 0..count {
-                let id = self.next_worker;
-                self.next_worker += 1;
-                let result =
-                    spawn_worker(&self.pools[pool].config, id, &self.runtime).map(|s| (id, s));
-                let failed = result.is_err();
-                spawned.push(result);
-                if failed {
-                    break;
+        if self.pools[pool].config.builtin_php {
+            return match self.php_parent_ready(pool) {
+                Ok(true) => self.fork_php_workers(pool, count, now),
+                Ok(false) => false,
+                Err(e) => {
+                    self.spawn_failed(pool, &e, now);
+                    false
                 }
-            }
-            spawned
-        };
-        for result in spawned {
-            match result {
-                Ok((id, worker)) => self.add_worker(pool, id, worker, now),
+            };
+        }
+        for _ in 0..count {
+            let id = self.next_worker;
+            self.next_worker += 1;
+            match spawn_worker(&self.pools[pool].config, id, &self.runtime) {
+                Ok(spawned) => self.add_worker(pool, id, spawned, now),
                 Err(e) => {
                     self.spawn_failed(pool, &e, now);
                     return false;
@@ -124,7 +115,13 @@ impl Master {
     }
 
     /// A started worker: watched, announced to the front end and recorded.
-    fn add_worker(&mut self, pool: usize, id: WorkerId, spawned: SpawnedWorker, now: Instant) {
+    pub(super) fn add_worker(
+        &mut self,
+        pool: usize,
+        id: WorkerId,
+        spawned: SpawnedWorker,
+        now: Instant,
+    ) {
         let config = &self.pools[pool].config;
         let name = config.name.clone();
         let slots = config.slots_per_worker;
