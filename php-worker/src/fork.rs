@@ -19,7 +19,7 @@
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::{fork, getppid, setpgid, ForkResult, Pid};
 
@@ -85,17 +85,39 @@ pub(crate) fn reap(middles: &mut Vec<Pid>) {
 /// process, then asks for SIGTERM when the master dies (set any earlier, it would fire when the
 /// middle process exits). Fails if the master is not the new parent within `timeout` (it is not
 /// a subreaper, or it died).
+///
+/// The wait is for a signal, not a poll: the worker asks for SIGUSR2 (blocked, so it only
+/// queues) when its parent exits, and the kernel sends it once the orphan has been re-parented.
+/// A middle process forks up to four workers before it exits, so its first worker may wait a
+/// few milliseconds; thirty such workers polling every 50 µs took a core from the forks.
 pub(crate) fn become_masters_child(master: Pid, timeout: Duration) -> Result<(), String> {
     let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    let mut orphaned = SigSet::empty();
+    orphaned.add(Signal::SIGUSR2);
+    let mut mask = SigSet::empty();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&orphaned), Some(&mut mask))
+        .map_err(|e| format!("sigprocmask: {e}"))?;
+    let adopted = wait_for_adoption(master, timeout, &orphaned);
+    // A SIGUSR2 that came after the last check is spent: take it before the mask goes back.
+    let _ = take_signal(&orphaned, Duration::ZERO);
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None);
+    adopted
+}
+
+fn wait_for_adoption(master: Pid, timeout: Duration, orphaned: &SigSet) -> Result<(), String> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGUSR2).map_err(|e| format!("prctl: {e}"))?;
+    // Checked after the prctl: a middle process that exited before it sent no signal, but then
+    // the master is already the parent.
     let deadline = Instant::now() + timeout;
     while getppid() != master {
-        if Instant::now() >= deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return Err(format!(
                 "not adopted by the master (pid {master}) within {timeout:?}; parent is {}",
                 getppid()
             ));
         }
-        std::thread::sleep(Duration::from_micros(50));
+        let _ = take_signal(orphaned, left);
     }
     nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(|e| format!("prctl: {e}"))?;
     // The master may have died between the check and the prctl.
@@ -103,4 +125,15 @@ pub(crate) fn become_masters_child(master: Pid, timeout: Duration) -> Result<(),
         return Err("the master exited".into());
     }
     Ok(())
+}
+
+/// Waits up to `timeout` for one of the blocked signals `set` and takes it off the queue.
+fn take_signal(set: &SigSet, timeout: Duration) -> bool {
+    let timeout = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `set` is a valid signal set, no siginfo is asked for (null), and `timeout` lives
+    // through the call.
+    unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &timeout) > 0 }
 }
