@@ -44,6 +44,13 @@ impl Reader {
         self.start < self.buf.len()
     }
 
+    /// The request id of the next record read, if its header has arrived: on a connection
+    /// between two requests, the id of the request waiting there.
+    pub(crate) fn next_request_id(&self) -> Option<u16> {
+        let header = self.buf.get(self.start..self.start + 4)?;
+        Some(u16::from_be_bytes([header[2], header[3]]))
+    }
+
     /// Reads what the kernel already has for this connection without waiting: `None` when it has
     /// nothing, `Some(0)` at the end of the stream.
     pub(crate) fn read_waiting(&mut self, stream: &UnixStream) -> io::Result<Option<usize>> {

@@ -1,19 +1,23 @@
 //! Per-pool worker slots and the FIFO queue in front of them.
 //!
-//! Each pool holds a stack of idle slots (a prefork worker has one, or two with a place ahead
-//! below; a threaded worker several) and a fair semaphore counting them. A request takes a permit
+//! Each pool holds a stack of idle slots (a prefork worker has one, or three with the places
+//! ahead below; a threaded worker several) and a fair semaphore counting them. A request takes a permit
 //! (waiting in FIFO order, bounded in length and time), then pops the most recently used slot, so
 //! the least recently used workers stay idle and can be retired. A dropped request future leaves the queue by itself: a client that goes away
 //! while queued never reaches a worker.
 //!
-//! A `builtin = "php"` worker with `send_ahead` has a second slot, a place ahead: its own kept
-//! connection, on which a request is sent while the worker runs another, to wait in that socket.
-//! The worker finds it there when it ends the running one and goes on without sleeping, instead of
-//! waiting for the front end to read that answer and send the next request (a sleep and a wake-up
-//! that cost about as much CPU as a small PHP page on a loaded machine). A slot of an idle worker
-//! is always handed out before a place ahead. A request sent ahead counts as waiting, not running
-//! (for the master's sizing and the status page), until the request before it ends; its
-//! `request_timeout` starts then.
+//! A `builtin = "php"` worker with `send_ahead` has two more slots, places ahead: each its own
+//! kept connection, on which a request is sent while the worker runs another, to wait in that
+//! socket. The worker finds it there when it ends the running one and goes on without sleeping,
+//! instead of waiting for the front end to read that answer and send the next request (a sleep
+//! and a wake-up that cost about as much CPU as a small PHP page on a loaded machine). With one
+//! place the worker still slept when it ended the request waiting there before the front end had
+//! sent the next; two keep it busy (docs/benchmarks.md, "Two places ahead"), three gained
+//! nothing more. A slot of an idle worker is always handed out before a place ahead. A request
+//! sent ahead counts as waiting, not running (for the master's sizing and the status page),
+//! until the requests before it end; its `request_timeout` starts then. Its FastCGI request id
+//! is its ordinal on the worker, so that the worker takes its waiting requests in the order they
+//! were sent ([`Lease::fastcgi_id`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -28,6 +32,15 @@ use tokio::sync::{Notify, Semaphore};
 use crate::metrics::activity::WorkerActivity;
 use crate::metrics::{Rejection, WorkerRequest};
 use crate::upstream::worker_connection::{SpareBuffers, WorkerConnection};
+
+/// Places ahead of a `builtin = "php"` worker with `send_ahead` (see the module's comment).
+const PLACES_AHEAD: u32 = 2;
+
+/// The FastCGI request id of a worker's request number `sequence` (from 0): 1 to 65535, then
+/// round again (0 is FastCGI's management id).
+fn fastcgi_id_of(sequence: u64) -> u16 {
+    (sequence % u64::from(u16::MAX)) as u16 + 1
+}
 
 /// One worker process as the front end sees it.
 #[derive(Debug)]
@@ -291,7 +304,11 @@ impl PoolDispatch {
             retiring: Mutex::new(None),
             drained_reported: AtomicBool::new(false),
             last_used: Mutex::new(Instant::now()),
-            ahead_places: u32::from(self.spec().send_ahead && slots == 1),
+            ahead_places: if self.spec().send_ahead && slots == 1 {
+                PLACES_AHEAD
+            } else {
+                0
+            },
             ended: AtomicU64::new(0),
             turn: Notify::new(),
             order: Mutex::new(()),
@@ -481,15 +498,20 @@ impl PoolDispatch {
         }
     }
 
-    /// The most recently used idle slot; with places ahead, one of a worker that runs nothing if
-    /// there is one, so that no request waits behind another while a worker is free.
+    /// The most recently used idle slot; with places ahead, one of the usable worker with the
+    /// fewest requests in flight (the most recently used among equals), so that no request waits
+    /// behind another while a worker is free, nor behind two while one has a single request.
     fn take_idle_slot(&self, places_ahead: bool) -> Option<Slot> {
         let mut idle = self.idle.lock().unwrap();
         if places_ahead {
-            let free_worker = idle.iter().rposition(|s| {
-                s.worker.leased.load(Ordering::Acquire) == 0 && s.worker.is_usable()
-            });
-            if let Some(index) = free_worker {
+            let least_busy = idle
+                .iter()
+                .enumerate()
+                .rev()
+                .filter(|(_, s)| s.worker.is_usable())
+                .min_by_key(|(_, s)| s.worker.leased.load(Ordering::Acquire))
+                .map(|(index, _)| index);
+            if let Some(index) = least_busy {
                 return Some(idle.remove(index));
             }
         }
@@ -502,14 +524,19 @@ impl PoolDispatch {
     fn lease(self: &Arc<Self>, slot: Slot) -> Lease {
         let mut slot = slot;
         let worker = &slot.worker;
-        let ahead_of = if worker.ahead_places > 0 {
+        let (ahead_of, sequence) = if worker.ahead_places > 0 {
             slot.leased_at = Instant::now();
             let _order = worker.order.lock().unwrap();
             let before = worker.leased.fetch_add(1, Ordering::AcqRel);
-            (before >= worker.slots).then(|| worker.ended.load(Ordering::Acquire))
+            let ended = worker.ended.load(Ordering::Acquire);
+            // Behind `before - slots` other places ahead: its turn is when that many more
+            // requests than the one running have ended.
+            let ahead_of =
+                (before >= worker.slots).then(|| ended + u64::from(before - worker.slots));
+            (ahead_of, ended + u64::from(before))
         } else {
             worker.leased.fetch_add(1, Ordering::AcqRel);
-            None
+            (None, 0)
         };
         let served = worker.served.fetch_add(1, Ordering::Relaxed) + 1;
         if served >= worker.request_limit {
@@ -521,6 +548,7 @@ impl PoolDispatch {
             deadline: None,
             activity: None,
             ahead_of,
+            sequence,
         }
     }
 
@@ -641,9 +669,12 @@ pub(crate) struct Lease {
     /// The request as the status page and metrics show it on the worker: it stays there while
     /// an abandoned request is drained.
     activity: Option<WorkerRequest>,
-    /// Taken as a place ahead: the worker's ended-request count then; the request runs once
-    /// the count has grown past it.
+    /// Taken as a place ahead: the worker's ended-request count after which the request runs
+    /// (see [`WorkerHandle::ended_more_than`]).
     ahead_of: Option<u64>,
+    /// On a worker with places ahead, the request's ordinal among the worker's requests (those
+    /// ended before it was leased, plus those in flight then); 0 elsewhere.
+    sequence: u64,
 }
 
 impl Lease {
@@ -655,10 +686,19 @@ impl Lease {
         &self.slot.as_ref().expect("present until drop").worker
     }
 
-    /// For a place ahead, the worker's ended-request count when it was taken (see
+    /// For a place ahead, the worker's ended-request count after which it runs (see
     /// [`WorkerHandle::ended_more_than`]); `None` for a request that runs at once.
     pub(crate) fn ahead_of(&self) -> Option<u64> {
         self.ahead_of
+    }
+
+    /// The request's FastCGI id: 1, except on a worker with places ahead, where it is the
+    /// request's ordinal on the worker (1 to 65535, then round again). Such a worker may find
+    /// requests waiting on two connections at once; it runs the one with the earlier id
+    /// (`php-worker/src/connections.rs`), so that requests run in the order their deadlines and
+    /// turns were given.
+    pub(crate) fn fastcgi_id(&self) -> u16 {
+        fastcgi_id_of(self.sequence)
     }
 
     /// The slot's connection to its worker, opened (or reopened, if the worker closed it) as needed.

@@ -10,24 +10,35 @@ use tokio::sync::Notify;
 use super::tests::spec;
 use super::{AdmissionError, PoolDispatch};
 
-/// Two prefork workers, 1 and 2, each with a place ahead.
+/// Two prefork workers, 1 and 2, each with two places ahead.
 fn pool_sending_ahead() -> Arc<PoolDispatch> {
+    pool_of_workers(2)
+}
+
+/// `workers` prefork workers, numbered from 1, each with two places ahead.
+fn pool_of_workers(workers: u64) -> Arc<PoolDispatch> {
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let spec = PoolDispatchSpec {
         send_ahead: true,
         ..spec(10, 50)
     };
     let pool = Arc::new(PoolDispatch::new(spec, tx, Arc::new(Notify::new())));
-    pool.worker_up(1, 11, "/a".into(), 1);
-    pool.worker_up(2, 22, "/b".into(), 1);
+    for id in 1..=workers {
+        pool.worker_up(id, 10 + id as u32, format!("/w{id}").into(), 1);
+    }
     pool
 }
 
 /// Puts the pool's requests on record as short, and has each worker end a request with nothing
-/// else in flight: that is when a worker gets its place ahead.
+/// else in flight: that is when a worker gets its places ahead.
 async fn measured_short(pool: &Arc<PoolDispatch>) {
     pool.service_us.store(0, Ordering::Relaxed);
-    drop([pool.acquire().await.unwrap(), pool.acquire().await.unwrap()]);
+    let workers = pool.workers.lock().unwrap().len();
+    let mut running = Vec::new();
+    for _ in 0..workers {
+        running.push(pool.acquire().await.unwrap());
+    }
+    drop(running);
 }
 
 #[tokio::test]
@@ -42,13 +53,20 @@ async fn places_ahead_are_held_back_until_requests_are_measured_short_and_while_
     drop(running);
     measured_short(&pool).await;
     let running = [pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
-    let ahead = [pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
+    let mut ahead = Vec::new();
+    for _ in 0..4 {
+        ahead.push(pool.acquire().await.unwrap());
+    }
     assert!(ahead.iter().all(|l| l.ahead_of().is_some()));
 
     // Requests turn long: a place freed while its worker still runs a request is held back.
     pool.service_us.store(1_000_000, Ordering::Relaxed);
     drop(running);
-    assert_eq!(pool.snapshot().sent_ahead, 0, "the two sent ahead run now");
+    assert_eq!(
+        pool.snapshot().sent_ahead,
+        2,
+        "the first sent ahead to each worker runs now, the second still waits"
+    );
     assert_eq!(
         pool.acquire().await.unwrap_err(),
         AdmissionError::QueueTimeout("php".into()),
@@ -83,15 +101,63 @@ async fn requests_go_ahead_only_once_every_worker_is_busy() {
         "it counts as waiting, for the master's sizing"
     );
 
-    // One place ahead per worker: the fourth goes ahead on the other worker, the fifth waits.
+    // The fourth goes ahead on the other worker (the one with fewer in flight), the fifth and
+    // sixth to the second places, the seventh waits.
     let ahead_too = pool.acquire().await.unwrap();
     assert!(ahead_too.ahead_of().is_some());
     assert_ne!(ahead.worker().id, ahead_too.worker().id);
+    let second_places = [pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
+    assert!(second_places.iter().all(|l| l.ahead_of().is_some()));
+    assert_ne!(second_places[0].worker().id, second_places[1].worker().id);
     assert_eq!(
         pool.acquire().await.unwrap_err(),
         AdmissionError::QueueTimeout("php".into())
     );
-    assert_eq!(pool.snapshot().sent_ahead, 2);
+    assert_eq!(pool.snapshot().sent_ahead, 4);
+    assert_eq!(pool.load().waiting, 4);
+}
+
+#[tokio::test]
+async fn requests_on_one_worker_are_numbered_in_order_and_run_in_turn() {
+    let pool = pool_of_workers(1);
+    measured_short(&pool).await;
+    let running = pool.acquire().await.unwrap();
+    let first_ahead = pool.acquire().await.unwrap();
+    let second_ahead = pool.acquire().await.unwrap();
+    assert_eq!(running.ahead_of(), None);
+    // The FastCGI ids the worker orders its waiting requests by.
+    assert_eq!(first_ahead.fastcgi_id(), running.fastcgi_id() + 1);
+    assert_eq!(second_ahead.fastcgi_id(), first_ahead.fastcgi_id() + 1);
+
+    let worker = running.worker().clone();
+    let turn_of = |lease: &super::Lease| {
+        let (worker, ended) = (worker.clone(), lease.ahead_of().expect("sent ahead"));
+        tokio::spawn(async move { worker.ended_more_than(ended).await })
+    };
+    let (first_turn, second_turn) = (turn_of(&first_ahead), turn_of(&second_ahead));
+    drop(running);
+    tokio::time::timeout(Duration::from_secs(5), first_turn)
+        .await
+        .expect("the first sent ahead runs when the running one ends")
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!second_turn.is_finished(), "the second waits for the first");
+    assert_eq!(pool.snapshot().sent_ahead, 1);
+    drop(first_ahead);
+    tokio::time::timeout(Duration::from_secs(5), second_turn)
+        .await
+        .expect("then the second runs")
+        .unwrap();
+    assert_eq!(pool.snapshot().sent_ahead, 0);
+}
+
+#[test]
+fn fastcgi_ids_run_from_1_to_65535_and_round_again() {
+    use super::fastcgi_id_of;
+    assert_eq!(fastcgi_id_of(0), 1);
+    assert_eq!(fastcgi_id_of(65_534), 65_535);
+    assert_eq!(fastcgi_id_of(65_535), 1);
+    assert_eq!(fastcgi_id_of(2 * 65_535 + 6), 7);
 }
 
 #[tokio::test]

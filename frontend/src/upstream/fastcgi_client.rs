@@ -16,9 +16,6 @@ use crate::upstream::worker_connection::{
     read_while_writing, Buffers, ExchangeError, StdoutSink, WorkerReply, INLINE_BODY, READ_CHUNK,
 };
 
-/// Every exchange uses this id: a connection carries one request at a time.
-const REQUEST_ID: u16 = 1;
-
 /// Reads and throws away records up to the END_REQUEST of the request in progress, or to the
 /// connection's end.
 pub(super) async fn drain(stream: &mut UnixStream, input: &mut BytesMut) -> io::Result<()> {
@@ -43,12 +40,16 @@ pub(super) async fn drain(stream: &mut UnixStream, input: &mut BytesMut) -> io::
     }
 }
 
-/// Sends one request and passes the whole reply to `stdout`; `params` is encoded straight into
-/// the connection's write buffer.
+/// Sends one request as `request_id` and passes the whole reply to `stdout`; `params` is encoded
+/// straight into the connection's write buffer. A connection carries one request at a time; the
+/// id tells a worker with several connections which request came first (see
+/// [`crate::upstream::dispatch::Lease::fastcgi_id`]).
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn send_and_receive(
     stream: &mut UnixStream,
     buffers: Buffers<'_>,
     keep: bool,
+    request_id: u16,
     params: impl FnOnce(&mut Vec<u8>),
     body: &BufferedBody,
     stdout: &mut impl StdoutSink,
@@ -56,27 +57,27 @@ pub(super) async fn send_and_receive(
 ) -> Result<WorkerReply, ExchangeError> {
     let (mut reader, mut writer) = stream.split();
     let Buffers { out, input, .. } = buffers;
-    fcgi::encode_begin_request(out, REQUEST_ID, Role::Responder, keep);
-    fcgi::encode_stream_with(out, RecordType::Params, REQUEST_ID, params);
-    fcgi::encode_stream_end(out, RecordType::Params, REQUEST_ID);
+    fcgi::encode_begin_request(out, request_id, Role::Responder, keep);
+    fcgi::encode_stream_with(out, RecordType::Params, request_id, params);
+    fcgi::encode_stream_end(out, RecordType::Params, request_id);
     let write = async {
         match body {
             // The usual case (no body, or a small form): the whole request in one write.
             BufferedBody::Memory(bytes) if bytes.len() <= INLINE_BODY => {
-                fcgi::encode_stream(out, RecordType::Stdin, REQUEST_ID, bytes);
+                fcgi::encode_stream(out, RecordType::Stdin, request_id, bytes);
             }
             _ => {
                 writer.write_all(out).await?;
                 let mut chunks = body.chunks()?;
                 while let Some(chunk) = chunks.next(fcgi::MAX_CONTENT_LEN).await? {
                     out.clear();
-                    fcgi::encode_stream(out, RecordType::Stdin, REQUEST_ID, &chunk);
+                    fcgi::encode_stream(out, RecordType::Stdin, request_id, &chunk);
                     writer.write_all(out).await?;
                 }
                 out.clear();
             }
         }
-        fcgi::encode_stream_end(out, RecordType::Stdin, REQUEST_ID);
+        fcgi::encode_stream_end(out, RecordType::Stdin, request_id);
         writer.write_all(out).await
     };
     let read = async {
@@ -88,37 +89,37 @@ pub(super) async fn send_and_receive(
                     Decoded::NeedMore { .. } => break,
                     Decoded::Record { record, consumed } => match record {
                         Record::Stdout {
-                            request_id,
+                            request_id: id,
                             content,
                         } => {
-                            check_id(request_id)?;
+                            check_id(id, request_id)?;
                             stdout.write(content).await?;
                             (None, consumed)
                         }
                         Record::Stderr {
-                            request_id,
+                            request_id: id,
                             content,
                         } => {
-                            check_id(request_id)?;
+                            check_id(id, request_id)?;
                             if !content.is_empty() {
                                 on_stderr(content);
                             }
                             (None, consumed)
                         }
                         Record::EndRequest {
-                            request_id,
+                            request_id: id,
                             protocol_status,
                             ..
                         } => {
-                            check_id(request_id)?;
+                            check_id(id, request_id)?;
                             (Some(protocol_status), consumed)
                         }
                         Record::Unrecognised {
                             record_type: fcgi::USAGE_RECORD_TYPE,
-                            request_id,
+                            request_id: id,
                             content,
                         } => {
-                            check_id(request_id)?;
+                            check_id(id, request_id)?;
                             usage = RequestUsage::decode(content);
                             (None, consumed)
                         }
@@ -164,12 +165,12 @@ pub(super) async fn send_and_receive(
     Ok(WorkerReply { reusable, usage })
 }
 
-fn check_id(request_id: u16) -> Result<(), ExchangeError> {
-    if request_id == REQUEST_ID {
+fn check_id(got: u16, expected: u16) -> Result<(), ExchangeError> {
+    if got == expected {
         Ok(())
     } else {
         Err(ExchangeError::Protocol(format!(
-            "record for request id {request_id}, expected {REQUEST_ID}"
+            "record for request id {got}, expected {expected}"
         )))
     }
 }

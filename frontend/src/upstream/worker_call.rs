@@ -112,10 +112,12 @@ pub(crate) async fn call(
             Some(_) => lease.begin_request(tokio::time::Instant::now() + 2 * timeout, None),
         }
         let mut began_ahead = None;
+        let fastcgi_id = lease.fastcgi_id();
         let connection = lease
             .open_connection()
             .expect("lease_and_connect hands out connected slots");
         let exchange = connection.exchange(
+            fastcgi_id,
             |out| (call.params)(out),
             call.body,
             sink,

@@ -235,9 +235,11 @@ impl WorkerConnection {
     }
 
     /// Sends one request and passes the whole reply to `stdout`. `params` appends the request's
-    /// CGI meta-variables, FastCGI-encoded (name-value pairs), to the buffer it is given.
+    /// CGI meta-variables, FastCGI-encoded (name-value pairs), to the buffer it is given;
+    /// `fastcgi_id` is the request's FastCGI id (other protocols have none).
     pub(crate) async fn exchange(
         &mut self,
+        fastcgi_id: u16,
         params: impl FnOnce(&mut Vec<u8>),
         body: &BufferedBody,
         stdout: &mut impl StdoutSink,
@@ -259,6 +261,7 @@ impl WorkerConnection {
                     &mut self.stream,
                     buffers,
                     self.keep,
+                    fastcgi_id,
                     params,
                     body,
                     stdout,

@@ -51,57 +51,71 @@ fn get(paddock: &Paddock, path: &str) -> (u16, String) {
     (status.trim().parse().unwrap_or(0), body.to_string())
 }
 
-/// One worker, held: the next request is sent ahead to it (counted as waiting, not running) and
-/// runs there once the held one has been answered; the one after waits in the pool's queue.
+/// One worker, held: the next two requests are sent ahead to it (counted as waiting, not
+/// running) and run there, in the order sent, once the held one has been answered; the one after
+/// waits in the pool's queue. (With one worker, every request runs on it.)
 #[test]
-fn a_request_goes_ahead_to_a_busy_worker_and_runs_after_the_one_there() {
+fn requests_go_ahead_to_a_busy_worker_and_run_after_the_one_there_in_order() {
     if !require_libphp() {
         return;
     }
-    let paddock = one_worker_sending_ahead("");
+    let marks = tempfile::tempdir().unwrap();
+    let log = marks.path().join("marks.log");
+    let paddock =
+        one_worker_sending_ahead(&format!("env = {{ MARK_LOG = \"{}\" }}", log.display()));
     let hold = Hold::new();
     std::thread::scope(|scope| {
         let running = scope.spawn(|| get(&paddock, &hold.path()));
         paddock.wait_pool("php", "the held request running", |p| {
             p["busy_slots"].as_u64() == Some(1)
         });
-        let ahead = scope.spawn(|| {
-            let output = paddock.curl(&["-s", "-d", "a=1", &paddock.url("/echo.php")]);
+        let first = scope.spawn(|| {
+            let output = paddock.curl(&["-s", "-d", "a=1", &paddock.url("/marklog.php?m=first")]);
             String::from_utf8_lossy(&output.stdout).into_owned()
         });
         paddock.wait_pool("php", "a request sent ahead", |p| {
             p["sent_ahead"].as_u64() == Some(1)
         });
-        let queued = scope.spawn(|| get(&paddock, "/sleep.php?ms=0"));
+        let second = scope.spawn(|| get(&paddock, "/marklog.php?m=second"));
+        paddock.wait_pool("php", "a second request sent ahead", |p| {
+            p["sent_ahead"].as_u64() == Some(2)
+        });
+        let queued = scope.spawn(|| get(&paddock, "/marklog.php?m=queued"));
         let pool = paddock.wait_pool("php", "a request in the queue", |p| {
             p["waiting"].as_u64() == Some(1)
         });
-        assert_eq!(pool["sent_ahead"], 1, "one place ahead per worker: {pool}");
+        assert_eq!(pool["sent_ahead"], 2, "two places ahead per worker: {pool}");
         assert_eq!(
             pool["busy_slots"], 1,
-            "the request sent ahead is not running: {pool}"
+            "the requests sent ahead are not running: {pool}"
         );
         let metrics = scrape(paddock.admin);
         assert_eq!(
             sample(&metrics, "paddock_pool_sent_ahead", &[("pool", "php")]),
-            Some(1.0),
+            Some(2.0),
             "{metrics}"
         );
         hold.release();
-        let (status, first) = running.join().unwrap();
-        assert_eq!(status, 200, "{first}\n{}", paddock.log());
-        let echo: serde_json::Value = serde_json::from_str(&ahead.join().unwrap())
-            .unwrap_or_else(|e| panic!("echo.php's JSON ({e})\n{}", paddock.log()));
-        assert_eq!(echo["post"]["a"], "1", "{echo}");
-        assert_eq!(
-            echo["pid"].as_u64().map(|p| p as u32),
-            pid_in(&first),
-            "the POST sent ahead ran on the same worker, after the held request"
-        );
+        let (status, held) = running.join().unwrap();
+        assert_eq!(status, 200, "{held}\n{}", paddock.log());
+        assert_eq!(first.join().unwrap(), "marked first\n", "{}", paddock.log());
+        assert_eq!(second.join().unwrap().0, 200, "{}", paddock.log());
         assert_eq!(queued.join().unwrap().0, 200, "{}", paddock.log());
     });
     let pool = paddock.pool_status("php");
     assert_eq!(pool["sent_ahead"], 0, "{pool}");
+    // Each request marks the log as it runs: the two sent ahead ran in the order sent (the worker
+    // found both waiting when the held one ended), then the one from the queue. The POST's body
+    // reached it whole.
+    let marks = std::fs::read_to_string(&log).unwrap();
+    let order: Vec<&str> = marks.lines().filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(
+        order,
+        ["first", "second", "queued"],
+        "{marks}\n{}",
+        paddock.log()
+    );
+    assert!(marks.starts_with("first POST 3 "), "{marks}");
 }
 
 #[test]

@@ -142,6 +142,7 @@ async fn exchange(
     let result = tokio::time::timeout(
         Duration::from_secs(20),
         connection.exchange(
+            1,
             params(method, uri, body.len() as usize),
             &body,
             &mut sink,
