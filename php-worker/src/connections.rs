@@ -12,14 +12,15 @@
 //! between requests. When requests wait on two connections, the one the front end sent first
 //! runs first: the front end numbers a worker's requests in its FastCGI request ids, and starts
 //! each one's deadline when the one before it ends, so running them in another order would start
-//! a deadline while the request still waits. Ids wrap at 65535; requests waiting at once are a
-//! few apart, so "earlier" is the shorter way round.
+//! a deadline while the request still waits (the numbering is
+//! `protocol::fcgi::sequenced_request_id`).
 
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
+use protocol::fcgi;
 
 use crate::fcgi_conn::Reader;
 
@@ -69,7 +70,7 @@ impl Connections {
     /// pool without places ahead numbers every request 1).
     fn follows_last(&self, id: Option<u16>) -> bool {
         match (self.last_id, id) {
-            (Some(last), Some(id)) => id == last || id == last % 65535 + 1,
+            (Some(last), Some(id)) => fcgi::ids_apart(last, id) <= 1,
             _ => false,
         }
     }
@@ -86,19 +87,25 @@ impl Connections {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
             }
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    self.open.push(Connection {
-                        stream,
-                        reader: Reader::default(),
-                    });
-                    accepted = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+            accepted |= self.accept(listener)?;
         }
         Ok(accepted)
+    }
+
+    /// Accepts one connection the listener has (it must have one, or this waits); false if
+    /// interrupted.
+    fn accept(&mut self, listener: &UnixListener) -> io::Result<bool> {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                self.open.push(Connection {
+                    stream,
+                    reader: Reader::default(),
+                });
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Back into its place in the turn, after the request it brought was answered.
@@ -169,14 +176,7 @@ impl Connections {
                 .is_some_and(|r| r.intersects(PollFlags::POLLIN));
         drop(fds);
         if new_one {
-            match listener.accept() {
-                Ok((stream, _)) => self.open.push(Connection {
-                    stream,
-                    reader: Reader::default(),
-                }),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+            self.accept(listener)?;
         }
         Ok(())
     }
@@ -186,11 +186,7 @@ impl Connections {
 /// waiting at once are a few apart). An unknown id (its header not read yet) comes last.
 fn sent_before(a: Option<u16>, b: Option<u16>) -> bool {
     match (a, b) {
-        (Some(a), Some(b)) => {
-            // Ids run 1..=65535: the distance from a to b going forward, in that ring.
-            let forward = (u32::from(b) + 65535 - u32::from(a)) % 65535;
-            forward != 0 && forward < 65535 / 2
-        }
+        (Some(a), Some(b)) => (1..32_768).contains(&fcgi::ids_apart(a, b)),
         (Some(_), None) => true,
         (None, _) => false,
     }

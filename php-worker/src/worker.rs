@@ -1,8 +1,8 @@
 //! A worker's life after the fork: take its descriptors, wait to be the master's child, serve.
 //!
 //! The master hands each worker its own listening socket, as it does for php-cgi; the worker
-//! serves the front end's kept connections to it one request at a time (prefork), taking them in
-//! turn (`connections`).
+//! serves the front end's kept connections to it one request at a time (prefork), the request
+//! sent first first (`connections`).
 
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;

@@ -1,7 +1,7 @@
 //! Metrics on their own: a [`Metrics`] built from a spec, fed plain values, rendered. (The master's
 //! worker events as `State::apply` feeds them to the metrics are tested in `state/tests.rs`.)
 
-use protocol::control::{FrontendSpec, Http2Spec, LimitsSpec, PoolDispatchSpec, TimeoutsSpec};
+use protocol::control::{FrontendSpec, Http2Spec, LimitsSpec, TimeoutsSpec};
 
 use super::Metrics;
 
@@ -11,20 +11,7 @@ pub(crate) fn spec() -> FrontendSpec {
         listeners: Vec::new(),
         sites: Vec::new(),
         site_acme: Vec::new(),
-        pools: vec![PoolDispatchSpec {
-            name: "php".into(),
-            queue_timeout_ms: 1000,
-            queue_max: 8,
-            request_timeout_ms: 1000,
-            max_requests: 0,
-            max_requests_jitter: 0,
-            external: false,
-            starts_empty: false,
-            protocol: Default::default(),
-            keep_connections: true,
-            send_ahead: false,
-            send_ahead_below_us: 500,
-        }],
+        pools: vec![crate::upstream::dispatch::tests::spec(8, 1000)],
         limits: LimitsSpec {
             max_body_bytes: 1 << 20,
             body_memory_bytes: 1 << 16,

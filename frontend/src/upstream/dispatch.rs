@@ -36,12 +36,6 @@ use crate::upstream::worker_connection::{SpareBuffers, WorkerConnection};
 /// Places ahead of a `builtin = "php"` worker with `send_ahead` (see the module's comment).
 const PLACES_AHEAD: u32 = 2;
 
-/// The FastCGI request id of a worker's request number `sequence` (from 0): 1 to 65535, then
-/// round again (0 is FastCGI's management id).
-fn fastcgi_id_of(sequence: u64) -> u16 {
-    (sequence % u64::from(u16::MAX)) as u16 + 1
-}
-
 /// One worker process as the front end sees it.
 #[derive(Debug)]
 pub(crate) struct WorkerHandle {
@@ -504,14 +498,21 @@ impl PoolDispatch {
     fn take_idle_slot(&self, places_ahead: bool) -> Option<Slot> {
         let mut idle = self.idle.lock().unwrap();
         if places_ahead {
-            let least_busy = idle
-                .iter()
-                .enumerate()
-                .rev()
-                .filter(|(_, s)| s.worker.is_usable())
-                .min_by_key(|(_, s)| s.worker.leased.load(Ordering::Acquire))
-                .map(|(index, _)| index);
-            if let Some(index) = least_busy {
+            // From the most recent; a worker with nothing in flight cannot be bettered.
+            let mut least_busy: Option<(usize, u32)> = None;
+            for (index, slot) in idle.iter().enumerate().rev() {
+                if !slot.worker.is_usable() {
+                    continue;
+                }
+                let leased = slot.worker.leased.load(Ordering::Acquire);
+                if least_busy.is_none_or(|(_, fewest)| leased < fewest) {
+                    least_busy = Some((index, leased));
+                    if leased == 0 {
+                        break;
+                    }
+                }
+            }
+            if let Some((index, _)) = least_busy {
                 return Some(idle.remove(index));
             }
         }
@@ -698,7 +699,7 @@ impl Lease {
     /// (`php-worker/src/connections.rs`), so that requests run in the order their deadlines and
     /// turns were given.
     pub(crate) fn fastcgi_id(&self) -> u16 {
-        fastcgi_id_of(self.sequence)
+        protocol::fcgi::sequenced_request_id(self.sequence)
     }
 
     /// The slot's connection to its worker, opened (or reopened, if the worker closed it) as needed.
@@ -789,11 +790,11 @@ impl Drop for Lease {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Pool `php`'s settings for these tests: a 1 s request timeout, no recycling.
-    pub(super) fn spec(queue_max: usize, queue_timeout_ms: u64) -> PoolDispatchSpec {
+    pub(crate) fn spec(queue_max: usize, queue_timeout_ms: u64) -> PoolDispatchSpec {
         PoolDispatchSpec {
             name: "php".into(),
             queue_timeout_ms,

@@ -153,7 +153,7 @@ async fn requests_on_one_worker_are_numbered_in_order_and_run_in_turn() {
 
 #[test]
 fn fastcgi_ids_run_from_1_to_65535_and_round_again() {
-    use super::fastcgi_id_of;
+    use protocol::fcgi::sequenced_request_id as fastcgi_id_of;
     assert_eq!(fastcgi_id_of(0), 1);
     assert_eq!(fastcgi_id_of(65_534), 65_535);
     assert_eq!(fastcgi_id_of(65_535), 1);

@@ -17,6 +17,7 @@ mod encode;
 mod error;
 mod name_value;
 mod record;
+mod sequence;
 mod usage;
 
 pub use decode::{decode_record, Decoded};
@@ -28,6 +29,7 @@ pub use encode::{
 pub use error::DecodeError;
 pub use name_value::{encode_name_value, encode_name_value_lengths, name_values, NameValues};
 pub use record::{ProtocolStatus, Record, RecordType, Role};
+pub use sequence::{ids_apart, sequenced_request_id};
 pub use usage::{RequestUsage, USAGE_RECORD_TYPE};
 
 /// The only protocol version that exists; anything else in a header is rejected.
