@@ -15,7 +15,7 @@ use nix::unistd::getppid;
 use protocol::zygote::{self as wire, CONTROL_FD, FDS_PER_FORK, FORK_LEN};
 
 use crate::args::Args;
-use crate::fork::{fork_workers, reap, Forked, Request, GROUP};
+use crate::fork::{fork_spare_middle, reap_middles_automatically, Forked, Request, Taken, GROUP};
 
 /// The parent's process name (its workers rename themselves `php-worker`).
 const PARENT_NAME: &std::ffi::CStr = c"paddock-php";
@@ -39,6 +39,10 @@ pub(crate) fn run(args: &Args) -> ExitCode {
         eprintln!("paddock-php: {why}");
         return ExitCode::from(wire::EXIT_PHP_STARTUP as u8);
     }
+    if let Err(e) = reap_middles_automatically() {
+        eprintln!("paddock-php: SIGCHLD: {e}");
+        return ExitCode::FAILURE;
+    }
     // PHP is up: the master may send fork requests from now on.
     let ready = wire::encode_forked(wire::READY, std::process::id() as i32);
     if let Err(e) = sendmsg::<()>(
@@ -51,73 +55,77 @@ pub(crate) fn run(args: &Args) -> ExitCode {
         eprintln!("paddock-php: control socket: {e}");
         return ExitCode::FAILURE;
     }
-    let mut middles = Vec::new();
+    // Spare middle processes that die unasked, in a row, before the parent gives up.
+    const SPARE_DEATHS: u32 = 3;
+    let mut deaths = 0;
     loop {
-        // Fork requests already queued are taken at once; the middle processes of those forked
-        // so far are reaped before the parent waits for more.
-        let first = match receive(control.as_raw_fd(), MsgFlags::MSG_DONTWAIT) {
-            Err(nix::errno::Errno::EAGAIN) => {
-                reap(&mut middles);
-                receive(control.as_raw_fd(), MsgFlags::empty())
-            }
-            other => other,
-        };
-        let mut group = match first {
-            Ok(Some(request)) => vec![request],
-            // The master closed the channel: the pool was removed or reloaded, or paddock stops.
-            Ok(None) => {
-                reap(&mut middles);
-                return ExitCode::SUCCESS;
-            }
-            Err(e) => {
-                eprintln!("paddock-php: control socket: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        // More requests sent with it (the master asks for a burst's workers at once) share its
-        // middle process; the end of the channel shows again at the next receive.
-        let mut broken = None;
-        while group.len() < GROUP {
-            match receive(control.as_raw_fd(), MsgFlags::MSG_DONTWAIT) {
-                Ok(Some(request)) => group.push(request),
-                Ok(None) | Err(nix::errno::Errno::EAGAIN) => break,
-                Err(e) => {
-                    broken = Some(e);
-                    break;
-                }
-            }
-        }
-        let ids: Vec<u64> = group.iter().map(|(id, _, _)| *id).collect();
-        let report = |worker: u64, pid: i32| {
-            let message = wire::encode_forked(worker, pid);
-            let _ = sendmsg::<()>(
-                control.as_raw_fd(),
-                &[IoSlice::new(&message)],
-                &[],
-                MsgFlags::empty(),
-                None,
-            );
-        };
-        match fork_workers(group, report) {
+        let forked = fork_spare_middle(
+            || take_requests(control.as_raw_fd()),
+            |worker, pid| report(control.as_raw_fd(), worker, pid),
+        );
+        match forked {
             Ok(Forked::Worker((_, listener, output))) => {
-                // The worker's copy of the list names other middle processes, not its children.
-                middles.clear();
                 crate::worker::run(listener, output, control, master, args)
             }
-            Ok(Forked::Parent { middle }) => middles.push(middle),
+            Ok(Forked::Parent(spare)) => match spare.wait() {
+                Taken::Requests => deaths = 0,
+                Taken::End => return ExitCode::SUCCESS,
+                Taken::Broken => return ExitCode::FAILURE,
+                Taken::Died => {
+                    deaths += 1;
+                    if deaths == SPARE_DEATHS {
+                        eprintln!("paddock-php: {deaths} spare middle processes died unasked");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            },
+            // No process to spare (a process limit, memory): the master hears that these
+            // workers failed, and the next requests try again.
             Err(e) => {
-                eprintln!("paddock-php: cannot fork workers: {e}");
-                for id in ids {
-                    report(id, 0);
+                eprintln!("paddock-php: cannot fork: {e}");
+                match take_requests(control.as_raw_fd()) {
+                    Ok(Some(group)) => group
+                        .iter()
+                        .for_each(|r| report(control.as_raw_fd(), r.0, 0)),
+                    Ok(None) => return ExitCode::SUCCESS,
+                    Err(why) => {
+                        eprintln!("paddock-php: {why}");
+                        return ExitCode::FAILURE;
+                    }
                 }
             }
         }
-        if let Some(e) = broken {
-            eprintln!("paddock-php: control socket: {e}");
-            reap(&mut middles);
-            return ExitCode::FAILURE;
+    }
+}
+
+/// Waits for the next fork requests and takes those sent with the first (the master asks for a
+/// burst's workers at once), up to a middle process's [`GROUP`]. `None` at the channel's end.
+fn take_requests(control: RawFd) -> Result<Option<Vec<Request>>, String> {
+    let first = receive(control, MsgFlags::empty()).map_err(|e| format!("control socket: {e}"))?;
+    let Some(first) = first else {
+        return Ok(None);
+    };
+    let mut group = vec![first];
+    // The end of the channel or an error shows again to the next middle process.
+    while group.len() < GROUP {
+        match receive(control, MsgFlags::MSG_DONTWAIT) {
+            Ok(Some(request)) => group.push(request),
+            _ => break,
         }
     }
+    Ok(Some(group))
+}
+
+/// Tells the master worker `worker`'s pid (0: its fork failed).
+fn report(control: RawFd, worker: u64, pid: i32) {
+    let message = wire::encode_forked(worker, pid);
+    let _ = sendmsg::<()>(
+        control,
+        &[IoSlice::new(&message)],
+        &[],
+        MsgFlags::empty(),
+        None,
+    );
 }
 
 /// One fork request: the worker id, its listening socket and its output pipe. `None` at the end

@@ -24,6 +24,38 @@ fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
 }
 
+/// `count` requests for `/pid.php` at once (each holds its worker for a second): the pids that
+/// answered, one per request.
+fn hold_workers(paddock: &Paddock, count: usize) -> Vec<String> {
+    let url = paddock.url("/pid.php");
+    std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..count)
+            .map(|_| scope.spawn(|| paddock.curl(&["-s", "--fail", &url])))
+            .collect();
+        clients
+            .into_iter()
+            .map(|c| {
+                let output = c.join().unwrap();
+                assert!(output.status.success(), "{output:?}\n{}", paddock.log());
+                String::from_utf8_lossy(&output.stdout).trim().to_string()
+            })
+            .collect()
+    })
+}
+
+/// The spare middle process the PHP parent keeps for its next fork, when it is the parent's
+/// only child and alive (not a zombie).
+fn spare_middle(parent: u32) -> Option<u32> {
+    match harness::children_of(parent).as_slice() {
+        [(pid, name)] if name == "php-fork" => {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            (state != 'Z').then_some(*pid)
+        }
+        _ => None,
+    }
+}
+
 #[test]
 fn a_script_compiled_by_one_worker_is_cached_for_a_worker_forked_later() {
     if !require_libphp() {
@@ -155,6 +187,7 @@ fn killing_the_php_parent_under_load_fails_no_request_and_a_new_one_starts() {
         let workers = paddock.worker_pids("php-worker");
         (workers.len() == 4).then_some(workers)
     });
+    let spare = wait_for("the parent's spare middle process", || spare_middle(parent));
 
     let addr = paddock.http;
     let traffic = std::thread::spawn(move || {
@@ -199,6 +232,10 @@ fn killing_the_php_parent_under_load_fails_no_request_and_a_new_one_starts() {
             "worker {worker} outlived its parent"
         );
     }
+    // The dead parent's spare died with it: it must not take the new parent's fork requests.
+    wait_for("the old spare middle process gone", || {
+        (!process_alive(spare)).then_some(())
+    });
     // The new parent forks workers too: one replaces a killed worker and serves.
     signal(serving[0], "KILL");
     let replacement = wait_for("a worker from the new parent", || {
@@ -334,24 +371,13 @@ fn an_on_demand_pool_has_its_php_parent_at_once_and_forks_a_burst_of_workers_tog
         php_parent_pid(master)
     });
     assert!(paddock.worker_pids("php-worker").is_empty());
+    // Its first middle process is forked ahead, waiting for the first fork requests.
+    let spare = wait_for("a spare middle process", || spare_middle(parent));
 
     // Twelve requests at once, each holding its worker for a second: the master asks the
     // parent for their workers together, and the parent forks them through middle processes
-    // shared by up to four workers.
-    let url = paddock.url("/pid.php");
-    let answers: Vec<String> = std::thread::scope(|scope| {
-        let clients: Vec<_> = (0..12)
-            .map(|_| scope.spawn(|| paddock.curl(&["-s", "--fail", &url])))
-            .collect();
-        clients
-            .into_iter()
-            .map(|c| {
-                let output = c.join().unwrap();
-                assert!(output.status.success(), "{output:?}\n{}", paddock.log());
-                String::from_utf8_lossy(&output.stdout).trim().to_string()
-            })
-            .collect()
-    });
+    // shared by up to four workers, the first of them the spare.
+    let answers = hold_workers(&paddock, 12);
     let mut pids: Vec<u32> = answers.iter().map(|a| a.parse().unwrap()).collect();
     pids.sort_unstable();
     pids.dedup();
@@ -365,9 +391,25 @@ fn an_on_demand_pool_has_its_php_parent_at_once_and_forks_a_burst_of_workers_tog
             "worker {pid} is not the master's child: {workers:?}"
         );
     }
-    // The middle processes exited and were reaped: the parent has no child, not even a zombie.
-    wait_for("the middle processes reaped", || {
-        harness::children_of(parent).is_empty().then_some(())
+    // The middle processes that forked exited and were reaped: the parent's only child is a new
+    // spare, and no zombie.
+    let next = wait_for("the middle processes reaped, a new spare", || {
+        spare_middle(parent).filter(|&p| p != spare)
     });
+    assert!(!process_alive(spare), "the first spare forked and exited");
+    assert_eq!(php_parent_pid(master), Some(parent));
+
+    // A spare that dies unasked is replaced, and the next workers come from its successor:
+    // sixteen requests at once need more workers than the twelve or fewer there are.
+    signal(next, "KILL");
+    let successor = wait_for("a spare after the killed one", || {
+        spare_middle(parent).filter(|&p| p != next)
+    });
+    let answers = hold_workers(&paddock, 16);
+    assert_eq!(answers.len(), 16);
+    assert!(
+        !process_alive(successor),
+        "the successor of the killed spare did not fork"
+    );
     assert_eq!(php_parent_pid(master), Some(parent));
 }
