@@ -251,6 +251,14 @@ int pdk_run_request(const struct pdk_request *request, long timeout_ms)
 	pdk_last_peak_memory = zend_memory_peak_usage(false);
 	if (status == 0) {
 		php_request_shutdown(NULL);
+#ifdef ZEND_SIGNALS
+		/* At each request's start PHP checks, one sigaction call per signal, that its handlers
+		 * for seven signals are still installed. They are after this worker's first request:
+		 * PHP's own code (pcntl_signal included) changes handlers through its signal layer,
+		 * which keeps them, so only C code calling sigaction itself could replace one. Seven
+		 * system calls a request. */
+		SIGG(reset) = 0;
+#endif
 	}
 	pdk_disarm_request_timeout();
 	SG(server_context) = NULL;

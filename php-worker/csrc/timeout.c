@@ -9,7 +9,6 @@
 #include <sys/time.h>
 
 #include "php.h"
-#include "zend_signal.h"
 #include "zend_atomic.h"
 
 #include "sapi_internal.h"
@@ -47,8 +46,11 @@ void pdk_arm_request_timeout(long ms)
 	memset(&action, 0, sizeof(action));
 	action.sa_handler = on_request_timeout;
 	sigemptyset(&action.sa_mask);
-	/* Through PHP's signal layer, which owns SIGALRM during a request. */
-	zend_sigaction(SIGALRM, &action, NULL);
+	/* Straight to the kernel rather than through PHP's signal layer: the handler only sets flags,
+	 * so it needs none of the layer's deferral, and the layer's sigprocmask would cost a system
+	 * call a request. Installed for every request, since a script's pcntl_signal(SIGALRM) may
+	 * have replaced it. No SA_RESTART: a sleeping script must wake up. */
+	sigaction(SIGALRM, &action, NULL);
 	timeout_seconds = (zend_long)((ms + 999) / 1000);
 	set_request_timer(ms);
 }
