@@ -543,6 +543,14 @@ impl PoolDispatch {
         if served >= worker.request_limit {
             worker.retire(ExitReason::MaxRequests);
         }
+        if served == worker.request_limit {
+            // Told now rather than once drained: its successor starts while this request runs.
+            let _ = self.to_master.send(ToMaster::Retiring {
+                pool: self.name.clone(),
+                worker: worker.id,
+                reason: ExitReason::MaxRequests,
+            });
+        }
         Lease {
             pool: self.clone(),
             slot: Some(slot),
@@ -896,7 +904,18 @@ pub(crate) mod tests {
         pool.worker_up(1, 11, "/a".into(), 1);
         drop(pool.acquire().await.unwrap());
         assert!(to_master.try_recv().is_err());
-        drop(pool.acquire().await.unwrap());
+        let last = pool.acquire().await.unwrap();
+        // The master hears of it as the last request starts (to start a successor), once.
+        assert_eq!(
+            to_master.try_recv().unwrap(),
+            ToMaster::Retiring {
+                pool: "php".into(),
+                worker: 1,
+                reason: ExitReason::MaxRequests
+            }
+        );
+        assert!(to_master.try_recv().is_err(), "drained only once it ends");
+        drop(last);
         assert!(matches!(
             to_master.try_recv().unwrap(),
             ToMaster::Drained {

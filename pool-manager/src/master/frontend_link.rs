@@ -117,6 +117,9 @@ impl Master {
                         }
                     }
                 }
+                ToMaster::Retiring { worker, reason, .. } => {
+                    self.on_worker_retiring(worker, reason, now)
+                }
                 ToMaster::Drained { worker, reason, .. } => {
                     self.stop_worker(worker, nix::sys::signal::Signal::SIGTERM, reason);
                 }

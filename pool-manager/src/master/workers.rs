@@ -225,6 +225,22 @@ impl Master {
         }
     }
 
+    /// The front end retired a worker on its own (`max_requests`): it no longer counts towards
+    /// the pool's size, so the sizing policy starts its successor now, while the worker's last
+    /// request runs, instead of after its exit. The worker is stopped once drained, as any.
+    pub(super) fn on_worker_retiring(&mut self, id: WorkerId, reason: ExitReason, now: Instant) {
+        let Some(worker) = self.workers.get_mut(&id) else {
+            return;
+        };
+        if !worker.is_active() {
+            return;
+        }
+        worker.retiring = Some(reason);
+        let pool = worker.pool;
+        debug!(pool = %self.pools[pool].config.name, pid = worker.pid.as_raw(), reason = reason.as_str(), "worker retiring; starting its successor");
+        self.size_pool(pool, now, false);
+    }
+
     pub(super) fn stop_worker(&mut self, id: WorkerId, signal: Signal, reason: ExitReason) {
         let Some(worker) = self.workers.get_mut(&id) else {
             return;

@@ -120,6 +120,14 @@ pub enum ToMaster {
     /// The demand a pool sees, sent when it changes (coalesced) and at once when a request has
     /// to wait for a slot, so the master can size the pool.
     PoolLoad(PoolLoad),
+    /// The front end retired this worker (it reached `max_requests`): it takes no new request,
+    /// and [`ToMaster::Drained`] follows once its last ones are done. Sent as its last request
+    /// starts, so that the master can start its successor meanwhile.
+    Retiring {
+        pool: String,
+        worker: WorkerId,
+        reason: ExitReason,
+    },
     /// This retiring worker has no request in flight any more: stop it.
     Drained {
         pool: String,

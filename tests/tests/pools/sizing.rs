@@ -125,3 +125,48 @@ fn static_pool_replaces_a_killed_worker() {
         now.len() == 3 && !now.contains(&before[0]) && paddock.pool_workers("php") == 3
     });
 }
+
+#[test]
+fn a_worker_at_max_requests_has_its_successor_started_while_its_last_request_runs() {
+    require_php_cgi();
+    // One worker that serves one request: its first request is its last.
+    let paddock = Paddock::start(&php_site(&test_site(), 1, "max_requests = 1"));
+    let first = paddock.worker_pids("php-cgi");
+    assert_eq!(first.len(), 1);
+    let hold = Hold::new();
+    let held = held_requests(&paddock, 1, &hold);
+    // The successor starts while the last request runs, not after the worker's exit.
+    let successor = harness::wait_for("a successor beside the held request", || {
+        paddock
+            .worker_pids("php-cgi")
+            .into_iter()
+            .find(|pid| !first.contains(pid))
+    });
+    assert!(
+        first.iter().all(|&pid| harness::process_alive(pid)),
+        "the retiring worker still runs its last request"
+    );
+    // ... and serves the next request meanwhile: a pool of one is never a pool of none.
+    let marks = tempfile::tempdir().unwrap();
+    let mark = marks.path().join("next.mark");
+    let output = paddock.curl(&[
+        "-s",
+        &paddock.url(&format!("/mark.php?file={}", mark.display())),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "marked\n");
+    assert_eq!(
+        std::fs::read_to_string(&mark).unwrap(),
+        successor.to_string()
+    );
+    assert!(
+        !held[0].is_finished(),
+        "the held request was answered early"
+    );
+    hold.release();
+    for request in held {
+        assert_eq!(request.join().unwrap(), 200);
+    }
+    paddock.wait_until("the retired worker stopped", PATIENCE, || {
+        !harness::process_alive(first[0])
+    });
+}
