@@ -303,13 +303,14 @@ pub(crate) fn prepare_workers(
 
 /// Asks the pool's ready parent for all the `prepared` workers at once, and hands each to
 /// `started` as soon as its pid comes (the front end can use it while its siblings are still
-/// being forked). An error when some did not start: the parent failed, and the caller stops it
-/// ([`PhpParent::kill_and_explain`]).
+/// being forked). [`Forks::Refused`] when the parent answered but could not fork some (the system
+/// refused: a process limit, memory; the parent itself is fine); an error when the parent did
+/// not answer: it failed, and the caller stops it ([`PhpParent::kill_and_explain`]).
 pub(crate) fn fork_prepared(
     parent: &mut PhpParent,
     prepared: Vec<Prepared>,
     mut started: impl FnMut(WorkerId, SpawnedWorker),
-) -> io::Result<()> {
+) -> io::Result<Forks> {
     let asked: Vec<WorkerId> = prepared.iter().map(|p| p.id).collect();
     let batch: Vec<_> = prepared
         .iter()
@@ -353,9 +354,25 @@ pub(crate) fn fork_prepared(
     for w in waiting.into_iter().flatten() {
         let _ = std::fs::remove_file(&w.socket);
     }
-    match answered {
-        Ok(()) if refused => Err(io::Error::other("the PHP parent could not fork")),
-        other => other,
+    answered.map(|()| if refused { Forks::Refused } else { Forks::All })
+}
+
+/// How the fork requests the parent answered went.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Forks {
+    All,
+    /// The system refused some forks (the parent said so on its output).
+    Refused,
+}
+
+/// Why a parent's fork was refused, for the operator.
+pub(crate) fn fork_refused() -> SpawnError {
+    SpawnError::PhpParent {
+        reason: "the PHP parent could not fork a worker: too many processes for the pool's user \
+                 (`rlimit_nproc`: the parent and its spare middle process count too) or too \
+                 little memory; its own message is above"
+            .to_string(),
+        missing: false,
     }
 }
 

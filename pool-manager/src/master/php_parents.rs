@@ -10,7 +10,9 @@ use tracing::{debug, error, info, warn};
 
 use super::{ExitKind, Master, FIRST_WORKER_TOKEN};
 use crate::children::SpawnError;
-use crate::php_parent::{explain, fork_prepared, prepare_workers, Ended, ParentNews, PhpParent};
+use crate::php_parent::{
+    explain, fork_prepared, fork_refused, prepare_workers, Ended, Forks, ParentNews, PhpParent,
+};
 
 impl Master {
     /// Whether the pool's PHP parent is ready for fork requests; starts one if the pool has none.
@@ -64,11 +66,16 @@ impl Master {
         let fork_us = asked.elapsed().as_micros() as u64;
         debug!(pool = %name, workers = forked, asked = count, fork_us, "workers forked by the PHP parent");
         let failure = match (result, unprepared) {
-            (Ok(()), None) => {
+            (Ok(Forks::All), None) => {
                 self.pools[pool].php_parent = Some(parent);
                 return true;
             }
-            (Ok(()), Some(e)) => {
+            // The parent is fine; the system said no, and the pool backs off before it asks again.
+            (Ok(Forks::Refused), _) => {
+                self.pools[pool].php_parent = Some(parent);
+                fork_refused()
+            }
+            (Ok(Forks::All), Some(e)) => {
                 self.pools[pool].php_parent = Some(parent);
                 e
             }

@@ -194,3 +194,61 @@ user = "daemon"
     let name = std::fs::read_to_string(format!("/proc/{worker}/comm")).unwrap();
     assert_eq!(name.trim(), "php-worker", "a worker forked by the parent");
 }
+
+/// A `builtin = "php"` pool whose user may not start another process (`rlimit_nproc = 1`: the
+/// PHP parent is that one): the parent cannot fork, the pool fails with the reason, clients get
+/// 503, and the parent is kept (the system refused, not the parent).
+#[test]
+fn a_builtin_php_pool_that_may_not_fork_fails_with_the_reason() {
+    if !nix_is_root() {
+        eprintln!("privilege test skipped: it needs root (CI runs it as root)");
+        return;
+    }
+    if !harness::php_builtin::require_libphp() {
+        return;
+    }
+    let (_public, site) = whoami_site();
+    let config = format!(
+        r#"{listeners}
+[sites.test]
+root = "{site}"
+
+[sites.test.scripts]
+pool = "php"
+
+[pools.php]
+mode = "prefork"
+builtin = "php"
+workers = 1
+user = "daemon"
+rlimit_nproc = 1
+"#,
+        listeners = harness::LISTENERS,
+        site = site.display()
+    );
+    // Not ready: its only pool has no worker.
+    let paddock = Paddock::start_binary(&harness::paddock_bin(), &config, false);
+    // The parent's own message, then the master's reason, once (not a parent restarted each time).
+    paddock.wait_for_log("paddock-php: cannot fork: EAGAIN");
+    paddock.wait_for_log("the PHP parent could not fork a worker");
+    let parent = harness::php_builtin::php_parent_pid(paddock.pid())
+        .unwrap_or_else(|| panic!("no PHP parent: {}", paddock.log()));
+    let response = Connection::open(paddock.http)
+        .unwrap()
+        .request("GET", "/whoami.php", &[], b"")
+        .unwrap();
+    assert_eq!(
+        response.status,
+        503,
+        "{}\n{}",
+        response.text(),
+        paddock.log()
+    );
+    assert_eq!(
+        harness::php_builtin::php_parent_pid(paddock.pid()),
+        Some(parent),
+        "the parent is kept: the system refused the fork, not the parent\n{}",
+        paddock.log()
+    );
+    assert_eq!(paddock.log().matches("PHP parent started").count(), 1);
+}
