@@ -6,8 +6,8 @@
 //! never waits for PHP to start (an `opcache.preload` of a large application takes seconds).
 //!
 //! To add a worker, the master binds the worker's socket and output pipe as for any worker and
-//! sends both to the parent; the parent forks a worker through a middle process that reports the
-//! worker's pid and exits, so the worker is re-parented to the master (a child subreaper). From
+//! sends both to the parent; the parent's spare middle process (forked ahead, waiting for
+//! requests) forks the worker, reports its pid and exits, so the worker is re-parented to the master (a child subreaper). From
 //! then on the worker is an ordinary worker: the master reaps it, times it out, recycles it and
 //! kills its process group. The answer to a fork request takes about a millisecond, so the
 //! master waits for it (at most [`FORK_TIMEOUT`]). If the parent dies, the workers it forked go

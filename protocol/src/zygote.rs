@@ -2,7 +2,8 @@
 //! on a Unix stream socket at [`CONTROL_FD`] in the parent.
 //!
 //! - master → parent: [`encode_fork`] (the worker id), sent with two descriptors attached
-//!   (SCM_RIGHTS): the worker's listening socket, then the write end of its output pipe.
+//!   (SCM_RIGHTS): the worker's listening socket, then the write end of its output pipe. The
+//!   parent's spare middle process, which shares the socket, is the one that reads them.
 //! - forked worker's middle process → master: [`encode_forked`] (the id and the worker's pid, or
 //!   pid 0 when the fork failed).
 //! - parent → master, once PHP has started: `encode_forked(READY, its own pid)`. The master sends
