@@ -127,6 +127,28 @@ fn nix_is_root() -> bool {
         .is_some_and(|uids| uids.split_whitespace().nth(1) == Some("0"))
 }
 
+/// A config whose site's scripts go to a `builtin = "php"` pool run as `daemon`, with `pool`'s
+/// extra keys.
+fn builtin_pool_of_daemon(site: &std::path::Path, pool: &str) -> String {
+    format!(
+        r#"{listeners}
+[sites.test]
+root = "{site}"
+
+[sites.test.scripts]
+pool = "php"
+
+[pools.php]
+mode = "prefork"
+builtin = "php"
+user = "daemon"
+{pool}
+"#,
+        listeners = harness::LISTENERS,
+        site = site.display()
+    )
+}
+
 /// A `builtin = "php"` pool with a `user`: the PHP parent and its workers run as that user, even
 /// when paddock is installed where that user cannot go (here, copies of paddock and paddock-php
 /// in a directory only root may enter, as a `mktemp -d` clone is): the master opens paddock-php
@@ -152,23 +174,7 @@ fn builtin_php_parent_and_workers_run_as_the_pools_user() {
     )
     .unwrap();
     let (_public, site) = whoami_site();
-    let config = format!(
-        r#"{listeners}
-[sites.test]
-root = "{site}"
-
-[sites.test.scripts]
-pool = "php"
-
-[pools.php]
-mode = "prefork"
-builtin = "php"
-workers = 2
-user = "daemon"
-"#,
-        listeners = harness::LISTENERS,
-        site = site.display()
-    );
+    let config = builtin_pool_of_daemon(&site, "workers = 2");
     let paddock = Paddock::start_binary(&paddock_copy, &config, true);
     let daemon = id("-u", "daemon");
 
@@ -208,24 +214,7 @@ fn a_builtin_php_pool_that_may_not_fork_fails_with_the_reason() {
         return;
     }
     let (_public, site) = whoami_site();
-    let config = format!(
-        r#"{listeners}
-[sites.test]
-root = "{site}"
-
-[sites.test.scripts]
-pool = "php"
-
-[pools.php]
-mode = "prefork"
-builtin = "php"
-workers = 1
-user = "daemon"
-rlimit_nproc = 1
-"#,
-        listeners = harness::LISTENERS,
-        site = site.display()
-    );
+    let config = builtin_pool_of_daemon(&site, "workers = 1\nrlimit_nproc = 1");
     // Not ready: its only pool has no worker.
     let paddock = Paddock::start_binary(&harness::paddock_bin(), &config, false);
     // The parent's own message, then the master's reason, once (not a parent restarted each time).
