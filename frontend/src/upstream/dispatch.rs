@@ -184,6 +184,25 @@ impl From<&AdmissionError> for Rejection {
     }
 }
 
+/// What is left of one request's `queue_timeout`. A request waits in its pool's queue again when
+/// its worker could not be reached or died before answering; every wait spends from the same
+/// budget, so that no request waits longer than `queue_timeout` in all. (With a new
+/// `queue_timeout` for each wait, a GET on a crash-looping pool once waited past its client's
+/// 30 s with a `queue_timeout` of 20 s.)
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueBudget {
+    left: Duration,
+}
+
+impl QueueBudget {
+    /// The whole `queue_timeout` of `pool`, for a request's first wait.
+    pub(crate) fn of(pool: &PoolDispatch) -> Self {
+        Self {
+            left: Duration::from_millis(pool.spec().queue_timeout_ms),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct PoolDispatch {
     pub name: String,
@@ -207,6 +226,9 @@ pub(crate) struct PoolDispatch {
     reported_waiting: AtomicUsize,
     workers: Mutex<HashMap<WorkerId, Arc<WorkerHandle>>>,
     failing: Mutex<Option<String>>,
+    /// Wakes the waiting requests when the pool is marked failing or loses a worker, so that they
+    /// can tell whether any worker is left to wait for.
+    failing_news: Notify,
     /// Messages to the master (drained workers).
     to_master: UnboundedSender<ToMaster>,
     /// Wakes the load reporter when a request has to wait: queue pressure.
@@ -244,6 +266,7 @@ impl PoolDispatch {
             reported_waiting: AtomicUsize::new(0),
             workers: Mutex::new(HashMap::new()),
             failing: Mutex::new(None),
+            failing_news: Notify::new(),
             to_master,
             pressure,
             removed: AtomicBool::new(false),
@@ -331,6 +354,8 @@ impl PoolDispatch {
             // Its parked places hold the handle: let both go.
             worker.parked.lock().unwrap().clear();
         }
+        // Its waiting requests may have been waiting for it alone, in a failing pool.
+        self.failing_news.notify_waiters();
     }
 
     /// A request on `worker` overran its deadline while others may still run on it (a threaded
@@ -422,7 +447,11 @@ impl PoolDispatch {
     }
 
     pub(crate) fn set_failing(&self, reason: Option<String>) {
+        let failing = reason.is_some();
         *self.failing.lock().unwrap() = reason;
+        if failing {
+            self.failing_news.notify_waiters();
+        }
     }
 
     pub(crate) fn snapshot(&self) -> PoolSnapshot {
@@ -448,20 +477,20 @@ impl PoolDispatch {
             .sum()
     }
 
-    /// Waits in the pool's queue for a free slot.
-    pub(crate) async fn acquire(self: &Arc<Self>) -> Result<Lease, AdmissionError> {
-        let name = &self.name;
+    /// Waits in the pool's queue for a free slot, for what is left of the request's `budget`.
+    /// A failing pool with no worker able to serve answers at once, and wakes the requests
+    /// already waiting when it comes to that: until the master's next restart attempt only a
+    /// queue timeout could end their wait, and it would not say why.
+    pub(crate) async fn acquire(
+        self: &Arc<Self>,
+        budget: &mut QueueBudget,
+    ) -> Result<Lease, AdmissionError> {
         let spec = self.spec();
-        if let Some(reason) = self.failing.lock().unwrap().clone() {
-            if self.workers.lock().unwrap().is_empty() {
-                return Err(AdmissionError::Failing {
-                    pool: name.clone(),
-                    reason,
-                });
-            }
+        if let Some(failing) = self.failing_with_no_worker() {
+            return Err(failing);
         }
         if self.waiting.load(Ordering::Relaxed) >= spec.queue_max {
-            return Err(AdmissionError::QueueFull(name.clone()));
+            return Err(AdmissionError::QueueFull(self.name.clone()));
         }
         let waiting = self.waiting.fetch_add(1, Ordering::Relaxed) + 1;
         let _waiting = WaitingGuard {
@@ -476,20 +505,57 @@ impl PoolDispatch {
             // stays as long as it was is reported by the tick.)
             self.pressure.notify_one();
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(spec.queue_timeout_ms);
+        let started = tokio::time::Instant::now();
+        let outcome = self
+            .wait_for_slot(started + budget.left, spec.send_ahead)
+            .await;
+        budget.left = budget.left.saturating_sub(started.elapsed());
+        outcome
+    }
+
+    /// A request's wait in the queue with its whole `queue_timeout` (tests).
+    #[cfg(test)]
+    pub(crate) async fn acquire_fresh(self: &Arc<Self>) -> Result<Lease, AdmissionError> {
+        self.acquire(&mut QueueBudget::of(self)).await
+    }
+
+    async fn wait_for_slot(
+        self: &Arc<Self>,
+        deadline: tokio::time::Instant,
+        places_ahead: bool,
+    ) -> Result<Lease, AdmissionError> {
         loop {
-            let permit = tokio::time::timeout_at(deadline, self.free.acquire())
-                .await
-                .map_err(|_| AdmissionError::QueueTimeout(name.clone()))?
-                .expect("the semaphore is never closed");
+            // Listening before looking, so that a pool failing in between still wakes this wait.
+            let failing_news = self.failing_news.notified();
+            tokio::pin!(failing_news);
+            failing_news.as_mut().enable();
+            if let Some(failing) = self.failing_with_no_worker() {
+                return Err(failing);
+            }
+            let permit = tokio::select! {
+                permit = tokio::time::timeout_at(deadline, self.free.acquire()) => permit
+                    .map_err(|_| AdmissionError::QueueTimeout(self.name.clone()))?
+                    .expect("the semaphore is never closed"),
+                () = &mut failing_news => continue,
+            };
             permit.forget();
-            let slot = self.take_idle_slot(spec.send_ahead);
-            match slot {
+            match self.take_idle_slot(places_ahead) {
                 Some(slot) if slot.worker.is_usable() => return Ok(self.lease(slot)),
                 // A dead or retiring worker's slot: its permit is spent, wait for a usable one.
                 _ => continue,
             }
         }
+    }
+
+    /// The answer for a request while the pool is failing (the master backs off restarting it)
+    /// and none of its workers can take a request.
+    fn failing_with_no_worker(&self) -> Option<AdmissionError> {
+        let reason = self.failing.lock().unwrap().clone()?;
+        let workers = self.workers.lock().unwrap();
+        (!workers.values().any(|w| w.is_usable())).then(|| AdmissionError::Failing {
+            pool: self.name.clone(),
+            reason,
+        })
     }
 
     /// The most recently used idle slot; with places ahead, one of the usable worker with the
@@ -847,12 +913,12 @@ pub(crate) mod tests {
         let (pool, mut to_master) = pool_with(10, 50, 0);
         pool.worker_up(1, 11, "/a".into(), 1);
         pool.worker_up(2, 22, "/b".into(), 1);
-        let lease = pool.acquire().await.unwrap();
+        let lease = pool.acquire_fresh().await.unwrap();
         assert_eq!(lease.worker().id, 2);
         pool.retire(2, ExitReason::Idle);
         assert!(to_master.try_recv().is_err(), "still busy: not drained yet");
         assert_eq!(
-            pool.acquire().await.unwrap().worker().id,
+            pool.acquire_fresh().await.unwrap().worker().id,
             1,
             "no new request for a retiring worker"
         );
@@ -873,8 +939,8 @@ pub(crate) mod tests {
         let (pool, mut to_master) = pool_with(10, 50, 0);
         pool.worker_up(1, 11, "/a".into(), 1);
         pool.worker_up(2, 22, "/b".into(), 3);
-        let hung = pool.acquire().await.unwrap();
-        let other = pool.acquire().await.unwrap();
+        let hung = pool.acquire_fresh().await.unwrap();
+        let other = pool.acquire_fresh().await.unwrap();
         assert_eq!((hung.worker().id, other.worker().id), (2, 2));
         pool.retire_after_timeout(&hung.worker().clone());
         drop(hung);
@@ -883,7 +949,7 @@ pub(crate) mod tests {
             "a request still runs on it: no kill yet"
         );
         assert_eq!(
-            pool.acquire().await.unwrap().worker().id,
+            pool.acquire_fresh().await.unwrap().worker().id,
             1,
             "its free slot takes no new request"
         );
@@ -902,9 +968,9 @@ pub(crate) mod tests {
     async fn worker_retires_after_max_requests() {
         let (pool, mut to_master) = pool_with(10, 50, 2);
         pool.worker_up(1, 11, "/a".into(), 1);
-        drop(pool.acquire().await.unwrap());
+        drop(pool.acquire_fresh().await.unwrap());
         assert!(to_master.try_recv().is_err());
-        let last = pool.acquire().await.unwrap();
+        let last = pool.acquire_fresh().await.unwrap();
         // The master hears of it as the last request starts (to start a successor), once.
         assert_eq!(
             to_master.try_recv().unwrap(),
@@ -925,7 +991,7 @@ pub(crate) mod tests {
             }
         ));
         assert!(matches!(
-            pool.acquire().await,
+            pool.acquire_fresh().await,
             Err(AdmissionError::QueueTimeout(_))
         ));
     }
@@ -934,7 +1000,7 @@ pub(crate) mod tests {
     async fn load_reports_idle_and_waiting() {
         let pool = pool(10, 1_000);
         pool.worker_up(1, 11, "/a".into(), 2);
-        let held = pool.acquire().await.unwrap();
+        let held = pool.acquire_fresh().await.unwrap();
         let load = pool.load();
         assert_eq!(
             (
@@ -956,24 +1022,24 @@ pub(crate) mod tests {
         let pool = pool(10, 100);
         pool.worker_up(1, 11, "/a".into(), 1);
         pool.worker_up(2, 22, "/b".into(), 1);
-        let first = pool.acquire().await.unwrap();
+        let first = pool.acquire_fresh().await.unwrap();
         assert_eq!(first.worker().id, 2);
         drop(first);
-        assert_eq!(pool.acquire().await.unwrap().worker().id, 2);
+        assert_eq!(pool.acquire_fresh().await.unwrap().worker().id, 2);
     }
 
     #[tokio::test]
     async fn queue_times_out_and_bounds_length() {
         let pool = pool(1, 50);
         pool.worker_up(1, 11, "/a".into(), 1);
-        let held = pool.acquire().await.unwrap();
+        let held = pool.acquire_fresh().await.unwrap();
         let waiter = tokio::spawn({
             let pool = pool.clone();
-            async move { pool.acquire().await.map(|_| ()) }
+            async move { pool.acquire_fresh().await.map(|_| ()) }
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(
-            pool.acquire().await.unwrap_err(),
+            pool.acquire_fresh().await.unwrap_err(),
             AdmissionError::QueueFull("php".into())
         );
         assert_eq!(
@@ -990,12 +1056,12 @@ pub(crate) mod tests {
         pool.worker_up(1, 11, "/a".into(), 2);
         pool.worker_up(2, 22, "/b".into(), 1);
         pool.worker_down(2);
-        let lease = pool.acquire().await.unwrap();
+        let lease = pool.acquire_fresh().await.unwrap();
         assert_eq!(lease.worker().id, 1);
         drop(lease);
         pool.worker_down(1);
         assert!(matches!(
-            pool.acquire().await,
+            pool.acquire_fresh().await,
             Err(AdmissionError::QueueTimeout(_))
         ));
     }
@@ -1004,18 +1070,75 @@ pub(crate) mod tests {
     async fn failing_pool_without_workers_answers_at_once() {
         let pool = pool(10, 10_000);
         pool.set_failing(Some("command `php-cgi` was not found".into()));
-        let error = pool.acquire().await.unwrap_err();
+        let error = pool.acquire_fresh().await.unwrap_err();
         assert!(matches!(error, AdmissionError::Failing { .. }));
+    }
+
+    /// A request waiting for the only worker of a pool that then fails (its worker dies, the
+    /// master backs off) is answered with the reason as soon as the worker is gone, not at its
+    /// queue timeout; while the worker lives, the request waits for it.
+    #[tokio::test]
+    async fn a_waiting_request_hears_at_once_that_its_pool_failed() {
+        let pool = pool(10, 60_000);
+        pool.worker_up(1, 11, "/a".into(), 1);
+        let held = pool.acquire_fresh().await.unwrap();
+        let waiter = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.acquire_fresh().await.map(|_| ()) }
+        });
+        tokio::task::yield_now().await;
+        pool.set_failing(Some("exits right after starting".into()));
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "its worker still lives");
+        // The worker dies in its request: no slot comes back.
+        pool.worker_down(1);
+        drop(held);
+        let error = tokio::time::timeout(Duration::from_secs(30), waiter)
+            .await
+            .expect("answered when the worker went, long before the 60 s queue timeout")
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            matches!(&error, AdmissionError::Failing { reason, .. } if reason == "exits right after starting"),
+            "{error:?}"
+        );
+    }
+
+    /// Waits again (after a worker that could not be reached, or died before answering) spend
+    /// from the request's one `queue_timeout`; a slot free at once is still taken with none left.
+    #[tokio::test(start_paused = true)]
+    async fn a_request_waits_one_queue_timeout_over_all_its_waits() {
+        let pool = pool(10, 300);
+        pool.worker_up(1, 11, "/a".into(), 1);
+        let held = pool.acquire_fresh().await.unwrap();
+        let mut budget = QueueBudget::of(&pool);
+        let started = tokio::time::Instant::now();
+        assert!(matches!(
+            pool.acquire(&mut budget).await,
+            Err(AdmissionError::QueueTimeout(_))
+        ));
+        assert_eq!(started.elapsed(), Duration::from_millis(300));
+        assert!(matches!(
+            pool.acquire(&mut budget).await,
+            Err(AdmissionError::QueueTimeout(_))
+        ));
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(300),
+            "no second wait"
+        );
+        drop(held);
+        assert!(pool.acquire(&mut budget).await.is_ok());
     }
 
     #[tokio::test]
     async fn a_waiter_gets_a_slot_released_later() {
         let pool = pool(10, 1_000);
         pool.worker_up(1, 11, "/a".into(), 1);
-        let held = pool.acquire().await.unwrap();
+        let held = pool.acquire_fresh().await.unwrap();
         let waiter = tokio::spawn({
             let pool = pool.clone();
-            async move { pool.acquire().await.map(|l| l.worker().id) }
+            async move { pool.acquire_fresh().await.map(|l| l.worker().id) }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         drop(held);
@@ -1029,13 +1152,13 @@ pub(crate) mod tests {
         let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
         let pool = pool(10, 1_000);
         pool.worker_up(1, 11, socket, 1);
-        let mut lease = pool.acquire().await.unwrap();
+        let mut lease = pool.acquire_fresh().await.unwrap();
         assert!(lease.connection().unwrap().keeps());
         drop(lease);
         let mut spec = (*pool.spec()).clone();
         spec.keep_connections = false;
         pool.set_spec(spec);
-        let mut lease = pool.acquire().await.unwrap();
+        let mut lease = pool.acquire_fresh().await.unwrap();
         assert!(
             !lease.connection().unwrap().keeps(),
             "opened again, not kept"
@@ -1055,10 +1178,10 @@ pub(crate) mod tests {
         };
         let wait_for_slot = |pool: &Arc<PoolDispatch>| {
             let pool = pool.clone();
-            tokio::spawn(async move { pool.acquire().await.map(|_| ()) })
+            tokio::spawn(async move { pool.acquire_fresh().await.map(|_| ()) })
         };
         pool.worker_up(1, 11, "/a".into(), 1);
-        let held = pool.acquire().await.unwrap();
+        let held = pool.acquire_fresh().await.unwrap();
         assert!(!signalled().await, "a free slot was taken: no pressure");
         let first = wait_for_slot(&pool);
         assert!(signalled().await, "the first request to wait is news");
@@ -1076,7 +1199,7 @@ pub(crate) mod tests {
         second.await.unwrap().unwrap();
         third.await.unwrap().unwrap();
         assert_eq!(pool.snapshot().waiting, 0);
-        let after_empty = pool.acquire().await.unwrap();
+        let after_empty = pool.acquire_fresh().await.unwrap();
         let next = wait_for_slot(&pool);
         assert!(
             signalled().await,

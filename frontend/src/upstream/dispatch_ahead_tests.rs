@@ -36,7 +36,7 @@ async fn measured_short(pool: &Arc<PoolDispatch>) {
     let workers = pool.workers.lock().unwrap().len();
     let mut running = Vec::new();
     for _ in 0..workers {
-        running.push(pool.acquire().await.unwrap());
+        running.push(pool.acquire_fresh().await.unwrap());
     }
     drop(running);
 }
@@ -44,18 +44,24 @@ async fn measured_short(pool: &Arc<PoolDispatch>) {
 #[tokio::test]
 async fn places_ahead_are_held_back_until_requests_are_measured_short_and_while_they_are_long() {
     let pool = pool_sending_ahead();
-    let running = [pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
+    let running = [
+        pool.acquire_fresh().await.unwrap(),
+        pool.acquire_fresh().await.unwrap(),
+    ];
     assert_eq!(
-        pool.acquire().await.unwrap_err(),
+        pool.acquire_fresh().await.unwrap_err(),
         AdmissionError::QueueTimeout("php".into()),
         "nothing measured yet: no place ahead"
     );
     drop(running);
     measured_short(&pool).await;
-    let running = [pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
+    let running = [
+        pool.acquire_fresh().await.unwrap(),
+        pool.acquire_fresh().await.unwrap(),
+    ];
     let mut ahead = Vec::new();
     for _ in 0..4 {
-        ahead.push(pool.acquire().await.unwrap());
+        ahead.push(pool.acquire_fresh().await.unwrap());
     }
     assert!(ahead.iter().all(|l| l.ahead_of().is_some()));
 
@@ -68,12 +74,15 @@ async fn places_ahead_are_held_back_until_requests_are_measured_short_and_while_
         "the first sent ahead to each worker runs now, the second still waits"
     );
     assert_eq!(
-        pool.acquire().await.unwrap_err(),
+        pool.acquire_fresh().await.unwrap_err(),
         AdmissionError::QueueTimeout("php".into()),
         "both workers busy, their places ahead held back"
     );
     drop(ahead);
-    let again = [pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
+    let again = [
+        pool.acquire_fresh().await.unwrap(),
+        pool.acquire_fresh().await.unwrap(),
+    ];
     assert!(again.iter().all(|l| l.ahead_of().is_none()));
 }
 
@@ -81,8 +90,8 @@ async fn places_ahead_are_held_back_until_requests_are_measured_short_and_while_
 async fn requests_go_ahead_only_once_every_worker_is_busy() {
     let pool = pool_sending_ahead();
     measured_short(&pool).await;
-    let first = pool.acquire().await.unwrap();
-    let second = pool.acquire().await.unwrap();
+    let first = pool.acquire_fresh().await.unwrap();
+    let second = pool.acquire_fresh().await.unwrap();
     assert_eq!(first.ahead_of(), None, "a free worker runs it at once");
     assert_eq!(second.ahead_of(), None);
     assert_ne!(
@@ -91,7 +100,7 @@ async fn requests_go_ahead_only_once_every_worker_is_busy() {
         "each on a free worker"
     );
 
-    let ahead = pool.acquire().await.unwrap();
+    let ahead = pool.acquire_fresh().await.unwrap();
     assert!(ahead.ahead_of().is_some());
     assert_eq!(pool.snapshot().sent_ahead, 1);
     let load = pool.load();
@@ -103,14 +112,17 @@ async fn requests_go_ahead_only_once_every_worker_is_busy() {
 
     // The fourth goes ahead on the other worker (the one with fewer in flight), the fifth and
     // sixth to the second places, the seventh waits.
-    let ahead_too = pool.acquire().await.unwrap();
+    let ahead_too = pool.acquire_fresh().await.unwrap();
     assert!(ahead_too.ahead_of().is_some());
     assert_ne!(ahead.worker().id, ahead_too.worker().id);
-    let second_places = [pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
+    let second_places = [
+        pool.acquire_fresh().await.unwrap(),
+        pool.acquire_fresh().await.unwrap(),
+    ];
     assert!(second_places.iter().all(|l| l.ahead_of().is_some()));
     assert_ne!(second_places[0].worker().id, second_places[1].worker().id);
     assert_eq!(
-        pool.acquire().await.unwrap_err(),
+        pool.acquire_fresh().await.unwrap_err(),
         AdmissionError::QueueTimeout("php".into())
     );
     assert_eq!(pool.snapshot().sent_ahead, 4);
@@ -121,9 +133,9 @@ async fn requests_go_ahead_only_once_every_worker_is_busy() {
 async fn requests_on_one_worker_are_numbered_in_order_and_run_in_turn() {
     let pool = pool_of_workers(1);
     measured_short(&pool).await;
-    let running = pool.acquire().await.unwrap();
-    let first_ahead = pool.acquire().await.unwrap();
-    let second_ahead = pool.acquire().await.unwrap();
+    let running = pool.acquire_fresh().await.unwrap();
+    let first_ahead = pool.acquire_fresh().await.unwrap();
+    let second_ahead = pool.acquire_fresh().await.unwrap();
     assert_eq!(running.ahead_of(), None);
     // The FastCGI ids the worker orders its waiting requests by.
     assert_eq!(first_ahead.fastcgi_id(), running.fastcgi_id() + 1);
@@ -164,8 +176,11 @@ fn fastcgi_ids_run_from_1_to_65535_and_round_again() {
 async fn a_request_sent_ahead_runs_once_the_one_before_it_ends() {
     let pool = pool_sending_ahead();
     measured_short(&pool).await;
-    let [a, b] = [pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
-    let ahead = pool.acquire().await.unwrap();
+    let [a, b] = [
+        pool.acquire_fresh().await.unwrap(),
+        pool.acquire_fresh().await.unwrap(),
+    ];
+    let ahead = pool.acquire_fresh().await.unwrap();
     let ended = ahead.ahead_of().expect("sent ahead");
     let worker = ahead.worker().clone();
     let turn = tokio::spawn({
@@ -195,14 +210,17 @@ async fn a_request_sent_ahead_runs_once_the_one_before_it_ends() {
 async fn a_free_worker_is_taken_before_a_place_ahead() {
     let pool = pool_sending_ahead();
     measured_short(&pool).await;
-    let [a, b] = [pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
-    let ahead = pool.acquire().await.unwrap();
+    let [a, b] = [
+        pool.acquire_fresh().await.unwrap(),
+        pool.acquire_fresh().await.unwrap(),
+    ];
+    let ahead = pool.acquire_fresh().await.unwrap();
     let busy = ahead.worker().id;
     let elsewhere = if a.worker().id == busy { b } else { a };
     // The other worker is free again; its place ahead was given back last, its slot before it:
     // the next request runs there, not ahead of anything.
     drop(elsewhere);
-    let next = pool.acquire().await.unwrap();
+    let next = pool.acquire_fresh().await.unwrap();
     assert_eq!(next.ahead_of(), None);
     assert_ne!(next.worker().id, busy);
 }
@@ -217,10 +235,10 @@ async fn without_send_ahead_a_prefork_worker_has_one_slot() {
     };
     let pool = Arc::new(PoolDispatch::new(spec, tx, Arc::new(Notify::new())));
     pool.worker_up(1, 11, "/a".into(), 1);
-    let running = pool.acquire().await.unwrap();
+    let running = pool.acquire_fresh().await.unwrap();
     assert_eq!(running.ahead_of(), None);
     assert_eq!(
-        pool.acquire().await.unwrap_err(),
+        pool.acquire_fresh().await.unwrap_err(),
         AdmissionError::QueueTimeout("php".into())
     );
 }

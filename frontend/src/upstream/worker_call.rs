@@ -26,7 +26,7 @@ use protocol::control::{KillReason, ToMaster};
 
 use crate::http::body::BufferedBody;
 use crate::state::State;
-use crate::upstream::dispatch::{Lease, PoolDispatch, WorkerHandle};
+use crate::upstream::dispatch::{Lease, PoolDispatch, QueueBudget, WorkerHandle};
 use crate::upstream::script_error::{ScriptError, WorkerFate};
 use crate::upstream::worker_connection::{ExchangeError, StdoutSink};
 use crate::upstream::worker_stderr::WorkerStderr;
@@ -85,13 +85,16 @@ pub(crate) async fn call(
     };
     let timeout = Duration::from_millis(pool.spec().request_timeout_ms);
     let mut retries = 0;
+    // One `queue_timeout` for every wait of the request, retries included.
+    let mut queue_budget = QueueBudget::of(&pool);
     loop {
         // A retry never trusts a kept connection: after a worker died, each of its other slots
         // still holds one, and writing the request to it only fails again (a threaded worker
         // has `threads` of them, more than the retries). A new connection to a dead worker is
         // refused at once, which marks the worker gone.
         let fresh = retries > 0;
-        let mut lease = lease_and_connect(state, &pool, call.request_id, fresh).await?;
+        let mut lease =
+            lease_and_connect(state, &pool, call.request_id, fresh, &mut queue_budget).await?;
         let worker = lease.worker().clone();
         let ahead_of = lease.ahead_of();
         let mut stderr = WorkerStderr::new(call.pool, worker.pid, call.request_id);
@@ -178,18 +181,19 @@ pub(crate) async fn call(
 /// A slot of `pool` with an open connection to its worker. Waits in the pool's queue (timed and
 /// counted for the queue metrics; a caller dropped while waiting counts as a client gone), then
 /// connects (`fresh`: a new connection even if the slot keeps one), and moves on to another slot
-/// when a worker cannot be reached.
+/// when a worker cannot be reached. Every wait spends from `budget`.
 pub(crate) async fn lease_and_connect(
     state: &State,
     pool: &Arc<PoolDispatch>,
     request_id: &str,
     fresh: bool,
+    budget: &mut QueueBudget,
 ) -> Result<Lease, ScriptError> {
     let mut attempts = 0;
     let mut stale = 0;
     loop {
         let queued = state.metrics.queue_entered(&pool.name);
-        let mut lease = match queued.wait(pool.acquire()).await {
+        let mut lease = match queued.wait(pool.acquire(budget)).await {
             Ok(lease) => lease,
             Err(e) => {
                 let error = ScriptError::from(e);
@@ -271,7 +275,7 @@ mod tests {
             let removed = dir.path().join(format!("gone-{id}.sock"));
             pool.worker_up(id, 100 + id as u32, removed, 1);
         }
-        let lease = lease_and_connect(&state, &pool, "test", false)
+        let lease = lease_and_connect(&state, &pool, "test", false, &mut QueueBudget::of(&pool))
             .await
             .expect("the live worker is reached");
         assert_eq!(lease.worker().pid, 100);
