@@ -63,6 +63,7 @@ pub fn run_inherited(layout: RuntimeLayout) -> anyhow::Result<()> {
     let control = UnixStream::from(inherited::claim(CONTROL_FD)?);
     control.set_nonblocking(true)?;
     let runtime = layout.main_runtime()?;
+    layout.enter_event_loop(1);
     runtime.block_on(run(control, layout))
 }
 

@@ -18,9 +18,12 @@
 //!
 //! Everything that is not a public connection (the control channel to the master, the admin
 //! listener, HTTP/3, ACME, the metrics history) runs on the first runtime, on the main thread.
-//! Upstream connections to workers are shared by every thread: a request may use a connection
-//! another thread opened (its readiness then comes through that thread's event loop).
+//! Upstream connections to workers are shared by every thread: a request may take a slot whose
+//! kept connection another thread opened. It moves the connection to its own event loop first
+//! ([`current_event_loop`]): otherwise the worker's reply would wake the other thread, which
+//! would then wake this one, two threads up for one reply.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -30,6 +33,18 @@ use tokio::sync::oneshot;
 use crate::conn::accept::{self, Listener, StopSignal};
 use crate::conn::limits::ConnectionLimits;
 use crate::state::State;
+
+thread_local! {
+    /// The per-core event loop this thread runs (1 for the main thread's); 0 on a thread of the
+    /// shared runtime, where every thread polls the same reactor.
+    static EVENT_LOOP: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The event loop of the calling thread: a socket registered from another one is watched by
+/// that thread (see the module's comment). 0 where that does not matter (shared layout).
+pub(crate) fn current_event_loop() -> u32 {
+    EVENT_LOOP.with(Cell::get)
+}
 
 /// The layout of the front end's event loops (`server.frontend_runtime`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,6 +89,13 @@ impl RuntimeLayout {
             .context("cannot start the async runtime")
     }
 
+    /// Marks the calling thread as running per-core event loop `n` (1 for the main thread).
+    pub(crate) fn enter_event_loop(self, n: u32) {
+        if self == Self::PerCore {
+            EVENT_LOOP.with(|current| current.set(n));
+        }
+    }
+
     /// How many runtimes run beside the main thread's: one for every core after the first
     /// (per core), none (shared).
     fn more_threads(self) -> usize {
@@ -114,6 +136,7 @@ pub(crate) fn serve_on_other_threads(
             // Short: a thread's name is cut at 15 bytes.
             .name(format!("paddock-loop-{n}"))
             .spawn(move || {
+                RuntimeLayout::PerCore.enter_event_loop(n as u32 + 1);
                 runtime.block_on(async move {
                     let mut tasks = Vec::new();
                     for (spec, tcp, tls) in copies {

@@ -36,6 +36,11 @@ use crate::upstream::worker_connection::{SpareBuffers, WorkerConnection};
 /// Places ahead of a `builtin = "php"` worker with `send_ahead` (see the module's comment).
 const PLACES_AHEAD: u32 = 2;
 
+/// Idle slots, from the most recently used, among which one whose kept connection is the
+/// calling thread's is preferred (no move between event loops, see `Lease::connection`): a few,
+/// so that the least recently used workers still stay idle and can be retired.
+const AFFINITY_WINDOW: usize = 4;
+
 /// One worker process as the front end sees it.
 #[derive(Debug)]
 pub(crate) struct WorkerHandle {
@@ -153,6 +158,14 @@ impl Slot {
             connection: None,
             spare: None,
         }
+    }
+
+    /// Whether it keeps a connection that the caller's event loop watches: taking it costs
+    /// neither a move (`Lease::connection`) nor a new connection.
+    fn at_home(&self) -> bool {
+        self.connection
+            .as_ref()
+            .is_some_and(|c| !c.on_another_event_loop())
     }
 
     fn close_connection(&mut self) {
@@ -564,25 +577,35 @@ impl PoolDispatch {
     fn take_idle_slot(&self, places_ahead: bool) -> Option<Slot> {
         let mut idle = self.idle.lock().unwrap();
         if places_ahead {
-            // From the most recent; a worker with nothing in flight cannot be bettered.
-            let mut least_busy: Option<(usize, u32)> = None;
+            // From the most recent; a worker with nothing in flight whose connection is this
+            // thread's cannot be bettered.
+            let mut best: Option<(usize, (u32, bool))> = None;
             for (index, slot) in idle.iter().enumerate().rev() {
                 if !slot.worker.is_usable() {
                     continue;
                 }
-                let leased = slot.worker.leased.load(Ordering::Acquire);
-                if least_busy.is_none_or(|(_, fewest)| leased < fewest) {
-                    least_busy = Some((index, leased));
-                    if leased == 0 {
+                let rank = (slot.worker.leased.load(Ordering::Acquire), !slot.at_home());
+                if best.is_none_or(|(_, fewest)| rank < fewest) {
+                    best = Some((index, rank));
+                    if rank == (0, false) {
                         break;
                     }
                 }
             }
-            if let Some((index, _)) = least_busy {
+            if let Some((index, _)) = best {
                 return Some(idle.remove(index));
             }
         }
-        idle.pop()
+        // Among the most recent few, one whose connection needs no move to this thread. Never
+        // one without a connection before one with: a new connection to an external server
+        // can wait in its backlog while its few processes each hold a kept one
+        // (docs/benchmarks.md, "Two front-end changes on the kept HTTP path").
+        let recent = idle.len().saturating_sub(AFFINITY_WINDOW);
+        let home = (recent..idle.len()).rev().find(|&i| idle[i].at_home());
+        match home {
+            Some(index) => Some(idle.remove(index)),
+            None => idle.pop(),
+        }
     }
 
     /// Hands `slot` out, counting the request on its worker (which retires at its limit). On a
@@ -789,6 +812,10 @@ impl Lease {
             .is_some_and(|c| c.is_stale() || c.keeps() != keep)
         {
             slot.close_connection();
+        }
+        if let Some(kept) = slot.connection.take_if(|c| c.on_another_event_loop()) {
+            // Opened by another thread: moved here, or (should that fail) replaced below.
+            slot.connection = kept.moved_to_this_event_loop().ok();
         }
         if slot.connection.is_none() {
             let spare = slot.spare.take();
@@ -1213,3 +1240,7 @@ pub(crate) mod tests {
 #[cfg(test)]
 #[path = "dispatch_ahead_tests.rs"]
 mod ahead_tests;
+
+#[cfg(test)]
+#[path = "dispatch_loop_tests.rs"]
+mod loop_tests;

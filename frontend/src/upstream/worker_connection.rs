@@ -20,6 +20,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 use crate::http::body::BufferedBody;
+use crate::runtime_layout::current_event_loop;
 use crate::upstream::{fastcgi_client, http_client, uwsgi_client};
 
 /// Room made in the read buffer before each read.
@@ -36,6 +37,8 @@ const KEEP_BUFFER: usize = 256 * 1024;
 pub(crate) struct WorkerConnection {
     protocol: WorkerProtocol,
     stream: UnixStream,
+    /// The per-core event loop `stream` is registered with (`runtime_layout::current_event_loop`).
+    event_loop: u32,
     /// The worker is asked to keep the connection for the next request (see
     /// `PoolDispatchSpec::keep_connections`); when not, the exchange's connection is not reused.
     keep: bool,
@@ -168,11 +171,29 @@ impl WorkerConnection {
         Ok(Self {
             protocol,
             stream: connect_unix(socket)?,
+            event_loop: current_event_loop(),
             keep,
             out,
             input,
             cgi: Vec::new(),
             interrupted: false,
+        })
+    }
+
+    /// Whether the connection is watched by another thread's event loop than the caller's.
+    pub(crate) fn on_another_event_loop(&self) -> bool {
+        let here = current_event_loop();
+        here != 0 && here != self.event_loop
+    }
+
+    /// The connection watched by the caller's event loop (two `epoll_ctl`), so that the worker's
+    /// replies wake only the thread that waits for them.
+    pub(crate) fn moved_to_this_event_loop(self) -> io::Result<Self> {
+        let stream = UnixStream::from_std(self.stream.into_std()?)?;
+        Ok(Self {
+            stream,
+            event_loop: current_event_loop(),
+            ..self
         })
     }
 
