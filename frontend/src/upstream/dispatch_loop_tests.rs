@@ -44,6 +44,16 @@ fn pool_on(sockets: &[&Path]) -> Arc<PoolDispatch> {
     pool
 }
 
+/// A pool of two workers whose sockets listen (and are never answered): the directory, the
+/// listeners and the pool, kept together for the test's duration.
+fn two_listening_workers() -> (tempfile::TempDir, [UnixListener; 2], Arc<PoolDispatch>) {
+    let dir = tempfile::tempdir().unwrap();
+    let sockets = [dir.path().join("1.sock"), dir.path().join("2.sock")];
+    let workers = sockets.each_ref().map(|s| UnixListener::bind(s).unwrap());
+    let pool = pool_on(&[&sockets[0], &sockets[1]]);
+    (dir, workers, pool)
+}
+
 /// Takes `count` slots at once on event loop `n`, connects each, and gives them back in the
 /// order taken: which workers they were.
 fn lease_and_connect_on(n: u32, pool: &Arc<PoolDispatch>, count: usize) -> Vec<u64> {
@@ -87,10 +97,7 @@ fn a_kept_connection_moves_to_the_event_loop_that_takes_it() {
 
 #[test]
 fn an_event_loop_takes_an_idle_slot_of_its_own_before_a_more_recent_one_of_another() {
-    let dir = tempfile::tempdir().unwrap();
-    let sockets = [dir.path().join("1.sock"), dir.path().join("2.sock")];
-    let _workers = sockets.each_ref().map(|s| UnixListener::bind(s).unwrap());
-    let pool = pool_on(&[&sockets[0], &sockets[1]]);
+    let (_dir, _workers, pool) = two_listening_workers();
     // Both connected on loop 1, given back 2 then 1: worker 1's slot on top.
     assert_eq!(lease_and_connect_on(1, &pool, 2), [2, 1]);
     // No slot of loop 2's: the top one moves to it.
@@ -103,10 +110,7 @@ fn an_event_loop_takes_an_idle_slot_of_its_own_before_a_more_recent_one_of_anoth
 /// connection to an external server may wait in its backlog behind the kept ones.
 #[test]
 fn a_connection_to_move_is_taken_before_none() {
-    let dir = tempfile::tempdir().unwrap();
-    let sockets = [dir.path().join("1.sock"), dir.path().join("2.sock")];
-    let _workers = sockets.each_ref().map(|s| UnixListener::bind(s).unwrap());
-    let pool = pool_on(&[&sockets[0], &sockets[1]]);
+    let (_dir, _workers, pool) = two_listening_workers();
     assert_eq!(lease_and_connect_on(1, &pool, 1), [2]);
     assert_eq!(
         lease_and_connect_on(2, &pool, 1),
