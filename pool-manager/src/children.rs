@@ -11,9 +11,9 @@ use std::process::{Command, Stdio};
 use nix::unistd::Pid;
 use protocol::control::{WorkerId, CONTROL_FD, FIRST_LISTENER_FD};
 
-use crate::config::PoolConfig;
+use crate::config::{PoolConfig, Scheduling};
 use crate::sockets::RuntimeDir;
-use crate::spawn::{spawn, Inherit, Limit};
+use crate::spawn::{spawn, Confinement, Inherit, Limit};
 use crate::worker_output::WorkerOutput;
 
 /// Starts `paddock frontend` (this same binary) with the control channel at [`CONTROL_FD`] and the
@@ -41,7 +41,12 @@ pub(crate) fn spawn_frontend(
         // Its own process group: a Ctrl-C on the terminal reaches only the master, which then
         // stops the front end in order instead of every process dying at once.
         .process_group(0);
-    let child = spawn(&mut command, inherit, Vec::new(), Some(libc::SIGTERM))?;
+    let child = spawn(
+        &mut command,
+        inherit,
+        Confinement::default(),
+        Some(libc::SIGTERM),
+    )?;
     Ok(Pid::from_raw(child.id() as i32))
 }
 
@@ -102,11 +107,16 @@ pub(crate) fn spawn_worker(
         .stdin(Stdio::from(OwnedFd::from(listener)))
         .stdout(Stdio::from(write_end))
         .stderr(Stdio::from(write_end_copy));
-    let child =
-        spawn(&mut command, Vec::new(), limits(pool), Some(libc::SIGTERM)).map_err(|source| {
-            let _ = std::fs::remove_file(&socket);
-            start_error(program, source)
-        })?;
+    let child = spawn(
+        &mut command,
+        Vec::new(),
+        confinement(pool),
+        Some(libc::SIGTERM),
+    )
+    .map_err(|source| {
+        let _ = std::fs::remove_file(&socket);
+        start_error(program, source)
+    })?;
     // Drop our copies of the worker's descriptors (they moved into `command`).
     drop(command);
     Ok(SpawnedWorker {
@@ -168,16 +178,21 @@ pub(crate) fn start_error(program: &str, source: io::Error) -> SpawnError {
     }
 }
 
-pub(crate) fn limits(pool: &PoolConfig) -> Vec<Limit> {
+/// A pool's processes' resource limits and scheduling policy.
+pub(crate) fn confinement(pool: &PoolConfig) -> Confinement {
     let r = &pool.rlimits;
-    [
+    let limits = [
         (libc::RLIMIT_NOFILE, r.nofile),
         (libc::RLIMIT_NPROC, r.nproc),
         (libc::RLIMIT_CORE, r.core),
     ]
     .into_iter()
     .filter_map(|(resource, value)| value.map(|value| Limit { resource, value }))
-    .collect()
+    .collect();
+    Confinement {
+        limits,
+        batch_scheduling: pool.scheduling == Scheduling::Batch,
+    }
 }
 
 fn install_hint(program: &str) -> String {

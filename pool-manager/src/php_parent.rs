@@ -1,6 +1,6 @@
 //! The warm PHP parent of a `builtin = "php"` pool (`paddock-php zygote`), seen from the master.
 //!
-//! The master starts one parent per pool, with the pool's isolation (environment, user, rlimits)
+//! The master starts one parent per pool, with the pool's isolation (environment, user, rlimits, scheduling)
 //! and a control socket at [`CONTROL_FD`], which the master's event loop watches. The parent
 //! starts PHP and says so ([`wire::READY`]); the master sends no fork request before that, so it
 //! never waits for PHP to start (an `opcache.preload` of a large application takes seconds).
@@ -28,7 +28,7 @@ use nix::unistd::Pid;
 use protocol::control::WorkerId;
 use protocol::zygote::{self as wire, CONTROL_FD, FORKED_LEN};
 
-use crate::children::{limits, pool_command_of, start_error, SpawnError, SpawnedWorker};
+use crate::children::{confinement, pool_command_of, start_error, SpawnError, SpawnedWorker};
 use crate::config::PoolConfig;
 use crate::sockets::RuntimeDir;
 use crate::spawn::{spawn, Inherit};
@@ -112,8 +112,13 @@ impl PhpParent {
         command.stdin(Stdio::null()).stdout(Stdio::from(log));
         let mut inherit = vec![Inherit::new(&theirs, CONTROL_FD).map_err(error)?];
         inherit.extend(program_fd);
-        let child =
-            spawn(&mut command, inherit, limits(pool), Some(libc::SIGTERM)).map_err(error)?;
+        let child = spawn(
+            &mut command,
+            inherit,
+            confinement(pool),
+            Some(libc::SIGTERM),
+        )
+        .map_err(error)?;
         Ok(PhpParent {
             pid: Pid::from_raw(child.id() as i32),
             started: Instant::now(),

@@ -6,7 +6,7 @@
 //!   copy), then mark every descriptor above them close-on-exec: paddock's own are CLOEXEC anyway,
 //!   but whatever paddock itself inherited without CLOEXEC (a shell's or a build tool's pipes) must
 //!   not reach a worker;
-//! - apply resource limits (`setrlimit`);
+//! - apply resource limits (`setrlimit`) and the scheduling policy (`sched_setscheduler`);
 //! - ask the kernel to signal the child when the master dies, so no worker outlives its master.
 #![allow(unsafe_code)]
 
@@ -45,23 +45,38 @@ pub(crate) struct Limit {
     pub value: u64,
 }
 
-/// Spawns `command` with `inherit` placed at their target numbers and `limits` applied;
+/// What a child runs under besides its descriptors.
+#[derive(Debug, Default)]
+pub(crate) struct Confinement {
+    pub limits: Vec<Limit>,
+    /// Run under `SCHED_BATCH` (inherited by the child's own forks and threads): woken, it does
+    /// not preempt the task that woke it, so the front end that hands it a request goes on with
+    /// its other ready work instead of being switched out at once (docs/worker-lifecycle.md,
+    /// "Scheduling"). Best effort: a kernel or sandbox that refuses it leaves the default.
+    pub batch_scheduling: bool,
+}
+
+/// Spawns `command` with `inherit` placed at their target numbers and `confinement` applied;
 /// `death_signal`, if any, is delivered to the child if the master exits first (a new master
 /// started for a binary upgrade has none: it must outlive the old one).
 pub(crate) fn spawn(
     command: &mut Command,
     inherit: Vec<Inherit>,
-    limits: Vec<Limit>,
+    confinement: Confinement,
     death_signal: Option<i32>,
 ) -> io::Result<Child> {
+    let Confinement {
+        limits,
+        batch_scheduling,
+    } = confinement;
     let master_pid = std::process::id() as libc::pid_t;
     let places: Vec<(RawFd, RawFd)> = inherit
         .iter()
         .map(|i| (i.parked.as_raw_fd(), i.target))
         .collect();
     // SAFETY: the closure only calls async-signal-safe functions (dup2, close_range/fcntl,
-    // setrlimit, prctl, getppid, _exit) and reads only the `places` and `limits` vectors, allocated
-    // before the fork.
+    // setrlimit, sched_setscheduler, prctl, getppid, _exit) and reads only the `places` and
+    // `limits` vectors, allocated before the fork.
     unsafe {
         command.pre_exec(move || {
             for &(parked, target) in &places {
@@ -79,6 +94,12 @@ pub(crate) fn spawn(
                 if libc::setrlimit(limit.resource, &value) < 0 {
                     return Err(io::Error::last_os_error());
                 }
+            }
+            if batch_scheduling {
+                // SCHED_BATCH takes no priority (0) and no privilege; a refusal (a seccomp
+                // filter) is ignored: the worker runs as well without it, only less cheaply.
+                let param = libc::sched_param { sched_priority: 0 };
+                libc::sched_setscheduler(0, libc::SCHED_BATCH, &param);
             }
             if let Some(signal) = death_signal {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong) < 0 {

@@ -110,6 +110,16 @@ pub struct Recycle {
     pub max_lifetime: Option<Duration>,
 }
 
+/// How the kernel schedules a pool's processes (`scheduling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scheduling {
+    /// `SCHED_BATCH`: a woken worker does not preempt the front end that handed it a request.
+    #[default]
+    Batch,
+    /// `SCHED_OTHER`, the kernel's default for every process.
+    Normal,
+}
+
 /// Resource limits applied to each worker process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Rlimits {
@@ -151,6 +161,7 @@ pub struct PoolConfig {
     pub user: Option<u32>,
     pub group: Option<u32>,
     pub rlimits: Rlimits,
+    pub scheduling: Scheduling,
 }
 
 /// Loads and validates a config file.

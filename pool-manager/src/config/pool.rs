@@ -11,8 +11,8 @@ use protocol::control::{PoolDispatchSpec, WorkerProtocol};
 
 use super::error::{invalid, Invalid};
 use super::paths::existing_dir;
-use super::raw::{RawBuiltin, RawPool, RawPoolMode, RawSizing};
-use super::{PoolConfig, PoolMode, Recycle, Rlimits, Sizing};
+use super::raw::{RawBuiltin, RawPool, RawPoolMode, RawScheduling, RawSizing};
+use super::{PoolConfig, PoolMode, Recycle, Rlimits, Scheduling, Sizing};
 
 pub(super) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub(super) const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -268,6 +268,16 @@ pub(super) fn validate_pool(
             "user, group, working_directory and env apply to workers paddock starts, not to external pools",
         ));
     }
+    if mode == PoolMode::External && pool.scheduling.is_some() {
+        return fail(
+            "scheduling",
+            "applies to workers paddock starts, not to an external server".into(),
+        );
+    }
+    let scheduling = match pool.scheduling {
+        None | Some(RawScheduling::Batch) => Scheduling::Batch,
+        Some(RawScheduling::Normal) => Scheduling::Normal,
+    };
 
     Ok(PoolConfig {
         name: name.to_string(),
@@ -297,6 +307,7 @@ pub(super) fn validate_pool(
             nproc: pool.rlimit_nproc,
             core: pool.rlimit_core.map(|s| s.0),
         },
+        scheduling,
     })
 }
 

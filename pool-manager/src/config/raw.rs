@@ -261,6 +261,13 @@ pub(super) enum RawBuiltin {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
+pub(super) enum RawScheduling {
+    Batch,
+    Normal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(super) enum RawSizing {
     Static,
     Dynamic,
@@ -316,6 +323,7 @@ pub(super) struct RawPool {
     pub rlimit_nofile: Option<u64>,
     pub rlimit_nproc: Option<u64>,
     pub rlimit_core: Option<Size>,
+    pub scheduling: Option<RawScheduling>,
 
     pub request_timeout: Option<Duration>,
     pub queue_timeout: Option<Duration>,

@@ -195,6 +195,33 @@ fn only_external_pools_choose_whether_connections_are_kept() {
 }
 
 #[test]
+fn workers_run_under_sched_batch_unless_a_pool_says_normal() {
+    let own = |body: &str| {
+        format!("{MINIMAL}\n[pools.php]\nmode = \"prefork\"\ncommand = [\"php-cgi\"]\n{body}\n")
+    };
+    let scheduling = |text: &str| load(text).unwrap().pools[0].scheduling;
+    assert_eq!(scheduling(&own("")), Scheduling::Batch);
+    assert_eq!(
+        scheduling(&own("scheduling = \"batch\"")),
+        Scheduling::Batch
+    );
+    assert_eq!(
+        scheduling(&own("scheduling = \"normal\"")),
+        Scheduling::Normal
+    );
+    let error = load(&own("scheduling = \"fifo\"")).unwrap_err();
+    assert_eq!(error.key, "pools.php.scheduling");
+    assert_eq!(error.line, Some(12), "{error}");
+    // An external server is started by someone else.
+    let external = format!(
+        "{MINIMAL}\n[pools.fpm]\nmode = \"external\"\nsocket = \"/s\"\nscheduling = \"normal\"\n"
+    );
+    let error = load(&external).unwrap_err();
+    assert_eq!(error.key, "pools.fpm.scheduling");
+    assert!(error.to_string().contains("external"), "{error}");
+}
+
+#[test]
 fn send_ahead_is_on_for_builtin_php_pools_and_refused_elsewhere() {
     let builtin = |body: &str| {
         format!("{MINIMAL}\n[pools.php]\nmode = \"prefork\"\nbuiltin = \"php\"\n{body}\n")

@@ -21,7 +21,7 @@ use nix::unistd::Pid;
 use tracing::{error, info, warn};
 
 use super::Master;
-use crate::spawn::{spawn, Inherit};
+use crate::spawn::{spawn, Confinement, Inherit};
 
 const LISTENERS_ENV: &str = "PADDOCK_UPGRADE_LISTENERS";
 const FROM_ENV: &str = "PADDOCK_UPGRADE_FROM";
@@ -101,7 +101,7 @@ impl Master {
             .stdin(Stdio::null())
             // Its own process group, and no death signal: it must outlive this master.
             .process_group(0);
-        match spawn(&mut command, inherit, Vec::new(), None) {
+        match spawn(&mut command, inherit, Confinement::default(), None) {
             Ok(child) => {
                 let pid = Pid::from_raw(child.id() as i32);
                 info!(new_master = pid.as_raw(), exe = %self.exe.display(), "binary upgrade: new master started");

@@ -1,9 +1,11 @@
 //! What a worker process gets: a cleared environment plus an allow-list, no descriptors beyond
-//! 0-2, its own process group, the pool's rlimits; and a graceful stop that lets requests finish.
+//! 0-2, its own process group, the pool's rlimits, its scheduling policy; and a graceful stop
+//! that lets requests finish.
 
 use std::collections::BTreeSet;
 
 use harness::client::get_in_background;
+use harness::php_builtin::{php_builtin_site, php_parent_pid, require_libphp};
 use harness::{fds, php_site, process_alive, require_php_cgi, test_site, Hold, Paddock, PATIENCE};
 
 #[test]
@@ -89,6 +91,67 @@ fn workers_get_a_clean_environment_descriptors_group_and_limits() {
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&run).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o700);
+}
+
+/// The kernel's scheduling policy of every thread of `pid` (field 41 of `/proc/PID/task/TID/stat`).
+fn scheduling_policies(pid: u32) -> BTreeSet<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|task| {
+            let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
+            // Fields counted after the command name, which may hold spaces: policy is the 41st
+            // field of the line, the 39th after ")".
+            stat.rsplit(')')
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .nth(38)
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+const SCHED_OTHER: u32 = 0;
+const SCHED_BATCH: u32 = 3;
+
+#[test]
+fn workers_run_under_sched_batch_while_the_front_end_and_master_keep_the_default() {
+    require_php_cgi();
+    let paddock = Paddock::start(&php_site(&test_site(), 1, ""));
+    let worker = paddock.worker_pids("php-cgi")[0];
+    assert_eq!(scheduling_policies(worker), [SCHED_BATCH].into());
+    assert_eq!(
+        scheduling_policies(paddock.frontend_pid()),
+        [SCHED_OTHER].into()
+    );
+    assert_eq!(scheduling_policies(paddock.pid()), [SCHED_OTHER].into());
+    drop(paddock);
+
+    let paddock = Paddock::start(&php_site(&test_site(), 1, "scheduling = \"normal\""));
+    let worker = paddock.worker_pids("php-cgi")[0];
+    assert_eq!(scheduling_policies(worker), [SCHED_OTHER].into());
+}
+
+#[test]
+fn a_builtin_php_parent_and_the_workers_it_forks_run_under_sched_batch() {
+    require_libphp();
+    let paddock = Paddock::start(&php_builtin_site(&test_site(), 2, ""));
+    let parent = php_parent_pid(paddock.pid()).expect("the pool's PHP parent");
+    assert_eq!(scheduling_policies(parent), [SCHED_BATCH].into());
+    paddock.wait_until("both workers forked", PATIENCE, || {
+        paddock.worker_pids("php-worker").len() == 2
+    });
+    for worker in paddock.worker_pids("php-worker") {
+        assert_eq!(
+            scheduling_policies(worker),
+            [SCHED_BATCH].into(),
+            "worker {worker}"
+        );
+    }
+    // The pool still answers.
+    assert_eq!(paddock.curl_status(&[&paddock.url("/index.php")]), 200);
 }
 
 #[test]
