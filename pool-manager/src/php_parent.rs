@@ -1,9 +1,9 @@
 //! The warm PHP parent of a `builtin = "php"` pool (`paddock-php zygote`), seen from the master.
 //!
-//! The master starts one parent per pool, with the pool's isolation (environment, user, rlimits, scheduling)
-//! and a control socket at [`CONTROL_FD`], which the master's event loop watches. The parent
-//! starts PHP and says so ([`wire::READY`]); the master sends no fork request before that, so it
-//! never waits for PHP to start (an `opcache.preload` of a large application takes seconds).
+//! The master starts one parent per pool, with the pool's isolation (environment, user, rlimits,
+//! scheduling) and a control socket at [`CONTROL_FD`], which the master's event loop watches. The
+//! parent starts PHP and says so ([`wire::READY`]); the master sends no fork request before that,
+//! so it never waits for PHP to start (an `opcache.preload` of a large application takes seconds).
 //!
 //! To add a worker, the master binds the worker's socket and output pipe as for any worker and
 //! sends both to the parent; the parent's spare middle process (forked ahead, waiting for

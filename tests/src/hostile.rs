@@ -120,12 +120,7 @@ fn proc_status_kib(pid: u32, field: &str) -> u64 {
 /// CPU time (user + system) a process used so far, in clock ticks.
 pub fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
+    let fields = crate::stat_fields_after_name(&stat);
     // After the command name: state is field 3 of stat, utime 14 and stime 15 (1-based).
     let utime: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0);
     let stime: u64 = fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0);

@@ -548,6 +548,16 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// The fields of a `/proc/…/stat` line after the command name (which may hold spaces and
+/// parentheses): the process state first, so field N of proc(5) (1-based) is at index N - 3.
+pub fn stat_fields_after_name(stat: &str) -> Vec<&str> {
+    stat.rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect()
+}
+
 /// Whether a process exists (and is not a zombie).
 pub fn process_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {

@@ -6,7 +6,10 @@ use std::collections::BTreeSet;
 
 use harness::client::get_in_background;
 use harness::php_builtin::{php_builtin_site, php_parent_pid, require_libphp};
-use harness::{fds, php_site, process_alive, require_php_cgi, test_site, Hold, Paddock, PATIENCE};
+use harness::{
+    fds, php_site, process_alive, require_php_cgi, stat_fields_after_name, test_site, Hold,
+    Paddock, PATIENCE,
+};
 
 #[test]
 fn workers_get_a_clean_environment_descriptors_group_and_limits() {
@@ -63,12 +66,7 @@ fn workers_get_a_clean_environment_descriptors_group_and_limits() {
     );
 
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
+    let fields = stat_fields_after_name(&stat);
     assert_eq!(
         fields[2],
         pid.to_string(),
@@ -99,16 +97,8 @@ fn scheduling_policies(pid: u32) -> BTreeSet<u32> {
         .unwrap()
         .map(|task| {
             let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
-            // Fields counted after the command name, which may hold spaces: policy is the 41st
-            // field of the line, the 39th after ")".
-            stat.rsplit(')')
-                .next()
-                .unwrap()
-                .split_whitespace()
-                .nth(38)
-                .unwrap()
-                .parse()
-                .unwrap()
+            // The policy is field 41 of proc(5).
+            stat_fields_after_name(&stat)[38].parse().unwrap()
         })
         .collect()
 }
