@@ -16,7 +16,9 @@ mod text;
 
 pub use params::{encode_params, CgiRequest};
 pub use path::{decode_url_path, PathError, UrlPath};
-pub use response::{parse_response_head, CgiResponseHead, ResponseError, ResponseKind};
+pub use response::{
+    parse_response_head, response_head_end, CgiResponseHead, ResponseError, ResponseKind,
+};
 pub use server_name::server_name_from_host;
 
 #[cfg(test)]

@@ -97,6 +97,19 @@ pub fn parse_response_head(
     build_head(&window[..head_len]).map(|head| Some((head, head_len)))
 }
 
+/// Where the CGI header block at the front of `buf` ends (the offset just past its blank line),
+/// looking at no more than `max_head` bytes: `None` while the blank line has not arrived. It
+/// stops at the first blank line, so a large body after the head costs nothing; lines end as
+/// [`parse_response_head`] reads them.
+pub fn response_head_end(buf: &[u8], max_head: usize) -> Option<usize> {
+    let mut lines = Lines::new(&buf[..buf.len().min(max_head)]);
+    loop {
+        if let Line::End = lines.next()? {
+            return Some(lines.pos);
+        }
+    }
+}
+
 /// One line of a head: a field, or the blank line that ends the head.
 enum Line<'a> {
     Field(&'a [u8]),

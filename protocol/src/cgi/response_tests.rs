@@ -2,7 +2,7 @@
 
 use http::StatusCode;
 
-use super::{parse_response_head, CgiResponseHead, ResponseError, ResponseKind};
+use super::{parse_response_head, response_head_end, CgiResponseHead, ResponseError, ResponseKind};
 
 const MAX: usize = 8192;
 
@@ -270,4 +270,32 @@ fn too_many_headers_is_an_error_not_a_panic() {
         matches!(result, Err(ResponseError::TooManyHeaders)),
         "expected TooManyHeaders"
     );
+}
+
+#[test]
+fn the_head_ends_at_its_first_blank_line_whatever_follows() {
+    let head = "Status: 200 OK\r\nContent-Type: text/html\r\n\r\n";
+    // A body with lines but no blank line of its own, and one with a blank line later on.
+    for body in [
+        "<p>one</p>\n<p>two</p>\n",
+        "<p>one</p>\n\n<p>two</p>\r\n\r\n",
+    ] {
+        let buf = format!("{head}{body}");
+        assert_eq!(response_head_end(buf.as_bytes(), MAX), Some(head.len()));
+    }
+    assert_eq!(response_head_end(b"A: b\n\nbody", MAX), Some(6));
+    assert_eq!(response_head_end(b"\r\nbody", MAX), Some(2));
+    assert_eq!(response_head_end(b"\nbody", MAX), Some(1));
+}
+
+#[test]
+fn no_head_end_until_the_blank_line_arrives_within_the_limit() {
+    assert_eq!(response_head_end(b"", MAX), None);
+    assert_eq!(response_head_end(b"Content-Type: text/html\r\n", MAX), None);
+    assert_eq!(
+        response_head_end(b"Content-Type: text/html\r\n\r", MAX),
+        None
+    );
+    let late = format!("X-Long: {}\r\n\r\n", "a".repeat(MAX));
+    assert_eq!(response_head_end(late.as_bytes(), MAX), None);
 }
