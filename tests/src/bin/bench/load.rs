@@ -23,6 +23,16 @@ pub struct Load {
     pub connections: u32,
     pub duration: Duration,
     pub client: Client,
+    /// The server's root processes, whose trees' CPU time the run measures (none: not measured).
+    pub cpu_of: Vec<u32>,
+}
+
+impl Load {
+    /// This load, measuring the CPU time of `server`'s processes per request.
+    pub(crate) fn measuring_cpu_of(mut self, server: &crate::servers::Server) -> Load {
+        self.cpu_of = server.roots.clone();
+        self
+    }
 }
 
 /// What one run measured.
@@ -34,6 +44,9 @@ pub struct LoadResult {
     pub p99_ms: f64,
     /// Failed requests: non-2xx/3xx answers, connect/read/write errors, timeouts.
     pub errors: u64,
+    /// CPU time the server's processes spent per answered request, in µs (the load's `cpu_of`):
+    /// its cost whatever share of the machine the load client and the neighbours took.
+    pub cpu_us_per_request: Option<f64>,
 }
 
 impl LoadResult {
@@ -44,6 +57,7 @@ impl LoadResult {
             "p50_ms": self.p50_ms,
             "p99_ms": self.p99_ms,
             "errors": self.errors,
+            "cpu_us_per_request": self.cpu_us_per_request,
         })
     }
 }

@@ -49,13 +49,22 @@ impl Bench {
     pub fn run_load(&self, scenario: &str, label: &str, load: &Load) -> LoadResult {
         self.check_interrupted();
         let raw = self.report.raw_path(scenario, label);
-        let result = load.run(&raw);
+        let cpu_before = procs::trees_cpu_seconds(&load.cpu_of);
+        let mut result = load.run(&raw);
+        if !load.cpu_of.is_empty() && result.requests > 0 {
+            let cpu = procs::trees_cpu_seconds(&load.cpu_of) - cpu_before;
+            result.cpu_us_per_request = Some(cpu * 1e6 / result.requests as f64);
+        }
         eprintln!(
-            "bench: {scenario} {label}: {} req/s, p50 {} ms, p99 {} ms, {} errors",
+            "bench: {scenario} {label}: {} req/s, p50 {} ms, p99 {} ms, {} errors{}",
             report::rps(result.rps),
             report::ms(result.p50_ms),
             report::ms(result.p99_ms),
-            result.errors
+            result.errors,
+            result
+                .cpu_us_per_request
+                .map(|us| format!(", {us:.0} µs CPU a request"))
+                .unwrap_or_default()
         );
         result
     }
@@ -67,6 +76,7 @@ impl Bench {
             connections,
             duration: self.duration,
             client,
+            cpu_of: Vec::new(),
         }
     }
 

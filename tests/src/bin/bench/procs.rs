@@ -86,6 +86,34 @@ pub(crate) fn trees_rss_kib(roots: &[u32]) -> u64 {
     roots.iter().flat_map(|root| tree(*root)).map(rss_kib).sum()
 }
 
+/// Clock ticks a second in /proc's CPU times: the kernel's USER_HZ, fixed at 100 on Linux
+/// whatever the scheduler's own tick rate.
+const USER_HZ: f64 = 100.0;
+
+/// CPU time (user + system) of one process and of the children it has reaped, in clock ticks
+/// (0 if it is gone). A recycled worker's time thus stays counted in its parent's.
+fn cpu_ticks(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // Fields after "pid (comm)": state is the first, utime the 12th … cstime the 15th.
+    harness::stat_fields_after_name(&stat)
+        .get(11..15)
+        .map_or(0, |times| {
+            times.iter().filter_map(|t| t.parse::<u64>().ok()).sum()
+        })
+}
+
+/// CPU seconds used so far by every living process of the trees under `roots`.
+pub(crate) fn trees_cpu_seconds(roots: &[u32]) -> f64 {
+    let ticks: u64 = roots
+        .iter()
+        .flat_map(|root| tree(*root))
+        .map(cpu_ticks)
+        .sum();
+    ticks as f64 / USER_HZ
+}
+
 /// Sends SIGKILL to one pid.
 pub(crate) fn kill_pid(pid: u32) -> bool {
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok()

@@ -160,6 +160,22 @@ impl Summary {
         stats::median(&self.values(|r| r.p99_ms))
     }
 
+    /// Median CPU time of the server's processes per request, in µs, if the runs measured it.
+    pub(crate) fn cpu_us(&self) -> Option<f64> {
+        let measured: Vec<f64> = self
+            .runs
+            .iter()
+            .filter_map(|r| r.cpu_us_per_request)
+            .collect();
+        (!measured.is_empty()).then(|| stats::median(&measured))
+    }
+
+    /// The CPU µs per request cell: "–" when the runs did not measure it.
+    pub(crate) fn cpu_cell(&self) -> String {
+        self.cpu_us()
+            .map_or_else(|| "–".to_string(), |us| format!("{us:.0}"))
+    }
+
     pub(crate) fn errors(&self) -> u64 {
         self.runs.iter().map(|r| r.errors).sum()
     }
@@ -171,6 +187,7 @@ impl Summary {
             "median_p50_ms": self.p50(),
             "median_p99_ms": self.p99(),
             "errors": self.errors(),
+            "median_cpu_us_per_request": self.cpu_us(),
             "runs": self.runs.iter().map(LoadResult::to_json).collect::<Vec<_>>(),
         })
     }

@@ -130,10 +130,8 @@ fn throughput(
             .iter()
             .map(|s| {
                 let label = format!("{}-{page}", s.name);
-                (
-                    label,
-                    bench.load(s.url(&format!("/{page}")), CONNECTIONS, Client::Wrk),
-                )
+                let load = bench.load(s.url(&format!("/{page}")), CONNECTIONS, Client::Wrk);
+                (label, load.measuring_cpu_of(s))
             })
             .collect();
         let summaries = super::interleaved(bench, "builtin", &loads);
@@ -147,6 +145,7 @@ fn throughput(
             } else {
                 ratio(base, summary.rps())
             });
+            cells.push(summary.cpu_cell());
             cells.push(pss.cells());
             table.row(cells);
             json.insert(
@@ -234,6 +233,7 @@ pub(crate) fn run(bench: &mut Bench) {
             "p99 ms",
             "errors",
             "builtin / peer req/s",
+            "CPU µs a request",
             "PSS per PHP worker MiB: mean (median worker)",
         ],
     );

@@ -38,6 +38,7 @@ fn throughput(bench: &mut Bench, shared: &Shared) -> Table {
     columns.extend(LOAD_COLUMNS);
     columns.extend([
         "builtin / peer req/s",
+        "CPU µs a request",
         "PSS per PHP worker MiB: mean (median worker)",
     ]);
     let mut table = Table::new(
@@ -52,7 +53,7 @@ fn throughput(bench: &mut Bench, shared: &Shared) -> Table {
         .iter()
         .map(|s| {
             let load = bench.load(s.url(PAGE), CONNECTIONS, Client::Wrk);
-            (s.name.clone(), load)
+            (s.name.clone(), load.measuring_cpu_of(s))
         })
         .collect();
     let summaries = super::interleaved(bench, "builtin-app", &loads);
@@ -65,12 +66,14 @@ fn throughput(bench: &mut Bench, shared: &Shared) -> Table {
         } else {
             ratio(base, summary.rps())
         });
+        cells.push(summary.cpu_cell());
         cells.push(pss_per_worker(server).cells());
         table.row(cells);
     }
     table.note(
         "4 workers each, the same wiki directory and SQLite database; Debian's php.ini per SAPI \
-         (OPcache on). PSS right after the load.",
+         (OPcache on). PSS right after the load. CPU: user + system time of every process of the \
+         stack (front end and PHP) during a run, per answered request.",
     );
     table
 }

@@ -47,6 +47,7 @@ pub(crate) fn run(bench: &mut Bench) {
             "p99 ms",
             "errors",
             "memory MiB",
+            "CPU µs a request",
             "paddock (HTTP) / this req/s",
             "paddock (HTTP) / this p99",
         ],
@@ -60,7 +61,8 @@ pub(crate) fn run(bench: &mut Bench) {
             .iter()
             .map(|s| {
                 let label = format!("{}-{short}", tag(&s.name));
-                (label, bench.load(s.url(path), CONNECTIONS, Client::Wrk))
+                let load = bench.load(s.url(path), CONNECTIONS, Client::Wrk);
+                (label, load.measuring_cpu_of(s))
             })
             .collect();
         let summaries = super::interleaved(bench, "wsgi", &loads);
@@ -70,6 +72,7 @@ pub(crate) fn run(bench: &mut Bench) {
             let mut cells = vec![endpoint.to_string(), server.name.clone()];
             cells.extend(summary.cells());
             cells.push(format!("{memory_mib:.0}"));
+            cells.push(summary.cpu_cell());
             if server.name == PADDOCK {
                 cells.extend([String::new(), String::new()]);
             } else {
