@@ -241,7 +241,9 @@ pub(crate) fn run(bench: &mut Bench) {
     table.note(
         "4 workers each (Apache: 48 processes); the same site and scripts; Debian's php.ini per \
          SAPI (OPcache on). PSS per worker is measured right after the load and includes, for \
-         builtin and php-fpm, an equal share of the PHP parent (paddock-php, the php-fpm master).",
+         builtin and php-fpm, an equal share of the PHP parent (paddock-php, the php-fpm master). \
+         CPU: user + system time of every process of the stack (front end and PHP) during a \
+         run, per answered request.",
     );
     bench.report.table(&table);
     spawning(bench, &mut json);

@@ -93,7 +93,9 @@ pub(crate) fn run(bench: &mut Bench) {
          Debian's uWSGI (--threads 8, no master: paddock is the master), speaking HTTP/1.1 \
          (--protocol http11 --socket-timeout 3600) to a pool with protocol = \"http\", which \
          keeps each slot's connection, or the uwsgi protocol to a pool with protocol = \
-         \"uwsgi\", a connection a request. No recycling, access logs off. A paddock / this p99 below 1 means paddock's p99 is lower.",
+         \"uwsgi\", a connection a request. No recycling, access logs off. A paddock / this p99 below 1 means paddock's p99 is lower. CPU: user + system time \
+         of every process of the stack (front end, application server and its master) during \
+         a run, per answered request.",
     );
     bench.report.table(&table);
     bench.report.record("wsgi", json.into());
