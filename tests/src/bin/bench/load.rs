@@ -47,6 +47,9 @@ pub struct LoadResult {
     /// CPU time the server's processes spent per answered request, in µs (the load's `cpu_of`):
     /// its cost whatever share of the machine the load client and the neighbours took.
     pub cpu_us_per_request: Option<f64>,
+    /// The part of it spent by the stack's front end (nginx, or paddock's front-end process),
+    /// where it has one apart from its application server.
+    pub front_cpu_us_per_request: Option<f64>,
 }
 
 impl LoadResult {
@@ -58,6 +61,7 @@ impl LoadResult {
             "p99_ms": self.p99_ms,
             "errors": self.errors,
             "cpu_us_per_request": self.cpu_us_per_request,
+            "front_cpu_us_per_request": self.front_cpu_us_per_request,
         })
     }
 }

@@ -49,11 +49,18 @@ impl Bench {
     pub fn run_load(&self, scenario: &str, label: &str, load: &Load) -> LoadResult {
         self.check_interrupted();
         let raw = self.report.raw_path(scenario, label);
+        let front = procs::front_end_pids(&load.cpu_of);
         let cpu_before = procs::trees_cpu_seconds(&load.cpu_of);
+        let front_before = procs::pids_cpu_seconds(&front);
         let mut result = load.run(&raw);
         if !load.cpu_of.is_empty() && result.requests > 0 {
+            let per_request = |seconds: f64| seconds * 1e6 / result.requests as f64;
             let cpu = procs::trees_cpu_seconds(&load.cpu_of) - cpu_before;
-            result.cpu_us_per_request = Some(cpu * 1e6 / result.requests as f64);
+            result.cpu_us_per_request = Some(per_request(cpu));
+            if !front.is_empty() {
+                let front_cpu = procs::pids_cpu_seconds(&front) - front_before;
+                result.front_cpu_us_per_request = Some(per_request(front_cpu));
+            }
         }
         eprintln!(
             "bench: {scenario} {label}: {} req/s, p50 {} ms, p99 {} ms, {} errors{}",
@@ -65,6 +72,10 @@ impl Bench {
                 .cpu_us_per_request
                 .map(|us| format!(", {us:.0} µs CPU a request"))
                 .unwrap_or_default()
+                + &result
+                    .front_cpu_us_per_request
+                    .map(|us| format!(" ({us:.0} in the front end)"))
+                    .unwrap_or_default()
         );
         result
     }

@@ -114,6 +114,33 @@ pub(crate) fn trees_cpu_seconds(roots: &[u32]) -> f64 {
     ticks as f64 / USER_HZ
 }
 
+/// The front end's processes in the trees under `roots`: nginx's (its master and workers), and
+/// paddock's front-end process (not its master, not its workers). The rest of a stack is its
+/// application server, so the two parts of a request's CPU time can be told apart.
+pub(crate) fn front_end_pids(roots: &[u32]) -> Vec<u32> {
+    let table = table();
+    roots
+        .iter()
+        .flat_map(|root| tree(*root))
+        .filter(|pid| match table.get(pid) {
+            Some((_, comm)) if comm == "nginx" => true,
+            Some((_, comm)) if comm == "paddock" => is_paddock_front_end(*pid),
+            _ => false,
+        })
+        .collect()
+}
+
+/// Whether `pid` runs `paddock frontend` (the master spawns its front end so).
+fn is_paddock_front_end(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmdline| cmdline.split(|&b| b == 0).nth(1) == Some(b"frontend".as_slice()))
+}
+
+/// CPU seconds used so far by the processes `pids` (their own and their reaped children's).
+pub(crate) fn pids_cpu_seconds(pids: &[u32]) -> f64 {
+    pids.iter().copied().map(cpu_ticks).sum::<u64>() as f64 / USER_HZ
+}
+
 /// Sends SIGKILL to one pid.
 pub(crate) fn kill_pid(pid: u32) -> bool {
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok()

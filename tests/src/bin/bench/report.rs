@@ -162,18 +162,28 @@ impl Summary {
 
     /// Median CPU time of the server's processes per request, in µs, if the runs measured it.
     pub(crate) fn cpu_us(&self) -> Option<f64> {
-        let measured: Vec<f64> = self
-            .runs
-            .iter()
-            .filter_map(|r| r.cpu_us_per_request)
-            .collect();
-        (!measured.is_empty()).then(|| stats::median(&measured))
+        self.measured_median(|r| r.cpu_us_per_request)
     }
 
     /// The CPU µs per request cell: "–" when the runs did not measure it.
     pub(crate) fn cpu_cell(&self) -> String {
-        self.cpu_us()
-            .map_or_else(|| "–".to_string(), |us| format!("{us:.0}"))
+        microseconds_cell(self.cpu_us())
+    }
+
+    /// Median CPU time of the stack's front end per request, in µs, if the runs measured it.
+    pub(crate) fn front_cpu_us(&self) -> Option<f64> {
+        self.measured_median(|r| r.front_cpu_us_per_request)
+    }
+
+    /// The front end's CPU µs per request cell: "–" when the runs did not measure it.
+    pub(crate) fn front_cpu_cell(&self) -> String {
+        microseconds_cell(self.front_cpu_us())
+    }
+
+    /// The median of a figure over the runs that measured it (none: `None`).
+    fn measured_median(&self, figure: impl Fn(&LoadResult) -> Option<f64>) -> Option<f64> {
+        let measured: Vec<f64> = self.runs.iter().filter_map(figure).collect();
+        (!measured.is_empty()).then(|| stats::median(&measured))
     }
 
     pub(crate) fn errors(&self) -> u64 {
@@ -188,6 +198,7 @@ impl Summary {
             "median_p99_ms": self.p99(),
             "errors": self.errors(),
             "median_cpu_us_per_request": self.cpu_us(),
+            "median_front_cpu_us_per_request": self.front_cpu_us(),
             "runs": self.runs.iter().map(LoadResult::to_json).collect::<Vec<_>>(),
         })
     }
@@ -267,6 +278,11 @@ pub(crate) fn ratio(paddock: f64, peer: f64) -> String {
     } else {
         "–".into()
     }
+}
+
+/// A figure in µs as a table cell, "–" when it was not measured.
+fn microseconds_cell(us: Option<f64>) -> String {
+    us.map_or_else(|| "–".to_string(), |us| format!("{us:.0}"))
 }
 
 #[cfg(test)]

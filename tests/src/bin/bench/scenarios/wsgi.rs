@@ -17,6 +17,8 @@ const PADDOCK: &str = "paddock (threaded pool, uWSGI, HTTP/1.1 kept)";
 const PADDOCK_UWSGI: &str = "paddock (threaded pool, uWSGI, uwsgi protocol)";
 const GUNICORN: &str = "nginx + gunicorn gthread";
 const UWSGI: &str = "nginx + uWSGI";
+/// A reference, not a peer: nginx in front of uWSGI's HTTP mode, the wire paddock's HTTP pool uses.
+const UWSGI_HTTP: &str = "nginx + uWSGI over HTTP/1.1 kept (reference)";
 const GUNICORN_ALONE: &str = "gunicorn gthread alone";
 
 /// A file-name-safe tag for a server's raw outputs.
@@ -25,6 +27,7 @@ fn tag(server: &str) -> &'static str {
         PADDOCK => "paddock",
         PADDOCK_UWSGI => "paddock-uwsgi",
         GUNICORN => "gunicorn",
+        UWSGI_HTTP => "uwsgi-http",
         _ => "uwsgi",
     }
 }
@@ -35,6 +38,7 @@ pub(crate) fn run(bench: &mut Bench) {
         wsgi::paddock(&bench.shared, PADDOCK_UWSGI, WorkerServer::Uwsgi),
         wsgi::nginx_gunicorn(GUNICORN),
         wsgi::nginx_uwsgi(UWSGI),
+        wsgi::nginx_uwsgi_http(UWSGI_HTTP),
     ];
     let mut table = Table::new(
         &format!("Scenario 9: Flask, {PROCESSES} processes × {THREADS} threads, {CONNECTIONS} connections"),
@@ -48,6 +52,7 @@ pub(crate) fn run(bench: &mut Bench) {
             "errors",
             "memory MiB",
             "CPU µs a request",
+            "of which front end",
             "paddock (HTTP) / this req/s",
             "paddock (HTTP) / this p99",
         ],
@@ -73,6 +78,7 @@ pub(crate) fn run(bench: &mut Bench) {
             cells.extend(summary.cells());
             cells.push(format!("{memory_mib:.0}"));
             cells.push(summary.cpu_cell());
+            cells.push(summary.front_cpu_cell());
             if server.name == PADDOCK {
                 cells.extend([String::new(), String::new()]);
             } else {
@@ -95,7 +101,11 @@ pub(crate) fn run(bench: &mut Bench) {
          keeps each slot's connection, or the uwsgi protocol to a pool with protocol = \
          \"uwsgi\", a connection a request. No recycling, access logs off. A paddock / this p99 below 1 means paddock's p99 is lower. CPU: user + system time \
          of every process of the stack (front end, application server and its master) during \
-         a run, per answered request.",
+         a run, per answered request; of which front end: the part of it spent by nginx or by \
+         paddock's front-end process, the rest being the application server's. The last row is \
+         a reference, not a peer: the same uWSGI behind nginx over kept HTTP/1.1 \
+         (--http11-socket, proxy_pass with upstream keepalive 32), the wire paddock's HTTP pool \
+         uses.",
     );
     bench.report.table(&table);
     bench.report.record("wsgi", json.into());
@@ -106,6 +116,8 @@ pub(crate) fn run(bench: &mut Bench) {
     for tag in ["paddock", "paddock-uwsgi", "gunicorn", "uwsgi"] {
         stacks.push((tag, servers.next().expect("four stacks")));
     }
+    // The reference stack is not part of the storm.
+    drop(servers);
     stacks.push(("gunicorn-alone", wsgi::gunicorn_alone(GUNICORN_ALONE)));
     super::wsgi_storm::run(bench, &stacks);
     drop(stacks);

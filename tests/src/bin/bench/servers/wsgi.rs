@@ -283,7 +283,14 @@ pub(crate) fn nginx_gunicorn(name: &str) -> Server {
 
 /// nginx + uWSGI (`--processes P --threads T`, its master process), over the uwsgi protocol.
 pub(crate) fn nginx_uwsgi(name: &str) -> Server {
-    uwsgi_behind_nginx(name, "uwsgi", PROCESSES, PROCESSES, &[])
+    uwsgi_behind_nginx(name, "uwsgi", Wire::Uwsgi, PROCESSES, PROCESSES, &[])
+}
+
+/// nginx + the same uWSGI speaking HTTP/1.1 on its socket (`--http11-socket`), proxied with
+/// upstream keep-alive: what any front end gets from uWSGI over the wire paddock's HTTP pools
+/// use, so that the part of a gap that is uWSGI's HTTP mode shows apart from the front end's.
+pub(crate) fn nginx_uwsgi_http(name: &str) -> Server {
+    uwsgi_behind_nginx(name, "uwsgi-http", Wire::Http, PROCESSES, PROCESSES, &[])
 }
 
 /// nginx + uWSGI sized on demand by its "cheaper" subsystem: one process while idle (its
@@ -304,27 +311,45 @@ pub(crate) fn nginx_uwsgi_cheaper(name: &str, max: u32) -> Server {
         "--cheaper-overload",
         "1",
     ];
-    uwsgi_behind_nginx(name, "uwsgi-cheaper", max, 1, &cheaper)
+    uwsgi_behind_nginx(name, "uwsgi-cheaper", Wire::Uwsgi, max, 1, &cheaper)
+}
+
+/// What nginx speaks to uWSGI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    /// `uwsgi_pass`: the uwsgi protocol, a connection a request.
+    Uwsgi,
+    /// `proxy_pass` over HTTP/1.1 with upstream keep-alive.
+    Http,
 }
 
 /// uWSGI (its master, up to `processes` × THREADS, plus `extra` options) on a Unix socket,
-/// behind nginx's `uwsgi_pass`; ready once the socket accepts and the `initial` processes it
+/// behind nginx speaking `wire`; ready once the socket accepts and the `initial` processes it
 /// starts with exist.
 fn uwsgi_behind_nginx(
     name: &str,
     label: &str,
+    wire: Wire,
     processes: u32,
     initial: u32,
     extra: &[&str],
 ) -> Server {
     let dir = server_dir(label);
     let socket = dir.path().join("uwsgi.sock");
+    let http = wire == Wire::Http;
+    // Over HTTP, a kept connection waits in uWSGI for its next request, as behind paddock.
+    let (socket_option, wire_options): (&str, &[&str]) = if http {
+        ("--http11-socket", &["--socket-timeout", "3600"])
+    } else {
+        ("--socket", &[])
+    };
     let process = start_backend_until(
         "uwsgi",
         Command::new("/usr/bin/uwsgi")
             .args(["--plugin", "python3", "--master", "--die-on-term"])
-            .arg("--socket")
+            .arg(socket_option)
             .arg(&socket)
+            .args(wire_options)
             .args(["--processes", &processes.to_string()])
             .args(extra)
             .args(["--threads", &THREADS.to_string()])
@@ -339,13 +364,26 @@ fn uwsgi_behind_nginx(
         initial as usize,
         || UnixStream::connect(&socket).is_ok(),
     );
-    let backend = Backend {
-        process,
-        upstream: String::new(),
-        location: format!(
-            "include /etc/nginx/uwsgi_params;\n      uwsgi_pass unix:{};",
-            socket.display()
-        ),
+    let backend = if http {
+        Backend {
+            process,
+            upstream: format!(
+                "upstream uwsgi {{ server unix:{}; keepalive 32; }}",
+                socket.display()
+            ),
+            location: "proxy_pass http://uwsgi;\n      proxy_http_version 1.1;\n      \
+                       proxy_set_header Connection \"\";\n      proxy_set_header Host $host;"
+                .into(),
+        }
+    } else {
+        Backend {
+            process,
+            upstream: String::new(),
+            location: format!(
+                "include /etc/nginx/uwsgi_params;\n      uwsgi_pass unix:{};",
+                socket.display()
+            ),
+        }
     };
     behind_nginx(name, dir, backend)
 }
