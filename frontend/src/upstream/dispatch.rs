@@ -510,7 +510,8 @@ impl PoolDispatch {
             waiting: &self.waiting,
             reported: &self.reported_waiting,
         };
-        if self.free.available_permits() == 0
+        if spec.grows_on_demand
+            && self.free.available_permits() == 0
             && waiting > self.reported_waiting.load(Ordering::Relaxed)
         {
             // No free slot right now and a longer queue than the master last heard of: tell it at

@@ -13,6 +13,7 @@ pub(crate) fn spec(queue_max: usize, queue_timeout_ms: u64) -> PoolDispatchSpec 
         max_requests_jitter: 0,
         external: false,
         starts_empty: false,
+        grows_on_demand: true,
         protocol: Default::default(),
         keep_connections: true,
         send_ahead: false,
@@ -298,6 +299,38 @@ async fn a_reload_that_changes_keep_connections_replaces_the_kept_connection() {
         !lease.connection().unwrap().keeps(),
         "opened again, not kept"
     );
+}
+
+/// A static pool's queue is not the master's business at once: it starts no worker for it. The
+/// regular report still carries the queue's length.
+#[tokio::test]
+async fn a_static_pool_queues_without_waking_the_master() {
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let spec = PoolDispatchSpec {
+        grows_on_demand: false,
+        ..spec(10, 5_000)
+    };
+    let pressure = Arc::new(Notify::new());
+    let pool = Arc::new(PoolDispatch::new(spec, tx, pressure.clone()));
+    pool.worker_up(1, 11, "/a".into(), 1);
+    let held = pool.acquire_fresh().await.unwrap();
+    let waiting = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.acquire_fresh().await.map(|_| ()) })
+    };
+    while pool.snapshot().waiting == 0 {
+        tokio::task::yield_now().await;
+    }
+    // A signal sent with nobody listening is kept for the next listener, so this sees any.
+    let signalled = tokio::time::timeout(Duration::from_millis(20), pressure.notified()).await;
+    assert!(signalled.is_err(), "a static pool's queue woke the master");
+    assert_eq!(
+        pool.load().waiting,
+        1,
+        "the regular report carries the queue"
+    );
+    drop(held);
+    waiting.await.unwrap().unwrap();
 }
 
 #[tokio::test]

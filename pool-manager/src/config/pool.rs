@@ -497,6 +497,8 @@ pub(super) fn dispatch_spec(name: &str, pool: &RawPool, config: &PoolConfig) -> 
         },
         external: config.mode == PoolMode::External,
         starts_empty: matches!(config.sizing, Sizing::OnDemand { .. }),
+        grows_on_demand: !matches!(config.sizing, Sizing::Static { .. })
+            && config.mode != PoolMode::External,
         protocol: config.protocol,
         keep_connections: config.keep_connections,
         send_ahead: config.send_ahead,

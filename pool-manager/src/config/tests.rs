@@ -175,6 +175,22 @@ fn external_pools_take_a_socket_not_a_command() {
 }
 
 #[test]
+fn only_pools_sized_on_demand_tell_the_master_of_a_growing_queue_at_once() {
+    let grows = |sizing: &str| {
+        let text = format!(
+            "{MINIMAL}\n[pools.php]\nmode = \"prefork\"\ncommand = [\"php-cgi\"]\n{sizing}\n"
+        );
+        load(&text).unwrap().frontend.pools[0].grows_on_demand
+    };
+    assert!(!grows(""), "static by default");
+    assert!(!grows("workers = 3"));
+    assert!(grows("sizing = \"dynamic\"\nmax_workers = 10"));
+    assert!(grows("sizing = \"ondemand\"\nmax_workers = 4"));
+    let external = format!("{MINIMAL}\n[pools.fpm]\nmode = \"external\"\nsocket = \"/s\"\n");
+    assert!(!load(&external).unwrap().frontend.pools[0].grows_on_demand);
+}
+
+#[test]
 fn only_external_pools_choose_whether_connections_are_kept() {
     let external = |body: &str| {
         format!("{MINIMAL}\n[pools.fpm]\nmode = \"external\"\nsocket = \"/s\"\n{body}\n")

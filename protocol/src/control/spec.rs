@@ -315,6 +315,12 @@ pub struct PoolDispatchSpec {
     pub external: bool,
     /// The pool runs no worker while idle (ondemand): having none is not a reason to be unready.
     pub starts_empty: bool,
+    /// The master starts workers when requests wait (dynamic and ondemand sizing), so a queue
+    /// that grows is news for it at once. A static pool's size does not follow its queue: its
+    /// load goes with the front end's regular report only, and a busy static pool does not wake
+    /// the master every few requests.
+    #[serde(default = "grows_on_demand_by_default")]
+    pub grows_on_demand: bool,
     /// What the front end speaks to the pool's workers.
     #[serde(default)]
     pub protocol: WorkerProtocol,
@@ -339,6 +345,10 @@ fn send_ahead_below_by_default() -> u64 {
 }
 
 fn keep_connections_by_default() -> bool {
+    true
+}
+
+fn grows_on_demand_by_default() -> bool {
     true
 }
 
