@@ -1,8 +1,11 @@
 //! Scenario 9c: a cold burst on a Python app. 32, then 64, concurrent requests for the Flask
-//! app's `/slow?ms=200` arrive at once on a pool sized on demand: paddock's threaded pool with
-//! no process running (`sizing = "ondemand"`, at most 4 × 8 threads, uWSGI workers) against
-//! nginx + uWSGI's "cheaper" mode (one process while idle, its minimum, up to 4 × 8). A fresh
-//! server for every burst, so each one starts cold. gunicorn has no on-demand sizing.
+//! app's `/slow?ms=200` arrive at once on a pool sized on demand, at most 4 × 8 threads:
+//! paddock's threaded pool with no process running (`sizing = "ondemand"`, uWSGI workers), the
+//! same pool keeping one process while idle (`sizing = "dynamic"`, `start_workers = 1`: the
+//! idle footprint of uWSGI's minimum), and nginx + uWSGI's "cheaper" mode (one process while
+//! idle, its minimum). A fresh server for every burst, so each one starts cold, with the one
+//! idle process of the last two answering a request first (its app loaded).
+//! gunicorn has no on-demand sizing.
 
 use std::time::Duration;
 
@@ -18,19 +21,28 @@ const SLEEP_MS: u32 = 200;
 const MAX_PROCESSES: u32 = 4;
 
 const PADDOCK: &str = "paddock ondemand (uWSGI workers)";
+const PADDOCK_ONE_IDLE: &str = "paddock, one process while idle (uWSGI workers)";
 const UWSGI: &str = "nginx + uWSGI cheaper";
+const SERVERS: [&str; 3] = [PADDOCK, PADDOCK_ONE_IDLE, UWSGI];
 
 fn start(bench: &Bench, name: &str) -> Server {
-    if name == PADDOCK {
-        wsgi::paddock_sized(
-            &bench.shared,
-            name,
-            WorkerServer::Uwsgi,
-            PoolSizing::Ondemand { max: MAX_PROCESSES },
-        )
-    } else {
-        wsgi::nginx_uwsgi_cheaper(name, MAX_PROCESSES)
-    }
+    let paddock = |sizing| wsgi::paddock_sized(&bench.shared, name, WorkerServer::Uwsgi, sizing);
+    let server = match name {
+        PADDOCK => return paddock(PoolSizing::Ondemand { max: MAX_PROCESSES }),
+        PADDOCK_ONE_IDLE => paddock(PoolSizing::OneIdle { max: MAX_PROCESSES }),
+        _ => wsgi::nginx_uwsgi_cheaper(name, MAX_PROCESSES),
+    };
+    // The idle process has its app loaded and has answered once, as after any earlier traffic.
+    let answered = (0..100).any(|_| {
+        let ok = harness::http_get(server.http, "/api/items/1")
+            .is_some_and(|r| r.starts_with("HTTP/1.1 200"));
+        if !ok {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ok
+    });
+    assert!(answered, "{name}: its idle process never answered");
+    server
 }
 
 #[derive(Debug, Default)]
@@ -59,14 +71,14 @@ pub(crate) fn run(bench: &mut Bench) {
     let mut json = serde_json::Map::new();
     let path = format!("/slow?ms={SLEEP_MS}");
     for n in [32usize, 64] {
-        let mut results = [Runs::default(), Runs::default()];
+        let mut results: [Runs; 3] = Default::default();
         for run in 0..bench.runs {
-            for k in 0..2 {
-                let i = (k + run) % 2;
-                let name = [PADDOCK, UWSGI][i];
+            for k in 0..SERVERS.len() {
+                let i = (k + run) % SERVERS.len();
+                let name = SERVERS[i];
                 bench.check_interrupted();
                 let server = start(bench, name);
-                // Let the server settle (paddock: no process yet; uWSGI: its one).
+                // Let the server settle (no process yet, or the one idle).
                 std::thread::sleep(Duration::from_millis(500));
                 let workers = server.workers.clone().unwrap_or_else(|| Workers {
                     parent: server.roots[1],
@@ -101,7 +113,7 @@ pub(crate) fn run(bench: &mut Bench) {
                 );
             }
         }
-        for (i, name) in [PADDOCK, UWSGI].iter().enumerate() {
+        for (i, name) in SERVERS.iter().enumerate() {
             let r = &results[i];
             let reached = if r.never > 0 {
                 format!(
@@ -132,10 +144,13 @@ pub(crate) fn run(bench: &mut Bench) {
     }
     table.note(format!(
         "Each process has {THREADS} threads, so 32 requests need all 4 processes and 64 need two \
-         rounds. paddock starts with no process and spawns as requests queue; uWSGI keeps its \
-         minimum of one (--cheaper 1) and spawns the rest with --cheaper-algo spare \
-         --cheaper-step 4 --cheaper-overload 1 (checked once a second). A process is counted \
-         once it exists (for Python the app import follows)."
+         rounds. paddock ondemand starts with no process and spawns as requests queue; paddock \
+         with one idle process is sizing = \"dynamic\", start_workers = 1 (min_spare one \
+         process's threads), spawning as requests queue; uWSGI keeps its minimum of one \
+         (--cheaper 1) and spawns the rest with --cheaper-algo spare --cheaper-step 4 \
+         --cheaper-overload 1 (checked once a second). The idle process of the last two answered \
+         one request before the burst. A process is counted once it exists (for Python the app \
+         import follows)."
     ));
     bench.report.table(&table);
     bench.report.record("wsgi-burst", json.into());

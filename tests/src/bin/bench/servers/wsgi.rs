@@ -70,6 +70,9 @@ pub(crate) enum PoolSizing {
     Static,
     /// No process until a request comes, at most this many.
     Ondemand { max: u32 },
+    /// One process kept while idle (uWSGI cheaper's minimum), more at once as requests queue,
+    /// at most `max`: `sizing = "dynamic"` with one worker at the start.
+    OneIdle { max: u32 },
 }
 
 /// paddock: the app mounted at `/`, a static threaded pool of PROCESSES × THREADS.
@@ -89,6 +92,10 @@ pub(crate) fn paddock_sized(
         PoolSizing::Ondemand { max } => (
             format!("sizing = \"ondemand\"\nmax_workers = {max}\nidle_timeout = \"60s\""),
             0,
+        ),
+        PoolSizing::OneIdle { max } => (
+            format!("sizing = \"dynamic\"\nmax_workers = {max}\nstart_workers = 1"),
+            1,
         ),
     };
     let dir = server_dir("paddock-wsgi");
