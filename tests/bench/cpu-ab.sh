@@ -4,17 +4,18 @@
 # static site (a 1 KiB file, loopback only), warms it for 2 s, loads it for 4 s with h2load and
 # reads the CPU time of paddock's processes from /proc; then the other binary. CPU per request
 # moves less with the machine's load than req/s does.
-#   tests/bench/cpu-ab.sh BINARY_A BINARY_B [ROUNDS] [h2|h1|h2c|php|wsgi|wsgi-http]
+#   tests/bench/cpu-ab.sh BINARY_A BINARY_B [ROUNDS] [h2|h1|h2c|php|php-cgi|wsgi|wsgi-http]
 # h2: HTTP/2 over TLS (default); h1: HTTP/1.1 plain (h2load --h1); h2c: HTTP/2 plain;
 # php: hello.php over HTTP/1.1 on a static pool of 4 `builtin = "php"` workers (paddock-php must
 # sit next to each binary), 8 connections, with the front end's and the workers' CPU apart;
+# php-cgi: the same script on a static pool of 4 php-cgi workers, 32 connections;
 # wsgi: deploy/examples/wsgi/hello.py's JSON endpoint on a threaded pool of 2 uWSGI processes ×
 # 8 threads over the uwsgi protocol (needs uwsgi and Flask), 32 connections; wsgi-http: the same
 # over HTTP/1.1 on kept connections (`protocol = "http"`, uWSGI's `--protocol http11`).
 set -euo pipefail
 
-a=${1:?usage: cpu-ab.sh BINARY_A BINARY_B [ROUNDS] [h2|h1|h2c|php|wsgi|wsgi-http]}
-b=${2:?usage: cpu-ab.sh BINARY_A BINARY_B [ROUNDS] [h2|h1|h2c|php|wsgi|wsgi-http]}
+a=${1:?usage: cpu-ab.sh BINARY_A BINARY_B [ROUNDS] [h2|h1|h2c|php|php-cgi|wsgi|wsgi-http]}
+b=${2:?usage: cpu-ab.sh BINARY_A BINARY_B [ROUNDS] [h2|h1|h2c|php|php-cgi|wsgi|wsgi-http]}
 rounds=${3:-5}
 mode=${4:-h2}
 for tool in h2load openssl curl; do
@@ -62,7 +63,9 @@ max_requests_per_connection = 1000000
 [sites.bench]
 root = "$dir/site"
 EOF
-if [ "$mode" = php ]; then
+if [ "$mode" = php ] || [ "$mode" = php-cgi ]; then
+    builtin='builtin = "php"'
+    [ "$mode" = php-cgi ] && builtin='command = ["php-cgi"]'
     cat >>"$dir/paddock.toml" <<EOF
 
 [sites.bench.scripts]
@@ -70,7 +73,7 @@ pool = "php"
 
 [pools.php]
 mode = "prefork"
-builtin = "php"
+$builtin
 sizing = "static"
 workers = 4
 EOF
@@ -104,8 +107,9 @@ case $mode in
     h1) url="http://127.0.0.1:$port/file.txt"; extra=(--h1) ;;
     h2c) url="http://127.0.0.1:$port/file.txt"; extra=() ;;
     php) url="http://127.0.0.1:$port/hello.php"; extra=(--h1); connections=8 ;;
+    php-cgi) url="http://127.0.0.1:$port/hello.php"; extra=(--h1); connections=32 ;;
     wsgi | wsgi-http) url="http://127.0.0.1:$port/api/hello"; extra=(--h1); connections=32 ;;
-    *) echo "cpu-ab.sh: mode is h2, h1, h2c, php, wsgi or wsgi-http" >&2; exit 2 ;;
+    *) echo "cpu-ab.sh: mode is h2, h1, h2c, php, php-cgi, wsgi or wsgi-http" >&2; exit 2 ;;
 esac
 
 # utime + stime of the front end (the master's child that runs the same program), its utime
