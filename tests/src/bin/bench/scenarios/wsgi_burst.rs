@@ -33,15 +33,10 @@ fn start(bench: &Bench, name: &str) -> Server {
         _ => wsgi::nginx_uwsgi_cheaper(name, MAX_PROCESSES),
     };
     // The idle process has its app loaded and has answered once, as after any earlier traffic.
-    let answered = (0..100).any(|_| {
-        let ok = harness::http_get(server.http, "/api/items/1")
-            .is_some_and(|r| r.starts_with("HTTP/1.1 200"));
-        if !ok {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        ok
+    harness::wait::wait_until(&format!("{name}: its idle process to answer"), || {
+        harness::http_get(server.http, "/api/items/1")
+            .is_some_and(|r| r.starts_with("HTTP/1.1 200"))
     });
-    assert!(answered, "{name}: its idle process never answered");
     server
 }
 
