@@ -80,11 +80,13 @@ pub(crate) enum SpawnError {
 }
 
 /// Starts one worker of `pool` with its own listening socket as descriptor 0, the FastCGI
-/// convention (`FCGI_LISTENSOCK_FILENO`) that php-cgi and every libfcgi program follow.
+/// convention (`FCGI_LISTENSOCK_FILENO`) that php-cgi and every libfcgi program follow, and
+/// `NOTIFY_SOCKET` set to `notify_socket` when the pool waits for its workers to be ready.
 pub(crate) fn spawn_worker(
     pool: &PoolConfig,
     id: WorkerId,
     runtime: &RuntimeDir,
+    notify_socket: Option<&str>,
 ) -> Result<SpawnedWorker, SpawnError> {
     let (listener, socket) = runtime
         .bind_worker_socket(&pool.name, id)
@@ -103,6 +105,9 @@ pub(crate) fn spawn_worker(
     let mut command = pool_command(pool).inspect_err(|_| {
         let _ = std::fs::remove_file(&socket);
     })?;
+    if let Some(address) = notify_socket {
+        command.env(crate::sd_notify::NOTIFY_SOCKET, address);
+    }
     command
         .stdin(Stdio::from(OwnedFd::from(listener)))
         .stdout(Stdio::from(write_end))

@@ -20,6 +20,7 @@ pub(crate) use php::PHP_PROGRAM;
 mod pool;
 mod raw;
 mod raw_rules;
+mod readiness;
 mod rules;
 mod sendfile;
 pub mod units;
@@ -68,6 +69,24 @@ pub enum PoolMode {
     Threaded,
     /// A FastCGI server paddock does not start (e.g. an existing php-fpm): only its socket.
     External,
+}
+
+/// When a started worker is handed requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// As soon as it is started: its socket is bound (and listening) before the program runs,
+    /// so requests wait in the socket's backlog while the program loads.
+    Listening,
+    /// Once the worker sends `READY=1` to `$NOTIFY_SOCKET` (systemd's notify protocol, which
+    /// uWSGI and gunicorn speak): requests wait in the front end's queue, where any ready worker
+    /// can take them, instead of behind a program still loading its application.
+    Notify {
+        /// A worker not ready by then is killed and counted as a failed start.
+        start_timeout: Duration,
+        /// Workers starting (not ready yet) at once, so that a burst does not start more
+        /// CPU-bound application loads than there are cores to run them.
+        max_starting: u32,
+    },
 }
 
 /// How many workers a pool keeps. Spare counts are in slots (requests that could start now), so
@@ -153,6 +172,7 @@ pub struct PoolConfig {
     pub sizing: Sizing,
     /// Most workers started per one-second tick by the ramp (queue pressure may start more).
     pub spawn_rate: u32,
+    pub readiness: Readiness,
     pub recycle: Recycle,
     pub working_directory: Option<PathBuf>,
     /// The worker's complete environment (paddock starts workers from a cleared environment).
@@ -228,5 +248,7 @@ mod acme_tests;
 mod frontend_tests;
 #[cfg(test)]
 mod mount_tests;
+#[cfg(test)]
+mod readiness_tests;
 #[cfg(test)]
 mod tests;

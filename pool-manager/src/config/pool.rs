@@ -218,6 +218,7 @@ pub(super) fn validate_pool(
     if spawn_rate == 0 {
         return fail("spawn_rate", "must be at least 1".into());
     }
+    let readiness = super::readiness::validate_readiness(name, pool, mode)?;
     let recycle = Recycle {
         max_requests: pool.max_requests.unwrap_or(0),
         jitter: pool.max_requests_jitter.unwrap_or(0),
@@ -298,6 +299,7 @@ pub(super) fn validate_pool(
         slots_per_worker,
         sizing,
         spawn_rate,
+        readiness,
         recycle,
         working_directory,
         user,

@@ -268,6 +268,13 @@ pub(super) enum RawScheduling {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
+pub(super) enum RawReadiness {
+    Listen,
+    Notify,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(super) enum RawSizing {
     Static,
     Dynamic,
@@ -308,6 +315,10 @@ pub(super) struct RawPool {
     pub max_spare: Option<u32>,
     pub idle_timeout: Option<Duration>,
     pub spawn_rate: Option<u32>,
+    /// When a started worker gets requests: once its socket listens, or once it says so.
+    pub readiness: Option<RawReadiness>,
+    pub start_timeout: Option<Duration>,
+    pub max_starting: Option<u32>,
 
     pub max_requests: Option<u64>,
     pub max_requests_jitter: Option<u64>,

@@ -32,17 +32,11 @@ impl Master {
         channel.send(&ToFrontend::Configure(Box::new(
             self.config.frontend.clone(),
         )))?;
-        // A restarted front end learns the current workers; retiring ones are left out.
+        // A restarted front end learns the current workers; retiring ones are left out, and
+        // starting ones are announced once ready.
         for (&worker, w) in &self.workers {
-            if w.is_active() {
-                let pool = &self.pools[w.pool].config;
-                channel.send(&ToFrontend::WorkerUp {
-                    pool: pool.name.clone(),
-                    worker,
-                    pid: w.pid.as_raw() as u32,
-                    socket: w.socket.clone(),
-                    slots: pool.slots_per_worker,
-                })?;
+            if w.is_active() && !w.is_starting() {
+                channel.send(&self.worker_up(worker, w))?;
             }
         }
         for pool in &self.pools {

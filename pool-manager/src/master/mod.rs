@@ -12,6 +12,7 @@
 //! - `workers` — starting, retiring, stopping and reaping workers; executing the sizing policy;
 //! - `lifecycle` — signals, reaping, graceful and fast stop;
 //! - `php_parents` — the warm PHP parents of `builtin = "php"` pools;
+//! - `readiness` — workers that say when they are ready (`readiness = "notify"`);
 //! - `reload` — applying a new configuration without closing anything;
 //! - `upgrade` — handing the listeners to a new binary (SIGUSR2).
 
@@ -19,6 +20,7 @@ mod command_socket;
 mod frontend_link;
 mod lifecycle;
 mod php_parents;
+mod readiness;
 mod reload;
 mod upgrade;
 mod workers;
@@ -46,7 +48,8 @@ use crate::worker_output::WorkerOutput;
 const SIGNALS: Token = Token(0);
 const CONTROL: Token = Token(1);
 const COMMANDS: Token = Token(2);
-const FIRST_WORKER_TOKEN: usize = 3;
+const NOTIFY: Token = Token(3);
+const FIRST_WORKER_TOKEN: usize = 4;
 /// The sizing policy's maintenance pass, as in Apache and php-fpm.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -92,12 +95,20 @@ struct Worker {
     stopping: Option<ExitReason>,
     /// Resident memory at the last sample.
     rss_bytes: u64,
+    /// Started but not ready yet (`readiness = "notify"`): unknown to the front end, and killed
+    /// if still not ready at this instant.
+    ready_by: Option<Instant>,
 }
 
 impl Worker {
     /// Counts towards the pool's size (not on its way out).
     fn is_active(&self) -> bool {
         self.retiring.is_none() && self.stopping.is_none()
+    }
+
+    /// Has not said it is ready yet, so the front end does not know of it.
+    fn is_starting(&self) -> bool {
+        self.ready_by.is_some()
     }
 }
 
@@ -173,6 +184,8 @@ pub fn serve(mut config: Config) -> Result<(), MasterError> {
             Some(listener)
         }
     };
+    let notify =
+        readiness::NotifySocket::open(poll.registry(), NOTIFY).map_err(MasterError::EventLoop)?;
     info!(runtime_dir = %runtime.path().display(), config = %config.origin, "paddock master starting");
 
     let mut next_worker = 1;
@@ -198,6 +211,7 @@ pub fn serve(mut config: Config) -> Result<(), MasterError> {
         poll,
         signals,
         commands,
+        notify,
         frontend: None,
         frontend_failures: 0,
         frontend_hold_until: None,
@@ -232,6 +246,8 @@ struct Master {
     signals: Signals,
     /// The command socket for `paddock status|reload|stop`, when configured.
     commands: Option<mio::net::UnixListener>,
+    /// Where workers of `readiness = "notify"` pools say they are ready.
+    notify: readiness::NotifySocket,
     frontend: Option<Frontend>,
     frontend_failures: u32,
     frontend_hold_until: Option<Instant>,
@@ -271,6 +287,7 @@ impl Master {
                     SIGNALS => self.on_signals(),
                     CONTROL => self.on_control(event.is_writable()),
                     COMMANDS => self.on_command_connections(),
+                    NOTIFY => self.on_notify(Instant::now()),
                     Token(n) => {
                         let id = n as WorkerId - FIRST_WORKER_TOKEN as WorkerId;
                         match self.php_parent_pool(id) {
@@ -288,7 +305,7 @@ impl Master {
         let health = self
             .workers
             .values()
-            .filter(|w| !w.healthy)
+            .filter(|w| !w.healthy && !w.is_starting())
             .map(|w| w.started + crate::pool::HEALTHY_AFTER);
         let kills = self.kills.iter().map(|(at, _)| *at);
         let drain = match self.shutdown {
@@ -299,6 +316,7 @@ impl Master {
         holds
             .chain(health)
             .chain(self.php_parent_deadlines())
+            .chain(self.start_deadlines())
             .chain(kills)
             .chain(drain)
             .chain(tick)
@@ -334,6 +352,7 @@ impl Master {
             }
         }
         self.check_php_parent_starts(now);
+        self.check_start_timeouts(now);
         let tick = now >= self.next_tick;
         if tick {
             self.next_tick = now + TICK;

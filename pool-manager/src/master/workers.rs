@@ -10,6 +10,7 @@ use tracing::{debug, error, info, warn};
 
 use super::{ExitKind, Master, Worker, FIRST_WORKER_TOKEN};
 use crate::children::{spawn_worker, SpawnError, SpawnedWorker};
+use crate::config::Readiness;
 use crate::policy::{self, Action};
 
 /// Time between SIGTERM and SIGKILL for a worker being stopped.
@@ -100,10 +101,13 @@ impl Master {
                 }
             };
         }
-        for _ in 0..count {
+        // A pool whose workers say when they are ready starts at most `max_starting` at once;
+        // the sizing policy asks again as they become ready.
+        for _ in 0..count.min(self.start_room(pool)) {
             let id = self.next_worker;
             self.next_worker += 1;
-            match spawn_worker(&self.pools[pool].config, id, &self.runtime) {
+            let notify = self.notify_address(pool);
+            match spawn_worker(&self.pools[pool].config, id, &self.runtime, notify) {
                 Ok(spawned) => self.add_worker(pool, id, spawned, now),
                 Err(e) => {
                     self.spawn_failed(pool, &e, now);
@@ -114,7 +118,8 @@ impl Master {
         true
     }
 
-    /// A started worker: watched, announced to the front end and recorded.
+    /// A started worker: watched, recorded and announced to the front end (for a pool of
+    /// `readiness = "notify"`, once the worker says it is ready).
     pub(super) fn add_worker(
         &mut self,
         pool: usize,
@@ -124,7 +129,10 @@ impl Master {
     ) {
         let config = &self.pools[pool].config;
         let name = config.name.clone();
-        let slots = config.slots_per_worker;
+        let ready_by = match config.readiness {
+            Readiness::Notify { start_timeout, .. } => Some(now + start_timeout),
+            Readiness::Listening => None,
+        };
         let fd = spawned.output.source_fd();
         let token = Token(FIRST_WORKER_TOKEN + id as usize);
         if let Err(e) = self
@@ -134,28 +142,23 @@ impl Master {
         {
             warn!(error = %e, "cannot watch worker output");
         }
-        debug!(pool = %name, pid = spawned.pid.as_raw(), worker = id, "worker started");
-        self.tell_frontend(ToFrontend::WorkerUp {
-            pool: name,
-            worker: id,
-            pid: spawned.pid.as_raw() as u32,
-            socket: spawned.socket.clone(),
-            slots,
-        });
-        self.workers.insert(
-            id,
-            Worker {
-                pool,
-                pid: spawned.pid,
-                socket: spawned.socket,
-                output: Some(spawned.output),
-                started: now,
-                healthy: false,
-                retiring: None,
-                stopping: None,
-                rss_bytes: 0,
-            },
-        );
+        debug!(pool = %name, pid = spawned.pid.as_raw(), worker = id, waits_for_ready = ready_by.is_some(), "worker started");
+        let worker = Worker {
+            pool,
+            pid: spawned.pid,
+            socket: spawned.socket,
+            output: Some(spawned.output),
+            started: now,
+            healthy: false,
+            retiring: None,
+            stopping: None,
+            rss_bytes: 0,
+            ready_by,
+        };
+        if ready_by.is_none() {
+            self.tell_frontend(self.worker_up(id, &worker));
+        }
+        self.workers.insert(id, worker);
     }
 
     /// A worker (or a pool's PHP parent) could not be started: crash-loop backoff, and the pool
@@ -191,7 +194,9 @@ impl Master {
         let newly_healthy: Vec<WorkerId> = self
             .workers
             .iter()
-            .filter(|(_, w)| !w.healthy && now >= w.started + crate::pool::HEALTHY_AFTER)
+            .filter(|(_, w)| {
+                !w.healthy && !w.is_starting() && now >= w.started + crate::pool::HEALTHY_AFTER
+            })
             .map(|(&id, _)| id)
             .collect();
         for id in newly_healthy {
@@ -215,12 +220,15 @@ impl Master {
         worker.retiring = Some(reason);
         let pool = self.pools[worker.pool].config.name.clone();
         debug!(pool = %pool, pid = worker.pid.as_raw(), reason = reason.as_str(), "retiring worker");
-        if !self.tell_frontend(ToFrontend::Retire {
-            pool,
-            worker: id,
-            reason,
-        }) {
-            // No front end, so no request can be in flight.
+        // One still starting has no request (the front end does not know of it); without a
+        // front end, no request can be in flight either.
+        if worker.is_starting()
+            || !self.tell_frontend(ToFrontend::Retire {
+                pool,
+                worker: id,
+                reason,
+            })
+        {
             self.stop_worker(id, Signal::SIGTERM, reason);
         }
     }
@@ -354,6 +362,9 @@ impl Master {
                 reason == ExitReason::MaxRequests && pool.config.exits_after_requests().is_some();
             let lived = if how == ExitKind::Signal(Signal::SIGKILL) || recycled {
                 crate::pool::HEALTHY_AFTER
+            } else if worker.is_starting() {
+                // However long it took, a worker that ends before it is ready never started.
+                Duration::ZERO
             } else {
                 lived
             };
@@ -365,11 +376,13 @@ impl Master {
                 self.set_pool_failing(worker.pool, Some(failing));
             }
         }
-        self.tell_frontend(ToFrontend::WorkerDown {
-            pool: name,
-            worker: id,
-            reason,
-        });
+        if !worker.is_starting() {
+            self.tell_frontend(ToFrontend::WorkerDown {
+                pool: name,
+                worker: id,
+                reason,
+            });
+        }
     }
 }
 

@@ -18,4 +18,5 @@ mod flask_site;
 mod http_pool;
 mod support;
 mod thread_safety;
+mod uwsgi_readiness;
 mod uwsgi_wire;

@@ -11,5 +11,6 @@ mod isolation;
 mod php_fpm_external;
 mod privileges;
 mod queue;
+mod readiness;
 mod sizing;
 mod threaded;

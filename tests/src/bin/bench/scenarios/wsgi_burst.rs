@@ -3,8 +3,10 @@
 //! paddock's threaded pool with no process running (`sizing = "ondemand"`, uWSGI workers), the
 //! same pool keeping one process while idle (`sizing = "dynamic"`, `start_workers = 1`: the
 //! idle footprint of uWSGI's minimum), and nginx + uWSGI's "cheaper" mode (one process while
-//! idle, its minimum). A fresh server for every burst, so each one starts cold, with the one
-//! idle process of the last two answering a request first (its app loaded).
+//! idle, its minimum). A fresh server for every burst, so each one starts cold, with the idle
+//! process of the stacks that keep one answering a request first (its app loaded). Both
+//! paddock pools run again with `readiness = "notify"`: a uWSGI process gets requests only once
+//! it has said `READY=1`, and at most one process per core loads at once.
 //! gunicorn has no on-demand sizing.
 
 use std::time::Duration;
@@ -21,15 +23,29 @@ const SLEEP_MS: u32 = 200;
 const MAX_PROCESSES: u32 = 4;
 
 const PADDOCK: &str = "paddock ondemand (uWSGI workers)";
+const PADDOCK_NOTIFY: &str = "paddock ondemand, readiness = notify";
 const PADDOCK_ONE_IDLE: &str = "paddock, one process while idle (uWSGI workers)";
+const PADDOCK_ONE_IDLE_NOTIFY: &str = "paddock, one process while idle, readiness = notify";
 const UWSGI: &str = "nginx + uWSGI cheaper";
-const SERVERS: [&str; 3] = [PADDOCK, PADDOCK_ONE_IDLE, UWSGI];
+const SERVERS: [&str; 5] = [
+    PADDOCK,
+    PADDOCK_NOTIFY,
+    PADDOCK_ONE_IDLE,
+    PADDOCK_ONE_IDLE_NOTIFY,
+    UWSGI,
+];
+const NOTIFY: &str = "readiness = \"notify\"";
 
 fn start(bench: &Bench, name: &str) -> Server {
-    let paddock = |sizing| wsgi::paddock_sized(&bench.shared, name, WorkerServer::Uwsgi, sizing);
+    let paddock =
+        |sizing, extra| wsgi::paddock_pool(&bench.shared, name, WorkerServer::Uwsgi, sizing, extra);
+    let ondemand = PoolSizing::Ondemand { max: MAX_PROCESSES };
+    let one_idle = PoolSizing::OneIdle { max: MAX_PROCESSES };
     let server = match name {
-        PADDOCK => return paddock(PoolSizing::Ondemand { max: MAX_PROCESSES }),
-        PADDOCK_ONE_IDLE => paddock(PoolSizing::OneIdle { max: MAX_PROCESSES }),
+        PADDOCK => return paddock(ondemand, ""),
+        PADDOCK_NOTIFY => return paddock(ondemand, NOTIFY),
+        PADDOCK_ONE_IDLE => paddock(one_idle, ""),
+        PADDOCK_ONE_IDLE_NOTIFY => paddock(one_idle, NOTIFY),
         _ => wsgi::nginx_uwsgi_cheaper(name, MAX_PROCESSES),
     };
     // The idle process has its app loaded and has answered once, as after any earlier traffic.
@@ -66,7 +82,7 @@ pub(crate) fn run(bench: &mut Bench) {
     let mut json = serde_json::Map::new();
     let path = format!("/slow?ms={SLEEP_MS}");
     for n in [32usize, 64] {
-        let mut results: [Runs; 3] = Default::default();
+        let mut results: [Runs; SERVERS.len()] = Default::default();
         for run in 0..bench.runs {
             for k in 0..SERVERS.len() {
                 let i = (k + run) % SERVERS.len();
@@ -143,9 +159,11 @@ pub(crate) fn run(bench: &mut Bench) {
          with one idle process is sizing = \"dynamic\", start_workers = 1 (min_spare one \
          process's threads), spawning as requests queue; uWSGI keeps its minimum of one \
          (--cheaper 1) and spawns the rest with --cheaper-algo spare --cheaper-step 4 \
-         --cheaper-overload 1 (checked once a second). The idle process of the last two answered \
-         one request before the burst. A process is counted once it exists (for Python the app \
-         import follows)."
+         --cheaper-overload 1 (checked once a second). The idle process of the stacks that keep \
+         one answered a request before the burst. With readiness = \"notify\" a process gets \
+         requests only once uWSGI has sent READY=1 (its app imported), and at most one per core loads at \
+         once (max_starting's default). A process is counted once it exists (for Python the \
+         app import follows)."
     ));
     bench.report.table(&table);
     bench.report.record("wsgi-burst", json.into());

@@ -87,6 +87,17 @@ pub(crate) fn paddock_sized(
     server: WorkerServer,
     sizing: PoolSizing,
 ) -> Server {
+    paddock_pool(shared, name, server, sizing, "")
+}
+
+/// [`paddock_sized`] with `extra` lines in the pool's section (e.g. `readiness = "notify"`).
+pub(crate) fn paddock_pool(
+    shared: &Shared,
+    name: &str,
+    server: WorkerServer,
+    sizing: PoolSizing,
+    extra: &str,
+) -> Server {
     let (sizing_toml, expected) = match sizing {
         PoolSizing::Static => (format!("workers = {PROCESSES}"), PROCESSES as usize),
         PoolSizing::Ondemand { max } => (
@@ -134,6 +145,7 @@ threads = {THREADS}
 command = {command}
 working_directory = "{app}"
 env = {{ PYTHONDONTWRITEBYTECODE = "1" }}
+{extra}
 "#,
         run = d.join("run").display(),
         root = root.display(),
