@@ -154,8 +154,8 @@ pub(crate) fn run(bench: &mut Bench) {
         }
     }
     table.note(format!(
-        "Each process has {THREADS} threads, so 32 requests need all 4 processes and 64 need two \
-         rounds. paddock ondemand starts with no process and spawns as requests queue; paddock \
+        "Each process has {THREADS} threads, so 32 requests fill 4 processes at once and 64 \
+         need two rounds. paddock ondemand starts with no process and spawns as requests queue; paddock \
          with one idle process is sizing = \"dynamic\", start_workers = 1 (min_spare one \
          process's threads), spawning as requests queue; uWSGI keeps its minimum of one \
          (--cheaper 1) and spawns the rest with --cheaper-algo spare --cheaper-step 4 \
