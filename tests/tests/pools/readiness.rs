@@ -128,3 +128,36 @@ fn no_more_than_max_starting_workers_load_at_once() {
         );
     }
 }
+
+#[test]
+fn a_reload_stops_a_worker_still_loading_and_its_successor_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let never = dir.path().join("never");
+    // A start_timeout far beyond the test's patience: only the reload may stop the first worker.
+    let pool = |args: &[&str]| {
+        format!(
+            "mode = \"prefork\"\nworkers = 1\nreadiness = \"notify\"\nstart_timeout = \"600s\"\n{}",
+            echo_command(args)
+        )
+    };
+    let loading = pool(&["--ready-when", never.to_str().unwrap()]);
+    let paddock = start_unready(&echo_site(dir.path(), &loading));
+    let first = harness::wait::wait_for("the first worker", || {
+        paddock.worker_pids("fcgi-echo").first().copied()
+    });
+    // A new command: the pool's workers are replaced. The one still loading has no request to
+    // finish, so it is stopped at once instead of being left to drain (which it never would).
+    let loads_at_once = pool(&["--ready-after", "0"]);
+    paddock.reload(&echo_site(dir.path(), &loads_at_once));
+    paddock.wait_until("the loading worker stopped", PATIENCE, || {
+        !process_alive(first)
+    });
+    let response = harness::wait::wait_for("an answer from the new worker", || {
+        let response = Connection::open(paddock.http)
+            .ok()?
+            .request("GET", "/hello", &[], b"")
+            .ok()?;
+        (response.status == 200).then_some(response)
+    });
+    assert!(!response.text().contains(&format!("\"pid\":{first}")));
+}
