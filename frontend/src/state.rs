@@ -221,6 +221,7 @@ impl State {
                 pid,
                 socket,
                 slots,
+                ..
             } => {
                 if let Some(p) = self.pools.get(pool) {
                     p.worker_up(*worker, *pid, socket.clone(), *slots);

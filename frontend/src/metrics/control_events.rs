@@ -24,8 +24,17 @@ pub(crate) struct KnownBefore<'a> {
 impl Metrics {
     pub(crate) fn observe_control(&self, message: &ToFrontend, before: &KnownBefore<'_>) {
         match message {
-            ToFrontend::WorkerUp { pool, .. } => {
+            ToFrontend::WorkerUp {
+                pool,
+                ready_after_ms,
+                ..
+            } => {
                 self.spawns.with_label_values(&[pool]).inc();
+                if let Some(ms) = ready_after_ms {
+                    self.worker_start
+                        .with_label_values(&[pool])
+                        .observe(*ms as f64 / 1000.0);
+                }
             }
             ToFrontend::WorkerDown {
                 pool,

@@ -65,6 +65,9 @@ const REQUEST_BUCKETS: &[f64] = &[
 const QUEUE_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
+/// Bucket bounds (seconds) for a worker's load until it says it is ready: a small Flask app
+/// about 0.3 s, a large Django project several seconds, `start_timeout` 60 s by default.
+const START_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
 
 /// Why a request waiting in a pool's queue never got a slot (the `reason` label).
 pub(crate) const REJECTION_REASONS: [&str; 4] = ["full", "timeout", "client_gone", "failing"];
@@ -99,6 +102,7 @@ pub(crate) struct Metrics {
     pool_rss: IntGaugeVec,
     worker_rss_max: IntGaugeVec,
     spawns: IntCounterVec,
+    worker_start: HistogramVec,
     exits: IntCounterVec,
     reloads: IntCounterVec,
     last_reload_successful: IntGauge,
@@ -176,6 +180,7 @@ impl Metrics {
             pool_rss: gauge(r, POOL_RSS_BYTES, "Resident memory of all the pool's workers together, as last measured by the master.", pool),
             worker_rss_max: gauge(r, WORKER_RSS_MAX_BYTES, "Resident memory of the pool's largest worker.", pool),
             spawns: counter(r, WORKER_SPAWNS_TOTAL, "Worker processes started.", pool),
+            worker_start: histogram(r, WORKER_START_SECONDS, "Time from a worker's start to its READY=1 (pools with readiness = \"notify\").", START_BUCKETS),
             exits: counter(r, WORKER_EXITS_TOTAL, "Worker processes gone, by reason.", &[label::POOL, label::REASON]),
             reloads: counter(r, CONFIG_RELOADS_TOTAL, "Configuration reloads, by result (success, failure).", &[label::RESULT]),
             last_reload_successful: IntGauge::new(CONFIG_LAST_RELOAD_SUCCESSFUL, "0 if the last configuration reload failed, else 1.").expect("valid metric"),

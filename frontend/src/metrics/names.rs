@@ -39,6 +39,7 @@ pub(crate) const POOL_MAX_WORKERS_REACHED_TOTAL: &str = "paddock_pool_max_worker
 pub(crate) const POOL_RSS_BYTES: &str = "paddock_pool_rss_bytes";
 pub(crate) const WORKER_RSS_MAX_BYTES: &str = "paddock_worker_rss_max_bytes";
 pub(crate) const WORKER_SPAWNS_TOTAL: &str = "paddock_worker_spawns_total";
+pub(crate) const WORKER_START_SECONDS: &str = "paddock_worker_start_seconds";
 pub(crate) const WORKER_EXITS_TOTAL: &str = "paddock_worker_exits_total";
 
 // Certificates (ACME).

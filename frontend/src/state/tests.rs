@@ -32,6 +32,7 @@ fn up(worker: WorkerId, pid: u32) -> ToFrontend {
         pid,
         socket: format!("/nonexistent/{worker}.sock").into(),
         slots: 1,
+        ready_after_ms: None,
     }
 }
 

@@ -36,7 +36,7 @@ impl Master {
         // starting ones are announced once ready.
         for (&worker, w) in &self.workers {
             if w.is_active() && !w.is_starting() {
-                channel.send(&self.worker_up(worker, w))?;
+                channel.send(&self.worker_up(worker, w, None))?;
             }
         }
         for pool in &self.pools {
@@ -47,6 +47,7 @@ impl Master {
                     pid: 0,
                     socket: socket.clone(),
                     slots: pool.config.slots_per_worker,
+                    ready_after_ms: None,
                 })?;
             }
             if pool.failing.is_some() {

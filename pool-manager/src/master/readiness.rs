@@ -157,7 +157,7 @@ impl Master {
             return;
         }
         let took = now.duration_since(worker.started);
-        let message = self.worker_up(id, &self.workers[&id]);
+        let message = self.worker_up(id, &self.workers[&id], Some(took));
         let worker = &self.workers[&id];
         info!(pool = %self.pools[worker.pool].config.name, pid = worker.pid.as_raw(), took = ?took, "worker ready");
         self.tell_frontend(message);
@@ -198,8 +198,14 @@ impl Master {
             .filter_map(|w| w.ready_by)
     }
 
-    /// The announcement of a ready worker to the front end.
-    pub(super) fn worker_up(&self, id: WorkerId, worker: &Worker) -> ToFrontend {
+    /// The announcement of a ready worker to the front end, with the time it took to say it
+    /// was ready if it did.
+    pub(super) fn worker_up(
+        &self,
+        id: WorkerId,
+        worker: &Worker,
+        ready_after: Option<Duration>,
+    ) -> ToFrontend {
         let pool = &self.pools[worker.pool].config;
         ToFrontend::WorkerUp {
             pool: pool.name.clone(),
@@ -207,6 +213,7 @@ impl Master {
             pid: worker.pid.as_raw() as u32,
             socket: worker.socket.clone(),
             slots: pool.slots_per_worker,
+            ready_after_ms: ready_after.map(|d| d.as_millis() as u64),
         }
     }
 }

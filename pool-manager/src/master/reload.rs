@@ -178,6 +178,7 @@ impl Master {
                 pid: 0,
                 socket: socket.clone(),
                 slots: pool.config.slots_per_worker,
+                ready_after_ms: None,
             };
             self.tell_frontend(message);
         }

@@ -156,7 +156,7 @@ impl Master {
             ready_by,
         };
         if ready_by.is_none() {
-            self.tell_frontend(self.worker_up(id, &worker));
+            self.tell_frontend(self.worker_up(id, &worker, None));
         }
         self.workers.insert(id, worker);
     }

@@ -60,6 +60,7 @@ mod tests {
             pid: 4242,
             socket: "/run/paddock/php-7.sock".into(),
             slots: 1,
+            ready_after_ms: Some(312),
         };
         let mut wire = Vec::new();
         encode_frame(&message, &mut wire).unwrap();

@@ -22,6 +22,10 @@ pub enum ToFrontend {
         pid: u32,
         socket: PathBuf,
         slots: u32,
+        /// For a worker that said when it was ready (`readiness = "notify"`), the time from its
+        /// start to its `READY=1`, in ms; `None` otherwise, and when a worker is announced again
+        /// to a restarted front end.
+        ready_after_ms: Option<u64>,
     },
     /// A worker is gone (exited, killed or retired); its slots must not be used again.
     WorkerDown {

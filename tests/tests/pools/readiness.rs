@@ -49,6 +49,12 @@ fn requests_wait_in_the_front_end_until_a_worker_says_it_is_ready() {
     paddock.wait_for_log("worker ready");
     let status = paddock.pool_status("app");
     assert_eq!(status["workers"], 1, "{status}");
+    // The load's length is in the metrics: one observation, at least the time the test waited.
+    let metrics = harness::http_get(paddock.admin, "/metrics").unwrap();
+    assert!(
+        metrics.contains("paddock_worker_start_seconds_count{pool=\"app\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[test]
