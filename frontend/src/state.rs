@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
-use protocol::control::{FrontendSpec, SiteSpec, ToFrontend, ToMaster};
+use protocol::control::{FrontendSpec, SiteSpec, ToFrontend, ToMaster, WorkerId};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Notify;
 
 use crate::acme::Challenges;
 use crate::conn::tls::CertificateStore;
 use crate::http::access_log::AccessLog;
-use crate::metrics::report::{PoolFigures, StatusReport, WorkerReport};
+use crate::metrics::report::{LoadingWorker, PoolFigures, StatusReport, WorkerReport};
 use crate::metrics::{KnownBefore, Metrics};
 use crate::site_rules::{CompiledSite, RuleFiles, SiteRuleSets};
 use crate::static_files::file_cache::FileCache;
@@ -24,6 +24,9 @@ pub(crate) struct State {
     /// snapshot (requests in flight keep theirs).
     spec: ArcSwap<FrontendSpec>,
     pub pools: DashMap<String, Arc<PoolDispatch>>,
+    /// Workers loading their application (`readiness = "notify"`), for `/status` only: the
+    /// dispatcher learns of a worker once it is ready.
+    loading: DashMap<WorkerId, LoadingWorker>,
     pub metrics: Metrics,
     to_master: UnboundedSender<ToMaster>,
     /// Wakes the load reporter when some pool's queue grows.
@@ -86,6 +89,7 @@ impl State {
             acme_challenges,
             spec: ArcSwap::from_pointee(spec),
             pools,
+            loading: DashMap::new(),
             metrics,
             to_master,
             pressure,
@@ -223,11 +227,17 @@ impl State {
                 slots,
                 ..
             } => {
+                self.loading.remove(worker);
                 if let Some(p) = self.pools.get(pool) {
                     p.worker_up(*worker, *pid, socket.clone(), *slots);
                 }
             }
+            ToFrontend::WorkerLoading { pool, worker, pid } => {
+                self.loading
+                    .insert(*worker, LoadingWorker::new(pool.clone(), *pid));
+            }
             ToFrontend::WorkerDown { pool, worker, .. } => {
+                self.loading.remove(worker);
                 let gone = self.pools.get(pool).is_some_and(|p| {
                     p.worker_down(*worker);
                     p.is_removed() && p.workers().is_empty()
@@ -283,11 +293,17 @@ impl State {
             .map(|entry| {
                 let pool = entry.value();
                 let snapshot = pool.snapshot();
-                let processes: Vec<WorkerReport> = pool
+                let mut processes: Vec<WorkerReport> = pool
                     .workers()
                     .iter()
                     .map(|w| WorkerReport::new(w.id, w.pid, w.is_usable(), &w.activity))
                     .collect();
+                processes.extend(
+                    self.loading
+                        .iter()
+                        .filter(|l| l.value().pool == pool.name)
+                        .map(|l| WorkerReport::loading(*l.key(), l.value())),
+                );
                 let figures = PoolFigures {
                     name: snapshot.name,
                     idle_slots: snapshot.idle_slots,

@@ -69,6 +69,7 @@ impl Metrics {
             ToFrontend::ReloadOutcome { success } => self.config_reloaded(*success),
             ToFrontend::MaxWorkersReached { pool } => self.max_workers_reached(pool),
             ToFrontend::Retire { .. }
+            | ToFrontend::WorkerLoading { .. }
             | ToFrontend::ReloadCertificates
             | ToFrontend::ReopenLogs
             | ToFrontend::Shutdown { .. } => {}

@@ -2,7 +2,7 @@
 //! gauges of `/metrics` are set from, so that both always agree.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use super::activity::{RunningView, WorkerActivity, WorkerState};
 use super::exits::ExitRecord;
@@ -70,6 +70,26 @@ pub(crate) struct WorkerReport {
     pub last_request: Option<LastRequestView>,
 }
 
+/// A worker loading its application (`readiness = "notify"`), not yet known to the dispatcher.
+#[derive(Debug, Clone)]
+pub(crate) struct LoadingWorker {
+    pub pool: String,
+    pub pid: u32,
+    since: Instant,
+    since_at: SystemTime,
+}
+
+impl LoadingWorker {
+    pub(crate) fn new(pool: String, pid: u32) -> Self {
+        Self {
+            pool,
+            pid,
+            since: Instant::now(),
+            since_at: SystemTime::now(),
+        }
+    }
+}
+
 /// What a worker's last request cost.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub(crate) struct LastRequestView {
@@ -108,6 +128,25 @@ impl WorkerReport {
                 cpu_seconds: usage.cpu_us as f64 / 1e6,
                 peak_memory_bytes: usage.peak_memory_bytes,
             }),
+        }
+    }
+}
+
+impl WorkerReport {
+    /// A loading worker's line: starting, no slot yet.
+    pub(crate) fn loading(worker: u64, loading: &LoadingWorker) -> Self {
+        WorkerReport {
+            worker,
+            pid: loading.pid,
+            state: WorkerState::Starting,
+            requests_served: 0,
+            slots: 0,
+            busy_slots: 0,
+            rss_bytes: None,
+            age_seconds: loading.since.elapsed().as_secs_f64(),
+            started_at: epoch_seconds(loading.since_at),
+            current: Vec::new(),
+            last_request: None,
         }
     }
 }

@@ -33,9 +33,15 @@ impl Master {
             self.config.frontend.clone(),
         )))?;
         // A restarted front end learns the current workers; retiring ones are left out, and
-        // starting ones are announced once ready.
+        // starting ones are shown as loading until they are ready.
         for (&worker, w) in &self.workers {
-            if w.is_active() && !w.is_starting() {
+            if !w.is_active() {
+                continue;
+            }
+            if w.is_starting() {
+                let pool = &self.pools[w.pool].config.name;
+                channel.send(&super::workers::loading(pool, worker, w))?;
+            } else {
                 channel.send(&self.worker_up(worker, w, None))?;
             }
         }

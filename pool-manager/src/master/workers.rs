@@ -155,9 +155,11 @@ impl Master {
             rss_bytes: 0,
             ready_by,
         };
-        if ready_by.is_none() {
-            self.tell_frontend(self.worker_up(id, &worker, None));
-        }
+        let news = match ready_by {
+            None => self.worker_up(id, &worker, None),
+            Some(_) => loading(&self.pools[pool].config.name, id, &worker),
+        };
+        self.tell_frontend(news);
         self.workers.insert(id, worker);
     }
 
@@ -376,13 +378,20 @@ impl Master {
                 self.set_pool_failing(worker.pool, Some(failing));
             }
         }
-        if !worker.is_starting() {
-            self.tell_frontend(ToFrontend::WorkerDown {
-                pool: name,
-                worker: id,
-                reason,
-            });
-        }
+        self.tell_frontend(ToFrontend::WorkerDown {
+            pool: name,
+            worker: id,
+            reason,
+        });
+    }
+}
+
+/// The news that a worker of a `readiness = "notify"` pool loads its application.
+pub(super) fn loading(pool: &str, id: WorkerId, worker: &Worker) -> ToFrontend {
+    ToFrontend::WorkerLoading {
+        pool: pool.to_string(),
+        worker: id,
+        pid: worker.pid.as_raw() as u32,
     }
 }
 

@@ -27,6 +27,14 @@ pub enum ToFrontend {
         /// to a restarted front end.
         ready_after_ms: Option<u64>,
     },
+    /// A worker of a `readiness = "notify"` pool was started and loads its application: shown on
+    /// `/status` as starting, given no request. `WorkerUp` (once it says it is ready) or
+    /// `WorkerDown` follows.
+    WorkerLoading {
+        pool: String,
+        worker: WorkerId,
+        pid: u32,
+    },
     /// A worker is gone (exited, killed or retired); its slots must not be used again.
     WorkerDown {
         pool: String,

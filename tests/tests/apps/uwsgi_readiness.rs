@@ -15,18 +15,18 @@ fn uwsgi_workers_are_announced_once_flask_is_loaded() {
         return;
     };
     let paddock = &site.paddock;
-    let pids = harness::wait::wait_for("both workers on /status", || {
-        Some(worker_pids(paddock)).filter(|pids| pids.len() == WORKERS as usize)
+    // Each worker on /status is matched by the master's `worker ready` line for its pid: the
+    // READY=1 uWSGI sent from that process once Flask was imported.
+    let ready_line = |pid: &u64| {
+        paddock
+            .log()
+            .lines()
+            .any(|line| line.contains("worker ready") && line.contains(&format!("pid={pid} ")))
+    };
+    harness::wait::wait_for("both workers on /status, each said ready", || {
+        Some(worker_pids(paddock))
+            .filter(|pids| pids.len() == WORKERS as usize && pids.iter().all(ready_line))
     });
-    // Each worker the front end knows is one whose READY=1 the master matched to it.
-    let log = paddock.log();
-    for pid in &pids {
-        assert!(
-            log.lines()
-                .any(|line| line.contains("worker ready") && line.contains(&format!("pid={pid} "))),
-            "no `worker ready` for {pid}:\n{log}"
-        );
-    }
     let item = json(&curl_ok(paddock, &[&paddock.url("/api/items/3")]));
     assert_eq!(item["id"], 3, "{item}");
 }

@@ -38,11 +38,20 @@ fn requests_wait_in_the_front_end_until_a_worker_says_it_is_ready() {
     );
     let paddock = start_unready(&echo_site(dir.path(), &pool));
     let request = get_in_background(paddock.http, "/hello");
-    // The worker runs, but the front end does not know of it: the request waits in its queue.
-    paddock.wait_pool("app", "the request queued and no worker known", |p| {
-        p["waiting"] == 1 && p["workers"] == 0
+    // The worker runs and /status shows it starting, with no slot: the request waits in the
+    // front end's queue.
+    let status = paddock.wait_pool("app", "the request queued and the worker loading", |p| {
+        p["waiting"] == 1 && p["states"]["starting"] == 1 && p["total_slots"] == 0
     });
-    assert_eq!(paddock.worker_pids("fcgi-echo").len(), 1);
+    let pids = paddock.worker_pids("fcgi-echo");
+    assert_eq!(pids.len(), 1);
+    assert_eq!(status["processes"][0]["pid"], pids[0], "{status}");
+    assert_eq!(status["processes"][0]["state"], "starting", "{status}");
+    let metrics = harness::http_get(paddock.admin, "/metrics").unwrap();
+    assert!(
+        metrics.contains("paddock_pool_workers{pool=\"app\",state=\"starting\"} 1"),
+        "{metrics}"
+    );
     std::fs::write(&loaded, "").unwrap();
     let response = request.join().unwrap().unwrap();
     assert_eq!(response.status, 200, "{}", response.text());
@@ -81,6 +90,22 @@ fn a_worker_that_never_says_it_is_ready_is_killed_and_the_pool_fails_saying_why(
     assert_eq!(response.status, 503, "{}", response.text());
     assert!(response.text().contains("READY=1"), "{}", response.text());
     assert!(!response.text().contains("not ready yet"));
+    // Counted as a worker that crashed, though it never served.
+    paddock.wait_until("the killed worker counted", PATIENCE, || {
+        let metrics = harness::http_get(paddock.admin, "/metrics").unwrap_or_default();
+        metric_value(
+            &metrics,
+            "paddock_worker_exits_total{pool=\"app\",reason=\"crash\"}",
+        )
+        .is_some_and(|exits| exits >= 1.0)
+    });
+}
+
+/// The value of the series `series` (name and labels as `/metrics` writes them).
+fn metric_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
 }
 
 /// The `start PID MS` and `ready PID MS` lines of `--ready-log`, as (start, ready) per worker in
