@@ -225,11 +225,16 @@ impl State {
                 pid,
                 socket,
                 slots,
-                ..
+                ready_after_ms,
             } => {
                 self.loading.remove(worker);
                 if let Some(p) = self.pools.get(pool) {
                     p.worker_up(*worker, *pid, socket.clone(), *slots);
+                    if ready_after_ms.is_some() {
+                        if let Some(w) = p.worker(*worker) {
+                            w.activity.mark_ready();
+                        }
+                    }
                 }
             }
             ToFrontend::WorkerLoading { pool, worker, pid } => {

@@ -2,7 +2,7 @@
 //! running on its slots (method, path, since when), how many it has served, its RSS as last
 //! reported by the master, and its age.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -12,7 +12,8 @@ use protocol::fcgi::RequestUsage;
 /// A worker counts as starting during its first second unless it has already served: the front
 /// end cannot see inside the process, and the master announces it as soon as it is spawned
 /// (its socket is bound before the program runs, so early requests simply wait in the backlog).
-/// The same second is the master's "healthy after" mark for crash-loop detection.
+/// The same second is the master's "healthy after" mark for crash-loop detection. A worker that
+/// said it was ready (`readiness = "notify"`) is announced only then, and is not starting.
 pub(crate) const STARTING_FOR: Duration = Duration::from_secs(1);
 
 /// The state of one worker as shown by `/status` and `paddock_pool_workers{state}`.
@@ -62,6 +63,8 @@ pub(crate) struct WorkerActivity {
     started: Instant,
     started_at: SystemTime,
     served: AtomicU64,
+    /// Announced after it said it was ready (`readiness = "notify"`): never shown as starting.
+    said_ready: AtomicBool,
     /// 0 until the master reports it.
     rss_bytes: AtomicU64,
     next_token: AtomicU64,
@@ -98,6 +101,7 @@ impl WorkerActivity {
             started: Instant::now(),
             started_at: SystemTime::now(),
             served: AtomicU64::new(0),
+            said_ready: AtomicBool::new(false),
             rss_bytes: AtomicU64::new(0),
             next_token: AtomicU64::new(0),
             running: Mutex::new(Vec::new()),
@@ -171,12 +175,20 @@ impl WorkerActivity {
             .collect()
     }
 
+    /// The worker said it was ready before it was announced: it is not starting.
+    pub(crate) fn mark_ready(&self) {
+        self.said_ready.store(true, Ordering::Relaxed);
+    }
+
     pub(crate) fn state(&self, alive: bool) -> WorkerState {
         if !alive {
             WorkerState::Retiring
         } else if self.busy_slots() > 0 {
             WorkerState::Busy
-        } else if self.served() == 0 && self.age() < STARTING_FOR {
+        } else if self.served() == 0
+            && self.age() < STARTING_FOR
+            && !self.said_ready.load(Ordering::Relaxed)
+        {
             WorkerState::Starting
         } else {
             WorkerState::Idle
@@ -202,6 +214,13 @@ mod tests {
         assert_eq!(activity.served(), 1);
         assert_eq!(activity.state(true), WorkerState::Idle);
         assert_eq!(activity.state(false), WorkerState::Retiring);
+    }
+
+    #[test]
+    fn a_worker_that_said_it_was_ready_is_idle_at_once() {
+        let activity = WorkerActivity::new(8);
+        activity.mark_ready();
+        assert_eq!(activity.state(true), WorkerState::Idle);
     }
 
     #[test]

@@ -131,3 +131,71 @@ fn a_worker_marked_dead_is_retiring_and_its_slots_leave_the_total() {
         .mark_dead();
     assert_eq!(state.status_report().not_ready().len(), 1);
 }
+
+#[test]
+fn a_loading_worker_is_starting_without_slots_until_it_is_up_and_then_idle_at_once() {
+    let state = state();
+    state.apply(&ToFrontend::WorkerLoading {
+        pool: "php".into(),
+        worker: 7,
+        pid: 707,
+    });
+    let report = state.status_report();
+    let pool = report.pools.iter().find(|p| p.name == "php").unwrap();
+    assert_eq!(pool.workers, 1);
+    assert_eq!(pool.total_slots, 0);
+    assert_eq!(pool.processes[0].pid, 707);
+    assert_eq!(pool.processes[0].state.as_str(), "starting");
+    let text = state.metrics.render(&report);
+    let get = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series}:\n{text}"));
+    assert_eq!(
+        get(r#"paddock_pool_workers{pool="php",state="starting"}"#),
+        1.0
+    );
+
+    // READY=1 after 312 ms: one worker, up with its slot, idle rather than starting.
+    state.apply(&ToFrontend::WorkerUp {
+        pool: "php".into(),
+        worker: 7,
+        pid: 707,
+        socket: "/nonexistent/7.sock".into(),
+        slots: 1,
+        ready_after_ms: Some(312),
+    });
+    let report = state.status_report();
+    let pool = report.pools.iter().find(|p| p.name == "php").unwrap();
+    assert_eq!(pool.workers, 1);
+    assert_eq!(pool.total_slots, 1);
+    assert_eq!(pool.processes[0].state.as_str(), "idle");
+    let text = state.metrics.render(&report);
+    let get = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series}:\n{text}"));
+    assert_eq!(
+        get(r#"paddock_worker_start_seconds_count{pool="php"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(r#"paddock_worker_start_seconds_sum{pool="php"}"#),
+        0.312
+    );
+
+    // One that ends while loading leaves the list and counts as an exit.
+    state.apply(&ToFrontend::WorkerLoading {
+        pool: "php".into(),
+        worker: 8,
+        pid: 808,
+    });
+    state.apply(&ToFrontend::WorkerDown {
+        pool: "php".into(),
+        worker: 8,
+        reason: ExitReason::Crash,
+    });
+    let report = state.status_report();
+    let pool = report.pools.iter().find(|p| p.name == "php").unwrap();
+    assert_eq!(pool.workers, 1);
+    let text = state.metrics.render(&report);
+    let get = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series}:\n{text}"));
+    assert_eq!(
+        get(r#"paddock_worker_exits_total{pool="php",reason="crash"}"#),
+        1.0
+    );
+}
