@@ -21,10 +21,10 @@ use nix::sys::socket::{
     recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, UnixCredentials,
 };
 use nix::unistd::Pid;
-use protocol::control::{ExitReason, ToFrontend, WorkerId};
+use protocol::control::{ExitReason, WorkerId};
 use tracing::{debug, error, info, warn};
 
-use super::{Master, Worker};
+use super::Master;
 use crate::config::Readiness;
 
 /// The master's end of the notify protocol: an abstract datagram socket (no file to clean up or
@@ -196,25 +196,6 @@ impl Master {
             .values()
             .filter(|w| w.stopping.is_none())
             .filter_map(|w| w.ready_by)
-    }
-
-    /// The announcement of a ready worker to the front end, with the time it took to say it
-    /// was ready if it did.
-    pub(super) fn worker_up(
-        &self,
-        id: WorkerId,
-        worker: &Worker,
-        ready_after: Option<Duration>,
-    ) -> ToFrontend {
-        let pool = &self.pools[worker.pool].config;
-        ToFrontend::WorkerUp {
-            pool: pool.name.clone(),
-            worker: id,
-            pid: worker.pid.as_raw() as u32,
-            socket: worker.socket.clone(),
-            slots: pool.slots_per_worker,
-            ready_after_ms: ready_after.map(|d| d.as_millis() as u64),
-        }
     }
 }
 

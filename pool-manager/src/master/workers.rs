@@ -386,6 +386,27 @@ impl Master {
     }
 }
 
+impl Master {
+    /// The announcement of a ready worker to the front end, with the time it took to say it
+    /// was ready if it did.
+    pub(super) fn worker_up(
+        &self,
+        id: WorkerId,
+        worker: &Worker,
+        ready_after: Option<Duration>,
+    ) -> ToFrontend {
+        let pool = &self.pools[worker.pool].config;
+        ToFrontend::WorkerUp {
+            pool: pool.name.clone(),
+            worker: id,
+            pid: worker.pid.as_raw() as u32,
+            socket: worker.socket.clone(),
+            slots: pool.slots_per_worker,
+            ready_after_ms: ready_after.map(|d| d.as_millis() as u64),
+        }
+    }
+}
+
 /// The news that a worker of a `readiness = "notify"` pool loads its application.
 pub(super) fn loading(pool: &str, id: WorkerId, worker: &Worker) -> ToFrontend {
     ToFrontend::WorkerLoading {

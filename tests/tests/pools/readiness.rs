@@ -13,6 +13,13 @@ fn start_unready(config: &str) -> Paddock {
     Paddock::start_with(&format!("{}\n{config}", harness::LISTENERS), false)
 }
 
+/// The pid of the pool's first worker process, once it runs.
+fn first_worker(paddock: &Paddock) -> u32 {
+    harness::wait::wait_for("the first worker", || {
+        paddock.worker_pids("fcgi-echo").first().copied()
+    })
+}
+
 /// A site whose every URL goes to pool `app`, with `pool` as the pool's body.
 fn echo_site(root: &Path, pool: &str) -> String {
     format!(
@@ -75,9 +82,7 @@ fn a_worker_that_never_says_it_is_ready_is_killed_and_the_pool_fails_saying_why(
         echo_command(&["--ready-when", never.to_str().unwrap()])
     );
     let paddock = start_unready(&echo_site(dir.path(), &pool));
-    let first = harness::wait::wait_for("the first worker", || {
-        paddock.worker_pids("fcgi-echo").first().copied()
-    });
+    let first = first_worker(&paddock);
     let status = paddock.wait_pool("app", "the pool failing", |p| !p["failing"].is_null());
     let failing = status["failing"].as_str().unwrap_or_default();
     assert!(failing.contains("READY=1"), "{status}");
@@ -173,9 +178,7 @@ fn a_reload_stops_a_worker_still_loading_and_its_successor_serves() {
     };
     let loading = pool(&["--ready-when", never.to_str().unwrap()]);
     let paddock = start_unready(&echo_site(dir.path(), &loading));
-    let first = harness::wait::wait_for("the first worker", || {
-        paddock.worker_pids("fcgi-echo").first().copied()
-    });
+    let first = first_worker(&paddock);
     // A new command: the pool's workers are replaced. The one still loading has no request to
     // finish, so it is stopped at once instead of being left to drain (which it never would).
     let loads_at_once = pool(&["--ready-after", "0"]);
