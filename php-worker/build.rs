@@ -1,38 +1,40 @@
-//! Compiles the C half of the SAPI against the PHP embed headers and links libphp, when they are
-//! installed (Debian 12: `php8.2-dev` and `libphp8.2-embed`). Without them the crate still builds,
-//! as a stub that exits with a message naming the packages: a plain `cargo build` of the workspace
-//! must work on a machine without PHP's development files.
+//! Compiles the C half of the SAPI against PHP's headers, when they are installed (Debian 12:
+//! `php8.2-dev`). Without them the crate still builds, as a stub that exits with a message naming
+//! the packages: a plain `cargo build` of the workspace must work on a machine without PHP's
+//! development files.
+//!
+//! Nothing links PHP: the library runs inside the engine's executable (`php-cgi8.2`), whose
+//! exported functions its references resolve to when it is loaded (see src/host.rs). It is
+//! linked to resolve them all at load (`-z now`), so an executable without one of them fails at
+//! once with the dynamic loader's message, not later in a request. The crate's unit tests, a
+//! program of their own, do not link the C side (see `unlinked` in src/ffi.rs).
 //!
 //! `PADDOCK_PHP_CONFIG` names another `php-config` (default `php-config8.2`, then `php-config`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(paddock_libphp)");
     println!("cargo::rerun-if-env-changed=PADDOCK_PHP_CONFIG");
     println!("cargo::rerun-if-changed=csrc");
-    // Installing (or removing) PHP's packages after a first build must change what is built:
+    // Installing (or removing) PHP's headers after a first build must change what is built:
     // a missing path makes cargo run this script again on every build, which costs nothing.
-    for path in [EMBED_HEADER, LIBPHP] {
-        println!("cargo::rerun-if-changed={path}");
-    }
+    println!("cargo::rerun-if-changed={PHP_HEADER}");
     match find_php() {
         Ok(php) => build_glue(&php),
         Err(why) => println!(
             "cargo::warning=paddock-php is built without PHP ({why}); \
-             install libphp8.2-embed and php8.2-dev for `builtin = \"php\"` pools"
+             install php8.2-dev (and php8.2-cgi to run it) for `builtin = \"php\"` pools"
         ),
     }
 }
 
-/// Debian 12's paths for the header the SAPI needs and the library it links.
-const EMBED_HEADER: &str = "/usr/include/php/20220829/sapi/embed/php_embed.h";
-const LIBPHP: &str = "/usr/lib/libphp8.2.so";
+/// Debian 12's path of PHP's main header.
+const PHP_HEADER: &str = "/usr/include/php/20220829/main/php.h";
 
 struct Php {
     include_dirs: Vec<PathBuf>,
-    lib_dir: PathBuf,
 }
 
 fn php_config(arg: &str) -> Option<String> {
@@ -56,21 +58,13 @@ fn find_php() -> Result<Php, String> {
         .filter_map(|flag| flag.strip_prefix("-I"))
         .map(PathBuf::from)
         .collect();
-    let has_embed = include_dirs
+    if !include_dirs
         .iter()
-        .any(|dir| dir.join("sapi/embed/php_embed.h").exists());
-    if !has_embed {
-        return Err("no sapi/embed headers".into());
+        .any(|dir| dir.join("main/php.h").exists())
+    {
+        return Err("no main/php.h".into());
     }
-    let prefix = php_config("--prefix").unwrap_or_else(|| "/usr".into());
-    let lib_dir = [Path::new(&prefix).join("lib"), PathBuf::from("/usr/lib")]
-        .into_iter()
-        .find(|dir| dir.join("libphp8.2.so").exists())
-        .ok_or("no libphp8.2.so")?;
-    Ok(Php {
-        include_dirs,
-        lib_dir,
-    })
+    Ok(Php { include_dirs })
 }
 
 fn build_glue(php: &Php) {
@@ -89,7 +83,6 @@ fn build_glue(php: &Php) {
         .flag_if_supported("-Wno-missing-field-initializers")
         .flag_if_supported("-Wno-sign-compare");
     build.compile("paddock_sapi");
-    println!("cargo::rustc-link-search=native={}", php.lib_dir.display());
-    println!("cargo::rustc-link-lib=dylib=php8.2");
+    println!("cargo::rustc-cdylib-link-arg=-Wl,-z,now");
     println!("cargo::rustc-cfg=paddock_libphp");
 }

@@ -18,8 +18,8 @@ cd "$(dirname "$0")/.."
 # database, php-cli for its installer and imagemagick for its thumbnails, phpmyadmin); apache2,
 # libapache2-mod-php and apache2-utils (htpasswd) for the .htaccess differential test
 # (tests/tests/legacy/htaccess_differential.rs, which starts its own Apache under a temp dir, never the
-# system service); libphp8.2-embed and php8.2-dev for paddock's own PHP worker (`builtin = "php"`,
-# the php-worker crate, which builds as a stub without them); python3-flask, python3-django and
+# system service); php8.2-dev for paddock's own PHP worker (`builtin = "php"`, the php-worker
+# crate, which builds as a stub without PHP's headers; it runs in php-cgi's engine); python3-flask, python3-django and
 # python3-venv for the Python application tests
 # (tests/tests/apps), gunicorn and uwsgi for the benchmark's WSGI peers; pebble (Let's Encrypt's
 # test CA, with pebble-challtestsrv as its DNS server) for the ACME tests.
@@ -29,8 +29,8 @@ command -v cgi-fcgi >/dev/null 2>&1 || packages+=(libfcgi-bin)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || packages+=(nginx)
 compgen -G '/usr/sbin/php-fpm*' >/dev/null || packages+=(php-fpm)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
-[ -e /usr/lib/libphp8.2.so ] || packages+=(libphp8.2-embed)
-[ -f /usr/include/php/20220829/sapi/embed/php_embed.h ] || packages+=(php8.2-dev)
+[ -x /usr/bin/php-cgi8.2 ] || packages+=(php8.2-cgi)
+[ -f /usr/include/php/20220829/main/php.h ] || packages+=(php8.2-dev)
 command -v ps >/dev/null 2>&1 || packages+=(procps)
 command -v h2load >/dev/null 2>&1 || packages+=(nghttp2-client)
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)

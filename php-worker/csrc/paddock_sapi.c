@@ -10,7 +10,9 @@
  * The response head is in headers.c, the extra PHP functions in functions.c, the request
  * timeout in timeout.c, per-directory settings in user_ini.c.
  *
- * Written for PHP 8.2 (Debian 12's libphp8.2-embed), non-thread-safe build.
+ * Written for PHP 8.2 (Debian 12's php8.2-dev headers), non-thread-safe build. It runs inside
+ * the engine of Debian's php-cgi8.2 executable (src/host.rs), which must be of the same PHP
+ * version: pdk_engine_check says whether it is.
  */
 /* memrchr, which PHP's headers use. */
 #define _GNU_SOURCE
@@ -206,6 +208,28 @@ int pdk_startup_php(const char *ini_path, const char *const *defines, size_t def
 		}
 	}
 	return 0;
+}
+
+/* The structures this file fills are laid out per PHP version: the engine the process runs (the
+ * executable's) must be the version of the headers it was compiled with. Compares the Zend
+ * Engine's major.minor (4.2 for PHP 8.2); fills both version texts. 0 when they match. */
+int pdk_engine_check(const char **built, const char **running)
+{
+	int major, minor, built_major, built_minor;
+	const char *version;
+
+	*built = PHP_VERSION " (Zend Engine v" ZEND_VERSION ")";
+	/* Set by the engine's start-up: this runs after it. */
+	*running = get_zend_version();
+	if (!*running) {
+		*running = "an engine that did not say its version";
+	}
+	version = strstr(*running, " v");
+	if (!version || sscanf(version + 2, "%d.%d", &major, &minor) != 2 ||
+	    sscanf(ZEND_VERSION, "%d.%d", &built_major, &built_minor) != 2) {
+		return -1;
+	}
+	return major == built_major && minor == built_minor ? 0 : -1;
 }
 
 int pdk_run_request(const struct pdk_request *request, long timeout_ms)

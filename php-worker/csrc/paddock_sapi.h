@@ -31,6 +31,7 @@ int pdk_startup_php(const char *ini_path, const char *const *defines, size_t def
 		    const char *const *admin_names, size_t admin_count);
 /* timeout_ms: PHP's timeout error after this long (0: none). */
 int pdk_run_request(const struct pdk_request *request, long timeout_ms);
+int pdk_engine_check(const char **built, const char **running);
 /* The most memory the current request's script has held (memory_get_peak_usage()); after the
  * request, the figure it ended with. */
 size_t pdk_request_peak_memory(void);

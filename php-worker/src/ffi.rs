@@ -37,6 +37,7 @@ pub(crate) struct RequestView {
     pub(crate) headers_only: c_int,
 }
 
+#[cfg(not(test))]
 extern "C" {
     fn pdk_startup_php(
         ini_path: *const c_char,
@@ -46,11 +47,54 @@ extern "C" {
         admin_count: usize,
     ) -> c_int;
     fn pdk_run_request(request: *const RequestView, timeout_ms: c_long) -> c_int;
+    fn pdk_engine_check(built: *mut *const c_char, running: *mut *const c_char) -> c_int;
     fn pdk_request_peak_memory() -> usize;
     fn pdk_slowlog_install(depth: c_int);
     fn pdk_flag_slow_request();
     fn pdk_clear_slow_request();
 }
+
+/// The crate's unit tests are a program of their own, not loaded into PHP's executable, so the
+/// C side (whose references to PHP only that executable resolves) is not linked into them: these
+/// stand-ins take its place, and no unit test reaches one.
+#[cfg(test)]
+#[allow(clippy::missing_safety_doc)]
+mod unlinked {
+    use std::ffi::{c_char, c_int, c_long};
+
+    fn unreachable() -> ! {
+        unreachable!("the unit tests run no PHP")
+    }
+    pub(super) unsafe fn pdk_startup_php(
+        _: *const c_char,
+        _: *const *const c_char,
+        _: usize,
+        _: *const *const c_char,
+        _: usize,
+    ) -> c_int {
+        unreachable()
+    }
+    pub(super) unsafe fn pdk_run_request(_: *const super::RequestView, _: c_long) -> c_int {
+        unreachable()
+    }
+    pub(super) unsafe fn pdk_engine_check(_: *mut *const c_char, _: *mut *const c_char) -> c_int {
+        unreachable()
+    }
+    pub(super) unsafe fn pdk_request_peak_memory() -> usize {
+        unreachable()
+    }
+    pub(super) unsafe fn pdk_slowlog_install(_: c_int) {
+        unreachable()
+    }
+    pub(super) unsafe fn pdk_flag_slow_request() {
+        unreachable()
+    }
+    pub(super) unsafe fn pdk_clear_slow_request() {
+        unreachable()
+    }
+}
+#[cfg(test)]
+use unlinked::*;
 
 /// Hooks the slow-request log into PHP's VM interrupts, with at most `depth` frames a trace.
 pub(crate) fn slowlog_install(depth: u32) {
@@ -78,6 +122,28 @@ pub(crate) fn request_peak_memory() -> u64 {
     // SAFETY: reads PHP's allocator figures on this, PHP's only thread; valid at any time after
     // startup (between requests it returns a saved number).
     unsafe { pdk_request_peak_memory() as u64 }
+}
+
+/// Whether the engine this process runs (the executable's) is the PHP version paddock-php was
+/// compiled for; if not, what each is.
+pub(crate) fn engine_matches() -> Result<(), String> {
+    let mut built = std::ptr::null();
+    let mut running = std::ptr::null();
+    // SAFETY: fills both pointers with static NUL-terminated strings (a literal, and the engine's
+    // own version text, which exists once PHP has started: called after `startup`).
+    let status = unsafe { pdk_engine_check(&mut built, &mut running) };
+    if status == 0 {
+        return Ok(());
+    }
+    // SAFETY: both point to static NUL-terminated strings (above).
+    let text = |p: *const c_char| unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy();
+    Err(format!(
+        "the PHP engine's executable is not the PHP paddock-php was built for: it runs {}, \
+         paddock-php was built with the headers of PHP {}; set the pool's php_engine to a \
+         php-cgi of that version, or rebuild paddock-php against this one",
+        text(running).lines().next().unwrap_or_default(),
+        text(built)
+    ))
 }
 
 /// Starts PHP (module startup: ini files, extensions, OPcache's shared memory) in this process.

@@ -8,7 +8,6 @@
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::process::ExitCode;
 
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessageOwned, MsgFlags};
 use nix::unistd::getppid;
@@ -20,9 +19,10 @@ use crate::fork::{fork_spare_middle, reap_middles_automatically, Forked, Request
 /// The parent's process name (its workers rename themselves `php-worker`).
 const PARENT_NAME: &std::ffi::CStr = c"paddock-php";
 
-pub(crate) fn run(args: &Args) -> ExitCode {
-    // The master starts this program through a descriptor (`/proc/self/fd/N`), which names the
-    // process after the number; `ps`, the status page's tools and the tests look for this name.
+/// Returns the exit status of the parent (the workers never return here).
+pub(crate) fn run(args: &Args) -> i32 {
+    // The process runs the engine's executable (`php-cgi8.2`), which names it; `ps`, the status
+    // page's tools and the tests look for this name.
     let _ = nix::sys::prctl::set_name(PARENT_NAME);
     let master = getppid();
     // SAFETY: F_GETFD only reads the descriptor flags; harmless on any number.
@@ -30,18 +30,21 @@ pub(crate) fn run(args: &Args) -> ExitCode {
         eprintln!(
             "paddock-php: no control socket at fd {CONTROL_FD}: only paddock starts this program"
         );
-        return ExitCode::from(2);
+        return 2;
     }
     // SAFETY: the descriptor is open (checked above), was placed at this number by the master
     // for this process, and is claimed once, before anything else could own it.
     let control = unsafe { OwnedFd::from_raw_fd(CONTROL_FD) };
-    if let Err(why) = crate::ffi::startup(args.ini.as_deref(), &args.defines, &args.admin) {
+    // The engine's version is known once it has started (the executable sets it then).
+    let started = crate::ffi::startup(args.ini.as_deref(), &args.defines, &args.admin)
+        .and_then(|()| crate::ffi::engine_matches());
+    if let Err(why) = started {
         eprintln!("paddock-php: {why}");
-        return ExitCode::from(wire::EXIT_PHP_STARTUP as u8);
+        return wire::EXIT_PHP_STARTUP;
     }
     if let Err(e) = reap_middles_automatically() {
         eprintln!("paddock-php: SIGCHLD: {e}");
-        return ExitCode::FAILURE;
+        return 1;
     }
     // PHP is up: the master may send fork requests from now on.
     let ready = wire::encode_forked(wire::READY, std::process::id() as i32);
@@ -53,7 +56,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
         None,
     ) {
         eprintln!("paddock-php: control socket: {e}");
-        return ExitCode::FAILURE;
+        return 1;
     }
     // Spare middle processes that die unasked, in a row, before the parent gives up.
     const SPARE_DEATHS: u32 = 3;
@@ -69,13 +72,13 @@ pub(crate) fn run(args: &Args) -> ExitCode {
             }
             Ok(Forked::Parent(spare)) => match spare.wait() {
                 Taken::Requests => deaths = 0,
-                Taken::End => return ExitCode::SUCCESS,
-                Taken::Broken => return ExitCode::FAILURE,
+                Taken::End => return 0,
+                Taken::Broken => return 1,
                 Taken::Died => {
                     deaths += 1;
                     if deaths == SPARE_DEATHS {
                         eprintln!("paddock-php: {deaths} spare middle processes died unasked");
-                        return ExitCode::FAILURE;
+                        return 1;
                     }
                 }
             },
@@ -87,10 +90,10 @@ pub(crate) fn run(args: &Args) -> ExitCode {
                     Ok(Some(group)) => group
                         .iter()
                         .for_each(|r| report(control.as_raw_fd(), r.0, 0)),
-                    Ok(None) => return ExitCode::SUCCESS,
+                    Ok(None) => return 0,
                     Err(why) => {
                         eprintln!("paddock-php: {why}");
-                        return ExitCode::FAILURE;
+                        return 1;
                     }
                 }
             }

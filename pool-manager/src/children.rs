@@ -206,9 +206,9 @@ fn install_hint(program: &str) -> String {
             "; install it with `apt-get install php-cgi` (Debian/Ubuntu) or set pools.<name>.command"
                 .into()
         }
-        Some(crate::config::PHP_PROGRAM) => {
+        Some(crate::config::PHP_LIBRARY) => {
             " next to paddock; build it with `cargo build --release -p paddock-php` (needs \
-             `apt-get install libphp8.2-embed php8.2-dev`)"
+             `apt-get install php8.2-dev`)"
                 .into()
         }
         _ => " in PATH".into(),

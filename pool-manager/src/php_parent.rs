@@ -29,7 +29,7 @@ use protocol::control::WorkerId;
 use protocol::zygote::{self as wire, CONTROL_FD, FORKED_LEN};
 
 use crate::children::{confinement, pool_command_of, start_error, SpawnError, SpawnedWorker};
-use crate::config::PoolConfig;
+use crate::config::{PoolConfig, PHP_PROGRAM};
 use crate::sockets::RuntimeDir;
 use crate::spawn::{spawn, Inherit};
 use crate::worker_output::WorkerOutput;
@@ -75,22 +75,56 @@ pub(crate) enum Ended {
 
 /// Where the parent finds its own program when the master starts it through a descriptor.
 const PROGRAM_FD: RawFd = CONTROL_FD + 1;
+const _: () = assert!(PROGRAM_FD != wire::SAPI_FD);
 
-/// paddock-php as the master starts it. With a pool `user` or `group` the parent runs as that
-/// user, who need not be able to reach paddock's own directory (a build under a directory only
-/// root may enter: `mktemp -d`, a home directory), so the master opens the program while it is
-/// still root and the parent is started through that descriptor (`/proc/self/fd/N`), which
-/// checks only the file's own execute permission. The descriptor stays open across the exec
-/// (a `#!` stand-in's interpreter reads the program through it); paddock-php names itself,
-/// since a program started this way is named after the descriptor's number.
-fn parent_command(pool: &PoolConfig, program: &str) -> io::Result<(Command, Option<Inherit>)> {
-    if pool.user.is_none() && pool.group.is_none() {
-        return Ok((Command::new(program), None));
+/// The parent as the master starts it: the pool's engine executable (`php_engine`, php-cgi) with
+/// paddock-php's library preloaded, which takes over the executable's start (see
+/// `php-worker/src/host.rs`), named `paddock-php`.
+///
+/// With a pool `user` or `group` the parent runs as that user, who need not be able to reach
+/// paddock's own directory (a build under a directory only root may enter: `mktemp -d`, a home
+/// directory), so the master opens the library, and the program, while it is still root: the
+/// library is named to the dynamic loader as `/proc/self/fd/N`, and the program is started
+/// through its descriptor, which checks only the file's own permissions. paddock-php names its
+/// process, since a program started this way is named after the descriptor's number.
+fn parent_command(pool: &PoolConfig, program: &str) -> Result<(Command, Vec<Inherit>), SpawnError> {
+    let library = pool
+        .php_library
+        .as_deref()
+        .expect("builtin php pools have paddock-php's library");
+    let library_error = |source: io::Error| start_error(&library.to_string_lossy(), source);
+    let library_file = std::fs::File::open(library).map_err(library_error)?;
+    let mut inherit = vec![Inherit::new(&library_file, wire::SAPI_FD).map_err(library_error)?];
+    let mut command = if pool.user.is_none() && pool.group.is_none() {
+        Command::new(program)
+    } else {
+        let file = std::fs::File::open(program).map_err(|e| engine_error(program, e))?;
+        inherit.push(Inherit::new(&file, PROGRAM_FD).map_err(|e| engine_error(program, e))?);
+        Command::new(format!("/proc/self/fd/{PROGRAM_FD}"))
+    };
+    command.arg0(PHP_PROGRAM);
+    Ok((command, inherit))
+}
+
+/// The environment that has the engine's executable load paddock-php's library and run it.
+fn preload_environment(command: &mut Command) {
+    command
+        .env("LD_PRELOAD", format!("/proc/self/fd/{}", wire::SAPI_FD))
+        .env(wire::SAPI_FD_VAR, wire::SAPI_FD.to_string());
+}
+
+/// A failed start of the engine's executable, with the package that installs it.
+fn engine_error(program: &str, source: io::Error) -> SpawnError {
+    if source.kind() == io::ErrorKind::NotFound {
+        SpawnError::CommandNotFound {
+            program: program.to_string(),
+            hint: " (the PHP engine of builtin = \"php\" pools); install it with `apt-get \
+                   install php8.2-cgi`, or set the pool's php_engine"
+                .into(),
+        }
+    } else {
+        start_error(program, source)
     }
-    let file = std::fs::File::open(program)?;
-    let mut command = Command::new(format!("/proc/self/fd/{PROGRAM_FD}"));
-    command.arg0(program);
-    Ok((command, Some(Inherit::new(&file, PROGRAM_FD)?)))
 }
 
 impl PhpParent {
@@ -106,19 +140,20 @@ impl PhpParent {
             .as_fd()
             .try_clone_to_owned()
             .map_err(error)?;
-        let (command, program_fd) = parent_command(pool, program).map_err(error)?;
+        let (command, files) = parent_command(pool, program)?;
         let mut command = pool_command_of(pool, command)?;
+        preload_environment(&mut command);
         // PHP's start-up messages go to the master's log, like paddock's own.
         command.stdin(Stdio::null()).stdout(Stdio::from(log));
         let mut inherit = vec![Inherit::new(&theirs, CONTROL_FD).map_err(error)?];
-        inherit.extend(program_fd);
+        inherit.extend(files);
         let child = spawn(
             &mut command,
             inherit,
             confinement(pool),
             Some(libc::SIGTERM),
         )
-        .map_err(error)?;
+        .map_err(|e| engine_error(program, e))?;
         Ok(PhpParent {
             pid: Pid::from_raw(child.id() as i32),
             started: Instant::now(),
@@ -259,12 +294,14 @@ pub(crate) fn explain(ended: Ended) -> SpawnError {
     let (reason, missing) = match ended {
         // The dynamic loader's status for a missing library.
         Ended::Exited(127) => (
-            "libphp8.2.so cannot be loaded: install it with `apt-get install libphp8.2-embed`"
+            "the PHP engine's executable cannot load paddock-php (see the dynamic loader's \
+             message above): php_engine must be a php-cgi of the PHP version paddock-php was \
+             built for (`apt-get install php8.2-cgi`)"
                 .to_string(),
             true,
         ),
         Ended::Exited(wire::EXIT_NO_PHP) => (
-            "paddock-php was built without PHP: `apt-get install libphp8.2-embed php8.2-dev`, then \
+            "paddock-php was built without PHP: `apt-get install php8.2-dev php8.2-cgi`, then \
              rebuild it (`cargo build --release -p paddock-php`)"
                 .to_string(),
             true,
@@ -435,9 +472,9 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_libphp_names_the_package() {
+    fn a_missing_engine_names_the_package() {
         let (text, missing) = reason(Ended::Exited(127));
-        assert!(text.contains("apt-get install libphp8.2-embed"), "{text}");
+        assert!(text.contains("apt-get install php8.2-cgi"), "{text}");
         assert!(missing);
         let (text, missing) = reason(Ended::Exited(wire::EXIT_NO_PHP));
         assert!(text.contains("php8.2-dev"), "{text}");

@@ -16,6 +16,14 @@
 
 /// Where the parent finds its control socket.
 pub const CONTROL_FD: i32 = 3;
+/// Where the parent's process finds paddock-php's library, which the master opened: the engine's
+/// executable is started with `LD_PRELOAD=/proc/self/fd/SAPI_FD` and [`SAPI_FD_VAR`] set, and the
+/// library, once it has taken over the start, closes it and removes both variables (so that
+/// nothing a script starts inherits them).
+pub const SAPI_FD: i32 = 5;
+/// Set (to [`SAPI_FD`]) only in the environment of a parent the master starts: a process that
+/// inherited the library without it runs the executable's own `main`.
+pub const SAPI_FD_VAR: &str = "PADDOCK_PHP_SAPI_FD";
 /// Descriptors sent with each fork request: the listener and the output pipe.
 pub const FDS_PER_FORK: usize = 2;
 pub const FORK_LEN: usize = 8;

@@ -1,41 +1,39 @@
-//! `builtin = "php"` pools in tests: whether libphp is installed, and a site served by one.
+//! `builtin = "php"` pools in tests: whether they can run here, and a site served by one.
 //!
-//! These tests skip (with a message) only when PHP's embed library or its headers are missing,
-//! since then `paddock-php` is built as a stub; CI installs both (`.ci/run`, scripts/test.sh).
+//! These tests skip (with a message) only when PHP's headers or its php-cgi executable are
+//! missing, since then `paddock-php` is built as a stub or has no engine to run in; CI installs
+//! both (`.ci/run`, scripts/test.sh).
 
 use std::path::{Path, PathBuf};
 
-/// Debian 12's embeddable PHP and the header that `paddock-php`'s build looks for.
-const LIBPHP: [&str; 2] = [
-    "/usr/lib/libphp8.2.so",
-    "/usr/lib/x86_64-linux-gnu/libphp8.2.so",
-];
-const EMBED_HEADER: &str = "/usr/include/php/20220829/sapi/embed/php_embed.h";
+/// Debian 12's php-cgi, whose engine builtin workers run, and the header paddock-php's build
+/// looks for.
+const PHP_ENGINE: &str = "/usr/bin/php-cgi8.2";
+const PHP_HEADER: &str = "/usr/include/php/20220829/main/php.h";
 
 /// True when `builtin = "php"` can run here; otherwise says why the calling test is skipped.
-/// Panics when PHP is installed but `paddock-php` was not built next to `paddock`.
+/// Panics when PHP is installed but paddock-php's library was not built next to `paddock`.
 pub fn require_libphp() -> bool {
-    let installed =
-        LIBPHP.iter().any(|p| Path::new(p).exists()) && Path::new(EMBED_HEADER).exists();
+    let installed = Path::new(PHP_ENGINE).exists() && Path::new(PHP_HEADER).exists();
     if !installed {
         eprintln!(
-            "skipped: builtin = \"php\" needs libphp8.2-embed and php8.2-dev \
-             (apt-get install libphp8.2-embed php8.2-dev; scripts/test.sh installs them)"
+            "skipped: builtin = \"php\" needs php8.2-cgi and php8.2-dev \
+             (apt-get install php8.2-cgi php8.2-dev; scripts/test.sh installs them)"
         );
         return false;
     }
-    let program = paddock_php_bin();
+    let library = paddock_php_library();
     assert!(
-        program.exists(),
+        library.exists(),
         "{} not found: build it (`cargo build --workspace`, or `cargo build -p paddock-php`)",
-        program.display()
+        library.display()
     );
     true
 }
 
-/// The `paddock-php` program next to the `paddock` under test.
-pub fn paddock_php_bin() -> PathBuf {
-    crate::paddock_bin().with_file_name("paddock-php")
+/// paddock-php's library next to the `paddock` under test.
+pub fn paddock_php_library() -> PathBuf {
+    crate::paddock_bin().with_file_name("libpaddock_php.so")
 }
 
 /// A site over `root` whose `.php` files go to a `builtin = "php"` prefork pool of `workers`.

@@ -16,7 +16,7 @@ mod locate;
 mod mounts;
 mod paths;
 mod php;
-pub(crate) use php::PHP_PROGRAM;
+pub(crate) use php::{PHP_LIBRARY, PHP_PROGRAM};
 mod pool;
 mod raw;
 mod raw_rules;
@@ -156,6 +156,9 @@ pub struct PoolConfig {
     pub command: Vec<String>,
     /// `builtin = "php"`: `command` starts the pool's warm PHP parent, which forks the workers.
     pub builtin_php: bool,
+    /// `builtin = "php"`: paddock-php's library, loaded into `command`'s program (the engine's
+    /// executable) when the parent starts.
+    pub php_library: Option<PathBuf>,
     /// The socket of an external pool.
     pub external_socket: Option<PathBuf>,
     /// What the front end speaks to the workers (FastCGI unless `protocol = "uwsgi"`).

@@ -1,5 +1,6 @@
-//! Validation of a `builtin = "php"` pool's PHP settings (`php_ini`, `php_value`,
-//! `php_admin_value`) into the command line of its warm parent, `paddock-php zygote`.
+//! Validation of a `builtin = "php"` pool's PHP settings (`php_engine`, `php_ini`, `php_value`,
+//! `php_admin_value`) into the command line of its warm parent, `paddock-php zygote`, which
+//! runs as the engine's executable with paddock-php's library loaded into it.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,20 +14,42 @@ use super::raw::RawPool;
 /// killed: PHP's own `hard_timeout` default.
 pub(super) const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
 
-/// The program of `builtin = "php"` pools, installed next to `paddock` (`cargo build` puts both
-/// in the same directory).
+/// The name the PHP parent goes by (its `argv[0]` and process name) and the package that
+/// builds its library.
 pub(crate) const PHP_PROGRAM: &str = "paddock-php";
+/// paddock-php's library, installed next to `paddock` (`cargo build` puts both in the same
+/// directory).
+pub(crate) const PHP_LIBRARY: &str = "libpaddock_php.so";
+/// The executable whose engine `builtin = "php"` workers run by default: Debian 12's php-cgi, of
+/// the PHP version paddock-php is built against (php8.2-dev).
+pub(crate) const DEFAULT_PHP_ENGINE: &str = "/usr/bin/php-cgi8.2";
 
-/// `paddock-php zygote [--ini FILE] [--define NAME=VALUE]... [--admin NAME]...`
-pub(super) fn command(name: &str, pool: &RawPool, base: &Path) -> Result<Vec<String>, Invalid> {
+/// paddock-php's library next to the running `paddock`.
+pub(super) fn library(name: &str) -> Result<PathBuf, Invalid> {
     let exe = std::env::current_exe().map_err(|e| {
         invalid(
             &["pools", name, "builtin"],
             format!("cannot locate the paddock binary: {e}"),
         )
     })?;
-    let program = exe.with_file_name(PHP_PROGRAM);
-    let mut command = vec![program.to_string_lossy().into_owned(), "zygote".into()];
+    Ok(exe.with_file_name(PHP_LIBRARY))
+}
+
+/// `ENGINE zygote [--ini FILE] [--define NAME=VALUE]... [--admin NAME]...`, where ENGINE is the
+/// pool's `php_engine`. Whether the executable exists is found when the pool starts, like a
+/// php-cgi command's (a missing one fails the pool with the package to install).
+pub(super) fn command(name: &str, pool: &RawPool, base: &Path) -> Result<Vec<String>, Invalid> {
+    let engine = match &pool.php_engine {
+        Some(path) if path.as_os_str().is_empty() => {
+            return Err(invalid(
+                &["pools", name, "php_engine"],
+                "empty; give the path of a php-cgi executable",
+            ))
+        }
+        Some(path) => absolute(base.join(path)),
+        None => DEFAULT_PHP_ENGINE.to_string(),
+    };
+    let mut command = vec![engine, "zygote".into()];
     if let Some(ini) = &pool.php_ini {
         let path = readable_file(&["pools", name, "php_ini"], &base.join(ini))?;
         command.extend(["--ini".into(), absolute(path)]);
@@ -101,6 +124,7 @@ fn slowlog_arguments(
 /// PHP settings belong to `builtin = "php"` pools only: php-cgi reads its own php.ini.
 pub(super) fn forbid_settings(name: &str, pool: &RawPool) -> Result<(), Invalid> {
     let given = [
+        ("php_engine", pool.php_engine.is_some()),
         ("php_ini", pool.php_ini.is_some()),
         ("php_value", !pool.php_value.is_empty()),
         ("php_admin_value", !pool.php_admin_value.is_empty()),
@@ -108,6 +132,10 @@ pub(super) fn forbid_settings(name: &str, pool: &RawPool) -> Result<(), Invalid>
         ("slowlog_trace_depth", pool.slowlog_trace_depth.is_some()),
     ];
     match given.into_iter().find(|(_, present)| *present) {
+        Some(("php_engine", _)) => Err(invalid(
+            &["pools", name, "php_engine"],
+            "applies to builtin = \"php\" pools; a php-cgi pool's command names its executable",
+        )),
         Some((key, _)) if key.starts_with("php_") => Err(invalid(
             &["pools", name, key],
             "applies to builtin = \"php\" pools; a php-cgi command takes -d NAME=VALUE",

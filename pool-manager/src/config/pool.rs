@@ -280,17 +280,26 @@ pub(super) fn validate_pool(
         Some(RawScheduling::Normal) => Scheduling::Normal,
     };
 
+    let builtin_php_library = match pool.builtin {
+        Some(RawBuiltin::Php) => Some(super::php::library(name)?),
+        _ => None,
+    };
     Ok(PoolConfig {
         name: name.to_string(),
         mode,
         env: worker_environment(
-            command.first().map_or("", String::as_str),
+            // A builtin pool's program is php-cgi's executable, but its own main never runs.
+            match &builtin_php_library {
+                Some(_) => "",
+                None => command.first().map_or("", String::as_str),
+            },
             &pool.env,
             pool.env_allow.as_deref().unwrap_or(&[]),
             slots_per_worker,
         ),
         command,
         builtin_php: pool.builtin == Some(RawBuiltin::Php),
+        php_library: builtin_php_library,
         external_socket,
         protocol,
         keep_connections,

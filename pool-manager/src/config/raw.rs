@@ -288,9 +288,11 @@ pub(super) struct RawPool {
     pub command: Option<Vec<String>>,
     pub builtin: Option<RawBuiltin>,
     pub script_timeout: Option<Duration>,
-    /// `builtin = "php"`: a php.ini to read instead of the embed SAPI's default, and settings
-    /// applied on top (php-fpm's names).
+    /// `builtin = "php"`: a php.ini to read instead of the engine's executable's default, and
+    /// settings applied on top (php-fpm's names).
     pub php_ini: Option<PathBuf>,
+    /// `builtin = "php"`: the php-cgi executable whose engine the workers run.
+    pub php_engine: Option<PathBuf>,
     #[serde(default)]
     pub php_value: BTreeMap<String, String>,
     #[serde(default)]

@@ -281,10 +281,20 @@ fn builtin_php_builds_the_parents_command_line() {
     assert!(pool.builtin_php);
     // The worker ends an overrunning request itself; the front end's 504-and-kill comes 2 s later.
     assert_eq!(config.frontend.pools[0].request_timeout_ms, 62_000);
+    // The parent is php-cgi's executable with paddock-php's library loaded into it.
+    assert_eq!(pool.command[0], "/usr/bin/php-cgi8.2", "{:?}", pool.command);
     assert!(
-        pool.command[0].ends_with("/paddock-php"),
+        pool.php_library
+            .as_ref()
+            .is_some_and(|library| library.ends_with("libpaddock_php.so")),
         "{:?}",
-        pool.command
+        pool.php_library
+    );
+    // Its environment is not php-cgi's: its own main, which reads PHP_FCGI_*, never runs.
+    assert!(
+        !pool.env.contains_key("PHP_FCGI_CHILDREN"),
+        "{:?}",
+        pool.env
     );
     assert_eq!(
         pool.command[1..],
@@ -320,6 +330,16 @@ fn php_settings_need_builtin_php_and_sane_values() {
         "{MINIMAL}\n[pools.php]\nmode = \"prefork\"\ncommand = [\"php-cgi\"]\nphp_value = {{ memory_limit = \"64M\" }}\n"
     );
     assert_eq!(load(&cgi).unwrap_err().key, "pools.php.php_value");
+    let engine_of_cgi = format!(
+        "{MINIMAL}\n[pools.php]\nmode = \"prefork\"\ncommand = [\"php-cgi\"]\nphp_engine = \"/usr/bin/php-cgi8.2\"\n"
+    );
+    let error = load(&engine_of_cgi).unwrap_err();
+    assert_eq!(error.key, "pools.php.php_engine");
+    assert!(error.message.contains("builtin"), "{error}");
+    let empty_engine = format!(
+        "{MINIMAL}\n[pools.php]\nmode = \"prefork\"\nbuiltin = \"php\"\nphp_engine = \"\"\n"
+    );
+    assert_eq!(load(&empty_engine).unwrap_err().key, "pools.php.php_engine");
     let missing_ini = format!(
         "{MINIMAL}\n[pools.php]\nmode = \"prefork\"\nbuiltin = \"php\"\nphp_ini = \"no/such/php.ini\"\n"
     );

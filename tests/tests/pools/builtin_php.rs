@@ -340,3 +340,66 @@ fn a_request_past_request_timeout_ends_with_php_timeout_error_and_a_504_and_the_
     assert_eq!(worker(&paddock), before, "{log}");
     assert!(!log.contains("reason=timeout_kill"), "{log}");
 }
+
+/// The parent runs the engine of Debian's php-cgi executable with paddock-php's library loaded
+/// into it, and nothing of how it was loaded reaches a script or what a script starts: not
+/// `LD_PRELOAD` (a shell command run by a script would load paddock-php into `sh`), not the
+/// variable that says the process is paddock's, not the library's descriptor.
+#[test]
+fn the_engine_is_php_cgis_and_how_paddock_php_was_loaded_reaches_no_script() {
+    if !require_libphp() {
+        return;
+    }
+    let site = tempfile::tempdir().unwrap();
+    let root = site.path().canonicalize().unwrap();
+    std::fs::write(
+        root.join("loaded.php"),
+        "<?php header('Content-Type: application/json');\n\
+         echo json_encode([\n\
+           'sapi' => php_sapi_name(),\n\
+           'ini' => php_ini_loaded_file(),\n\
+           'getenv' => getenv(),\n\
+           'server' => array_keys($_SERVER),\n\
+           'child' => shell_exec('env'),\n\
+           'fds' => array_map(fn ($fd) => @readlink($fd), glob('/proc/self/fd/*')),\n\
+         ]);\n",
+    )
+    .unwrap();
+    let paddock = Paddock::start(&php_builtin_site(&root, 1, ""));
+    let output = paddock.curl(&["-s", &paddock.url("/loaded.php")]);
+    let seen: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    assert_eq!(seen["sapi"], "cgi-fcgi", "{seen}");
+    assert_eq!(
+        seen["ini"], "/etc/php/8.2/cgi/php.ini",
+        "php-cgi's php.ini: {seen}"
+    );
+    let text = seen.to_string();
+    for leak in ["LD_PRELOAD", "PADDOCK_PHP_SAPI_FD", "libpaddock_php"] {
+        assert!(!text.contains(leak), "{leak} reached the script: {seen}");
+    }
+    assert!(
+        seen["child"]
+            .as_str()
+            .is_some_and(|env| env.contains("PATH=")),
+        "the script's child ran: {seen}"
+    );
+
+    let parent = harness::php_builtin::php_parent_pid(paddock.pid())
+        .unwrap_or_else(|| panic!("no paddock-php parent: {}", paddock.log()));
+    let exe = std::fs::read_link(format!("/proc/{parent}/exe")).unwrap();
+    assert_eq!(
+        exe,
+        Path::new("/usr/bin/php-cgi8.2"),
+        "the parent's program"
+    );
+    let maps = std::fs::read_to_string(format!("/proc/{parent}/maps")).unwrap();
+    assert!(
+        maps.contains("libpaddock_php.so"),
+        "paddock-php's library is loaded"
+    );
+    assert!(
+        !maps.contains("libphp8.2.so"),
+        "the engine is the executable's, not the shared library's"
+    );
+}

@@ -150,9 +150,10 @@ user = "daemon"
 }
 
 /// A `builtin = "php"` pool with a `user`: the PHP parent and its workers run as that user, even
-/// when paddock is installed where that user cannot go (here, copies of paddock and paddock-php
-/// in a directory only root may enter, as a `mktemp -d` clone is): the master opens paddock-php
-/// while it is still root and starts the parent through that descriptor.
+/// when paddock is installed where that user cannot go (here, copies of paddock and paddock-php's
+/// library in a directory only root may enter, as a `mktemp -d` clone is): the master opens the
+/// library while it is still root and has the engine's executable load it through that
+/// descriptor.
 #[test]
 fn builtin_php_parent_and_workers_run_as_the_pools_user() {
     if !nix_is_root() {
@@ -169,8 +170,8 @@ fn builtin_php_parent_and_workers_run_as_the_pools_user() {
     let paddock_copy = private.path().join("paddock");
     std::fs::copy(harness::paddock_bin(), &paddock_copy).unwrap();
     std::fs::copy(
-        harness::php_builtin::paddock_php_bin(),
-        private.path().join("paddock-php"),
+        harness::php_builtin::paddock_php_library(),
+        private.path().join("libpaddock_php.so"),
     )
     .unwrap();
     let (_public, site) = whoami_site();

@@ -201,17 +201,17 @@ fn cold_burst(
     }
 }
 
-/// Whether paddock-php was built next to paddock; says so when not.
+/// Whether paddock-php's library was built next to paddock; says so when not.
 pub(super) fn have_builtin(bench: &Bench) -> bool {
     let built = bench
         .shared
         .paddock_bin
-        .with_file_name("paddock-php")
+        .with_file_name("libpaddock_php.so")
         .exists();
     if !built {
         eprintln!(
-            "bench: builtin: skipped, no paddock-php next to paddock (apt-get install \
-             libphp8.2-embed php8.2-dev; tests/bench/run.sh builds it)"
+            "bench: builtin: skipped, no libpaddock_php.so next to paddock (apt-get install \
+             php8.2-dev php8.2-cgi; tests/bench/run.sh builds it)"
         );
     }
     built

@@ -54,7 +54,7 @@ impl Sizing {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Handler {
     PhpCgi,
-    /// paddock's own worker, forked from a warm parent (`paddock-php` next to `paddock`).
+    /// paddock's own worker, forked from a warm parent (paddock-php's library next to `paddock`).
     Builtin,
 }
 
