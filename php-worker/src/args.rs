@@ -9,7 +9,7 @@ pub(crate) const USAGE: &str =
 
 #[derive(Debug, Default)]
 pub(crate) struct Args {
-    /// php.ini to read instead of the embed SAPI's default.
+    /// php.ini to read instead of the engine executable's default.
     pub(crate) ini: Option<String>,
     /// `php_value` and `php_admin_value` settings, `NAME=VALUE`, applied like `php -d`.
     pub(crate) defines: Vec<String>,

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The PHP engine in Debian's libphp8.2.so (what a `builtin = "php"` worker links) against the same
+# The PHP engine in Debian's libphp8.2.so (what `builtin = "php"` workers ran in until 2026-12-06,
+# when they moved into php-cgi's executable for the difference this measures) against the same
 # engine in the php executable: heavy.php's work run N times in one process by each, alternated,
 # CPU time per page. No paddock, no php.ini, no OPcache: only the build of the engine differs.
 # Needs gcc, php8.2-dev, libphp8.2-embed and php-cli.
