@@ -53,46 +53,6 @@ extern "C" {
     fn pdk_flag_slow_request();
     fn pdk_clear_slow_request();
 }
-
-/// The crate's unit tests are a program of their own, not loaded into PHP's executable, so the
-/// C side (whose references to PHP only that executable resolves) is not linked into them: these
-/// stand-ins take its place, and no unit test reaches one.
-#[cfg(test)]
-#[allow(clippy::missing_safety_doc)]
-mod unlinked {
-    use std::ffi::{c_char, c_int, c_long};
-
-    fn unreachable() -> ! {
-        unreachable!("the unit tests run no PHP")
-    }
-    pub(super) unsafe fn pdk_startup_php(
-        _: *const c_char,
-        _: *const *const c_char,
-        _: usize,
-        _: *const *const c_char,
-        _: usize,
-    ) -> c_int {
-        unreachable()
-    }
-    pub(super) unsafe fn pdk_run_request(_: *const super::RequestView, _: c_long) -> c_int {
-        unreachable()
-    }
-    pub(super) unsafe fn pdk_engine_check(_: *mut *const c_char, _: *mut *const c_char) -> c_int {
-        unreachable()
-    }
-    pub(super) unsafe fn pdk_request_peak_memory() -> usize {
-        unreachable()
-    }
-    pub(super) unsafe fn pdk_slowlog_install(_: c_int) {
-        unreachable()
-    }
-    pub(super) unsafe fn pdk_flag_slow_request() {
-        unreachable()
-    }
-    pub(super) unsafe fn pdk_clear_slow_request() {
-        unreachable()
-    }
-}
 #[cfg(test)]
 use unlinked::*;
 
@@ -230,4 +190,44 @@ unsafe extern "C" fn pdk_rs_log(message: *const c_char, len: usize) {
     // SAFETY: the C side passes a message of `len` bytes that stays valid during the call.
     let message = unsafe { std::slice::from_raw_parts(message.cast::<u8>(), len) };
     exchange::log(message);
+}
+
+/// The crate's unit tests are a program of their own, not loaded into PHP's executable, so the
+/// C side (whose references to PHP only that executable resolves) is not linked into them: these
+/// stand-ins take its place, and no unit test reaches one.
+#[cfg(test)]
+#[allow(clippy::missing_safety_doc)]
+mod unlinked {
+    use std::ffi::{c_char, c_int, c_long};
+
+    fn unreachable() -> ! {
+        unreachable!("the unit tests run no PHP")
+    }
+    pub(super) unsafe fn pdk_startup_php(
+        _: *const c_char,
+        _: *const *const c_char,
+        _: usize,
+        _: *const *const c_char,
+        _: usize,
+    ) -> c_int {
+        unreachable()
+    }
+    pub(super) unsafe fn pdk_run_request(_: *const super::RequestView, _: c_long) -> c_int {
+        unreachable()
+    }
+    pub(super) unsafe fn pdk_engine_check(_: *mut *const c_char, _: *mut *const c_char) -> c_int {
+        unreachable()
+    }
+    pub(super) unsafe fn pdk_request_peak_memory() -> usize {
+        unreachable()
+    }
+    pub(super) unsafe fn pdk_slowlog_install(_: c_int) {
+        unreachable()
+    }
+    pub(super) unsafe fn pdk_flag_slow_request() {
+        unreachable()
+    }
+    pub(super) unsafe fn pdk_clear_slow_request() {
+        unreachable()
+    }
 }
