@@ -46,7 +46,7 @@ pub(super) fn command(name: &str, pool: &RawPool, base: &Path) -> Result<Vec<Str
                 "empty; give the path of a php-cgi executable",
             ))
         }
-        Some(path) => absolute(base.join(path)),
+        Some(path) => engine_path(path, base),
         None => DEFAULT_PHP_ENGINE.to_string(),
     };
     let mut command = vec![engine, "zygote".into()];
@@ -81,6 +81,22 @@ pub(super) fn command(name: &str, pool: &RawPool, base: &Path) -> Result<Vec<Str
         command.extend(["--admin".into(), setting.clone()]);
     }
     Ok(command)
+}
+
+/// `php_engine` as the parent is started with it: a name without a slash is looked up in PATH,
+/// as a pool `command`'s program is (kept as given when nothing is found there, so that the
+/// pool's start names it and the package to install); a path is taken from the config file's
+/// directory.
+fn engine_path(engine: &Path, base: &Path) -> String {
+    if engine.components().count() == 1 && !engine.is_absolute() {
+        let found = std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(engine))
+                .find(|candidate| candidate.is_file())
+        });
+        return found.map_or_else(|| engine.to_string_lossy().into_owned(), absolute);
+    }
+    absolute(base.join(engine))
 }
 
 /// The slow-request log's options: a timeout shorter than the request timeout (a longer one

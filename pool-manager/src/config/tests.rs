@@ -340,6 +340,17 @@ fn php_settings_need_builtin_php_and_sane_values() {
         "{MINIMAL}\n[pools.php]\nmode = \"prefork\"\nbuiltin = \"php\"\nphp_engine = \"\"\n"
     );
     assert_eq!(load(&empty_engine).unwrap_err().key, "pools.php.php_engine");
+    // A bare name is looked up in PATH, as a command's program is; a path is the config's.
+    let engine = |value: &str| {
+        let text = format!(
+            "{MINIMAL}\n[pools.php]\nmode = \"prefork\"\nbuiltin = \"php\"\nphp_engine = \"{value}\"\n"
+        );
+        load(&text).expect("valid").pools[0].command[0].clone()
+    };
+    let sh = std::fs::canonicalize("/bin/sh").unwrap();
+    assert_eq!(std::path::Path::new(&engine("sh")), sh);
+    assert_eq!(engine("no-such-php-cgi"), "no-such-php-cgi");
+    assert_eq!(engine("/opt/php/bin/php-cgi"), "/opt/php/bin/php-cgi");
     let missing_ini = format!(
         "{MINIMAL}\n[pools.php]\nmode = \"prefork\"\nbuiltin = \"php\"\nphp_ini = \"no/such/php.ini\"\n"
     );
