@@ -55,7 +55,7 @@ impl Pool {
             php_parent: None,
             php_initial_workers: 0,
         };
-        if pool.config.builtin_php {
+        if pool.config.builtin_php() {
             pool.php_initial_workers = pool.initial_workers();
         }
         pool

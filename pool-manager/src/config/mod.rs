@@ -154,10 +154,8 @@ pub struct PoolConfig {
     /// Program and arguments; the program is looked up in PATH when it has no slash. Empty for
     /// external pools.
     pub command: Vec<String>,
-    /// `builtin = "php"`: `command` starts the pool's warm PHP parent, which forks the workers.
-    pub builtin_php: bool,
-    /// `builtin = "php"`: paddock-php's library, loaded into `command`'s program (the engine's
-    /// executable) when the parent starts.
+    /// `builtin = "php"` (see [`PoolConfig::builtin_php`]): paddock-php's library, loaded into
+    /// `command`'s program (the engine's executable) when the parent starts.
     pub php_library: Option<PathBuf>,
     /// The socket of an external pool.
     pub external_socket: Option<PathBuf>,
@@ -185,6 +183,13 @@ pub struct PoolConfig {
     pub group: Option<u32>,
     pub rlimits: Rlimits,
     pub scheduling: Scheduling,
+}
+
+impl PoolConfig {
+    /// `builtin = "php"`: `command` starts the pool's warm PHP parent, which forks the workers.
+    pub fn builtin_php(&self) -> bool {
+        self.php_library.is_some()
+    }
 }
 
 /// Loads and validates a config file.

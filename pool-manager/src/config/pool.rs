@@ -298,7 +298,6 @@ pub(super) fn validate_pool(
             slots_per_worker,
         ),
         command,
-        builtin_php: pool.builtin == Some(RawBuiltin::Php),
         php_library: builtin_php_library,
         external_socket,
         protocol,
@@ -489,7 +488,7 @@ pub(super) fn dispatch_spec(name: &str, pool: &RawPool, config: &PoolConfig) -> 
             .map_or(DEFAULT_REQUEST_TIMEOUT, |d| d.0)
             // A builtin PHP worker ends an overrunning request itself, the PHP way; the front
             // end's own deadline (504 and a kill) is the backstop.
-            + if config.builtin_php {
+            + if config.builtin_php() {
                 super::php::TIMEOUT_GRACE
             } else {
                 Duration::ZERO

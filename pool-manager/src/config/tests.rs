@@ -278,7 +278,7 @@ fn builtin_php_builds_the_parents_command_line() {
     );
     let config = load(&text).expect("valid");
     let pool = &config.pools[0];
-    assert!(pool.builtin_php);
+    assert!(pool.builtin_php());
     // The worker ends an overrunning request itself; the front end's 504-and-kill comes 2 s later.
     assert_eq!(config.frontend.pools[0].request_timeout_ms, 62_000);
     // The parent is php-cgi's executable with paddock-php's library loaded into it.

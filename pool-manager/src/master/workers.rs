@@ -29,7 +29,7 @@ impl Master {
     /// whatever the sizing, so that even an on-demand pool's first workers are a fork away
     /// rather than PHP's whole start-up (about 30 ms, more with a large `opcache.preload`).
     pub(super) fn start_pool(&mut self, pool: usize, now: Instant) {
-        if self.pools[pool].config.builtin_php && self.pools[pool].is_managed() {
+        if self.pools[pool].config.builtin_php() && self.pools[pool].is_managed() {
             if let Err(e) = self.php_parent_ready(pool) {
                 self.spawn_failed(pool, &e, now);
                 return;
@@ -91,7 +91,7 @@ impl Master {
         if count == 0 {
             return true;
         }
-        if self.pools[pool].config.builtin_php {
+        if self.pools[pool].config.builtin_php() {
             return match self.php_parent_ready(pool) {
                 Ok(true) => self.fork_php_workers(pool, count, now),
                 Ok(false) => false,
