@@ -84,5 +84,24 @@ unsafe extern "C" fn paddock_main(
     // The dynamic loader has mapped the library; the descriptor it came through is not needed.
     // SAFETY: SAPI_FD was placed by the master for this purpose and nothing else owns it.
     unsafe { libc::close(SAPI_FD) };
+    ignore_broken_pipes();
     crate::start()
+}
+
+/// A write to a pipe or socket whose reader has gone must fail with `EPIPE`, not kill the
+/// process: php-cgi's own `main`, which does not run here, ignores SIGPIPE (and so did this
+/// worker when it was a Rust program: Rust's runtime does it before `main`). Without it, `mail()`
+/// with no `sendmail` installed kills the worker whenever `sh` exits before PHP writes the
+/// message (WordPress's comment post answered 502 in some runs under load), as does an `fwrite`
+/// to a command started by `popen` or `proc_open` that has exited. What a script starts
+/// inherits the setting, as under php-cgi.
+fn ignore_broken_pipes() {
+    // SAFETY: the process is still single-threaded and runs no PHP yet; the disposition set is
+    // the kernel's "ignore", no handler function.
+    if unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) } == libc::SIG_ERR {
+        eprintln!(
+            "paddock-php: cannot ignore SIGPIPE: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }

@@ -403,3 +403,55 @@ fn the_engine_is_php_cgis_and_how_paddock_php_was_loaded_reaches_no_script() {
         "the engine is the executable's, not the shared library's"
     );
 }
+
+/// A write to a pipe whose reader has exited fails in the script (`fwrite` returns false) and
+/// the worker lives on, under builtin php as under php-cgi: both ignore SIGPIPE. (`mail()` with
+/// no `sendmail` installed writes to such a pipe whenever `sh` exits first: WordPress's comment
+/// post lost its worker to SIGPIPE and answered 502 in some runs under load before the builtin
+/// worker ignored it.) The child's exit is waited for, so the write always finds it gone.
+#[test]
+fn a_write_to_a_pipe_whose_reader_exited_fails_in_the_script_and_the_worker_lives() {
+    if !require_libphp() {
+        return;
+    }
+    require_php_cgi();
+    let site = tempfile::tempdir().unwrap();
+    let root = site.path().canonicalize().unwrap();
+    std::fs::write(
+        root.join("pipe.php"),
+        "<?php header('Content-Type: application/json');\n\
+         $child = proc_open(['true'], [0 => ['pipe', 'r']], $pipes);\n\
+         for ($i = 0; $i < 60000 && proc_get_status($child)['running']; $i++) { usleep(1000); }\n\
+         $wrote = @fwrite($pipes[0], str_repeat('x', 4096));\n\
+         $ignored = 0;\n\
+         foreach (file('/proc/self/status') as $line) {\n\
+           if (str_starts_with($line, 'SigIgn:')) { $ignored = hexdec(trim(substr($line, 7))); }\n\
+         }\n\
+         echo json_encode(['wrote' => $wrote, 'pid' => getmypid(),\n\
+           'sigpipe_ignored' => ($ignored >> 12) & 1]);\n",
+    )
+    .unwrap();
+    for (kind, config) in [
+        ("builtin", php_builtin_site(&root, 1, "")),
+        ("php-cgi", php_site(&root, 1, "")),
+    ] {
+        let paddock = Paddock::start(&config);
+        let answer = |n: u32| -> Value {
+            let output = paddock.curl(&["-s", &paddock.url("/pipe.php")]);
+            serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+                panic!(
+                    "{kind}, request {n}: {e}: {}\n{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    paddock.log()
+                )
+            })
+        };
+        let first = answer(1);
+        assert_eq!(first["wrote"], false, "{kind}: {first}");
+        assert_eq!(first["sigpipe_ignored"], 1, "{kind}: {first}");
+        let second = answer(2);
+        assert_eq!(second["pid"], first["pid"], "{kind}: the same worker");
+        let log = paddock.log();
+        assert!(!log.contains("SIGPIPE"), "{kind}: {log}");
+    }
+}
