@@ -455,3 +455,49 @@ fn a_write_to_a_pipe_whose_reader_exited_fails_in_the_script_and_the_worker_live
         assert!(!log.contains("SIGPIPE"), "{kind}: {log}");
     }
 }
+
+/// What a script sees of its process, and what a command it starts inherits, is what it sees
+/// under php-cgi: blocked and ignored signals, umask, resource limits, working directory and
+/// locale. The builtin worker starts without php-cgi's `main` and goes through paddock-php's own
+/// forks, so a disposition or mask that either leaves behind (SIGPIPE was one) shows here. The
+/// handlers PHP installs (`SigCgt`) differ by design: the builtin worker catches SIGALRM for
+/// `request_timeout` (docs/cgi-differences.md, "SIGALRM").
+#[test]
+fn a_scripts_process_state_is_the_one_it_has_under_php_cgi() {
+    if !require_libphp() {
+        return;
+    }
+    require_php_cgi();
+    let site = tempfile::tempdir().unwrap();
+    let root = site.path().canonicalize().unwrap();
+    std::fs::write(
+        root.join("state.php"),
+        "<?php header('Content-Type: text/plain');\n\
+         foreach (file('/proc/self/status') as $line) {\n\
+           if (preg_match('/^(SigBlk|SigIgn|NoNewPrivs|Cap)/', $line)) { echo $line; }\n\
+         }\n\
+         printf(\"umask %04o\\n\", umask());\n\
+         echo 'child ', shell_exec('grep -E \"^Sig(Blk|Ign)\" /proc/self/status | tr \"\\\\n\" \" \"'), \"\\n\";\n\
+         echo file_get_contents('/proc/self/limits');\n\
+         echo 'cwd ', getcwd(), \"\\n\", 'locale ', setlocale(LC_ALL, 0), \"\\n\";\n",
+    )
+    .unwrap();
+    let state = |config: String| {
+        let paddock = Paddock::start(&config);
+        let output = paddock.curl(&["-s", &paddock.url("/state.php")]);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let builtin = state(php_builtin_site(&root, 1, ""));
+    let php_cgi = state(php_site(&root, 1, ""));
+    for needle in [
+        "SigBlk:",
+        "SigIgn:",
+        "umask",
+        "child SigBlk:",
+        "Max open files",
+        "cwd ",
+    ] {
+        assert!(php_cgi.contains(needle), "{needle} in:\n{php_cgi}");
+    }
+    assert_eq!(builtin, php_cgi, "builtin (left) against php-cgi (right)");
+}
