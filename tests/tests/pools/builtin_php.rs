@@ -2,7 +2,7 @@
 //! (what PHP sees of the request, bodies, uploads, cookies, status lines, redirects, HEAD,
 //! streaming), and what php-cgi lacks (fastcgi_finish_request).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use harness::php_builtin::{php_builtin_site, require_libphp};
 use harness::{php_site, require_php_cgi, split_response, test_site, wait_until, Paddock};
@@ -56,6 +56,15 @@ fn normalized(paddock: &Paddock, args: &[&str]) -> String {
         Err(_) => body,
     };
     format!("{status}\n{}\n\n{body}", head.join("\n"))
+}
+
+/// A document root in a new temporary directory holding the one script `name`; the directory
+/// lives as long as the returned guard.
+fn one_script_site(name: &str, source: &str) -> (tempfile::TempDir, PathBuf) {
+    let site = tempfile::tempdir().unwrap();
+    let root = site.path().canonicalize().unwrap();
+    std::fs::write(root.join(name), source).unwrap();
+    (site, root)
 }
 
 fn write_body(dir: &Path, name: &str, len: usize) -> String {
@@ -184,10 +193,8 @@ fn php_ini_php_value_and_php_admin_value_reach_scripts_and_admin_values_stay_put
     if !require_libphp() {
         return;
     }
-    let site = tempfile::tempdir().unwrap();
-    let root = site.path().canonicalize().unwrap();
-    std::fs::write(
-        root.join("ini.php"),
+    let (_site, root) = one_script_site(
+        "ini.php",
         "<?php header('Content-Type: application/json');\n\
          echo json_encode([\n\
            'ini_file' => ini_get('post_max_size'),\n\
@@ -197,8 +204,7 @@ fn php_ini_php_value_and_php_admin_value_reach_scripts_and_admin_values_stay_put
            'admin_set' => ini_set('memory_limit', '300M'),\n\
            'admin_after' => ini_get('memory_limit'),\n\
          ]);\n",
-    )
-    .unwrap();
+    );
     let ini = root.join("pool.ini");
     std::fs::write(&ini, "post_max_size = 3M\n").unwrap();
     let paddock = Paddock::start(&php_builtin_site(
@@ -350,10 +356,8 @@ fn the_engine_is_php_cgis_and_how_paddock_php_was_loaded_reaches_no_script() {
     if !require_libphp() {
         return;
     }
-    let site = tempfile::tempdir().unwrap();
-    let root = site.path().canonicalize().unwrap();
-    std::fs::write(
-        root.join("loaded.php"),
+    let (_site, root) = one_script_site(
+        "loaded.php",
         "<?php header('Content-Type: application/json');\n\
          echo json_encode([\n\
            'sapi' => php_sapi_name(),\n\
@@ -363,8 +367,7 @@ fn the_engine_is_php_cgis_and_how_paddock_php_was_loaded_reaches_no_script() {
            'child' => shell_exec('env'),\n\
            'fds' => array_map(fn ($fd) => @readlink($fd), glob('/proc/self/fd/*')),\n\
          ]);\n",
-    )
-    .unwrap();
+    );
     let paddock = Paddock::start(&php_builtin_site(&root, 1, ""));
     let output = paddock.curl(&["-s", &paddock.url("/loaded.php")]);
     let seen: Value = serde_json::from_slice(&output.stdout)
@@ -415,10 +418,8 @@ fn a_write_to_a_pipe_whose_reader_exited_fails_in_the_script_and_the_worker_live
         return;
     }
     require_php_cgi();
-    let site = tempfile::tempdir().unwrap();
-    let root = site.path().canonicalize().unwrap();
-    std::fs::write(
-        root.join("pipe.php"),
+    let (_site, root) = one_script_site(
+        "pipe.php",
         "<?php header('Content-Type: application/json');\n\
          $child = proc_open(['true'], [0 => ['pipe', 'r']], $pipes);\n\
          for ($i = 0; $i < 60000 && proc_get_status($child)['running']; $i++) { usleep(1000); }\n\
@@ -429,8 +430,7 @@ fn a_write_to_a_pipe_whose_reader_exited_fails_in_the_script_and_the_worker_live
          }\n\
          echo json_encode(['wrote' => $wrote, 'pid' => getmypid(),\n\
            'sigpipe_ignored' => ($ignored >> 12) & 1]);\n",
-    )
-    .unwrap();
+    );
     for (kind, config) in [
         ("builtin", php_builtin_site(&root, 1, "")),
         ("php-cgi", php_site(&root, 1, "")),
@@ -468,10 +468,8 @@ fn a_scripts_process_state_is_the_one_it_has_under_php_cgi() {
         return;
     }
     require_php_cgi();
-    let site = tempfile::tempdir().unwrap();
-    let root = site.path().canonicalize().unwrap();
-    std::fs::write(
-        root.join("state.php"),
+    let (_site, root) = one_script_site(
+        "state.php",
         "<?php header('Content-Type: text/plain');\n\
          foreach (file('/proc/self/status') as $line) {\n\
            if (preg_match('/^(SigBlk|SigIgn|NoNewPrivs|Cap)/', $line)) { echo $line; }\n\
@@ -480,8 +478,7 @@ fn a_scripts_process_state_is_the_one_it_has_under_php_cgi() {
          echo 'child ', shell_exec('grep -E \"^Sig(Blk|Ign)\" /proc/self/status | tr \"\\\\n\" \" \"'), \"\\n\";\n\
          echo file_get_contents('/proc/self/limits');\n\
          echo 'cwd ', getcwd(), \"\\n\", 'locale ', setlocale(LC_ALL, 0), \"\\n\";\n",
-    )
-    .unwrap();
+    );
     let state = |config: String| {
         let paddock = Paddock::start(&config);
         let output = paddock.curl(&["-s", &paddock.url("/state.php")]);
