@@ -14,6 +14,10 @@ use std::sync::OnceLock;
 /// The flup release the tests and the benchmark use.
 pub const FLUP_VERSION: &str = "1.0.3";
 
+/// The granian release `deploy/examples/wsgi/granian_serve.py` is written for (it replaces two
+/// private steps of granian's server class, so the version is pinned).
+pub const GRANIAN_VERSION: &str = "2.8.7";
+
 /// Debian's Python, whose dist-packages hold python3-flask and python3-django.
 pub const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 
@@ -44,6 +48,14 @@ pub fn flup_python() -> PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON
         .get_or_init(|| registry_venv("flup", FLUP_VERSION))
+        .clone()
+}
+
+/// The Python of the virtual environment holding granian, made like [`flup_python`]'s.
+pub fn granian_python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| registry_venv("granian", GRANIAN_VERSION))
         .clone()
 }
 
@@ -134,6 +146,10 @@ pub enum WsgiServer {
     /// `protocol = "http"`, on connections kept from request to request. The application must
     /// take what it knows of the client from `X-Forwarded-*` headers ([`Self::speaks_http`]).
     UwsgiHttp,
+    /// deploy/examples/wsgi/granian_serve.py: granian (from the venv [`granian_python`] makes)
+    /// speaking HTTP/1.1 to a pool with `protocol = "http"`, connections kept like
+    /// [`Self::UwsgiHttp`]'s.
+    Granian,
 }
 
 impl WsgiServer {
@@ -162,20 +178,25 @@ impl WsgiServer {
                  \"--threads\", \"{threads}\", \"--module\", \"{target}\", \"--need-app\", \
                  \"--die-on-term\", \"--disable-logging\"]\nprotocol = \"http\""
             ),
+            WsgiServer::Granian => format!(
+                "[\"{python}\", \"{serve}\", \"{target}\"]\nprotocol = \"http\"",
+                python = granian_python().display(),
+                serve = crate::deploy("examples/wsgi/granian_serve.py").display(),
+            ),
         }
     }
 
     /// Whether the workers get the request over HTTP, as an application behind a reverse proxy
     /// does (so it needs a proxy-aware entry point, e.g. werkzeug's `ProxyFix`).
     pub fn speaks_http(self) -> bool {
-        self == WsgiServer::UwsgiHttp
+        matches!(self, WsgiServer::UwsgiHttp | WsgiServer::Granian)
     }
 
     /// Whether the server can run here; if not, says which packages are missing (the caller's
     /// test then does nothing).
     pub fn available(self) -> bool {
         match self {
-            WsgiServer::Flup => true,
+            WsgiServer::Flup | WsgiServer::Granian => true,
             WsgiServer::Uwsgi | WsgiServer::UwsgiNative | WsgiServer::UwsgiHttp => {
                 let ok = Path::new("/usr/bin/uwsgi").exists()
                     && Path::new("/usr/lib/uwsgi/plugins/python3_plugin.so").exists();

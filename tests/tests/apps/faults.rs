@@ -44,6 +44,13 @@ fn a_hung_thread_over_http_retires_its_process_without_failing_its_neighbours() 
     hung_thread(WsgiServer::UwsgiHttp);
 }
 
+/// The same with granian's workers, which end a retired process's hung thread only with the
+/// process (SIGTERM, then SIGKILL after the grace period).
+#[test]
+fn a_hung_thread_in_granian_retires_its_process_without_failing_its_neighbours() {
+    hung_thread(WsgiServer::Granian);
+}
+
 fn hung_thread(server: WsgiServer) {
     let timeout = format!("request_timeout = \"{REQUEST_TIMEOUT_SECS}s\"");
     let Some(site) = flask_site_on(server, &timeout) else {
@@ -167,6 +174,11 @@ fn a_killed_http_worker_costs_no_get_and_runs_no_post_twice() {
     killed_process_with_posts(WsgiServer::UwsgiHttp);
 }
 
+#[test]
+fn a_killed_granian_worker_costs_no_get_and_runs_no_post_twice() {
+    killed_process_with_posts(WsgiServer::Granian);
+}
+
 fn killed_process_with_posts(server: WsgiServer) {
     let Some(site) = flask_site_on(server, "") else {
         return;
@@ -288,6 +300,11 @@ fn http_workers_killed_under_load_cost_no_get() {
     killed_under_load(WsgiServer::UwsgiHttp);
 }
 
+#[test]
+fn granian_workers_killed_under_load_cost_no_get() {
+    killed_under_load(WsgiServer::Granian);
+}
+
 fn killed_under_load(server: WsgiServer) {
     let Some(site) = flask_site_on(server, "") else {
         return;
@@ -375,6 +392,12 @@ fn recycling_by_max_requests_under_load_costs_no_request() {
 #[test]
 fn recycling_over_http_under_load_costs_no_request() {
     recycling_under_load(WsgiServer::UwsgiHttp);
+}
+
+/// The same with granian, which finishes its kept connections' last answers before it exits.
+#[test]
+fn recycling_granian_workers_under_load_costs_no_request() {
+    recycling_under_load(WsgiServer::Granian);
 }
 
 fn recycling_under_load(server: WsgiServer) {

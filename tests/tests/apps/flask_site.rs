@@ -73,13 +73,19 @@ fn a_flask_app_works_end_to_end_over_http() {
     end_to_end(WsgiServer::UwsgiHttp);
 }
 
+/// The same with granian (deploy/examples/wsgi/granian_serve.py) speaking HTTP/1.1.
+#[test]
+fn a_flask_app_works_end_to_end_in_granian_workers() {
+    end_to_end(WsgiServer::Granian);
+}
+
 fn end_to_end(server: WsgiServer) {
     let Some(site) = flask_site_on(server, "") else {
         return;
     };
     let paddock = &site.paddock;
     let expected = match server {
-        WsgiServer::Flup => "python3",
+        WsgiServer::Flup | WsgiServer::Granian => "python3",
         WsgiServer::Uwsgi | WsgiServer::UwsgiNative | WsgiServer::UwsgiHttp => "uwsgi",
     };
     let pids = harness::wait::wait_for("both workers on /status", || {
@@ -224,6 +230,12 @@ fn a_streamed_response_arrives_as_the_app_writes_it_over_http() {
     streams(WsgiServer::UwsgiHttp);
 }
 
+/// granian sends an answer without a length chunked, and keeps the connection.
+#[test]
+fn a_streamed_response_arrives_as_the_app_writes_it_from_granian() {
+    streams(WsgiServer::Granian);
+}
+
 fn streams(server: WsgiServer) {
     let Some(site) = flask_site_on(server, "") else {
         return;
@@ -274,7 +286,7 @@ fn assert_client_seen(answer: &str, mount: &str, https: bool, what: &str) {
 /// `X-Forwarded-Prefix` over HTTP) and the rest as its path, and builds its links with it.
 #[test]
 fn a_mounted_flask_app_sees_its_prefix_as_its_root() {
-    for server in [WsgiServer::Flup, WsgiServer::UwsgiHttp] {
+    for server in [WsgiServer::Flup, WsgiServer::UwsgiHttp, WsgiServer::Granian] {
         let Some(site) = flask_site_at(server, "/shop", "") else {
             continue;
         };

@@ -35,6 +35,11 @@ fn sixty_four_clients_never_get_each_others_answers_over_http() {
     never_mixed_up(WsgiServer::UwsgiHttp);
 }
 
+#[test]
+fn sixty_four_clients_never_get_each_others_answers_from_granian() {
+    never_mixed_up(WsgiServer::Granian);
+}
+
 fn never_mixed_up(server: WsgiServer) {
     let Some(site) = flask_site_on(server, "") else {
         return;

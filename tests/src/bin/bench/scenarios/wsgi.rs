@@ -1,6 +1,8 @@
 //! Scenario 9: a Flask application (tests/apps/flask_app, Debian's Flask) with 2 processes × 8
-//! threads, 32 connections: paddock's threaded pool (its workers running uWSGI, speaking
-//! HTTP/1.1 on kept connections or the uwsgi protocol) vs nginx + gunicorn (gthread) and nginx + uWSGI (threads). Two endpoints: a small JSON API answer and a rendered page that also
+//! threads, 32 connections: paddock's threaded pool (its workers running granian over HTTP/1.1,
+//! or uWSGI over HTTP/1.1 or the uwsgi protocol; HTTP connections kept) vs nginx + gunicorn
+//! (gthread) and nginx + uWSGI (threads), with nginx in front of uWSGI's HTTP mode and of granian
+//! as references. Two endpoints: a small JSON API answer and a rendered page that also
 //! sets a session cookie. Memory is the resident set of every process of each stack (front end
 //! and Python workers), read after the measured runs. Then the keep-alive storm (`wsgi_storm`)
 //! and a cold burst on pools sized on demand (`wsgi_burst`).
@@ -13,32 +15,39 @@ use crate::Bench;
 
 const CONNECTIONS: u32 = 32;
 /// The stack the ratios are taken against the peers for: paddock's fastest set-up.
-const PADDOCK: &str = "paddock (threaded pool, uWSGI, HTTP/1.1 kept)";
+const PADDOCK: &str = "paddock (threaded pool, granian, HTTP/1.1 kept)";
+const PADDOCK_UWSGI_HTTP: &str = "paddock (threaded pool, uWSGI, HTTP/1.1 kept)";
 const PADDOCK_UWSGI: &str = "paddock (threaded pool, uWSGI, uwsgi protocol)";
 const GUNICORN: &str = "nginx + gunicorn gthread";
 const UWSGI: &str = "nginx + uWSGI";
 /// A reference, not a peer: nginx in front of uWSGI's HTTP mode, the wire paddock's HTTP pool uses.
 const UWSGI_HTTP: &str = "nginx + uWSGI over HTTP/1.1 kept (reference)";
+/// A reference, not a peer: nginx in front of granian as its command line runs it.
+const GRANIAN: &str = "nginx + granian (reference)";
 const GUNICORN_ALONE: &str = "gunicorn gthread alone";
 
 /// A file-name-safe tag for a server's raw outputs.
 fn tag(server: &str) -> &'static str {
     match server {
         PADDOCK => "paddock",
+        PADDOCK_UWSGI_HTTP => "paddock-uwsgi-http",
         PADDOCK_UWSGI => "paddock-uwsgi",
         GUNICORN => "gunicorn",
         UWSGI_HTTP => "uwsgi-http",
+        GRANIAN => "granian",
         _ => "uwsgi",
     }
 }
 
 pub(crate) fn run(bench: &mut Bench) {
     let servers: Vec<Server> = vec![
-        wsgi::paddock(&bench.shared, PADDOCK, WorkerServer::UwsgiHttp),
+        wsgi::paddock(&bench.shared, PADDOCK, WorkerServer::Granian),
+        wsgi::paddock(&bench.shared, PADDOCK_UWSGI_HTTP, WorkerServer::UwsgiHttp),
         wsgi::paddock(&bench.shared, PADDOCK_UWSGI, WorkerServer::Uwsgi),
         wsgi::nginx_gunicorn(GUNICORN),
         wsgi::nginx_uwsgi(UWSGI),
         wsgi::nginx_uwsgi_http(UWSGI_HTTP),
+        wsgi::nginx_granian(GRANIAN),
     ];
     let mut table = Table::new(
         &format!("Scenario 9: Flask, {PROCESSES} processes × {THREADS} threads, {CONNECTIONS} connections"),
@@ -53,8 +62,8 @@ pub(crate) fn run(bench: &mut Bench) {
             "memory MiB",
             "CPU µs a request",
             "of which front end",
-            "paddock (HTTP) / this req/s",
-            "paddock (HTTP) / this p99",
+            "paddock (granian) / this req/s",
+            "paddock (granian) / this p99",
         ],
     );
     let mut json = serde_json::Map::new();
@@ -79,7 +88,7 @@ pub(crate) fn run(bench: &mut Bench) {
             cells.push(format!("{memory_mib:.0}"));
             cells.push(summary.cpu_cell());
             cells.push(summary.front_cpu_cell());
-            // The reference is no peer, and its p99 says nothing (the servers table says why).
+            // uWSGI's HTTP reference is no peer, and its p99 says nothing (the note says why).
             if server.name == PADDOCK || server.name == UWSGI_HTTP {
                 cells.extend([String::new(), String::new()]);
             } else {
@@ -93,21 +102,26 @@ pub(crate) fn run(bench: &mut Bench) {
         }
     }
     table.note(
-        "The same app file and Debian's Flask for all three. gunicorn: --worker-class gthread \
+        "The same app file and Debian's Flask for every stack. gunicorn: --worker-class gthread \
          --workers 2 --threads 8, nginx proxy_pass over a Unix socket with upstream keepalive. \
          uWSGI: --master --processes 2 --threads 8, nginx uwsgi_pass over a Unix socket. paddock: \
          an application mount at / to a static threaded pool of 2 × 8, each worker running \
-         Debian's uWSGI (--threads 8, no master: paddock is the master), speaking HTTP/1.1 \
-         (--protocol http11 --socket-timeout 3600) to a pool with protocol = \"http\", which \
-         keeps each slot's connection, or the uwsgi protocol to a pool with protocol = \
-         \"uwsgi\", a connection a request. No recycling, access logs off. A paddock / this p99 below 1 means paddock's p99 is lower. CPU: user + system time \
+         granian 2.8.7 from the Python package registry (deploy/examples/wsgi/granian_serve.py: \
+         one process of 8 Python threads on the inherited socket) or Debian's uWSGI (--threads \
+         8, no master: paddock is the master), speaking HTTP/1.1 (uWSGI: --protocol http11 \
+         --socket-timeout 3600) to a pool with protocol = \"http\", which keeps each slot's \
+         connection, or the uwsgi protocol to a pool with protocol = \"uwsgi\", a connection a \
+         request. No recycling, access logs off. A paddock / this p99 below 1 means paddock's p99 is lower. CPU: user + system time \
          of every process of the stack (front end, application server and its master) during \
          a run, per answered request; of which front end: the part of it spent by nginx or by \
          paddock's front-end process, the rest being the application server's. The last row is \
          a reference for CPU, not a peer: the same uWSGI behind nginx over kept HTTP/1.1 \
          (--http11-socket, proxy_pass with upstream keepalive 32), the wire paddock's HTTP pool \
          uses; its p99 is not comparable, since nginx keeps more connections than uWSGI has \
-         threads and a request on a connection no thread holds waits.",
+         threads and a request on a connection no thread holds waits. nginx + granian is a \
+         reference too: granian's command line (--workers 2 --blocking-threads 8, its \
+         supervisor forking the two) behind nginx proxy_pass with upstream keepalive 32, so \
+         that what is granian's and what is the front end's shows apart.",
     );
     bench.report.table(&table);
     bench.report.record("wsgi", json.into());
@@ -115,10 +129,16 @@ pub(crate) fn run(bench: &mut Bench) {
     // The keep-alive storm, on the same running stacks plus gunicorn with no proxy in front.
     let mut servers = servers.into_iter();
     let mut stacks: Vec<(&str, Server)> = Vec::new();
-    for tag in ["paddock", "paddock-uwsgi", "gunicorn", "uwsgi"] {
-        stacks.push((tag, servers.next().expect("four stacks")));
+    for tag in [
+        "paddock",
+        "paddock-uwsgi-http",
+        "paddock-uwsgi",
+        "gunicorn",
+        "uwsgi",
+    ] {
+        stacks.push((tag, servers.next().expect("five stacks")));
     }
-    // The reference stack is not part of the storm.
+    // The reference stacks are not part of the storm.
     drop(servers);
     stacks.push(("gunicorn-alone", wsgi::gunicorn_alone(GUNICORN_ALONE)));
     super::wsgi_storm::run(bench, &stacks);

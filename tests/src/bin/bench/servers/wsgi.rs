@@ -36,6 +36,9 @@ pub(crate) enum WorkerServer {
     /// The same uWSGI speaking HTTP/1.1 (`--protocol http11`) to a pool with
     /// `protocol = "http"`, each slot's connection kept from request to request.
     UwsgiHttp,
+    /// granian (`deploy/examples/wsgi/granian_serve.py`, from the venv the tests make) speaking
+    /// HTTP/1.1 to a pool with `protocol = "http"`, connections kept as for `UwsgiHttp`.
+    Granian,
 }
 
 impl WorkerServer {
@@ -52,6 +55,11 @@ impl WorkerServer {
                 "{}\nprotocol = \"http\"",
                 uwsgi(r#""--protocol", "http11", "--socket-timeout", "3600", "#)
             ),
+            WorkerServer::Granian => format!(
+                "[\"{python}\", \"{serve}\", \"app:app\"]\nprotocol = \"http\"",
+                python = harness::wsgi::granian_python().display(),
+                serve = harness::deploy("examples/wsgi/granian_serve.py").display(),
+            ),
         }
     }
 
@@ -59,6 +67,7 @@ impl WorkerServer {
     fn comm(self) -> &'static str {
         match self {
             WorkerServer::Uwsgi | WorkerServer::UwsgiHttp => "uwsgi",
+            WorkerServer::Granian => "python3",
         }
     }
 }
@@ -195,6 +204,22 @@ struct Backend {
     upstream: String,
 }
 
+/// A backend nginx reaches with `proxy_pass` over HTTP/1.1 on its Unix `socket`, keeping up to
+/// 32 idle connections to it (upstream `keepalive`), as a tuned site proxies an HTTP app server.
+fn proxied(process: Process, upstream: &str, socket: &Path) -> Backend {
+    Backend {
+        process,
+        upstream: format!(
+            "upstream {upstream} {{ server unix:{}; keepalive 32; }}",
+            socket.display()
+        ),
+        location: format!(
+            "proxy_pass http://{upstream};\n      proxy_http_version 1.1;\n      \
+             proxy_set_header Connection \"\";\n      proxy_set_header Host $host;"
+        ),
+    }
+}
+
 /// nginx (worker_processes auto, as in the other scenarios) in front of a backend.
 fn behind_nginx(name: &str, dir: tempfile::TempDir, backend: Backend) -> Server {
     let body = format!(
@@ -287,17 +312,39 @@ pub(crate) fn nginx_gunicorn(name: &str) -> Server {
         &socket,
         &dir.path().join("gunicorn.log"),
     );
-    let backend = Backend {
-        process,
-        upstream: format!(
-            "upstream gunicorn {{ server unix:{}; keepalive 32; }}",
-            socket.display()
-        ),
-        location: "proxy_pass http://gunicorn;\n      proxy_http_version 1.1;\n      \
-                   proxy_set_header Connection \"\";\n      proxy_set_header Host $host;"
-            .into(),
-    };
-    behind_nginx(name, dir, backend)
+    behind_nginx(name, dir, proxied(process, "gunicorn", &socket))
+}
+
+/// nginx + granian run as its command line runs it (a supervisor forking P workers of T Python
+/// threads, on a Unix socket it binds), proxied over HTTP/1.1 with upstream keep-alive: a
+/// reference for paddock's granian workers, so that what is granian's and what is the front
+/// end's shows apart.
+pub(crate) fn nginx_granian(name: &str) -> Server {
+    let dir = server_dir("granian");
+    let socket = dir.path().join("granian.sock");
+    let process = start_backend(
+        "granian",
+        Command::new(harness::wsgi::granian_python())
+            .args([
+                "-m",
+                "granian",
+                "--interface",
+                "wsgi",
+                "--http",
+                "1",
+                "--no-ws",
+            ])
+            .args(["--workers", &PROCESSES.to_string()])
+            .args(["--blocking-threads", &THREADS.to_string()])
+            // Its longest: a kept connection waits for its next request (as behind paddock).
+            .args(["--http1-header-read-timeout", "60000"])
+            .arg("--uds")
+            .arg(&socket)
+            .args(["--log-level", "warning", "app:app"]),
+        &socket,
+        &dir.path().join("granian.log"),
+    );
+    behind_nginx(name, dir, proxied(process, "granian", &socket))
 }
 
 /// nginx + uWSGI (`--processes P --threads T`, its master process), over the uwsgi protocol.
@@ -384,16 +431,7 @@ fn uwsgi_behind_nginx(
         || UnixStream::connect(&socket).is_ok(),
     );
     let backend = if http {
-        Backend {
-            process,
-            upstream: format!(
-                "upstream uwsgi {{ server unix:{}; keepalive 32; }}",
-                socket.display()
-            ),
-            location: "proxy_pass http://uwsgi;\n      proxy_http_version 1.1;\n      \
-                       proxy_set_header Connection \"\";\n      proxy_set_header Host $host;"
-                .into(),
-        }
+        proxied(process, "uwsgi", &socket)
     } else {
         Backend {
             process,
