@@ -114,8 +114,8 @@ pub(crate) fn run(bench: &mut Bench) {
          request. No recycling, access logs off. A paddock / this p99 below 1 means paddock's p99 is lower. CPU: user + system time \
          of every process of the stack (front end, application server and its master) during \
          a run, per answered request; of which front end: the part of it spent by nginx or by \
-         paddock's front-end process, the rest being the application server's. The last row is \
-         a reference for CPU, not a peer: the same uWSGI behind nginx over kept HTTP/1.1 \
+         paddock's front-end process, the rest being the application server's. nginx + uWSGI \
+         over HTTP/1.1 kept is a reference for CPU, not a peer: the same uWSGI behind nginx over kept HTTP/1.1 \
          (--http11-socket, proxy_pass with upstream keepalive 32), the wire paddock's HTTP pool \
          uses; its p99 is not comparable, since nginx keeps more connections than uWSGI has \
          threads and a request on a connection no thread holds waits. nginx + granian is a \
