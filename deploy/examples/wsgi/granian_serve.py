@@ -24,10 +24,14 @@ The settings that matter behind paddock:
   request longer than its header timeout (30 s by default). A request paddock sends at that very
   moment would be lost, and a POST is never sent twice, so the timeout is an hour: paddock, not
   the worker, decides when a slot's connection ends (as with uWSGI's --socket-timeout 3600);
+- readiness: with NOTIFY_SOCKET set (a pool with `readiness = "notify"`), READY=1 is sent there
+  once the application is imported and the socket is granian's, so that paddock hands this
+  worker requests only then (systemd's notify protocol, as uWSGI speaks it);
 - HTTP/1.1 only, no WebSockets, no access log (paddock's access log has every request).
 """
 
 import os
+import socket
 import sys
 
 from granian._granian import SocketHolder
@@ -56,6 +60,17 @@ class InheritedSocketServer(MTServer):
         super(MTServer, self).serve()
 
 
+def tell_ready():
+    """READY=1 to $NOTIFY_SOCKET, if paddock (or systemd) gave one; '@' is the abstract namespace."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.sendto(b"READY=1", address)
+
+
 def main():
     if len(sys.argv) != 2 or ":" not in sys.argv[1]:
         sys.exit("usage: granian_serve.py MODULE:ATTRIBUTE")
@@ -63,7 +78,7 @@ def main():
         if not hasattr(MTServer, step):
             sys.exit(f"granian_serve.py: this granian has no MTServer.{step}; install granian==2.8.7")
     threads = int(os.environ.get("PADDOCK_THREADS", "8"))
-    InheritedSocketServer(
+    server = InheritedSocketServer(
         sys.argv[1],
         interface=Interfaces.WSGI,
         workers=1,
@@ -72,7 +87,11 @@ def main():
         http1_settings=HTTP1Settings(header_read_timeout=IDLE_CONNECTION_MS),
         websockets=False,
         log_level="warning",
-    ).serve()
+    )
+    # Startup hooks run after the application is imported and the socket taken, just before
+    # the worker starts accepting on it.
+    server.on_startup(tell_ready)
+    server.serve()
 
 
 if __name__ == "__main__":
