@@ -204,13 +204,18 @@ struct Backend {
     upstream: String,
 }
 
-/// A backend nginx reaches with `proxy_pass` over HTTP/1.1 on its Unix `socket`, keeping up to
-/// 32 idle connections to it (upstream `keepalive`), as a tuned site proxies an HTTP app server.
-fn proxied(process: Process, upstream: &str, socket: &Path) -> Backend {
+/// How many idle connections to a backend each nginx worker keeps (upstream `keepalive`), as a
+/// tuned site proxying an HTTP app server that multiplexes its connections (gunicorn's gthread
+/// poller, granian) keeps them.
+const NGINX_KEEPALIVE: usize = 32;
+
+/// A backend nginx reaches with `proxy_pass` over HTTP/1.1 on its Unix `socket`, each nginx worker
+/// keeping up to `keepalive` idle connections to it.
+fn proxied(process: Process, upstream: &str, socket: &Path, keepalive: usize) -> Backend {
     Backend {
         process,
         upstream: format!(
-            "upstream {upstream} {{ server unix:{}; keepalive 32; }}",
+            "upstream {upstream} {{ server unix:{}; keepalive {keepalive}; }}",
             socket.display()
         ),
         location: format!(
@@ -312,7 +317,11 @@ pub(crate) fn nginx_gunicorn(name: &str) -> Server {
         &socket,
         &dir.path().join("gunicorn.log"),
     );
-    behind_nginx(name, dir, proxied(process, "gunicorn", &socket))
+    behind_nginx(
+        name,
+        dir,
+        proxied(process, "gunicorn", &socket, NGINX_KEEPALIVE),
+    )
 }
 
 /// nginx + granian run as its command line runs it (a supervisor forking P workers of T Python
@@ -344,7 +353,11 @@ pub(crate) fn nginx_granian(name: &str) -> Server {
         &socket,
         &dir.path().join("granian.log"),
     );
-    behind_nginx(name, dir, proxied(process, "granian", &socket))
+    behind_nginx(
+        name,
+        dir,
+        proxied(process, "granian", &socket, NGINX_KEEPALIVE),
+    )
 }
 
 /// nginx + uWSGI (`--processes P --threads T`, its master process), over the uwsgi protocol.
@@ -431,7 +444,13 @@ fn uwsgi_behind_nginx(
         || UnixStream::connect(&socket).is_ok(),
     );
     let backend = if http {
-        proxied(process, "uwsgi", &socket)
+        // A kept connection holds a uWSGI thread until nginx closes it, so the idle
+        // connections all of nginx's workers keep (one worker a core) must not outnumber the
+        // threads: with more, a request on a new connection waited in uWSGI's backlog behind
+        // idle ones for good (a whole run stopped that way on 2026-12-06).
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let keepalive = (processes * THREADS) as usize / cores;
+        proxied(process, "uwsgi", &socket, keepalive.max(1))
     } else {
         Backend {
             process,
