@@ -118,7 +118,9 @@ pub(crate) fn run(bench: &mut Bench) {
          over HTTP/1.1 kept is a reference for CPU, not a peer: the same uWSGI behind nginx over kept HTTP/1.1 \
          (--http11-socket, proxy_pass with upstream keepalive of 8, so that the idle connections \
          of nginx's two workers never outnumber uWSGI's 16 threads, each of which a kept \
-         connection holds), the wire paddock's HTTP pool uses. nginx + granian is a \
+         connection holds), the wire paddock's HTTP pool uses; its p99 is not comparable, since \
+         nginx still opens connections beyond its idle ones and a request on one waits in \
+         uWSGI's backlog until a thread is free. nginx + granian is a \
          reference too: granian's command line (--workers 2 --blocking-threads 8, its \
          supervisor forking the two) behind nginx proxy_pass with upstream keepalive 32, so \
          that what is granian's and what is the front end's shows apart.",
