@@ -155,7 +155,7 @@ pub enum WsgiServer {
 impl WsgiServer {
     /// The pool's `command` for `module:attribute` with `threads` threads, as a TOML array (and
     /// the `protocol` line after it when the workers speak anything but FastCGI).
-    fn command(self, target: &str, threads: u32) -> String {
+    pub fn command(self, target: &str, threads: u32) -> String {
         match self {
             WsgiServer::Flup => format!(
                 "[\"{python}\", \"{serve}\", \"{target}\"]",
@@ -183,6 +183,14 @@ impl WsgiServer {
                 python = granian_python().display(),
                 serve = crate::deploy("examples/wsgi/granian_serve.py").display(),
             ),
+        }
+    }
+
+    /// The name (`/proc/PID/comm`) of the worker processes this server runs as.
+    pub fn process_name(self) -> &'static str {
+        match self {
+            WsgiServer::Flup | WsgiServer::Granian => "python3",
+            WsgiServer::Uwsgi | WsgiServer::UwsgiNative | WsgiServer::UwsgiHttp => "uwsgi",
         }
     }
 

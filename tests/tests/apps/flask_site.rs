@@ -84,10 +84,7 @@ fn end_to_end(server: WsgiServer) {
         return;
     };
     let paddock = &site.paddock;
-    let expected = match server {
-        WsgiServer::Flup | WsgiServer::Granian => "python3",
-        WsgiServer::Uwsgi | WsgiServer::UwsgiNative | WsgiServer::UwsgiHttp => "uwsgi",
-    };
+    let expected = server.process_name();
     let pids = harness::wait::wait_for("both workers on /status", || {
         Some(worker_pids(paddock)).filter(|pids| pids.len() == 2)
     });

@@ -7,9 +7,11 @@
 //! and Python workers), read after the measured runs. Then the keep-alive storm (`wsgi_storm`)
 //! and a cold burst on pools sized on demand (`wsgi_burst`).
 
+use harness::wsgi::WsgiServer;
+
 use crate::load::Client;
 use crate::report::{ratio, Table};
-use crate::servers::wsgi::{self, WorkerServer, PROCESSES, THREADS};
+use crate::servers::wsgi::{self, PROCESSES, THREADS};
 use crate::servers::Server;
 use crate::Bench;
 
@@ -41,9 +43,9 @@ fn tag(server: &str) -> &'static str {
 
 pub(crate) fn run(bench: &mut Bench) {
     let servers: Vec<Server> = vec![
-        wsgi::paddock(&bench.shared, PADDOCK, WorkerServer::Granian),
-        wsgi::paddock(&bench.shared, PADDOCK_UWSGI_HTTP, WorkerServer::UwsgiHttp),
-        wsgi::paddock(&bench.shared, PADDOCK_UWSGI, WorkerServer::Uwsgi),
+        wsgi::paddock(&bench.shared, PADDOCK, WsgiServer::Granian),
+        wsgi::paddock(&bench.shared, PADDOCK_UWSGI_HTTP, WsgiServer::UwsgiHttp),
+        wsgi::paddock(&bench.shared, PADDOCK_UWSGI, WsgiServer::UwsgiNative),
         wsgi::nginx_gunicorn(GUNICORN),
         wsgi::nginx_uwsgi(UWSGI),
         wsgi::nginx_uwsgi_http(UWSGI_HTTP),

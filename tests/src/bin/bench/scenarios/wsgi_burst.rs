@@ -11,8 +11,10 @@
 
 use std::time::Duration;
 
+use harness::wsgi::WsgiServer;
+
 use crate::report::{ms, Table};
-use crate::servers::wsgi::{self, PoolSizing, WorkerServer, THREADS};
+use crate::servers::wsgi::{self, PoolSizing, THREADS};
 use crate::servers::{Server, Workers};
 use crate::stats::median;
 use crate::Bench;
@@ -37,8 +39,9 @@ const SERVERS: [&str; 5] = [
 const NOTIFY: &str = "readiness = \"notify\"";
 
 fn start(bench: &Bench, name: &str) -> Server {
-    let paddock =
-        |sizing, extra| wsgi::paddock_pool(&bench.shared, name, WorkerServer::Uwsgi, sizing, extra);
+    let paddock = |sizing, extra| {
+        wsgi::paddock_pool(&bench.shared, name, WsgiServer::UwsgiNative, sizing, extra)
+    };
     let ondemand = PoolSizing::Ondemand { max: MAX_PROCESSES };
     let one_idle = PoolSizing::OneIdle { max: MAX_PROCESSES };
     let server = match name {

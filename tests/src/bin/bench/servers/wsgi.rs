@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use harness::peers::{Nginx, NginxSettings, Process};
+use harness::wsgi::WsgiServer;
 
 use super::{loopback_port, server_dir, wait_for, Server, Shared, Workers};
 
@@ -26,52 +27,6 @@ fn app_dir() -> PathBuf {
 /// How long a Python stack may take to import Flask and come up on a loaded machine.
 const START_LIMIT: Duration = Duration::from_secs(60);
 
-/// The application server a paddock worker runs the app in, and the protocol it speaks.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum WorkerServer {
-    /// Debian's uWSGI speaking its own protocol, uwsgi, on the inherited socket, to a pool with
-    /// `protocol = "uwsgi"`: one process of THREADS threads per paddock worker (paddock is the
-    /// master).
-    Uwsgi,
-    /// The same uWSGI speaking HTTP/1.1 (`--protocol http11`) to a pool with
-    /// `protocol = "http"`, each slot's connection kept from request to request.
-    UwsgiHttp,
-    /// granian (`deploy/examples/wsgi/granian_serve.py`, from the venv the tests make) speaking
-    /// HTTP/1.1 to a pool with `protocol = "http"`, connections kept as for `UwsgiHttp`.
-    Granian,
-}
-
-impl WorkerServer {
-    /// The pool's `command`, as TOML, and its `protocol` line when it is not FastCGI.
-    fn command(self) -> String {
-        let uwsgi = |protocol: &str| {
-            format!(
-                r#"["/usr/bin/uwsgi", "--plugin", "python3", {protocol}"--threads", "{THREADS}", "--module", "app:app", "--need-app", "--die-on-term", "--disable-logging"]"#
-            )
-        };
-        match self {
-            WorkerServer::Uwsgi => format!("{}\nprotocol = \"uwsgi\"", uwsgi("")),
-            WorkerServer::UwsgiHttp => format!(
-                "{}\nprotocol = \"http\"",
-                uwsgi(r#""--protocol", "http11", "--socket-timeout", "3600", "#)
-            ),
-            WorkerServer::Granian => format!(
-                "[\"{python}\", \"{serve}\", \"app:app\"]\nprotocol = \"http\"",
-                python = harness::wsgi::granian_python().display(),
-                serve = harness::deploy("examples/wsgi/granian_serve.py").display(),
-            ),
-        }
-    }
-
-    /// The name of the worker processes, for their memory.
-    fn comm(self) -> &'static str {
-        match self {
-            WorkerServer::Uwsgi | WorkerServer::UwsgiHttp => "uwsgi",
-            WorkerServer::Granian => "python3",
-        }
-    }
-}
-
 /// How paddock's threaded pool is sized.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum PoolSizing {
@@ -85,7 +40,7 @@ pub(crate) enum PoolSizing {
 }
 
 /// paddock: the app mounted at `/`, a static threaded pool of PROCESSES × THREADS.
-pub(crate) fn paddock(shared: &Shared, name: &str, server: WorkerServer) -> Server {
+pub(crate) fn paddock(shared: &Shared, name: &str, server: WsgiServer) -> Server {
     paddock_sized(shared, name, server, PoolSizing::Static)
 }
 
@@ -93,7 +48,7 @@ pub(crate) fn paddock(shared: &Shared, name: &str, server: WorkerServer) -> Serv
 pub(crate) fn paddock_sized(
     shared: &Shared,
     name: &str,
-    server: WorkerServer,
+    server: WsgiServer,
     sizing: PoolSizing,
 ) -> Server {
     paddock_pool(shared, name, server, sizing, "")
@@ -103,7 +58,7 @@ pub(crate) fn paddock_sized(
 pub(crate) fn paddock_pool(
     shared: &Shared,
     name: &str,
-    server: WorkerServer,
+    server: WsgiServer,
     sizing: PoolSizing,
     extra: &str,
 ) -> Server {
@@ -158,7 +113,7 @@ env = {{ PYTHONDONTWRITEBYTECODE = "1" }}
 "#,
         run = d.join("run").display(),
         root = root.display(),
-        command = server.command(),
+        command = server.command("app:app", THREADS),
         app = app_dir().display(),
     );
     let config_path = d.join("paddock.toml");
@@ -181,7 +136,7 @@ env = {{ PYTHONDONTWRITEBYTECODE = "1" }}
     });
     let workers = Workers {
         parent: pid,
-        comm: server.comm().into(),
+        comm: server.process_name().into(),
     };
     wait_for("paddock's workers", START_LIMIT, &log, || {
         workers.pids().len() >= expected
