@@ -171,7 +171,7 @@ impl Metrics {
             pool_slots: gauge(r, POOL_SLOTS, "Request slots of the pool's live workers (one per prefork worker, threads per threaded worker).", pool),
             pool_busy_slots: gauge(r, POOL_BUSY_SLOTS, "Slots running a request right now.", pool),
             queue_depth: gauge(r, QUEUE_DEPTH, "Requests waiting for a free slot right now.", pool),
-            sent_ahead: gauge(r, SENT_AHEAD, "Requests sent ahead to a busy builtin PHP worker (send_ahead), waiting in its socket right now.", pool),
+            sent_ahead: gauge(r, SENT_AHEAD, "Requests sent ahead to a busy worker (send_ahead), waiting in its socket right now.", pool),
             queue_limit: gauge(r, QUEUE_LIMIT, "The pool's queue_max: more waiting requests are rejected.", pool),
             rejections: counter(r, QUEUE_REJECTIONS_TOTAL, "Requests that never got a slot, by reason (full, timeout, client_gone, failing).", &[label::POOL, label::REASON]),
             pool_failing: gauge(r, POOL_FAILING, "1 while the pool is crash-looping or cannot start workers (fast 503s), else 0.", pool),

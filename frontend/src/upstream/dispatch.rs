@@ -18,6 +18,14 @@
 //! until the requests before it end; its `request_timeout` starts then. Its FastCGI request id
 //! is its ordinal on the worker, so that the worker takes its waiting requests in the order they
 //! were sent ([`Lease::fastcgi_id`]).
+//!
+//! A threaded worker with `send_ahead` has as many places ahead as threads
+//! ([`AHEAD_PER_THREAD`]): a request sent to it while all its threads are busy waits in its
+//! server (granian queues it for the next free thread; uWSGI leaves the connection in its
+//! backlog), and runs when a thread ends a request. Its turn is counted as a prefork worker's:
+//! the k-th request waiting there runs once k more requests have ended, which is exact for a
+//! server that takes requests in the order they arrive and, where two arrive together, off by
+//! the time between two endings (short, or places ahead are not given out).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -35,6 +43,10 @@ use crate::upstream::worker_connection::{SpareBuffers, WorkerConnection};
 
 /// Places ahead of a `builtin = "php"` worker with `send_ahead` (see the module's comment).
 const PLACES_AHEAD: u32 = 2;
+/// Places ahead of a threaded worker with `send_ahead`, per thread: each process may hold twice
+/// as many requests as it has threads, as many as behind nginx when the clients are that many
+/// (docs/benchmarks.md, "Requests sent ahead to threaded workers").
+const AHEAD_PER_THREAD: u32 = 1;
 
 /// Idle slots, from the most recently used, among which one whose kept connection is the
 /// calling thread's is preferred (no move between event loops, see `Lease::connection`): a few,
@@ -334,10 +346,10 @@ impl PoolDispatch {
             retiring: Mutex::new(None),
             drained_reported: AtomicBool::new(false),
             last_used: Mutex::new(Instant::now()),
-            ahead_places: if self.spec().send_ahead && slots == 1 {
-                PLACES_AHEAD
-            } else {
-                0
+            ahead_places: match (self.spec().send_ahead, slots) {
+                (false, _) => 0,
+                (true, 1) => PLACES_AHEAD,
+                (true, threads) => threads * AHEAD_PER_THREAD,
             },
             ended: AtomicU64::new(0),
             turn: Notify::new(),
@@ -731,7 +743,8 @@ impl PoolDispatch {
         } else {
             freed.push(slot);
         }
-        if in_flight == 0 && pay {
+        // With a thread (or the one process) of its own free, nothing sent ahead waits.
+        if in_flight < worker.slots && pay {
             freed.append(&mut worker.parked.lock().unwrap());
         }
         if worker.is_usable() && !freed.is_empty() {

@@ -242,3 +242,92 @@ async fn without_send_ahead_a_prefork_worker_has_one_slot() {
         AdmissionError::QueueTimeout("php".into())
     );
 }
+
+/// One threaded worker of `threads` threads with `send_ahead`, whose requests count as short
+/// even when a test holds them through a queue timeout (50 ms).
+fn threaded_worker_sending_ahead(threads: u32) -> Arc<PoolDispatch> {
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let spec = PoolDispatchSpec {
+        send_ahead: true,
+        send_ahead_below_us: 1_000_000,
+        ..spec(10, 50)
+    };
+    let pool = Arc::new(PoolDispatch::new(spec, tx, Arc::new(Notify::new())));
+    pool.worker_up(1, 11, "/w1".into(), threads);
+    pool
+}
+
+#[tokio::test]
+async fn a_threaded_worker_takes_as_many_requests_ahead_as_threads_once_a_thread_is_free() {
+    let pool = threaded_worker_sending_ahead(2);
+    pool.service_us.store(0, Ordering::Relaxed);
+    let first = pool.acquire_fresh().await.unwrap();
+    let second = pool.acquire_fresh().await.unwrap();
+    assert_eq!((first.ahead_of(), second.ahead_of()), (None, None));
+    assert_eq!(
+        pool.acquire_fresh().await.unwrap_err(),
+        AdmissionError::QueueTimeout("php".into()),
+        "its places ahead start held back"
+    );
+    // Under steady load a threaded worker is never idle: its places come out as soon as a
+    // request ends with a thread left free (a prefork worker's once it has nothing in flight).
+    drop(second);
+    let second = pool.acquire_fresh().await.unwrap();
+    assert_eq!(second.ahead_of(), None, "a free thread runs it at once");
+    let ahead = [
+        pool.acquire_fresh().await.unwrap(),
+        pool.acquire_fresh().await.unwrap(),
+    ];
+    assert_eq!(
+        pool.acquire_fresh().await.unwrap_err(),
+        AdmissionError::QueueTimeout("php".into()),
+        "two threads running, two requests ahead: full"
+    );
+    let load = pool.load();
+    assert_eq!((load.busy_slots, load.waiting), (2, 2));
+    assert_eq!(pool.snapshot().sent_ahead, 2);
+
+    // The k-th request waiting runs once k more requests have ended, whichever thread ends.
+    let worker = first.worker().clone();
+    let turn_of = |lease: &super::Lease| {
+        let (worker, ended) = (worker.clone(), lease.ahead_of().expect("sent ahead"));
+        tokio::spawn(async move { worker.ended_more_than(ended).await })
+    };
+    let first_turn = turn_of(&ahead[0]);
+    drop(second);
+    tokio::time::timeout(Duration::from_secs(5), first_turn)
+        .await
+        .expect("the first waiting runs when a thread ends its request")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_second_request_waiting_on_a_threaded_worker_runs_after_two_endings() {
+    let pool = threaded_worker_sending_ahead(2);
+    measured_short(&pool).await;
+    let running = [
+        pool.acquire_fresh().await.unwrap(),
+        pool.acquire_fresh().await.unwrap(),
+    ];
+    let first_ahead = pool.acquire_fresh().await.unwrap();
+    let second_ahead = pool.acquire_fresh().await.unwrap();
+    let worker = first_ahead.worker().clone();
+    let (ended, ended_second) = (
+        first_ahead.ahead_of().expect("sent ahead"),
+        second_ahead.ahead_of().expect("sent ahead"),
+    );
+    assert_eq!(ended_second, ended + 1);
+    let second_turn = tokio::spawn({
+        let worker = worker.clone();
+        async move { worker.ended_more_than(ended_second).await }
+    });
+    let [a, b] = running;
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!second_turn.is_finished(), "one ending is the first's turn");
+    drop(b);
+    tokio::time::timeout(Duration::from_secs(5), second_turn)
+        .await
+        .expect("the second ending is its turn")
+        .unwrap();
+}

@@ -188,26 +188,37 @@ pub(super) fn validate_pool(
         }
     };
 
-    // Only paddock's own PHP worker serves two connections in turn; php-cgi serves one until it
-    // closes, so a request sent ahead on a second one would wait for the first to close.
+    // Requests sent ahead wait in a busy worker's socket, so its server must take connections
+    // beyond those it is serving: paddock's own PHP worker serves its connections in turn, and
+    // a threaded pool's own server may (granian queues every connection's requests for its
+    // threads; uWSGI over uwsgi or FastCGI accepts the next connection once a thread is free).
+    // php-cgi serves one connection until it closes, so a request sent ahead on a second one
+    // would wait for the first to close; an external server's processes are not paddock's.
     let builtin_php = pool.builtin == Some(RawBuiltin::Php);
-    if !builtin_php && pool.send_ahead_below.is_some() {
+    let threaded_command = mode == PoolMode::Threaded && pool.builtin.is_none();
+    if !builtin_php && !threaded_command && pool.send_ahead_below.is_some() {
         return fail(
             "send_ahead_below",
-            "only builtin = \"php\" pools take `send_ahead_below`".into(),
+            "only builtin = \"php\" pools and threaded pools running a `command` take \
+             `send_ahead_below`"
+                .into(),
         );
     }
     let send_ahead_below_us = pool
         .send_ahead_below
         .map_or(DEFAULT_SEND_AHEAD_BELOW_US, |d| d.0.as_micros() as u64);
-    let send_ahead = match (builtin_php, pool.send_ahead) {
-        (true, send_ahead) => send_ahead.unwrap_or(true),
-        (false, None) => false,
-        (false, Some(_)) => {
+    let send_ahead = match (builtin_php, threaded_command, pool.send_ahead) {
+        (true, _, send_ahead) => send_ahead.unwrap_or(true),
+        // Off unless asked for: only the worker's server knows whether it takes connections
+        // beyond its threads (uWSGI over HTTP does not: each kept connection holds a thread).
+        (false, true, send_ahead) => send_ahead.unwrap_or(false),
+        (false, false, None) => false,
+        (false, false, Some(_)) => {
             return fail(
                 "send_ahead",
-                "only builtin = \"php\" pools take `send_ahead`: other workers serve one \
-                 connection at a time"
+                "only builtin = \"php\" pools and threaded pools running a `command` take \
+                 `send_ahead`: php-cgi and builtin cgi workers serve one connection at a time, \
+                 and an external server's processes are its own"
                     .into(),
             )
         }

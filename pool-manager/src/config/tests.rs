@@ -262,6 +262,33 @@ fn send_ahead_is_on_for_builtin_php_pools_and_refused_elsewhere() {
 }
 
 #[test]
+fn send_ahead_is_offered_to_threaded_pools_running_a_command_and_off_by_default() {
+    let threaded = |body: &str| {
+        format!(
+            "{MINIMAL}\n[pools.app]\nmode = \"threaded\"\nthreads = 8\n\
+             command = [\"python3\", \"serve.py\"]\nprotocol = \"http\"\n{body}\n"
+        )
+    };
+    let pool = |text: &str| load(text).unwrap().frontend.pools[0].clone();
+    // Only the worker's server knows whether it takes connections beyond its threads.
+    assert!(!pool(&threaded("")).send_ahead, "off by default");
+    let on = pool(&threaded("send_ahead = true\nsend_ahead_below = \"2ms\""));
+    assert!(on.send_ahead);
+    assert_eq!(on.send_ahead_below_us, 2_000);
+    // paddock's builtin CGI runner serves one connection per thread.
+    let cgi = format!(
+        "{MINIMAL}\n[pools.app]\nmode = \"threaded\"\nthreads = 4\nbuiltin = \"cgi\"\n\
+         send_ahead = true\n"
+    );
+    let error = load(&cgi).unwrap_err();
+    assert_eq!(error.key, "pools.app.send_ahead");
+    assert!(
+        error.to_string().contains("threaded pools running"),
+        "{error}"
+    );
+}
+
+#[test]
 fn php_cgi_self_exit_limit_becomes_the_front_ends_retirement_count() {
     let text = format!(
         "{MINIMAL}\n[pools.php]\nmode = \"prefork\"\ncommand = [\"php-cgi\"]\nmax_requests = 500\nenv = {{ PHP_FCGI_MAX_REQUESTS = \"50\" }}\n"

@@ -329,8 +329,9 @@ pub struct PoolDispatchSpec {
     /// config says so, since a kept connection can hold one of its processes.
     #[serde(default = "keep_connections_by_default")]
     pub keep_connections: bool,
-    /// `send_ahead`: a prefork worker of paddock's own PHP keeps a second connection, on which
-    /// one idempotent request is sent while it runs another, to wait there until it is done.
+    /// `send_ahead`: a busy worker is sent more requests than it runs, to wait in its socket
+    /// until it is done with one: two more for a prefork worker of paddock's own PHP, `threads`
+    /// more for a threaded worker whose server takes them (opt-in).
     #[serde(default)]
     pub send_ahead: bool,
     /// Requests are sent ahead only while the pool's requests keep their worker less than this

@@ -16,7 +16,7 @@ use harness::observe::{scrape, value};
 use harness::wsgi::WsgiServer;
 use harness::{process_alive, signal, wait_until};
 
-use crate::support::{flask_site_on, json, worker_pids, THREADS, WORKERS};
+use crate::support::{flask_site_on, json, worker_pids, SEND_AHEAD, THREADS, WORKERS};
 
 /// The pid of the process whose current requests include one for `path`.
 fn pid_running(pool: &serde_json::Value, path: &str) -> Option<u64> {
@@ -283,30 +283,33 @@ fn killed_process_with_posts(server: WsgiServer) {
 /// time once its successor has settled): not one GET fails.
 #[test]
 fn processes_killed_under_load_cost_no_get() {
-    killed_under_load(WsgiServer::Flup);
+    killed_under_load(WsgiServer::Flup, "");
 }
 
 /// The same with uWSGI over the uwsgi protocol: every answer is also checked whole (a cut one
 /// would end where the killed process's connection ended).
 #[test]
 fn uwsgi_processes_killed_under_load_cost_no_get() {
-    killed_under_load(WsgiServer::UwsgiNative);
+    killed_under_load(WsgiServer::UwsgiNative, "");
 }
 
 /// The same over HTTP: the killed process's kept connections are not trusted again, and every
 /// answer is checked whole.
 #[test]
 fn http_workers_killed_under_load_cost_no_get() {
-    killed_under_load(WsgiServer::UwsgiHttp);
+    killed_under_load(WsgiServer::UwsgiHttp, "");
 }
 
+/// The same with granian, sending requests ahead (as deploy/examples/flask-granian.toml): a
+/// killed process takes the requests waiting in it with its running ones, and they are retried
+/// as those are.
 #[test]
 fn granian_workers_killed_under_load_cost_no_get() {
-    killed_under_load(WsgiServer::Granian);
+    killed_under_load(WsgiServer::Granian, SEND_AHEAD);
 }
 
-fn killed_under_load(server: WsgiServer) {
-    let Some(site) = flask_site_on(server, "") else {
+fn killed_under_load(server: WsgiServer, extra_pool: &str) {
+    let Some(site) = flask_site_on(server, extra_pool) else {
         return;
     };
     let paddock = &site.paddock;
@@ -385,23 +388,25 @@ fn killed_under_load(server: WsgiServer) {
 /// over, and not one request fails.
 #[test]
 fn recycling_by_max_requests_under_load_costs_no_request() {
-    recycling_under_load(WsgiServer::Flup);
+    recycling_under_load(WsgiServer::Flup, "");
 }
 
 /// The same over HTTP, where each retiring process takes its slots' kept connections with it.
 #[test]
 fn recycling_over_http_under_load_costs_no_request() {
-    recycling_under_load(WsgiServer::UwsgiHttp);
+    recycling_under_load(WsgiServer::UwsgiHttp, "");
 }
 
-/// The same with granian, which finishes its kept connections' last answers before it exits.
+/// The same with granian, which finishes its kept connections' last answers before it exits,
+/// sending requests ahead: a retiring process's waiting requests are answered before it goes.
 #[test]
 fn recycling_granian_workers_under_load_costs_no_request() {
-    recycling_under_load(WsgiServer::Granian);
+    recycling_under_load(WsgiServer::Granian, SEND_AHEAD);
 }
 
-fn recycling_under_load(server: WsgiServer) {
-    let Some(site) = flask_site_on(server, "max_requests = 40\nmax_requests_jitter = 10") else {
+fn recycling_under_load(server: WsgiServer, extra_pool: &str) {
+    let recycled = format!("max_requests = 40\nmax_requests_jitter = 10\n{extra_pool}");
+    let Some(site) = flask_site_on(server, &recycled) else {
         return;
     };
     let paddock = &site.paddock;

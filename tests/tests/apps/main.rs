@@ -5,7 +5,8 @@
 //! thread, a SIGKILLed process, recycling) under load; and the uwsgi protocol's edges against a
 //! worker that answers wrongly on purpose (`uwsgi_wire`); a uWSGI server and a gunicorn paddock
 //! does not start, as external pools over uwsgi and HTTP (`external_uwsgi`, `external_http`);
-//! and what HTTP pools add, kept connections (`http_pool`).
+//! what HTTP pools add, kept connections (`http_pool`); and requests sent ahead to busy granian
+//! workers (`send_ahead`).
 //!
 //! Each test does nothing, saying why, when Debian's python3-flask or python3-django is missing
 //! (CI installs them); flup comes from the package registry into a cached venv (`harness::wsgi`).
@@ -16,6 +17,7 @@ mod external_uwsgi;
 mod faults;
 mod flask_site;
 mod http_pool;
+mod send_ahead;
 mod support;
 mod thread_safety;
 mod uwsgi_readiness;

@@ -10,6 +10,9 @@ use serde_json::Value;
 
 pub(crate) const WORKERS: u32 = 2;
 pub(crate) const THREADS: u32 = 8;
+/// A pool's lines that send requests ahead to its busy granian workers whatever the requests'
+/// length (the default bound, 500 µs on average, depends on the machine's speed).
+pub(crate) const SEND_AHEAD: &str = "send_ahead = true\nsend_ahead_below = \"1h\"";
 
 /// A running Flask site and what the test may need from its set-up.
 pub(crate) struct FlaskSite {

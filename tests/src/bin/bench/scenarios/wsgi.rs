@@ -11,13 +11,13 @@ use harness::wsgi::WsgiServer;
 
 use crate::load::Client;
 use crate::report::{ratio, Table};
-use crate::servers::wsgi::{self, PROCESSES, THREADS};
+use crate::servers::wsgi::{self, PoolSizing, PROCESSES, THREADS};
 use crate::servers::Server;
 use crate::Bench;
 
 const CONNECTIONS: u32 = 32;
 /// The stack the ratios are taken against the peers for: paddock's fastest set-up.
-const PADDOCK: &str = "paddock (threaded pool, granian, HTTP/1.1 kept)";
+const PADDOCK: &str = "paddock (threaded pool, granian, HTTP/1.1 kept, send_ahead)";
 const PADDOCK_UWSGI_HTTP: &str = "paddock (threaded pool, uWSGI, HTTP/1.1 kept)";
 const PADDOCK_UWSGI: &str = "paddock (threaded pool, uWSGI, uwsgi protocol)";
 const GUNICORN: &str = "nginx + gunicorn gthread";
@@ -43,7 +43,14 @@ fn tag(server: &str) -> &'static str {
 
 pub(crate) fn run(bench: &mut Bench) {
     let servers: Vec<Server> = vec![
-        wsgi::paddock(&bench.shared, PADDOCK, WsgiServer::Granian),
+        // As deploy/examples/flask-granian.toml: granian queues requests beyond its threads.
+        wsgi::paddock_pool(
+            &bench.shared,
+            PADDOCK,
+            WsgiServer::Granian,
+            PoolSizing::Static,
+            "send_ahead = true",
+        ),
         wsgi::paddock(&bench.shared, PADDOCK_UWSGI_HTTP, WsgiServer::UwsgiHttp),
         wsgi::paddock(&bench.shared, PADDOCK_UWSGI, WsgiServer::UwsgiNative),
         wsgi::nginx_gunicorn(GUNICORN),

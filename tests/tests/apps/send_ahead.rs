@@ -1,0 +1,96 @@
+//! `send_ahead` on a threaded pool of granian workers: once every thread is busy, requests are
+//! sent to the workers at once and wait in granian for a thread, counted as waiting, not
+//! running; when the threads free up every one of them is answered, and the next request,
+//! which found every place taken, comes from the pool's queue. (Faults with requests sent ahead:
+//! `faults`, the granian tests.)
+
+use harness::client::get_in_background;
+use harness::wsgi::WsgiServer;
+
+use crate::support::{flask_site_on, json, SEND_AHEAD, THREADS, WORKERS};
+
+#[test]
+fn requests_wait_in_busy_granian_workers_for_a_thread_and_are_all_answered() {
+    let Some(site) = flask_site_on(WsgiServer::Granian, SEND_AHEAD) else {
+        return;
+    };
+    let paddock = &site.paddock;
+    // A process's places ahead come out once it has ended a request with a thread free: two
+    // requests at once, one on each process (the one with fewer in flight takes the next).
+    let warmed = site.scratch.path().join("warmed");
+    let warm_path = format!("/slow?until={}", warmed.display());
+    let warm: Vec<_> = (0..WORKERS)
+        .map(|_| get_in_background(paddock.http, &warm_path))
+        .collect();
+    paddock.wait_pool("flask", "a request on each process", |p| {
+        p["busy_slots"] == WORKERS
+    });
+    std::fs::write(&warmed, b"").unwrap();
+    let pids: std::collections::HashSet<_> = warm
+        .into_iter()
+        .map(|request| {
+            let response = request.join().unwrap().expect("an answer");
+            assert_eq!(response.status, 200, "{}", response.text());
+            json(&response.text())["pid"].clone()
+        })
+        .collect();
+    assert_eq!(pids.len(), WORKERS as usize, "one on each process");
+    let threads = (WORKERS * THREADS) as usize;
+    let release = site.scratch.path().join("release");
+    let held_path = format!("/slow?until={}", release.display());
+    let held: Vec<_> = (0..threads)
+        .map(|_| get_in_background(paddock.http, &held_path))
+        .collect();
+    paddock.wait_pool("flask", "every thread busy", |p| p["busy_slots"] == threads);
+    let ahead: Vec<_> = (0..threads)
+        .map(|item| get_in_background(paddock.http, &format!("/api/items/{item}")))
+        .collect();
+    let pool = paddock.wait_pool("flask", "a request ahead of each thread", |p| {
+        p["sent_ahead"] == threads
+    });
+    assert_eq!(
+        pool["busy_slots"], threads,
+        "requests sent ahead do not run yet: {pool}"
+    );
+    for process in pool["processes"].as_array().unwrap() {
+        assert_eq!(
+            process["busy_slots"], THREADS,
+            "each process runs as many as its threads: {pool}"
+        );
+    }
+    let queued = get_in_background(paddock.http, "/api/items/999");
+    paddock.wait_pool("flask", "the next request in the pool's queue", |p| {
+        p["waiting"] == 1 && p["sent_ahead"] == threads
+    });
+
+    std::fs::write(&release, b"").unwrap();
+    for request in held {
+        let response = request.join().unwrap().expect("an answer");
+        assert_eq!(
+            response.status,
+            200,
+            "{}\n{}",
+            response.text(),
+            paddock.log()
+        );
+    }
+    for (item, request) in ahead.into_iter().enumerate() {
+        let response = request.join().unwrap().expect("an answer");
+        assert_eq!(
+            response.status,
+            200,
+            "{}\n{}",
+            response.text(),
+            paddock.log()
+        );
+        assert_eq!(json(&response.text())["id"], item, "its own answer");
+    }
+    let response = queued.join().unwrap().expect("an answer");
+    assert_eq!(response.status, 200, "{}", response.text());
+    let pool = paddock.pool_status("flask");
+    assert_eq!(
+        (pool["sent_ahead"].as_u64(), pool["busy_slots"].as_u64()),
+        (Some(0), Some(0)),
+        "{pool}"
+    );
+}
