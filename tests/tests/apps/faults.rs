@@ -16,7 +16,7 @@ use harness::observe::{scrape, value};
 use harness::wsgi::WsgiServer;
 use harness::{process_alive, signal, wait_until};
 
-use crate::support::{flask_site_on, json, worker_pids, SEND_AHEAD, THREADS, WORKERS};
+use crate::support::{answered_ok, flask_site_on, json, worker_pids, SEND_AHEAD, THREADS, WORKERS};
 
 /// The pid of the process whose current requests include one for `path`.
 fn pid_running(pool: &serde_json::Value, path: &str) -> Option<u64> {
@@ -100,14 +100,7 @@ fn hung_thread(server: WsgiServer) {
     std::fs::write(&release, b"").unwrap();
     let mut served_by_hung = 0;
     for neighbour in neighbours {
-        let response = neighbour.join().unwrap().expect("an answer");
-        assert_eq!(
-            response.status,
-            200,
-            "{}\n{}",
-            response.text(),
-            paddock.log()
-        );
+        let response = answered_ok(paddock, neighbour);
         if json(&response.text())["pid"] == hung_pid {
             served_by_hung += 1;
         }
@@ -238,14 +231,7 @@ fn killed_process_with_posts(server: WsgiServer) {
     });
     std::fs::write(&release, b"").unwrap();
     for get in held_gets {
-        let response = get.join().unwrap().expect("an answer");
-        assert_eq!(
-            response.status,
-            200,
-            "{}\n{}",
-            response.text(),
-            paddock.log()
-        );
+        let response = answered_ok(paddock, get);
         assert_ne!(json(&response.text())["pid"], victim);
     }
     let mut failed_posts = 0;

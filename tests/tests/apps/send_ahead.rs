@@ -7,7 +7,7 @@
 use harness::client::get_in_background;
 use harness::wsgi::WsgiServer;
 
-use crate::support::{flask_site_on, json, SEND_AHEAD, THREADS, WORKERS};
+use crate::support::{answered_ok, flask_site_on, json, SEND_AHEAD, THREADS, WORKERS};
 
 #[test]
 fn requests_wait_in_busy_granian_workers_for_a_thread_and_are_all_answered() {
@@ -28,11 +28,7 @@ fn requests_wait_in_busy_granian_workers_for_a_thread_and_are_all_answered() {
     std::fs::write(&warmed, b"").unwrap();
     let pids: std::collections::HashSet<_> = warm
         .into_iter()
-        .map(|request| {
-            let response = request.join().unwrap().expect("an answer");
-            assert_eq!(response.status, 200, "{}", response.text());
-            json(&response.text())["pid"].clone()
-        })
+        .map(|request| json(&answered_ok(paddock, request).text())["pid"].clone())
         .collect();
     assert_eq!(pids.len(), WORKERS as usize, "one on each process");
     let threads = (WORKERS * THREADS) as usize;
@@ -65,28 +61,13 @@ fn requests_wait_in_busy_granian_workers_for_a_thread_and_are_all_answered() {
 
     std::fs::write(&release, b"").unwrap();
     for request in held {
-        let response = request.join().unwrap().expect("an answer");
-        assert_eq!(
-            response.status,
-            200,
-            "{}\n{}",
-            response.text(),
-            paddock.log()
-        );
+        answered_ok(paddock, request);
     }
     for (item, request) in ahead.into_iter().enumerate() {
-        let response = request.join().unwrap().expect("an answer");
-        assert_eq!(
-            response.status,
-            200,
-            "{}\n{}",
-            response.text(),
-            paddock.log()
-        );
+        let response = answered_ok(paddock, request);
         assert_eq!(json(&response.text())["id"], item, "its own answer");
     }
-    let response = queued.join().unwrap().expect("an answer");
-    assert_eq!(response.status, 200, "{}", response.text());
+    answered_ok(paddock, queued);
     let pool = paddock.pool_status("flask");
     assert_eq!(
         (pool["sent_ahead"].as_u64(), pool["busy_slots"].as_u64()),

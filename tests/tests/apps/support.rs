@@ -1,8 +1,11 @@
 //! What the tests of this theme share: a paddock serving the Flask test app (2 processes × 8
 //! threads, mounted at `/`), and small curl helpers.
 
+use std::io;
 use std::path::PathBuf;
+use std::thread::JoinHandle;
 
+use harness::client::Response;
 use harness::peers::Process;
 use harness::wsgi::{apps_dir, python_has, threaded_pool_on, WsgiServer};
 use harness::{children_of, listeners_h2c, Paddock};
@@ -220,4 +223,21 @@ pub(crate) fn assert_serves_the_app(
         "{option}: {thanks}\n{}",
         std::fs::read_to_string(log).unwrap_or_default()
     );
+}
+
+/// The answer to a request made in the background (`get_in_background`), which must be a 200
+/// (with paddock's log when it is not).
+pub(crate) fn answered_ok(
+    paddock: &Paddock,
+    request: JoinHandle<io::Result<Response>>,
+) -> Response {
+    let response = request.join().unwrap().expect("an answer");
+    assert_eq!(
+        response.status,
+        200,
+        "{}\n{}",
+        response.text(),
+        paddock.log()
+    );
+    response
 }
