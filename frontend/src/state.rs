@@ -112,7 +112,7 @@ impl State {
     /// A short id, unique per front-end run, for logs, the worker and the `X-Request-Id` header.
     pub(crate) fn next_request_id(&self) -> String {
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
-        format!("{:08x}-{n:x}", self.boot)
+        request_id(self.boot, n)
     }
 
     pub(crate) fn tell_master(&self, message: ToMaster) {
@@ -324,6 +324,22 @@ impl State {
             });
         self.metrics.status_report(pools)
     }
+}
+
+/// `{boot:08x}-{n:x}`, written without the formatting machinery: once per request, `format!`
+/// was about 1.5 % of the front end's samples on a proxied request.
+fn request_id(boot: u32, n: u64) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(8 + 1 + 16);
+    for shift in (0..8).rev() {
+        id.push(char::from(HEX[(boot >> (shift * 4)) as usize & 0xf]));
+    }
+    id.push('-');
+    let digits = (64 - n.leading_zeros()).div_ceil(4).max(1);
+    for shift in (0..digits).rev() {
+        id.push(char::from(HEX[(n >> (shift * 4)) as usize & 0xf]));
+    }
+    id
 }
 
 fn file_cache_for(spec: &FrontendSpec) -> FileCache {

@@ -63,7 +63,6 @@ async fn answer(
     request: Request<RequestBody>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
-    let received = std::time::SystemTime::now();
     let request_id = state.next_request_id();
     let (mut parts, incoming) = request.into_parts();
     authority_wins_over_host(&mut parts);
@@ -129,7 +128,9 @@ async fn answer(
     );
     let log_entry = state.access_log.as_ref().map(|log| {
         let mut entry = log_entry(&parts, &conn, &response, site, host, request_id);
-        (entry.time, entry.started) = (received, started);
+        // When the request arrived, read off the wall clock only for a request that is logged.
+        let received = entry.time.checked_sub(started.elapsed());
+        (entry.time, entry.started) = (received.unwrap_or(entry.time), started);
         (log.clone(), entry)
     });
     let sent_beside = response

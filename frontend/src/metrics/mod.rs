@@ -42,8 +42,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::{Method, Response};
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramTimer, HistogramVec, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramTimer, HistogramVec, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use protocol::control::{ExitReason, FrontendSpec, ListenerKind};
 
@@ -55,6 +55,7 @@ use self::exits::ExitLog;
 use self::labels::{PROTOCOL_HTTP1, PROTOCOL_HTTP2, PROTOCOL_HTTP3, PROTOCOL_PENDING};
 use self::names::label;
 use self::report::StatusReport;
+use self::request_handles::PoolHistogram;
 
 /// Bucket bounds (seconds) for the whole request and the worker's part of it: PHP pages take
 /// milliseconds to tens of seconds.
@@ -343,10 +344,10 @@ impl Metrics {
 
     /// Starts timing a request's wait in `pool`'s queue; report how it ended on the guard.
     /// Dropping the guard without a report means the client went away while queued.
-    pub(crate) fn queue_entered(&self, pool: &str) -> QueueWait<'_> {
+    pub(crate) fn queue_entered<'a>(&'a self, pool: &'a str) -> QueueWait<'a> {
         QueueWait {
             metrics: self,
-            pool: pool.to_string(),
+            pool,
             since: Instant::now(),
             reported: false,
         }
@@ -367,10 +368,18 @@ impl Metrics {
             worker: worker.clone(),
             token,
             _timer: self
-                .worker_duration
-                .with_label_values(&[pool])
+                .pool_histogram(PoolHistogram::WorkerDuration, pool)
                 .start_timer(),
         }
+    }
+
+    /// This thread's handle of a per-pool histogram ([`request_handles::pool_histogram`]).
+    fn pool_histogram(&self, which: PoolHistogram, pool: &str) -> Histogram {
+        let family = match which {
+            PoolHistogram::QueueWait => &self.queue_wait,
+            PoolHistogram::WorkerDuration => &self.worker_duration,
+        };
+        request_handles::pool_histogram(self.id, which, pool, || family.with_label_values(&[pool]))
     }
 
     /// A request overran the pool's request timeout.
@@ -485,7 +494,7 @@ impl Rejection {
 #[derive(Debug)]
 pub(crate) struct QueueWait<'a> {
     metrics: &'a Metrics,
-    pool: String,
+    pool: &'a str,
     since: Instant,
     reported: bool,
 }
@@ -523,15 +532,14 @@ impl QueueWait<'_> {
     fn reject(&self, reason: &str) {
         self.metrics
             .rejections
-            .with_label_values(&[&self.pool, reason])
+            .with_label_values(&[self.pool, reason])
             .inc();
         self.observe();
     }
 
     fn observe(&self) {
         self.metrics
-            .queue_wait
-            .with_label_values(&[&self.pool])
+            .pool_histogram(PoolHistogram::QueueWait, self.pool)
             .observe(self.since.elapsed().as_secs_f64());
     }
 }

@@ -73,6 +73,54 @@ pub(super) fn count(
     });
 }
 
+/// A per-pool histogram a thread keeps the handle of (the families are never reset either).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PoolHistogram {
+    QueueWait,
+    WorkerDuration,
+}
+
+struct PoolHandle {
+    owner: u64,
+    which: PoolHistogram,
+    pool: Box<str>,
+    histogram: Histogram,
+}
+
+thread_local! {
+    static POOL_HANDLES: RefCell<Vec<PoolHandle>> = const { RefCell::new(Vec::new()) };
+}
+
+/// This thread's handle of the `which` histogram of `pool`, looked up with `lookup` the first
+/// time: each proxied request observes two of them, which were two label look-ups a request.
+pub(super) fn pool_histogram(
+    owner: u64,
+    which: PoolHistogram,
+    pool: &str,
+    lookup: impl FnOnce() -> Histogram,
+) -> Histogram {
+    POOL_HANDLES.with(|handles| {
+        let mut handles = handles.borrow_mut();
+        let known = handles
+            .iter()
+            .find(|h| h.owner == owner && h.which == which && &*h.pool == pool);
+        if let Some(handle) = known {
+            return handle.histogram.clone();
+        }
+        if handles.len() >= MAX_HANDLES {
+            handles.clear();
+        }
+        let histogram = lookup();
+        handles.push(PoolHandle {
+            owner,
+            which,
+            pool: pool.into(),
+            histogram: histogram.clone(),
+        });
+        histogram
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
@@ -108,5 +156,27 @@ mod tests {
         assert_eq!(counted(&second, "2xx"), 1);
         assert_eq!(first.1.with_label_values(&["php"]).get_sample_count(), 4);
         assert_eq!(second.1.with_label_values(&["php"]).get_sample_count(), 1);
+    }
+
+    #[test]
+    fn pool_histograms_are_their_own_familys_and_pools() {
+        let (_, queue) = family("queue");
+        let (_, work) = family("work");
+        let owner = next_owner();
+        let handle = |which, family: &HistogramVec, pool: &str| {
+            pool_histogram(owner, which, pool, || family.with_label_values(&[pool]))
+        };
+        for _ in 0..2 {
+            handle(PoolHistogram::QueueWait, &queue, "php").observe(0.1);
+        }
+        handle(PoolHistogram::WorkerDuration, &work, "php").observe(0.1);
+        handle(PoolHistogram::QueueWait, &queue, "py").observe(0.1);
+        let seen = |family: &HistogramVec, pool: &str| {
+            family.with_label_values(&[pool]).get_sample_count()
+        };
+        assert_eq!(seen(&queue, "php"), 2);
+        assert_eq!(seen(&queue, "py"), 1);
+        assert_eq!(seen(&work, "php"), 1);
+        assert_eq!(seen(&work, "py"), 0);
     }
 }

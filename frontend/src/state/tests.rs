@@ -199,3 +199,15 @@ fn a_loading_worker_is_starting_without_slots_until_it_is_up_and_then_idle_at_on
         1.0
     );
 }
+
+#[test]
+fn request_ids_read_as_the_boot_tag_and_the_count_in_hex() {
+    for (boot, n) in [
+        (0, 0),
+        (0xdead_beef, 1),
+        (0x0000_00a5, 0x1f),
+        (u32::MAX, u64::MAX),
+    ] {
+        assert_eq!(super::request_id(boot, n), format!("{boot:08x}-{n:x}"));
+    }
+}

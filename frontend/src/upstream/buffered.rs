@@ -19,7 +19,8 @@ use crate::upstream::response_buffer::ResponseBuffer;
 use crate::upstream::script_error::ScriptError;
 use crate::upstream::sendfile;
 use crate::upstream::worker_call::{self, ScriptCall};
-use crate::upstream::worker_response;
+use crate::upstream::worker_connection::RequestWriter;
+use crate::upstream::{http_request, worker_response};
 
 /// The connection a request arrived on.
 #[derive(Debug, Clone)]
@@ -71,14 +72,13 @@ pub(crate) async fn run(
     request: &ScriptRequest<'_>,
     pool_name: &str,
 ) -> ScriptOutcome {
-    let params = |out: &mut Vec<u8>| encode_params(request, out);
     let call = ScriptCall {
         pool: pool_name,
         request_id: request.request_id,
         method: &request.parts.method,
         path: request.parts.uri.path(),
         body: &request.body,
-        params: &params,
+        request,
     };
     let spec = state.spec();
     let mut buffer = ResponseBuffer::new(&spec.limits);
@@ -133,6 +133,24 @@ fn may_set(name: &str, headers: &http::HeaderMap) -> bool {
 
 /// Appends the request's CGI meta-variables (FastCGI PARAMS content) to `out`.
 pub(crate) fn encode_params(request: &ScriptRequest<'_>, out: &mut Vec<u8>) {
+    with_cgi_request(request, |cgi_request| cgi::encode_params(cgi_request, out));
+}
+
+impl RequestWriter for ScriptRequest<'_> {
+    fn cgi_params(&self, out: &mut Vec<u8>) {
+        encode_params(self, out);
+    }
+
+    /// Straight from the request rather than through its CGI variables (the same bytes).
+    fn http_head(&self, kept: bool, out: &mut Vec<u8>, _: &mut Vec<u8>) -> Result<bool, String> {
+        with_cgi_request(self, |cgi_request| {
+            http_request::write_head_for(cgi_request, kept, out)
+        })
+    }
+}
+
+/// Runs `f` on what the worker is told about `request` (the CGI variables' sources).
+fn with_cgi_request<R>(request: &ScriptRequest<'_>, f: impl FnOnce(&CgiRequest<'_>) -> R) -> R {
     let parts = request.parts;
     let uri = &parts.uri;
     let request_uri = request.request_uri;
@@ -225,5 +243,5 @@ pub(crate) fn encode_params(request: &ScriptRequest<'_>, out: &mut Vec<u8>) {
         headers: &headers,
         extra,
     };
-    cgi::encode_params(&cgi_request, out);
+    f(&cgi_request)
 }

@@ -22,23 +22,24 @@ use tokio::sync::Notify;
 
 use crate::http::body::BufferedBody;
 use crate::upstream::worker_connection::{
-    read_while_writing, write_head_and_body, Buffers, ExchangeError, StdoutSink, WorkerReply,
+    read_while_writing, write_head_and_body, Buffers, ExchangeError, RequestWriter, StdoutSink,
+    WorkerReply,
 };
-use crate::upstream::{answer_reader, http_request, uwsgi_client};
+use crate::upstream::{answer_reader, uwsgi_client};
 
 /// Sends one request and passes the whole answer, as CGI output, to `stdout`.
 pub(super) async fn send_and_receive(
     stream: &mut UnixStream,
     buffers: Buffers<'_>,
     keep: bool,
-    params: impl FnOnce(&mut Vec<u8>),
+    request: &dyn RequestWriter,
     body: &BufferedBody,
     stdout: &mut impl StdoutSink,
 ) -> Result<WorkerReply, ExchangeError> {
     let Buffers { out, input, cgi } = buffers;
-    params(cgi);
-    let head_request =
-        http_request::write_head(cgi, keep, out).map_err(ExchangeError::Unsendable)?;
+    let head_request = request
+        .http_head(keep, out, cgi)
+        .map_err(ExchangeError::Unsendable)?;
     let head_len = out.len();
     let (mut reader, mut writer) = stream.split();
     let sent = AtomicBool::new(false);

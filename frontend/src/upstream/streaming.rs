@@ -84,7 +84,7 @@ pub(crate) async fn run(
             method: &owned.method,
             path: &owned.path,
             body: &owned.body,
-            params: &params,
+            request: &params,
         };
         let mut sink = StreamSink {
             head: BytesMut::new(),

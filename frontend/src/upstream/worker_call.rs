@@ -28,7 +28,7 @@ use crate::http::body::BufferedBody;
 use crate::state::State;
 use crate::upstream::dispatch::{Lease, PoolDispatch, QueueBudget, WorkerHandle};
 use crate::upstream::script_error::{ScriptError, WorkerFate};
-use crate::upstream::worker_connection::{ExchangeError, StdoutSink};
+use crate::upstream::worker_connection::{ExchangeError, RequestWriter, StdoutSink};
 use crate::upstream::worker_stderr::WorkerStderr;
 
 /// Attempts when the worker could not even be reached (nothing was sent) for a reason of
@@ -59,8 +59,8 @@ pub(crate) struct ScriptCall<'a> {
     /// The URL path without the query string.
     pub path: &'a str,
     pub body: &'a BufferedBody,
-    /// Appends the request's PARAMS content (CGI meta-variables) to the buffer it is given.
-    pub params: &'a (dyn Fn(&mut Vec<u8>) + Sync),
+    /// The request as its worker gets it (CGI meta-variables, or an HTTP head).
+    pub request: &'a dyn RequestWriter,
 }
 
 impl ScriptCall<'_> {
@@ -119,13 +119,9 @@ pub(crate) async fn call(
         let connection = lease
             .open_connection()
             .expect("lease_and_connect hands out connected slots");
-        let exchange = connection.exchange(
-            fastcgi_id,
-            |out| (call.params)(out),
-            call.body,
-            sink,
-            |b| stderr.write(b),
-        );
+        let exchange = connection.exchange(fastcgi_id, call.request, call.body, sink, |b| {
+            stderr.write(b)
+        });
         let deadline = async {
             if let Some(ended) = ahead_of {
                 worker.ended_more_than(ended).await;

@@ -21,7 +21,7 @@ use tokio::net::UnixStream;
 
 use crate::http::body::BufferedBody;
 use crate::runtime_layout::current_event_loop;
-use crate::upstream::{fastcgi_client, http_client, uwsgi_client};
+use crate::upstream::{fastcgi_client, http_client, http_request, uwsgi_client};
 
 /// Room made in the read buffer before each read.
 pub(super) const READ_CHUNK: usize = 64 * 1024;
@@ -255,13 +255,12 @@ impl WorkerConnection {
         }
     }
 
-    /// Sends one request and passes the whole reply to `stdout`. `params` appends the request's
-    /// CGI meta-variables, FastCGI-encoded (name-value pairs), to the buffer it is given;
-    /// `fastcgi_id` is the request's FastCGI id (other protocols have none).
+    /// Sends one request, written by `request` in the pool's protocol, and passes the whole
+    /// reply to `stdout`; `fastcgi_id` is the request's FastCGI id (other protocols have none).
     pub(crate) async fn exchange(
         &mut self,
         fastcgi_id: u16,
-        params: impl FnOnce(&mut Vec<u8>),
+        request: &dyn RequestWriter,
         body: &BufferedBody,
         stdout: &mut impl StdoutSink,
         on_stderr: impl FnMut(&[u8]),
@@ -283,7 +282,7 @@ impl WorkerConnection {
                     buffers,
                     self.keep,
                     fastcgi_id,
-                    params,
+                    |out| request.cgi_params(out),
                     body,
                     stdout,
                     on_stderr,
@@ -291,6 +290,7 @@ impl WorkerConnection {
                 .await
             }
             WorkerProtocol::Uwsgi => {
+                let params = |out: &mut Vec<u8>| request.cgi_params(out);
                 uwsgi_client::send_and_receive(&mut self.stream, buffers, params, body, stdout)
                     .await
             }
@@ -299,7 +299,7 @@ impl WorkerConnection {
                     &mut self.stream,
                     buffers,
                     self.keep,
-                    params,
+                    request,
                     body,
                     stdout,
                 )
@@ -321,6 +321,33 @@ impl WorkerConnection {
             self.cgi = Vec::new();
         }
         result
+    }
+}
+
+/// How one request is put on the wire in its pool's protocol.
+pub(crate) trait RequestWriter: Sync {
+    /// Appends the request's CGI meta-variables, FastCGI-encoded (name-value pairs): what
+    /// FastCGI and uwsgi workers get.
+    fn cgi_params(&self, out: &mut Vec<u8>);
+
+    /// Appends the HTTP/1.1 request head an HTTP pool's worker gets, `Connection: close` unless
+    /// the connection is `kept`; returns whether the request is a HEAD. `scratch` (empty) is
+    /// room for the CGI variables the head is made from, where it is made from them.
+    fn http_head(
+        &self,
+        kept: bool,
+        out: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
+    ) -> Result<bool, String> {
+        self.cgi_params(scratch);
+        http_request::write_head(scratch, kept, out)
+    }
+}
+
+/// A request known only by its CGI variables (a streamed request's, encoded beforehand).
+impl<F: Fn(&mut Vec<u8>) + Sync> RequestWriter for F {
+    fn cgi_params(&self, out: &mut Vec<u8>) {
+        self(out)
     }
 }
 

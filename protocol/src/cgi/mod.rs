@@ -14,12 +14,13 @@ mod response;
 mod server_name;
 mod text;
 
-pub use params::{encode_params, CgiRequest};
+pub use params::{encode_params, http_variable_allowed, CgiRequest};
 pub use path::{decode_url_path, PathError, UrlPath};
 pub use response::{
     parse_response_head, response_head_end, CgiResponseHead, ResponseError, ResponseKind,
 };
 pub use server_name::server_name_from_host;
+pub use text::{contains_forbidden, push_escaped, StackText};
 
 #[cfg(test)]
 mod params_tests;

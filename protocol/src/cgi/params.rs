@@ -201,7 +201,7 @@ fn put_escaped(out: &mut Vec<u8>, name: &[&[u8]], value: &[&[u8]]) {
 ///   masquerade as a header a trusted proxy set as `X-Auth` (both map to `HTTP_X_AUTH`), and PHP
 ///   also folds '.' and ' ' into '_' when it registers variables, so other punctuation could
 ///   collide the same way. nginx drops such headers by default for the same reasons.
-fn http_variable_allowed(name: &HeaderName) -> bool {
+pub fn http_variable_allowed(name: &HeaderName) -> bool {
     if name == header::CONTENT_TYPE || name == header::CONTENT_LENGTH || name.as_str() == "proxy" {
         return false;
     }

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 /// Bytes that must never reach a worker inside a variable: CR and LF could forge lines in
 /// anything that logs or re-emits the value, and NUL truncates C strings (`/a.php\0.jpg`).
-pub(crate) fn contains_forbidden(bytes: &[u8]) -> bool {
+pub fn contains_forbidden(bytes: &[u8]) -> bool {
     if bytes.len() >= 64 {
         return memchr::memchr3(b'\r', b'\n', 0, bytes).is_some();
     }
@@ -38,7 +38,7 @@ pub(crate) fn escaped_len(bytes: &[u8]) -> usize {
 
 /// Appends `bytes`, percent-escaping forbidden bytes. Escaping rather than dropping keeps the
 /// value recognisable in logs while guaranteeing it names no real file.
-pub(crate) fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+pub fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     let mut rest = bytes;
     while let Some(at) = memchr::memchr3(b'\r', b'\n', 0, rest) {
         out.extend_from_slice(&rest[..at]);
@@ -54,7 +54,8 @@ pub(crate) fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// A fixed-capacity text buffer on the stack, big enough for any IP address or integer.
-pub(crate) struct StackText {
+#[derive(Debug)]
+pub struct StackText {
     buf: [u8; 48],
     len: usize,
 }
@@ -67,11 +68,11 @@ impl StackText {
         }
     }
 
-    pub(crate) fn as_bytes(&self) -> &[u8] {
+    pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
 
-    pub(crate) fn number(value: u64) -> Self {
+    pub fn number(value: u64) -> Self {
         let mut text = Self::new();
         text.push_number(value);
         text
@@ -98,7 +99,7 @@ impl StackText {
     /// The address without brackets or zone; IPv4-mapped IPv6 addresses (what a dual-stack
     /// listener reports for IPv4 clients) are shown as plain IPv4 so allow-lists in
     /// applications match.
-    pub(crate) fn ip(ip: IpAddr) -> Self {
+    pub fn ip(ip: IpAddr) -> Self {
         let mut text = Self::new();
         match ip.to_canonical() {
             IpAddr::V4(v4) => {

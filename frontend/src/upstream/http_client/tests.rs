@@ -113,7 +113,7 @@ fn worker() -> Worker {
     }
 }
 
-fn params(method: &str, uri: &str, body_len: usize) -> impl FnOnce(&mut Vec<u8>) {
+fn params(method: &str, uri: &str, body_len: usize) -> impl Fn(&mut Vec<u8>) + Sync {
     let pairs = [
         ("REQUEST_METHOD", method.to_string()),
         ("REQUEST_URI", uri.to_string()),
@@ -123,7 +123,7 @@ fn params(method: &str, uri: &str, body_len: usize) -> impl FnOnce(&mut Vec<u8>)
         ("HTTP_HOST", "test".to_string()),
     ];
     move |out: &mut Vec<u8>| {
-        for (name, value) in pairs {
+        for (name, value) in &pairs {
             encode_name_value(out, name.as_bytes(), value.as_bytes());
         }
     }
@@ -143,7 +143,7 @@ async fn exchange(
         Duration::from_secs(20),
         connection.exchange(
             1,
-            params(method, uri, body.len() as usize),
+            &params(method, uri, body.len() as usize),
             &body,
             &mut sink,
             |_| {},
