@@ -37,7 +37,11 @@ pub fn parse_answer_head(buf: &[u8]) -> Head {
     let Some(status_end) = memchr::memchr(b'\n', buf) else {
         return Head::Incomplete;
     };
-    let (status, status_header) = match status_line_to_cgi(&buf[..status_end]) {
+    let StatusLine {
+        status,
+        code,
+        reason,
+    } = match status_line(&buf[..status_end]) {
         Ok(found) => found,
         Err(()) => {
             let line = &buf[..status_end.min(MAX_STATUS_LINE)];
@@ -89,8 +93,17 @@ pub fn parse_answer_head(buf: &[u8]) -> Head {
         // RFC 9112 §6.3: a sign of response splitting; the length would also go on to the client.
         return Head::Invalid("both Content-Length and Transfer-Encoding: chunked".into());
     }
-    let mut cgi_head = status_header;
-    cgi_head.extend_from_slice(&buf[status_end + 1..at]);
+    // The CGI head in one allocation: `Status: NNN Reason` and the header lines as they came.
+    let fields = &buf[status_end + 1..at];
+    let mut cgi_head = Vec::with_capacity(b"Status: NNN \r\n".len() + reason.len() + fields.len());
+    cgi_head.extend_from_slice(b"Status: ");
+    cgi_head.extend_from_slice(code);
+    if !reason.is_empty() {
+        cgi_head.push(b' ');
+        cgi_head.extend_from_slice(reason);
+    }
+    cgi_head.extend_from_slice(b"\r\n");
+    cgi_head.extend_from_slice(fields);
     Head::Complete(AnswerHead {
         cgi_head,
         consumed: at,
@@ -104,9 +117,16 @@ pub fn parse_answer_head(buf: &[u8]) -> Head {
 /// The longest status line quoted in an error.
 const MAX_STATUS_LINE: usize = 200;
 
-/// Reads one `HTTP/x.y NNN Reason` line (without its LF) as its status and the CGI header that
-/// carries the same status (`Status: 404 Not Found\r\n`).
-fn status_line_to_cgi(line: &[u8]) -> Result<(u16, Vec<u8>), ()> {
+/// An answer's status line, and the pieces the CGI header carrying the same status is made of
+/// (`Status: 404 Not Found`).
+struct StatusLine<'a> {
+    status: u16,
+    code: &'a [u8; 3],
+    reason: &'a [u8],
+}
+
+/// Reads one `HTTP/x.y NNN Reason` line (without its LF).
+fn status_line(line: &[u8]) -> Result<StatusLine<'_>, ()> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     // uWSGI echoes the request's SERVER_PROTOCOL, so an HTTP/2 request's answer starts with
     // "HTTP/2.0": any version of digits and at most one dot is taken.
@@ -128,15 +148,11 @@ fn status_line_to_cgi(line: &[u8]) -> Result<(u16, Vec<u8>), ()> {
         return Err(());
     }
     let status = code.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
-    let mut header = Vec::with_capacity(12 + reason.len());
-    header.extend_from_slice(b"Status: ");
-    header.extend_from_slice(code);
-    if !reason.is_empty() {
-        header.push(b' ');
-        header.extend_from_slice(reason);
-    }
-    header.extend_from_slice(b"\r\n");
-    Ok((status, header))
+    Ok(StatusLine {
+        status,
+        code,
+        reason,
+    })
 }
 
 fn all_digits(bytes: &[u8]) -> bool {
