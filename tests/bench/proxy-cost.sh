@@ -6,7 +6,9 @@
 # The front end runs alone on CPU 0, the upstream and wrk on CPU 1, so the front end is the
 # bottleneck: its req/s and CPU time a request (perf's task-clock) are its own cost, to about
 # 1-2 % from round to round, where a whole stack of Python workers on a shared machine swings
-# by 5-15 % (docs/benchmarks.md, "What a proxied request costs the front end").
+# by 5-15 % (docs/benchmarks.md, "What a proxied request costs the front end"). Unlike
+# cpu-ab.sh (two paddock builds on a real workload, sharing the cores with it), the upstream costs
+# next to nothing and nginx runs the same measurement beside paddock.
 #
 #   tests/bench/proxy-cost.sh PADDOCK [OTHER_PADDOCK] [ROUNDS]
 #
