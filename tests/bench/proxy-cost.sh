@@ -14,7 +14,14 @@
 #
 # Needs nginx, wrk, perf (linux-perf) and taskset, two or more CPUs, loopback ports 18300-18321.
 set -euo pipefail
-paddock=$(realpath "$1")
+for tool in nginx wrk perf taskset curl; do
+    command -v "$tool" > /dev/null || {
+        echo "proxy-cost.sh: needs $tool (apt-get install -y nginx wrk linux-perf util-linux curl)" >&2
+        exit 2
+    }
+done
+[ "$(nproc)" -ge 2 ] || { echo "proxy-cost.sh: needs two CPUs" >&2; exit 2; }
+paddock=$(realpath "${1:?usage: proxy-cost.sh PADDOCK [OTHER_PADDOCK] [ROUNDS]}")
 other=${2:+$(realpath "$2")}
 rounds=${3:-4}
 seconds=5
