@@ -156,7 +156,9 @@ pub(crate) fn write_head(params: &[u8], kept: bool, out: &mut Vec<u8>) -> Result
 /// [`write_head`] for the variables [`cgi::encode_params`] would make of `request`, written
 /// straight from it: the same bytes (a test holds the two to that), without encoding thirty
 /// variables that are then parsed back for the eight the head is made of, which was about a
-/// tenth of the front end's own work on a proxied request.
+/// tenth of the front end's own work on a proxied request. The extra variables (`.htaccess`
+/// ones, X-Sendfile's, the request id) never name the request's own (`buffered::may_set`):
+/// only their `HTTP_*` ones, `HTTP_HOST` and `HTTP_X_FORWARDED_FOR` among them, and the id count.
 pub(crate) fn write_head_for(
     request: &CgiRequest<'_>,
     kept: bool,
