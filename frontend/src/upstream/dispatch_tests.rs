@@ -282,6 +282,41 @@ async fn a_waiter_gets_a_slot_released_later() {
 }
 
 #[tokio::test]
+async fn a_slot_freed_goes_to_the_request_waiting_not_to_one_arriving_at_that_moment() {
+    let pool = pool(10, 200);
+    pool.worker_up(1, 11, "/a".into(), 1);
+    let held = pool.acquire_fresh().await.unwrap();
+    let waiter = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.acquire_fresh().await }
+    });
+    for _ in 0..1_000 {
+        if pool.waiting.load(Ordering::Relaxed) == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        pool.waiting.load(Ordering::Relaxed),
+        1,
+        "the first request waits"
+    );
+    drop(held);
+    // Arrives as the slot comes back, before the waiting request has run again: it must not
+    // take the slot at once, but queue behind (and here time out, the waiter keeping it).
+    let newcomer = pool.acquire_fresh().await;
+    assert!(
+        matches!(newcomer, Err(AdmissionError::QueueTimeout(_))),
+        "{newcomer:?}"
+    );
+    let lease = waiter
+        .await
+        .unwrap()
+        .expect("the waiting request got the slot");
+    assert_eq!(lease.worker().id, 1);
+}
+
+#[tokio::test]
 async fn a_reload_that_changes_keep_connections_replaces_the_kept_connection() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("worker.sock");
