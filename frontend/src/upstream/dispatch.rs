@@ -572,10 +572,9 @@ impl PoolDispatch {
                 () = &mut failing_news => continue,
             };
             permit.forget();
-            match self.take_idle_slot(places_ahead) {
-                Some(slot) if slot.worker.is_usable() => return Ok(self.lease(slot)),
-                // A dead or retiring worker's slot: its permit is spent, wait for a usable one.
-                _ => continue,
+            // None for a dead or retiring worker's slot: its permit is spent, wait for a usable one.
+            if let Some(lease) = self.lease_idle_slot(places_ahead) {
+                return Ok(lease);
             }
         }
     }
@@ -585,12 +584,15 @@ impl PoolDispatch {
     /// the request to [`Self::wait_for_slot`] (a permit taken here for a slot that turned out
     /// unusable is spent, as there).
     fn free_slot_at_once(self: &Arc<Self>, places_ahead: bool) -> Option<Lease> {
-        let permit = self.free.try_acquire().ok()?;
-        permit.forget();
-        match self.take_idle_slot(places_ahead) {
-            Some(slot) if slot.worker.is_usable() => Some(self.lease(slot)),
-            _ => None,
-        }
+        self.free.try_acquire().ok()?.forget();
+        self.lease_idle_slot(places_ahead)
+    }
+
+    /// For a permit just taken: the idle slot it stands for, leased, unless its worker is no
+    /// longer usable (that slot is dropped).
+    fn lease_idle_slot(self: &Arc<Self>, places_ahead: bool) -> Option<Lease> {
+        let slot = self.take_idle_slot(places_ahead)?;
+        slot.worker.is_usable().then(|| self.lease(slot))
     }
 
     /// The answer for a request while the pool is failing (the master backs off restarting it)

@@ -21,6 +21,8 @@
 //! the worker is kept for the slot's next request whatever the client asked of its own (unless
 //! an external pool keeps no connections: then the worker gets `Connection: close`).
 
+use std::borrow::Cow;
+
 use http::header::{self, HeaderName};
 use http::HeaderMap;
 use protocol::cgi::{self, push_escaped, CgiRequest, StackText};
@@ -106,13 +108,7 @@ pub(crate) fn write_head(params: &[u8], kept: bool, out: &mut Vec<u8>) -> Result
     let request = Request::from_params(params)?;
     let (target, prefix) = request.target();
     out.reserve(params.len() + 128);
-    out.extend_from_slice(request.method);
-    out.push(b' ');
-    if !target.starts_with(b"/") {
-        out.push(b'/');
-    }
-    out.extend_from_slice(target);
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+    push_request_line(out, request.method, target);
     if !request.has_host {
         // An HTTP/1.0 client may send none; HTTP/1.1 requires one.
         push_header(out, b"host", &[request.server_name]);
@@ -130,27 +126,60 @@ pub(crate) fn write_head(params: &[u8], kept: bool, out: &mut Vec<u8>) -> Result
             }
         }
     }
-    match request.forwarded_for {
-        Some(earlier) => push_header(
-            out,
-            b"x-forwarded-for",
-            &[earlier, b", ", request.remote_addr],
-        ),
-        None => push_header(out, b"x-forwarded-for", &[request.remote_addr]),
-    }
-    let proto: &[u8] = if request.https { b"https" } else { b"http" };
-    push_header(out, b"x-forwarded-proto", &[proto]);
-    if let Some(prefix) = prefix {
-        push_header(out, b"x-forwarded-prefix", &[prefix]);
-    }
-    if let Some(id) = request.request_id {
-        push_header(out, b"x-request-id", &[id]);
-    }
-    if !kept {
-        push_header(out, b"connection", &[b"close"]);
-    }
-    out.extend_from_slice(b"\r\n");
+    let forwarding = Forwarding {
+        earlier: request.forwarded_for,
+        client: request.remote_addr,
+        https: request.https,
+        prefix,
+        request_id: request.request_id,
+    };
+    forwarding.push(out, kept);
     Ok(request.method == b"HEAD")
+}
+
+/// `METHOD /target HTTP/1.1` and its line end.
+fn push_request_line(out: &mut Vec<u8>, method: &[u8], target: &[u8]) {
+    out.extend_from_slice(method);
+    out.push(b' ');
+    if !target.starts_with(b"/") {
+        out.push(b'/');
+    }
+    out.extend_from_slice(target);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+}
+
+/// The headers paddock adds after the client's, as a proxy in front of the worker, and the
+/// head's end.
+struct Forwarding<'a> {
+    /// The `X-Forwarded-For` the request came with.
+    earlier: Option<&'a [u8]>,
+    client: &'a [u8],
+    https: bool,
+    /// The mount's prefix taken off the target.
+    prefix: Option<&'a [u8]>,
+    request_id: Option<&'a [u8]>,
+}
+
+impl Forwarding<'_> {
+    /// Appends them, with `Connection: close` unless the connection is `kept`.
+    fn push(&self, out: &mut Vec<u8>, kept: bool) {
+        match self.earlier {
+            Some(earlier) => push_header(out, b"x-forwarded-for", &[earlier, b", ", self.client]),
+            None => push_header(out, b"x-forwarded-for", &[self.client]),
+        }
+        let proto: &[u8] = if self.https { b"https" } else { b"http" };
+        push_header(out, b"x-forwarded-proto", &[proto]);
+        if let Some(prefix) = self.prefix {
+            push_header(out, b"x-forwarded-prefix", &[prefix]);
+        }
+        if let Some(id) = self.request_id {
+            push_header(out, b"x-request-id", &[id]);
+        }
+        if !kept {
+            push_header(out, b"connection", &[b"close"]);
+        }
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 /// [`write_head`] for the variables [`cgi::encode_params`] would make of `request`, written
@@ -176,18 +205,14 @@ pub(crate) fn write_head_for(
     }
     let (path, prefix) = target.target();
     out.reserve(512);
-    out.extend_from_slice(target.method);
-    out.push(b' ');
-    if !path.starts_with(b"/") {
-        out.push(b'/');
-    }
-    out.extend_from_slice(path);
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+    push_request_line(out, target.method, path);
     if !passed.host {
-        push_escaped_header(out, b"host", request.server_name.as_bytes());
+        push_header(out, b"host", &[&escaped(request.server_name.as_bytes())]);
     }
     if let Some(content_type) = request.headers.get(header::CONTENT_TYPE) {
-        push_escaped_header(out, b"content-type", content_type.as_bytes());
+        if !content_type.is_empty() {
+            push_header(out, b"content-type", &[&escaped(content_type.as_bytes())]);
+        }
     }
     let has_body_header = request.headers.contains_key(header::CONTENT_LENGTH)
         || request.headers.contains_key(header::TRANSFER_ENCODING);
@@ -203,36 +228,33 @@ pub(crate) fn write_head_for(
     for (name, value) in request.extra {
         if let Some(header) = name.as_bytes().strip_prefix(b"HTTP_") {
             if !NOT_PASSED.contains(&name.as_bytes()) {
-                push_extra_header(out, header, value.as_bytes());
+                let value = escaped(value.as_bytes());
+                push_cgi_named_header(out, &escaped(header), &value);
             }
         }
     }
-    let remote = StackText::ip(request.remote_addr.ip());
-    match passed.forwarded_for {
-        Some(earlier) => {
-            out.extend_from_slice(b"x-forwarded-for: ");
-            earlier.write(out);
-            out.extend_from_slice(b", ");
-            out.extend_from_slice(remote.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-        None => push_header(out, b"x-forwarded-for", &[remote.as_bytes()]),
-    }
-    let proto: &[u8] = if request.https { b"https" } else { b"http" };
-    push_header(out, b"x-forwarded-proto", &[proto]);
-    if let Some(prefix) = prefix {
-        push_header(out, b"x-forwarded-prefix", &[prefix]);
-    }
-    if let Some(id) = passed.request_id {
-        out.extend_from_slice(b"x-request-id: ");
-        push_escaped(out, id.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    if !kept {
-        push_header(out, b"connection", &[b"close"]);
-    }
-    out.extend_from_slice(b"\r\n");
+    let client = StackText::ip(request.remote_addr.ip());
+    let forwarding = Forwarding {
+        earlier: passed.forwarded_for.as_deref(),
+        client: client.as_bytes(),
+        https: request.https,
+        prefix,
+        request_id: passed.request_id.as_deref(),
+    };
+    forwarding.push(out, kept);
     Ok(request.method == "HEAD")
+}
+
+/// `value` as `encode_params` writes it into a variable: forbidden bytes escaped (a copy only
+/// then).
+fn escaped(value: &[u8]) -> Cow<'_, [u8]> {
+    if cgi::contains_forbidden(value) {
+        let mut copy = Vec::with_capacity(value.len() + 8);
+        push_escaped(&mut copy, value);
+        Cow::Owned(copy)
+    } else {
+        Cow::Borrowed(value)
+    }
 }
 
 /// What [`write_head`] would have read from the variables besides the request line: whether
@@ -240,15 +262,9 @@ pub(crate) fn write_head_for(
 /// (the header's own comes first, the extra variables after it, as `encode_params` orders them).
 struct PassedVariables<'a> {
     host: bool,
-    forwarded_for: Option<ForwardedFor<'a>>,
-    request_id: Option<&'a str>,
-}
-
-/// An `X-Forwarded-For` value to write as the variable held it.
-enum ForwardedFor<'a> {
-    /// The request's own header (of these headers).
-    Header(&'a HeaderMap),
-    Extra(&'a str),
+    /// As the variable holds it (a copy only for a repeated header or an escaped value).
+    forwarded_for: Option<Cow<'a, [u8]>>,
+    request_id: Option<Cow<'a, [u8]>>,
 }
 
 impl<'a> PassedVariables<'a> {
@@ -260,26 +276,25 @@ impl<'a> PassedVariables<'a> {
             request_id: None,
         };
         if header_passes(headers, &X_FORWARDED_FOR) {
-            passed.forwarded_for = Some(ForwardedFor::Header(headers));
+            let mut values = headers.get_all(&X_FORWARDED_FOR).iter();
+            passed.forwarded_for = match (values.next(), values.next()) {
+                (Some(only), None) => Some(Cow::Borrowed(only.as_bytes())),
+                _ => {
+                    let mut joined = Vec::new();
+                    join_values(&mut joined, headers, &X_FORWARDED_FOR);
+                    Some(Cow::Owned(joined))
+                }
+            };
         }
         for (name, value) in request.extra {
             match *name {
                 "HTTP_HOST" => passed.host = true,
-                "HTTP_X_FORWARDED_FOR" => passed.forwarded_for = Some(ForwardedFor::Extra(value)),
-                "PADDOCK_REQUEST_ID" => passed.request_id = Some(value),
+                "HTTP_X_FORWARDED_FOR" => passed.forwarded_for = Some(escaped(value.as_bytes())),
+                "PADDOCK_REQUEST_ID" => passed.request_id = Some(escaped(value.as_bytes())),
                 _ => {}
             }
         }
         passed
-    }
-}
-
-impl ForwardedFor<'_> {
-    fn write(&self, out: &mut Vec<u8>) {
-        match self {
-            ForwardedFor::Header(headers) => join_values(out, headers, &X_FORWARDED_FOR),
-            ForwardedFor::Extra(value) => push_escaped(out, value.as_bytes()),
-        }
     }
 }
 
@@ -326,35 +341,6 @@ fn join_values(out: &mut Vec<u8>, headers: &HeaderMap, name: &HeaderName) {
             out.extend_from_slice(separator);
         }
         out.extend_from_slice(value.as_bytes());
-    }
-}
-
-/// A header from an extra variable named `HTTP_<cgi_name>`: name and value escaped as
-/// `encode_params` escapes them, the name then turned back as [`push_cgi_named_header`] does.
-fn push_extra_header(out: &mut Vec<u8>, cgi_name: &[u8], value: &[u8]) {
-    let mut name = Vec::new();
-    let cgi_name = if cgi::contains_forbidden(cgi_name) {
-        push_escaped(&mut name, cgi_name);
-        &name[..]
-    } else {
-        cgi_name
-    };
-    out.extend(cgi_name.iter().map(|&b| match b {
-        b'_' => b'-',
-        other => other.to_ascii_lowercase(),
-    }));
-    out.extend_from_slice(b": ");
-    push_escaped(out, value);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// `name: value` with forbidden bytes in the value escaped.
-fn push_escaped_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    if !value.is_empty() {
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        push_escaped(out, value);
-        out.extend_from_slice(b"\r\n");
     }
 }
 
