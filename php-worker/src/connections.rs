@@ -22,7 +22,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use protocol::fcgi;
 
-use crate::fcgi_conn::Reader;
+use protocol::responder::request_reader::Reader;
 
 /// Connections served at once. The front end keeps three at most (one running, two ahead); a
 /// little room for one being replaced.

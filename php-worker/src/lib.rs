@@ -19,8 +19,8 @@
 //! - `args` — the command line the master builds;
 //! - `zygote` — the warm parent: start PHP, then fork workers on request;
 //! - `fork` — the double fork that hands a worker to the master (the crate's process `unsafe`);
-//! - `worker` — a worker's life: descriptors, parent check, accept loop;
-//! - `fcgi_conn` — reading one FastCGI request off a connection;
+//! - `worker` — a worker's life: descriptors, parent check, accept loop (a request is read off
+//!   its connection by `protocol::responder::request_reader`);
 //! - `exchange` — the request in flight: its body, and its output as FastCGI records;
 //! - `request` — the decoded request in the form the C side reads;
 //! - `ffi` — the calls into `csrc/paddock_sapi.c` and its callbacks (the crate's FFI `unsafe`);
@@ -34,7 +34,6 @@ mod connections;
 #[cfg(paddock_libphp)]
 mod exchange;
 #[cfg(paddock_libphp)]
-mod fcgi_conn;
 #[cfg(paddock_libphp)]
 mod ffi;
 #[cfg(paddock_libphp)]

@@ -150,6 +150,9 @@ pub enum WsgiServer {
     /// speaking HTTP/1.1 to a pool with `protocol = "http"`, connections kept like
     /// [`Self::UwsgiHttp`]'s.
     Granian,
+    /// paddock's own WSGI worker (`paddock-wsgi`, the wsgi-worker crate): CPython embedded in a
+    /// threaded FastCGI worker, one thread per kept connection, the CGI variables as the environ.
+    Paddock,
 }
 
 impl WsgiServer {
@@ -183,6 +186,10 @@ impl WsgiServer {
                 python = granian_python().display(),
                 serve = crate::deploy("examples/wsgi/granian_serve.py").display(),
             ),
+            WsgiServer::Paddock => format!(
+                "[\"{worker}\", \"{target}\"]",
+                worker = wsgi_worker_bin().display()
+            ),
         }
     }
 
@@ -191,6 +198,7 @@ impl WsgiServer {
         match self {
             WsgiServer::Flup | WsgiServer::Granian => "python3",
             WsgiServer::Uwsgi | WsgiServer::UwsgiNative | WsgiServer::UwsgiHttp => "uwsgi",
+            WsgiServer::Paddock => "paddock-wsgi",
         }
     }
 
@@ -205,6 +213,8 @@ impl WsgiServer {
     pub fn available(self) -> bool {
         match self {
             WsgiServer::Flup | WsgiServer::Granian => true,
+            // Built with the workspace (the README's test command builds it): never skipped.
+            WsgiServer::Paddock => wsgi_worker_bin().exists(),
             WsgiServer::Uwsgi | WsgiServer::UwsgiNative | WsgiServer::UwsgiHttp => {
                 let ok = Path::new("/usr/bin/uwsgi").exists()
                     && Path::new("/usr/lib/uwsgi/plugins/python3_plugin.so").exists();
@@ -215,6 +225,28 @@ impl WsgiServer {
             }
         }
     }
+}
+
+/// paddock's WSGI worker: `$PADDOCK_WSGI_BIN`, or `paddock-wsgi` beside the running executable
+/// or one directory up (a test runs from `target/debug/deps`, the bench from `target/release`).
+pub fn wsgi_worker_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("PADDOCK_WSGI_BIN") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("the running executable's path");
+    let beside = exe.parent().expect("its directory");
+    let candidates = [
+        beside.join("paddock-wsgi"),
+        beside.parent().unwrap_or(beside).join("paddock-wsgi"),
+    ];
+    let found = candidates.iter().find(|path| path.exists());
+    assert!(
+        found.is_some(),
+        "paddock-wsgi not found beside {}: build it first (`cargo build --workspace`, which \
+         needs libpython3.11-dev; the README's test command does both)",
+        exe.display()
+    );
+    found.cloned().unwrap_or_default()
 }
 
 /// The `[pools.NAME]` body of a threaded pool running `module:attribute` from `app_dir` with

@@ -29,10 +29,14 @@
 //! - `connection.rs` — the per-connection reader and handler loop.
 //! - `request.rs` — [`Request`] (what the handler reads) and [`Response`] (where it writes).
 //! - `error.rs` — [`ResponderError`], [`ConnectionError`].
+//! - `request_reader.rs` — [`request_reader::Reader`]: one request read whole on the thread that
+//!   runs it, for workers that need no reader thread beside the handler (paddock's PHP and WSGI
+//!   workers).
 
 mod connection;
 mod error;
 mod request;
+pub mod request_reader;
 
 use std::io;
 use std::os::fd::AsFd;
@@ -46,7 +50,7 @@ use crate::fcgi::Role;
 
 /// Pause after an accept error that may clear up by itself (out of descriptors), so a busy loop
 /// does not burn the CPU meanwhile.
-const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
+pub const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
 
 /// Limits and settings every connection reads.
 #[derive(Debug, Clone)]
@@ -95,17 +99,7 @@ impl Responder {
     /// the way php-cgi, fcgiwrap and every libfcgi application are started. The descriptor is
     /// duplicated, so fd 0 itself stays open.
     pub fn from_listen_fd() -> Result<Self, ResponderError> {
-        let fd = io::stdin()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(ResponderError::DuplicateListenFd)?;
-        let listener = UnixListener::from(fd);
-        // getsockname fails on anything but a socket, and reports the family, so this rejects a
-        // terminal, a file, a pipe or a TCP socket.
-        listener
-            .local_addr()
-            .map_err(ResponderError::ListenFdNotUnixSocket)?;
-        Ok(Self::new(listener))
+        listen_fd().map(Self::new)
     }
 
     /// Number of acceptor threads, i.e. of requests served at once (at least 1).
@@ -191,9 +185,25 @@ impl Responder {
     }
 }
 
+/// The listening socket the web server passed as fd 0 (`FCGI_LISTENSOCK_FILENO`), duplicated so
+/// that fd 0 itself stays open.
+pub fn listen_fd() -> Result<UnixListener, ResponderError> {
+    let fd = io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(ResponderError::DuplicateListenFd)?;
+    let listener = UnixListener::from(fd);
+    // getsockname fails on anything but a socket, and reports the family, so this rejects a
+    // terminal, a file, a pipe or a TCP socket.
+    listener
+        .local_addr()
+        .map_err(ResponderError::ListenFdNotUnixSocket)?;
+    Ok(listener)
+}
+
 /// Errors after which `accept` can succeed again: a signal, a connection reset before it was
 /// accepted, or a temporary lack of descriptors or memory.
-fn accept_error_is_transient(error: &io::Error) -> bool {
+pub fn accept_error_is_transient(error: &io::Error) -> bool {
     use io::ErrorKind::{ConnectionAborted, Interrupted, WouldBlock};
     if matches!(error.kind(), Interrupted | ConnectionAborted | WouldBlock) {
         return true;
