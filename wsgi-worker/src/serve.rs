@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use protocol::responder::request_reader::{Incoming, Reader};
 use protocol::responder::{accept_error_is_transient, ACCEPT_RETRY_DELAY};
+use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -173,7 +174,15 @@ fn drain(
 ) -> Result<(), Failure> {
     for chunk in result.try_iter()? {
         let chunk = chunk?;
-        let bytes = chunk.cast::<PyBytes>().map_err(PyErr::from)?;
+        let bytes = chunk.cast::<PyBytes>().map_err(|_| {
+            let kind = chunk
+                .get_type()
+                .name()
+                .map_or_else(|_| "an object".into(), |name| name.to_string());
+            PyTypeError::new_err(format!(
+                "the application's iterable yielded a {kind}, not bytes (PEP 3333)"
+            ))
+        })?;
         take_head(start, answer)?;
         answer.body(bytes.as_bytes());
         send(py, answer, stream).map_err(Failure::Write)?;

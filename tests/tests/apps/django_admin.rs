@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use harness::wsgi::{apps_dir, python_has, threaded_pool, SYSTEM_PYTHON};
+use harness::wsgi::{apps_dir, python_has, threaded_pool_on, WsgiServer, SYSTEM_PYTHON};
 use harness::{listeners_h2c, Paddock};
 
 use crate::support::{curl_ok, THREADS, WORKERS};
@@ -43,6 +43,16 @@ fn csrf_token(page: &str) -> String {
 
 #[test]
 fn the_django_admin_logs_in_and_csrf_protects_its_forms() {
+    django_admin(WsgiServer::Flup);
+}
+
+/// The same in paddock's own WSGI worker.
+#[test]
+fn the_django_admin_logs_in_and_csrf_protects_its_forms_in_paddocks_wsgi_worker() {
+    django_admin(WsgiServer::Paddock);
+}
+
+fn django_admin(server: WsgiServer) {
     if !python_has(&["django"], "python3-django") {
         return;
     }
@@ -64,7 +74,8 @@ fn the_django_admin_logs_in_and_csrf_protects_its_forms() {
     );
     let root = scratch.path().join("public");
     std::fs::create_dir(&root).unwrap();
-    let pool = threaded_pool(
+    let pool = threaded_pool_on(
+        server,
         &app_dir,
         "testsite.wsgi:application",
         WORKERS,

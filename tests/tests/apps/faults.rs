@@ -51,6 +51,12 @@ fn a_hung_thread_in_granian_retires_its_process_without_failing_its_neighbours()
     hung_thread(WsgiServer::Granian);
 }
 
+/// The same with paddock's WSGI worker.
+#[test]
+fn a_hung_thread_in_paddocks_wsgi_worker_retires_its_process_without_failing_its_neighbours() {
+    hung_thread(WsgiServer::Paddock);
+}
+
 fn hung_thread(server: WsgiServer) {
     let timeout = format!("request_timeout = \"{REQUEST_TIMEOUT_SECS}s\"");
     let Some(site) = flask_site_on(server, &timeout) else {
@@ -170,6 +176,11 @@ fn a_killed_http_worker_costs_no_get_and_runs_no_post_twice() {
 #[test]
 fn a_killed_granian_worker_costs_no_get_and_runs_no_post_twice() {
     killed_process_with_posts(WsgiServer::Granian);
+}
+
+#[test]
+fn a_killed_paddock_wsgi_worker_costs_no_get_and_runs_no_post_twice() {
+    killed_process_with_posts(WsgiServer::Paddock);
 }
 
 fn killed_process_with_posts(server: WsgiServer) {
@@ -294,6 +305,13 @@ fn granian_workers_killed_under_load_cost_no_get() {
     killed_under_load(WsgiServer::Granian, SEND_AHEAD);
 }
 
+/// The same with paddock's WSGI worker: every answer checked whole (one whose END_REQUEST went
+/// out with its last byte must not be cut by the kill that follows).
+#[test]
+fn paddock_wsgi_workers_killed_under_load_cost_no_get() {
+    killed_under_load(WsgiServer::Paddock, "");
+}
+
 fn killed_under_load(server: WsgiServer, extra_pool: &str) {
     let Some(site) = flask_site_on(server, extra_pool) else {
         return;
@@ -388,6 +406,12 @@ fn recycling_over_http_under_load_costs_no_request() {
 #[test]
 fn recycling_granian_workers_under_load_costs_no_request() {
     recycling_under_load(WsgiServer::Granian, SEND_AHEAD);
+}
+
+/// The same with paddock's WSGI worker.
+#[test]
+fn recycling_paddock_wsgi_workers_under_load_costs_no_request() {
+    recycling_under_load(WsgiServer::Paddock, "");
 }
 
 fn recycling_under_load(server: WsgiServer, extra_pool: &str) {

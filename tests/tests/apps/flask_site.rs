@@ -79,6 +79,12 @@ fn a_flask_app_works_end_to_end_in_granian_workers() {
     end_to_end(WsgiServer::Granian);
 }
 
+/// The same with paddock's own WSGI worker (`paddock-wsgi`), the CGI variables as its environ.
+#[test]
+fn a_flask_app_works_end_to_end_in_paddocks_wsgi_worker() {
+    end_to_end(WsgiServer::Paddock);
+}
+
 fn end_to_end(server: WsgiServer) {
     let Some(site) = flask_site_on(server, "") else {
         return;
@@ -233,6 +239,13 @@ fn a_streamed_response_arrives_as_the_app_writes_it_from_granian() {
     streams(WsgiServer::Granian);
 }
 
+/// paddock's WSGI worker sends an answer without a length chunk by chunk, each in its own write,
+/// and ends it when the app's iterable ends.
+#[test]
+fn a_streamed_response_arrives_as_the_app_writes_it_from_paddocks_wsgi_worker() {
+    streams(WsgiServer::Paddock);
+}
+
 fn streams(server: WsgiServer) {
     let Some(site) = flask_site_on(server, "") else {
         return;
@@ -283,7 +296,12 @@ fn assert_client_seen(answer: &str, mount: &str, https: bool, what: &str) {
 /// `X-Forwarded-Prefix` over HTTP) and the rest as its path, and builds its links with it.
 #[test]
 fn a_mounted_flask_app_sees_its_prefix_as_its_root() {
-    for server in [WsgiServer::Flup, WsgiServer::UwsgiHttp, WsgiServer::Granian] {
+    for server in [
+        WsgiServer::Flup,
+        WsgiServer::UwsgiHttp,
+        WsgiServer::Granian,
+        WsgiServer::Paddock,
+    ] {
         let Some(site) = flask_site_at(server, "/shop", "") else {
             continue;
         };

@@ -22,3 +22,4 @@ mod support;
 mod thread_safety;
 mod uwsgi_readiness;
 mod uwsgi_wire;
+mod wsgi_worker;

@@ -40,6 +40,11 @@ fn sixty_four_clients_never_get_each_others_answers_from_granian() {
     never_mixed_up(WsgiServer::Granian);
 }
 
+#[test]
+fn sixty_four_clients_never_get_each_others_answers_from_paddocks_wsgi_worker() {
+    never_mixed_up(WsgiServer::Paddock);
+}
+
 fn never_mixed_up(server: WsgiServer) {
     let Some(site) = flask_site_on(server, "") else {
         return;

@@ -1,5 +1,6 @@
 //! Scenario 9: a Flask application (tests/apps/flask_app, Debian's Flask) with 2 processes × 8
-//! threads, 32 connections: paddock's threaded pool (its workers running granian over HTTP/1.1,
+//! threads, 32 connections: paddock's threaded pool (its workers running paddock's own WSGI
+//! worker over FastCGI, granian over HTTP/1.1,
 //! or uWSGI over HTTP/1.1 or the uwsgi protocol; HTTP connections kept) vs nginx + gunicorn
 //! (gthread) and nginx + uWSGI (threads), with nginx in front of uWSGI's HTTP mode and of granian
 //! as references. Two endpoints: a small JSON API answer and a rendered page that also
@@ -16,7 +17,9 @@ use crate::servers::Server;
 use crate::Bench;
 
 const CONNECTIONS: u32 = 32;
-/// The stack the ratios are taken against the peers for: paddock's fastest set-up.
+/// The stack the ratios are taken against the peers for: paddock's fastest set-up, its own WSGI
+/// worker.
+const PADDOCK_WSGI: &str = "paddock (threaded pool, paddock-wsgi)";
 const PADDOCK: &str = "paddock (threaded pool, granian, HTTP/1.1 kept, send_ahead)";
 const PADDOCK_UWSGI_HTTP: &str = "paddock (threaded pool, uWSGI, HTTP/1.1 kept)";
 const PADDOCK_UWSGI: &str = "paddock (threaded pool, uWSGI, uwsgi protocol)";
@@ -31,6 +34,7 @@ const GUNICORN_ALONE: &str = "gunicorn gthread alone";
 /// A file-name-safe tag for a server's raw outputs.
 fn tag(server: &str) -> &'static str {
     match server {
+        PADDOCK_WSGI => "paddock-wsgi",
         PADDOCK => "paddock",
         PADDOCK_UWSGI_HTTP => "paddock-uwsgi-http",
         PADDOCK_UWSGI => "paddock-uwsgi",
@@ -43,6 +47,9 @@ fn tag(server: &str) -> &'static str {
 
 pub(crate) fn run(bench: &mut Bench) {
     let servers: Vec<Server> = vec![
+        // As deploy/examples/flask-paddock-wsgi.toml: paddock's own worker, FastCGI on kept
+        // connections, one thread per slot.
+        wsgi::paddock(&bench.shared, PADDOCK_WSGI, WsgiServer::Paddock),
         // As deploy/examples/flask-granian.toml: granian queues requests beyond its threads.
         wsgi::paddock_pool(
             &bench.shared,
@@ -71,8 +78,8 @@ pub(crate) fn run(bench: &mut Bench) {
             "memory MiB",
             "CPU µs a request",
             "of which front end",
-            "paddock (granian) / this req/s",
-            "paddock (granian) / this p99",
+            "paddock (paddock-wsgi) / this req/s",
+            "paddock (paddock-wsgi) / this p99",
         ],
     );
     let mut json = serde_json::Map::new();
@@ -98,7 +105,7 @@ pub(crate) fn run(bench: &mut Bench) {
             cells.push(summary.cpu_cell());
             cells.push(summary.front_cpu_cell());
             // uWSGI's HTTP reference is no peer, and its p99 says nothing (the note says why).
-            if server.name == PADDOCK || server.name == UWSGI_HTTP {
+            if server.name == PADDOCK_WSGI || server.name == UWSGI_HTTP {
                 cells.extend([String::new(), String::new()]);
             } else {
                 cells.push(ratio(paddock_rps, summary.rps()));
@@ -115,6 +122,8 @@ pub(crate) fn run(bench: &mut Bench) {
          --workers 2 --threads 8, nginx proxy_pass over a Unix socket with upstream keepalive. \
          uWSGI: --master --processes 2 --threads 8, nginx uwsgi_pass over a Unix socket. paddock: \
          an application mount at / to a static threaded pool of 2 × 8, each worker running \
+         paddock-wsgi (paddock's own WSGI worker: Debian's CPython embedded, 8 threads, FastCGI \
+         on connections kept one a slot, the CGI variables as the environ, so without ProxyFix), \
          granian 2.8.7 from the Python package registry (deploy/examples/wsgi/granian_serve.py: \
          one process of 8 Python threads on the inherited socket) or Debian's uWSGI (--threads \
          8, no master: paddock is the master), speaking HTTP/1.1 (uWSGI: --protocol http11 \
@@ -141,13 +150,14 @@ pub(crate) fn run(bench: &mut Bench) {
     let mut servers = servers.into_iter();
     let mut stacks: Vec<(&str, Server)> = Vec::new();
     for tag in [
+        "paddock-wsgi",
         "paddock",
         "paddock-uwsgi-http",
         "paddock-uwsgi",
         "gunicorn",
         "uwsgi",
     ] {
-        stacks.push((tag, servers.next().expect("five stacks")));
+        stacks.push((tag, servers.next().expect("six stacks")));
     }
     // The reference stacks are not part of the storm.
     drop(servers);

@@ -6,7 +6,8 @@
 //! idle, its minimum). A fresh server for every burst, so each one starts cold, with the idle
 //! process of the stacks that keep one answering a request first (its app loaded). Both
 //! paddock pools run again with `readiness = "notify"`: a uWSGI process gets requests only once
-//! it has said `READY=1`, and at most one process per core loads at once.
+//! it has said `READY=1`, and at most one process per core loads at once; and both with
+//! paddock's own WSGI worker (`paddock-wsgi`, which says `READY=1` once the app is imported).
 //! gunicorn has no on-demand sizing.
 
 use std::time::Duration;
@@ -28,12 +29,17 @@ const PADDOCK: &str = "paddock ondemand (uWSGI workers)";
 const PADDOCK_NOTIFY: &str = "paddock ondemand, readiness = notify";
 const PADDOCK_ONE_IDLE: &str = "paddock, one process while idle (uWSGI workers)";
 const PADDOCK_ONE_IDLE_NOTIFY: &str = "paddock, one process while idle, readiness = notify";
+const WSGI_NOTIFY: &str = "paddock ondemand, paddock-wsgi, readiness = notify";
+const WSGI_ONE_IDLE_NOTIFY: &str =
+    "paddock, one process while idle, paddock-wsgi, readiness = notify";
 const UWSGI: &str = "nginx + uWSGI cheaper";
-const SERVERS: [&str; 5] = [
+const SERVERS: [&str; 7] = [
     PADDOCK,
     PADDOCK_NOTIFY,
     PADDOCK_ONE_IDLE,
     PADDOCK_ONE_IDLE_NOTIFY,
+    WSGI_NOTIFY,
+    WSGI_ONE_IDLE_NOTIFY,
     UWSGI,
 ];
 const NOTIFY: &str = "readiness = \"notify\"";
@@ -42,6 +48,8 @@ fn start(bench: &Bench, name: &str) -> Server {
     let paddock = |sizing, extra| {
         wsgi::paddock_pool(&bench.shared, name, WsgiServer::UwsgiNative, sizing, extra)
     };
+    let own_worker =
+        |sizing| wsgi::paddock_pool(&bench.shared, name, WsgiServer::Paddock, sizing, NOTIFY);
     let ondemand = PoolSizing::Ondemand { max: MAX_PROCESSES };
     let one_idle = PoolSizing::OneIdle { max: MAX_PROCESSES };
     let server = match name {
@@ -49,6 +57,8 @@ fn start(bench: &Bench, name: &str) -> Server {
         PADDOCK_NOTIFY => return paddock(ondemand, NOTIFY),
         PADDOCK_ONE_IDLE => paddock(one_idle, ""),
         PADDOCK_ONE_IDLE_NOTIFY => paddock(one_idle, NOTIFY),
+        WSGI_NOTIFY => return own_worker(ondemand),
+        WSGI_ONE_IDLE_NOTIFY => own_worker(one_idle),
         _ => wsgi::nginx_uwsgi_cheaper(name, MAX_PROCESSES),
     };
     // The idle process has its app loaded and has answered once, as after any earlier traffic.
@@ -164,8 +174,8 @@ pub(crate) fn run(bench: &mut Bench) {
          (--cheaper 1) and spawns the rest with --cheaper-algo spare --cheaper-step 4 \
          --cheaper-overload 1 (checked once a second). The idle process of the stacks that keep \
          one answered a request before the burst. With readiness = \"notify\" a process gets \
-         requests only once uWSGI has sent READY=1 (its app imported), and at most one per core loads at \
-         once (max_starting's default). A process is counted once it exists (for Python the \
+         requests only once uWSGI (or paddock-wsgi) has sent READY=1 (its app imported), and at most \
+         one per core loads at once (max_starting's default). A process is counted once it exists (for Python the \
          app import follows)."
     ));
     bench.report.table(&table);
