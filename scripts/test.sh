@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 # system service); php8.2-dev for paddock's own PHP worker (`builtin = "php"`, the php-worker
 # crate, which builds as a stub without PHP's headers; it runs in php-cgi's engine); python3-flask, python3-django and
 # python3-venv for the Python application tests
-# (tests/tests/apps), gunicorn and uwsgi for the benchmark's WSGI peers; pebble (Let's Encrypt's
+# (tests/tests/apps), libpython3.11-dev for paddock's own WSGI worker (wsgi-worker/, which links it), gunicorn and uwsgi for the benchmark's WSGI peers; pebble (Let's Encrypt's
 # test CA, with pebble-challtestsrv as its DNS server) for the ACME tests.
 packages=()
 command -v php-cgi >/dev/null 2>&1 || packages+=(php-cgi)

@@ -19,12 +19,14 @@ install_packages() {
 # (/usr/bin/python3) must import them: the tests never use another python3 that PATH may find.
 # flup, which Debian 12 lacks, is installed from the Python package registry into a venv by the
 # tests themselves (tests/src/wsgi.rs) with Debian's pip, so python3-venv and python3-pip are
-# needed for that.
+# needed for that; libpython3.11-dev for building paddock-wsgi.
 python_app_packages() {
     /usr/bin/python3 -c 'import flask' >/dev/null 2>&1 || echo python3-flask
     /usr/bin/python3 -c 'import django' >/dev/null 2>&1 || echo python3-django
     /usr/bin/python3 -c 'import venv' >/dev/null 2>&1 || echo python3-venv
     /usr/bin/python3 -c 'import pip' >/dev/null 2>&1 || echo python3-pip
+    # paddock's own WSGI worker (wsgi-worker/, built with the workspace) links Debian's libpython.
+    compgen -G '/usr/lib/*/libpython3.11.so' >/dev/null || echo libpython3.11-dev
 }
 
 # wsgi_peer_packages: the servers the benchmark compares paddock with on the same Flask app
