@@ -101,7 +101,6 @@ impl Answer {
         self.ended = true;
     }
 
-    #[cfg(test)]
     pub(crate) fn is_ended(&self) -> bool {
         self.ended
     }

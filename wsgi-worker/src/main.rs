@@ -1,19 +1,21 @@
 //! `paddock-wsgi MODULE[:CALLABLE]`: paddock's own WSGI worker, for threaded pools.
 //!
 //! One process of a threaded pool: it embeds CPython, imports the application once, and serves
-//! FastCGI on the listening socket paddock passes as fd 0 with `PADDOCK_THREADS` threads, each
-//! taking one connection at a time and answering its requests one after another. paddock keeps
-//! one connection per slot, so each thread keeps one connection for life and reads its next
-//! request straight off it: no accept, no hand-over between threads, one `recv` and one `write` a
-//! request. The request's CGI variables become the WSGI environ as they are (the client's
-//! address, the scheme and the mount's prefix need no `X-Forwarded-*` and no `ProxyFix`).
+//! FastCGI on the listening socket paddock passes as fd 0 with `PADDOCK_THREADS` threads. The
+//! front end keeps a connection per slot (and more for requests sent ahead with `send_ahead`);
+//! whichever thread is free takes the next request of whichever connection has one, so a thread
+//! that finds a request already waiting goes on without sleeping. One `recv` and one `write` a
+//! request, no hand-over between threads. The request's CGI variables become the WSGI environ as
+//! they are (the client's address, the scheme and the mount's prefix need no `X-Forwarded-*` and
+//! no `ProxyFix`).
 //!
 //! A thread holds Python's GIL only while the application runs: reading the next request and
 //! writing the answer happen with it released.
 //!
 //! # Layout
 //! - `app.rs` — importing the application;
-//! - `serve.rs` — the threads, their connections, and a request from read to answer;
+//! - `connections.rs` — the process's connections in one epoll set, shared by the threads;
+//! - `serve.rs` — the threads, and a request from read to answer;
 //! - `environ.rs` — the WSGI environ made from the CGI variables;
 //! - `start_response.rs` — the `start_response` callable and the head it records;
 //! - `answer.rs` — the answer as FastCGI records: one write when the length is known;
@@ -21,6 +23,7 @@
 
 mod answer;
 mod app;
+mod connections;
 mod environ;
 mod notify;
 mod serve;
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    coerce_c_locale();
     Python::initialize();
     let app = match Python::attach(|py| app::load(py, &target)) {
         Ok(app) => app,
@@ -68,6 +72,24 @@ fn main() -> ExitCode {
     };
     notify::ready();
     serve::run(listener, &app, threads)
+}
+
+/// Python's own `main` moves a process started under the C locale to C.UTF-8 (PEP 538); an
+/// embedded interpreter does not, and would then read file names and write stderr as ASCII.
+/// The same move here: `LC_CTYPE=C.UTF-8` when neither `LC_ALL` nor a locale other than C or
+/// POSIX is set (the pool's `env` can set one).
+fn coerce_c_locale() {
+    let set = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    if set("LC_ALL").is_some() {
+        return;
+    }
+    let ctype = set("LC_CTYPE").or_else(|| set("LANG")).unwrap_or_default();
+    if ctype.is_empty() || ctype == "C" || ctype == "POSIX" {
+        // Called in `main` before Python starts and before any other thread exists:
+        // nothing reads the environment at the same time.
+        #[allow(clippy::disallowed_methods)]
+        std::env::set_var("LC_CTYPE", "C.UTF-8");
+    }
 }
 
 /// `PADDOCK_THREADS`, which paddock sets for every worker (the pool's `threads`); 1 without it.

@@ -1,26 +1,27 @@
-//! The worker's threads: each accepts a connection, answers its requests one after another until
-//! the front end closes it, and accepts the next.
+//! The worker's threads: each takes the next request of any of the process's connections
+//! (`connections.rs`), runs the application for it, and gives the connection back with its
+//! answer.
 //!
-//! A thread is attached to Python for as long as it serves a connection, and lets go of the GIL
-//! around every `recv` and `write`: while one thread waits for its next request or writes an
-//! answer, the others run the application.
+//! A thread is attached to Python for its whole life and lets go of the GIL for everything that
+//! can wait: writing an answer, and waiting for and reading the next request, in one spell, so
+//! that while one thread waits or writes, the others run the application.
 
 use std::io::{self, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::ExitCode;
 
-use protocol::responder::request_reader::{Incoming, Reader};
-use protocol::responder::{accept_error_is_transient, ACCEPT_RETRY_DELAY};
+use protocol::responder::request_reader::Incoming;
 use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::answer::Answer;
+use crate::connections::{Connection, Connections};
 use crate::environ;
 use crate::start_response::{Head, StartResponse};
 
-/// Serves on `listener` with `threads` threads until every one of them has failed to accept.
+/// Serves on `listener` with `threads` threads; returns only if the threads' epoll set fails.
 pub(crate) fn run(listener: UnixListener, app: &Py<PyAny>, threads: usize) -> ExitCode {
     let shared = match Python::attach(environ::Shared::new) {
         Ok(shared) => shared,
@@ -30,76 +31,93 @@ pub(crate) fn run(listener: UnixListener, app: &Py<PyAny>, threads: usize) -> Ex
         }
     };
     let max_conns = u16::try_from(threads).unwrap_or(u16::MAX);
-    let served = std::thread::scope(|scope| {
-        let mut acceptors = Vec::with_capacity(threads);
-        for _ in 0..threads {
-            let listener = listener.try_clone()?;
-            let shared = &shared;
-            acceptors.push(scope.spawn(move || accept_loop(&listener, app, shared, max_conns)));
+    let connections = match Connections::new(listener, max_conns) {
+        Ok(connections) => connections,
+        Err(e) => {
+            eprintln!("paddock-wsgi: cannot watch the listening socket: {e}");
+            return ExitCode::FAILURE;
         }
-        for acceptor in acceptors {
-            if let Ok(Err(e)) = acceptor.join() {
-                eprintln!("paddock-wsgi: accept failed: {e}");
+    };
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..threads)
+            .map(|_| scope.spawn(|| serve(&connections, app, &shared)))
+            .collect();
+        for thread in threads {
+            if let Ok(Err(e)) = thread.join() {
+                eprintln!("paddock-wsgi: a thread stopped: {e}");
             }
         }
-        io::Result::Ok(())
     });
-    if let Err(e) = served {
-        eprintln!("paddock-wsgi: cannot start its threads: {e}");
-    }
     ExitCode::FAILURE
 }
 
-fn accept_loop(
-    listener: &UnixListener,
-    app: &Py<PyAny>,
-    shared: &environ::Shared,
-    max_conns: u16,
-) -> io::Result<()> {
-    let mut buffer = Vec::new();
-    loop {
-        let stream = match listener.accept() {
-            Ok((stream, _)) => stream,
-            Err(e) if accept_error_is_transient(&e) => {
-                std::thread::sleep(ACCEPT_RETRY_DELAY);
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        buffer = serve_connection(stream, app, shared, max_conns, buffer);
-    }
+/// The connection a thread has just answered on, and whether the front end keeps it.
+struct Answered {
+    connection: Connection,
+    keep: bool,
 }
 
-/// Answers the requests of one connection until it ends; gives back the answer buffer.
-fn serve_connection(
-    mut stream: UnixStream,
-    app: &Py<PyAny>,
-    shared: &environ::Shared,
-    max_conns: u16,
-    mut buffer: Vec<u8>,
-) -> Vec<u8> {
-    let mut reader = Reader::serving(max_conns);
-    Python::attach(|py| loop {
-        let incoming = match py.detach(|| reader.next_request(&mut stream)) {
-            Ok(Some(incoming)) => incoming,
-            Ok(None) => return buffer,
-            Err(e) => {
-                eprintln!("paddock-wsgi: bad FastCGI connection: {e}");
-                return buffer;
+/// One thread's life: the next request, its answer, the connection back; again.
+fn serve(connections: &Connections, app: &Py<PyAny>, shared: &environ::Shared) -> io::Result<()> {
+    Python::attach(|py| {
+        // The last answer's records not written yet.
+        let mut unsent = Vec::new();
+        let mut answered: Option<Answered> = None;
+        loop {
+            let (mut connection, incoming) =
+                py.detach(|| next_request(connections, answered.take(), &mut unsent))?;
+            let mut answer = Answer::new(incoming.id, std::mem::take(&mut unsent));
+            let result = respond(
+                py,
+                app,
+                shared,
+                &incoming,
+                &mut answer,
+                &mut connection.stream,
+            );
+            unsent = answer.into_buffer();
+            if result.is_err() {
+                unsent.clear();
+                connections.close(connection);
+                continue;
             }
-        };
-        let mut answer = Answer::new(incoming.id, buffer);
-        let answered = respond(py, app, shared, &incoming, &mut answer, &mut stream);
-        buffer = answer.into_buffer();
-        if answered.is_err() || !incoming.keep_conn {
-            return buffer;
+            answered = Some(Answered {
+                connection,
+                keep: incoming.keep_conn,
+            });
         }
     })
 }
 
-/// Runs the application for one request and sends its answer. An error before anything was
-/// written becomes a 500; after, the connection is ended so that the front end sees the answer
-/// cut short (502) rather than taking a truncated body for a whole one.
+/// Without the GIL: the end of the last answer out, its connection back, and the next request.
+fn next_request(
+    connections: &Connections,
+    answered: Option<Answered>,
+    unsent: &mut Vec<u8>,
+) -> io::Result<(Connection, Incoming)> {
+    if let Some(Answered {
+        mut connection,
+        keep,
+    }) = answered
+    {
+        let written = unsent.is_empty() || connection.stream.write_all(unsent).is_ok();
+        unsent.clear();
+        match (written && keep, connection.has_buffered()) {
+            (false, _) => connections.close(connection),
+            // A request right behind the one answered is already read: no event will come.
+            (true, true) => match connection.read_request() {
+                Some(incoming) => return Ok((connection, incoming)),
+                None => connections.close(connection),
+            },
+            (true, false) => connections.wait_for_next(connection),
+        }
+    }
+    connections.next_request()
+}
+
+/// Runs the application for one request and gathers its answer, whose end the caller writes. An
+/// error before anything was written becomes a 500; after, the connection is ended so that the
+/// front end sees the answer cut short (502) rather than taking a truncated body for a whole one.
 fn respond(
     py: Python<'_>,
     app: &Py<PyAny>,
@@ -123,7 +141,7 @@ fn respond(
         }
     }
     answer.end();
-    send(py, answer, stream)
+    Ok(())
 }
 
 #[derive(Debug)]
@@ -185,7 +203,11 @@ fn drain(
         })?;
         take_head(start, answer)?;
         answer.body(bytes.as_bytes());
-        send(py, answer, stream).map_err(Failure::Write)?;
+        // A whole answer waits to go out with the wait for the next request
+        // (`serve_connection`); a streamed or large one goes as it comes.
+        if !answer.is_ended() {
+            send(py, answer, stream).map_err(Failure::Write)?;
+        }
     }
     Ok(())
 }

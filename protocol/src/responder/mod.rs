@@ -50,7 +50,7 @@ use crate::fcgi::Role;
 
 /// Pause after an accept error that may clear up by itself (out of descriptors), so a busy loop
 /// does not burn the CPU meanwhile.
-pub const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
 
 /// Limits and settings every connection reads.
 #[derive(Debug, Clone)]

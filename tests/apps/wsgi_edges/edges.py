@@ -46,6 +46,7 @@ def application(environ, start_response):
         seen["body"] = body.decode("latin-1")
         seen["more"] = environ["wsgi.input"].read().decode()
         seen["errors_is_stderr"] = environ["wsgi.errors"] is sys.stderr
+        seen["filesystem_encoding"] = sys.getfilesystemencoding()
         return text(start_response, json.dumps(seen).encode())
     if path == "/raise-before":
         raise RuntimeError("raised before start_response")

@@ -312,6 +312,12 @@ fn paddock_wsgi_workers_killed_under_load_cost_no_get() {
     killed_under_load(WsgiServer::Paddock, "");
 }
 
+/// The same with requests sent ahead to paddock-wsgi's busy threads.
+#[test]
+fn paddock_wsgi_workers_sent_requests_ahead_killed_under_load_cost_no_get() {
+    killed_under_load(WsgiServer::Paddock, SEND_AHEAD);
+}
+
 fn killed_under_load(server: WsgiServer, extra_pool: &str) {
     let Some(site) = flask_site_on(server, extra_pool) else {
         return;
@@ -412,6 +418,12 @@ fn recycling_granian_workers_under_load_costs_no_request() {
 #[test]
 fn recycling_paddock_wsgi_workers_under_load_costs_no_request() {
     recycling_under_load(WsgiServer::Paddock, "");
+}
+
+/// The same with requests sent ahead: a retiring process answers those waiting in it first.
+#[test]
+fn recycling_paddock_wsgi_workers_sent_requests_ahead_under_load_costs_no_request() {
+    recycling_under_load(WsgiServer::Paddock, SEND_AHEAD);
 }
 
 fn recycling_under_load(server: WsgiServer, extra_pool: &str) {

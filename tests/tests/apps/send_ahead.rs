@@ -1,5 +1,6 @@
-//! `send_ahead` on a threaded pool of granian workers: once every thread is busy, requests are
-//! sent to the workers at once and wait in granian for a thread, counted as waiting, not
+//! `send_ahead` on a threaded pool of granian workers, and of paddock's own WSGI worker: once
+//! every thread is busy, requests are sent to the workers at once and wait in the worker for a
+//! thread, counted as waiting, not
 //! running; when the threads free up every one of them is answered, and the next request,
 //! which found every place taken, comes from the pool's queue. (Faults with requests sent ahead:
 //! `faults`, the granian tests.)
@@ -11,7 +12,18 @@ use crate::support::{answered_ok, flask_site_on, json, SEND_AHEAD, THREADS, WORK
 
 #[test]
 fn requests_wait_in_busy_granian_workers_for_a_thread_and_are_all_answered() {
-    let Some(site) = flask_site_on(WsgiServer::Granian, SEND_AHEAD) else {
+    sent_ahead(WsgiServer::Granian);
+}
+
+/// paddock-wsgi's threads take the next request of any connection, so one sent ahead on a
+/// connection of its own is taken by the first thread that frees up.
+#[test]
+fn requests_wait_in_busy_paddock_wsgi_workers_for_a_thread_and_are_all_answered() {
+    sent_ahead(WsgiServer::Paddock);
+}
+
+fn sent_ahead(server: WsgiServer) {
+    let Some(site) = flask_site_on(server, SEND_AHEAD) else {
         return;
     };
     let paddock = &site.paddock;

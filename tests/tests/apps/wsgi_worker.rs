@@ -86,6 +86,8 @@ fn the_environ_is_the_cgi_variables_with_the_wsgi_keys() {
         "reading past the body gives b\"\": {seen}"
     );
     assert_eq!(seen["errors_is_stderr"], true, "{seen}");
+    // C.UTF-8, as python3 itself coerces paddock's C locale (PEP 538), not ASCII.
+    assert_eq!(seen["filesystem_encoding"], "utf-8", "{seen}");
 
     let over_tls = json(&curl_ok(&paddock, &[&paddock.https_url("/environ")]));
     assert_eq!(over_tls["wsgi.url_scheme"], "https", "{over_tls}");

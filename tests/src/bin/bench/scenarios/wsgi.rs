@@ -20,6 +20,7 @@ const CONNECTIONS: u32 = 32;
 /// The stack the ratios are taken against the peers for: paddock's fastest set-up, its own WSGI
 /// worker.
 const PADDOCK_WSGI: &str = "paddock (threaded pool, paddock-wsgi)";
+const PADDOCK_WSGI_AHEAD: &str = "paddock (threaded pool, paddock-wsgi, send_ahead)";
 const PADDOCK: &str = "paddock (threaded pool, granian, HTTP/1.1 kept, send_ahead)";
 const PADDOCK_UWSGI_HTTP: &str = "paddock (threaded pool, uWSGI, HTTP/1.1 kept)";
 const PADDOCK_UWSGI: &str = "paddock (threaded pool, uWSGI, uwsgi protocol)";
@@ -35,6 +36,7 @@ const GUNICORN_ALONE: &str = "gunicorn gthread alone";
 fn tag(server: &str) -> &'static str {
     match server {
         PADDOCK_WSGI => "paddock-wsgi",
+        PADDOCK_WSGI_AHEAD => "paddock-wsgi-ahead",
         PADDOCK => "paddock",
         PADDOCK_UWSGI_HTTP => "paddock-uwsgi-http",
         PADDOCK_UWSGI => "paddock-uwsgi",
@@ -50,6 +52,14 @@ pub(crate) fn run(bench: &mut Bench) {
         // As deploy/examples/flask-paddock-wsgi.toml: paddock's own worker, FastCGI on kept
         // connections, one thread per slot.
         wsgi::paddock(&bench.shared, PADDOCK_WSGI, WsgiServer::Paddock),
+        // The same with requests sent ahead to busy threads (more req/s, a longer tail).
+        wsgi::paddock_pool(
+            &bench.shared,
+            PADDOCK_WSGI_AHEAD,
+            WsgiServer::Paddock,
+            PoolSizing::Static,
+            "send_ahead = true",
+        ),
         // As deploy/examples/flask-granian.toml: granian queues requests beyond its threads.
         wsgi::paddock_pool(
             &bench.shared,
@@ -123,7 +133,8 @@ pub(crate) fn run(bench: &mut Bench) {
          uWSGI: --master --processes 2 --threads 8, nginx uwsgi_pass over a Unix socket. paddock: \
          an application mount at / to a static threaded pool of 2 × 8, each worker running \
          paddock-wsgi (paddock's own WSGI worker: Debian's CPython embedded, 8 threads, FastCGI \
-         on connections kept one a slot, the CGI variables as the environ, so without ProxyFix), \
+         on connections kept one a slot, the CGI variables as the environ, so without ProxyFix; \
+         with send_ahead = true, up to 8 more requests a process wait in it for a thread), \
          granian 2.8.7 from the Python package registry (deploy/examples/wsgi/granian_serve.py: \
          one process of 8 Python threads on the inherited socket) or Debian's uWSGI (--threads \
          8, no master: paddock is the master), speaking HTTP/1.1 (uWSGI: --protocol http11 \
@@ -151,13 +162,14 @@ pub(crate) fn run(bench: &mut Bench) {
     let mut stacks: Vec<(&str, Server)> = Vec::new();
     for tag in [
         "paddock-wsgi",
+        "paddock-wsgi-ahead",
         "paddock",
         "paddock-uwsgi-http",
         "paddock-uwsgi",
         "gunicorn",
         "uwsgi",
     ] {
-        stacks.push((tag, servers.next().expect("six stacks")));
+        stacks.push((tag, servers.next().expect("seven stacks")));
     }
     // The reference stacks are not part of the storm.
     drop(servers);
