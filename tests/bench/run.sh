@@ -34,7 +34,7 @@ if [ ${#need[@]} -gt 0 ]; then
     RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
 fi
 
-cargo build --release -p paddock -p paddock-php -p paddock-tests --bin paddock --lib --bin bench
+cargo build --release -p paddock -p paddock-php -p paddock-wsgi -p paddock-tests --bin paddock --lib --bin paddock-wsgi --bin bench
 target_dir="${CARGO_TARGET_DIR:-target}"
 
 # 10,000 held connections plus the load need more descriptors than the usual 1024.
