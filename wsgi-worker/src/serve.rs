@@ -204,7 +204,7 @@ fn drain(
         take_head(start, answer)?;
         answer.body(bytes.as_bytes());
         // A whole answer waits to go out with the wait for the next request
-        // (`serve_connection`); a streamed or large one goes as it comes.
+        // (`next_request`); a streamed or large one goes as it comes.
         if !answer.is_ended() {
             send(py, answer, stream).map_err(Failure::Write)?;
         }
