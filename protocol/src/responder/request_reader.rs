@@ -233,3 +233,7 @@ fn on_record(
 fn end(reply: &mut Vec<u8>, id: u16, status: ProtocolStatus) {
     fcgi::encode_end_request(reply, id, 0, status);
 }
+
+#[cfg(test)]
+#[path = "request_reader_tests.rs"]
+mod tests;
