@@ -44,21 +44,32 @@ use std::time::{Duration, Instant};
 /// How long a paddock instance may take to become ready.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The `paddock` binary under test: `$PADDOCK_BIN`, or the one next to the test executable's
-/// `deps/` directory (`cargo build` puts it there).
+/// The `paddock` binary under test: `$PADDOCK_BIN`, or the one `cargo build` put in the target
+/// directory (see [`built_binary`]).
 pub fn paddock_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("PADDOCK_BIN") {
+    built_binary("paddock", "PADDOCK_BIN")
+}
+
+/// A binary of the workspace: the path in `$env_var`, or `name` beside the running executable or
+/// one directory up (a test runs from `target/debug/deps`, the bench from `target/release`).
+pub fn built_binary(name: &str, env_var: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env_var) {
         return path.into();
     }
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join("paddock");
+    let exe = std::env::current_exe().expect("the running executable's path");
+    let beside = exe.parent().expect("its directory");
+    let candidates = [
+        beside.join(name),
+        beside.parent().unwrap_or(beside).join(name),
+    ];
+    let found = candidates.iter().find(|path| path.exists());
     assert!(
-        bin.exists(),
-        "{} not found: build it first (`cargo build --workspace`; the README's test command does)",
-        bin.display()
+        found.is_some(),
+        "{name} not found beside {}: build it first (`cargo build --workspace`; the README's \
+         test command does)",
+        exe.display()
     );
-    bin
+    found.cloned().unwrap_or_default()
 }
 
 /// The document root with the test scripts (`tests/site`).

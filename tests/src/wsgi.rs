@@ -227,26 +227,10 @@ impl WsgiServer {
     }
 }
 
-/// paddock's WSGI worker: `$PADDOCK_WSGI_BIN`, or `paddock-wsgi` beside the running executable
-/// or one directory up (a test runs from `target/debug/deps`, the bench from `target/release`).
+/// paddock's WSGI worker: `$PADDOCK_WSGI_BIN`, or the `paddock-wsgi` that `cargo build
+/// --workspace` built (it needs libpython3.11-dev; the README's test command installs it).
 pub fn wsgi_worker_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("PADDOCK_WSGI_BIN") {
-        return path.into();
-    }
-    let exe = std::env::current_exe().expect("the running executable's path");
-    let beside = exe.parent().expect("its directory");
-    let candidates = [
-        beside.join("paddock-wsgi"),
-        beside.parent().unwrap_or(beside).join("paddock-wsgi"),
-    ];
-    let found = candidates.iter().find(|path| path.exists());
-    assert!(
-        found.is_some(),
-        "paddock-wsgi not found beside {}: build it first (`cargo build --workspace`, which \
-         needs libpython3.11-dev; the README's test command does both)",
-        exe.display()
-    );
-    found.cloned().unwrap_or_default()
+    crate::built_binary("paddock-wsgi", "PADDOCK_WSGI_BIN")
 }
 
 /// The `[pools.NAME]` body of a threaded pool running `module:attribute` from `app_dir` with

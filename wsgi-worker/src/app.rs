@@ -34,7 +34,8 @@ pub(crate) fn load(py: Python<'_>, target: &str) -> Result<Py<PyAny>, String> {
     }
 }
 
-fn type_name(object: &Bound<'_, PyAny>) -> String {
+/// The name of `object`'s type, for error messages.
+pub(crate) fn type_name(object: &Bound<'_, PyAny>) -> String {
     object
         .get_type()
         .name()

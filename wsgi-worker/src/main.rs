@@ -19,13 +19,11 @@
 //! - `environ.rs` — the WSGI environ made from the CGI variables;
 //! - `start_response.rs` — the `start_response` callable and the head it records;
 //! - `answer.rs` — the answer as FastCGI records: one write when the length is known;
-//! - `notify.rs` — `READY=1` for pools with `readiness = "notify"`.
 
 mod answer;
 mod app;
 mod connections;
 mod environ;
-mod notify;
 mod serve;
 mod start_response;
 
@@ -70,7 +68,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    notify::ready();
+    // `READY=1` for pools with `readiness = "notify"`: requests only once the app is imported.
+    if let Err(e) = protocol::responder::notify(b"READY=1\n") {
+        eprintln!("paddock-wsgi: READY=1 to NOTIFY_SOCKET failed: {e}");
+    }
     serve::run(listener, &app, threads)
 }
 

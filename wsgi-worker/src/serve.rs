@@ -38,9 +38,13 @@ pub(crate) fn run(listener: UnixListener, app: &Py<PyAny>, threads: usize) -> Ex
             return ExitCode::FAILURE;
         }
     };
+    let application = Application {
+        callable: app,
+        environ: &shared,
+    };
     std::thread::scope(|scope| {
         let threads: Vec<_> = (0..threads)
-            .map(|_| scope.spawn(|| serve(&connections, app, &shared)))
+            .map(|_| scope.spawn(|| serve(&connections, &application)))
             .collect();
         for thread in threads {
             if let Ok(Err(e)) = thread.join() {
@@ -51,6 +55,12 @@ pub(crate) fn run(listener: UnixListener, app: &Py<PyAny>, threads: usize) -> Ex
     ExitCode::FAILURE
 }
 
+/// The application, and what every request's environ shares.
+struct Application<'a> {
+    callable: &'a Py<PyAny>,
+    environ: &'a environ::Shared,
+}
+
 /// The connection a thread has just answered on, and whether the front end keeps it.
 struct Answered {
     connection: Connection,
@@ -58,7 +68,7 @@ struct Answered {
 }
 
 /// One thread's life: the next request, its answer, the connection back; again.
-fn serve(connections: &Connections, app: &Py<PyAny>, shared: &environ::Shared) -> io::Result<()> {
+fn serve(connections: &Connections, application: &Application<'_>) -> io::Result<()> {
     Python::attach(|py| {
         // The last answer's records not written yet.
         let mut unsent = Vec::new();
@@ -69,8 +79,7 @@ fn serve(connections: &Connections, app: &Py<PyAny>, shared: &environ::Shared) -
             let mut answer = Answer::new(incoming.id, std::mem::take(&mut unsent));
             let result = respond(
                 py,
-                app,
-                shared,
+                application,
                 &incoming,
                 &mut answer,
                 &mut connection.stream,
@@ -120,13 +129,12 @@ fn next_request(
 /// front end sees the answer cut short (502) rather than taking a truncated body for a whole one.
 fn respond(
     py: Python<'_>,
-    app: &Py<PyAny>,
-    shared: &environ::Shared,
+    application: &Application<'_>,
     incoming: &Incoming,
     answer: &mut Answer,
     stream: &mut UnixStream,
 ) -> io::Result<()> {
-    match run_app(py, app, shared, incoming, answer, stream) {
+    match run_app(py, application, incoming, answer, stream) {
         Ok(()) => {}
         Err(Failure::Write(e)) => return Err(e),
         Err(Failure::App(error)) => {
@@ -160,15 +168,14 @@ impl From<PyErr> for Failure {
 
 fn run_app(
     py: Python<'_>,
-    app: &Py<PyAny>,
-    shared: &environ::Shared,
+    application: &Application<'_>,
     incoming: &Incoming,
     answer: &mut Answer,
     stream: &mut UnixStream,
 ) -> Result<(), Failure> {
     let start = Bound::new(py, StartResponse::default())?;
-    let environ = environ::build(py, shared, incoming)?;
-    let result = app.bind(py).call1((environ, &start))?;
+    let environ = environ::build(py, application.environ, incoming)?;
+    let result = application.callable.bind(py).call1((environ, &start))?;
     let drained = drain(py, &result, &start, answer, stream);
     // PEP 3333: close() is called however the iteration ended.
     let closed = match result.getattr_opt(intern!(py, "close")) {
@@ -193,12 +200,9 @@ fn drain(
     for chunk in result.try_iter()? {
         let chunk = chunk?;
         let bytes = chunk.cast::<PyBytes>().map_err(|_| {
-            let kind = chunk
-                .get_type()
-                .name()
-                .map_or_else(|_| "an object".into(), |name| name.to_string());
             PyTypeError::new_err(format!(
-                "the application's iterable yielded a {kind}, not bytes (PEP 3333)"
+                "the application's iterable yielded a {}, not bytes (PEP 3333)",
+                crate::app::type_name(&chunk)
             ))
         })?;
         take_head(start, answer)?;

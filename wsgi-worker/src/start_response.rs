@@ -6,6 +6,8 @@
 //! application yields its first body bytes or returns, so that a later call with `exc_info` can
 //! still replace them.
 
+use std::borrow::Cow;
+
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -156,15 +158,17 @@ fn head_of(status: &Bound<'_, PyString>, headers: &Bound<'_, PyAny>) -> PyResult
     })
 }
 
-/// A native string's bytes (PEP 3333: headers are strings of Latin-1 characters).
-fn latin1(text: &Bound<'_, PyString>) -> PyResult<Vec<u8>> {
+/// A native string's bytes (PEP 3333: headers are strings of Latin-1 characters), borrowed
+/// from the string when it is ASCII, as nearly every header is.
+fn latin1<'a>(text: &'a Bound<'_, PyString>) -> PyResult<Cow<'a, [u8]>> {
     let utf8 = text.to_str()?;
     if utf8.is_ascii() {
-        return Ok(utf8.as_bytes().to_vec());
+        return Ok(Cow::Borrowed(utf8.as_bytes()));
     }
     utf8.chars()
         .map(|c| u8::try_from(u32::from(c)).ok())
         .collect::<Option<Vec<u8>>>()
+        .map(Cow::Owned)
         .ok_or_else(|| PyValueError::new_err(format!("{utf8:?} has characters outside Latin-1")))
 }
 

@@ -29,12 +29,15 @@
 //! - `connection.rs` — the per-connection reader and handler loop.
 //! - `request.rs` — [`Request`] (what the handler reads) and [`Response`] (where it writes).
 //! - `error.rs` — [`ResponderError`], [`ConnectionError`].
+//! - `notify.rs` — [`notify`]: `READY=1` to `$NOTIFY_SOCKET`, for pools with
+//!   `readiness = "notify"`.
 //! - `request_reader.rs` — [`request_reader::Reader`]: one request read whole on the thread that
 //!   runs it, for workers that need no reader thread beside the handler (paddock's PHP and WSGI
 //!   workers).
 
 mod connection;
 mod error;
+mod notify;
 mod request;
 pub mod request_reader;
 
@@ -44,6 +47,7 @@ use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
 pub use error::{ConnectionError, ResponderError};
+pub use notify::notify;
 pub use request::{Request, Response};
 
 use crate::fcgi::Role;

@@ -15,8 +15,6 @@
 #![forbid(unsafe_code)]
 
 use std::io::Write;
-use std::os::linux::net::SocketAddrExt;
-use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -124,20 +122,10 @@ fn query_value<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 
 /// Sends `READY=1` to `$NOTIFY_SOCKET` (a path, or `@name` for an abstract socket).
 fn notify_ready() {
-    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
-        eprintln!("fcgi-echo: ready, but NOTIFY_SOCKET is not set");
-        return;
-    };
-    let target = target.to_string_lossy();
-    let address = match target.strip_prefix('@') {
-        Some(name) => SocketAddr::from_abstract_name(name.as_bytes()),
-        None => SocketAddr::from_pathname(&*target),
-    };
-    let sent = address.and_then(|address| {
-        UnixDatagram::unbound()?.send_to_addr(b"STATUS=loaded\nREADY=1\n", &address)
-    });
-    if let Err(e) = sent {
-        eprintln!("fcgi-echo: cannot notify {target}: {e}");
+    match protocol::responder::notify(b"STATUS=loaded\nREADY=1\n") {
+        Ok(true) => {}
+        Ok(false) => eprintln!("fcgi-echo: ready, but NOTIFY_SOCKET is not set"),
+        Err(e) => eprintln!("fcgi-echo: cannot notify $NOTIFY_SOCKET: {e}"),
     }
 }
 
