@@ -211,6 +211,11 @@ fn install_hint(program: &str) -> String {
              `apt-get install php8.2-dev`)"
                 .into()
         }
+        Some(crate::config::WSGI_PROGRAM) => {
+            " next to paddock; build it with `cargo build --release -p paddock-wsgi` (needs \
+             `apt-get install libpython3.11-dev`)"
+                .into()
+        }
         _ => " in PATH".into(),
     }
 }

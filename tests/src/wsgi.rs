@@ -151,11 +151,24 @@ pub enum WsgiServer {
     /// [`Self::UwsgiHttp`]'s.
     Granian,
     /// paddock's own WSGI worker (`paddock-wsgi`, the wsgi-worker crate): CPython embedded in a
-    /// threaded FastCGI worker, one thread per kept connection, the CGI variables as the environ.
+    /// threaded FastCGI worker, the CGI variables as the environ; run as `builtin = "wsgi"`
+    /// (requests sent ahead, `readiness = "notify"`).
     Paddock,
+    /// paddock-wsgi named by a pool's `command`, as any FastCGI program (send_ahead off,
+    /// readiness on listen, unless the pool says otherwise).
+    PaddockCommand,
 }
 
 impl WsgiServer {
+    /// The lines of a pool's section that say what its workers run: `builtin = "wsgi"` with
+    /// its `wsgi_app`, or the `command` of [`Self::command`].
+    pub fn program(self, target: &str, threads: u32) -> String {
+        match self {
+            WsgiServer::Paddock => format!("builtin = \"wsgi\"\nwsgi_app = \"{target}\""),
+            _ => format!("command = {}", self.command(target, threads)),
+        }
+    }
+
     /// The pool's `command` for `module:attribute` with `threads` threads, as a TOML array (and
     /// the `protocol` line after it when the workers speak anything but FastCGI).
     pub fn command(self, target: &str, threads: u32) -> String {
@@ -186,7 +199,7 @@ impl WsgiServer {
                 python = granian_python().display(),
                 serve = crate::deploy("examples/wsgi/granian_serve.py").display(),
             ),
-            WsgiServer::Paddock => format!(
+            WsgiServer::Paddock | WsgiServer::PaddockCommand => format!(
                 "[\"{worker}\", \"{target}\"]",
                 worker = wsgi_worker_bin().display()
             ),
@@ -198,7 +211,7 @@ impl WsgiServer {
         match self {
             WsgiServer::Flup | WsgiServer::Granian => "python3",
             WsgiServer::Uwsgi | WsgiServer::UwsgiNative | WsgiServer::UwsgiHttp => "uwsgi",
-            WsgiServer::Paddock => "paddock-wsgi",
+            WsgiServer::Paddock | WsgiServer::PaddockCommand => "paddock-wsgi",
         }
     }
 
@@ -214,7 +227,7 @@ impl WsgiServer {
         match self {
             WsgiServer::Flup | WsgiServer::Granian => true,
             // Built with the workspace (the README's test command builds it): never skipped.
-            WsgiServer::Paddock => wsgi_worker_bin().exists(),
+            WsgiServer::Paddock | WsgiServer::PaddockCommand => wsgi_worker_bin().exists(),
             WsgiServer::Uwsgi | WsgiServer::UwsgiNative | WsgiServer::UwsgiHttp => {
                 let ok = Path::new("/usr/bin/uwsgi").exists()
                     && Path::new("/usr/lib/uwsgi/plugins/python3_plugin.so").exists();
@@ -255,8 +268,8 @@ pub fn threaded_pool_on(
     extra: &str,
 ) -> String {
     format!(
-        "mode = \"threaded\"\nworkers = {workers}\nthreads = {threads}\ncommand = {command}\nworking_directory = \"{dir}\"\n{extra}\n",
-        command = server.command(target, threads),
+        "mode = \"threaded\"\nworkers = {workers}\nthreads = {threads}\n{program}\nworking_directory = \"{dir}\"\n{extra}\n",
+        program = server.program(target, threads),
         dir = app_dir.display(),
     )
 }

@@ -26,6 +26,7 @@ mod connections;
 mod environ;
 mod serve;
 mod start_response;
+mod turns;
 
 use std::process::ExitCode;
 

@@ -20,6 +20,7 @@ use crate::answer::Answer;
 use crate::connections::{Connection, Connections};
 use crate::environ;
 use crate::start_response::{Head, StartResponse};
+use crate::turns::Turns;
 
 /// Serves on `listener` with `threads` threads; returns only if the threads' epoll set fails.
 pub(crate) fn run(listener: UnixListener, app: &Py<PyAny>, threads: usize) -> ExitCode {
@@ -41,6 +42,7 @@ pub(crate) fn run(listener: UnixListener, app: &Py<PyAny>, threads: usize) -> Ex
     let application = Application {
         callable: app,
         environ: &shared,
+        turns: Default::default(),
     };
     std::thread::scope(|scope| {
         let threads: Vec<_> = (0..threads)
@@ -59,6 +61,8 @@ pub(crate) fn run(listener: UnixListener, app: &Py<PyAny>, threads: usize) -> Ex
 struct Application<'a> {
     callable: &'a Py<PyAny>,
     environ: &'a environ::Shared,
+    /// The order in which threads that have read a request ask for the GIL.
+    turns: Turns,
 }
 
 /// The connection a thread has just answered on, and whether the front end keeps it.
@@ -74,8 +78,13 @@ fn serve(connections: &Connections, application: &Application<'_>) -> io::Result
         let mut unsent = Vec::new();
         let mut answered: Option<Answered> = None;
         loop {
-            let (mut connection, incoming) =
-                py.detach(|| next_request(connections, answered.take(), &mut unsent))?;
+            let (mut connection, incoming, turn) = py.detach(|| {
+                let (connection, incoming) =
+                    next_request(connections, answered.take(), &mut unsent)?;
+                io::Result::Ok((connection, incoming, application.turns.take()))
+            })?;
+            // The GIL is this thread's now: the next thread in line may ask for it.
+            drop(turn);
             let mut answer = Answer::new(incoming.id, std::mem::take(&mut unsent));
             let result = respond(
                 py,

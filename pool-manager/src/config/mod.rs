@@ -17,6 +17,8 @@ mod mounts;
 mod paths;
 mod php;
 pub(crate) use php::{PHP_LIBRARY, PHP_PROGRAM};
+mod wsgi;
+pub(crate) use wsgi::WSGI_PROGRAM;
 mod pool;
 mod raw;
 mod raw_rules;
@@ -260,3 +262,5 @@ mod mount_tests;
 mod readiness_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wsgi_tests;

@@ -100,6 +100,15 @@ pub(super) fn validate_pool(
                     .into(),
             )
         }
+        (PoolMode::Threaded, None, Some(RawBuiltin::Wsgi)) => super::wsgi::command(name, pool)?,
+        (_, None, Some(RawBuiltin::Wsgi)) => {
+            return fail(
+                "builtin",
+                "builtin = \"wsgi\" runs `threads` requests a process (a Python application \
+                 must be thread-safe for it): use mode = \"threaded\""
+                    .into(),
+            )
+        }
         (_, None, Some(RawBuiltin::Cgi)) => {
             let exe = std::env::current_exe().map_err(|e| {
                 fail_at("builtin", format!("cannot locate the paddock binary: {e}"))
@@ -133,6 +142,9 @@ pub(super) fn validate_pool(
     };
     if pool.builtin != Some(RawBuiltin::Php) {
         super::php::forbid_settings(name, pool)?;
+    }
+    if pool.builtin != Some(RawBuiltin::Wsgi) {
+        super::wsgi::forbid_settings(name, pool)?;
     }
     let protocol = pool.protocol.unwrap_or_default();
     if protocol != WorkerProtocol::Fastcgi && pool.builtin.is_some() {
@@ -194,20 +206,21 @@ pub(super) fn validate_pool(
     // threads; uWSGI over uwsgi or FastCGI accepts the next connection once a thread is free).
     // php-cgi serves one connection until it closes, so a request sent ahead on a second one
     // would wait for the first to close; an external server's processes are not paddock's.
-    let builtin_php = pool.builtin == Some(RawBuiltin::Php);
+    // paddock-wsgi's threads take the next request of any of the process's connections.
+    let builtin_ahead = matches!(pool.builtin, Some(RawBuiltin::Php | RawBuiltin::Wsgi));
     let threaded_command = mode == PoolMode::Threaded && pool.builtin.is_none();
-    if !builtin_php && !threaded_command && pool.send_ahead_below.is_some() {
+    if !builtin_ahead && !threaded_command && pool.send_ahead_below.is_some() {
         return fail(
             "send_ahead_below",
-            "only builtin = \"php\" pools and threaded pools running a `command` take \
-             `send_ahead_below`"
+            "only builtin = \"php\" and \"wsgi\" pools and threaded pools running a `command` \
+             take `send_ahead_below`"
                 .into(),
         );
     }
     let send_ahead_below_us = pool
         .send_ahead_below
         .map_or(DEFAULT_SEND_AHEAD_BELOW_US, |d| d.0.as_micros() as u64);
-    let send_ahead = match (builtin_php, threaded_command, pool.send_ahead) {
+    let send_ahead = match (builtin_ahead, threaded_command, pool.send_ahead) {
         (true, _, send_ahead) => send_ahead.unwrap_or(true),
         // Off unless asked for: only the worker's server knows whether it takes connections
         // beyond its threads (uWSGI over HTTP does not: each kept connection holds a thread).
@@ -216,8 +229,8 @@ pub(super) fn validate_pool(
         (false, false, Some(_)) => {
             return fail(
                 "send_ahead",
-                "only builtin = \"php\" pools and threaded pools running a `command` take \
-                 `send_ahead`: php-cgi and builtin cgi workers serve one connection at a time, \
+                "only builtin = \"php\" and \"wsgi\" pools and threaded pools running a `command` \
+                 take `send_ahead`: php-cgi and builtin cgi workers serve one connection at a time, \
                  and an external server's processes are its own"
                     .into(),
             )

@@ -257,6 +257,7 @@ pub(super) enum RawPoolMode {
 pub(super) enum RawBuiltin {
     Cgi,
     Php,
+    Wsgi,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -287,6 +288,8 @@ pub(super) struct RawPool {
     pub mode: RawPoolMode,
     pub command: Option<Vec<String>>,
     pub builtin: Option<RawBuiltin>,
+    /// `builtin = "wsgi"`: the application, `MODULE[:CALLABLE]`.
+    pub wsgi_app: Option<String>,
     pub script_timeout: Option<Duration>,
     /// `builtin = "php"`: a php.ini to read instead of the engine's executable's default, and
     /// settings applied on top (php-fpm's names).

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::error::{invalid, Invalid};
-use super::raw::{RawPool, RawReadiness};
+use super::raw::{RawBuiltin, RawPool, RawReadiness};
 use super::{PoolMode, Readiness};
 
 /// Long enough for a large application's imports on a loaded machine (systemd's default for
@@ -16,8 +16,11 @@ pub(super) fn validate_readiness(
     mode: PoolMode,
 ) -> Result<Readiness, Invalid> {
     let fail = |key: &str, message: &str| Err(invalid(&["pools", name, key], message));
+    // paddock-wsgi says when it has imported the application, which may take seconds.
+    let builtin_wsgi = pool.builtin == Some(RawBuiltin::Wsgi);
     let notify = match pool.readiness {
-        None | Some(RawReadiness::Listen) => false,
+        None => builtin_wsgi,
+        Some(RawReadiness::Listen) => false,
         Some(RawReadiness::Notify) => true,
     };
     if !notify {
@@ -37,11 +40,11 @@ pub(super) fn validate_readiness(
             "applies to workers paddock starts, not to an external server",
         );
     }
-    if pool.builtin.is_some() {
+    if pool.builtin.is_some() && !builtin_wsgi {
         return fail(
             "readiness",
-            "paddock's own workers are ready once they listen; readiness = \"notify\" is for \
-             programs that send READY=1 (uWSGI, gunicorn)",
+            "paddock's builtin cgi and php workers are ready once they listen; readiness = \
+             \"notify\" is for programs that send READY=1 (paddock-wsgi, uWSGI, gunicorn)",
         );
     }
     let start_timeout = pool.start_timeout.map_or(DEFAULT_START_TIMEOUT, |d| d.0);

@@ -16,7 +16,10 @@ use harness::observe::{scrape, value};
 use harness::wsgi::WsgiServer;
 use harness::{process_alive, signal, wait_until};
 
-use crate::support::{answered_ok, flask_site_on, json, worker_pids, SEND_AHEAD, THREADS, WORKERS};
+use crate::support::{
+    answered_ok, flask_site_on, json, worker_pids, NO_SEND_AHEAD, SEND_AHEAD, SEND_AHEAD_BELOW,
+    THREADS, WORKERS,
+};
 
 /// The pid of the process whose current requests include one for `path`.
 fn pid_running(pool: &serde_json::Value, path: &str) -> Option<u64> {
@@ -305,17 +308,18 @@ fn granian_workers_killed_under_load_cost_no_get() {
     killed_under_load(WsgiServer::Granian, SEND_AHEAD);
 }
 
-/// The same with paddock's WSGI worker: every answer checked whole (one whose END_REQUEST went
-/// out with its last byte must not be cut by the kill that follows).
+/// The same with paddock's WSGI worker without requests sent ahead: every answer checked whole
+/// (one whose END_REQUEST went out with its last byte must not be cut by the kill that follows).
 #[test]
 fn paddock_wsgi_workers_killed_under_load_cost_no_get() {
-    killed_under_load(WsgiServer::Paddock, "");
+    killed_under_load(WsgiServer::Paddock, NO_SEND_AHEAD);
 }
 
-/// The same with requests sent ahead to paddock-wsgi's busy threads.
+/// The same with requests sent ahead to paddock-wsgi's busy threads (builtin = "wsgi"'s
+/// default).
 #[test]
 fn paddock_wsgi_workers_sent_requests_ahead_killed_under_load_cost_no_get() {
-    killed_under_load(WsgiServer::Paddock, SEND_AHEAD);
+    killed_under_load(WsgiServer::Paddock, SEND_AHEAD_BELOW);
 }
 
 fn killed_under_load(server: WsgiServer, extra_pool: &str) {
@@ -414,16 +418,17 @@ fn recycling_granian_workers_under_load_costs_no_request() {
     recycling_under_load(WsgiServer::Granian, SEND_AHEAD);
 }
 
-/// The same with paddock's WSGI worker.
+/// The same with paddock's WSGI worker, without requests sent ahead.
 #[test]
 fn recycling_paddock_wsgi_workers_under_load_costs_no_request() {
-    recycling_under_load(WsgiServer::Paddock, "");
+    recycling_under_load(WsgiServer::Paddock, NO_SEND_AHEAD);
 }
 
-/// The same with requests sent ahead: a retiring process answers those waiting in it first.
+/// The same with requests sent ahead (builtin = "wsgi"'s default): a retiring process answers
+/// those waiting in it first.
 #[test]
 fn recycling_paddock_wsgi_workers_sent_requests_ahead_under_load_costs_no_request() {
-    recycling_under_load(WsgiServer::Paddock, SEND_AHEAD);
+    recycling_under_load(WsgiServer::Paddock, SEND_AHEAD_BELOW);
 }
 
 fn recycling_under_load(server: WsgiServer, extra_pool: &str) {

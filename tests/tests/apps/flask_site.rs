@@ -85,6 +85,12 @@ fn a_flask_app_works_end_to_end_in_paddocks_wsgi_worker() {
     end_to_end(WsgiServer::Paddock);
 }
 
+/// The same with paddock-wsgi named by the pool's `command`, as any FastCGI program.
+#[test]
+fn a_flask_app_works_end_to_end_in_paddock_wsgi_run_as_a_command() {
+    end_to_end(WsgiServer::PaddockCommand);
+}
+
 fn end_to_end(server: WsgiServer) {
     let Some(site) = flask_site_on(server, "") else {
         return;

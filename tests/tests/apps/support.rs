@@ -16,6 +16,11 @@ pub(crate) const THREADS: u32 = 8;
 /// A pool's lines that send requests ahead to its busy granian workers whatever the requests'
 /// length (the default bound, 500 µs on average, depends on the machine's speed).
 pub(crate) const SEND_AHEAD: &str = "send_ahead = true\nsend_ahead_below = \"1h\"";
+/// The bound alone, for a `builtin = "wsgi"` pool, which sends requests ahead by default.
+pub(crate) const SEND_AHEAD_BELOW: &str = "send_ahead_below = \"1h\"";
+/// A `builtin = "wsgi"` pool's line that keeps every request in the front end's queue until a
+/// thread is free.
+pub(crate) const NO_SEND_AHEAD: &str = "send_ahead = false";
 
 /// A running Flask site and what the test may need from its set-up.
 pub(crate) struct FlaskSite {

@@ -176,3 +176,26 @@ fn a_misbehaving_application_gets_the_client_a_clean_error_and_its_traceback_log
     let (code, _, _) = answer(&paddock, &[&paddock.url("/pid")]);
     assert_eq!(code, 200);
 }
+
+/// `builtin = "wsgi"` with no paddock-wsgi next to `paddock` (a copy of `paddock` alone in a
+/// directory): the pool fails with the way to build it, and the client gets 503 saying so.
+#[test]
+fn builtin_wsgi_without_paddock_wsgi_answers_503_naming_the_build_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("paddock");
+    std::fs::copy(harness::paddock_bin(), &binary).unwrap();
+    let root = dir.path().join("public");
+    std::fs::create_dir(&root).unwrap();
+    let config = format!(
+        "{}\n[sites.app]\nroot = \"{}\"\n[sites.app.mounts.app]\nprefix = \"/\"\npool = \"app\"\n\
+         [pools.app]\nmode = \"threaded\"\nthreads = 2\nworkers = 1\nbuiltin = \"wsgi\"\nwsgi_app = \"app:app\"\n",
+        listeners_h2c(),
+        root.display()
+    );
+    let paddock = Paddock::start_binary(&binary, &config, false);
+    let hint = "cargo build --release -p paddock-wsgi";
+    paddock.wait_for_log(hint);
+    let (code, _, body) = answer(&paddock, &[&paddock.url("/")]);
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains(hint), "{body}");
+}

@@ -18,9 +18,9 @@ use crate::Bench;
 
 const CONNECTIONS: u32 = 32;
 /// The stack the ratios are taken against the peers for: paddock's fastest set-up, its own WSGI
-/// worker.
-const PADDOCK_WSGI: &str = "paddock (threaded pool, paddock-wsgi)";
-const PADDOCK_WSGI_AHEAD: &str = "paddock (threaded pool, paddock-wsgi, send_ahead)";
+/// worker as `builtin = "wsgi"` runs it (requests sent ahead).
+const PADDOCK_WSGI: &str = "paddock (threaded pool, builtin wsgi)";
+const PADDOCK_WSGI_QUEUED: &str = "paddock (threaded pool, builtin wsgi, send_ahead = false)";
 const PADDOCK: &str = "paddock (threaded pool, granian, HTTP/1.1 kept, send_ahead)";
 const PADDOCK_UWSGI_HTTP: &str = "paddock (threaded pool, uWSGI, HTTP/1.1 kept)";
 const PADDOCK_UWSGI: &str = "paddock (threaded pool, uWSGI, uwsgi protocol)";
@@ -36,7 +36,7 @@ const GUNICORN_ALONE: &str = "gunicorn gthread alone";
 fn tag(server: &str) -> &'static str {
     match server {
         PADDOCK_WSGI => "paddock-wsgi",
-        PADDOCK_WSGI_AHEAD => "paddock-wsgi-ahead",
+        PADDOCK_WSGI_QUEUED => "paddock-wsgi-queued",
         PADDOCK => "paddock",
         PADDOCK_UWSGI_HTTP => "paddock-uwsgi-http",
         PADDOCK_UWSGI => "paddock-uwsgi",
@@ -50,15 +50,15 @@ fn tag(server: &str) -> &'static str {
 pub(crate) fn run(bench: &mut Bench) {
     let servers: Vec<Server> = vec![
         // As deploy/examples/flask-paddock-wsgi.toml: paddock's own worker, FastCGI on kept
-        // connections, one thread per slot.
+        // connections, requests sent ahead to busy processes.
         wsgi::paddock(&bench.shared, PADDOCK_WSGI, WsgiServer::Paddock),
-        // The same with requests sent ahead to busy threads (more req/s, a longer tail).
+        // The same with every request waiting in the front end's queue until a thread is free.
         wsgi::paddock_pool(
             &bench.shared,
-            PADDOCK_WSGI_AHEAD,
+            PADDOCK_WSGI_QUEUED,
             WsgiServer::Paddock,
             PoolSizing::Static,
-            "send_ahead = true",
+            "send_ahead = false",
         ),
         // As deploy/examples/flask-granian.toml: granian queues requests beyond its threads.
         wsgi::paddock_pool(
@@ -132,9 +132,10 @@ pub(crate) fn run(bench: &mut Bench) {
          --workers 2 --threads 8, nginx proxy_pass over a Unix socket with upstream keepalive. \
          uWSGI: --master --processes 2 --threads 8, nginx uwsgi_pass over a Unix socket. paddock: \
          an application mount at / to a static threaded pool of 2 × 8, each worker running \
-         paddock-wsgi (paddock's own WSGI worker: Debian's CPython embedded, 8 threads, FastCGI \
-         on connections kept one a slot, the CGI variables as the environ, so without ProxyFix; \
-         with send_ahead = true, up to 8 more requests a process wait in it for a thread), \
+         paddock-wsgi (builtin = \"wsgi\": paddock's own WSGI worker, Debian's CPython embedded, \
+         8 threads starting requests in the order they arrived, FastCGI on connections kept one \
+         a slot, the CGI variables as the environ, so without ProxyFix; up to 8 more requests a \
+         process sent ahead to wait in it for a thread, or none with send_ahead = false), \
          granian 2.8.7 from the Python package registry (deploy/examples/wsgi/granian_serve.py: \
          one process of 8 Python threads on the inherited socket) or Debian's uWSGI (--threads \
          8, no master: paddock is the master), speaking HTTP/1.1 (uWSGI: --protocol http11 \
@@ -162,7 +163,7 @@ pub(crate) fn run(bench: &mut Bench) {
     let mut stacks: Vec<(&str, Server)> = Vec::new();
     for tag in [
         "paddock-wsgi",
-        "paddock-wsgi-ahead",
+        "paddock-wsgi-queued",
         "paddock",
         "paddock-uwsgi-http",
         "paddock-uwsgi",

@@ -106,14 +106,14 @@ pool = "flask"
 mode = "threaded"
 {sizing_toml}
 threads = {THREADS}
-command = {command}
+{program}
 working_directory = "{app}"
 env = {{ PYTHONDONTWRITEBYTECODE = "1" }}
 {extra}
 "#,
         run = d.join("run").display(),
         root = root.display(),
-        command = server.command("app:app", THREADS),
+        program = server.program("app:app", THREADS),
         app = app_dir().display(),
     );
     let config_path = d.join("paddock.toml");
