@@ -5,8 +5,9 @@
 //! have waited, and a waiter passed over that way only forces a switch after the switch interval
 //! (5 ms). Under load a process holds a queue of started-but-waiting threads (8 threads, and as
 //! many requests sent ahead), and the one passed over again and again is the tail: p99 of the
-//! JSON endpoint 12–23 ms with send_ahead, against 5.5–7.4 ms once requests take turns
-//! (docs/benchmarks.md, "Requests taking turns").
+//! Flask JSON endpoint 12–23 ms with send_ahead, against 5.5–7.4 ms once requests take turns,
+//! for about the same requests a second (docs/benchmarks.md, "Requests taking turns in
+//! paddock-wsgi").
 //!
 //! So a thread takes a turn, in the order requests were read, before asking for the GIL, and
 //! hands it to the next thread once it has the GIL ([`Turn`] is dropped). Only the start is
