@@ -27,6 +27,12 @@ fn sent_ahead(server: WsgiServer) {
         return;
     };
     let paddock = &site.paddock;
+    // Every process up first: with readiness = "notify" (builtin = "wsgi") a process counts
+    // once it has imported the app, which a loaded machine may take seconds to do for one.
+    let threads = (WORKERS * THREADS) as usize;
+    paddock.wait_pool("flask", "every process ready", |p| {
+        p["idle_slots"] == threads
+    });
     // A process's places ahead come out once it has ended a request with a thread free: two
     // requests at once, one on each process (the one with fewer in flight takes the next).
     let warmed = site.scratch.path().join("warmed");
@@ -43,7 +49,6 @@ fn sent_ahead(server: WsgiServer) {
         .map(|request| json(&answered_ok(paddock, request).text())["pid"].clone())
         .collect();
     assert_eq!(pids.len(), WORKERS as usize, "one on each process");
-    let threads = (WORKERS * THREADS) as usize;
     let release = site.scratch.path().join("release");
     let held_path = format!("/slow?until={}", release.display());
     let held: Vec<_> = (0..threads)
