@@ -1,14 +1,9 @@
 //! Config tests for `listeners.NAME.acme` and `server.state_dir`.
 
-use std::path::Path;
-
 use protocol::control::AcmeChallenge;
 
+use super::test_support::load;
 use super::*;
-
-fn load(text: &str) -> Result<Config, ConfigError> {
-    load_str(text, "test.toml", Path::new(EMBEDDED_BASE_DIR))
-}
 
 /// An HTTP and an HTTPS listener, two sites; `acme` goes on the HTTPS listener.
 fn config(acme: &str) -> String {

@@ -1,23 +1,8 @@
 //! Config tests for the front-end keys: limits, timeouts, HTTP/2, TLS, sites, logs, client address.
 
-use std::path::Path;
-
 use protocol::control::{AccessLogFormat, SymlinkPolicy};
 
-use super::*;
-
-fn load(text: &str) -> Result<Config, ConfigError> {
-    load_str(text, "test.toml", Path::new(EMBEDDED_BASE_DIR))
-}
-
-const MINIMAL: &str = r#"
-[listeners.web]
-kind = "http"
-address = "127.0.0.1:0"
-
-[sites.main]
-root = "deploy/demo"
-"#;
+use super::test_support::{load, MINIMAL};
 
 #[test]
 fn front_end_defaults_are_the_documented_ones() {

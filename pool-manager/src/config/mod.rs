@@ -261,6 +261,8 @@ mod mount_tests;
 #[cfg(test)]
 mod readiness_tests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod wsgi_tests;

@@ -22,3 +22,15 @@ pub(super) fn readable_file(path: &[&str], file: &Path) -> Result<PathBuf, Inval
         Err(e) => Err(invalid(path, format!("{}: {e}", file.display()))),
     }
 }
+
+/// `file` in the directory of the running `paddock`, where `cargo build` puts the programs and
+/// libraries of paddock's builtin workers.
+pub(super) fn next_to_paddock(pool: &str, file: &str) -> Result<PathBuf, Invalid> {
+    let exe = std::env::current_exe().map_err(|e| {
+        invalid(
+            &["pools", pool, "builtin"],
+            format!("cannot locate the paddock binary: {e}"),
+        )
+    })?;
+    Ok(exe.with_file_name(file))
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::{invalid, Invalid};
-use super::paths::readable_file;
+use super::paths::{next_to_paddock, readable_file};
 use super::raw::RawPool;
 
 /// How long after `request_timeout` the front end waits for a builtin PHP worker to end the
@@ -26,13 +26,7 @@ pub(crate) const DEFAULT_PHP_ENGINE: &str = "/usr/bin/php-cgi8.2";
 
 /// paddock-php's library next to the running `paddock`.
 pub(super) fn library(name: &str) -> Result<PathBuf, Invalid> {
-    let exe = std::env::current_exe().map_err(|e| {
-        invalid(
-            &["pools", name, "builtin"],
-            format!("cannot locate the paddock binary: {e}"),
-        )
-    })?;
-    Ok(exe.with_file_name(PHP_LIBRARY))
+    next_to_paddock(name, PHP_LIBRARY)
 }
 
 /// `ENGINE zygote [--ini FILE] [--define NAME=VALUE]... [--admin NAME]...`, where ENGINE is the

@@ -1,23 +1,9 @@
 //! Config tests for a pool's `readiness`, `start_timeout` and `max_starting`.
 
-use std::path::Path;
 use std::time::Duration;
 
+use super::test_support::load_pool;
 use super::*;
-
-const SITE: &str = r#"
-[listeners.web]
-kind = "http"
-address = "127.0.0.1:0"
-
-[sites.main]
-root = "deploy/demo"
-"#;
-
-fn load_pool(mode: &str, body: &str) -> Result<Config, ConfigError> {
-    let text = format!("{SITE}\n[pools.app]\nmode = \"{mode}\"\n{body}\n");
-    load_str(&text, "readiness.toml", Path::new(EMBEDDED_BASE_DIR))
-}
 
 const UWSGI: &str = "command = [\"/usr/bin/uwsgi\"]";
 

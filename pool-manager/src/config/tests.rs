@@ -1,19 +1,5 @@
-use std::path::Path;
-
+use super::test_support::{load, MINIMAL};
 use super::*;
-
-fn load(text: &str) -> Result<Config, ConfigError> {
-    load_str(text, "test.toml", Path::new(EMBEDDED_BASE_DIR))
-}
-
-const MINIMAL: &str = r#"
-[listeners.web]
-kind = "http"
-address = "127.0.0.1:0"
-
-[sites.main]
-root = "deploy/demo"
-"#;
 
 #[test]
 fn embedded_default_is_valid() {

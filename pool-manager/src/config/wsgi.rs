@@ -2,6 +2,7 @@
 //! `paddock-wsgi`, paddock's own WSGI worker, found next to the running `paddock`.
 
 use super::error::{invalid, Invalid};
+use super::paths::next_to_paddock;
 use super::raw::RawPool;
 
 /// paddock's WSGI worker (the wsgi-worker crate), installed next to `paddock` (`cargo build
@@ -23,18 +24,8 @@ pub(super) fn command(name: &str, pool: &RawPool) -> Result<Vec<String>, Invalid
             "must be MODULE or MODULE:CALLABLE, dotted Python names (e.g. \"myapp:app\")",
         ));
     }
-    let exe = std::env::current_exe().map_err(|e| {
-        invalid(
-            &["pools", name, "builtin"],
-            format!("cannot locate the paddock binary: {e}"),
-        )
-    })?;
-    Ok(vec![
-        exe.with_file_name(WSGI_PROGRAM)
-            .to_string_lossy()
-            .into_owned(),
-        app.clone(),
-    ])
+    let program = next_to_paddock(name, WSGI_PROGRAM)?;
+    Ok(vec![program.to_string_lossy().into_owned(), app.clone()])
 }
 
 /// `wsgi_app` on a pool that is not `builtin = "wsgi"`.

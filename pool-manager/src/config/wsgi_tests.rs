@@ -1,29 +1,7 @@
 //! Config tests for `builtin = "wsgi"` pools (paddock's own WSGI worker) and `wsgi_app`.
 
-use std::path::Path;
-
+use super::test_support::{load_pool, pool_text};
 use super::*;
-
-const SITE: &str = r#"
-[listeners.web]
-kind = "http"
-address = "127.0.0.1:0"
-
-[sites.main]
-root = "deploy/demo"
-"#;
-
-fn pool_text(mode: &str, body: &str) -> String {
-    format!("{SITE}\n[pools.app]\nmode = \"{mode}\"\n{body}\n")
-}
-
-fn load_pool(mode: &str, body: &str) -> Result<Config, ConfigError> {
-    load_str(
-        &pool_text(mode, body),
-        "wsgi.toml",
-        Path::new(EMBEDDED_BASE_DIR),
-    )
-}
 
 const BUILTIN: &str = "threads = 8\nbuiltin = \"wsgi\"\nwsgi_app = \"myproject.wsgi:application\"";
 

@@ -23,6 +23,11 @@ fn request(out: &mut Vec<u8>, id: u16, path: &[u8], body: &[u8]) {
     fcgi::encode_stream_end(out, RecordType::Stdin, id);
 }
 
+/// The reader's next request, which the test has sent.
+fn next(reader: &mut Reader, server: &mut UnixStream) -> super::Incoming {
+    reader.next_request(server).unwrap().expect("a request")
+}
+
 fn path_of(params: &[u8]) -> Vec<u8> {
     fcgi::name_values(params)
         .flatten()
@@ -73,10 +78,7 @@ fn requests_in_several_records_are_read_whole_and_one_right_behind_is_kept() {
     drop(peer);
 
     let mut reader = Reader::serving(4);
-    let first = reader
-        .next_request(&mut server)
-        .unwrap()
-        .expect("a request");
+    let first = next(&mut reader, &mut server);
     assert_eq!((first.id, first.keep_conn), (1, true));
     assert_eq!(path_of(&first.params), b"/first");
     assert_eq!(first.stdin, b"first body");
@@ -85,10 +87,7 @@ fn requests_in_several_records_are_read_whole_and_one_right_behind_is_kept() {
         "the second request was read with the first"
     );
     assert_eq!(reader.next_request_id(), Some(2));
-    let second = reader
-        .next_request(&mut server)
-        .unwrap()
-        .expect("a request");
+    let second = next(&mut reader, &mut server);
     assert_eq!(path_of(&second.params), b"/second");
     assert_eq!(second.stdin, b"second body");
     assert!(!reader.has_buffered());
@@ -111,10 +110,7 @@ fn management_records_and_a_second_request_id_are_answered_on_the_way() {
     peer.write_all(&wire).unwrap();
 
     let mut reader = Reader::serving(8);
-    let incoming = reader
-        .next_request(&mut server)
-        .unwrap()
-        .expect("a request");
+    let incoming = next(&mut reader, &mut server);
     assert_eq!((incoming.id, incoming.keep_conn), (7, false));
     assert_eq!(
         replies(&mut peer),
@@ -135,10 +131,7 @@ fn a_request_aborted_before_it_ran_is_ended_and_the_next_one_read() {
     peer.write_all(&wire).unwrap();
 
     let mut reader = Reader::default();
-    let incoming = reader
-        .next_request(&mut server)
-        .unwrap()
-        .expect("a request");
+    let incoming = next(&mut reader, &mut server);
     assert_eq!(incoming.id, 4);
     assert_eq!(
         replies(&mut peer),
