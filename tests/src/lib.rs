@@ -193,15 +193,15 @@ impl Paddock {
             .tempdir()
             .expect("temp dir");
         let config_path = write_config(dir.path(), config);
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .args(["serve", "--config"])
             .arg(&config_path)
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start paddock");
+            .stderr(Stdio::piped());
+        let mut child = spawn_fresh_binary(&mut command);
         let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().expect("stderr");
         let sink = log.clone();
@@ -637,4 +637,24 @@ pub fn split_response(raw: &str) -> (u16, String, String) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, head.to_string(), body.to_string())
+}
+
+/// Spawns `command`, whose program may be a copy a test has just written (a `paddock` alone in a
+/// directory). Until every process another test thread forked meanwhile has reached its `exec`,
+/// such a child still holds the copy open for writing, and exec'ing the copy fails with ETXTBSY;
+/// that passes within moments, so it is retried (for up to 10 s).
+fn spawn_fresh_binary(command: &mut Command) -> std::process::Child {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match command.spawn() {
+            Ok(child) => return child,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ExecutableFileBusy
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("start paddock: {e}"),
+        }
+    }
 }
