@@ -67,7 +67,7 @@ impl Turns {
         drop(state);
         // Every waiter wakes and the one holding the next ticket goes on. Measured against
         // waking that one alone (a queue of parked threads, unparked in order): on the Flask
-        // page, 5.6–6.2k against 4.8–5.4k req/s with the same p99 (docs/benchmarks.md,
+        // page, 5.0–6.2k against 4.7–5.4k req/s with the same p99 (docs/benchmarks.md,
         // "Requests taking turns in paddock-wsgi"); at most `threads` - 1 wait.
         self.changed.notify_all();
     }
