@@ -56,6 +56,8 @@ pub(crate) struct SpawnedWorker {
     pub pid: Pid,
     pub socket: PathBuf,
     pub output: WorkerOutput,
+    /// The CPU it is pinned to (`cpu_affinity = "spread"`).
+    pub cpu: Option<usize>,
 }
 
 /// Why a worker could not be started, worded for the operator.
@@ -81,12 +83,14 @@ pub(crate) enum SpawnError {
 
 /// Starts one worker of `pool` with its own listening socket as descriptor 0, the FastCGI
 /// convention (`FCGI_LISTENSOCK_FILENO`) that php-cgi and every libfcgi program follow, and
-/// `NOTIFY_SOCKET` set to `notify_socket` when the pool waits for its workers to be ready.
+/// `NOTIFY_SOCKET` set to `notify_socket` when the pool waits for its workers to be ready, and
+/// pinned to `cpu` if one is given.
 pub(crate) fn spawn_worker(
     pool: &PoolConfig,
     id: WorkerId,
     runtime: &RuntimeDir,
     notify_socket: Option<&str>,
+    cpu: Option<usize>,
 ) -> Result<SpawnedWorker, SpawnError> {
     let (listener, socket) = runtime
         .bind_worker_socket(&pool.name, id)
@@ -115,7 +119,10 @@ pub(crate) fn spawn_worker(
     let child = spawn(
         &mut command,
         Vec::new(),
-        confinement(pool),
+        Confinement {
+            cpu,
+            ..confinement(pool)
+        },
         Some(libc::SIGTERM),
     )
     .map_err(|source| {
@@ -128,6 +135,7 @@ pub(crate) fn spawn_worker(
         pid: Pid::from_raw(child.id() as i32),
         socket,
         output: WorkerOutput::new(read_end).map_err(exec_error)?,
+        cpu,
     })
 }
 
@@ -197,6 +205,7 @@ pub(crate) fn confinement(pool: &PoolConfig) -> Confinement {
     Confinement {
         limits,
         batch_scheduling: pool.scheduling == Scheduling::Batch,
+        cpu: None,
     }
 }
 

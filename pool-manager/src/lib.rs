@@ -13,6 +13,7 @@
 //! - `policy` — the sizing policy: a pure function from a pool snapshot to actions.
 //! - `pool` — per-pool supervision state and crash-loop backoff.
 //! - `children` — building the front-end and worker commands.
+//! - `cpu_affinity` — the CPU a worker of a `cpu_affinity = "spread"` pool is pinned to.
 //! - `php_parent` — the warm PHP parent of a `builtin = "php"` pool, which forks its workers.
 //! - `spawn` — fork+exec with descriptor placement (the only `unsafe` module).
 //! - `sd_notify` — systemd readiness notification.
@@ -28,6 +29,7 @@ pub mod master;
 
 mod children;
 mod control;
+mod cpu_affinity;
 mod php_parent;
 mod policy;
 mod pool;

@@ -384,6 +384,7 @@ pub(crate) fn fork_prepared(
                         pid: Pid::from_raw(pid),
                         socket,
                         output,
+                        cpu: None,
                     },
                 );
             } else {

@@ -6,7 +6,8 @@
 //!   copy), then mark every descriptor above them close-on-exec: paddock's own are CLOEXEC anyway,
 //!   but whatever paddock itself inherited without CLOEXEC (a shell's or a build tool's pipes) must
 //!   not reach a worker;
-//! - apply resource limits (`setrlimit`) and the scheduling policy (`sched_setscheduler`);
+//! - apply resource limits (`setrlimit`), the scheduling policy (`sched_setscheduler`) and the
+//!   CPU the worker is pinned to, if any (`sched_setaffinity`);
 //! - ask the kernel to signal the child when the master dies, so no worker outlives its master.
 #![allow(unsafe_code)]
 
@@ -54,6 +55,10 @@ pub(crate) struct Confinement {
     /// its other ready work instead of being switched out at once (docs/worker-lifecycle.md,
     /// "Scheduling"). Best effort: a kernel or sandbox that refuses it leaves the default.
     pub batch_scheduling: bool,
+    /// The one CPU the child and all its threads run on (`cpu_affinity = "spread"`). Best
+    /// effort as well: a CPU taken away since it was chosen (a cgroup's cpuset changed) leaves
+    /// the child where the master may run.
+    pub cpu: Option<usize>,
 }
 
 /// Spawns `command` with `inherit` placed at their target numbers and `confinement` applied;
@@ -68,15 +73,18 @@ pub(crate) fn spawn(
     let Confinement {
         limits,
         batch_scheduling,
+        cpu,
     } = confinement;
+    // Built before the fork: the child only hands it to the kernel.
+    let cpu_set = cpu.and_then(one_cpu_set);
     let master_pid = std::process::id() as libc::pid_t;
     let places: Vec<(RawFd, RawFd)> = inherit
         .iter()
         .map(|i| (i.parked.as_raw_fd(), i.target))
         .collect();
     // SAFETY: the closure only calls async-signal-safe functions (dup2, close_range/fcntl,
-    // setrlimit, sched_setscheduler, prctl, getppid, _exit) and reads only the `places` and
-    // `limits` vectors, allocated before the fork.
+    // setrlimit, sched_setscheduler, sched_setaffinity, prctl, getppid, _exit) and reads only
+    // the `places` and `limits` vectors and the CPU set, all made before the fork.
     unsafe {
         command.pre_exec(move || {
             for &(parked, target) in &places {
@@ -101,6 +109,9 @@ pub(crate) fn spawn(
                 let param = libc::sched_param { sched_priority: 0 };
                 libc::sched_setscheduler(0, libc::SCHED_BATCH, &param);
             }
+            if let Some(set) = &cpu_set {
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set);
+            }
             if let Some(signal) = death_signal {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong) < 0 {
                     return Err(io::Error::last_os_error());
@@ -116,6 +127,20 @@ pub(crate) fn spawn(
     let child = command.spawn();
     drop(inherit);
     child
+}
+
+/// The set holding `cpu` alone; `None` for a number beyond what a `cpu_set_t` holds.
+fn one_cpu_set(cpu: usize) -> Option<libc::cpu_set_t> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return None;
+    }
+    // SAFETY: cpu_set_t is a plain bit array, for which all zeroes is the empty set; CPU_SET
+    // writes one bit of it, below CPU_SETSIZE as checked above.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        Some(set)
+    }
 }
 
 /// Marks every descriptor from `first` up close-on-exec, so none survives the exec. (Closing them

@@ -141,6 +141,17 @@ pub enum Scheduling {
     Normal,
 }
 
+/// Which CPUs a pool's processes may run on (`cpu_affinity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CpuAffinity {
+    /// Any CPU paddock itself may run on: the kernel places and moves them.
+    #[default]
+    None,
+    /// Each worker process (all its threads) on one CPU of those paddock may run on, the pool's
+    /// workers spread evenly over them: a process stays where its caches are warm.
+    Spread,
+}
+
 /// Resource limits applied to each worker process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Rlimits {
@@ -185,6 +196,7 @@ pub struct PoolConfig {
     pub group: Option<u32>,
     pub rlimits: Rlimits,
     pub scheduling: Scheduling,
+    pub cpu_affinity: CpuAffinity,
 }
 
 impl PoolConfig {

@@ -11,8 +11,8 @@ use protocol::control::{PoolDispatchSpec, WorkerProtocol};
 
 use super::error::{invalid, Invalid};
 use super::paths::existing_dir;
-use super::raw::{RawBuiltin, RawPool, RawPoolMode, RawScheduling, RawSizing};
-use super::{PoolConfig, PoolMode, Recycle, Rlimits, Scheduling, Sizing};
+use super::raw::{RawBuiltin, RawCpuAffinity, RawPool, RawPoolMode, RawScheduling, RawSizing};
+use super::{CpuAffinity, PoolConfig, PoolMode, Recycle, Rlimits, Scheduling, Sizing};
 
 pub(super) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub(super) const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -304,6 +304,23 @@ pub(super) fn validate_pool(
         Some(RawScheduling::Normal) => Scheduling::Normal,
     };
 
+    let cpu_affinity = match (pool.cpu_affinity, mode, pool.builtin) {
+        (None | Some(RawCpuAffinity::None), ..) => CpuAffinity::None,
+        (Some(RawCpuAffinity::Spread), PoolMode::External, _) => {
+            return fail(
+                "cpu_affinity",
+                "applies to workers paddock starts, not to an external server".into(),
+            )
+        }
+        (Some(RawCpuAffinity::Spread), _, Some(RawBuiltin::Php)) => return fail(
+            "cpu_affinity",
+            "\"spread\" is not available for builtin = \"php\" pools, whose workers are forked \
+                 by their PHP parent rather than started by paddock"
+                .into(),
+        ),
+        (Some(RawCpuAffinity::Spread), ..) => CpuAffinity::Spread,
+    };
+
     let builtin_php_library = match pool.builtin {
         Some(RawBuiltin::Php) => Some(super::php::library(name)?),
         _ => None,
@@ -342,6 +359,7 @@ pub(super) fn validate_pool(
             core: pool.rlimit_core.map(|s| s.0),
         },
         scheduling,
+        cpu_affinity,
     })
 }
 

@@ -269,6 +269,13 @@ pub(super) enum RawScheduling {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
+pub(super) enum RawCpuAffinity {
+    None,
+    Spread,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(super) enum RawReadiness {
     Listen,
     Notify,
@@ -340,6 +347,7 @@ pub(super) struct RawPool {
     pub rlimit_nproc: Option<u64>,
     pub rlimit_core: Option<Size>,
     pub scheduling: Option<RawScheduling>,
+    pub cpu_affinity: Option<RawCpuAffinity>,
 
     pub request_timeout: Option<Duration>,
     pub queue_timeout: Option<Duration>,

@@ -224,6 +224,43 @@ fn workers_run_under_sched_batch_unless_a_pool_says_normal() {
 }
 
 #[test]
+fn cpu_affinity_spreads_only_workers_paddock_starts_itself() {
+    let pool = |head: &str, body: &str| format!("{MINIMAL}\n[pools.app]\n{head}\n{body}\n");
+    let threaded = "mode = \"threaded\"\nthreads = 4\ncommand = [\"app\"]";
+    let affinity = |text: &str| load(text).unwrap().pools[0].cpu_affinity;
+    assert_eq!(affinity(&pool(threaded, "")), CpuAffinity::None);
+    assert_eq!(
+        affinity(&pool(threaded, "cpu_affinity = \"none\"")),
+        CpuAffinity::None
+    );
+    assert_eq!(
+        affinity(&pool(threaded, "cpu_affinity = \"spread\"")),
+        CpuAffinity::Spread
+    );
+    let prefork = "mode = \"prefork\"\ncommand = [\"php-cgi\"]";
+    assert_eq!(
+        affinity(&pool(prefork, "cpu_affinity = \"spread\"")),
+        CpuAffinity::Spread
+    );
+    let error = load(&pool(threaded, "cpu_affinity = \"auto\"")).unwrap_err();
+    assert_eq!(error.key, "pools.app.cpu_affinity");
+    assert!(error.line.is_some(), "{error}");
+    // Started by someone else, or forked by the PHP parent: nothing paddock could pin.
+    let external = "mode = \"external\"\nsocket = \"/s\"";
+    let error = load(&pool(external, "cpu_affinity = \"spread\"")).unwrap_err();
+    assert_eq!(error.key, "pools.app.cpu_affinity");
+    assert!(error.to_string().contains("external"), "{error}");
+    let builtin_php = "mode = \"prefork\"\nbuiltin = \"php\"";
+    let error = load(&pool(builtin_php, "cpu_affinity = \"spread\"")).unwrap_err();
+    assert_eq!(error.key, "pools.app.cpu_affinity");
+    assert!(error.to_string().contains("PHP parent"), "{error}");
+    assert_eq!(
+        affinity(&pool(builtin_php, "cpu_affinity = \"none\"")),
+        CpuAffinity::None
+    );
+}
+
+#[test]
 fn send_ahead_is_on_for_builtin_php_pools_and_refused_elsewhere() {
     let builtin = |body: &str| {
         format!("{MINIMAL}\n[pools.php]\nmode = \"prefork\"\nbuiltin = \"php\"\n{body}\n")

@@ -95,6 +95,8 @@ struct Worker {
     stopping: Option<ExitReason>,
     /// Resident memory at the last sample.
     rss_bytes: u64,
+    /// The CPU it is pinned to (`cpu_affinity = "spread"`).
+    cpu: Option<usize>,
     /// Started but not ready yet (`readiness = "notify"`): unknown to the front end, and killed
     /// if still not ready at this instant.
     ready_by: Option<Instant>,

@@ -10,7 +10,8 @@ use tracing::{debug, error, info, warn};
 
 use super::{ExitKind, Master, Worker, FIRST_WORKER_TOKEN};
 use crate::children::{spawn_worker, SpawnError, SpawnedWorker};
-use crate::config::Readiness;
+use crate::config::{CpuAffinity, Readiness};
+use crate::cpu_affinity;
 use crate::policy::{self, Action};
 
 /// Time between SIGTERM and SIGKILL for a worker being stopped.
@@ -107,7 +108,8 @@ impl Master {
             let id = self.next_worker;
             self.next_worker += 1;
             let notify = self.notify_address(pool);
-            match spawn_worker(&self.pools[pool].config, id, &self.runtime, notify) {
+            let cpu = self.cpu_for_next_worker(pool);
+            match spawn_worker(&self.pools[pool].config, id, &self.runtime, notify, cpu) {
                 Ok(spawned) => self.add_worker(pool, id, spawned, now),
                 Err(e) => {
                     self.spawn_failed(pool, &e, now);
@@ -116,6 +118,20 @@ impl Master {
             }
         }
         true
+    }
+
+    /// The CPU to pin the pool's next worker to: with `cpu_affinity = "spread"`, the allowed CPU
+    /// with the fewest of the pool's workers that are not on their way out.
+    fn cpu_for_next_worker(&self, pool: usize) -> Option<usize> {
+        if self.pools[pool].config.cpu_affinity != CpuAffinity::Spread {
+            return None;
+        }
+        let pinned = self
+            .workers
+            .values()
+            .filter(|w| w.pool == pool && w.is_active())
+            .filter_map(|w| w.cpu);
+        cpu_affinity::least_used(&cpu_affinity::allowed_cpus(), pinned)
     }
 
     /// A started worker: watched, recorded and announced to the front end (for a pool of
@@ -153,6 +169,7 @@ impl Master {
             retiring: None,
             stopping: None,
             rss_bytes: 0,
+            cpu: spawned.cpu,
             ready_by,
         };
         let news = match ready_by {

@@ -6,6 +6,7 @@ mod builtin_php;
 mod builtin_php_ahead;
 mod builtin_php_parent;
 mod builtin_php_usage;
+mod cpu_affinity;
 mod faults;
 mod isolation;
 mod php_fpm_external;

@@ -18,14 +18,19 @@ use crate::Bench;
 
 const CONNECTIONS: u32 = 32;
 /// The stack the ratios are taken against the peers for: paddock's fastest set-up, its own WSGI
-/// worker as `builtin = "wsgi"` runs it (requests sent ahead).
-const PADDOCK_WSGI: &str = "paddock (threaded pool, builtin wsgi)";
+/// worker as `builtin = "wsgi"` runs it (requests sent ahead), each process on a CPU of its own
+/// as deploy/examples/flask-paddock-wsgi.toml has it.
+const PADDOCK_WSGI: &str = "paddock (threaded pool, builtin wsgi, cpu_affinity = spread)";
+/// The same with the kernel placing the processes (`cpu_affinity`'s default).
+const PADDOCK_WSGI_UNPINNED: &str = "paddock (threaded pool, builtin wsgi)";
 const PADDOCK_WSGI_QUEUED: &str = "paddock (threaded pool, builtin wsgi, send_ahead = false)";
 const PADDOCK: &str = "paddock (threaded pool, granian, HTTP/1.1 kept, send_ahead)";
 const PADDOCK_UWSGI_HTTP: &str = "paddock (threaded pool, uWSGI, HTTP/1.1 kept)";
 const PADDOCK_UWSGI: &str = "paddock (threaded pool, uWSGI, uwsgi protocol)";
 const GUNICORN: &str = "nginx + gunicorn gthread";
 const UWSGI: &str = "nginx + uWSGI";
+/// uWSGI with its own pinning: `--cpu-affinity 1`, each worker on one CPU, round the CPUs.
+const UWSGI_PINNED: &str = "nginx + uWSGI --cpu-affinity 1";
 /// A reference, not a peer: nginx in front of uWSGI's HTTP mode, the wire paddock's HTTP pool uses.
 const UWSGI_HTTP: &str = "nginx + uWSGI over HTTP/1.1 kept (reference)";
 /// A reference, not a peer: nginx in front of granian as its command line runs it.
@@ -36,6 +41,7 @@ const GUNICORN_ALONE: &str = "gunicorn gthread alone";
 fn tag(server: &str) -> &'static str {
     match server {
         PADDOCK_WSGI => "paddock-wsgi",
+        PADDOCK_WSGI_UNPINNED => "paddock-wsgi-unpinned",
         PADDOCK_WSGI_QUEUED => "paddock-wsgi-queued",
         PADDOCK => "paddock",
         PADDOCK_UWSGI_HTTP => "paddock-uwsgi-http",
@@ -43,6 +49,7 @@ fn tag(server: &str) -> &'static str {
         GUNICORN => "gunicorn",
         UWSGI_HTTP => "uwsgi-http",
         GRANIAN => "granian",
+        UWSGI_PINNED => "uwsgi-pinned",
         _ => "uwsgi",
     }
 }
@@ -50,8 +57,15 @@ fn tag(server: &str) -> &'static str {
 pub(crate) fn run(bench: &mut Bench) {
     let servers: Vec<Server> = vec![
         // As deploy/examples/flask-paddock-wsgi.toml: paddock's own worker, FastCGI on kept
-        // connections, requests sent ahead to busy processes.
-        wsgi::paddock(&bench.shared, PADDOCK_WSGI, WsgiServer::Paddock),
+        // connections, requests sent ahead to busy processes, each process on its own CPU.
+        wsgi::paddock_pool(
+            &bench.shared,
+            PADDOCK_WSGI,
+            WsgiServer::Paddock,
+            PoolSizing::Static,
+            "cpu_affinity = \"spread\"",
+        ),
+        wsgi::paddock(&bench.shared, PADDOCK_WSGI_UNPINNED, WsgiServer::Paddock),
         // The same with every request waiting in the front end's queue until a thread is free.
         wsgi::paddock_pool(
             &bench.shared,
@@ -72,6 +86,7 @@ pub(crate) fn run(bench: &mut Bench) {
         wsgi::paddock(&bench.shared, PADDOCK_UWSGI, WsgiServer::UwsgiNative),
         wsgi::nginx_gunicorn(GUNICORN),
         wsgi::nginx_uwsgi(UWSGI),
+        wsgi::nginx_uwsgi_pinned(UWSGI_PINNED),
         wsgi::nginx_uwsgi_http(UWSGI_HTTP),
         wsgi::nginx_granian(GRANIAN),
     ];
@@ -141,7 +156,9 @@ pub(crate) fn run(bench: &mut Bench) {
          8, no master: paddock is the master), speaking HTTP/1.1 (uWSGI: --protocol http11 \
          --socket-timeout 3600) to a pool with protocol = \"http\", which keeps each slot's \
          connection, or the uwsgi protocol to a pool with protocol = \"uwsgi\", a connection a \
-         request. No recycling, access logs off. A paddock / this p99 below 1 means paddock's p99 is lower. CPU: user + system time \
+         request. paddock's first row pins each of its two processes to a CPU of its own \
+         (cpu_affinity = \"spread\"), the second leaves them to the kernel; uWSGI with \
+         --cpu-affinity 1 pins its workers the same way. No recycling, access logs off. A paddock / this p99 below 1 means paddock's p99 is lower. CPU: user + system time \
          of every process of the stack (front end, application server and its master) during \
          a run, per answered request; of which front end: the part of it spent by nginx or by \
          paddock's front-end process, the rest being the application server's. nginx + uWSGI \
@@ -158,22 +175,19 @@ pub(crate) fn run(bench: &mut Bench) {
     bench.report.table(&table);
     bench.report.record("wsgi", json.into());
 
-    // The keep-alive storm, on the same running stacks plus gunicorn with no proxy in front.
-    let mut servers = servers.into_iter();
-    let mut stacks: Vec<(&str, Server)> = Vec::new();
-    for tag in [
-        "paddock-wsgi",
-        "paddock-wsgi-queued",
-        "paddock",
-        "paddock-uwsgi-http",
-        "paddock-uwsgi",
-        "gunicorn",
-        "uwsgi",
-    ] {
-        stacks.push((tag, servers.next().expect("seven stacks")));
-    }
-    // The reference stacks are not part of the storm.
-    drop(servers);
+    // The keep-alive storm, on the same running stacks plus gunicorn with no proxy in front;
+    // not on the references, nor on the variants that differ from another stack only by
+    // pinning.
+    let mut stacks: Vec<(&str, Server)> = servers
+        .into_iter()
+        .map(|server| (tag(&server.name), server))
+        .filter(|(tag, _)| {
+            !matches!(
+                *tag,
+                "uwsgi-http" | "granian" | "paddock-wsgi-unpinned" | "uwsgi-pinned"
+            )
+        })
+        .collect();
     stacks.push(("gunicorn-alone", wsgi::gunicorn_alone(GUNICORN_ALONE)));
     super::wsgi_storm::run(bench, &stacks);
     drop(stacks);

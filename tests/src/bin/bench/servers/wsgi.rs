@@ -320,6 +320,19 @@ pub(crate) fn nginx_uwsgi(name: &str) -> Server {
     uwsgi_behind_nginx(name, "uwsgi", Wire::Uwsgi, PROCESSES, PROCESSES, &[])
 }
 
+/// [`nginx_uwsgi`] with each uWSGI worker pinned to one CPU, round the CPUs (`--cpu-affinity 1`):
+/// uWSGI's counterpart of paddock's `cpu_affinity = "spread"`.
+pub(crate) fn nginx_uwsgi_pinned(name: &str) -> Server {
+    uwsgi_behind_nginx(
+        name,
+        "uwsgi-pinned",
+        Wire::Uwsgi,
+        PROCESSES,
+        PROCESSES,
+        &["--cpu-affinity", "1"],
+    )
+}
+
 /// nginx + the same uWSGI speaking HTTP/1.1 on its socket (`--http11-socket`), proxied with
 /// upstream keep-alive: what any front end gets from uWSGI over the wire paddock's HTTP pools
 /// use, so that the part of a gap that is uWSGI's HTTP mode shows apart from the front end's.

@@ -1,0 +1,132 @@
+//! `cpu_affinity = "spread"`: each worker, with every thread it has, on one CPU of those paddock
+//! may run on, the pool's workers spread evenly over them; a worker started in place of a
+//! killed one takes the CPU it left. Without it, workers may run wherever paddock may.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use harness::{Paddock, PATIENCE};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// A threaded pool of `workers` processes of the multi-threaded test application.
+fn threaded_site(workers: usize, extra_pool: &str) -> (tempfile::TempDir, String) {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("app.fcgi"), "").unwrap();
+    let app = env!("CARGO_BIN_EXE_fcgi-unsafe");
+    let config = format!(
+        "[sites.app]\nroot = \"{}\"\n[sites.app.scripts]\npool = \"app\"\nextensions = [\"fcgi\"]\n\
+         front_controller = \"/app.fcgi\"\n[pools.app]\nmode = \"threaded\"\nthreads = 4\n\
+         command = [\"{app}\", \"--threads\", \"4\"]\nworkers = {workers}\n{extra_pool}\n",
+        root.path().display()
+    );
+    (root, config)
+}
+
+/// `Cpus_allowed_list` of a task's status ("0-1,4"), as a set.
+fn parse_cpu_list(list: &str) -> BTreeSet<usize> {
+    let mut cpus = BTreeSet::new();
+    for part in list.trim().split(',').filter(|part| !part.is_empty()) {
+        match part.split_once('-') {
+            Some((first, last)) => {
+                cpus.extend(first.parse::<usize>().unwrap()..=last.parse::<usize>().unwrap())
+            }
+            None => {
+                cpus.insert(part.parse().unwrap());
+            }
+        }
+    }
+    cpus
+}
+
+/// The CPUs each thread of `pid` may run on (a thread that ends while being read is left out).
+fn thread_cpus(pid: u32) -> Vec<BTreeSet<usize>> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("status")).ok())
+        .filter_map(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+                .map(parse_cpu_list)
+        })
+        .collect()
+}
+
+/// The one CPU every thread of worker `pid` is pinned to.
+fn pinned_cpu(pid: u32) -> usize {
+    let sets: BTreeSet<_> = thread_cpus(pid).into_iter().collect();
+    assert_eq!(sets.len(), 1, "worker {pid}'s threads agree: {sets:?}");
+    let set = sets.into_iter().next().unwrap();
+    assert_eq!(set.len(), 1, "worker {pid} is on one CPU: {set:?}");
+    set.into_iter().next().unwrap()
+}
+
+fn allowed_cpus() -> BTreeSet<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let list = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+        .unwrap();
+    parse_cpu_list(list)
+}
+
+#[test]
+fn spread_pins_each_worker_to_one_cpu_evenly_and_a_replacement_takes_the_one_left() {
+    // paddock inherits this test's CPUs. One worker more than CPUs (at most 4): some CPU holds
+    // two, and on a machine of two or more, one holds a worker alone.
+    let allowed = allowed_cpus();
+    let workers = allowed.len().min(4) + 1;
+    let (_root, config) = threaded_site(workers, "cpu_affinity = \"spread\"");
+    let paddock = Paddock::start(&config);
+    paddock.wait_until("every worker started", PATIENCE, || {
+        paddock.worker_pids("fcgi-unsafe").len() == workers
+    });
+    assert_eq!(paddock.curl_status(&[&paddock.url("/app.fcgi")]), 200);
+
+    let mut by_cpu: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
+    for pid in paddock.worker_pids("fcgi-unsafe") {
+        by_cpu.entry(pinned_cpu(pid)).or_default().push(pid);
+    }
+    let used: BTreeSet<usize> = by_cpu.keys().copied().collect();
+    let expected: BTreeSet<usize> = allowed.iter().copied().take(workers).collect();
+    assert_eq!(
+        used, expected,
+        "the first CPUs, one each before any holds two"
+    );
+    let counts: Vec<usize> = by_cpu.values().map(Vec::len).collect();
+    assert!(
+        counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1,
+        "spread evenly: {by_cpu:?}"
+    );
+
+    // Kill the worker on the CPU with the fewest; its replacement goes where it was.
+    let (&cpu, pids) = by_cpu.iter().min_by_key(|(_, pids)| pids.len()).unwrap();
+    let victim = pids[0];
+    kill(Pid::from_raw(victim as i32), Signal::SIGKILL).unwrap();
+    let mut replacement = None;
+    paddock.wait_until("a worker in place of the killed one", PATIENCE, || {
+        let pids = paddock.worker_pids("fcgi-unsafe");
+        replacement = pids
+            .iter()
+            .copied()
+            .find(|pid| !by_cpu.values().flatten().any(|old| old == pid));
+        pids.len() == workers && replacement.is_some()
+    });
+    assert_eq!(pinned_cpu(replacement.unwrap()), cpu, "{by_cpu:?}");
+    assert_eq!(paddock.curl_status(&[&paddock.url("/app.fcgi")]), 200);
+}
+
+#[test]
+fn without_cpu_affinity_workers_may_run_wherever_paddock_may() {
+    let (_root, config) = threaded_site(2, "");
+    let paddock = Paddock::start(&config);
+    paddock.wait_until("both workers started", PATIENCE, || {
+        paddock.worker_pids("fcgi-unsafe").len() == 2
+    });
+    let allowed = allowed_cpus();
+    for pid in paddock.worker_pids("fcgi-unsafe") {
+        for set in thread_cpus(pid) {
+            assert_eq!(set, allowed, "worker {pid}");
+        }
+    }
+}
