@@ -5,6 +5,9 @@
 //!   processes. A connection lives and dies on the thread that accepted it: its tasks, timers
 //!   and socket never move, so no work-stealing, no cross-thread wake-ups and no cache lines
 //!   bouncing between cores for one request.
+//! - [`RuntimeLayout::PerCorePinned`]: the same, each event loop's thread pinned to a CPU of its
+//!   own (loop n on the n-th CPU the front end may use), like nginx's `worker_cpu_affinity auto`.
+//!   Threads the loops start for blocking work are not pinned.
 //! - [`RuntimeLayout::Shared`]: one multi-threaded tokio runtime (a worker thread per core) that
 //!   moves tasks between its threads to balance them.
 //!
@@ -24,9 +27,11 @@
 //! would then wake this one, two threads up for one reply.
 
 use std::cell::Cell;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
 use protocol::control::ListenerKind;
 use tokio::sync::oneshot;
 
@@ -51,16 +56,18 @@ pub(crate) fn current_event_loop() -> u32 {
 pub enum RuntimeLayout {
     #[default]
     PerCore,
+    PerCorePinned,
     Shared,
 }
 
 impl RuntimeLayout {
     /// The configuration's spellings.
-    pub const NAMES: [&'static str; 2] = ["per-core", "shared"];
+    pub const NAMES: [&'static str; 3] = ["per-core", "per-core-pinned", "shared"];
 
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "per-core" => Some(Self::PerCore),
+            "per-core-pinned" => Some(Self::PerCorePinned),
             "shared" => Some(Self::Shared),
             _ => None,
         }
@@ -69,14 +76,34 @@ impl RuntimeLayout {
     pub fn name(self) -> &'static str {
         match self {
             Self::PerCore => "per-core",
+            Self::PerCorePinned => "per-core-pinned",
             Self::Shared => "shared",
         }
     }
 
+    fn is_per_core(self) -> bool {
+        matches!(self, Self::PerCore | Self::PerCorePinned)
+    }
+
     /// The runtime of the main thread.
     pub(crate) fn main_runtime(self) -> anyhow::Result<tokio::runtime::Runtime> {
+        // Read before the main thread's loop is pinned.
+        cores();
+        allowed_cpus();
         let mut builder = match self {
             Self::PerCore => tokio::runtime::Builder::new_current_thread(),
+            Self::PerCorePinned => {
+                let mut builder = tokio::runtime::Builder::new_current_thread();
+                // A thread inherits its creator's CPUs: the threads a pinned loop starts for
+                // blocking work (file reads, DNS) get back every CPU the front end may use.
+                let allowed = allowed_cpus();
+                builder.on_thread_start(move || {
+                    if let Some(allowed) = &allowed {
+                        let _ = sched_setaffinity(Pid::from_raw(0), allowed);
+                    }
+                });
+                builder
+            }
             Self::Shared => {
                 let mut builder = tokio::runtime::Builder::new_multi_thread();
                 builder.thread_name("paddock-frontend");
@@ -89,10 +116,14 @@ impl RuntimeLayout {
             .context("cannot start the async runtime")
     }
 
-    /// Marks the calling thread as running per-core event loop `n` (1 for the main thread).
+    /// Marks the calling thread as running per-core event loop `n` (1 for the main thread), and
+    /// pins it to the n-th allowed CPU (round them) when the layout says so.
     pub(crate) fn enter_event_loop(self, n: u32) {
-        if self == Self::PerCore {
+        if self.is_per_core() {
             EVENT_LOOP.with(|current| current.set(n));
+        }
+        if self == Self::PerCorePinned {
+            pin_to_nth_cpu(n.saturating_sub(1) as usize);
         }
     }
 
@@ -100,7 +131,7 @@ impl RuntimeLayout {
     /// (per core), none (shared).
     fn more_threads(self) -> usize {
         match self {
-            Self::PerCore => std::thread::available_parallelism().map_or(1, |n| n.get()) - 1,
+            Self::PerCore | Self::PerCorePinned => cores() - 1,
             Self::Shared => 0,
         }
     }
@@ -130,13 +161,13 @@ pub(crate) fn serve_on_other_threads(
             copies.push((listener.spec.clone(), tcp, listener.tls.clone()));
         }
         let (state, limits, stop) = (state.clone(), limits.clone(), stop.clone());
-        let runtime = RuntimeLayout::PerCore.main_runtime()?;
+        let runtime = layout.main_runtime()?;
         let (done, stopped_here) = oneshot::channel();
         std::thread::Builder::new()
             // Short: a thread's name is cut at 15 bytes.
             .name(format!("paddock-loop-{n}"))
             .spawn(move || {
-                RuntimeLayout::PerCore.enter_event_loop(n as u32 + 1);
+                layout.enter_event_loop(n as u32 + 1);
                 runtime.block_on(async move {
                     let mut tasks = Vec::new();
                     for (spec, tcp, tls) in copies {
@@ -162,4 +193,40 @@ pub(crate) fn serve_on_other_threads(
         stopped.push(stopped_here);
     }
     Ok(stopped)
+}
+
+/// The cores the front end may use (its CPUs, within its cgroup's quota), as they were before
+/// any loop was pinned: a pinned thread would count one.
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The CPUs the front end may run on (its `taskset`, cgroup cpuset), as they were before any
+/// loop was pinned: read once, by the main thread as it builds its runtime, since a pinned
+/// thread (and every thread it starts) would read its own CPU alone. `None` if the kernel will
+/// not say.
+fn allowed_cpus() -> Option<CpuSet> {
+    static ALLOWED: OnceLock<Option<CpuSet>> = OnceLock::new();
+    *ALLOWED.get_or_init(|| sched_getaffinity(Pid::from_raw(0)).ok())
+}
+
+/// Pins the calling thread to the n-th of the allowed CPUs (round them); left as it is if
+/// the kernel refuses.
+fn pin_to_nth_cpu(n: usize) {
+    let Some(allowed) = allowed_cpus() else {
+        return;
+    };
+    let cpus: Vec<usize> = (0..CpuSet::count())
+        .filter(|&cpu| allowed.is_set(cpu).unwrap_or(false))
+        .collect();
+    if cpus.is_empty() {
+        return;
+    }
+    let mut one = CpuSet::new();
+    if one.set(cpus[n % cpus.len()]).is_ok() {
+        if let Err(e) = sched_setaffinity(Pid::from_raw(0), &one) {
+            tracing::warn!(error = %e, "cannot pin an event loop to its CPU; it runs unpinned");
+        }
+    }
 }

@@ -69,7 +69,7 @@ enum Command {
     Frontend {
         #[arg(long, default_value = "info")]
         log_level: String,
-        /// `per-core` or `shared` (`server.frontend_runtime`).
+        /// `per-core`, `per-core-pinned` or `shared` (`server.frontend_runtime`).
         #[arg(long, default_value = "per-core")]
         runtime: String,
     },

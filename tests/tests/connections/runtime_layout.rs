@@ -1,6 +1,7 @@
 //! `server.frontend_runtime`: one single-threaded event loop per core, each accepting from
-//! every public listener (the default), or one shared multi-threaded runtime. The whole suite
-//! runs on the default; here each layout is checked to be the one running, and to serve.
+//! every public listener (the default), the same with each loop pinned to a CPU of its own, or
+//! one shared multi-threaded runtime. The whole suite runs on the default; here each layout is
+//! checked to be the one running, and to serve.
 
 use std::path::Path;
 
@@ -21,12 +22,43 @@ fn start(root: &Path, layout: Option<&str>) -> Paddock {
 
 /// The names of the front end's threads.
 fn thread_names(paddock: &Paddock) -> Vec<String> {
+    threads(paddock).into_iter().map(|(name, _)| name).collect()
+}
+
+/// The front end's threads: each one's name and the CPUs it may run on (`Cpus_allowed_list`).
+fn threads(paddock: &Paddock) -> Vec<(String, String)> {
     let tasks = format!("/proc/{}/task", paddock.frontend_pid());
     std::fs::read_dir(tasks)
         .unwrap()
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .map(|name| name.trim().to_owned())
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let name = std::fs::read_to_string(path.join("comm")).ok()?;
+            let status = std::fs::read_to_string(path.join("status")).ok()?;
+            let cpus = status
+                .lines()
+                .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))?;
+            Some((name.trim().to_owned(), cpus.trim().to_owned()))
+        })
         .collect()
+}
+
+/// The CPUs this test may run on, in order (paddock inherits them).
+fn allowed_cpus() -> Vec<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let list = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+        .unwrap();
+    let mut cpus = Vec::new();
+    for part in list.trim().split(',') {
+        match part.split_once('-') {
+            Some((first, last)) => {
+                cpus.extend(first.parse::<usize>().unwrap()..=last.parse::<usize>().unwrap())
+            }
+            None => cpus.push(part.parse().unwrap()),
+        }
+    }
+    cpus
 }
 
 /// Requests on `connections` kept connections at once, each answered in full.
@@ -81,4 +113,33 @@ fn the_shared_runtime_serves_as_before() {
         "{names:?}"
     );
     load(&paddock, 8, 20);
+}
+
+#[test]
+fn pinned_loops_each_run_on_a_cpu_of_their_own() {
+    let allowed = allowed_cpus();
+    let (_dir, root) = site();
+    let paddock = start(&root, Some("per-core-pinned"));
+    let threads = threads(&paddock);
+    // The main thread's loop on the first CPU, `paddock-loop-N` on the (N+1)-th.
+    let main_pid = paddock.frontend_pid().to_string();
+    let status = std::fs::read_to_string(format!("/proc/{main_pid}/status")).unwrap();
+    let main_cpus = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(main_cpus, allowed[0].to_string(), "{threads:?}");
+    let loops: Vec<_> = threads
+        .iter()
+        .filter(|(name, _)| name.starts_with("paddock-loop-"))
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(loops.len(), cores - 1, "{threads:?}");
+    for (name, cpus) in &loops {
+        let n: usize = name["paddock-loop-".len()..].parse().unwrap();
+        assert_eq!(*cpus, allowed[n % allowed.len()].to_string(), "{threads:?}");
+    }
+    load(&paddock, 64, 20);
 }

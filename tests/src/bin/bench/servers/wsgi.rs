@@ -62,6 +62,32 @@ pub(crate) fn paddock_pool(
     sizing: PoolSizing,
     extra: &str,
 ) -> Server {
+    paddock_configured(shared, name, server, sizing, "", extra)
+}
+
+/// paddock's own worker with every process of the stack on a CPU of its own: the front end's
+/// event loops (`frontend_runtime = "per-core-pinned"`) and the pool's processes
+/// (`cpu_affinity = "spread"`), one of each a core.
+pub(crate) fn paddock_pinned(shared: &Shared, name: &str) -> Server {
+    paddock_configured(
+        shared,
+        name,
+        WsgiServer::Paddock,
+        PoolSizing::Static,
+        "frontend_runtime = \"per-core-pinned\"",
+        "cpu_affinity = \"spread\"",
+    )
+}
+
+/// [`paddock_pool`] with `server_extra` lines in the `[server]` section as well.
+fn paddock_configured(
+    shared: &Shared,
+    name: &str,
+    server: WsgiServer,
+    sizing: PoolSizing,
+    server_extra: &str,
+    extra: &str,
+) -> Server {
     let (sizing_toml, expected) = match sizing {
         PoolSizing::Static => (format!("workers = {PROCESSES}"), PROCESSES as usize),
         PoolSizing::Ondemand { max } => (
@@ -83,6 +109,7 @@ pub(crate) fn paddock_pool(
 runtime_dir = "{run}"
 log_level = "info"
 shutdown_timeout = "2s"
+{server_extra}
 
 [listeners.http]
 kind = "http"
@@ -182,6 +209,16 @@ fn proxied(process: Process, upstream: &str, socket: &Path, keepalive: usize) ->
 
 /// nginx (worker_processes auto, as in the other scenarios) in front of a backend.
 fn behind_nginx(name: &str, dir: tempfile::TempDir, backend: Backend) -> Server {
+    behind_nginx_with(name, dir, backend, "")
+}
+
+/// [`behind_nginx`] with `main_extra` lines in nginx's main context.
+fn behind_nginx_with(
+    name: &str,
+    dir: tempfile::TempDir,
+    backend: Backend,
+    main_extra: &str,
+) -> Server {
     let body = format!(
         r#"  access_log off;
   keepalive_timeout 75s;
@@ -200,7 +237,7 @@ fn behind_nginx(name: &str, dir: tempfile::TempDir, backend: Backend) -> Server 
     let settings = NginxSettings {
         worker_processes: "auto".into(),
         worker_connections: 20000,
-        main_extra: "worker_rlimit_nofile 65536;".into(),
+        main_extra: format!("worker_rlimit_nofile 65536;\n{main_extra}"),
     };
     let nginx = Nginx::start_with(
         dir.path(),
@@ -320,17 +357,18 @@ pub(crate) fn nginx_uwsgi(name: &str) -> Server {
     uwsgi_behind_nginx(name, "uwsgi", Wire::Uwsgi, PROCESSES, PROCESSES, &[])
 }
 
-/// [`nginx_uwsgi`] with each uWSGI worker pinned to one CPU, round the CPUs (`--cpu-affinity 1`):
-/// uWSGI's counterpart of paddock's `cpu_affinity = "spread"`.
+/// [`nginx_uwsgi`] with every process of the stack on a CPU of its own, the counterpart of
+/// [`paddock_pinned`]: each uWSGI worker pinned to one CPU, round the CPUs (`--cpu-affinity
+/// 1`), and each nginx worker too (`worker_cpu_affinity auto`).
 pub(crate) fn nginx_uwsgi_pinned(name: &str) -> Server {
-    uwsgi_behind_nginx(
-        name,
+    let (dir, backend) = uwsgi_backend(
         "uwsgi-pinned",
         Wire::Uwsgi,
         PROCESSES,
         PROCESSES,
         &["--cpu-affinity", "1"],
-    )
+    );
+    behind_nginx_with(name, dir, backend, "worker_cpu_affinity auto;")
 }
 
 /// nginx + the same uWSGI speaking HTTP/1.1 on its socket (`--http11-socket`), proxied with
@@ -381,6 +419,18 @@ fn uwsgi_behind_nginx(
     initial: u32,
     extra: &[&str],
 ) -> Server {
+    let (dir, backend) = uwsgi_backend(label, wire, processes, initial, extra);
+    behind_nginx(name, dir, backend)
+}
+
+/// The uWSGI of [`uwsgi_behind_nginx`], started, and the nginx location that reaches it.
+fn uwsgi_backend(
+    label: &str,
+    wire: Wire,
+    processes: u32,
+    initial: u32,
+    extra: &[&str],
+) -> (tempfile::TempDir, Backend) {
     let dir = server_dir(label);
     let socket = dir.path().join("uwsgi.sock");
     let http = wire == Wire::Http;
@@ -429,7 +479,7 @@ fn uwsgi_behind_nginx(
             ),
         }
     };
-    behind_nginx(name, dir, backend)
+    (dir, backend)
 }
 
 /// gunicorn gthread on its own, on a loopback TCP port, as it is run without a proxy in front:
