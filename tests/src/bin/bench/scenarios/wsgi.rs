@@ -18,12 +18,12 @@ use crate::Bench;
 
 const CONNECTIONS: u32 = 32;
 /// The stack the ratios are taken against the peers for: paddock's fastest set-up, its own WSGI
-/// worker as `builtin = "wsgi"` runs it (requests sent ahead), each process of the stack on a
-/// CPU of its own as deploy/examples/flask-paddock-wsgi.toml has it.
-const PADDOCK_WSGI: &str =
-    "paddock (threaded pool, builtin wsgi, frontend_runtime = per-core-pinned, cpu_affinity = spread)";
-/// The same with only the pool's processes pinned.
-const PADDOCK_WSGI_SPREAD: &str = "paddock (threaded pool, builtin wsgi, cpu_affinity = spread)";
+/// worker as `builtin = "wsgi"` runs it (requests sent ahead), each worker process on a CPU of
+/// its own, as deploy/examples/flask-paddock-wsgi.toml has it.
+const PADDOCK_WSGI: &str = "paddock (threaded pool, builtin wsgi, cpu_affinity = spread)";
+/// The same with the front end's event loops pinned as well.
+const PADDOCK_WSGI_ALL_PINNED: &str =
+    "paddock (threaded pool, builtin wsgi, cpu_affinity = spread, frontend_runtime = per-core-pinned)";
 /// The same with the kernel placing the processes (`cpu_affinity`'s default).
 const PADDOCK_WSGI_UNPINNED: &str = "paddock (threaded pool, builtin wsgi)";
 const PADDOCK_WSGI_QUEUED: &str = "paddock (threaded pool, builtin wsgi, send_ahead = false)";
@@ -45,7 +45,7 @@ const GUNICORN_ALONE: &str = "gunicorn gthread alone";
 fn tag(server: &str) -> &'static str {
     match server {
         PADDOCK_WSGI => "paddock-wsgi",
-        PADDOCK_WSGI_SPREAD => "paddock-wsgi-spread",
+        PADDOCK_WSGI_ALL_PINNED => "paddock-wsgi-all-pinned",
         PADDOCK_WSGI_UNPINNED => "paddock-wsgi-unpinned",
         PADDOCK_WSGI_QUEUED => "paddock-wsgi-queued",
         PADDOCK => "paddock",
@@ -62,16 +62,15 @@ fn tag(server: &str) -> &'static str {
 pub(crate) fn run(bench: &mut Bench) {
     let servers: Vec<Server> = vec![
         // As deploy/examples/flask-paddock-wsgi.toml: paddock's own worker, FastCGI on kept
-        // connections, requests sent ahead to busy processes, each process of the stack on a
-        // CPU of its own.
-        wsgi::paddock_pinned(&bench.shared, PADDOCK_WSGI),
+        // connections, requests sent ahead to busy processes, each process on a CPU of its own.
         wsgi::paddock_pool(
             &bench.shared,
-            PADDOCK_WSGI_SPREAD,
+            PADDOCK_WSGI,
             WsgiServer::Paddock,
             PoolSizing::Static,
             "cpu_affinity = \"spread\"",
         ),
+        wsgi::paddock_pinned(&bench.shared, PADDOCK_WSGI_ALL_PINNED),
         wsgi::paddock(&bench.shared, PADDOCK_WSGI_UNPINNED, WsgiServer::Paddock),
         // The same with every request waiting in the front end's queue until a thread is free.
         wsgi::paddock_pool(
@@ -163,10 +162,10 @@ pub(crate) fn run(bench: &mut Bench) {
          8, no master: paddock is the master), speaking HTTP/1.1 (uWSGI: --protocol http11 \
          --socket-timeout 3600) to a pool with protocol = \"http\", which keeps each slot's \
          connection, or the uwsgi protocol to a pool with protocol = \"uwsgi\", a connection a \
-         request. paddock's first row pins each process of the stack to a CPU of its own: its \
-         two event loops (frontend_runtime = \"per-core-pinned\") and its two workers \
-         (cpu_affinity = \"spread\"); the second pins only the workers, the third nothing. nginx \
-         with worker_cpu_affinity auto and uWSGI with --cpu-affinity 1 pin theirs the same way. No recycling, access logs off. A paddock / this p99 below 1 means paddock's p99 is lower. CPU: user + system time \
+         request. paddock's first row pins each of its two workers to a CPU of its own \
+         (cpu_affinity = \"spread\"), the second its two event loops as well \
+         (frontend_runtime = \"per-core-pinned\"), the third nothing. nginx with \
+         worker_cpu_affinity auto and uWSGI with --cpu-affinity 1 pin theirs the same way. No recycling, access logs off. A paddock / this p99 below 1 means paddock's p99 is lower. CPU: user + system time \
          of every process of the stack (front end, application server and its master) during \
          a run, per answered request; of which front end: the part of it spent by nginx or by \
          paddock's front-end process, the rest being the application server's. nginx + uWSGI \
@@ -194,7 +193,7 @@ pub(crate) fn run(bench: &mut Bench) {
                 *tag,
                 "uwsgi-http"
                     | "granian"
-                    | "paddock-wsgi-spread"
+                    | "paddock-wsgi-all-pinned"
                     | "paddock-wsgi-unpinned"
                     | "uwsgi-pinned"
             )
