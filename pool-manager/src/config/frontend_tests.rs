@@ -160,7 +160,17 @@ fn the_front_end_runtime_is_per_core_unless_told_and_only_a_known_layout() {
         load(&shared).unwrap().frontend_runtime,
         frontend::RuntimeLayout::Shared
     );
+    let pinned = format!("[server]\nfrontend_runtime = \"per-core-pinned\"\n{MINIMAL}");
+    assert_eq!(
+        load(&pinned).unwrap().frontend_runtime,
+        frontend::RuntimeLayout::PerCorePinned
+    );
     let error = load(&format!("[server]\nfrontend_runtime = \"many\"\n{MINIMAL}")).unwrap_err();
     assert_eq!(error.key, "server.frontend_runtime", "{error}");
-    assert!(error.to_string().contains("per-core, shared"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("per-core, per-core-pinned, shared"),
+        "{error}"
+    );
 }
