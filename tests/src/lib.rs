@@ -569,6 +569,25 @@ pub fn stat_fields_after_name(stat: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The CPUs a process or thread may run on, from the `Cpus_allowed_list` ("0-1,4") of its
+/// `/proc/…/status` at `status_path`; `None` if it has gone.
+pub fn cpus_allowed(status_path: impl AsRef<Path>) -> Option<std::collections::BTreeSet<usize>> {
+    let status = std::fs::read_to_string(status_path).ok()?;
+    let list = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))?;
+    let mut cpus = std::collections::BTreeSet::new();
+    for part in list.trim().split(',').filter(|part| !part.is_empty()) {
+        match part.split_once('-') {
+            Some((first, last)) => cpus.extend(first.parse::<usize>().ok()?..=last.parse().ok()?),
+            None => {
+                cpus.insert(part.parse().ok()?);
+            }
+        }
+    }
+    Some(cpus)
+}
+
 /// Whether a process exists (and is not a zombie).
 pub fn process_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {

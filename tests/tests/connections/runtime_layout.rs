@@ -3,10 +3,11 @@
 //! one shared multi-threaded runtime. The whole suite runs on the default; here each layout is
 //! checked to be the one running, and to serve.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use harness::raw::RawConn;
-use harness::{Paddock, LISTENERS};
+use harness::{cpus_allowed, Paddock, LISTENERS};
 
 fn start(root: &Path, layout: Option<&str>) -> Paddock {
     // Right after the harness's own `[server]` keys.
@@ -25,40 +26,25 @@ fn thread_names(paddock: &Paddock) -> Vec<String> {
     threads(paddock).into_iter().map(|(name, _)| name).collect()
 }
 
-/// The front end's threads: each one's name and the CPUs it may run on (`Cpus_allowed_list`).
-fn threads(paddock: &Paddock) -> Vec<(String, String)> {
+/// The front end's threads: each one's name and the CPUs it may run on.
+fn threads(paddock: &Paddock) -> Vec<(String, BTreeSet<usize>)> {
     let tasks = format!("/proc/{}/task", paddock.frontend_pid());
     std::fs::read_dir(tasks)
         .unwrap()
         .filter_map(|task| {
             let path = task.ok()?.path();
             let name = std::fs::read_to_string(path.join("comm")).ok()?;
-            let status = std::fs::read_to_string(path.join("status")).ok()?;
-            let cpus = status
-                .lines()
-                .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))?;
-            Some((name.trim().to_owned(), cpus.trim().to_owned()))
+            Some((name.trim().to_owned(), cpus_allowed(path.join("status"))?))
         })
         .collect()
 }
 
 /// The CPUs this test may run on, in order (paddock inherits them).
 fn allowed_cpus() -> Vec<usize> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let list = status
-        .lines()
-        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
-        .unwrap();
-    let mut cpus = Vec::new();
-    for part in list.trim().split(',') {
-        match part.split_once('-') {
-            Some((first, last)) => {
-                cpus.extend(first.parse::<usize>().unwrap()..=last.parse::<usize>().unwrap())
-            }
-            None => cpus.push(part.parse().unwrap()),
-        }
-    }
-    cpus
+    cpus_allowed("/proc/self/status")
+        .unwrap()
+        .into_iter()
+        .collect()
 }
 
 /// Requests on `connections` kept connections at once, each answered in full.
@@ -122,15 +108,8 @@ fn pinned_loops_each_run_on_a_cpu_of_their_own() {
     let paddock = start(&root, Some("per-core-pinned"));
     let threads = threads(&paddock);
     // The main thread's loop on the first CPU, `paddock-loop-N` on the (N+1)-th.
-    let main_pid = paddock.frontend_pid().to_string();
-    let status = std::fs::read_to_string(format!("/proc/{main_pid}/status")).unwrap();
-    let main_cpus = status
-        .lines()
-        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    assert_eq!(main_cpus, allowed[0].to_string(), "{threads:?}");
+    let main_cpus = cpus_allowed(format!("/proc/{}/status", paddock.frontend_pid())).unwrap();
+    assert_eq!(main_cpus, [allowed[0]].into(), "{threads:?}");
     let loops: Vec<_> = threads
         .iter()
         .filter(|(name, _)| name.starts_with("paddock-loop-"))
@@ -139,7 +118,7 @@ fn pinned_loops_each_run_on_a_cpu_of_their_own() {
     assert_eq!(loops.len(), cores - 1, "{threads:?}");
     for (name, cpus) in &loops {
         let n: usize = name["paddock-loop-".len()..].parse().unwrap();
-        assert_eq!(*cpus, allowed[n % allowed.len()].to_string(), "{threads:?}");
+        assert_eq!(*cpus, [allowed[n % allowed.len()]].into(), "{threads:?}");
     }
     load(&paddock, 64, 20);
 }

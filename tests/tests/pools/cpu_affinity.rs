@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use harness::{Paddock, PATIENCE};
+use harness::{cpus_allowed, Paddock, PATIENCE};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -22,33 +22,11 @@ fn threaded_site(workers: usize, extra_pool: &str) -> (tempfile::TempDir, String
     (root, config)
 }
 
-/// `Cpus_allowed_list` of a task's status ("0-1,4"), as a set.
-fn parse_cpu_list(list: &str) -> BTreeSet<usize> {
-    let mut cpus = BTreeSet::new();
-    for part in list.trim().split(',').filter(|part| !part.is_empty()) {
-        match part.split_once('-') {
-            Some((first, last)) => {
-                cpus.extend(first.parse::<usize>().unwrap()..=last.parse::<usize>().unwrap())
-            }
-            None => {
-                cpus.insert(part.parse().unwrap());
-            }
-        }
-    }
-    cpus
-}
-
 /// The CPUs each thread of `pid` may run on (a thread that ends while being read is left out).
 fn thread_cpus(pid: u32) -> Vec<BTreeSet<usize>> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
     tasks
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("status")).ok())
-        .filter_map(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
-                .map(parse_cpu_list)
-        })
+        .filter_map(|task| cpus_allowed(task.ok()?.path().join("status")))
         .collect()
 }
 
@@ -62,12 +40,7 @@ fn pinned_cpu(pid: u32) -> usize {
 }
 
 fn allowed_cpus() -> BTreeSet<usize> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let list = status
-        .lines()
-        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
-        .unwrap();
-    parse_cpu_list(list)
+    cpus_allowed("/proc/self/status").unwrap()
 }
 
 #[test]
