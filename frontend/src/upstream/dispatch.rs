@@ -591,7 +591,11 @@ impl PoolDispatch {
     /// For a permit just taken: the idle slot it stands for, leased, unless its worker is no
     /// longer usable (that slot is dropped).
     fn lease_idle_slot(self: &Arc<Self>, places_ahead: bool) -> Option<Lease> {
-        let slot = self.take_idle_slot(places_ahead)?;
+        // Chosen and counted on its worker under one lock: two requests choosing at once must
+        // not both see the same worker as the one with the fewest in flight, or one of them
+        // would wait behind a running request while another worker has a thread free.
+        let mut idle = self.idle.lock().unwrap();
+        let slot = Self::take_idle_slot(&mut idle, places_ahead)?;
         slot.worker.is_usable().then(|| self.lease(slot))
     }
 
@@ -609,8 +613,7 @@ impl PoolDispatch {
     /// The most recently used idle slot; with places ahead, one of the usable worker with the
     /// fewest requests in flight (the most recently used among equals), so that no request waits
     /// behind another while a worker is free, nor behind two while one has a single request.
-    fn take_idle_slot(&self, places_ahead: bool) -> Option<Slot> {
-        let mut idle = self.idle.lock().unwrap();
+    fn take_idle_slot(idle: &mut Vec<Slot>, places_ahead: bool) -> Option<Slot> {
         if places_ahead {
             // From the most recent; a worker with nothing in flight whose connection is this
             // thread's cannot be bettered.
