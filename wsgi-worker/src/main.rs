@@ -46,6 +46,10 @@ fn main() -> ExitCode {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
+    if target == "--version" || target == "-V" {
+        println!("{}", version());
+        return ExitCode::SUCCESS;
+    }
     let threads = match threads_from_env() {
         Ok(threads) => threads,
         Err(message) => {
@@ -74,6 +78,19 @@ fn main() -> ExitCode {
         eprintln!("paddock-wsgi: READY=1 to NOTIFY_SOCKET failed: {e}");
     }
     serve::run(listener, &app, threads)
+}
+
+/// `paddock-wsgi 0.1.0 (Python 3.11.2, libpython linked static)`: which interpreter runs the
+/// applications, and whether it is the static library linked in (`build.rs`) or the shared one.
+fn version() -> String {
+    Python::initialize();
+    let python = Python::attach(|py| py.version().split_whitespace().next().map(str::to_owned));
+    format!(
+        "paddock-wsgi {} (Python {}, libpython linked {})",
+        env!("CARGO_PKG_VERSION"),
+        python.unwrap_or_default(),
+        env!("PADDOCK_WSGI_LIBPYTHON_LINKED"),
+    )
 }
 
 /// Python's own `main` moves a process started under the C locale to C.UTF-8 (PEP 538); an

@@ -48,6 +48,18 @@ def application(environ, start_response):
         seen["errors_is_stderr"] = environ["wsgi.errors"] is sys.stderr
         seen["filesystem_encoding"] = sys.getfilesystemencoding()
         return text(start_response, json.dumps(seen).encode())
+    if path == "/extensions":
+        # Modules built as shared objects that are not linked against libpython: they load only
+        # if the worker gives them the interpreter's symbols (paddock-wsgi links libpython in).
+        loaded = {}
+        for name in ("_json", "_hashlib", "_ssl", "_decimal", "_ctypes", "_sqlite3", "markupsafe._speedups"):
+            try:
+                module = __import__(name, fromlist=["_"])
+                loaded[name] = getattr(module, "__file__", "") or ""
+            except ImportError as error:
+                loaded[name] = f"ImportError: {error}"
+        loaded["sha256"] = hashlib.sha256(b"paddock").hexdigest()
+        return text(start_response, json.dumps(loaded).encode())
     if path == "/raise-before":
         raise RuntimeError("raised before start_response")
     if path == "/no-start":

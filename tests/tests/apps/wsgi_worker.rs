@@ -199,3 +199,53 @@ fn builtin_wsgi_without_paddock_wsgi_answers_503_naming_the_build_step() {
     assert_eq!(code, 503, "{body}");
     assert!(body.contains(hint), "{body}");
 }
+
+/// paddock-wsgi carries the interpreter linked in, position-dependent, as Debian's `python3` does
+/// (wsgi-worker/build.rs: the shared library's calls through the PLT cost the page view 7 %): the
+/// executable is not position-independent and does not load libpython3.X.so, and the extension
+/// modules an application imports, which are not linked against libpython, still find the
+/// interpreter's symbols in it.
+#[test]
+fn paddock_wsgi_has_libpython_linked_in_and_extension_modules_load() {
+    let bin = harness::wsgi::wsgi_worker_bin();
+    let version = std::process::Command::new(&bin)
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8_lossy(&version.stdout);
+    assert!(
+        version.contains("(Python 3.") && version.contains("libpython linked static"),
+        "{version} (built with PADDOCK_WSGI_LIBPYTHON=shared? the default links it in)"
+    );
+    let readelf = |flag: &str| {
+        let output = std::process::Command::new("readelf")
+            .args([flag, "-W"])
+            .arg(&bin)
+            .output()
+            .expect("readelf (binutils) runs");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert!(readelf("-h").contains("EXEC (Executable file)"));
+    let needed = readelf("-d");
+    assert!(needed.contains("(NEEDED)"), "{needed}");
+    assert!(!needed.contains("libpython"), "{needed}");
+
+    let (paddock, _scratch) = edges_site();
+    let loaded = json(&curl_ok(&paddock, &[&paddock.url("/extensions")]));
+    for module in [
+        "_json",
+        "_hashlib",
+        "_ssl",
+        "_decimal",
+        "_ctypes",
+        "_sqlite3",
+        "markupsafe._speedups",
+    ] {
+        let file = loaded[module].as_str().unwrap_or_default();
+        assert!(file.ends_with(".so"), "{module}: {file}");
+    }
+    assert_eq!(
+        loaded["sha256"],
+        "d627f3a0a778774753eae251755b3961156c8803fca94bb3c9c6088c53a92024"
+    );
+}
