@@ -226,12 +226,14 @@ impl State {
                 socket,
                 slots,
                 ready_after_ms,
+                cpu,
             } => {
                 self.loading.remove(worker);
                 if let Some(p) = self.pools.get(pool) {
                     p.worker_up(*worker, *pid, socket.clone(), *slots);
-                    if ready_after_ms.is_some() {
-                        if let Some(w) = p.worker(*worker) {
+                    if let Some(w) = p.worker(*worker) {
+                        w.activity.set_cpu(*cpu);
+                        if ready_after_ms.is_some() {
                             w.activity.mark_ready();
                         }
                     }

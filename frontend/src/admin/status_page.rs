@@ -203,9 +203,10 @@ fn render_worker(page: &mut String, worker: &WorkerReport) {
     let state = worker.state.as_str();
     let rss = worker.rss_bytes.map_or("&ndash;".to_string(), mebibytes);
     // An external pool's "worker" is a socket of a server paddock does not run.
-    let pid = match worker.pid {
-        0 => "external".to_string(),
-        pid => pid.to_string(),
+    let pid = match (worker.pid, worker.cpu) {
+        (0, _) => "external".to_string(),
+        (pid, None) => pid.to_string(),
+        (pid, Some(cpu)) => format!("{pid} &middot; on CPU {cpu}"),
     };
     // CPU time and peak memory of its last request, for workers that report them.
     let last = worker.last_request.map_or("&ndash;".to_string(), |last| {
@@ -305,6 +306,7 @@ mod tests {
             slots: 1,
             busy_slots: 1,
             rss_bytes: Some(24 << 20),
+            cpu: Some(1),
             age_seconds: 75.0,
             started_at: 0.0,
             current: vec![RunningView {
@@ -350,7 +352,11 @@ mod tests {
     #[test]
     fn shows_each_worker_and_its_current_request() {
         let page = render(&report("/slow.php"), None);
-        assert!(page.contains("<td class=\"n\">4242</td>"));
+        // The pid, and the CPU the worker is pinned to.
+        assert!(
+            page.contains("<td class=\"n\">4242 &middot; on CPU 1</td>"),
+            "{page}"
+        );
         assert!(page.contains("<code>GET /slow.php</code>"));
         assert!(page.contains("24.0 MiB"));
         assert!(page.contains("1 min 15 s"));

@@ -2,7 +2,7 @@
 //! running on its slots (method, path, since when), how many it has served, its RSS as last
 //! reported by the master, and its age.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -67,6 +67,8 @@ pub(crate) struct WorkerActivity {
     said_ready: AtomicBool,
     /// 0 until the master reports it.
     rss_bytes: AtomicU64,
+    /// The CPU the worker is pinned to, plus one; 0 for none.
+    cpu: AtomicU32,
     next_token: AtomicU64,
     running: Mutex<Vec<RunningRequest>>,
     /// What its last request cost, if the worker reports it.
@@ -103,6 +105,7 @@ impl WorkerActivity {
             served: AtomicU64::new(0),
             said_ready: AtomicBool::new(false),
             rss_bytes: AtomicU64::new(0),
+            cpu: AtomicU32::new(0),
             next_token: AtomicU64::new(0),
             running: Mutex::new(Vec::new()),
             last_usage: Mutex::new(None),
@@ -133,6 +136,16 @@ impl WorkerActivity {
 
     pub(crate) fn rss_bytes(&self) -> Option<u64> {
         Some(self.rss_bytes.load(Ordering::Relaxed)).filter(|&b| b > 0)
+    }
+
+    pub(crate) fn set_cpu(&self, cpu: Option<u32>) {
+        let stored = cpu.map_or(0, |cpu| cpu.saturating_add(1));
+        self.cpu.store(stored, Ordering::Relaxed);
+    }
+
+    /// The CPU the master pinned the worker to, if it did (`cpu_affinity = "spread"`).
+    pub(crate) fn cpu(&self) -> Option<u32> {
+        self.cpu.load(Ordering::Relaxed).checked_sub(1)
     }
 
     pub(crate) fn set_last_usage(&self, usage: RequestUsage) {

@@ -61,6 +61,8 @@ pub(crate) struct WorkerReport {
     pub busy_slots: u32,
     /// Resident memory as last measured by the master; `None` until it reports.
     pub rss_bytes: Option<u64>,
+    /// The CPU it is pinned to (`cpu_affinity = "spread"`); `None` when it runs on any.
+    pub cpu: Option<u32>,
     pub age_seconds: f64,
     /// Seconds since the Unix epoch.
     pub started_at: f64,
@@ -121,6 +123,7 @@ impl WorkerReport {
             slots: a.slots,
             busy_slots: a.busy_slots(),
             rss_bytes: a.rss_bytes(),
+            cpu: a.cpu(),
             age_seconds: a.age().as_secs_f64(),
             started_at: epoch_seconds(a.started_at()),
             current,
@@ -143,6 +146,7 @@ impl WorkerReport {
             slots: 0,
             busy_slots: 0,
             rss_bytes: None,
+            cpu: None,
             age_seconds: loading.since.elapsed().as_secs_f64(),
             started_at: epoch_seconds(loading.since_at),
             current: Vec::new(),

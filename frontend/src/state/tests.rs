@@ -33,6 +33,7 @@ fn up(worker: WorkerId, pid: u32) -> ToFrontend {
         socket: format!("/nonexistent/{worker}.sock").into(),
         slots: 1,
         ready_after_ms: None,
+        cpu: None,
     }
 }
 
@@ -161,12 +162,14 @@ fn a_loading_worker_is_starting_without_slots_until_it_is_up_and_then_idle_at_on
         socket: "/nonexistent/7.sock".into(),
         slots: 1,
         ready_after_ms: Some(312),
+        cpu: Some(1),
     });
     let report = state.status_report();
     let pool = report.pools.iter().find(|p| p.name == "php").unwrap();
     assert_eq!(pool.workers, 1);
     assert_eq!(pool.total_slots, 1);
     assert_eq!(pool.processes[0].state.as_str(), "idle");
+    assert_eq!(pool.processes[0].cpu, Some(1));
     let text = state.metrics.render(&report);
     let get = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series}:\n{text}"));
     assert_eq!(

@@ -54,6 +54,7 @@ impl Master {
                     socket: socket.clone(),
                     slots: pool.config.slots_per_worker,
                     ready_after_ms: None,
+                    cpu: None,
                 })?;
             }
             if pool.failing.is_some() {

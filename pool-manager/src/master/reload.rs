@@ -179,6 +179,7 @@ impl Master {
                 socket: socket.clone(),
                 slots: pool.config.slots_per_worker,
                 ready_after_ms: None,
+                cpu: None,
             };
             self.tell_frontend(message);
         }

@@ -420,6 +420,7 @@ impl Master {
             socket: worker.socket.clone(),
             slots: pool.slots_per_worker,
             ready_after_ms: ready_after.map(|d| d.as_millis() as u64),
+            cpu: worker.cpu.and_then(|cpu| u32::try_from(cpu).ok()),
         }
     }
 }

@@ -61,6 +61,7 @@ mod tests {
             socket: "/run/paddock/php-7.sock".into(),
             slots: 1,
             ready_after_ms: Some(312),
+            cpu: Some(1),
         };
         let mut wire = Vec::new();
         encode_frame(&message, &mut wire).unwrap();
@@ -74,6 +75,24 @@ mod tests {
         assert_eq!(first, message);
         let (second, _) = decode_frame::<ToFrontend>(&wire[used..]).unwrap().unwrap();
         assert_eq!(second, ToFrontend::Shutdown { deadline_ms: 5 });
+    }
+
+    /// A worker announced by a master built before `cpu` existed (a binary upgrade hands the
+    /// front end over to a new master): read as a worker pinned nowhere.
+    #[test]
+    fn a_worker_up_without_its_cpu_reads_as_not_pinned() {
+        let old = br#"{"WorkerUp":{"pool":"php","worker":7,"pid":4242,"socket":"/run/p.sock","slots":1,"ready_after_ms":null}}"#;
+        let mut wire = (old.len() as u32).to_be_bytes().to_vec();
+        wire.extend_from_slice(old);
+        let (message, _) = decode_frame::<ToFrontend>(&wire).unwrap().unwrap();
+        assert!(matches!(
+            message,
+            ToFrontend::WorkerUp {
+                cpu: None,
+                pid: 4242,
+                ..
+            }
+        ));
     }
 
     #[test]

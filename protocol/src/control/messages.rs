@@ -26,6 +26,10 @@ pub enum ToFrontend {
         /// start to its `READY=1`, in ms; `None` otherwise, and when a worker is announced again
         /// to a restarted front end.
         ready_after_ms: Option<u64>,
+        /// The CPU the master pinned it to (`cpu_affinity = "spread"`); `None` when it runs on
+        /// any. Absent from a message of a build before it: `None`.
+        #[serde(default)]
+        cpu: Option<u32>,
     },
     /// A worker of a `readiness = "notify"` pool was started and loads its application: shown on
     /// `/status` as starting, given no request. `WorkerUp` (once it says it is ready) or

@@ -39,6 +39,31 @@ fn pinned_cpu(pid: u32) -> usize {
     set.into_iter().next().unwrap()
 }
 
+/// Each worker's CPU as `/status` shows it (`null` for a worker pinned nowhere), by pid.
+fn status_cpus(paddock: &Paddock) -> BTreeMap<u32, Option<usize>> {
+    let pool = paddock.pool_status("app");
+    pool["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            let pid = w["pid"].as_u64().unwrap() as u32;
+            (pid, w["cpu"].as_u64().map(|cpu| cpu as usize))
+        })
+        .collect()
+}
+
+/// Waits until `/status` lists exactly `pids`, and returns what it says of their CPUs.
+fn status_cpus_of(paddock: &Paddock, pids: &[u32]) -> BTreeMap<u32, Option<usize>> {
+    let expected: BTreeSet<u32> = pids.iter().copied().collect();
+    let mut seen = BTreeMap::new();
+    paddock.wait_until("/status lists the running workers", PATIENCE, || {
+        seen = status_cpus(paddock);
+        seen.keys().copied().collect::<BTreeSet<_>>() == expected
+    });
+    seen
+}
+
 fn allowed_cpus() -> BTreeSet<usize> {
     cpus_allowed("/proc/self/status").unwrap()
 }
@@ -71,6 +96,11 @@ fn spread_pins_each_worker_to_one_cpu_evenly_and_a_replacement_takes_the_one_lef
         counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1,
         "spread evenly: {by_cpu:?}"
     );
+    // /status tells the operator where each worker runs.
+    let pids: Vec<u32> = by_cpu.values().flatten().copied().collect();
+    for (pid, cpu) in status_cpus_of(&paddock, &pids) {
+        assert_eq!(cpu, Some(pinned_cpu(pid)), "/status of worker {pid}");
+    }
 
     // Kill the worker on the CPU with the fewest; its replacement goes where it was.
     let (&cpu, pids) = by_cpu.iter().min_by_key(|(_, pids)| pids.len()).unwrap();
@@ -85,7 +115,10 @@ fn spread_pins_each_worker_to_one_cpu_evenly_and_a_replacement_takes_the_one_lef
             .find(|pid| !by_cpu.values().flatten().any(|old| old == pid));
         pids.len() == workers && replacement.is_some()
     });
-    assert_eq!(pinned_cpu(replacement.unwrap()), cpu, "{by_cpu:?}");
+    let replacement = replacement.unwrap();
+    assert_eq!(pinned_cpu(replacement), cpu, "{by_cpu:?}");
+    let pids = paddock.worker_pids("fcgi-unsafe");
+    assert_eq!(status_cpus_of(&paddock, &pids)[&replacement], Some(cpu));
     assert_eq!(paddock.curl_status(&[&paddock.url("/app.fcgi")]), 200);
 }
 
@@ -97,9 +130,13 @@ fn without_cpu_affinity_workers_may_run_wherever_paddock_may() {
         paddock.worker_pids("fcgi-unsafe").len() == 2
     });
     let allowed = allowed_cpus();
-    for pid in paddock.worker_pids("fcgi-unsafe") {
+    let pids = paddock.worker_pids("fcgi-unsafe");
+    for &pid in &pids {
         for set in thread_cpus(pid) {
             assert_eq!(set, allowed, "worker {pid}");
         }
+    }
+    for (pid, cpu) in status_cpus_of(&paddock, &pids) {
+        assert_eq!(cpu, None, "/status of worker {pid}");
     }
 }
