@@ -232,7 +232,9 @@ impl State {
                 if let Some(p) = self.pools.get(pool) {
                     p.worker_up(*worker, *pid, socket.clone(), *slots);
                     if let Some(w) = p.worker(*worker) {
-                        w.activity.set_cpu(*cpu);
+                        if let Some(cpu) = cpu {
+                            w.activity.set_cpu(*cpu);
+                        }
                         if ready_after_ms.is_some() {
                             w.activity.mark_ready();
                         }

@@ -2,8 +2,8 @@
 //! running on its slots (method, path, since when), how many it has served, its RSS as last
 //! reported by the master, and its age.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use http::Method;
@@ -67,8 +67,8 @@ pub(crate) struct WorkerActivity {
     said_ready: AtomicBool,
     /// 0 until the master reports it.
     rss_bytes: AtomicU64,
-    /// The CPU the worker is pinned to, plus one; 0 for none.
-    cpu: AtomicU32,
+    /// The CPU the master pinned the worker to, as announced; unset for none.
+    cpu: OnceLock<u32>,
     next_token: AtomicU64,
     running: Mutex<Vec<RunningRequest>>,
     /// What its last request cost, if the worker reports it.
@@ -105,7 +105,7 @@ impl WorkerActivity {
             served: AtomicU64::new(0),
             said_ready: AtomicBool::new(false),
             rss_bytes: AtomicU64::new(0),
-            cpu: AtomicU32::new(0),
+            cpu: OnceLock::new(),
             next_token: AtomicU64::new(0),
             running: Mutex::new(Vec::new()),
             last_usage: Mutex::new(None),
@@ -138,14 +138,14 @@ impl WorkerActivity {
         Some(self.rss_bytes.load(Ordering::Relaxed)).filter(|&b| b > 0)
     }
 
-    pub(crate) fn set_cpu(&self, cpu: Option<u32>) {
-        let stored = cpu.map_or(0, |cpu| cpu.saturating_add(1));
-        self.cpu.store(stored, Ordering::Relaxed);
+    /// Records the CPU the master announced with the worker; a worker keeps its CPU for life.
+    pub(crate) fn set_cpu(&self, cpu: u32) {
+        let _ = self.cpu.set(cpu);
     }
 
     /// The CPU the master pinned the worker to, if it did (`cpu_affinity = "spread"`).
     pub(crate) fn cpu(&self) -> Option<u32> {
-        self.cpu.load(Ordering::Relaxed).checked_sub(1)
+        self.cpu.get().copied()
     }
 
     pub(crate) fn set_last_usage(&self, usage: RequestUsage) {
