@@ -8,6 +8,7 @@ behind_proxy.py when the worker speaks HTTP); several threads run these views at
 
 import hashlib
 import os
+import tempfile
 import threading
 import time
 
@@ -171,7 +172,14 @@ def stream():
 
 @app.route("/slow")
 def slow():
-    """Deliberately slow: `ms` milliseconds of sleep (a slow query), or until a file exists."""
+    """Deliberately slow: `ms` milliseconds of sleep (a slow query), or until a file exists.
+
+    With `started=DIR`, first leaves a file in DIR: a test counts them to know how many requests
+    a thread runs, which the front end's accounting cannot tell (a request it has handed to a
+    process may still be on its way there)."""
+    started = request.args.get("started")
+    if started:
+        os.close(tempfile.mkstemp(dir=started)[0])
     until = request.args.get("until")
     if until:
         _wait_for(until)

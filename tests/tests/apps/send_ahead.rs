@@ -6,6 +6,7 @@
 //! `faults`, the granian tests.)
 
 use harness::client::get_in_background;
+use harness::wait::wait_until;
 use harness::wsgi::WsgiServer;
 
 use crate::support::{answered_ok, flask_site_on, json, SEND_AHEAD, THREADS, WORKERS};
@@ -50,10 +51,22 @@ fn sent_ahead(server: WsgiServer) {
         .collect();
     assert_eq!(pids.len(), WORKERS as usize, "one on each process");
     let release = site.scratch.path().join("release");
-    let held_path = format!("/slow?until={}", release.display());
+    let running = site.scratch.path().join("running");
+    std::fs::create_dir(&running).unwrap();
+    let held_path = format!(
+        "/slow?until={}&started={}",
+        release.display(),
+        running.display()
+    );
     let held: Vec<_> = (0..threads)
         .map(|_| get_in_background(paddock.http, &held_path))
         .collect();
+    // Every thread running one, as the app sees it: the front end counts a request busy once it
+    // has handed it to a process, and one sent ahead that reached a process first would take
+    // the thread instead (paddock-wsgi's threads take the next request of any connection).
+    wait_until("a held request on every thread", || {
+        std::fs::read_dir(&running).unwrap().count() == threads
+    });
     paddock.wait_pool("flask", "every thread busy", |p| p["busy_slots"] == threads);
     let ahead: Vec<_> = (0..threads)
         .map(|item| get_in_background(paddock.http, &format!("/api/items/{item}")))
