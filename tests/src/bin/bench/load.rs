@@ -14,6 +14,12 @@ pub enum Client {
     Wrk,
     /// h2load, one thread, one stream per connection at a time, HTTP/2 over TLS (ALPN).
     H2load,
+    /// h2load over HTTP/1.1 (`--h1`), one request at a time per connection, each connection
+    /// sending `per_connection` requests a second (`--rps`) however fast the answers come: a
+    /// fixed offered load, so that stacks of different top speeds show their latency at the
+    /// same one. Each connection keeps its own pace, so connections opened together send
+    /// together: the requests arrive in bursts of up to one per connection.
+    H1Paced { per_connection: u32 },
 }
 
 /// One load run: `connections` clients hitting `url` for `duration`.
@@ -93,6 +99,23 @@ impl Load {
                     .arg(&self.url);
                 c
             }
+            Client::H1Paced { per_connection } => {
+                let mut c = Command::new("h2load");
+                c.args([
+                    "--h1",
+                    "-t1",
+                    "-m1",
+                    "-c",
+                    &connections,
+                    "-D",
+                    &seconds,
+                    "-T5",
+                ])
+                .arg(format!("--rps={per_connection}"))
+                .arg(format!("--log-file={}", request_log.display()))
+                .arg(&self.url);
+                c
+            }
         };
         let output = run_bounded(&mut command, self.duration + GRACE);
         // A missing client would read as a server that answered nothing.
@@ -107,7 +130,7 @@ impl Load {
         let _ = std::fs::write(raw, format!("{header}{output}"));
         match self.client {
             Client::Wrk => parse_wrk(&output),
-            Client::H2load => {
+            Client::H2load | Client::H1Paced { .. } => {
                 let mut result = parse_h2load(&output);
                 let log = std::fs::read_to_string(&request_log).unwrap_or_default();
                 let (p50, p99) = h2load_percentiles(&log);

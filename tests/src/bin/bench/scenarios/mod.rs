@@ -14,6 +14,7 @@ pub(crate) mod static_large;
 pub(crate) mod step;
 pub(crate) mod wsgi;
 pub(crate) mod wsgi_burst;
+pub(crate) mod wsgi_paced;
 pub(crate) mod wsgi_storm;
 
 use crate::load::Load;

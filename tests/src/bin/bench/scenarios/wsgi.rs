@@ -6,7 +6,8 @@
 //! as references. Two endpoints: a small JSON API answer and a rendered page that also
 //! sets a session cookie. Memory is the resident set of every process of each stack (front end
 //! and Python workers), read after the measured runs. Then the keep-alive storm (`wsgi_storm`)
-//! and a cold burst on pools sized on demand (`wsgi_burst`).
+//! and a cold burst on pools sized on demand (`wsgi_burst`); before them, the JSON API at one
+//! fixed rate for paddock and uWSGI (`wsgi_paced`).
 
 use harness::wsgi::WsgiServer;
 
@@ -41,8 +42,12 @@ const UWSGI_HTTP: &str = "nginx + uWSGI over HTTP/1.1 kept (reference)";
 const GRANIAN: &str = "nginx + granian (reference)";
 const GUNICORN_ALONE: &str = "gunicorn gthread alone";
 
+/// The stacks compared at a fixed rate (`wsgi_paced`), paddock's first: the better peers of the
+/// first part (gunicorn's top speed is half theirs, and would set the rate).
+const PACED: [&str; 3] = [PADDOCK_WSGI, UWSGI, UWSGI_PINNED];
+
 /// A file-name-safe tag for a server's raw outputs.
-fn tag(server: &str) -> &'static str {
+pub(crate) fn tag(server: &str) -> &'static str {
     match server {
         PADDOCK_WSGI => "paddock-wsgi",
         PADDOCK_WSGI_ALL_PINNED => "paddock-wsgi-all-pinned",
@@ -114,6 +119,8 @@ pub(crate) fn run(bench: &mut Bench) {
         ],
     );
     let mut json = serde_json::Map::new();
+    // The lowest JSON API top speed among the stacks the paced part compares.
+    let mut slowest_paced = f64::INFINITY;
     for (endpoint, short, path) in [
         ("JSON API", "json", "/api/items/7"),
         ("page + session", "page", "/"),
@@ -128,6 +135,14 @@ pub(crate) fn run(bench: &mut Bench) {
             .collect();
         let summaries = super::interleaved(bench, "wsgi", &loads);
         let (paddock_rps, paddock_p99) = (summaries[0].rps(), summaries[0].p99());
+        if short == "json" {
+            slowest_paced = servers
+                .iter()
+                .zip(&summaries)
+                .filter(|(server, _)| PACED.contains(&server.name.as_str()))
+                .map(|(_, summary)| summary.rps())
+                .fold(f64::INFINITY, f64::min);
+        }
         for (server, summary) in servers.iter().zip(&summaries) {
             let memory_mib = server.rss_kib() as f64 / 1024.0;
             let mut cells = vec![endpoint.to_string(), server.name.clone()];
@@ -181,6 +196,15 @@ pub(crate) fn run(bench: &mut Bench) {
     );
     bench.report.table(&table);
     bench.report.record("wsgi", json.into());
+
+    // The JSON API again, every compared stack at the same offered load.
+    let paced: Vec<&Server> = PACED
+        .iter()
+        .filter_map(|name| servers.iter().find(|server| server.name == *name))
+        .collect();
+    if slowest_paced.is_finite() && slowest_paced > 0.0 {
+        super::wsgi_paced::run(bench, &paced, slowest_paced);
+    }
 
     // The keep-alive storm, on the same running stacks plus gunicorn with no proxy in front;
     // not on the references, nor on the variants that differ from another stack only by
