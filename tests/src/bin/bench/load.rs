@@ -92,28 +92,14 @@ impl Load {
                     .args(["--latency", "--timeout", REQUEST_TIMEOUT, &self.url]);
                 c
             }
-            Client::H2load => {
+            Client::H2load | Client::H1Paced { .. } => {
                 let mut c = Command::new("h2load");
+                if let Client::H1Paced { per_connection } = self.client {
+                    c.arg("--h1").arg(format!("--rps={per_connection}"));
+                }
                 c.args(["-t1", "-m1", "-c", &connections, "-D", &seconds, "-T5"])
                     .arg(format!("--log-file={}", request_log.display()))
                     .arg(&self.url);
-                c
-            }
-            Client::H1Paced { per_connection } => {
-                let mut c = Command::new("h2load");
-                c.args([
-                    "--h1",
-                    "-t1",
-                    "-m1",
-                    "-c",
-                    &connections,
-                    "-D",
-                    &seconds,
-                    "-T5",
-                ])
-                .arg(format!("--rps={per_connection}"))
-                .arg(format!("--log-file={}", request_log.display()))
-                .arg(&self.url);
                 c
             }
         };
